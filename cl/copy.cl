@@ -1,0 +1,41 @@
+/* copy.cl - strided copy with dtype conversion, and fill.
+ *
+ * Layout: any strided views; ix (built by the host) holds the destination shape, operand 0 = dst,
+ * operand 1 = src (broadcast strides are 0). One work-item per destination element, dim 0 linear.
+ * dtype codes: 0 f32, 1 f16, 2 i32 (enum clai_dtype). Conversions follow OpenCL C: float -> int rounds
+ * toward zero and saturates (convert_int_sat_rtz), float -> half rounds to nearest even (vstore_half). */
+
+__kernel void clai_copy(__global uchar *dst, __global const uchar *src, const clai_index ix, const long dst_dtype,
+                        const long src_dtype) {
+  const long i = get_global_id(0);
+  if (i >= ix.numel) return;
+  long od, os, unused;
+  clai_offsets(&ix, i, &od, &os, &unused);
+  float f = 0.0f;
+  int v = 0;
+  const int is_int = src_dtype == 2;
+  if (src_dtype == 0)
+    f = ((__global const float *)src)[os];
+  else if (src_dtype == 1)
+    f = vload_half(os, (__global const half *)src);
+  else
+    v = ((__global const int *)src)[os];
+  if (dst_dtype == 0)
+    ((__global float *)dst)[od] = is_int ? (float)v : f;
+  else if (dst_dtype == 1)
+    vstore_half(is_int ? (float)v : f, od, (__global half *)dst);
+  else
+    ((__global int *)dst)[od] = is_int ? v : convert_int_sat_rtz(f);
+}
+
+#define CLAI_FILL(SFX, T, VT, ST)                                                     \
+  __kernel void clai_fill_##SFX(__global T *dst, const clai_index ix, const VT value) { \
+    const long i = get_global_id(0);                                                  \
+    if (i >= ix.numel) return;                                                        \
+    long od, u1, u2;                                                                  \
+    clai_offsets(&ix, i, &od, &u1, &u2);                                              \
+    ST(dst, od, value);                                                               \
+  }
+CLAI_FILL(f32, float, float, CLAI_ST_F32)
+CLAI_FILL(f16, half, float, CLAI_ST_F16)
+CLAI_FILL(i32, int, int, CLAI_ST_I32)

@@ -1,0 +1,239 @@
+/* context.c - clai_context: device choice with fallback, the queue, and the context's reports.
+ *
+ * The policy: rank every device (device.c), keep those an override selects, and take the first on which
+ * a context, a queue and every kernel can be created. Each device passed over gets a note saying why, so
+ * that `clai devices` and clai_context_device_info() can explain the choice. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define NO_DEVICE_HELP                                                                                   \
+  "no OpenCL device found. libclai needs an OpenCL driver: for a GPU, its vendor's OpenCL ICD; for the " \
+  "CPU fallback, POCL (Debian/Ubuntu: apt-get install pocl-opencl-icd ocl-icd-libopencl1)"
+
+static void release_device_objects(clai_context *ctx) {
+  clai__programs_free(ctx);
+  if (ctx->queue != NULL) clReleaseCommandQueue(ctx->queue);
+  if (ctx->cl != NULL) clReleaseContext(ctx->cl);
+  ctx->queue = NULL;
+  ctx->cl = NULL;
+}
+
+/* Creates the OpenCL context, queue and programs on one device. On failure everything it made is
+ * released and ctx->errmsg says why. */
+static clai_status try_device(clai_context *ctx, const clai__candidate *c) {
+  cl_int err;
+  cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)c->platform, 0};
+  ctx->platform = c->platform;
+  ctx->device = c->device;
+  clai__devcaps_query(c->device, &ctx->caps);
+  clai__gemm_config_default(&ctx->caps, &ctx->gemm);
+  ctx->local_1d = ctx->caps.is_cpu ? 64 : 256;
+  if (ctx->local_1d > ctx->caps.max_wg_size) ctx->local_1d = ctx->caps.max_wg_size;
+
+  ctx->cl = clCreateContext(props, 1, &c->device, NULL, NULL, &err);
+  if (ctx->cl == NULL) return clai__cl_error(ctx, err, "clCreateContext failed");
+  ctx->queue = clCreateCommandQueue(ctx->cl, c->device, 0, &err);
+  if (ctx->queue == NULL) {
+    clai_status st = clai__cl_error(ctx, err, "clCreateCommandQueue failed");
+    release_device_objects(ctx);
+    return st;
+  }
+  clai_status st = clai__programs_init(ctx);
+  if (st != CLAI_OK) release_device_objects(ctx);
+  return st;
+}
+
+static uint64_t env_u64(const char *name) {
+  const char *s = getenv(name);
+  if (s == NULL || *s == '\0') return 0;
+  char *end = NULL;
+  double v = strtod(s, &end);
+  if (end == s || v < 0) return 0;
+  switch (*end) {
+  case 'k': case 'K': v *= 1024.0; break;
+  case 'm': case 'M': v *= 1024.0 * 1024.0; break;
+  case 'g': case 'G': v *= 1024.0 * 1024.0 * 1024.0; break;
+  default: break;
+  }
+  return v >= 1.8e19 ? UINT64_MAX : (uint64_t)v;
+}
+
+static void list_devices(const clai_device_info *infos, int n, char *buf, size_t cap, size_t *len) {
+  for (int i = 0; i < n; i++)
+    clai__appendf(buf, cap, len, "\n  %d: %s / %s", i, infos[i].platform, infos[i].name);
+}
+
+static const char *type_word(clai_device_type t) {
+  switch (t) {
+  case CLAI_DEVICE_DISCRETE_GPU: return "discrete GPU";
+  case CLAI_DEVICE_INTEGRATED_GPU: return "integrated GPU";
+  case CLAI_DEVICE_ACCELERATOR: return "accelerator";
+  case CLAI_DEVICE_CPU: return "CPU";
+  default: return "other device";
+  }
+}
+
+clai_status clai_context_init_ex(clai_context **out, const clai_context_params *params, char *errbuf,
+                                 size_t errbuf_size) {
+  char dummy[1];
+  if (errbuf == NULL || errbuf_size == 0) {
+    errbuf = dummy;
+    errbuf_size = sizeof dummy;
+  }
+  errbuf[0] = '\0';
+  if (out == NULL) {
+    snprintf(errbuf, errbuf_size, "clai_context_init: out is NULL");
+    return CLAI_E_INVALID_ARG;
+  }
+  *out = NULL;
+  const double t0 = clai__now();
+  clai_context_params defaults;
+  memset(&defaults, 0, sizeof defaults);
+  if (params == NULL) params = &defaults;
+
+  clai_context *ctx = calloc(1, sizeof *ctx);
+  if (ctx == NULL) {
+    snprintf(errbuf, errbuf_size, "clai_context_init: out of host memory");
+    return CLAI_E_OUT_OF_MEMORY;
+  }
+  clai__candidate *cands = NULL;
+  int *order = NULL;
+  clai_status st = clai__devices_enumerate(&ctx->devices, &cands, &ctx->ndevices, errbuf, errbuf_size);
+  if (st != CLAI_OK) goto fail;
+  if (ctx->ndevices == 0) {
+    snprintf(errbuf, errbuf_size, "%s", NO_DEVICE_HELP);
+    st = CLAI_E_NO_DEVICE;
+    goto fail;
+  }
+
+  const char *spec = params->device;
+  const char *spec_from = "params.device";
+  if (spec == NULL || *spec == '\0') {
+    spec = getenv("CLAI_DEVICE");
+    spec_from = "CLAI_DEVICE";
+  }
+  if (spec != NULL && *spec == '\0') spec = NULL;
+  order = calloc((size_t)ctx->ndevices, sizeof *order);
+  if (order == NULL) {
+    st = CLAI_E_OUT_OF_MEMORY;
+    snprintf(errbuf, errbuf_size, "clai_context_init: out of host memory");
+    goto fail;
+  }
+  int norder = clai__devices_match(ctx->devices, ctx->ndevices, spec, order);
+  if (norder <= 0) {
+    size_t len = 0;
+    clai__appendf(errbuf, errbuf_size, &len,
+                  "%s=\"%s\" matches no device; use \"gpu\", \"cpu\", an index or part of a name. Devices:",
+                  spec_from, spec);
+    list_devices(ctx->devices, ctx->ndevices, errbuf, errbuf_size, &len);
+    st = CLAI_E_DEVICE_NOT_FOUND;
+    goto fail;
+  }
+  for (int i = 0; i < ctx->ndevices; i++)
+    snprintf(ctx->devices[i].note, sizeof ctx->devices[i].note, "not selected by %s=\"%s\"", spec_from,
+             spec != NULL ? spec : "");
+
+  ctx->cache_dir = clai__cache_dir_resolve(params);
+  uint64_t limit = params->pool_limit != 0 ? params->pool_limit : env_u64("CLAI_POOL_LIMIT");
+
+  ctx->chosen = -1;
+  for (int k = 0; k < norder; k++) {
+    clai_device_info *d = &ctx->devices[order[k]];
+    if (ctx->chosen >= 0) {
+      snprintf(d->note, sizeof d->note, "ranked below the chosen device %d", ctx->chosen);
+      continue;
+    }
+    st = try_device(ctx, &cands[order[k]]);
+    if (st == CLAI_OK) {
+      ctx->chosen = order[k];
+      d->chosen = 1;
+      d->fallback = d->type == CLAI_DEVICE_CPU || k > 0;
+      snprintf(d->note, sizeof d->note, "chosen: %s%s%s", k > 0 ? "better devices failed; " : "",
+               spec != NULL ? "selected by " : "highest-ranked ", spec != NULL ? spec_from : type_word(d->type));
+    } else {
+      /* Keep the first line of the failure (a build log can be long; errmsg keeps it whole). */
+      const char *m = clai_errmsg(ctx);
+      size_t n = strcspn(m, "\n");
+      snprintf(d->note, sizeof d->note, "failed: %s: %.*s", clai_status_name(st), (int)n, m);
+    }
+  }
+  if (ctx->chosen < 0) {
+    size_t len = 0;
+    clai__appendf(errbuf, errbuf_size, &len, "no usable OpenCL device; every candidate failed:");
+    for (int k = 0; k < norder; k++)
+      clai__appendf(errbuf, errbuf_size, &len, "\n  %d: %s: %s", order[k], ctx->devices[order[k]].name,
+                    ctx->devices[order[k]].note);
+    if (st == CLAI_E_BUILD) clai__appendf(errbuf, errbuf_size, &len, "\n%s", clai_errmsg(ctx));
+    if (st != CLAI_E_BUILD) st = CLAI_E_NO_DEVICE;
+    goto fail;
+  }
+  if (limit == 0) limit = ctx->caps.global_mem / 4;
+  clai__pool_init(&ctx->pool, limit);
+  free(cands);
+  free(order);
+  clai__clear_error(ctx);
+  ctx->stats.init_seconds = clai__now() - t0;
+  *out = ctx;
+  return CLAI_OK;
+
+fail:
+  free(cands);
+  free(order);
+  free(ctx->devices);
+  free(ctx->cache_dir);
+  free(ctx->errmsg);
+  free(ctx);
+  return st;
+}
+
+clai_status clai_context_init(clai_context **out, const clai_context_params *params) {
+  return clai_context_init_ex(out, params, NULL, 0);
+}
+
+void clai_context_free(clai_context *ctx) {
+  if (ctx == NULL) return;
+  if (ctx->queue != NULL) clFinish(ctx->queue);
+  while (ctx->tensors != NULL) clai_tensor_free(ctx->tensors);
+  clai__pool_trim(&ctx->pool);
+  release_device_objects(ctx);
+  free(ctx->devices);
+  free(ctx->cache_dir);
+  free(ctx->errmsg);
+  free(ctx);
+}
+
+clai_status clai_sync(clai_context *ctx) {
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  cl_int err = clFinish(ctx->queue);
+  if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "clai_sync: clFinish failed");
+  return CLAI_OK;
+}
+
+int clai_context_device_count(const clai_context *ctx) { return ctx != NULL ? ctx->ndevices : 0; }
+
+clai_status clai_context_device_info(const clai_context *ctx, int i, clai_device_info *info) {
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  if (info == NULL) return clai__error((clai_context *)ctx, CLAI_E_INVALID_ARG, "clai_context_device_info: info is NULL");
+  if (i == -1) i = ctx->chosen;
+  if (i < 0 || i >= ctx->ndevices)
+    return clai__error((clai_context *)ctx, CLAI_E_INVALID_ARG,
+                       "clai_context_device_info: index %d out of range [-1, %d)", i, ctx->ndevices);
+  *info = ctx->devices[i];
+  return CLAI_OK;
+}
+
+clai_status clai_context_stats_get(const clai_context *ctx, clai_context_stats *stats) {
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  if (stats == NULL) return clai__error((clai_context *)ctx, CLAI_E_INVALID_ARG, "clai_context_stats_get: stats is NULL");
+  *stats = ctx->stats;
+  clai__pool_stats(&ctx->pool, stats);
+  return CLAI_OK;
+}
+
+const char *clai_context_cache_dir(const clai_context *ctx) { return ctx != NULL ? ctx->cache_dir : NULL; }
+
+void clai_context_trim(clai_context *ctx) {
+  if (ctx != NULL) clai__pool_trim(&ctx->pool);
+}

@@ -1,0 +1,217 @@
+/* device.c - discovery of every OpenCL platform and device through the ICD loader, ranking, and matching
+ * of a device override ("gpu", "cpu", an index or a name substring). Only this file and context.c talk to
+ * the platform layer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static clai_device_type map_type(cl_device_type t) {
+  if (t & CL_DEVICE_TYPE_GPU) return CLAI_DEVICE_DISCRETE_GPU; /* refined below by host-unified memory */
+  if (t & CL_DEVICE_TYPE_ACCELERATOR) return CLAI_DEVICE_ACCELERATOR;
+  if (t & CL_DEVICE_TYPE_CPU) return CLAI_DEVICE_CPU;
+  return CLAI_DEVICE_OTHER;
+}
+
+static void get_str(cl_device_id d, cl_device_info what, char *buf, size_t cap) {
+  buf[0] = '\0';
+  if (clGetDeviceInfo(d, what, cap, buf, NULL) != CL_SUCCESS) {
+    /* The value may be longer than buf: read it whole, then truncate. */
+    size_t n = 0;
+    if (clGetDeviceInfo(d, what, 0, NULL, &n) == CL_SUCCESS && n > 0) {
+      char *tmp = malloc(n);
+      if (tmp != NULL && clGetDeviceInfo(d, what, n, tmp, NULL) == CL_SUCCESS) {
+        strncpy(buf, tmp, cap - 1);
+        buf[cap - 1] = '\0';
+      }
+      free(tmp);
+    }
+  }
+}
+
+static int has_extension(cl_device_id d, const char *ext) {
+  size_t n = 0;
+  if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &n) != CL_SUCCESS || n == 0) return 0;
+  char *s = malloc(n + 1);
+  if (s == NULL) return 0;
+  int found = 0;
+  if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, n, s, NULL) == CL_SUCCESS) {
+    s[n] = '\0';
+    size_t len = strlen(ext);
+    for (char *p = strstr(s, ext); p != NULL; p = strstr(p + 1, ext))
+      if ((p == s || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0')) {
+        found = 1;
+        break;
+      }
+  }
+  free(s);
+  return found;
+}
+
+void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
+  memset(caps, 0, sizeof *caps);
+  cl_device_type type = 0;
+  cl_ulong u = 0;
+  cl_uint align = 0;
+  size_t wg = 0;
+  clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+  caps->is_cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
+  caps->has_fp16 = has_extension(dev, "cl_khr_fp16");
+  if (clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL) == CL_SUCCESS)
+    caps->max_wg_size = wg;
+  if (clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) caps->local_mem = u;
+  if (clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) caps->max_alloc = u;
+  if (clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) caps->global_mem = u;
+  if (clGetDeviceInfo(dev, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align, &align, NULL) == CL_SUCCESS)
+    caps->mem_align = align / 8;
+  if (caps->max_wg_size == 0) caps->max_wg_size = 1;
+}
+
+static void fill_info(cl_platform_id p, cl_device_id d, clai_device_info *info) {
+  memset(info, 0, sizeof *info);
+  char pname[sizeof info->platform];
+  pname[0] = '\0';
+  clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof pname, pname, NULL);
+  pname[sizeof pname - 1] = '\0';
+  memcpy(info->platform, pname, sizeof pname);
+  get_str(d, CL_DEVICE_NAME, info->name, sizeof info->name);
+  get_str(d, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor);
+  get_str(d, CL_DEVICE_VERSION, info->device_version, sizeof info->device_version);
+  get_str(d, CL_DRIVER_VERSION, info->driver_version, sizeof info->driver_version);
+  get_str(d, CL_DEVICE_OPENCL_C_VERSION, info->opencl_c_version, sizeof info->opencl_c_version);
+  cl_device_type type = 0;
+  clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+  info->type = map_type(type);
+  if (info->type == CLAI_DEVICE_DISCRETE_GPU) {
+    /* CL_DEVICE_HOST_UNIFIED_MEMORY (deprecated in 2.0 but present in 1.2) tells an integrated GPU. */
+    cl_bool unified = CL_FALSE;
+    if (clGetDeviceInfo(d, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) == CL_SUCCESS &&
+        unified)
+      info->type = CLAI_DEVICE_INTEGRATED_GPU;
+  }
+  cl_ulong u = 0;
+  cl_uint v = 0;
+  if (clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) info->global_mem_bytes = u;
+  if (clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) info->max_alloc_bytes = u;
+  if (clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof v, &v, NULL) == CL_SUCCESS) info->compute_units = v;
+  if (clGetDeviceInfo(d, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof v, &v, NULL) == CL_SUCCESS) info->clock_mhz = v;
+  info->has_fp16 = has_extension(d, "cl_khr_fp16");
+}
+
+typedef struct ranked {
+  clai_device_info info;
+  clai__candidate cand;
+  int order; /* discovery order, for a stable sort */
+} ranked;
+
+static int rank_cmp(const void *pa, const void *pb) {
+  const ranked *a = pa, *b = pb;
+  if (a->info.type != b->info.type) return a->info.type > b->info.type ? -1 : 1;
+  uint64_t sa = (uint64_t)a->info.compute_units * a->info.clock_mhz;
+  uint64_t sb = (uint64_t)b->info.compute_units * b->info.clock_mhz;
+  if (sa != sb) return sa > sb ? -1 : 1;
+  return a->order - b->order;
+}
+
+clai_status clai__devices_enumerate(clai_device_info **infos, clai__candidate **cands, int *n, char *errbuf,
+                                    size_t errsize) {
+  *infos = NULL;
+  *cands = NULL;
+  *n = 0;
+  cl_uint np = 0;
+  cl_int err = clGetPlatformIDs(0, NULL, &np);
+  /* The ICD loader answers CL_PLATFORM_NOT_FOUND_KHR (-1001) when no vendor is installed. */
+  if (err == -1001 || (err == CL_SUCCESS && np == 0)) return CLAI_OK;
+  if (err != CL_SUCCESS) {
+    snprintf(errbuf, errsize, "clGetPlatformIDs failed (OpenCL error %s, %d)", clai__cl_errname(err), (int)err);
+    return CLAI_E_OPENCL;
+  }
+  cl_platform_id *plats = calloc(np, sizeof *plats);
+  if (plats == NULL) return CLAI_E_OUT_OF_MEMORY;
+  clGetPlatformIDs(np, plats, NULL);
+
+  ranked *all = NULL;
+  int count = 0;
+  clai_status st = CLAI_OK;
+  for (cl_uint i = 0; i < np; i++) {
+    cl_uint nd = 0;
+    if (clGetDeviceIDs(plats[i], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || nd == 0) continue;
+    cl_device_id *devs = calloc(nd, sizeof *devs);
+    ranked *grown = realloc(all, (size_t)(count + (int)nd) * sizeof *all);
+    if (devs == NULL || grown == NULL) {
+      free(devs);
+      if (grown != NULL) all = grown;
+      st = CLAI_E_OUT_OF_MEMORY;
+      break;
+    }
+    all = grown;
+    if (clGetDeviceIDs(plats[i], CL_DEVICE_TYPE_ALL, nd, devs, NULL) == CL_SUCCESS) {
+      for (cl_uint j = 0; j < nd; j++) {
+        fill_info(plats[i], devs[j], &all[count].info);
+        all[count].cand.platform = plats[i];
+        all[count].cand.device = devs[j];
+        all[count].order = count;
+        count++;
+      }
+    }
+    free(devs);
+  }
+  free(plats);
+  if (st != CLAI_OK) {
+    free(all);
+    return st;
+  }
+  if (count == 0) {
+    free(all);
+    return CLAI_OK;
+  }
+  qsort(all, (size_t)count, sizeof *all, rank_cmp);
+  *infos = calloc((size_t)count, sizeof **infos);
+  *cands = calloc((size_t)count, sizeof **cands);
+  if (*infos == NULL || *cands == NULL) {
+    free(*infos);
+    free(*cands);
+    *infos = NULL;
+    *cands = NULL;
+    free(all);
+    return CLAI_E_OUT_OF_MEMORY;
+  }
+  for (int i = 0; i < count; i++) {
+    (*infos)[i] = all[i].info;
+    (*infos)[i].index = i;
+    (*cands)[i] = all[i].cand;
+  }
+  *n = count;
+  free(all);
+  return CLAI_OK;
+}
+
+int clai__devices_match(const clai_device_info *infos, int n, const char *spec, int *order) {
+  int k = 0;
+  if (spec == NULL || spec[0] == '\0') {
+    for (int i = 0; i < n; i++) order[k++] = i;
+    return k;
+  }
+  /* A decimal index into the ranked list. */
+  char *end = NULL;
+  long idx = strtol(spec, &end, 10);
+  if (end != spec && *end == '\0') {
+    if (idx >= 0 && idx < n) order[k++] = (int)idx;
+    return k;
+  }
+  int want_gpu = clai__contains_ci(spec, "gpu") && strlen(spec) == 3;
+  int want_cpu = clai__contains_ci(spec, "cpu") && strlen(spec) == 3;
+  for (int i = 0; i < n; i++) {
+    const clai_device_info *d = &infos[i];
+    int ok;
+    if (want_gpu)
+      ok = d->type == CLAI_DEVICE_DISCRETE_GPU || d->type == CLAI_DEVICE_INTEGRATED_GPU;
+    else if (want_cpu)
+      ok = d->type == CLAI_DEVICE_CPU;
+    else
+      ok = clai__contains_ci(d->name, spec) || clai__contains_ci(d->platform, spec) ||
+           clai__contains_ci(d->vendor, spec);
+    if (ok) order[k++] = i;
+  }
+  return k;
+}

@@ -1,0 +1,53 @@
+/* op-copy.c - clai_copy (strided copy with broadcasting and dtype conversion) and clai_fill. */
+#include "internal.h"
+
+clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn) {
+  int64_t st[CLAI_MAX_DIMS];
+  char a[160], b[160];
+  if (!clai__broadcast_strides(src, dst->ndim, dst->shape, st))
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: source %s does not broadcast to destination %s", fn,
+                       clai__shape_str(src->ndim, src->shape, a, sizeof a),
+                       clai__shape_str(dst->ndim, dst->shape, b, sizeof b));
+  clai__index ix;
+  const clai_tensor *ops[2] = {dst, src};
+  clai__index_build(&ix, 2, ops);
+  const cl_long dd = dst->dtype, sd = src->dtype;
+  size_t global = (size_t)ix.numel;
+  return clai__launch(ctx, CLAI__K_COPY, &global, 5, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),
+                      CLAI__ARG(ix), CLAI__ARG(dd), CLAI__ARG(sd));
+}
+
+clai_status clai_copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src) {
+  const char *fn = "clai_copy";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status s = clai__check_tensor(ctx, dst, fn, "dst");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, src, fn, "src");
+  if (s != CLAI_OK) return s;
+  if (clai__tensors_overlap(dst, src)) {
+    int same = dst->dtype == src->dtype && dst->offset == src->offset && dst->ndim == src->ndim;
+    for (int i = 0; same && i < dst->ndim; i++)
+      same = dst->shape[i] == src->shape[i] && (dst->shape[i] == 1 || dst->strides[i] == src->strides[i]);
+    if (!same) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: dst and src overlap in memory", fn);
+  }
+  return clai__copy(ctx, dst, src, fn);
+}
+
+clai_status clai_fill(clai_context *ctx, clai_tensor *dst, double value) {
+  const char *fn = "clai_fill";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status s = clai__check_tensor(ctx, dst, fn, "dst");
+  if (s != CLAI_OK) return s;
+  clai__index ix;
+  const clai_tensor *ops[1] = {dst};
+  clai__index_build(&ix, 1, ops);
+  size_t global = (size_t)ix.numel;
+  if (dst->dtype == CLAI_DTYPE_I32) {
+    if (!(value >= -2147483648.0 && value <= 2147483647.0))
+      return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %g does not fit an i32 tensor", fn, value);
+    const cl_int v = (cl_int)value;
+    return clai__launch(ctx, CLAI__K_FILL_I32, &global, 3, CLAI__ARG(dst->buf->mem), CLAI__ARG(ix), CLAI__ARG(v));
+  }
+  const cl_float v = (cl_float)value;
+  int k = dst->dtype == CLAI_DTYPE_F16 ? CLAI__K_FILL_F16 : CLAI__K_FILL_F32;
+  return clai__launch(ctx, k, &global, 3, CLAI__ARG(dst->buf->mem), CLAI__ARG(ix), CLAI__ARG(v));
+}

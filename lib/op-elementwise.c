@@ -1,0 +1,120 @@
+/* op-elementwise.c - binary ops with NumPy broadcasting, unary ops, scale / add-scalar (cl/elementwise.cl). */
+#include "internal.h"
+
+#define OP_AFFINE 100 /* CLAI_OP_AFFINE in cl/elementwise.cl */
+
+static const char *const binary_names[] = {"add", "sub", "mul", "div", "maximum", "minimum"};
+static const char *const unary_names[] = {"neg", "abs", "exp", "log", "sqrt", "relu", "gelu", "silu", "sigmoid", "tanh"};
+
+/* An output may alias an input only element for element: same buffer, offset and (broadcast) strides. */
+static int alias_ok(const clai_tensor *out, const clai_tensor *in) {
+  if (!clai__tensors_overlap(out, in)) return 1;
+  int64_t st[CLAI_MAX_DIMS];
+  if (in->offset != out->offset || !clai__broadcast_strides(in, out->ndim, out->shape, st)) return 0;
+  for (int i = 0; i < out->ndim; i++)
+    if (out->shape[i] != 1 && st[i] != out->strides[i]) return 0;
+  return 1;
+}
+
+static int dense_same(const clai_tensor *out, const clai_tensor *in) {
+  if (!clai_tensor_is_contiguous(in) || in->ndim > out->ndim) return 0;
+  if (clai_tensor_numel(in) != clai_tensor_numel(out)) return 0;
+  int64_t st[CLAI_MAX_DIMS];
+  return clai__broadcast_strides(in, out->ndim, out->shape, st);
+}
+
+clai_status clai_binary(clai_context *ctx, clai_binary_op op, clai_tensor *out, const clai_tensor *a,
+                        const clai_tensor *b) {
+  const char *fn = "clai_binary";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  if ((int)op < 0 || (int)op > CLAI_MINIMUM)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %d is not a clai_binary_op", fn, (int)op);
+  clai_status s = clai__check_tensor(ctx, out, fn, "out");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, a, fn, "a");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, b, fn, "b");
+  if (s != CLAI_OK) return s;
+  const char *name = binary_names[op];
+  if (a->dtype != out->dtype || b->dtype != out->dtype)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s(%s): dtypes differ (out %s, a %s, b %s); convert with clai_copy", fn,
+                       name, clai_dtype_name(out->dtype), clai_dtype_name(a->dtype), clai_dtype_name(b->dtype));
+  int64_t sa[CLAI_MAX_DIMS], sb[CLAI_MAX_DIMS];
+  char x[160], y[160], z[160];
+  if (!clai__broadcast_strides(a, out->ndim, out->shape, sa) || !clai__broadcast_strides(b, out->ndim, out->shape, sb))
+    return clai__error(ctx, CLAI_E_SHAPE, "%s(%s): a %s and b %s do not broadcast to out %s", fn, name,
+                       clai__shape_str(a->ndim, a->shape, x, sizeof x), clai__shape_str(b->ndim, b->shape, y, sizeof y),
+                       clai__shape_str(out->ndim, out->shape, z, sizeof z));
+  if (!alias_ok(out, a) || !alias_ok(out, b))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s(%s): out overlaps an input other than element for element", fn, name);
+  const cl_int cop = (cl_int)op;
+  if (out->dtype == CLAI_DTYPE_F32 && clai_tensor_is_contiguous(out) && dense_same(out, a) && dense_same(out, b)) {
+    const cl_long n = clai_tensor_numel(out), oo = out->offset, oa = a->offset, ob = b->offset;
+    size_t global = (size_t)n;
+    return clai__launch(ctx, CLAI__K_BINARY_CONTIG_F32, &global, 8, CLAI__ARG(out->buf->mem), CLAI__ARG(a->buf->mem),
+                        CLAI__ARG(b->buf->mem), CLAI__ARG(n), CLAI__ARG(oo), CLAI__ARG(oa), CLAI__ARG(ob), CLAI__ARG(cop));
+  }
+  clai__index ix;
+  const clai_tensor *ops[3] = {out, a, b};
+  clai__index_build(&ix, 3, ops);
+  int k = out->dtype == CLAI_DTYPE_F32 ? CLAI__K_BINARY_F32 : out->dtype == CLAI_DTYPE_F16 ? CLAI__K_BINARY_F16 : CLAI__K_BINARY_I32;
+  size_t global = (size_t)ix.numel;
+  return clai__launch(ctx, k, &global, 5, CLAI__ARG(out->buf->mem), CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem),
+                      CLAI__ARG(ix), CLAI__ARG(cop));
+}
+
+/* One entry for every unary op and the affine map (op = OP_AFFINE). */
+static clai_status unary(clai_context *ctx, const char *fn, const char *name, int op, clai_tensor *out,
+                         const clai_tensor *x, float alpha, float beta) {
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status s = clai__check_tensor(ctx, out, fn, "out");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
+  if (s != CLAI_OK) return s;
+  if (x->dtype != out->dtype)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s(%s): dtypes differ (out %s, x %s); convert with clai_copy", fn, name,
+                       clai_dtype_name(out->dtype), clai_dtype_name(x->dtype));
+  int int_ok = op == CLAI_NEG || op == CLAI_ABS || op == CLAI_RELU;
+  if (out->dtype == CLAI_DTYPE_I32 && !int_ok)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s(%s): not defined for i32 tensors (only neg, abs, relu are)", fn, name);
+  char a[160], b[160];
+  if (x->ndim != out->ndim) goto shape_error;
+  for (int i = 0; i < x->ndim; i++)
+    if (x->shape[i] != out->shape[i]) goto shape_error;
+  if (!alias_ok(out, x))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s(%s): out overlaps x other than element for element", fn, name);
+  const cl_int cop = op;
+  const cl_float al = alpha, be = beta;
+  if (out->dtype == CLAI_DTYPE_F32 && clai_tensor_is_contiguous(out) && clai_tensor_is_contiguous(x)) {
+    const cl_long n = clai_tensor_numel(out), oo = out->offset, ox = x->offset, unused = 0;
+    size_t global = (size_t)n;
+    return clai__launch(ctx, CLAI__K_UNARY_CONTIG_F32, &global, 9, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem),
+                        CLAI__ARG(n), CLAI__ARG(oo), CLAI__ARG(ox), CLAI__ARG(unused), CLAI__ARG(cop), CLAI__ARG(al),
+                        CLAI__ARG(be));
+  }
+  clai__index ix;
+  const clai_tensor *ops[2] = {out, x};
+  clai__index_build(&ix, 2, ops);
+  int k = out->dtype == CLAI_DTYPE_F32 ? CLAI__K_UNARY_F32 : out->dtype == CLAI_DTYPE_F16 ? CLAI__K_UNARY_F16 : CLAI__K_UNARY_I32;
+  size_t global = (size_t)ix.numel;
+  return clai__launch(ctx, k, &global, 6, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(ix),
+                      CLAI__ARG(cop), CLAI__ARG(al), CLAI__ARG(be));
+shape_error:
+  return clai__error(ctx, CLAI_E_SHAPE, "%s(%s): out %s and x %s differ in shape", fn, name,
+                     clai__shape_str(out->ndim, out->shape, a, sizeof a), clai__shape_str(x->ndim, x->shape, b, sizeof b));
+}
+
+clai_status clai_unary(clai_context *ctx, clai_unary_op op, clai_tensor *out, const clai_tensor *x) {
+  if (ctx != NULL && ((int)op < 0 || (int)op > CLAI_TANH))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "clai_unary: %d is not a clai_unary_op", (int)op);
+  return unary(ctx, "clai_unary", ctx != NULL ? unary_names[op] : "?", (int)op, out, x, 1.0f, 0.0f);
+}
+
+clai_status clai_affine(clai_context *ctx, clai_tensor *out, const clai_tensor *x, float alpha, float beta) {
+  return unary(ctx, "clai_affine", "affine", OP_AFFINE, out, x, alpha, beta);
+}
+
+clai_status clai_scale(clai_context *ctx, clai_tensor *out, const clai_tensor *x, float alpha) {
+  return clai_affine(ctx, out, x, alpha, 0.0f);
+}
+
+clai_status clai_add_scalar(clai_context *ctx, clai_tensor *out, const clai_tensor *x, float beta) {
+  return clai_affine(ctx, out, x, 1.0f, beta);
+}

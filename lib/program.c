@@ -1,0 +1,299 @@
+/* program.c - the kernel programs: embedded sources -> built programs and kernels for the context's device,
+ * served from the on-disk binary cache (cache.c) when an entry for the same key exists.
+ *
+ * POCL (and some GPU drivers) generate machine code for a kernel at its first launch, not at
+ * clBuildProgram. A binary taken right after the build would then lack that code and every later start
+ * would pay for it again at first launch. So after a cold build every kernel is launched once with its
+ * real work-group size on empty sizes (the "warm-up"; every kernel does nothing when its sizes are zero)
+ * and the binary is taken after that. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The generated kernels-cl.c (from the files in cl/, see Makefile.am). */
+extern const char clai__cl_common[];
+#define CLAI__SRC_DECL_(id, stem) extern const char clai__cl_##stem[];
+CLAI__PROGRAMS(CLAI__SRC_DECL_)
+#undef CLAI__SRC_DECL_
+
+static const char *const program_stems[CLAI__P_COUNT] = {
+#define CLAI__STEM_(id, stem) #stem,
+    CLAI__PROGRAMS(CLAI__STEM_)
+#undef CLAI__STEM_
+};
+
+static const char *const program_sources[CLAI__P_COUNT] = {
+#define CLAI__SRC_(id, stem) clai__cl_##stem,
+    CLAI__PROGRAMS(CLAI__SRC_)
+#undef CLAI__SRC_
+};
+
+typedef struct kernel_desc {
+  int program;
+  const char *name;
+  const char *sig;
+  int dims;
+} kernel_desc;
+
+static const kernel_desc kernel_descs[CLAI__K_COUNT] = {
+#define CLAI__KDESC_(id, prog, name, sig, dims) {CLAI__P_##prog, name, sig, dims},
+    CLAI__KERNELS(CLAI__KDESC_)
+#undef CLAI__KDESC_
+};
+
+const char *clai__program_stem(int prog) { return program_stems[prog]; }
+
+char *clai__program_source(int prog) {
+  size_t a = strlen(clai__cl_common), b = strlen(program_sources[prog]);
+  char *s = malloc(a + b + 1);
+  if (s == NULL) return NULL;
+  memcpy(s, clai__cl_common, a);
+  memcpy(s + a, program_sources[prog], b + 1);
+  return s;
+}
+
+void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm_config *gemm, char *buf,
+                           size_t cap) {
+  size_t len = 0;
+  buf[0] = '\0';
+  clai__appendf(buf, cap, &len, "-cl-std=CL1.2 -DCLAI_FP16=%d -DCLAI_CPU=%d", caps->has_fp16 ? 1 : 0,
+                caps->is_cpu ? 1 : 0);
+  if (prog == CLAI__P_MATMUL)
+    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d", gemm->rm, gemm->vw, gemm->kb);
+}
+
+/* The text a cache entry is keyed by: everything that can change the binary. */
+static char *cache_key(clai_context *ctx, int prog, const char *source, const char *options) {
+  char pver[256] = "";
+  clGetPlatformInfo(ctx->platform, CL_PLATFORM_VERSION, sizeof pver, pver, NULL);
+  pver[sizeof pver - 1] = '\0';
+  char dname[256] = "", dver[256] = "", drv[256] = "";
+  clGetDeviceInfo(ctx->device, CL_DEVICE_NAME, sizeof dname, dname, NULL);
+  clGetDeviceInfo(ctx->device, CL_DEVICE_VERSION, sizeof dver, dver, NULL);
+  clGetDeviceInfo(ctx->device, CL_DRIVER_VERSION, sizeof drv, drv, NULL);
+  dname[255] = dver[255] = drv[255] = '\0';
+  size_t cap = 2048 + strlen(options);
+  char *key = malloc(cap);
+  if (key == NULL) return NULL;
+  size_t len = 0;
+  clai__appendf(key, cap, &len,
+                "libclai %s\nprogram %s\noptions %s\ndevice %s\ndevice-version %s\ndriver %s\nplatform %s\n"
+                "source %016llx%016llx\n",
+                PACKAGE_VERSION, program_stems[prog], options, dname, dver, drv, pver,
+                (unsigned long long)clai__hash64(source, strlen(source), 11),
+                (unsigned long long)clai__hash64(source, strlen(source), 12));
+  return key;
+}
+
+static clai_status build_log_error(clai_context *ctx, cl_program p, int prog, cl_int err) {
+  size_t n = 0;
+  char *log = NULL;
+  if (clGetProgramBuildInfo(p, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) == CL_SUCCESS && n > 0) {
+    log = malloc(n + 1);
+    if (log != NULL && clGetProgramBuildInfo(p, ctx->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS)
+      log[n] = '\0';
+    else if (log != NULL)
+      log[0] = '\0';
+  }
+  clai_status st = clai__error(ctx, CLAI_E_BUILD, "building cl/%s.cl failed (OpenCL error %s, %d); build log:\n%s",
+                               program_stems[prog], clai__cl_errname(err), (int)err,
+                               log != NULL && log[0] ? log : "(empty)");
+  free(log);
+  return st;
+}
+
+/* Loads the program from a cache entry; NULL if there is none or it does not build (then rejected). */
+static cl_program load_cached(clai_context *ctx, const char *key, const char *options) {
+  unsigned char *bin = NULL;
+  size_t len = 0;
+  int found = clai__cache_load(ctx->cache_dir, key, &bin, &len);
+  if (found <= 0) {
+    if (found < 0) ctx->stats.cache_rejected++;
+    return NULL;
+  }
+  cl_int err, bin_status = CL_SUCCESS;
+  const unsigned char *bins[1] = {bin};
+  cl_program p = clCreateProgramWithBinary(ctx->cl, 1, &ctx->device, &len, bins, &bin_status, &err);
+  free(bin);
+  if (p != NULL && err == CL_SUCCESS && bin_status == CL_SUCCESS &&
+      clBuildProgram(p, 1, &ctx->device, options, NULL, NULL) == CL_SUCCESS)
+    return p;
+  if (p != NULL) clReleaseProgram(p);
+  ctx->stats.cache_rejected++; /* the driver refused it: a foreign or damaged binary that passed our checks */
+  return NULL;
+}
+
+static clai_status create_kernels(clai_context *ctx, int prog) {
+  for (int k = 0; k < CLAI__K_COUNT; k++) {
+    const kernel_desc *kd = &kernel_descs[k];
+    if (kd->program != prog) continue;
+    cl_int err;
+    ctx->kernels[k] = clCreateKernel(ctx->programs[prog], kd->name, &err);
+    if (ctx->kernels[k] == NULL) return clai__cl_error(ctx, err, "clCreateKernel(%s) failed", kd->name);
+    size_t *l = ctx->klocal[k];
+    l[0] = l[1] = l[2] = 1;
+    if (kd->dims == 1) {
+      l[0] = ctx->local_1d;
+    } else {
+      l[0] = (size_t)ctx->gemm.lx;
+      l[1] = (size_t)ctx->gemm.ly;
+    }
+    /* A kernel may allow fewer work-items than the device (register pressure on GPUs): shrink to fit. */
+    size_t kmax = 0;
+    if (clGetKernelWorkGroupInfo(ctx->kernels[k], ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax,
+                                 NULL) == CL_SUCCESS &&
+        kmax > 0) {
+      while (l[0] * l[1] * l[2] > kmax) {
+        if (l[0] >= l[1] && l[0] > 1)
+          l[0] /= 2;
+        else if (l[1] > 1)
+          l[1] /= 2;
+        else
+          break;
+      }
+    }
+  }
+  return CLAI_OK;
+}
+
+/* Launches every kernel of `prog` once on empty sizes (see the top of this file). */
+static clai_status warm_up(clai_context *ctx, int prog) {
+  cl_int err;
+  cl_mem dummy = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, 256, NULL, &err);
+  if (dummy == NULL) return clai__cl_error(ctx, err, "warm-up: clCreateBuffer failed");
+  clai__index idx;
+  memset(&idx, 0, sizeof idx);
+  const cl_int zi = 0;
+  const cl_long zl = 0;
+  const cl_float zf = 0.0f;
+  clai_status st = CLAI_OK;
+  for (int k = 0; k < CLAI__K_COUNT && st == CLAI_OK; k++) {
+    const kernel_desc *kd = &kernel_descs[k];
+    if (kd->program != prog) continue;
+    err = CL_SUCCESS;
+    for (cl_uint a = 0; kd->sig[a] != '\0' && err == CL_SUCCESS; a++) {
+      switch (kd->sig[a]) {
+      case 'b': err = clSetKernelArg(ctx->kernels[k], a, sizeof dummy, &dummy); break;
+      case 'i': err = clSetKernelArg(ctx->kernels[k], a, sizeof zi, &zi); break;
+      case 'l': err = clSetKernelArg(ctx->kernels[k], a, sizeof zl, &zl); break;
+      case 'f': err = clSetKernelArg(ctx->kernels[k], a, sizeof zf, &zf); break;
+      case 'x': err = clSetKernelArg(ctx->kernels[k], a, sizeof idx, &idx); break;
+      default: err = CL_INVALID_ARG_INDEX; break;
+      }
+    }
+    if (err == CL_SUCCESS)
+      err = clEnqueueNDRangeKernel(ctx->queue, ctx->kernels[k], (cl_uint)kd->dims, NULL, ctx->klocal[k],
+                                   ctx->klocal[k], 0, NULL, NULL);
+    if (err != CL_SUCCESS) st = clai__cl_error(ctx, err, "warm-up launch of %s failed", kd->name);
+  }
+  if (st == CLAI_OK) {
+    err = clFinish(ctx->queue);
+    if (err != CL_SUCCESS) st = clai__cl_error(ctx, err, "warm-up of cl/%s.cl failed", program_stems[prog]);
+  }
+  clReleaseMemObject(dummy);
+  return st;
+}
+
+static void store_binary(clai_context *ctx, int prog, const char *key) {
+  size_t size = 0;
+  if (clGetProgramInfo(ctx->programs[prog], CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS ||
+      size == 0)
+    return;
+  unsigned char *bin = malloc(size);
+  if (bin == NULL) return;
+  unsigned char *bins[1] = {bin};
+  if (clGetProgramInfo(ctx->programs[prog], CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS &&
+      clai__cache_store(ctx->cache_dir, key, bin, size) == 0)
+    ctx->stats.cache_writes++;
+  /* A cache that cannot be written only costs speed next time. */
+  free(bin);
+}
+
+static clai_status init_program(clai_context *ctx, int prog) {
+  char options[512];
+  clai__program_options(prog, &ctx->caps, &ctx->gemm, options, sizeof options);
+  char *source = clai__program_source(prog);
+  char *key = NULL;
+  clai_status st = CLAI_OK;
+  if (source == NULL) return clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "out of host memory");
+  if (ctx->cache_dir != NULL) {
+    key = cache_key(ctx, prog, source, options);
+    if (key != NULL) ctx->programs[prog] = load_cached(ctx, key, options);
+  }
+  int from_source = ctx->programs[prog] == NULL;
+  if (from_source) {
+    cl_int err;
+    const char *srcs[1] = {source};
+    ctx->programs[prog] = clCreateProgramWithSource(ctx->cl, 1, srcs, NULL, &err);
+    if (ctx->programs[prog] == NULL) {
+      st = clai__cl_error(ctx, err, "clCreateProgramWithSource(cl/%s.cl) failed", program_stems[prog]);
+      goto done;
+    }
+    err = clBuildProgram(ctx->programs[prog], 1, &ctx->device, options, NULL, NULL);
+    if (err != CL_SUCCESS) {
+      st = build_log_error(ctx, ctx->programs[prog], prog, err);
+      goto done;
+    }
+    ctx->stats.programs_built++;
+  } else {
+    ctx->stats.programs_cached++;
+  }
+  st = create_kernels(ctx, prog);
+  if (st != CLAI_OK) goto done;
+  if (from_source && key != NULL) {
+    st = warm_up(ctx, prog);
+    if (st != CLAI_OK) goto done;
+    store_binary(ctx, prog, key);
+  }
+  ctx->stats.programs++;
+done:
+  free(key);
+  free(source);
+  return st;
+}
+
+clai_status clai__programs_init(clai_context *ctx) {
+  memset(&ctx->stats, 0, sizeof ctx->stats);
+  for (int p = 0; p < CLAI__P_COUNT; p++) {
+    clai_status st = init_program(ctx, p);
+    if (st != CLAI_OK) return st;
+  }
+  return CLAI_OK;
+}
+
+void clai__programs_free(clai_context *ctx) {
+  for (int k = 0; k < CLAI__K_COUNT; k++) {
+    if (ctx->kernels[k] != NULL) clReleaseKernel(ctx->kernels[k]);
+    ctx->kernels[k] = NULL;
+  }
+  for (int p = 0; p < CLAI__P_COUNT; p++) {
+    if (ctx->programs[p] != NULL) clReleaseProgram(ctx->programs[p]);
+    ctx->programs[p] = NULL;
+  }
+}
+
+clai_status clai__launch(clai_context *ctx, int kernel, const size_t *global, int nargs, ...) {
+  const kernel_desc *kd = &kernel_descs[kernel];
+  cl_kernel k = ctx->kernels[kernel];
+  size_t g[3], *l = ctx->klocal[kernel];
+  for (int d = 0; d < kd->dims; d++) {
+    if (global[d] == 0) return CLAI_OK; /* nothing to do */
+    g[d] = (global[d] + l[d] - 1) / l[d] * l[d];
+  }
+  va_list ap;
+  va_start(ap, nargs);
+  for (int a = 0; a < nargs; a++) {
+    size_t size = va_arg(ap, size_t);
+    const void *ptr = va_arg(ap, const void *);
+    cl_int err = clSetKernelArg(k, (cl_uint)a, size, ptr);
+    if (err != CL_SUCCESS) {
+      va_end(ap);
+      return clai__cl_error(ctx, err, "%s: clSetKernelArg(%d) failed", kd->name, a);
+    }
+  }
+  va_end(ap);
+  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, (cl_uint)kd->dims, NULL, g, l, 0, NULL, NULL);
+  if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clEnqueueNDRangeKernel failed", kd->name);
+  return CLAI_OK;
+}

@@ -1,0 +1,152 @@
+/* testutil.h - helpers shared by libclai's cmocka tests (header-only; every test is one program).
+ *
+ * - clait_main(): runs one cmocka group with TAP output; when no OpenCL device exists it prints
+ *   "1..0 # SKIP" and exits 0 (automake's TAP driver counts cmocka 1.1.5's skip() as a failure).
+ * - clait_ctx(): a context on the default device with the kernel cache in the build tree.
+ * - Random data from a fixed-seed generator, f16 round trips, and comparison with explicit tolerances. */
+#ifndef CLAI_TESTUTIL_H
+#define CLAI_TESTUTIL_H
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "clai.h"
+
+/* Asserts that a call succeeded, printing the context's message when it did not. */
+#define CLAIT_OK(ctx, call)                                                                            \
+  do {                                                                                                 \
+    clai_status st_ = (call);                                                                          \
+    if (st_ != CLAI_OK)                                                                                \
+      fail_msg("%s -> %s: %s", #call, clai_status_name(st_), clai_errmsg(ctx));                        \
+  } while (0)
+
+/* Asserts that a call failed with `want` and that the message contains `needle`. */
+#define CLAIT_FAILS(ctx, want, needle, call)                                                           \
+  do {                                                                                                 \
+    clai_status st_ = (call);                                                                          \
+    if (st_ != (want))                                                                                 \
+      fail_msg("%s -> %s, expected %s (%s)", #call, clai_status_name(st_), clai_status_name(want),     \
+               clai_errmsg(ctx));                                                                      \
+    if (strstr(clai_errmsg(ctx), (needle)) == NULL)                                                    \
+      fail_msg("%s: message \"%s\" does not mention \"%s\"", #call, clai_errmsg(ctx), (needle));       \
+  } while (0)
+
+static inline clai_context *clait_ctx(void) {
+  char err[4096];
+  clai_context *ctx = NULL;
+  clai_status st = clai_context_init_ex(&ctx, NULL, err, sizeof err);
+  if (st != CLAI_OK) fail_msg("clai_context_init: %s: %s", clai_status_name(st), err);
+  return ctx;
+}
+
+/* cmocka setup/teardown that keep one context in *state for a whole group. */
+static inline int clait_setup(void **state) {
+  *state = clait_ctx();
+  return *state == NULL ? -1 : 0;
+}
+static inline int clait_teardown(void **state) {
+  clai_context_free(*state);
+  return 0;
+}
+
+/* Deterministic random numbers (xorshift64*), uniform in [lo, hi). */
+typedef struct clait_rng {
+  uint64_t s;
+} clait_rng;
+static inline uint64_t clait_next(clait_rng *r) {
+  r->s ^= r->s >> 12;
+  r->s ^= r->s << 25;
+  r->s ^= r->s >> 27;
+  return r->s * 2685821657736338717ULL;
+}
+static inline float clait_uniform(clait_rng *r, float lo, float hi) {
+  return lo + (hi - lo) * (float)((clait_next(r) >> 40) * (1.0 / 16777216.0));
+}
+static inline void clait_fill(clait_rng *r, float *p, size_t n, float lo, float hi) {
+  for (size_t i = 0; i < n; i++) p[i] = clait_uniform(r, lo, hi);
+}
+
+/* IEEE half conversion on the host (round to nearest even), matching vstore_half. */
+static inline uint16_t clait_f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000u, exp = (x >> 23) & 0xffu, man = x & 0x7fffffu;
+  if (exp == 0xffu) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0));
+  int e = (int)exp - 127 + 15;
+  if (e >= 0x1f) return (uint16_t)(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10) return (uint16_t)sign;
+    man |= 0x800000u;
+    int shift = 14 - e;
+    uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (h & 1u))) h++;
+    return (uint16_t)(sign | h);
+  }
+  uint32_t h = sign | ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;
+  return (uint16_t)h;
+}
+static inline float clait_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, x;
+  if (exp == 0) {
+    if (man == 0) {
+      x = sign;
+    } else {
+      int e = -1;
+      do {
+        man <<= 1;
+        e++;
+      } while ((man & 0x400u) == 0);
+      x = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
+    }
+  } else if (exp == 0x1f) {
+    x = sign | 0x7f800000u | (man << 13);
+  } else {
+    x = sign | ((exp - 15 + 127) << 23) | (man << 13);
+  }
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+/* Rounds every value to the nearest half, so a reference can use exactly what an f16 tensor holds. */
+static inline void clait_round_f16(float *p, size_t n) {
+  for (size_t i = 0; i < n; i++) p[i] = clait_f16_to_f32(clait_f32_to_f16(p[i]));
+}
+
+/* Checks |got - want| <= atol + rtol * |want| for every element; fails naming the first bad index. */
+static inline void clait_expect_close(const char *what, const float *got, const double *want, size_t n, double atol,
+                                      double rtol) {
+  for (size_t i = 0; i < n; i++) {
+    double g = got[i], w = want[i];
+    if (isnan(w) && isnan(g)) continue;
+    if (!(fabs(g - w) <= atol + rtol * fabs(w)))
+      fail_msg("%s: element %zu is %.9g, expected %.9g (atol %g, rtol %g)", what, i, g, w, atol, rtol);
+  }
+}
+
+/* Runs the group with TAP output; skips the whole program (exit 0) when there is no OpenCL device. */
+static inline int clait_main(const char *name, const struct CMUnitTest *tests, size_t n, int needs_device) {
+  cmocka_set_message_output(CM_OUTPUT_TAP);
+  if (needs_device) {
+    char err[4096];
+    clai_context *ctx = NULL;
+    clai_status st = clai_context_init_ex(&ctx, NULL, err, sizeof err);
+    if (st == CLAI_E_NO_DEVICE) {
+      printf("1..0 # SKIP no OpenCL device: %s\n", err);
+      return 0;
+    }
+    clai_context_free(ctx);
+  }
+  return _cmocka_run_group_tests(name, tests, n, NULL, NULL);
+}
+#define CLAIT_MAIN(name, tests, needs_device) clait_main(name, tests, sizeof(tests) / sizeof((tests)[0]), needs_device)
+
+#endif /* CLAI_TESTUTIL_H */
