@@ -1,0 +1,256 @@
+/* test-cache - the on-disk kernel binary cache: a cold start builds and writes one entry per program, a
+ * warm start loads them all, and a corrupt, truncated, emptied or foreign entry is rejected and rebuilt
+ * (never trusted, never a crash). An unwritable directory only costs speed; the cache can be turned off.
+ * Everything is asserted through clai_context_stats_get, never by timing. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char base[1024];
+static int counter;
+
+/* A fresh, empty directory for one test. */
+static void fresh_dir(char *dir, size_t cap) {
+  snprintf(dir, cap, "%s/c%d", base, counter++);
+  assert_int_equal(mkdir(dir, 0700), 0);
+}
+
+static clai_context *open_ctx(const char *dir, clai_context_stats *s) {
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  p.cache_dir = dir;
+  p.cache = 1;
+  char err[4096];
+  clai_context *ctx = NULL;
+  clai_status st = clai_context_init_ex(&ctx, &p, err, sizeof err);
+  if (st != CLAI_OK) fail_msg("init: %s: %s", clai_status_name(st), err);
+  CLAIT_OK(ctx, clai_context_stats_get(ctx, s));
+  assert_int_equal(s->programs, s->programs_built + s->programs_cached);
+  return ctx;
+}
+
+/* The kernels of a context loaded from the cache must work: a matmul and a unary op, checked. */
+static void check_kernels(clai_context *ctx) {
+  float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, -1, 2, 0.5f, 3}, c[4], e[6];
+  int64_t sa[2] = {2, 3}, sb[2] = {3, 2}, sc[2] = {2, 2};
+  clai_tensor *ta, *tb, *tc;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &ta, CLAI_DTYPE_F32, 2, sa));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &tb, CLAI_DTYPE_F32, 2, sb));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &tc, CLAI_DTYPE_F32, 2, sc));
+  CLAIT_OK(ctx, clai_tensor_write(ta, a, sizeof a));
+  CLAIT_OK(ctx, clai_tensor_write(tb, b, sizeof b));
+  CLAIT_OK(ctx, clai_matmul(ctx, tc, ta, 0, tb, 0, 1.0f, 0.0f));
+  CLAIT_OK(ctx, clai_tensor_read(tc, c, sizeof c));
+  const float want[4] = {1 * 1 + 2 * -1 + 3 * 0.5f, 1 * 0 + 2 * 2 + 3 * 3, 4 * 1 + 5 * -1 + 6 * 0.5f,
+                         4 * 0 + 5 * 2 + 6 * 3};
+  for (int i = 0; i < 4; i++) assert_float_equal(c[i], want[i], 1e-5);
+  CLAIT_OK(ctx, clai_unary(ctx, CLAI_EXP, ta, ta));
+  CLAIT_OK(ctx, clai_tensor_read(ta, e, sizeof e));
+  for (int i = 0; i < 6; i++) assert_float_equal(e[i], expf(a[i]), 1e-5 * expf(a[i]));
+  clai_tensor_free(ta);
+  clai_tensor_free(tb);
+  clai_tensor_free(tc);
+}
+
+/* The entries in dir (sorted names), at most 16. */
+static int entries(const char *dir, char names[][512]) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t len = strlen(e->d_name);
+    if (len > 6 && strcmp(e->d_name + len - 6, ".clbin") == 0 && n < 16)
+      snprintf(names[n++], 512, "%s/%s", dir, e->d_name);
+    else if (e->d_name[0] != '.')
+      fail_msg("unexpected file %s in the cache (a temporary file left behind?)", e->d_name);
+  }
+  closedir(d);
+  for (int i = 0; i < n; i++)
+    for (int j = i + 1; j < n; j++)
+      if (strcmp(names[i], names[j]) > 0) {
+        char t[512];
+        memcpy(t, names[i], 512);
+        memcpy(names[i], names[j], 512);
+        memcpy(names[j], t, 512);
+      }
+  return n;
+}
+
+static long file_size(const char *path) {
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  return (long)st.st_size;
+}
+
+static void test_cold_then_warm(void **state) {
+  (void)state;
+  char dir[1100];
+  fresh_dir(dir, sizeof dir);
+  clai_context_stats s;
+  clai_context *ctx = open_ctx(dir, &s);
+  assert_true(s.programs >= 3);
+  assert_int_equal(s.programs_built, s.programs);
+  assert_int_equal(s.programs_cached, 0);
+  assert_int_equal(s.cache_writes, s.programs);
+  assert_int_equal(s.cache_rejected, 0);
+  assert_string_equal(clai_context_cache_dir(ctx), dir);
+  check_kernels(ctx);
+  clai_context_free(ctx);
+  char names[16][512];
+  assert_int_equal(entries(dir, names), (int)s.programs);
+
+  ctx = open_ctx(dir, &s);
+  assert_int_equal(s.programs_cached, s.programs);
+  assert_int_equal(s.programs_built, 0);
+  assert_int_equal(s.cache_writes, 0);
+  assert_int_equal(s.cache_rejected, 0);
+  check_kernels(ctx);
+  clai_context_free(ctx);
+}
+
+typedef enum damage { FLIP_PAYLOAD, FLIP_HEADER, TRUNCATE_HALF, TRUNCATE_HEADER, EMPTY, APPEND, FOREIGN } damage;
+
+static void damage_entry(char names[][512], int n, damage how) {
+  const char *path = names[0];
+  long size = file_size(path);
+  if (how == FOREIGN) { /* another program's entry under this one's name */
+    assert_true(n >= 2);
+    FILE *in = fopen(names[1], "rb"), *out = fopen(path, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    int c;
+    while ((c = fgetc(in)) != EOF) fputc(c, out);
+    fclose(in);
+    fclose(out);
+    return;
+  }
+  if (how == TRUNCATE_HALF || how == TRUNCATE_HEADER || how == EMPTY) {
+    long keep = how == TRUNCATE_HALF ? size / 2 : how == TRUNCATE_HEADER ? 13 : 0;
+    assert_int_equal(truncate(path, keep), 0);
+    return;
+  }
+  FILE *f = fopen(path, how == APPEND ? "ab" : "r+b");
+  assert_non_null(f);
+  if (how == APPEND) {
+    fputs("trailing garbage", f);
+  } else {
+    long at = how == FLIP_HEADER ? 30 : size / 2 + 7;
+    fseek(f, at, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, at, SEEK_SET);
+    fputc(c ^ 0x5a, f);
+  }
+  fclose(f);
+}
+
+static void test_damaged_entries(void **state) {
+  (void)state;
+  const damage kinds[] = {FLIP_PAYLOAD, FLIP_HEADER, TRUNCATE_HALF, TRUNCATE_HEADER, EMPTY, APPEND, FOREIGN};
+  char dir[1100];
+  fresh_dir(dir, sizeof dir);
+  clai_context_stats s;
+  clai_context_free(open_ctx(dir, &s)); /* populate */
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    char names[16][512];
+    int n = entries(dir, names);
+    assert_int_equal(n, (int)s.programs);
+    damage_entry(names, n, kinds[k]);
+    clai_context *ctx = open_ctx(dir, &s);
+    if (s.cache_rejected != 1 || s.programs_built != 1 || s.cache_writes != 1)
+      fail_msg("damage %d: rejected %u, built %u, written %u (want 1, 1, 1)", (int)kinds[k], s.cache_rejected,
+               s.programs_built, s.cache_writes);
+    assert_int_equal(s.programs_cached, s.programs - 1);
+    check_kernels(ctx);
+    clai_context_free(ctx);
+    /* The rebuilt entry replaced the damaged one: the next start is warm again. */
+    ctx = open_ctx(dir, &s);
+    assert_int_equal(s.programs_cached, s.programs);
+    assert_int_equal(s.cache_rejected, 0);
+    clai_context_free(ctx);
+  }
+}
+
+static void test_unwritable_and_off(void **state) {
+  (void)state;
+  /* A directory below a regular file can never be created. */
+  char file[1100], dir[1200];
+  snprintf(file, sizeof file, "%s/plain-file", base);
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  fclose(f);
+  snprintf(dir, sizeof dir, "%s/sub", file);
+  clai_context_stats s;
+  clai_context *ctx = open_ctx(dir, &s);
+  assert_int_equal(s.programs_built, s.programs);
+  assert_int_equal(s.cache_writes, 0);
+  check_kernels(ctx);
+  clai_context_free(ctx);
+
+  /* Off through params and through CLAI_CACHE=0. */
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  p.cache = -1;
+  ctx = NULL;
+  CLAIT_OK(ctx, clai_context_init(&ctx, &p));
+  assert_null(clai_context_cache_dir(ctx));
+  CLAIT_OK(ctx, clai_context_stats_get(ctx, &s));
+  assert_int_equal(s.programs_cached, 0);
+  assert_int_equal(s.cache_writes, 0);
+  clai_context_free(ctx);
+  setenv("CLAI_CACHE", "0", 1);
+  ctx = NULL;
+  CLAIT_OK(ctx, clai_context_init(&ctx, NULL));
+  unsetenv("CLAI_CACHE");
+  assert_null(clai_context_cache_dir(ctx));
+  check_kernels(ctx);
+  clai_context_free(ctx);
+}
+
+static void test_directory_resolution(void **state) {
+  (void)state;
+  char old[1100], xdg[1100], want[1200];
+  const char *env = getenv("CLAI_CACHE_DIR");
+  snprintf(old, sizeof old, "%s", env != NULL ? env : "");
+  /* CLAI_CACHE_DIR wins over XDG_CACHE_HOME; without it, $XDG_CACHE_HOME/clai is used. */
+  fresh_dir(xdg, sizeof xdg);
+  setenv("XDG_CACHE_HOME", xdg, 1);
+  setenv("CLAI_CACHE_DIR", xdg, 1);
+  clai_context *ctx = NULL;
+  CLAIT_OK(ctx, clai_context_init(&ctx, NULL));
+  assert_string_equal(clai_context_cache_dir(ctx), xdg);
+  clai_context_free(ctx);
+  unsetenv("CLAI_CACHE_DIR");
+  ctx = NULL;
+  CLAIT_OK(ctx, clai_context_init(&ctx, NULL));
+  snprintf(want, sizeof want, "%s/clai", xdg);
+  assert_string_equal(clai_context_cache_dir(ctx), want);
+  clai_context_free(ctx);
+  char names[16][512];
+  assert_true(entries(want, names) >= 3); /* the directory was created and filled */
+  unsetenv("XDG_CACHE_HOME");
+  if (old[0]) setenv("CLAI_CACHE_DIR", old, 1);
+}
+
+int main(void) {
+  const char *tmp = getenv("CLAI_TEST_TMP");
+  snprintf(base, sizeof base, "%s/tmp-cache-%ld", tmp != NULL ? tmp : "/tmp", (long)getpid());
+  if (mkdir(base, 0700) != 0) {
+    perror(base);
+    return 1;
+  }
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cold_then_warm),
+      cmocka_unit_test(test_damaged_entries),
+      cmocka_unit_test(test_unwritable_and_off),
+      cmocka_unit_test(test_directory_resolution),
+  };
+  int rc = CLAIT_MAIN("cache", tests, 1);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+  if (rc == 0 && system(cmd) != 0) rc = 1;
+  return rc;
+}

@@ -1,0 +1,224 @@
+/* test-device - device discovery, ranking, the CLAI_DEVICE / params.device override, the context's report
+ * of its choice, and the "no device at all" message (in a child process whose ICD loader sees no vendor). */
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static int have_gpu(void) {
+  clai_context *ctx = clait_ctx();
+  int n = clai_context_device_count(ctx), gpu = 0;
+  for (int i = 0; i < n; i++) {
+    clai_device_info d;
+    CLAIT_OK(ctx, clai_context_device_info(ctx, i, &d));
+    if (d.type == CLAI_DEVICE_DISCRETE_GPU || d.type == CLAI_DEVICE_INTEGRATED_GPU) gpu = 1;
+  }
+  clai_context_free(ctx);
+  return gpu;
+}
+
+/* Runs an add of two small vectors on ctx, so every chosen device is shown to work. */
+static void check_works(clai_context *ctx) {
+  const float a[3] = {1, 2, 3}, b[3] = {10, 20, 30};
+  float c[3] = {0};
+  int64_t n = 3;
+  clai_tensor *ta, *tb, *tc;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &ta, CLAI_DTYPE_F32, 1, &n));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &tb, CLAI_DTYPE_F32, 1, &n));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &tc, CLAI_DTYPE_F32, 1, &n));
+  CLAIT_OK(ctx, clai_tensor_write(ta, a, sizeof a));
+  CLAIT_OK(ctx, clai_tensor_write(tb, b, sizeof b));
+  CLAIT_OK(ctx, clai_binary(ctx, CLAI_ADD, tc, ta, tb));
+  CLAIT_OK(ctx, clai_tensor_read(tc, c, sizeof c));
+  for (int i = 0; i < 3; i++) assert_float_equal(c[i], a[i] + b[i], 0);
+  clai_tensor_free(ta);
+  clai_tensor_free(tb);
+  clai_tensor_free(tc);
+}
+
+static void test_default_choice(void **state) {
+  (void)state;
+  clai_context *ctx = clait_ctx();
+  int n = clai_context_device_count(ctx);
+  assert_true(n >= 1);
+  clai_device_info chosen;
+  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &chosen));
+  assert_int_equal(chosen.chosen, 1);
+  assert_int_equal(chosen.index, 0); /* nothing failed, so the best-ranked device */
+  assert_true(strlen(chosen.name) > 0);
+  assert_true(strlen(chosen.platform) > 0);
+  assert_true(strlen(chosen.driver_version) > 0);
+  assert_non_null(strstr(chosen.opencl_c_version, "OpenCL C"));
+  assert_true(chosen.global_mem_bytes > 0 && chosen.max_alloc_bytes > 0);
+  assert_true(chosen.compute_units > 0);
+  assert_non_null(strstr(chosen.note, "chosen"));
+  assert_int_equal(chosen.fallback, chosen.type == CLAI_DEVICE_CPU);
+  /* Ranked order: types never increase along the list; every device explains itself. */
+  int n_chosen = 0;
+  for (int i = 0; i < n; i++) {
+    clai_device_info d;
+    CLAIT_OK(ctx, clai_context_device_info(ctx, i, &d));
+    assert_int_equal(d.index, i);
+    assert_true(strlen(d.note) > 0);
+    n_chosen += d.chosen;
+    if (i > 0) {
+      clai_device_info prev;
+      CLAIT_OK(ctx, clai_context_device_info(ctx, i - 1, &prev));
+      assert_true(prev.type >= d.type);
+    }
+  }
+  assert_int_equal(n_chosen, 1);
+  check_works(ctx);
+  clai_context_free(ctx);
+}
+
+/* Each spec must select a device of the expected kind. */
+static void expect_choice(const char *spec, int use_env, int want_index) {
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  if (use_env)
+    setenv("CLAI_DEVICE", spec, 1);
+  else
+    p.device = spec;
+  char err[4096];
+  clai_context *ctx = NULL;
+  clai_status st = clai_context_init_ex(&ctx, &p, err, sizeof err);
+  unsetenv("CLAI_DEVICE");
+  if (st != CLAI_OK) fail_msg("device \"%s\": %s: %s", spec, clai_status_name(st), err);
+  clai_device_info d;
+  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &d));
+  if (want_index >= 0) assert_int_equal(d.index, want_index);
+  if (strcmp(spec, "cpu") == 0) assert_int_equal(d.type, CLAI_DEVICE_CPU);
+  assert_non_null(strstr(d.note, use_env ? "CLAI_DEVICE" : "params.device"));
+  check_works(ctx);
+  clai_context_free(ctx);
+}
+
+static void test_overrides(void **state) {
+  (void)state;
+  clai_context *ctx = clait_ctx();
+  clai_device_info best;
+  CLAIT_OK(ctx, clai_context_device_info(ctx, 0, &best));
+  int n = clai_context_device_count(ctx);
+  int cpu_index = -1;
+  for (int i = n - 1; i >= 0; i--) {
+    clai_device_info d;
+    CLAIT_OK(ctx, clai_context_device_info(ctx, i, &d));
+    if (d.type == CLAI_DEVICE_CPU) cpu_index = i;
+  }
+  clai_context_free(ctx);
+
+  expect_choice("0", 0, 0);
+  expect_choice("0", 1, 0);
+  if (cpu_index >= 0) {
+    expect_choice("cpu", 0, cpu_index);
+    expect_choice("CPU", 1, cpu_index);
+  }
+  /* A case-insensitive substring of the device name and of the platform name. */
+  char sub[16];
+  snprintf(sub, sizeof sub, "%.6s", best.name);
+  for (char *c = sub; *c; c++) *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+  expect_choice(sub, 1, -1);
+  snprintf(sub, sizeof sub, "%.5s", best.platform);
+  expect_choice(sub, 0, -1);
+
+  /* params.device wins over CLAI_DEVICE. */
+  setenv("CLAI_DEVICE", "no-such-device-anywhere", 1);
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  p.device = "0";
+  clai_context *c2 = NULL;
+  clai_status st = clai_context_init(&c2, &p);
+  unsetenv("CLAI_DEVICE");
+  assert_int_equal(st, CLAI_OK);
+  clai_context_free(c2);
+}
+
+static void expect_not_found(const char *spec, int use_env) {
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  if (use_env)
+    setenv("CLAI_DEVICE", spec, 1);
+  else
+    p.device = spec;
+  char err[4096];
+  clai_context *ctx = (clai_context *)&p; /* must be reset to NULL */
+  clai_status st = clai_context_init_ex(&ctx, &p, err, sizeof err);
+  unsetenv("CLAI_DEVICE");
+  assert_int_equal(st, CLAI_E_DEVICE_NOT_FOUND);
+  assert_null(ctx);
+  assert_non_null(strstr(err, spec));
+  assert_non_null(strstr(err, "matches no device"));
+  assert_non_null(strstr(err, "0: ")); /* the list of devices there are */
+}
+
+static void test_override_errors(void **state) {
+  (void)state;
+  expect_not_found("no-such-device-xyz", 0);
+  expect_not_found("no-such-device-xyz", 1);
+  expect_not_found("4096", 1);
+  if (!have_gpu()) expect_not_found("gpu", 0);
+  /* A truncated error buffer still gets a NUL-terminated prefix. */
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  p.device = "nothing-like-this";
+  char small[16];
+  memset(small, 'x', sizeof small);
+  clai_context *ctx = NULL;
+  assert_int_equal(clai_context_init_ex(&ctx, &p, small, sizeof small), CLAI_E_DEVICE_NOT_FOUND);
+  assert_int_equal(strlen(small), sizeof small - 1);
+  assert_int_equal(clai_context_init(NULL, NULL), CLAI_E_INVALID_ARG);
+  clai_context_free(NULL);
+}
+
+static const char *self_path;
+
+/* The ICD loader reads OCL_ICD_VENDORS once per process, so the no-device case runs in a child. */
+static void test_no_device(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    setenv("OCL_ICD_VENDORS", "/nonexistent-clai-vendors-dir", 1);
+    execl(self_path, self_path, "--no-device-child", (char *)NULL);
+    _exit(127);
+  }
+  close(fds[1]);
+  char out[4096];
+  size_t len = 0;
+  ssize_t r;
+  while ((r = read(fds[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)r;
+  out[len] = '\0';
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_non_null(strstr(out, "CLAI_E_NO_DEVICE"));
+  assert_non_null(strstr(out, "pocl-opencl-icd"));
+}
+
+static int no_device_child(void) {
+  char err[4096];
+  clai_context *ctx = NULL;
+  clai_status st = clai_context_init_ex(&ctx, NULL, err, sizeof err);
+  printf("%s: %s\n", clai_status_name(st), err);
+  return st == CLAI_E_NO_DEVICE && ctx == NULL ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--no-device-child") == 0) return no_device_child();
+  self_path = "/proc/self/exe";
+  (void)argv;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_default_choice),
+      cmocka_unit_test(test_overrides),
+      cmocka_unit_test(test_override_errors),
+      cmocka_unit_test(test_no_device),
+  };
+  return CLAIT_MAIN("device", tests, 1);
+}
