@@ -99,6 +99,7 @@ typedef struct clai__gemm_config {
 typedef struct clai__buffer {
   cl_mem mem;
   uint64_t bytes;               /* capacity (the size class) */
+  uint64_t size;                /* bytes asked for by the tensor it was allocated for: views stay inside */
   int cls;                      /* size class, -1: not pooled (released when free) */
   int refs;                     /* views using it */
   struct clai__buffer *next;    /* free list link */
@@ -198,6 +199,10 @@ void clai__programs_free(clai_context *ctx);
 /* The build options of program `prog` for a device with `caps` (pure: used by the SPIR test too). */
 void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm_config *gemm, char *buf,
                            size_t cap);
+/* Builds `source` for ctx's device. On failure *out is NULL and the status is CLAI_E_BUILD with the
+ * compiler's build log in the message (or another status for an OpenCL failure). `what` names the source. */
+clai_status clai__program_build(clai_context *ctx, const char *source, const char *options, const char *what,
+                                cl_program *out);
 /* The embedded source of a program (common prelude + file), malloc'd; NULL on allocation failure. */
 char *clai__program_source(int prog);
 const char *clai__program_stem(int prog);

@@ -78,6 +78,7 @@ clai__buffer *clai__pool_alloc(clai_context *ctx, uint64_t bytes, clai_status *s
     pool->hits++;
     b->next = NULL;
     b->refs = 1;
+    b->size = bytes;
     return b;
   }
   clai__buffer *b = calloc(1, sizeof *b);
@@ -98,6 +99,7 @@ clai__buffer *clai__pool_alloc(clai_context *ctx, uint64_t bytes, clai_status *s
   }
   pool->device_allocs++;
   b->bytes = size;
+  b->size = bytes;
   b->cls = c;
   b->refs = 1;
   pool->bytes_in_use += size;

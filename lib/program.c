@@ -86,20 +86,27 @@ static char *cache_key(clai_context *ctx, int prog, const char *source, const ch
   return key;
 }
 
-static clai_status build_log_error(clai_context *ctx, cl_program p, int prog, cl_int err) {
+clai_status clai__program_build(clai_context *ctx, const char *source, const char *options, const char *what,
+                               cl_program *out) {
+  cl_int err;
+  *out = clCreateProgramWithSource(ctx->cl, 1, &source, NULL, &err);
+  if (*out == NULL) return clai__cl_error(ctx, err, "clCreateProgramWithSource(%s) failed", what);
+  err = clBuildProgram(*out, 1, &ctx->device, options, NULL, NULL);
+  if (err == CL_SUCCESS) return CLAI_OK;
   size_t n = 0;
   char *log = NULL;
-  if (clGetProgramBuildInfo(p, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) == CL_SUCCESS && n > 0) {
+  if (clGetProgramBuildInfo(*out, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) == CL_SUCCESS && n > 0) {
     log = malloc(n + 1);
-    if (log != NULL && clGetProgramBuildInfo(p, ctx->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS)
+    if (log != NULL && clGetProgramBuildInfo(*out, ctx->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS)
       log[n] = '\0';
     else if (log != NULL)
       log[0] = '\0';
   }
-  clai_status st = clai__error(ctx, CLAI_E_BUILD, "building cl/%s.cl failed (OpenCL error %s, %d); build log:\n%s",
-                               program_stems[prog], clai__cl_errname(err), (int)err,
-                               log != NULL && log[0] ? log : "(empty)");
+  clai_status st = clai__error(ctx, CLAI_E_BUILD, "building %s failed (OpenCL error %s, %d); build log:\n%s", what,
+                               clai__cl_errname(err), (int)err, log != NULL && log[0] ? log : "(empty)");
   free(log);
+  clReleaseProgram(*out);
+  *out = NULL;
   return st;
 }
 
@@ -223,18 +230,10 @@ static clai_status init_program(clai_context *ctx, int prog) {
   }
   int from_source = ctx->programs[prog] == NULL;
   if (from_source) {
-    cl_int err;
-    const char *srcs[1] = {source};
-    ctx->programs[prog] = clCreateProgramWithSource(ctx->cl, 1, srcs, NULL, &err);
-    if (ctx->programs[prog] == NULL) {
-      st = clai__cl_error(ctx, err, "clCreateProgramWithSource(cl/%s.cl) failed", program_stems[prog]);
-      goto done;
-    }
-    err = clBuildProgram(ctx->programs[prog], 1, &ctx->device, options, NULL, NULL);
-    if (err != CL_SUCCESS) {
-      st = build_log_error(ctx, ctx->programs[prog], prog, err);
-      goto done;
-    }
+    char what[64];
+    snprintf(what, sizeof what, "cl/%s.cl", program_stems[prog]);
+    st = clai__program_build(ctx, source, options, what, &ctx->programs[prog]);
+    if (st != CLAI_OK) goto done;
     ctx->stats.programs_built++;
   } else {
     ctx->stats.programs_cached++;

@@ -81,9 +81,9 @@ static clai_status shape_numel(clai_context *ctx, const char *fn, int ndim, cons
 
 clai_status clai_tensor_init(clai_context *ctx, clai_tensor **out, clai_dtype dtype, int ndim,
                              const int64_t *shape) {
+  if (out != NULL) *out = NULL;
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   if (out == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "clai_tensor_init: out is NULL");
-  *out = NULL;
   size_t es = clai_dtype_size(dtype);
   if (es == 0) return clai__error(ctx, CLAI_E_DTYPE, "clai_tensor_init: %d is not a dtype", (int)dtype);
   uint64_t numel, bytes;
@@ -189,7 +189,7 @@ static clai_status make_view(clai_tensor *t, clai_tensor **out, const char *fn, 
     v.strides[i] = strides[i];
   }
   int64_t lo, hi;
-  uint64_t cap_elems = t->buf->bytes / clai_dtype_size(t->dtype);
+  uint64_t cap_elems = t->buf->size / clai_dtype_size(t->dtype); /* not the pool's rounded-up capacity */
   if (offset < 0) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: negative offset %lld", fn, (long long)offset);
   if (clai__tensor_extent(&v, &lo, &hi) && (lo < 0 || (uint64_t)hi >= cap_elems))
     return clai__error(ctx, CLAI_E_INVALID_ARG,
@@ -206,9 +206,9 @@ static clai_status make_view(clai_tensor *t, clai_tensor **out, const char *fn, 
 }
 
 static clai_status view_args(clai_tensor *t, clai_tensor **out, const char *fn) {
+  if (out != NULL) *out = NULL;
   if (t == NULL) return CLAI_E_INVALID_ARG;
   if (out == NULL) return clai__error(t->ctx, CLAI_E_INVALID_ARG, "%s: out is NULL", fn);
-  *out = NULL;
   return CLAI_OK;
 }
 
@@ -294,9 +294,11 @@ clai_status clai_tensor_slice(clai_tensor *t, clai_tensor **out, int dim, int64_
   int64_t shape[CLAI_MAX_DIMS], strides[CLAI_MAX_DIMS];
   memcpy(shape, t->shape, sizeof shape);
   memcpy(strides, t->strides, sizeof strides);
-  shape[d] = (stop - start + step - 1) / step;
-  strides[d] = t->strides[d] * step;
-  return make_view(t, out, fn, t->ndim, shape, strides, t->offset + start * t->strides[d]);
+  /* Written so that no step (up to INT64_MAX) overflows: with two or more elements step < n, so the new
+   * stride stays within t's extent; a size-0 or size-1 dim keeps its stride and an empty one its offset. */
+  shape[d] = stop > start ? (stop - start - 1) / step + 1 : 0;
+  strides[d] = shape[d] > 1 ? t->strides[d] * step : t->strides[d];
+  return make_view(t, out, fn, t->ndim, shape, strides, t->offset + (shape[d] > 0 ? start * t->strides[d] : 0));
 }
 
 clai_status clai_tensor_reshape(clai_tensor *t, clai_tensor **out, int ndim, const int64_t *shape) {
@@ -451,7 +453,10 @@ static clai_status transfer_args(clai_tensor *t, const void *p, size_t size, con
                                  int exact) {
   if (t == NULL) return CLAI_E_INVALID_ARG;
   clai_context *ctx = t->ctx;
-  uint64_t b = (uint64_t)clai_tensor_numel(t) * clai_dtype_size(t->dtype);
+  uint64_t b;
+  if (!clai__mul_ok((uint64_t)clai_tensor_numel(t), clai_dtype_size(t->dtype), &b) || b > SIZE_MAX)
+    return clai__error(ctx, CLAI_E_OVERFLOW, "%s: the byte size of the %s tensor (%lld elements) overflows", fn,
+                       clai_dtype_name(t->dtype), (long long)clai_tensor_numel(t));
   if (p == NULL && b > 0) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: host pointer is NULL", fn);
   if (exact && size != b)
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %zu bytes given, the %s tensor holds %llu", fn, size,

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "testutil.h"
 
 static char base[1024];
@@ -235,6 +236,35 @@ static void test_directory_resolution(void **state) {
   if (old[0]) setenv("CLAI_CACHE_DIR", old, 1);
 }
 
+/* A kernel that does not compile gives CLAI_E_BUILD with the compiler's log, and the #line marker that
+ * the build puts in front of every embedded file makes the log name that file and line. */
+static void test_build_error_log(void **state) {
+  (void)state;
+  clai_context *ctx = clait_ctx();
+  const char *bad = "#line 1 \"cl/broken.cl\"\n"
+                    "__kernel void k(__global float *x) {\n"
+                    "  x[0] = undefined_thing;\n"
+                    "}\n";
+  cl_program prog = (cl_program)1;
+  assert_int_equal(clai__program_build(ctx, bad, "-cl-std=CL1.2", "cl/broken.cl", &prog), CLAI_E_BUILD);
+  assert_null(prog);
+  const char *m = clai_errmsg(ctx);
+  assert_non_null(strstr(m, "building cl/broken.cl failed"));
+  assert_non_null(strstr(m, "undefined_thing"));
+  assert_non_null(strstr(m, "broken.cl:2")); /* the file and line of the error */
+  /* The embedded sources carry the same markers: a program's source starts with cl/common.cl's. */
+  char *src = clai__program_source(0);
+  assert_non_null(src);
+  const char *first = "#line 1 \"cl/common.cl\"\n";
+  assert_true(strncmp(src, first, strlen(first)) == 0);
+  char want[64];
+  snprintf(want, sizeof want, "#line 1 \"cl/%s.cl\"", clai__program_stem(0));
+  assert_non_null(strstr(src, want));
+  free(src);
+  check_kernels(ctx); /* still usable */
+  clai_context_free(ctx);
+}
+
 int main(void) {
   const char *tmp = getenv("CLAI_TEST_TMP");
   snprintf(base, sizeof base, "%s/tmp-cache-%ld", tmp != NULL ? tmp : "/tmp", (long)getpid());
@@ -247,6 +277,7 @@ int main(void) {
       cmocka_unit_test(test_damaged_entries),
       cmocka_unit_test(test_unwritable_and_off),
       cmocka_unit_test(test_directory_resolution),
+      cmocka_unit_test(test_build_error_log),
   };
   int rc = CLAIT_MAIN("cache", tests, 1);
   char cmd[1200];
