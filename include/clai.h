@@ -145,7 +145,7 @@ typedef struct clai_device_info {
   uint32_t clock_mhz;
   int has_fp16;             /* cl_khr_fp16 reported */
   int chosen;               /* the context runs on this device */
-  int fallback;             /* chosen, and a CPU device taken because no better device was usable */
+  int fallback;             /* chosen, and a CPU device or taken after better-ranked devices failed */
   char note[256];           /* why the device was chosen or passed over */
 } clai_device_info;
 

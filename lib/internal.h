@@ -173,9 +173,6 @@ int clai__add_ok(uint64_t a, uint64_t b, uint64_t *out);
 int clai__contains_ci(const char *haystack, const char *needle);
 /* snprintf that appends to buf (of capacity cap) at *len, truncating safely. */
 void clai__appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...) CLAI__PRINTF(4, 5);
-/* float <-> IEEE half with round-to-nearest-even (the host side of vload_half / vstore_half). */
-uint16_t clai__f32_to_f16(float f);
-float clai__f16_to_f32(uint16_t h);
 
 /* ---- devices (device.c) -------------------------------------------------------------------------------- */
 typedef struct clai__candidate {

@@ -468,47 +468,37 @@ static clai_status transfer_args(clai_tensor *t, const void *p, size_t size, con
   return CLAI_OK;
 }
 
-/* A dense temporary with t's dtype and shape. */
-static clai_status dense_like(clai_tensor *t, clai_tensor **tmp) {
-  return clai_tensor_init(t->ctx, tmp, t->dtype, t->ndim, t->shape);
-}
-
-clai_status clai_tensor_write(clai_tensor *t, const void *src, size_t bytes) {
-  const char *fn = "clai_tensor_write";
+/* Host <-> device copy of t's elements in dense row-major order. A contiguous tensor is one blocking
+ * transfer (which, on the in-order queue, also waits for the work that writes it); any other view goes
+ * through a dense temporary and the strided copy kernel. */
+static clai_status transfer(clai_tensor *t, void *host, size_t size, int to_device) {
+  const char *fn = to_device ? "clai_tensor_write" : "clai_tensor_read";
   size_t n;
-  clai_status st = transfer_args(t, src, bytes, fn, &n, 1);
+  clai_status st = transfer_args(t, host, size, fn, &n, to_device);
   if (st != CLAI_OK || n == 0) return st;
   clai_context *ctx = t->ctx;
-  size_t es = clai_dtype_size(t->dtype);
   if (clai_tensor_is_contiguous(t)) {
-    cl_int err = clEnqueueWriteBuffer(ctx->queue, t->buf->mem, CL_TRUE, (size_t)t->offset * es, n, src, 0,
-                                      NULL, NULL);
-    return err == CL_SUCCESS ? CLAI_OK : clai__cl_error(ctx, err, "%s: clEnqueueWriteBuffer failed", fn);
+    size_t at = (size_t)t->offset * clai_dtype_size(t->dtype);
+    cl_int err = to_device ? clEnqueueWriteBuffer(ctx->queue, t->buf->mem, CL_TRUE, at, n, host, 0, NULL, NULL)
+                           : clEnqueueReadBuffer(ctx->queue, t->buf->mem, CL_TRUE, at, n, host, 0, NULL, NULL);
+    return err == CL_SUCCESS ? CLAI_OK
+                             : clai__cl_error(ctx, err, "%s: clEnqueue%sBuffer failed", fn, to_device ? "Write" : "Read");
   }
   clai_tensor *tmp = NULL;
-  st = dense_like(t, &tmp);
-  if (st == CLAI_OK) st = clai_tensor_write(tmp, src, bytes);
-  if (st == CLAI_OK) st = clai__copy(ctx, t, tmp, fn);
+  st = clai_tensor_init(ctx, &tmp, t->dtype, t->ndim, t->shape);
+  if (st == CLAI_OK && to_device) {
+    st = transfer(tmp, host, size, 1);
+    if (st == CLAI_OK) st = clai__copy(ctx, t, tmp, fn);
+  } else if (st == CLAI_OK) {
+    st = clai__copy(ctx, tmp, t, fn);
+    if (st == CLAI_OK) st = transfer(tmp, host, size, 0);
+  }
   clai_tensor_free(tmp); /* safe before the copy runs: the in-order queue orders any reuse after it */
   return st;
 }
 
-clai_status clai_tensor_read(clai_tensor *t, void *dst, size_t dst_size) {
-  const char *fn = "clai_tensor_read";
-  size_t n;
-  clai_status st = transfer_args(t, dst, dst_size, fn, &n, 0);
-  if (st != CLAI_OK || n == 0) return st;
-  clai_context *ctx = t->ctx;
-  size_t es = clai_dtype_size(t->dtype);
-  if (clai_tensor_is_contiguous(t)) {
-    cl_int err = clEnqueueReadBuffer(ctx->queue, t->buf->mem, CL_TRUE, (size_t)t->offset * es, n, dst, 0,
-                                     NULL, NULL);
-    return err == CL_SUCCESS ? CLAI_OK : clai__cl_error(ctx, err, "%s: clEnqueueReadBuffer failed", fn);
-  }
-  clai_tensor *tmp = NULL;
-  st = dense_like(t, &tmp);
-  if (st == CLAI_OK) st = clai__copy(ctx, tmp, t, fn);
-  if (st == CLAI_OK) st = clai_tensor_read(tmp, dst, dst_size);
-  clai_tensor_free(tmp);
-  return st;
+clai_status clai_tensor_write(clai_tensor *t, const void *src, size_t bytes) {
+  return transfer(t, (void *)src, bytes, 1);
 }
+
+clai_status clai_tensor_read(clai_tensor *t, void *dst, size_t dst_size) { return transfer(t, dst, dst_size, 0); }

@@ -1,4 +1,4 @@
-/* util.c - hashing, checked size arithmetic, time, strings and half-precision conversion. */
+/* util.c - hashing, checked size arithmetic, time and strings. */
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -72,55 +72,4 @@ void clai__appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
   if (n < 0) return;
   *len += (size_t)n;
   if (*len >= cap) *len = cap - 1;
-}
-
-uint16_t clai__f32_to_f16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000u;
-  uint32_t exp = (x >> 23) & 0xffu;
-  uint32_t man = x & 0x7fffffu;
-  if (exp == 0xffu) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0)); /* inf / nan */
-  int e = (int)exp - 127 + 15;
-  if (e >= 0x1f) return (uint16_t)(sign | 0x7c00u); /* overflow to inf */
-  if (e <= 0) {
-    if (e < -10) return (uint16_t)sign; /* underflow to zero */
-    man |= 0x800000u;
-    int shift = 14 - e;
-    uint32_t half = man >> shift;
-    uint32_t rem = man & ((1u << shift) - 1);
-    uint32_t mid = 1u << (shift - 1);
-    if (rem > mid || (rem == mid && (half & 1u))) half++;
-    return (uint16_t)(sign | half);
-  }
-  uint32_t half = sign | ((uint32_t)e << 10) | (man >> 13);
-  uint32_t rem = man & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) half++; /* may carry into the exponent: correct */
-  return (uint16_t)half;
-}
-
-float clai__f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t man = h & 0x3ffu;
-  uint32_t x;
-  if (exp == 0) {
-    if (man == 0) {
-      x = sign;
-    } else { /* subnormal: normalise */
-      int e = -1;
-      do {
-        man <<= 1;
-        e++;
-      } while ((man & 0x400u) == 0);
-      x = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
-    }
-  } else if (exp == 0x1f) {
-    x = sign | 0x7f800000u | (man << 13);
-  } else {
-    x = sign | ((exp - 15 + 127) << 23) | (man << 13);
-  }
-  float f;
-  memcpy(&f, &x, 4);
-  return f;
 }
