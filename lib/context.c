@@ -45,6 +45,20 @@ static clai_status try_device(clai_context *ctx, const clai__candidate *c) {
   return st;
 }
 
+/* CLAI_TEST_FAIL_DEVICE, a testing aid: a comma-separated list of ranked device indices whose start-up is
+ * made to fail, so that the tests can exercise the fallback to the next device on any machine. */
+static int failure_injected(int index) {
+  const char *s = getenv("CLAI_TEST_FAIL_DEVICE");
+  while (s != NULL && *s != '\0') {
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == s) return 0;
+    if (v == index) return 1;
+    s = *end == ',' ? end + 1 : NULL;
+  }
+  return 0;
+}
+
 static uint64_t env_u64(const char *name) {
   const char *s = getenv(name);
   if (s == NULL || *s == '\0') return 0;
@@ -145,13 +159,19 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
       snprintf(d->note, sizeof d->note, "ranked below the chosen device %d", ctx->chosen);
       continue;
     }
-    st = try_device(ctx, &cands[order[k]]);
+    st = failure_injected(order[k])
+             ? clai__error(ctx, CLAI_E_OPENCL, "start-up failure injected by CLAI_TEST_FAIL_DEVICE")
+             : try_device(ctx, &cands[order[k]]);
     if (st == CLAI_OK) {
       ctx->chosen = order[k];
       d->chosen = 1;
       d->fallback = d->type == CLAI_DEVICE_CPU || k > 0;
-      snprintf(d->note, sizeof d->note, "chosen: %s%s%s", k > 0 ? "better devices failed; " : "",
-               spec != NULL ? "selected by " : "highest-ranked ", spec != NULL ? spec_from : type_word(d->type));
+      if (k > 0)
+        snprintf(d->note, sizeof d->note, "chosen: better devices failed, this is the next %s", type_word(d->type));
+      else if (spec != NULL)
+        snprintf(d->note, sizeof d->note, "chosen: selected by %s=\"%s\"", spec_from, spec);
+      else
+        snprintf(d->note, sizeof d->note, "chosen: the highest-ranked device (%s)", type_word(d->type));
     } else {
       /* Keep the first line of the failure (a build log can be long; errmsg keeps it whole). */
       const char *m = clai_errmsg(ctx);

@@ -473,7 +473,7 @@ static clai_status transfer_args(clai_tensor *t, const void *p, size_t size, con
  * through a dense temporary and the strided copy kernel. */
 static clai_status transfer(clai_tensor *t, void *host, size_t size, int to_device) {
   const char *fn = to_device ? "clai_tensor_write" : "clai_tensor_read";
-  size_t n;
+  size_t n = 0;
   clai_status st = transfer_args(t, host, size, fn, &n, to_device);
   if (st != CLAI_OK || n == 0) return st;
   clai_context *ctx = t->ctx;

@@ -171,35 +171,59 @@ static void test_override_errors(void **state) {
   clai_context_free(NULL);
 }
 
-static const char *self_path;
-
-/* The ICD loader reads OCL_ICD_VENDORS once per process, so the no-device case runs in a child. */
-static void test_no_device(void **state) {
-  (void)state;
+/* Runs this program again as a child in `mode` with one extra environment variable (the ICD loader reads
+ * OCL_ICD_VENDORS and POCL reads POCL_DEVICES once per process), and returns what it printed. */
+static void run_child(const char *mode, const char *const *env, char *out, size_t cap) {
   int fds[2];
   assert_int_equal(pipe(fds), 0);
+  fflush(stdout);
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
     dup2(fds[1], 1);
     close(fds[0]);
-    setenv("OCL_ICD_VENDORS", "/nonexistent-clai-vendors-dir", 1);
-    execl(self_path, self_path, "--no-device-child", (char *)NULL);
+    for (; *env != NULL; env += 2) setenv(env[0], env[1], 1);
+    execl("/proc/self/exe", "test-device", mode, (char *)NULL);
     _exit(127);
   }
   close(fds[1]);
-  char out[4096];
   size_t len = 0;
   ssize_t r;
-  while ((r = read(fds[0], out + len, sizeof out - 1 - len)) > 0) len += (size_t)r;
+  while (len + 1 < cap && (r = read(fds[0], out + len, cap - 1 - len)) > 0) len += (size_t)r;
   out[len] = '\0';
   close(fds[0]);
   int status = 0;
   waitpid(pid, &status, 0);
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail_msg("child %s failed: %s", mode, out);
+}
+
+static void test_no_device(void **state) {
+  (void)state;
+  char out[8192];
+  const char *const env[] = {"OCL_ICD_VENDORS", "/nonexistent-clai-vendors-dir", NULL};
+  run_child("--no-device-child", env, out, sizeof out);
   assert_non_null(strstr(out, "CLAI_E_NO_DEVICE"));
   assert_non_null(strstr(out, "pocl-opencl-icd"));
+}
+
+/* POCL can show its CPU twice; the first is made to fail, so libclai must fall back to the second and
+ * say why it passed over the first. With both failing, no device is left. */
+static void test_fallback(void **state) {
+  (void)state;
+  char out[8192];
+  const char *const env1[] = {"POCL_DEVICES", "pthread pthread", "CLAI_TEST_FAIL_DEVICE", "0", NULL};
+  run_child("--fallback-child", env1, out, sizeof out);
+  assert_non_null(strstr(out, "status CLAI_OK"));
+  assert_non_null(strstr(out, "chosen 1 fallback 1"));
+  assert_non_null(strstr(out, "note 0: failed: CLAI_E_OPENCL: start-up failure injected"));
+  assert_non_null(strstr(out, "note 1: chosen: better devices failed"));
+  assert_non_null(strstr(out, "add ok"));
+  const char *const env2[] = {"POCL_DEVICES", "pthread pthread", "CLAI_TEST_FAIL_DEVICE", "0,1", NULL};
+  run_child("--fallback-child", env2, out, sizeof out);
+  assert_non_null(strstr(out, "status CLAI_E_NO_DEVICE"));
+  assert_non_null(strstr(out, "every candidate failed"));
+  assert_non_null(strstr(out, "0: pthread"));
+  assert_non_null(strstr(out, "1: pthread"));
 }
 
 static int no_device_child(void) {
@@ -210,15 +234,37 @@ static int no_device_child(void) {
   return st == CLAI_E_NO_DEVICE && ctx == NULL ? 0 : 1;
 }
 
+static int fallback_child(void) {
+  char err[4096];
+  clai_context *ctx = NULL;
+  clai_status st = clai_context_init_ex(&ctx, NULL, err, sizeof err);
+  printf("status %s\n%s\n", clai_status_name(st), err);
+  if (st != CLAI_OK) return 0;
+  clai_device_info d;
+  if (clai_context_device_info(ctx, -1, &d) != CLAI_OK) return 1;
+  printf("chosen %d fallback %d\n", d.index, d.fallback);
+  for (int i = 0; i < clai_context_device_count(ctx); i++)
+    if (clai_context_device_info(ctx, i, &d) == CLAI_OK) printf("note %d: %s\n", i, d.note);
+  float a[2] = {1, 2}, c[2] = {0, 0};
+  int64_t n = 2;
+  clai_tensor *t = NULL;
+  if (clai_tensor_init(ctx, &t, CLAI_DTYPE_F32, 1, &n) == CLAI_OK && clai_tensor_write(t, a, sizeof a) == CLAI_OK &&
+      clai_binary(ctx, CLAI_ADD, t, t, t) == CLAI_OK && clai_tensor_read(t, c, sizeof c) == CLAI_OK && c[0] == 2 &&
+      c[1] == 4)
+    printf("add ok\n");
+  clai_context_free(ctx);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--no-device-child") == 0) return no_device_child();
-  self_path = "/proc/self/exe";
-  (void)argv;
+  if (argc > 1 && strcmp(argv[1], "--fallback-child") == 0) return fallback_child();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_default_choice),
       cmocka_unit_test(test_overrides),
       cmocka_unit_test(test_override_errors),
       cmocka_unit_test(test_no_device),
+      cmocka_unit_test(test_fallback),
   };
   return CLAIT_MAIN("device", tests, 1);
 }
