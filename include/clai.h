@@ -305,6 +305,11 @@ CLAI_API clai_status clai_add_scalar(clai_context *ctx, clai_tensor *out, const 
 CLAI_API clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a,
                                  const clai_tensor *b, int trans_b, float alpha, float beta);
 
+/* Describes, as text in buf (at most cap bytes, NUL-terminated), the kernel family and parameters that
+ * clai_matmul would run for these operands (for benchmarks and reports), after the same argument checks. */
+CLAI_API clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const clai_tensor *a, int trans_a,
+                                          const clai_tensor *b, int trans_b, char *buf, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,9 +41,15 @@ static void batch_view(const clai_tensor *t, clai_tensor *v) {
   v->ndim = t->ndim - 2;
 }
 
-clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a, const clai_tensor *b,
-                        int trans_b, float alpha, float beta) {
-  const char *fn = "clai_matmul";
+/* Everything a launch needs, worked out once by plan() for clai_matmul and clai_matmul_describe. */
+typedef struct gemm_plan {
+  int kernel;
+  int64_t M, N, K, sam, sak, sbk, sbn, scm, scn;
+  clai__index ix; /* batch dims: operand 0 = C, 1 = A, 2 = B */
+} gemm_plan;
+
+static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c, const clai_tensor *a, int trans_a,
+                        const clai_tensor *b, int trans_b, gemm_plan *p) {
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   clai_status s = clai__check_tensor(ctx, c, fn, "c");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, a, fn, "a");
@@ -55,15 +61,15 @@ clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a,
   if (a->dtype != b->dtype || a->dtype == CLAI_DTYPE_I32 || c->dtype == CLAI_DTYPE_I32)
     return clai__error(ctx, CLAI_E_DTYPE, "%s: a and b must both be f32 or both f16 and c f32 or f16 (have %s, %s, %s)",
                        fn, clai_dtype_name(a->dtype), clai_dtype_name(b->dtype), clai_dtype_name(c->dtype));
-  int64_t M, K, K2, N, sam, sak, sbk, sbn;
-  mat_dims(a, trans_a, &M, &K, &sam, &sak);
-  mat_dims(b, trans_b, &K2, &N, &sbk, &sbn);
+  int64_t K2;
+  mat_dims(a, trans_a, &p->M, &p->K, &p->sam, &p->sak);
+  mat_dims(b, trans_b, &K2, &p->N, &p->sbk, &p->sbn);
   char x[160], y[160], z[160];
-  if (K != K2 || c->shape[c->ndim - 2] != M || c->shape[c->ndim - 1] != N)
+  if (p->K != K2 || c->shape[c->ndim - 2] != p->M || c->shape[c->ndim - 1] != p->N)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: op(a) is %lldx%lld and op(b) %lldx%lld, c is %s: need [.., M, K] x [.., K, N] -> [.., M, N]",
-                       fn, (long long)M, (long long)K, (long long)K2, (long long)N,
+                       fn, (long long)p->M, (long long)p->K, (long long)K2, (long long)p->N,
                        clai__shape_str(c->ndim, c->shape, z, sizeof z));
-  if (M > INT_MAX || N > INT_MAX || K > INT_MAX)
+  if (p->M > INT_MAX || p->N > INT_MAX || p->K > INT_MAX)
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: M, N and K must each be below 2^31", fn);
   clai_tensor cb, ab, bb;
   batch_view(c, &cb);
@@ -76,18 +82,41 @@ clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a,
                        clai__shape_str(c->ndim, c->shape, z, sizeof z));
   if (clai__tensors_overlap(c, a) || clai__tensors_overlap(c, b))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: c overlaps a or b in memory", fn);
-  clai__index ix;
   const clai_tensor *ops[3] = {&cb, &ab, &bb};
-  clai__index_build(&ix, 3, ops);
-  int k = a->dtype == CLAI_DTYPE_F32 ? (c->dtype == CLAI_DTYPE_F32 ? CLAI__K_GEMM_F32_F32 : CLAI__K_GEMM_F32_F16)
-                                     : (c->dtype == CLAI_DTYPE_F32 ? CLAI__K_GEMM_F16_F32 : CLAI__K_GEMM_F16_F16);
-  const cl_int m = (cl_int)M, n = (cl_int)N, kk = (cl_int)K;
-  const cl_long l_sam = sam, l_sak = sak, l_sbk = sbk, l_sbn = sbn, scm = c->strides[c->ndim - 2],
-                scn = c->strides[c->ndim - 1];
+  clai__index_build(&p->ix, 3, ops);
+  p->scm = c->strides[c->ndim - 2];
+  p->scn = c->strides[c->ndim - 1];
+  p->kernel = a->dtype == CLAI_DTYPE_F32 ? (c->dtype == CLAI_DTYPE_F32 ? CLAI__K_GEMM_F32_F32 : CLAI__K_GEMM_F32_F16)
+                                         : (c->dtype == CLAI_DTYPE_F32 ? CLAI__K_GEMM_F16_F32 : CLAI__K_GEMM_F16_F16);
+  return CLAI_OK;
+}
+
+clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a, const clai_tensor *b,
+                        int trans_b, float alpha, float beta) {
+  gemm_plan p;
+  clai_status s = plan(ctx, "clai_matmul", c, a, trans_a, b, trans_b, &p);
+  if (s != CLAI_OK) return s;
+  const cl_int m = (cl_int)p.M, n = (cl_int)p.N, k = (cl_int)p.K;
+  const cl_long sam = p.sam, sak = p.sak, sbk = p.sbk, sbn = p.sbn, scm = p.scm, scn = p.scn;
   const cl_float al = alpha, be = beta;
-  size_t global[3] = {(size_t)((M + ctx->gemm.rm - 1) / ctx->gemm.rm), (size_t)((N + ctx->gemm.vw - 1) / ctx->gemm.vw),
-                      (size_t)ix.numel};
-  return clai__launch(ctx, k, global, 15, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem),
-                      CLAI__ARG(ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(kk), CLAI__ARG(l_sam), CLAI__ARG(l_sak),
-                      CLAI__ARG(l_sbk), CLAI__ARG(l_sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be));
+  size_t global[3] = {(size_t)((p.M + ctx->gemm.rm - 1) / ctx->gemm.rm),
+                      (size_t)((p.N + ctx->gemm.vw - 1) / ctx->gemm.vw), (size_t)p.ix.numel};
+  return clai__launch(ctx, p.kernel, global, 15, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
+                      CLAI__ARG(b->buf->mem), CLAI__ARG(p.ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(sam),
+                      CLAI__ARG(sak), CLAI__ARG(sbk), CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al),
+                      CLAI__ARG(be));
+}
+
+clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const clai_tensor *a, int trans_a,
+                                 const clai_tensor *b, int trans_b, char *buf, size_t cap) {
+  const char *fn = "clai_matmul_describe";
+  gemm_plan p;
+  clai_status s = plan(ctx, fn, c, a, trans_a, b, trans_b, &p);
+  if (s != CLAI_OK) return s;
+  if (buf == NULL || cap == 0) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: buf is NULL or empty", fn);
+  const clai__gemm_config *g = &ctx->gemm;
+  const size_t *l = ctx->klocal[p.kernel];
+  snprintf(buf, cap, "%s register-tile rm=%d vw=%d kb=%d local=%zux%zu %s", ctx->caps.is_cpu ? "cpu" : "gpu",
+           g->rm, g->vw, g->kb, l[0], l[1], p.sbn == 1 ? "b-vector" : "b-gather");
+  return CLAI_OK;
 }

@@ -518,6 +518,30 @@ static void test_f16(void **state) {
   clai_tensor_free(c);
 }
 
+/* clai_matmul_describe names the kernel that would run, after the same checks as clai_matmul. */
+static void test_describe(void **state) {
+  clai_context *ctx = *state;
+  int64_t sa[2] = {7, 5}, sb[2] = {5, 9}, sc[2] = {7, 9}, bad[2] = {7, 8};
+  clai_tensor *a, *b, *c, *d;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &a, CLAI_DTYPE_F32, 2, sa));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &b, CLAI_DTYPE_F32, 2, sb));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &c, CLAI_DTYPE_F32, 2, sc));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &d, CLAI_DTYPE_F32, 2, bad));
+  char buf[256];
+  CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, buf, sizeof buf));
+  assert_non_null(strstr(buf, "rm="));
+  assert_non_null(strstr(buf, "local="));
+  char small[8];
+  CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, small, sizeof small));
+  assert_int_equal(strlen(small), sizeof small - 1);
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "op(a)", clai_matmul_describe(ctx, d, a, 0, b, 0, buf, sizeof buf));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "buf", clai_matmul_describe(ctx, c, a, 0, b, 0, NULL, 0));
+  clai_tensor_free(a);
+  clai_tensor_free(b);
+  clai_tensor_free(c);
+  clai_tensor_free(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_sizes, clait_setup, clait_teardown),
@@ -527,6 +551,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_alpha_beta, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_k0, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_f16, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_describe, clait_setup, clait_teardown),
   };
   return CLAIT_MAIN("matmul", tests, 1);
 }

@@ -1,8 +1,9 @@
 /* clai - libclai's command-line tool: `clai devices` lists every OpenCL device, its rank and which one
- * libclai chooses and why; `clai version`. (Benchmarks and tuning come as further subcommands.) */
+ * libclai chooses and why; `clai bench gemm` measures matmul (bench.c); `clai version`. */
 #include <stdio.h>
 #include <string.h>
 
+#include "bench.h"
 #include "clai.h"
 
 static const char *type_name(clai_device_type t) {
@@ -45,8 +46,9 @@ static int cmd_devices(void) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: clai devices    list OpenCL devices and the one libclai chooses\n"
-             "       clai version    print the library version\n");
+  fprintf(f, "usage: clai devices       list OpenCL devices and the one libclai chooses\n"
+             "       clai bench gemm    matmul GFLOP/s on the chosen device (clai bench --help)\n"
+             "       clai version       print the library version\n");
 }
 
 int main(int argc, char **argv) {
@@ -55,6 +57,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (strcmp(argv[1], "devices") == 0) return cmd_devices();
+  if (strcmp(argv[1], "bench") == 0) return clai_tool_bench(argc - 2, argv + 2);
   if (strcmp(argv[1], "version") == 0) {
     printf("libclai %s\n", clai_version());
     return 0;

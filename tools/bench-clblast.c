@@ -1,0 +1,117 @@
+/* bench-clblast.c - CLBlast's SGEMM on the same OpenCL device, the GPU-library reference of
+ * `clai bench gemm`. Built only when configure found CLBlast (--with-clblast); CLBlast gets its own
+ * OpenCL context on the device libclai chose (found by name), so libclai's objects stay private. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "config.h"
+
+#ifndef HAVE_CLBLAST
+int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a,
+                  int trans_b, int samples, double min_seconds, bench_ref_result *r) {
+  (void)device_name, (void)m, (void)n, (void)k, (void)batch, (void)trans_a, (void)trans_b, (void)samples;
+  (void)min_seconds;
+  memset(r, 0, sizeof *r);
+  snprintf(r->why, sizeof r->why, "libclai was configured without CLBlast");
+  return -1;
+}
+#else
+#include <clblast_c.h>
+
+static cl_device_id find_device(const char *name, cl_platform_id *plat) {
+  cl_platform_id ps[16];
+  cl_uint np = 0;
+  if (clGetPlatformIDs(16, ps, &np) != CL_SUCCESS) return NULL;
+  for (cl_uint i = 0; i < np && i < 16; i++) {
+    cl_device_id ds[16];
+    cl_uint nd = 0;
+    if (clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, 16, ds, &nd) != CL_SUCCESS) continue;
+    for (cl_uint j = 0; j < nd && j < 16; j++) {
+      char dn[256] = "";
+      clGetDeviceInfo(ds[j], CL_DEVICE_NAME, sizeof dn, dn, NULL);
+      if (strcmp(dn, name) == 0) {
+        *plat = ps[i];
+        return ds[j];
+      }
+    }
+  }
+  return NULL;
+}
+
+int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a,
+                  int trans_b, int samples, double min_seconds, bench_ref_result *r) {
+  memset(r, 0, sizeof *r);
+  cl_platform_id plat;
+  cl_device_id dev = find_device(device_name, &plat);
+  if (dev == NULL) {
+    snprintf(r->why, sizeof r->why, "device %s not found for CLBlast", device_name);
+    return -1;
+  }
+  cl_int err;
+  cl_context ctx = clCreateContext(NULL, 1, &dev, NULL, NULL, &err);
+  cl_command_queue q = ctx != NULL ? clCreateCommandQueue(ctx, dev, 0, &err) : NULL;
+  size_t sa = (size_t)(m * k), sb = (size_t)(k * n), sc = (size_t)(m * n);
+  cl_mem a = NULL, b = NULL, c = NULL;
+  float *host = malloc((sa > sb ? sa : sb) * batch * sizeof *host);
+  int rc = -1;
+  if (q == NULL || host == NULL) {
+    snprintf(r->why, sizeof r->why, "OpenCL setup for CLBlast failed (%d)", (int)err);
+    goto done;
+  }
+  a = clCreateBuffer(ctx, CL_MEM_READ_WRITE, sa * batch * 4, NULL, &err);
+  b = clCreateBuffer(ctx, CL_MEM_READ_WRITE, sb * batch * 4, NULL, &err);
+  c = clCreateBuffer(ctx, CL_MEM_READ_WRITE, sc * batch * 4, NULL, &err);
+  if (a == NULL || b == NULL || c == NULL) {
+    snprintf(r->why, sizeof r->why, "CLBlast buffers: OpenCL error %d", (int)err);
+    goto done;
+  }
+  for (size_t i = 0; i < (sa > sb ? sa : sb) * batch; i++) host[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+  clEnqueueWriteBuffer(q, a, CL_TRUE, 0, sa * batch * 4, host, 0, NULL, NULL);
+  clEnqueueWriteBuffer(q, b, CL_TRUE, 0, sb * batch * 4, host, 0, NULL, NULL);
+  CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+  CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+  size_t lda = trans_a ? (size_t)m : (size_t)k, ldb = trans_b ? (size_t)k : (size_t)n;
+  double flop = 2.0 * (double)m * (double)n * (double)k * (double)batch;
+  CLBlastStatusCode st = CLBlastSuccess;
+#define RUN_ONCE()                                                                                            \
+  do {                                                                                                        \
+    st = batch == 1 ? CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, a, 0, lda, b, 0, ldb, 0.0f, c, 0, \
+                                   (size_t)n, &q, NULL)                                                       \
+                    : CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, a, 0, lda, sa, b, 0, \
+                                                 ldb, sb, 0.0f, c, 0, (size_t)n, sc, (size_t)batch, &q, NULL);  \
+    clFinish(q);                                                                                              \
+  } while (0)
+  double t0 = bench_now();
+  RUN_ONCE(); /* the first call compiles CLBlast's kernels */
+  double first = bench_now() - t0;
+  if (st != CLBlastSuccess) {
+    snprintf(r->why, sizeof r->why, "CLBlast returned status %d", (int)st);
+    goto done;
+  }
+  t0 = bench_now();
+  RUN_ONCE();
+  double once = bench_now() - t0;
+  int reps = once > 0 && once < min_seconds ? (int)(min_seconds / once) + 1 : 1;
+  double g[64];
+  if (samples > 64) samples = 64;
+  for (int s = 0; s < samples; s++) {
+    t0 = bench_now();
+    for (int i = 0; i < reps; i++) RUN_ONCE();
+    g[s] = flop * reps / (bench_now() - t0) * 1e-9;
+  }
+#undef RUN_ONCE
+  bench_stats(g, samples, &r->median, &r->min, &r->max);
+  snprintf(r->what, sizeof r->what, "CLBlast, first call %.2f s", first);
+  rc = 0;
+done:
+  if (a) clReleaseMemObject(a);
+  if (b) clReleaseMemObject(b);
+  if (c) clReleaseMemObject(c);
+  if (q) clReleaseCommandQueue(q);
+  if (ctx) clReleaseContext(ctx);
+  free(host);
+  return rc;
+}
+#endif

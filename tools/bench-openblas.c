@@ -1,0 +1,76 @@
+/* bench-openblas.c - OpenBLAS's SGEMM as the CPU reference of `clai bench gemm`, loaded with dlopen when it
+ * is installed (apt-get install libopenblas0), so neither libclai nor the tool depends on it. It runs on
+ * as many threads as the machine has cores, unless OPENBLAS_NUM_THREADS says otherwise. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
+                         float *, int);
+typedef void (*set_threads_fn)(int);
+typedef int (*get_threads_fn)(void);
+
+int bench_openblas(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, int trans_b, int samples,
+                   double min_seconds, bench_ref_result *r) {
+  memset(r, 0, sizeof *r);
+  static const char *const names[] = {"libopenblas.so.0", "libopenblasp.so.0", "libopenblas.so"};
+  void *h = NULL;
+  const char *name = NULL;
+  for (size_t i = 0; i < sizeof names / sizeof names[0] && h == NULL; i++) h = dlopen(name = names[i], RTLD_NOW);
+  if (h == NULL) {
+    snprintf(r->why, sizeof r->why, "OpenBLAS not installed (apt-get install libopenblas0)");
+    return -1;
+  }
+  sgemm_fn sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
+  set_threads_fn set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
+  get_threads_fn get_threads = (get_threads_fn)dlsym(h, "openblas_get_num_threads");
+  if (sgemm == NULL) {
+    snprintf(r->why, sizeof r->why, "%s has no cblas_sgemm", name);
+    dlclose(h);
+    return -1;
+  }
+  if (set_threads != NULL && getenv("OPENBLAS_NUM_THREADS") == NULL) set_threads((int)sysconf(_SC_NPROCESSORS_ONLN));
+  snprintf(r->what, sizeof r->what, "%s, %d threads", name, get_threads != NULL ? get_threads() : -1);
+  size_t sa = (size_t)(m * k), sb = (size_t)(k * n), sc = (size_t)(m * n);
+  float *a = malloc(sa * batch * sizeof *a), *b = malloc(sb * batch * sizeof *b), *c = malloc(sc * batch * sizeof *c);
+  if (a == NULL || b == NULL || c == NULL) {
+    free(a);
+    free(b);
+    free(c);
+    dlclose(h);
+    snprintf(r->why, sizeof r->why, "out of host memory");
+    return -1;
+  }
+  for (size_t i = 0; i < sa * batch; i++) a[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+  for (size_t i = 0; i < sb * batch; i++) b[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+  int lda = trans_a ? (int)m : (int)k, ldb = trans_b ? (int)k : (int)n;
+  double flop = 2.0 * (double)m * (double)n * (double)k * (double)batch;
+#define RUN_ONCE()                                                                                              \
+  for (int64_t z = 0; z < batch; z++)                                                                           \
+    sgemm(ROW_MAJOR, trans_a ? TRANS : NO_TRANS, trans_b ? TRANS : NO_TRANS, (int)m, (int)n, (int)k, 1.0f, a + z * sa, \
+          lda, b + z * sb, ldb, 0.0f, c + z * sc, (int)n)
+  RUN_ONCE(); /* warm-up: thread pool start, page faults */
+  double t0 = bench_now();
+  RUN_ONCE();
+  double once = bench_now() - t0;
+  int reps = once > 0 && once < min_seconds ? (int)(min_seconds / once) + 1 : 1;
+  double g[64];
+  if (samples > 64) samples = 64;
+  for (int s = 0; s < samples; s++) {
+    t0 = bench_now();
+    for (int i = 0; i < reps; i++) RUN_ONCE();
+    g[s] = flop * reps / (bench_now() - t0) * 1e-9;
+  }
+#undef RUN_ONCE
+  bench_stats(g, samples, &r->median, &r->min, &r->max);
+  free(a);
+  free(b);
+  free(c);
+  dlclose(h);
+  return 0;
+}

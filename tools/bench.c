@@ -1,0 +1,247 @@
+/* bench.c - `clai bench gemm`: GFLOP/s of clai_matmul on the chosen device for a list of shapes, with the
+ * data already on the device, as median/min/max of repeated timings after a warm-up; side by side with
+ * OpenBLAS on the CPU (when installed) and CLBlast on the same device (when built with it), measured in
+ * the same run. --json prints one object per shape. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench.h"
+#include "clai.h"
+
+double bench_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+void bench_stats(double *v, int n, double *median, double *min, double *max) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  *median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  *min = v[0];
+  *max = v[n - 1];
+}
+
+typedef struct shape {
+  int64_t m, n, k;
+} shape;
+
+typedef struct options {
+  shape shapes[64];
+  int nshapes;
+  int64_t batch;
+  int trans_a, trans_b;
+  clai_dtype dtype;
+  int json, samples, refs;
+  int said_refs; /* the references' descriptions were printed */
+  double min_time;
+} options;
+
+static int parse_sizes(const char *s, options *o) {
+  o->nshapes = 0;
+  while (*s && o->nshapes < 64) {
+    char *end;
+    long long m = strtoll(s, &end, 10), n = m, k = m;
+    if (end == s || m <= 0) return -1;
+    if (*end == 'x') {
+      n = strtoll(end + 1, &end, 10);
+      if (*end != 'x') return -1;
+      k = strtoll(end + 1, &end, 10);
+      if (n <= 0 || k <= 0) return -1;
+    }
+    o->shapes[o->nshapes++] = (shape){m, n, k};
+    if (*end == ',') end++;
+    else if (*end != '\0') return -1;
+    s = end;
+  }
+  return 0;
+}
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: clai bench gemm [--sizes N|MxNxK,...] [--batch B] [--trans nn|nt|tn|tt] [--dtype f32|f16]\n"
+             "                       [--samples S] [--min-time SECONDS] [--no-ref] [--json]\n"
+             "  GFLOP/s of C = op(A) op(B), data on the device, median (min-max) of S timings after a warm-up,\n"
+             "  each timing at least --min-time long; beside OpenBLAS (if installed) and CLBlast (if built in).\n");
+}
+
+#define CHECK(call)                                                                                  \
+  do {                                                                                               \
+    clai_status st_ = (call);                                                                        \
+    if (st_ != CLAI_OK) {                                                                            \
+      fprintf(stderr, "clai bench: %s: %s: %s\n", #call, clai_status_name(st_), clai_errmsg(ctx));   \
+      goto done;                                                                                     \
+    }                                                                                                \
+  } while (0)
+
+static int bench_one(clai_context *ctx, options *o, shape sh, const char *device_name) {
+  int rc = 1;
+  clai_tensor *a = NULL, *b = NULL, *c = NULL;
+  float *host = NULL;
+  int64_t sa[3] = {o->batch, o->trans_a ? sh.k : sh.m, o->trans_a ? sh.m : sh.k};
+  int64_t sb[3] = {o->batch, o->trans_b ? sh.n : sh.k, o->trans_b ? sh.k : sh.n};
+  int64_t sc[3] = {o->batch, sh.m, sh.n};
+  int nd = o->batch > 1 ? 3 : 2, off = o->batch > 1 ? 0 : 1;
+  CHECK(clai_tensor_init(ctx, &a, o->dtype, nd, sa + off));
+  CHECK(clai_tensor_init(ctx, &b, o->dtype, nd, sb + off));
+  CHECK(clai_tensor_init(ctx, &c, CLAI_DTYPE_F32, nd, sc + off));
+  int64_t na = clai_tensor_numel(a), nb = clai_tensor_numel(b);
+  int64_t most = na > nb ? na : nb;
+  host = malloc((size_t)most * sizeof *host);
+  if (host == NULL) goto done;
+  for (int64_t i = 0; i < most; i++) host[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+  /* f16 tensors are written through an f32 staging tensor and clai_copy, which converts on the device. */
+  clai_tensor *stage = NULL;
+  int64_t flat[1] = {most};
+  CHECK(clai_tensor_init(ctx, &stage, CLAI_DTYPE_F32, 1, flat));
+  CHECK(clai_tensor_write(stage, host, (size_t)most * sizeof *host));
+  clai_tensor *sv = NULL;
+  CHECK(clai_tensor_reshape(stage, &sv, 1, (int64_t[]){most}));
+  clai_tensor *part = NULL;
+  CHECK(clai_tensor_slice(sv, &part, 0, 0, na, 1));
+  clai_tensor *pa = NULL;
+  CHECK(clai_tensor_reshape(part, &pa, nd, sa + off));
+  CHECK(clai_copy(ctx, a, pa));
+  clai_tensor_free(pa);
+  clai_tensor_free(part);
+  CHECK(clai_tensor_slice(sv, &part, 0, 0, nb, 1));
+  CHECK(clai_tensor_reshape(part, &pa, nd, sb + off));
+  CHECK(clai_copy(ctx, b, pa));
+  clai_tensor_free(pa);
+  clai_tensor_free(part);
+  clai_tensor_free(sv);
+  clai_tensor_free(stage);
+
+  char kernel[256];
+  CHECK(clai_matmul_describe(ctx, c, a, o->trans_a, b, o->trans_b, kernel, sizeof kernel));
+  CHECK(clai_matmul(ctx, c, a, o->trans_a, b, o->trans_b, 1.0f, 0.0f)); /* warm-up */
+  CHECK(clai_sync(ctx));
+  double t0 = bench_now();
+  CHECK(clai_matmul(ctx, c, a, o->trans_a, b, o->trans_b, 1.0f, 0.0f));
+  CHECK(clai_sync(ctx));
+  double once = bench_now() - t0;
+  int reps = once > 0 && once < o->min_time ? (int)(o->min_time / once) + 1 : 1;
+  double flop = 2.0 * (double)sh.m * (double)sh.n * (double)sh.k * (double)o->batch, g[64];
+  for (int s = 0; s < o->samples; s++) {
+    t0 = bench_now();
+    for (int i = 0; i < reps; i++) CHECK(clai_matmul(ctx, c, a, o->trans_a, b, o->trans_b, 1.0f, 0.0f));
+    CHECK(clai_sync(ctx));
+    g[s] = flop * reps / (bench_now() - t0) * 1e-9;
+  }
+  double med, mn, mx;
+  bench_stats(g, o->samples, &med, &mn, &mx);
+
+  bench_ref_result ob = {.median = -1}, cb = {.median = -1};
+  int have_ob = 0, have_cb = 0;
+  if (o->refs) {
+    have_ob = bench_openblas(sh.m, sh.n, sh.k, o->batch, o->trans_a, o->trans_b, o->samples, o->min_time, &ob) == 0;
+    have_cb = bench_clblast(device_name, sh.m, sh.n, sh.k, o->batch, o->trans_a, o->trans_b, o->samples,
+                            o->min_time, &cb) == 0;
+  }
+  if (o->json) {
+    printf("{\"m\": %lld, \"n\": %lld, \"k\": %lld, \"batch\": %lld, \"dtype\": \"%s\", \"trans_a\": %d, "
+           "\"trans_b\": %d, \"gflops\": %.2f, \"gflops_min\": %.2f, \"gflops_max\": %.2f, \"kernel\": \"%s\"",
+           (long long)sh.m, (long long)sh.n, (long long)sh.k, (long long)o->batch, clai_dtype_name(o->dtype),
+           o->trans_a, o->trans_b, med, mn, mx, kernel);
+    if (have_ob) printf(", \"openblas_gflops\": %.2f", ob.median);
+    if (have_cb) printf(", \"clblast_gflops\": %.2f", cb.median);
+    printf(", \"device\": \"%s\"}\n", device_name);
+  } else {
+    printf("%6lld %6lld %6lld %5lld %-4s %d%d %8.1f (%6.1f-%6.1f)", (long long)sh.m, (long long)sh.n,
+           (long long)sh.k, (long long)o->batch, clai_dtype_name(o->dtype), o->trans_a, o->trans_b, med, mn, mx);
+    if (have_ob) printf(" %9.1f %6.2fx", ob.median, med / ob.median);
+    else printf(" %9s %7s", "-", "");
+    if (have_cb) printf(" %9.1f %6.2fx", cb.median, med / cb.median);
+    else printf(" %9s %7s", "-", "");
+    printf("  %s\n", kernel);
+  }
+  fflush(stdout);
+  if (o->refs && !o->json && !o->said_refs) {
+    o->said_refs = 1;
+    fprintf(stderr, "references: OpenBLAS: %s; CLBlast: %s\n", have_ob ? ob.what : ob.why, have_cb ? cb.what : cb.why);
+  }
+  rc = 0;
+done:
+  free(host);
+  clai_tensor_free(a);
+  clai_tensor_free(b);
+  clai_tensor_free(c);
+  return rc;
+}
+
+static int bench_gemm(int argc, char **argv) {
+  options o;
+  memset(&o, 0, sizeof o);
+  parse_sizes("256,512,1024,2048,1000,1023,777", &o);
+  o.batch = 1;
+  o.dtype = CLAI_DTYPE_F32;
+  o.samples = 7;
+  o.refs = 1;
+  o.min_time = 0.05;
+  for (int i = 0; i < argc; i++) {
+    const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(arg, "--json") == 0) {
+      o.json = 1;
+    } else if (strcmp(arg, "--no-ref") == 0) {
+      o.refs = 0;
+    } else if (strcmp(arg, "--sizes") == 0 && val) {
+      if (parse_sizes(val, &o) != 0 || o.nshapes == 0) {
+        fprintf(stderr, "clai bench: bad --sizes '%s'\n", val);
+        return 2;
+      }
+      i++;
+    } else if (strcmp(arg, "--batch") == 0 && val) {
+      o.batch = atoll(val);
+      i++;
+    } else if (strcmp(arg, "--samples") == 0 && val) {
+      o.samples = atoi(val);
+      i++;
+    } else if (strcmp(arg, "--min-time") == 0 && val) {
+      o.min_time = atof(val);
+      i++;
+    } else if (strcmp(arg, "--trans") == 0 && val && strlen(val) == 2 && strspn(val, "nt") == 2) {
+      o.trans_a = val[0] == 't';
+      o.trans_b = val[1] == 't';
+      i++;
+    } else if (strcmp(arg, "--dtype") == 0 && val && (strcmp(val, "f32") == 0 || strcmp(val, "f16") == 0)) {
+      o.dtype = strcmp(val, "f16") == 0 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+      i++;
+    } else {
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (o.batch < 1 || o.samples < 1 || o.samples > 64 || o.min_time < 0) {
+    usage(stderr);
+    return 2;
+  }
+  char err[4096];
+  clai_context *ctx = NULL;
+  clai_status st = clai_context_init_ex(&ctx, NULL, err, sizeof err);
+  if (st != CLAI_OK) {
+    fprintf(stderr, "clai bench: %s: %s\n", clai_status_name(st), err);
+    return 1;
+  }
+  clai_device_info dev;
+  clai_context_device_info(ctx, -1, &dev);
+  if (!o.json) {
+    printf("device: %s / %s (driver %s)\n", dev.platform, dev.name, dev.driver_version);
+    printf("%6s %6s %6s %5s %-4s %2s %8s %15s %9s %7s %9s %7s  %s\n", "M", "N", "K", "batch", "type", "tr",
+           "GFLOP/s", "(min-max)", "OpenBLAS", "ratio", "CLBlast", "ratio", "kernel");
+  }
+  int rc = 0;
+  for (int i = 0; i < o.nshapes && rc == 0; i++) rc = bench_one(ctx, &o, o.shapes[i], dev.name);
+  clai_context_free(ctx);
+  return rc;
+}
+
+int clai_tool_bench(int argc, char **argv) {
+  if (argc >= 1 && strcmp(argv[0], "gemm") == 0) return bench_gemm(argc - 1, argv + 1);
+  usage(argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) ? stdout : stderr);
+  return argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) ? 0 : 2;
+}

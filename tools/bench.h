@@ -1,0 +1,26 @@
+/* bench.h - what the clai tool's files share. */
+#ifndef CLAI_TOOLS_BENCH_H
+#define CLAI_TOOLS_BENCH_H
+
+#include <stdint.h>
+
+int clai_tool_bench(int argc, char **argv);
+
+/* A reference SGEMM from outside libclai, measured in the same run. Row-major, C = op(A) op(B), `batch`
+ * independent products. Each returns GFLOP/s as median/min/max of `samples` timings, or -1 if the reference
+ * is not available (with a reason in why). */
+typedef struct bench_ref_result {
+  double median, min, max;
+  char why[256];
+  char what[256]; /* which library and how it ran */
+} bench_ref_result;
+
+int bench_openblas(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, int trans_b, int samples,
+                   double min_seconds, bench_ref_result *r);
+int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a,
+                  int trans_b, int samples, double min_seconds, bench_ref_result *r);
+
+double bench_now(void);
+void bench_stats(double *v, int n, double *median, double *min, double *max);
+
+#endif
