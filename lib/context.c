@@ -29,6 +29,17 @@ static clai_status try_device(clai_context *ctx, const clai__candidate *c) {
   ctx->device = c->device;
   clai__devcaps_query(c->device, &ctx->caps);
   clai__gemm_config_default(&ctx->caps, &ctx->gemm);
+  /* CLAI_GEMM picks the matmul kernel family: "generic" (the register-tile kernels every device has) or
+   * "packed" (the CPU-shaped pack-then-compute kernels; the default on CPU devices). */
+  const char *family = getenv("CLAI_GEMM");
+  if (family != NULL && *family != '\0') {
+    if (strcmp(family, "generic") == 0)
+      ctx->gemm.packed = 0;
+    else if (strcmp(family, "packed") == 0)
+      ctx->gemm.packed = 1;
+    else
+      return clai__error(ctx, CLAI_E_INVALID_ARG, "CLAI_GEMM=\"%s\": use \"generic\" or \"packed\"", family);
+  }
   ctx->local_1d = ctx->caps.is_cpu ? 64 : 256;
   if (ctx->local_1d > ctx->caps.max_wg_size) ctx->local_1d = ctx->caps.max_wg_size;
 

@@ -26,7 +26,8 @@
 #define CLAI__PROGRAMS(X) \
   X(COPY, copy)           \
   X(ELEMENTWISE, elementwise) \
-  X(MATMUL, matmul)
+  X(MATMUL, matmul)       \
+  X(MATMUL_PACKED, matmul_packed)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -54,7 +55,9 @@ enum clai__program_id {
   X(GEMM_F32_F32, MATMUL, "clai_gemm_f32_f32", "bbbxiiillllllff", 3)                     \
   X(GEMM_F32_F16, MATMUL, "clai_gemm_f32_f16", "bbbxiiillllllff", 3)                     \
   X(GEMM_F16_F32, MATMUL, "clai_gemm_f16_f32", "bbbxiiillllllff", 3)                     \
-  X(GEMM_F16_F16, MATMUL, "clai_gemm_f16_f16", "bbbxiiillllllff", 3)
+  X(GEMM_F16_F16, MATMUL, "clai_gemm_f16_f16", "bbbxiiillllllff", 3)            \
+  X(PACK_AB, MATMUL_PACKED, "clai_pack_ab", "bbbbxiiiiillll", 3)                  \
+  X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillff", 3)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,
@@ -89,10 +92,16 @@ typedef struct clai__devcaps {
 
 /* Work-group shape and tile parameters of the matmul kernels for a device (op-matmul.c). */
 typedef struct clai__gemm_config {
+  /* the generic register-tile kernels (cl/matmul.cl): any dtype, any strides, every device */
   int rm;     /* rows of C per work-item */
   int vw;     /* columns of C per work-item (vector width) */
   int kb;     /* k-block between barriers */
   int lx, ly; /* local size: lx along rows, ly along columns */
+  /* the packed f32 kernels (cl/matmul_packed.cl), built on CPU devices only (packed = 0 elsewhere) */
+  int packed;
+  int p_rm, p_vw, p_kb, p_uk, p_pk; /* tile rows, tile columns, k-block, k-unroll, k per packing item */
+  int p_lx, p_ly;                   /* local size of the compute kernel */
+  int p_pack_lx;                    /* local size (along k) of the packing kernel */
 } clai__gemm_config;
 
 /* ---- the memory pool (pool.c) -------------------------------------------------------------------------- */

@@ -12,12 +12,25 @@ void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg
     cfg->kb = 128;
     cfg->lx = 8;
     cfg->ly = 2;
+    /* Packed path: a 6 x 16 tile is 12 accumulator vectors, which fits AVX2's 16 registers (an 8 x 16
+     * tile spills there); local 2 x 8 shares each A panel among 8 work-items. Measured on POCL 3.1 with
+     * a 2-core Zen 3: ~150 GFLOP/s in the compute kernel, 1024 and 2048 as fast as 1000. */
+    cfg->packed = 1;
+    cfg->p_rm = 6;
+    cfg->p_vw = 16;
+    cfg->p_kb = 256;
+    cfg->p_uk = 4;
+    cfg->p_pk = 8;
+    cfg->p_lx = 2;
+    cfg->p_ly = 8;
+    cfg->p_pack_lx = 16;
   } else {
     cfg->rm = 4;
     cfg->vw = 4;
     cfg->kb = 64;
     cfg->lx = 16;
     cfg->ly = 16;
+    cfg->packed = 0;
   }
 }
 
@@ -43,7 +56,7 @@ static void batch_view(const clai_tensor *t, clai_tensor *v) {
 
 /* Everything a launch needs, worked out once by plan() for clai_matmul and clai_matmul_describe. */
 typedef struct gemm_plan {
-  int kernel;
+  int kernel;   /* the generic kernel, or CLAI__K_GEMM_PACKED */
   int64_t M, N, K, sam, sak, sbk, sbn, scm, scn;
   clai__index ix; /* batch dims: operand 0 = C, 1 = A, 2 = B */
 } gemm_plan;
@@ -88,7 +101,43 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   p->scn = c->strides[c->ndim - 1];
   p->kernel = a->dtype == CLAI_DTYPE_F32 ? (c->dtype == CLAI_DTYPE_F32 ? CLAI__K_GEMM_F32_F32 : CLAI__K_GEMM_F32_F16)
                                          : (c->dtype == CLAI_DTYPE_F32 ? CLAI__K_GEMM_F16_F32 : CLAI__K_GEMM_F16_F16);
+  if (p->kernel == CLAI__K_GEMM_F32_F32 && ctx->kernels[CLAI__K_GEMM_PACKED] != NULL) p->kernel = CLAI__K_GEMM_PACKED;
   return CLAI_OK;
+}
+
+/* Packs op(A) and op(B) into pooled workspaces, then runs the packed kernel (cl/matmul_packed.cl). The
+ * workspaces go back to the pool at once: the in-order queue runs any later user after these kernels. */
+static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
+                                 const gemm_plan *p, float alpha, float beta) {
+  const clai__gemm_config *g = &ctx->gemm;
+  const int64_t Mt = (p->M + g->p_rm - 1) / g->p_rm, Nt = (p->N + g->p_vw - 1) / g->p_vw;
+  uint64_t abytes, bbytes;
+  if (!clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Mt, (uint64_t)p->K * (uint64_t)g->p_rm * 4, &abytes) ||
+      !clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Nt, (uint64_t)p->K * (uint64_t)g->p_vw * 4, &bbytes))
+    return clai__error(ctx, CLAI_E_OVERFLOW, "clai_matmul: the packing workspace size overflows");
+  clai_status st;
+  clai__buffer *ap = clai__pool_alloc(ctx, abytes ? abytes : 1, &st);
+  if (ap == NULL) return st;
+  clai__buffer *bp = clai__pool_alloc(ctx, bbytes ? bbytes : 1, &st);
+  if (bp == NULL) {
+    clai__pool_release(ctx, ap);
+    return st;
+  }
+  const cl_int m = (cl_int)p->M, n = (cl_int)p->N, k = (cl_int)p->K, mt = (cl_int)Mt, nt = (cl_int)Nt;
+  const cl_long sam = p->sam, sak = p->sak, sbk = p->sbk, sbn = p->sbn, scm = p->scm, scn = p->scn;
+  const cl_float al = alpha, be = beta;
+  size_t gpack[3] = {(size_t)((p->K + g->p_pk - 1) / g->p_pk), (size_t)(Mt + Nt), (size_t)p->ix.numel};
+  st = clai__launch(ctx, CLAI__K_PACK_AB, gpack, 14, CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem),
+                    CLAI__ARG(ap->mem), CLAI__ARG(bp->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k),
+                    CLAI__ARG(mt), CLAI__ARG(nt), CLAI__ARG(sam), CLAI__ARG(sak), CLAI__ARG(sbk), CLAI__ARG(sbn));
+  size_t ggemm[3] = {(size_t)Mt, (size_t)Nt, (size_t)p->ix.numel};
+  if (st == CLAI_OK)
+    st = clai__launch(ctx, CLAI__K_GEMM_PACKED, ggemm, 13, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
+                      CLAI__ARG(bp->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt),
+                      CLAI__ARG(nt), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be));
+  clai__pool_release(ctx, ap);
+  clai__pool_release(ctx, bp);
+  return st;
 }
 
 clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a, const clai_tensor *b,
@@ -96,6 +145,7 @@ clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a,
   gemm_plan p;
   clai_status s = plan(ctx, "clai_matmul", c, a, trans_a, b, trans_b, &p);
   if (s != CLAI_OK) return s;
+  if (p.kernel == CLAI__K_GEMM_PACKED) return launch_packed(ctx, c, a, b, &p, alpha, beta);
   const cl_int m = (cl_int)p.M, n = (cl_int)p.N, k = (cl_int)p.K;
   const cl_long sam = p.sam, sak = p.sak, sbk = p.sbk, sbn = p.sbn, scm = p.scm, scn = p.scn;
   const cl_float al = alpha, be = beta;
@@ -116,7 +166,11 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
   if (buf == NULL || cap == 0) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: buf is NULL or empty", fn);
   const clai__gemm_config *g = &ctx->gemm;
   const size_t *l = ctx->klocal[p.kernel];
-  snprintf(buf, cap, "%s register-tile rm=%d vw=%d kb=%d local=%zux%zu %s", ctx->caps.is_cpu ? "cpu" : "gpu",
-           g->rm, g->vw, g->kb, l[0], l[1], p.sbn == 1 ? "b-vector" : "b-gather");
+  if (p.kernel == CLAI__K_GEMM_PACKED)
+    snprintf(buf, cap, "cpu packed rm=%d vw=%d kb=%d uk=%d local=%zux%zu", g->p_rm, g->p_vw, g->p_kb, g->p_uk, l[0],
+             l[1]);
+  else
+    snprintf(buf, cap, "%s register-tile rm=%d vw=%d kb=%d local=%zux%zu %s", ctx->caps.is_cpu ? "cpu" : "gpu",
+             g->rm, g->vw, g->kb, l[0], l[1], p.sbn == 1 ? "b-vector" : "b-gather");
   return CLAI_OK;
 }

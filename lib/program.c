@@ -61,6 +61,9 @@ void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm
                 caps->is_cpu ? 1 : 0);
   if (prog == CLAI__P_MATMUL)
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d", gemm->rm, gemm->vw, gemm->kb);
+  if (prog == CLAI__P_MATMUL_PACKED)
+    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DUK=%d -DPK=%d", gemm->p_rm, gemm->p_vw, gemm->p_kb,
+                  gemm->p_uk, gemm->p_pk);
 }
 
 /* The text a cache entry is keyed by: everything that can change the binary. */
@@ -142,6 +145,11 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     l[0] = l[1] = l[2] = 1;
     if (kd->dims == 1) {
       l[0] = ctx->local_1d;
+    } else if (k == CLAI__K_PACK_AB) {
+      l[0] = (size_t)ctx->gemm.p_pack_lx;
+    } else if (k == CLAI__K_GEMM_PACKED) {
+      l[0] = (size_t)ctx->gemm.p_lx;
+      l[1] = (size_t)ctx->gemm.p_ly;
     } else {
       l[0] = (size_t)ctx->gemm.lx;
       l[1] = (size_t)ctx->gemm.ly;
@@ -252,9 +260,15 @@ done:
   return st;
 }
 
+/* Programs a device does not use are not built (their kernels stay NULL): the packed GEMM is CPU-shaped. */
+static int program_wanted(const clai_context *ctx, int prog) {
+  return prog != CLAI__P_MATMUL_PACKED || ctx->gemm.packed;
+}
+
 clai_status clai__programs_init(clai_context *ctx) {
   memset(&ctx->stats, 0, sizeof ctx->stats);
   for (int p = 0; p < CLAI__P_COUNT; p++) {
+    if (!program_wanted(ctx, p)) continue;
     clai_status st = init_program(ctx, p);
     if (st != CLAI_OK) return st;
   }

@@ -531,6 +531,8 @@ static void test_describe(void **state) {
   CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, buf, sizeof buf));
   assert_non_null(strstr(buf, "rm="));
   assert_non_null(strstr(buf, "local="));
+  const char *family = getenv("CLAI_GEMM"); /* tests/matmul-generic.sh forces the register-tile kernels */
+  if (family != NULL && strcmp(family, "generic") == 0) assert_non_null(strstr(buf, "register-tile"));
   char small[8];
   CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, small, sizeof small));
   assert_int_equal(strlen(small), sizeof small - 1);
