@@ -89,6 +89,32 @@ inline void clai_pack_b_panel(const int N, const int K, const int Nt, __global c
   }
 }
 
+/* C[row0.., col0..] = alpha * acc + beta * C for the rows and columns inside M x N (C is not read when
+ * beta is 0, so NaNs there do not propagate). */
+inline void clai_store_tile(__global float *c, const FV *acc, const int row0, const int col0, const int M, const int N,
+                            const long scm, const long scn, const float alpha, const float beta) {
+  const int whole = scn == 1 && col0 + VW <= N;
+#pragma unroll
+  for (int r = 0; r < RM; r++) {
+    if (row0 + r >= M) break;
+    __global float *cp = c + (long)(row0 + r) * scm;
+    if (whole) {
+      FV v = alpha * acc[r];
+      if (beta != 0.0f) v = fma((FV)(beta), VLOAD_VW(0, cp + col0), v);
+      VSTORE_VW(v, 0, cp + col0);
+    } else {
+      float t[VW];
+      VSTORE_VW(acc[r], 0, t);
+      for (int j = 0; j < VW && col0 + j < N; j++) {
+        const long o = (long)(col0 + j) * scn;
+        float v = alpha * t[j];
+        if (beta != 0.0f) v += beta * cp[o];
+        cp[o] = v;
+      }
+    }
+  }
+}
+
 __kernel void clai_pack_ab(__global const float *a, __global const float *b, __global float *ap, __global float *bp,
                            const clai_index ix, const int M, const int N, const int K, const int Mt, const int Nt,
                            const long sam, const long sak, const long sbk, const long sbn) {
@@ -131,25 +157,47 @@ __kernel void clai_gemm_packed(__global float *c, __global const float *ap, __gl
   if (gi >= Mt || gj >= Nt) return;
   long oc, oa, ob;
   clai_offsets(&ix, z, &oc, &oa, &ob);
-  const int row0 = gi * RM, col0 = gj * VW;
-  const int whole = scn == 1 && col0 + VW <= N;
+  clai_store_tile(c + oc, acc, gi * RM, gj * VW, M, N, scm, scn, alpha, beta);
+}
+
+/* Skinny M (M <= 16, the decode shape of transformer inference): only A is packed (clai_pack_ab with
+ * Nt = 0); B is read once, straight from its layout, VW columns at a time. Packing B would cost as much as
+ * the product. Same tile and k-blocking as clai_gemm_packed; dim 0 = A panel, dim 1 = column tile. */
+__kernel void clai_gemm_apacked(__global float *c, __global const float *ap, __global const float *b,
+                                const clai_index ix, const int M, const int N, const int K, const int Mt,
+                                const long sbk, const long sbn, const long scm, const long scn, const float alpha,
+                                const float beta) {
+  const long z = get_global_id(2);
+  if (z >= ix.numel || Mt == 0 || N == 0) return; /* uniform across the work-group */
+  const int gi = (int)get_global_id(0), gj = (int)get_global_id(1);
+  const int col0 = gj * VW;
+  const __global float *pa = ap + (z * Mt + min(gi, Mt - 1)) * (long)K * RM;
+  long oc, oa, ob;
+  clai_offsets(&ix, z, &oc, &oa, &ob);
+  const __global float *pb = b + ob;
+  const int bvec = sbn == 1 && col0 + VW <= N;
+  FV acc[RM];
 #pragma unroll
-  for (int r = 0; r < RM; r++) {
-    if (row0 + r >= M) break;
-    __global float *cp = c + oc + (long)(row0 + r) * scm;
-    if (whole) {
-      FV v = alpha * acc[r];
-      if (beta != 0.0f) v = fma((FV)(beta), VLOAD_VW(0, cp + col0), v);
-      VSTORE_VW(v, 0, cp + col0);
-    } else {
-      float t[VW];
-      VSTORE_VW(acc[r], 0, t);
-      for (int j = 0; j < VW && col0 + j < N; j++) {
-        const long o = (long)(col0 + j) * scn;
-        float v = alpha * t[j];
-        if (beta != 0.0f) v += beta * cp[o];
-        cp[o] = v;
+  for (int r = 0; r < RM; r++) acc[r] = (FV)(0.0f);
+  for (int k0 = 0; k0 < K; k0 += KB) {
+    const int k1 = min(k0 + KB, K);
+    if (bvec) {
+      CLAI_PRAGMA(unroll UK)
+      for (int k = k0; k < k1; k++) {
+        const FV bv = VLOAD_VW(0, pb + (long)k * sbk + col0);
+#pragma unroll
+        for (int r = 0; r < RM; r++) acc[r] = fma((FV)(pa[k * RM + r]), bv, acc[r]);
+      }
+    } else { /* last column tile or strided B: gather, clamped to the last column */
+      for (int k = k0; k < k1; k++) {
+        float t[VW];
+        for (int j = 0; j < VW; j++) t[j] = pb[(long)k * sbk + (long)min(col0 + j, N - 1) * sbn];
+        const FV bv = VLOAD_VW(0, t);
+#pragma unroll
+        for (int r = 0; r < RM; r++) acc[r] = fma((FV)(pa[k * RM + r]), bv, acc[r]);
       }
     }
+    barrier(CLK_LOCAL_MEM_FENCE);
   }
+  if (gi < Mt && col0 < N) clai_store_tile(c + oc, acc, gi * RM, col0, M, N, scm, scn, alpha, beta);
 }

@@ -57,7 +57,8 @@ enum clai__program_id {
   X(GEMM_F16_F32, MATMUL, "clai_gemm_f16_f32", "bbbxiiillllllff", 3)                     \
   X(GEMM_F16_F16, MATMUL, "clai_gemm_f16_f16", "bbbxiiillllllff", 3)            \
   X(PACK_AB, MATMUL_PACKED, "clai_pack_ab", "bbbbxiiiiillll", 3)                  \
-  X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillff", 3)
+  X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillff", 3)          \
+  X(GEMM_APACKED, MATMUL_PACKED, "clai_gemm_apacked", "bbbxiiiillllff", 3)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,
@@ -101,6 +102,7 @@ typedef struct clai__gemm_config {
   int packed;
   int p_rm, p_vw, p_kb, p_uk, p_pk; /* tile rows, tile columns, k-block, k-unroll, k per packing item */
   int p_lx, p_ly;                   /* local size of the compute kernel */
+  int p_skinny;                     /* M up to this uses the skinny kernel (A packed, B read directly) */
   int p_pack_lx;                    /* local size (along k) of the packing kernel */
 } clai__gemm_config;
 

@@ -24,6 +24,7 @@ void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg
     cfg->p_lx = 2;
     cfg->p_ly = 8;
     cfg->p_pack_lx = 16;
+    cfg->p_skinny = 16;
   } else {
     cfg->rm = 4;
     cfg->vw = 4;
@@ -101,16 +102,19 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   p->scn = c->strides[c->ndim - 1];
   p->kernel = a->dtype == CLAI_DTYPE_F32 ? (c->dtype == CLAI_DTYPE_F32 ? CLAI__K_GEMM_F32_F32 : CLAI__K_GEMM_F32_F16)
                                          : (c->dtype == CLAI_DTYPE_F32 ? CLAI__K_GEMM_F16_F32 : CLAI__K_GEMM_F16_F16);
-  if (p->kernel == CLAI__K_GEMM_F32_F32 && ctx->kernels[CLAI__K_GEMM_PACKED] != NULL) p->kernel = CLAI__K_GEMM_PACKED;
+  if (p->kernel == CLAI__K_GEMM_F32_F32 && ctx->kernels[CLAI__K_GEMM_PACKED] != NULL)
+    p->kernel = p->M <= ctx->gemm.p_skinny ? CLAI__K_GEMM_APACKED : CLAI__K_GEMM_PACKED;
   return CLAI_OK;
 }
 
-/* Packs op(A) and op(B) into pooled workspaces, then runs the packed kernel (cl/matmul_packed.cl). The
- * workspaces go back to the pool at once: the in-order queue runs any later user after these kernels. */
+/* Packs op(A) (and, unless M is skinny, op(B)) into pooled workspaces, then runs the packed kernel
+ * (cl/matmul_packed.cl). The workspaces go back to the pool at once: the in-order queue runs any later
+ * user after these kernels. */
 static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
                                  const gemm_plan *p, float alpha, float beta) {
   const clai__gemm_config *g = &ctx->gemm;
-  const int64_t Mt = (p->M + g->p_rm - 1) / g->p_rm, Nt = (p->N + g->p_vw - 1) / g->p_vw;
+  const int skinny = p->kernel == CLAI__K_GEMM_APACKED;
+  const int64_t Mt = (p->M + g->p_rm - 1) / g->p_rm, Nt = skinny ? 0 : (p->N + g->p_vw - 1) / g->p_vw;
   uint64_t abytes, bbytes;
   if (!clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Mt, (uint64_t)p->K * (uint64_t)g->p_rm * 4, &abytes) ||
       !clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Nt, (uint64_t)p->K * (uint64_t)g->p_vw * 4, &bbytes))
@@ -131,7 +135,12 @@ static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_t
                     CLAI__ARG(ap->mem), CLAI__ARG(bp->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k),
                     CLAI__ARG(mt), CLAI__ARG(nt), CLAI__ARG(sam), CLAI__ARG(sak), CLAI__ARG(sbk), CLAI__ARG(sbn));
   size_t ggemm[3] = {(size_t)Mt, (size_t)Nt, (size_t)p->ix.numel};
-  if (st == CLAI_OK)
+  if (st == CLAI_OK && skinny) {
+    ggemm[1] = (size_t)((p->N + g->p_vw - 1) / g->p_vw);
+    st = clai__launch(ctx, CLAI__K_GEMM_APACKED, ggemm, 14, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
+                      CLAI__ARG(b->buf->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt),
+                      CLAI__ARG(sbk), CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be));
+  } else if (st == CLAI_OK)
     st = clai__launch(ctx, CLAI__K_GEMM_PACKED, ggemm, 13, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
                       CLAI__ARG(bp->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt),
                       CLAI__ARG(nt), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be));
@@ -145,7 +154,11 @@ clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a,
   gemm_plan p;
   clai_status s = plan(ctx, "clai_matmul", c, a, trans_a, b, trans_b, &p);
   if (s != CLAI_OK) return s;
-  if (p.kernel == CLAI__K_GEMM_PACKED) return launch_packed(ctx, c, a, b, &p, alpha, beta);
+  /* K = 0: C = beta * C without a GEMM launch. (POCL 3.1 ran the store of the skinny kernel twice when its
+   * barrier loop had no iteration; no kernel needs to handle an empty k range this way.) */
+  if (p.K == 0) return beta == 0.0f ? clai_fill(ctx, c, 0.0) : clai_scale(ctx, c, c, beta);
+  if (p.kernel == CLAI__K_GEMM_PACKED || p.kernel == CLAI__K_GEMM_APACKED)
+    return launch_packed(ctx, c, a, b, &p, alpha, beta);
   const cl_int m = (cl_int)p.M, n = (cl_int)p.N, k = (cl_int)p.K;
   const cl_long sam = p.sam, sak = p.sak, sbk = p.sbk, sbn = p.sbn, scm = p.scm, scn = p.scn;
   const cl_float al = alpha, be = beta;
@@ -166,9 +179,10 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
   if (buf == NULL || cap == 0) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: buf is NULL or empty", fn);
   const clai__gemm_config *g = &ctx->gemm;
   const size_t *l = ctx->klocal[p.kernel];
-  if (p.kernel == CLAI__K_GEMM_PACKED)
-    snprintf(buf, cap, "cpu packed rm=%d vw=%d kb=%d uk=%d local=%zux%zu", g->p_rm, g->p_vw, g->p_kb, g->p_uk, l[0],
-             l[1]);
+  if (p.kernel == CLAI__K_GEMM_PACKED || p.kernel == CLAI__K_GEMM_APACKED)
+    snprintf(buf, cap, "cpu %s rm=%d vw=%d kb=%d uk=%d local=%zux%zu",
+             p.kernel == CLAI__K_GEMM_PACKED ? "packed" : "skinny (A packed)", g->p_rm, g->p_vw, g->p_kb, g->p_uk,
+             l[0], l[1]);
   else
     snprintf(buf, cap, "%s register-tile rm=%d vw=%d kb=%d local=%zux%zu %s", ctx->caps.is_cpu ? "cpu" : "gpu",
              g->rm, g->vw, g->kb, l[0], l[1], p.sbn == 1 ? "b-vector" : "b-gather");

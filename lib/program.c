@@ -150,6 +150,8 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     } else if (k == CLAI__K_GEMM_PACKED) {
       l[0] = (size_t)ctx->gemm.p_lx;
       l[1] = (size_t)ctx->gemm.p_ly;
+    } else if (k == CLAI__K_GEMM_APACKED) {
+      l[1] = (size_t)ctx->gemm.p_ly; /* one A panel, p_ly column tiles */
     } else {
       l[0] = (size_t)ctx->gemm.lx;
       l[1] = (size_t)ctx->gemm.ly;
