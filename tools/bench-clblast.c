@@ -40,6 +40,25 @@ static cl_device_id find_device(const char *name, cl_platform_id *plat) {
   return NULL;
 }
 
+typedef struct clblast_run {
+  CLBlastTranspose ta, tb;
+  size_t m, n, k, batch, lda, ldb, sa, sb, sc;
+  cl_mem a, b, c;
+  cl_command_queue q;
+} clblast_run;
+
+static int run_clblast(void *arg) {
+  clblast_run *r = arg;
+  if (r->batch == 1)
+    return (int)CLBlastSgemm(CLBlastLayoutRowMajor, r->ta, r->tb, r->m, r->n, r->k, 1.0f, r->a, 0, r->lda, r->b, 0,
+                             r->ldb, 0.0f, r->c, 0, r->n, &r->q, NULL);
+  return (int)CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, r->ta, r->tb, r->m, r->n, r->k, 1.0f, r->a, 0, r->lda,
+                                         r->sa, r->b, 0, r->ldb, r->sb, 0.0f, r->c, 0, r->n, r->sc, r->batch, &r->q,
+                                         NULL);
+}
+
+static int finish_clblast(void *arg) { return clFinish(((clblast_run *)arg)->q) == CL_SUCCESS ? 0 : -1; }
+
 int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a,
                   int trans_b, int samples, double min_seconds, bench_ref_result *r) {
   memset(r, 0, sizeof *r);
@@ -74,35 +93,17 @@ int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int6
   CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
   size_t lda = trans_a ? (size_t)m : (size_t)k, ldb = trans_b ? (size_t)k : (size_t)n;
   double flop = 2.0 * (double)m * (double)n * (double)k * (double)batch;
-  CLBlastStatusCode st = CLBlastSuccess;
-#define RUN_ONCE()                                                                                            \
-  do {                                                                                                        \
-    st = batch == 1 ? CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, a, 0, lda, b, 0, ldb, 0.0f, c, 0, \
-                                   (size_t)n, &q, NULL)                                                       \
-                    : CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, a, 0, lda, sa, b, 0, \
-                                                 ldb, sb, 0.0f, c, 0, (size_t)n, sc, (size_t)batch, &q, NULL);  \
-    clFinish(q);                                                                                              \
-  } while (0)
+  clblast_run run = {ta, tb, (size_t)m, (size_t)n, (size_t)k, (size_t)batch, lda, ldb, sa, sb, sc, a, b, c, q};
   double t0 = bench_now();
-  RUN_ONCE(); /* the first call compiles CLBlast's kernels */
+  CLBlastStatusCode st = (CLBlastStatusCode)run_clblast(&run); /* the first call compiles CLBlast's kernels */
+  clFinish(q);
   double first = bench_now() - t0;
-  if (st != CLBlastSuccess) {
+  if (st != CLBlastSuccess ||
+      (st = (CLBlastStatusCode)bench_measure(run_clblast, finish_clblast, &run, flop, samples, min_seconds,
+                                             &r->median, &r->min, &r->max)) != CLBlastSuccess) {
     snprintf(r->why, sizeof r->why, "CLBlast returned status %d", (int)st);
     goto done;
   }
-  t0 = bench_now();
-  RUN_ONCE();
-  double once = bench_now() - t0;
-  int reps = once > 0 && once < min_seconds ? (int)(min_seconds / once) + 1 : 1;
-  double g[64];
-  if (samples > 64) samples = 64;
-  for (int s = 0; s < samples; s++) {
-    t0 = bench_now();
-    for (int i = 0; i < reps; i++) RUN_ONCE();
-    g[s] = flop * reps / (bench_now() - t0) * 1e-9;
-  }
-#undef RUN_ONCE
-  bench_stats(g, samples, &r->median, &r->min, &r->max);
   snprintf(r->what, sizeof r->what, "CLBlast, first call %.2f s", first);
   rc = 0;
 done:

@@ -15,6 +15,24 @@ typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int
 typedef void (*set_threads_fn)(int);
 typedef int (*get_threads_fn)(void);
 
+typedef struct blas_run {
+  sgemm_fn sgemm;
+  const float *a, *b;
+  float *c;
+  int64_t m, n, k, batch;
+  int trans_a, trans_b;
+} blas_run;
+
+static int run_blas(void *arg) {
+  const blas_run *r = arg;
+  const int64_t sa = r->m * r->k, sb = r->k * r->n, sc = r->m * r->n;
+  const int lda = r->trans_a ? (int)r->m : (int)r->k, ldb = r->trans_b ? (int)r->k : (int)r->n;
+  for (int64_t z = 0; z < r->batch; z++)
+    r->sgemm(ROW_MAJOR, r->trans_a ? TRANS : NO_TRANS, r->trans_b ? TRANS : NO_TRANS, (int)r->m, (int)r->n, (int)r->k,
+             1.0f, r->a + z * sa, lda, r->b + z * sb, ldb, 0.0f, r->c + z * sc, (int)r->n);
+  return 0;
+}
+
 int bench_openblas(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, int trans_b, int samples,
                    double min_seconds, bench_ref_result *r) {
   memset(r, 0, sizeof *r);
@@ -48,26 +66,9 @@ int bench_openblas(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, 
   }
   for (size_t i = 0; i < sa * batch; i++) a[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
   for (size_t i = 0; i < sb * batch; i++) b[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
-  int lda = trans_a ? (int)m : (int)k, ldb = trans_b ? (int)k : (int)n;
   double flop = 2.0 * (double)m * (double)n * (double)k * (double)batch;
-#define RUN_ONCE()                                                                                              \
-  for (int64_t z = 0; z < batch; z++)                                                                           \
-    sgemm(ROW_MAJOR, trans_a ? TRANS : NO_TRANS, trans_b ? TRANS : NO_TRANS, (int)m, (int)n, (int)k, 1.0f, a + z * sa, \
-          lda, b + z * sb, ldb, 0.0f, c + z * sc, (int)n)
-  RUN_ONCE(); /* warm-up: thread pool start, page faults */
-  double t0 = bench_now();
-  RUN_ONCE();
-  double once = bench_now() - t0;
-  int reps = once > 0 && once < min_seconds ? (int)(min_seconds / once) + 1 : 1;
-  double g[64];
-  if (samples > 64) samples = 64;
-  for (int s = 0; s < samples; s++) {
-    t0 = bench_now();
-    for (int i = 0; i < reps; i++) RUN_ONCE();
-    g[s] = flop * reps / (bench_now() - t0) * 1e-9;
-  }
-#undef RUN_ONCE
-  bench_stats(g, samples, &r->median, &r->min, &r->max);
+  blas_run run = {sgemm, a, b, c, m, n, k, batch, trans_a, trans_b};
+  bench_measure(run_blas, NULL, &run, flop, samples, min_seconds, &r->median, &r->min, &r->max);
   free(a);
   free(b);
   free(c);

@@ -21,12 +21,49 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-void bench_stats(double *v, int n, double *median, double *min, double *max) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  *median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  *min = v[0];
-  *max = v[n - 1];
+int bench_measure(int (*run)(void *), int (*finish)(void *), void *arg, double flop, int samples,
+                  double min_seconds, double *median, double *min, double *max) {
+  int rc;
+#define STEP(call)          \
+  if ((rc = (call)) != 0) { \
+    return rc;              \
+  }
+  STEP(run(arg)); /* warm-up: first-use costs (thread pools, page faults, compilation) */
+  if (finish != NULL) STEP(finish(arg));
+  double t0 = bench_now();
+  STEP(run(arg));
+  if (finish != NULL) STEP(finish(arg));
+  double once = bench_now() - t0;
+  int reps = once > 0 && once < min_seconds ? (int)(min_seconds / once) + 1 : 1;
+  double g[64];
+  if (samples > 64) samples = 64;
+  if (samples < 1) samples = 1;
+  for (int s = 0; s < samples; s++) {
+    t0 = bench_now();
+    for (int i = 0; i < reps; i++) STEP(run(arg));
+    if (finish != NULL) STEP(finish(arg));
+    g[s] = flop * reps / (bench_now() - t0) * 1e-9;
+  }
+#undef STEP
+  qsort(g, (size_t)samples, sizeof *g, cmp_double);
+  *median = samples % 2 ? g[samples / 2] : 0.5 * (g[samples / 2 - 1] + g[samples / 2]);
+  *min = g[0];
+  *max = g[samples - 1];
+  return 0;
 }
+
+typedef struct clai_run {
+  clai_context *ctx;
+  clai_tensor *a, *b, *c;
+  int trans_a, trans_b;
+} clai_run;
+
+static int run_clai(void *arg) {
+  clai_run *r = arg;
+  return clai_matmul(r->ctx, r->c, r->a, r->trans_a, r->b, r->trans_b, 1.0f, 0.0f);
+}
+
+static int finish_clai(void *arg) { return clai_sync(((clai_run *)arg)->ctx); }
 
 typedef struct shape {
   int64_t m, n, k;
@@ -119,22 +156,9 @@ static int bench_one(clai_context *ctx, options *o, shape sh, const char *device
 
   char kernel[256];
   CHECK(clai_matmul_describe(ctx, c, a, o->trans_a, b, o->trans_b, kernel, sizeof kernel));
-  CHECK(clai_matmul(ctx, c, a, o->trans_a, b, o->trans_b, 1.0f, 0.0f)); /* warm-up */
-  CHECK(clai_sync(ctx));
-  double t0 = bench_now();
-  CHECK(clai_matmul(ctx, c, a, o->trans_a, b, o->trans_b, 1.0f, 0.0f));
-  CHECK(clai_sync(ctx));
-  double once = bench_now() - t0;
-  int reps = once > 0 && once < o->min_time ? (int)(o->min_time / once) + 1 : 1;
-  double flop = 2.0 * (double)sh.m * (double)sh.n * (double)sh.k * (double)o->batch, g[64];
-  for (int s = 0; s < o->samples; s++) {
-    t0 = bench_now();
-    for (int i = 0; i < reps; i++) CHECK(clai_matmul(ctx, c, a, o->trans_a, b, o->trans_b, 1.0f, 0.0f));
-    CHECK(clai_sync(ctx));
-    g[s] = flop * reps / (bench_now() - t0) * 1e-9;
-  }
-  double med, mn, mx;
-  bench_stats(g, o->samples, &med, &mn, &mx);
+  clai_run run = {ctx, a, b, c, o->trans_a, o->trans_b};
+  double flop = 2.0 * (double)sh.m * (double)sh.n * (double)sh.k * (double)o->batch, med, mn, mx;
+  CHECK((clai_status)bench_measure(run_clai, finish_clai, &run, flop, o->samples, o->min_time, &med, &mn, &mx));
 
   bench_ref_result ob = {.median = -1}, cb = {.median = -1};
   int have_ob = 0, have_cb = 0;

@@ -21,6 +21,12 @@ int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int6
                   int trans_b, int samples, double min_seconds, bench_ref_result *r);
 
 double bench_now(void);
-void bench_stats(double *v, int n, double *median, double *min, double *max);
+
+/* The one timing method of every figure `clai bench` prints: run(arg) once as a warm-up and once more to
+ * size a timing, then `samples` timings of `reps` runs each (reps chosen so a timing lasts at least
+ * min_seconds), each ended by finish(arg) when not NULL (waiting for queued work). GFLOP/s of `flop` per run
+ * go to median/min/max. Returns 0, or the first non-zero value run or finish returned. */
+int bench_measure(int (*run)(void *), int (*finish)(void *), void *arg, double flop, int samples,
+                  double min_seconds, double *median, double *min, double *max);
 
 #endif
