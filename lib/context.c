@@ -22,24 +22,15 @@ static void release_device_objects(clai_context *ctx) {
 
 /* Creates the OpenCL context, queue and programs on one device. On failure everything it made is
  * released and ctx->errmsg says why. */
-static clai_status try_device(clai_context *ctx, const clai__candidate *c) {
+/* gemm_family: -1 the device's default, 0 generic, 1 packed (see CLAI_GEMM). */
+static clai_status try_device(clai_context *ctx, const clai__candidate *c, int gemm_family) {
   cl_int err;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)c->platform, 0};
   ctx->platform = c->platform;
   ctx->device = c->device;
   clai__devcaps_query(c->device, &ctx->caps);
   clai__gemm_config_default(&ctx->caps, &ctx->gemm);
-  /* CLAI_GEMM picks the matmul kernel family: "generic" (the register-tile kernels every device has) or
-   * "packed" (the CPU-shaped pack-then-compute kernels; the default on CPU devices). */
-  const char *family = getenv("CLAI_GEMM");
-  if (family != NULL && *family != '\0') {
-    if (strcmp(family, "generic") == 0)
-      ctx->gemm.packed = 0;
-    else if (strcmp(family, "packed") == 0)
-      ctx->gemm.packed = 1;
-    else
-      return clai__error(ctx, CLAI_E_INVALID_ARG, "CLAI_GEMM=\"%s\": use \"generic\" or \"packed\"", family);
-  }
+  if (gemm_family >= 0) ctx->gemm.packed = ctx->caps.is_cpu && gemm_family == 1;
   ctx->local_1d = ctx->caps.is_cpu ? 64 : 256;
   if (ctx->local_1d > ctx->caps.max_wg_size) ctx->local_1d = ctx->caps.max_wg_size;
 
@@ -160,6 +151,21 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
     snprintf(ctx->devices[i].note, sizeof ctx->devices[i].note, "not selected by %s=\"%s\"", spec_from,
              spec != NULL ? spec : "");
 
+  /* CLAI_GEMM picks the matmul kernel family: "generic" (the register-tile kernels every device has) or
+   * "packed" (the CPU-shaped pack-then-compute kernels, the default on CPU devices; on other devices the
+   * generic kernels run regardless). */
+  int gemm_family = -1;
+  const char *family = getenv("CLAI_GEMM");
+  if (family != NULL && *family != '\0') {
+    if (strcmp(family, "generic") == 0 || strcmp(family, "packed") == 0) {
+      gemm_family = family[0] == 'p';
+    } else {
+      snprintf(errbuf, errbuf_size, "CLAI_GEMM=\"%s\" is not a matmul family; use \"generic\" or \"packed\"",
+               family);
+      st = CLAI_E_INVALID_ARG;
+      goto fail;
+    }
+  }
   ctx->cache_dir = clai__cache_dir_resolve(params);
   uint64_t limit = params->pool_limit != 0 ? params->pool_limit : env_u64("CLAI_POOL_LIMIT");
 
@@ -172,7 +178,7 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
     }
     st = failure_injected(order[k])
              ? clai__error(ctx, CLAI_E_OPENCL, "start-up failure injected by CLAI_TEST_FAIL_DEVICE")
-             : try_device(ctx, &cands[order[k]]);
+             : try_device(ctx, &cands[order[k]], gemm_family);
     if (st == CLAI_OK) {
       ctx->chosen = order[k];
       d->chosen = 1;

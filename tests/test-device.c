@@ -168,6 +168,15 @@ static void test_override_errors(void **state) {
   assert_int_equal(clai_context_init_ex(&ctx, &p, small, sizeof small), CLAI_E_DEVICE_NOT_FOUND);
   assert_int_equal(strlen(small), sizeof small - 1);
   assert_int_equal(clai_context_init(NULL, NULL), CLAI_E_INVALID_ARG);
+  /* A CLAI_GEMM that names no kernel family is a configuration error, not a device failure. */
+  setenv("CLAI_GEMM", "fastest-please", 1);
+  char err[512];
+  ctx = (clai_context *)&p;
+  clai_status st = clai_context_init_ex(&ctx, NULL, err, sizeof err);
+  unsetenv("CLAI_GEMM");
+  assert_int_equal(st, CLAI_E_INVALID_ARG);
+  assert_null(ctx);
+  assert_non_null(strstr(err, "CLAI_GEMM=\"fastest-please\""));
   clai_context_free(NULL);
 }
 
