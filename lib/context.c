@@ -20,9 +20,9 @@ static void release_device_objects(clai_context *ctx) {
   ctx->cl = NULL;
 }
 
-/* Creates the OpenCL context, queue and programs on one device. On failure everything it made is
- * released and ctx->errmsg says why. */
-/* gemm_family: -1 the device's default, 0 generic, 1 packed (see CLAI_GEMM). */
+/* Creates the OpenCL context, queue and programs on one device, with the matmul family gemm_family (-1:
+ * the device's default, 0: generic, 1: packed; see CLAI_GEMM). On failure everything it made is released
+ * and ctx->errmsg says why. */
 static clai_status try_device(clai_context *ctx, const clai__candidate *c, int gemm_family) {
   cl_int err;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)c->platform, 0};
