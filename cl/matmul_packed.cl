@@ -181,12 +181,13 @@ __kernel void clai_gemm_apacked(__global float *c, __global const float *ap, __g
   for (int r = 0; r < RM; r++) acc[r] = (FV)(0.0f);
   for (int k0 = 0; k0 < K; k0 += KB) {
     const int k1 = min(k0 + KB, K);
+    const __global float *pk = pa + (long)k0 * RM; /* this k-block's rows of the A panel */
     if (bvec) {
       CLAI_PRAGMA(unroll UK)
       for (int k = k0; k < k1; k++) {
         const FV bv = VLOAD_VW(0, pb + (long)k * sbk + col0);
 #pragma unroll
-        for (int r = 0; r < RM; r++) acc[r] = fma((FV)(pa[k * RM + r]), bv, acc[r]);
+        for (int r = 0; r < RM; r++) acc[r] = fma((FV)(pk[(k - k0) * RM + r]), bv, acc[r]);
       }
     } else { /* last column tile or strided B: gather, clamped to the last column */
       for (int k = k0; k < k1; k++) {
@@ -194,7 +195,7 @@ __kernel void clai_gemm_apacked(__global float *c, __global const float *ap, __g
         for (int j = 0; j < VW; j++) t[j] = pb[(long)k * sbk + (long)min(col0 + j, N - 1) * sbn];
         const FV bv = VLOAD_VW(0, t);
 #pragma unroll
-        for (int r = 0; r < RM; r++) acc[r] = fma((FV)(pa[k * RM + r]), bv, acc[r]);
+        for (int r = 0; r < RM; r++) acc[r] = fma((FV)(pk[(k - k0) * RM + r]), bv, acc[r]);
       }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
