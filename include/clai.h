@@ -310,6 +310,87 @@ CLAI_API clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_t
 CLAI_API clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const clai_tensor *a, int trans_a,
                                           const clai_tensor *b, int trans_b, char *buf, size_t cap);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Layout ops: contiguous copies, concatenation, gathering rows, one-hot, where/select.
+ */
+
+/* A dense row-major tensor with x's dtype, shape and elements. When x is already contiguous, *out is a new
+ * view of x's buffer (nothing is copied, so writes through one show in the other); otherwise *out is a new
+ * tensor and the copy is enqueued. Either way the caller frees *out with clai_tensor_free(). On failure *out is
+ * NULL. */
+CLAI_API clai_status clai_contiguous(clai_context *ctx, clai_tensor **out, clai_tensor *x);
+
+/* Concatenates the n tensors xs[0..n-1] along `axis` (negative counts from the end) into out. Every input
+ * has out's ndim and dtype and out's size in every dim but axis; the sizes along axis add up to out's (a
+ * size of 0 is allowed). Any strided views; out must not overlap an input (CLAI_E_INVALID_ARG). n >= 1. */
+CLAI_API clai_status clai_concat(clai_context *ctx, clai_tensor *out, int n, const clai_tensor *const *xs,
+                                 int axis);
+
+/* Embedding lookup: out[p..., :] = table[index[p...], :] for a 2-d table [rows, cols] (any dtype), an i32
+ * index of any shape S (0-d included) and out of shape S + [cols] with table's dtype. Any strided views; out
+ * must not overlap table or index.
+ * An index outside [0, rows) never reads outside the table: its output row is written as zeros. So that the
+ * caller learns of it, this op waits for its kernel (it reads back one flag the kernel sets) and then returns
+ * CLAI_E_INVALID_ARG with a message naming the first such position and value ("index[5] = 12 is outside
+ * [0, 10)"); out is fully written even then (good rows gathered, bad rows zero). */
+CLAI_API clai_status clai_gather_rows(clai_context *ctx, clai_tensor *out, const clai_tensor *table,
+                                      const clai_tensor *index);
+
+/* out[p..., c] = 1 if labels[p...] == c else 0, for i32 labels of shape S and out of shape S + [classes]
+ * (f32, f16 or i32). A label outside [0, classes) (-1 for padding, say) gives a row of zeros and no error. */
+CLAI_API clai_status clai_one_hot(clai_context *ctx, clai_tensor *out, const clai_tensor *labels);
+
+/* out = mask != 0 ? a : b, elementwise, with NumPy broadcasting of mask, a and b to out's shape. a, b and out
+ * share one dtype; mask may be f32, f16 or i32 (-0.0 counts as zero, NaN as nonzero). out may alias an input
+ * element for element (as in clai_binary). */
+CLAI_API clai_status clai_where(clai_context *ctx, clai_tensor *out, const clai_tensor *mask, const clai_tensor *a,
+                                const clai_tensor *b);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Attention and rotary position embedding.
+ */
+
+/* Scaled dot-product attention, fused: out = softmax(scale * q k^T + mask) v per batch and head, without
+ * storing the score matrix (keys are visited in blocks with a running, "online" softmax).
+ * q is [B, H, Lq, D], k [B, Hk, Lk, D], v [B, Hk, Lk, Dv], out [B, H, Lq, Dv]; Hk divides H and head h
+ * reads key/value head h / (H / Hk) (grouped-query attention; Hk = H is plain multi-head). Lq and Lk may
+ * differ; 1 <= D, Dv <= 256 (else CLAI_E_UNSUPPORTED). q, k and v share one dtype (f32 or f16); out is f32
+ * or f16; arithmetic is f32. Any strided views (e.g. a [B, L, H, D] tensor permuted to [B, H, L, D]).
+ * scale: 0 means 1 / sqrt(D). causal: 0, or 1 for a causal mask where query i sees keys j <= i + (Lk - Lq)
+ * (the queries are the last Lq positions of the keys' sequence). A query that sees no key (causal with
+ * Lq > Lk) gets a zero output row and a logsumexp of -infinity.
+ * lse: NULL, or an f32 [B, H, Lq] tensor that receives each row's log(sum_j exp(scale * q.k_j)) over the
+ * keys it sees (for the backward pass). out and lse must not overlap q, k, v or each other. */
+CLAI_API clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse, const clai_tensor *q,
+                                    const clai_tensor *k, const clai_tensor *v, float scale, int causal);
+
+typedef enum clai_rope_mode {
+  CLAI_ROPE_INTERLEAVED = 0, /* rotate pairs (x[2i], x[2i+1]): the original RoPE (RoFormer, GPT-J, Meta LLaMA) */
+  CLAI_ROPE_HALVES = 1,      /* rotate pairs (x[i], x[i + n/2]): GPT-NeoX, Hugging Face LLaMA */
+} clai_rope_mode;
+
+typedef enum clai_rope_layout {
+  CLAI_ROPE_BHLD = 0, /* the position is dim ndim-2: [B, H, L, D], also [L, D] and [B, L, D] */
+  CLAI_ROPE_BLHD = 1, /* the position is dim ndim-3: [B, L, H, D] */
+} clai_rope_layout;
+
+/* Parameters of clai_rope(); zero means the default for every field. */
+typedef struct clai_rope_params {
+  clai_rope_mode mode;     /* which elements pair up */
+  clai_rope_layout layout; /* which dim is the position */
+  int64_t pos_offset;      /* the position of index 0 along the position dim (a KV-cache's length) */
+  float theta;             /* base of the frequencies; 0: 10000 */
+  int64_t rot_dims;        /* rotate the first rot_dims of D (even; GPT-NeoX rotates a part); 0: all of D */
+} clai_rope_params;
+
+/* Rotary position embedding: with n = rot_dims, each pair (x_a, x_b) of the first n elements of the last dim
+ * (D) at position p becomes (x_a cos t - x_b sin t, x_a sin t + x_b cos t), t = p * theta^(-2i/n) for pair
+ * i < n/2; elements past n are copied. x and out have one shape and dtype (f32 or f16); out may be x
+ * itself (in place). params NULL means all defaults. The angle is computed in f32, so its error grows with the
+ * position (about p * 6e-8 radians). */
+CLAI_API clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
+                               const clai_rope_params *params);
+
 #ifdef __cplusplus
 }
 #endif

@@ -27,7 +27,9 @@
   X(COPY, copy)           \
   X(ELEMENTWISE, elementwise) \
   X(MATMUL, matmul)       \
-  X(MATMUL_PACKED, matmul_packed)
+  X(MATMUL_PACKED, matmul_packed) \
+  X(LAYOUT, layout)       \
+  X(ATTENTION, attention)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -58,7 +60,19 @@ enum clai__program_id {
   X(GEMM_F16_F16, MATMUL, "clai_gemm_f16_f16", "bbbxiiillllllff", 3)            \
   X(PACK_AB, MATMUL_PACKED, "clai_pack_ab", "bbbbxiiiiillll", 3)                  \
   X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillff", 3)          \
-  X(GEMM_APACKED, MATMUL_PACKED, "clai_gemm_apacked", "bbbxiiiillllff", 3)
+  X(GEMM_APACKED, MATMUL_PACKED, "clai_gemm_apacked", "bbbxiiiillllff", 3)   \
+  X(GATHER_ROWS_B4, LAYOUT, "clai_gather_rows_b4", "bbbbxlllll", 1)              \
+  X(GATHER_ROWS_B2, LAYOUT, "clai_gather_rows_b2", "bbbbxlllll", 1)              \
+  X(ONE_HOT, LAYOUT, "clai_one_hot", "bbxli", 1)                                 \
+  X(WHERE_B4, LAYOUT, "clai_where_b4", "bbbbxxi", 1)                             \
+  X(WHERE_B2, LAYOUT, "clai_where_b2", "bbbbxxi", 1)                             \
+  X(ATTENTION_D16, ATTENTION, "clai_attention_d16", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
+  X(ATTENTION_D32, ATTENTION, "clai_attention_d32", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
+  X(ATTENTION_D64, ATTENTION, "clai_attention_d64", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
+  X(ATTENTION_D128, ATTENTION, "clai_attention_d128", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
+  X(ATTENTION_D256, ATTENTION, "clai_attention_d256", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
+  X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfi", 1)                      \
+  X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfi", 1)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,
@@ -259,5 +273,7 @@ clai_status clai__launch(clai_context *ctx, int kernel, const size_t *global, in
 /* ---- op helpers shared by the op files ----------------------------------------------------------------- */
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
 void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg);
+/* 1 if an elementwise output may alias the input: no overlap, or element for element (op-elementwise.c). */
+int clai__alias_ok(const clai_tensor *out, const clai_tensor *in);
 
 #endif /* CLAI_INTERNAL_H */

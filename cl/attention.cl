@@ -1,0 +1,162 @@
+/* attention.cl - fused scaled dot-product attention with an online softmax, and rotary position embedding.
+ *
+ * Attention. q [B, H, Lq, D], k [B, Hk, Lk, D], v [B, Hk, Lk, Dv], out [B, H, Lq, Dv], lse [B, H, Lq], each
+ * as (offset, batch stride, head stride, row stride, column stride) in elements, so any strided view works.
+ * Work mapping: 1-D; one work-group per (b, h, block of queries), one work-item per query row, the block
+ * as long as the work-group (any local size works). The work-group walks the keys in blocks of BK: it stages
+ * K and V of the block in local memory (converted to f32, zero-padded to DMAX columns), then each work-item
+ * scores its query against the block and folds it into a running softmax (max m, sum l, accumulator acc of
+ * Dv values, rescaled by exp(m_old - m_new) when the max grows). Only one block of scores per query exists
+ * at a time; nothing of size Lq x Lk is ever stored. q is pre-multiplied by scale * log2(e) so the
+ * exponentials are exp2. A causal work-group stops at the last key its last query sees.
+ *
+ * Variants per DMAX (16, 32, 64, 128, 256; the host picks the smallest >= max(D, Dv)) keep the row vectors
+ * in private float8 arrays with compile-time trip counts, so they stay in registers; BK * DMAX <= 4096 keeps
+ * the staged K and V within 32 KiB of local memory. dtype codes: 0 f32, 1 f16 (enum clai_dtype). */
+
+inline float clai_att_ld(__global const uchar *p, const long i, const int dt) {
+  return dt == 0 ? ((__global const float *)p)[i] : vload_half(i, (__global const half *)p);
+}
+
+inline void clai_att_st(__global uchar *p, const long i, const int dt, const float v) {
+  if (dt == 0)
+    ((__global float *)p)[i] = v;
+  else
+    vstore_half(v, i, (__global half *)p);
+}
+
+inline float clai_hsum8(const float8 t) {
+  const float4 u = t.lo + t.hi;
+  return (u.x + u.y) + (u.z + u.w);
+}
+
+#define CLAI_ATTENTION(DMAX, BK)                                                                               \
+  __kernel void clai_attention_d##DMAX(                                                                        \
+      __global uchar *out, __global float *lse, __global const uchar *q, __global const uchar *k,              \
+      __global const uchar *v, const int H, const int Hk, const int Lq, const int Lk, const int D, const int Dv, \
+      const long q_off, const long q_sb, const long q_sh, const long q_sl, const long q_sd, const long k_off,  \
+      const long k_sb, const long k_sh, const long k_sl, const long k_sd, const long v_off, const long v_sb,   \
+      const long v_sh, const long v_sl, const long v_sd, const long o_off, const long o_sb, const long o_sh,   \
+      const long o_sl, const long o_sd, const long l_off, const long l_sb, const long l_sh, const long l_sl,   \
+      const float qscale, const int causal, const int in_dt, const int out_dt, const int has_lse) {           \
+    enum { NC = DMAX / 8 };                                                                                    \
+    __local float Ks[BK * DMAX], Vs[BK * DMAX];                                                                \
+    if (Lq <= 0 || H <= 0 || Hk <= 0) return; /* uniform: the warm-up and empty problems */                    \
+    const int lsz = (int)get_local_size(0), lid = (int)get_local_id(0);                                        \
+    const int nqb = (Lq + lsz - 1) / lsz;                                                                      \
+    const long grp = get_group_id(0);                                                                          \
+    const int qb = (int)(grp % nqb);                                                                           \
+    const long bh = grp / nqb;                                                                                 \
+    const long h = bh % H, b = bh / H, hk = h / (H / Hk);                                                      \
+    const int qi = qb * lsz + lid;                                                                             \
+    const int active = qi < Lq;                                                                                \
+    const int shift = Lk - Lq; /* causal: query i sees keys j <= i + shift */                                  \
+    const int qlast = min(Lq, (qb + 1) * lsz) - 1;                                                             \
+    const int kstop = causal ? clamp(qlast + shift + 1, 0, Lk) : Lk;                                           \
+    const int kend = !active ? 0 : causal ? clamp(qi + shift + 1, 0, Lk) : Lk;                                 \
+    float8 qv[NC], acc[NC];                                                                                    \
+    {                                                                                                          \
+      const long qbase = q_off + b * q_sb + h * q_sh + (long)qi * q_sl;                                        \
+      for (int c = 0; c < NC; c++) {                                                                           \
+        float tmp[8];                                                                                          \
+        for (int e = 0; e < 8; e++) {                                                                          \
+          const int d = c * 8 + e;                                                                             \
+          tmp[e] = active && d < D ? clai_att_ld(q, qbase + d * q_sd, in_dt) * qscale : 0.0f;                  \
+        }                                                                                                      \
+        qv[c] = vload8(0, tmp);                                                                                \
+        acc[c] = (float8)(0.0f);                                                                               \
+      }                                                                                                        \
+    }                                                                                                          \
+    float m = -INFINITY, l = 0.0f;                                                                             \
+    const long kbase = k_off + b * k_sb + hk * k_sh, vbase = v_off + b * v_sb + hk * v_sh;                     \
+    for (int kb = 0; kb < kstop; kb += BK) {                                                                   \
+      barrier(CLK_LOCAL_MEM_FENCE); /* the previous block is no longer read */                                \
+      for (int e = lid; e < BK * DMAX; e += lsz) {                                                             \
+        const int j = e / DMAX, d = e % DMAX, jg = kb + j;                                                     \
+        Ks[e] = jg < Lk && d < D ? clai_att_ld(k, kbase + jg * k_sl + d * k_sd, in_dt) : 0.0f;                 \
+        Vs[e] = jg < Lk && d < Dv ? clai_att_ld(v, vbase + jg * v_sl + d * v_sd, in_dt) : 0.0f;                \
+      }                                                                                                        \
+      barrier(CLK_LOCAL_MEM_FENCE);                                                                            \
+      if (kb < kend) {                                                                                         \
+        float s[BK];                                                                                           \
+        float mb = m;                                                                                          \
+        for (int j = 0; j < BK; j += 4) {                                                                      \
+          float8 t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f;                                                   \
+          __local const float *kr = Ks + j * DMAX;                                                             \
+          for (int c = 0; c < NC; c++) {                                                                       \
+            t0 = mad(qv[c], vload8(c, kr), t0);                                                                \
+            t1 = mad(qv[c], vload8(c, kr + DMAX), t1);                                                         \
+            t2 = mad(qv[c], vload8(c, kr + 2 * DMAX), t2);                                                     \
+            t3 = mad(qv[c], vload8(c, kr + 3 * DMAX), t3);                                                     \
+          }                                                                                                    \
+          s[j] = kb + j < kend ? clai_hsum8(t0) : -INFINITY;                                                   \
+          s[j + 1] = kb + j + 1 < kend ? clai_hsum8(t1) : -INFINITY;                                           \
+          s[j + 2] = kb + j + 2 < kend ? clai_hsum8(t2) : -INFINITY;                                           \
+          s[j + 3] = kb + j + 3 < kend ? clai_hsum8(t3) : -INFINITY;                                           \
+          mb = fmax(mb, fmax(fmax(s[j], s[j + 1]), fmax(s[j + 2], s[j + 3])));                                 \
+        }                                                                                                      \
+        /* kb < kend, so the block holds a visible key and mb is finite */                                     \
+        const float corr = exp2(m - mb);                                                                       \
+        l *= corr;                                                                                             \
+        for (int c = 0; c < NC; c++) acc[c] *= corr;                                                           \
+        for (int j = 0; j < BK; j++) {                                                                         \
+          const float p = exp2(s[j] - mb);                                                                     \
+          l += p;                                                                                              \
+          __local const float *vr = Vs + j * DMAX;                                                             \
+          for (int c = 0; c < NC; c++) acc[c] = mad((float8)(p), vload8(c, vr), acc[c]);                       \
+        }                                                                                                      \
+        m = mb;                                                                                                \
+      }                                                                                                        \
+    }                                                                                                          \
+    if (!active) return;                                                                                       \
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;                                                              \
+    const long obase = o_off + b * o_sb + h * o_sh + (long)qi * o_sl;                                          \
+    for (int c = 0; c < NC; c++) {                                                                             \
+      float tmp[8];                                                                                            \
+      vstore8(acc[c] * inv, 0, tmp);                                                                           \
+      for (int e = 0; e < 8; e++)                                                                              \
+        if (c * 8 + e < Dv) clai_att_st(out, obase + (c * 8 + e) * o_sd, out_dt, tmp[e]);                      \
+    }                                                                                                          \
+    if (has_lse)                                                                                               \
+      lse[l_off + b * l_sb + h * l_sh + (long)qi * l_sl] =                                                     \
+          l > 0.0f ? (m + log2(l)) * 0.69314718055994531f : -INFINITY;                                         \
+  }
+
+CLAI_ATTENTION(16, 64)
+CLAI_ATTENTION(32, 64)
+CLAI_ATTENTION(64, 64)
+CLAI_ATTENTION(128, 32)
+CLAI_ATTENTION(256, 16)
+
+/* Rotary position embedding. The host gives a clai_index over the rows (every dim but the last) of out and x
+ * and the column strides separately. Work mapping: 1-D, per row rot/2 work-items that each rotate one pair
+ * (reading both elements before writing either, so out may be x) and D - rot that copy the rest. The
+ * position of row r is (r / seq_inner) % seq_len + pos_offset (seq_inner: rows per step of the position
+ * dim). */
+#define CLAI_ROPE(SFX, T, LD, ST)                                                                              \
+  __kernel void clai_rope_##SFX(__global T *out, __global const T *x, const clai_index ix, const long D,        \
+                                const long rot, const long o_sd, const long x_sd, const long seq_len,          \
+                                const long seq_inner, const long pos_offset, const float log2_theta,           \
+                                const int halves) {                                                            \
+    const long half_rot = rot / 2, per_row = D - half_rot;                                                     \
+    const long g = get_global_id(0);                                                                           \
+    if (g >= ix.numel * per_row) return;                                                                       \
+    const long r = g / per_row, j = g % per_row;                                                               \
+    long oo, ox, unused;                                                                                       \
+    clai_offsets(&ix, r, &oo, &ox, &unused);                                                                   \
+    if (j >= half_rot) {                                                                                       \
+      const long d = j + half_rot;                                                                             \
+      ST(out, oo + d * o_sd, LD(x, ox + d * x_sd));                                                            \
+      return;                                                                                                  \
+    }                                                                                                          \
+    const long da = halves ? j : 2 * j, db = halves ? j + half_rot : 2 * j + 1;                               \
+    const float pos = (float)((r / seq_inner) % seq_len + pos_offset);                                         \
+    const float t = pos * exp2(-(float)(2 * j) / (float)rot * log2_theta);                                     \
+    float c;                                                                                                   \
+    const float s = sincos(t, &c);                                                                             \
+    const float xa = LD(x, ox + da * x_sd), xb = LD(x, ox + db * x_sd);                                        \
+    ST(out, oo + da * o_sd, xa * c - xb * s);                                                                  \
+    ST(out, oo + db * o_sd, xa * s + xb * c);                                                                  \
+  }
+CLAI_ROPE(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_ROPE(f16, half, CLAI_LD_F16, CLAI_ST_F16)

@@ -1,0 +1,74 @@
+/* layout.cl - gather rows (embedding lookup), one-hot and where/select.
+ *
+ * Layout: any strided views. The host builds a clai_index over the output's shape; an input that has fewer
+ * dims than the output (the index of a gather, the labels of a one-hot) is given as a view with a trailing
+ * size-1 dim, so it reaches the kernel with stride 0 there. The linear output index i is row-major over the
+ * output's shape whatever dims the host merged, so the position along the last dim is i % (last dim).
+ * Work mapping: one work-item per output element, dim 0 linear.
+ *
+ * gather and where move elements without arithmetic, so they are written per element size (b4: f32 and i32,
+ * b2: f16) and copy bits. A gather index outside [0, rows) reads nothing: its output row is zeros and the
+ * lowest such position is recorded with atomic_min in `flag` (an int the host set to INT_MAX and reads back).
+ * Integer atomics leave the result independent of scheduling. */
+
+#define CLAI_GATHER(SFX, T)                                                                                \
+  __kernel void clai_gather_rows_##SFX(__global T *out, __global const T *table, __global const int *index,  \
+                                       __global int *flag, const clai_index ix, const long ncols,            \
+                                       const long nrows, const long toff, const long trow, const long tcol) { \
+    const long i = get_global_id(0);                                                                         \
+    if (i >= ix.numel) return;                                                                               \
+    long oo, oi, unused;                                                                                     \
+    clai_offsets(&ix, i, &oo, &oi, &unused);                                                                 \
+    const long col = i % ncols;                                                                              \
+    const long row = index[oi];                                                                              \
+    T v = 0;                                                                                                 \
+    if (row >= 0 && row < nrows) {                                                                           \
+      v = table[toff + row * trow + col * tcol];                                                             \
+    } else if (col == 0) {                                                                                   \
+      const long pos = i / ncols;                                                                            \
+      atomic_min(flag, (int)min(pos, (long)INT_MAX - 1));                                                    \
+    }                                                                                                        \
+    out[oo] = v;                                                                                             \
+  }
+CLAI_GATHER(b4, uint)
+CLAI_GATHER(b2, ushort)
+
+/* out[..., c] = (labels[...] == c); dtype codes as in enum clai_dtype (0 f32, 1 f16, 2 i32). */
+__kernel void clai_one_hot(__global uchar *out, __global const int *labels, const clai_index ix, const long ncls,
+                           const int out_dtype) {
+  const long i = get_global_id(0);
+  if (i >= ix.numel) return;
+  long oo, ol, unused;
+  clai_offsets(&ix, i, &oo, &ol, &unused);
+  const int hit = (long)labels[ol] == i % ncls;
+  if (out_dtype == 0)
+    ((__global float *)out)[oo] = hit ? 1.0f : 0.0f;
+  else if (out_dtype == 1)
+    vstore_half(hit ? 1.0f : 0.0f, oo, (__global half *)out);
+  else
+    ((__global int *)out)[oo] = hit;
+}
+
+/* out = mask != 0 ? a : b. ixa holds (out, mask, a), ixb (out, b); both over out's shape, so the same linear
+ * index i names the same element in both. mask dtype codes as in enum clai_dtype; a NaN mask counts as
+ * nonzero, -0.0 as zero. */
+#define CLAI_WHERE(SFX, T)                                                                                 \
+  __kernel void clai_where_##SFX(__global T *out, __global const uchar *mask, __global const T *a,          \
+                                 __global const T *b, const clai_index ixa, const clai_index ixb,          \
+                                 const int mask_dtype) {                                                   \
+    const long i = get_global_id(0);                                                                       \
+    if (i >= ixa.numel) return;                                                                            \
+    long oo, om, oa, ob, u1, u2;                                                                           \
+    clai_offsets(&ixa, i, &oo, &om, &oa);                                                                  \
+    clai_offsets(&ixb, i, &u1, &ob, &u2);                                                                  \
+    int m;                                                                                                 \
+    if (mask_dtype == 0)                                                                                   \
+      m = ((__global const float *)mask)[om] != 0.0f;                                                      \
+    else if (mask_dtype == 1)                                                                              \
+      m = vload_half(om, (__global const half *)mask) != 0.0f;                                             \
+    else                                                                                                   \
+      m = ((__global const int *)mask)[om] != 0;                                                           \
+    out[oo] = m ? a[oa] : b[ob];                                                                           \
+  }
+CLAI_WHERE(b4, uint)
+CLAI_WHERE(b2, ushort)

@@ -1,0 +1,222 @@
+/* op-layout.c - clai_contiguous, clai_concat, clai_gather_rows, clai_one_hot, clai_where (cl/layout.cl; the
+ * copies go through the strided copy kernel of op-copy.c). */
+#include <limits.h>
+#include <string.h>
+
+#include "internal.h"
+
+clai_status clai_contiguous(clai_context *ctx, clai_tensor **out, clai_tensor *x) {
+  const char *fn = "clai_contiguous";
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  if (out == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out is NULL", fn);
+  clai_status st = clai__check_tensor(ctx, x, fn, "x");
+  if (st != CLAI_OK) return st;
+  if (clai_tensor_is_contiguous(x)) {
+    int64_t strides[CLAI_MAX_DIMS], s = 1;
+    for (int i = x->ndim - 1; i >= 0; i--) {
+      strides[i] = s;
+      s *= x->shape[i] > 0 ? x->shape[i] : 1;
+    }
+    return clai_tensor_view(x, out, x->ndim, x->shape, strides, 0);
+  }
+  clai_tensor *t = NULL;
+  st = clai_tensor_init(ctx, &t, x->dtype, x->ndim, x->shape);
+  if (st == CLAI_OK) st = clai__copy(ctx, t, x, fn);
+  if (st != CLAI_OK) {
+    clai_tensor_free(t);
+    return st;
+  }
+  *out = t;
+  return CLAI_OK;
+}
+
+clai_status clai_concat(clai_context *ctx, clai_tensor *out, int n, const clai_tensor *const *xs, int axis) {
+  const char *fn = "clai_concat";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  if (st != CLAI_OK) return st;
+  if (n < 1 || xs == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: n is %d (at least one input needed)", fn, n);
+  int ax = axis < 0 ? axis + out->ndim : axis;
+  if (ax < 0 || ax >= out->ndim)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: axis %d out of range for a %d-d output", fn, axis, out->ndim);
+  char a[160], b[160], what[32];
+  int64_t total = 0;
+  for (int i = 0; i < n; i++) {
+    snprintf(what, sizeof what, "xs[%d]", i);
+    st = clai__check_tensor(ctx, xs[i], fn, what);
+    if (st != CLAI_OK) return st;
+    const clai_tensor *x = xs[i];
+    if (x->dtype != out->dtype)
+      return clai__error(ctx, CLAI_E_DTYPE, "%s: xs[%d] is %s, out is %s; convert with clai_copy", fn, i,
+                         clai_dtype_name(x->dtype), clai_dtype_name(out->dtype));
+    int same = x->ndim == out->ndim;
+    for (int d = 0; same && d < out->ndim; d++) same = d == ax || x->shape[d] == out->shape[d];
+    if (!same)
+      return clai__error(ctx, CLAI_E_SHAPE, "%s: xs[%d] %s does not match out %s outside axis %d", fn, i,
+                         clai__shape_str(x->ndim, x->shape, a, sizeof a),
+                         clai__shape_str(out->ndim, out->shape, b, sizeof b), ax);
+    if (clai__tensors_overlap(out, x))
+      return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps xs[%d] in memory", fn, i);
+    total += x->shape[ax];
+  }
+  if (total != out->shape[ax])
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: the inputs add up to %lld along axis %d, out has %lld", fn,
+                       (long long)total, ax, (long long)out->shape[ax]);
+  /* Each input is copied into a slice of out: a view on the stack (same buffer, narrowed along axis). */
+  int64_t at = 0;
+  for (int i = 0; i < n; i++) {
+    clai_tensor part = *out;
+    part.shape[ax] = xs[i]->shape[ax];
+    part.offset = out->offset + at * out->strides[ax];
+    at += xs[i]->shape[ax];
+    st = clai__copy(ctx, &part, xs[i], fn);
+    if (st != CLAI_OK) return st;
+  }
+  return CLAI_OK;
+}
+
+/* in as a view with one more trailing dim of size 1 (which broadcasts with stride 0). */
+static clai_tensor with_unit_dim(const clai_tensor *in) {
+  clai_tensor t = *in;
+  t.shape[t.ndim] = 1;
+  t.strides[t.ndim] = 0;
+  t.ndim++;
+  return t;
+}
+
+/* Checks that `out` is `in`'s shape plus one last dim (and that there is room for it). */
+static clai_status check_plus_one(clai_context *ctx, const char *fn, const clai_tensor *out, const char *oname,
+                                  const clai_tensor *in, const char *iname) {
+  char a[160], b[160];
+  int ok = in->ndim < CLAI_MAX_DIMS && out->ndim == in->ndim + 1;
+  for (int d = 0; ok && d < in->ndim; d++) ok = out->shape[d] == in->shape[d];
+  if (ok) return CLAI_OK;
+  return clai__error(ctx, CLAI_E_SHAPE, "%s: %s %s must be %s %s plus one last dim", fn, oname,
+                     clai__shape_str(out->ndim, out->shape, a, sizeof a), iname,
+                     clai__shape_str(in->ndim, in->shape, b, sizeof b));
+}
+
+clai_status clai_gather_rows(clai_context *ctx, clai_tensor *out, const clai_tensor *table, const clai_tensor *index) {
+  const char *fn = "clai_gather_rows";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  if (st == CLAI_OK) st = clai__check_tensor(ctx, table, fn, "table");
+  if (st == CLAI_OK) st = clai__check_tensor(ctx, index, fn, "index");
+  if (st != CLAI_OK) return st;
+  char a[160];
+  if (index->dtype != CLAI_DTYPE_I32)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: index is %s, must be i32", fn, clai_dtype_name(index->dtype));
+  if (table->dtype != out->dtype)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: table is %s, out is %s; they must match", fn,
+                       clai_dtype_name(table->dtype), clai_dtype_name(out->dtype));
+  if (table->ndim != 2)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: table %s must be 2-d [rows, cols]", fn,
+                       clai__shape_str(table->ndim, table->shape, a, sizeof a));
+  st = check_plus_one(ctx, fn, out, "out", index, "index");
+  if (st != CLAI_OK) return st;
+  if (out->shape[out->ndim - 1] != table->shape[1])
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: out's last dim is %lld, table has %lld cols", fn,
+                       (long long)out->shape[out->ndim - 1], (long long)table->shape[1]);
+  if (clai__tensors_overlap(out, table) || clai__tensors_overlap(out, index))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps table or index in memory", fn);
+  clai__index ix;
+  clai_tensor idx1 = with_unit_dim(index);
+  const clai_tensor *ops[2] = {out, &idx1};
+  clai__index_build(&ix, 2, ops);
+  if (ix.numel == 0) return CLAI_OK;
+
+  clai__buffer *flag = clai__pool_alloc(ctx, sizeof(cl_int), &st);
+  if (flag == NULL) return st;
+  const cl_int none = INT_MAX;
+  cl_int err = clEnqueueFillBuffer(ctx->queue, flag->mem, &none, sizeof none, 0, sizeof none, 0, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    clai__pool_release(ctx, flag);
+    return clai__cl_error(ctx, err, "%s: clEnqueueFillBuffer failed", fn);
+  }
+  const cl_long ncols = table->shape[1], nrows = table->shape[0], toff = table->offset, trow = table->strides[0],
+                tcol = table->strides[1];
+  size_t global = (size_t)ix.numel;
+  int k = clai_dtype_size(out->dtype) == 2 ? CLAI__K_GATHER_ROWS_B2 : CLAI__K_GATHER_ROWS_B4;
+  st = clai__launch(ctx, k, &global, 10, CLAI__ARG(out->buf->mem), CLAI__ARG(table->buf->mem),
+                    CLAI__ARG(index->buf->mem), CLAI__ARG(flag->mem), CLAI__ARG(ix), CLAI__ARG(ncols),
+                    CLAI__ARG(nrows), CLAI__ARG(toff), CLAI__ARG(trow), CLAI__ARG(tcol));
+  cl_int first = INT_MAX, value = 0;
+  if (st == CLAI_OK) {
+    err = clEnqueueReadBuffer(ctx->queue, flag->mem, CL_TRUE, 0, sizeof first, &first, 0, NULL, NULL);
+    if (err != CL_SUCCESS) st = clai__cl_error(ctx, err, "%s: reading the range flag failed", fn);
+  }
+  clai__pool_release(ctx, flag);
+  if (st != CLAI_OK || first == INT_MAX) return st;
+  /* Fetch the offending value for the message: the element of index at row-major position `first`. */
+  int64_t rem = first, off = index->offset;
+  for (int d = index->ndim - 1; d >= 0; d--) {
+    off += rem % index->shape[d] * index->strides[d];
+    rem /= index->shape[d];
+  }
+  err = clEnqueueReadBuffer(ctx->queue, index->buf->mem, CL_TRUE, (size_t)off * sizeof(cl_int), sizeof value,
+                            &value, 0, NULL, NULL);
+  if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: reading the bad index failed", fn);
+  return clai__error(ctx, CLAI_E_INVALID_ARG,
+                     "%s: index[%d] = %d is outside [0, %lld) (row-major position in index %s); its output row "
+                     "is zeros",
+                     fn, (int)first, (int)value, (long long)nrows, clai__shape_str(index->ndim, index->shape, a, sizeof a));
+}
+
+clai_status clai_one_hot(clai_context *ctx, clai_tensor *out, const clai_tensor *labels) {
+  const char *fn = "clai_one_hot";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  if (st == CLAI_OK) st = clai__check_tensor(ctx, labels, fn, "labels");
+  if (st != CLAI_OK) return st;
+  if (labels->dtype != CLAI_DTYPE_I32)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: labels are %s, must be i32", fn, clai_dtype_name(labels->dtype));
+  st = check_plus_one(ctx, fn, out, "out", labels, "labels");
+  if (st != CLAI_OK) return st;
+  if (clai__tensors_overlap(out, labels))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps labels in memory", fn);
+  clai__index ix;
+  clai_tensor lab1 = with_unit_dim(labels);
+  const clai_tensor *ops[2] = {out, &lab1};
+  clai__index_build(&ix, 2, ops);
+  const cl_long ncls = out->shape[out->ndim - 1];
+  const cl_int odt = (cl_int)out->dtype;
+  size_t global = (size_t)ix.numel;
+  return clai__launch(ctx, CLAI__K_ONE_HOT, &global, 5, CLAI__ARG(out->buf->mem), CLAI__ARG(labels->buf->mem),
+                      CLAI__ARG(ix), CLAI__ARG(ncls), CLAI__ARG(odt));
+}
+
+clai_status clai_where(clai_context *ctx, clai_tensor *out, const clai_tensor *mask, const clai_tensor *a,
+                       const clai_tensor *b) {
+  const char *fn = "clai_where";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  if (st == CLAI_OK) st = clai__check_tensor(ctx, mask, fn, "mask");
+  if (st == CLAI_OK) st = clai__check_tensor(ctx, a, fn, "a");
+  if (st == CLAI_OK) st = clai__check_tensor(ctx, b, fn, "b");
+  if (st != CLAI_OK) return st;
+  if (a->dtype != out->dtype || b->dtype != out->dtype)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: dtypes differ (out %s, a %s, b %s); convert with clai_copy", fn,
+                       clai_dtype_name(out->dtype), clai_dtype_name(a->dtype), clai_dtype_name(b->dtype));
+  int64_t tmp[CLAI_MAX_DIMS];
+  const clai_tensor *ins[3] = {mask, a, b};
+  static const char *const names[3] = {"mask", "a", "b"};
+  char x[160], y[160];
+  for (int i = 0; i < 3; i++) {
+    if (!clai__broadcast_strides(ins[i], out->ndim, out->shape, tmp))
+      return clai__error(ctx, CLAI_E_SHAPE, "%s: %s %s does not broadcast to out %s", fn, names[i],
+                         clai__shape_str(ins[i]->ndim, ins[i]->shape, x, sizeof x),
+                         clai__shape_str(out->ndim, out->shape, y, sizeof y));
+    if (!clai__alias_ok(out, ins[i]))
+      return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps %s other than element for element", fn, names[i]);
+  }
+  clai__index ixa, ixb;
+  const clai_tensor *opsa[3] = {out, mask, a}, *opsb[2] = {out, b};
+  clai__index_build(&ixa, 3, opsa);
+  clai__index_build(&ixb, 2, opsb);
+  const cl_int mdt = (cl_int)mask->dtype;
+  size_t global = (size_t)ixa.numel;
+  int k = clai_dtype_size(out->dtype) == 2 ? CLAI__K_WHERE_B2 : CLAI__K_WHERE_B4;
+  return clai__launch(ctx, k, &global, 7, CLAI__ARG(out->buf->mem), CLAI__ARG(mask->buf->mem), CLAI__ARG(a->buf->mem),
+                      CLAI__ARG(b->buf->mem), CLAI__ARG(ixa), CLAI__ARG(ixb), CLAI__ARG(mdt));
+}
