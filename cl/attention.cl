@@ -25,12 +25,29 @@ inline void clai_att_st(__global uchar *p, const long i, const int dt, const flo
     vstore_half(v, i, (__global half *)p);
 }
 
-inline float clai_hsum8(const float8 t) {
-  const float4 u = t.lo + t.hi;
-  return (u.x + u.y) + (u.z + u.w);
+inline float clai_hmax16(const float16 v) {
+  const float8 a = fmax(v.lo, v.hi);
+  const float4 b = fmax(a.lo, a.hi);
+  return fmax(fmax(b.x, b.y), fmax(b.z, b.w));
 }
 
-#define CLAI_ATTENTION(DMAX, BK)                                                                               \
+inline float clai_hsum16(const float16 v) {
+  const float8 a = v.lo + v.hi;
+  const float4 b = a.lo + a.hi;
+  return (b.x + b.y) + (b.z + b.w);
+}
+
+/* Rows per work-item: a CPU work-item keeps a register tile of RQ rows x 16 keys (GEMM-like: one vector load
+ * of 16 keys serves RQ rows); a GPU work-item keeps one row. lib/op-attention.c sizes the grid with the same
+ * numbers. */
+#if CLAI_CPU
+#define ATT_RQ 4
+#else
+#define ATT_RQ 1
+#endif
+#define ATT_BK 16
+
+#define CLAI_ATTENTION(DMAX)                                                                                   \
   __kernel void clai_attention_d##DMAX(                                                                        \
       __global uchar *out, __global float *lse, __global const uchar *q, __global const uchar *k,              \
       __global const uchar *v, const int H, const int Hk, const int Lq, const int Lk, const int D, const int Dv, \
@@ -39,94 +56,96 @@ inline float clai_hsum8(const float8 t) {
       const long v_sh, const long v_sl, const long v_sd, const long o_off, const long o_sb, const long o_sh,   \
       const long o_sl, const long o_sd, const long l_off, const long l_sb, const long l_sh, const long l_sl,   \
       const float qscale, const int causal, const int in_dt, const int out_dt, const int has_lse) {           \
-    enum { NC = DMAX / 8 };                                                                                    \
-    __local float Ks[BK * DMAX], Vs[BK * DMAX];                                                                \
-    if (Lq <= 0 || H <= 0 || Hk <= 0) return; /* uniform: the warm-up and empty problems */                    \
-    const int lsz = (int)get_local_size(0), lid = (int)get_local_id(0);                                        \
-    const int nqb = (Lq + lsz - 1) / lsz;                                                                      \
+    __local float Kt[DMAX * ATT_BK], Vs[ATT_BK * DMAX]; /* K transposed [d][j], V [j][d], zero-padded */      \
+    if (Lq <= 0 || H <= 0 || Hk <= 0) return;            /* uniform: the warm-up and empty problems */        \
+    const int lsz = (int)get_local_size(0), lid = (int)get_local_id(0), bq = lsz * ATT_RQ;                     \
+    const int nqb = (Lq + bq - 1) / bq;                                                                        \
     const long grp = get_group_id(0);                                                                          \
     const int qb = (int)(grp % nqb);                                                                           \
     const long bh = grp / nqb;                                                                                 \
     const long h = bh % H, b = bh / H, hk = h / (H / Hk);                                                      \
-    const int qi = qb * lsz + lid;                                                                             \
-    const int active = qi < Lq;                                                                                \
+    const int q0 = qb * bq + lid * ATT_RQ;                                                                     \
     const int shift = Lk - Lq; /* causal: query i sees keys j <= i + shift */                                  \
-    const int qlast = min(Lq, (qb + 1) * lsz) - 1;                                                             \
-    const int kstop = causal ? clamp(qlast + shift + 1, 0, Lk) : Lk;                                           \
-    const int kend = !active ? 0 : causal ? clamp(qi + shift + 1, 0, Lk) : Lk;                                 \
-    float8 qv[NC], acc[NC];                                                                                    \
-    {                                                                                                          \
+    const int kstop = causal ? clamp(min(Lq, (qb + 1) * bq) + shift, 0, Lk) : Lk;                              \
+    const int ncv = (Dv + 15) / 16;                                                                            \
+    float qr[ATT_RQ * DMAX];                                                                                    \
+    float16 acc[ATT_RQ * (DMAX / 16)];                                                                            \
+    float m[ATT_RQ], l[ATT_RQ];                                                                                \
+    int kend[ATT_RQ];                                                                                          \
+    int kmax = 0;                                                                                              \
+    for (int r = 0; r < ATT_RQ; r++) {                                                                         \
+      const int qi = q0 + r;                                                                                   \
+      kend[r] = qi >= Lq ? 0 : causal ? clamp(qi + shift + 1, 0, Lk) : Lk;                                     \
+      kmax = max(kmax, kend[r]);                                                                               \
       const long qbase = q_off + b * q_sb + h * q_sh + (long)qi * q_sl;                                        \
-      for (int c = 0; c < NC; c++) {                                                                           \
-        float tmp[8];                                                                                          \
-        for (int e = 0; e < 8; e++) {                                                                          \
-          const int d = c * 8 + e;                                                                             \
-          tmp[e] = active && d < D ? clai_att_ld(q, qbase + d * q_sd, in_dt) * qscale : 0.0f;                  \
-        }                                                                                                      \
-        qv[c] = vload8(0, tmp);                                                                                \
-        acc[c] = (float8)(0.0f);                                                                               \
-      }                                                                                                        \
+      for (int d = 0; d < D; d++) qr[r * DMAX + d] = qi < Lq ? clai_att_ld(q, qbase + d * q_sd, in_dt) * qscale : 0.0f; \
+      for (int c = 0; c < ncv; c++) acc[r * (DMAX / 16) + c] = (float16)(0.0f);                                               \
+      m[r] = -INFINITY;                                                                                        \
+      l[r] = 0.0f;                                                                                             \
     }                                                                                                          \
-    float m = -INFINITY, l = 0.0f;                                                                             \
     const long kbase = k_off + b * k_sb + hk * k_sh, vbase = v_off + b * v_sb + hk * v_sh;                     \
-    for (int kb = 0; kb < kstop; kb += BK) {                                                                   \
+    const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);                          \
+    for (int kb = 0; kb < kstop; kb += ATT_BK) {                                                               \
       barrier(CLK_LOCAL_MEM_FENCE); /* the previous block is no longer read */                                \
-      for (int e = lid; e < BK * DMAX; e += lsz) {                                                             \
+      for (int e = lid; e < ATT_BK * DMAX; e += lsz) {                                                         \
         const int j = e / DMAX, d = e % DMAX, jg = kb + j;                                                     \
-        Ks[e] = jg < Lk && d < D ? clai_att_ld(k, kbase + jg * k_sl + d * k_sd, in_dt) : 0.0f;                 \
+        Kt[d * ATT_BK + j] = jg < Lk && d < D ? clai_att_ld(k, kbase + jg * k_sl + d * k_sd, in_dt) : 0.0f;    \
         Vs[e] = jg < Lk && d < Dv ? clai_att_ld(v, vbase + jg * v_sl + d * v_sd, in_dt) : 0.0f;                \
       }                                                                                                        \
       barrier(CLK_LOCAL_MEM_FENCE);                                                                            \
-      if (kb < kend) {                                                                                         \
-        float s[BK];                                                                                           \
-        float mb = m;                                                                                          \
-        for (int j = 0; j < BK; j += 4) {                                                                      \
-          float8 t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f;                                                   \
-          __local const float *kr = Ks + j * DMAX;                                                             \
-          for (int c = 0; c < NC; c++) {                                                                       \
-            t0 = mad(qv[c], vload8(c, kr), t0);                                                                \
-            t1 = mad(qv[c], vload8(c, kr + DMAX), t1);                                                         \
-            t2 = mad(qv[c], vload8(c, kr + 2 * DMAX), t2);                                                     \
-            t3 = mad(qv[c], vload8(c, kr + 3 * DMAX), t3);                                                     \
+      if (kb < kmax) {                                                                                         \
+        float16 s[ATT_RQ];                                                                                     \
+        for (int r = 0; r < ATT_RQ; r++) s[r] = (float16)(0.0f);                                               \
+        for (int d = 0; d < D; d++) {                                                                          \
+          const float16 kv = vload16(0, Kt + d * ATT_BK);                                                      \
+          for (int r = 0; r < ATT_RQ; r++) s[r] = fma((float16)(qr[r * DMAX + d]), kv, s[r]);                          \
+        }                                                                                                      \
+        float p[ATT_RQ * ATT_BK], corr[ATT_RQ];                                                                 \
+        for (int r = 0; r < ATT_RQ; r++) {                                                                     \
+          const float16 sm = select((float16)(-INFINITY), s[r], (kb + iota) < (int16)(kend[r]));              \
+          const float mb = fmax(m[r], clai_hmax16(sm));                                                        \
+          float16 pv = (float16)(0.0f);                                                                        \
+          corr[r] = 1.0f;                                                                                      \
+          if (mb > -INFINITY) { /* the row has seen a key */                                                   \
+            corr[r] = exp2(m[r] - mb);                                                                         \
+            pv = exp2(sm - mb);                                                                                \
+            l[r] = l[r] * corr[r] + clai_hsum16(pv);                                                           \
+            m[r] = mb;                                                                                         \
           }                                                                                                    \
-          s[j] = kb + j < kend ? clai_hsum8(t0) : -INFINITY;                                                   \
-          s[j + 1] = kb + j + 1 < kend ? clai_hsum8(t1) : -INFINITY;                                           \
-          s[j + 2] = kb + j + 2 < kend ? clai_hsum8(t2) : -INFINITY;                                           \
-          s[j + 3] = kb + j + 3 < kend ? clai_hsum8(t3) : -INFINITY;                                           \
-          mb = fmax(mb, fmax(fmax(s[j], s[j + 1]), fmax(s[j + 2], s[j + 3])));                                 \
+          vstore16(pv, r, p);                                                                               \
         }                                                                                                      \
-        /* kb < kend, so the block holds a visible key and mb is finite */                                     \
-        const float corr = exp2(m - mb);                                                                       \
-        l *= corr;                                                                                             \
-        for (int c = 0; c < NC; c++) acc[c] *= corr;                                                           \
-        for (int j = 0; j < BK; j++) {                                                                         \
-          const float p = exp2(s[j] - mb);                                                                     \
-          l += p;                                                                                              \
-          __local const float *vr = Vs + j * DMAX;                                                             \
-          for (int c = 0; c < NC; c++) acc[c] = mad((float8)(p), vload8(c, vr), acc[c]);                       \
+        for (int c = 0; c < ncv; c++) {                                                                        \
+          float16 a[ATT_RQ];                                                                                   \
+          for (int r = 0; r < ATT_RQ; r++) a[r] = acc[r * (DMAX / 16) + c] * corr[r];                                         \
+          for (int j = 0; j < ATT_BK; j++) {                                                                   \
+            const float16 vv = vload16(c, Vs + j * DMAX);                                                      \
+            for (int r = 0; r < ATT_RQ; r++) a[r] = fma((float16)(p[r * ATT_BK + j]), vv, a[r]);                         \
+          }                                                                                                    \
+          for (int r = 0; r < ATT_RQ; r++) acc[r * (DMAX / 16) + c] = a[r];                                                   \
         }                                                                                                      \
-        m = mb;                                                                                                \
       }                                                                                                        \
     }                                                                                                          \
-    if (!active) return;                                                                                       \
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;                                                              \
-    const long obase = o_off + b * o_sb + h * o_sh + (long)qi * o_sl;                                          \
-    for (int c = 0; c < NC; c++) {                                                                             \
-      float tmp[8];                                                                                            \
-      vstore8(acc[c] * inv, 0, tmp);                                                                           \
-      for (int e = 0; e < 8; e++)                                                                              \
-        if (c * 8 + e < Dv) clai_att_st(out, obase + (c * 8 + e) * o_sd, out_dt, tmp[e]);                      \
+    const int nrows = clamp(Lq - q0, 0, ATT_RQ);                                                               \
+    for (int r = 0; r < nrows; r++) {                                                                          \
+      const int qi = q0 + r;                                                                                   \
+      const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;                                                      \
+      const long obase = o_off + b * o_sb + h * o_sh + (long)qi * o_sl;                                        \
+      for (int c = 0; c < ncv; c++) {                                                                          \
+        float tmp[16];                                                                                         \
+        vstore16(acc[r * (DMAX / 16) + c] * inv, 0, tmp);                                                                     \
+        for (int e = 0; e < 16 && c * 16 + e < Dv; e++) clai_att_st(out, obase + (c * 16 + e) * o_sd, out_dt, tmp[e]); \
+      }                                                                                                        \
+      if (has_lse)                                                                                             \
+        lse[l_off + b * l_sb + h * l_sh + (long)qi * l_sl] =                                                   \
+            l[r] > 0.0f ? (m[r] + log2(l[r])) * 0.69314718055994531f : -INFINITY;                              \
     }                                                                                                          \
-    if (has_lse)                                                                                               \
-      lse[l_off + b * l_sb + h * l_sh + (long)qi * l_sl] =                                                     \
-          l > 0.0f ? (m + log2(l)) * 0.69314718055994531f : -INFINITY;                                         \
   }
 
-CLAI_ATTENTION(16, 64)
-CLAI_ATTENTION(32, 64)
-CLAI_ATTENTION(64, 64)
-CLAI_ATTENTION(128, 32)
-CLAI_ATTENTION(256, 16)
+CLAI_ATTENTION(16)
+CLAI_ATTENTION(32)
+CLAI_ATTENTION(64)
+CLAI_ATTENTION(128)
+CLAI_ATTENTION(256)
 
 /* Rotary position embedding. The host gives a clai_index over the rows (every dim but the last) of out and x
  * and the column strides separately. Work mapping: 1-D, per row rot/2 work-items that each rotate one pair

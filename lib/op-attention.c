@@ -79,8 +79,10 @@ clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse
     if (dmax <= att_variants[i].dmax) kern = att_variants[i].kernel;
   if (B == 0 || H == 0 || Lq == 0) return CLAI_OK;
 
-  const size_t lsz = ctx->klocal[kern][0];
-  const uint64_t nqb = ((uint64_t)Lq + lsz - 1) / lsz;
+  /* A work-group covers lsz work-items times ATT_RQ query rows each: 4 on CPU devices, 1 elsewhere (the
+   * ATT_RQ of cl/attention.cl, which the kernel takes from CLAI_CPU). */
+  const size_t lsz = ctx->klocal[kern][0], rows = lsz * (ctx->caps.is_cpu ? 4 : 1);
+  const uint64_t nqb = ((uint64_t)Lq + rows - 1) / rows;
   uint64_t groups;
   if (!clai__mul_ok((uint64_t)B * (uint64_t)H, nqb, &groups) || groups > (uint64_t)SIZE_MAX / lsz)
     return clai__error(ctx, CLAI_E_OVERFLOW, "%s: too many work-groups", fn);

@@ -49,9 +49,12 @@ static void ref_attention(const att_case *c, const float *q, const float *k, con
   free(s);
 }
 
-/* A tensor of logical shape [B, H, L, D] in one of three layouts: 0 dense; 1 a [B, L, H, D] tensor permuted;
+#define MARGIN 64
+#define SENTINEL -77.0f
+
+/* A tensor of logical shape [B, H, L, D] in one of four layouts: 0 dense; 1 a [B, L, H, D] tensor permuted;
  * 2 every other element of the last dim of a [B, H, L, 2D + 1] tensor starting at 1. *base is the tensor
- * that owns the buffer (NULL for layout 0). */
+ * that owns the buffer (NULL for layout 0); 3 is defined below. */
 static clai_tensor *mk_bhld(clai_context *ctx, clai_dtype dt, const int64_t *shape, int layout, clai_tensor **base) {
   clai_tensor *t = NULL;
   *base = NULL;
@@ -62,15 +65,19 @@ static clai_tensor *mk_bhld(clai_context *ctx, clai_dtype dt, const int64_t *sha
     const int perm[4] = {0, 2, 1, 3};
     CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, bs));
     CLAIT_OK(ctx, clai_tensor_permute(*base, &t, perm));
-  } else {
+  } else if (layout == 2) {
     const int64_t bs[4] = {shape[0], shape[1], shape[2], 2 * shape[3] + 1};
     CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, bs));
     CLAIT_OK(ctx, clai_tensor_slice(*base, &t, 3, 1, bs[3], 2));
+  } else { /* 3: dense, in the middle of a 1-d tensor with MARGIN elements on each side */
+    const int64_t n = shape[0] * shape[1] * shape[2] * shape[3], bs[1] = {n + 2 * MARGIN};
+    const int64_t st[4] = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
+    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 1, bs));
+    CLAIT_OK(ctx, clai_tensor_view(*base, &t, 4, shape, st, MARGIN));
   }
   return t;
 }
 
-/* Writes the dense logical values v (float; rounded to half for f16) into t through any view. */
 static void put_vals(clai_context *ctx, clai_tensor *t, const float *v) {
   size_t n = (size_t)clai_tensor_numel(t);
   if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
@@ -99,6 +106,22 @@ static void get_vals(clai_context *ctx, clai_tensor *t, float *v) {
   CLAIT_OK(ctx, st);
 }
 
+/* For an output of layout 2 or 3: checks that the elements of its base outside the view still hold the
+ * sentinel the base was filled with (nothing is written outside the output). */
+static void expect_untouched(clai_context *ctx, clai_tensor *base, int layout, const char *what) {
+  if (layout != 2 && layout != 3) return;
+  size_t n = (size_t)clai_tensor_numel(base), last = (size_t)clai_tensor_dim(base, clai_tensor_ndim(base) - 1);
+  float *all = malloc(n * 4 + 4);
+  assert_non_null(all);
+  get_vals(ctx, base, all);
+  for (size_t i = 0; i < n; i++) {
+    int outside = layout == 2 ? (i % last) % 2 == 0 : (i < MARGIN || i >= n - MARGIN);
+    if (outside && all[i] != SENTINEL) fail_msg("%s: element %zu of the output's base was written (%g)", what, i, all[i]);
+  }
+  free(all);
+}
+
+/* Writes the dense logical values v (float; rounded to half for f16) into t through any view. */
 /* Runs one case and compares out (and lse) with the reference. in_layout applies to q, k and v. */
 static void check(clai_context *ctx, clait_rng *r, const att_case *c, clai_dtype in_dt, clai_dtype out_dt, int in_layout,
                   int out_layout, int with_lse) {
@@ -127,6 +150,7 @@ static void check(clai_context *ctx, clait_rng *r, const att_case *c, clai_dtype
   put_vals(ctx, tq, q);
   put_vals(ctx, tk, k);
   put_vals(ctx, tv, v);
+  if (bo != NULL) CLAIT_OK(ctx, clai_fill(ctx, bo, SENTINEL));
   if (with_lse) CLAIT_OK(ctx, clai_tensor_init(ctx, &tl, CLAI_DTYPE_F32, 3, ls));
   CLAIT_OK(ctx, clai_attention(ctx, to, tl, tq, tk, tv, c->scale, c->causal));
   get_vals(ctx, to, got);
@@ -139,6 +163,7 @@ static void check(clai_context *ctx, clait_rng *r, const att_case *c, clai_dtype
   /* f32 arithmetic on O(1) values: a few ulps of the row length; an f16 output adds half an ulp of half. */
   double atol = out_dt == CLAI_DTYPE_F16 ? 1e-3 : 2e-6, rtol = out_dt == CLAI_DTYPE_F16 ? 1e-3 : 1e-4;
   clait_expect_close(what, got, want, no, atol, rtol);
+  expect_untouched(ctx, bo, out_layout, what);
   if (with_lse) {
     CLAIT_OK(ctx, clai_tensor_read(tl, lgot, nl * 4));
     for (size_t i = 0; i < nl; i++) {
@@ -183,7 +208,7 @@ static const att_case cases[] = {
 static void test_attention_f32(void **state) {
   clai_context *ctx = CTX(state);
   clait_rng r = {0x243f6a8885a308d3ULL};
-  for (size_t i = 0; i < NCASES; i++) check(ctx, &r, &cases[i], CLAI_DTYPE_F32, CLAI_DTYPE_F32, 0, 0, 1);
+  for (size_t i = 0; i < NCASES; i++) check(ctx, &r, &cases[i], CLAI_DTYPE_F32, CLAI_DTYPE_F32, 0, 3, 1);
 }
 
 static void test_attention_f16(void **state) {
@@ -191,7 +216,7 @@ static void test_attention_f16(void **state) {
   clait_rng r = {0x13198a2e03707344ULL};
   for (size_t i = 0; i < NCASES; i++) {
     check(ctx, &r, &cases[i], CLAI_DTYPE_F16, CLAI_DTYPE_F32, 0, 0, i % 2);
-    check(ctx, &r, &cases[i], CLAI_DTYPE_F16, CLAI_DTYPE_F16, i % 3, 0, 0);
+    check(ctx, &r, &cases[i], CLAI_DTYPE_F16, CLAI_DTYPE_F16, i % 4, 3 - i % 4, 0);
   }
   check(ctx, &r, &cases[3], CLAI_DTYPE_F32, CLAI_DTYPE_F16, 0, 1, 1);
 }
