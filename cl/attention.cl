@@ -47,6 +47,46 @@ inline float clai_hsum16(const float16 v) {
 #endif
 #define ATT_BK 16
 
+/* Stages keys kb .. kb + ATT_BK - 1 of one (batch, head): K transposed into Kt[d][j] (row length ATT_BK), V
+ * into Vs[j][d] (row length dmax). Keys past Lk and V columns past Dv up to a multiple of 16 are zero (they
+ * meet a zero weight or are not stored, and a zero keeps NaN out); Kt columns past D are never read. On CPUs
+ * a work-item copies whole key rows (contiguous loads, no index arithmetic per element); elsewhere the
+ * work-items of the group take consecutive elements. */
+inline void clai_att_stage(__local float *Kt, __local float *Vs, const int dmax, __global const uchar *k,
+                           __global const uchar *v, const long kbase, const long vbase, const long k_sl,
+                           const long k_sd, const long v_sl, const long v_sd, const int kb, const int Lk,
+                           const int D, const int Dv, const int in_dt, const int lid, const int lsz) {
+  const int dvp = (Dv + 15) / 16 * 16;
+#if CLAI_CPU
+  for (int j = lid; j < ATT_BK; j += lsz) {
+    const int jg = kb + j;
+    __local float *kt = Kt + j, *vs = Vs + j * dmax;
+    if (jg >= Lk) {
+      for (int d = 0; d < D; d++) kt[d * ATT_BK] = 0.0f;
+      for (int d = 0; d < dvp; d++) vs[d] = 0.0f;
+      continue;
+    }
+    const long ko = kbase + jg * k_sl, vo = vbase + jg * v_sl;
+    if (in_dt == 0) {
+      __global const float *kp = (__global const float *)k + ko, *vp = (__global const float *)v + vo;
+      for (int d = 0; d < D; d++) kt[d * ATT_BK] = kp[d * k_sd];
+      for (int d = 0; d < Dv; d++) vs[d] = vp[d * v_sd];
+    } else {
+      __global const half *kp = (__global const half *)k + ko, *vp = (__global const half *)v + vo;
+      for (int d = 0; d < D; d++) kt[d * ATT_BK] = vload_half(d * k_sd, kp);
+      for (int d = 0; d < Dv; d++) vs[d] = vload_half(d * v_sd, vp);
+    }
+    for (int d = Dv; d < dvp; d++) vs[d] = 0.0f;
+  }
+#else
+  for (int e = lid; e < ATT_BK * dmax; e += lsz) {
+    const int j = e / dmax, d = e % dmax, jg = kb + j;
+    if (d < D) Kt[d * ATT_BK + j] = jg < Lk ? clai_att_ld(k, kbase + jg * k_sl + d * k_sd, in_dt) : 0.0f;
+    if (d < dvp) Vs[e] = jg < Lk && d < Dv ? clai_att_ld(v, vbase + jg * v_sl + d * v_sd, in_dt) : 0.0f;
+  }
+#endif
+}
+
 #define CLAI_ATTENTION(DMAX)                                                                                   \
   __kernel void clai_attention_d##DMAX(                                                                        \
       __global uchar *out, __global float *lse, __global const uchar *q, __global const uchar *k,              \
@@ -87,11 +127,7 @@ inline float clai_hsum16(const float16 v) {
     const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);                          \
     for (int kb = 0; kb < kstop; kb += ATT_BK) {                                                               \
       barrier(CLK_LOCAL_MEM_FENCE); /* the previous block is no longer read */                                \
-      for (int e = lid; e < ATT_BK * DMAX; e += lsz) {                                                         \
-        const int j = e / DMAX, d = e % DMAX, jg = kb + j;                                                     \
-        Kt[d * ATT_BK + j] = jg < Lk && d < D ? clai_att_ld(k, kbase + jg * k_sl + d * k_sd, in_dt) : 0.0f;    \
-        Vs[e] = jg < Lk && d < Dv ? clai_att_ld(v, vbase + jg * v_sl + d * v_sd, in_dt) : 0.0f;                \
-      }                                                                                                        \
+      clai_att_stage(Kt, Vs, DMAX, k, v, kbase, vbase, k_sl, k_sd, v_sl, v_sd, kb, Lk, D, Dv, in_dt, lid, lsz);   \
       barrier(CLK_LOCAL_MEM_FENCE);                                                                            \
       if (kb < kmax) {                                                                                         \
         float16 s[ATT_RQ];                                                                                     \
