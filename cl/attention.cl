@@ -113,7 +113,7 @@ inline void clai_att_stage(__local float *Kt, __local float *Vs, const int dmax,
     float m[ATT_RQ], l[ATT_RQ];                                                                                \
     int kend[ATT_RQ];                                                                                          \
     int kmax = 0;                                                                                              \
-    for (int r = 0; r < ATT_RQ; r++) {                                                                         \
+    _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) {                                                                         \
       const int qi = q0 + r;                                                                                   \
       kend[r] = qi >= Lq ? 0 : causal ? clamp(qi + shift + 1, 0, Lk) : Lk;                                     \
       kmax = max(kmax, kend[r]);                                                                               \
@@ -131,13 +131,13 @@ inline void clai_att_stage(__local float *Kt, __local float *Vs, const int dmax,
       barrier(CLK_LOCAL_MEM_FENCE);                                                                            \
       if (kb < kmax) {                                                                                         \
         float16 s[ATT_RQ];                                                                                     \
-        for (int r = 0; r < ATT_RQ; r++) s[r] = (float16)(0.0f);                                               \
+        _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) s[r] = (float16)(0.0f);                                               \
         for (int d = 0; d < D; d++) {                                                                          \
           const float16 kv = vload16(0, Kt + d * ATT_BK);                                                      \
-          for (int r = 0; r < ATT_RQ; r++) s[r] = fma((float16)(qr[r * DMAX + d]), kv, s[r]);                          \
+          _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) s[r] = fma((float16)(qr[r * DMAX + d]), kv, s[r]);                          \
         }                                                                                                      \
         float p[ATT_RQ * ATT_BK], corr[ATT_RQ];                                                                 \
-        for (int r = 0; r < ATT_RQ; r++) {                                                                     \
+        _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) {                                                                     \
           const float16 sm = select((float16)(-INFINITY), s[r], (kb + iota) < (int16)(kend[r]));              \
           const float mb = fmax(m[r], clai_hmax16(sm));                                                        \
           float16 pv = (float16)(0.0f);                                                                        \
@@ -152,12 +152,12 @@ inline void clai_att_stage(__local float *Kt, __local float *Vs, const int dmax,
         }                                                                                                      \
         for (int c = 0; c < ncv; c++) {                                                                        \
           float16 a[ATT_RQ];                                                                                   \
-          for (int r = 0; r < ATT_RQ; r++) a[r] = acc[r * (DMAX / 16) + c] * corr[r];                                         \
+          _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) a[r] = acc[r * (DMAX / 16) + c] * corr[r];                                         \
           for (int j = 0; j < ATT_BK; j++) {                                                                   \
             const float16 vv = vload16(c, Vs + j * DMAX);                                                      \
-            for (int r = 0; r < ATT_RQ; r++) a[r] = fma((float16)(p[r * ATT_BK + j]), vv, a[r]);                         \
+            _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) a[r] = fma((float16)(p[r * ATT_BK + j]), vv, a[r]);                         \
           }                                                                                                    \
-          for (int r = 0; r < ATT_RQ; r++) acc[r * (DMAX / 16) + c] = a[r];                                                   \
+          _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) acc[r * (DMAX / 16) + c] = a[r];                                                   \
         }                                                                                                      \
       }                                                                                                        \
     }                                                                                                          \
