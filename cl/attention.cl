@@ -2,17 +2,22 @@
  *
  * Attention. q [B, H, Lq, D], k [B, Hk, Lk, D], v [B, Hk, Lk, Dv], out [B, H, Lq, Dv], lse [B, H, Lq], each
  * as (offset, batch stride, head stride, row stride, column stride) in elements, so any strided view works.
- * Work mapping: 1-D; one work-group per (b, h, block of queries), one work-item per query row, the block
- * as long as the work-group (any local size works). The work-group walks the keys in blocks of BK: it stages
- * K and V of the block in local memory (converted to f32, zero-padded to DMAX columns), then each work-item
- * scores its query against the block and folds it into a running softmax (max m, sum l, accumulator acc of
- * Dv values, rescaled by exp(m_old - m_new) when the max grows). Only one block of scores per query exists
- * at a time; nothing of size Lq x Lk is ever stored. q is pre-multiplied by scale * log2(e) so the
- * exponentials are exp2. A causal work-group stops at the last key its last query sees.
+ * Work mapping: 1-D; one work-group per (b, h, block of queries); each work-item owns ATT_RQ consecutive
+ * query rows (4 on CPUs, 1 elsewhere), so a block is ATT_RQ times the local size (any local size works;
+ * lib/op-attention.c sizes the grid with the same numbers). The work-group walks the keys in blocks of
+ * ATT_BK = 16: it stages K (transposed, [d][j]) and V ([j][d]) of the block in local memory as f32, then
+ * each work-item computes its ATT_RQ x 16 tile of scores with float16 multiply-adds (one vector load of 16
+ * keys serves all its rows, like a GEMM register tile), folds them into a running softmax per row (max m,
+ * sum l, accumulator acc of Dv values rescaled by exp(m_old - m_new) when the max grows) and adds p V along
+ * Dv in chunks of 16. Only one block of scores per query exists at a time; nothing of size Lq x Lk is ever
+ * stored. q is pre-multiplied by scale * log2(e) so the exponentials are exp2. A causal work-group stops at
+ * the last key its last query sees, and a work-item skips blocks past its own last visible key.
  *
- * Variants per DMAX (16, 32, 64, 128, 256; the host picks the smallest >= max(D, Dv)) keep the row vectors
- * in private float8 arrays with compile-time trip counts, so they stay in registers; BK * DMAX <= 4096 keeps
- * the staged K and V within 32 KiB of local memory. dtype codes: 0 f32, 1 f16 (enum clai_dtype). */
+ * Two variants, DMAX = 64 and 256 (the host picks the smaller that holds max(D, Dv)), size the private
+ * rows and the local blocks (2 x 16 x DMAX floats: 32 KiB at 256); the loops run to D and Dv, so the
+ * larger variant costs nothing on CPUs, and the smaller keeps GPU registers for the common head dims. The
+ * loops over a work-item's rows are unrolled: left rolled, POCL kept the accumulators in memory (2x slower).
+ * dtype codes: 0 f32, 1 f16 (enum clai_dtype). */
 
 inline float clai_att_ld(__global const uchar *p, const long i, const int dt) {
   return dt == 0 ? ((__global const float *)p)[i] : vload_half(i, (__global const half *)p);
@@ -177,10 +182,7 @@ inline void clai_att_stage(__local float *Kt, __local float *Vs, const int dmax,
     }                                                                                                          \
   }
 
-CLAI_ATTENTION(16)
-CLAI_ATTENTION(32)
 CLAI_ATTENTION(64)
-CLAI_ATTENTION(128)
 CLAI_ATTENTION(256)
 
 /* Rotary position embedding. The host gives a clai_index over the rows (every dim but the last) of out and x

@@ -66,10 +66,7 @@ enum clai__program_id {
   X(ONE_HOT, LAYOUT, "clai_one_hot", "bbxli", 1)                                 \
   X(WHERE_B4, LAYOUT, "clai_where_b4", "bbbbxxi", 1)                             \
   X(WHERE_B2, LAYOUT, "clai_where_b2", "bbbbxxi", 1)                             \
-  X(ATTENTION_D16, ATTENTION, "clai_attention_d16", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
-  X(ATTENTION_D32, ATTENTION, "clai_attention_d32", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ATTENTION_D64, ATTENTION, "clai_attention_d64", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
-  X(ATTENTION_D128, ATTENTION, "clai_attention_d128", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ATTENTION_D256, ATTENTION, "clai_attention_d256", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfi", 1)                      \
   X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfi", 1)

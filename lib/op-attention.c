@@ -8,8 +8,8 @@
 static const struct {
   int dmax, kernel;
 } att_variants[] = {
-    {16, CLAI__K_ATTENTION_D16},   {32, CLAI__K_ATTENTION_D32},   {64, CLAI__K_ATTENTION_D64},
-    {128, CLAI__K_ATTENTION_D128}, {256, CLAI__K_ATTENTION_D256},
+    {64, CLAI__K_ATTENTION_D64},
+    {256, CLAI__K_ATTENTION_D256},
 };
 #define ATT_DMAX 256
 

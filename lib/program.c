@@ -143,7 +143,7 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     if (ctx->kernels[k] == NULL) return clai__cl_error(ctx, err, "clCreateKernel(%s) failed", kd->name);
     size_t *l = ctx->klocal[k];
     l[0] = l[1] = l[2] = 1;
-    if (k >= CLAI__K_ATTENTION_D16 && k <= CLAI__K_ATTENTION_D256) {
+    if (k == CLAI__K_ATTENTION_D64 || k == CLAI__K_ATTENTION_D256) {
       l[0] = ctx->caps.is_cpu ? 16 : 64; /* rows per work-group: 4 per work-item on CPUs (cl/attention.cl) */
     } else if (kd->dims == 1) {
       l[0] = ctx->local_1d;
