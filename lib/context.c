@@ -30,6 +30,7 @@ static clai_status try_device(clai_context *ctx, const clai__candidate *c, int g
   ctx->platform = c->platform;
   ctx->device = c->device;
   clai__devcaps_query(c->device, &ctx->caps);
+  memset(&ctx->stats, 0, sizeof ctx->stats); /* counts of this device's start only */
   clai__gemm_config_default(&ctx->caps, &ctx->gemm);
   clai__tune_apply(ctx);
   if (gemm_family == CLAI__GEMM_FAMILIES)

@@ -5,6 +5,8 @@
  * binary's (clai__device_key: libclai version, device, driver, platform) and whose payload is text, one
  * "name=value" per line, e.g. "packed.kb=256". Values are checked by clai__gemm_config_valid before a context
  * uses them; an entry that does not parse or validate is ignored (and counted as rejected), never trusted.
+ * The family itself is not stored: it stays the device class's (or CLAI_GEMM's), so tuning a forced family
+ * for a comparison never changes what later contexts run; each family's own values are kept side by side.
  *
  * The search is a coordinate search from the current values: each round tries every value of one parameter
  * at a time and keeps a change that is at least 2% faster. Every candidate is built from source (not
@@ -24,7 +26,7 @@ static const struct {
   size_t off;
 } fields[] = {
 #define CLAI__F_(n) {#n, offsetof(clai__gemm_config, n)}
-    CLAI__F_(family),     CLAI__F_(generic.rm), CLAI__F_(generic.vw), CLAI__F_(generic.kb), CLAI__F_(generic.lx),
+    CLAI__F_(generic.rm), CLAI__F_(generic.vw), CLAI__F_(generic.kb), CLAI__F_(generic.lx),
     CLAI__F_(generic.ly), CLAI__F_(packed.rm),  CLAI__F_(packed.vw),  CLAI__F_(packed.kb),  CLAI__F_(packed.uk),
     CLAI__F_(packed.pk),  CLAI__F_(packed.lx),  CLAI__F_(packed.ly),  CLAI__F_(packed.skinny),
     CLAI__F_(packed.pack_lx), CLAI__F_(gpu.rm), CLAI__F_(gpu.vw),     CLAI__F_(gpu.kb),     CLAI__F_(gpu.lx),
