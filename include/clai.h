@@ -103,16 +103,24 @@ typedef struct clai_context_params {
   /* The most bytes of free device memory the pool keeps for reuse. 0: $CLAI_POOL_LIMIT, else a quarter of
    * the device's global memory. */
   uint64_t pool_limit;
+  /* When kernel programs are built (or loaded from the cache). 0: $CLAI_EAGER, else lazily: at init only
+   * the copy kernels (which prove that the device compiles and runs kernels), and each op family's program
+   * when an op first needs it, so an application pays only for the families it uses. 1: every program at
+   * init, so no op ever waits for a build and a device that fails any build is passed over for the next.
+   * -1: lazily, whatever the environment says. */
+  int eager;
 } clai_context_params;
 
-/* Creates a context on the best device (or the one params/$CLAI_DEVICE asks for) and builds every kernel
- * for it. Devices are ranked discrete GPU > integrated GPU > accelerator > CPU, ties by compute units times
- * clock; a device on which a context, a queue or a kernel cannot be created is passed over for the next.
+/* Creates a context on the best device (or the one params/$CLAI_DEVICE asks for) and builds its kernels
+ * (all of them, or the copy kernels only; see clai_context_params.eager). Devices are ranked discrete GPU >
+ * integrated GPU > accelerator > CPU, ties by compute units times clock; a device on which a context, a
+ * queue or a kernel cannot be created is passed over for the next.
  * On success *out is a new context that clai_context_free() releases. On failure *out is NULL and the
  * status tells why: CLAI_E_NO_DEVICE (no OpenCL device at all, or none usable), CLAI_E_DEVICE_NOT_FOUND
  * (an override that matches no device), CLAI_E_BUILD. Because there is no context to hold the message, the
  * detail of such a failure is written to errbuf (if not NULL) as a NUL-terminated string of at most
- * errbuf_size bytes. */
+ * errbuf_size bytes. An op whose program is built later and fails to build returns CLAI_E_BUILD with the
+ * compiler's log in clai_errmsg(). */
 CLAI_API clai_status clai_context_init_ex(clai_context **out, const clai_context_params *params, char *errbuf,
                                           size_t errbuf_size);
 
@@ -158,9 +166,9 @@ CLAI_API clai_status clai_context_device_info(const clai_context *ctx, int i, cl
 /* Counters of the context, for reports and tests. */
 typedef struct clai_context_stats {
   /* Kernel programs. */
-  uint32_t programs;          /* programs the context holds */
-  uint32_t programs_built;    /* built from source at init */
-  uint32_t programs_cached;   /* loaded from the on-disk cache at init */
+  uint32_t programs;          /* programs the context holds (built or loaded so far) */
+  uint32_t programs_built;    /* of those, built from source */
+  uint32_t programs_cached;   /* of those, loaded from the on-disk cache */
   uint32_t cache_writes;      /* entries written to the cache */
   uint32_t cache_rejected;    /* entries found but rejected (truncated, corrupt, foreign, refused) */
   double init_seconds;        /* wall time of clai_context_init */

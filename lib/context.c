@@ -182,6 +182,8 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
   }
   ctx->cache_dir = clai__cache_dir_resolve(params);
   uint64_t limit = params->pool_limit != 0 ? params->pool_limit : env_u64("CLAI_POOL_LIMIT");
+  const char *eager = getenv("CLAI_EAGER");
+  ctx->eager = params->eager != 0 ? params->eager > 0 : (eager != NULL && strcmp(eager, "1") == 0);
 
   ctx->chosen = -1;
   for (int k = 0; k < norder; k++) {

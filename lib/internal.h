@@ -181,6 +181,7 @@ struct clai_context {
   size_t klocal[CLAI__K_COUNT][3]; /* work-group size of each kernel, fixed at init (see program.c) */
 
   char *cache_dir;              /* NULL: cache off */
+  int eager;                    /* build every program at init (else on first use; see clai.h) */
   clai__pool pool;
   clai_context_stats stats;
   clai_tensor *tensors;         /* live tensors */
@@ -227,8 +228,12 @@ int clai__devices_match(const clai_device_info *infos, int n, const char *spec, 
 void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps);
 
 /* ---- programs and the binary cache (program.c, cache.c) ------------------------------------------------ */
-/* Builds (or loads from the cache) every program and creates every kernel for ctx's device. */
+/* Builds (or loads from the cache) the programs for ctx's device that are needed at init: all of them when
+ * ctx->eager, else the copy program; the others come when clai__launch or clai__kernel_ready first needs
+ * them. */
 clai_status clai__programs_init(clai_context *ctx);
+/* Makes sure the program of `kernel` is built (or loaded); a build failure is CLAI_E_BUILD with the log. */
+clai_status clai__kernel_ready(clai_context *ctx, int kernel);
 void clai__programs_free(clai_context *ctx);
 /* Rebuilds the matmul program of ctx->gemm's family (releasing the others) after ctx->gemm changed; with
  * use_cache 0 nothing is read from or written to the cache (clai_tune's candidates). */

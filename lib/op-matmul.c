@@ -317,6 +317,8 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
     snprintf(buf, cap, "clblast%s", tuned);
     return CLAI_OK;
   }
+  s = clai__kernel_ready(ctx, p.kernel); /* the local sizes are fixed when the program is built */
+  if (s != CLAI_OK) return s;
   const size_t *l = ctx->klocal[p.kernel];
   switch (p.kernel) {
   case CLAI__K_GEMM_PACKED:

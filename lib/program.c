@@ -17,6 +17,8 @@ extern const char clai__cl_common[];
 CLAI__PROGRAMS(CLAI__SRC_DECL_)
 #undef CLAI__SRC_DECL_
 
+static void release_program(clai_context *ctx, int prog);
+
 static const char *const program_stems[CLAI__P_COUNT] = {
 #define CLAI__STEM_(id, stem) #stem,
     CLAI__PROGRAMS(CLAI__STEM_)
@@ -299,9 +301,14 @@ static int program_wanted(const clai_context *ctx, int prog) {
   }
 }
 
+/* Every program but the copy kernels is built on first use unless the context is eager: POCL (and other
+ * drivers) compile each kernel's machine code twice on a cold start, once at the warm-up launch and once
+ * when the binary is taken, and POCL serialises all of it behind one compiler lock, so a cold start that
+ * built every op family would grow with the op set (seconds per family) for families an application may
+ * never use. Loading from the cache is cheap either way. */
 clai_status clai__programs_init(clai_context *ctx) {
   for (int p = 0; p < CLAI__P_COUNT; p++) {
-    if (!program_wanted(ctx, p)) continue;
+    if (!program_wanted(ctx, p) || (!ctx->eager && p != CLAI__P_COPY)) continue;
     clai_status st = init_program(ctx, p, 1);
     if (st != CLAI_OK) return st;
   }
@@ -323,7 +330,7 @@ clai_status clai__programs_reload_gemm(clai_context *ctx, int use_cache) {
   for (int p = 0; p < CLAI__P_COUNT; p++) {
     if (p != CLAI__P_MATMUL && p != CLAI__P_MATMUL_PACKED && p != CLAI__P_MATMUL_GPU) continue;
     release_program(ctx, p);
-    if (st == CLAI_OK && program_wanted(ctx, p)) st = init_program(ctx, p, use_cache);
+    if (st == CLAI_OK && program_wanted(ctx, p) && (ctx->eager || !use_cache)) st = init_program(ctx, p, use_cache);
   }
   return st;
 }
@@ -339,8 +346,26 @@ void clai__programs_free(clai_context *ctx) {
   }
 }
 
+clai_status clai__kernel_ready(clai_context *ctx, int kernel) {
+  if (ctx->kernels[kernel] != NULL) return CLAI_OK;
+  const int prog = kernel_descs[kernel].program;
+  if (!program_wanted(ctx, prog)) /* a bug in the caller: a kernel of another matmul family */
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s belongs to cl/%s.cl, which this context does not use",
+                       kernel_descs[kernel].name, program_stems[prog]);
+  if (ctx->programs[prog] != NULL) /* built, but without this kernel: cannot happen after init_program */
+    return clai__error(ctx, CLAI_E_OPENCL, "%s is missing from cl/%s.cl", kernel_descs[kernel].name,
+                       program_stems[prog]);
+  clai_status st = init_program(ctx, prog, 1);
+  if (st != CLAI_OK) release_program(ctx, prog);
+  return st;
+}
+
 clai_status clai__launch(clai_context *ctx, int kernel, const size_t *global, int nargs, ...) {
   const kernel_desc *kd = &kernel_descs[kernel];
+  if (ctx->kernels[kernel] == NULL) {
+    clai_status st = clai__kernel_ready(ctx, kernel);
+    if (st != CLAI_OK) return st;
+  }
   cl_kernel k = ctx->kernels[kernel];
   size_t g[3], *l = ctx->klocal[kernel];
   for (int d = 0; d < kd->dims; d++) {

@@ -2,6 +2,7 @@
  * libclai chooses and why; `clai bench gemm` measures matmul (bench.c); `clai tune` tunes it (tune.c);
  * `clai version`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
@@ -39,9 +40,11 @@ static int cmd_devices(void) {
   }
   clai_context_stats s;
   clai_context_stats_get(ctx, &s);
-  printf("kernels: %u programs, %u built, %u from the cache (%s), start-up %.0f ms\n", s.programs, s.programs_built,
-         s.programs_cached, clai_context_cache_dir(ctx) ? clai_context_cache_dir(ctx) : "cache off",
-         s.init_seconds * 1e3);
+  const char *eager = getenv("CLAI_EAGER");
+  const int all = eager != NULL && strcmp(eager, "1") == 0;
+  printf("kernels: %u programs, %u built, %u from the cache (%s), start-up %.0f ms%s\n", s.programs,
+         s.programs_built, s.programs_cached, clai_context_cache_dir(ctx) ? clai_context_cache_dir(ctx) : "cache off",
+         s.init_seconds * 1e3, all ? "" : "; the other op families load on first use (CLAI_EAGER=1: all now)");
   clai_context_free(ctx);
   return 0;
 }
