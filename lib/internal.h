@@ -27,7 +27,11 @@
   X(COPY, copy)           \
   X(ELEMENTWISE, elementwise) \
   X(MATMUL, matmul)       \
-  X(MATMUL_PACKED, matmul_packed)
+  X(MATMUL_PACKED, matmul_packed) \
+  X(RANDOM, random)       \
+  X(OPTIM, optim)         \
+  X(LOSS, loss)           \
+  X(BACKWARD, backward)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -58,7 +62,30 @@ enum clai__program_id {
   X(GEMM_F16_F16, MATMUL, "clai_gemm_f16_f16", "bbbxiiillllllff", 3)            \
   X(PACK_AB, MATMUL_PACKED, "clai_pack_ab", "bbbbxiiiiillll", 3)                  \
   X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillff", 3)          \
-  X(GEMM_APACKED, MATMUL_PACKED, "clai_gemm_apacked", "bbbxiiiillllff", 3)
+  X(GEMM_APACKED, MATMUL_PACKED, "clai_gemm_apacked", "bbbxiiiillllff", 3) \
+  X(RAND_F32, RANDOM, "clai_rand_f32", "bxlliff", 1)                               \
+  X(RAND_F16, RANDOM, "clai_rand_f16", "bxlliff", 1)                               \
+  X(DROPOUT_F32, RANDOM, "clai_dropout_f32", "bbbxllffi", 1)                       \
+  X(DROPOUT_F16, RANDOM, "clai_dropout_f16", "bbbxllffi", 1)                       \
+  X(SGD_F32, OPTIM, "clai_sgd_f32", "bbbllllffffii", 1)                            \
+  X(SGD_F16, OPTIM, "clai_sgd_f16", "bbbllllffffii", 1)                            \
+  X(ADAM_F32, OPTIM, "clai_adam_f32", "bbbblllllfffffffi", 1)                      \
+  X(ADAM_F16, OPTIM, "clai_adam_f16", "bbbblllllfffffffi", 1)                      \
+  X(SUMSQ_F32, OPTIM, "clai_sumsq_f32", "bbllll", 1)                               \
+  X(SUMSQ_F16, OPTIM, "clai_sumsq_f16", "bbllll", 1)                               \
+  X(NORM_FINISH, OPTIM, "clai_norm_finish", "bbbllfii", 1)                         \
+  X(CLIP_SCALE_F32, OPTIM, "clai_clip_scale_f32", "bbll", 1)                       \
+  X(CLIP_SCALE_F16, OPTIM, "clai_clip_scale_f16", "bbll", 1)                       \
+  X(XENT_COUNT, LOSS, "clai_xent_count", "bblllil", 1)                             \
+  X(XENT_INV, LOSS, "clai_xent_inv", "bbli", 1)                                    \
+  X(XENT_ROWS_F32, LOSS, "clai_xent_rows_f32", "bbbbbllllllllllii", 1)             \
+  X(XENT_ROWS_F16, LOSS, "clai_xent_rows_f16", "bbbbbllllllllllii", 1)             \
+  X(LOSS_PARTIAL, LOSS, "clai_loss_partial", "bbll", 1)                            \
+  X(LOSS_FINISH, LOSS, "clai_loss_finish", "bbbllfii", 1)                          \
+  X(MSE_F32, LOSS, "clai_mse_f32", "bbbbxlfi", 1)                                  \
+  X(MSE_F16, LOSS, "clai_mse_f16", "bbbbxlfi", 1)                                  \
+  X(UNARY_BWD_F32, BACKWARD, "clai_unary_bwd_f32", "bbbxi", 1)                     \
+  X(UNARY_BWD_F16, BACKWARD, "clai_unary_bwd_f16", "bbbxi", 1)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,

@@ -1,0 +1,110 @@
+/* loss.cl - softmax cross-entropy over integer labels and mean squared error, with their gradients.
+ *
+ * Layout: logits [N, C] and the gradient as (row stride, column stride, offset) in elements, labels [N] as
+ * (stride, offset); MSE operands through clai_index (0 = x, 1 = y, 2 = grad). f16 is storage only.
+ * Work mapping: cross-entropy has one work-item per row (a single online pass for max and sum of
+ * exponentials, a second pass for the gradient); MSE and the loss sums give work-item j the elements
+ * j, j + P, j + 2P, ... with P chosen by the host from the size alone, and one work-item adds the P partials
+ * in index order, so the result is the same on every run and independent of the work-group size.
+ *
+ * Labels: a row whose label equals ignore_index contributes nothing (loss 0, gradient 0) and is not
+ * counted in the mean, as in PyTorch. Any other label outside [0, C) is never used as an index: the row's
+ * loss and gradient are NaN, so the mean loss is NaN. */
+
+/* cnt[j] = number of labels among rows j, j + P, ... that are not ignore_index. */
+__kernel void clai_xent_count(__global int *cnt, __global const int *labels, const long n, const long ls,
+                              const long lo, const int ignore_index, const long P) {
+  const long j = get_global_id(0);
+  if (j >= P) return;
+  int c = 0;
+  for (long r = j; r < n; r += P) c += labels[lo + r * ls] != ignore_index;
+  cnt[j] = c;
+}
+
+/* One work-item: scal[0] = 1 / (sum of the P counts) (infinite when every row is ignored). */
+__kernel void clai_xent_inv(__global float *scal, __global const int *cnt, const long P, const int active) {
+  if (get_global_id(0) >= (size_t)active) return;
+  long c = 0;
+  for (long j = 0; j < P; j++) c += cnt[j];
+  scal[0] = 1.0f / (float)c;
+}
+
+#define CLAI_XENT(SFX, T, LD, ST)                                                                        \
+  __kernel void clai_xent_rows_##SFX(__global float *rowloss, __global T *grad, __global const T *logits, \
+                                     __global const int *labels, __global const float *scal,          \
+                                     const long n, const long C, const long xs0, const long xs1,       \
+                                     const long xo, const long ls, const long lo, const long gs0,      \
+                                     const long gs1, const long go, const int ignore_index,            \
+                                     const int has_grad) {                                             \
+    const long r = get_global_id(0);                                                                   \
+    if (r >= n) return;                                                                                \
+    const int lab = labels[lo + r * ls];                                                               \
+    __global const T *x = logits + xo + r * xs0;                                                       \
+    if (lab == ignore_index || lab < 0 || lab >= C) {                                                  \
+      const float v = lab == ignore_index ? 0.0f : NAN;                                                \
+      rowloss[r] = v;                                                                                  \
+      if (has_grad)                                                                                    \
+        for (long c = 0; c < C; c++) ST(grad, go + r * gs0 + c * gs1, v);                              \
+      return;                                                                                          \
+    }                                                                                                  \
+    float m = -INFINITY, s = 0.0f;                                                                     \
+    for (long c = 0; c < C; c++) {                                                                     \
+      const float v = LD(x, c * xs1);                                                                  \
+      if (v > m) {                                                                                     \
+        s = s * exp(m - v) + 1.0f;                                                                     \
+        m = v;                                                                                         \
+      } else {                                                                                         \
+        s += exp(v - m);                                                                               \
+      }                                                                                                \
+    }                                                                                                  \
+    const float lse = m + log(s);                                                                      \
+    rowloss[r] = lse - LD(x, (long)lab * xs1);                                                         \
+    if (has_grad) {                                                                                    \
+      const float inv = scal[0], is = 1.0f / s;                                                        \
+      for (long c = 0; c < C; c++) {                                                                   \
+        const float p = exp(LD(x, c * xs1) - m) * is;                                                  \
+        ST(grad, go + r * gs0 + c * gs1, (p - (c == lab ? 1.0f : 0.0f)) * inv);                        \
+      }                                                                                                \
+    }                                                                                                  \
+  }
+CLAI_XENT(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_XENT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
+
+/* part[j] = sum of x[j + k * P] over k. */
+__kernel void clai_loss_partial(__global float *part, __global const float *x, const long n, const long P) {
+  const long j = get_global_id(0);
+  if (j >= P) return;
+  float s = 0.0f;
+  for (long i = j; i < n; i += P) s += x[i];
+  part[j] = s;
+}
+
+/* One work-item: out[oo] = (sum of the P partials in order) * (use_scal ? scal[0] : scale). */
+__kernel void clai_loss_finish(__global float *out, __global const float *part, __global const float *scal,
+                               const long P, const long oo, const float scale, const int use_scal,
+                               const int active) {
+  if (get_global_id(0) >= (size_t)active) return;
+  float s = 0.0f;
+  for (long j = 0; j < P; j++) s += part[j];
+  out[oo] = s * (use_scal ? scal[0] : scale);
+}
+
+/* part[j] = sum over i = j, j + P, ... of (x_i - y_i)^2; grad_i = gscale * (x_i - y_i) when has_grad. */
+#define CLAI_MSE(SFX, T, LD, ST)                                                                         \
+  __kernel void clai_mse_##SFX(__global float *part, __global T *grad, __global const T *x,            \
+                               __global const T *y, const clai_index ix, const long P,                 \
+                               const float gscale, const int has_grad) {                               \
+    const long j = get_global_id(0);                                                                   \
+    if (j >= P) return;                                                                                \
+    float s = 0.0f;                                                                                    \
+    for (long i = j; i < ix.numel; i += P) {                                                           \
+      long ox, oy, og;                                                                                 \
+      clai_offsets(&ix, i, &ox, &oy, &og);                                                             \
+      const float d = LD(x, ox) - LD(y, oy);                                                           \
+      s += d * d;                                                                                      \
+      if (has_grad) ST(grad, og, gscale * d);                                                          \
+    }                                                                                                  \
+    part[j] = s;                                                                                       \
+  }
+CLAI_MSE(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_MSE(f16, half, CLAI_LD_F16, CLAI_ST_F16)

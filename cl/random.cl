@@ -1,0 +1,97 @@
+/* random.cl - counter-based random numbers (Philox4x32-10) and dropout.
+ *
+ * Every value is a pure function of (seed, offset, i), where i is the element's row-major index in the
+ * output's shape: element i takes word i % 4 of the Philox block with counter (g, offset) and key seed,
+ * g = i / 4 (counter words: c0 = low and c1 = high half of g, c2 = low and c3 = high half of offset; key
+ * words: k0 = low and k1 = high half of seed). Nothing depends on the work-group size or on the device,
+ * only the float math that maps words to values (log/cos/sin of the normal) is the device's.
+ *
+ * Work mapping: one work-item per Philox block, i.e. per four consecutive elements; any strided output
+ * (and input, for dropout) through clai_index, so a view's elements get the same numbers a dense tensor of
+ * its shape would.
+ *
+ * Word -> uniform: u = (w >> 8) * 2^-24 in [0, 1) (24 bits, exact in float). Normal: Box-Muller on the
+ * pairs (w0, w1) and (w2, w3): u1 = ((w0 >> 8) + 1) * 2^-24 in (0, 1], u2 = (w1 >> 8) * 2^-24,
+ * r = sqrt(-2 ln u1), element 4g + 0 = r cos(2 pi u2), 4g + 1 = r sin(2 pi u2), the same for the second pair.
+ * Dropout keeps element i when u(i) < 1 - p. */
+
+inline uint4 clai_philox4x32_10(uint4 c, uint2 k) {
+  for (int r = 0; r < 10; r++) {
+    if (r > 0) {
+      k.x += 0x9E3779B9u;
+      k.y += 0xBB67AE85u;
+    }
+    const uint hi0 = mul_hi(0xD2511F53u, c.x), lo0 = 0xD2511F53u * c.x;
+    const uint hi1 = mul_hi(0xCD9E8D57u, c.z), lo1 = 0xCD9E8D57u * c.z;
+    c = (uint4)(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+  }
+  return c;
+}
+
+inline uint4 clai_rand_block(const long g, const long seed, const long offset) {
+  const ulong ug = (ulong)g, uo = (ulong)offset, us = (ulong)seed;
+  return clai_philox4x32_10((uint4)((uint)ug, (uint)(ug >> 32), (uint)uo, (uint)(uo >> 32)),
+                            (uint2)((uint)us, (uint)(us >> 32)));
+}
+
+inline float clai_rand_u01(const uint w) { return (float)(w >> 8) * 0x1.0p-24f; }
+
+inline float2 clai_box_muller(const uint w0, const uint w1) {
+  const float u1 = (float)((w0 >> 8) + 1u) * 0x1.0p-24f;
+  const float t = 6.283185307179586f * clai_rand_u01(w1);
+  const float r = sqrt(-2.0f * log(u1));
+  return (float2)(r * cos(t), r * sin(t));
+}
+
+/* dist 0: uniform, value = a + (b - a) * u. dist 1: normal, value = a + b * z. */
+#define CLAI_RAND(SFX, T, ST)                                                                            \
+  __kernel void clai_rand_##SFX(__global T *out, const clai_index ix, const long seed, const long offset, \
+                                const int dist, const float a, const float b) {                        \
+    const long g = get_global_id(0);                                                                   \
+    const long base = g * 4;                                                                           \
+    if (base >= ix.numel) return;                                                                      \
+    const uint4 w = clai_rand_block(g, seed, offset);                                                  \
+    float v[4];                                                                                        \
+    if (dist == 0) {                                                                                   \
+      const float d = b - a;                                                                           \
+      v[0] = a + d * clai_rand_u01(w.x);                                                               \
+      v[1] = a + d * clai_rand_u01(w.y);                                                               \
+      v[2] = a + d * clai_rand_u01(w.z);                                                               \
+      v[3] = a + d * clai_rand_u01(w.w);                                                               \
+    } else {                                                                                           \
+      const float2 z0 = clai_box_muller(w.x, w.y), z1 = clai_box_muller(w.z, w.w);                     \
+      v[0] = a + b * z0.x;                                                                             \
+      v[1] = a + b * z0.y;                                                                             \
+      v[2] = a + b * z1.x;                                                                             \
+      v[3] = a + b * z1.y;                                                                             \
+    }                                                                                                  \
+    for (int j = 0; j < 4 && base + j < ix.numel; j++) {                                               \
+      long o, unused1, unused2;                                                                        \
+      clai_offsets(&ix, base + j, &o, &unused1, &unused2);                                             \
+      ST(out, o, v[j]);                                                                                \
+    }                                                                                                  \
+  }
+CLAI_RAND(f32, float, CLAI_ST_F32)
+CLAI_RAND(f16, half, CLAI_ST_F16)
+
+/* out = x * m, m = keep ? scale : 0 (so NaN and infinity in x propagate as x * 0 does); the mask, when
+ * has_mask, receives m. Operands in ix: 0 = out, 1 = x, 2 = mask. q = 1 - p. */
+#define CLAI_DROPOUT(SFX, T, LD, ST)                                                                     \
+  __kernel void clai_dropout_##SFX(__global T *out, __global const T *x, __global T *mask,             \
+                                   const clai_index ix, const long seed, const long offset,            \
+                                   const float q, const float scale, const int has_mask) {             \
+    const long g = get_global_id(0);                                                                   \
+    const long base = g * 4;                                                                           \
+    if (base >= ix.numel) return;                                                                      \
+    const uint4 w = clai_rand_block(g, seed, offset);                                                  \
+    const uint ws[4] = {w.x, w.y, w.z, w.w};                                                           \
+    for (int j = 0; j < 4 && base + j < ix.numel; j++) {                                               \
+      long oo, ox, om;                                                                                 \
+      clai_offsets(&ix, base + j, &oo, &ox, &om);                                                      \
+      const float m = clai_rand_u01(ws[j]) < q ? scale : 0.0f;                                         \
+      ST(out, oo, LD(x, ox) * m);                                                                      \
+      if (has_mask) ST(mask, om, m);                                                                   \
+    }                                                                                                  \
+  }
+CLAI_DROPOUT(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_DROPOUT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
