@@ -33,7 +33,7 @@ static clai_status check_operand(clai_context *ctx, const char *fn, const clai_t
   if (!clai_tensor_is_contiguous(t))
     return clai__error(ctx, CLAI_E_NOT_CONTIGUOUS, "%s: %s is not contiguous; optimizer tensors must be dense", fn,
                        what);
-  if (t != param && clai__tensors_overlap(param, t))
+  if (clai__tensors_overlap(param, t))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %s overlaps param", fn, what);
   return CLAI_OK;
 }
