@@ -3,13 +3,24 @@
  * Layout: logits [N, C] and the gradient as (row stride, column stride, offset) in elements, labels [N] as
  * (stride, offset); MSE operands through clai_index (0 = x, 1 = y, 2 = grad). f16 is storage only.
  * Work mapping: cross-entropy has one work-item per row (a single online pass for max and sum of
- * exponentials, a second pass for the gradient); MSE and the loss sums give work-item j the elements
- * j, j + P, j + 2P, ... with P chosen by the host from the size alone, and one work-item adds the P partials
- * in index order, so the result is the same on every run and independent of the work-group size.
+ * exponentials, a second pass for the gradient); MSE and the loss sums give work-item j one fixed share of
+ * the elements (CLAI_PART_RANGE) with P chosen by the host from the size alone, and one work-item adds the
+ * P partials in index order, so the result is the same on every run and independent of the work-group
+ * size.
  *
  * Labels: a row whose label equals ignore_index contributes nothing (loss 0, gradient 0) and is not
  * counted in the mean, as in PyTorch. Any other label outside [0, C) is never used as an index: the row's
  * loss and gradient are NaN, so the mean loss is NaN. */
+
+/* The elements of partial j of P over n: a contiguous chunk on CPUs (one core streams through it), an
+ * interleaved set j, j + P, ... on GPUs (neighbouring work-items read neighbouring elements). Either way the
+ * grouping and the order of additions depend only on n and P. */
+#if CLAI_CPU
+#define CLAI_PART_RANGE(j, n, P, lo, hi, st)                                                             \
+  const long st = 1, lo = (j) * (((n) + (P) - 1) / (P)), hi = min((long)(n), lo + ((n) + (P) - 1) / (P))
+#else
+#define CLAI_PART_RANGE(j, n, P, lo, hi, st) const long st = (P), lo = (j), hi = (n)
+#endif
 
 /* cnt[j] = number of labels among rows j, j + P, ... that are not ignore_index. */
 __kernel void clai_xent_count(__global int *cnt, __global const int *labels, const long n, const long ls,
@@ -17,7 +28,8 @@ __kernel void clai_xent_count(__global int *cnt, __global const int *labels, con
   const long j = get_global_id(0);
   if (j >= P) return;
   int c = 0;
-  for (long r = j; r < n; r += P) c += labels[lo + r * ls] != ignore_index;
+  CLAI_PART_RANGE(j, n, P, r0, r1, st);
+  for (long r = r0; r < r1; r += st) c += labels[lo + r * ls] != ignore_index;
   cnt[j] = c;
 }
 
@@ -70,12 +82,13 @@ __kernel void clai_xent_inv(__global float *scal, __global const int *cnt, const
 CLAI_XENT(f32, float, CLAI_LD_F32, CLAI_ST_F32)
 CLAI_XENT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 
-/* part[j] = sum of x[j + k * P] over k. */
+/* part[j] = sum of the elements of partial j (see CLAI_PART_RANGE). */
 __kernel void clai_loss_partial(__global float *part, __global const float *x, const long n, const long P) {
   const long j = get_global_id(0);
   if (j >= P) return;
   float s = 0.0f;
-  for (long i = j; i < n; i += P) s += x[i];
+  CLAI_PART_RANGE(j, n, P, lo, hi, st);
+  for (long i = lo; i < hi; i += st) s += x[i];
   part[j] = s;
 }
 
@@ -89,7 +102,8 @@ __kernel void clai_loss_finish(__global float *out, __global const float *part, 
   out[oo] = s * (use_scal ? scal[0] : scale);
 }
 
-/* part[j] = sum over i = j, j + P, ... of (x_i - y_i)^2; grad_i = gscale * (x_i - y_i) when has_grad. */
+/* part[j] = sum over the elements i of partial j of (x_i - y_i)^2; grad_i = gscale * (x_i - y_i) when
+ * has_grad. The dense case (one merged dim of unit strides) skips the index arithmetic. */
 #define CLAI_MSE(SFX, T, LD, ST)                                                                         \
   __kernel void clai_mse_##SFX(__global float *part, __global T *grad, __global const T *x,            \
                                __global const T *y, const clai_index ix, const long P,                 \
@@ -97,9 +111,18 @@ __kernel void clai_loss_finish(__global float *out, __global const float *part, 
     const long j = get_global_id(0);                                                                   \
     if (j >= P) return;                                                                                \
     float s = 0.0f;                                                                                    \
-    for (long i = j; i < ix.numel; i += P) {                                                           \
+    CLAI_PART_RANGE(j, ix.numel, P, lo, hi, st);                                                       \
+    const int dense = ix.ndim == 1 && ix.stride[0][0] == 1 && ix.stride[1][0] == 1 &&                  \
+                      (!has_grad || ix.stride[2][0] == 1);                                             \
+    for (long i = lo; i < hi; i += st) {                                                               \
       long ox, oy, og;                                                                                 \
-      clai_offsets(&ix, i, &ox, &oy, &og);                                                             \
+      if (dense) {                                                                                     \
+        ox = ix.offset[0] + i;                                                                         \
+        oy = ix.offset[1] + i;                                                                         \
+        og = ix.offset[2] + i;                                                                         \
+      } else {                                                                                         \
+        clai_offsets(&ix, i, &ox, &oy, &og);                                                           \
+      }                                                                                                \
       const float d = LD(x, ox) - LD(y, oy);                                                           \
       s += d * d;                                                                                      \
       if (has_grad) ST(grad, og, gscale * d);                                                          \

@@ -5,7 +5,7 @@
  * and stored back). Work mapping: one work-item per element, one launch per parameter tensor.
  *
  * The global norm is reduced without atomics in a fixed order: clai_sumsq_* gives work-item j of a tensor
- * the elements j, j + P, j + 2P, ... (P depends only on the tensor's size, chosen by the host), each
+ * one fixed share of its elements (CLAI_PART_RANGE; P depends only on the tensor's size), each
  * work-item writes one partial sum of squares, and clai_norm_finish adds all partials of all tensors in
  * index order on one work-item. The scale kernel then reads the clip factor from device memory, so no
  * host round trip is needed. */
@@ -62,14 +62,25 @@ CLAI_SGD(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 CLAI_ADAM(f32, float, CLAI_LD_F32, CLAI_ST_F32)
 CLAI_ADAM(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 
-/* partial[po + j] = sum of x[xo + j + k * P]^2 over k, for j < P. */
+/* The elements of partial j of P over n: a contiguous chunk on CPUs (one core streams through it), an
+ * interleaved set j, j + P, ... on GPUs (neighbouring work-items read neighbouring elements). Either way the
+ * grouping and the order of additions depend only on n and P. */
+#if CLAI_CPU
+#define CLAI_PART_RANGE(j, n, P, lo, hi, st)                                                             \
+  const long st = 1, lo = (j) * (((n) + (P) - 1) / (P)), hi = min((long)(n), lo + ((n) + (P) - 1) / (P))
+#else
+#define CLAI_PART_RANGE(j, n, P, lo, hi, st) const long st = (P), lo = (j), hi = (n)
+#endif
+
+/* partial[po + j] = sum of the squares of the elements of partial j (see CLAI_PART_RANGE). */
 #define CLAI_SUMSQ(SFX, T, LD)                                                                           \
   __kernel void clai_sumsq_##SFX(__global float *partial, __global const T *x, const long n,           \
                                  const long xo, const long po, const long P) {                         \
     const long j = get_global_id(0);                                                                   \
     if (j >= P) return;                                                                                \
     float s = 0.0f;                                                                                    \
-    for (long i = j; i < n; i += P) {                                                                  \
+    CLAI_PART_RANGE(j, n, P, lo, hi, st);                                                              \
+    for (long i = lo; i < hi; i += st) {                                                               \
       const float a = LD(x, xo + i);                                                                   \
       s += a * a;                                                                                      \
     }                                                                                                  \

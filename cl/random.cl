@@ -15,16 +15,25 @@
  * r = sqrt(-2 ln u1), element 4g + 0 = r cos(2 pi u2), 4g + 1 = r sin(2 pi u2), the same for the second pair.
  * Dropout keeps element i when u(i) < 1 - p. */
 
-inline uint4 clai_philox4x32_10(uint4 c, uint2 k) {
-  for (int r = 0; r < 10; r++) {
-    if (r > 0) {
-      k.x += 0x9E3779B9u;
-      k.y += 0xBB67AE85u;
-    }
-    const uint hi0 = mul_hi(0xD2511F53u, c.x), lo0 = 0xD2511F53u * c.x;
-    const uint hi1 = mul_hi(0xCD9E8D57u, c.z), lo1 = 0xCD9E8D57u * c.z;
-    c = (uint4)(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
-  }
+/* One round with key k; the ten rounds are written out (no loop), so compilers that vectorise across
+ * work-items (POCL) see straight-line code. */
+#define CLAI_PHILOX_ROUND(c, k0, k1)                                                                     \
+  do {                                                                                                 \
+    const ulong p0_ = (ulong)0xD2511F53u * c.x, p1_ = (ulong)0xCD9E8D57u * c.z;                         \
+    c = (uint4)((uint)(p1_ >> 32) ^ c.y ^ (k0), (uint)p1_, (uint)(p0_ >> 32) ^ c.w ^ (k1), (uint)p0_);  \
+  } while (0)
+
+inline uint4 clai_philox4x32_10(uint4 c, const uint2 k) {
+  CLAI_PHILOX_ROUND(c, k.x, k.y);
+  CLAI_PHILOX_ROUND(c, k.x + 0x9E3779B9u, k.y + 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 2u * 0x9E3779B9u, k.y + 2u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 3u * 0x9E3779B9u, k.y + 3u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 4u * 0x9E3779B9u, k.y + 4u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 5u * 0x9E3779B9u, k.y + 5u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 6u * 0x9E3779B9u, k.y + 6u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 7u * 0x9E3779B9u, k.y + 7u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 8u * 0x9E3779B9u, k.y + 8u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 9u * 0x9E3779B9u, k.y + 9u * 0xBB67AE85u);
   return c;
 }
 
@@ -64,6 +73,14 @@ inline float2 clai_box_muller(const uint w0, const uint w1) {
       v[1] = a + b * z0.y;                                                                             \
       v[2] = a + b * z1.x;                                                                             \
       v[3] = a + b * z1.y;                                                                             \
+    }                                                                                                  \
+    if (ix.ndim == 1 && ix.stride[0][0] == 1 && base + 4 <= ix.numel) { /* dense: no index math */   \
+      const long o = ix.offset[0] + base;                                                              \
+      ST(out, o, v[0]);                                                                                \
+      ST(out, o + 1, v[1]);                                                                            \
+      ST(out, o + 2, v[2]);                                                                            \
+      ST(out, o + 3, v[3]);                                                                            \
+      return;                                                                                          \
     }                                                                                                  \
     for (int j = 0; j < 4 && base + j < ix.numel; j++) {                                               \
       long o, unused1, unused2;                                                                        \
