@@ -82,6 +82,70 @@ __kernel void clai_xent_inv(__global float *scal, __global const int *cnt, const
 CLAI_XENT(f32, float, CLAI_LD_F32, CLAI_ST_F32)
 CLAI_XENT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 
+/* Cross-entropy for long rows: one work-group per row. Each work-item keeps an online (max, sum) over the
+ * columns lid, lid + L, ... ; the pairs are combined in a fixed tree over local memory (the work-group size
+ * L is fixed per device at init, so the result is the same on every run). Local size at most 256. */
+inline void clai_lse_combine(float *m, float *s, const float m2, const float s2) {
+  const float m1 = *m, mm = fmax(m1, m2);
+  *s = mm == -INFINITY ? 0.0f : *s * exp(m1 - mm) + s2 * exp(m2 - mm);
+  *m = mm;
+}
+
+#define CLAI_XENT_WG(SFX, T, LD, ST)                                                                     \
+  __kernel void clai_xent_rows_wg_##SFX(__global float *rowloss, __global T *grad,                     \
+                                        __global const T *logits, __global const int *labels,          \
+                                        __global const float *scal, const long n, const long C,        \
+                                        const long xs0, const long xs1, const long xo, const long ls,   \
+                                        const long lo, const long gs0, const long gs1, const long go,  \
+                                        const int ignore_index, const int has_grad) {                  \
+    __local float red_m[256], red_s[256];                                                              \
+    const long r = get_group_id(0);                                                                    \
+    const int lid = (int)get_local_id(0), L = (int)get_local_size(0);                                  \
+    if (r >= n) return; /* the whole group leaves together */                                          \
+    const int lab = labels[lo + r * ls];                                                               \
+    __global const T *x = logits + xo + r * xs0;                                                       \
+    if (lab == ignore_index || lab < 0 || lab >= C) {                                                  \
+      const float v = lab == ignore_index ? 0.0f : NAN;                                                \
+      if (lid == 0) rowloss[r] = v;                                                                    \
+      if (has_grad)                                                                                    \
+        for (long c = lid; c < C; c += L) ST(grad, go + r * gs0 + c * gs1, v);                         \
+      return;                                                                                          \
+    }                                                                                                  \
+    float m = -INFINITY, s = 0.0f;                                                                     \
+    for (long c = lid; c < C; c += L) {                                                                \
+      const float v = LD(x, c * xs1);                                                                  \
+      if (v > m) {                                                                                     \
+        s = s * exp(m - v) + 1.0f;                                                                     \
+        m = v;                                                                                         \
+      } else {                                                                                         \
+        s += exp(v - m);                                                                               \
+      }                                                                                                \
+    }                                                                                                  \
+    red_m[lid] = m;                                                                                    \
+    red_s[lid] = s;                                                                                    \
+    for (int st = 1; st < L; st <<= 1) {                                                               \
+      barrier(CLK_LOCAL_MEM_FENCE);                                                                    \
+      if ((lid & (2 * st - 1)) == 0 && lid + st < L) {                                                 \
+        float a = red_m[lid], b = red_s[lid];                                                          \
+        clai_lse_combine(&a, &b, red_m[lid + st], red_s[lid + st]);                                    \
+        red_m[lid] = a;                                                                                \
+        red_s[lid] = b;                                                                                \
+      }                                                                                                \
+    }                                                                                                  \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                      \
+    const float mx = red_m[0], sum = red_s[0];                                                         \
+    if (lid == 0) rowloss[r] = mx + log(sum) - LD(x, (long)lab * xs1);                                 \
+    if (has_grad) {                                                                                    \
+      const float inv = scal[0], is = 1.0f / sum;                                                      \
+      for (long c = lid; c < C; c += L) {                                                              \
+        const float p = exp(LD(x, c * xs1) - mx) * is;                                                 \
+        ST(grad, go + r * gs0 + c * gs1, (p - (c == lab ? 1.0f : 0.0f)) * inv);                        \
+      }                                                                                                \
+    }                                                                                                  \
+  }
+CLAI_XENT_WG(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_XENT_WG(f16, half, CLAI_LD_F16, CLAI_ST_F16)
+
 /* part[j] = sum of the elements of partial j (see CLAI_PART_RANGE). */
 __kernel void clai_loss_partial(__global float *part, __global const float *x, const long n, const long P) {
   const long j = get_global_id(0);

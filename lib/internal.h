@@ -80,6 +80,8 @@ enum clai__program_id {
   X(XENT_INV, LOSS, "clai_xent_inv", "bbli", 1)                                    \
   X(XENT_ROWS_F32, LOSS, "clai_xent_rows_f32", "bbbbbllllllllllii", 1)             \
   X(XENT_ROWS_F16, LOSS, "clai_xent_rows_f16", "bbbbbllllllllllii", 1)             \
+  X(XENT_ROWS_WG_F32, LOSS, "clai_xent_rows_wg_f32", "bbbbbllllllllllii", 1)       \
+  X(XENT_ROWS_WG_F16, LOSS, "clai_xent_rows_wg_f16", "bbbbbllllllllllii", 1)       \
   X(LOSS_PARTIAL, LOSS, "clai_loss_partial", "bbll", 1)                            \
   X(LOSS_FINISH, LOSS, "clai_loss_finish", "bbbllfii", 1)                          \
   X(MSE_F32, LOSS, "clai_mse_f32", "bbbbxlfi", 1)                                  \
@@ -286,5 +288,10 @@ clai_status clai__launch(clai_context *ctx, int kernel, const size_t *global, in
 /* ---- op helpers shared by the op files ----------------------------------------------------------------- */
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
 void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg);
+/* clai_loss_cross_entropy with the row kernel chosen: 0 as the device suits, 1 one work-item per row,
+ * 2 one work-group per row (so tests reach both on any device). */
+clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,
+                                     const clai_tensor *logits, const clai_tensor *labels, int ignore_index,
+                                     int kernel_choice);
 
 #endif /* CLAI_INTERNAL_H */

@@ -2,6 +2,7 @@
  * loss and the gradient, f32 and f16, awkward shapes (N = 1, C = 1, 31 x 129, 3 x 5000, ...), logits of
  * magnitude 1e4, strided and transposed views, in-place gradients, ignore_index, labels out of range (NaN,
  * never an out-of-bounds read), determinism of the reduction, and bad arguments. */
+#include "internal.h" /* clai__loss_cross_entropy: both row kernels on any device */
 #include "testutil.h"
 
 #define CTX(state) ((clai_context *)*(state))
@@ -84,7 +85,8 @@ static void check_loss(const char *what, float got, double want, double rtol) {
 }
 
 /* One case on dense tensors; `scale` sets the logits' magnitude; every 5th label is ignored when `ign`. */
-static void xent_case(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, double scale, int ign, int with_grad) {
+static void xent_case(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, double scale, int ign, int with_grad,
+                      int choice) {
   clait_rng r = {(uint64_t)(N * 7919 + C)};
   size_t n = (size_t)(N * C);
   double *x = malloc(n * 8 + 8), *want = malloc(n * 8 + 8);
@@ -99,11 +101,14 @@ static void xent_case(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, do
               *tg = with_grad ? new_tensor(ctx, dt, 2, shape) : NULL, *loss = new_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
   put(ctx, tx, x);
   CLAIT_OK(ctx, clai_tensor_write(tl, lab, (size_t)N * 4));
-  CLAIT_OK(ctx, clai_loss_cross_entropy(ctx, loss, tg, tx, tl, IGNORE));
+  if (choice == 0)
+    CLAIT_OK(ctx, clai_loss_cross_entropy(ctx, loss, tg, tx, tl, IGNORE));
+  else
+    CLAIT_OK(ctx, clai__loss_cross_entropy(ctx, loss, tg, tx, tl, IGNORE, choice));
   double wl = ref_xent(x, lab, N, C, want);
   char what[128];
-  snprintf(what, sizeof what, "xent %s N=%lld C=%lld scale %g ignore %d", clai_dtype_name(dt), (long long)N,
-           (long long)C, scale, ign);
+  snprintf(what, sizeof what, "xent %s N=%lld C=%lld scale %g ignore %d kernel %d", clai_dtype_name(dt),
+           (long long)N, (long long)C, scale, ign, choice);
   /* f32: lse in float loses ~1e-7 relative of |logits|; f16 inputs are exact, the math is f32 */
   check_loss(what, read1(ctx, loss), wl, 1e-5);
   if (with_grad) {
@@ -128,22 +133,27 @@ static void xent_case(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, do
 static void cross_entropy(void **state) {
   clai_context *ctx = CTX(state);
   static const int64_t shapes[][2] = {{1, 1}, {1, 7}, {7, 1}, {31, 129}, {129, 31}, {1000, 10}, {3, 5000}, {64, 64}};
-  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-    xent_case(ctx, CLAI_DTYPE_F32, shapes[s][0], shapes[s][1], 5, 0, 1);
-    xent_case(ctx, CLAI_DTYPE_F32, shapes[s][0], shapes[s][1], 5, 1, 1);
-    xent_case(ctx, CLAI_DTYPE_F16, shapes[s][0], shapes[s][1], 5, 1, 1);
-    xent_case(ctx, CLAI_DTYPE_F32, shapes[s][0], shapes[s][1], 3, 0, 0);
-  }
+  /* kernel 0: the device's choice; 1: one work-item per row; 2: one work-group per row */
+  for (int k = 0; k < 3; k++)
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+      xent_case(ctx, CLAI_DTYPE_F32, shapes[s][0], shapes[s][1], 5, 0, 1, k);
+      xent_case(ctx, CLAI_DTYPE_F32, shapes[s][0], shapes[s][1], 5, 1, 1, k);
+      xent_case(ctx, CLAI_DTYPE_F16, shapes[s][0], shapes[s][1], 5, 1, 1, k);
+      xent_case(ctx, CLAI_DTYPE_F32, shapes[s][0], shapes[s][1], 3, 0, 0, k);
+    }
   /* a large N for the partial sums of the reduction */
-  xent_case(ctx, CLAI_DTYPE_F32, 100003, 3, 4, 1, 1);
+  xent_case(ctx, CLAI_DTYPE_F32, 100003, 3, 4, 1, 1, 0);
+  xent_case(ctx, CLAI_DTYPE_F32, 2, 40000, 4, 0, 1, 2);
 }
 
 /* Logits of magnitude 1e4 (and 6e4 in f16) stay finite and exact to float precision. */
 static void large_logits(void **state) {
   clai_context *ctx = CTX(state);
-  xent_case(ctx, CLAI_DTYPE_F32, 31, 129, 1e4, 0, 1);
-  xent_case(ctx, CLAI_DTYPE_F32, 7, 2, 1e4, 0, 1);
-  xent_case(ctx, CLAI_DTYPE_F16, 31, 33, 6e4, 1, 1);
+  for (int k = 1; k <= 2; k++) {
+    xent_case(ctx, CLAI_DTYPE_F32, 31, 129, 1e4, 0, 1, k);
+    xent_case(ctx, CLAI_DTYPE_F32, 7, 2, 1e4, 0, 1, k);
+    xent_case(ctx, CLAI_DTYPE_F16, 31, 33, 6e4, 1, 1, k);
+  }
 }
 
 /* Transposed logits, a strided gradient and strided labels; then the gradient in place over the logits. */
@@ -161,23 +171,25 @@ static void strided(void **state) {
   clai_tensor *base = new_tensor(ctx, CLAI_DTYPE_F32, 2, tshape), *xv = NULL, *gbase = new_tensor(ctx, CLAI_DTYPE_F32, 2, gshape),
               *gv = NULL, *lbase = new_tensor(ctx, CLAI_DTYPE_I32, 1, &l2), *lv = NULL,
               *loss = new_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[1]){1});
-  put(ctx, base, xt);
   CLAIT_OK(ctx, clai_tensor_write(lbase, lab2, sizeof lab2));
   CLAIT_OK(ctx, clai_tensor_transpose(base, &xv, 0, 1));
   CLAIT_OK(ctx, clai_tensor_slice(gbase, &gv, 1, 1, 2 * C, 2));
   CLAIT_OK(ctx, clai_tensor_slice(lbase, &lv, 0, 1, l2, 2));
-  CLAIT_OK(ctx, clai_loss_cross_entropy(ctx, loss, gv, xv, lv, IGNORE));
   double wl = ref_xent(x, lab, N, C, want);
-  check_loss("strided", read1(ctx, loss), wl, 1e-5);
-  float *g = get(ctx, gv);
-  clait_expect_close("strided grad", g, want, (size_t)(N * C), 1e-8, 1e-4);
-  free(g);
-  /* in place: the gradient overwrites the (transposed) logits */
-  CLAIT_OK(ctx, clai_loss_cross_entropy(ctx, loss, xv, xv, lv, IGNORE));
-  check_loss("in place", read1(ctx, loss), wl, 1e-5);
-  g = get(ctx, xv);
-  clait_expect_close("in-place grad", g, want, (size_t)(N * C), 1e-8, 1e-4);
-  free(g);
+  for (int k = 1; k <= 2; k++) {
+    put(ctx, base, xt);
+    CLAIT_OK(ctx, clai__loss_cross_entropy(ctx, loss, gv, xv, lv, IGNORE, k));
+    check_loss("strided", read1(ctx, loss), wl, 1e-5);
+    float *g = get(ctx, gv);
+    clait_expect_close("strided grad", g, want, (size_t)(N * C), 1e-8, 1e-4);
+    free(g);
+    /* in place: the gradient overwrites the (transposed) logits */
+    CLAIT_OK(ctx, clai__loss_cross_entropy(ctx, loss, xv, xv, lv, IGNORE, k));
+    check_loss("in place", read1(ctx, loss), wl, 1e-5);
+    g = get(ctx, xv);
+    clait_expect_close("in-place grad", g, want, (size_t)(N * C), 1e-8, 1e-4);
+    free(g);
+  }
   clai_tensor *all[] = {base, xv, gbase, gv, lbase, lv, loss};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) clai_tensor_free(all[i]);
 }
@@ -193,9 +205,10 @@ static void bad_labels(void **state) {
               *tl = new_tensor(ctx, CLAI_DTYPE_I32, 1, &N), *loss = new_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
   put(ctx, tx, x);
   static const int32_t cases[][4] = {{0, 3, 1, 2}, {0, -5, 1, 2}, {2, 1, 2147483647, IGNORE}, {IGNORE, IGNORE, IGNORE, IGNORE}};
-  for (int k = 0; k < 4; k++) {
+  for (int kk = 0; kk < 8; kk++) {
+    int k = kk % 4;
     CLAIT_OK(ctx, clai_tensor_write(tl, cases[k], sizeof cases[k]));
-    CLAIT_OK(ctx, clai_loss_cross_entropy(ctx, loss, tg, tx, tl, IGNORE));
+    CLAIT_OK(ctx, clai__loss_cross_entropy(ctx, loss, tg, tx, tl, IGNORE, 1 + kk / 4));
     float l = read1(ctx, loss);
     if (!isnan(l)) fail_msg("case %d: loss %g, expected NaN", k, l);
     ref_xent(x, cases[k], N, C, want);
