@@ -101,13 +101,29 @@ CLAI_RAND(f16, half, CLAI_ST_F16)
     const long base = g * 4;                                                                           \
     if (base >= ix.numel) return;                                                                      \
     const uint4 w = clai_rand_block(g, seed, offset);                                                  \
-    const uint ws[4] = {w.x, w.y, w.z, w.w};                                                           \
+    const float m0 = clai_rand_u01(w.x) < q ? scale : 0.0f, m1 = clai_rand_u01(w.y) < q ? scale : 0.0f; \
+    const float m2 = clai_rand_u01(w.z) < q ? scale : 0.0f, m3 = clai_rand_u01(w.w) < q ? scale : 0.0f; \
+    if (ix.ndim == 1 && ix.stride[0][0] == 1 && ix.stride[1][0] == 1 &&                                \
+        (!has_mask || ix.stride[2][0] == 1) && base + 4 <= ix.numel) { /* dense: no index math */      \
+      const long oo = ix.offset[0] + base, ox = ix.offset[1] + base, om = ix.offset[2] + base;         \
+      ST(out, oo, LD(x, ox) * m0);                                                                     \
+      ST(out, oo + 1, LD(x, ox + 1) * m1);                                                             \
+      ST(out, oo + 2, LD(x, ox + 2) * m2);                                                             \
+      ST(out, oo + 3, LD(x, ox + 3) * m3);                                                             \
+      if (has_mask) {                                                                                  \
+        ST(mask, om, m0);                                                                              \
+        ST(mask, om + 1, m1);                                                                          \
+        ST(mask, om + 2, m2);                                                                          \
+        ST(mask, om + 3, m3);                                                                          \
+      }                                                                                                \
+      return;                                                                                          \
+    }                                                                                                  \
+    const float ms[4] = {m0, m1, m2, m3};                                                              \
     for (int j = 0; j < 4 && base + j < ix.numel; j++) {                                               \
       long oo, ox, om;                                                                                 \
       clai_offsets(&ix, base + j, &oo, &ox, &om);                                                      \
-      const float m = clai_rand_u01(ws[j]) < q ? scale : 0.0f;                                         \
-      ST(out, oo, LD(x, ox) * m);                                                                      \
-      if (has_mask) ST(mask, om, m);                                                                   \
+      ST(out, oo, LD(x, ox) * ms[j]);                                                                  \
+      if (has_mask) ST(mask, om, ms[j]);                                                               \
     }                                                                                                  \
   }
 CLAI_DROPOUT(f32, float, CLAI_LD_F32, CLAI_ST_F32)

@@ -345,7 +345,8 @@ CLAI_API clai_status clai_init_fans(const clai_tensor *w, int64_t *fan_in, int64
  * fan = fan_in, or fan_out when use_fan_out is non-zero; the uniform form draws from [-b, b) with
  * b = sqrt(3) * std, the normal form from N(0, std^2). gain 0 means sqrt(2), the gain for relu (PyTorch's
  * kaiming_*_ defaults, a = 0); for leaky relu with slope a pass sqrt(2 / (1 + a^2)), for linear or sigmoid
- * layers 1. gain < 0 is CLAI_E_INVALID_ARG. */
+ * layers 1. PyTorch's default initialisation of nn.Linear and nn.Conv*d weights is the uniform form with
+ * a = sqrt(5), i.e. gain sqrt(1/3) (bound 1 / sqrt(fan_in)). gain < 0 is CLAI_E_INVALID_ARG. */
 CLAI_API clai_status clai_init_kaiming_uniform(clai_context *ctx, clai_tensor *w, uint64_t seed, uint64_t offset,
                                                float gain, int use_fan_out);
 CLAI_API clai_status clai_init_kaiming_normal(clai_context *ctx, clai_tensor *w, uint64_t seed, uint64_t offset,
