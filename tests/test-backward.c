@@ -206,6 +206,7 @@ static void bad_arguments(void **state) {
   CLAIT_OK(ctx, clai_tensor_slice(b, &head, 0, 0, 7, 1));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps", clai_unary_backward(ctx, CLAI_EXP, sl, head, a));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "is NULL", clai_unary_backward(ctx, CLAI_EXP, a, NULL, a));
+  assert_int_equal(clai_unary_backward(NULL, CLAI_RELU, a, a, a), CLAI_E_INVALID_ARG);
   /* the context still works */
   double xv[7] = {-1, 0, 1, 2, -2, 3, 0.5}, gv[7] = {1, 1, 1, 1, 1, 1, 1}, want[7];
   put(ctx, a, xv);

@@ -357,6 +357,9 @@ static void bad_arguments(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "dtypes differ", clai_loss_mse(ctx, loss, NULL, x, xh));
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f32 or f16", clai_loss_mse(ctx, loss, NULL, lab, lab));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "loss overlaps", clai_loss_mse(ctx, loss, NULL, loss, loss));
+  /* no context */
+  assert_int_equal(clai_loss_cross_entropy(NULL, loss, NULL, x, lab, -100), CLAI_E_INVALID_ARG);
+  assert_int_equal(clai_loss_mse(NULL, loss, NULL, x, x), CLAI_E_INVALID_ARG);
   /* the context still works */
   double v[6] = {1, 2, 3, 4, 5, 6}, w[6] = {0, 0, 0, 0, 0, 0};
   clai_tensor *y = new_tensor(ctx, CLAI_DTYPE_F32, 2, s23);

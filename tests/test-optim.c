@@ -323,6 +323,12 @@ static void bad_arguments(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "max_norm", clai_clip_grad_norm(ctx, list, 2, -1.0f, NULL));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "norm_out", clai_clip_grad_norm(ctx, list, 2, 1.0f, two));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "gradients", clai_clip_grad_norm(ctx, NULL, 2, 1.0f, NULL));
+  /* no context */
+  clai_sgd_params okp = {0.1f, 0, 0, 0, 0};
+  assert_int_equal(clai_optim_sgd(NULL, p, NULL, g, 1, &okp), CLAI_E_INVALID_ARG);
+  assert_int_equal(clai_optim_adam(NULL, p, m, v, g, 1, &ap), CLAI_E_INVALID_ARG);
+  assert_int_equal(clai_optim_adamw(NULL, p, m, v, g, 1, &ap), CLAI_E_INVALID_ARG);
+  assert_int_equal(clai_clip_grad_norm(NULL, list, 2, 1.0f, NULL), CLAI_E_INVALID_ARG);
   /* the context still works: one plain SGD step */
   double pv[7] = {1, 2, 3, 4, 5, 6, 7}, gv[7] = {1, 1, 1, 1, 1, 1, 1}, want[7];
   put(ctx, p, pv);

@@ -409,6 +409,13 @@ static void bad_arguments(void **state) {
   clai_tensor *head = NULL;
   CLAIT_OK(ctx, clai_tensor_slice(b, &head, 0, 0, 7, 1));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps x", clai_dropout(ctx, sl, NULL, head, 0.5f, 1, 0));
+  /* no context */
+  assert_int_equal(clai_rand_uniform(NULL, a, 1, 0, 0, 1), CLAI_E_INVALID_ARG);
+  assert_int_equal(clai_rand_normal(NULL, a, 1, 0, 0, 1), CLAI_E_INVALID_ARG);
+  assert_int_equal(clai_dropout(NULL, a, NULL, a, 0.5f, 1, 0), CLAI_E_INVALID_ARG);
+  assert_int_equal(clai_init_kaiming_normal(NULL, a, 1, 0, 0, 0), CLAI_E_INVALID_ARG);
+  assert_int_equal(clai_init_xavier_uniform(NULL, a, 1, 0, 0), CLAI_E_INVALID_ARG);
+  assert_int_equal(clai_init_fans(NULL, (int64_t[1]){0}, (int64_t[1]){0}), CLAI_E_INVALID_ARG);
   /* the context still works */
   CLAIT_OK(ctx, clai_rand_uniform(ctx, a, 1, 0, 0, 1));
   float v[7];
