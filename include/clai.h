@@ -305,12 +305,63 @@ CLAI_API clai_status clai_add_scalar(clai_context *ctx, clai_tensor *out, const 
 CLAI_API clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a,
                                  const clai_tensor *b, int trans_b, float alpha, float beta);
 
+/* Activations that clai_matmul_ex (and the ops that build on it) can apply in the same kernel. GELU is the
+ * tanh approximation, as CLAI_GELU. */
+typedef enum clai_activation {
+  CLAI_ACT_NONE = 0,
+  CLAI_ACT_RELU = 1,
+  CLAI_ACT_GELU = 2,
+  CLAI_ACT_SILU = 3,
+} clai_activation;
+
+/* What clai_matmul_ex does to the product before it is stored. All zero: nothing. */
+typedef struct clai_matmul_epilogue {
+  /* NULL, or an f32 or f16 tensor of at most 2 dims that broadcasts to [M, N]: [N] (one value per column,
+   * a dense layer's bias), [M, 1] (one per row, a convolution's bias) or [M, N]. It is the same for every
+   * batch entry and must not overlap C. */
+  const clai_tensor *bias;
+  clai_activation act;
+} clai_matmul_epilogue;
+
+/* C = act(alpha * op(A) * op(B) + beta * C + bias), with everything as for clai_matmul() and the epilogue
+ * (ep may be NULL) applied in the same kernel, so a dense layer is one launch. */
+CLAI_API clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a,
+                                    const clai_tensor *b, int trans_b, float alpha, float beta,
+                                    const clai_matmul_epilogue *ep);
+
 /* Describes, as text in buf (at most cap bytes, NUL-terminated), the kernel family and parameters that
- * clai_matmul would run for these operands (for benchmarks and reports), after the same argument checks. */
+ * clai_matmul would run for these operands (for benchmarks and reports), after the same argument checks:
+ * e.g. "packed rm=6 vw=16 kb=256 uk=4 local=2x8", "gpu skinny ...", "generic ...", "clblast"; " (tuned)" is
+ * appended when the parameters came from clai_tune(). */
 CLAI_API clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const clai_tensor *a, int trans_a,
                                           const clai_tensor *b, int trans_b, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------------------------------------------------
+ * Tuning. clai_tune() searches the matmul kernel parameters of the context's device (and, when libclai is
+ * built with CLBlast, which shape classes CLBlast runs faster), checks every candidate against a double-
+ * precision reference on an awkward shape before timing it, and stores the winners in the context's cache
+ * directory, keyed like the kernel binaries (libclai version, device, driver, platform). Contexts created
+ * afterwards on that device use them; the calling context keeps its own. Tuned values change speed, never
+ * results beyond float rounding. $CLAI_TUNE=0 makes contexts ignore stored values.
+ */
+typedef struct clai_tune_params {
+  /* The [M, N, K] products to time; each candidate's score is the geometric mean of its GFLOP/s over them.
+   * NULL: a built-in set for the device class (square 512 and 1024, 1000, a skinny 8 x 4096 x 4096). */
+  const int64_t (*shapes)[3];
+  int nshapes;
+  /* Rounds of coordinate search over the parameter space (0: 2). Each round tries every value of one
+   * parameter at a time, keeping the best. */
+  int rounds;
+  /* Called with one line of progress text per candidate (may be NULL). */
+  void (*progress)(void *user, const char *line);
+  void *user;
+} clai_tune_params;
+
+/* Runs the search (this takes a while: every candidate is a kernel build) and stores the result. params
+ * may be NULL. On success, when report is not NULL, a summary of at most cap bytes is written to it.
+ * Fails with CLAI_E_INVALID_ARG when the cache is off (nowhere to store), CLAI_E_BUILD or another status
+ * when a candidate misbehaves (the message names it). The context's own kernels are restored either way. */
+CLAI_API clai_status clai_tune(clai_context *ctx, const clai_tune_params *params, char *report, size_t cap);
  * Training: random numbers and initialisation, dropout, optimizer steps, gradient clipping, losses and
  * the backward of elementwise activations. All asynchronous like every op; nothing here reads back to the
  * host.

@@ -1,5 +1,6 @@
 /* clai - libclai's command-line tool: `clai devices` lists every OpenCL device, its rank and which one
- * libclai chooses and why; `clai bench gemm` measures matmul (bench.c); `clai version`. */
+ * libclai chooses and why; `clai bench gemm` measures matmul (bench.c); `clai tune` tunes it (tune.c);
+ * `clai version`. */
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +49,7 @@ static int cmd_devices(void) {
 static void usage(FILE *f) {
   fprintf(f, "usage: clai devices       list OpenCL devices and the one libclai chooses\n"
              "       clai bench gemm    matmul GFLOP/s on the chosen device (clai bench --help)\n"
+             "       clai tune          tune the matmul kernels for the chosen device (clai tune --help)\n"
              "       clai version       print the library version\n");
 }
 
@@ -58,6 +60,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(argv[1], "devices") == 0) return cmd_devices();
   if (strcmp(argv[1], "bench") == 0) return clai_tool_bench(argc - 2, argv + 2);
+  if (strcmp(argv[1], "tune") == 0) return clai_tool_tune(argc - 2, argv + 2);
   if (strcmp(argv[1], "version") == 0) {
     printf("libclai %s\n", clai_version());
     return 0;
