@@ -362,6 +362,8 @@ typedef struct clai_tune_params {
  * Fails with CLAI_E_INVALID_ARG when the cache is off (nowhere to store), CLAI_E_BUILD or another status
  * when a candidate misbehaves (the message names it). The context's own kernels are restored either way. */
 CLAI_API clai_status clai_tune(clai_context *ctx, const clai_tune_params *params, char *report, size_t cap);
+
+/* ---------------------------------------------------------------------------------------------------------
  * Training: random numbers and initialisation, dropout, optimizer steps, gradient clipping, losses and
  * the backward of elementwise activations. All asynchronous like every op; nothing here reads back to the
  * host.
