@@ -13,7 +13,12 @@
  * Word -> uniform: u = (w >> 8) * 2^-24 in [0, 1) (24 bits, exact in float). Normal: Box-Muller on the
  * pairs (w0, w1) and (w2, w3): u1 = ((w0 >> 8) + 1) * 2^-24 in (0, 1], u2 = (w1 >> 8) * 2^-24,
  * r = sqrt(-2 ln u1), element 4g + 0 = r cos(2 pi u2), 4g + 1 = r sin(2 pi u2), the same for the second pair.
- * Dropout keeps element i when u(i) < 1 - p. */
+ * Dropout keeps element i when u(i) < 1 - p.
+ *
+ * Contraction of a + d * u into an fma is off (OpenCL C 1.2 section 6.10 allows it by default), so uniform
+ * values and dropout are bit-identical on every device; normal values depend on the device's log, sqrt,
+ * cos and sin (within their OpenCL ulp bounds). */
+#pragma OPENCL FP_CONTRACT OFF
 
 /* One round with key k; the ten rounds are written out (no loop), so compilers that vectorise across
  * work-items (POCL) see straight-line code. */

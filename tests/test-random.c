@@ -35,15 +35,19 @@ static void block_words(uint64_t seed, uint64_t offset, uint64_t g, uint32_t w[4
 
 static double u01(uint32_t w) { return (double)(w >> 8) * (1.0 / 16777216.0); }
 
-/* Reference values of n elements: dist 0 uniform [a, b), 1 normal (a, b). Uniform in float as the kernel
- * computes it (a + (b - a) * u, exact up to the final rounding); normal in double. */
+/* Reference values of n elements: dist 0 uniform [a, b), 1 normal (a, b). Uniform in float exactly as the
+ * kernel computes it (a + (b - a) * u with each operation rounded, no fma), so it must match bit for bit;
+ * normal in double. */
 static void ref_values(uint64_t seed, uint64_t offset, int dist, float a, float b, double *v, size_t n) {
   for (size_t base = 0; base < n; base += 4) {
     uint32_t w[4];
     block_words(seed, offset, base / 4, w);
     double r4[4];
     if (dist == 0) {
-      for (int j = 0; j < 4; j++) r4[j] = (double)a + (double)(b - a) * u01(w[j]);
+      for (int j = 0; j < 4; j++) {
+        volatile float d = b - a, t = d * (float)u01(w[j]); /* volatile: round each step, as the device */
+        r4[j] = (float)(a + t);
+      }
     } else {
       for (int p = 0; p < 2; p++) {
         double u1 = (double)((w[2 * p] >> 8) + 1u) * (1.0 / 16777216.0), t = 2.0 * M_PI * u01(w[2 * p + 1]);
@@ -148,8 +152,16 @@ static void values_match_host(void **state) {
         ref_values(seed, offset, dist, dist ? 0.5f : -2.0f, dist ? 2.0f : 3.0f, want, n);
         char what[96];
         snprintf(what, sizeof what, "%s %s n=%zu", dist ? "normal" : "uniform", clai_dtype_name(dts[d]), n);
-        /* uniform: one rounding (maybe fused); normal: the device's float log/cos/sin (a few ulp) */
-        expect_vals(what, dts[d], got, want, n, dist ? 2e-5 : 1e-6, dist ? 2e-5 : 1e-6);
+        /* uniform: bit for bit (f16: the same float rounded to half); normal: the device's float
+         * log/cos/sin (a few ulp) */
+        if (dist == 0) {
+          for (size_t i = 0; i < n; i++) {
+            float w = dts[d] == CLAI_DTYPE_F16 ? clait_f16_to_f32(clait_f32_to_f16((float)want[i])) : (float)want[i];
+            if (memcmp(&got[i], &w, 4) != 0) fail_msg("%s: element %zu is %.9g, expected exactly %.9g", what, i, got[i], w);
+          }
+        } else {
+          expect_vals(what, dts[d], got, want, n, 2e-5, 2e-5);
+        }
         if (dist == 0)
           for (size_t i = 0; i < n; i++)
             if (got[i] < -2.0f || got[i] > 3.0f) fail_msg("%s: element %zu = %g outside [lo, hi]", what, i, got[i]);
@@ -285,7 +297,7 @@ static void initialisation(void **state) {
   float bound = (float)(sqrt(3.0) * sqrt(2.0) / sqrt(500.0));
   ref_values(5, 6, 0, -bound, bound, want, n);
   float *got = read_floats(ctx, w);
-  clait_expect_close("kaiming_uniform", got, want, n, 1e-6, 1e-6);
+  clait_expect_close("kaiming_uniform", got, want, n, 0, 0);
   free(got);
   /* kaiming normal on fan_out with gain 1: std 1/sqrt(300) */
   CLAIT_OK(ctx, clai_init_kaiming_normal(ctx, w, 5, 7, 1.0f, 1));
@@ -298,7 +310,7 @@ static void initialisation(void **state) {
   bound = (float)(sqrt(3.0) * 2.0 * sqrt(2.0 / 800.0));
   ref_values(5, 8, 0, -bound, bound, want, n);
   got = read_floats(ctx, w);
-  clait_expect_close("xavier_uniform", got, want, n, 1e-6, 1e-6);
+  clait_expect_close("xavier_uniform", got, want, n, 0, 0);
   free(got);
   /* xavier normal on the f16 conv weight: its variance is 2 / (fan_in + fan_out) */
   CLAIT_OK(ctx, clai_init_xavier_normal(ctx, cw, 5, 9, 0.0f));
