@@ -52,9 +52,9 @@ inline float clai_rand_u01(const uint w) { return (float)(w >> 8) * 0x1.0p-24f; 
 
 inline float2 clai_box_muller(const uint w0, const uint w1) {
   const float u1 = (float)((w0 >> 8) + 1u) * 0x1.0p-24f;
-  const float t = 6.283185307179586f * clai_rand_u01(w1);
+  const float t = 2.0f * clai_rand_u01(w1); /* the angle in units of pi: exact, no range reduction */
   const float r = sqrt(-2.0f * log(u1));
-  return (float2)(r * cos(t), r * sin(t));
+  return (float2)(r * cospi(t), r * sinpi(t));
 }
 
 /* dist 0: uniform, value = a + (b - a) * u. dist 1: normal, value = a + b * z. */
