@@ -94,6 +94,9 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
     if (grad->dtype != logits->dtype)
       return clai__error(ctx, CLAI_E_DTYPE, "%s: grad is %s, logits %s; they must match", fn,
                          clai_dtype_name(grad->dtype), clai_dtype_name(logits->dtype));
+    for (int i = 0; i < 2; i++)
+      if (grad->shape[i] > 1 && grad->strides[i] == 0)
+        return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad is a broadcast view (a stride of 0)", fn);
     if (!alias_ok(grad, logits))
       return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps logits other than element for element", fn);
     if (clai__tensors_overlap(grad, labels) || clai__tensors_overlap(grad, loss))

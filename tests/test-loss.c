@@ -348,6 +348,12 @@ static void bad_arguments(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "is NULL", clai_loss_cross_entropy(ctx, loss, NULL, NULL, lab, -100));
   clai_tensor *xt = NULL;
   CLAIT_OK(ctx, clai_tensor_transpose(x32, &xt, 0, 1));
+  clai_tensor *xe = NULL, *row = new_tensor(ctx, CLAI_DTYPE_F32, 2, (const int64_t[2]){1, 3});
+  CLAIT_OK(ctx, clai_tensor_expand(row, &xe, 2, s23));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "broadcast", clai_loss_cross_entropy(ctx, loss, xe, x, lab, -100));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "broadcast", clai_loss_mse(ctx, loss, xe, x, x));
+  clai_tensor_free(xe);
+  clai_tensor_free(row);
   clai_tensor *xv = NULL;
   CLAIT_OK(ctx, clai_tensor_view(x, &xv, 2, s23, (const int64_t[2]){1, 2}, 0));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "grad overlaps logits", clai_loss_cross_entropy(ctx, loss, xv, x, lab, -100));
