@@ -4,9 +4,8 @@
  * (stride, offset); MSE operands through clai_index (0 = x, 1 = y, 2 = grad). f16 is storage only.
  * Work mapping: cross-entropy has one work-item per row (a single online pass for max and sum of
  * exponentials, a second pass for the gradient); MSE and the loss sums give work-item j one fixed share of
- * the elements (CLAI_PART_RANGE) with P chosen by the host from the size alone, and one work-item adds the
- * P partials in index order, so the result is the same on every run and independent of the work-group
- * size.
+ * the elements (CLAI_PART_RANGE) with P chosen by the host from the size and the device class alone, and
+ * one work-group adds the P partials in a fixed order and tree, so the result is the same on every run.
  *
  * Labels: a row whose label equals ignore_index contributes nothing (loss 0, gradient 0) and is not
  * counted in the mean, as in PyTorch. Any other label outside [0, C) is never used as an index: the row's
@@ -33,12 +32,27 @@ __kernel void clai_xent_count(__global int *cnt, __global const int *labels, con
   cnt[j] = c;
 }
 
-/* One work-item: scal[0] = 1 / (sum of the P counts) (infinite when every row is ignored). */
+/* Adds the L values of red[] in a fixed tree (the same on every run for a given work-group size) and
+ * leaves the total in red[0]; every work-item of the group must call it. */
+inline void clai_tree_sum(__local float *red, const int lid, const int L) {
+  for (int st = 1; st < L; st <<= 1) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if ((lid & (2 * st - 1)) == 0 && lid + st < L) red[lid] += red[lid + st];
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+/* One work-group (of at most 256; active = 1): scal[0] = 1 / (sum of the P counts) (infinite when every
+ * row is ignored). Counts are added as floats: exact below 2^24 rows. */
 __kernel void clai_xent_inv(__global float *scal, __global const int *cnt, const long P, const int active) {
-  if (get_global_id(0) >= (size_t)active) return;
+  __local float red[256];
+  const int lid = (int)get_local_id(0), L = (int)get_local_size(0);
+  if (get_group_id(0) != 0 || !active) return;
   long c = 0;
-  for (long j = 0; j < P; j++) c += cnt[j];
-  scal[0] = 1.0f / (float)c;
+  for (long j = lid; j < P; j += L) c += cnt[j];
+  red[lid] = (float)c;
+  clai_tree_sum(red, lid, L);
+  if (lid == 0) scal[0] = 1.0f / red[0];
 }
 
 #define CLAI_XENT(SFX, T, LD, ST)                                                                        \
@@ -156,14 +170,19 @@ __kernel void clai_loss_partial(__global float *part, __global const float *x, c
   part[j] = s;
 }
 
-/* One work-item: out[oo] = (sum of the P partials in order) * (use_scal ? scal[0] : scale). */
+/* One work-group (of at most 256; active = 1): out[oo] = (sum of the P partials, in a fixed order) *
+ * (use_scal ? scal[0] : scale). */
 __kernel void clai_loss_finish(__global float *out, __global const float *part, __global const float *scal,
                                const long P, const long oo, const float scale, const int use_scal,
                                const int active) {
-  if (get_global_id(0) >= (size_t)active) return;
+  __local float red[256];
+  const int lid = (int)get_local_id(0), L = (int)get_local_size(0);
+  if (get_group_id(0) != 0 || !active) return;
   float s = 0.0f;
-  for (long j = 0; j < P; j++) s += part[j];
-  out[oo] = s * (use_scal ? scal[0] : scale);
+  for (long j = lid; j < P; j += L) s += part[j];
+  red[lid] = s;
+  clai_tree_sum(red, lid, L);
+  if (lid == 0) out[oo] = red[0] * (use_scal ? scal[0] : scale);
 }
 
 /* part[j] = sum over the elements i of partial j of (x_i - y_i)^2; grad_i = gscale * (x_i - y_i) when

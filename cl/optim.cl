@@ -7,8 +7,8 @@
  * The global norm is reduced without atomics in a fixed order: clai_sumsq_* gives work-item j of a tensor
  * one fixed share of its elements (CLAI_PART_RANGE; P depends only on the tensor's size), each
  * work-item writes one partial sum of squares, and clai_norm_finish adds all partials of all tensors in
- * index order on one work-item. The scale kernel then reads the clip factor from device memory, so no
- * host round trip is needed. */
+ * a fixed order in one work-group (clai_norm_finish). The scale kernel then reads the clip factor from
+ * device memory, so no host round trip is needed. */
 
 /* PyTorch's SGD: g = grad + wd * p; buf = first ? g : momentum * buf + (1 - dampening) * g;
  * g = nesterov ? g + momentum * buf : buf; p -= lr * g. With momentum 0 the buffer is not touched. */
@@ -89,15 +89,31 @@ CLAI_ADAM(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 CLAI_SUMSQ(f32, float, CLAI_LD_F32)
 CLAI_SUMSQ(f16, half, CLAI_LD_F16)
 
-/* One work-item (active = 1): norm = sqrt(sum of the partials in order); scal[0] = norm,
- * scal[1] = min(1, max_norm / (norm + 1e-6)); the norm also goes to out[oo] when has_out. */
+/* Adds the L values of red[] in a fixed tree (the same on every run for a given work-group size) and
+ * leaves the total in red[0]; every work-item of the group must call it. */
+inline void clai_tree_sum(__local float *red, const int lid, const int L) {
+  for (int st = 1; st < L; st <<= 1) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if ((lid & (2 * st - 1)) == 0 && lid + st < L) red[lid] += red[lid + st];
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+/* One work-group (of at most 256; active = 1): work-item lid adds partials lid, lid + L, ... in order, the
+ * group adds those in a fixed tree; norm = sqrt(total); scal[0] = norm, scal[1] = min(1, max_norm /
+ * (norm + 1e-6)); the norm also goes to out[oo] when has_out. */
 __kernel void clai_norm_finish(__global float *scal, __global const float *partial, __global float *out,
                                const long count, const long oo, const float max_norm, const int has_out,
                                const int active) {
-  if (get_global_id(0) >= (size_t)active) return;
+  __local float red[256];
+  const int lid = (int)get_local_id(0), L = (int)get_local_size(0);
+  if (get_group_id(0) != 0 || !active) return; /* whole groups leave together */
   float s = 0.0f;
-  for (long i = 0; i < count; i++) s += partial[i];
-  const float norm = sqrt(s);
+  for (long i = lid; i < count; i += L) s += partial[i];
+  red[lid] = s;
+  clai_tree_sum(red, lid, L);
+  if (lid != 0) return;
+  const float norm = sqrt(red[0]);
   scal[0] = norm;
   const float c = max_norm / (norm + 1e-6f);
   scal[1] = c > 1.0f ? 1.0f : c; /* a NaN norm gives a NaN factor, as in PyTorch */

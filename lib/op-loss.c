@@ -1,19 +1,26 @@
 /* op-loss.c - softmax cross-entropy over integer labels and mean squared error (cl/loss.cl). The mean is
- * reduced in a fixed order (partial sums whose layout depends on the size alone), never with atomics. */
+ * reduced in a fixed order (partial sums whose layout depends on the size and the device class alone, then one
+ * work-group), never with atomics. The finishing kernels run as one work-group: a global size of 1 is
+ * rounded up to the local size (local_1d, at most 256) by clai__launch. */
 #include <math.h>
 
 #include "internal.h"
 
-#define LOSS_CHUNK 2048
+/* Partial sums: on CPUs few long chunks, on GPUs many short ones (see op-optim.c). */
+#define LOSS_CHUNK_CPU 2048
+#define LOSS_MAX_PARTIALS_CPU 1024
+#define LOSS_CHUNK_GPU 256
+#define LOSS_MAX_PARTIALS_GPU 65536
 /* On GPUs, rows at least this long get a work-group each (clai_xent_rows_wg_*), so that neighbouring
  * work-items read neighbouring logits; shorter rows, and every row on CPUs (where POCL runs one work-item
  * per row faster: measured 2x at [8192, 1000] and [128, 32000]), get one work-item each. */
 #define XENT_WG_MIN_C 128
-#define LOSS_MAX_PARTIALS 1024
 
-static int64_t partials_for(int64_t n) {
-  int64_t p = (n + LOSS_CHUNK - 1) / LOSS_CHUNK;
-  return p < 1 ? 1 : p > LOSS_MAX_PARTIALS ? LOSS_MAX_PARTIALS : p;
+static int64_t partials_for(const clai_context *ctx, int64_t n) {
+  int64_t chunk = ctx->caps.is_cpu ? LOSS_CHUNK_CPU : LOSS_CHUNK_GPU;
+  int64_t most = ctx->caps.is_cpu ? LOSS_MAX_PARTIALS_CPU : LOSS_MAX_PARTIALS_GPU;
+  int64_t p = (n + chunk - 1) / chunk;
+  return p < 1 ? 1 : p > most ? most : p;
 }
 
 static clai_status check_loss_out(clai_context *ctx, const char *fn, const clai_tensor *loss) {
@@ -44,7 +51,7 @@ static int alias_ok(const clai_tensor *out, const clai_tensor *in) {
 /* Adds the n f32 values of the dense tensor `vals` into loss, times scal[0] (scal != NULL) or scale. */
 static clai_status sum_into(clai_context *ctx, clai_tensor *loss, const clai_tensor *vals, int64_t n,
                             const clai_tensor *scal, float scale) {
-  const cl_long P = partials_for(n), cn = n, oo = loss->offset;
+  const cl_long P = partials_for(ctx, n), cn = n, oo = loss->offset;
   clai_tensor *part = NULL;
   int64_t shp = P;
   clai_status s = clai_tensor_init(ctx, &part, CLAI_DTYPE_F32, 1, &shp);
@@ -105,7 +112,7 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
   if (clai__tensors_overlap(loss, logits) || clai__tensors_overlap(loss, labels))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: loss overlaps logits or labels", fn);
   if (N == 0) return clai_fill(ctx, loss, NAN); /* the mean of nothing, as PyTorch */
-  const cl_long P = partials_for(N), cn = N, cc = C, ls = labels->strides[0], lo = labels->offset;
+  const cl_long P = partials_for(ctx, N), cn = N, cc = C, ls = labels->strides[0], lo = labels->offset;
   const cl_long xs0 = logits->strides[0], xs1 = logits->strides[1], xo = logits->offset;
   const cl_long gs0 = grad != NULL ? grad->strides[0] : 0, gs1 = grad != NULL ? grad->strides[1] : 0;
   const cl_long go = grad != NULL ? grad->offset : 0;
@@ -184,7 +191,7 @@ clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *gra
   clai__index ix;
   const clai_tensor *ops[3] = {x, y, grad};
   clai__index_build(&ix, grad != NULL ? 3 : 2, ops);
-  const cl_long P = partials_for(n);
+  const cl_long P = partials_for(ctx, n);
   const cl_float gscale = (float)(2.0 / (double)n);
   const cl_int has_grad = grad != NULL, active = 1;
   clai_tensor *part = NULL;

@@ -4,9 +4,12 @@
 
 #include "internal.h"
 
-/* Elements per partial sum of squares (before the cap on partials per tensor). */
-#define SUMSQ_CHUNK 2048
-#define SUMSQ_MAX_PARTIALS 1024
+/* Partial sums of squares per tensor: on CPUs few long chunks (one core streams through each), on GPUs
+ * many short ones, enough work-items to keep the memory system busy. */
+#define SUMSQ_CHUNK_CPU 2048
+#define SUMSQ_MAX_PARTIALS_CPU 1024
+#define SUMSQ_CHUNK_GPU 256
+#define SUMSQ_MAX_PARTIALS_GPU 65536
 
 static int same_shape(const clai_tensor *a, const clai_tensor *b) {
   if (a->ndim != b->ndim) return 0;
@@ -139,11 +142,13 @@ clai_status clai_optim_adamw(clai_context *ctx, clai_tensor *param, clai_tensor 
   return adam(ctx, "clai_optim_adamw", param, exp_avg, exp_avg_sq, grad, step, params, 1);
 }
 
-/* Partial sums of squares for a tensor of n elements: a function of n alone, so the order of additions
- * (and the result) never depends on the device or the work-group size. */
-static int64_t partials_for(int64_t n) {
-  int64_t p = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
-  return p < 1 ? 1 : p > SUMSQ_MAX_PARTIALS ? SUMSQ_MAX_PARTIALS : p;
+/* Partial sums of squares for a tensor of n elements: a function of n and the device class alone, so the
+ * order of additions (and the result) is the same on every run. */
+static int64_t partials_for(const clai_context *ctx, int64_t n) {
+  int64_t chunk = ctx->caps.is_cpu ? SUMSQ_CHUNK_CPU : SUMSQ_CHUNK_GPU;
+  int64_t most = ctx->caps.is_cpu ? SUMSQ_MAX_PARTIALS_CPU : SUMSQ_MAX_PARTIALS_GPU;
+  int64_t p = (n + chunk - 1) / chunk;
+  return p < 1 ? 1 : p > most ? most : p;
 }
 
 clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *grads, int n, float max_norm,
@@ -168,7 +173,7 @@ clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *grads, in
     for (int j = 0; j < i; j++)
       if (clai__tensors_overlap(grads[i], grads[j]))
         return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grads[%d] overlaps grads[%d]", fn, i, j);
-    total += partials_for(clai_tensor_numel(grads[i]));
+    total += partials_for(ctx, clai_tensor_numel(grads[i]));
   }
   if (norm_out != NULL) {
     clai_status s = clai__check_tensor(ctx, norm_out, fn, "norm_out");
@@ -185,7 +190,7 @@ clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *grads, in
   cl_long at = 0;
   for (int i = 0; i < n && s == CLAI_OK; i++) {
     const clai_tensor *g = grads[i];
-    const cl_long cnt = clai_tensor_numel(g), xo = g->offset, P = partials_for(cnt);
+    const cl_long cnt = clai_tensor_numel(g), xo = g->offset, P = partials_for(ctx, cnt);
     size_t global = (size_t)P;
     int k = g->dtype == CLAI_DTYPE_F32 ? CLAI__K_SUMSQ_F32 : CLAI__K_SUMSQ_F16;
     s = clai__launch(ctx, k, &global, 6, CLAI__ARG(partial->buf->mem), CLAI__ARG(g->buf->mem), CLAI__ARG(cnt),
@@ -197,8 +202,8 @@ clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *grads, in
     const cl_float mx = max_norm;
     const cl_int has_out = norm_out != NULL, active = 1;
     cl_mem om = norm_out != NULL ? norm_out->buf->mem : scal->buf->mem;
-    size_t one = 1;
-    s = clai__launch(ctx, CLAI__K_NORM_FINISH, &one, 8, CLAI__ARG(scal->buf->mem), CLAI__ARG(partial->buf->mem),
+    size_t group = ctx->klocal[CLAI__K_NORM_FINISH][0]; /* one work-group; local_1d is at most 256 */
+    s = clai__launch(ctx, CLAI__K_NORM_FINISH, &group, 8, CLAI__ARG(scal->buf->mem), CLAI__ARG(partial->buf->mem),
                      CLAI__ARG(om), CLAI__ARG(count), CLAI__ARG(oo), CLAI__ARG(mx), CLAI__ARG(has_out),
                      CLAI__ARG(active));
   }
