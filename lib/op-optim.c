@@ -59,7 +59,8 @@ clai_status clai_optim_sgd(clai_context *ctx, clai_tensor *param, clai_tensor *m
   const char *fn = "clai_optim_sgd";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   if (hp == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: params is NULL", fn);
-  if (!finite_nonneg(hp->lr)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: lr %g is negative or not finite", fn, (double)hp->lr);
+  if (!finite_nonneg(hp->lr))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: lr %g is negative or not finite", fn, (double)hp->lr);
   if (!finite_nonneg(hp->momentum))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: momentum %g is negative or not finite", fn, (double)hp->momentum);
   if (!isfinite(hp->dampening))
@@ -100,11 +101,13 @@ static clai_status adam(clai_context *ctx, const char *fn, clai_tensor *param, c
                         int decoupled) {
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   if (hp == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: params is NULL", fn);
-  if (!finite_nonneg(hp->lr)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: lr %g is negative or not finite", fn, (double)hp->lr);
+  if (!finite_nonneg(hp->lr))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: lr %g is negative or not finite", fn, (double)hp->lr);
   if (!(hp->beta1 >= 0.0f && hp->beta1 < 1.0f) || !(hp->beta2 >= 0.0f && hp->beta2 < 1.0f))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: betas (%g, %g) must lie in [0, 1)", fn, (double)hp->beta1,
                        (double)hp->beta2);
-  if (!finite_nonneg(hp->eps)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: eps %g is negative or not finite", fn, (double)hp->eps);
+  if (!finite_nonneg(hp->eps))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: eps %g is negative or not finite", fn, (double)hp->eps);
   if (!finite_nonneg(hp->weight_decay))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: weight_decay %g is negative or not finite", fn,
                        (double)hp->weight_decay);

@@ -197,6 +197,6 @@ clai_status clai_dropout(clai_context *ctx, clai_tensor *out, clai_tensor *mask,
   cl_mem mm = mask != NULL ? mask->buf->mem : out->buf->mem; /* never written when has_mask is 0 */
   size_t global = blocks(ix.numel);
   int k = out->dtype == CLAI_DTYPE_F32 ? CLAI__K_DROPOUT_F32 : CLAI__K_DROPOUT_F16;
-  return clai__launch(ctx, k, &global, 9, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(mm), CLAI__ARG(ix),
-                      CLAI__ARG(sd), CLAI__ARG(off), CLAI__ARG(q), CLAI__ARG(scale), CLAI__ARG(has_mask));
+  return clai__launch(ctx, k, &global, 9, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(mm),
+                      CLAI__ARG(ix), CLAI__ARG(sd), CLAI__ARG(off), CLAI__ARG(q), CLAI__ARG(scale), CLAI__ARG(has_mask));
 }
