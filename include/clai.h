@@ -371,6 +371,139 @@ typedef struct clai_tune_params {
  * when a candidate misbehaves (the message names it). The context's own kernels are restored either way. */
 CLAI_API clai_status clai_tune(clai_context *ctx, const clai_tune_params *params, char *report, size_t cap);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Training: random numbers and initialisation, dropout, optimizer steps, gradient clipping, losses and
+ * the backward of elementwise activations. All asynchronous like every op; nothing here reads back to the
+ * host.
+ *
+ * Random numbers are counter based (Philox4x32-10): the value of element i (its row-major index in the
+ * tensor's shape) is a pure function of (seed, offset, i), identical on every device, every run and every
+ * work-group size, and a strided view gets what a dense tensor of its shape would. `seed` is the key of the
+ * generator (fixed for a whole training run); `offset` selects an independent stream under that seed: two
+ * calls with the same seed and offset produce the same numbers, so a training loop passes a fresh offset to
+ * every call that must draw new numbers (e.g. a counter it increments after each call, or
+ * step * calls_per_step + k). Streams of different offsets never share a Philox counter, whatever the tensor
+ * sizes (a tensor may have up to 2^64 elements per stream).
+ */
+
+/* out = uniform random values in [lo, hi) (lo <= hi), f32 or f16 (rounded after drawing in f32, so an f16
+ * value may equal hi). out may be any view except a broadcast one (a stride of 0 on a dim larger than 1). */
+CLAI_API clai_status clai_rand_uniform(clai_context *ctx, clai_tensor *out, uint64_t seed, uint64_t offset,
+                                       float lo, float hi);
+
+/* out = normal random values with the given mean and standard deviation (std >= 0), by the Box-Muller
+ * transform of pairs of Philox outputs. Same layouts as clai_rand_uniform. */
+CLAI_API clai_status clai_rand_normal(clai_context *ctx, clai_tensor *out, uint64_t seed, uint64_t offset,
+                                      float mean, float std);
+
+/* The fans of a weight tensor as PyTorch computes them: w is [out, in] (linear) or [O, C/groups, k...]
+ * (convolution, any number of kernel dims); receptive = the product of dims 2 and beyond (1 for a linear
+ * weight); fan_in = shape[1] * receptive, fan_out = shape[0] * receptive. CLAI_E_SHAPE for fewer than 2
+ * dims; CLAI_E_INVALID_ARG for NULL pointers. */
+CLAI_API clai_status clai_init_fans(const clai_tensor *w, int64_t *fan_in, int64_t *fan_out);
+
+/* Kaiming (He) initialisation of w (f32 or f16, at least 2 dims, fans > 0): std = gain / sqrt(fan) with
+ * fan = fan_in, or fan_out when use_fan_out is non-zero; the uniform form draws from [-b, b) with
+ * b = sqrt(3) * std, the normal form from N(0, std^2). gain 0 means sqrt(2), the gain for relu (PyTorch's
+ * kaiming_*_ defaults, a = 0); for leaky relu with slope a pass sqrt(2 / (1 + a^2)), for linear or sigmoid
+ * layers 1. PyTorch's default initialisation of nn.Linear and nn.Conv*d weights is the uniform form with
+ * a = sqrt(5), i.e. gain sqrt(1/3) (bound 1 / sqrt(fan_in)). gain < 0 is CLAI_E_INVALID_ARG. */
+CLAI_API clai_status clai_init_kaiming_uniform(clai_context *ctx, clai_tensor *w, uint64_t seed, uint64_t offset,
+                                               float gain, int use_fan_out);
+CLAI_API clai_status clai_init_kaiming_normal(clai_context *ctx, clai_tensor *w, uint64_t seed, uint64_t offset,
+                                              float gain, int use_fan_out);
+
+/* Xavier (Glorot) initialisation: std = gain * sqrt(2 / (fan_in + fan_out)); uniform on [-b, b) with
+ * b = sqrt(3) * std = gain * sqrt(6 / (fan_in + fan_out)), or N(0, std^2). gain 0 means 1 (PyTorch's
+ * default); pass sqrt(2) for relu, 5/3 for tanh. */
+CLAI_API clai_status clai_init_xavier_uniform(clai_context *ctx, clai_tensor *w, uint64_t seed, uint64_t offset,
+                                              float gain);
+CLAI_API clai_status clai_init_xavier_normal(clai_context *ctx, clai_tensor *w, uint64_t seed, uint64_t offset,
+                                             float gain);
+
+/* Dropout: out = x * m with m = 1 / (1 - p) where the element is kept and 0 where it is dropped; element i
+ * is kept when the uniform value of (seed, offset, i) is below 1 - p (0 <= p <= 1; p = 1 drops everything).
+ * x, out (and mask) have one dtype, f32 or f16, and one shape; out may alias x element for element. mask,
+ * if not NULL, receives m, so the backward is grad_x = grad_out * mask (clai_binary CLAI_MUL); without a
+ * mask the backward is clai_dropout(ctx, grad_x, NULL, grad_out, p, seed, offset), which draws the same m.
+ * mask must not overlap out or x. */
+CLAI_API clai_status clai_dropout(clai_context *ctx, clai_tensor *out, clai_tensor *mask, const clai_tensor *x,
+                                  float p, uint64_t seed, uint64_t offset);
+
+/* Optimizer steps, one fused kernel launch per parameter tensor, following the definitions of torch.optim.
+ * param and grad are f32 or f16 (the same dtype; f16 is updated in f32 and rounded back); the state tensors
+ * are f32 tensors of param's shape that the caller creates, zeroes (clai_fill) before the first step and
+ * keeps between steps. All must be dense (clai_tensor_is_contiguous, else CLAI_E_NOT_CONTIGUOUS) and must
+ * not overlap each other. `step` counts the steps taken with this state, from 1. A bad hyper-parameter is
+ * CLAI_E_INVALID_ARG, a shape that differs from param's CLAI_E_SHAPE, a wrong dtype CLAI_E_DTYPE. */
+typedef struct clai_sgd_params {
+  float lr;           /* >= 0 */
+  float momentum;     /* >= 0; 0: no momentum buffer (momentum_buf may be NULL) */
+  float dampening;
+  float weight_decay; /* >= 0, coupled: grad + weight_decay * param */
+  int nesterov;       /* needs momentum > 0 and dampening 0 */
+} clai_sgd_params;
+
+/* SGD: g = grad + wd * param; with momentum: buf = g at step 1, else momentum * buf + (1 - dampening) * g,
+ * and g = g + momentum * buf (nesterov) or buf; then param -= lr * g. */
+CLAI_API clai_status clai_optim_sgd(clai_context *ctx, clai_tensor *param, clai_tensor *momentum_buf,
+                                    const clai_tensor *grad, int64_t step, const clai_sgd_params *params);
+
+typedef struct clai_adam_params {
+  float lr;           /* >= 0 */
+  float beta1, beta2; /* in [0, 1) (PyTorch: 0.9, 0.999) */
+  float eps;          /* >= 0 (PyTorch: 1e-8) */
+  float weight_decay; /* >= 0 (PyTorch: 0 for Adam, 0.01 for AdamW) */
+} clai_adam_params;
+
+/* Adam: g = grad + wd * param (weight decay coupled to the gradient); m = beta1 m + (1 - beta1) g;
+ * v = beta2 v + (1 - beta2) g^2; param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
+ * exp_avg is m, exp_avg_sq is v. (No amsgrad.) */
+CLAI_API clai_status clai_optim_adam(clai_context *ctx, clai_tensor *param, clai_tensor *exp_avg,
+                                     clai_tensor *exp_avg_sq, const clai_tensor *grad, int64_t step,
+                                     const clai_adam_params *params);
+
+/* AdamW: as Adam with g = grad, and param *= 1 - lr * wd first (decoupled weight decay). */
+CLAI_API clai_status clai_optim_adamw(clai_context *ctx, clai_tensor *param, clai_tensor *exp_avg,
+                                      clai_tensor *exp_avg_sq, const clai_tensor *grad, int64_t step,
+                                      const clai_adam_params *params);
+
+/* Clips the gradients grads[0..n) by their global L2 norm (torch.nn.utils.clip_grad_norm_): norm = sqrt of
+ * the sum of squares of every element of every gradient, and every gradient is multiplied by
+ * min(1, max_norm / (norm + 1e-6)) (a NaN norm makes every gradient NaN). The norm stays on the device (no
+ * host round trip); norm_out, if not NULL, is a 1-element f32 tensor that receives it. The sum is taken in
+ * a fixed order without atomics: the same gradients give the same bits on every run. Gradients are f32 or
+ * f16, dense, and must not overlap each other. */
+CLAI_API clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *grads, int n, float max_norm,
+                                         clai_tensor *norm_out);
+
+/* Softmax cross-entropy with integer labels and mean reduction (torch.nn.functional.cross_entropy):
+ * loss = mean over the rows r whose label is not ignore_index of logsumexp(logits[r, :]) - logits[r, label].
+ * logits are [N, C], f32 or f16, any strides; labels are i32 [N]; loss is a 1-element f32 tensor. grad, if
+ * not NULL, has logits' shape and dtype and receives the gradient of the loss with respect to the logits,
+ * (softmax(logits[r]) - onehot(label)) / count, in the same pass (0 in ignored rows); it may alias logits
+ * element for element. Stable for large logits (the maximum is subtracted). A label equal to ignore_index
+ * (PyTorch uses -100) skips its row; every other label outside [0, C) is never used as an index: its row's
+ * loss and gradient are NaN, so the loss is NaN (reported without reading anything back to the host). When
+ * every row is ignored (or N is 0) the loss is NaN, as in PyTorch. The sum is deterministic (no atomics). */
+CLAI_API clai_status clai_loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,
+                                             const clai_tensor *logits, const clai_tensor *labels,
+                                             int ignore_index);
+
+/* Mean squared error: loss = mean((x - y)^2) into a 1-element f32 tensor; grad (if not NULL) = 2 (x - y) / n,
+ * the gradient with respect to x (for y negate it). x, y and grad have one shape and one dtype (f32 or
+ * f16), any strides; grad may alias x or y element for element. n = 0 gives NaN. */
+CLAI_API clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *grad, const clai_tensor *x,
+                                   const clai_tensor *y);
+
+/* The backward of clai_unary: grad_x = grad_out * OP'(x), where x is the forward *input* of the op (not its
+ * output). Derivatives: neg -1, abs sign(x) (0 at 0), exp e^x, log 1/x, sqrt 1/(2 sqrt x), relu 1 for x > 0
+ * else 0, gelu the derivative of the tanh form of CLAI_GELU, silu s(1 + x(1 - s)), sigmoid s(1 - s) with
+ * s = sigmoid(x), tanh 1 - tanh^2(x). All three tensors have one shape and one dtype (f32 or f16), any
+ * strides; grad_x may alias grad_out or x element for element. */
+CLAI_API clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor *grad_x,
+                                         const clai_tensor *grad_out, const clai_tensor *x);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,7 +28,11 @@
   X(ELEMENTWISE, elementwise) \
   X(MATMUL, matmul)       \
   X(MATMUL_PACKED, matmul_packed) \
-  X(MATMUL_GPU, matmul_gpu)
+  X(MATMUL_GPU, matmul_gpu) \
+  X(RANDOM, random)       \
+  X(OPTIM, optim)         \
+  X(LOSS, loss)           \
+  X(BACKWARD, backward)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -63,7 +67,32 @@ enum clai__program_id {
   X(GEMM_GPU_F32, MATMUL_GPU, "clai_gemm_gpu_f32", "bbbxiiillllllffbllli", 3)         \
   X(GEMM_GPU_F16, MATMUL_GPU, "clai_gemm_gpu_f16", "bbbxiiillllllffbllli", 3)         \
   X(GEMM_GPU_SKINNY_F32, MATMUL_GPU, "clai_gemm_gpu_skinny_f32", "bbbxiiillllllffbllli", 3) \
-  X(GEMM_GPU_SKINNY_F16, MATMUL_GPU, "clai_gemm_gpu_skinny_f16", "bbbxiiillllllffbllli", 3)
+  X(GEMM_GPU_SKINNY_F16, MATMUL_GPU, "clai_gemm_gpu_skinny_f16", "bbbxiiillllllffbllli", 3) \
+  X(RAND_F32, RANDOM, "clai_rand_f32", "bxlliff", 1)                               \
+  X(RAND_F16, RANDOM, "clai_rand_f16", "bxlliff", 1)                               \
+  X(DROPOUT_F32, RANDOM, "clai_dropout_f32", "bbbxllffi", 1)                       \
+  X(DROPOUT_F16, RANDOM, "clai_dropout_f16", "bbbxllffi", 1)                       \
+  X(SGD_F32, OPTIM, "clai_sgd_f32", "bbbllllffffii", 1)                            \
+  X(SGD_F16, OPTIM, "clai_sgd_f16", "bbbllllffffii", 1)                            \
+  X(ADAM_F32, OPTIM, "clai_adam_f32", "bbbblllllfffffffi", 1)                      \
+  X(ADAM_F16, OPTIM, "clai_adam_f16", "bbbblllllfffffffi", 1)                      \
+  X(SUMSQ_F32, OPTIM, "clai_sumsq_f32", "bbllll", 1)                               \
+  X(SUMSQ_F16, OPTIM, "clai_sumsq_f16", "bbllll", 1)                               \
+  X(NORM_FINISH, OPTIM, "clai_norm_finish", "bbbllfii", 1)                         \
+  X(CLIP_SCALE_F32, OPTIM, "clai_clip_scale_f32", "bbll", 1)                       \
+  X(CLIP_SCALE_F16, OPTIM, "clai_clip_scale_f16", "bbll", 1)                       \
+  X(XENT_COUNT, LOSS, "clai_xent_count", "bblllil", 1)                             \
+  X(XENT_INV, LOSS, "clai_xent_inv", "bbli", 1)                                    \
+  X(XENT_ROWS_F32, LOSS, "clai_xent_rows_f32", "bbbbbllllllllllii", 1)             \
+  X(XENT_ROWS_F16, LOSS, "clai_xent_rows_f16", "bbbbbllllllllllii", 1)             \
+  X(XENT_ROWS_WG_F32, LOSS, "clai_xent_rows_wg_f32", "bbbbbllllllllllii", 1)       \
+  X(XENT_ROWS_WG_F16, LOSS, "clai_xent_rows_wg_f16", "bbbbbllllllllllii", 1)       \
+  X(LOSS_PARTIAL, LOSS, "clai_loss_partial", "bbll", 1)                            \
+  X(LOSS_FINISH, LOSS, "clai_loss_finish", "bbbllfii", 1)                          \
+  X(MSE_F32, LOSS, "clai_mse_f32", "bbbbxlfi", 1)                                  \
+  X(MSE_F16, LOSS, "clai_mse_f16", "bbbbxlfi", 1)                                  \
+  X(UNARY_BWD_F32, BACKWARD, "clai_unary_bwd_f32", "bbbxi", 1)                     \
+  X(UNARY_BWD_F16, BACKWARD, "clai_unary_bwd_f16", "bbbxi", 1)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,
@@ -309,6 +338,11 @@ clai_status clai__clblast_gemm(clai_context *ctx, clai_tensor *c, const clai_ten
 /* ---- op helpers shared by the op files ----------------------------------------------------------------- */
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
 void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg);
+/* clai_loss_cross_entropy with the row kernel chosen: 0 as the device suits, 1 one work-item per row,
+ * 2 one work-group per row (so tests reach both on any device). */
+clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,
+                                     const clai_tensor *logits, const clai_tensor *labels, int ignore_index,
+                                     int kernel_choice);
 /* 1 when every value of cfg is one the kernels accept on a device with caps (else a reason in why). */
 int clai__gemm_config_valid(const clai__gemm_config *cfg, const clai__devcaps *caps, char *why, size_t cap);
 
