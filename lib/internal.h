@@ -27,7 +27,8 @@
   X(COPY, copy)           \
   X(ELEMENTWISE, elementwise) \
   X(MATMUL, matmul)       \
-  X(MATMUL_PACKED, matmul_packed)
+  X(MATMUL_PACKED, matmul_packed) \
+  X(CONV, conv)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -58,7 +59,21 @@ enum clai__program_id {
   X(GEMM_F16_F16, MATMUL, "clai_gemm_f16_f16", "bbbxiiillllllff", 3)            \
   X(PACK_AB, MATMUL_PACKED, "clai_pack_ab", "bbbbxiiiiillll", 3)                  \
   X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillff", 3)          \
-  X(GEMM_APACKED, MATMUL_PACKED, "clai_gemm_apacked", "bbbxiiiillllff", 3)
+  X(GEMM_APACKED, MATMUL_PACKED, "clai_gemm_apacked", "bbbxiiiillllff", 3) \
+  X(IM2COL_F32, CONV, "clai_im2col_f32", "bbllllliiiiiiiiiiiiii", 2)              \
+  X(IM2COL_F16, CONV, "clai_im2col_f16", "bbllllliiiiiiiiiiiiii", 2)              \
+  X(CONV_EPILOGUE_F32, CONV, "clai_conv_epilogue_f32", "bbblllllllliiiiii", 2)   \
+  X(CONV_EPILOGUE_F16, CONV, "clai_conv_epilogue_f16", "bbblllllllliiiiii", 2)   \
+  X(CONV_DIRECT1_F32, CONV, "clai_conv_direct1_f32", CLAI__CONV_DIRECT_SIG, 3)    \
+  X(CONV_DIRECT1_F16, CONV, "clai_conv_direct1_f16", CLAI__CONV_DIRECT_SIG, 3)    \
+  X(CONV_DIRECT8_F32, CONV, "clai_conv_direct8_f32", CLAI__CONV_DIRECT_SIG, 3)    \
+  X(CONV_DIRECT8_F16, CONV, "clai_conv_direct8_f16", CLAI__CONV_DIRECT_SIG, 3)    \
+  X(POOL2D_F32, CONV, "clai_pool2d_f32", "bbbllllllllllllllliiiiiiiiiiiii", 1)    \
+  X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiii", 1)    \
+  X(GLOBAL_AVG_POOL_F32, CONV, "clai_global_avg_pool_f32", "bblllllllliiii", 1)  \
+  X(GLOBAL_AVG_POOL_F16, CONV, "clai_global_avg_pool_f16", "bblllllllliiii", 1)
+/* out, x, w, bias; 17 longs (offsets and strides); 18 ints (geometry, groups, has_bias, act) */
+#define CLAI__CONV_DIRECT_SIG "bbbbllllllllllllllllliiiiiiiiiiiiiiiiii"
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,
@@ -259,5 +274,23 @@ clai_status clai__launch(clai_context *ctx, int kernel, const size_t *global, in
 /* ---- op helpers shared by the op files ----------------------------------------------------------------- */
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
 void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg);
+
+/* ---- convolution building blocks (op-conv.c) ----------------------------------------------------------
+ * The geometry of a 2-D convolution (or of the windows of a pooling) over NCHW, every field resolved
+ * (strides and dilations >= 1, groups >= 1, OH and OW computed). */
+typedef struct clai__conv_geom {
+  int64_t N, C, H, W;        /* input */
+  int64_t O, KH, KW;         /* output channels, window */
+  int64_t OH, OW;            /* output plane */
+  int64_t sh, sw;            /* stride */
+  int64_t pt, pb, pl, pr;    /* padding top, bottom, left, right */
+  int64_t dh, dw;            /* dilation */
+  int64_t groups;
+} clai__conv_geom;
+/* Unfolds images n0 .. n0+nb-1 of x ([N, C, H, W], f32 or f16, any view) into `col`, a dense f32 buffer of
+ * at least nb*C*KH*KW*OH*OW elements laid out [nb][C][KH][KW][OH*OW] (zeros where the window covers the
+ * padding). Enqueues one kernel; the caller checked the geometry (every size below 2^31). */
+clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, int64_t n0, int64_t nb,
+                         const clai__conv_geom *g);
 
 #endif /* CLAI_INTERNAL_H */

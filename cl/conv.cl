@@ -1,0 +1,234 @@
+/* conv.cl - 2-D convolution building blocks and pooling over NCHW tensors (host side: lib/op-conv.c).
+ *
+ * Layout: x is [N, C, H, W], a weight [O, C/groups, KH, KW], outputs [N, O or C, OH, OW]; every tensor
+ * arrives as a buffer, an element offset and one element stride per dim, so any strided view works.
+ * Geometry is int (the host checks every size against 2^31); element offsets are long.
+ * Output position (oh, ow) reads input rows oh*sth - pt + kh*dh and columns ow*stw - pl + kw*dw; rows and
+ * columns outside the input are the padding (zero for convolution, ignored for max pooling).
+ *
+ * Work mapping: one work-item per output element (per group of OB output channels for the direct
+ * convolution), dim 0 linear with the output column fastest, so neighbouring work-items read neighbouring
+ * input columns and POCL vectorises across them.
+ *
+ * - clai_im2col_*: col[n][c][kh][kw][oh*OW + ow] (f32, dense) = x[n][c][ih][iw] or 0 in the padding. With
+ *   c = g*Cg + cg the rows of one group are contiguous, so col is [nb, G, Cg*KH*KW, OH*OW] for a batched
+ *   matmul against the weight seen as [G, O/G, Cg*KH*KW].
+ * - clai_conv_epilogue_*: out = act(acc + bias[o]) from a dense f32 accumulator [nb, O, OH*OW] into any
+ *   view of out (which may be acc itself, element for element).
+ * - clai_conv_direct{1,8}_*: the whole convolution with bias and activation, OB = 1 or 8 output channels
+ *   per work-item (1 for depthwise and other one-channel groups). Channels past the group's end are
+ *   clamped on load and not stored.
+ * - clai_pool2d_*: max (optionally with the argmax as ih*W + iw into an i32 view) or average pooling.
+ * - clai_global_avg_pool_*: one work-item per (n, c) plane.
+ * Activations follow enum clai_activation: 0 none, 1 relu, 2 gelu (tanh form), 3 silu. */
+
+inline float clai_conv_act(const int act, const float v) {
+  switch (act) {
+  case 1: return fmax(v, 0.0f);
+  /* the tanh-form GELU as x * sigmoid(2u), as in cl/elementwise.cl */
+  case 2: return v / (1.0f + exp(-1.5957691216057308f * (v + 0.044715f * v * v * v)));
+  case 3: return v / (1.0f + exp(-v));
+  default: return v;
+  }
+}
+
+#define CLAI_IM2COL(SFX, T, LD)                                                                                  \
+  __kernel void clai_im2col_##SFX(__global float *col, __global const T *x, const long xoff, const long sxn,    \
+                                  const long sxc, const long sxh, const long sxw, const int nb, const int C,    \
+                                  const int H, const int W, const int KH, const int KW, const int OH,           \
+                                  const int OW, const int sth, const int stw, const int pt, const int pl,       \
+                                  const int dh, const int dw) {                                                 \
+    const int n = get_global_id(0), r = get_global_id(1);                                                      \
+    if (n >= nb || r >= C * KH * KW) return;                                                                    \
+    const int kw = r % KW, t = r / KW, kh = t % KH, c = t / KH;                                                 \
+    __global float *dst = col + ((long)r * nb + n) * OH * OW;                                                   \
+    const long xp = xoff + n * sxn + c * sxc;                                                                   \
+    const int shift = kw * dw - pl; /* iw = ow * stw + shift */                                                 \
+    /* with unit strides the columns ow in [lo, hi) read the input, the rest is padding */                       \
+    const int lo = clamp(-shift, 0, OW), hi = clamp(W - shift, lo, OW);                                         \
+    const int unit = stw == 1 && sxw == 1;                                                                      \
+    for (int oh = 0; oh < OH; oh++, dst += OW) {                                                                \
+      const int ih = oh * sth - pt + kh * dh;                                                                   \
+      if (ih < 0 || ih >= H) {                                                                                  \
+        for (int ow = 0; ow < OW; ow++) dst[ow] = 0.0f;                                                         \
+      } else if (unit) {                                                                                        \
+        __global const T *src = x + xp + ih * sxh + shift;                                                      \
+        for (int ow = 0; ow < lo; ow++) dst[ow] = 0.0f;                                                         \
+        for (int ow = lo; ow < hi; ow++) dst[ow] = LD(src, ow);                                                 \
+        for (int ow = hi; ow < OW; ow++) dst[ow] = 0.0f;                                                        \
+      } else {                                                                                                  \
+        const long xr = xp + ih * sxh;                                                                          \
+        for (int ow = 0; ow < OW; ow++) {                                                                       \
+          const int iw = ow * stw + shift;                                                                      \
+          dst[ow] = iw >= 0 && iw < W ? LD(x, xr + iw * sxw) : 0.0f;                                            \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+CLAI_IM2COL(f32, float, CLAI_LD_F32)
+CLAI_IM2COL(f16, half, CLAI_LD_F16)
+
+/* One output plane per work-item; the activation is a separate loop each so every loop vectorises. */
+#define CLAI_CONV_EPI_LOOP(ST, EXPR)                                                                                \
+  if (dense)                                                                                                    \
+    for (int p = 0; p < P; p++) {                                                                               \
+      const float v = src[p] + b;                                                                               \
+      ST(dst, p, EXPR);                                                                                         \
+    }                                                                                                           \
+  else                                                                                                          \
+    for (int p = 0; p < P; p++) {                                                                               \
+      const int oh = p / OW, ow = p - oh * OW;                                                                  \
+      const float v = src[p] + b;                                                                               \
+      ST(dst, oh * soh + ow * sow, EXPR);                                                                       \
+    }
+#define CLAI_CONV_EPILOGUE(SFX, T, LD, ST)                                                                       \
+  __kernel void clai_conv_epilogue_##SFX(__global T *out, __global const float *acc, __global const T *bias,    \
+                                         const long ooff, const long son, const long soc, const long soh,        \
+                                         const long sow, const long aoff, const long boff, const long sb,        \
+                                         const int nb, const int O, const int OH, const int OW,                  \
+                                         const int has_bias, const int act) {                                    \
+    const int o = get_global_id(0), n = get_global_id(1);                                                       \
+    if (o >= O || n >= nb) return;                                                                              \
+    const int P = OH * OW;                                                                                      \
+    const int dense = sow == 1 && soh == OW;                                                                    \
+    __global const float *src = acc + aoff + ((long)o * nb + n) * P;                                            \
+    __global T *dst = out + ooff + n * son + o * soc;                                                           \
+    const float b = has_bias ? LD(bias, boff + o * sb) : 0.0f;                                                  \
+    if (act == 1) {                                                                                             \
+      CLAI_CONV_EPI_LOOP(ST, fmax(v, 0.0f))                                                                         \
+    } else if (act == 0) {                                                                                      \
+      CLAI_CONV_EPI_LOOP(ST, v)                                                                                    \
+    } else {                                                                                                    \
+      CLAI_CONV_EPI_LOOP(ST, clai_conv_act(act, v))                                                                 \
+    }                                                                                                           \
+  }
+CLAI_CONV_EPILOGUE(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_CONV_EPILOGUE(f16, half, CLAI_LD_F16, CLAI_ST_F16)
+
+#define CLAI_CONV_DIRECT(NAME, OB, T, LD, ST, VLD)                                                               \
+  __kernel void NAME(__global T *out, __global const T *x, __global const T *w, __global const T *bias,         \
+                     const long xoff, const long sxn, const long sxc, const long sxh, const long sxw,            \
+                     const long woff, const long swo, const long swc, const long swh, const long sww,            \
+                     const long ooff, const long son, const long soc, const long soh, const long sow,            \
+                     const long boff, const long sb, const int N, const int C, const int H, const int W,         \
+                     const int O, const int KH, const int KW, const int OH, const int OW, const int sth,         \
+                     const int stw, const int pt, const int pl, const int dh, const int dw, const int groups,    \
+                     const int has_bias, const int act) {                                                        \
+    const int nseg = (OW + 7) / 8;                                                                              \
+    const int Og = groups > 0 ? O / groups : 0, Cg = groups > 0 ? C / groups : 0;                               \
+    const int nob = (Og + OB - 1) / OB;                                                                         \
+    const int s = get_global_id(0), gob = get_global_id(1), n = get_global_id(2);                               \
+    if (s >= OH * nseg || gob >= groups * nob || n >= N) return;                                                \
+    const int oh = s / nseg, ow0 = (s - oh * nseg) * 8;                                                         \
+    const int g = gob / nob, ob = gob - g * nob;                                                                \
+    const int o0 = g * Og + ob * OB, olast = g * Og + Og - 1;                                                   \
+    float8 acc[OB];                                                                                             \
+    for (int j = 0; j < OB; j++) acc[j] = (float8)(0.0f);                                                       \
+    const int ih0 = oh * sth - pt, iw0 = ow0 * stw - pl;                                                        \
+    const int xvec = stw == 1 && sxw == 1;                                                                      \
+    for (int cg = 0; cg < Cg; cg++) {                                                                           \
+      const long xc = xoff + n * sxn + (long)(g * Cg + cg) * sxc;                                               \
+      const long wc = woff + (long)cg * swc;                                                                    \
+      for (int kh = 0; kh < KH; kh++) {                                                                         \
+        const int ih = ih0 + kh * dh;                                                                           \
+        if (ih < 0 || ih >= H) continue;                                                                        \
+        const long xr = xc + (long)ih * sxh;                                                                    \
+        const long wr = wc + (long)kh * swh;                                                                    \
+        for (int kw = 0; kw < KW; kw++) {                                                                       \
+          const int iwb = iw0 + kw * dw;                                                                        \
+          float8 xv;                                                                                            \
+          if (xvec && iwb >= 0 && iwb + 8 <= W) {                                                               \
+            xv = VLD(0, x + xr + iwb);                                                                          \
+          } else {                                                                                              \
+            float t[8];                                                                                         \
+            for (int q = 0; q < 8; q++) {                                                                       \
+              const int iw = iwb + q * stw;                                                                     \
+              t[q] = iw >= 0 && iw < W ? LD(x, xr + (long)iw * sxw) : 0.0f;                                     \
+            }                                                                                                   \
+            xv = vload8(0, t);                                                                                  \
+          }                                                                                                     \
+          const long wk = wr + (long)kw * sww;                                                                  \
+          for (int j = 0; j < OB; j++)                                                                          \
+            acc[j] = fma(xv, (float8)(LD(w, wk + (long)min(o0 + j, olast) * swo)), acc[j]);                     \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+    const long op = ooff + n * son + (long)oh * soh;                                                            \
+    for (int j = 0; j < OB; j++) {                                                                              \
+      const int o = o0 + j;                                                                                     \
+      if (o > olast) break;                                                                                     \
+      const float b = has_bias ? LD(bias, boff + (long)o * sb) : 0.0f;                                          \
+      float t[8];                                                                                               \
+      vstore8(acc[j], 0, t);                                                                                    \
+      for (int q = 0; q < 8 && ow0 + q < OW; q++)                                                               \
+        ST(out, op + (long)o * soc + (long)(ow0 + q) * sow, clai_conv_act(act, t[q] + b));                      \
+    }                                                                                                           \
+  }
+CLAI_CONV_DIRECT(clai_conv_direct1_f32, 1, float, CLAI_LD_F32, CLAI_ST_F32, vload8)
+CLAI_CONV_DIRECT(clai_conv_direct1_f16, 1, half, CLAI_LD_F16, CLAI_ST_F16, vload_half8)
+CLAI_CONV_DIRECT(clai_conv_direct8_f32, 8, float, CLAI_LD_F32, CLAI_ST_F32, vload8)
+CLAI_CONV_DIRECT(clai_conv_direct8_f16, 8, half, CLAI_LD_F16, CLAI_ST_F16, vload_half8)
+
+/* mode: 0 max, 1 max writing the argmax, 2 average over the whole window (count_include_pad), 3 average
+ * over the input elements of the window only. Padding is never larger than the window (checked by the
+ * host), so every window holds at least one input element. */
+#define CLAI_POOL2D(SFX, T, LD, ST)                                                                              \
+  __kernel void clai_pool2d_##SFX(__global T *out, __global int *idx, __global const T *x, const long xoff,     \
+                                  const long sxn, const long sxc, const long sxh, const long sxw,                \
+                                  const long ooff, const long son, const long soc, const long soh,               \
+                                  const long sow, const long ioff, const long sidn, const long sic,               \
+                                  const long sih, const long siw, const int N, const int C, const int H,        \
+                                  const int W, const int OH, const int OW, const int KH, const int KW,           \
+                                  const int sth, const int stw, const int pt, const int pl, const int mode) {    \
+    const long P = (long)OH * OW;                                                                               \
+    const long i = get_global_id(0);                                                                            \
+    if (i >= (long)N * C * P) return;                                                                           \
+    const long r = i / P;                                                                                       \
+    const int p = (int)(i - r * P);                                                                             \
+    const long n = r / C;                                                                                       \
+    const int c = (int)(r - n * C);                                                                             \
+    const int oh = p / OW, ow = p - oh * OW;                                                                    \
+    const int h0 = oh * sth - pt, w0 = ow * stw - pl;                                                           \
+    const int ha = max(h0, 0), hb = min(h0 + KH, H), wa = max(w0, 0), wb = min(w0 + KW, W);                      \
+    const long xp = xoff + n * sxn + (long)c * sxc;                                                             \
+    float best = -INFINITY, sum = 0.0f;                                                                         \
+    int arg = ha * W + wa;                                                                                      \
+    for (int ih = ha; ih < hb; ih++)                                                                            \
+      for (int iw = wa; iw < wb; iw++) {                                                                        \
+        const float v = LD(x, xp + (long)ih * sxh + (long)iw * sxw);                                            \
+        sum += v;                                                                                               \
+        /* NaN wins and stays, like a max that propagates NaN */                                                \
+        if (v > best || (isnan(v) && !isnan(best))) {                                                           \
+          best = v;                                                                                             \
+          arg = ih * W + iw;                                                                                    \
+        }                                                                                                       \
+      }                                                                                                         \
+    float v = best;                                                                                             \
+    if (mode == 2) v = sum / (float)(KH * KW);                                                                  \
+    if (mode == 3) v = sum / (float)((hb - ha) * (wb - wa));                                                    \
+    ST(out, ooff + n * son + (long)c * soc + (long)oh * soh + (long)ow * sow, v);                               \
+    if (mode == 1) idx[ioff + n * sidn + (long)c * sic + (long)oh * sih + (long)ow * siw] = arg;                 \
+  }
+CLAI_POOL2D(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_POOL2D(f16, half, CLAI_LD_F16, CLAI_ST_F16)
+
+#define CLAI_GAP(SFX, T, LD, ST)                                                                                 \
+  __kernel void clai_global_avg_pool_##SFX(__global T *out, __global const T *x, const long xoff,               \
+                                           const long sxn, const long sxc, const long sxh, const long sxw,       \
+                                           const long ooff, const long son, const long soc, const int N,         \
+                                           const int C, const int H, const int W) {                              \
+    const long i = get_global_id(0);                                                                            \
+    if (i >= (long)N * C) return;                                                                               \
+    const long n = i / C;                                                                                       \
+    const int c = (int)(i - n * C);                                                                             \
+    const long xp = xoff + n * sxn + (long)c * sxc;                                                             \
+    float sum = 0.0f;                                                                                           \
+    for (int ih = 0; ih < H; ih++) {                                                                            \
+      float row = 0.0f;                                                                                         \
+      for (int iw = 0; iw < W; iw++) row += LD(x, xp + (long)ih * sxh + (long)iw * sxw);                        \
+      sum += row;                                                                                               \
+    }                                                                                                           \
+    ST(out, ooff + n * son + (long)c * soc, sum / (float)((long)H * W));                                        \
+  }
+CLAI_GAP(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_GAP(f16, half, CLAI_LD_F16, CLAI_ST_F16)
