@@ -105,69 +105,58 @@ CLAI_IM2COL(f16, half, CLAI_LD_F16)
 CLAI_CONV_EPILOGUE(f32, float, CLAI_LD_F32, CLAI_ST_F32)
 CLAI_CONV_EPILOGUE(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 
-#define CLAI_CONV_DIRECT(NAME, OB, T, LD, ST, VLD)                                                               \
-  __kernel void NAME(__global T *out, __global const T *x, __global const T *w, __global const T *bias,         \
-                     const long xoff, const long sxn, const long sxc, const long sxh, const long sxw,            \
-                     const long woff, const long swo, const long swc, const long swh, const long sww,            \
-                     const long ooff, const long son, const long soc, const long soh, const long sow,            \
-                     const long boff, const long sb, const int N, const int C, const int H, const int W,         \
-                     const int O, const int KH, const int KW, const int OH, const int OW, const int sth,         \
-                     const int stw, const int pt, const int pl, const int dh, const int dw, const int groups,    \
-                     const int has_bias, const int act) {                                                        \
-    const int nseg = (OW + 7) / 8;                                                                              \
-    const int Og = groups > 0 ? O / groups : 0, Cg = groups > 0 ? C / groups : 0;                               \
-    const int nob = (Og + OB - 1) / OB;                                                                         \
-    const int s = get_global_id(0), gob = get_global_id(1), n = get_global_id(2);                               \
-    if (s >= OH * nseg || gob >= groups * nob || n >= N) return;                                                \
-    const int oh = s / nseg, ow0 = (s - oh * nseg) * 8;                                                         \
-    const int g = gob / nob, ob = gob - g * nob;                                                                \
-    const int o0 = g * Og + ob * OB, olast = g * Og + Og - 1;                                                   \
-    float8 acc[OB];                                                                                             \
-    for (int j = 0; j < OB; j++) acc[j] = (float8)(0.0f);                                                       \
-    const int ih0 = oh * sth - pt, iw0 = ow0 * stw - pl;                                                        \
-    const int xvec = stw == 1 && sxw == 1;                                                                      \
-    for (int cg = 0; cg < Cg; cg++) {                                                                           \
-      const long xc = xoff + n * sxn + (long)(g * Cg + cg) * sxc;                                               \
-      const long wc = woff + (long)cg * swc;                                                                    \
-      for (int kh = 0; kh < KH; kh++) {                                                                         \
-        const int ih = ih0 + kh * dh;                                                                           \
-        if (ih < 0 || ih >= H) continue;                                                                        \
-        const long xr = xc + (long)ih * sxh;                                                                    \
-        const long wr = wc + (long)kh * swh;                                                                    \
-        for (int kw = 0; kw < KW; kw++) {                                                                       \
-          const int iwb = iw0 + kw * dw;                                                                        \
-          float8 xv;                                                                                            \
-          if (xvec && iwb >= 0 && iwb + 8 <= W) {                                                               \
-            xv = VLD(0, x + xr + iwb);                                                                          \
-          } else {                                                                                              \
-            float t[8];                                                                                         \
-            for (int q = 0; q < 8; q++) {                                                                       \
-              const int iw = iwb + q * stw;                                                                     \
-              t[q] = iw >= 0 && iw < W ? LD(x, xr + (long)iw * sxw) : 0.0f;                                     \
+/* The direct convolution: one output row (n, o, oh) per work-item, in chunks of 64 columns accumulated in
+ * private memory: for each tap (c, kh, kw) the columns whose input lies inside the image form one range,
+ * and with unit strides the loop over it is a contiguous multiply-add that the compiler vectorises. */
+#define CLAI_CONV_DIRECT(SFX, T, LD, ST)                                                                         \
+  __kernel void clai_conv_direct_##SFX(__global T *out, __global const T *x, __global const T *w,              \
+                                       __global const T *bias, const long xoff, const long sxn, const long sxc,  \
+                                       const long sxh, const long sxw, const long woff, const long swo,          \
+                                       const long swc, const long swh, const long sww, const long ooff,          \
+                                       const long son, const long soc, const long soh, const long sow,           \
+                                       const long boff, const long sb, const int N, const int C, const int H,    \
+                                       const int W, const int O, const int KH, const int KW, const int OH,       \
+                                       const int OW, const int sth, const int stw, const int pt, const int pl,   \
+                                       const int dh, const int dw, const int groups, const int has_bias,         \
+                                       const int act) {                                                          \
+    const int oh = get_global_id(0), o = get_global_id(1), n = get_global_id(2);                                \
+    if (oh >= OH || o >= O || n >= N) return;                                                                   \
+    const int Og = O / groups, Cg = C / groups, g = o / Og;                                                     \
+    const int unit = stw == 1 && sxw == 1;                                                                      \
+    const float b = has_bias ? LD(bias, boff + (long)o * sb) : 0.0f;                                            \
+    const long op = ooff + n * son + (long)o * soc + (long)oh * soh;                                            \
+    for (int c0 = 0; c0 < OW; c0 += 64) {                                                                       \
+      const int cn = min(64, OW - c0);                                                                          \
+      float acc[64];                                                                                            \
+      for (int q = 0; q < 64; q++) acc[q] = 0.0f;                                                               \
+      for (int cg = 0; cg < Cg; cg++) {                                                                         \
+        const long xc = xoff + n * sxn + (long)(g * Cg + cg) * sxc;                                             \
+        const long wc = woff + (long)o * swo + (long)cg * swc;                                                  \
+        for (int kh = 0; kh < KH; kh++) {                                                                       \
+          const int ih = oh * sth - pt + kh * dh;                                                               \
+          if (ih < 0 || ih >= H) continue;                                                                      \
+          const long xr = xc + (long)ih * sxh;                                                                  \
+          for (int kw = 0; kw < KW; kw++) {                                                                     \
+            const float wv = LD(w, wc + (long)kh * swh + (long)kw * sww);                                       \
+            const int shift = kw * dw - pl; /* iw = ow * stw + shift */                                         \
+            if (unit) {                                                                                         \
+              const int lo = clamp(-shift - c0, 0, cn), hi = clamp(W - shift - c0, lo, cn);                     \
+              __global const T *src = x + xr + c0 + shift;                                                      \
+              for (int q = lo; q < hi; q++) acc[q] = fma(wv, LD(src, q), acc[q]);                               \
+            } else {                                                                                            \
+              for (int q = 0; q < cn; q++) {                                                                    \
+                const int iw = (c0 + q) * stw + shift;                                                          \
+                if (iw >= 0 && iw < W) acc[q] = fma(wv, LD(x, xr + (long)iw * sxw), acc[q]);                    \
+              }                                                                                                 \
             }                                                                                                   \
-            xv = vload8(0, t);                                                                                  \
           }                                                                                                     \
-          const long wk = wr + (long)kw * sww;                                                                  \
-          for (int j = 0; j < OB; j++)                                                                          \
-            acc[j] = fma(xv, (float8)(LD(w, wk + (long)min(o0 + j, olast) * swo)), acc[j]);                     \
         }                                                                                                       \
       }                                                                                                         \
-    }                                                                                                           \
-    const long op = ooff + n * son + (long)oh * soh;                                                            \
-    for (int j = 0; j < OB; j++) {                                                                              \
-      const int o = o0 + j;                                                                                     \
-      if (o > olast) break;                                                                                     \
-      const float b = has_bias ? LD(bias, boff + (long)o * sb) : 0.0f;                                          \
-      float t[8];                                                                                               \
-      vstore8(acc[j], 0, t);                                                                                    \
-      for (int q = 0; q < 8 && ow0 + q < OW; q++)                                                               \
-        ST(out, op + (long)o * soc + (long)(ow0 + q) * sow, clai_conv_act(act, t[q] + b));                      \
+      for (int q = 0; q < cn; q++) ST(out, op + (long)(c0 + q) * sow, clai_conv_act(act, acc[q] + b));          \
     }                                                                                                           \
   }
-CLAI_CONV_DIRECT(clai_conv_direct1_f32, 1, float, CLAI_LD_F32, CLAI_ST_F32, vload8)
-CLAI_CONV_DIRECT(clai_conv_direct1_f16, 1, half, CLAI_LD_F16, CLAI_ST_F16, vload_half8)
-CLAI_CONV_DIRECT(clai_conv_direct8_f32, 8, float, CLAI_LD_F32, CLAI_ST_F32, vload8)
-CLAI_CONV_DIRECT(clai_conv_direct8_f16, 8, half, CLAI_LD_F16, CLAI_ST_F16, vload_half8)
+CLAI_CONV_DIRECT(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_CONV_DIRECT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 
 /* mode: 0 max, 1 max writing the argmax, 2 average over the whole window (count_include_pad), 3 average
  * over the input elements of the window only. Padding is never larger than the window (checked by the

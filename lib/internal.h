@@ -64,10 +64,8 @@ enum clai__program_id {
   X(IM2COL_F16, CONV, "clai_im2col_f16", "bbllllliiiiiiiiiiiiii", 2)              \
   X(CONV_EPILOGUE_F32, CONV, "clai_conv_epilogue_f32", "bbblllllllliiiiii", 2)   \
   X(CONV_EPILOGUE_F16, CONV, "clai_conv_epilogue_f16", "bbblllllllliiiiii", 2)   \
-  X(CONV_DIRECT1_F32, CONV, "clai_conv_direct1_f32", CLAI__CONV_DIRECT_SIG, 3)    \
-  X(CONV_DIRECT1_F16, CONV, "clai_conv_direct1_f16", CLAI__CONV_DIRECT_SIG, 3)    \
-  X(CONV_DIRECT8_F32, CONV, "clai_conv_direct8_f32", CLAI__CONV_DIRECT_SIG, 3)    \
-  X(CONV_DIRECT8_F16, CONV, "clai_conv_direct8_f16", CLAI__CONV_DIRECT_SIG, 3)    \
+  X(CONV_DIRECT_F32, CONV, "clai_conv_direct_f32", CLAI__CONV_DIRECT_SIG, 3)      \
+  X(CONV_DIRECT_F16, CONV, "clai_conv_direct_f16", CLAI__CONV_DIRECT_SIG, 3)      \
   X(POOL2D_F32, CONV, "clai_pool2d_f32", "bbbllllllllllllllliiiiiiiiiiiii", 1)    \
   X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiii", 1)    \
   X(GLOBAL_AVG_POOL_F32, CONV, "clai_global_avg_pool_f32", "bblllllllliiii", 1)  \

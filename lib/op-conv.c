@@ -20,9 +20,8 @@
 /* Bytes of im2col workspace for one chunk of images (the last dims of one image may exceed it: then a
  * chunk is one image). */
 #define COL_BUDGET ((uint64_t)32 << 20)
-/* Reductions Cg*KH*KW up to this length, and every convolution whose groups have fewer than 4 output
- * channels, run the direct kernel. */
-#define DIRECT_MAX_K 64
+/* Convolutions whose groups have fewer output channels than this run the direct kernel (depthwise). */
+#define DIRECT_MAX_OG 4
 
 static const char *const act_names[] = {"none", "relu", "gelu", "silu"};
 
@@ -85,11 +84,7 @@ static clai_status epilogue(clai_context *ctx, clai_tensor *out, cl_mem acc, int
 
 static clai_status conv_direct(clai_context *ctx, clai_tensor *out, const clai_tensor *x, const clai_tensor *w,
                                const clai_tensor *bias, const clai__conv_geom *g, int act) {
-  const int64_t Og = g->O / g->groups;
-  const int ob = Og >= 4 ? 8 : 1;
-  const int f16 = x->dtype == CLAI_DTYPE_F16;
-  const int k = ob == 8 ? (f16 ? CLAI__K_CONV_DIRECT8_F16 : CLAI__K_CONV_DIRECT8_F32)
-                        : (f16 ? CLAI__K_CONV_DIRECT1_F16 : CLAI__K_CONV_DIRECT1_F32);
+  const int k = x->dtype == CLAI_DTYPE_F16 ? CLAI__K_CONV_DIRECT_F16 : CLAI__K_CONV_DIRECT_F32;
   const cl_long xoff = x->offset, sxn = x->strides[0], sxc = x->strides[1], sxh = x->strides[2], sxw = x->strides[3];
   const cl_long woff = w->offset, swo = w->strides[0], swc = w->strides[1], swh = w->strides[2], sww = w->strides[3];
   const cl_long ooff = out->offset, son = out->strides[0], soc = out->strides[1], soh = out->strides[2],
@@ -101,8 +96,7 @@ static clai_status conv_direct(clai_context *ctx, clai_tensor *out, const clai_t
                dh = (cl_int)g->dh, dw = (cl_int)g->dw, groups = (cl_int)g->groups, has_bias = bias != NULL,
                cact = act;
   cl_mem bmem = bias != NULL ? bias->buf->mem : w->buf->mem;
-  size_t global[3] = {(size_t)(g->OH * ((g->OW + 7) / 8)), (size_t)(g->groups * ((Og + ob - 1) / ob)),
-                      (size_t)g->N};
+  size_t global[3] = {(size_t)g->OH, (size_t)g->O, (size_t)g->N};
   return clai__launch(ctx, k, global, 39, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(w->buf->mem),
                       CLAI__ARG(bmem), CLAI__ARG(xoff), CLAI__ARG(sxn), CLAI__ARG(sxc), CLAI__ARG(sxh), CLAI__ARG(sxw),
                       CLAI__ARG(woff), CLAI__ARG(swo), CLAI__ARG(swc), CLAI__ARG(swh), CLAI__ARG(sww), CLAI__ARG(ooff),
@@ -234,11 +228,11 @@ clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps x, w or bias in memory", fn);
   (void)act_names;
   if (g.N == 0 || g.O == 0) return CLAI_OK;
-  const int64_t K = g.C / g.groups * g.KH * g.KW, Og = g.O / g.groups;
+  const int64_t Og = g.O / g.groups;
   const char *force = getenv("CLAI_CONV_PATH"); /* TEMP: measurement */
   if (force && force[0] == 'd') return conv_direct(ctx, out, x, w, bias, &g, (int)p.activation);
   if (force && force[0] == 'g') return conv_gemm(ctx, out, x, w, bias, &g, (int)p.activation);
-  if (K <= DIRECT_MAX_K || Og < 4) return conv_direct(ctx, out, x, w, bias, &g, (int)p.activation);
+  if (Og < DIRECT_MAX_OG) return conv_direct(ctx, out, x, w, bias, &g, (int)p.activation);
   return conv_gemm(ctx, out, x, w, bias, &g, (int)p.activation);
 }
 
