@@ -6,19 +6,16 @@
  * Output position (oh, ow) reads input rows oh*sth - pt + kh*dh and columns ow*stw - pl + kw*dw; rows and
  * columns outside the input are the padding (zero for convolution, ignored for max pooling).
  *
- * Work mapping: one work-item per output element (per group of OB output channels for the direct
- * convolution), dim 0 linear with the output column fastest, so neighbouring work-items read neighbouring
- * input columns and POCL vectorises across them.
- *
- * - clai_im2col_*: col[n][c][kh][kw][oh*OW + ow] (f32, dense) = x[n][c][ih][iw] or 0 in the padding. With
- *   c = g*Cg + cg the rows of one group are contiguous, so col is [nb, G, Cg*KH*KW, OH*OW] for a batched
- *   matmul against the weight seen as [G, O/G, Cg*KH*KW].
- * - clai_conv_epilogue_*: out = act(acc + bias[o]) from a dense f32 accumulator [nb, O, OH*OW] into any
- *   view of out (which may be acc itself, element for element).
- * - clai_conv_direct{1,8}_*: the whole convolution with bias and activation, OB = 1 or 8 output channels
- *   per work-item (1 for depthwise and other one-channel groups). Channels past the group's end are
- *   clamped on load and not stored.
- * - clai_pool2d_*: max (optionally with the argmax as ih*W + iw into an i32 view) or average pooling.
+ * Work mapping: POCL pays a fixed cost per work-item and per work-group, so every kernel gives a work-item
+ * a whole row or plane and loops over it; with unit strides the inner loops are contiguous and vectorise.
+ * The kernels are 2-D or 3-D with local sizes set in lib/program.c (create_kernels).
+ * - clai_im2col_*: (n, r = (c, kh, kw)) per work-item: col[r][n*OH*OW + oh*OW + ow] = x[n][c][ih][iw], 0 in
+ *   the padding. col is dense f32; with c = g*Cg + cg the rows of one group are contiguous.
+ * - clai_conv_epilogue_*: (o, n) per work-item: out[n][o] = act(acc[o][n] + bias[o]) from the dense f32
+ *   acc [O, nb, OH*OW] into any view of out.
+ * - clai_conv_direct_*: (oh, o, n) per work-item, the whole convolution with bias and activation.
+ * - clai_pool2d_*: (oh, c, n) per work-item: max (optionally with the argmax as ih*W + iw into an i32
+ *   view) or average pooling.
  * - clai_global_avg_pool_*: one work-item per (n, c) plane.
  * Activations follow enum clai_activation: 0 none, 1 relu, 2 gelu (tanh form), 3 silu. */
 
@@ -165,38 +162,36 @@ CLAI_CONV_DIRECT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
   __kernel void clai_pool2d_##SFX(__global T *out, __global int *idx, __global const T *x, const long xoff,     \
                                   const long sxn, const long sxc, const long sxh, const long sxw,                \
                                   const long ooff, const long son, const long soc, const long soh,               \
-                                  const long sow, const long ioff, const long sidn, const long sic,               \
+                                  const long sow, const long ioff, const long sidn, const long sic,              \
                                   const long sih, const long siw, const int N, const int C, const int H,        \
                                   const int W, const int OH, const int OW, const int KH, const int KW,           \
                                   const int sth, const int stw, const int pt, const int pl, const int mode) {    \
-    const long P = (long)OH * OW;                                                                               \
-    const long i = get_global_id(0);                                                                            \
-    if (i >= (long)N * C * P) return;                                                                           \
-    const long r = i / P;                                                                                       \
-    const int p = (int)(i - r * P);                                                                             \
-    const long n = r / C;                                                                                       \
-    const int c = (int)(r - n * C);                                                                             \
-    const int oh = p / OW, ow = p - oh * OW;                                                                    \
-    const int h0 = oh * sth - pt, w0 = ow * stw - pl;                                                           \
-    const int ha = max(h0, 0), hb = min(h0 + KH, H), wa = max(w0, 0), wb = min(w0 + KW, W);                      \
+    const int oh = get_global_id(0), c = get_global_id(1), n = get_global_id(2);                                \
+    if (oh >= OH || c >= C || n >= N) return;                                                                   \
+    const int h0 = oh * sth - pt, ha = max(h0, 0), hb = min(h0 + KH, H);                                        \
     const long xp = xoff + n * sxn + (long)c * sxc;                                                             \
-    float best = -INFINITY, sum = 0.0f;                                                                         \
-    int arg = ha * W + wa;                                                                                      \
-    for (int ih = ha; ih < hb; ih++)                                                                            \
-      for (int iw = wa; iw < wb; iw++) {                                                                        \
-        const float v = LD(x, xp + (long)ih * sxh + (long)iw * sxw);                                            \
-        sum += v;                                                                                               \
-        /* NaN wins and stays, like a max that propagates NaN */                                                \
-        if (v > best || (isnan(v) && !isnan(best))) {                                                           \
-          best = v;                                                                                             \
-          arg = ih * W + iw;                                                                                    \
+    const long op = ooff + n * son + (long)c * soc + (long)oh * soh;                                            \
+    const long ip = ioff + n * sidn + (long)c * sic + (long)oh * sih;                                           \
+    for (int ow = 0; ow < OW; ow++) {                                                                           \
+      const int w0 = ow * stw - pl, wa = max(w0, 0), wb = min(w0 + KW, W);                                      \
+      float best = -INFINITY, sum = 0.0f;                                                                       \
+      int arg = ha * W + wa;                                                                                    \
+      for (int ih = ha; ih < hb; ih++)                                                                          \
+        for (int iw = wa; iw < wb; iw++) {                                                                      \
+          const float v = LD(x, xp + (long)ih * sxh + (long)iw * sxw);                                          \
+          sum += v;                                                                                             \
+          /* NaN wins and stays, like a max that propagates NaN */                                              \
+          if (v > best || (isnan(v) && !isnan(best))) {                                                         \
+            best = v;                                                                                           \
+            arg = ih * W + iw;                                                                                  \
+          }                                                                                                     \
         }                                                                                                       \
-      }                                                                                                         \
-    float v = best;                                                                                             \
-    if (mode == 2) v = sum / (float)(KH * KW);                                                                  \
-    if (mode == 3) v = sum / (float)((hb - ha) * (wb - wa));                                                    \
-    ST(out, ooff + n * son + (long)c * soc + (long)oh * soh + (long)ow * sow, v);                               \
-    if (mode == 1) idx[ioff + n * sidn + (long)c * sic + (long)oh * sih + (long)ow * siw] = arg;                 \
+      float v = best;                                                                                           \
+      if (mode == 2) v = sum / (float)(KH * KW);                                                                \
+      if (mode == 3) v = sum / (float)((hb - ha) * (wb - wa));                                                  \
+      ST(out, op + (long)ow * sow, v);                                                                          \
+      if (mode == 1) idx[ip + (long)ow * siw] = arg;                                                            \
+    }                                                                                                           \
   }
 CLAI_POOL2D(f32, float, CLAI_LD_F32, CLAI_ST_F32)
 CLAI_POOL2D(f16, half, CLAI_LD_F16, CLAI_ST_F16)

@@ -66,8 +66,8 @@ enum clai__program_id {
   X(CONV_EPILOGUE_F16, CONV, "clai_conv_epilogue_f16", "bbblllllllliiiiii", 2)   \
   X(CONV_DIRECT_F32, CONV, "clai_conv_direct_f32", CLAI__CONV_DIRECT_SIG, 3)      \
   X(CONV_DIRECT_F16, CONV, "clai_conv_direct_f16", CLAI__CONV_DIRECT_SIG, 3)      \
-  X(POOL2D_F32, CONV, "clai_pool2d_f32", "bbbllllllllllllllliiiiiiiiiiiii", 1)    \
-  X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiii", 1)    \
+  X(POOL2D_F32, CONV, "clai_pool2d_f32", "bbbllllllllllllllliiiiiiiiiiiii", 3)    \
+  X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiii", 3)    \
   X(GLOBAL_AVG_POOL_F32, CONV, "clai_global_avg_pool_f32", "bblllllllliiii", 1)  \
   X(GLOBAL_AVG_POOL_F16, CONV, "clai_global_avg_pool_f16", "bblllllllliiii", 1)
 /* out, x, w, bias; 17 longs (offsets and strides); 18 ints (geometry, groups, has_bias, act) */
@@ -286,8 +286,9 @@ typedef struct clai__conv_geom {
   int64_t groups;
 } clai__conv_geom;
 /* Unfolds images n0 .. n0+nb-1 of x ([N, C, H, W], f32 or f16, any view) into `col`, a dense f32 buffer of
- * at least nb*C*KH*KW*OH*OW elements laid out [nb][C][KH][KW][OH*OW] (zeros where the window covers the
- * padding). Enqueues one kernel; the caller checked the geometry (every size below 2^31). */
+ * C*KH*KW rows (c, kh, kw) of nb*OH*OW columns (n, oh, ow), zeros where the window covers the padding: so
+ * col is [G, Cg*KH*KW, nb*OH*OW] for G groups. Enqueues one kernel; the caller checked the geometry (every
+ * size, and nb*C*KH*KW*OH, below 2^31). */
 clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, int64_t n0, int64_t nb,
                          const clai__conv_geom *g);
 

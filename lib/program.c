@@ -153,7 +153,8 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     } else if (k >= CLAI__K_IM2COL_F32 && k <= CLAI__K_CONV_EPILOGUE_F16) {
       l[0] = 8; /* one plane per work-item: images x rows of col, or output channels x images */
       l[1] = 8;
-    } else if (k == CLAI__K_CONV_DIRECT_F32 || k == CLAI__K_CONV_DIRECT_F16) {
+    } else if (k == CLAI__K_CONV_DIRECT_F32 || k == CLAI__K_CONV_DIRECT_F16 || k == CLAI__K_POOL2D_F32 ||
+               k == CLAI__K_POOL2D_F16) {
       l[0] = 8; /* output rows x output channels, one image */
       l[1] = 8;
     } else if (k == CLAI__K_GEMM_APACKED) {
