@@ -166,10 +166,11 @@ CLAI_CONV_DIRECT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
                                   const long sih, const long siw, const int N, const int C, const int H,        \
                                   const int W, const int OH, const int OW, const int KH, const int KW,           \
                                   const int sth, const int stw, const int pt, const int pl, const int mode) {    \
-    const int oh = get_global_id(0), c = get_global_id(1), n = get_global_id(2);                                \
-    if (oh >= OH || c >= C || n >= N) return;                                                                   \
-    const int h0 = oh * sth - pt, ha = max(h0, 0), hb = min(h0 + KH, H);                                        \
+    const int c = get_global_id(0), n = get_global_id(1);                                                       \
+    if (c >= C || n >= N) return;                                                                               \
     const long xp = xoff + n * sxn + (long)c * sxc;                                                             \
+    for (int oh = 0; oh < OH; oh++) {                                                                           \
+    const int h0 = oh * sth - pt, ha = max(h0, 0), hb = min(h0 + KH, H);                                        \
     const long op = ooff + n * son + (long)c * soc + (long)oh * soh;                                            \
     const long ip = ioff + n * sidn + (long)c * sic + (long)oh * sih;                                           \
     for (int ow = 0; ow < OW; ow++) {                                                                           \
@@ -180,17 +181,18 @@ CLAI_CONV_DIRECT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
         for (int iw = wa; iw < wb; iw++) {                                                                      \
           const float v = LD(x, xp + (long)ih * sxh + (long)iw * sxw);                                          \
           sum += v;                                                                                             \
-          /* NaN wins and stays, like a max that propagates NaN */                                              \
-          if (v > best || (isnan(v) && !isnan(best))) {                                                         \
-            best = v;                                                                                           \
-            arg = ih * W + iw;                                                                                  \
-          }                                                                                                     \
+          /* NaN wins and stays, like a max that propagates NaN; selects, not branches, so that the    \
+           * work-items of a group (planes of one size) run in lockstep and vectorise */                    \
+          const int better = v > best || (isnan(v) && !isnan(best));                                            \
+          best = better ? v : best;                                                                             \
+          arg = better ? ih * W + iw : arg;                                                                     \
         }                                                                                                       \
       float v = best;                                                                                           \
       if (mode == 2) v = sum / (float)(KH * KW);                                                                \
       if (mode == 3) v = sum / (float)((hb - ha) * (wb - wa));                                                  \
       ST(out, op + (long)ow * sow, v);                                                                          \
       if (mode == 1) idx[ip + (long)ow * siw] = arg;                                                            \
+    }                                                                                                           \
     }                                                                                                           \
   }
 CLAI_POOL2D(f32, float, CLAI_LD_F32, CLAI_ST_F32)

@@ -66,8 +66,8 @@ enum clai__program_id {
   X(CONV_EPILOGUE_F16, CONV, "clai_conv_epilogue_f16", "bbblllllllliiiiii", 2)   \
   X(CONV_DIRECT_F32, CONV, "clai_conv_direct_f32", CLAI__CONV_DIRECT_SIG, 3)      \
   X(CONV_DIRECT_F16, CONV, "clai_conv_direct_f16", CLAI__CONV_DIRECT_SIG, 3)      \
-  X(POOL2D_F32, CONV, "clai_pool2d_f32", "bbbllllllllllllllliiiiiiiiiiiii", 3)    \
-  X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiii", 3)    \
+  X(POOL2D_F32, CONV, "clai_pool2d_f32", "bbbllllllllllllllliiiiiiiiiiiii", 2)    \
+  X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiii", 2)    \
   X(GLOBAL_AVG_POOL_F32, CONV, "clai_global_avg_pool_f32", "bblllllllliiii", 1)  \
   X(GLOBAL_AVG_POOL_F16, CONV, "clai_global_avg_pool_f16", "bblllllllliiii", 1)
 /* out, x, w, bias; 17 longs (offsets and strides); 18 ints (geometry, groups, has_bias, act) */

@@ -291,7 +291,7 @@ static clai_status pool2d(clai_context *ctx, const char *fn, clai_tensor *out, c
                pt = (cl_int)g.pt, pl = (cl_int)g.pl;
   const cl_int mode = avg ? (p->count_include_pad ? 2 : 3) : (indices != NULL ? 1 : 0);
   cl_mem imem = indices != NULL ? indices->buf->mem : out->buf->mem;
-  size_t global[3] = {(size_t)g.OH, (size_t)g.C, (size_t)g.N};
+  size_t global[2] = {(size_t)g.C, (size_t)g.N};
   int k = x->dtype == CLAI_DTYPE_F16 ? CLAI__K_POOL2D_F16 : CLAI__K_POOL2D_F32;
   return clai__launch(ctx, k, global, 31, CLAI__ARG(out->buf->mem), CLAI__ARG(imem), CLAI__ARG(x->buf->mem),
                       CLAI__ARG(xoff), CLAI__ARG(sxn), CLAI__ARG(sxc), CLAI__ARG(sxh), CLAI__ARG(sxw), CLAI__ARG(ooff),
