@@ -14,8 +14,8 @@
  * - clai_conv_epilogue_*: (o, n) per work-item: out[n][o] = act(acc[o][n] + bias[o]) from the dense f32
  *   acc [O, nb, OH*OW] into any view of out.
  * - clai_conv_direct_*: (oh, o, n) per work-item, the whole convolution with bias and activation.
- * - clai_pool2d_*: (oh, c, n) per work-item: max (optionally with the argmax as ih*W + iw into an i32
- *   view) or average pooling.
+ * - clai_pool2d_*: (c, n) per work-item, the whole output plane: max (optionally with the argmax as
+ *   ih*W + iw into an i32 view) or average pooling.
  * - clai_global_avg_pool_*: one work-item per (n, c) plane.
  * Activations follow enum clai_activation: 0 none, 1 relu, 2 gelu (tanh form), 3 silu. */
 

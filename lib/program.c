@@ -155,7 +155,7 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       l[1] = 8;
     } else if (k == CLAI__K_CONV_DIRECT_F32 || k == CLAI__K_CONV_DIRECT_F16 || k == CLAI__K_POOL2D_F32 ||
                k == CLAI__K_POOL2D_F16) {
-      l[0] = 8; /* output rows x output channels, one image */
+      l[0] = 8; /* direct: output rows x output channels of one image; pool: channels x images */
       l[1] = 8;
     } else if (k == CLAI__K_GEMM_APACKED) {
       l[1] = (size_t)ctx->gemm.p_ly; /* one A panel, p_ly column tiles */
