@@ -150,12 +150,11 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     } else if (k == CLAI__K_GEMM_PACKED) {
       l[0] = (size_t)ctx->gemm.p_lx;
       l[1] = (size_t)ctx->gemm.p_ly;
-    } else if (k >= CLAI__K_IM2COL_F32 && k <= CLAI__K_CONV_EPILOGUE_F16) {
-      l[0] = 8; /* one plane per work-item: images x rows of col, or output channels x images */
-      l[1] = 8;
-    } else if (k == CLAI__K_CONV_DIRECT_F32 || k == CLAI__K_CONV_DIRECT_F16 || k == CLAI__K_POOL2D_F32 ||
-               k == CLAI__K_POOL2D_F16) {
-      l[0] = 8; /* direct: output rows x output channels of one image; pool: channels x images */
+    } else if (k == CLAI__K_IM2COL_F32 || k == CLAI__K_IM2COL_F16 || k == CLAI__K_CONV_EPILOGUE_F32 ||
+               k == CLAI__K_CONV_EPILOGUE_F16 || k == CLAI__K_CONV_DIRECT_F32 || k == CLAI__K_CONV_DIRECT_F16 ||
+               k == CLAI__K_POOL2D_F32 || k == CLAI__K_POOL2D_F16) {
+      /* cl/conv.cl: a whole row or plane per work-item, and groups of 64 (POCL pays per work-group) */
+      l[0] = 8;
       l[1] = 8;
     } else if (k == CLAI__K_GEMM_APACKED) {
       l[1] = (size_t)ctx->gemm.p_ly; /* one A panel, p_ly column tiles */
