@@ -189,6 +189,30 @@ static void test_pool_default_stride(void **state) {
   clai_tensor_free(o);
 }
 
+/* A NaN in a window wins (and its index is reported); other windows are unaffected. */
+static void test_pool_nan(void **state) {
+  clai_context *ctx = CTX(state);
+  const int64_t xs[4] = {1, 1, 2, 4}, os[4] = {1, 1, 1, 2};
+  clai_tensor *x, *o, *ix;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &x, CLAI_DTYPE_F32, 4, xs));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &o, CLAI_DTYPE_F32, 4, os));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &ix, CLAI_DTYPE_I32, 4, os));
+  const double v[8] = {1, 5, 2, 3, NAN, 0, 9, 4};
+  write_vals(ctx, x, v);
+  clai_pool2d_params p = {0};
+  p.kernel_h = p.kernel_w = 2;
+  CLAIT_OK(ctx, clai_max_pool2d(ctx, o, ix, x, &p));
+  double got[2], gi[2];
+  read_vals(ctx, o, got);
+  read_vals(ctx, ix, gi);
+  assert_true(isnan(got[0]));
+  assert_true(gi[0] == 4);
+  assert_true(got[1] == 9 && gi[1] == 6);
+  clai_tensor_free(x);
+  clai_tensor_free(o);
+  clai_tensor_free(ix);
+}
+
 static void run_gap(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, int64_t H, int64_t W, int out4,
                     int strided) {
   clait_rng rng = {(uint64_t)(N * 1000 + C * 100 + H * 10 + W)};
@@ -279,6 +303,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pool_f16, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_pool_views, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_pool_default_stride, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_pool_nan, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_global_avg_pool, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_pool_errors, clait_setup, clait_teardown),
   };
