@@ -336,16 +336,16 @@ typedef struct clai_conv2d_params {
 /* out = act(conv2d(x, w) + bias), the cross-correlation of deep learning: x is [N, C, H, W], w is
  * [O, C/groups, KH, KW], bias is NULL or [O], out is [N, O, OH, OW] with
  *   OH = (H + pad_top + pad_bottom - dilation_h*(KH-1) - 1) / stride_h + 1 (OW likewise),
- *   out[n][o][oh][ow] = bias[o] + sum over c < C/groups, kh, kw of
- *       w[o][c][kh][kw] * x[n][g*C/groups + c][oh*stride_h - pad_top + kh*dilation_h][ow*stride_w - pad_left + kw*dilation_w]
+ *   out[n][o][oh][ow] = bias[o] + sum over c < C/groups, kh, kw of w[o][c][kh][kw] * x[n][g*C/groups + c][ih][iw],
+ *   ih = oh*stride_h - pad_top + kh*dilation_h, iw = ow*stride_w - pad_left + kw*dilation_w,
  * where g = o / (O/groups) and x is zero outside the image. x, w, bias and out have one dtype, f32 or f16
- * (f16 is computed in f32); every one may be any strided view. out must not overlap x, w or bias.
- * params NULL means the zero value. Fails with CLAI_E_SHAPE when the shapes disagree (channels, groups,
- * bias length, out's shape) or OH or OW would be below 1, CLAI_E_INVALID_ARG for a negative stride,
- * padding or dilation or an unknown activation, CLAI_E_DTYPE for mixed or integer dtypes, and
- * CLAI_E_UNSUPPORTED for a dimension of 2^31 or more. Large-channel convolutions run as im2col into
- * pooled temporaries (bounded in size: a chunk of images at a time) and clai_matmul; small ones and
- * depthwise convolutions run a direct kernel. */
+ * (f16 is computed in f32); every one may be any strided view. params NULL means the zero value.
+ * Fails with CLAI_E_SHAPE when the shapes disagree (channels, groups, bias length, out's shape) or OH or OW
+ * would be below 1, CLAI_E_INVALID_ARG for a negative stride, padding or dilation, an unknown activation
+ * or an out that overlaps x, w or bias, CLAI_E_DTYPE for mixed or integer dtypes, CLAI_E_UNSUPPORTED for a
+ * size of 2^31 or more; an argument error writes nothing. Convolutions whose groups have 4 or more output
+ * channels run as im2col into pooled temporaries (bounded: a chunk of images at a time) and one
+ * clai_matmul per chunk; the others (depthwise) run a direct kernel. */
 CLAI_API clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *x, const clai_tensor *w,
                                  const clai_tensor *bias, const clai_conv2d_params *params);
 
@@ -366,8 +366,9 @@ typedef struct clai_pool2d_params {
  * [N, C, OH, OW] with OH = (H + pad_top + pad_bottom - kernel_h) / stride_h + 1 (OW likewise, at least 1),
  * both f32 or both f16, any views. indices is NULL or an i32 tensor of out's shape that receives, for
  * every output, where its maximum is: ih * W + iw in the input plane (the first such element in row-major
- * order on ties). out and indices must not overlap x or each other. Fails with CLAI_E_SHAPE,
- * CLAI_E_DTYPE or CLAI_E_INVALID_ARG (kernel below 1, negative stride, padding too large). */
+ * order on ties). out and indices must not overlap x or each other. Fails with CLAI_E_SHAPE (out or
+ * indices of the wrong shape, no output position), CLAI_E_DTYPE, or CLAI_E_INVALID_ARG (params NULL, kernel
+ * below 1, negative stride, padding not below the kernel, overlap). */
 CLAI_API clai_status clai_max_pool2d(clai_context *ctx, clai_tensor *out, clai_tensor *indices,
                                      const clai_tensor *x, const clai_pool2d_params *params);
 
