@@ -64,7 +64,7 @@ clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, in
                       CLAI__ARG(stw), CLAI__ARG(pt), CLAI__ARG(pl), CLAI__ARG(dh), CLAI__ARG(dw));
 }
 
-/* out[n0 .. n0+nb) = act(acc + bias), acc dense f32 [nb, O, OH*OW] at element aoff of `acc`. */
+/* out[n0 .. n0+nb) = act(acc + bias), acc dense f32 [O, nb, OH*OW] at element aoff of `acc`. */
 static clai_status epilogue(clai_context *ctx, clai_tensor *out, cl_mem acc, int64_t aoff, const clai_tensor *bias,
                             int64_t n0, int64_t nb, const clai__conv_geom *g, int act) {
   const cl_long ooff = out->offset + n0 * out->strides[0], son = out->strides[0], soc = out->strides[1],
@@ -109,13 +109,16 @@ static clai_status conv_direct(clai_context *ctx, clai_tensor *out, const clai_t
 static clai_status conv_gemm(clai_context *ctx, clai_tensor *out, const clai_tensor *x, const clai_tensor *w,
                              const clai_tensor *bias, const clai__conv_geom *g, int act) {
   const int64_t G = g->groups, Og = g->O / G, K = g->C / G * g->KH * g->KW, P = g->OH * g->OW, O = g->O;
-  const uint64_t per_image = (uint64_t)(G * K * P + O * P) * 4;
+  /* col has C*KH*KW rows (counted with int in the kernel) of nb*P columns (the GEMM's N, an int) */
+  uint64_t rows, colel, per_image;
+  if (!clai__mul_ok((uint64_t)g->C, (uint64_t)(g->KH * g->KW), &rows) || rows > INT_MAX ||
+      !clai__mul_ok(rows, (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d: C*KH*KW = %lld*%lld*%lld must be below 2^31",
+                       (long long)g->C, (long long)g->KH, (long long)g->KW);
   int64_t nbmax = (int64_t)(COL_BUDGET / per_image);
   if (nbmax < 1) nbmax = 1;
   if (nbmax > g->N) nbmax = g->N;
-  /* the kernels index one chunk with int */
-  if (big(nbmax * g->C * g->KH * g->KW * g->OH) || big(nbmax * O * P) || big(nbmax * P))
-    return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d: one image's workspace has 2^31 elements or more");
+  if (big(nbmax * P)) nbmax = INT_MAX / P;
   clai_tensor *wt = NULL, *col = NULL, *acc = NULL, *va = NULL, *vb = NULL, *vc = NULL;
   clai_status st = CLAI_OK;
   clai_tensor *wsrc = (clai_tensor *)w;
