@@ -158,7 +158,7 @@ CLAI_CONV_DIRECT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 /* mode: 0 max, 1 max writing the argmax, 2 average over the whole window (count_include_pad), 3 average
  * over the input elements of the window only. Padding is never larger than the window (checked by the
  * host), so every window holds at least one input element. */
-#define CLAI_POOL2D(SFX, T, LD, ST)                                                                              \
+#define CLAI_POOL2D(SFX, T, LD, ST, VLD8)                                                                             \
   __kernel void clai_pool2d_##SFX(__global T *out, __global int *idx, __global const T *x, const long xoff,     \
                                   const long sxn, const long sxc, const long sxh, const long sxw,                \
                                   const long ooff, const long son, const long soc, const long soh,               \
@@ -169,11 +169,40 @@ CLAI_CONV_DIRECT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
     const int c = get_global_id(0), n = get_global_id(1);                                                       \
     if (c >= C || n >= N) return;                                                                               \
     const long xp = xoff + n * sxn + (long)c * sxc;                                                             \
+    const int fast = KH == 2 && KW == 2 && sth == 2 && stw == 2 && pt == 0 && pl == 0 && sxw == 1;            \
     for (int oh = 0; oh < OH; oh++) {                                                                           \
     const int h0 = oh * sth - pt, ha = max(h0, 0), hb = min(h0 + KH, H);                                        \
     const long op = ooff + n * son + (long)c * soc + (long)oh * soh;                                            \
     const long ip = ioff + n * sidn + (long)c * sic + (long)oh * sih;                                           \
-    for (int ow = 0; ow < OW; ow++) {                                                                           \
+    int ow = 0;                                                                                                 \
+    if (fast && h0 + 2 <= H) {                                                                                  \
+      /* 2x2 windows, stride 2, both rows inside: 4 outputs from two 8-wide loads, in the same order and   \
+       * with the same NaN rule as the general loop below */                                                  \
+      __global const T *r0 = x + xp + (long)h0 * sxh, *r1 = r0 + sxh;                                           \
+      for (; 2 * ow + 8 <= W; ow += 4) {                                                                        \
+        const float8 u = VLD8(0, r0 + 2 * ow), v = VLD8(0, r1 + 2 * ow);                                        \
+        const int4 a0 = (int4)(h0 * W + 2 * ow) + (int4)(0, 2, 4, 6);                                          \
+        const float4 c[4] = {u.even, u.odd, v.even, v.odd};                                                     \
+        const int off[4] = {0, 1, W, W + 1};                                                                    \
+        float4 best = c[0], sum = c[0];                                                                         \
+        int4 arg = a0;                                                                                          \
+        for (int q = 1; q < 4; q++) {                                                                           \
+          const int4 t = isgreater(c[q], best) | (isnan(c[q]) & ~isnan(best));                                  \
+          best = select(best, c[q], t);                                                                         \
+          arg = select(arg, a0 + off[q], t);                                                                    \
+          sum += c[q];                                                                                          \
+        }                                                                                                       \
+        float r[4];                                                                                             \
+        int ri[4];                                                                                              \
+        vstore4(mode >= 2 ? sum / 4.0f : best, 0, r);                                                           \
+        vstore4(arg, 0, ri);                                                                                    \
+        for (int q = 0; q < 4; q++) {                                                                           \
+          ST(out, op + (long)(ow + q) * sow, r[q]);                                                             \
+          if (mode == 1) idx[ip + (long)(ow + q) * siw] = ri[q];                                                \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+    for (; ow < OW; ow++) {                                                                                     \
       const int w0 = ow * stw - pl, wa = max(w0, 0), wb = min(w0 + KW, W);                                      \
       float best = -INFINITY, sum = 0.0f;                                                                       \
       int arg = ha * W + wa;                                                                                    \
@@ -195,8 +224,8 @@ CLAI_CONV_DIRECT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
     }                                                                                                           \
     }                                                                                                           \
   }
-CLAI_POOL2D(f32, float, CLAI_LD_F32, CLAI_ST_F32)
-CLAI_POOL2D(f16, half, CLAI_LD_F16, CLAI_ST_F16)
+CLAI_POOL2D(f32, float, CLAI_LD_F32, CLAI_ST_F32, vload8)
+CLAI_POOL2D(f16, half, CLAI_LD_F16, CLAI_ST_F16, vload_half8)
 
 #define CLAI_GAP(SFX, T, LD, ST)                                                                                 \
   __kernel void clai_global_avg_pool_##SFX(__global T *out, __global const T *x, const long xoff,               \

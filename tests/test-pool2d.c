@@ -146,7 +146,8 @@ static void run_pool(clai_context *ctx, const pool_case *c, clai_dtype dt, int s
 
 /* N C H W | KH KW sh sw | pt pb pl pr */
 static const pool_case cases[] = {
-    {128, 32, 28, 28, 2, 2, 2, 2, 0, 0, 0, 0}, /* the CNN's first pooling */
+    {128, 32, 28, 28, 2, 2, 2, 2, 0, 0, 0, 0}, /* the CNN's first pooling (2x2 stride 2: the vector path) */
+    {2, 3, 9, 21, 2, 2, 2, 2, 0, 1, 0, 1},     /* 2x2 stride 2, odd sizes: last row and column over the padding */
     {2, 3, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1},      /* overlapping windows over the padding */
     {1, 7, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1},    /* kernel larger than the stride, same size out */
     {3, 1, 10, 11, 2, 2, 3, 3, 0, 0, 0, 0},    /* stride larger than the kernel: gaps */
@@ -189,25 +190,28 @@ static void test_pool_default_stride(void **state) {
   clai_tensor_free(o);
 }
 
-/* A NaN in a window wins (and its index is reported); other windows are unaffected. */
+/* A NaN in a window wins (and its index is reported); ties go to the first element; other windows are
+ * unaffected. Width 10: outputs 0-3 take the 2x2 vector path, output 4 the general loop. */
 static void test_pool_nan(void **state) {
   clai_context *ctx = CTX(state);
-  const int64_t xs[4] = {1, 1, 2, 4}, os[4] = {1, 1, 1, 2};
+  const int64_t xs[4] = {1, 1, 2, 10}, os[4] = {1, 1, 1, 5};
   clai_tensor *x, *o, *ix;
   CLAIT_OK(ctx, clai_tensor_init(ctx, &x, CLAI_DTYPE_F32, 4, xs));
   CLAIT_OK(ctx, clai_tensor_init(ctx, &o, CLAI_DTYPE_F32, 4, os));
   CLAIT_OK(ctx, clai_tensor_init(ctx, &ix, CLAI_DTYPE_I32, 4, os));
-  const double v[8] = {1, 5, 2, 3, NAN, 0, 9, 4};
+  const double v[20] = {1, 5, 2, 3, 7, 7, 0, 0, NAN, 1, NAN, 0, 9, 4, 7, 6, -1, NAN, 2, 3};
   write_vals(ctx, x, v);
   clai_pool2d_params p = {0};
   p.kernel_h = p.kernel_w = 2;
   CLAIT_OK(ctx, clai_max_pool2d(ctx, o, ix, x, &p));
-  double got[2], gi[2];
+  double got[5], gi[5];
   read_vals(ctx, o, got);
   read_vals(ctx, ix, gi);
-  assert_true(isnan(got[0]));
-  assert_true(gi[0] == 4);
-  assert_true(got[1] == 9 && gi[1] == 6);
+  const double want[5] = {NAN, 9, 7, NAN, NAN}, wi[5] = {10, 12, 4, 17, 8};
+  for (int i = 0; i < 5; i++) {
+    if (isnan(want[i]) ? !isnan(got[i]) : got[i] != want[i]) fail_msg("window %d: %g, expected %g", i, got[i], want[i]);
+    if (gi[i] != wi[i]) fail_msg("window %d: index %g, expected %g", i, gi[i], wi[i]);
+  }
   clai_tensor_free(x);
   clai_tensor_free(o);
   clai_tensor_free(ix);
