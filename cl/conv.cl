@@ -125,7 +125,7 @@ CLAI_CONV_EPILOGUE(f16, half, CLAI_LD_F16, CLAI_ST_F16)
     for (int c0 = 0; c0 < OW; c0 += 64) {                                                                       \
       const int cn = min(64, OW - c0);                                                                          \
       float acc[64];                                                                                            \
-      for (int q = 0; q < 64; q++) acc[q] = 0.0f;                                                               \
+      for (int q = 0; q < cn; q++) acc[q] = 0.0f;                                                                \
       for (int cg = 0; cg < Cg; cg++) {                                                                         \
         const long xc = xoff + n * sxn + (long)(g * Cg + cg) * sxc;                                             \
         const long wc = woff + (long)o * swo + (long)cg * swc;                                                  \
