@@ -504,6 +504,71 @@ CLAI_API clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_te
 CLAI_API clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor *grad_x,
                                          const clai_tensor *grad_out, const clai_tensor *x);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Convolution and pooling over NCHW tensors ([N, C, H, W]: batch, channels, rows, columns).
+ */
+
+/* clai_activation (with the matmul epilogue above) is the activation fused into a convolution's output. */
+
+/* Options of clai_conv2d(). The zero value is stride 1, no padding, dilation 1, one group, no activation. */
+typedef struct clai_conv2d_params {
+  int64_t stride_h, stride_w;     /* 0 means 1 */
+  /* Zero padding added before the first and after the last row / column. For symmetric padding p along
+   * an axis give both sides p. */
+  int64_t pad_top, pad_bottom, pad_left, pad_right;
+  int64_t dilation_h, dilation_w; /* spacing of the window's taps; 0 means 1 */
+  int64_t groups;                 /* 0 means 1; groups = C with O a multiple of C is a depthwise convolution */
+  clai_activation activation;     /* applied after the bias */
+} clai_conv2d_params;
+
+/* out = act(conv2d(x, w) + bias), the cross-correlation of deep learning: x is [N, C, H, W], w is
+ * [O, C/groups, KH, KW], bias is NULL or [O], out is [N, O, OH, OW] with
+ *   OH = (H + pad_top + pad_bottom - dilation_h*(KH-1) - 1) / stride_h + 1 (OW likewise),
+ *   out[n][o][oh][ow] = bias[o] + sum over c < C/groups, kh, kw of w[o][c][kh][kw] * x[n][g*C/groups + c][ih][iw],
+ *   ih = oh*stride_h - pad_top + kh*dilation_h, iw = ow*stride_w - pad_left + kw*dilation_w,
+ * where g = o / (O/groups) and x is zero outside the image. x, w, bias and out have one dtype, f32 or f16
+ * (f16 is computed in f32); every one may be any strided view. params NULL means the zero value.
+ * Fails with CLAI_E_SHAPE when the shapes disagree (channels, groups, bias length, out's shape) or OH or OW
+ * would be below 1, CLAI_E_INVALID_ARG for a negative stride, padding or dilation, an unknown activation
+ * or an out that overlaps x, w or bias, CLAI_E_DTYPE for mixed or integer dtypes, CLAI_E_UNSUPPORTED for a
+ * size of 2^31 or more; an argument error writes nothing. Convolutions whose groups have 4 or more output
+ * channels run as im2col into pooled temporaries (bounded: a chunk of images at a time) and one
+ * clai_matmul per chunk; the others (depthwise) run a direct kernel. */
+CLAI_API clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *x, const clai_tensor *w,
+                                 const clai_tensor *bias, const clai_conv2d_params *params);
+
+/* Options of clai_max_pool2d() and clai_avg_pool2d(). kernel_h and kernel_w are required (>= 1). */
+typedef struct clai_pool2d_params {
+  int64_t kernel_h, kernel_w;
+  int64_t stride_h, stride_w;     /* 0 means the kernel size (non-overlapping windows) */
+  /* Padding before the first and after the last row / column; each must be below the kernel size on its
+   * axis, so that every window holds at least one input element. */
+  int64_t pad_top, pad_bottom, pad_left, pad_right;
+  /* Average pooling only: 1 divides every window sum by kernel_h * kernel_w (padding counts as zeros),
+   * 0 divides by the number of input elements the window covers. */
+  int count_include_pad;
+} clai_pool2d_params;
+
+/* out[n][c][oh][ow] = max of x[n][c] over the window at (oh*stride_h - pad_top, ow*stride_w - pad_left)
+ * of kernel_h x kernel_w, padding ignored (a NaN in the window gives NaN). x is [N, C, H, W], out is
+ * [N, C, OH, OW] with OH = (H + pad_top + pad_bottom - kernel_h) / stride_h + 1 (OW likewise, at least 1),
+ * both f32 or both f16, any views. indices is NULL or an i32 tensor of out's shape that receives, for
+ * every output, where its maximum is: ih * W + iw in the input plane (the first such element in row-major
+ * order on ties). out and indices must not overlap x or each other. Fails with CLAI_E_SHAPE (out or
+ * indices of the wrong shape, no output position), CLAI_E_DTYPE, or CLAI_E_INVALID_ARG (params NULL, kernel
+ * below 1, negative stride, padding not below the kernel, overlap). */
+CLAI_API clai_status clai_max_pool2d(clai_context *ctx, clai_tensor *out, clai_tensor *indices,
+                                     const clai_tensor *x, const clai_pool2d_params *params);
+
+/* out[n][c][oh][ow] = the mean of x[n][c] over the same windows as clai_max_pool2d, divided as
+ * params->count_include_pad says. Same shapes, dtypes and failures as clai_max_pool2d. */
+CLAI_API clai_status clai_avg_pool2d(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
+                                     const clai_pool2d_params *params);
+
+/* out[n][c] = the mean of the plane x[n][c] ([N, C, H, W] with H*W >= 1). out is [N, C] or [N, C, 1, 1],
+ * of x's dtype (f32 or f16), any views, not overlapping x. */
+CLAI_API clai_status clai_global_avg_pool2d(clai_context *ctx, clai_tensor *out, const clai_tensor *x);
+
 #ifdef __cplusplus
 }
 #endif

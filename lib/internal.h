@@ -32,7 +32,8 @@
   X(RANDOM, random)       \
   X(OPTIM, optim)         \
   X(LOSS, loss)           \
-  X(BACKWARD, backward)
+  X(BACKWARD, backward)   \
+  X(CONV, conv)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -92,7 +93,19 @@ enum clai__program_id {
   X(MSE_F32, LOSS, "clai_mse_f32", "bbbbxlfi", 1)                                  \
   X(MSE_F16, LOSS, "clai_mse_f16", "bbbbxlfi", 1)                                  \
   X(UNARY_BWD_F32, BACKWARD, "clai_unary_bwd_f32", "bbbxi", 1)                     \
-  X(UNARY_BWD_F16, BACKWARD, "clai_unary_bwd_f16", "bbbxi", 1)
+  X(UNARY_BWD_F16, BACKWARD, "clai_unary_bwd_f16", "bbbxi", 1)                         \
+  X(IM2COL_F32, CONV, "clai_im2col_f32", "bbllllliiiiiiiiiiiiii", 2)              \
+  X(IM2COL_F16, CONV, "clai_im2col_f16", "bbllllliiiiiiiiiiiiii", 2)              \
+  X(CONV_EPILOGUE_F32, CONV, "clai_conv_epilogue_f32", "bbblllllllliiiiii", 2)   \
+  X(CONV_EPILOGUE_F16, CONV, "clai_conv_epilogue_f16", "bbblllllllliiiiii", 2)   \
+  X(CONV_DIRECT_F32, CONV, "clai_conv_direct_f32", CLAI__CONV_DIRECT_SIG, 3)      \
+  X(CONV_DIRECT_F16, CONV, "clai_conv_direct_f16", CLAI__CONV_DIRECT_SIG, 3)      \
+  X(POOL2D_F32, CONV, "clai_pool2d_f32", "bbbllllllllllllllliiiiiiiiiiiii", 2)    \
+  X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiii", 2)    \
+  X(GLOBAL_AVG_POOL_F32, CONV, "clai_global_avg_pool_f32", "bblllllllliiii", 1)  \
+  X(GLOBAL_AVG_POOL_F16, CONV, "clai_global_avg_pool_f16", "bblllllllliiii", 1)
+/* out, x, w, bias; 17 longs (offsets and strides); 18 ints (geometry, groups, has_bias, act) */
+#define CLAI__CONV_DIRECT_SIG "bbbbllllllllllllllllliiiiiiiiiiiiiiiiii"
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,
@@ -345,5 +358,24 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
                                      int kernel_choice);
 /* 1 when every value of cfg is one the kernels accept on a device with caps (else a reason in why). */
 int clai__gemm_config_valid(const clai__gemm_config *cfg, const clai__devcaps *caps, char *why, size_t cap);
+
+/* ---- convolution building blocks (op-conv.c) ----------------------------------------------------------
+ * The geometry of a 2-D convolution (or of the windows of a pooling) over NCHW, every field resolved
+ * (strides and dilations >= 1, groups >= 1, OH and OW computed). */
+typedef struct clai__conv_geom {
+  int64_t N, C, H, W;        /* input */
+  int64_t O, KH, KW;         /* output channels, window */
+  int64_t OH, OW;            /* output plane */
+  int64_t sh, sw;            /* stride */
+  int64_t pt, pb, pl, pr;    /* padding top, bottom, left, right */
+  int64_t dh, dw;            /* dilation */
+  int64_t groups;
+} clai__conv_geom;
+/* Unfolds images n0 .. n0+nb-1 of x ([N, C, H, W], f32 or f16, any view) into `col`, a dense f32 buffer of
+ * C*KH*KW rows (c, kh, kw) of nb*OH*OW columns (n, oh, ow), zeros where the window covers the padding: so
+ * col is [G, Cg*KH*KW, nb*OH*OW] for G groups. Enqueues one kernel; the caller checked the geometry (every
+ * size, and nb*C*KH*KW*OH, below 2^31). */
+clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, int64_t n0, int64_t nb,
+                         const clai__conv_geom *g);
 
 #endif /* CLAI_INTERNAL_H */

@@ -178,6 +178,12 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       l[0] = (size_t)g->gpu.slx;
       l[1] = (size_t)g->gpu.sly;
       fixed = 1;
+    } else if (k == CLAI__K_IM2COL_F32 || k == CLAI__K_IM2COL_F16 || k == CLAI__K_CONV_EPILOGUE_F32 ||
+               k == CLAI__K_CONV_EPILOGUE_F16 || k == CLAI__K_CONV_DIRECT_F32 || k == CLAI__K_CONV_DIRECT_F16 ||
+               k == CLAI__K_POOL2D_F32 || k == CLAI__K_POOL2D_F16) {
+      /* cl/conv.cl: a whole row or plane per work-item, and groups of 64 (POCL pays per work-group) */
+      l[0] = 8;
+      l[1] = 8;
     } else {
       l[0] = (size_t)g->generic.lx;
       l[1] = (size_t)g->generic.ly;
