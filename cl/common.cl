@@ -58,3 +58,92 @@ inline void clai_offsets(const clai_index *ix, long i, long *o0, long *o1, long 
 #define CLAI_ST_F16(p, i, v) vstore_half((v), (i), (p))
 #define CLAI_LD_I32(p, i) ((p)[i])
 #define CLAI_ST_I32(p, i, v) ((p)[i] = (v))
+
+/* ---- the GEMM epilogue, shared by every matmul family (cl/matmul*.cl) ----------------------------------
+ * Each family keeps an rm x VW tile of C in registers (rm float vectors of width VW, VW columns side by
+ * side) and ends with clai_store_tile(), which writes
+ *     C = act(alpha * acc + beta * C + bias)
+ * for the rows and columns inside M x N. C is not read when beta is 0 (NaNs there do not propagate).
+ * `flags` packs what the host knows (lib/op-matmul.c): bits 0-3 the activation (clai_activation in
+ * clai.h), bits 4-5 the bias (0 none, 1 f32, 2 f16), bit 8 C stored as half. The bias element of (m, n)
+ * is bias[boff + m * bsm + n * bsn] (a row vector has bsm = 0, a column vector bsn = 0). Only programs
+ * built with a tile width VW (-DVW) get this code. */
+#define CLAI_ACT_NONE 0
+#define CLAI_ACT_RELU 1
+#define CLAI_ACT_GELU 2
+#define CLAI_ACT_SILU 3
+
+/* v = act(v) for a float or a float vector; GELU is the tanh form written as x * sigmoid(2u), as in
+ * cl/elementwise.cl. */
+#define CLAI_ACTIVATE(v, act)                                                        \
+  do {                                                                               \
+    if ((act) == CLAI_ACT_RELU)                                                      \
+      (v) = fmax((v), 0.0f);                                                         \
+    else if ((act) == CLAI_ACT_GELU)                                                 \
+      (v) = (v) / (1.0f + exp(-1.5957691216057308f * ((v) + 0.044715f * (v) * (v) * (v)))); \
+    else if ((act) == CLAI_ACT_SILU)                                                 \
+      (v) = (v) / (1.0f + exp(-(v)));                                                \
+  } while (0)
+
+#ifdef VW
+#define CLAI_CAT_(a, b) a##b
+#define CLAI_CAT(a, b) CLAI_CAT_(a, b)
+#define FV CLAI_CAT(float, VW)
+#define VLOAD_VW CLAI_CAT(vload, VW)
+#define VSTORE_VW CLAI_CAT(vstore, VW)
+#define VLOAD_HALF_VW CLAI_CAT(vload_half, VW)
+#define VSTORE_HALF_VW CLAI_CAT(vstore_half, VW)
+
+inline float clai_bias_at(__global const float *bias, const long o, const int kind) {
+  return kind == 2 ? vload_half(o, (__global const half *)bias) : bias[o];
+}
+
+/* c points at element 0 of the batch entry's C (in elements of C's dtype: half when flags say so). */
+inline void clai_store_tile(__global float *c, const long oc, const FV *acc, const int rm, const int row0,
+                            const int col0, const int M, const int N, const long scm, const long scn,
+                            const float alpha, const float beta, __global const float *bias, const long boff,
+                            const long bsm, const long bsn, const int flags) {
+  const int act = flags & 15, bk = (flags >> 4) & 3, chalf = (flags >> 8) & 1;
+  __global half *hc = (__global half *)c;
+  const int whole = scn == 1 && col0 + VW <= N;
+  for (int r = 0; r < rm; r++) {
+    if (row0 + r >= M) break;
+    const long co = oc + (long)(row0 + r) * scm;
+    const long bo = boff + (long)(row0 + r) * bsm;
+    if (whole) {
+      FV v = alpha * acc[r];
+      if (beta != 0.0f) v = fma((FV)(beta), chalf ? VLOAD_HALF_VW(0, hc + co + col0) : VLOAD_VW(0, c + co + col0), v);
+      if (bk != 0) {
+        if (bsn == 0) {
+          v += clai_bias_at(bias, bo, bk);
+        } else if (bsn == 1) {
+          v += bk == 2 ? VLOAD_HALF_VW(0, (__global const half *)bias + bo + col0) : VLOAD_VW(0, bias + bo + col0);
+        } else {
+          float t[VW];
+          for (int j = 0; j < VW; j++) t[j] = clai_bias_at(bias, bo + (long)(col0 + j) * bsn, bk);
+          v += VLOAD_VW(0, t);
+        }
+      }
+      CLAI_ACTIVATE(v, act);
+      if (chalf)
+        VSTORE_HALF_VW(v, 0, hc + co + col0);
+      else
+        VSTORE_VW(v, 0, c + co + col0);
+    } else {
+      float t[VW];
+      VSTORE_VW(acc[r], 0, t);
+      for (int j = 0; j < VW && col0 + j < N; j++) {
+        const long o = co + (long)(col0 + j) * scn;
+        float v = alpha * t[j];
+        if (beta != 0.0f) v += beta * (chalf ? vload_half(o, hc) : c[o]);
+        if (bk != 0) v += clai_bias_at(bias, bo + (long)(col0 + j) * bsn, bk);
+        CLAI_ACTIVATE(v, act);
+        if (chalf)
+          vstore_half(v, o, hc);
+        else
+          c[o] = v;
+      }
+    }
+  }
+}
+#endif /* VW */

@@ -9,32 +9,26 @@
  * element of A and one VW-wide row segment of B per k, and accumulates with fma. Every KB values of k
  * the work-group meets at a barrier: on POCL this runs all work-items of the group through one k-block
  * before the next, which keeps that block of B in cache (the BLIS loop order); on GPUs it is harmless.
- * Edge tiles clamp their loads to the last row/column and mask their stores, so every size is correct.
+ * Edge tiles clamp their loads to the last row/column and mask their stores, so every size is correct;
+ * the store is the shared epilogue (clai_store_tile in common.cl: alpha, beta, bias, activation, C in f32
+ * or f16).
  * B is read with vloadVW when its rows are unit-stride and the tile is whole, else element by element.
  *
  * Tunables (-D): RM rows per work-item, VW vector width (2, 4, 8 or 16), KB k-block. */
-#ifndef RM
-#define RM 8
-#endif
-#ifndef VW
-#define VW 16
-#endif
-#ifndef KB
-#define KB 128
+#if !defined(RM) || !defined(VW) || !defined(KB)
+#error "cl/matmul.cl needs -DRM, -DVW and -DKB (lib/program.c passes them)"
 #endif
 
-#define CLAI_CAT_(a, b) a##b
-#define CLAI_CAT(a, b) CLAI_CAT_(a, b)
-#define FV CLAI_CAT(float, VW)
-#define VLOAD_F32(p) CLAI_CAT(vload, VW)(0, (p))
-#define VLOAD_F16(p) CLAI_CAT(vload_half, VW)(0, (p))
-#define VSTORE_F32(v, p) CLAI_CAT(vstore, VW)((v), 0, (p))
-#define VSTORE_F16(v, p) CLAI_CAT(vstore_half, VW)((v), 0, (p))
+#define VLD_F32(p) VLOAD_VW(0, (p))
+#define VLD_F16(p) VLOAD_HALF_VW(0, (p))
 
-#define CLAI_GEMM(NAME, ABT, CT, LD_AB, VLD_AB, LD_C, ST_C, VLD_C, VST_C)                                    \
-  __kernel void NAME(__global CT *c, __global const ABT *a, __global const ABT *b, const clai_index ix,     \
-                     const int M, const int N, const int K, const long sam, const long sak, const long sbk,  \
-                     const long sbn, const long scm, const long scn, const float alpha, const float beta) { \
+#define CLAI_GEMM(SFX, ABT, LD_AB, VLD_AB)                                                                   \
+  __kernel void clai_gemm_##SFX(__global float *c, __global const ABT *a, __global const ABT *b,           \
+                                const clai_index ix, const int M, const int N, const int K, const long sam, \
+                                const long sak, const long sbk, const long sbn, const long scm,             \
+                                const long scn, const float alpha, const float beta,                       \
+                                __global const float *bias, const long boff, const long bsm, const long bsn, \
+                                const int flags) {                                                          \
     const long z = get_global_id(2);                                                                        \
     /* Uniform across the work-group (local size 1 in dim 2), so no barrier is skipped by only some. */     \
     if (z >= ix.numel || M == 0 || N == 0) return;                                                          \
@@ -57,34 +51,15 @@
         } else {                                                                                            \
           float t[VW];                                                                                      \
           for (int j = 0; j < VW; j++) t[j] = LD_AB(b, bcol[j] + k * sbk);                                  \
-          bv = VLOAD_F32(t);                                                                                \
+          bv = VLOAD_VW(0, t);                                                                              \
         }                                                                                                   \
         for (int r = 0; r < RM; r++) acc[r] = fma((FV)(LD_AB(a, arow[r] + k * sak)), bv, acc[r]);           \
       }                                                                                                     \
       barrier(CLK_LOCAL_MEM_FENCE);                                                                         \
     }                                                                                                       \
-    const int c_vec = scn == 1 && col0 + VW <= N;                                                           \
-    for (int r = 0; r < RM; r++) {                                                                          \
-      if (row0 + r >= M) break;                                                                             \
-      __global CT *cp = c + oc + (long)(row0 + r) * scm;                                                    \
-      if (c_vec) {                                                                                          \
-        FV v = alpha * acc[r];                                                                              \
-        if (beta != 0.0f) v += beta * VLD_C(cp + col0);                                                     \
-        VST_C(v, cp + col0);                                                                                \
-      } else {                                                                                              \
-        float t[VW];                                                                                        \
-        VSTORE_F32(acc[r], t);                                                                              \
-        for (int j = 0; j < VW && col0 + j < N; j++) {                                                      \
-          const long o = (long)(col0 + j) * scn;                                                            \
-          float v = alpha * t[j];                                                                           \
-          if (beta != 0.0f) v += beta * LD_C(cp, o);                                                        \
-          ST_C(cp, o, v);                                                                                   \
-        }                                                                                                   \
-      }                                                                                                     \
-    }                                                                                                       \
+    if (row0 < M && col0 < N)                                                                               \
+      clai_store_tile(c, oc, acc, RM, row0, col0, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, flags); \
   }
 
-CLAI_GEMM(clai_gemm_f32_f32, float, float, CLAI_LD_F32, VLOAD_F32, CLAI_LD_F32, CLAI_ST_F32, VLOAD_F32, VSTORE_F32)
-CLAI_GEMM(clai_gemm_f32_f16, float, half, CLAI_LD_F32, VLOAD_F32, CLAI_LD_F16, CLAI_ST_F16, VLOAD_F16, VSTORE_F16)
-CLAI_GEMM(clai_gemm_f16_f32, half, float, CLAI_LD_F16, VLOAD_F16, CLAI_LD_F32, CLAI_ST_F32, VLOAD_F32, VSTORE_F32)
-CLAI_GEMM(clai_gemm_f16_f16, half, half, CLAI_LD_F16, VLOAD_F16, CLAI_LD_F16, CLAI_ST_F16, VLOAD_F16, VSTORE_F16)
+CLAI_GEMM(f32, float, CLAI_LD_F32, VLD_F32)
+CLAI_GEMM(f16, half, CLAI_LD_F16, VLD_F16)

@@ -103,16 +103,24 @@ typedef struct clai_context_params {
   /* The most bytes of free device memory the pool keeps for reuse. 0: $CLAI_POOL_LIMIT, else a quarter of
    * the device's global memory. */
   uint64_t pool_limit;
+  /* When kernel programs are built (or loaded from the cache). 0: $CLAI_EAGER, else lazily: at init only
+   * the copy kernels (which prove that the device compiles and runs kernels), and each op family's program
+   * when an op first needs it, so an application pays only for the families it uses. 1: every program at
+   * init, so no op ever waits for a build and a device that fails any build is passed over for the next.
+   * -1: lazily, whatever the environment says. */
+  int eager;
 } clai_context_params;
 
-/* Creates a context on the best device (or the one params/$CLAI_DEVICE asks for) and builds every kernel
- * for it. Devices are ranked discrete GPU > integrated GPU > accelerator > CPU, ties by compute units times
- * clock; a device on which a context, a queue or a kernel cannot be created is passed over for the next.
+/* Creates a context on the best device (or the one params/$CLAI_DEVICE asks for) and builds its kernels
+ * (all of them, or the copy kernels only; see clai_context_params.eager). Devices are ranked discrete GPU >
+ * integrated GPU > accelerator > CPU, ties by compute units times clock; a device on which a context, a
+ * queue or a kernel cannot be created is passed over for the next.
  * On success *out is a new context that clai_context_free() releases. On failure *out is NULL and the
  * status tells why: CLAI_E_NO_DEVICE (no OpenCL device at all, or none usable), CLAI_E_DEVICE_NOT_FOUND
  * (an override that matches no device), CLAI_E_BUILD. Because there is no context to hold the message, the
  * detail of such a failure is written to errbuf (if not NULL) as a NUL-terminated string of at most
- * errbuf_size bytes. */
+ * errbuf_size bytes. An op whose program is built later and fails to build returns CLAI_E_BUILD with the
+ * compiler's log in clai_errmsg(). */
 CLAI_API clai_status clai_context_init_ex(clai_context **out, const clai_context_params *params, char *errbuf,
                                           size_t errbuf_size);
 
@@ -158,9 +166,9 @@ CLAI_API clai_status clai_context_device_info(const clai_context *ctx, int i, cl
 /* Counters of the context, for reports and tests. */
 typedef struct clai_context_stats {
   /* Kernel programs. */
-  uint32_t programs;          /* programs the context holds */
-  uint32_t programs_built;    /* built from source at init */
-  uint32_t programs_cached;   /* loaded from the on-disk cache at init */
+  uint32_t programs;          /* programs the context holds (built or loaded so far) */
+  uint32_t programs_built;    /* of those, built from source */
+  uint32_t programs_cached;   /* of those, loaded from the on-disk cache */
   uint32_t cache_writes;      /* entries written to the cache */
   uint32_t cache_rejected;    /* entries found but rejected (truncated, corrupt, foreign, refused) */
   double init_seconds;        /* wall time of clai_context_init */
@@ -305,10 +313,261 @@ CLAI_API clai_status clai_add_scalar(clai_context *ctx, clai_tensor *out, const 
 CLAI_API clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a,
                                  const clai_tensor *b, int trans_b, float alpha, float beta);
 
+/* Activations that clai_matmul_ex (and the ops that build on it) can apply in the same kernel. GELU is the
+ * tanh approximation, as CLAI_GELU. */
+typedef enum clai_activation {
+  CLAI_ACT_NONE = 0,
+  CLAI_ACT_RELU = 1,
+  CLAI_ACT_GELU = 2,
+  CLAI_ACT_SILU = 3,
+} clai_activation;
+
+/* What clai_matmul_ex does to the product before it is stored. All zero: nothing. */
+typedef struct clai_matmul_epilogue {
+  /* NULL, or an f32 or f16 tensor of at most 2 dims that broadcasts to [M, N]: [N] (one value per column,
+   * a dense layer's bias), [M, 1] (one per row, a convolution's bias) or [M, N]. It is the same for every
+   * batch entry and must not overlap C. */
+  const clai_tensor *bias;
+  clai_activation act;
+} clai_matmul_epilogue;
+
+/* C = act(alpha * op(A) * op(B) + beta * C + bias), with everything as for clai_matmul() and the epilogue
+ * (ep may be NULL) applied in the same kernel, so a dense layer is one launch. */
+CLAI_API clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a,
+                                    const clai_tensor *b, int trans_b, float alpha, float beta,
+                                    const clai_matmul_epilogue *ep);
+
 /* Describes, as text in buf (at most cap bytes, NUL-terminated), the kernel family and parameters that
- * clai_matmul would run for these operands (for benchmarks and reports), after the same argument checks. */
+ * clai_matmul would run for these operands (for benchmarks and reports), after the same argument checks:
+ * e.g. "packed rm=6 vw=16 kb=256 uk=4 local=2x8", "gpu skinny ...", "generic ...", "clblast"; " (tuned)" is
+ * appended when the parameters came from clai_tune(). */
 CLAI_API clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const clai_tensor *a, int trans_a,
                                           const clai_tensor *b, int trans_b, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Tuning. clai_tune() searches the matmul kernel parameters of the context's device (and, when libclai is
+ * built with CLBlast, which shape classes CLBlast runs faster), checks every candidate against a double-
+ * precision reference on an awkward shape before timing it, and stores the winners in the context's cache
+ * directory, keyed like the kernel binaries (libclai version, device, driver, platform). Contexts created
+ * afterwards on that device use them; the calling context keeps its own. Tuned values change speed, never
+ * results beyond float rounding. $CLAI_TUNE=0 makes contexts ignore stored values.
+ */
+typedef struct clai_tune_params {
+  /* The [M, N, K] products to time; each candidate's score is the geometric mean of its GFLOP/s over them.
+   * NULL: a built-in set for the device class (square 512 and 1024, 1000, a skinny 8 x 4096 x 4096). */
+  const int64_t (*shapes)[3];
+  int nshapes;
+  /* Rounds of coordinate search over the parameter space (0: 2). Each round tries every value of one
+   * parameter at a time, keeping the best. */
+  int rounds;
+  /* Called with one line of progress text per candidate (may be NULL). */
+  void (*progress)(void *user, const char *line);
+  void *user;
+} clai_tune_params;
+
+/* Runs the search (this takes a while: every candidate is a kernel build) and stores the result. params
+ * may be NULL. On success, when report is not NULL, a summary of at most cap bytes is written to it.
+ * Fails with CLAI_E_INVALID_ARG when the cache is off (nowhere to store), CLAI_E_BUILD or another status
+ * when a candidate misbehaves (the message names it). The context's own kernels are restored either way. */
+CLAI_API clai_status clai_tune(clai_context *ctx, const clai_tune_params *params, char *report, size_t cap);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Training: random numbers and initialisation, dropout, optimizer steps, gradient clipping, losses and
+ * the backward of elementwise activations. All asynchronous like every op; nothing here reads back to the
+ * host.
+ *
+ * Random numbers are counter based (Philox4x32-10): the value of element i (its row-major index in the
+ * tensor's shape) is a pure function of (seed, offset, i), identical on every device, every run and every
+ * work-group size, and a strided view gets what a dense tensor of its shape would. `seed` is the key of the
+ * generator (fixed for a whole training run); `offset` selects an independent stream under that seed: two
+ * calls with the same seed and offset produce the same numbers, so a training loop passes a fresh offset to
+ * every call that must draw new numbers (e.g. a counter it increments after each call, or
+ * step * calls_per_step + k). Streams of different offsets never share a Philox counter, whatever the tensor
+ * sizes (a tensor may have up to 2^64 elements per stream).
+ */
+
+/* out = uniform random values in [lo, hi) (lo <= hi), f32 or f16 (rounded after drawing in f32, so an f16
+ * value may equal hi). out may be any view except a broadcast one (a stride of 0 on a dim larger than 1). */
+CLAI_API clai_status clai_rand_uniform(clai_context *ctx, clai_tensor *out, uint64_t seed, uint64_t offset,
+                                       float lo, float hi);
+
+/* out = normal random values with the given mean and standard deviation (std >= 0), by the Box-Muller
+ * transform of pairs of Philox outputs. Same layouts as clai_rand_uniform. */
+CLAI_API clai_status clai_rand_normal(clai_context *ctx, clai_tensor *out, uint64_t seed, uint64_t offset,
+                                      float mean, float std);
+
+/* The fans of a weight tensor as PyTorch computes them: w is [out, in] (linear) or [O, C/groups, k...]
+ * (convolution, any number of kernel dims); receptive = the product of dims 2 and beyond (1 for a linear
+ * weight); fan_in = shape[1] * receptive, fan_out = shape[0] * receptive. CLAI_E_SHAPE for fewer than 2
+ * dims; CLAI_E_INVALID_ARG for NULL pointers. */
+CLAI_API clai_status clai_init_fans(const clai_tensor *w, int64_t *fan_in, int64_t *fan_out);
+
+/* Kaiming (He) initialisation of w (f32 or f16, at least 2 dims, fans > 0): std = gain / sqrt(fan) with
+ * fan = fan_in, or fan_out when use_fan_out is non-zero; the uniform form draws from [-b, b) with
+ * b = sqrt(3) * std, the normal form from N(0, std^2). gain 0 means sqrt(2), the gain for relu (PyTorch's
+ * kaiming_*_ defaults, a = 0); for leaky relu with slope a pass sqrt(2 / (1 + a^2)), for linear or sigmoid
+ * layers 1. PyTorch's default initialisation of nn.Linear and nn.Conv*d weights is the uniform form with
+ * a = sqrt(5), i.e. gain sqrt(1/3) (bound 1 / sqrt(fan_in)). gain < 0 is CLAI_E_INVALID_ARG. */
+CLAI_API clai_status clai_init_kaiming_uniform(clai_context *ctx, clai_tensor *w, uint64_t seed, uint64_t offset,
+                                               float gain, int use_fan_out);
+CLAI_API clai_status clai_init_kaiming_normal(clai_context *ctx, clai_tensor *w, uint64_t seed, uint64_t offset,
+                                              float gain, int use_fan_out);
+
+/* Xavier (Glorot) initialisation: std = gain * sqrt(2 / (fan_in + fan_out)); uniform on [-b, b) with
+ * b = sqrt(3) * std = gain * sqrt(6 / (fan_in + fan_out)), or N(0, std^2). gain 0 means 1 (PyTorch's
+ * default); pass sqrt(2) for relu, 5/3 for tanh. */
+CLAI_API clai_status clai_init_xavier_uniform(clai_context *ctx, clai_tensor *w, uint64_t seed, uint64_t offset,
+                                              float gain);
+CLAI_API clai_status clai_init_xavier_normal(clai_context *ctx, clai_tensor *w, uint64_t seed, uint64_t offset,
+                                             float gain);
+
+/* Dropout: out = x * m with m = 1 / (1 - p) where the element is kept and 0 where it is dropped; element i
+ * is kept when the uniform value of (seed, offset, i) is below 1 - p (0 <= p <= 1; p = 1 drops everything).
+ * x, out (and mask) have one dtype, f32 or f16, and one shape; out may alias x element for element. mask,
+ * if not NULL, receives m, so the backward is grad_x = grad_out * mask (clai_binary CLAI_MUL); without a
+ * mask the backward is clai_dropout(ctx, grad_x, NULL, grad_out, p, seed, offset), which draws the same m.
+ * mask must not overlap out or x. */
+CLAI_API clai_status clai_dropout(clai_context *ctx, clai_tensor *out, clai_tensor *mask, const clai_tensor *x,
+                                  float p, uint64_t seed, uint64_t offset);
+
+/* Optimizer steps, one fused kernel launch per parameter tensor, following the definitions of torch.optim.
+ * param and grad are f32 or f16 (the same dtype; f16 is updated in f32 and rounded back); the state tensors
+ * are f32 tensors of param's shape that the caller creates, zeroes (clai_fill) before the first step and
+ * keeps between steps. All must be dense (clai_tensor_is_contiguous, else CLAI_E_NOT_CONTIGUOUS) and must
+ * not overlap each other. `step` counts the steps taken with this state, from 1. A bad hyper-parameter is
+ * CLAI_E_INVALID_ARG, a shape that differs from param's CLAI_E_SHAPE, a wrong dtype CLAI_E_DTYPE. */
+typedef struct clai_sgd_params {
+  float lr;           /* >= 0 */
+  float momentum;     /* >= 0; 0: no momentum buffer (momentum_buf may be NULL) */
+  float dampening;
+  float weight_decay; /* >= 0, coupled: grad + weight_decay * param */
+  int nesterov;       /* needs momentum > 0 and dampening 0 */
+} clai_sgd_params;
+
+/* SGD: g = grad + wd * param; with momentum: buf = g at step 1, else momentum * buf + (1 - dampening) * g,
+ * and g = g + momentum * buf (nesterov) or buf; then param -= lr * g. */
+CLAI_API clai_status clai_optim_sgd(clai_context *ctx, clai_tensor *param, clai_tensor *momentum_buf,
+                                    const clai_tensor *grad, int64_t step, const clai_sgd_params *params);
+
+typedef struct clai_adam_params {
+  float lr;           /* >= 0 */
+  float beta1, beta2; /* in [0, 1) (PyTorch: 0.9, 0.999) */
+  float eps;          /* >= 0 (PyTorch: 1e-8) */
+  float weight_decay; /* >= 0 (PyTorch: 0 for Adam, 0.01 for AdamW) */
+} clai_adam_params;
+
+/* Adam: g = grad + wd * param (weight decay coupled to the gradient); m = beta1 m + (1 - beta1) g;
+ * v = beta2 v + (1 - beta2) g^2; param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
+ * exp_avg is m, exp_avg_sq is v. (No amsgrad.) */
+CLAI_API clai_status clai_optim_adam(clai_context *ctx, clai_tensor *param, clai_tensor *exp_avg,
+                                     clai_tensor *exp_avg_sq, const clai_tensor *grad, int64_t step,
+                                     const clai_adam_params *params);
+
+/* AdamW: as Adam with g = grad, and param *= 1 - lr * wd first (decoupled weight decay). */
+CLAI_API clai_status clai_optim_adamw(clai_context *ctx, clai_tensor *param, clai_tensor *exp_avg,
+                                      clai_tensor *exp_avg_sq, const clai_tensor *grad, int64_t step,
+                                      const clai_adam_params *params);
+
+/* Clips the gradients grads[0..n) by their global L2 norm (torch.nn.utils.clip_grad_norm_): norm = sqrt of
+ * the sum of squares of every element of every gradient, and every gradient is multiplied by
+ * min(1, max_norm / (norm + 1e-6)) (a NaN norm makes every gradient NaN). The norm stays on the device (no
+ * host round trip); norm_out, if not NULL, is a 1-element f32 tensor that receives it. The sum is taken in
+ * a fixed order without atomics: the same gradients give the same bits on every run. Gradients are f32 or
+ * f16, dense, and must not overlap each other. */
+CLAI_API clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *grads, int n, float max_norm,
+                                         clai_tensor *norm_out);
+
+/* Softmax cross-entropy with integer labels and mean reduction (torch.nn.functional.cross_entropy):
+ * loss = mean over the rows r whose label is not ignore_index of logsumexp(logits[r, :]) - logits[r, label].
+ * logits are [N, C], f32 or f16, any strides; labels are i32 [N]; loss is a 1-element f32 tensor. grad, if
+ * not NULL, has logits' shape and dtype and receives the gradient of the loss with respect to the logits,
+ * (softmax(logits[r]) - onehot(label)) / count, in the same pass (0 in ignored rows); it may alias logits
+ * element for element. Stable for large logits (the maximum is subtracted). A label equal to ignore_index
+ * (PyTorch uses -100) skips its row; every other label outside [0, C) is never used as an index: its row's
+ * loss and gradient are NaN, so the loss is NaN (reported without reading anything back to the host). When
+ * every row is ignored (or N is 0) the loss is NaN, as in PyTorch. The sum is deterministic (no atomics). */
+CLAI_API clai_status clai_loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,
+                                             const clai_tensor *logits, const clai_tensor *labels,
+                                             int ignore_index);
+
+/* Mean squared error: loss = mean((x - y)^2) into a 1-element f32 tensor; grad (if not NULL) = 2 (x - y) / n,
+ * the gradient with respect to x (for y negate it). x, y and grad have one shape and one dtype (f32 or
+ * f16), any strides; grad may alias x or y element for element. n = 0 gives NaN. */
+CLAI_API clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *grad, const clai_tensor *x,
+                                   const clai_tensor *y);
+
+/* The backward of clai_unary: grad_x = grad_out * OP'(x), where x is the forward *input* of the op (not its
+ * output). Derivatives: neg -1, abs sign(x) (0 at 0), exp e^x, log 1/x, sqrt 1/(2 sqrt x), relu 1 for x > 0
+ * else 0, gelu the derivative of the tanh form of CLAI_GELU, silu s(1 + x(1 - s)), sigmoid s(1 - s) with
+ * s = sigmoid(x), tanh 1 - tanh^2(x). All three tensors have one shape and one dtype (f32 or f16), any
+ * strides; grad_x may alias grad_out or x element for element. */
+CLAI_API clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor *grad_x,
+                                         const clai_tensor *grad_out, const clai_tensor *x);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Convolution and pooling over NCHW tensors ([N, C, H, W]: batch, channels, rows, columns).
+ */
+
+/* clai_activation (with the matmul epilogue above) is the activation fused into a convolution's output. */
+
+/* Options of clai_conv2d(). The zero value is stride 1, no padding, dilation 1, one group, no activation. */
+typedef struct clai_conv2d_params {
+  int64_t stride_h, stride_w;     /* 0 means 1 */
+  /* Zero padding added before the first and after the last row / column. For symmetric padding p along
+   * an axis give both sides p. */
+  int64_t pad_top, pad_bottom, pad_left, pad_right;
+  int64_t dilation_h, dilation_w; /* spacing of the window's taps; 0 means 1 */
+  int64_t groups;                 /* 0 means 1; groups = C with O a multiple of C is a depthwise convolution */
+  clai_activation activation;     /* applied after the bias */
+} clai_conv2d_params;
+
+/* out = act(conv2d(x, w) + bias), the cross-correlation of deep learning: x is [N, C, H, W], w is
+ * [O, C/groups, KH, KW], bias is NULL or [O], out is [N, O, OH, OW] with
+ *   OH = (H + pad_top + pad_bottom - dilation_h*(KH-1) - 1) / stride_h + 1 (OW likewise),
+ *   out[n][o][oh][ow] = bias[o] + sum over c < C/groups, kh, kw of w[o][c][kh][kw] * x[n][g*C/groups + c][ih][iw],
+ *   ih = oh*stride_h - pad_top + kh*dilation_h, iw = ow*stride_w - pad_left + kw*dilation_w,
+ * where g = o / (O/groups) and x is zero outside the image. x, w, bias and out have one dtype, f32 or f16
+ * (f16 is computed in f32); every one may be any strided view. params NULL means the zero value.
+ * Fails with CLAI_E_SHAPE when the shapes disagree (channels, groups, bias length, out's shape) or OH or OW
+ * would be below 1, CLAI_E_INVALID_ARG for a negative stride, padding or dilation, an unknown activation
+ * or an out that overlaps x, w or bias, CLAI_E_DTYPE for mixed or integer dtypes, CLAI_E_UNSUPPORTED for a
+ * size of 2^31 or more; an argument error writes nothing. Convolutions whose groups have 4 or more output
+ * channels run as im2col into pooled temporaries (bounded: a chunk of images at a time) and one
+ * clai_matmul per chunk; the others (depthwise) run a direct kernel. */
+CLAI_API clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *x, const clai_tensor *w,
+                                 const clai_tensor *bias, const clai_conv2d_params *params);
+
+/* Options of clai_max_pool2d() and clai_avg_pool2d(). kernel_h and kernel_w are required (>= 1). */
+typedef struct clai_pool2d_params {
+  int64_t kernel_h, kernel_w;
+  int64_t stride_h, stride_w;     /* 0 means the kernel size (non-overlapping windows) */
+  /* Padding before the first and after the last row / column; each must be below the kernel size on its
+   * axis, so that every window holds at least one input element. */
+  int64_t pad_top, pad_bottom, pad_left, pad_right;
+  /* Average pooling only: 1 divides every window sum by kernel_h * kernel_w (padding counts as zeros),
+   * 0 divides by the number of input elements the window covers. */
+  int count_include_pad;
+} clai_pool2d_params;
+
+/* out[n][c][oh][ow] = max of x[n][c] over the window at (oh*stride_h - pad_top, ow*stride_w - pad_left)
+ * of kernel_h x kernel_w, padding ignored (a NaN in the window gives NaN). x is [N, C, H, W], out is
+ * [N, C, OH, OW] with OH = (H + pad_top + pad_bottom - kernel_h) / stride_h + 1 (OW likewise, at least 1),
+ * both f32 or both f16, any views. indices is NULL or an i32 tensor of out's shape that receives, for
+ * every output, where its maximum is: ih * W + iw in the input plane (the first such element in row-major
+ * order on ties). out and indices must not overlap x or each other. Fails with CLAI_E_SHAPE (out or
+ * indices of the wrong shape, no output position), CLAI_E_DTYPE, or CLAI_E_INVALID_ARG (params NULL, kernel
+ * below 1, negative stride, padding not below the kernel, overlap). */
+CLAI_API clai_status clai_max_pool2d(clai_context *ctx, clai_tensor *out, clai_tensor *indices,
+                                     const clai_tensor *x, const clai_pool2d_params *params);
+
+/* out[n][c][oh][ow] = the mean of x[n][c] over the same windows as clai_max_pool2d, divided as
+ * params->count_include_pad says. Same shapes, dtypes and failures as clai_max_pool2d. */
+CLAI_API clai_status clai_avg_pool2d(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
+                                     const clai_pool2d_params *params);
+
+/* out[n][c] = the mean of the plane x[n][c] ([N, C, H, W] with H*W >= 1). out is [N, C] or [N, C, 1, 1],
+ * of x's dtype (f32 or f16), any views, not overlapping x. */
+CLAI_API clai_status clai_global_avg_pool2d(clai_context *ctx, clai_tensor *out, const clai_tensor *x);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Layout ops: contiguous copies, concatenation, gathering rows, one-hot, where/select.

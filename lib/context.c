@@ -21,16 +21,22 @@ static void release_device_objects(clai_context *ctx) {
 }
 
 /* Creates the OpenCL context, queue and programs on one device, with the matmul family gemm_family (-1:
- * the device's default, 0: generic, 1: packed; see CLAI_GEMM). On failure everything it made is released
- * and ctx->errmsg says why. */
+ * the device's default or its tuned choice, else an enum clai__gemm_family, or CLAI__GEMM_FAMILIES for
+ * CLBlast wherever it can run; see CLAI_GEMM). On failure everything it made is released and ctx->errmsg
+ * says why. */
 static clai_status try_device(clai_context *ctx, const clai__candidate *c, int gemm_family) {
   cl_int err;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)c->platform, 0};
   ctx->platform = c->platform;
   ctx->device = c->device;
   clai__devcaps_query(c->device, &ctx->caps);
+  memset(&ctx->stats, 0, sizeof ctx->stats); /* counts of this device's start only */
   clai__gemm_config_default(&ctx->caps, &ctx->gemm);
-  if (gemm_family >= 0) ctx->gemm.packed = ctx->caps.is_cpu && gemm_family == 1;
+  clai__tune_apply(ctx);
+  if (gemm_family == CLAI__GEMM_FAMILIES)
+    ctx->gemm.clblast = CLAI__SHAPE_ALL;
+  else if (gemm_family >= 0)
+    ctx->gemm.family = gemm_family;
   ctx->local_1d = ctx->caps.is_cpu ? 64 : 256;
   if (ctx->local_1d > ctx->caps.max_wg_size) ctx->local_1d = ctx->caps.max_wg_size;
 
@@ -151,23 +157,33 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
     snprintf(ctx->devices[i].note, sizeof ctx->devices[i].note, "not selected by %s=\"%s\"", spec_from,
              spec != NULL ? spec : "");
 
-  /* CLAI_GEMM picks the matmul kernel family: "generic" (the register-tile kernels every device has) or
-   * "packed" (the CPU-shaped pack-then-compute kernels, the default on CPU devices; on other devices the
-   * generic kernels run regardless). */
+  /* CLAI_GEMM forces the matmul kernel family on any device (for tests and comparisons): "generic",
+   * "packed" (CPU-shaped, the default on CPUs), "gpu" (local-memory tiles, the default on GPUs) or
+   * "clblast" (CLBlast for every shape it can run, the device's own family for the rest). */
   int gemm_family = -1;
   const char *family = getenv("CLAI_GEMM");
   if (family != NULL && *family != '\0') {
-    if (strcmp(family, "generic") == 0 || strcmp(family, "packed") == 0) {
-      gemm_family = family[0] == 'p';
-    } else {
-      snprintf(errbuf, errbuf_size, "CLAI_GEMM=\"%s\" is not a matmul family; use \"generic\" or \"packed\"",
-               family);
+    static const char *const names[] = {"generic", "packed", "gpu", "clblast"};
+    for (int i = 0; i < 4; i++)
+      if (strcmp(family, names[i]) == 0) gemm_family = i;
+    if (gemm_family < 0) {
+      snprintf(errbuf, errbuf_size,
+               "CLAI_GEMM=\"%s\" is not a matmul family; use \"generic\", \"packed\", \"gpu\" or \"clblast\"", family);
       st = CLAI_E_INVALID_ARG;
       goto fail;
     }
+#ifndef HAVE_CLBLAST
+    if (gemm_family == CLAI__GEMM_FAMILIES) {
+      snprintf(errbuf, errbuf_size, "CLAI_GEMM=clblast: this libclai was built without CLBlast (--with-clblast)");
+      st = CLAI_E_UNSUPPORTED;
+      goto fail;
+    }
+#endif
   }
   ctx->cache_dir = clai__cache_dir_resolve(params);
   uint64_t limit = params->pool_limit != 0 ? params->pool_limit : env_u64("CLAI_POOL_LIMIT");
+  const char *eager = getenv("CLAI_EAGER");
+  ctx->eager = params->eager != 0 ? params->eager > 0 : (eager != NULL && strcmp(eager, "1") == 0);
 
   ctx->chosen = -1;
   for (int k = 0; k < norder; k++) {

@@ -28,6 +28,12 @@
   X(ELEMENTWISE, elementwise) \
   X(MATMUL, matmul)       \
   X(MATMUL_PACKED, matmul_packed) \
+  X(MATMUL_GPU, matmul_gpu) \
+  X(RANDOM, random)       \
+  X(OPTIM, optim)         \
+  X(LOSS, loss)           \
+  X(BACKWARD, backward)   \
+  X(CONV, conv)           \
   X(LAYOUT, layout)       \
   X(ATTENTION, attention)
 
@@ -54,22 +60,63 @@ enum clai__program_id {
   X(UNARY_F16, ELEMENTWISE, "clai_unary_f16", "bbxiff", 1)                        \
   X(UNARY_I32, ELEMENTWISE, "clai_unary_i32", "bbxiff", 1)                        \
   X(UNARY_CONTIG_F32, ELEMENTWISE, "clai_unary_contig_f32", "bblllliff", 1)       \
-  X(GEMM_F32_F32, MATMUL, "clai_gemm_f32_f32", "bbbxiiillllllff", 3)                     \
-  X(GEMM_F32_F16, MATMUL, "clai_gemm_f32_f16", "bbbxiiillllllff", 3)                     \
-  X(GEMM_F16_F32, MATMUL, "clai_gemm_f16_f32", "bbbxiiillllllff", 3)                     \
-  X(GEMM_F16_F16, MATMUL, "clai_gemm_f16_f16", "bbbxiiillllllff", 3)            \
-  X(PACK_AB, MATMUL_PACKED, "clai_pack_ab", "bbbbxiiiiillll", 3)                  \
-  X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillff", 3)          \
-  X(GEMM_APACKED, MATMUL_PACKED, "clai_gemm_apacked", "bbbxiiiillllff", 3)   \
-  X(GATHER_ROWS_B4, LAYOUT, "clai_gather_rows_b4", "bbbbxlllll", 1)              \
-  X(GATHER_ROWS_B2, LAYOUT, "clai_gather_rows_b2", "bbbbxlllll", 1)              \
-  X(ONE_HOT, LAYOUT, "clai_one_hot", "bbxli", 1)                                 \
-  X(WHERE_B4, LAYOUT, "clai_where_b4", "bbbbxxi", 1)                             \
-  X(WHERE_B2, LAYOUT, "clai_where_b2", "bbbbxxi", 1)                             \
+  X(GEMM_F32, MATMUL, "clai_gemm_f32", "bbbxiiillllllffbllli", 3)                     \
+  X(GEMM_F16, MATMUL, "clai_gemm_f16", "bbbxiiillllllffbllli", 3)                     \
+  X(PACK_AB_F32, MATMUL_PACKED, "clai_pack_ab_f32", "bbbbxiiiiillll", 3)               \
+  X(PACK_AB_F16, MATMUL_PACKED, "clai_pack_ab_f16", "bbbbxiiiiillll", 3)               \
+  X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillffbllli", 3)          \
+  X(GEMM_APACKED_F32, MATMUL_PACKED, "clai_gemm_apacked_f32", "bbbxiiiillllffbllli", 3) \
+  X(GEMM_APACKED_F16, MATMUL_PACKED, "clai_gemm_apacked_f16", "bbbxiiiillllffbllli", 3) \
+  X(GEMM_GPU_F32, MATMUL_GPU, "clai_gemm_gpu_f32", "bbbxiiillllllffbllli", 3)         \
+  X(GEMM_GPU_F16, MATMUL_GPU, "clai_gemm_gpu_f16", "bbbxiiillllllffbllli", 3)         \
+  X(GEMM_GPU_SKINNY_F32, MATMUL_GPU, "clai_gemm_gpu_skinny_f32", "bbbxiiillllllffbllli", 3) \
+  X(GEMM_GPU_SKINNY_F16, MATMUL_GPU, "clai_gemm_gpu_skinny_f16", "bbbxiiillllllffbllli", 3) \
+  X(RAND_F32, RANDOM, "clai_rand_f32", "bxlliff", 1)                               \
+  X(RAND_F16, RANDOM, "clai_rand_f16", "bxlliff", 1)                               \
+  X(DROPOUT_F32, RANDOM, "clai_dropout_f32", "bbbxllffi", 1)                       \
+  X(DROPOUT_F16, RANDOM, "clai_dropout_f16", "bbbxllffi", 1)                       \
+  X(SGD_F32, OPTIM, "clai_sgd_f32", "bbbllllffffii", 1)                            \
+  X(SGD_F16, OPTIM, "clai_sgd_f16", "bbbllllffffii", 1)                            \
+  X(ADAM_F32, OPTIM, "clai_adam_f32", "bbbblllllfffffffi", 1)                      \
+  X(ADAM_F16, OPTIM, "clai_adam_f16", "bbbblllllfffffffi", 1)                      \
+  X(SUMSQ_F32, OPTIM, "clai_sumsq_f32", "bbllll", 1)                               \
+  X(SUMSQ_F16, OPTIM, "clai_sumsq_f16", "bbllll", 1)                               \
+  X(NORM_FINISH, OPTIM, "clai_norm_finish", "bbbllfii", 1)                         \
+  X(CLIP_SCALE_F32, OPTIM, "clai_clip_scale_f32", "bbll", 1)                       \
+  X(CLIP_SCALE_F16, OPTIM, "clai_clip_scale_f16", "bbll", 1)                       \
+  X(XENT_COUNT, LOSS, "clai_xent_count", "bblllil", 1)                             \
+  X(XENT_INV, LOSS, "clai_xent_inv", "bbli", 1)                                    \
+  X(XENT_ROWS_F32, LOSS, "clai_xent_rows_f32", "bbbbbllllllllllii", 1)             \
+  X(XENT_ROWS_F16, LOSS, "clai_xent_rows_f16", "bbbbbllllllllllii", 1)             \
+  X(XENT_ROWS_WG_F32, LOSS, "clai_xent_rows_wg_f32", "bbbbbllllllllllii", 1)       \
+  X(XENT_ROWS_WG_F16, LOSS, "clai_xent_rows_wg_f16", "bbbbbllllllllllii", 1)       \
+  X(LOSS_PARTIAL, LOSS, "clai_loss_partial", "bbll", 1)                            \
+  X(LOSS_FINISH, LOSS, "clai_loss_finish", "bbbllfii", 1)                          \
+  X(MSE_F32, LOSS, "clai_mse_f32", "bbbbxlfi", 1)                                  \
+  X(MSE_F16, LOSS, "clai_mse_f16", "bbbbxlfi", 1)                                  \
+  X(UNARY_BWD_F32, BACKWARD, "clai_unary_bwd_f32", "bbbxi", 1)                     \
+  X(UNARY_BWD_F16, BACKWARD, "clai_unary_bwd_f16", "bbbxi", 1)                         \
+  X(IM2COL_F32, CONV, "clai_im2col_f32", "bbllllliiiiiiiiiiiiii", 2)              \
+  X(IM2COL_F16, CONV, "clai_im2col_f16", "bbllllliiiiiiiiiiiiii", 2)              \
+  X(CONV_EPILOGUE_F32, CONV, "clai_conv_epilogue_f32", "bbblllllllliiiiii", 2)   \
+  X(CONV_EPILOGUE_F16, CONV, "clai_conv_epilogue_f16", "bbblllllllliiiiii", 2)   \
+  X(CONV_DIRECT_F32, CONV, "clai_conv_direct_f32", CLAI__CONV_DIRECT_SIG, 3)      \
+  X(CONV_DIRECT_F16, CONV, "clai_conv_direct_f16", CLAI__CONV_DIRECT_SIG, 3)      \
+  X(POOL2D_F32, CONV, "clai_pool2d_f32", "bbbllllllllllllllliiiiiiiiiiiii", 2)    \
+  X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiii", 2)    \
+  X(GLOBAL_AVG_POOL_F32, CONV, "clai_global_avg_pool_f32", "bblllllllliiii", 1)  \
+  X(GLOBAL_AVG_POOL_F16, CONV, "clai_global_avg_pool_f16", "bblllllllliiii", 1) \
+  X(GATHER_ROWS_B4, LAYOUT, "clai_gather_rows_b4", "bbbbxlllll", 1) \
+  X(GATHER_ROWS_B2, LAYOUT, "clai_gather_rows_b2", "bbbbxlllll", 1) \
+  X(ONE_HOT, LAYOUT, "clai_one_hot", "bbxli", 1) \
+  X(WHERE_B4, LAYOUT, "clai_where_b4", "bbbbxxi", 1) \
+  X(WHERE_B2, LAYOUT, "clai_where_b2", "bbbbxxi", 1) \
   X(ATTENTION_D64, ATTENTION, "clai_attention_d64", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ATTENTION_D256, ATTENTION, "clai_attention_d256", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
-  X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfi", 1)                      \
+  X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfi", 1) \
   X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfi", 1)
+/* out, x, w, bias; 17 longs (offsets and strides); 18 ints (geometry, groups, has_bias, act) */
+#define CLAI__CONV_DIRECT_SIG "bbbbllllllllllllllllliiiiiiiiiiiiiiiiii"
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,
@@ -102,19 +149,40 @@ typedef struct clai__devcaps {
   uint32_t mem_align;   /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes */
 } clai__devcaps;
 
-/* Work-group shape and tile parameters of the matmul kernels for a device (op-matmul.c). */
+/* The matmul kernel families (op-matmul.c). Each handles every dtype, stride, transpose and batch of
+ * clai_matmul and the fused epilogue; a context builds the program of its family only. */
+enum clai__gemm_family {
+  CLAI__GEMM_GENERIC = 0, /* cl/matmul.cl: register tiles read straight from global memory, any device */
+  CLAI__GEMM_PACKED = 1,  /* cl/matmul_packed.cl: pack, then a CPU-shaped register-tile kernel (CPU default) */
+  CLAI__GEMM_GPU = 2,     /* cl/matmul_gpu.cl: local-memory tiles (GPU default) */
+  CLAI__GEMM_FAMILIES = 3
+};
+
+/* The shape classes that decide between libclai's kernels and CLBlast (bits of clai__gemm_config.clblast):
+ * skinny M <= 16, small below 256^3 multiply-adds in all, large the rest (clai__gemm_shape_class). */
+enum { CLAI__SHAPE_SKINNY = 1, CLAI__SHAPE_SMALL = 2, CLAI__SHAPE_LARGE = 4, CLAI__SHAPE_ALL = 7 };
+int clai__gemm_shape_class(int64_t M, int64_t N, int64_t K, int64_t batch);
+
+/* Work-group shapes and tile parameters of the matmul kernels for a device: built-in defaults per device
+ * class (clai__gemm_config_default), replaced by the values `clai tune` stored for the device (tune.c). */
 typedef struct clai__gemm_config {
-  /* the generic register-tile kernels (cl/matmul.cl): any dtype, any strides, every device */
-  int rm;     /* rows of C per work-item */
-  int vw;     /* columns of C per work-item (vector width) */
-  int kb;     /* k-block between barriers */
-  int lx, ly; /* local size: lx along rows, ly along columns */
-  /* the packed f32 kernels (cl/matmul_packed.cl), built on CPU devices only (packed = 0 elsewhere) */
-  int packed;
-  int p_rm, p_vw, p_kb, p_uk, p_pk; /* tile rows, tile columns, k-block, k-unroll, k per packing item */
-  int p_lx, p_ly;                   /* local size of the compute kernel */
-  int p_skinny;                     /* M up to this uses the skinny kernel (A packed, B read directly) */
-  int p_pack_lx;                    /* local size (along k) of the packing kernel */
+  int family;                            /* enum clai__gemm_family */
+  struct clai__gemm_generic {            /* cl/matmul.cl */
+    int rm, vw, kb;                      /* rows of C per work-item, columns (vector width), k-block */
+    int lx, ly;                          /* local size along rows, columns */
+  } generic;
+  struct clai__gemm_packed {             /* cl/matmul_packed.cl */
+    int rm, vw, kb, uk, pk;              /* tile rows, tile columns, k-block, k-unroll, k per packing item */
+    int lx, ly;                          /* local size of the compute kernel */
+    int skinny;                          /* M up to this uses the skinny kernel (A packed, B read directly) */
+    int pack_lx;                         /* local size (along k) of the packing kernel */
+  } packed;
+  struct clai__gemm_gpu {                /* cl/matmul_gpu.cl */
+    int rm, vw, kb, lx, ly;              /* RM x VW per work-item, k-tile, LX x LY work-items */
+    int srm, slx, sly;                   /* the skinny kernel: M up to srm * slx */
+  } gpu;
+  int clblast;                           /* CLAI__SHAPE_* classes run by CLBlast (0: none; needs HAVE_CLBLAST) */
+  int tuned;                             /* 1 when the values came from `clai tune` */
 } clai__gemm_config;
 
 /* ---- the memory pool (pool.c) -------------------------------------------------------------------------- */
@@ -166,6 +234,7 @@ struct clai_context {
   size_t klocal[CLAI__K_COUNT][3]; /* work-group size of each kernel, fixed at init (see program.c) */
 
   char *cache_dir;              /* NULL: cache off */
+  int eager;                    /* build every program at init (else on first use; see clai.h) */
   clai__pool pool;
   clai_context_stats stats;
   clai_tensor *tensors;         /* live tensors */
@@ -212,9 +281,19 @@ int clai__devices_match(const clai_device_info *infos, int n, const char *spec, 
 void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps);
 
 /* ---- programs and the binary cache (program.c, cache.c) ------------------------------------------------ */
-/* Builds (or loads from the cache) every program and creates every kernel for ctx's device. */
+/* Builds (or loads from the cache) the programs for ctx's device that are needed at init: all of them when
+ * ctx->eager, else the copy program; the others come when clai__launch or clai__kernel_ready first needs
+ * them. */
 clai_status clai__programs_init(clai_context *ctx);
+/* Makes sure the program of `kernel` is built (or loaded); a build failure is CLAI_E_BUILD with the log. */
+clai_status clai__kernel_ready(clai_context *ctx, int kernel);
 void clai__programs_free(clai_context *ctx);
+/* Rebuilds the matmul program of ctx->gemm's family (releasing the others) after ctx->gemm changed; with
+ * use_cache 0 nothing is read from or written to the cache (clai_tune's candidates). */
+clai_status clai__programs_reload_gemm(clai_context *ctx, int use_cache);
+/* The first lines of every cache key: libclai version, `what`, device, device and driver versions, platform
+ * (malloc'd, with room for `extra` more bytes). */
+char *clai__device_key(clai_context *ctx, const char *what, size_t extra);
 /* The build options of program `prog` for a device with `caps` (pure: used by the SPIR test too). */
 void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm_config *gemm, char *buf,
                            size_t cap);
@@ -267,10 +346,49 @@ int clai__tensors_overlap(const clai_tensor *a, const clai_tensor *b);
 clai_status clai__launch(clai_context *ctx, int kernel, const size_t *global, int nargs, ...);
 #define CLAI__ARG(v) sizeof(v), (const void *)&(v)
 
+/* ---- tuning (tune.c) ------------------------------------------------------------------------------------
+ * Replaces ctx->gemm's defaults with the values clai_tune() stored for ctx's device, if any are valid. */
+void clai__tune_apply(clai_context *ctx);
+
+/* ---- the CLBlast bridge (clblast.c; without HAVE_CLBLAST it can run nothing) ------------------------------ */
+/* 1 if CLBlast can compute this product: f32 operands, no epilogue, each matrix with one unit stride. */
+int clai__clblast_can(const clai_context *ctx, const clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
+                      int64_t M, int64_t N, int64_t K, int64_t sam, int64_t sak, int64_t sbk, int64_t sbn, int64_t scm,
+                      int64_t scn, const clai_matmul_epilogue *ep);
+clai_status clai__clblast_gemm(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b, int64_t M,
+                               int64_t N, int64_t K, int64_t sam, int64_t sak, int64_t sbk, int64_t sbn, int64_t scm,
+                               int64_t scn, const clai__index *ix, float alpha, float beta);
+
 /* ---- op helpers shared by the op files ----------------------------------------------------------------- */
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
 void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg);
 /* 1 if an elementwise output may alias the input: no overlap, or element for element (op-elementwise.c). */
 int clai__alias_ok(const clai_tensor *out, const clai_tensor *in);
+/* clai_loss_cross_entropy with the row kernel chosen: 0 as the device suits, 1 one work-item per row,
+ * 2 one work-group per row (so tests reach both on any device). */
+clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,
+                                     const clai_tensor *logits, const clai_tensor *labels, int ignore_index,
+                                     int kernel_choice);
+/* 1 when every value of cfg is one the kernels accept on a device with caps (else a reason in why). */
+int clai__gemm_config_valid(const clai__gemm_config *cfg, const clai__devcaps *caps, char *why, size_t cap);
+
+/* ---- convolution building blocks (op-conv.c) ----------------------------------------------------------
+ * The geometry of a 2-D convolution (or of the windows of a pooling) over NCHW, every field resolved
+ * (strides and dilations >= 1, groups >= 1, OH and OW computed). */
+typedef struct clai__conv_geom {
+  int64_t N, C, H, W;        /* input */
+  int64_t O, KH, KW;         /* output channels, window */
+  int64_t OH, OW;            /* output plane */
+  int64_t sh, sw;            /* stride */
+  int64_t pt, pb, pl, pr;    /* padding top, bottom, left, right */
+  int64_t dh, dw;            /* dilation */
+  int64_t groups;
+} clai__conv_geom;
+/* Unfolds images n0 .. n0+nb-1 of x ([N, C, H, W], f32 or f16, any view) into `col`, a dense f32 buffer of
+ * C*KH*KW rows (c, kh, kw) of nb*OH*OW columns (n, oh, ow), zeros where the window covers the padding: so
+ * col is [G, Cg*KH*KW, nb*OH*OW] for G groups. Enqueues one kernel; the caller checked the geometry (every
+ * size, and nb*C*KH*KW*OH, below 2^31). */
+clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, int64_t n0, int64_t nb,
+                         const clai__conv_geom *g);
 
 #endif /* CLAI_INTERNAL_H */

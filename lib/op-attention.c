@@ -78,6 +78,8 @@ clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse
   for (size_t i = 0; i < sizeof att_variants / sizeof att_variants[0] && kern < 0; i++)
     if (dmax <= att_variants[i].dmax) kern = att_variants[i].kernel;
   if (B == 0 || H == 0 || Lq == 0) return CLAI_OK;
+  st = clai__kernel_ready(ctx, kern); /* builds cl/attention.cl on first use: klocal is known after it */
+  if (st != CLAI_OK) return st;
 
   /* A work-group covers lsz work-items times ATT_RQ query rows each: 4 on CPU devices, 1 elsewhere (the
    * ATT_RQ of cl/attention.cl, which the kernel takes from CLAI_CPU). */

@@ -1,38 +1,73 @@
 /* op-matmul.c - clai_matmul: argument checks, batch broadcasting and the launch of cl/matmul.cl. */
 #include <limits.h>
+#include <string.h>
 
 #include "internal.h"
 
 void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->family = caps->is_cpu ? CLAI__GEMM_PACKED : CLAI__GEMM_GPU;
+  /* generic: 8 x 16 of C per work-item on CPUs (k-blocks of 128 stay in L2 on POCL), 4 x 4 elsewhere. */
   if (caps->is_cpu) {
-    /* 8 rows x 16 columns of C per work-item, 8 x 2 work-items per group: a 64 x 32 block of C whose
-     * k-blocks of 128 stay in L2 on POCL (see cl/matmul.cl). */
-    cfg->rm = 8;
-    cfg->vw = 16;
-    cfg->kb = 128;
-    cfg->lx = 8;
-    cfg->ly = 2;
-    /* Packed path: a 6 x 16 tile is 12 accumulator vectors, which fits AVX2's 16 registers (an 8 x 16
-     * tile spills there); local 2 x 8 shares each A panel among 8 work-items. Measured on POCL 3.1 with
-     * a 2-core Zen 3: ~150 GFLOP/s in the compute kernel, 1024 and 2048 as fast as 1000. */
-    cfg->packed = 1;
-    cfg->p_rm = 6;
-    cfg->p_vw = 16;
-    cfg->p_kb = 256;
-    cfg->p_uk = 4;
-    cfg->p_pk = 8;
-    cfg->p_lx = 2;
-    cfg->p_ly = 8;
-    cfg->p_pack_lx = 16;
-    cfg->p_skinny = 16;
+    cfg->generic.rm = 8, cfg->generic.vw = 16, cfg->generic.kb = 128, cfg->generic.lx = 8, cfg->generic.ly = 2;
   } else {
-    cfg->rm = 4;
-    cfg->vw = 4;
-    cfg->kb = 64;
-    cfg->lx = 16;
-    cfg->ly = 16;
-    cfg->packed = 0;
+    cfg->generic.rm = 4, cfg->generic.vw = 4, cfg->generic.kb = 64, cfg->generic.lx = 16, cfg->generic.ly = 16;
   }
+  /* packed: a 6 x 16 tile is 12 accumulator vectors, which fits AVX2's 16 registers (an 8 x 16 tile
+   * spills there); local 2 x 8 shares each A panel among 8 work-items. Measured on POCL 3.1 with a 2-core
+   * Zen 3: ~150 GFLOP/s in the compute kernel, 1024 and 2048 as fast as 1000. */
+  cfg->packed.rm = 6, cfg->packed.vw = 16, cfg->packed.kb = 256, cfg->packed.uk = 4, cfg->packed.pk = 8;
+  cfg->packed.lx = 2, cfg->packed.ly = 8, cfg->packed.skinny = 16, cfg->packed.pack_lx = 16;
+  /* gpu: 16 x 16 work-items with 4 x 4 each own a 64 x 64 block of C; k-tiles of 16 take 8 KiB of local
+   * memory. The skinny kernel: 8 x 16 work-items with 2 x 4 each, a 16 x 64 block. */
+  cfg->gpu.rm = 4, cfg->gpu.vw = 4, cfg->gpu.kb = 16, cfg->gpu.lx = 16, cfg->gpu.ly = 16;
+  cfg->gpu.srm = 2, cfg->gpu.slx = 8, cfg->gpu.sly = 16;
+  if ((size_t)(cfg->gpu.lx * cfg->gpu.ly) > caps->max_wg_size) cfg->gpu.lx = cfg->gpu.ly = 8;
+  cfg->clblast = 0;
+}
+
+static int in_set(int v, const int *set, int n) {
+  for (int i = 0; i < n; i++)
+    if (v == set[i]) return 1;
+  return 0;
+}
+
+int clai__gemm_config_valid(const clai__gemm_config *cfg, const clai__devcaps *caps, char *why, size_t cap) {
+  static const int widths[] = {1, 2, 4, 8, 16};
+  const size_t maxwg = caps->max_wg_size;
+#define CLAI_REQUIRE_(cond, ...)      \
+  do {                                \
+    if (!(cond)) {                    \
+      snprintf(why, cap, __VA_ARGS__); \
+      return 0;                       \
+    }                                 \
+  } while (0)
+  CLAI_REQUIRE_(cfg->family >= 0 && cfg->family < CLAI__GEMM_FAMILIES, "family %d is not a family", cfg->family);
+  CLAI_REQUIRE_(cfg->clblast >= 0 && cfg->clblast <= CLAI__SHAPE_ALL, "clblast classes %d out of range", cfg->clblast);
+  const struct clai__gemm_generic *g = &cfg->generic;
+  CLAI_REQUIRE_(g->rm >= 1 && g->rm <= 16 && in_set(g->vw, widths + 1, 4) && g->kb >= 1 && g->kb <= 4096 &&
+                    g->lx >= 1 && g->ly >= 1 && (size_t)(g->lx * g->ly) <= maxwg,
+                "generic rm=%d vw=%d kb=%d local=%dx%d is out of range", g->rm, g->vw, g->kb, g->lx, g->ly);
+  const struct clai__gemm_packed *p = &cfg->packed;
+  CLAI_REQUIRE_(p->rm >= 1 && p->rm <= 16 && in_set(p->vw, widths + 1, 4) && in_set(p->pk, widths + 1, 4) &&
+                    p->kb >= p->pk && p->kb <= 4096 && p->kb % p->pk == 0 && p->uk >= 1 && p->uk <= 16 &&
+                    p->lx >= 1 && p->ly >= 1 && (size_t)(p->lx * p->ly) <= maxwg && p->skinny >= 0 &&
+                    p->skinny <= 64 && p->pack_lx >= 1 && (size_t)p->pack_lx <= maxwg,
+                "packed rm=%d vw=%d kb=%d uk=%d pk=%d local=%dx%d is out of range", p->rm, p->vw, p->kb, p->uk,
+                p->pk, p->lx, p->ly);
+  const struct clai__gemm_gpu *q = &cfg->gpu;
+  CLAI_REQUIRE_(q->rm >= 1 && q->rm <= 16 && in_set(q->vw, widths + 1, 4) && q->kb >= 1 && q->kb <= 256 &&
+                    q->lx >= 1 && q->ly >= 1 && (size_t)(q->lx * q->ly) <= maxwg && q->srm >= 1 && q->srm <= 16 &&
+                    q->slx >= 1 && q->sly >= 1 && (size_t)(q->slx * q->sly) <= maxwg,
+                "gpu rm=%d vw=%d kb=%d local=%dx%d skinny %dx%d/%d is out of range", q->rm, q->vw, q->kb, q->lx, q->ly,
+                q->srm, q->slx, q->sly);
+  const uint64_t lmem = (uint64_t)q->kb * (uint64_t)(q->lx * q->rm + q->ly * q->vw) * 4,
+                 slmem = (uint64_t)q->kb * (uint64_t)(q->slx * q->srm + q->sly * q->vw) * 4;
+  CLAI_REQUIRE_(lmem <= caps->local_mem && slmem <= caps->local_mem,
+                "gpu tiles need %llu bytes of local memory; the device has %llu",
+                (unsigned long long)(lmem > slmem ? lmem : slmem), (unsigned long long)caps->local_mem);
+#undef CLAI_REQUIRE_
+  return 1;
 }
 
 /* The logical [rows, cols] of the last two dims of t after an optional transpose, with their strides. */
@@ -55,15 +90,26 @@ static void batch_view(const clai_tensor *t, clai_tensor *v) {
   v->ndim = t->ndim - 2;
 }
 
-/* Everything a launch needs, worked out once by plan() for clai_matmul and clai_matmul_describe. */
+/* Everything a launch needs, worked out once by plan() for clai_matmul_ex and clai_matmul_describe. */
 typedef struct gemm_plan {
-  int kernel;   /* the generic kernel, or CLAI__K_GEMM_PACKED */
+  int kernel;      /* the kernel that computes (CLAI__K_*), or -1 for CLBlast */
+  int half_in;     /* A and B are f16 */
   int64_t M, N, K, sam, sak, sbk, sbn, scm, scn;
-  clai__index ix; /* batch dims: operand 0 = C, 1 = A, 2 = B */
+  clai__index ix;  /* batch dims: operand 0 = C, 1 = A, 2 = B */
+  /* the epilogue */
+  cl_mem bias;     /* a dummy buffer (C's) when there is no bias */
+  cl_long boff, bsm, bsn;
+  cl_int flags;    /* see clai_store_tile in cl/common.cl */
 } gemm_plan;
 
+int clai__gemm_shape_class(int64_t M, int64_t N, int64_t K, int64_t batch) {
+  if (M <= 16) return CLAI__SHAPE_SKINNY;
+  return (double)M * (double)N * (double)K * (double)batch < 256.0 * 256.0 * 256.0 ? CLAI__SHAPE_SMALL
+                                                                                    : CLAI__SHAPE_LARGE;
+}
+
 static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c, const clai_tensor *a, int trans_a,
-                        const clai_tensor *b, int trans_b, gemm_plan *p) {
+                        const clai_tensor *b, int trans_b, const clai_matmul_epilogue *ep, gemm_plan *p) {
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   clai_status s = clai__check_tensor(ctx, c, fn, "c");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, a, fn, "a");
@@ -96,14 +142,55 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
                        clai__shape_str(c->ndim, c->shape, z, sizeof z));
   if (clai__tensors_overlap(c, a) || clai__tensors_overlap(c, b))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: c overlaps a or b in memory", fn);
+
+  /* the epilogue */
+  p->flags = c->dtype == CLAI_DTYPE_F16 ? 1 << 8 : 0;
+  p->bias = c->buf->mem;
+  p->boff = p->bsm = p->bsn = 0;
+  if (ep != NULL) {
+    if ((int)ep->act < CLAI_ACT_NONE || (int)ep->act > CLAI_ACT_SILU)
+      return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %d is not a clai_activation", fn, (int)ep->act);
+    p->flags |= (cl_int)ep->act;
+    const clai_tensor *bias = ep->bias;
+    if (bias != NULL) {
+      s = clai__check_tensor(ctx, bias, fn, "bias");
+      if (s != CLAI_OK) return s;
+      if (bias->dtype == CLAI_DTYPE_I32)
+        return clai__error(ctx, CLAI_E_DTYPE, "%s: bias must be f32 or f16, not i32", fn);
+      const int64_t mn[2] = {p->M, p->N};
+      int64_t bst[2];
+      if (bias->ndim > 2 || !clai__broadcast_strides(bias, 2, mn, bst))
+        return clai__error(ctx, CLAI_E_SHAPE, "%s: bias %s does not broadcast to [M, N] = [%lld, %lld] (use [N], [M, 1] or [M, N])",
+                           fn, clai__shape_str(bias->ndim, bias->shape, x, sizeof x), (long long)p->M, (long long)p->N);
+      if (clai__tensors_overlap(c, bias))
+        return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: c overlaps bias in memory", fn);
+      p->flags |= (bias->dtype == CLAI_DTYPE_F16 ? 2 : 1) << 4;
+      p->bias = bias->buf->mem;
+      p->boff = bias->offset;
+      p->bsm = bst[0];
+      p->bsn = bst[1];
+    }
+  }
+
   const clai_tensor *ops[3] = {&cb, &ab, &bb};
   clai__index_build(&p->ix, 3, ops);
   p->scm = c->strides[c->ndim - 2];
   p->scn = c->strides[c->ndim - 1];
-  p->kernel = a->dtype == CLAI_DTYPE_F32 ? (c->dtype == CLAI_DTYPE_F32 ? CLAI__K_GEMM_F32_F32 : CLAI__K_GEMM_F32_F16)
-                                         : (c->dtype == CLAI_DTYPE_F32 ? CLAI__K_GEMM_F16_F32 : CLAI__K_GEMM_F16_F16);
-  if (p->kernel == CLAI__K_GEMM_F32_F32 && ctx->kernels[CLAI__K_GEMM_PACKED] != NULL)
-    p->kernel = p->M <= ctx->gemm.p_skinny ? CLAI__K_GEMM_APACKED : CLAI__K_GEMM_PACKED;
+  p->half_in = a->dtype == CLAI_DTYPE_F16;
+  const clai__gemm_config *g = &ctx->gemm;
+  if ((g->clblast & clai__gemm_shape_class(p->M, p->N, p->K, p->ix.numel)) &&
+      clai__clblast_can(ctx, c, a, b, p->M, p->N, p->K, p->sam, p->sak, p->sbk, p->sbn, p->scm, p->scn, ep)) {
+    p->kernel = -1;
+  } else if (g->family == CLAI__GEMM_PACKED) {
+    p->kernel = p->M <= g->packed.skinny ? (p->half_in ? CLAI__K_GEMM_APACKED_F16 : CLAI__K_GEMM_APACKED_F32)
+                                         : CLAI__K_GEMM_PACKED;
+  } else if (g->family == CLAI__GEMM_GPU) {
+    const int skinny = p->M <= g->gpu.srm * g->gpu.slx;
+    p->kernel = skinny ? (p->half_in ? CLAI__K_GEMM_GPU_SKINNY_F16 : CLAI__K_GEMM_GPU_SKINNY_F32)
+                       : (p->half_in ? CLAI__K_GEMM_GPU_F16 : CLAI__K_GEMM_GPU_F32);
+  } else {
+    p->kernel = p->half_in ? CLAI__K_GEMM_F16 : CLAI__K_GEMM_F32;
+  }
   return CLAI_OK;
 }
 
@@ -112,12 +199,12 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
  * user after these kernels. */
 static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
                                  const gemm_plan *p, float alpha, float beta) {
-  const clai__gemm_config *g = &ctx->gemm;
-  const int skinny = p->kernel == CLAI__K_GEMM_APACKED;
-  const int64_t Mt = (p->M + g->p_rm - 1) / g->p_rm, Nt = skinny ? 0 : (p->N + g->p_vw - 1) / g->p_vw;
+  const struct clai__gemm_packed *g = &ctx->gemm.packed;
+  const int skinny = p->kernel != CLAI__K_GEMM_PACKED;
+  const int64_t Mt = (p->M + g->rm - 1) / g->rm, Nt = skinny ? 0 : (p->N + g->vw - 1) / g->vw;
   uint64_t abytes, bbytes;
-  if (!clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Mt, (uint64_t)p->K * (uint64_t)g->p_rm * 4, &abytes) ||
-      !clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Nt, (uint64_t)p->K * (uint64_t)g->p_vw * 4, &bbytes))
+  if (!clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Mt, (uint64_t)p->K * (uint64_t)g->rm * 4, &abytes) ||
+      !clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Nt, (uint64_t)p->K * (uint64_t)g->vw * 4, &bbytes))
     return clai__error(ctx, CLAI_E_OVERFLOW, "clai_matmul: the packing workspace size overflows");
   clai_status st;
   clai__buffer *ap = clai__pool_alloc(ctx, abytes ? abytes : 1, &st);
@@ -130,61 +217,129 @@ static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_t
   const cl_int m = (cl_int)p->M, n = (cl_int)p->N, k = (cl_int)p->K, mt = (cl_int)Mt, nt = (cl_int)Nt;
   const cl_long sam = p->sam, sak = p->sak, sbk = p->sbk, sbn = p->sbn, scm = p->scm, scn = p->scn;
   const cl_float al = alpha, be = beta;
-  size_t gpack[3] = {(size_t)((p->K + g->p_pk - 1) / g->p_pk), (size_t)(Mt + Nt), (size_t)p->ix.numel};
-  st = clai__launch(ctx, CLAI__K_PACK_AB, gpack, 14, CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem),
-                    CLAI__ARG(ap->mem), CLAI__ARG(bp->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k),
-                    CLAI__ARG(mt), CLAI__ARG(nt), CLAI__ARG(sam), CLAI__ARG(sak), CLAI__ARG(sbk), CLAI__ARG(sbn));
+  size_t gpack[3] = {(size_t)((p->K + g->pk - 1) / g->pk), (size_t)(Mt + Nt), (size_t)p->ix.numel};
+  st = clai__launch(ctx, p->half_in ? CLAI__K_PACK_AB_F16 : CLAI__K_PACK_AB_F32, gpack, 14, CLAI__ARG(a->buf->mem),
+                    CLAI__ARG(b->buf->mem), CLAI__ARG(ap->mem), CLAI__ARG(bp->mem), CLAI__ARG(p->ix), CLAI__ARG(m),
+                    CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt), CLAI__ARG(nt), CLAI__ARG(sam), CLAI__ARG(sak),
+                    CLAI__ARG(sbk), CLAI__ARG(sbn));
   size_t ggemm[3] = {(size_t)Mt, (size_t)Nt, (size_t)p->ix.numel};
   if (st == CLAI_OK && skinny) {
-    ggemm[1] = (size_t)((p->N + g->p_vw - 1) / g->p_vw);
-    st = clai__launch(ctx, CLAI__K_GEMM_APACKED, ggemm, 14, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
-                      CLAI__ARG(b->buf->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt),
-                      CLAI__ARG(sbk), CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be));
-  } else if (st == CLAI_OK)
-    st = clai__launch(ctx, CLAI__K_GEMM_PACKED, ggemm, 13, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
+    ggemm[1] = (size_t)((p->N + g->vw - 1) / g->vw);
+    st = clai__launch(ctx, p->kernel, ggemm, 19, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem), CLAI__ARG(b->buf->mem),
+                      CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt), CLAI__ARG(sbk),
+                      CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias),
+                      CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags));
+  } else if (st == CLAI_OK) {
+    st = clai__launch(ctx, CLAI__K_GEMM_PACKED, ggemm, 18, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
                       CLAI__ARG(bp->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt),
-                      CLAI__ARG(nt), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be));
+                      CLAI__ARG(nt), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias),
+                      CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags));
+  }
   clai__pool_release(ctx, ap);
   clai__pool_release(ctx, bp);
   return st;
 }
 
+/* The generic and GPU families share one argument list; they differ in the work-items per tile. */
+static clai_status launch_direct(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
+                                 const gemm_plan *p, float alpha, float beta) {
+  const clai__gemm_config *g = &ctx->gemm;
+  int rows, cols; /* of C per work-item */
+  if (p->kernel == CLAI__K_GEMM_GPU_F32 || p->kernel == CLAI__K_GEMM_GPU_F16)
+    rows = g->gpu.rm, cols = g->gpu.vw;
+  else if (p->kernel == CLAI__K_GEMM_GPU_SKINNY_F32 || p->kernel == CLAI__K_GEMM_GPU_SKINNY_F16)
+    rows = g->gpu.srm, cols = g->gpu.vw;
+  else
+    rows = g->generic.rm, cols = g->generic.vw;
+  const cl_int m = (cl_int)p->M, n = (cl_int)p->N, k = (cl_int)p->K;
+  const cl_long sam = p->sam, sak = p->sak, sbk = p->sbk, sbn = p->sbn, scm = p->scm, scn = p->scn;
+  const cl_float al = alpha, be = beta;
+  size_t global[3] = {(size_t)((p->M + rows - 1) / rows), (size_t)((p->N + cols - 1) / cols), (size_t)p->ix.numel};
+  return clai__launch(ctx, p->kernel, global, 20, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
+                      CLAI__ARG(b->buf->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(sam),
+                      CLAI__ARG(sak), CLAI__ARG(sbk), CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al),
+                      CLAI__ARG(be), CLAI__ARG(p->bias), CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn),
+                      CLAI__ARG(p->flags));
+}
+
+/* K = 0 with an epilogue: C = act(beta * C + bias) through the elementwise ops. */
+static clai_status k0_epilogue(clai_context *ctx, clai_tensor *c, float beta, const clai_matmul_epilogue *ep) {
+  clai_status st = beta == 0.0f ? clai_fill(ctx, c, 0.0) : clai_scale(ctx, c, c, beta);
+  if (st == CLAI_OK && ep->bias != NULL) {
+    clai_tensor *bias = (clai_tensor *)ep->bias, *tmp = NULL;
+    if (bias->dtype != c->dtype) {
+      st = clai_tensor_init(ctx, &tmp, c->dtype, bias->ndim, bias->shape);
+      if (st == CLAI_OK) st = clai_copy(ctx, tmp, bias);
+      bias = tmp;
+    }
+    if (st == CLAI_OK) st = clai_binary(ctx, CLAI_ADD, c, c, bias);
+    clai_tensor_free(tmp);
+  }
+  static const clai_unary_op unary[] = {CLAI_NEG, CLAI_RELU, CLAI_GELU, CLAI_SILU};
+  if (st == CLAI_OK && ep->act != CLAI_ACT_NONE) st = clai_unary(ctx, unary[ep->act], c, c);
+  return st;
+}
+
+clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a, const clai_tensor *b,
+                           int trans_b, float alpha, float beta, const clai_matmul_epilogue *ep) {
+  gemm_plan p;
+  clai_status s = plan(ctx, "clai_matmul", c, a, trans_a, b, trans_b, ep, &p);
+  if (s != CLAI_OK) return s;
+  if (p.M == 0 || p.N == 0 || p.ix.numel == 0) return CLAI_OK; /* C is empty */
+  /* K = 0: the product is zero and C = act(beta * C + bias) is done by the elementwise ops. (POCL 3.1 ran
+   * the store of the skinny kernel twice when its barrier loop had no iteration, so no GEMM kernel is
+   * launched with K = 0.) */
+  if (p.K == 0) {
+    if (ep == NULL) return beta == 0.0f ? clai_fill(ctx, c, 0.0) : clai_scale(ctx, c, c, beta);
+    return k0_epilogue(ctx, c, beta, ep);
+  }
+  if (p.kernel == -1) return clai__clblast_gemm(ctx, c, a, b, p.M, p.N, p.K, p.sam, p.sak, p.sbk, p.sbn, p.scm, p.scn, &p.ix, alpha, beta);
+  if (p.kernel == CLAI__K_GEMM_PACKED || p.kernel == CLAI__K_GEMM_APACKED_F32 || p.kernel == CLAI__K_GEMM_APACKED_F16)
+    return launch_packed(ctx, c, a, b, &p, alpha, beta);
+  return launch_direct(ctx, c, a, b, &p, alpha, beta);
+}
+
 clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a, const clai_tensor *b,
                         int trans_b, float alpha, float beta) {
-  gemm_plan p;
-  clai_status s = plan(ctx, "clai_matmul", c, a, trans_a, b, trans_b, &p);
-  if (s != CLAI_OK) return s;
-  /* K = 0: C = beta * C without a GEMM launch. (POCL 3.1 ran the store of the skinny kernel twice when its
-   * barrier loop had no iteration; no kernel needs to handle an empty k range this way.) */
-  if (p.K == 0) return beta == 0.0f ? clai_fill(ctx, c, 0.0) : clai_scale(ctx, c, c, beta);
-  if (p.kernel == CLAI__K_GEMM_PACKED || p.kernel == CLAI__K_GEMM_APACKED)
-    return launch_packed(ctx, c, a, b, &p, alpha, beta);
-  const cl_int m = (cl_int)p.M, n = (cl_int)p.N, k = (cl_int)p.K;
-  const cl_long sam = p.sam, sak = p.sak, sbk = p.sbk, sbn = p.sbn, scm = p.scm, scn = p.scn;
-  const cl_float al = alpha, be = beta;
-  size_t global[3] = {(size_t)((p.M + ctx->gemm.rm - 1) / ctx->gemm.rm),
-                      (size_t)((p.N + ctx->gemm.vw - 1) / ctx->gemm.vw), (size_t)p.ix.numel};
-  return clai__launch(ctx, p.kernel, global, 15, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
-                      CLAI__ARG(b->buf->mem), CLAI__ARG(p.ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(sam),
-                      CLAI__ARG(sak), CLAI__ARG(sbk), CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al),
-                      CLAI__ARG(be));
+  return clai_matmul_ex(ctx, c, a, trans_a, b, trans_b, alpha, beta, NULL);
 }
 
 clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const clai_tensor *a, int trans_a,
                                  const clai_tensor *b, int trans_b, char *buf, size_t cap) {
   const char *fn = "clai_matmul_describe";
   gemm_plan p;
-  clai_status s = plan(ctx, fn, c, a, trans_a, b, trans_b, &p);
+  clai_status s = plan(ctx, fn, c, a, trans_a, b, trans_b, NULL, &p);
   if (s != CLAI_OK) return s;
   if (buf == NULL || cap == 0) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: buf is NULL or empty", fn);
   const clai__gemm_config *g = &ctx->gemm;
+  const char *tuned = g->tuned ? " (tuned)" : "";
+  if (p.kernel == -1) {
+    snprintf(buf, cap, "clblast%s", tuned);
+    return CLAI_OK;
+  }
+  s = clai__kernel_ready(ctx, p.kernel); /* the local sizes are fixed when the program is built */
+  if (s != CLAI_OK) return s;
   const size_t *l = ctx->klocal[p.kernel];
-  if (p.kernel == CLAI__K_GEMM_PACKED || p.kernel == CLAI__K_GEMM_APACKED)
-    snprintf(buf, cap, "cpu %s rm=%d vw=%d kb=%d uk=%d local=%zux%zu",
-             p.kernel == CLAI__K_GEMM_PACKED ? "packed" : "skinny (A packed)", g->p_rm, g->p_vw, g->p_kb, g->p_uk,
-             l[0], l[1]);
-  else
-    snprintf(buf, cap, "%s register-tile rm=%d vw=%d kb=%d local=%zux%zu %s", ctx->caps.is_cpu ? "cpu" : "gpu",
-             g->rm, g->vw, g->kb, l[0], l[1], p.sbn == 1 ? "b-vector" : "b-gather");
+  switch (p.kernel) {
+  case CLAI__K_GEMM_PACKED:
+  case CLAI__K_GEMM_APACKED_F32:
+  case CLAI__K_GEMM_APACKED_F16:
+    snprintf(buf, cap, "packed%s rm=%d vw=%d kb=%d uk=%d local=%zux%zu%s",
+             p.kernel == CLAI__K_GEMM_PACKED ? "" : " skinny (A packed)", g->packed.rm, g->packed.vw, g->packed.kb,
+             g->packed.uk, l[0], l[1], tuned);
+    break;
+  case CLAI__K_GEMM_GPU_F32:
+  case CLAI__K_GEMM_GPU_F16:
+    snprintf(buf, cap, "gpu rm=%d vw=%d kb=%d local=%zux%zu%s", g->gpu.rm, g->gpu.vw, g->gpu.kb, l[0], l[1], tuned);
+    break;
+  case CLAI__K_GEMM_GPU_SKINNY_F32:
+  case CLAI__K_GEMM_GPU_SKINNY_F16:
+    snprintf(buf, cap, "gpu skinny rm=%d vw=%d kb=%d local=%zux%zu%s", g->gpu.srm, g->gpu.vw, g->gpu.kb, l[0], l[1],
+             tuned);
+    break;
+  default:
+    snprintf(buf, cap, "generic rm=%d vw=%d kb=%d local=%zux%zu %s%s", g->generic.rm, g->generic.vw, g->generic.kb, l[0],
+             l[1], p.sbn == 1 ? "b-vector" : "b-gather", tuned);
+  }
   return CLAI_OK;
 }

@@ -17,6 +17,8 @@ extern const char clai__cl_common[];
 CLAI__PROGRAMS(CLAI__SRC_DECL_)
 #undef CLAI__SRC_DECL_
 
+static void release_program(clai_context *ctx, int prog);
+
 static const char *const program_stems[CLAI__P_COUNT] = {
 #define CLAI__STEM_(id, stem) #stem,
     CLAI__PROGRAMS(CLAI__STEM_)
@@ -57,17 +59,22 @@ void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm
                            size_t cap) {
   size_t len = 0;
   buf[0] = '\0';
-  clai__appendf(buf, cap, &len, "-cl-std=CL1.2 -DCLAI_FP16=%d -DCLAI_CPU=%d", caps->has_fp16 ? 1 : 0,
+  /* -w: POCL prints the compiler's warnings to stderr on every cold build (ABI notes on float16 vectors
+   * without AVX-512); errors still come back in the build log. */
+  clai__appendf(buf, cap, &len, "-cl-std=CL1.2 -w -DCLAI_FP16=%d -DCLAI_CPU=%d", caps->has_fp16 ? 1 : 0,
                 caps->is_cpu ? 1 : 0);
   if (prog == CLAI__P_MATMUL)
-    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d", gemm->rm, gemm->vw, gemm->kb);
+    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d", gemm->generic.rm, gemm->generic.vw, gemm->generic.kb);
   if (prog == CLAI__P_MATMUL_PACKED)
-    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DUK=%d -DPK=%d", gemm->p_rm, gemm->p_vw, gemm->p_kb,
-                  gemm->p_uk, gemm->p_pk);
+    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DUK=%d -DPK=%d", gemm->packed.rm, gemm->packed.vw,
+                  gemm->packed.kb, gemm->packed.uk, gemm->packed.pk);
+  if (prog == CLAI__P_MATMUL_GPU)
+    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DLX=%d -DLY=%d -DSRM=%d -DSLX=%d -DSLY=%d",
+                  gemm->gpu.rm, gemm->gpu.vw, gemm->gpu.kb, gemm->gpu.lx, gemm->gpu.ly, gemm->gpu.srm, gemm->gpu.slx,
+                  gemm->gpu.sly);
 }
 
-/* The text a cache entry is keyed by: everything that can change the binary. */
-static char *cache_key(clai_context *ctx, int prog, const char *source, const char *options) {
+char *clai__device_key(clai_context *ctx, const char *what, size_t extra) {
   char pver[256] = "";
   clGetPlatformInfo(ctx->platform, CL_PLATFORM_VERSION, sizeof pver, pver, NULL);
   pver[sizeof pver - 1] = '\0';
@@ -76,14 +83,23 @@ static char *cache_key(clai_context *ctx, int prog, const char *source, const ch
   clGetDeviceInfo(ctx->device, CL_DEVICE_VERSION, sizeof dver, dver, NULL);
   clGetDeviceInfo(ctx->device, CL_DRIVER_VERSION, sizeof drv, drv, NULL);
   dname[255] = dver[255] = drv[255] = '\0';
-  size_t cap = 2048 + strlen(options);
+  size_t cap = 2048 + strlen(what) + extra;
   char *key = malloc(cap);
   if (key == NULL) return NULL;
   size_t len = 0;
-  clai__appendf(key, cap, &len,
-                "libclai %s\nprogram %s\noptions %s\ndevice %s\ndevice-version %s\ndriver %s\nplatform %s\n"
-                "source %016llx%016llx\n",
-                PACKAGE_VERSION, program_stems[prog], options, dname, dver, drv, pver,
+  clai__appendf(key, cap, &len, "libclai %s\n%s\ndevice %s\ndevice-version %s\ndriver %s\nplatform %s\n",
+                PACKAGE_VERSION, what, dname, dver, drv, pver);
+  return key;
+}
+
+/* The text a cache entry is keyed by: everything that can change the binary. */
+static char *cache_key(clai_context *ctx, int prog, const char *source, const char *options) {
+  char what[64];
+  snprintf(what, sizeof what, "program %s", program_stems[prog]);
+  char *key = clai__device_key(ctx, what, strlen(options) + 128);
+  if (key == NULL) return NULL;
+  size_t len = strlen(key), cap = len + 1 + strlen(options) + 128;
+  clai__appendf(key, cap, &len, "options %s\nsource %016llx%016llx\n", options,
                 (unsigned long long)clai__hash64(source, strlen(source), 11),
                 (unsigned long long)clai__hash64(source, strlen(source), 12));
   return key;
@@ -143,26 +159,45 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     if (ctx->kernels[k] == NULL) return clai__cl_error(ctx, err, "clCreateKernel(%s) failed", kd->name);
     size_t *l = ctx->klocal[k];
     l[0] = l[1] = l[2] = 1;
+    const clai__gemm_config *g = &ctx->gemm;
+    int fixed = 0; /* the kernel declares reqd_work_group_size: its local size cannot shrink */
     if (k == CLAI__K_ATTENTION_D64 || k == CLAI__K_ATTENTION_D256) {
       l[0] = ctx->caps.is_cpu ? 16 : 64; /* rows per work-group: 4 per work-item on CPUs (cl/attention.cl) */
     } else if (kd->dims == 1) {
       l[0] = ctx->local_1d;
-    } else if (k == CLAI__K_PACK_AB) {
-      l[0] = (size_t)ctx->gemm.p_pack_lx;
+    } else if (k == CLAI__K_PACK_AB_F32 || k == CLAI__K_PACK_AB_F16) {
+      l[0] = (size_t)g->packed.pack_lx;
     } else if (k == CLAI__K_GEMM_PACKED) {
-      l[0] = (size_t)ctx->gemm.p_lx;
-      l[1] = (size_t)ctx->gemm.p_ly;
-    } else if (k == CLAI__K_GEMM_APACKED) {
-      l[1] = (size_t)ctx->gemm.p_ly; /* one A panel, p_ly column tiles */
+      l[0] = (size_t)g->packed.lx;
+      l[1] = (size_t)g->packed.ly;
+    } else if (k == CLAI__K_GEMM_APACKED_F32 || k == CLAI__K_GEMM_APACKED_F16) {
+      l[1] = (size_t)g->packed.ly; /* one A panel, ly column tiles */
+    } else if (k == CLAI__K_GEMM_GPU_F32 || k == CLAI__K_GEMM_GPU_F16) {
+      l[0] = (size_t)g->gpu.lx;
+      l[1] = (size_t)g->gpu.ly;
+      fixed = 1;
+    } else if (k == CLAI__K_GEMM_GPU_SKINNY_F32 || k == CLAI__K_GEMM_GPU_SKINNY_F16) {
+      l[0] = (size_t)g->gpu.slx;
+      l[1] = (size_t)g->gpu.sly;
+      fixed = 1;
+    } else if (k == CLAI__K_IM2COL_F32 || k == CLAI__K_IM2COL_F16 || k == CLAI__K_CONV_EPILOGUE_F32 ||
+               k == CLAI__K_CONV_EPILOGUE_F16 || k == CLAI__K_CONV_DIRECT_F32 || k == CLAI__K_CONV_DIRECT_F16 ||
+               k == CLAI__K_POOL2D_F32 || k == CLAI__K_POOL2D_F16) {
+      /* cl/conv.cl: a whole row or plane per work-item, and groups of 64 (POCL pays per work-group) */
+      l[0] = 8;
+      l[1] = 8;
     } else {
-      l[0] = (size_t)ctx->gemm.lx;
-      l[1] = (size_t)ctx->gemm.ly;
+      l[0] = (size_t)g->generic.lx;
+      l[1] = (size_t)g->generic.ly;
     }
     /* A kernel may allow fewer work-items than the device (register pressure on GPUs): shrink to fit. */
     size_t kmax = 0;
     if (clGetKernelWorkGroupInfo(ctx->kernels[k], ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax,
                                  NULL) == CL_SUCCESS &&
         kmax > 0) {
+      if (fixed && l[0] * l[1] * l[2] > kmax)
+        return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s needs %zu work-items per group; the device allows %zu",
+                           kd->name, l[0] * l[1] * l[2], kmax);
       while (l[0] * l[1] * l[2] > kmax) {
         if (l[0] >= l[1] && l[0] > 1)
           l[0] /= 2;
@@ -229,14 +264,14 @@ static void store_binary(clai_context *ctx, int prog, const char *key) {
   free(bin);
 }
 
-static clai_status init_program(clai_context *ctx, int prog) {
+static clai_status init_program(clai_context *ctx, int prog, int use_cache) {
   char options[512];
   clai__program_options(prog, &ctx->caps, &ctx->gemm, options, sizeof options);
   char *source = clai__program_source(prog);
   char *key = NULL;
   clai_status st = CLAI_OK;
   if (source == NULL) return clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "out of host memory");
-  if (ctx->cache_dir != NULL) {
+  if (ctx->cache_dir != NULL && use_cache) {
     key = cache_key(ctx, prog, source, options);
     if (key != NULL) ctx->programs[prog] = load_cached(ctx, key, options);
   }
@@ -264,19 +299,48 @@ done:
   return st;
 }
 
-/* Programs a device does not use are not built (their kernels stay NULL): the packed GEMM is CPU-shaped. */
+/* Of the matmul programs only the context's family is built (the other kernels stay NULL). */
 static int program_wanted(const clai_context *ctx, int prog) {
-  return prog != CLAI__P_MATMUL_PACKED || ctx->gemm.packed;
+  switch (prog) {
+  case CLAI__P_MATMUL: return ctx->gemm.family == CLAI__GEMM_GENERIC;
+  case CLAI__P_MATMUL_PACKED: return ctx->gemm.family == CLAI__GEMM_PACKED;
+  case CLAI__P_MATMUL_GPU: return ctx->gemm.family == CLAI__GEMM_GPU;
+  default: return 1;
+  }
 }
 
+/* Every program but the copy kernels is built on first use unless the context is eager: POCL (and other
+ * drivers) compile each kernel's machine code twice on a cold start, once at the warm-up launch and once
+ * when the binary is taken, and POCL serialises all of it behind one compiler lock, so a cold start that
+ * built every op family would grow with the op set (seconds per family) for families an application may
+ * never use. Loading from the cache is cheap either way. */
 clai_status clai__programs_init(clai_context *ctx) {
-  memset(&ctx->stats, 0, sizeof ctx->stats);
   for (int p = 0; p < CLAI__P_COUNT; p++) {
-    if (!program_wanted(ctx, p)) continue;
-    clai_status st = init_program(ctx, p);
+    if (!program_wanted(ctx, p) || (!ctx->eager && p != CLAI__P_COPY)) continue;
+    clai_status st = init_program(ctx, p, 1);
     if (st != CLAI_OK) return st;
   }
   return CLAI_OK;
+}
+
+static void release_program(clai_context *ctx, int prog) {
+  for (int k = 0; k < CLAI__K_COUNT; k++) {
+    if (kernel_descs[k].program != prog || ctx->kernels[k] == NULL) continue;
+    clReleaseKernel(ctx->kernels[k]);
+    ctx->kernels[k] = NULL;
+  }
+  if (ctx->programs[prog] != NULL) clReleaseProgram(ctx->programs[prog]);
+  ctx->programs[prog] = NULL;
+}
+
+clai_status clai__programs_reload_gemm(clai_context *ctx, int use_cache) {
+  clai_status st = clFinish(ctx->queue) == CL_SUCCESS ? CLAI_OK : clai__error(ctx, CLAI_E_OPENCL, "clFinish failed");
+  for (int p = 0; p < CLAI__P_COUNT; p++) {
+    if (p != CLAI__P_MATMUL && p != CLAI__P_MATMUL_PACKED && p != CLAI__P_MATMUL_GPU) continue;
+    release_program(ctx, p);
+    if (st == CLAI_OK && program_wanted(ctx, p) && (ctx->eager || !use_cache)) st = init_program(ctx, p, use_cache);
+  }
+  return st;
 }
 
 void clai__programs_free(clai_context *ctx) {
@@ -290,8 +354,26 @@ void clai__programs_free(clai_context *ctx) {
   }
 }
 
+clai_status clai__kernel_ready(clai_context *ctx, int kernel) {
+  if (ctx->kernels[kernel] != NULL) return CLAI_OK;
+  const int prog = kernel_descs[kernel].program;
+  if (!program_wanted(ctx, prog)) /* a bug in the caller: a kernel of another matmul family */
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s belongs to cl/%s.cl, which this context does not use",
+                       kernel_descs[kernel].name, program_stems[prog]);
+  if (ctx->programs[prog] != NULL) /* built, but without this kernel: cannot happen after init_program */
+    return clai__error(ctx, CLAI_E_OPENCL, "%s is missing from cl/%s.cl", kernel_descs[kernel].name,
+                       program_stems[prog]);
+  clai_status st = init_program(ctx, prog, 1);
+  if (st != CLAI_OK) release_program(ctx, prog);
+  return st;
+}
+
 clai_status clai__launch(clai_context *ctx, int kernel, const size_t *global, int nargs, ...) {
   const kernel_desc *kd = &kernel_descs[kernel];
+  if (ctx->kernels[kernel] == NULL) {
+    clai_status st = clai__kernel_ready(ctx, kernel);
+    if (st != CLAI_OK) return st;
+  }
   cl_kernel k = ctx->kernels[kernel];
   size_t g[3], *l = ctx->klocal[kernel];
   for (int d = 0; d < kd->dims; d++) {

@@ -137,7 +137,20 @@ typedef struct mm_case {
   int ta, tb;
   float alpha, beta;
   int nan_c; /* fill C's buffer with NaN (only with beta == 0) */
+  /* the epilogue: bias 0 none, 1 [N], 2 [M, 1], 3 [M, N] (dense, dtype dbias); act */
+  int bias;
+  clai_dtype dbias;
+  clai_activation act;
 } mm_case;
+
+static double activate(clai_activation act, double x) {
+  switch (act) {
+  case CLAI_ACT_RELU: return x > 0 ? x : 0;
+  case CLAI_ACT_GELU: return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+  case CLAI_ACT_SILU: return x / (1 + exp(-x));
+  default: return x;
+  }
+}
 
 /* Runs one product on the device and compares C's whole buffer with the reference. */
 static void run_case(clai_context *ctx, clait_rng *r, const char *what, const mm_case *mc) {
@@ -151,9 +164,46 @@ static void run_case(clai_context *ctx, clait_rng *r, const char *what, const mm
   clai_tensor *ba = upload(ctx, mc->dab, a, mc->a.len), *bb = upload(ctx, mc->dab, b, mc->b.len),
               *bc = upload(ctx, mc->dc, c, mc->c.len);
   clai_tensor *va = view_of(ctx, ba, &mc->a), *vb = view_of(ctx, bb, &mc->b), *vc = view_of(ctx, bc, &mc->c);
-  CLAIT_OK(ctx, clai_matmul(ctx, vc, va, mc->ta, vb, mc->tb, mc->alpha, mc->beta));
+  const int64_t M = mc->c.sh[mc->c.nd - 2], N = mc->c.sh[mc->c.nd - 1];
+  double *hbias = NULL;
+  clai_tensor *bias = NULL;
+  if (mc->bias) {
+    const size_t nb = (size_t)(mc->bias == 1 ? N : mc->bias == 2 ? M : M * N);
+    hbias = malloc(nb * sizeof *hbias + 1);
+    assert_non_null(hbias);
+    for (size_t i = 0; i < nb; i++) hbias[i] = as_dtype(mc->dbias, clait_uniform(r, -1, 1));
+    clai_tensor *flat = upload(ctx, mc->dbias, hbias, nb);
+    const int64_t shapes[3][2] = {{N, 0}, {M, 1}, {M, N}};
+    CLAIT_OK(ctx, clai_tensor_reshape(flat, &bias, mc->bias == 1 ? 1 : 2, shapes[mc->bias - 1]));
+    clai_tensor_free(flat);
+  }
+  if (mc->bias || mc->act) {
+    clai_matmul_epilogue ep = {bias, mc->act};
+    CLAIT_OK(ctx, clai_matmul_ex(ctx, vc, va, mc->ta, vb, mc->tb, mc->alpha, mc->beta, &ep));
+  } else {
+    CLAIT_OK(ctx, clai_matmul(ctx, vc, va, mc->ta, vb, mc->tb, mc->alpha, mc->beta));
+  }
   download(ctx, bc, got, mc->c.len);
   ref_matmul(c, &mc->c, a, &mc->a, mc->ta, b, &mc->b, mc->tb, mc->alpha, mc->beta);
+  if (mc->bias || mc->act) { /* the epilogue on every element of C's view */
+    size_t nbatch = numel_of(&mc->c) / (size_t)(M * N > 0 ? M * N : 1);
+    for (size_t z = 0; z < nbatch && M * N > 0; z++) {
+      int64_t oc = mc->c.off;
+      size_t rem = z;
+      for (int d = mc->c.nd - 3; d >= 0; d--) {
+        oc += (int64_t)(rem % (size_t)mc->c.sh[d]) * mc->c.st[d];
+        rem /= (size_t)mc->c.sh[d];
+      }
+      for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+          double *cp = &c[oc + m * mc->c.st[mc->c.nd - 2] + n * mc->c.st[mc->c.nd - 1]];
+          double bv = mc->bias == 1 ? hbias[n] : mc->bias == 2 ? hbias[m] : mc->bias == 3 ? hbias[m * N + n] : 0;
+          *cp = activate(mc->act, *cp + bv);
+        }
+    }
+  }
+  free(hbias);
+  clai_tensor_free(bias);
 
   /* f32 accumulation over K terms of size <= 1: the error grows about like sqrt(K); an f16 output adds
    * its rounding (half an ulp, 2^-11 relative). */
@@ -486,8 +536,9 @@ static void test_f16(void **state) {
       }
   /* f16 with strided views: A a column slice, C a transposed view. */
   const int64_t M = 31, N = 45, K = 66, sa[2] = {M, K}, ast[2] = {2 * K, 2};
-  mm_case mc = {CLAI_DTYPE_F16, CLAI_DTYPE_F16, strided(2, sa, ast, 1, 0), transposed(K, N), transposed(M, N),
-                0, 0, 1.0f, 0.5f, 0};
+  mm_case mc = plain(M, N, K, 0, 0, 1.0f, 0.5f);
+  mc.dab = mc.dc = CLAI_DTYPE_F16;
+  mc.a = strided(2, sa, ast, 1, 0), mc.b = transposed(K, N), mc.c = transposed(M, N);
   run_case(ctx, &r, "f16 views", &mc);
 
   /* The result of f16 inputs is exact when every partial sum is representable: integers. */
@@ -519,6 +570,99 @@ static void test_f16(void **state) {
 }
 
 /* clai_matmul_describe names the kernel that would run, after the same checks as clai_matmul. */
+/* The fused epilogue: bias as [N], [M, 1] and [M, N] in f32 and f16, each activation, with and without
+ * beta, f16 C, a batch, transposes and a strided C; skinny M (1, 5, 16) and shapes with ragged tiles. */
+static void test_epilogue(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {0x5851f42d4c957f2dULL};
+  static const int64_t tt[][3] = {{1, 33, 17}, {5, 77, 300}, {16, 64, 64}, {17, 129, 31}, {129, 7, 65}, {70, 97, 130}};
+  char what[96];
+  int variant = 0;
+  for (size_t t = 0; t < sizeof tt / sizeof tt[0]; t++)
+    for (int bias = 0; bias < 4; bias++)
+      for (int act = 0; act < 4; act++, variant++) {
+        if (bias == 0 && act == 0) continue;
+        mm_case mc = plain(tt[t][0], tt[t][1], tt[t][2], variant % 3 == 1, variant % 5 == 2, variant % 2 ? 0.5f : 1.0f,
+                           variant % 4 == 3 ? 0.25f : 0.0f);
+        mc.bias = bias;
+        mc.dbias = variant % 3 == 2 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+        mc.act = (clai_activation)act;
+        if (variant % 7 == 4) mc.dc = CLAI_DTYPE_F16;
+        if (variant % 7 == 5) mc.dab = CLAI_DTYPE_F16;
+        if (variant % 11 == 6) mc.c = transposed(tt[t][0], tt[t][1]);
+        snprintf(what, sizeof what, "epilogue bias %d act %d: M %lld N %lld K %lld", bias, act, (long long)tt[t][0],
+                 (long long)tt[t][1], (long long)tt[t][2]);
+        run_case(ctx, &r, what, &mc);
+      }
+  /* a batch of 3 with one bias row for all */
+  const int64_t sa[3] = {3, 9, 40}, sb[3] = {3, 40, 21}, sc[3] = {3, 9, 21};
+  mm_case mc = plain(9, 21, 40, 0, 0, 1.0f, 0.0f);
+  mc.a = dense(3, sa), mc.b = dense(3, sb), mc.c = dense(3, sc);
+  mc.bias = 1, mc.dbias = CLAI_DTYPE_F32, mc.act = CLAI_ACT_GELU;
+  run_case(ctx, &r, "epilogue batch", &mc);
+  /* K = 0: C = act(beta * C + bias), here with a bias of another dtype than C */
+  mm_case k0 = plain(7, 5, 0, 0, 0, 1.0f, 0.5f);
+  k0.bias = 2, k0.dbias = CLAI_DTYPE_F16, k0.act = CLAI_ACT_RELU;
+  run_case(ctx, &r, "epilogue K = 0", &k0);
+
+  /* GELU and SiLU of large negative and positive values: no NaN or overflow. */
+  const int64_t s1[2] = {1, 1}, s4[2] = {1, 4};
+  clai_tensor *a = NULL, *b = NULL, *c = NULL;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &a, CLAI_DTYPE_F32, 2, s1));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &b, CLAI_DTYPE_F32, 2, s4));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &c, CLAI_DTYPE_F32, 2, s4));
+  const float one = 1.0f, big[4] = {-200.0f, -90.0f, 90.0f, 200.0f};
+  CLAIT_OK(ctx, clai_tensor_write(a, &one, sizeof one));
+  CLAIT_OK(ctx, clai_tensor_write(b, big, sizeof big));
+  for (int act = CLAI_ACT_GELU; act <= CLAI_ACT_SILU; act++) {
+    clai_matmul_epilogue ep = {NULL, (clai_activation)act};
+    float got[4];
+    CLAIT_OK(ctx, clai_matmul_ex(ctx, c, a, 0, b, 0, 1.0f, 0.0f, &ep));
+    CLAIT_OK(ctx, clai_tensor_read(c, got, sizeof got));
+    for (int i = 0; i < 4; i++) {
+      const float want = big[i] < 0 ? 0.0f : big[i];
+      if (!(fabsf(got[i] - want) <= 1e-4f * fabsf(want))) fail_msg("act %d of %g gave %g", act, big[i], got[i]);
+    }
+  }
+  clai_tensor_free(a), clai_tensor_free(b), clai_tensor_free(c);
+}
+
+static void test_epilogue_errors(void **state) {
+  clai_context *ctx = CTX(state);
+  const int64_t sa[2] = {7, 5}, sb[2] = {5, 9}, sc[2] = {7, 9}, s9[1] = {9}, s8[1] = {8}, s7x9x1[3] = {7, 9, 1};
+  clai_tensor *a, *b, *c, *bias, *bias8, *bias3, *bi32, *cview;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &a, CLAI_DTYPE_F32, 2, sa));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &b, CLAI_DTYPE_F32, 2, sb));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &c, CLAI_DTYPE_F32, 2, sc));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &bias, CLAI_DTYPE_F32, 1, s9));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &bias8, CLAI_DTYPE_F32, 1, s8));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &bias3, CLAI_DTYPE_F32, 3, s7x9x1));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &bi32, CLAI_DTYPE_I32, 1, s9));
+  CLAIT_OK(ctx, clai_tensor_slice(c, &cview, 0, 0, 1, 1)); /* row 0 of C: [1, 9] */
+  CLAIT_OK(ctx, clai_fill(ctx, a, 1.0));
+  CLAIT_OK(ctx, clai_fill(ctx, b, 1.0));
+  CLAIT_OK(ctx, clai_fill(ctx, bias, 0.5));
+  clai_matmul_epilogue ep = {bias8, CLAI_ACT_NONE};
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "bias", clai_matmul_ex(ctx, c, a, 0, b, 0, 1.0f, 0.0f, &ep));
+  ep.bias = bias3;
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "bias", clai_matmul_ex(ctx, c, a, 0, b, 0, 1.0f, 0.0f, &ep));
+  ep.bias = bi32;
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "bias", clai_matmul_ex(ctx, c, a, 0, b, 0, 1.0f, 0.0f, &ep));
+  ep.bias = cview;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps bias", clai_matmul_ex(ctx, c, a, 0, b, 0, 1.0f, 0.0f, &ep));
+  ep.bias = bias;
+  ep.act = (clai_activation)9;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "clai_activation", clai_matmul_ex(ctx, c, a, 0, b, 0, 1.0f, 0.0f, &ep));
+  /* the context still works: 5 ones times ones plus 0.5, through relu */
+  ep.act = CLAI_ACT_RELU;
+  CLAIT_OK(ctx, clai_matmul_ex(ctx, c, a, 0, b, 0, 1.0f, 0.0f, &ep));
+  float got[63];
+  CLAIT_OK(ctx, clai_tensor_read(c, got, sizeof got));
+  for (int i = 0; i < 63; i++) assert_float_equal(got[i], 5.5f, 1e-6f);
+  clai_tensor *list[] = {a, b, c, bias, bias8, bias3, bi32, cview};
+  for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) clai_tensor_free(list[i]);
+}
+
 static void test_describe(void **state) {
   clai_context *ctx = *state;
   int64_t sa[2] = {7, 5}, sb[2] = {5, 9}, sc[2] = {7, 9}, bad[2] = {7, 8};
@@ -529,10 +673,16 @@ static void test_describe(void **state) {
   CLAIT_OK(ctx, clai_tensor_init(ctx, &d, CLAI_DTYPE_F32, 2, bad));
   char buf[256];
   CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, buf, sizeof buf));
-  assert_non_null(strstr(buf, "rm="));
-  assert_non_null(strstr(buf, "local="));
-  const char *family = getenv("CLAI_GEMM"); /* tests/matmul-generic.sh forces the register-tile kernels */
-  if (family != NULL && strcmp(family, "generic") == 0) assert_non_null(strstr(buf, "register-tile"));
+  if (strncmp(buf, "clblast", 7) != 0) {
+    assert_non_null(strstr(buf, "rm="));
+    assert_non_null(strstr(buf, "local="));
+  }
+  /* tests/matmul-family.sh runs this program once per family (CLAI_GEMM); the description starts with it */
+  const char *family = getenv("CLAI_GEMM");
+  if (family != NULL && family[0] != '\0' && strncmp(buf, family, strlen(family)) != 0)
+    fail_msg("CLAI_GEMM=%s but clai_matmul_describe says \"%s\"", family, buf);
+  if (family == NULL || family[0] == '\0') /* the device's default family */
+    assert_true(strncmp(buf, "packed", 6) == 0 || strncmp(buf, "gpu", 3) == 0);
   char small[8];
   CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, small, sizeof small));
   assert_int_equal(strlen(small), sizeof small - 1);
@@ -553,6 +703,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_alpha_beta, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_k0, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_f16, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_epilogue, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_epilogue_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_describe, clait_setup, clait_teardown),
   };
   return CLAIT_MAIN("matmul", tests, 1);

@@ -80,23 +80,33 @@ typedef struct options {
   double min_time;
 } options;
 
-static int parse_sizes(const char *s, options *o) {
-  o->nshapes = 0;
-  while (*s && o->nshapes < 64) {
+int bench_parse_shapes(const char *s, int64_t (*out)[3], int cap) {
+  int n = 0;
+  while (*s) {
     char *end;
-    long long m = strtoll(s, &end, 10), n = m, k = m;
-    if (end == s || m <= 0) return -1;
+    long long m = strtoll(s, &end, 10), nn = m, k = m;
+    if (end == s || m <= 0 || n >= cap) return -1;
     if (*end == 'x') {
-      n = strtoll(end + 1, &end, 10);
+      nn = strtoll(end + 1, &end, 10);
       if (*end != 'x') return -1;
       k = strtoll(end + 1, &end, 10);
-      if (n <= 0 || k <= 0) return -1;
+      if (nn <= 0 || k <= 0) return -1;
     }
-    o->shapes[o->nshapes++] = (shape){m, n, k};
+    out[n][0] = m, out[n][1] = nn, out[n][2] = k;
+    n++;
     if (*end == ',') end++;
     else if (*end != '\0') return -1;
     s = end;
   }
+  return n;
+}
+
+static int parse_sizes(const char *s, options *o) {
+  int64_t t[64][3];
+  int n = bench_parse_shapes(s, t, 64);
+  if (n < 0) return -1;
+  for (int i = 0; i < n; i++) o->shapes[i] = (shape){t[i][0], t[i][1], t[i][2]};
+  o->nshapes = n;
   return 0;
 }
 

@@ -5,6 +5,11 @@
 #include <stdint.h>
 
 int clai_tool_bench(int argc, char **argv);
+int clai_tool_tune(int argc, char **argv);
+
+/* Parses "N" (square) or "MxNxK" shapes separated by commas into out (at most cap); returns how many, or
+ * -1 on a malformed list. */
+int bench_parse_shapes(const char *s, int64_t (*out)[3], int cap);
 
 /* A reference SGEMM from outside libclai, measured in the same run. Row-major, C = op(A) op(B), `batch`
  * independent products. Each returns GFLOP/s as median/min/max of `samples` timings, or -1 if the reference

@@ -1,6 +1,8 @@
 /* clai - libclai's command-line tool: `clai devices` lists every OpenCL device, its rank and which one
- * libclai chooses and why; `clai bench gemm` measures matmul (bench.c); `clai version`. */
+ * libclai chooses and why; `clai bench gemm` measures matmul (bench.c); `clai tune` tunes it (tune.c);
+ * `clai version`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
@@ -38,9 +40,11 @@ static int cmd_devices(void) {
   }
   clai_context_stats s;
   clai_context_stats_get(ctx, &s);
-  printf("kernels: %u programs, %u built, %u from the cache (%s), start-up %.0f ms\n", s.programs, s.programs_built,
-         s.programs_cached, clai_context_cache_dir(ctx) ? clai_context_cache_dir(ctx) : "cache off",
-         s.init_seconds * 1e3);
+  const char *eager = getenv("CLAI_EAGER");
+  const int all = eager != NULL && strcmp(eager, "1") == 0;
+  printf("kernels: %u programs, %u built, %u from the cache (%s), start-up %.0f ms%s\n", s.programs,
+         s.programs_built, s.programs_cached, clai_context_cache_dir(ctx) ? clai_context_cache_dir(ctx) : "cache off",
+         s.init_seconds * 1e3, all ? "" : "; the other op families load on first use (CLAI_EAGER=1: all now)");
   clai_context_free(ctx);
   return 0;
 }
@@ -48,6 +52,7 @@ static int cmd_devices(void) {
 static void usage(FILE *f) {
   fprintf(f, "usage: clai devices       list OpenCL devices and the one libclai chooses\n"
              "       clai bench gemm    matmul GFLOP/s on the chosen device (clai bench --help)\n"
+             "       clai tune          tune the matmul kernels for the chosen device (clai tune --help)\n"
              "       clai version       print the library version\n");
 }
 
@@ -58,6 +63,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(argv[1], "devices") == 0) return cmd_devices();
   if (strcmp(argv[1], "bench") == 0) return clai_tool_bench(argc - 2, argv + 2);
+  if (strcmp(argv[1], "tune") == 0) return clai_tool_tune(argc - 2, argv + 2);
   if (strcmp(argv[1], "version") == 0) {
     printf("libclai %s\n", clai_version());
     return 0;

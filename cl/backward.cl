@@ -1,0 +1,45 @@
+/* backward.cl - gradients of the elementwise activations of cl/elementwise.cl.
+ *
+ * grad_x = grad_out * f'(x), where x is the forward *input*. Operands through clai_index (0 = grad_x,
+ * 1 = grad_out, 2 = x), any strided views; f16 is storage only. One work-item per element.
+ * op codes follow enum clai_unary_op. Conventions at kinks follow PyTorch: relu'(0) = 0, abs'(0) = 0. */
+
+inline float clai_dunary(const int op, const float x) {
+  switch (op) {
+  case 0: return -1.0f;                              /* neg */
+  case 1: return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : 0.0f; /* abs: sign(x) */
+  case 2: return exp(x);                             /* exp */
+  case 3: return 1.0f / x;                           /* log */
+  case 4: return 0.5f / sqrt(x);                     /* sqrt */
+  case 5: return x > 0.0f ? 1.0f : 0.0f;             /* relu */
+  case 6: {                                          /* gelu, tanh form: x * s(2u), u = k(x + 0.044715x^3) */
+    const float x2 = x * x;
+    const float s = 1.0f / (1.0f + exp(-1.5957691216057308f * (x + 0.044715f * x2 * x)));
+    return s + x * s * (1.0f - s) * 1.5957691216057308f * (1.0f + 0.134145f * x2);
+  }
+  case 7: {                                          /* silu: s + x s (1 - s) */
+    const float s = 1.0f / (1.0f + exp(-x));
+    return s * (1.0f + x * (1.0f - s));
+  }
+  case 8: {                                          /* sigmoid: s (1 - s) */
+    const float s = 1.0f / (1.0f + exp(-x));
+    return s * (1.0f - s);
+  }
+  default: {                                         /* tanh: 1 - tanh^2 */
+    const float t = tanh(x);
+    return 1.0f - t * t;
+  }
+  }
+}
+
+#define CLAI_UNARY_BWD(SFX, T, LD, ST)                                                                   \
+  __kernel void clai_unary_bwd_##SFX(__global T *gx, __global const T *gy, __global const T *x,        \
+                                     const clai_index ix, const int op) {                              \
+    const long i = get_global_id(0);                                                                   \
+    if (i >= ix.numel) return;                                                                         \
+    long o0, o1, o2;                                                                                   \
+    clai_offsets(&ix, i, &o0, &o1, &o2);                                                               \
+    ST(gx, o0, LD(gy, o1) * clai_dunary(op, LD(x, o2)));                                               \
+  }
+CLAI_UNARY_BWD(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_UNARY_BWD(f16, half, CLAI_LD_F16, CLAI_ST_F16)

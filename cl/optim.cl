@@ -1,0 +1,132 @@
+/* optim.cl - optimizer steps (SGD, Adam/AdamW) and gradient clipping by global norm.
+ *
+ * Layout: every tensor is dense (contiguous) from an element offset; the optimizer state (momentum buffer,
+ * exp_avg, exp_avg_sq) is f32, parameters and gradients are f32 or f16 (loaded into f32, updated in f32
+ * and stored back). Work mapping: one work-item per element, one launch per parameter tensor.
+ *
+ * The global norm is reduced without atomics in a fixed order: clai_sumsq_* gives work-item j of a tensor
+ * one fixed share of its elements (CLAI_PART_RANGE; P depends only on the tensor's size), each
+ * work-item writes one partial sum of squares, and clai_norm_finish adds all partials of all tensors in
+ * a fixed order in one work-group (clai_norm_finish). The scale kernel then reads the clip factor from
+ * device memory, so no host round trip is needed. */
+
+/* PyTorch's SGD: g = grad + wd * p; buf = first ? g : momentum * buf + (1 - dampening) * g;
+ * g = nesterov ? g + momentum * buf : buf; p -= lr * g. With momentum 0 the buffer is not touched. */
+#define CLAI_SGD(SFX, T, LD, ST)                                                                         \
+  __kernel void clai_sgd_##SFX(__global T *param, __global const T *grad, __global float *buf,         \
+                               const long n, const long po, const long go, const long bo, const float lr,  \
+                               const float momentum, const float dampening, const float wd,            \
+                               const int nesterov, const int first) {                                  \
+    const long i = get_global_id(0);                                                                   \
+    if (i >= n) return;                                                                                \
+    const float p = LD(param, po + i);                                                                 \
+    float g = LD(grad, go + i);                                                                        \
+    if (wd != 0.0f) g += wd * p;                                                                       \
+    if (momentum != 0.0f) {                                                                            \
+      float b = first ? g : momentum * buf[bo + i] + (1.0f - dampening) * g;                           \
+      buf[bo + i] = b;                                                                                 \
+      g = nesterov ? g + momentum * b : b;                                                             \
+    }                                                                                                  \
+    ST(param, po + i, p - lr * g);                                                                     \
+  }
+CLAI_SGD(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_SGD(f16, half, CLAI_LD_F16, CLAI_ST_F16)
+
+/* PyTorch's Adam (decoupled 0) and AdamW (decoupled 1), bias corrections precomputed by the host:
+ * step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t).
+ * Adam: g += wd * p. AdamW: p *= 1 - lr * wd. Then m = m + (1 - beta1)(g - m), v = beta2 v + (1 - beta2) g^2,
+ * p -= step_size * m / (sqrt(v) / bc2_sqrt + eps). */
+#define CLAI_ADAM(SFX, T, LD, ST)                                                                        \
+  __kernel void clai_adam_##SFX(__global T *param, __global const T *grad, __global float *m,          \
+                                __global float *v, const long n, const long po, const long go,         \
+                                const long mo, const long vo, const float lr, const float beta1,       \
+                                const float beta2, const float eps, const float wd,                    \
+                                const float step_size, const float bc2_sqrt, const int decoupled) {    \
+    const long i = get_global_id(0);                                                                   \
+    if (i >= n) return;                                                                                \
+    float p = LD(param, po + i);                                                                       \
+    float g = LD(grad, go + i);                                                                        \
+    if (wd != 0.0f) {                                                                                  \
+      if (decoupled)                                                                                   \
+        p *= 1.0f - lr * wd;                                                                           \
+      else                                                                                             \
+        g += wd * p;                                                                                   \
+    }                                                                                                  \
+    float mi = m[mo + i];                                                                              \
+    mi += (1.0f - beta1) * (g - mi);                                                                   \
+    const float vi = beta2 * v[vo + i] + (1.0f - beta2) * g * g;                                       \
+    m[mo + i] = mi;                                                                                    \
+    v[vo + i] = vi;                                                                                    \
+    ST(param, po + i, p - step_size * mi / (sqrt(vi) / bc2_sqrt + eps));                               \
+  }
+CLAI_ADAM(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_ADAM(f16, half, CLAI_LD_F16, CLAI_ST_F16)
+
+/* The elements of partial j of P over n: a contiguous chunk on CPUs (one core streams through it), an
+ * interleaved set j, j + P, ... on GPUs (neighbouring work-items read neighbouring elements). Either way the
+ * grouping and the order of additions depend only on n and P. */
+#if CLAI_CPU
+#define CLAI_PART_RANGE(j, n, P, lo, hi, st)                                                             \
+  const long st = 1, lo = (j) * (((n) + (P) - 1) / (P)), hi = min((long)(n), lo + ((n) + (P) - 1) / (P))
+#else
+#define CLAI_PART_RANGE(j, n, P, lo, hi, st) const long st = (P), lo = (j), hi = (n)
+#endif
+
+/* partial[po + j] = sum of the squares of the elements of partial j (see CLAI_PART_RANGE). */
+#define CLAI_SUMSQ(SFX, T, LD)                                                                           \
+  __kernel void clai_sumsq_##SFX(__global float *partial, __global const T *x, const long n,           \
+                                 const long xo, const long po, const long P) {                         \
+    const long j = get_global_id(0);                                                                   \
+    if (j >= P) return;                                                                                \
+    float s = 0.0f;                                                                                    \
+    CLAI_PART_RANGE(j, n, P, lo, hi, st);                                                              \
+    for (long i = lo; i < hi; i += st) {                                                               \
+      const float a = LD(x, xo + i);                                                                   \
+      s += a * a;                                                                                      \
+    }                                                                                                  \
+    partial[po + j] = s;                                                                               \
+  }
+CLAI_SUMSQ(f32, float, CLAI_LD_F32)
+CLAI_SUMSQ(f16, half, CLAI_LD_F16)
+
+/* Adds the L values of red[] in a fixed tree (the same on every run for a given work-group size) and
+ * leaves the total in red[0]; every work-item of the group must call it. */
+inline void clai_tree_sum(__local float *red, const int lid, const int L) {
+  for (int st = 1; st < L; st <<= 1) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if ((lid & (2 * st - 1)) == 0 && lid + st < L) red[lid] += red[lid + st];
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+/* One work-group (of at most 256; active = 1): work-item lid adds partials lid, lid + L, ... in order, the
+ * group adds those in a fixed tree; norm = sqrt(total); scal[0] = norm, scal[1] = min(1, max_norm /
+ * (norm + 1e-6)); the norm also goes to out[oo] when has_out. */
+__kernel void clai_norm_finish(__global float *scal, __global const float *partial, __global float *out,
+                               const long count, const long oo, const float max_norm, const int has_out,
+                               const int active) {
+  __local float red[256];
+  const int lid = (int)get_local_id(0), L = (int)get_local_size(0);
+  if (get_group_id(0) != 0 || !active) return; /* whole groups leave together */
+  float s = 0.0f;
+  for (long i = lid; i < count; i += L) s += partial[i];
+  red[lid] = s;
+  clai_tree_sum(red, lid, L);
+  if (lid != 0) return;
+  const float norm = sqrt(red[0]);
+  scal[0] = norm;
+  const float c = max_norm / (norm + 1e-6f);
+  scal[1] = c > 1.0f ? 1.0f : c; /* a NaN norm gives a NaN factor, as in PyTorch */
+  if (has_out) out[oo] = norm;
+}
+
+/* x[xo + i] *= scal[1]. */
+#define CLAI_CLIP_SCALE(SFX, T, LD, ST)                                                                  \
+  __kernel void clai_clip_scale_##SFX(__global T *x, __global const float *scal, const long n,         \
+                                      const long xo) {                                                 \
+    const long i = get_global_id(0);                                                                   \
+    if (i >= n) return;                                                                                \
+    ST(x, xo + i, LD(x, xo + i) * scal[1]);                                                            \
+  }
+CLAI_CLIP_SCALE(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_CLIP_SCALE(f16, half, CLAI_LD_F16, CLAI_ST_F16)

@@ -1,0 +1,135 @@
+/* random.cl - counter-based random numbers (Philox4x32-10) and dropout.
+ *
+ * Every value is a pure function of (seed, offset, i), where i is the element's row-major index in the
+ * output's shape: element i takes word i % 4 of the Philox block with counter (g, offset) and key seed,
+ * g = i / 4 (counter words: c0 = low and c1 = high half of g, c2 = low and c3 = high half of offset; key
+ * words: k0 = low and k1 = high half of seed). Nothing depends on the work-group size or on the device,
+ * only the float math that maps words to values (log/cos/sin of the normal) is the device's.
+ *
+ * Work mapping: one work-item per Philox block, i.e. per four consecutive elements; any strided output
+ * (and input, for dropout) through clai_index, so a view's elements get the same numbers a dense tensor of
+ * its shape would.
+ *
+ * Word -> uniform: u = (w >> 8) * 2^-24 in [0, 1) (24 bits, exact in float). Normal: Box-Muller on the
+ * pairs (w0, w1) and (w2, w3): u1 = ((w0 >> 8) + 1) * 2^-24 in (0, 1], u2 = (w1 >> 8) * 2^-24,
+ * r = sqrt(-2 ln u1), element 4g + 0 = r cos(2 pi u2), 4g + 1 = r sin(2 pi u2), the same for the second pair.
+ * Dropout keeps element i when u(i) < 1 - p.
+ *
+ * Contraction of a + d * u into an fma is off (OpenCL C 1.2 section 6.10 allows it by default), so uniform
+ * values and dropout are bit-identical on every device; normal values depend on the device's log, sqrt,
+ * cos and sin (within their OpenCL ulp bounds). */
+#pragma OPENCL FP_CONTRACT OFF
+
+/* One round with key k; the ten rounds are written out (no loop), so compilers that vectorise across
+ * work-items (POCL) see straight-line code. */
+#define CLAI_PHILOX_ROUND(c, k0, k1)                                                                     \
+  do {                                                                                                 \
+    const ulong p0_ = (ulong)0xD2511F53u * c.x, p1_ = (ulong)0xCD9E8D57u * c.z;                         \
+    c = (uint4)((uint)(p1_ >> 32) ^ c.y ^ (k0), (uint)p1_, (uint)(p0_ >> 32) ^ c.w ^ (k1), (uint)p0_);  \
+  } while (0)
+
+inline uint4 clai_philox4x32_10(uint4 c, const uint2 k) {
+  CLAI_PHILOX_ROUND(c, k.x, k.y);
+  CLAI_PHILOX_ROUND(c, k.x + 0x9E3779B9u, k.y + 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 2u * 0x9E3779B9u, k.y + 2u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 3u * 0x9E3779B9u, k.y + 3u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 4u * 0x9E3779B9u, k.y + 4u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 5u * 0x9E3779B9u, k.y + 5u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 6u * 0x9E3779B9u, k.y + 6u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 7u * 0x9E3779B9u, k.y + 7u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 8u * 0x9E3779B9u, k.y + 8u * 0xBB67AE85u);
+  CLAI_PHILOX_ROUND(c, k.x + 9u * 0x9E3779B9u, k.y + 9u * 0xBB67AE85u);
+  return c;
+}
+
+inline uint4 clai_rand_block(const long g, const long seed, const long offset) {
+  const ulong ug = (ulong)g, uo = (ulong)offset, us = (ulong)seed;
+  return clai_philox4x32_10((uint4)((uint)ug, (uint)(ug >> 32), (uint)uo, (uint)(uo >> 32)),
+                            (uint2)((uint)us, (uint)(us >> 32)));
+}
+
+inline float clai_rand_u01(const uint w) { return (float)(w >> 8) * 0x1.0p-24f; }
+
+inline float2 clai_box_muller(const uint w0, const uint w1) {
+  const float u1 = (float)((w0 >> 8) + 1u) * 0x1.0p-24f;
+  const float t = 2.0f * clai_rand_u01(w1); /* the angle in units of pi: exact, no range reduction */
+  const float r = sqrt(-2.0f * log(u1));
+  return (float2)(r * cospi(t), r * sinpi(t));
+}
+
+/* dist 0: uniform, value = a + (b - a) * u. dist 1: normal, value = a + b * z. */
+#define CLAI_RAND(SFX, T, ST)                                                                            \
+  __kernel void clai_rand_##SFX(__global T *out, const clai_index ix, const long seed, const long offset, \
+                                const int dist, const float a, const float b) {                        \
+    const long g = get_global_id(0);                                                                   \
+    const long base = g * 4;                                                                           \
+    if (base >= ix.numel) return;                                                                      \
+    const uint4 w = clai_rand_block(g, seed, offset);                                                  \
+    float v[4];                                                                                        \
+    if (dist == 0) {                                                                                   \
+      const float d = b - a;                                                                           \
+      v[0] = a + d * clai_rand_u01(w.x);                                                               \
+      v[1] = a + d * clai_rand_u01(w.y);                                                               \
+      v[2] = a + d * clai_rand_u01(w.z);                                                               \
+      v[3] = a + d * clai_rand_u01(w.w);                                                               \
+    } else {                                                                                           \
+      const float2 z0 = clai_box_muller(w.x, w.y), z1 = clai_box_muller(w.z, w.w);                     \
+      v[0] = a + b * z0.x;                                                                             \
+      v[1] = a + b * z0.y;                                                                             \
+      v[2] = a + b * z1.x;                                                                             \
+      v[3] = a + b * z1.y;                                                                             \
+    }                                                                                                  \
+    if (ix.ndim == 1 && ix.stride[0][0] == 1 && base + 4 <= ix.numel) { /* dense: no index math */   \
+      const long o = ix.offset[0] + base;                                                              \
+      ST(out, o, v[0]);                                                                                \
+      ST(out, o + 1, v[1]);                                                                            \
+      ST(out, o + 2, v[2]);                                                                            \
+      ST(out, o + 3, v[3]);                                                                            \
+      return;                                                                                          \
+    }                                                                                                  \
+    for (int j = 0; j < 4 && base + j < ix.numel; j++) {                                               \
+      long o, unused1, unused2;                                                                        \
+      clai_offsets(&ix, base + j, &o, &unused1, &unused2);                                             \
+      ST(out, o, v[j]);                                                                                \
+    }                                                                                                  \
+  }
+CLAI_RAND(f32, float, CLAI_ST_F32)
+CLAI_RAND(f16, half, CLAI_ST_F16)
+
+/* out = x * m, m = keep ? scale : 0 (so NaN and infinity in x propagate as x * 0 does); the mask, when
+ * has_mask, receives m. Operands in ix: 0 = out, 1 = x, 2 = mask. q = 1 - p. */
+#define CLAI_DROPOUT(SFX, T, LD, ST)                                                                     \
+  __kernel void clai_dropout_##SFX(__global T *out, __global const T *x, __global T *mask,             \
+                                   const clai_index ix, const long seed, const long offset,            \
+                                   const float q, const float scale, const int has_mask) {             \
+    const long g = get_global_id(0);                                                                   \
+    const long base = g * 4;                                                                           \
+    if (base >= ix.numel) return;                                                                      \
+    const uint4 w = clai_rand_block(g, seed, offset);                                                  \
+    const float m0 = clai_rand_u01(w.x) < q ? scale : 0.0f, m1 = clai_rand_u01(w.y) < q ? scale : 0.0f; \
+    const float m2 = clai_rand_u01(w.z) < q ? scale : 0.0f, m3 = clai_rand_u01(w.w) < q ? scale : 0.0f; \
+    if (ix.ndim == 1 && ix.stride[0][0] == 1 && ix.stride[1][0] == 1 &&                                \
+        (!has_mask || ix.stride[2][0] == 1) && base + 4 <= ix.numel) { /* dense: no index math */      \
+      const long oo = ix.offset[0] + base, ox = ix.offset[1] + base, om = ix.offset[2] + base;         \
+      ST(out, oo, LD(x, ox) * m0);                                                                     \
+      ST(out, oo + 1, LD(x, ox + 1) * m1);                                                             \
+      ST(out, oo + 2, LD(x, ox + 2) * m2);                                                             \
+      ST(out, oo + 3, LD(x, ox + 3) * m3);                                                             \
+      if (has_mask) {                                                                                  \
+        ST(mask, om, m0);                                                                              \
+        ST(mask, om + 1, m1);                                                                          \
+        ST(mask, om + 2, m2);                                                                          \
+        ST(mask, om + 3, m3);                                                                          \
+      }                                                                                                \
+      return;                                                                                          \
+    }                                                                                                  \
+    const float ms[4] = {m0, m1, m2, m3};                                                              \
+    for (int j = 0; j < 4 && base + j < ix.numel; j++) {                                               \
+      long oo, ox, om;                                                                                 \
+      clai_offsets(&ix, base + j, &oo, &ox, &om);                                                      \
+      ST(out, oo, LD(x, ox) * ms[j]);                                                                  \
+      if (has_mask) ST(mask, om, ms[j]);                                                               \
+    }                                                                                                  \
+  }
+CLAI_DROPOUT(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_DROPOUT(f16, half, CLAI_LD_F16, CLAI_ST_F16)

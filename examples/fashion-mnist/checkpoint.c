@@ -1,0 +1,222 @@
+/* checkpoint.c - file layout (little-endian):
+ *   "CLAICKP1"                      magic and version
+ *   meta: model[16], seed u64, epoch i64, step i64, batch i64
+ *   u32 count, then per tensor: u32 name length, name, u32 ndim, i64 shape[ndim], f32 data[numel]
+ *   u64 checksum (FNV-1a over every byte before it) */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAGIC "CLAICKP1"
+
+typedef struct wbuf {
+  unsigned char *p;
+  size_t len, cap;
+  int oom;
+} wbuf;
+
+static void put(wbuf *b, const void *data, size_t n) {
+  if (b->oom) return;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n) cap *= 2;
+    unsigned char *p = realloc(b->p, cap);
+    if (p == NULL) {
+      b->oom = 1;
+      return;
+    }
+    b->p = p, b->cap = cap;
+  }
+  memcpy(b->p + b->len, data, n);
+  b->len += n;
+}
+
+static uint64_t fnv1a(const unsigned char *p, size_t n) {
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+int ckpt_save(clai_context *ctx, const char *path, const ckpt_meta *meta, const ckpt_entry *e, int n, char *err,
+              size_t errsize) {
+  wbuf b = {0};
+  put(&b, MAGIC, 8);
+  put(&b, meta->model, sizeof meta->model);
+  put(&b, &meta->seed, 8), put(&b, &meta->epoch, 8), put(&b, &meta->step, 8), put(&b, &meta->batch, 8);
+  uint32_t count = (uint32_t)n;
+  put(&b, &count, 4);
+  for (int i = 0; i < n; i++) {
+    uint32_t nl = (uint32_t)strlen(e[i].name), nd = (uint32_t)clai_tensor_ndim(e[i].t);
+    put(&b, &nl, 4), put(&b, e[i].name, nl), put(&b, &nd, 4);
+    for (uint32_t d = 0; d < nd; d++) {
+      int64_t s = clai_tensor_dim(e[i].t, (int)d);
+      put(&b, &s, 8);
+    }
+    size_t bytes = (size_t)clai_tensor_numel(e[i].t) * 4;
+    if (b.oom) break;
+    unsigned char *tmp = malloc(bytes ? bytes : 1);
+    if (tmp == NULL) {
+      b.oom = 1;
+      break;
+    }
+    clai_status st = clai_tensor_read(e[i].t, tmp, bytes);
+    if (st != CLAI_OK) {
+      snprintf(err, errsize, "reading %s: %s", e[i].name, clai_errmsg(ctx));
+      free(tmp), free(b.p);
+      return -1;
+    }
+    put(&b, tmp, bytes);
+    free(tmp);
+  }
+  uint64_t sum = fnv1a(b.p, b.len);
+  put(&b, &sum, 8);
+  if (b.oom) {
+    snprintf(err, errsize, "out of memory building the checkpoint");
+    free(b.p);
+    return -1;
+  }
+  size_t pl = strlen(path);
+  char *tmpl = malloc(pl + 16);
+  if (tmpl == NULL) {
+    free(b.p);
+    snprintf(err, errsize, "out of memory");
+    return -1;
+  }
+  snprintf(tmpl, pl + 16, "%s.tmp.XXXXXX", path);
+  int fd = mkstemp(tmpl);
+  int rc = -1;
+  if (fd < 0) {
+    snprintf(err, errsize, "%s: %s", tmpl, strerror(errno));
+    goto done;
+  }
+  size_t off = 0;
+  while (off < b.len) {
+    ssize_t w = write(fd, b.p + off, b.len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      snprintf(err, errsize, "writing %s: %s", tmpl, strerror(errno));
+      break;
+    }
+    off += (size_t)w;
+  }
+  if (off == b.len && fsync(fd) != 0) snprintf(err, errsize, "fsync %s: %s", tmpl, strerror(errno));
+  else if (off == b.len) rc = 0;
+  close(fd);
+  if (rc == 0 && rename(tmpl, path) != 0) {
+    snprintf(err, errsize, "rename %s -> %s: %s", tmpl, path, strerror(errno));
+    rc = -1;
+  }
+  if (rc != 0) unlink(tmpl);
+done:
+  free(tmpl);
+  free(b.p);
+  return rc;
+}
+
+/* A bounds-checked reader over the file's bytes. */
+typedef struct rbuf {
+  const unsigned char *p;
+  size_t len, pos;
+} rbuf;
+
+static int take(rbuf *r, void *out, size_t n) {
+  if (r->len - r->pos < n) return -1;
+  if (out != NULL) memcpy(out, r->p + r->pos, n);
+  r->pos += n;
+  return 0;
+}
+
+int ckpt_load(clai_context *ctx, const char *path, ckpt_meta *meta, const ckpt_entry *e, int n, char *err,
+              size_t errsize) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    if (errno == ENOENT) return 1;
+    snprintf(err, errsize, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  unsigned char *data = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len == cap) {
+      cap = cap ? cap * 2 : 1 << 20;
+      unsigned char *p = realloc(data, cap);
+      if (p == NULL) {
+        free(data), fclose(f);
+        snprintf(err, errsize, "%s: out of memory", path);
+        return -1;
+      }
+      data = p;
+    }
+    size_t got = fread(data + len, 1, cap - len, f);
+    len += got;
+    if (got == 0) break;
+  }
+  fclose(f);
+  int rc = -1;
+  uint64_t sum;
+  if (len < 8 + 16 + 32 + 4 + 8 || memcmp(data, MAGIC, 8) != 0) {
+    snprintf(err, errsize, "%s: not a libclai checkpoint (or an older format)", path);
+    goto done;
+  }
+  memcpy(&sum, data + len - 8, 8);
+  if (fnv1a(data, len - 8) != sum) {
+    snprintf(err, errsize, "%s: checksum mismatch (a damaged or truncated checkpoint)", path);
+    goto done;
+  }
+  rbuf r = {data, len - 8, 8};
+  ckpt_meta m;
+  memset(&m, 0, sizeof m);
+  uint32_t count = 0;
+  take(&r, m.model, sizeof m.model);
+  m.model[sizeof m.model - 1] = '\0';
+  take(&r, &m.seed, 8), take(&r, &m.epoch, 8), take(&r, &m.step, 8), take(&r, &m.batch, 8);
+  if (take(&r, &count, 4) != 0 || count != (uint32_t)n) {
+    snprintf(err, errsize, "%s: holds %u tensors, this model has %d", path, count, n);
+    goto done;
+  }
+  /* First pass: every name, shape and length must match before anything is written. */
+  size_t start = r.pos;
+  for (int pass = 0; pass < 2; pass++) {
+    r.pos = start;
+    for (int i = 0; i < n; i++) {
+      uint32_t nl = 0, nd = 0;
+      char name[64];
+      if (take(&r, &nl, 4) != 0 || nl >= sizeof name || take(&r, name, nl) != 0) goto truncated;
+      name[nl] = '\0';
+      if (strcmp(name, e[i].name) != 0) {
+        snprintf(err, errsize, "%s: tensor %d is '%s', expected '%s'", path, i, name, e[i].name);
+        goto done;
+      }
+      if (take(&r, &nd, 4) != 0 || nd != (uint32_t)clai_tensor_ndim(e[i].t)) goto mismatch;
+      for (uint32_t d = 0; d < nd; d++) {
+        int64_t s;
+        if (take(&r, &s, 8) != 0) goto truncated;
+        if (s != clai_tensor_dim(e[i].t, (int)d)) goto mismatch;
+      }
+      size_t bytes = (size_t)clai_tensor_numel(e[i].t) * 4;
+      if (r.len - r.pos < bytes) goto truncated;
+      if (pass == 1 && clai_tensor_write(e[i].t, r.p + r.pos, bytes) != CLAI_OK) {
+        snprintf(err, errsize, "%s: writing %s: %s", path, e[i].name, clai_errmsg(ctx));
+        goto done;
+      }
+      r.pos += bytes;
+      continue;
+    mismatch:
+      snprintf(err, errsize, "%s: tensor '%s' has another shape than this model's", path, e[i].name);
+      goto done;
+    }
+    if (r.pos != r.len) goto truncated;
+  }
+  *meta = m;
+  rc = 0;
+  goto done;
+truncated:
+  snprintf(err, errsize, "%s: malformed (lengths do not add up)", path);
+done:
+  free(data);
+  return rc;
+}

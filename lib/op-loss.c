@@ -1,0 +1,217 @@
+/* op-loss.c - softmax cross-entropy over integer labels and mean squared error (cl/loss.cl). The mean is
+ * reduced in a fixed order (partial sums whose layout depends on the size and the device class alone, then one
+ * work-group), never with atomics. The finishing kernels run as one work-group: a global size of 1 is
+ * rounded up to the local size (local_1d, at most 256) by clai__launch. */
+#include <math.h>
+
+#include "internal.h"
+
+/* Partial sums: on CPUs few long chunks, on GPUs many short ones (see op-optim.c). */
+#define LOSS_CHUNK_CPU 2048
+#define LOSS_MAX_PARTIALS_CPU 1024
+#define LOSS_CHUNK_GPU 256
+#define LOSS_MAX_PARTIALS_GPU 65536
+/* On GPUs, rows at least this long get a work-group each (clai_xent_rows_wg_*), so that neighbouring
+ * work-items read neighbouring logits; shorter rows, and every row on CPUs (where POCL runs one work-item
+ * per row faster: measured 2x at [8192, 1000] and [128, 32000]), get one work-item each. */
+#define XENT_WG_MIN_C 128
+
+static int64_t partials_for(const clai_context *ctx, int64_t n) {
+  int64_t chunk = ctx->caps.is_cpu ? LOSS_CHUNK_CPU : LOSS_CHUNK_GPU;
+  int64_t most = ctx->caps.is_cpu ? LOSS_MAX_PARTIALS_CPU : LOSS_MAX_PARTIALS_GPU;
+  int64_t p = (n + chunk - 1) / chunk;
+  return p < 1 ? 1 : p > most ? most : p;
+}
+
+static clai_status check_loss_out(clai_context *ctx, const char *fn, const clai_tensor *loss) {
+  clai_status s = clai__check_tensor(ctx, loss, fn, "loss");
+  if (s != CLAI_OK) return s;
+  if (loss->dtype != CLAI_DTYPE_F32 || clai_tensor_numel(loss) != 1)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: loss must be one f32 element (it is %s with %lld elements)", fn,
+                       clai_dtype_name(loss->dtype), (long long)clai_tensor_numel(loss));
+  return CLAI_OK;
+}
+
+static int same_shape(const clai_tensor *a, const clai_tensor *b) {
+  if (a->ndim != b->ndim) return 0;
+  for (int i = 0; i < a->ndim; i++)
+    if (a->shape[i] != b->shape[i]) return 0;
+  return 1;
+}
+
+/* grad may be the very same elements as an input (same offset and strides), or not overlap it at all. */
+static int alias_ok(const clai_tensor *out, const clai_tensor *in) {
+  if (!clai__tensors_overlap(out, in)) return 1;
+  if (in->offset != out->offset) return 0;
+  for (int i = 0; i < out->ndim; i++)
+    if (out->shape[i] != 1 && in->strides[i] != out->strides[i]) return 0;
+  return 1;
+}
+
+/* Adds the n f32 values of the dense tensor `vals` into loss, times scal[0] (scal != NULL) or scale. */
+static clai_status sum_into(clai_context *ctx, clai_tensor *loss, const clai_tensor *vals, int64_t n,
+                            const clai_tensor *scal, float scale) {
+  const cl_long P = partials_for(ctx, n), cn = n, oo = loss->offset;
+  clai_tensor *part = NULL;
+  int64_t shp = P;
+  clai_status s = clai_tensor_init(ctx, &part, CLAI_DTYPE_F32, 1, &shp);
+  size_t global = (size_t)P, one = 1;
+  if (s == CLAI_OK)
+    s = clai__launch(ctx, CLAI__K_LOSS_PARTIAL, &global, 4, CLAI__ARG(part->buf->mem), CLAI__ARG(vals->buf->mem),
+                     CLAI__ARG(cn), CLAI__ARG(P));
+  if (s == CLAI_OK) {
+    const cl_float sc = scale;
+    const cl_int use_scal = scal != NULL, active = 1;
+    cl_mem sm = scal != NULL ? scal->buf->mem : part->buf->mem;
+    s = clai__launch(ctx, CLAI__K_LOSS_FINISH, &one, 8, CLAI__ARG(loss->buf->mem), CLAI__ARG(part->buf->mem),
+                     CLAI__ARG(sm), CLAI__ARG(P), CLAI__ARG(oo), CLAI__ARG(sc), CLAI__ARG(use_scal), CLAI__ARG(active));
+  }
+  clai_tensor_free(part); /* the in-order queue orders any reuse after the kernels */
+  return s;
+}
+
+clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,
+                                     const clai_tensor *logits, const clai_tensor *labels, int ignore_index,
+                                     int kernel_choice) {
+  const char *fn = "clai_loss_cross_entropy";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status s = check_loss_out(ctx, fn, loss);
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, logits, fn, "logits");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, labels, fn, "labels");
+  if (s == CLAI_OK && grad != NULL) s = clai__check_tensor(ctx, grad, fn, "grad");
+  if (s != CLAI_OK) return s;
+  char a[160], b[160];
+  if (logits->ndim != 2)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: logits must be [N, C], got %s", fn,
+                       clai__shape_str(logits->ndim, logits->shape, a, sizeof a));
+  if (logits->dtype != CLAI_DTYPE_F32 && logits->dtype != CLAI_DTYPE_F16)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: logits are %s; f32 or f16 expected", fn, clai_dtype_name(logits->dtype));
+  if (labels->dtype != CLAI_DTYPE_I32)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: labels are %s; i32 expected", fn, clai_dtype_name(labels->dtype));
+  const int64_t N = logits->shape[0], C = logits->shape[1];
+  if (labels->ndim != 1 || labels->shape[0] != N)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: labels %s do not match logits %s (labels must be [N])", fn,
+                       clai__shape_str(labels->ndim, labels->shape, a, sizeof a),
+                       clai__shape_str(logits->ndim, logits->shape, b, sizeof b));
+  if (grad != NULL) {
+    if (!same_shape(grad, logits))
+      return clai__error(ctx, CLAI_E_SHAPE, "%s: grad %s and logits %s differ in shape", fn,
+                         clai__shape_str(grad->ndim, grad->shape, a, sizeof a),
+                         clai__shape_str(logits->ndim, logits->shape, b, sizeof b));
+    if (grad->dtype != logits->dtype)
+      return clai__error(ctx, CLAI_E_DTYPE, "%s: grad is %s, logits %s; they must match", fn,
+                         clai_dtype_name(grad->dtype), clai_dtype_name(logits->dtype));
+    for (int i = 0; i < 2; i++)
+      if (grad->shape[i] > 1 && grad->strides[i] == 0)
+        return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad is a broadcast view (a stride of 0)", fn);
+    if (!alias_ok(grad, logits))
+      return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps logits other than element for element", fn);
+    if (clai__tensors_overlap(grad, labels) || clai__tensors_overlap(grad, loss))
+      return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps labels or loss", fn);
+  }
+  if (clai__tensors_overlap(loss, logits) || clai__tensors_overlap(loss, labels))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: loss overlaps logits or labels", fn);
+  if (N == 0) return clai_fill(ctx, loss, NAN); /* the mean of nothing, as PyTorch */
+  const cl_long P = partials_for(ctx, N), cn = N, cc = C, ls = labels->strides[0], lo = labels->offset;
+  const cl_long xs0 = logits->strides[0], xs1 = logits->strides[1], xo = logits->offset;
+  const cl_long gs0 = grad != NULL ? grad->strides[0] : 0, gs1 = grad != NULL ? grad->strides[1] : 0;
+  const cl_long go = grad != NULL ? grad->offset : 0;
+  const cl_int ign = ignore_index, has_grad = grad != NULL, active = 1;
+  clai_tensor *cnt = NULL, *scal = NULL, *rows = NULL;
+  int64_t sp = P, one1 = 1, sn = N;
+  s = clai_tensor_init(ctx, &cnt, CLAI_DTYPE_I32, 1, &sp);
+  if (s == CLAI_OK) s = clai_tensor_init(ctx, &scal, CLAI_DTYPE_F32, 1, &one1);
+  if (s == CLAI_OK) s = clai_tensor_init(ctx, &rows, CLAI_DTYPE_F32, 1, &sn);
+  size_t gp = (size_t)P, one = 1, gn = (size_t)N;
+  if (s == CLAI_OK)
+    s = clai__launch(ctx, CLAI__K_XENT_COUNT, &gp, 7, CLAI__ARG(cnt->buf->mem), CLAI__ARG(labels->buf->mem),
+                     CLAI__ARG(cn), CLAI__ARG(ls), CLAI__ARG(lo), CLAI__ARG(ign), CLAI__ARG(P));
+  if (s == CLAI_OK)
+    s = clai__launch(ctx, CLAI__K_XENT_INV, &one, 4, CLAI__ARG(scal->buf->mem), CLAI__ARG(cnt->buf->mem), CLAI__ARG(P),
+                     CLAI__ARG(active));
+  if (s == CLAI_OK) {
+    int k = logits->dtype == CLAI_DTYPE_F32 ? CLAI__K_XENT_ROWS_F32 : CLAI__K_XENT_ROWS_F16;
+    int wg = kernel_choice == 2 || (kernel_choice == 0 && !ctx->caps.is_cpu && C >= XENT_WG_MIN_C);
+    if (ctx->klocal[CLAI__K_XENT_ROWS_WG_F32][0] > 256) wg = 0; /* the kernel's local arrays hold 256 */
+    if (wg) {
+      k = logits->dtype == CLAI_DTYPE_F32 ? CLAI__K_XENT_ROWS_WG_F32 : CLAI__K_XENT_ROWS_WG_F16;
+      gn = (size_t)N * ctx->klocal[k][0];
+    }
+    cl_mem gm = grad != NULL ? grad->buf->mem : rows->buf->mem; /* not written when has_grad is 0 */
+    s = clai__launch(ctx, k, &gn, 17, CLAI__ARG(rows->buf->mem), CLAI__ARG(gm), CLAI__ARG(logits->buf->mem),
+                     CLAI__ARG(labels->buf->mem), CLAI__ARG(scal->buf->mem), CLAI__ARG(cn), CLAI__ARG(cc),
+                     CLAI__ARG(xs0), CLAI__ARG(xs1), CLAI__ARG(xo), CLAI__ARG(ls), CLAI__ARG(lo), CLAI__ARG(gs0),
+                     CLAI__ARG(gs1), CLAI__ARG(go), CLAI__ARG(ign), CLAI__ARG(has_grad));
+  }
+  if (s == CLAI_OK) s = sum_into(ctx, loss, rows, N, scal, 1.0f);
+  clai_tensor_free(rows);
+  clai_tensor_free(scal);
+  clai_tensor_free(cnt);
+  return s;
+}
+
+clai_status clai_loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad, const clai_tensor *logits,
+                                    const clai_tensor *labels, int ignore_index) {
+  return clai__loss_cross_entropy(ctx, loss, grad, logits, labels, ignore_index, 0);
+}
+
+clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *grad, const clai_tensor *x,
+                          const clai_tensor *y) {
+  const char *fn = "clai_loss_mse";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status s = check_loss_out(ctx, fn, loss);
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, y, fn, "y");
+  if (s == CLAI_OK && grad != NULL) s = clai__check_tensor(ctx, grad, fn, "grad");
+  if (s != CLAI_OK) return s;
+  char a[160], b[160];
+  if (x->dtype != CLAI_DTYPE_F32 && x->dtype != CLAI_DTYPE_F16)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: x is %s; f32 or f16 expected", fn, clai_dtype_name(x->dtype));
+  if (y->dtype != x->dtype || (grad != NULL && grad->dtype != x->dtype))
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: dtypes differ (x %s, y %s, grad %s)", fn, clai_dtype_name(x->dtype),
+                       clai_dtype_name(y->dtype), grad != NULL ? clai_dtype_name(grad->dtype) : "none");
+  if (!same_shape(x, y) || (grad != NULL && !same_shape(x, grad))) {
+    const clai_tensor *bad = !same_shape(x, y) ? y : grad;
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: x %s and %s %s differ in shape", fn,
+                       clai__shape_str(x->ndim, x->shape, a, sizeof a), bad == y ? "y" : "grad",
+                       clai__shape_str(bad->ndim, bad->shape, b, sizeof b));
+  }
+  if (grad != NULL) {
+    for (int i = 0; i < grad->ndim; i++)
+      if (grad->shape[i] > 1 && grad->strides[i] == 0)
+        return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad is a broadcast view (a stride of 0)", fn);
+    if (!alias_ok(grad, x) || !alias_ok(grad, y))
+      return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps x or y other than element for element", fn);
+    if (clai__tensors_overlap(grad, loss)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps loss", fn);
+  }
+  if (clai__tensors_overlap(loss, x) || clai__tensors_overlap(loss, y))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: loss overlaps x or y", fn);
+  const int64_t n = clai_tensor_numel(x);
+  if (n == 0) return clai_fill(ctx, loss, NAN);
+  clai__index ix;
+  const clai_tensor *ops[3] = {x, y, grad};
+  clai__index_build(&ix, grad != NULL ? 3 : 2, ops);
+  const cl_long P = partials_for(ctx, n);
+  const cl_float gscale = (float)(2.0 / (double)n);
+  const cl_int has_grad = grad != NULL, active = 1;
+  clai_tensor *part = NULL;
+  int64_t sp = P;
+  s = clai_tensor_init(ctx, &part, CLAI_DTYPE_F32, 1, &sp);
+  size_t gp = (size_t)P, one = 1;
+  if (s == CLAI_OK) {
+    int k = x->dtype == CLAI_DTYPE_F32 ? CLAI__K_MSE_F32 : CLAI__K_MSE_F16;
+    cl_mem gm = grad != NULL ? grad->buf->mem : part->buf->mem;
+    s = clai__launch(ctx, k, &gp, 8, CLAI__ARG(part->buf->mem), CLAI__ARG(gm), CLAI__ARG(x->buf->mem),
+                     CLAI__ARG(y->buf->mem), CLAI__ARG(ix), CLAI__ARG(P), CLAI__ARG(gscale), CLAI__ARG(has_grad));
+  }
+  if (s == CLAI_OK) {
+    const cl_long oo = loss->offset;
+    const cl_float sc = (float)(1.0 / (double)n);
+    const cl_int use_scal = 0;
+    s = clai__launch(ctx, CLAI__K_LOSS_FINISH, &one, 8, CLAI__ARG(loss->buf->mem), CLAI__ARG(part->buf->mem),
+                     CLAI__ARG(part->buf->mem), CLAI__ARG(P), CLAI__ARG(oo), CLAI__ARG(sc), CLAI__ARG(use_scal),
+                     CLAI__ARG(active));
+  }
+  clai_tensor_free(part);
+  return s;
+}

@@ -1,0 +1,212 @@
+/* test-tune - clai_tune: the search checks every candidate of a family's parameter space against a double
+ * reference (a candidate that computed wrongly would fail the call), stores the winner in the cache
+ * directory, and a later context on the same device uses it ("(tuned)" in clai_matmul_describe) and still
+ * computes correctly. A damaged or invalid entry and CLAI_TUNE=0 leave the built-in defaults. Runs the
+ * search for the packed family (POCL's default) and, forced, for the gpu and generic families, so every
+ * parameter set that tuning can select is exercised on this machine. */
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+static char base[1024];
+static int counter;
+
+static void fresh_dir(char *dir, size_t cap) {
+  snprintf(dir, cap, "%s/t%d", base, counter++);
+  assert_int_equal(mkdir(dir, 0700), 0);
+}
+
+static clai_context *open_ctx(const char *dir) {
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  p.cache_dir = dir;
+  p.cache = 1;
+  char err[4096];
+  clai_context *ctx = NULL;
+  clai_status st = clai_context_init_ex(&ctx, &p, err, sizeof err);
+  if (st != CLAI_OK) fail_msg("init: %s: %s", clai_status_name(st), err);
+  return ctx;
+}
+
+static void describe(clai_context *ctx, char *buf, size_t cap) {
+  const int64_t s[2] = {64, 64};
+  clai_tensor *a, *b, *c;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &a, CLAI_DTYPE_F32, 2, s));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &b, CLAI_DTYPE_F32, 2, s));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &c, CLAI_DTYPE_F32, 2, s));
+  CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, buf, cap));
+  clai_tensor_free(a), clai_tensor_free(b), clai_tensor_free(c);
+}
+
+/* A 37 x 45 x 131 product with bias and relu against a double reference. */
+static void check_product(clai_context *ctx) {
+  enum { M = 37, N = 45, K = 131 };
+  static float a[M * K], b[K * N], bias[N], c[M * N];
+  clait_rng r = {42};
+  for (int i = 0; i < M * K; i++) a[i] = (float)clait_uniform(&r, -1, 1);
+  for (int i = 0; i < K * N; i++) b[i] = (float)clait_uniform(&r, -1, 1);
+  for (int i = 0; i < N; i++) bias[i] = (float)clait_uniform(&r, -1, 1);
+  const int64_t sa[2] = {M, K}, sb[2] = {K, N}, sc[2] = {M, N}, sn[1] = {N};
+  clai_tensor *ta, *tb, *tc, *tbias;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &ta, CLAI_DTYPE_F32, 2, sa));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &tb, CLAI_DTYPE_F32, 2, sb));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &tc, CLAI_DTYPE_F32, 2, sc));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &tbias, CLAI_DTYPE_F32, 1, sn));
+  CLAIT_OK(ctx, clai_tensor_write(ta, a, sizeof a));
+  CLAIT_OK(ctx, clai_tensor_write(tb, b, sizeof b));
+  CLAIT_OK(ctx, clai_tensor_write(tbias, bias, sizeof bias));
+  clai_matmul_epilogue ep = {tbias, CLAI_ACT_RELU};
+  CLAIT_OK(ctx, clai_matmul_ex(ctx, tc, ta, 0, tb, 0, 1.0f, 0.0f, &ep));
+  CLAIT_OK(ctx, clai_tensor_read(tc, c, sizeof c));
+  for (int m = 0; m < M; m++)
+    for (int n = 0; n < N; n++) {
+      double s = bias[n];
+      for (int k = 0; k < K; k++) s += (double)a[m * K + k] * b[k * N + n];
+      s = s > 0 ? s : 0;
+      if (!(fabs(c[m * N + n] - s) <= 1e-4 + 1e-4 * fabs(s))) fail_msg("(%d, %d): %g, expected %g", m, n, c[m * N + n], s);
+    }
+  clai_tensor_free(ta), clai_tensor_free(tb), clai_tensor_free(tc), clai_tensor_free(tbias);
+}
+
+static int lines;
+static void count_line(void *user, const char *line) {
+  (void)user, (void)line;
+  lines++;
+}
+
+/* Tunes the family CLAI_GEMM names (or the default) into a fresh directory and checks the round trip. */
+static void tune_family(const char *family, const char *prefix) {
+  if (family != NULL) setenv("CLAI_GEMM", family, 1);
+  char dir[1200];
+  fresh_dir(dir, sizeof dir);
+  clai_context *ctx = open_ctx(dir);
+  char before[256], after[256], report[512];
+  describe(ctx, before, sizeof before);
+  assert_null(strstr(before, "(tuned)"));
+  static const int64_t shapes[][3] = {{64, 48, 40}, {5, 96, 64}};
+  clai_tune_params p;
+  memset(&p, 0, sizeof p);
+  p.shapes = shapes;
+  p.nshapes = 2;
+  p.rounds = 1;
+  p.progress = count_line;
+  lines = 0;
+  CLAIT_OK(ctx, clai_tune(ctx, &p, report, sizeof report));
+  assert_true(lines >= 4); /* the start point and at least one value of each parameter */
+  assert_non_null(strstr(report, prefix));
+  /* the tuning context keeps its own kernels, which still work */
+  describe(ctx, after, sizeof after);
+  assert_string_equal(before, after);
+  check_product(ctx);
+  clai_context_free(ctx);
+
+  ctx = open_ctx(dir);
+  describe(ctx, after, sizeof after);
+  if (strstr(after, "(tuned)") == NULL || strncmp(after, prefix, strlen(prefix)) != 0)
+    fail_msg("after tuning: \"%s\"", after);
+  check_product(ctx);
+  clai_context_free(ctx);
+
+  setenv("CLAI_TUNE", "0", 1);
+  ctx = open_ctx(dir);
+  describe(ctx, after, sizeof after);
+  assert_null(strstr(after, "(tuned)"));
+  clai_context_free(ctx);
+  unsetenv("CLAI_TUNE");
+  unsetenv("CLAI_GEMM");
+}
+
+static void test_tune_packed(void **state) {
+  (void)state;
+  tune_family(NULL, "packed");
+}
+static void test_tune_gpu(void **state) {
+  (void)state;
+  tune_family("gpu", "gpu");
+}
+static void test_tune_generic(void **state) {
+  (void)state;
+  tune_family("generic", "generic");
+}
+
+/* Stored values are checked before use: a damaged entry, a value out of range, an unknown name. */
+static void test_bad_entries(void **state) {
+  (void)state;
+  char dir[1200];
+  fresh_dir(dir, sizeof dir);
+  clai_context *ctx = open_ctx(dir);
+  char *key = clai__device_key(ctx, "matmul tuning", 0);
+  assert_non_null(key);
+  static const char *const bodies[] = {"packed.rm=99\n", "packed.rm=6\nwarp.size=32\n", "packed.kb=abc\n",
+                                       "gpu.kb=100000\n", "packed.kb=250\n"};
+  for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+    assert_int_equal(clai__cache_store(dir, key, (const unsigned char *)bodies[i], strlen(bodies[i])), 0);
+    clai_context *c2 = open_ctx(dir);
+    char buf[256];
+    describe(c2, buf, sizeof buf);
+    if (strstr(buf, "(tuned)") != NULL) fail_msg("entry \"%s\" was used: %s", bodies[i], buf);
+    clai_context_stats s;
+    CLAIT_OK(c2, clai_context_stats_get(c2, &s));
+    assert_true(s.cache_rejected >= 1);
+    check_product(c2);
+    clai_context_free(c2);
+  }
+  /* a valid one is used */
+  const char *good = "packed.kb=128\npacked.lx=4\npacked.ly=4\n";
+  assert_int_equal(clai__cache_store(dir, key, (const unsigned char *)good, strlen(good)), 0);
+  clai_context *c2 = open_ctx(dir);
+  char buf[256];
+  describe(c2, buf, sizeof buf);
+  if (strstr(buf, "kb=128") == NULL || strstr(buf, "local=4x4") == NULL || strstr(buf, "(tuned)") == NULL)
+    fail_msg("valid entry not used: %s", buf);
+  check_product(c2);
+  clai_context_free(c2);
+  free(key);
+  clai_context_free(ctx);
+}
+
+static void test_errors(void **state) {
+  (void)state;
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  p.cache = -1;
+  clai_context *ctx = NULL;
+  char err[4096];
+  assert_int_equal(clai_context_init_ex(&ctx, &p, err, sizeof err), CLAI_OK);
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "cache", clai_tune(ctx, NULL, NULL, 0));
+  clai_context_free(ctx);
+  char dir[1200];
+  fresh_dir(dir, sizeof dir);
+  ctx = open_ctx(dir);
+  static const int64_t bad[][3] = {{64, 0, 64}};
+  clai_tune_params tp;
+  memset(&tp, 0, sizeof tp);
+  tp.shapes = bad;
+  tp.nshapes = 1;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "shape 0", clai_tune(ctx, &tp, NULL, 0));
+  tp.nshapes = 0;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "nshapes", clai_tune(ctx, &tp, NULL, 0));
+  assert_int_equal(clai_tune(NULL, NULL, NULL, 0), CLAI_E_INVALID_ARG);
+  check_product(ctx); /* still usable */
+  clai_context_free(ctx);
+}
+
+int main(void) {
+  const char *tmp = getenv("CLAI_TEST_TMP");
+  snprintf(base, sizeof base, "%s/tmp-tune-%d", tmp != NULL ? tmp : "/tmp", (int)getpid());
+  if (mkdir(base, 0700) != 0) {
+    perror(base);
+    return 1;
+  }
+  unsetenv("CLAI_GEMM");
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_bad_entries),
+      cmocka_unit_test(test_tune_packed),
+      cmocka_unit_test(test_tune_gpu),
+      cmocka_unit_test(test_tune_generic),
+  };
+  return CLAIT_MAIN("tune", tests, 1);
+}
