@@ -436,10 +436,8 @@ static void test_gather_errors(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "plus one last dim", clai_gather_rows(ctx, out1, table, index));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "is NULL", clai_gather_rows(ctx, out, NULL, index));
   clai_tensor *tv = NULL;
-  const int64_t vs[2] = {3, 4};
   CLAIT_OK(ctx, clai_tensor_slice(table, &tv, 0, 0, 3, 1));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps", clai_gather_rows(ctx, tv, table, index));
-  (void)vs;
   clai_tensor *list[] = {table, table3, index, findex, out, out16, outbad, out1, tv};
   for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) clai_tensor_free(list[i]);
   check_gather(ctx, &(clait_rng){43}, CLAI_DTYPE_F16, 7, 3, 1, is, 1);
@@ -529,9 +527,8 @@ static void check_where(clai_context *ctx, clait_rng *r, clai_dtype dt, clai_dty
   clai_tensor *to = mk(ctx, dt, ndo, sho);
   CLAIT_OK(ctx, clai_where(ctx, to, tm, ta, tb));
   download(ctx, to, got);
-  /* broadcast positions */
+  /* where output element i reads each (broadcast) input */
   for (size_t i = 0; i < no; i++) {
-    size_t idx[2][3] = {{0}};
     const int nds[3] = {ndm, nda, ndb};
     const int64_t *shs[3] = {shm, sha, shb};
     size_t pos[3];
@@ -548,7 +545,6 @@ static void check_where(clai_context *ctx, clait_rng *r, clai_dtype dt, clai_dty
       }
       pos[k] = o;
     }
-    (void)idx;
     want[i] = m[pos[0]] != 0 ? a[pos[1]] : b[pos[2]];
   }
   char what[80];
