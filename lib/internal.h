@@ -339,6 +339,11 @@ const char *clai__shape_str(int ndim, const int64_t *shape, char *buf, size_t ca
 int clai__tensor_extent(const clai_tensor *t, int64_t *lo, int64_t *hi);
 /* 1 if the element ranges of a and b share buffer and overlap. */
 int clai__tensors_overlap(const clai_tensor *a, const clai_tensor *b);
+/* 1 if an elementwise output may alias the input: no overlap, or element for element (same buffer, offset
+ * and strides, the input's broadcast to out's shape). */
+int clai__alias_ok(const clai_tensor *out, const clai_tensor *in);
+/* 1 if a and b have the same shape. */
+int clai__same_shape(const clai_tensor *a, const clai_tensor *b);
 
 /* ---- launching kernels ---------------------------------------------------------------------------------
  * Sets the arguments given as (size, pointer) pairs, rounds global up to the kernel's local size and
@@ -362,8 +367,6 @@ clai_status clai__clblast_gemm(clai_context *ctx, clai_tensor *c, const clai_ten
 /* ---- op helpers shared by the op files ----------------------------------------------------------------- */
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
 void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg);
-/* 1 if an elementwise output may alias the input: no overlap, or element for element (op-elementwise.c). */
-int clai__alias_ok(const clai_tensor *out, const clai_tensor *in);
 /* clai_loss_cross_entropy with the row kernel chosen: 0 as the device suits, 1 one work-item per row,
  * 2 one work-group per row (so tests reach both on any device). */
 clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,

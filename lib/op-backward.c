@@ -3,22 +3,6 @@
 
 static const char *const names[] = {"neg", "abs", "exp", "log", "sqrt", "relu", "gelu", "silu", "sigmoid", "tanh"};
 
-/* An output may alias an input only element for element (the same test as op-elementwise.c). */
-static int alias_ok(const clai_tensor *out, const clai_tensor *in) {
-  if (!clai__tensors_overlap(out, in)) return 1;
-  if (in->offset != out->offset) return 0;
-  for (int i = 0; i < out->ndim; i++)
-    if (out->shape[i] != 1 && in->strides[i] != out->strides[i]) return 0;
-  return 1;
-}
-
-static int same_shape(const clai_tensor *a, const clai_tensor *b) {
-  if (a->ndim != b->ndim) return 0;
-  for (int i = 0; i < a->ndim; i++)
-    if (a->shape[i] != b->shape[i]) return 0;
-  return 1;
-}
-
 clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor *grad_x, const clai_tensor *grad_out,
                                 const clai_tensor *x) {
   const char *fn = "clai_unary_backward";
@@ -37,8 +21,8 @@ clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor
     return clai__error(ctx, CLAI_E_DTYPE, "%s(%s): dtypes differ (grad_x %s, grad_out %s, x %s)", fn, name,
                        clai_dtype_name(grad_x->dtype), clai_dtype_name(grad_out->dtype), clai_dtype_name(x->dtype));
   char a[160], b[160];
-  if (!same_shape(grad_x, grad_out) || !same_shape(grad_x, x)) {
-    const clai_tensor *bad = !same_shape(grad_x, grad_out) ? grad_out : x;
+  if (!clai__same_shape(grad_x, grad_out) || !clai__same_shape(grad_x, x)) {
+    const clai_tensor *bad = !clai__same_shape(grad_x, grad_out) ? grad_out : x;
     return clai__error(ctx, CLAI_E_SHAPE, "%s(%s): grad_x %s and %s %s differ in shape", fn, name,
                        clai__shape_str(grad_x->ndim, grad_x->shape, a, sizeof a), bad == x ? "x" : "grad_out",
                        clai__shape_str(bad->ndim, bad->shape, b, sizeof b));
@@ -46,7 +30,7 @@ clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor
   for (int i = 0; i < grad_x->ndim; i++)
     if (grad_x->shape[i] > 1 && grad_x->strides[i] == 0)
       return clai__error(ctx, CLAI_E_INVALID_ARG, "%s(%s): grad_x is a broadcast view (a stride of 0)", fn, name);
-  if (!alias_ok(grad_x, grad_out) || !alias_ok(grad_x, x))
+  if (!clai__alias_ok(grad_x, grad_out) || !clai__alias_ok(grad_x, x))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s(%s): grad_x overlaps an input other than element for element",
                        fn, name);
   clai__index ix;

@@ -6,16 +6,6 @@
 static const char *const binary_names[] = {"add", "sub", "mul", "div", "maximum", "minimum"};
 static const char *const unary_names[] = {"neg", "abs", "exp", "log", "sqrt", "relu", "gelu", "silu", "sigmoid", "tanh"};
 
-/* An output may alias an input only element for element: same buffer, offset and (broadcast) strides. */
-static int alias_ok(const clai_tensor *out, const clai_tensor *in) {
-  if (!clai__tensors_overlap(out, in)) return 1;
-  int64_t st[CLAI_MAX_DIMS];
-  if (in->offset != out->offset || !clai__broadcast_strides(in, out->ndim, out->shape, st)) return 0;
-  for (int i = 0; i < out->ndim; i++)
-    if (out->shape[i] != 1 && st[i] != out->strides[i]) return 0;
-  return 1;
-}
-
 static int dense_same(const clai_tensor *out, const clai_tensor *in) {
   if (!clai_tensor_is_contiguous(in) || in->ndim > out->ndim) return 0;
   if (clai_tensor_numel(in) != clai_tensor_numel(out)) return 0;
@@ -43,7 +33,7 @@ clai_status clai_binary(clai_context *ctx, clai_binary_op op, clai_tensor *out, 
     return clai__error(ctx, CLAI_E_SHAPE, "%s(%s): a %s and b %s do not broadcast to out %s", fn, name,
                        clai__shape_str(a->ndim, a->shape, x, sizeof x), clai__shape_str(b->ndim, b->shape, y, sizeof y),
                        clai__shape_str(out->ndim, out->shape, z, sizeof z));
-  if (!alias_ok(out, a) || !alias_ok(out, b))
+  if (!clai__alias_ok(out, a) || !clai__alias_ok(out, b))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s(%s): out overlaps an input other than element for element", fn, name);
   const cl_int cop = (cl_int)op;
   if (out->dtype == CLAI_DTYPE_F32 && clai_tensor_is_contiguous(out) && dense_same(out, a) && dense_same(out, b)) {
@@ -78,7 +68,7 @@ static clai_status unary(clai_context *ctx, const char *fn, const char *name, in
   if (x->ndim != out->ndim) goto shape_error;
   for (int i = 0; i < x->ndim; i++)
     if (x->shape[i] != out->shape[i]) goto shape_error;
-  if (!alias_ok(out, x))
+  if (!clai__alias_ok(out, x))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s(%s): out overlaps x other than element for element", fn, name);
   const cl_int cop = op;
   const cl_float al = alpha, be = beta;
@@ -119,4 +109,3 @@ clai_status clai_add_scalar(clai_context *ctx, clai_tensor *out, const clai_tens
   return clai_affine(ctx, out, x, 1.0f, beta);
 }
 
-int clai__alias_ok(const clai_tensor *out, const clai_tensor *in) { return alias_ok(out, in); }

@@ -32,22 +32,6 @@ static clai_status check_loss_out(clai_context *ctx, const char *fn, const clai_
   return CLAI_OK;
 }
 
-static int same_shape(const clai_tensor *a, const clai_tensor *b) {
-  if (a->ndim != b->ndim) return 0;
-  for (int i = 0; i < a->ndim; i++)
-    if (a->shape[i] != b->shape[i]) return 0;
-  return 1;
-}
-
-/* grad may be the very same elements as an input (same offset and strides), or not overlap it at all. */
-static int alias_ok(const clai_tensor *out, const clai_tensor *in) {
-  if (!clai__tensors_overlap(out, in)) return 1;
-  if (in->offset != out->offset) return 0;
-  for (int i = 0; i < out->ndim; i++)
-    if (out->shape[i] != 1 && in->strides[i] != out->strides[i]) return 0;
-  return 1;
-}
-
 /* Adds the n f32 values of the dense tensor `vals` into loss, times scal[0] (scal != NULL) or scale. */
 static clai_status sum_into(clai_context *ctx, clai_tensor *loss, const clai_tensor *vals, int64_t n,
                             const clai_tensor *scal, float scale) {
@@ -94,7 +78,7 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
                        clai__shape_str(labels->ndim, labels->shape, a, sizeof a),
                        clai__shape_str(logits->ndim, logits->shape, b, sizeof b));
   if (grad != NULL) {
-    if (!same_shape(grad, logits))
+    if (!clai__same_shape(grad, logits))
       return clai__error(ctx, CLAI_E_SHAPE, "%s: grad %s and logits %s differ in shape", fn,
                          clai__shape_str(grad->ndim, grad->shape, a, sizeof a),
                          clai__shape_str(logits->ndim, logits->shape, b, sizeof b));
@@ -104,7 +88,7 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
     for (int i = 0; i < 2; i++)
       if (grad->shape[i] > 1 && grad->strides[i] == 0)
         return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad is a broadcast view (a stride of 0)", fn);
-    if (!alias_ok(grad, logits))
+    if (!clai__alias_ok(grad, logits))
       return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps logits other than element for element", fn);
     if (clai__tensors_overlap(grad, labels) || clai__tensors_overlap(grad, loss))
       return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps labels or loss", fn);
@@ -170,8 +154,8 @@ clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *gra
   if (y->dtype != x->dtype || (grad != NULL && grad->dtype != x->dtype))
     return clai__error(ctx, CLAI_E_DTYPE, "%s: dtypes differ (x %s, y %s, grad %s)", fn, clai_dtype_name(x->dtype),
                        clai_dtype_name(y->dtype), grad != NULL ? clai_dtype_name(grad->dtype) : "none");
-  if (!same_shape(x, y) || (grad != NULL && !same_shape(x, grad))) {
-    const clai_tensor *bad = !same_shape(x, y) ? y : grad;
+  if (!clai__same_shape(x, y) || (grad != NULL && !clai__same_shape(x, grad))) {
+    const clai_tensor *bad = !clai__same_shape(x, y) ? y : grad;
     return clai__error(ctx, CLAI_E_SHAPE, "%s: x %s and %s %s differ in shape", fn,
                        clai__shape_str(x->ndim, x->shape, a, sizeof a), bad == y ? "y" : "grad",
                        clai__shape_str(bad->ndim, bad->shape, b, sizeof b));
@@ -180,7 +164,7 @@ clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *gra
     for (int i = 0; i < grad->ndim; i++)
       if (grad->shape[i] > 1 && grad->strides[i] == 0)
         return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad is a broadcast view (a stride of 0)", fn);
-    if (!alias_ok(grad, x) || !alias_ok(grad, y))
+    if (!clai__alias_ok(grad, x) || !clai__alias_ok(grad, y))
       return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps x or y other than element for element", fn);
     if (clai__tensors_overlap(grad, loss)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps loss", fn);
   }

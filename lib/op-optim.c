@@ -11,13 +11,6 @@
 #define SUMSQ_CHUNK_GPU 256
 #define SUMSQ_MAX_PARTIALS_GPU 65536
 
-static int same_shape(const clai_tensor *a, const clai_tensor *b) {
-  if (a->ndim != b->ndim) return 0;
-  for (int i = 0; i < a->ndim; i++)
-    if (a->shape[i] != b->shape[i]) return 0;
-  return 1;
-}
-
 /* Checks one operand of an optimizer step against the parameter: same shape, dense, the expected dtype
  * (f32 for state, param's for the gradient), no overlap with param. */
 static clai_status check_operand(clai_context *ctx, const char *fn, const clai_tensor *param, const clai_tensor *t,
@@ -25,7 +18,7 @@ static clai_status check_operand(clai_context *ctx, const char *fn, const clai_t
   clai_status s = clai__check_tensor(ctx, t, fn, what);
   if (s != CLAI_OK) return s;
   char a[160], b[160];
-  if (!same_shape(param, t))
+  if (!clai__same_shape(param, t))
     return clai__error(ctx, CLAI_E_SHAPE, "%s: param %s and %s %s differ in shape", fn,
                        clai__shape_str(param->ndim, param->shape, a, sizeof a), what,
                        clai__shape_str(t->ndim, t->shape, b, sizeof b));

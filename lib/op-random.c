@@ -146,22 +146,6 @@ clai_status clai_init_xavier_normal(clai_context *ctx, clai_tensor *w, uint64_t 
   return xavier(ctx, "clai_init_xavier_normal", w, seed, offset, gain, DIST_NORMAL);
 }
 
-static int same_shape(const clai_tensor *a, const clai_tensor *b) {
-  if (a->ndim != b->ndim) return 0;
-  for (int i = 0; i < a->ndim; i++)
-    if (a->shape[i] != b->shape[i]) return 0;
-  return 1;
-}
-
-/* Same test as op-elementwise.c: an output may alias an input only element for element. */
-static int alias_ok(const clai_tensor *out, const clai_tensor *in) {
-  if (!clai__tensors_overlap(out, in)) return 1;
-  if (in->offset != out->offset) return 0;
-  for (int i = 0; i < out->ndim; i++)
-    if (out->shape[i] != 1 && in->strides[i] != out->strides[i]) return 0;
-  return 1;
-}
-
 clai_status clai_dropout(clai_context *ctx, clai_tensor *out, clai_tensor *mask, const clai_tensor *x, float p,
                          uint64_t seed, uint64_t offset) {
   const char *fn = "clai_dropout";
@@ -176,15 +160,15 @@ clai_status clai_dropout(clai_context *ctx, clai_tensor *out, clai_tensor *mask,
     return clai__error(ctx, CLAI_E_DTYPE, "%s: dtypes differ (out %s, x %s, mask %s)", fn, clai_dtype_name(out->dtype),
                        clai_dtype_name(x->dtype), mask != NULL ? clai_dtype_name(mask->dtype) : "none");
   char a[160], b[160];
-  if (!same_shape(out, x) || (mask != NULL && !same_shape(out, mask))) {
-    const clai_tensor *bad = !same_shape(out, x) ? x : mask;
+  if (!clai__same_shape(out, x) || (mask != NULL && !clai__same_shape(out, mask))) {
+    const clai_tensor *bad = !clai__same_shape(out, x) ? x : mask;
     return clai__error(ctx, CLAI_E_SHAPE, "%s: out %s and %s %s differ in shape", fn,
                        clai__shape_str(out->ndim, out->shape, a, sizeof a), bad == x ? "x" : "mask",
                        clai__shape_str(bad->ndim, bad->shape, b, sizeof b));
   }
   if (has_broadcast_dim(out) || (mask != NULL && has_broadcast_dim(mask)))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out or mask is a broadcast view (a stride of 0)", fn);
-  if (!alias_ok(out, x))
+  if (!clai__alias_ok(out, x))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps x other than element for element", fn);
   if (mask != NULL && (clai__tensors_overlap(mask, out) || clai__tensors_overlap(mask, x)))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: mask overlaps out or x", fn);

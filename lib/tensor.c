@@ -502,3 +502,19 @@ clai_status clai_tensor_write(clai_tensor *t, const void *src, size_t bytes) {
 }
 
 clai_status clai_tensor_read(clai_tensor *t, void *dst, size_t dst_size) { return transfer(t, dst, dst_size, 0); }
+
+int clai__alias_ok(const clai_tensor *out, const clai_tensor *in) {
+  if (!clai__tensors_overlap(out, in)) return 1;
+  int64_t st[CLAI_MAX_DIMS];
+  if (in->offset != out->offset || !clai__broadcast_strides(in, out->ndim, out->shape, st)) return 0;
+  for (int i = 0; i < out->ndim; i++)
+    if (out->shape[i] != 1 && st[i] != out->strides[i]) return 0;
+  return 1;
+}
+
+int clai__same_shape(const clai_tensor *a, const clai_tensor *b) {
+  if (a->ndim != b->ndim) return 0;
+  for (int i = 0; i < a->ndim; i++)
+    if (a->shape[i] != b->shape[i]) return 0;
+  return 1;
+}

@@ -63,45 +63,6 @@ static void finite_differences(void **state) {
   }
 }
 
-static clai_tensor *new_tensor(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape) {
-  clai_tensor *t = NULL;
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, ndim, shape));
-  return t;
-}
-
-static void put(clai_context *ctx, clai_tensor *t, const double *v) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    float *f = malloc(n * 4 + 4);
-    assert_non_null(f);
-    for (size_t i = 0; i < n; i++) f[i] = (float)v[i];
-    CLAIT_OK(ctx, clai_tensor_write(t, f, n * 4));
-    free(f);
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16((float)v[i]);
-    CLAIT_OK(ctx, clai_tensor_write(t, h, n * 2));
-    free(h);
-  }
-}
-
-static float *get(clai_context *ctx, clai_tensor *t) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  float *f = malloc(n * 4 + 4);
-  assert_non_null(f);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_read(t, f, n * 4));
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    CLAIT_OK(ctx, clai_tensor_read(t, h, n * 2));
-    for (size_t i = 0; i < n; i++) f[i] = clait_f16_to_f32(h[i]);
-    free(h);
-  }
-  return f;
-}
-
 static double as(clai_dtype dt, double v) {
   return dt == CLAI_DTYPE_F16 ? clait_f16_to_f32(clait_f32_to_f16((float)v)) : (double)(float)v;
 }
@@ -136,12 +97,12 @@ static void device_vs_reference(void **state) {
           x[2] = 0;
           want[2] = 0;
         }
-        clai_tensor *tx = new_tensor(ctx, dt, 1, &sizes[s]), *tgy = new_tensor(ctx, dt, 1, &sizes[s]),
-                    *tgx = new_tensor(ctx, dt, 1, &sizes[s]);
-        put(ctx, tx, x);
-        put(ctx, tgy, gy);
+        clai_tensor *tx = clait_tensor(ctx, dt, 1, &sizes[s]), *tgy = clait_tensor(ctx, dt, 1, &sizes[s]),
+                    *tgx = clait_tensor(ctx, dt, 1, &sizes[s]);
+        clait_put(ctx, tx, x);
+        clait_put(ctx, tgy, gy);
         CLAIT_OK(ctx, clai_unary_backward(ctx, (clai_unary_op)op, tgx, tgy, tx));
-        float *got = get(ctx, tgx);
+        float *got = clait_get(ctx, tgx);
         char what[64];
         snprintf(what, sizeof what, "%s' %s n=%zu", names[op], clai_dtype_name(dt), n);
         double at, rt;
@@ -150,7 +111,7 @@ static void device_vs_reference(void **state) {
         free(got);
         /* in place over grad_out */
         CLAIT_OK(ctx, clai_unary_backward(ctx, (clai_unary_op)op, tgy, tgy, tx));
-        got = get(ctx, tgy);
+        got = clait_get(ctx, tgy);
         clait_expect_close(what, got, want, n, at, rt);
         free(got);
         clai_tensor_free(tx);
@@ -172,15 +133,15 @@ static void views(void **state) {
   for (int i = 0; i < 17; i++) gr[i] = (float)clait_uniform(&r, -1, 1);
   for (int i = 0; i < 13; i++)
     for (int j = 0; j < 17; j++) want[i * 17 + j] = gr[j] * deriv(CLAI_GELU, xt[j * 13 + i]);
-  clai_tensor *xb = new_tensor(ctx, CLAI_DTYPE_F32, 2, tsh), *x = NULL, *gb = new_tensor(ctx, CLAI_DTYPE_F32, 2, row),
-              *g = NULL, *ob = new_tensor(ctx, CLAI_DTYPE_F32, 2, wide), *o = NULL;
-  put(ctx, xb, xt);
-  put(ctx, gb, gr);
+  clai_tensor *xb = clait_tensor(ctx, CLAI_DTYPE_F32, 2, tsh), *x = NULL, *gb = clait_tensor(ctx, CLAI_DTYPE_F32, 2, row),
+              *g = NULL, *ob = clait_tensor(ctx, CLAI_DTYPE_F32, 2, wide), *o = NULL;
+  clait_put(ctx, xb, xt);
+  clait_put(ctx, gb, gr);
   CLAIT_OK(ctx, clai_tensor_transpose(xb, &x, 0, 1));
   CLAIT_OK(ctx, clai_tensor_expand(gb, &g, 2, sh));
   CLAIT_OK(ctx, clai_tensor_slice(ob, &o, 1, 0, 34, 2));
   CLAIT_OK(ctx, clai_unary_backward(ctx, CLAI_GELU, o, g, x));
-  float *got = get(ctx, o);
+  float *got = clait_get(ctx, o);
   clait_expect_close("gelu' views", got, want, 13 * 17, 1e-6, 1e-5);
   free(got);
   clai_tensor *all[] = {xb, x, gb, g, ob, o};
@@ -190,9 +151,9 @@ static void views(void **state) {
 static void bad_arguments(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t s7 = 7, s8 = 8, one = 1;
-  clai_tensor *a = new_tensor(ctx, CLAI_DTYPE_F32, 1, &s7), *b = new_tensor(ctx, CLAI_DTYPE_F32, 1, &s8),
-              *h = new_tensor(ctx, CLAI_DTYPE_F16, 1, &s7), *i = new_tensor(ctx, CLAI_DTYPE_I32, 1, &s7),
-              *c = new_tensor(ctx, CLAI_DTYPE_F32, 1, &s7), *o = new_tensor(ctx, CLAI_DTYPE_F32, 1, &one), *e = NULL,
+  clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &s7), *b = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &s8),
+              *h = clait_tensor(ctx, CLAI_DTYPE_F16, 1, &s7), *i = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &s7),
+              *c = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &s7), *o = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &one), *e = NULL,
               *sl = NULL;
   CLAIT_OK(ctx, clai_tensor_expand(o, &e, 1, &s7));
   CLAIT_OK(ctx, clai_tensor_slice(b, &sl, 0, 1, 8, 1));
@@ -209,11 +170,11 @@ static void bad_arguments(void **state) {
   assert_int_equal(clai_unary_backward(NULL, CLAI_RELU, a, a, a), CLAI_E_INVALID_ARG);
   /* the context still works */
   double xv[7] = {-1, 0, 1, 2, -2, 3, 0.5}, gv[7] = {1, 1, 1, 1, 1, 1, 1}, want[7];
-  put(ctx, a, xv);
-  put(ctx, c, gv);
+  clait_put(ctx, a, xv);
+  clait_put(ctx, c, gv);
   CLAIT_OK(ctx, clai_unary_backward(ctx, CLAI_RELU, c, c, a));
   for (int k = 0; k < 7; k++) want[k] = xv[k] > 0;
-  float *got = get(ctx, c);
+  float *got = clait_get(ctx, c);
   clait_expect_close("after errors", got, want, 7, 0, 0);
   free(got);
   clai_tensor *all[] = {a, b, h, i, c, o, e, sl, head};

@@ -8,45 +8,6 @@
 #define CTX(state) ((clai_context *)*(state))
 #define IGNORE (-100)
 
-static clai_tensor *new_tensor(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape) {
-  clai_tensor *t = NULL;
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, ndim, shape));
-  return t;
-}
-
-static void put(clai_context *ctx, clai_tensor *t, const double *v) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    float *f = malloc(n * 4 + 4);
-    assert_non_null(f);
-    for (size_t i = 0; i < n; i++) f[i] = (float)v[i];
-    CLAIT_OK(ctx, clai_tensor_write(t, f, n * 4));
-    free(f);
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16((float)v[i]);
-    CLAIT_OK(ctx, clai_tensor_write(t, h, n * 2));
-    free(h);
-  }
-}
-
-static float *get(clai_context *ctx, clai_tensor *t) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  float *f = malloc(n * 4 + 4);
-  assert_non_null(f);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_read(t, f, n * 4));
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    CLAIT_OK(ctx, clai_tensor_read(t, h, n * 2));
-    for (size_t i = 0; i < n; i++) f[i] = clait_f16_to_f32(h[i]);
-    free(h);
-  }
-  return f;
-}
-
 static double as(clai_dtype dt, double v) {
   return dt == CLAI_DTYPE_F16 ? clait_f16_to_f32(clait_f32_to_f16((float)v)) : (double)(float)v;
 }
@@ -97,9 +58,9 @@ static void xent_case(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, do
   for (size_t i = 0; i < n; i++) x[i] = as(dt, clait_uniform(&r, (float)-scale, (float)scale));
   for (int64_t i = 0; i < N; i++) lab[i] = ign && i % 5 == 3 ? IGNORE : (int32_t)(clait_next(&r) % (uint64_t)C);
   const int64_t shape[2] = {N, C};
-  clai_tensor *tx = new_tensor(ctx, dt, 2, shape), *tl = new_tensor(ctx, CLAI_DTYPE_I32, 1, &N),
-              *tg = with_grad ? new_tensor(ctx, dt, 2, shape) : NULL, *loss = new_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
-  put(ctx, tx, x);
+  clai_tensor *tx = clait_tensor(ctx, dt, 2, shape), *tl = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &N),
+              *tg = with_grad ? clait_tensor(ctx, dt, 2, shape) : NULL, *loss = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
+  clait_put(ctx, tx, x);
   CLAIT_OK(ctx, clai_tensor_write(tl, lab, (size_t)N * 4));
   if (choice == 0)
     CLAIT_OK(ctx, clai_loss_cross_entropy(ctx, loss, tg, tx, tl, IGNORE));
@@ -112,7 +73,7 @@ static void xent_case(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, do
   /* f32: lse in float loses ~1e-7 relative of |logits|; f16 inputs are exact, the math is f32 */
   check_loss(what, read1(ctx, loss), wl, 1e-5);
   if (with_grad) {
-    float *g = get(ctx, tg);
+    float *g = clait_get(ctx, tg);
     if (dt == CLAI_DTYPE_F16)
       for (size_t i = 0; i < n; i++) want[i] = as(dt, want[i]);
     double cnt = 0;
@@ -168,25 +129,25 @@ static void strided(void **state) {
     for (int c = 0; c < C; c++) x[n * C + c] = (float)xt[c * N + n];
   for (int i = 0; i < 74; i++) lab2[i] = (int32_t)(clait_next(&r) % 13);
   for (int i = 0; i < 37; i++) lab[i] = lab2[2 * i + 1];
-  clai_tensor *base = new_tensor(ctx, CLAI_DTYPE_F32, 2, tshape), *xv = NULL, *gbase = new_tensor(ctx, CLAI_DTYPE_F32, 2, gshape),
-              *gv = NULL, *lbase = new_tensor(ctx, CLAI_DTYPE_I32, 1, &l2), *lv = NULL,
-              *loss = new_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[1]){1});
+  clai_tensor *base = clait_tensor(ctx, CLAI_DTYPE_F32, 2, tshape), *xv = NULL, *gbase = clait_tensor(ctx, CLAI_DTYPE_F32, 2, gshape),
+              *gv = NULL, *lbase = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &l2), *lv = NULL,
+              *loss = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[1]){1});
   CLAIT_OK(ctx, clai_tensor_write(lbase, lab2, sizeof lab2));
   CLAIT_OK(ctx, clai_tensor_transpose(base, &xv, 0, 1));
   CLAIT_OK(ctx, clai_tensor_slice(gbase, &gv, 1, 1, 2 * C, 2));
   CLAIT_OK(ctx, clai_tensor_slice(lbase, &lv, 0, 1, l2, 2));
   double wl = ref_xent(x, lab, N, C, want);
   for (int k = 1; k <= 2; k++) {
-    put(ctx, base, xt);
+    clait_put(ctx, base, xt);
     CLAIT_OK(ctx, clai__loss_cross_entropy(ctx, loss, gv, xv, lv, IGNORE, k));
     check_loss("strided", read1(ctx, loss), wl, 1e-5);
-    float *g = get(ctx, gv);
+    float *g = clait_get(ctx, gv);
     clait_expect_close("strided grad", g, want, (size_t)(N * C), 1e-8, 1e-4);
     free(g);
     /* in place: the gradient overwrites the (transposed) logits */
     CLAIT_OK(ctx, clai__loss_cross_entropy(ctx, loss, xv, xv, lv, IGNORE, k));
     check_loss("in place", read1(ctx, loss), wl, 1e-5);
-    g = get(ctx, xv);
+    g = clait_get(ctx, xv);
     clait_expect_close("in-place grad", g, want, (size_t)(N * C), 1e-8, 1e-4);
     free(g);
   }
@@ -201,9 +162,9 @@ static void bad_labels(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t N = 4, C = 3, shape[2] = {N, C};
   double x[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 1, 1}, want[12];
-  clai_tensor *tx = new_tensor(ctx, CLAI_DTYPE_F32, 2, shape), *tg = new_tensor(ctx, CLAI_DTYPE_F32, 2, shape),
-              *tl = new_tensor(ctx, CLAI_DTYPE_I32, 1, &N), *loss = new_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
-  put(ctx, tx, x);
+  clai_tensor *tx = clait_tensor(ctx, CLAI_DTYPE_F32, 2, shape), *tg = clait_tensor(ctx, CLAI_DTYPE_F32, 2, shape),
+              *tl = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &N), *loss = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
+  clait_put(ctx, tx, x);
   static const int32_t cases[][4] = {{0, 3, 1, 2}, {0, -5, 1, 2}, {2, 1, 2147483647, IGNORE}, {IGNORE, IGNORE, IGNORE, IGNORE}};
   for (int kk = 0; kk < 8; kk++) {
     int k = kk % 4;
@@ -212,7 +173,7 @@ static void bad_labels(void **state) {
     float l = read1(ctx, loss);
     if (!isnan(l)) fail_msg("case %d: loss %g, expected NaN", k, l);
     ref_xent(x, cases[k], N, C, want);
-    float *g = get(ctx, tg);
+    float *g = clait_get(ctx, tg);
     clait_expect_close("bad-label grad", g, want, 12, 1e-7, 1e-5);
     for (int i = 0; i < 12; i++)
       if (isnan(want[i]) != isnan(g[i])) fail_msg("case %d: grad[%d] = %g, expected %g", k, i, g[i], want[i]);
@@ -249,22 +210,22 @@ static void mse(void **state) {
         sum += (x[i] - y[i]) * (x[i] - y[i]);
         g[i] = as(dt, 2 * (x[i] - y[i]) / (double)n);
       }
-      clai_tensor *tx = new_tensor(ctx, dt, 1, &sizes[s]), *ty = new_tensor(ctx, dt, 1, &sizes[s]),
-                  *tg = new_tensor(ctx, dt, 1, &sizes[s]), *loss = new_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
-      put(ctx, tx, x);
-      put(ctx, ty, y);
+      clai_tensor *tx = clait_tensor(ctx, dt, 1, &sizes[s]), *ty = clait_tensor(ctx, dt, 1, &sizes[s]),
+                  *tg = clait_tensor(ctx, dt, 1, &sizes[s]), *loss = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
+      clait_put(ctx, tx, x);
+      clait_put(ctx, ty, y);
       char what[64];
       snprintf(what, sizeof what, "mse %s n=%zu", clai_dtype_name(dt), n);
       CLAIT_OK(ctx, clai_loss_mse(ctx, loss, tg, tx, ty));
       check_loss(what, read1(ctx, loss), sum / (double)n, 1e-5);
-      float *gg = get(ctx, tg);
+      float *gg = clait_get(ctx, tg);
       clait_expect_close(what, gg, g, n, 1e-9, dt == CLAI_DTYPE_F16 ? 2e-3 : 1e-6);
       free(gg);
       /* the loss alone, then the gradient over x in place */
       CLAIT_OK(ctx, clai_loss_mse(ctx, loss, NULL, tx, ty));
       check_loss(what, read1(ctx, loss), sum / (double)n, 1e-5);
       CLAIT_OK(ctx, clai_loss_mse(ctx, loss, tx, tx, ty));
-      gg = get(ctx, tx);
+      gg = clait_get(ctx, tx);
       clait_expect_close(what, gg, g, n, 1e-9, dt == CLAI_DTYPE_F16 ? 2e-3 : 1e-6);
       free(gg);
       clai_tensor_free(tx);
@@ -286,10 +247,10 @@ static void mse(void **state) {
       double d = (float)xt[j * 29 + i] - y[i * 31 + j];
       sum += d * d;
     }
-  clai_tensor *base = new_tensor(ctx, CLAI_DTYPE_F32, 2, tsh), *xv = NULL, *yrow = new_tensor(ctx, CLAI_DTYPE_F32, 2, row),
-              *ye = NULL, *loss = new_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
-  put(ctx, base, xt);
-  put(ctx, yrow, yr);
+  clai_tensor *base = clait_tensor(ctx, CLAI_DTYPE_F32, 2, tsh), *xv = NULL, *yrow = clait_tensor(ctx, CLAI_DTYPE_F32, 2, row),
+              *ye = NULL, *loss = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
+  clait_put(ctx, base, xt);
+  clait_put(ctx, yrow, yr);
   CLAIT_OK(ctx, clai_tensor_transpose(base, &xv, 0, 1));
   CLAIT_OK(ctx, clai_tensor_expand(yrow, &ye, 2, sh));
   CLAIT_OK(ctx, clai_loss_mse(ctx, loss, NULL, xv, ye));
@@ -305,8 +266,8 @@ static void mse(void **state) {
 static void deterministic(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t N = 50000, C = 7, shape[2] = {N, C}, n = N * C;
-  clai_tensor *tx = new_tensor(ctx, CLAI_DTYPE_F32, 2, shape), *tl = new_tensor(ctx, CLAI_DTYPE_I32, 1, &N),
-              *flat = NULL, *y = new_tensor(ctx, CLAI_DTYPE_F32, 1, &n), *loss = new_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
+  clai_tensor *tx = clait_tensor(ctx, CLAI_DTYPE_F32, 2, shape), *tl = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &N),
+              *flat = NULL, *y = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &n), *loss = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
   CLAIT_OK(ctx, clai_rand_normal(ctx, tx, 1, 0, 0, 3));
   CLAIT_OK(ctx, clai_rand_normal(ctx, y, 1, 1, 0, 3));
   CLAIT_OK(ctx, clai_fill(ctx, tl, 2));
@@ -330,15 +291,15 @@ static void deterministic(void **state) {
 static void bad_arguments(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t s23[2] = {2, 3}, s32[2] = {3, 2}, two = 2, three = 3;
-  clai_tensor *x = new_tensor(ctx, CLAI_DTYPE_F32, 2, s23), *xh = new_tensor(ctx, CLAI_DTYPE_F16, 2, s23),
-              *x32 = new_tensor(ctx, CLAI_DTYPE_F32, 2, s32), *lab = new_tensor(ctx, CLAI_DTYPE_I32, 1, &two),
-              *lab3 = new_tensor(ctx, CLAI_DTYPE_I32, 1, &three), *labf = new_tensor(ctx, CLAI_DTYPE_F32, 1, &two),
-              *loss = new_tensor(ctx, CLAI_DTYPE_F32, 0, NULL), *loss2 = new_tensor(ctx, CLAI_DTYPE_F32, 1, &two),
-              *lossi = new_tensor(ctx, CLAI_DTYPE_I32, 0, NULL), *flat = new_tensor(ctx, CLAI_DTYPE_F32, 1, &three);
+  clai_tensor *x = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s23), *xh = clait_tensor(ctx, CLAI_DTYPE_F16, 2, s23),
+              *x32 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s32), *lab = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &two),
+              *lab3 = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &three), *labf = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &two),
+              *loss = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL), *loss2 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &two),
+              *lossi = clait_tensor(ctx, CLAI_DTYPE_I32, 0, NULL), *flat = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &three);
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "logits must be [N, C]", clai_loss_cross_entropy(ctx, loss, NULL, flat, lab, -100));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "labels [3]", clai_loss_cross_entropy(ctx, loss, NULL, x, lab3, -100));
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "i32 expected", clai_loss_cross_entropy(ctx, loss, NULL, x, labf, -100));
-  clai_tensor *xi = new_tensor(ctx, CLAI_DTYPE_I32, 2, s23);
+  clai_tensor *xi = clait_tensor(ctx, CLAI_DTYPE_I32, 2, s23);
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f32 or f16", clai_loss_cross_entropy(ctx, loss, NULL, xi, lab, -100));
   clai_tensor_free(xi);
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "grad [3, 2]", clai_loss_cross_entropy(ctx, loss, x32, x, lab, -100));
@@ -348,7 +309,7 @@ static void bad_arguments(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "is NULL", clai_loss_cross_entropy(ctx, loss, NULL, NULL, lab, -100));
   clai_tensor *xt = NULL;
   CLAIT_OK(ctx, clai_tensor_transpose(x32, &xt, 0, 1));
-  clai_tensor *xe = NULL, *row = new_tensor(ctx, CLAI_DTYPE_F32, 2, (const int64_t[2]){1, 3});
+  clai_tensor *xe = NULL, *row = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (const int64_t[2]){1, 3});
   CLAIT_OK(ctx, clai_tensor_expand(row, &xe, 2, s23));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "broadcast", clai_loss_cross_entropy(ctx, loss, xe, x, lab, -100));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "broadcast", clai_loss_mse(ctx, loss, xe, x, x));
@@ -368,9 +329,9 @@ static void bad_arguments(void **state) {
   assert_int_equal(clai_loss_mse(NULL, loss, NULL, x, x), CLAI_E_INVALID_ARG);
   /* the context still works */
   double v[6] = {1, 2, 3, 4, 5, 6}, w[6] = {0, 0, 0, 0, 0, 0};
-  clai_tensor *y = new_tensor(ctx, CLAI_DTYPE_F32, 2, s23);
-  put(ctx, x, v);
-  put(ctx, y, w);
+  clai_tensor *y = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s23);
+  clait_put(ctx, x, v);
+  clait_put(ctx, y, w);
   CLAIT_OK(ctx, clai_loss_mse(ctx, loss, NULL, x, y));
   check_loss("after errors", read1(ctx, loss), 91.0 / 6, 1e-6);
   clai_tensor *all[] = {x, xh, x32, lab, lab3, labf, loss, loss2, lossi, flat, xt, y};

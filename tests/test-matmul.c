@@ -382,23 +382,23 @@ static void test_batched(void **state) {
     /* [3, M, K] x [3, K, N] -> [3, M, N] */
     {
       const int64_t sa[3] = {3, ta ? K : M, ta ? M : K}, sb[3] = {3, tb ? N : K, tb ? K : N}, sc[3] = {3, M, N};
-      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(3, sa), dense(3, sb), dense(3, sc), ta, tb, 1.0f, 0.5f, 0};
+      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(3, sa), dense(3, sb), dense(3, sc), ta, tb, 1.0f, 0.5f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
       run_case(ctx, &r, "batch 3", &mc);
     }
     /* A [2, 1, M, K] with B [3, K, N] -> C [2, 3, M, N] */
     {
       const int64_t sa[4] = {2, 1, ta ? K : M, ta ? M : K}, sb[3] = {3, tb ? N : K, tb ? K : N},
                     sc[4] = {2, 3, M, N};
-      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(4, sa), dense(3, sb), dense(4, sc), ta, tb, -1.0f, 0.0f, 0};
+      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(4, sa), dense(3, sb), dense(4, sc), ta, tb, -1.0f, 0.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
       run_case(ctx, &r, "A [2,1,M,K] x B [3,K,N]", &mc);
     }
     /* A [M, K] (no batch dims) with B [4, K, N] -> C [4, M, N]; and A [4, M, K] with B [1, K, N] */
     {
       const int64_t sa[2] = {ta ? K : M, ta ? M : K}, sb[3] = {4, tb ? N : K, tb ? K : N}, sc[3] = {4, M, N};
-      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(2, sa), dense(3, sb), dense(3, sc), ta, tb, 1.0f, 0.0f, 0};
+      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(2, sa), dense(3, sb), dense(3, sc), ta, tb, 1.0f, 0.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
       run_case(ctx, &r, "A [M,K] x B [4,K,N]", &mc);
       const int64_t sa2[3] = {4, ta ? K : M, ta ? M : K}, sb2[3] = {1, tb ? N : K, tb ? K : N};
-      mm_case mc2 = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(3, sa2), dense(3, sb2), dense(3, sc), ta, tb, 1.0f, 1.0f, 0};
+      mm_case mc2 = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(3, sa2), dense(3, sb2), dense(3, sc), ta, tb, 1.0f, 1.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
       run_case(ctx, &r, "A [4,M,K] x B [1,K,N]", &mc2);
     }
   }
@@ -409,14 +409,14 @@ static void test_batched(void **state) {
     const int64_t bsh[3] = {3, K, N}, bst[3] = {0, N, 1};
     const int64_t csh[4] = {2, 3, M, N}, cst[4] = {N, M * 2 * N, 2 * N, 1};
     mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, strided(3, ash, ast, 0, 0), strided(3, bsh, bst, 0, 0),
-                  strided(4, csh, cst, 0, 0), 0, 0, 1.0f, 0.25f, 0};
+                  strided(4, csh, cst, 0, 0), 0, 0, 1.0f, 0.25f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
     snprintf(what, sizeof what, "permuted batch views, stride-0 batch of B");
     run_case(ctx, &r, what, &mc);
   }
   /* Batched f16 with broadcasting. */
   {
     const int64_t sa[4] = {2, 1, K, M}, sb[3] = {3, K, N}, sc[4] = {2, 3, M, N};
-    mm_case mc = {CLAI_DTYPE_F16, CLAI_DTYPE_F16, dense(4, sa), dense(3, sb), dense(4, sc), 1, 0, 1.0f, 0.5f, 0};
+    mm_case mc = {CLAI_DTYPE_F16, CLAI_DTYPE_F16, dense(4, sa), dense(3, sb), dense(4, sc), 1, 0, 1.0f, 0.5f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
     run_case(ctx, &r, "f16 A [2,1,K,M]^T x B [3,K,N]", &mc);
   }
 }
@@ -497,7 +497,7 @@ static void test_k0(void **state) {
       }
   /* Batched K = 0 with f16 output */
   const int64_t sa[3] = {3, 5, 0}, sb[3] = {3, 0, 6}, sc[3] = {3, 5, 6};
-  mm_case mc = {CLAI_DTYPE_F16, CLAI_DTYPE_F16, dense(3, sa), dense(3, sb), dense(3, sc), 0, 0, 1.0f, -0.5f, 0};
+  mm_case mc = {CLAI_DTYPE_F16, CLAI_DTYPE_F16, dense(3, sa), dense(3, sb), dense(3, sc), 0, 0, 1.0f, -0.5f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
   run_case(ctx, &r, "batched K 0", &mc);
 
   /* M = 0 or N = 0: nothing to compute, nothing touched. */

@@ -15,39 +15,6 @@ static clai_tensor *new_tensor(clai_context *ctx, clai_dtype dt, int64_t n) {
   return t;
 }
 
-static void put(clai_context *ctx, clai_tensor *t, const double *v) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    float *f = malloc(n * 4 + 4);
-    assert_non_null(f);
-    for (size_t i = 0; i < n; i++) f[i] = (float)v[i];
-    CLAIT_OK(ctx, clai_tensor_write(t, f, n * 4));
-    free(f);
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16((float)v[i]);
-    CLAIT_OK(ctx, clai_tensor_write(t, h, n * 2));
-    free(h);
-  }
-}
-
-static float *get(clai_context *ctx, clai_tensor *t) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  float *f = malloc(n * 4 + 4);
-  assert_non_null(f);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_read(t, f, n * 4));
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    CLAIT_OK(ctx, clai_tensor_read(t, h, n * 2));
-    for (size_t i = 0; i < n; i++) f[i] = clait_f16_to_f32(h[i]);
-    free(h);
-  }
-  return f;
-}
-
 static double as(clai_dtype dt, double v) {
   return dt == CLAI_DTYPE_F16 ? clait_f16_to_f32(clait_f32_to_f16((float)v)) : (double)(float)v;
 }
@@ -57,7 +24,7 @@ static void randv(clait_rng *r, clai_dtype dt, double *v, size_t n, double lo, d
 }
 
 static void expect(const char *what, clai_context *ctx, clai_tensor *t, const double *want, double atol, double rtol) {
-  float *got = get(ctx, t);
+  float *got = clait_get(ctx, t);
   clait_expect_close(what, got, want, (size_t)clai_tensor_numel(t), atol, rtol);
   free(got);
 }
@@ -106,11 +73,11 @@ static void run_sgd(clai_context *ctx, clai_dtype dt, const clai_sgd_params *h, 
     randv(&r, dt, p, n, -1, 1);
     clai_tensor *tp = new_tensor(ctx, dt, sizes[s]), *tg = new_tensor(ctx, dt, sizes[s]),
                 *tb = new_tensor(ctx, CLAI_DTYPE_F32, sizes[s]);
-    put(ctx, tp, p);
+    clait_put(ctx, tp, p);
     CLAIT_OK(ctx, clai_fill(ctx, tb, 0.0));
     for (int step = 1; step <= steps; step++) {
       randv(&r, dt, g, n, -2, 2);
-      put(ctx, tg, g);
+      clait_put(ctx, tg, g);
       CLAIT_OK(ctx, clai_optim_sgd(ctx, tp, h->momentum != 0 ? tb : NULL, tg, step, h));
       ref_sgd(p, buf, g, n, step, h);
       if (dt == CLAI_DTYPE_F16)
@@ -155,12 +122,12 @@ static void run_adam(clai_context *ctx, clai_dtype dt, const clai_adam_params *h
     randv(&r, dt, p, n, -1, 1);
     clai_tensor *tp = new_tensor(ctx, dt, sizes[s]), *tg = new_tensor(ctx, dt, sizes[s]),
                 *tm = new_tensor(ctx, CLAI_DTYPE_F32, sizes[s]), *tv = new_tensor(ctx, CLAI_DTYPE_F32, sizes[s]);
-    put(ctx, tp, p);
+    clait_put(ctx, tp, p);
     CLAIT_OK(ctx, clai_fill(ctx, tm, 0.0));
     CLAIT_OK(ctx, clai_fill(ctx, tv, 0.0));
     for (int step = 1; step <= steps; step++) {
       randv(&r, dt, g, n, -2, 2);
-      put(ctx, tg, g);
+      clait_put(ctx, tg, g);
       if (decoupled)
         CLAIT_OK(ctx, clai_optim_adamw(ctx, tp, tm, tv, tg, step, h));
       else
@@ -220,7 +187,7 @@ static void clip(void **state) {
   clai_tensor *tn = new_tensor(ctx, CLAI_DTYPE_F32, one);
   for (int pass = 0; pass < 2; pass++) {
     double max_norm = pass == 0 ? norm / 4 : norm * 2;
-    for (int i = 0; i < NG; i++) put(ctx, g[i], host[i]);
+    for (int i = 0; i < NG; i++) clait_put(ctx, g[i], host[i]);
     CLAIT_OK(ctx, clai_clip_grad_norm(ctx, g, NG, (float)max_norm, tn));
     float got;
     CLAIT_OK(ctx, clai_tensor_read(tn, &got, 4));
@@ -239,13 +206,13 @@ static void clip(void **state) {
   }
   /* determinism: the same inputs give the same bits; norm_out may be omitted */
   float *first[NG];
-  for (int i = 0; i < NG; i++) put(ctx, g[i], host[i]);
+  for (int i = 0; i < NG; i++) clait_put(ctx, g[i], host[i]);
   CLAIT_OK(ctx, clai_clip_grad_norm(ctx, g, NG, 0.5f, NULL));
-  for (int i = 0; i < NG; i++) first[i] = get(ctx, g[i]);
-  for (int i = 0; i < NG; i++) put(ctx, g[i], host[i]);
+  for (int i = 0; i < NG; i++) first[i] = clait_get(ctx, g[i]);
+  for (int i = 0; i < NG; i++) clait_put(ctx, g[i], host[i]);
   CLAIT_OK(ctx, clai_clip_grad_norm(ctx, g, NG, 0.5f, NULL));
   for (int i = 0; i < NG; i++) {
-    float *again = get(ctx, g[i]);
+    float *again = clait_get(ctx, g[i]);
     assert_memory_equal(again, first[i], (size_t)gs[i] * 4);
     free(again);
     free(first[i]);
@@ -331,8 +298,8 @@ static void bad_arguments(void **state) {
   assert_int_equal(clai_clip_grad_norm(NULL, list, 2, 1.0f, NULL), CLAI_E_INVALID_ARG);
   /* the context still works: one plain SGD step */
   double pv[7] = {1, 2, 3, 4, 5, 6, 7}, gv[7] = {1, 1, 1, 1, 1, 1, 1}, want[7];
-  put(ctx, p, pv);
-  put(ctx, g, gv);
+  clait_put(ctx, p, pv);
+  clait_put(ctx, g, gv);
   clai_sgd_params ok = {0.5f, 0, 0, 0, 0};
   CLAIT_OK(ctx, clai_optim_sgd(ctx, p, NULL, g, 1, &ok));
   for (int i = 0; i < 7; i++) want[i] = pv[i] - 0.5;

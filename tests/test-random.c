@@ -60,29 +60,7 @@ static void ref_values(uint64_t seed, uint64_t offset, int dist, float a, float 
   }
 }
 
-static clai_tensor *new_tensor(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape) {
-  clai_tensor *t = NULL;
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, ndim, shape));
-  return t;
-}
-
 /* Reads any f32/f16 tensor as floats (dense, row-major). */
-static float *read_floats(clai_context *ctx, clai_tensor *t) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  float *f = malloc(n * sizeof *f + 4);
-  assert_non_null(f);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_read(t, f, n * 4));
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    CLAIT_OK(ctx, clai_tensor_read(t, h, n * 2));
-    for (size_t i = 0; i < n; i++) f[i] = clait_f16_to_f32(h[i]);
-    free(h);
-  }
-  return f;
-}
-
 static void write_floats(clai_context *ctx, clai_tensor *t, const float *f) {
   size_t n = (size_t)clai_tensor_numel(t);
   if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
@@ -141,12 +119,12 @@ static void values_match_host(void **state) {
       for (int dist = 0; dist < 2; dist++) {
         size_t n = (size_t)sizes[s];
         uint64_t seed = 0x0123456789abcdefULL + s, offset = (uint64_t)dist << 33 | 5;
-        clai_tensor *t = new_tensor(ctx, dts[d], 1, &sizes[s]);
+        clai_tensor *t = clait_tensor(ctx, dts[d], 1, &sizes[s]);
         if (dist == 0)
           CLAIT_OK(ctx, clai_rand_uniform(ctx, t, seed, offset, -2.0f, 3.0f));
         else
           CLAIT_OK(ctx, clai_rand_normal(ctx, t, seed, offset, 0.5f, 2.0f));
-        float *got = read_floats(ctx, t);
+        float *got = clait_get(ctx, t);
         double *want = malloc(n * sizeof *want);
         assert_non_null(want);
         ref_values(seed, offset, dist, dist ? 0.5f : -2.0f, dist ? 2.0f : 3.0f, want, n);
@@ -183,10 +161,10 @@ static void moments(const float *v, size_t n, double *mean, double *var) {
 static void statistics(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t n = 1000000;
-  clai_tensor *t = new_tensor(ctx, CLAI_DTYPE_F32, 1, &n);
+  clai_tensor *t = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &n);
   double mean, var;
   CLAIT_OK(ctx, clai_rand_uniform(ctx, t, 42, 0, -1.0f, 2.0f));
-  float *v = read_floats(ctx, t);
+  float *v = clait_get(ctx, t);
   moments(v, (size_t)n, &mean, &var);
   /* U[-1, 2): mean 0.5, variance 0.75; standard error of the mean ~ 0.00087 */
   if (fabs(mean - 0.5) > 0.005 || fabs(var - 0.75) > 0.0075)
@@ -196,7 +174,7 @@ static void statistics(void **state) {
   if (fabs((double)below / (double)n - 0.5) > 0.003) fail_msg("uniform: %zu of %lld below the median", below, (long long)n);
   free(v);
   CLAIT_OK(ctx, clai_rand_normal(ctx, t, 42, 1, 1.0f, 2.0f));
-  v = read_floats(ctx, t);
+  v = clait_get(ctx, t);
   moments(v, (size_t)n, &mean, &var);
   if (fabs(mean - 1.0) > 0.01 || fabs(var - 4.0) > 0.04) fail_msg("normal: mean %g (1), variance %g (4)", mean, var);
   size_t within = 0;
@@ -210,27 +188,27 @@ static void statistics(void **state) {
 static void deterministic(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t n = 100003;
-  clai_tensor *a = new_tensor(ctx, CLAI_DTYPE_F32, 1, &n), *b = new_tensor(ctx, CLAI_DTYPE_F32, 1, &n);
+  clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &n), *b = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &n);
   CLAIT_OK(ctx, clai_rand_normal(ctx, a, 7, 9, 0.0f, 1.0f));
   CLAIT_OK(ctx, clai_rand_normal(ctx, b, 7, 9, 0.0f, 1.0f));
-  float *x = read_floats(ctx, a), *y = read_floats(ctx, b);
+  float *x = clait_get(ctx, a), *y = clait_get(ctx, b);
   assert_memory_equal(x, y, (size_t)n * 4);
   clai_context *ctx2 = clait_ctx();
-  clai_tensor *c = new_tensor(ctx2, CLAI_DTYPE_F32, 1, &n);
+  clai_tensor *c = clait_tensor(ctx2, CLAI_DTYPE_F32, 1, &n);
   CLAIT_OK(ctx2, clai_rand_normal(ctx2, c, 7, 9, 0.0f, 1.0f));
-  float *z = read_floats(ctx2, c);
+  float *z = clait_get(ctx2, c);
   assert_memory_equal(x, z, (size_t)n * 4);
   clai_tensor_free(c);
   clai_context_free(ctx2);
   free(y);
   CLAIT_OK(ctx, clai_rand_normal(ctx, b, 7, 10, 0.0f, 1.0f));
-  y = read_floats(ctx, b);
+  y = clait_get(ctx, b);
   size_t same = 0;
   for (size_t i = 0; i < (size_t)n; i++) same += x[i] == y[i];
   if (same > 10) fail_msg("offsets 9 and 10 share %zu of %lld values", same, (long long)n);
   free(y);
   CLAIT_OK(ctx, clai_rand_normal(ctx, b, 8, 9, 0.0f, 1.0f));
-  y = read_floats(ctx, b);
+  y = clait_get(ctx, b);
   same = 0;
   for (size_t i = 0; i < (size_t)n; i++) same += x[i] == y[i];
   if (same > 10) fail_msg("seeds 7 and 8 share %zu of %lld values", same, (long long)n);
@@ -245,14 +223,14 @@ static void deterministic(void **state) {
 static void strided_views(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t shape[2] = {37, 29}, tshape[2] = {29, 37};
-  clai_tensor *dense = new_tensor(ctx, CLAI_DTYPE_F32, 2, tshape);
+  clai_tensor *dense = clait_tensor(ctx, CLAI_DTYPE_F32, 2, tshape);
   CLAIT_OK(ctx, clai_rand_uniform(ctx, dense, 3, 4, 0.0f, 1.0f));
-  float *want = read_floats(ctx, dense);
-  clai_tensor *base = new_tensor(ctx, CLAI_DTYPE_F32, 2, shape), *tv = NULL;
+  float *want = clait_get(ctx, dense);
+  clai_tensor *base = clait_tensor(ctx, CLAI_DTYPE_F32, 2, shape), *tv = NULL;
   CLAIT_OK(ctx, clai_fill(ctx, base, -1.0));
   CLAIT_OK(ctx, clai_tensor_transpose(base, &tv, 0, 1));
   CLAIT_OK(ctx, clai_rand_uniform(ctx, tv, 3, 4, 0.0f, 1.0f));
-  float *got = read_floats(ctx, tv);
+  float *got = clait_get(ctx, tv);
   assert_memory_equal(got, want, 29 * 37 * 4);
   free(got);
   free(want);
@@ -260,7 +238,7 @@ static void strided_views(void **state) {
   clai_tensor *sl = NULL;
   CLAIT_OK(ctx, clai_tensor_slice(base, &sl, 0, 1, 37, 2));
   CLAIT_OK(ctx, clai_rand_normal(ctx, sl, 11, 0, 0.0f, 1.0f));
-  float *all = read_floats(ctx, base);
+  float *all = clait_get(ctx, base);
   double *ref = malloc(18 * 29 * sizeof *ref);
   assert_non_null(ref);
   ref_values(11, 0, 1, 0.0f, 1.0f, ref, 18 * 29);
@@ -282,7 +260,7 @@ static void initialisation(void **state) {
   clai_context *ctx = CTX(state);
   int64_t fi, fo;
   const int64_t lin[2] = {300, 500}, conv[4] = {64, 32, 3, 5};
-  clai_tensor *w = new_tensor(ctx, CLAI_DTYPE_F32, 2, lin), *cw = new_tensor(ctx, CLAI_DTYPE_F16, 4, conv);
+  clai_tensor *w = clait_tensor(ctx, CLAI_DTYPE_F32, 2, lin), *cw = clait_tensor(ctx, CLAI_DTYPE_F16, 4, conv);
   CLAIT_OK(ctx, clai_init_fans(w, &fi, &fo));
   assert_int_equal(fi, 500);
   assert_int_equal(fo, 300);
@@ -296,32 +274,32 @@ static void initialisation(void **state) {
   CLAIT_OK(ctx, clai_init_kaiming_uniform(ctx, w, 5, 6, 0.0f, 0));
   float bound = (float)(sqrt(3.0) * sqrt(2.0) / sqrt(500.0));
   ref_values(5, 6, 0, -bound, bound, want, n);
-  float *got = read_floats(ctx, w);
+  float *got = clait_get(ctx, w);
   clait_expect_close("kaiming_uniform", got, want, n, 0, 0);
   free(got);
   /* kaiming normal on fan_out with gain 1: std 1/sqrt(300) */
   CLAIT_OK(ctx, clai_init_kaiming_normal(ctx, w, 5, 7, 1.0f, 1));
   ref_values(5, 7, 1, 0.0f, (float)(1.0 / sqrt(300.0)), want, n);
-  got = read_floats(ctx, w);
+  got = clait_get(ctx, w);
   clait_expect_close("kaiming_normal", got, want, n, 2e-6, 2e-5);
   free(got);
   /* xavier uniform, gain 2: bound 2 sqrt(6 / 800) */
   CLAIT_OK(ctx, clai_init_xavier_uniform(ctx, w, 5, 8, 2.0f));
   bound = (float)(sqrt(3.0) * 2.0 * sqrt(2.0 / 800.0));
   ref_values(5, 8, 0, -bound, bound, want, n);
-  got = read_floats(ctx, w);
+  got = clait_get(ctx, w);
   clait_expect_close("xavier_uniform", got, want, n, 0, 0);
   free(got);
   /* xavier normal on the f16 conv weight: its variance is 2 / (fan_in + fan_out) */
   CLAIT_OK(ctx, clai_init_xavier_normal(ctx, cw, 5, 9, 0.0f));
-  got = read_floats(ctx, cw);
+  got = clait_get(ctx, cw);
   double mean, var, want_var = 2.0 / (32 * 15 + 64 * 15);
   moments(got, 64 * 32 * 15, &mean, &var);
   if (fabs(var / want_var - 1) > 0.03 || fabs(mean) > 0.01 * sqrt(want_var) * 10)
     fail_msg("xavier_normal f16: mean %g, variance %g, expected 0 and %g", mean, var, want_var);
   free(got);
   CLAIT_OK(ctx, clai_init_kaiming_uniform(ctx, cw, 5, 10, 0.0f, 0));
-  got = read_floats(ctx, cw);
+  got = clait_get(ctx, cw);
   bound = (float)sqrt(6.0 / (32 * 15));
   for (size_t i = 0; i < 64 * 32 * 15; i++)
     if (fabs(got[i]) > bound * (1 + 1e-3)) fail_msg("kaiming_uniform f16: %g outside +-%g", got[i], bound);
@@ -349,11 +327,11 @@ static void dropout(void **state) {
         assert_non_null(x);
         clait_fill(&rng, x, n, -3.0f, 3.0f);
         if (dt == CLAI_DTYPE_F16) clait_round_f16(x, n);
-        clai_tensor *tx = new_tensor(ctx, dt, 1, &sizes[s]), *out = new_tensor(ctx, dt, 1, &sizes[s]),
-                    *mask = new_tensor(ctx, dt, 1, &sizes[s]);
+        clai_tensor *tx = clait_tensor(ctx, dt, 1, &sizes[s]), *out = clait_tensor(ctx, dt, 1, &sizes[s]),
+                    *mask = clait_tensor(ctx, dt, 1, &sizes[s]);
         write_floats(ctx, tx, x);
         CLAIT_OK(ctx, clai_dropout(ctx, out, mask, tx, p, 99, s));
-        float *got = read_floats(ctx, out), *gm = read_floats(ctx, mask);
+        float *got = clait_get(ctx, out), *gm = clait_get(ctx, mask);
         double *want = malloc(n * sizeof *want), *wm = malloc(n * sizeof *wm);
         assert_non_null(want);
         assert_non_null(wm);
@@ -373,14 +351,14 @@ static void dropout(void **state) {
         expect_vals(what, dt, gm, wm, n, 0, 1e-6);
         if (n == 100003 && fabs((double)kept / (double)n - q) > 0.01) fail_msg("%s: kept %zu", what, kept);
         /* backward by recomputation equals grad * mask */
-        clai_tensor *gx = new_tensor(ctx, dt, 1, &sizes[s]);
+        clai_tensor *gx = clait_tensor(ctx, dt, 1, &sizes[s]);
         CLAIT_OK(ctx, clai_dropout(ctx, gx, NULL, tx, p, 99, s));
-        float *again = read_floats(ctx, gx);
+        float *again = clait_get(ctx, gx);
         assert_memory_equal(again, got, n * 4);
         /* in place: out aliases x */
         CLAIT_OK(ctx, clai_dropout(ctx, tx, NULL, tx, p, 99, s));
         free(again);
-        again = read_floats(ctx, tx);
+        again = clait_get(ctx, tx);
         assert_memory_equal(again, got, n * 4);
         free(again);
         free(got);
@@ -398,9 +376,9 @@ static void dropout(void **state) {
 static void bad_arguments(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t s7 = 7, s8 = 8, s1 = 1, s2[2] = {4, 7};
-  clai_tensor *a = new_tensor(ctx, CLAI_DTYPE_F32, 1, &s7), *b = new_tensor(ctx, CLAI_DTYPE_F32, 1, &s8),
-              *i = new_tensor(ctx, CLAI_DTYPE_I32, 1, &s7), *h = new_tensor(ctx, CLAI_DTYPE_F16, 1, &s7),
-              *one = new_tensor(ctx, CLAI_DTYPE_F32, 1, &s1), *ex = NULL;
+  clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &s7), *b = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &s8),
+              *i = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &s7), *h = clait_tensor(ctx, CLAI_DTYPE_F16, 1, &s7),
+              *one = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &s1), *ex = NULL;
   CLAIT_OK(ctx, clai_tensor_expand(one, &ex, 2, s2));
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f32 or f16", clai_rand_uniform(ctx, i, 1, 0, 0, 1));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "greater than hi", clai_rand_uniform(ctx, a, 1, 0, 2, 1));

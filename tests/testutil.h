@@ -132,6 +132,48 @@ static inline void clait_expect_close(const char *what, const float *got, const 
   }
 }
 
+/* A new tensor; fails the test when it cannot be made. */
+static inline clai_tensor *clait_tensor(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape) {
+  clai_tensor *t = NULL;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, ndim, shape));
+  return t;
+}
+
+/* Writes numel(t) values, rounded to t's dtype (f32 or f16), densely into t. */
+static inline void clait_put(clai_context *ctx, clai_tensor *t, const double *v) {
+  size_t n = (size_t)clai_tensor_numel(t);
+  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
+    float *f = malloc(n * 4 + 4);
+    assert_non_null(f);
+    for (size_t i = 0; i < n; i++) f[i] = (float)v[i];
+    CLAIT_OK(ctx, clai_tensor_write(t, f, n * 4));
+    free(f);
+  } else {
+    uint16_t *h = malloc(n * 2 + 2);
+    assert_non_null(h);
+    for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16((float)v[i]);
+    CLAIT_OK(ctx, clai_tensor_write(t, h, n * 2));
+    free(h);
+  }
+}
+
+/* Reads an f32 or f16 tensor into a malloc'd array of floats (dense, row-major). */
+static inline float *clait_get(clai_context *ctx, clai_tensor *t) {
+  size_t n = (size_t)clai_tensor_numel(t);
+  float *f = malloc(n * 4 + 4);
+  assert_non_null(f);
+  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
+    CLAIT_OK(ctx, clai_tensor_read(t, f, n * 4));
+  } else {
+    uint16_t *h = malloc(n * 2 + 2);
+    assert_non_null(h);
+    CLAIT_OK(ctx, clai_tensor_read(t, h, n * 2));
+    for (size_t i = 0; i < n; i++) f[i] = clait_f16_to_f32(h[i]);
+    free(h);
+  }
+  return f;
+}
+
 /* Runs the group with TAP output; skips the whole program (exit 0) when the machine has no OpenCL device. */
 static inline int clait_main(const char *name, const struct CMUnitTest *tests, size_t n, int needs_device) {
   cmocka_set_message_output(CM_OUTPUT_TAP);
