@@ -42,13 +42,11 @@ inline float clai_hsum16(const float16 v) {
   return (b.x + b.y) + (b.z + b.w);
 }
 
-/* Rows per work-item: a CPU work-item keeps a register tile of RQ rows x 16 keys (GEMM-like: one vector load
- * of 16 keys serves RQ rows); a GPU work-item keeps one row. lib/op-attention.c sizes the grid with the same
- * numbers. */
-#if CLAI_CPU
-#define ATT_RQ 4
-#else
-#define ATT_RQ 1
+/* Rows per work-item (-DATT_RQ from the host, clai__attention_rq in lib/op-attention.c, which sizes the grid
+ * with the same number): a CPU work-item keeps a register tile of 4 rows x 16 keys (GEMM-like: one vector
+ * load of 16 keys serves 4 rows); a GPU work-item keeps one row. */
+#ifndef ATT_RQ
+#error "cl/attention.cl needs -DATT_RQ (lib/program.c passes it)"
 #endif
 #define ATT_BK 16
 

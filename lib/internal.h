@@ -365,6 +365,8 @@ clai_status clai__clblast_gemm(clai_context *ctx, clai_tensor *c, const clai_ten
                                int64_t scn, const clai__index *ix, float alpha, float beta);
 
 /* ---- op helpers shared by the op files ----------------------------------------------------------------- */
+/* Query rows per work-item of cl/attention.cl (its -DATT_RQ; the grid is sized with it). */
+int clai__attention_rq(const clai__devcaps *caps);
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
 void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg);
 /* clai_loss_cross_entropy with the row kernel chosen: 0 as the device suits, 1 one work-item per row,

@@ -4,6 +4,8 @@
 
 #include "internal.h"
 
+int clai__attention_rq(const clai__devcaps *caps) { return caps->is_cpu ? 4 : 1; }
+
 /* The kernel variants by the largest row length they hold (see cl/attention.cl). */
 static const struct {
   int dmax, kernel;
@@ -81,9 +83,8 @@ clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse
   st = clai__kernel_ready(ctx, kern); /* builds cl/attention.cl on first use: klocal is known after it */
   if (st != CLAI_OK) return st;
 
-  /* A work-group covers lsz work-items times ATT_RQ query rows each: 4 on CPU devices, 1 elsewhere (the
-   * ATT_RQ of cl/attention.cl, which the kernel takes from CLAI_CPU). */
-  const size_t lsz = ctx->klocal[kern][0], rows = lsz * (ctx->caps.is_cpu ? 4 : 1);
+  /* A work-group covers lsz work-items times ATT_RQ query rows each (the -DATT_RQ of cl/attention.cl). */
+  const size_t lsz = ctx->klocal[kern][0], rows = lsz * (size_t)clai__attention_rq(&ctx->caps);
   const uint64_t nqb = ((uint64_t)Lq + rows - 1) / rows;
   uint64_t groups;
   if (!clai__mul_ok((uint64_t)B * (uint64_t)H, nqb, &groups) || groups > (uint64_t)SIZE_MAX / lsz)

@@ -68,6 +68,7 @@ void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm
   if (prog == CLAI__P_MATMUL_PACKED)
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DUK=%d -DPK=%d", gemm->packed.rm, gemm->packed.vw,
                   gemm->packed.kb, gemm->packed.uk, gemm->packed.pk);
+  if (prog == CLAI__P_ATTENTION) clai__appendf(buf, cap, &len, " -DATT_RQ=%d", clai__attention_rq(caps));
   if (prog == CLAI__P_MATMUL_GPU)
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DLX=%d -DLY=%d -DSRM=%d -DSLX=%d -DSLY=%d",
                   gemm->gpu.rm, gemm->gpu.vw, gemm->gpu.kb, gemm->gpu.lx, gemm->gpu.ly, gemm->gpu.srm, gemm->gpu.slx,
