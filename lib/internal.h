@@ -27,7 +27,9 @@
   X(COPY, copy)           \
   X(ELEMENTWISE, elementwise) \
   X(MATMUL, matmul)       \
-  X(MATMUL_PACKED, matmul_packed)
+  X(MATMUL_PACKED, matmul_packed) \
+  X(REDUCE, reduce)       \
+  X(NORM, norm)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -58,7 +60,11 @@ enum clai__program_id {
   X(GEMM_F16_F16, MATMUL, "clai_gemm_f16_f16", "bbbxiiillllllff", 3)            \
   X(PACK_AB, MATMUL_PACKED, "clai_pack_ab", "bbbbxiiiiillll", 3)                  \
   X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillff", 3)          \
-  X(GEMM_APACKED, MATMUL_PACKED, "clai_gemm_apacked", "bbbxiiiillllff", 3)
+  X(GEMM_APACKED, MATMUL_PACKED, "clai_gemm_apacked", "bbbxiiiillllff", 3)  \
+  X(REDUCE_ROWS, REDUCE, "clai_reduce_rows", "bbbxllliiiii", 1)                    \
+  X(REDUCE_MERGE, REDUCE, "clai_reduce_merge", "bbxlliiii", 1)                     \
+  X(SOFTMAX, NORM, "clai_softmax", "bbxllllfiii", 1)                               \
+  X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,
