@@ -83,7 +83,15 @@ inline void clai_r_chunk(__global const float *x, const long base, const long m,
     float s = 0.0f, c = 0.0f;
     long j = 0;
     if (vec) {
+      /* a Kahan step per block of 32: the step's four dependent adds would otherwise bound the speed */
       float8 vs = (float8)(0.0f), vc = (float8)(0.0f);
+      for (; j + 32 <= m; j += 32) {
+        const float8 blk = (vload8(0, q + j) + vload8(0, q + j + 8)) + (vload8(0, q + j + 16) + vload8(0, q + j + 24));
+        const float8 y = blk - vc;
+        const float8 t = vs + y;
+        vc = (t - vs) - y;
+        vs = t;
+      }
       for (; j + 8 <= m; j += 8) {
         const float8 y = vload8(0, q + j) - vc;
         const float8 t = vs + y;
@@ -105,6 +113,14 @@ inline void clai_r_chunk(__global const float *x, const long base, const long m,
     j = 0;
     if (vec) {
       float8 vs = (float8)(0.0f), vc = (float8)(0.0f);
+      for (; j + 32 <= m; j += 32) {
+        const float8 d0 = vload8(0, q + j) - mean, d1 = vload8(0, q + j + 8) - mean;
+        const float8 d2 = vload8(0, q + j + 16) - mean, d3 = vload8(0, q + j + 24) - mean;
+        const float8 y = (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3) - vc;
+        const float8 t = vs + y;
+        vc = (t - vs) - y;
+        vs = t;
+      }
       for (; j + 8 <= m; j += 8) {
         const float8 d = vload8(0, q + j) - mean;
         const float8 y = d * d - vc;

@@ -43,6 +43,7 @@ enum clai__program_id {
  * f = float, x = struct clai__index by value. Every kernel must do nothing when its sizes are zero. */
 #define CLAI__KERNELS(X)                                                          \
   X(COPY, COPY, "clai_copy", "bbxll", 1)                                          \
+  X(COPY_DENSE4, COPY, "clai_copy_dense4", "bbllll", 1)                           \
   X(FILL_F32, COPY, "clai_fill_f32", "bxf", 1)                                    \
   X(FILL_F16, COPY, "clai_fill_f16", "bxf", 1)                                    \
   X(FILL_I32, COPY, "clai_fill_i32", "bxi", 1)                                    \
@@ -50,6 +51,7 @@ enum clai__program_id {
   X(BINARY_F16, ELEMENTWISE, "clai_binary_f16", "bbbxi", 1)                       \
   X(BINARY_I32, ELEMENTWISE, "clai_binary_i32", "bbbxi", 1)                       \
   X(BINARY_CONTIG_F32, ELEMENTWISE, "clai_binary_contig_f32", "bbblllli", 1)      \
+  X(BINARY_ROWS_F32, ELEMENTWISE, "clai_binary_rows_f32", "bbblllllllliii", 1)    \
   X(UNARY_F32, ELEMENTWISE, "clai_unary_f32", "bbxiff", 1)                        \
   X(UNARY_F16, ELEMENTWISE, "clai_unary_f16", "bbxiff", 1)                        \
   X(UNARY_I32, ELEMENTWISE, "clai_unary_i32", "bbxiff", 1)                        \

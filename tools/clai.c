@@ -48,6 +48,7 @@ static int cmd_devices(void) {
 static void usage(FILE *f) {
   fprintf(f, "usage: clai devices       list OpenCL devices and the one libclai chooses\n"
              "       clai bench gemm    matmul GFLOP/s on the chosen device (clai bench --help)\n"
+             "       clai bench ops     GB/s of elementwise ops, softmax, layernorm, reductions (--help)\n"
              "       clai version       print the library version\n");
 }
 
