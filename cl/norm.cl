@@ -45,8 +45,8 @@ inline float clai_hsum8(const float8 v) {
 
 /* exp(x) for x <= 0 (the shifted scores of a softmax), vectorised: x = n ln2 + g with n = rint(x / ln2)
  * (Cody-Waite split of ln2), e^g from its degree-7 Taylor polynomial (|g| <= ln2 / 2, truncation below
- * 1e-8 relative), times 2^n built in the exponent bits. Results below 2^-126 (x < -87.3) flush to 0. About
- * 2 ulp; the library exp of POCL handles every input and is several times slower. */
+ * 1e-8 relative), times 2^n built in the exponent bits. Results for x < -87 (below about 2^-125) flush to 0. About
+ * 2 ulp; NaN gives NaN. The library exp of POCL handles every input and is slower. */
 inline float8 clai_exp_neg8(const float8 x) {
   const float8 n = fmax(rint(x * 1.44269504088896341f), -127.0f);
   const float8 g = (x - n * 0.693359375f) - n * -2.12194440e-4f;
@@ -59,7 +59,7 @@ inline float8 clai_exp_neg8(const float8 x) {
   p = p * g + 1.0f;
   p = p * g + 1.0f;
   const float8 e = p * as_float8((convert_int8(n) + 127) << 23);
-  return select(e, (float8)(0.0f), isless(n, (float8)(-126.0f)));
+  return select(e, (float8)(0.0f), isless(x, (float8)(-87.0f))); /* a NaN stays NaN */
 }
 
 __kernel void clai_softmax(__global float *out, __global const float *x, const clai_index ix, const long n,
