@@ -43,13 +43,17 @@ inline float clai_hsum8(const float8 v) {
   return b.lo + b.hi;
 }
 
-/* exp(x) for x <= 0 (the shifted scores of a softmax), vectorised: x = n ln2 + g with n = rint(x / ln2)
- * (Cody-Waite split of ln2), e^g from its degree-7 Taylor polynomial (|g| <= ln2 / 2, truncation below
- * 1e-8 relative), times 2^n built in the exponent bits. Results for x < -87 (below about 2^-125) flush to 0. About
- * 2 ulp; NaN gives NaN. The library exp of POCL handles every input and is slower. */
+/* exp(x) for x <= 0 (the shifted scores of a softmax), vectorised: x = n ln2 + g with n the nearest
+ * integer to x / ln2 (found by adding 1.5 * 2^23, which leaves n in the low mantissa bits), g from a
+ * Cody-Waite split of ln2, e^g from its degree-7 Taylor polynomial (|g| <= ln2 / 2, truncation below 1e-8
+ * relative), times 2^n built in the exponent bits. About 2 ulp; x < -87 (results below about 2^-125)
+ * gives 0, NaN gives NaN. Only operators, no library calls: POCL's rint / convert / select on vectors can
+ * end up as scalar loops, which made this several times slower. */
 inline float8 clai_exp_neg8(const float8 x) {
-  const float8 n = fmax(rint(x * 1.44269504088896341f), -127.0f);
-  const float8 g = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  const float8 xc = fmax(x, (float8)(-88.0f));  /* keeps n in range; fmax also maps NaN to -88, see below */
+  const float8 big = xc * 1.44269504088896341f + 12582912.0f;
+  const float8 n = big - 12582912.0f;
+  const float8 g = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
   float8 p = (float8)(1.0f / 5040.0f);
   p = p * g + 1.0f / 720.0f;
   p = p * g + 1.0f / 120.0f;
@@ -58,8 +62,11 @@ inline float8 clai_exp_neg8(const float8 x) {
   p = p * g + 0.5f;
   p = p * g + 1.0f;
   p = p * g + 1.0f;
-  const float8 e = p * as_float8((convert_int8(n) + 127) << 23);
-  return select(e, (float8)(0.0f), isless(x, (float8)(-87.0f))); /* a NaN stays NaN */
+  const int8 bits = (as_int8(big) - 0x4B400000 + 127) << 23;
+  const float8 e = p * as_float8(bits);
+  /* x < -87: 0 (the mask clears every bit); NaN (x != x): x itself */
+  const float8 z = as_float8(as_int8(e) & ~(x < (float8)(-87.0f)));
+  return x != x ? x : z;
 }
 
 __kernel void clai_softmax(__global float *out, __global const float *x, const clai_index ix, const long n,

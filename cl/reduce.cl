@@ -46,15 +46,14 @@ inline void clai_kahan(float *s, float *c, const float v) {
   *s = t;
 }
 
-/* Folds eight compensated lanes into one compensated scalar. */
+/* Folds eight compensated lanes into (*s, *c), which must be (0, 0): each lane's compensation is applied,
+ * then the lanes are summed as a tree (three roundings of the total, not eight of a running sum). */
 inline void clai_kahan8(float *s, float *c, const float8 vs, const float8 vc) {
-  float a[8], b[8];
-  vstore8(vs, 0, a);
-  vstore8(vc, 0, b);
-  for (int l = 0; l < 8; l++) {
-    clai_kahan(s, c, a[l]);
-    clai_kahan(s, c, -b[l]);
-  }
+  const float8 t = vs - vc;
+  const float4 u = t.lo + t.hi;
+  const float2 w = u.lo + u.hi;
+  *s = w.lo + w.hi;
+  *c = 0.0f;
 }
 
 /* Does (v, i) beat the best (bv, bi) for argmax? NaN beats every number; ties go to the smaller index. */
