@@ -275,3 +275,85 @@ __kernel void clai_reduce_merge(__global float *out, __global const float *part,
   }
   clai_r_store(out, oo, op, a, b, n, corr, of16);
 }
+
+/* Reductions over a strided axis whose rows are neighbours in memory (the innermost remaining dim has unit
+ * stride in x, e.g. [R, C] summed over R, a bias gradient): a work-item takes eight neighbouring rows as
+ * the eight lanes of a float8 and walks the reduced axis, so every load is a contiguous 32 bytes instead of
+ * eight strided scalars. Rows are enumerated as in clai_reduce_rows; w is the size of the innermost
+ * remaining dim and nb = ceil(w / 8) the blocks per run of it. A block with fewer than eight rows (the
+ * end of a run) goes through the scalar path. f32 input; sum, mean, max, min and var. */
+__kernel void clai_reduce_cols(__global float *out, __global const float *x, __global float *part,
+                               const clai_index ix, const long n, const long xs, const long chunk,
+                               const int nsplit, const int op, const int corr, const int of16) {
+  const long nrows = ix.numel;
+  if (nrows == 0) return;
+  const long w = ix.shape[ix.ndim - 1], nb = (w + 7) / 8, nblk = nrows / w * nb;
+  const long g = get_global_id(0);
+  if (g >= nblk * nsplit) return;
+  const long p = g / nblk, bq = g - p * nblk, q = bq / nb, b = bq - q * nb;
+  const long r0 = q * w + b * 8, cnt = min(8L, w - b * 8), os = ix.stride[0][ix.ndim - 1];
+  long oo, ox, unused;
+  clai_offsets(&ix, r0, &oo, &ox, &unused);
+  const long lo = p * chunk, hi = min(n, lo + chunk), m = hi > lo ? hi - lo : 0;
+  const long base = ox + lo * xs;
+  float a[8], c[8];
+  if (cnt < 8) {
+    for (int k = 0; k < cnt; k++) clai_r_chunk(x, base + k, m, xs, 0, op, &a[k], &c[k]);
+  } else {
+    __global const float *q0 = x + base;
+    float8 va, vb;
+    long j = 0;
+    if (op == CLAI_R_MAX || op == CLAI_R_MIN) {
+      const int mx = op == CLAI_R_MAX;
+      float8 r = (float8)(mx ? -INFINITY : INFINITY);
+      int8 nan = (int8)(0);
+      for (; j < m; j++) {
+        const float8 v = vload8(0, q0 + j * xs);
+        r = mx ? fmax(r, v) : fmin(r, v);
+        nan |= v != v;
+      }
+      va = nan != 0 ? (float8)(NAN) : r;
+      vb = (float8)(0.0f);
+    } else {
+      /* sums: a Kahan step per block of four rows of the reduced axis */
+      float8 s = (float8)(0.0f), k = (float8)(0.0f);
+      for (; j + 4 <= m; j += 4) {
+        const float8 blk = (vload8(0, q0 + j * xs) + vload8(0, q0 + (j + 1) * xs)) +
+                           (vload8(0, q0 + (j + 2) * xs) + vload8(0, q0 + (j + 3) * xs));
+        const float8 y = blk - k, t = s + y;
+        k = (t - s) - y;
+        s = t;
+      }
+      for (; j < m; j++) {
+        const float8 y = vload8(0, q0 + j * xs) - k, t = s + y;
+        k = (t - s) - y;
+        s = t;
+      }
+      va = s;
+      vb = k;
+      if (op == CLAI_R_VAR) {
+        const float8 mean = m > 0 ? (s - k) / (float)m : (float8)(0.0f);
+        s = (float8)(0.0f);
+        k = (float8)(0.0f);
+        for (j = 0; j < m; j++) {
+          const float8 d = vload8(0, q0 + j * xs) - mean;
+          const float8 y = d * d - k, t = s + y;
+          k = (t - s) - y;
+          s = t;
+        }
+        va = mean;
+        vb = s - k;
+      }
+    }
+    vstore8(va, 0, a);
+    vstore8(vb, 0, c);
+  }
+  for (int k = 0; k < cnt; k++) {
+    if (nsplit == 1) {
+      clai_r_store(out, oo + k * os, op, a[k], c[k], n, corr, of16);
+    } else {
+      part[p * nrows + r0 + k] = a[k];
+      part[nsplit * nrows + p * nrows + r0 + k] = c[k];
+    }
+  }
+}

@@ -64,6 +64,7 @@ enum clai__program_id {
   X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillff", 3)          \
   X(GEMM_APACKED, MATMUL_PACKED, "clai_gemm_apacked", "bbbxiiiillllff", 3)  \
   X(REDUCE_ROWS, REDUCE, "clai_reduce_rows", "bbbxllliiiii", 1)                    \
+  X(REDUCE_COLS, REDUCE, "clai_reduce_cols", "bbbxllliiii", 1)                    \
   X(REDUCE_MERGE, REDUCE, "clai_reduce_merge", "bbxlliiii", 1)                     \
   X(SOFTMAX, NORM, "clai_softmax", "bbxllllfiii", 1)                               \
   X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)

@@ -38,7 +38,12 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
   clai__index_build(&ix, 2, ops);
   const cl_long nrows = ix.numel;
   if (nrows == 0) return CLAI_OK;
-  const int64_t cap = chunk_cap(ctx);
+  const cl_int xf16 = x_rows->dtype == CLAI_DTYPE_F16;
+  /* Rows that are neighbours in memory (a strided reduced axis, unit stride across rows): eight rows per
+   * work-item as float8 lanes (clai_reduce_cols), with the reduced axis cut into short chunks so that a
+   * work-group's loads stay in cache and there are enough work-groups for every core. */
+  const int cols = xs != 1 && ix.ndim >= 1 && ix.stride[1][ix.ndim - 1] == 1 && !xf16 && op < R_ARGMAX;
+  const int64_t cap = cols && ctx->caps.is_cpu ? 256 : chunk_cap(ctx);
   cl_int nsplit = 1;
   cl_long chunk = n > 0 ? n : 1;
   if (n > cap) {
@@ -48,14 +53,22 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
     nsplit = (cl_int)((n + chunk - 1) / chunk);
   }
   const cl_long cn = n, cxs = xs;
-  const cl_int cop = op, ccorr = corr, xf16 = x_rows->dtype == CLAI_DTYPE_F16,
-               of16 = out_rows->dtype == CLAI_DTYPE_F16;
+  const cl_int cop = op, ccorr = corr, of16 = out_rows->dtype == CLAI_DTYPE_F16;
   uint64_t items, cells;
   if (!clai__mul_ok((uint64_t)nrows, (uint64_t)nsplit, &items) || !clai__mul_ok(items, 2, &cells) ||
       items > (uint64_t)SIZE_MAX)
     return clai__error(ctx, CLAI_E_OVERFLOW, "%s: %lld rows of %lld elements overflow", fn, (long long)nrows,
                        (long long)n);
   size_t global = (size_t)items;
+  if (cols) {
+    const int64_t w = ix.shape[ix.ndim - 1];
+    global = (size_t)(nrows / w * ((w + 7) / 8) * nsplit);
+  }
+  const int kernel = cols ? CLAI__K_REDUCE_COLS : CLAI__K_REDUCE_ROWS;
+  if (cols && nsplit == 1)
+    return clai__launch(ctx, kernel, &global, 11, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
+                        CLAI__ARG(x_rows->buf->mem), CLAI__ARG(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
+                        CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(of16));
   if (nsplit == 1)
     return clai__launch(ctx, CLAI__K_REDUCE_ROWS, &global, 12, CLAI__ARG(out_rows->buf->mem),
                         CLAI__ARG(x_rows->buf->mem), CLAI__ARG(x_rows->buf->mem), CLAI__ARG(ix), CLAI__ARG(cn),
@@ -65,9 +78,14 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
   int64_t pshape[1] = {(int64_t)cells};
   clai_status st = clai_tensor_init(ctx, &part, CLAI_DTYPE_F32, 1, pshape);
   if (st != CLAI_OK) return st;
-  st = clai__launch(ctx, CLAI__K_REDUCE_ROWS, &global, 12, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
-                    CLAI__ARG(part->buf->mem), CLAI__ARG(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
-                    CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(xf16), CLAI__ARG(of16));
+  if (cols)
+    st = clai__launch(ctx, kernel, &global, 11, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
+                      CLAI__ARG(part->buf->mem), CLAI__ARG(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
+                      CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(of16));
+  else
+    st = clai__launch(ctx, kernel, &global, 12, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
+                      CLAI__ARG(part->buf->mem), CLAI__ARG(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
+                      CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(xf16), CLAI__ARG(of16));
   if (st == CLAI_OK) {
     size_t g2 = (size_t)nrows;
     st = clai__launch(ctx, CLAI__K_REDUCE_MERGE, &g2, 9, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(part->buf->mem),

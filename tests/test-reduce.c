@@ -257,6 +257,17 @@ static void test_long_rows(void **state) {
     check_reduce(ctx, op, mt, 0, 1, CLAI_DTYPE_F32, 2e-6);
     check_reduce(ctx, op, mt, CLAI_AXIS_ALL, 0, CLAI_DTYPE_F32, 2e-6);
   }
+  /* column reductions (eight neighbouring outputs per work-item), the axis cut into chunks and merged */
+  clai_tensor *sq = NULL, *sl = NULL;
+  CLAIT_OK(ctx, clai_tensor_reshape(x, &sq, 2, (int64_t[]){1000, 1000}));
+  CLAIT_OK(ctx, clai_tensor_slice(sq, &sl, 1, 3, 1000, 1)); /* [1000, 997]: rows do not start aligned */
+  for (int op = 0; op < OP_COUNT; op++) {
+    check_reduce(ctx, op, sq, 0, 0, CLAI_DTYPE_F32, 2e-6);
+    check_reduce(ctx, op, sl, 0, 1, CLAI_DTYPE_F32, 2e-6);
+    check_reduce(ctx, op, m, 0, 0, CLAI_DTYPE_F32, 2e-6);
+  }
+  clai_tensor_free(sl);
+  clai_tensor_free(sq);
   clai_tensor_free(mt);
   clai_tensor_free(m);
   clai_tensor_free(x);

@@ -56,3 +56,11 @@ float bench_ref_sum(const float *x, int64_t i0, int64_t i1) {
   for (int64_t i = i0; i < i1; i++) s += x[i];
   return s;
 }
+
+void bench_ref_sum_cols(float *out, const float *x, int64_t c0, int64_t c1, int64_t rows, int64_t n) {
+  for (int64_t c = c0; c < c1; c++) out[c] = 0.0f;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * n;
+    for (int64_t c = c0; c < c1; c++) out[c] += xr[c];
+  }
+}

@@ -206,6 +206,19 @@ static void ref_sum_rows(void *p, int t, int nt) {
   rows_of(s, t, nt, &r0, &r1);
   bench_ref_sum_rows(s->h[0], s->h[1], r0, r1, s->cols);
 }
+static int setup_sum_cols(ops_state *s) {
+  int64_t sh[2] = {s->rows, s->cols}, row[1] = {s->cols};
+  return mk(s, 0, 1, row, 1.0f) || mk(s, 1, 2, sh, 0.0f);
+}
+static int run_sum_cols(void *p) {
+  ops_state *s = p;
+  return clai_reduce(s->ctx, CLAI_REDUCE_SUM, s->t[0], s->t[1], 0, 0);
+}
+static void ref_sum_cols(void *p, int t, int nt) {
+  ops_state *s = p;
+  int64_t c0 = s->cols * t / nt, c1 = s->cols * (t + 1) / nt;
+  bench_ref_sum_cols(s->h[0], s->h[1], c0, c1, s->rows, s->cols);
+}
 static int setup_sum_all(ops_state *s) {
   int64_t sh[2] = {s->rows, s->cols};
   return mk(s, 0, 0, NULL, 1.0f) || mk(s, 1, 2, sh, 0.0f);
@@ -228,6 +241,7 @@ static const ops_case cases[] = {
     {"softmax", "GB/s", setup_rows, amount_rows, run_softmax, ref_softmax, "[R,C], last axis"},
     {"layernorm", "GB/s", setup_layernorm, amount_rows, run_layernorm, ref_layernorm, "[R,C], gamma, beta"},
     {"sum-rows", "GB/s", setup_sum_rows, amount_sum, run_sum_rows, ref_sum_rows, "[R,C] -> [R]"},
+    {"sum-cols", "GB/s", setup_sum_cols, amount_sum, run_sum_cols, ref_sum_cols, "[R,C] -> [C] (bias gradient)"},
     {"sum-all", "GB/s", setup_sum_all, amount_sum, run_sum_all, ref_sum_all, "[R,C] -> []"},
     /* conv2d and attention (GFLOP/s) go here */
 };

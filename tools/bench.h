@@ -37,5 +37,7 @@ void bench_ref_layernorm(float *out, const float *x, const float *gamma, const f
                          int64_t n, float eps);
 void bench_ref_sum_rows(float *out, const float *x, int64_t r0, int64_t r1, int64_t n);
 float bench_ref_sum(const float *x, int64_t i0, int64_t i1);
+/* Column sums out[c] = sum over rows of x[r, c], for columns [c0, c1). */
+void bench_ref_sum_cols(float *out, const float *x, int64_t c0, int64_t c1, int64_t rows, int64_t n);
 
 #endif
