@@ -148,3 +148,38 @@ __kernel void clai_binary_rows_f32(__global float *out, __global const float *a,
   }
   for (; j < m; j++) o[j] = clai_binary_f(op, pa[j * acs], pb[j * bcs]);
 }
+
+/* Dense f32 unary op (and the affine map) over n elements: work-item g takes the contiguous run
+ * [g * chunk, + chunk) with vload8/vstore8 and the op hoisted out of the loop, like clai_binary_rows_f32. */
+#define CLAI_UROWS(EXPR)                                                                                \
+  for (; j + 8 <= m; j += 8) {                                                                         \
+    const float8 x = vload8(0, px + j);                                                                \
+    vstore8(EXPR, 0, o + j);                                                                           \
+  }                                                                                                    \
+  break;
+
+__kernel void clai_unary_rows_f32(__global float *out, __global const float *xin, const long n, const long chunk,
+                                  const long oo, const long ox, const int op, const float alpha,
+                                  const float beta) {
+  if (chunk <= 0) return;
+  const long c0 = get_global_id(0) * chunk;
+  if (c0 >= n) return;
+  const long m = min(chunk, n - c0);
+  __global float *o = out + oo + c0;
+  __global const float *px = xin + ox + c0;
+  long j = 0;
+  switch (op) {
+  case 0: CLAI_UROWS(-x)
+  case 1: CLAI_UROWS(fabs(x))
+  case 2: CLAI_UROWS(exp(x))
+  case 3: CLAI_UROWS(log(x))
+  case 4: CLAI_UROWS(sqrt(x))
+  case 5: CLAI_UROWS(fmax(x, 0.0f))
+  case 6: CLAI_UROWS(x / (1.0f + exp(-1.5957691216057308f * (x + 0.044715f * x * x * x))))
+  case 7: CLAI_UROWS(x / (1.0f + exp(-x)))
+  case 8: CLAI_UROWS(1.0f / (1.0f + exp(-x)))
+  case 9: CLAI_UROWS(tanh(x))
+  default: CLAI_UROWS(alpha * x + beta)
+  }
+  for (; j < m; j++) o[j] = clai_unary_f(op, px[j], alpha, beta);
+}

@@ -277,76 +277,113 @@ __kernel void clai_reduce_merge(__global float *out, __global const float *part,
 }
 
 /* Reductions over a strided axis whose rows are neighbours in memory (the innermost remaining dim has unit
- * stride in x, e.g. [R, C] summed over R, a bias gradient): a work-item takes eight neighbouring rows as
- * the eight lanes of a float8 and walks the reduced axis, so every load is a contiguous 32 bytes instead of
- * eight strided scalars. Rows are enumerated as in clai_reduce_rows; w is the size of the innermost
- * remaining dim and nb = ceil(w / 8) the blocks per run of it. A block with fewer than eight rows (the
- * end of a run) goes through the scalar path. f32 input; sum, mean, max, min and var. */
+ * stride in x, e.g. [R, C] summed over R, a bias gradient): a work-item takes 32 neighbouring rows as the
+ * lanes of four float8 and walks the reduced axis, so every step loads two whole cache lines instead of
+ * 32 strided scalars. Rows are enumerated as in clai_reduce_rows; w is the size of the innermost remaining
+ * dim and nb = ceil(w / 32) the blocks per run of it. A block with fewer than 32 rows (the end of a run)
+ * goes through the scalar path. f32 input; sum, mean, max, min and var. */
+#define CLAI_COLS 32
+#define CLAI_LD4(J)                                                                                       \
+  const float8 v0 = vload8(0, q0 + (J) * xs), v1 = vload8(1, q0 + (J) * xs), v2 = vload8(2, q0 + (J) * xs), \
+               v3 = vload8(3, q0 + (J) * xs)
+#define CLAI_KAHAN_V(S, K, V)                                                                             \
+  {                                                                                                       \
+    const float8 y_ = (V) - K, t_ = S + y_;                                                               \
+    K = (t_ - S) - y_;                                                                                    \
+    S = t_;                                                                                               \
+  }
+
 __kernel void clai_reduce_cols(__global float *out, __global const float *x, __global float *part,
                                const clai_index ix, const long n, const long xs, const long chunk,
                                const int nsplit, const int op, const int corr, const int of16) {
   const long nrows = ix.numel;
   if (nrows == 0) return;
-  const long w = ix.shape[ix.ndim - 1], nb = (w + 7) / 8, nblk = nrows / w * nb;
+  const long w = ix.shape[ix.ndim - 1], nb = (w + CLAI_COLS - 1) / CLAI_COLS, nblk = nrows / w * nb;
   const long g = get_global_id(0);
   if (g >= nblk * nsplit) return;
   const long p = g / nblk, bq = g - p * nblk, q = bq / nb, b = bq - q * nb;
-  const long r0 = q * w + b * 8, cnt = min(8L, w - b * 8), os = ix.stride[0][ix.ndim - 1];
+  const long r0 = q * w + b * CLAI_COLS, cnt = min((long)CLAI_COLS, w - b * CLAI_COLS), os = ix.stride[0][ix.ndim - 1];
   long oo, ox, unused;
   clai_offsets(&ix, r0, &oo, &ox, &unused);
   const long lo = p * chunk, hi = min(n, lo + chunk), m = hi > lo ? hi - lo : 0;
   const long base = ox + lo * xs;
-  float a[8], c[8];
-  if (cnt < 8) {
+  float a[CLAI_COLS], c[CLAI_COLS];
+  if (cnt < CLAI_COLS) {
     for (int k = 0; k < cnt; k++) clai_r_chunk(x, base + k, m, xs, 0, op, &a[k], &c[k]);
   } else {
     __global const float *q0 = x + base;
-    float8 va, vb;
+    float8 a0, a1, a2, a3, b0, b1, b2, b3;
     long j = 0;
     if (op == CLAI_R_MAX || op == CLAI_R_MIN) {
       const int mx = op == CLAI_R_MAX;
-      float8 r = (float8)(mx ? -INFINITY : INFINITY);
-      int8 nan = (int8)(0);
+      a0 = a1 = a2 = a3 = (float8)(mx ? -INFINITY : INFINITY);
+      int8 n0 = (int8)(0), n1 = n0, n2 = n0, n3 = n0;
       for (; j < m; j++) {
-        const float8 v = vload8(0, q0 + j * xs);
-        r = mx ? fmax(r, v) : fmin(r, v);
-        nan |= v != v;
+        CLAI_LD4(j);
+        a0 = mx ? fmax(a0, v0) : fmin(a0, v0);
+        a1 = mx ? fmax(a1, v1) : fmin(a1, v1);
+        a2 = mx ? fmax(a2, v2) : fmin(a2, v2);
+        a3 = mx ? fmax(a3, v3) : fmin(a3, v3);
+        n0 |= v0 != v0;
+        n1 |= v1 != v1;
+        n2 |= v2 != v2;
+        n3 |= v3 != v3;
       }
-      va = nan != 0 ? (float8)(NAN) : r;
-      vb = (float8)(0.0f);
+      a0 = n0 != 0 ? (float8)(NAN) : a0;
+      a1 = n1 != 0 ? (float8)(NAN) : a1;
+      a2 = n2 != 0 ? (float8)(NAN) : a2;
+      a3 = n3 != 0 ? (float8)(NAN) : a3;
+      b0 = b1 = b2 = b3 = (float8)(0.0f);
     } else {
-      /* sums: a Kahan step per block of four rows of the reduced axis */
-      float8 s = (float8)(0.0f), k = (float8)(0.0f);
-      for (; j + 4 <= m; j += 4) {
-        const float8 blk = (vload8(0, q0 + j * xs) + vload8(0, q0 + (j + 1) * xs)) +
-                           (vload8(0, q0 + (j + 2) * xs) + vload8(0, q0 + (j + 3) * xs));
-        const float8 y = blk - k, t = s + y;
-        k = (t - s) - y;
-        s = t;
+      /* sums: a Kahan step per pair of rows of the reduced axis */
+      a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = (float8)(0.0f);
+      for (; j + 2 <= m; j += 2) {
+        CLAI_LD4(j);
+        const float8 u0 = vload8(0, q0 + (j + 1) * xs), u1 = vload8(1, q0 + (j + 1) * xs);
+        const float8 u2 = vload8(2, q0 + (j + 1) * xs), u3 = vload8(3, q0 + (j + 1) * xs);
+        CLAI_KAHAN_V(a0, b0, v0 + u0)
+        CLAI_KAHAN_V(a1, b1, v1 + u1)
+        CLAI_KAHAN_V(a2, b2, v2 + u2)
+        CLAI_KAHAN_V(a3, b3, v3 + u3)
       }
       for (; j < m; j++) {
-        const float8 y = vload8(0, q0 + j * xs) - k, t = s + y;
-        k = (t - s) - y;
-        s = t;
+        CLAI_LD4(j);
+        CLAI_KAHAN_V(a0, b0, v0)
+        CLAI_KAHAN_V(a1, b1, v1)
+        CLAI_KAHAN_V(a2, b2, v2)
+        CLAI_KAHAN_V(a3, b3, v3)
       }
-      va = s;
-      vb = k;
       if (op == CLAI_R_VAR) {
-        const float8 mean = m > 0 ? (s - k) / (float)m : (float8)(0.0f);
-        s = (float8)(0.0f);
-        k = (float8)(0.0f);
+        const float inv = m > 0 ? 1.0f / (float)m : 0.0f;
+        const float8 m0 = (a0 - b0) * inv, m1 = (a1 - b1) * inv, m2 = (a2 - b2) * inv, m3 = (a3 - b3) * inv;
+        a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = (float8)(0.0f);
         for (j = 0; j < m; j++) {
-          const float8 d = vload8(0, q0 + j * xs) - mean;
-          const float8 y = d * d - k, t = s + y;
-          k = (t - s) - y;
-          s = t;
+          CLAI_LD4(j);
+          const float8 d0 = v0 - m0, d1 = v1 - m1, d2 = v2 - m2, d3 = v3 - m3;
+          CLAI_KAHAN_V(a0, b0, d0 * d0)
+          CLAI_KAHAN_V(a1, b1, d1 * d1)
+          CLAI_KAHAN_V(a2, b2, d2 * d2)
+          CLAI_KAHAN_V(a3, b3, d3 * d3)
         }
-        va = mean;
-        vb = s - k;
+        /* (mean, M2) per lane */
+        b0 = a0 - b0;
+        b1 = a1 - b1;
+        b2 = a2 - b2;
+        b3 = a3 - b3;
+        a0 = m0;
+        a1 = m1;
+        a2 = m2;
+        a3 = m3;
       }
     }
-    vstore8(va, 0, a);
-    vstore8(vb, 0, c);
+    vstore8(a0, 0, a);
+    vstore8(a1, 1, a);
+    vstore8(a2, 2, a);
+    vstore8(a3, 3, a);
+    vstore8(b0, 0, c);
+    vstore8(b1, 1, c);
+    vstore8(b2, 2, c);
+    vstore8(b3, 3, c);
   }
   for (int k = 0; k < cnt; k++) {
     if (nsplit == 1) {

@@ -56,6 +56,7 @@ enum clai__program_id {
   X(UNARY_F16, ELEMENTWISE, "clai_unary_f16", "bbxiff", 1)                        \
   X(UNARY_I32, ELEMENTWISE, "clai_unary_i32", "bbxiff", 1)                        \
   X(UNARY_CONTIG_F32, ELEMENTWISE, "clai_unary_contig_f32", "bblllliff", 1)       \
+  X(UNARY_ROWS_F32, ELEMENTWISE, "clai_unary_rows_f32", "bblllliff", 1)            \
   X(GEMM_F32_F32, MATMUL, "clai_gemm_f32_f32", "bbbxiiillllllff", 3)                     \
   X(GEMM_F32_F16, MATMUL, "clai_gemm_f32_f16", "bbbxiiillllllff", 3)                     \
   X(GEMM_F16_F32, MATMUL, "clai_gemm_f16_f32", "bbbxiiillllllff", 3)                     \

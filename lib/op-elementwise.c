@@ -109,10 +109,12 @@ static clai_status unary(clai_context *ctx, const char *fn, const char *name, in
   const cl_int cop = op;
   const cl_float al = alpha, be = beta;
   if (out->dtype == CLAI_DTYPE_F32 && clai_tensor_is_contiguous(out) && clai_tensor_is_contiguous(x)) {
-    const cl_long n = clai_tensor_numel(out), oo = out->offset, ox = x->offset, unused = 0;
-    size_t global = (size_t)n;
-    return clai__launch(ctx, CLAI__K_UNARY_CONTIG_F32, &global, 9, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem),
-                        CLAI__ARG(n), CLAI__ARG(oo), CLAI__ARG(ox), CLAI__ARG(unused), CLAI__ARG(cop), CLAI__ARG(al),
+    /* contiguous runs per work-item (see cl/elementwise.cl) */
+    const cl_long n = clai_tensor_numel(out), oo = out->offset, ox = x->offset;
+    const cl_long chunk = ctx->caps.is_cpu ? 2048 : 8;
+    size_t global = (size_t)((n + chunk - 1) / chunk);
+    return clai__launch(ctx, CLAI__K_UNARY_ROWS_F32, &global, 9, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem),
+                        CLAI__ARG(n), CLAI__ARG(chunk), CLAI__ARG(oo), CLAI__ARG(ox), CLAI__ARG(cop), CLAI__ARG(al),
                         CLAI__ARG(be));
   }
   clai__index ix;

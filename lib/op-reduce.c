@@ -62,7 +62,7 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
   size_t global = (size_t)items;
   if (cols) {
     const int64_t w = ix.shape[ix.ndim - 1];
-    global = (size_t)(nrows / w * ((w + 7) / 8) * nsplit);
+    global = (size_t)(nrows / w * ((w + 31) / 32) * nsplit); /* CLAI_COLS rows per work-item */
   }
   const int kernel = cols ? CLAI__K_REDUCE_COLS : CLAI__K_REDUCE_ROWS;
   if (cols && nsplit == 1)

@@ -1,7 +1,7 @@
 /* bench-ops.c - `clai bench ops`: throughput of libclai's memory-bound ops on the chosen device, beside the
  * device's copy bandwidth (clai_copy) and a plain C loop doing the same op on the CPU with 2 threads,
  * measured in the same run with the same method as `clai bench gemm` (bench_measure: median of repeated
- * timings after a warm-up). Memory-bound ops are reported in GB/s of the bytes an op must move (each input
+ * timings after a warm-up, libclai and the reference taking turns). Memory-bound ops are reported in GB/s of the bytes an op must move (each input
  * read once, the output written once); compute-bound entries (conv2d, attention) can report GFLOP/s: the
  * table of cases below is the one place to add them. */
 #include <math.h>
@@ -157,6 +157,19 @@ static void ref_add_bcast(void *p, int t, int nt) {
   }
 }
 
+/* a unary op: out = 2 * x (clai_scale) */
+static int run_scale(void *p) {
+  ops_state *s = p;
+  return clai_scale(s->ctx, s->t[0], s->t[1], 2.0f);
+}
+static void ref_scale(void *p, int t, int nt) {
+  ops_state *s = p;
+  int64_t n = clai_tensor_numel(s->t[0]), i0 = n * t / nt, i1 = n * (t + 1) / nt;
+  float *o = s->h[0];
+  const float *x = s->h[1];
+  for (int64_t i = i0; i < i1; i++) o[i] = 2.0f * x[i];
+}
+
 /* softmax over the last axis */
 static int setup_rows(ops_state *s) {
   int64_t sh[2] = {s->rows, s->cols};
@@ -238,6 +251,7 @@ static const ops_case cases[] = {
     {"copy", "GB/s", setup_copy, amount_copy, run_copy, ref_copy, "[4R*C] f32 (clai_copy / memcpy)"},
     {"add", "GB/s", setup_add, amount_add, run_add, ref_add, "[R,C] + [R,C]"},
     {"add-bcast", "GB/s", setup_add_bcast, amount_add_bcast, run_add, ref_add_bcast, "[R,C] + [C]"},
+    {"scale", "GB/s", setup_rows, amount_rows, run_scale, ref_scale, "2 * [R,C] (unary)"},
     {"softmax", "GB/s", setup_rows, amount_rows, run_softmax, ref_softmax, "[R,C], last axis"},
     {"layernorm", "GB/s", setup_layernorm, amount_rows, run_layernorm, ref_layernorm, "[R,C], gamma, beta"},
     {"sum-rows", "GB/s", setup_sum_rows, amount_sum, run_sum_rows, ref_sum_rows, "[R,C] -> [R]"},
@@ -259,6 +273,18 @@ static int run_ref(void *p) {
   ref_run *r = p;
   ref_pool_run(r->pool, r->c->ref, r->s);
   return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void median_min_max(double *v, int n, double *med, double *mn, double *mx) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  *med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  *mn = v[0];
+  *mx = v[n - 1];
 }
 
 static int finish_clai(void *p) { return clai_sync(((ops_state *)p)->ctx); }
@@ -353,11 +379,19 @@ int bench_ops(int argc, char **argv) {
       rc = 1;
     } else {
       double amount = c->amount(&s);
-      rc = bench_measure(c->run, finish_clai, &s, amount, samples, min_time, &med, &mn, &mx);
+      /* libclai and the C reference take turns, one bench_measure timing each, so that the load of a
+       * shared machine, which drifts over seconds, weighs on both alike; then median, min and max. */
+      double g[64], r[64], unused0, unused1;
+      int have_ref = pool != NULL && c->ref != NULL;
+      ref_run rr = {pool, c, &s};
+      for (int k = 0; k < samples && rc == 0; k++) {
+        if (have_ref) bench_measure(run_ref, NULL, &rr, amount, 1, min_time, &r[k], &unused0, &unused1);
+        rc = bench_measure(c->run, finish_clai, &s, amount, 1, min_time, &g[k], &unused0, &unused1);
+      }
       if (rc != 0) fprintf(stderr, "clai bench ops: %s: %s\n", c->name, clai_errmsg(ctx));
-      if (rc == 0 && pool != NULL && c->ref != NULL) {
-        ref_run rr = {pool, c, &s};
-        bench_measure(run_ref, NULL, &rr, amount, samples, min_time, &rmed, &rmn, &rmx);
+      if (rc == 0) {
+        median_min_max(g, samples, &med, &mn, &mx);
+        if (have_ref) median_min_max(r, samples, &rmed, &rmn, &rmx);
       }
       if (strcmp(c->name, "copy") == 0) copy_bw = med;
       if (rc == 0 && selected(only, c->name)) {
