@@ -91,10 +91,14 @@ __kernel void clai_softmax(__global float *out, __global const float *x, const c
     for (; j < m; j++) mx = fmax(mx, xr[j] * scale);
     if (mx == -INFINITY) m = 0; /* nothing to weigh */
     float8 vs = (float8)(0.0f);
-    for (j = 0; j + 8 <= m; j += 8) {
-      const float8 e = clai_exp_neg8(vload8(0, xr + j) * scale - mx);
-      vs += e;
-      if (!lg) vstore8(e, 0, orow + j);
+    if (lg) {
+      for (j = 0; j + 8 <= m; j += 8) vs += clai_exp_neg8(vload8(0, xr + j) * scale - mx);
+    } else {
+      for (j = 0; j + 8 <= m; j += 8) {
+        const float8 e = clai_exp_neg8(vload8(0, xr + j) * scale - mx);
+        vs += e;
+        vstore8(e, 0, orow + j);
+      }
     }
     float s = clai_hsum8(vs);
     for (; j < m; j++) {

@@ -226,17 +226,32 @@ clai_status clai_sum_to(clai_context *ctx, clai_tensor *out, const clai_tensor *
                        clai__shape_str(out->ndim, out->shape, a, sizeof a), clai__shape_str(x->ndim, x->shape, b, sizeof b));
   if (clai__tensors_overlap(out, x)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps x", fn);
   if (nsum == 0) return clai__copy(ctx, out, x, fn);
-  /* out seen with x's number of dims (leading dims of size 1, stride 0) */
-  clai_tensor ov = *out;
-  ov.ndim = x->ndim;
-  memcpy(ov.shape, oshape, sizeof oshape);
-  memcpy(ov.strides, ost, sizeof ost);
+  /* x and out (seen with x's number of dims: leading dims of size 1, stride 0) with neighbouring summed dims
+   * merged where x's layout allows, so that e.g. a contiguous [B, T, C] -> [C] is one pass over [B*T, C]. */
+  clai_tensor xm = *x, ov = *out;
+  int nd = 0;
+  nsum = 0;
+  for (int i = 0; i < x->ndim; i++) {
+    const int summed = oshape[i] != x->shape[i];
+    if (summed && nsum > 0 && sum_dim[nsum - 1] == nd - 1 && xm.strides[nd - 1] == x->strides[i] * x->shape[i]) {
+      xm.shape[nd - 1] *= x->shape[i];
+      xm.strides[nd - 1] = x->strides[i];
+      continue;
+    }
+    xm.shape[nd] = x->shape[i];
+    xm.strides[nd] = x->strides[i];
+    ov.shape[nd] = oshape[i];
+    ov.strides[nd] = ost[i];
+    if (summed) sum_dim[nsum++] = nd;
+    nd++;
+  }
+  xm.ndim = ov.ndim = nd;
   /* Sum one dim at a time, innermost first, into f32 temporaries of x's shape with the summed dims 1;
    * the last step writes out. */
-  const clai_tensor *cur = x;
+  const clai_tensor *cur = &xm;
   clai_tensor *tmp[2] = {NULL, NULL};
   int64_t shape[CLAI_MAX_DIMS];
-  memcpy(shape, x->shape, sizeof shape);
+  memcpy(shape, xm.shape, sizeof shape);
   for (int k = nsum - 1; k >= 0 && s == CLAI_OK; k--) {
     const int d = sum_dim[k];
     shape[d] = 1;
@@ -244,7 +259,7 @@ clai_status clai_sum_to(clai_context *ctx, clai_tensor *out, const clai_tensor *
     if (k > 0) {
       clai_tensor_free(tmp[k & 1]);
       tmp[k & 1] = NULL;
-      s = clai_tensor_init(ctx, &tmp[k & 1], CLAI_DTYPE_F32, x->ndim, shape);
+      s = clai_tensor_init(ctx, &tmp[k & 1], CLAI_DTYPE_F32, nd, shape);
       if (s != CLAI_OK) break;
       dst = tmp[k & 1];
     }

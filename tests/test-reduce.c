@@ -306,38 +306,45 @@ static void test_sum_to(void **state) {
   clai_tensor *base = upload(ctx, CLAI_DTYPE_F32, 3, (int64_t[]){6, 5, 4}, v), *x = NULL;
   CLAIT_OK(ctx, clai_tensor_permute(base, &x, (int[]){2, 1, 0})); /* [4, 5, 6], fully strided */
   double *xv = fetch(ctx, x);
-  static const struct {
-    int nd;
-    int64_t shape[3];
-  } targets[] = {{1, {6}}, {2, {1, 6}}, {3, {4, 1, 6}}, {2, {5, 1}}, {0, {0}}, {3, {4, 5, 6}}, {3, {1, 5, 1}}};
-  for (size_t ti = 0; ti < sizeof targets / sizeof targets[0]; ti++) {
-    for (int d = 0; d < 2; d++) {
-      clai_dtype odt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
-      clai_tensor *out = mk(ctx, odt, targets[ti].nd, targets[ti].shape);
-      CLAIT_OK(ctx, clai_sum_to(ctx, out, x));
-      double *got = fetch(ctx, out);
-      /* out's shape aligned to [4, 5, 6] */
-      int64_t os[3];
-      for (int i = 0; i < 3; i++) {
-        int oi = targets[ti].nd - 3 + i;
-        os[i] = oi < 0 ? 1 : targets[ti].shape[oi];
+  float dv[120];
+  for (int i = 0; i < 120; i++) dv[i] = (float)xv[i];
+  clai_tensor *dense = upload(ctx, CLAI_DTYPE_F32, 3, (int64_t[]){4, 5, 6}, dv); /* summed dims merge */
+  for (int variant = 0; variant < 2; variant++) {
+    clai_tensor *xin = variant ? dense : x;
+    static const struct {
+      int nd;
+      int64_t shape[3];
+    } targets[] = {{1, {6}}, {2, {1, 6}}, {3, {4, 1, 6}}, {2, {5, 1}}, {0, {0}}, {3, {4, 5, 6}}, {3, {1, 5, 1}}, {3, {4, 1, 1}}};
+    for (size_t ti = 0; ti < sizeof targets / sizeof targets[0]; ti++) {
+      for (int d = 0; d < 2; d++) {
+        clai_dtype odt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+        clai_tensor *out = mk(ctx, odt, targets[ti].nd, targets[ti].shape);
+        CLAIT_OK(ctx, clai_sum_to(ctx, out, xin));
+        double *got = fetch(ctx, out);
+        /* out's shape aligned to [4, 5, 6] */
+        int64_t os[3];
+        for (int i = 0; i < 3; i++) {
+          int oi = targets[ti].nd - 3 + i;
+          os[i] = oi < 0 ? 1 : targets[ti].shape[oi];
+        }
+        double want[120] = {0};
+        for (int a = 0; a < 4; a++)
+          for (int b = 0; b < 5; b++)
+            for (int c = 0; c < 6; c++) {
+              int64_t o = ((os[0] > 1 ? a : 0) * os[1] + (os[1] > 1 ? b : 0)) * os[2] + (os[2] > 1 ? c : 0);
+              want[o] += xv[(a * 5 + b) * 6 + c];
+            }
+        for (int64_t i = 0; i < clai_tensor_numel(out); i++)
+          if (!(fabs(got[i] - want[i]) <= 1e-5 + (d ? 2e-3 : 1e-6) * fabs(want[i])))
+            fail_msg("clai_sum_to to target %zu (%s): element %lld is %.9g, expected %.9g", ti, clai_dtype_name(odt),
+                     (long long)i, got[i], want[i]);
+        free(got);
+        clai_tensor_free(out);
       }
-      double want[120] = {0};
-      for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 5; b++)
-          for (int c = 0; c < 6; c++) {
-            int64_t o = ((os[0] > 1 ? a : 0) * os[1] + (os[1] > 1 ? b : 0)) * os[2] + (os[2] > 1 ? c : 0);
-            want[o] += xv[(a * 5 + b) * 6 + c];
-          }
-      for (int64_t i = 0; i < clai_tensor_numel(out); i++)
-        if (!(fabs(got[i] - want[i]) <= 1e-5 + (d ? 2e-3 : 1e-6) * fabs(want[i])))
-          fail_msg("clai_sum_to to target %zu (%s): element %lld is %.9g, expected %.9g", ti, clai_dtype_name(odt),
-                   (long long)i, got[i], want[i]);
-      free(got);
-      clai_tensor_free(out);
     }
   }
   free(xv);
+  clai_tensor_free(dense);
   clai_tensor_free(x);
   clai_tensor_free(base);
 }
