@@ -104,7 +104,8 @@ static void usage(FILE *f) {
   fprintf(f, "usage: clai bench gemm [--sizes N|MxNxK,...] [--batch B] [--trans nn|nt|tn|tt] [--dtype f32|f16]\n"
              "                       [--samples S] [--min-time SECONDS] [--no-ref] [--json]\n"
              "  GFLOP/s of C = op(A) op(B), data on the device, median (min-max) of S timings after a warm-up,\n"
-             "  each timing at least --min-time long; beside OpenBLAS (if installed) and CLBlast (if built in).\n");
+             "  each timing at least --min-time long; beside OpenBLAS (if installed) and CLBlast (if built in).\n"
+             "       clai bench ops --help   GB/s of elementwise ops, softmax, layernorm and reductions\n");
 }
 
 #define CHECK(call)                                                                                  \

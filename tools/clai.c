@@ -1,5 +1,6 @@
 /* clai - libclai's command-line tool: `clai devices` lists every OpenCL device, its rank and which one
- * libclai chooses and why; `clai bench gemm` measures matmul (bench.c); `clai version`. */
+ * libclai chooses and why; `clai bench gemm` measures matmul (bench.c), `clai bench ops` the memory-bound ops
+ * (bench-ops.c); `clai version`. */
 #include <stdio.h>
 #include <string.h>
 
