@@ -11,7 +11,15 @@
 
 #include "bench.h"
 
-void bench_ref_softmax(float *out, const float *x, int64_t r0, int64_t r1, int64_t n) {
+/* Built for AVX2 + FMA as well as the baseline, chosen at run time (GCC function multi-versioning), so on
+ * this kind of CPU the reference uses the same vector width as the OpenCL compiler does. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define REF_CLONES __attribute__((target_clones("avx2,fma", "default")))
+#else
+#define REF_CLONES
+#endif
+
+REF_CLONES void bench_ref_softmax(float *out, const float *x, int64_t r0, int64_t r1, int64_t n) {
   for (int64_t r = r0; r < r1; r++) {
     const float *xr = x + r * n;
     float *o = out + r * n;
@@ -27,7 +35,7 @@ void bench_ref_softmax(float *out, const float *x, int64_t r0, int64_t r1, int64
   }
 }
 
-void bench_ref_layernorm(float *out, const float *x, const float *gamma, const float *beta, int64_t r0, int64_t r1,
+REF_CLONES void bench_ref_layernorm(float *out, const float *x, const float *gamma, const float *beta, int64_t r0, int64_t r1,
                          int64_t n, float eps) {
   for (int64_t r = r0; r < r1; r++) {
     const float *xr = x + r * n;
@@ -42,7 +50,7 @@ void bench_ref_layernorm(float *out, const float *x, const float *gamma, const f
   }
 }
 
-void bench_ref_sum_rows(float *out, const float *x, int64_t r0, int64_t r1, int64_t n) {
+REF_CLONES void bench_ref_sum_rows(float *out, const float *x, int64_t r0, int64_t r1, int64_t n) {
   for (int64_t r = r0; r < r1; r++) {
     const float *xr = x + r * n;
     float s = 0.0f;
@@ -51,13 +59,13 @@ void bench_ref_sum_rows(float *out, const float *x, int64_t r0, int64_t r1, int6
   }
 }
 
-float bench_ref_sum(const float *x, int64_t i0, int64_t i1) {
+REF_CLONES float bench_ref_sum(const float *x, int64_t i0, int64_t i1) {
   float s = 0.0f;
   for (int64_t i = i0; i < i1; i++) s += x[i];
   return s;
 }
 
-void bench_ref_sum_cols(float *out, const float *x, int64_t c0, int64_t c1, int64_t rows, int64_t n) {
+REF_CLONES void bench_ref_sum_cols(float *out, const float *x, int64_t c0, int64_t c1, int64_t rows, int64_t n) {
   for (int64_t c = c0; c < c1; c++) out[c] = 0.0f;
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * n;
