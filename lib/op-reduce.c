@@ -15,7 +15,7 @@ static const char *const op_names[] = {"sum", "mean", "max", "min", "var", "argm
 
 /* Elements per chunk: long enough that the second kernel is cheap, short enough that a chunk stays in
  * cache for the variance's second pass, and that a GPU gets enough work-items. */
-static int64_t chunk_cap(const clai_context *ctx) { return ctx->caps.is_cpu ? 8192 : 1024; }
+static int64_t chunk_cap(const clai_context *ctx) { return ctx->caps.is_cpu ? 2048 : 1024; }
 
 /* A stack copy of t with dim `axis` removed (a header only, never a live tensor). */
 static void drop_dim(clai_tensor *v, const clai_tensor *t, int axis) {
@@ -43,7 +43,7 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
    * work-item as float8 lanes (clai_reduce_cols), with the reduced axis cut into short chunks so that a
    * work-group's loads stay in cache and there are enough work-groups for every core. */
   const int cols = xs != 1 && ix.ndim >= 1 && ix.stride[1][ix.ndim - 1] == 1 && !xf16 && op < R_ARGMAX;
-  const int64_t cap = cols && ctx->caps.is_cpu ? 256 : chunk_cap(ctx);
+  const int64_t cap = cols && ctx->caps.is_cpu ? 64 : chunk_cap(ctx);
   cl_int nsplit = 1;
   cl_long chunk = n > 0 ? n : 1;
   if (n > cap) {
