@@ -50,7 +50,9 @@ inline float clai_hsum8(const float8 v) {
  * gives 0, NaN gives NaN. Only operators, no library calls: POCL's rint / convert / select on vectors can
  * end up as scalar loops, which made this several times slower. */
 inline float8 clai_exp_neg8(const float8 x) {
-  const float8 xc = fmax(x, (float8)(-88.0f));  /* keeps n in range; fmax also maps NaN to -88, see below */
+  /* keeps n in range; a comparison (not fmax, whose NaN rules cost two more instructions) lets NaN through,
+   * and NaN then flows through every step below into the result */
+  const float8 xc = x < (float8)(-88.0f) ? (float8)(-88.0f) : x;
   const float8 big = xc * 1.44269504088896341f + 12582912.0f;
   const float8 n = big - 12582912.0f;
   const float8 g = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
@@ -64,9 +66,18 @@ inline float8 clai_exp_neg8(const float8 x) {
   p = p * g + 1.0f;
   const int8 bits = (as_int8(big) - 0x4B400000 + 127) << 23;
   const float8 e = p * as_float8(bits);
-  /* x < -87: 0 (the mask clears every bit); NaN (x != x): x itself */
-  const float8 z = as_float8(as_int8(e) & ~(x < (float8)(-87.0f)));
-  return x != x ? x : z;
+  /* x < -87: 0 (the mask clears every bit) */
+  return as_float8(as_int8(e) & ~(x < (float8)(-87.0f)));
+}
+
+/* The maximum came out -inf: either nothing is left to weigh (every element masked or -inf; then *m = 0
+ * and the row becomes 0 / -inf) or every element is NaN (the maximum skips NaN; then the row is NaN). */
+inline float clai_sm_empty(__global const float *x, const long ox, const long xs, const int xf16, const long m,
+                           long *mout) {
+  for (long j = 0; j < m; j++)
+    if (isnan(clai_n_ld(x, ox + j * xs, xf16))) return NAN;
+  *mout = 0;
+  return -INFINITY;
 }
 
 __kernel void clai_softmax(__global float *out, __global const float *x, const clai_index ix, const long n,
@@ -86,10 +97,13 @@ __kernel void clai_softmax(__global float *out, __global const float *x, const c
   if (xs == 1 && os == 1 && !xf16 && !of16) {
     float8 vm = (float8)(-INFINITY);
     long j = 0;
-    for (; j + 8 <= m; j += 8) vm = fmax(vm, vload8(0, xr + j) * scale);
+    for (; j + 8 <= m; j += 8) {
+      const float8 v = vload8(0, xr + j) * scale;
+      vm = v > vm ? v : vm; /* NaN is skipped here and makes its row NaN through exp */
+    }
     float mx = clai_hmax8(vm);
     for (; j < m; j++) mx = fmax(mx, xr[j] * scale);
-    if (mx == -INFINITY) m = 0; /* nothing to weigh */
+    if (mx == -INFINITY) mx = clai_sm_empty(x, ox, 1, 0, m, &m);
     float8 vs = (float8)(0.0f);
     if (lg) {
       for (j = 0; j + 8 <= m; j += 8) vs += clai_exp_neg8(vload8(0, xr + j) * scale - mx);
@@ -121,7 +135,7 @@ __kernel void clai_softmax(__global float *out, __global const float *x, const c
 
   float mx = -INFINITY;
   for (long j = 0; j < m; j++) mx = fmax(mx, clai_n_ld(x, ox + j * xs, xf16) * scale);
-  if (mx == -INFINITY) m = 0;
+  if (mx == -INFINITY) mx = clai_sm_empty(x, ox, xs, xf16, m, &m);
   float s = 0.0f;
   for (long j = 0; j < m; j++) s += exp(clai_n_ld(x, ox + j * xs, xf16) * scale - mx);
   const float ls = log(s), inv = 1.0f / s;

@@ -159,6 +159,19 @@ static void test_softmax_extremes(void **state) {
   for (int j = 0; j < 20; j++)
     if (!isnan(g[60 + j]) || isnan(g[j])) fail_msg("NaN row: element %d is %g (row 0: %g)", j, g[60 + j], g[j]);
   free(g);
+  /* a row of NaN only is NaN too (not a row with nothing to weigh), in the vector and the scalar path */
+  clai_tensor_free(x);
+  for (int j = 0; j < 20; j++) v[40 + j] = NAN;
+  x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20}, v);
+  for (int h = 0; h < 2; h++) {
+    clai_tensor *oh = mk(ctx, h ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){4, 20});
+    CLAIT_OK(ctx, clai_log_softmax(ctx, oh, x, NULL));
+    g = fetch(ctx, oh);
+    for (int j = 0; j < 20; j++)
+      if (!isnan(g[40 + j])) fail_msg("all-NaN row (out %d): element %d is %g", h, j, g[40 + j]);
+    free(g);
+    clai_tensor_free(oh);
+  }
   clai_tensor_free(o);
   clai_tensor_free(x);
 }
