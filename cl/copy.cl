@@ -39,3 +39,19 @@ __kernel void clai_copy(__global uchar *dst, __global const uchar *src, const cl
 CLAI_FILL(f32, float, float, CLAI_ST_F32)
 CLAI_FILL(f16, half, float, CLAI_ST_F16)
 CLAI_FILL(i32, int, int, CLAI_ST_I32)
+
+/* Dense copy of n 4-byte elements (f32 or i32, same dtype on both sides) from src + os to dst + od: each
+ * work-item copies a contiguous run of `chunk` elements with vload8/vstore8, which POCL runs at memory
+ * speed (one element per work-item costs a work-item loop iteration per element). */
+__kernel void clai_copy_dense4(__global uint *dst, __global const uint *src, const long n, const long od,
+                               const long os, const long chunk) {
+  if (chunk <= 0) return;
+  const long c0 = get_global_id(0) * chunk;
+  if (c0 >= n) return;
+  const long m = min(chunk, n - c0);
+  __global uint *d = dst + od + c0;
+  __global const uint *s = src + os + c0;
+  long j = 0;
+  for (; j + 8 <= m; j += 8) vstore8(vload8(0, s + j), 0, d + j);
+  for (; j < m; j++) d[j] = s[j];
+}

@@ -99,3 +99,87 @@ __kernel void clai_unary_contig_f32(__global float *out, __global const float *x
   if (i >= n) return;
   out[oo + i] = clai_unary_f(op, x[ox + i], alpha, beta);
 }
+
+/* Dense f32 output [rows, cols] (row stride cols) from inputs read at in[o + r * rs + c * cs], where the
+ * column stride cs is 1 or 0 (broadcast along the row): a same-shape dense add is one long row, [R, C] + [C]
+ * has b's row stride 0, [R, C] + [R, 1] has b's column stride 0. Work-item g takes row g / nch and the
+ * columns [(g % nch) * chunk, + chunk), a contiguous run served by vload8/vstore8 with the op and the
+ * broadcast pattern hoisted out of the loop: the CPU-shaped mapping (few, long work-items) that POCL runs
+ * at memory speed. */
+#define CLAI_ROWS_LOOP(LA, LB, EXPR)                                                                    \
+  for (; j + 8 <= m; j += 8) {                                                                         \
+    const float8 x = LA, y = LB;                                                                       \
+    vstore8(EXPR, 0, o + j);                                                                           \
+  }
+#define CLAI_ROWS_OP(EXPR)                                                                              \
+  if (acs && bcs) {                                                                                    \
+    CLAI_ROWS_LOOP(vload8(0, pa + j), vload8(0, pb + j), EXPR)                                         \
+  } else if (acs) {                                                                                    \
+    const float8 vb = (float8)(pb[0]);                                                                 \
+    CLAI_ROWS_LOOP(vload8(0, pa + j), vb, EXPR)                                                        \
+  } else if (bcs) {                                                                                    \
+    const float8 va = (float8)(pa[0]);                                                                 \
+    CLAI_ROWS_LOOP(va, vload8(0, pb + j), EXPR)                                                        \
+  } else {                                                                                             \
+    const float8 va = (float8)(pa[0]), vb = (float8)(pb[0]);                                          \
+    CLAI_ROWS_LOOP(va, vb, EXPR)                                                                       \
+  }                                                                                                    \
+  break;
+
+__kernel void clai_binary_rows_f32(__global float *out, __global const float *a, __global const float *b,
+                                   const long rows, const long cols, const long chunk, const long oo,
+                                   const long oa, const long ob, const long ars, const long brs, const int acs,
+                                   const int bcs, const int op) {
+  if (chunk <= 0) return;
+  const long g = get_global_id(0), nch = (cols + chunk - 1) / chunk;
+  if (g >= rows * nch) return;
+  const long r = g / nch, c0 = (g - r * nch) * chunk, m = min(chunk, cols - c0);
+  __global float *o = out + oo + r * cols + c0;
+  __global const float *pa = a + oa + r * ars + c0 * acs;
+  __global const float *pb = b + ob + r * brs + c0 * bcs;
+  long j = 0;
+  switch (op) {
+  case 0: CLAI_ROWS_OP(x + y)
+  case 1: CLAI_ROWS_OP(x - y)
+  case 2: CLAI_ROWS_OP(x * y)
+  case 3: CLAI_ROWS_OP(x / y)
+  case 4: CLAI_ROWS_OP(fmax(x, y))
+  default: CLAI_ROWS_OP(fmin(x, y))
+  }
+  for (; j < m; j++) o[j] = clai_binary_f(op, pa[j * acs], pb[j * bcs]);
+}
+
+/* Dense f32 unary op (and the affine map) over n elements: work-item g takes the contiguous run
+ * [g * chunk, + chunk) with vload8/vstore8 and the op hoisted out of the loop, like clai_binary_rows_f32. */
+#define CLAI_UROWS(EXPR)                                                                                \
+  for (; j + 8 <= m; j += 8) {                                                                         \
+    const float8 x = vload8(0, px + j);                                                                \
+    vstore8(EXPR, 0, o + j);                                                                           \
+  }                                                                                                    \
+  break;
+
+__kernel void clai_unary_rows_f32(__global float *out, __global const float *xin, const long n, const long chunk,
+                                  const long oo, const long ox, const int op, const float alpha,
+                                  const float beta) {
+  if (chunk <= 0) return;
+  const long c0 = get_global_id(0) * chunk;
+  if (c0 >= n) return;
+  const long m = min(chunk, n - c0);
+  __global float *o = out + oo + c0;
+  __global const float *px = xin + ox + c0;
+  long j = 0;
+  switch (op) {
+  case 0: CLAI_UROWS(-x)
+  case 1: CLAI_UROWS(fabs(x))
+  case 2: CLAI_UROWS(exp(x))
+  case 3: CLAI_UROWS(log(x))
+  case 4: CLAI_UROWS(sqrt(x))
+  case 5: CLAI_UROWS(fmax(x, 0.0f))
+  case 6: CLAI_UROWS(x / (1.0f + exp(-1.5957691216057308f * (x + 0.044715f * x * x * x))))
+  case 7: CLAI_UROWS(x / (1.0f + exp(-x)))
+  case 8: CLAI_UROWS(1.0f / (1.0f + exp(-x)))
+  case 9: CLAI_UROWS(tanh(x))
+  default: CLAI_UROWS(alpha * x + beta)
+  }
+  for (; j < m; j++) o[j] = clai_unary_f(op, px[j], alpha, beta);
+}

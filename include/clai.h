@@ -650,6 +650,90 @@ typedef struct clai_rope_params {
 CLAI_API clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                const clai_rope_params *params);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Reductions (lib/op-reduce.c). A reduction runs along one axis of x (negative axes count from the end) or,
+ * with axis = CLAI_AXIS_ALL, over every element. The output has x's shape with that axis removed, or kept
+ * as size 1 when keepdim is non-zero (CLAI_AXIS_ALL: a 0-d tensor, or all dims 1 with keepdim). x may be
+ * any strided view of f32 or f16 storage; the output is a dense or strided f32 or f16 tensor that must not
+ * overlap x. Accumulation is in f32, Kahan-compensated, so rows of millions of elements stay accurate;
+ * results are identical run after run. A reduction over an axis of size 0 gives 0 (sum) or NaN (mean,
+ * var) and fails with CLAI_E_SHAPE for max, min, argmax and argmin.
+ */
+#define CLAI_AXIS_ALL (-2147483647 - 1)
+
+typedef enum clai_reduce_op {
+  CLAI_REDUCE_SUM = 0,
+  CLAI_REDUCE_MEAN = 1,
+  CLAI_REDUCE_MAX = 2, /* a NaN in the row gives NaN */
+  CLAI_REDUCE_MIN = 3,
+  CLAI_REDUCE_VAR = 4, /* population variance (clai_var with correction 0) */
+} clai_reduce_op;
+
+/* out = OP over `axis` of x. Fails with CLAI_E_INVALID_ARG for a bad op, an axis out of range or out
+ * overlapping x, CLAI_E_DTYPE unless x and out are f32 or f16, CLAI_E_SHAPE when out's shape is not the
+ * reduced shape (the message names the expected one). */
+CLAI_API clai_status clai_reduce(clai_context *ctx, clai_reduce_op op, clai_tensor *out, const clai_tensor *x,
+                                 int axis, int keepdim);
+
+/* out = the variance over `axis`: sum((x - mean)^2) / (n - correction), computed in two passes; correction
+ * 0 is the population variance, 1 the unbiased estimate. Where n - correction <= 0 the result is NaN.
+ * correction must be >= 0. Otherwise as clai_reduce(). */
+CLAI_API clai_status clai_var(clai_context *ctx, clai_tensor *out, const clai_tensor *x, int axis, int keepdim,
+                              int correction);
+
+/* out (i32) = the index along `axis` (with CLAI_AXIS_ALL: the row-major linear index) of the first maximum
+ * (clai_argmax) or minimum (clai_argmin) of x. A NaN counts as the extreme: the first NaN's index is
+ * returned. The axis must have at most INT32_MAX elements (else CLAI_E_OVERFLOW). Otherwise as
+ * clai_reduce(), with out of dtype i32 (else CLAI_E_DTYPE). */
+CLAI_API clai_status clai_argmax(clai_context *ctx, clai_tensor *out, const clai_tensor *x, int axis, int keepdim);
+CLAI_API clai_status clai_argmin(clai_context *ctx, clai_tensor *out, const clai_tensor *x, int axis, int keepdim);
+
+/* Sums x down to out's shape, which must broadcast to x's (NumPy rules: out has at most x's ndim dims, each
+ * equal to x's or 1): the reverse of broadcasting, e.g. a gradient [B, T, C] to a bias [C] or [1, 1, C].
+ * x f32 or f16 (any view), out f32 or f16 not overlapping x; where no dim is summed, this is a copy.
+ * Fails with CLAI_E_SHAPE when out does not broadcast to x. */
+CLAI_API clai_status clai_sum_to(clai_context *ctx, clai_tensor *out, const clai_tensor *x);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Softmax and normalisation along the last axis (lib/op-norm.c). x is any strided view of f32 or f16
+ * storage with at least one dim; out has x's shape, f32 or f16, and may be x itself (exactly the same view)
+ * but must not otherwise overlap it. Statistics are computed in f32.
+ */
+
+/* Options of clai_softmax() / clai_log_softmax(); zero means default, so NULL is a plain softmax. */
+typedef struct clai_softmax_opts {
+  float scale; /* x is multiplied by scale first (e.g. 1/sqrt(d) for attention); 0 means 1 */
+  int causal;  /* non-zero: for x = [..., Lq, Lk], element (i, j) is masked when j > i + (Lk - Lq) */
+} clai_softmax_opts;
+
+/* out = softmax(scale * x) along the last axis, stable (the row's maximum is subtracted first). Masked
+ * elements are 0. A row with nothing to weigh (every element masked, which happens for the first Lq - Lk
+ * queries when Lq > Lk, or every unmasked element -inf) is all 0, never NaN; a NaN in x makes its row NaN.
+ * causal needs at least 2 dims (else CLAI_E_SHAPE). */
+CLAI_API clai_status clai_softmax(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
+                                  const clai_softmax_opts *opts);
+
+/* out = log(softmax(scale * x)) = scale * x - max - log(sum(exp(scale * x - max))) along the last axis,
+ * computed without forming the softmax. Masked elements, and every element of a row with nothing to
+ * weigh, are -inf. Otherwise as clai_softmax(). */
+CLAI_API clai_status clai_log_softmax(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
+                                      const clai_softmax_opts *opts);
+
+/* out = (x - mean) / sqrt(var + eps) * gamma + beta over the last axis (population variance, two passes).
+ * gamma and beta are optional (NULL: 1 and 0), 1-D of the last dim's size, f32 or f16, any stride.
+ * mean_out and rstd_out are optional (NULL: not written): f32, contiguous, of x's shape without the last
+ * dim (or with it as 1); they receive each row's mean and 1 / sqrt(var + eps) for a backward pass. eps must
+ * be >= 0 and finite. Fails with CLAI_E_SHAPE, CLAI_E_DTYPE or CLAI_E_INVALID_ARG (eps, overlap) naming the
+ * argument. */
+CLAI_API clai_status clai_layernorm(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
+                                    const clai_tensor *gamma, const clai_tensor *beta, float eps,
+                                    clai_tensor *mean_out, clai_tensor *rstd_out);
+
+/* out = x / sqrt(mean(x^2) + eps) * gamma over the last axis; gamma optional (NULL: 1); rstd_out optional,
+ * receives 1 / sqrt(mean(x^2) + eps) per row. Otherwise as clai_layernorm(). */
+CLAI_API clai_status clai_rmsnorm(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
+                                  const clai_tensor *gamma, float eps, clai_tensor *rstd_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -35,7 +35,9 @@
   X(BACKWARD, backward)   \
   X(CONV, conv)           \
   X(LAYOUT, layout)       \
-  X(ATTENTION, attention)
+  X(ATTENTION, attention) \
+  X(REDUCE, reduce)       \
+  X(NORM, norm)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -44,11 +46,15 @@ enum clai__program_id {
   CLAI__P_COUNT
 };
 
+/* out, x, w, bias; 17 longs (offsets and strides); 18 ints (geometry, groups, has_bias, act) */
+#define CLAI__CONV_DIRECT_SIG "bbbbllllllllllllllllliiiiiiiiiiiiiiiiii"
+
 /* Every kernel: X(ID, program, "name", "argument signature", work dims).
  * The signature lists the arguments for the warm-up launch (see program.c): b = buffer, i = int, l = long,
  * f = float, x = struct clai__index by value. Every kernel must do nothing when its sizes are zero. */
 #define CLAI__KERNELS(X)                                                          \
   X(COPY, COPY, "clai_copy", "bbxll", 1)                                          \
+  X(COPY_DENSE4, COPY, "clai_copy_dense4", "bbllll", 1)                           \
   X(FILL_F32, COPY, "clai_fill_f32", "bxf", 1)                                    \
   X(FILL_F16, COPY, "clai_fill_f16", "bxf", 1)                                    \
   X(FILL_I32, COPY, "clai_fill_i32", "bxi", 1)                                    \
@@ -56,6 +62,7 @@ enum clai__program_id {
   X(BINARY_F16, ELEMENTWISE, "clai_binary_f16", "bbbxi", 1)                       \
   X(BINARY_I32, ELEMENTWISE, "clai_binary_i32", "bbbxi", 1)                       \
   X(BINARY_CONTIG_F32, ELEMENTWISE, "clai_binary_contig_f32", "bbblllli", 1)      \
+  X(BINARY_ROWS_F32, ELEMENTWISE, "clai_binary_rows_f32", "bbblllllllliii", 1)    \
   X(UNARY_F32, ELEMENTWISE, "clai_unary_f32", "bbxiff", 1)                        \
   X(UNARY_F16, ELEMENTWISE, "clai_unary_f16", "bbxiff", 1)                        \
   X(UNARY_I32, ELEMENTWISE, "clai_unary_i32", "bbxiff", 1)                        \
@@ -114,9 +121,13 @@ enum clai__program_id {
   X(ATTENTION_D64, ATTENTION, "clai_attention_d64", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ATTENTION_D256, ATTENTION, "clai_attention_d256", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfi", 1) \
-  X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfi", 1)
-/* out, x, w, bias; 17 longs (offsets and strides); 18 ints (geometry, groups, has_bias, act) */
-#define CLAI__CONV_DIRECT_SIG "bbbbllllllllllllllllliiiiiiiiiiiiiiiiii"
+  X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfi", 1) \
+  X(UNARY_ROWS_F32, ELEMENTWISE, "clai_unary_rows_f32", "bblllliff", 1)            \
+  X(REDUCE_ROWS, REDUCE, "clai_reduce_rows", "bbbxllliiiii", 1)                    \
+  X(REDUCE_COLS, REDUCE, "clai_reduce_cols", "bbbxllliiii", 1)                    \
+  X(REDUCE_MERGE, REDUCE, "clai_reduce_merge", "bbxlliiii", 1)                     \
+  X(SOFTMAX, NORM, "clai_softmax", "bbxllllfiii", 1)                               \
+  X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,

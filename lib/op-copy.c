@@ -8,6 +8,15 @@ clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *s
     return clai__error(ctx, CLAI_E_SHAPE, "%s: source %s does not broadcast to destination %s", fn,
                        clai__shape_str(src->ndim, src->shape, a, sizeof a),
                        clai__shape_str(dst->ndim, dst->shape, b, sizeof b));
+  if (dst->dtype == src->dtype && clai_dtype_size(dst->dtype) == 4 && clai_tensor_is_contiguous(dst) &&
+      clai_tensor_is_contiguous(src) && clai_tensor_numel(dst) == clai_tensor_numel(src)) {
+    /* dense, same 4-byte dtype: contiguous runs per work-item (cl/copy.cl) */
+    const cl_long n = clai_tensor_numel(dst), od = dst->offset, os = src->offset;
+    const cl_long chunk = ctx->caps.is_cpu ? 4096 : 8;
+    size_t global = (size_t)((n + chunk - 1) / chunk);
+    return clai__launch(ctx, CLAI__K_COPY_DENSE4, &global, 6, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),
+                        CLAI__ARG(n), CLAI__ARG(od), CLAI__ARG(os), CLAI__ARG(chunk));
+  }
   clai__index ix;
   const clai_tensor *ops[2] = {dst, src};
   clai__index_build(&ix, 2, ops);

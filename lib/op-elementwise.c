@@ -13,6 +13,18 @@ static int dense_same(const clai_tensor *out, const clai_tensor *in) {
   return clai__broadcast_strides(in, out->ndim, out->shape, st);
 }
 
+/* After merging, is the op a dense [rows, cols] output (or one row) with each input's column stride 0 or 1?
+ * That covers same-shape dense operands, a row or column vector broadcast against a matrix, and scalars. */
+static int rows_form(const clai__index *ix) {
+  if (ix->ndim > 2) return 0;
+  if (ix->ndim == 0) return 1;
+  const int in = (int)ix->ndim - 1;
+  if (ix->stride[0][in] != 1 || (ix->ndim == 2 && ix->stride[0][0] != ix->shape[1])) return 0;
+  for (int k = 1; k < 3; k++)
+    if (ix->stride[k][in] != 0 && ix->stride[k][in] != 1) return 0;
+  return 1;
+}
+
 clai_status clai_binary(clai_context *ctx, clai_binary_op op, clai_tensor *out, const clai_tensor *a,
                         const clai_tensor *b) {
   const char *fn = "clai_binary";
@@ -36,15 +48,29 @@ clai_status clai_binary(clai_context *ctx, clai_binary_op op, clai_tensor *out, 
   if (!clai__alias_ok(out, a) || !clai__alias_ok(out, b))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s(%s): out overlaps an input other than element for element", fn, name);
   const cl_int cop = (cl_int)op;
+  clai__index ix;
+  const clai_tensor *ops[3] = {out, a, b};
+  clai__index_build(&ix, 3, ops);
+  if (out->dtype == CLAI_DTYPE_F32 && rows_form(&ix)) {
+    /* [rows, cols] with unit or zero column strides: contiguous runs per work-item (see cl/elementwise.cl) */
+    const int two = ix.ndim == 2;
+    const cl_long rows = two ? ix.shape[0] : 1, cols = ix.ndim > 0 ? ix.shape[ix.ndim - 1] : 1;
+    const cl_long chunk = ctx->caps.is_cpu ? 2048 : 8, oo = ix.offset[0], oa = ix.offset[1], ob = ix.offset[2];
+    const cl_long ars = two ? ix.stride[1][0] : 0, brs = two ? ix.stride[2][0] : 0;
+    const cl_int acs = ix.ndim > 0 ? (cl_int)ix.stride[1][ix.ndim - 1] : 0;
+    const cl_int bcs = ix.ndim > 0 ? (cl_int)ix.stride[2][ix.ndim - 1] : 0;
+    size_t global = (size_t)(rows * ((cols + chunk - 1) / chunk));
+    return clai__launch(ctx, CLAI__K_BINARY_ROWS_F32, &global, 14, CLAI__ARG(out->buf->mem), CLAI__ARG(a->buf->mem),
+                        CLAI__ARG(b->buf->mem), CLAI__ARG(rows), CLAI__ARG(cols), CLAI__ARG(chunk), CLAI__ARG(oo),
+                        CLAI__ARG(oa), CLAI__ARG(ob), CLAI__ARG(ars), CLAI__ARG(brs), CLAI__ARG(acs), CLAI__ARG(bcs),
+                        CLAI__ARG(cop));
+  }
   if (out->dtype == CLAI_DTYPE_F32 && clai_tensor_is_contiguous(out) && dense_same(out, a) && dense_same(out, b)) {
     const cl_long n = clai_tensor_numel(out), oo = out->offset, oa = a->offset, ob = b->offset;
     size_t global = (size_t)n;
     return clai__launch(ctx, CLAI__K_BINARY_CONTIG_F32, &global, 8, CLAI__ARG(out->buf->mem), CLAI__ARG(a->buf->mem),
                         CLAI__ARG(b->buf->mem), CLAI__ARG(n), CLAI__ARG(oo), CLAI__ARG(oa), CLAI__ARG(ob), CLAI__ARG(cop));
   }
-  clai__index ix;
-  const clai_tensor *ops[3] = {out, a, b};
-  clai__index_build(&ix, 3, ops);
   int k = out->dtype == CLAI_DTYPE_F32 ? CLAI__K_BINARY_F32 : out->dtype == CLAI_DTYPE_F16 ? CLAI__K_BINARY_F16 : CLAI__K_BINARY_I32;
   size_t global = (size_t)ix.numel;
   return clai__launch(ctx, k, &global, 5, CLAI__ARG(out->buf->mem), CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem),
@@ -73,10 +99,12 @@ static clai_status unary(clai_context *ctx, const char *fn, const char *name, in
   const cl_int cop = op;
   const cl_float al = alpha, be = beta;
   if (out->dtype == CLAI_DTYPE_F32 && clai_tensor_is_contiguous(out) && clai_tensor_is_contiguous(x)) {
-    const cl_long n = clai_tensor_numel(out), oo = out->offset, ox = x->offset, unused = 0;
-    size_t global = (size_t)n;
-    return clai__launch(ctx, CLAI__K_UNARY_CONTIG_F32, &global, 9, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem),
-                        CLAI__ARG(n), CLAI__ARG(oo), CLAI__ARG(ox), CLAI__ARG(unused), CLAI__ARG(cop), CLAI__ARG(al),
+    /* contiguous runs per work-item (see cl/elementwise.cl) */
+    const cl_long n = clai_tensor_numel(out), oo = out->offset, ox = x->offset;
+    const cl_long chunk = ctx->caps.is_cpu ? 2048 : 8;
+    size_t global = (size_t)((n + chunk - 1) / chunk);
+    return clai__launch(ctx, CLAI__K_UNARY_ROWS_F32, &global, 9, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem),
+                        CLAI__ARG(n), CLAI__ARG(chunk), CLAI__ARG(oo), CLAI__ARG(ox), CLAI__ARG(cop), CLAI__ARG(al),
                         CLAI__ARG(be));
   }
   clai__index ix;

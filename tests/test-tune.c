@@ -104,7 +104,9 @@ static void tune_family(const char *family, const char *prefix) {
 
   ctx = open_ctx(dir);
   describe(ctx, after, sizeof after);
-  if (strstr(after, "(tuned)") == NULL || strncmp(after, prefix, strlen(prefix)) != 0)
+  /* the family's tuned kernels, or CLBlast where the search measured it faster for this shape class */
+  if (strstr(after, "(tuned)") == NULL ||
+      (strncmp(after, prefix, strlen(prefix)) != 0 && strncmp(after, "clblast", 7) != 0))
     fail_msg("after tuning: \"%s\"", after);
   check_product(ctx);
   clai_context_free(ctx);

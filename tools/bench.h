@@ -34,4 +34,15 @@ double bench_now(void);
 int bench_measure(int (*run)(void *), int (*finish)(void *), void *arg, double flop, int samples,
                   double min_seconds, double *median, double *min, double *max);
 
+/* `clai bench ops` (bench-ops.c) and its C references over rows [r0, r1) of row-major [rows, n] f32 data
+ * (bench-ops-ref.c, built -O3 -ffast-math). */
+int bench_ops(int argc, char **argv);
+void bench_ref_softmax(float *out, const float *x, int64_t r0, int64_t r1, int64_t n);
+void bench_ref_layernorm(float *out, const float *x, const float *gamma, const float *beta, int64_t r0, int64_t r1,
+                         int64_t n, float eps);
+void bench_ref_sum_rows(float *out, const float *x, int64_t r0, int64_t r1, int64_t n);
+float bench_ref_sum(const float *x, int64_t i0, int64_t i1);
+/* Column sums out[c] = sum over rows of x[r, c], for columns [c0, c1). */
+void bench_ref_sum_cols(float *out, const float *x, int64_t c0, int64_t c1, int64_t rows, int64_t n);
+
 #endif

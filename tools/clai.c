@@ -1,6 +1,6 @@
 /* clai - libclai's command-line tool: `clai devices` lists every OpenCL device, its rank and which one
- * libclai chooses and why; `clai bench gemm` measures matmul (bench.c); `clai tune` tunes it (tune.c);
- * `clai version`. */
+ * libclai chooses and why; `clai bench gemm` measures matmul (bench.c), `clai bench ops` the other ops
+ * (bench-ops.c); `clai tune` tunes matmul (tune.c); `clai version`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +53,7 @@ static void usage(FILE *f) {
   fprintf(f, "usage: clai devices       list OpenCL devices and the one libclai chooses\n"
              "       clai bench gemm    matmul GFLOP/s on the chosen device (clai bench --help)\n"
              "       clai tune          tune the matmul kernels for the chosen device (clai tune --help)\n"
+             "       clai bench ops     GB/s of elementwise ops, softmax, layernorm, reductions (--help)\n"
              "       clai version       print the library version\n");
 }
 

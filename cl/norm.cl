@@ -1,0 +1,231 @@
+/* norm.cl - row-wise ops along the last axis: softmax, log_softmax, layernorm, rmsnorm.
+ *
+ * Layout: a row is the last axis, n elements, x[ox + j * xs] and out[oo + j * os]; the rows are enumerated
+ * by a clai_index over the other dims (operand 0 the output, operand 1 x), in row-major order, so row r of
+ * attention scores [..., Lq, Lk] is query r % Lq. Work mapping: one work-item per row, which is the
+ * CPU-shaped mapping (POCL runs a work-group's items in a loop on one core, and the row stays in L1
+ * between the passes); rows that are contiguous f32 in both x and out are read with vload8 in eight
+ * lanes, everything else (strided views, f16 storage, chosen by the run-time flags xf16/of16 or dt) goes
+ * through a scalar path that computes the same thing.
+ *
+ * softmax: m = max(scale * x) over the unmasked elements, e = exp(scale * x - m), out = e / sum(e);
+ * log_softmax: out = scale * x - m - log(sum(e)). Causal mask (flag 2): element j of query i is masked when
+ * j > i + (n - lq); masked elements give 0 (softmax) and -inf (log_softmax). A row with nothing left to
+ * weigh (fully masked, or every element -inf) gives all 0 / all -inf instead of NaN.
+ *
+ * layernorm: out = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps), var the population
+ * variance computed in two passes; rmsnorm: out = x * rstd * gamma with rstd = 1 / sqrt(mean(x^2) + eps).
+ * Optional per-row mean and rstd go to f32 buffers (flags). Statistics are accumulated in f32. */
+
+#define CLAI_SM_LOG 1
+#define CLAI_SM_CAUSAL 2
+
+inline float clai_n_ld(__global const float *p, const long i, const int f16) {
+  return f16 ? vload_half(i, (__global const half *)p) : p[i];
+}
+
+inline void clai_n_st(__global float *p, const long i, const float v, const int f16) {
+  if (f16)
+    vstore_half(v, i, (__global half *)p);
+  else
+    p[i] = v;
+}
+
+inline float clai_hmax8(const float8 v) {
+  const float4 a = fmax(v.lo, v.hi);
+  const float2 b = fmax(a.lo, a.hi);
+  return fmax(b.lo, b.hi);
+}
+
+inline float clai_hsum8(const float8 v) {
+  const float4 a = v.lo + v.hi;
+  const float2 b = a.lo + a.hi;
+  return b.lo + b.hi;
+}
+
+/* exp(x) for x <= 0 (the shifted scores of a softmax), vectorised: x = n ln2 + g with n the nearest
+ * integer to x / ln2 (found by adding 1.5 * 2^23, which leaves n in the low mantissa bits), g from a
+ * Cody-Waite split of ln2, e^g from its degree-7 Taylor polynomial (|g| <= ln2 / 2, truncation below 1e-8
+ * relative), times 2^n built in the exponent bits. About 2 ulp; x < -87 (results below about 2^-125)
+ * gives 0, NaN gives NaN. Only operators, no library calls: POCL's rint / convert / select on vectors can
+ * end up as scalar loops, which made this several times slower. */
+inline float8 clai_exp_neg8(const float8 x) {
+  /* keeps n in range; a comparison (not fmax, whose NaN rules cost two more instructions) lets NaN through,
+   * and NaN then flows through every step below into the result */
+  const float8 xc = x < (float8)(-88.0f) ? (float8)(-88.0f) : x;
+  const float8 big = xc * 1.44269504088896341f + 12582912.0f;
+  const float8 n = big - 12582912.0f;
+  const float8 g = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+  float8 p = (float8)(1.0f / 5040.0f);
+  p = p * g + 1.0f / 720.0f;
+  p = p * g + 1.0f / 120.0f;
+  p = p * g + 1.0f / 24.0f;
+  p = p * g + 1.0f / 6.0f;
+  p = p * g + 0.5f;
+  p = p * g + 1.0f;
+  p = p * g + 1.0f;
+  const int8 bits = (as_int8(big) - 0x4B400000 + 127) << 23;
+  const float8 e = p * as_float8(bits);
+  /* x < -87: 0 (the mask clears every bit) */
+  return as_float8(as_int8(e) & ~(x < (float8)(-87.0f)));
+}
+
+/* The maximum came out -inf: either nothing is left to weigh (every element masked or -inf; then *m = 0
+ * and the row becomes 0 / -inf) or every element is NaN (the maximum skips NaN; then the row is NaN). */
+inline float clai_sm_empty(__global const float *x, const long ox, const long xs, const int xf16, const long m,
+                           long *mout) {
+  for (long j = 0; j < m; j++)
+    if (isnan(clai_n_ld(x, ox + j * xs, xf16))) return NAN;
+  *mout = 0;
+  return -INFINITY;
+}
+
+__kernel void clai_softmax(__global float *out, __global const float *x, const clai_index ix, const long n,
+                           const long xs, const long os, const long lq, const float scale, const int flags,
+                           const int xf16, const int of16) {
+  const long r = get_global_id(0);
+  if (r >= ix.numel) return;
+  long oo, ox, unused;
+  clai_offsets(&ix, r, &oo, &ox, &unused);
+  const int lg = flags & CLAI_SM_LOG;
+  long m = n; /* unmasked elements: [0, m) */
+  if (flags & CLAI_SM_CAUSAL) m = clamp(r % lq + (n - lq) + 1, 0L, n);
+  const float masked = lg ? -INFINITY : 0.0f;
+  __global const float *xr = x + ox;
+  __global float *orow = out + oo;
+
+  if (xs == 1 && os == 1 && !xf16 && !of16) {
+    float8 vm = (float8)(-INFINITY);
+    long j = 0;
+    for (; j + 8 <= m; j += 8) {
+      const float8 v = vload8(0, xr + j) * scale;
+      vm = v > vm ? v : vm; /* NaN is skipped here and makes its row NaN through exp */
+    }
+    float mx = clai_hmax8(vm);
+    for (; j < m; j++) mx = fmax(mx, xr[j] * scale);
+    if (mx == -INFINITY) mx = clai_sm_empty(x, ox, 1, 0, m, &m);
+    float8 vs = (float8)(0.0f);
+    if (lg) {
+      for (j = 0; j + 8 <= m; j += 8) vs += clai_exp_neg8(vload8(0, xr + j) * scale - mx);
+    } else {
+      for (j = 0; j + 8 <= m; j += 8) {
+        const float8 e = clai_exp_neg8(vload8(0, xr + j) * scale - mx);
+        vs += e;
+        vstore8(e, 0, orow + j);
+      }
+    }
+    float s = clai_hsum8(vs);
+    for (; j < m; j++) {
+      const float e = exp(xr[j] * scale - mx);
+      s += e;
+      if (!lg) orow[j] = e;
+    }
+    if (lg) {
+      const float sh = mx + log(s);
+      for (j = 0; j + 8 <= m; j += 8) vstore8(vload8(0, xr + j) * scale - sh, 0, orow + j);
+      for (; j < m; j++) orow[j] = xr[j] * scale - sh;
+    } else {
+      const float inv = 1.0f / s;
+      for (j = 0; j + 8 <= m; j += 8) vstore8(vload8(0, orow + j) * inv, 0, orow + j);
+      for (; j < m; j++) orow[j] *= inv;
+    }
+    for (j = m; j < n; j++) orow[j] = masked;
+    return;
+  }
+
+  float mx = -INFINITY;
+  for (long j = 0; j < m; j++) mx = fmax(mx, clai_n_ld(x, ox + j * xs, xf16) * scale);
+  if (mx == -INFINITY) mx = clai_sm_empty(x, ox, xs, xf16, m, &m);
+  float s = 0.0f;
+  for (long j = 0; j < m; j++) s += exp(clai_n_ld(x, ox + j * xs, xf16) * scale - mx);
+  const float ls = log(s), inv = 1.0f / s;
+  for (long j = 0; j < m; j++) {
+    const float t = clai_n_ld(x, ox + j * xs, xf16) * scale - mx;
+    clai_n_st(out, oo + j * os, lg ? t - ls : exp(t) * inv, of16);
+  }
+  for (long j = m; j < n; j++) clai_n_st(out, oo + j * os, masked, of16);
+}
+
+#define CLAI_LN_RMS 1
+#define CLAI_LN_GAMMA 2
+#define CLAI_LN_BETA 4
+#define CLAI_LN_MEAN 8
+#define CLAI_LN_RSTD 16
+
+/* dt bits: 1 x is f16, 2 out is f16, 4 gamma is f16, 8 beta is f16. */
+__kernel void clai_layernorm(__global float *out, __global const float *x, __global const float *gamma,
+                             __global const float *beta, __global float *mean_out, __global float *rstd_out,
+                             const clai_index ix, const long n, const long xs, const long os, const long gs,
+                             const long bs, const long go, const long bo, const long mo, const long ro,
+                             const float eps, const int flags, const int dt) {
+  const long r = get_global_id(0);
+  if (r >= ix.numel) return;
+  long oo, ox, unused;
+  clai_offsets(&ix, r, &oo, &ox, &unused);
+  const int rms = flags & CLAI_LN_RMS, hg = flags & CLAI_LN_GAMMA, hb = flags & CLAI_LN_BETA;
+  const int xf16 = dt & 1, of16 = dt & 2, gf16 = dt & 4, bf16 = dt & 8;
+  const int vec = xs == 1 && os == 1 && dt == 0 && (!hg || gs == 1) && (!hb || bs == 1);
+  __global const float *xr = x + ox;
+  __global float *orow = out + oo;
+  float mean = 0.0f, var;
+
+  if (vec) {
+    long j;
+    if (!rms) {
+      float8 v = (float8)(0.0f);
+      for (j = 0; j + 8 <= n; j += 8) v += vload8(0, xr + j);
+      float s = clai_hsum8(v);
+      for (; j < n; j++) s += xr[j];
+      mean = s / (float)n;
+    }
+    float8 v = (float8)(0.0f);
+    for (j = 0; j + 8 <= n; j += 8) {
+      const float8 d = vload8(0, xr + j) - mean;
+      v += d * d;
+    }
+    float s = clai_hsum8(v);
+    for (; j < n; j++) {
+      const float d = xr[j] - mean;
+      s += d * d;
+    }
+    var = s / (float)n;
+    const float rstd = 1.0f / sqrt(var + eps);
+    __global const float *gr = gamma + go, *br = beta + bo;
+    for (j = 0; j + 8 <= n; j += 8) {
+      float8 y = (vload8(0, xr + j) - mean) * rstd;
+      if (hg) y *= vload8(0, gr + j);
+      if (hb) y += vload8(0, br + j);
+      vstore8(y, 0, orow + j);
+    }
+    for (; j < n; j++) {
+      float y = (xr[j] - mean) * rstd;
+      if (hg) y *= gr[j];
+      if (hb) y += br[j];
+      orow[j] = y;
+    }
+    if (flags & CLAI_LN_MEAN) mean_out[mo + r] = mean;
+    if (flags & CLAI_LN_RSTD) rstd_out[ro + r] = rstd;
+    return;
+  }
+
+  if (!rms) {
+    float s = 0.0f;
+    for (long j = 0; j < n; j++) s += clai_n_ld(x, ox + j * xs, xf16);
+    mean = s / (float)n;
+  }
+  float s = 0.0f;
+  for (long j = 0; j < n; j++) {
+    const float d = clai_n_ld(x, ox + j * xs, xf16) - mean;
+    s += d * d;
+  }
+  var = s / (float)n;
+  const float rstd = 1.0f / sqrt(var + eps);
+  for (long j = 0; j < n; j++) {
+    float y = (clai_n_ld(x, ox + j * xs, xf16) - mean) * rstd;
+    if (hg) y *= clai_n_ld(gamma, go + j * gs, gf16);
+    if (hb) y += clai_n_ld(beta, bo + j * bs, bf16);
+    clai_n_st(out, oo + j * os, y, of16);
+  }
+  if (flags & CLAI_LN_MEAN) mean_out[mo + r] = mean;
+  if (flags & CLAI_LN_RSTD) rstd_out[ro + r] = rstd;
+}

@@ -1,0 +1,398 @@
+/* test-norm.c - clai_softmax, clai_log_softmax, clai_layernorm and clai_rmsnorm against a double-precision
+ * reference on the host: awkward and round row lengths, f32 and f16 storage in and out, scale, the causal
+ * mask with Lq = Lk, Lq < Lk and Lq > Lk (fully masked rows), rows of -inf, large values (stability), rows
+ * with a large offset (the variance must not cancel), strided views as input and output, in-place calls,
+ * the optional gamma / beta / mean / rstd tensors, and every bad argument. The reference reads the input
+ * back with clai_tensor_read, so it sees exactly the values the device normalises. */
+#include "testutil.h"
+
+#define CTX(state) ((clai_context *)*(state))
+
+static clai_tensor *mk(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape) {
+  clai_tensor *t = NULL;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, ndim, shape));
+  return t;
+}
+
+static clai_tensor *upload(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape, const float *v) {
+  clai_tensor *t = mk(ctx, dt, ndim, shape);
+  size_t n = (size_t)clai_tensor_numel(t);
+  if (dt == CLAI_DTYPE_F32) {
+    CLAIT_OK(ctx, clai_tensor_write(t, v, n * 4));
+  } else {
+    uint16_t *h = malloc(n * 2 + 2);
+    assert_non_null(h);
+    for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16(v[i]);
+    CLAIT_OK(ctx, clai_tensor_write(t, h, n * 2));
+    free(h);
+  }
+  return t;
+}
+
+static double *fetch(clai_context *ctx, clai_tensor *t) {
+  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(clai_tensor_dtype(t));
+  void *buf = malloc(n * es + 4);
+  double *d = malloc(n * sizeof *d + 8);
+  assert_non_null(buf);
+  assert_non_null(d);
+  CLAIT_OK(ctx, clai_tensor_read(t, buf, n * es + 4));
+  for (size_t i = 0; i < n; i++)
+    d[i] = clai_tensor_dtype(t) == CLAI_DTYPE_F32 ? ((float *)buf)[i] : clait_f16_to_f32(((uint16_t *)buf)[i]);
+  free(buf);
+  return d;
+}
+
+/* ---- softmax ---------------------------------------------------------------------------------------- */
+
+/* The reference softmax / log_softmax of x (dense doubles, rows of n, lq queries per group) into want. */
+static void ref_softmax(const double *x, double *want, int64_t rows, int64_t n, int64_t lq, double scale, int causal,
+                        int lg) {
+  for (int64_t r = 0; r < rows; r++) {
+    const double *xr = x + r * n;
+    double *w = want + r * n;
+    int64_t m = n;
+    if (causal) {
+      int64_t lim = r % lq + (n - lq) + 1;
+      m = lim < 0 ? 0 : lim > n ? n : lim;
+    }
+    double mx = -INFINITY, s = 0;
+    for (int64_t j = 0; j < m; j++) mx = fmax(mx, scale * xr[j]);
+    if (mx == -INFINITY) m = 0;
+    for (int64_t j = 0; j < m; j++) s += exp(scale * xr[j] - mx);
+    for (int64_t j = 0; j < n; j++) {
+      if (j >= m) w[j] = lg ? -INFINITY : 0.0;
+      else w[j] = lg ? scale * xr[j] - mx - log(s) : exp(scale * xr[j] - mx) / s;
+    }
+  }
+}
+
+static void expect_softmax(clai_context *ctx, clai_tensor *out, clai_tensor *x, const double *xv, float scale,
+                           int causal, int lg) {
+  int nd = clai_tensor_ndim(x);
+  int64_t n = clai_tensor_dim(x, nd - 1), rows = clai_tensor_numel(x) / (n > 0 ? n : 1);
+  int64_t lq = nd >= 2 ? clai_tensor_dim(x, nd - 2) : 1;
+  double *want = malloc((size_t)(rows * n) * sizeof *want + 8), *got = fetch(ctx, out);
+  assert_non_null(want);
+  ref_softmax(xv, want, rows, n, lq, scale == 0.0f ? 1.0 : scale, causal, lg);
+  int h = clai_tensor_dtype(out) == CLAI_DTYPE_F16;
+  for (int64_t i = 0; i < rows * n; i++) {
+    double w = want[i], g = got[i];
+    if (isinf(w) && g == w) continue;
+    double tol = lg ? 2e-5 * (1 + fabs(w)) : 1e-6 + 1e-5 * fabs(w);
+    if (h) tol += 1e-3 * fabs(w) + 1e-6;
+    if (!(fabs(g - w) <= tol))
+      fail_msg("%s of %lld rows of %lld (scale %g, causal %d, out %s): element %lld is %.9g, expected %.9g",
+               lg ? "log_softmax" : "softmax", (long long)rows, (long long)n, (double)scale, causal,
+               clai_dtype_name(clai_tensor_dtype(out)), (long long)i, g, w);
+  }
+  free(want);
+  free(got);
+}
+
+/* Runs softmax / log_softmax of x into a new out of dtype odt and checks it. */
+static void check_softmax(clai_context *ctx, clai_tensor *x, clai_dtype odt, float scale, int causal, int lg) {
+  int nd = clai_tensor_ndim(x);
+  int64_t shape[CLAI_MAX_DIMS];
+  for (int i = 0; i < nd; i++) shape[i] = clai_tensor_dim(x, i);
+  clai_tensor *out = mk(ctx, odt, nd, shape);
+  clai_softmax_opts o = {scale, causal};
+  CLAIT_OK(ctx, lg ? clai_log_softmax(ctx, out, x, &o) : clai_softmax(ctx, out, x, scale == 0 && !causal ? NULL : &o));
+  double *xv = fetch(ctx, x);
+  expect_softmax(ctx, out, x, xv, scale, causal, lg);
+  free(xv);
+  clai_tensor_free(out);
+}
+
+static void test_softmax(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {11};
+  static const struct {
+    int nd;
+    int64_t shape[3];
+  } shapes[] = {{2, {1, 1}}, {2, {7, 31}}, {2, {3, 129}}, {2, {4, 1000}}, {3, {2, 3, 7}}, {3, {2, 7, 3}},
+                {2, {5, 8}},  {1, {33}},    {3, {2, 16, 16}}};
+  float v[4000];
+  clait_fill(&r, v, 4000, -8.0f, 8.0f);
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+    for (int d = 0; d < 2; d++) {
+      clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+      clai_tensor *x = upload(ctx, dt, shapes[si].nd, shapes[si].shape, v);
+      for (int lg = 0; lg < 2; lg++) {
+        check_softmax(ctx, x, CLAI_DTYPE_F32, 0.0f, 0, lg);
+        check_softmax(ctx, x, dt, 0.125f, 0, lg);
+        if (shapes[si].nd >= 2) {
+          check_softmax(ctx, x, CLAI_DTYPE_F32, 0.0f, 1, lg);
+          check_softmax(ctx, x, CLAI_DTYPE_F16, 0.5f, 1, lg);
+        }
+      }
+      clai_tensor_free(x);
+    }
+}
+
+/* Large scores (a naive exp overflows), rows of -inf, a row with one finite element, NaN. */
+static void test_softmax_extremes(void **state) {
+  clai_context *ctx = CTX(state);
+  float v[4 * 20];
+  for (int i = 0; i < 80; i++) v[i] = (float)((i * 37) % 200) - 100.0f + 0.25f * (float)i;
+  for (int j = 0; j < 20; j++) v[20 + j] = -INFINITY; /* row 1: nothing to weigh */
+  for (int j = 0; j < 20; j++) v[40 + j] = j == 13 ? 3.0f : -INFINITY;
+  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20}, v);
+  for (int lg = 0; lg < 2; lg++) {
+    check_softmax(ctx, x, CLAI_DTYPE_F32, 0.0f, 0, lg);
+    check_softmax(ctx, x, CLAI_DTYPE_F32, 4.0f, 0, lg);
+  }
+  /* the -inf row is exactly 0 / -inf, not NaN */
+  clai_tensor *o = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20});
+  CLAIT_OK(ctx, clai_softmax(ctx, o, x, NULL));
+  double *g = fetch(ctx, o);
+  for (int j = 0; j < 20; j++) assert_true(g[20 + j] == 0.0);
+  assert_true(g[40 + 13] == 1.0);
+  free(g);
+  clai_tensor_free(o);
+  clai_tensor_free(x);
+  /* a NaN makes its row NaN and leaves the others alone */
+  v[65] = NAN;
+  x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20}, v);
+  o = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20});
+  CLAIT_OK(ctx, clai_softmax(ctx, o, x, NULL));
+  g = fetch(ctx, o);
+  for (int j = 0; j < 20; j++)
+    if (!isnan(g[60 + j]) || isnan(g[j])) fail_msg("NaN row: element %d is %g (row 0: %g)", j, g[60 + j], g[j]);
+  free(g);
+  /* a row of NaN only is NaN too (not a row with nothing to weigh), in the vector and the scalar path */
+  clai_tensor_free(x);
+  for (int j = 0; j < 20; j++) v[40 + j] = NAN;
+  x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20}, v);
+  for (int h = 0; h < 2; h++) {
+    clai_tensor *oh = mk(ctx, h ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){4, 20});
+    CLAIT_OK(ctx, clai_log_softmax(ctx, oh, x, NULL));
+    g = fetch(ctx, oh);
+    for (int j = 0; j < 20; j++)
+      if (!isnan(g[40 + j])) fail_msg("all-NaN row (out %d): element %d is %g", h, j, g[40 + j]);
+    free(g);
+    clai_tensor_free(oh);
+  }
+  clai_tensor_free(o);
+  clai_tensor_free(x);
+}
+
+/* A transposed input, a transposed output, an expanded (stride-0) input and an in-place call. */
+static void test_softmax_views(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {3};
+  float v[31 * 7];
+  clait_fill(&r, v, 31 * 7, -4.0f, 4.0f);
+  for (int d = 0; d < 2; d++) {
+    clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+    clai_tensor *base = upload(ctx, dt, 2, (int64_t[]){31, 7}, v), *xt = NULL, *row = NULL, *xe = NULL;
+    CLAIT_OK(ctx, clai_tensor_transpose(base, &xt, 0, 1)); /* [7, 31], last-axis stride 7 */
+    CLAIT_OK(ctx, clai_tensor_slice(base, &row, 0, 2, 3, 1));
+    CLAIT_OK(ctx, clai_tensor_expand(row, &xe, 3, (int64_t[]){2, 3, 7}));
+    for (int lg = 0; lg < 2; lg++) {
+      check_softmax(ctx, xt, CLAI_DTYPE_F32, 0.0f, 1, lg);
+      check_softmax(ctx, xe, dt, 0.25f, 1, lg);
+      /* strided output: softmax of base written through a transposed view of a [7, 31] tensor */
+      clai_tensor *o = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){7, 31}), *ot = NULL;
+      CLAIT_OK(ctx, clai_tensor_transpose(o, &ot, 0, 1));
+      CLAIT_OK(ctx, lg ? clai_log_softmax(ctx, ot, base, NULL) : clai_softmax(ctx, ot, base, NULL));
+      double *xv = fetch(ctx, base);
+      expect_softmax(ctx, ot, base, xv, 0.0f, 0, lg);
+      /* in place */
+      clai_tensor *c = upload(ctx, dt, 2, (int64_t[]){31, 7}, v);
+      CLAIT_OK(ctx, lg ? clai_log_softmax(ctx, c, c, NULL) : clai_softmax(ctx, c, c, NULL));
+      expect_softmax(ctx, c, base, xv, 0.0f, 0, lg);
+      free(xv);
+      clai_tensor_free(c);
+      clai_tensor_free(ot);
+      clai_tensor_free(o);
+    }
+    clai_tensor_free(xe);
+    clai_tensor_free(row);
+    clai_tensor_free(xt);
+    clai_tensor_free(base);
+  }
+}
+
+/* ---- layernorm / rmsnorm -------------------------------------------------------------------------------- */
+
+/* Runs layernorm (rms = 0) or rmsnorm on x with the optional parameters and checks out, mean and rstd. */
+static void check_norm(clai_context *ctx, int rms, clai_tensor *x, clai_tensor *gamma, clai_tensor *beta, float eps,
+                       clai_dtype odt, int stats) {
+  int nd = clai_tensor_ndim(x);
+  int64_t shape[CLAI_MAX_DIMS];
+  for (int i = 0; i < nd; i++) shape[i] = clai_tensor_dim(x, i);
+  int64_t n = shape[nd - 1], rows = clai_tensor_numel(x) / n;
+  clai_tensor *out = mk(ctx, odt, nd, shape), *mean = NULL, *rstd = NULL;
+  if (stats) {
+    if (!rms) mean = mk(ctx, CLAI_DTYPE_F32, nd - 1, shape);
+    shape[nd - 1] = 1;
+    rstd = mk(ctx, CLAI_DTYPE_F32, nd, shape); /* keepdim form */
+  }
+  if (rms)
+    CLAIT_OK(ctx, clai_rmsnorm(ctx, out, x, gamma, eps, rstd));
+  else
+    CLAIT_OK(ctx, clai_layernorm(ctx, out, x, gamma, beta, eps, mean, rstd));
+  double *xv = fetch(ctx, x), *got = fetch(ctx, out), *gv = gamma ? fetch(ctx, gamma) : NULL;
+  double *bv = beta ? fetch(ctx, beta) : NULL, *mg = mean ? fetch(ctx, mean) : NULL, *rg = rstd ? fetch(ctx, rstd) : NULL;
+  for (int64_t r = 0; r < rows; r++) {
+    const double *xr = xv + r * n;
+    double m = 0, q = 0, big = 0;
+    for (int64_t j = 0; j < n; j++) {
+      m += xr[j];
+      big = fmax(big, fabs(xr[j]));
+    }
+    m = rms ? 0 : m / (double)n;
+    for (int64_t j = 0; j < n; j++) q += (xr[j] - m) * (xr[j] - m);
+    double rs = 1.0 / sqrt(q / (double)n + eps);
+    /* f32 rounding of x - mean is about 6e-8 * max|x|; scaled by rstd */
+    double atol = 1e-5 + 3e-7 * big * rs, rtol = odt == CLAI_DTYPE_F16 ? 1e-3 : 2e-5;
+    for (int64_t j = 0; j < n; j++) {
+      double w = (xr[j] - m) * rs * (gv ? gv[j] : 1.0) + (bv ? bv[j] : 0.0), g = got[r * n + j];
+      if (!(fabs(g - w) <= atol * (gv ? fabs(gv[j]) + 1 : 1) + rtol * fabs(w)))
+        fail_msg("%s row %lld of %lld x %lld: element %lld is %.9g, expected %.9g", rms ? "rmsnorm" : "layernorm",
+                 (long long)r, (long long)rows, (long long)n, (long long)j, g, w);
+    }
+    if (mg && !(fabs(mg[r] - m) <= 1e-6 * fabs(m) + 1e-7 * big + 1e-7))
+      fail_msg("layernorm mean of row %lld is %.9g, expected %.9g", (long long)r, mg[r], m);
+    if (rg && !(fabs(rg[r] - rs) <= (1e-5 + 1e-7 * big * big * rs * rs) * rs))
+      fail_msg("%s rstd of row %lld is %.9g, expected %.9g", rms ? "rmsnorm" : "layernorm", (long long)r, rg[r], rs);
+  }
+  free(xv);
+  free(got);
+  free(gv);
+  free(bv);
+  free(mg);
+  free(rg);
+  clai_tensor_free(rstd);
+  clai_tensor_free(mean);
+  clai_tensor_free(out);
+}
+
+static void test_norms(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {21};
+  static const int64_t lens[] = {1, 7, 31, 129, 1000, 64};
+  float v[5 * 1000], p[2000];
+  clait_fill(&r, v, 5000, -3.0f, 5.0f);
+  clait_fill(&r, p, 2000, -2.0f, 2.0f);
+  for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+    for (int d = 0; d < 2; d++) {
+      clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+      int64_t n = lens[li];
+      clai_tensor *x = upload(ctx, dt, 2, (int64_t[]){5, n}, v);
+      clai_tensor *g = upload(ctx, dt, 1, (int64_t[]){n}, p), *b = upload(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){n}, p + 1000);
+      for (int rms = 0; rms < 2; rms++) {
+        check_norm(ctx, rms, x, NULL, NULL, 1e-5f, CLAI_DTYPE_F32, 0);
+        check_norm(ctx, rms, x, g, rms ? NULL : b, 1e-5f, CLAI_DTYPE_F32, 1);
+        check_norm(ctx, rms, x, g, NULL, 0.1f, dt, 1);
+      }
+      clai_tensor_free(b);
+      clai_tensor_free(g);
+      clai_tensor_free(x);
+    }
+}
+
+/* Rows around 1000 with unit spread: the variance must come from two passes, not E[x^2] - E[x]^2. */
+static void test_norm_offset(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {8};
+  float v[3 * 4096];
+  for (int i = 0; i < 3 * 4096; i++) v[i] = 1000.0f + clait_uniform(&r, -1.0f, 1.0f);
+  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4096}, v);
+  check_norm(ctx, 0, x, NULL, NULL, 1e-6f, CLAI_DTYPE_F32, 1);
+  check_norm(ctx, 1, x, NULL, NULL, 1e-6f, CLAI_DTYPE_F32, 1);
+  clai_tensor_free(x);
+}
+
+/* Strided x, out, gamma and beta; an in-place call. */
+static void test_norm_views(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {4};
+  float v[129 * 7], p[2 * 129];
+  clait_fill(&r, v, 129 * 7, -2.0f, 2.0f);
+  clait_fill(&r, p, 2 * 129, -1.0f, 1.0f);
+  for (int d = 0; d < 2; d++) {
+    clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+    clai_tensor *base = upload(ctx, dt, 2, (int64_t[]){129, 7}, v), *xt = NULL;
+    CLAIT_OK(ctx, clai_tensor_transpose(base, &xt, 0, 1)); /* [7, 129], last-axis stride 7 */
+    clai_tensor *pp = upload(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){2 * 129}, p), *g = NULL, *b = NULL;
+    CLAIT_OK(ctx, clai_tensor_slice(pp, &g, 0, 0, 258, 2)); /* stride 2 */
+    CLAIT_OK(ctx, clai_tensor_slice(pp, &b, 0, 1, 258, 2));
+    for (int rms = 0; rms < 2; rms++) {
+      check_norm(ctx, rms, xt, g, rms ? NULL : b, 1e-5f, CLAI_DTYPE_F32, 1);
+      check_norm(ctx, rms, xt, NULL, NULL, 1e-5f, dt, 0);
+    }
+    /* in place, on a dense copy */
+    clai_tensor *c = upload(ctx, dt, 2, (int64_t[]){129, 7}, v), *o = mk(ctx, dt, 2, (int64_t[]){129, 7});
+    CLAIT_OK(ctx, clai_layernorm(ctx, o, c, NULL, NULL, 1e-5f, NULL, NULL));
+    CLAIT_OK(ctx, clai_layernorm(ctx, c, c, NULL, NULL, 1e-5f, NULL, NULL));
+    double *want = fetch(ctx, o), *got = fetch(ctx, c);
+    for (int i = 0; i < 129 * 7; i++) assert_true(want[i] == got[i]);
+    free(want);
+    free(got);
+    clai_tensor_free(o);
+    clai_tensor_free(c);
+    clai_tensor_free(b);
+    clai_tensor_free(g);
+    clai_tensor_free(pp);
+    clai_tensor_free(xt);
+    clai_tensor_free(base);
+  }
+}
+
+/* ---- errors ------------------------------------------------------------------------------------------ */
+
+static void test_errors(void **state) {
+  clai_context *ctx = CTX(state);
+  float v[12] = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8};
+  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4}, v);
+  clai_tensor *o = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4}), *o43 = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 3});
+  clai_tensor *xi = mk(ctx, CLAI_DTYPE_I32, 2, (int64_t[]){3, 4}), *v1 = upload(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){4}, v);
+  clai_tensor *g3 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3}), *gi = mk(ctx, CLAI_DTYPE_I32, 1, (int64_t[]){4});
+  clai_tensor *m3 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3}), *m4 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){4});
+  clai_tensor *mh = mk(ctx, CLAI_DTYPE_F16, 1, (int64_t[]){3}), *s0 = mk(ctx, CLAI_DTYPE_F32, 0, NULL);
+  clai_tensor *m6 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){6}), *mstep = NULL, *shift = NULL, *big = NULL;
+  CLAIT_OK(ctx, clai_tensor_slice(m6, &mstep, 0, 0, 6, 2));
+  clai_tensor *bigb = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){13});
+  CLAIT_OK(ctx, clai_tensor_reshape(bigb, &big, 1, (int64_t[]){13}));
+  clai_tensor *xb = NULL, *ob = NULL;
+  CLAIT_OK(ctx, clai_tensor_view(big, &xb, 2, (int64_t[]){3, 4}, (int64_t[]){4, 1}, 0));
+  CLAIT_OK(ctx, clai_tensor_view(big, &shift, 2, (int64_t[]){3, 4}, (int64_t[]){4, 1}, 1));
+  (void)ob;
+  clai_softmax_opts causal = {0, 1}, inf = {INFINITY, 0};
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "differ in shape", clai_softmax(ctx, o43, x, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "i32", clai_softmax(ctx, o, xi, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "0-d", clai_log_softmax(ctx, s0, s0, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "causal", clai_softmax(ctx, m4, v1, &causal));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "scale", clai_softmax(ctx, o, x, &inf));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps", clai_softmax(ctx, shift, xb, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "NULL", clai_softmax(ctx, o, NULL, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "gamma", clai_layernorm(ctx, o, x, g3, NULL, 1e-5f, NULL, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "gamma", clai_rmsnorm(ctx, o, x, gi, 1e-5f, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "beta", clai_layernorm(ctx, o, x, NULL, x, 1e-5f, NULL, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "mean_out", clai_layernorm(ctx, o, x, NULL, NULL, 1e-5f, m4, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "rstd_out", clai_layernorm(ctx, o, x, NULL, NULL, 1e-5f, NULL, mh));
+  CLAIT_FAILS(ctx, CLAI_E_NOT_CONTIGUOUS, "rstd_out", clai_rmsnorm(ctx, o, x, NULL, 1e-5f, mstep));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps", clai_layernorm(ctx, o, x, NULL, NULL, 1e-5f, m3, m3));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "eps", clai_layernorm(ctx, o, x, NULL, NULL, -1.0f, NULL, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "eps", clai_rmsnorm(ctx, o, x, NULL, NAN, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps", clai_rmsnorm(ctx, shift, xb, NULL, 1e-5f, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f32 or f16", clai_layernorm(ctx, xi, x, NULL, NULL, 1e-5f, NULL, NULL));
+  /* x is unchanged and the context still works */
+  double *xv = fetch(ctx, x);
+  for (int i = 0; i < 12; i++) assert_true(xv[i] == v[i]);
+  CLAIT_OK(ctx, clai_softmax(ctx, o, x, NULL));
+  expect_softmax(ctx, o, x, xv, 0.0f, 0, 0);
+  free(xv);
+  clai_tensor *all[] = {x, o, o43, xi, v1, g3, gi, m3, m4, mh, s0, mstep, m6, shift, xb, big, bigb};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) clai_tensor_free(all[i]);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, clait_setup, clait_teardown)
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_softmax), T(test_softmax_extremes), T(test_softmax_views), T(test_norms),
+      T(test_norm_offset), T(test_norm_views), T(test_errors),
+  };
+  return CLAIT_MAIN("norm", tests, 1);
+}

@@ -1,0 +1,407 @@
+/* test-reduce.c - clai_reduce (sum, mean, max, min, var), clai_var, clai_argmax / clai_argmin and clai_sum_to
+ * against a double-precision reference on the host: every axis (negative ones too) and CLAI_AXIS_ALL, with
+ * and without keepdim, f32 and f16 storage in and out, strided views (transpose, step slices, expanded dims)
+ * as inputs, rows of length 1, rows long enough to be split into chunks (10^6 elements), NaNs, ties, and
+ * every bad argument. The reference reads the input back through clai_tensor_read (dense, row-major), so it
+ * sees exactly the values the device reduces. */
+#include <limits.h>
+
+#include "testutil.h"
+
+#define CTX(state) ((clai_context *)*(state))
+
+/* ---- host helpers ------------------------------------------------------------------------------------ */
+
+static clai_tensor *mk(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape) {
+  clai_tensor *t = NULL;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, ndim, shape));
+  return t;
+}
+
+/* A dense tensor of dtype dt holding the n floats v (rounded to half for f16). */
+static clai_tensor *upload(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape, const float *v) {
+  clai_tensor *t = mk(ctx, dt, ndim, shape);
+  size_t n = (size_t)clai_tensor_numel(t);
+  if (dt == CLAI_DTYPE_F32) {
+    CLAIT_OK(ctx, clai_tensor_write(t, v, n * 4));
+  } else {
+    uint16_t *h = malloc(n * 2 + 2);
+    assert_non_null(h);
+    for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16(v[i]);
+    CLAIT_OK(ctx, clai_tensor_write(t, h, n * 2));
+    free(h);
+  }
+  return t;
+}
+
+/* The elements of t (any view, any dtype) as doubles, dense row-major; malloc'd. */
+static double *fetch(clai_context *ctx, clai_tensor *t) {
+  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(clai_tensor_dtype(t));
+  void *buf = malloc(n * es + 4);
+  double *d = malloc(n * sizeof *d + 8);
+  assert_non_null(buf);
+  assert_non_null(d);
+  CLAIT_OK(ctx, clai_tensor_read(t, buf, n * es + 4));
+  for (size_t i = 0; i < n; i++) {
+    switch (clai_tensor_dtype(t)) {
+    case CLAI_DTYPE_F32: d[i] = ((float *)buf)[i]; break;
+    case CLAI_DTYPE_F16: d[i] = clait_f16_to_f32(((uint16_t *)buf)[i]); break;
+    default: d[i] = ((int32_t *)buf)[i]; break;
+    }
+  }
+  free(buf);
+  return d;
+}
+
+enum { OP_SUM, OP_MEAN, OP_MAX, OP_MIN, OP_VAR0, OP_VAR1, OP_ARGMAX, OP_ARGMIN, OP_COUNT };
+static const char *const op_names[] = {"sum", "mean", "max", "min", "var", "var(ddof 1)", "argmax", "argmin"};
+
+/* The reference of op over n values with stride st from p; *mag gets sum |x| (for the tolerance). */
+static double ref_row(int op, const double *p, int64_t n, int64_t st, double *mag) {
+  double s = 0, a = 0, best = 0;
+  int64_t bi = 0;
+  int nan = 0;
+  for (int64_t j = 0; j < n; j++) {
+    double v = p[j * st];
+    s += v;
+    a += fabs(v);
+    nan |= isnan(v);
+  }
+  *mag = a;
+  switch (op) {
+  case OP_SUM: return s;
+  case OP_MEAN: return s / (double)n;
+  case OP_VAR0:
+  case OP_VAR1: {
+    double m = s / (double)n, q = 0, sq = 0;
+    for (int64_t j = 0; j < n; j++) {
+      q += (p[j * st] - m) * (p[j * st] - m);
+      sq += p[j * st] * p[j * st];
+    }
+    *mag = sq / (double)n; /* the cancellation a variance in f32 cannot avoid is about eps * mean(x^2) */
+    int64_t d = n - (op == OP_VAR1);
+    return d > 0 ? q / (double)d : NAN;
+  }
+  case OP_MAX:
+  case OP_MIN:
+    if (nan) return NAN;
+    best = p[0];
+    for (int64_t j = 1; j < n; j++) best = op == OP_MAX ? fmax(best, p[j * st]) : fmin(best, p[j * st]);
+    return best;
+  default:
+    for (int64_t j = 0; j < n; j++) {
+      double v = p[j * st];
+      if (isnan(v)) return (double)j;
+      if (j == 0 || (op == OP_ARGMAX ? v > best : v < best)) {
+        best = v;
+        bi = j;
+      }
+    }
+    return (double)bi;
+  }
+}
+
+static clai_status run_op(clai_context *ctx, int op, clai_tensor *out, clai_tensor *x, int axis, int keepdim) {
+  switch (op) {
+  case OP_SUM: return clai_reduce(ctx, CLAI_REDUCE_SUM, out, x, axis, keepdim);
+  case OP_MEAN: return clai_reduce(ctx, CLAI_REDUCE_MEAN, out, x, axis, keepdim);
+  case OP_MAX: return clai_reduce(ctx, CLAI_REDUCE_MAX, out, x, axis, keepdim);
+  case OP_MIN: return clai_reduce(ctx, CLAI_REDUCE_MIN, out, x, axis, keepdim);
+  case OP_VAR0: return clai_reduce(ctx, CLAI_REDUCE_VAR, out, x, axis, keepdim);
+  case OP_VAR1: return clai_var(ctx, out, x, axis, keepdim, 1);
+  case OP_ARGMAX: return clai_argmax(ctx, out, x, axis, keepdim);
+  default: return clai_argmin(ctx, out, x, axis, keepdim);
+  }
+}
+
+/* Reduces x (any view) with op over axis into a new output of dtype odt and checks every element. */
+static void check_reduce(clai_context *ctx, int op, clai_tensor *x, int axis, int keepdim, clai_dtype odt, double rtol) {
+  int nd = clai_tensor_ndim(x), all = axis == CLAI_AXIS_ALL, ax = all ? 0 : (axis < 0 ? axis + nd : axis);
+  int64_t shape[CLAI_MAX_DIMS], oshape[CLAI_MAX_DIMS];
+  int on = 0;
+  for (int i = 0; i < nd; i++) shape[i] = clai_tensor_dim(x, i);
+  for (int i = 0; i < nd; i++) {
+    if (all || i == ax) {
+      if (keepdim) oshape[on++] = 1;
+    } else {
+      oshape[on++] = shape[i];
+    }
+  }
+  int arg = op == OP_ARGMAX || op == OP_ARGMIN;
+  clai_tensor *out = mk(ctx, arg ? CLAI_DTYPE_I32 : odt, on, oshape);
+  CLAIT_OK(ctx, run_op(ctx, op, out, x, axis, keepdim));
+  double *xv = fetch(ctx, x), *got = fetch(ctx, out);
+  int64_t outer = 1, n = 1, inner = 1;
+  for (int i = 0; i < nd; i++) {
+    if (all || i == ax) n *= shape[i];
+    else if (i < ax) outer *= shape[i];
+    else inner *= shape[i];
+  }
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t q = 0; q < inner; q++) {
+      double mag, want = ref_row(op, xv + o * n * inner + q, n, inner, &mag);
+      double g = got[o * inner + q];
+      double tol = arg ? 0 : rtol * fabs(want) + 1e-7 * mag / (op == OP_MEAN ? (double)n : 1.0) + 1e-30;
+      if (op == OP_VAR0 || op == OP_VAR1) tol = rtol * fabs(want) + 1e-10 * mag;
+      if (odt == CLAI_DTYPE_F16 && !arg) tol += fabs(want) * 1e-3;
+      if (isnan(want) && isnan(g)) continue;
+      if (!(fabs(g - want) <= tol))
+        fail_msg("%s over axis %d (keepdim %d) of %lld x %lld x %lld: element %lld is %.9g, expected %.9g", op_names[op],
+                 axis, keepdim, (long long)outer, (long long)n, (long long)inner, (long long)(o * inner + q), g, want);
+    }
+  free(xv);
+  free(got);
+  clai_tensor_free(out);
+}
+
+static void random_values(clait_rng *r, float *v, size_t n, float lo, float hi) { clait_fill(r, v, n, lo, hi); }
+
+/* ---- results --------------------------------------------------------------------------------------- */
+
+static void test_every_axis(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {42};
+  static const int64_t shapes[][3] = {{7, 31, 3}, {1, 129, 1}, {5, 1, 1000}, {2, 3, 4}};
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+    const int64_t *sh = shapes[si];
+    size_t n = (size_t)(sh[0] * sh[1] * sh[2]);
+    float *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    random_values(&r, v, n, -2.0f, 3.0f);
+    for (int d = 0; d < 2; d++) {
+      clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+      clai_tensor *x = upload(ctx, dt, 3, sh, v);
+      for (int op = 0; op < OP_COUNT; op++) {
+        const int axes[] = {0, 1, 2, -1, -3, CLAI_AXIS_ALL};
+        for (int ai = 0; ai < 6; ai++)
+          for (int kd = 0; kd < 2; kd++) check_reduce(ctx, op, x, axes[ai], kd, CLAI_DTYPE_F32, 1e-5);
+        check_reduce(ctx, op, x, 1, 0, CLAI_DTYPE_F16, 1e-5);
+      }
+      clai_tensor_free(x);
+    }
+    free(v);
+  }
+}
+
+static void test_views(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {7};
+  float v[129 * 31];
+  random_values(&r, v, 129 * 31, -1.0f, 1.0f);
+  for (int d = 0; d < 2; d++) {
+    clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+    clai_tensor *x = upload(ctx, dt, 2, (int64_t[]){129, 31}, v), *t = NULL, *s = NULL, *e = NULL, *row = NULL;
+    CLAIT_OK(ctx, clai_tensor_transpose(x, &t, 0, 1));             /* [31, 129], strides (1, 31) */
+    CLAIT_OK(ctx, clai_tensor_slice(x, &s, 0, 3, 120, 4));         /* every 4th row */
+    CLAIT_OK(ctx, clai_tensor_slice(x, &row, 0, 5, 6, 1));         /* [1, 31] */
+    CLAIT_OK(ctx, clai_tensor_expand(row, &e, 3, (int64_t[]){3, 40, 31})); /* stride-0 dims */
+    clai_tensor *views[] = {t, s, e};
+    for (int vi = 0; vi < 3; vi++)
+      for (int op = 0; op < OP_COUNT; op++) {
+        int nd = clai_tensor_ndim(views[vi]);
+        for (int ax = 0; ax < nd; ax++) check_reduce(ctx, op, views[vi], ax, vi & 1, CLAI_DTYPE_F32, 1e-5);
+        check_reduce(ctx, op, views[vi], CLAI_AXIS_ALL, 0, CLAI_DTYPE_F32, 1e-5);
+      }
+    clai_tensor_free(e);
+    clai_tensor_free(row);
+    clai_tensor_free(s);
+    clai_tensor_free(t);
+    clai_tensor_free(x);
+  }
+}
+
+/* Rows of length 1 and 0, and a 0-d input. */
+static void test_short_rows(void **state) {
+  clai_context *ctx = CTX(state);
+  float v[5] = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f};
+  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){5, 1}, v);
+  for (int op = 0; op < OP_COUNT; op++) {
+    check_reduce(ctx, op, x, 1, 0, CLAI_DTYPE_F32, 0);
+    check_reduce(ctx, op, x, 0, 1, CLAI_DTYPE_F32, 1e-6);
+  }
+  clai_tensor *s = upload(ctx, CLAI_DTYPE_F32, 0, NULL, v + 2);
+  for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, s, CLAI_AXIS_ALL, 0, CLAI_DTYPE_F32, 0);
+  /* an empty axis: the sum is 0, the mean NaN, the maximum does not exist */
+  clai_tensor *z = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 0}), *o = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3});
+  CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_SUM, o, z, 1, 0));
+  double *g = fetch(ctx, o);
+  for (int i = 0; i < 3; i++) assert_true(g[i] == 0.0);
+  free(g);
+  CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_MEAN, o, z, 1, 0));
+  g = fetch(ctx, o);
+  for (int i = 0; i < 3; i++) assert_true(isnan(g[i]));
+  free(g);
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "empty", clai_reduce(ctx, CLAI_REDUCE_MAX, o, z, 1, 0));
+  clai_tensor_free(o);
+  clai_tensor_free(z);
+  clai_tensor_free(s);
+  clai_tensor_free(x);
+}
+
+/* 10^6-element rows (split into chunks and merged), with an offset that would ruin a naive variance, and
+ * lengths just past a chunk boundary. */
+static void test_long_rows(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {99};
+  const size_t n = 1000000;
+  float *v = malloc(n * sizeof *v);
+  assert_non_null(v);
+  for (size_t i = 0; i < n; i++) v[i] = 1000.0f + clait_uniform(&r, 0.0f, 1.0f);
+  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){(int64_t)n}, v);
+  for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, x, 0, 0, CLAI_DTYPE_F32, 2e-6);
+  clai_tensor *m = NULL, *mt = NULL;
+  CLAIT_OK(ctx, clai_tensor_reshape(x, &m, 2, (int64_t[]){4, 250000}));
+  CLAIT_OK(ctx, clai_tensor_transpose(m, &mt, 0, 1)); /* [250000, 4]: long strided rows along axis 0 */
+  for (int op = 0; op < OP_COUNT; op++) {
+    check_reduce(ctx, op, m, 1, 0, CLAI_DTYPE_F32, 2e-6);
+    check_reduce(ctx, op, mt, 0, 1, CLAI_DTYPE_F32, 2e-6);
+    check_reduce(ctx, op, mt, CLAI_AXIS_ALL, 0, CLAI_DTYPE_F32, 2e-6);
+  }
+  /* column reductions (eight neighbouring outputs per work-item), the axis cut into chunks and merged */
+  clai_tensor *sq = NULL, *sl = NULL;
+  CLAIT_OK(ctx, clai_tensor_reshape(x, &sq, 2, (int64_t[]){1000, 1000}));
+  CLAIT_OK(ctx, clai_tensor_slice(sq, &sl, 1, 3, 1000, 1)); /* [1000, 997]: rows do not start aligned */
+  for (int op = 0; op < OP_COUNT; op++) {
+    check_reduce(ctx, op, sq, 0, 0, CLAI_DTYPE_F32, 2e-6);
+    check_reduce(ctx, op, sl, 0, 1, CLAI_DTYPE_F32, 2e-6);
+    check_reduce(ctx, op, m, 0, 0, CLAI_DTYPE_F32, 2e-6);
+  }
+  clai_tensor_free(sl);
+  clai_tensor_free(sq);
+  clai_tensor_free(mt);
+  clai_tensor_free(m);
+  clai_tensor_free(x);
+  /* just past chunk lengths, with the maximum tied in the first and the last chunk */
+  const int64_t lens[] = {8193, 16385, 24577};
+  for (int li = 0; li < 3; li++) {
+    for (int64_t i = 0; i < lens[li]; i++) v[i] = clait_uniform(&r, -1.0f, 1.0f);
+    v[3] = 5.0f;
+    v[lens[li] - 1] = 5.0f;
+    v[lens[li] / 2] = -5.0f;
+    v[lens[li] - 2] = -5.0f;
+    clai_tensor *y = upload(ctx, CLAI_DTYPE_F16, 1, (int64_t[]){lens[li]}, v);
+    for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, y, 0, 0, CLAI_DTYPE_F32, 2e-6);
+    clai_tensor_free(y);
+  }
+  free(v);
+}
+
+static void test_nan(void **state) {
+  clai_context *ctx = CTX(state);
+  float v[3 * 20];
+  for (int i = 0; i < 60; i++) v[i] = (float)((i * 7) % 11);
+  v[20 + 13] = NAN; /* row 1: NaN past the first vector */
+  v[40 + 2] = NAN;  /* row 2: NaN in the first vector, and another later */
+  v[40 + 17] = NAN;
+  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 20}, v);
+  for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, x, 1, 0, CLAI_DTYPE_F32, 1e-6);
+  clai_tensor_free(x);
+}
+
+static void test_sum_to(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {5};
+  float v[4 * 5 * 6];
+  random_values(&r, v, 120, -1.0f, 1.0f);
+  clai_tensor *base = upload(ctx, CLAI_DTYPE_F32, 3, (int64_t[]){6, 5, 4}, v), *x = NULL;
+  CLAIT_OK(ctx, clai_tensor_permute(base, &x, (int[]){2, 1, 0})); /* [4, 5, 6], fully strided */
+  double *xv = fetch(ctx, x);
+  float dv[120];
+  for (int i = 0; i < 120; i++) dv[i] = (float)xv[i];
+  clai_tensor *dense = upload(ctx, CLAI_DTYPE_F32, 3, (int64_t[]){4, 5, 6}, dv); /* summed dims merge */
+  for (int variant = 0; variant < 2; variant++) {
+    clai_tensor *xin = variant ? dense : x;
+    static const struct {
+      int nd;
+      int64_t shape[3];
+    } targets[] = {{1, {6}}, {2, {1, 6}}, {3, {4, 1, 6}}, {2, {5, 1}}, {0, {0}}, {3, {4, 5, 6}}, {3, {1, 5, 1}}, {3, {4, 1, 1}}};
+    for (size_t ti = 0; ti < sizeof targets / sizeof targets[0]; ti++) {
+      for (int d = 0; d < 2; d++) {
+        clai_dtype odt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+        clai_tensor *out = mk(ctx, odt, targets[ti].nd, targets[ti].shape);
+        CLAIT_OK(ctx, clai_sum_to(ctx, out, xin));
+        double *got = fetch(ctx, out);
+        /* out's shape aligned to [4, 5, 6] */
+        int64_t os[3];
+        for (int i = 0; i < 3; i++) {
+          int oi = targets[ti].nd - 3 + i;
+          os[i] = oi < 0 ? 1 : targets[ti].shape[oi];
+        }
+        double want[120] = {0};
+        for (int a = 0; a < 4; a++)
+          for (int b = 0; b < 5; b++)
+            for (int c = 0; c < 6; c++) {
+              int64_t o = ((os[0] > 1 ? a : 0) * os[1] + (os[1] > 1 ? b : 0)) * os[2] + (os[2] > 1 ? c : 0);
+              want[o] += xv[(a * 5 + b) * 6 + c];
+            }
+        for (int64_t i = 0; i < clai_tensor_numel(out); i++)
+          if (!(fabs(got[i] - want[i]) <= 1e-5 + (d ? 2e-3 : 1e-6) * fabs(want[i])))
+            fail_msg("clai_sum_to to target %zu (%s): element %lld is %.9g, expected %.9g", ti, clai_dtype_name(odt),
+                     (long long)i, got[i], want[i]);
+        free(got);
+        clai_tensor_free(out);
+      }
+    }
+  }
+  free(xv);
+  clai_tensor_free(dense);
+  clai_tensor_free(x);
+  clai_tensor_free(base);
+}
+
+/* ---- errors ---------------------------------------------------------------------------------------- */
+
+static void test_errors(void **state) {
+  clai_context *ctx = CTX(state);
+  float v[12] = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8};
+  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4}, v);
+  clai_tensor *o3 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3}), *o4 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){4});
+  clai_tensor *i3 = mk(ctx, CLAI_DTYPE_I32, 1, (int64_t[]){3});
+  clai_tensor *xi = mk(ctx, CLAI_DTYPE_I32, 2, (int64_t[]){3, 4});
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "clai_reduce_op", clai_reduce(ctx, (clai_reduce_op)9, o3, x, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "axis 2", clai_reduce(ctx, CLAI_REDUCE_SUM, o3, x, 2, 0));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "axis -3", clai_reduce(ctx, CLAI_REDUCE_SUM, o3, x, -3, 0));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "needs [3]", clai_reduce(ctx, CLAI_REDUCE_SUM, o4, x, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "needs [3, 1]", clai_reduce(ctx, CLAI_REDUCE_SUM, o3, x, 1, 1));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "all axes", clai_reduce(ctx, CLAI_REDUCE_SUM, o3, x, CLAI_AXIS_ALL, 0));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "i32", clai_reduce(ctx, CLAI_REDUCE_SUM, o3, xi, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f32 or f16", clai_reduce(ctx, CLAI_REDUCE_SUM, i3, x, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "i32 output", clai_argmax(ctx, o3, x, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "negative", clai_var(ctx, o3, x, 1, 0, -1));
+  clai_tensor *col = NULL;
+  CLAIT_OK(ctx, clai_tensor_slice(x, &col, 1, 0, 1, 1)); /* [3, 1] inside x */
+  clai_tensor *colv = NULL;
+  CLAIT_OK(ctx, clai_tensor_reshape(col, &colv, 1, (int64_t[]){3}));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps", clai_reduce(ctx, CLAI_REDUCE_MAX, colv, x, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "does not broadcast", clai_sum_to(ctx, o3, x));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f32 or f16", clai_sum_to(ctx, o4, xi));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "NULL", clai_reduce(ctx, CLAI_REDUCE_SUM, o3, NULL, 1, 0));
+  /* nothing was written into x, and the context still works */
+  double *xv = fetch(ctx, x);
+  for (int i = 0; i < 12; i++) assert_true(xv[i] == v[i]);
+  free(xv);
+  CLAIT_OK(ctx, clai_argmax(ctx, i3, x, -1, 0));
+  double *g = fetch(ctx, i3);
+  assert_true(g[0] == 2 && g[1] == 1 && g[2] == 3);
+  free(g);
+  CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_SUM, o4, x, 0, 0));
+  g = fetch(ctx, o4);
+  assert_true(g[0] == 13 && g[1] == 13 && g[2] == 11 && g[3] == 15);
+  free(g);
+  clai_tensor_free(colv);
+  clai_tensor_free(col);
+  clai_tensor_free(xi);
+  clai_tensor_free(i3);
+  clai_tensor_free(o4);
+  clai_tensor_free(o3);
+  clai_tensor_free(x);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, clait_setup, clait_teardown)
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_every_axis), T(test_views), T(test_short_rows), T(test_long_rows),
+      T(test_nan),        T(test_sum_to), T(test_errors),
+  };
+  return CLAIT_MAIN("reduce", tests, 1);
+}
