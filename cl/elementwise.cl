@@ -3,8 +3,9 @@
  * Layout: any strided views. The host merges dims that are contiguous in every operand (so same-shape
  * dense tensors arrive as ndim 1) and gives broadcast dims stride 0. Work mapping: one work-item per
  * output element, dim 0 linear. The op is a uniform argument; f16 is loaded and stored with
- * vload_half/vstore_half and computed in float. The *_contig_f32 kernels serve the dense f32 case with
- * unit strides known at compile time, which lets the compiler vectorise across work-items.
+ * vload_half/vstore_half and computed in float. The *_rows_f32 kernels serve dense f32 outputs whose inputs
+ * have unit or zero column strides with contiguous runs per work-item (vector loads, the op hoisted out of
+ * the loop).
  * op codes follow enum clai_binary_op / clai_unary_op; CLAI_OP_AFFINE (100) is alpha * x + beta. */
 
 #define CLAI_OP_AFFINE 100
@@ -83,22 +84,6 @@ CLAI_BINARY(i32, int, CLAI_LD_I32, CLAI_ST_I32, clai_binary_i)
 CLAI_UNARY(f32, float, CLAI_LD_F32, CLAI_ST_F32, clai_unary_f)
 CLAI_UNARY(f16, half, CLAI_LD_F16, CLAI_ST_F16, clai_unary_f)
 CLAI_UNARY(i32, int, CLAI_LD_I32, CLAI_ST_I32, clai_unary_i)
-
-/* Dense f32 with unit strides: n elements starting at the given element offsets. */
-__kernel void clai_binary_contig_f32(__global float *out, __global const float *a, __global const float *b,
-                                     const long n, const long oo, const long oa, const long ob, const int op) {
-  const long i = get_global_id(0);
-  if (i >= n) return;
-  out[oo + i] = clai_binary_f(op, a[oa + i], b[ob + i]);
-}
-
-__kernel void clai_unary_contig_f32(__global float *out, __global const float *x, const long n, const long oo,
-                                    const long ox, const long unused, const int op, const float alpha,
-                                    const float beta) {
-  const long i = get_global_id(0);
-  if (i >= n) return;
-  out[oo + i] = clai_unary_f(op, x[ox + i], alpha, beta);
-}
 
 /* Dense f32 output [rows, cols] (row stride cols) from inputs read at in[o + r * rs + c * cs], where the
  * column stride cs is 1 or 0 (broadcast along the row): a same-shape dense add is one long row, [R, C] + [C]

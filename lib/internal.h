@@ -61,12 +61,10 @@ enum clai__program_id {
   X(BINARY_F32, ELEMENTWISE, "clai_binary_f32", "bbbxi", 1)                       \
   X(BINARY_F16, ELEMENTWISE, "clai_binary_f16", "bbbxi", 1)                       \
   X(BINARY_I32, ELEMENTWISE, "clai_binary_i32", "bbbxi", 1)                       \
-  X(BINARY_CONTIG_F32, ELEMENTWISE, "clai_binary_contig_f32", "bbblllli", 1)      \
   X(BINARY_ROWS_F32, ELEMENTWISE, "clai_binary_rows_f32", "bbblllllllliii", 1)    \
   X(UNARY_F32, ELEMENTWISE, "clai_unary_f32", "bbxiff", 1)                        \
   X(UNARY_F16, ELEMENTWISE, "clai_unary_f16", "bbxiff", 1)                        \
   X(UNARY_I32, ELEMENTWISE, "clai_unary_i32", "bbxiff", 1)                        \
-  X(UNARY_CONTIG_F32, ELEMENTWISE, "clai_unary_contig_f32", "bblllliff", 1)       \
   X(GEMM_F32, MATMUL, "clai_gemm_f32", "bbbxiiillllllffbllli", 3)                     \
   X(GEMM_F16, MATMUL, "clai_gemm_f16", "bbbxiiillllllffbllli", 3)                     \
   X(PACK_AB_F32, MATMUL_PACKED, "clai_pack_ab_f32", "bbbbxiiiiillll", 3)               \

@@ -6,13 +6,6 @@
 static const char *const binary_names[] = {"add", "sub", "mul", "div", "maximum", "minimum"};
 static const char *const unary_names[] = {"neg", "abs", "exp", "log", "sqrt", "relu", "gelu", "silu", "sigmoid", "tanh"};
 
-static int dense_same(const clai_tensor *out, const clai_tensor *in) {
-  if (!clai_tensor_is_contiguous(in) || in->ndim > out->ndim) return 0;
-  if (clai_tensor_numel(in) != clai_tensor_numel(out)) return 0;
-  int64_t st[CLAI_MAX_DIMS];
-  return clai__broadcast_strides(in, out->ndim, out->shape, st);
-}
-
 /* After merging, is the op a dense [rows, cols] output (or one row) with each input's column stride 0 or 1?
  * That covers same-shape dense operands, a row or column vector broadcast against a matrix, and scalars. */
 static int rows_form(const clai__index *ix) {
@@ -64,12 +57,6 @@ clai_status clai_binary(clai_context *ctx, clai_binary_op op, clai_tensor *out, 
                         CLAI__ARG(b->buf->mem), CLAI__ARG(rows), CLAI__ARG(cols), CLAI__ARG(chunk), CLAI__ARG(oo),
                         CLAI__ARG(oa), CLAI__ARG(ob), CLAI__ARG(ars), CLAI__ARG(brs), CLAI__ARG(acs), CLAI__ARG(bcs),
                         CLAI__ARG(cop));
-  }
-  if (out->dtype == CLAI_DTYPE_F32 && clai_tensor_is_contiguous(out) && dense_same(out, a) && dense_same(out, b)) {
-    const cl_long n = clai_tensor_numel(out), oo = out->offset, oa = a->offset, ob = b->offset;
-    size_t global = (size_t)n;
-    return clai__launch(ctx, CLAI__K_BINARY_CONTIG_F32, &global, 8, CLAI__ARG(out->buf->mem), CLAI__ARG(a->buf->mem),
-                        CLAI__ARG(b->buf->mem), CLAI__ARG(n), CLAI__ARG(oo), CLAI__ARG(oa), CLAI__ARG(ob), CLAI__ARG(cop));
   }
   int k = out->dtype == CLAI_DTYPE_F32 ? CLAI__K_BINARY_F32 : out->dtype == CLAI_DTYPE_F16 ? CLAI__K_BINARY_F16 : CLAI__K_BINARY_I32;
   size_t global = (size_t)ix.numel;
