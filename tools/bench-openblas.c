@@ -33,6 +33,23 @@ static int run_blas(void *arg) {
   return 0;
 }
 
+bench_sgemm_fn bench_openblas_sgemm(char *why, size_t cap) {
+  static void *h;
+  static bench_sgemm_fn fn;
+  if (fn != NULL) return fn;
+  static const char *const names[] = {"libopenblas.so.0", "libopenblasp.so.0", "libopenblas.so"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0] && h == NULL; i++) h = dlopen(names[i], RTLD_NOW);
+  if (h == NULL) {
+    snprintf(why, cap, "OpenBLAS not installed (apt-get install libopenblas0)");
+    return NULL;
+  }
+  fn = (bench_sgemm_fn)dlsym(h, "cblas_sgemm");
+  set_threads_fn set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
+  if (fn == NULL) snprintf(why, cap, "OpenBLAS without cblas_sgemm");
+  else if (set_threads != NULL && getenv("OPENBLAS_NUM_THREADS") == NULL) set_threads((int)sysconf(_SC_NPROCESSORS_ONLN));
+  return fn;
+}
+
 int bench_openblas(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, int trans_b, int samples,
                    double min_seconds, bench_ref_result *r) {
   memset(r, 0, sizeof *r);

@@ -68,6 +68,13 @@ static void ref_pool_free(ref_pool *pool) {
 
 /* ---- the cases ------------------------------------------------------------------------------------------ */
 
+/* The shape of a convolution or attention case (the compute-bound cases). */
+typedef struct net_shape {
+  int64_t n, c, h, w, o, k, pad;   /* conv2d: x [n, c, h, w], w [o, c, k, k], padding pad, stride 1 */
+  int64_t b, heads, l, d;          /* attention: [b, heads, l, d] */
+  int causal;
+} net_shape;
+
 /* What one case works on: up to four device tensors and their host twins for the C reference. */
 typedef struct ops_state {
   clai_context *ctx;
@@ -75,6 +82,9 @@ typedef struct ops_state {
   clai_tensor *t[4];            /* t[0] the output; inputs after it */
   float *h[4];                  /* host copies, same order */
   float partial[REF_THREADS];   /* per-thread results of the reference sum over everything */
+  const net_shape *net;         /* the compute-bound cases' shapes */
+  float *work;                  /* their host workspace (im2col columns, attention scores) */
+  bench_sgemm_fn sgemm;         /* OpenBLAS, for their references */
 } ops_state;
 
 typedef struct ops_case {
@@ -87,6 +97,9 @@ typedef struct ops_case {
   int (*run)(void *s);                          /* the libclai op, enqueued */
   void (*ref)(void *s, int t, int nt);          /* the C reference's share t of nt; NULL: none */
   const char *what;                             /* the shapes, for the table */
+  const net_shape *net;                         /* compute-bound cases: their shapes (NULL otherwise) */
+  /* A reference in phases (2-thread C loops and OpenBLAS calls); replaces ref when not NULL. */
+  void (*ref_phases)(ops_state *s, struct ref_pool *pool);
 } ops_case;
 
 static void rows_of(const ops_state *s, int t, int nt, int64_t *r0, int64_t *r1) {
@@ -247,17 +260,136 @@ static void ref_sum_all(void *p, int t, int nt) {
   if (t == 0) s->h[0][0] = 0.0f; /* the threads' partials are added after the join: negligible */
 }
 
+/* ---- compute-bound cases: conv2d as the Fashion-MNIST CNN has it, attention ---------------------------- */
+
+static int64_t conv_out(const net_shape *g) { return g->h + 2 * g->pad - g->k + 1; } /* square, stride 1 */
+
+/* conv2d 5x5, padding 2, bias and relu fused: out [n, o, oh, ow] (t0), x (t1), w (t2), bias (t3) */
+static int setup_conv(ops_state *s) {
+  const net_shape *g = s->net;
+  const int64_t oh = conv_out(g), so[4] = {g->n, g->o, oh, oh}, sx[4] = {g->n, g->c, g->h, g->w},
+                sw[4] = {g->o, g->c, g->k, g->k}, sb[1] = {g->o};
+  if (mk(s, 0, 4, so, 1.0f) || mk(s, 1, 4, sx, 0.0f) || mk(s, 2, 4, sw, 0.0f) || mk(s, 3, 1, sb, 0.0f)) return -1;
+  for (int64_t i = 0; i < g->o * g->c * g->k * g->k; i++) s->h[2][i] *= 0.05f;
+  if (clai_tensor_write(s->t[2], s->h[2], (size_t)(g->o * g->c * g->k * g->k) * 4) != CLAI_OK) return -1;
+  char why[256];
+  s->sgemm = bench_openblas_sgemm(why, sizeof why);
+  /* the reference's columns [c*k*k, n*oh*ow], then its GEMM result [o, n*oh*ow] */
+  s->work = s->sgemm ? malloc((size_t)((g->c * g->k * g->k + g->o) * g->n * oh * oh) * sizeof(float)) : NULL;
+  return 0;
+}
+static double amount_conv(const ops_state *s) {
+  const net_shape *g = s->net;
+  const double oh = (double)conv_out(g);
+  return 2.0 * (double)g->n * (double)g->o * oh * oh * (double)(g->c * g->k * g->k);
+}
+static int run_conv(void *p) {
+  ops_state *s = p;
+  clai_conv2d_params cp;
+  memset(&cp, 0, sizeof cp);
+  cp.pad_top = cp.pad_bottom = cp.pad_left = cp.pad_right = s->net->pad;
+  cp.activation = CLAI_ACT_RELU;
+  return clai_conv2d(s->ctx, s->t[0], s->t[1], s->t[2], s->t[3], &cp);
+}
+/* The CPU reference as Caffe-style CPU libraries do it: im2col (2 threads), one OpenBLAS SGEMM
+ * [o, ckk] x [ckk, n*oh*ow], then bias + relu while writing NCHW (2 threads). */
+static void conv_im2col(void *p, int t, int nt) {
+  ops_state *s = p;
+  const net_shape *g = s->net;
+  const int64_t oh = conv_out(g), cols = g->n * oh * oh, rows = g->c * g->k * g->k;
+  for (int64_t r = rows * t / nt; r < rows * (t + 1) / nt; r++) {
+    const int64_t c = r / (g->k * g->k), kh = r / g->k % g->k, kw = r % g->k;
+    float *dst = s->work + r * cols;
+    for (int64_t n = 0; n < g->n; n++)
+      for (int64_t y = 0; y < oh; y++) {
+        const int64_t iy = y - g->pad + kh;
+        const float *src = s->h[1] + ((n * g->c + c) * g->h + iy) * g->w;
+        for (int64_t x = 0; x < oh; x++) {
+          const int64_t ix = x - g->pad + kw;
+          *dst++ = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w ? src[ix] : 0.0f;
+        }
+      }
+  }
+}
+static void conv_epilogue(void *p, int t, int nt) {
+  ops_state *s = p;
+  const net_shape *g = s->net;
+  const int64_t plane = conv_out(g) * conv_out(g), cols = g->n * plane;
+  /* the GEMM wrote [o, n*plane] after the columns in work; move it to [n, o, plane] with bias and relu */
+  const float *gemm = s->work + (g->c * g->k * g->k) * cols;
+  for (int64_t no = g->n * g->o * t / nt; no < g->n * g->o * (t + 1) / nt; no++) {
+    const int64_t n = no / g->o, o = no % g->o;
+    const float *src = gemm + o * cols + n * plane;
+    float *dst = s->h[0] + no * plane;
+    const float b = s->h[3][o];
+    for (int64_t i = 0; i < plane; i++) {
+      const float v = src[i] + b;
+      dst[i] = v > 0.0f ? v : 0.0f;
+    }
+  }
+}
+static void ref_conv(ops_state *s, struct ref_pool *pool);
+
+/* attention [b, heads, l, d], f32: out (t0), q (t1), k (t2), v (t3) */
+static int setup_attention(ops_state *s) {
+  const net_shape *g = s->net;
+  const int64_t sh[4] = {g->b, g->heads, g->l, g->d};
+  if (mk(s, 0, 4, sh, 1.0f) || mk(s, 1, 4, sh, 0.0f) || mk(s, 2, 4, sh, 0.0f) || mk(s, 3, 4, sh, 0.0f)) return -1;
+  char why[256];
+  s->sgemm = bench_openblas_sgemm(why, sizeof why);
+  s->work = s->sgemm ? malloc((size_t)(g->l * g->l) * sizeof(float)) : NULL; /* one head's scores at a time */
+  return 0;
+}
+static double amount_attention(const ops_state *s) {
+  const net_shape *g = s->net;
+  const double f = 4.0 * (double)(g->b * g->heads) * (double)g->l * (double)g->l * (double)g->d;
+  return g->causal ? f / 2 : f;
+}
+static int run_attention(void *p) {
+  ops_state *s = p;
+  return clai_attention(s->ctx, s->t[0], NULL, s->t[1], s->t[2], s->t[3], 0.0f, s->net->causal);
+}
+/* The CPU reference: per head, OpenBLAS S = scale q k^T, a C softmax of S's rows (2 threads, the mask
+ * applied), OpenBLAS out = P v. */
+static void attention_softmax(void *p, int t, int nt) {
+  ops_state *s = p;
+  const int64_t l = s->net->l;
+  for (int64_t r = l * t / nt; r < l * (t + 1) / nt; r++) {
+    float *row = s->work + r * l;
+    const int64_t n = s->net->causal ? r + 1 : l;
+    float m = row[0], sum = 0.0f;
+    for (int64_t j = 1; j < n; j++) m = row[j] > m ? row[j] : m;
+    for (int64_t j = 0; j < n; j++) sum += row[j] = expf(row[j] - m);
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; j++) row[j] *= inv;
+    for (int64_t j = n; j < l; j++) row[j] = 0.0f;
+  }
+}
+static void ref_attention(ops_state *s, struct ref_pool *pool);
+
+static const net_shape conv1_shape = {128, 1, 28, 28, 32, 5, 2, 0, 0, 0, 0, 0};
+static const net_shape conv2_shape = {128, 32, 14, 14, 64, 5, 2, 0, 0, 0, 0, 0};
+static const net_shape att_shape = {0, 0, 0, 0, 0, 0, 0, 1, 8, 512, 64, 0};
+static const net_shape att_causal_shape = {0, 0, 0, 0, 0, 0, 0, 1, 8, 512, 64, 1};
+
 static const ops_case cases[] = {
-    {"copy", "GB/s", setup_copy, amount_copy, run_copy, ref_copy, "[4R*C] f32 (clai_copy / memcpy)"},
-    {"add", "GB/s", setup_add, amount_add, run_add, ref_add, "[R,C] + [R,C]"},
-    {"add-bcast", "GB/s", setup_add_bcast, amount_add_bcast, run_add, ref_add_bcast, "[R,C] + [C]"},
-    {"scale", "GB/s", setup_rows, amount_rows, run_scale, ref_scale, "2 * [R,C] (unary)"},
-    {"softmax", "GB/s", setup_rows, amount_rows, run_softmax, ref_softmax, "[R,C], last axis"},
-    {"layernorm", "GB/s", setup_layernorm, amount_rows, run_layernorm, ref_layernorm, "[R,C], gamma, beta"},
-    {"sum-rows", "GB/s", setup_sum_rows, amount_sum, run_sum_rows, ref_sum_rows, "[R,C] -> [R]"},
-    {"sum-cols", "GB/s", setup_sum_cols, amount_sum, run_sum_cols, ref_sum_cols, "[R,C] -> [C] (bias gradient)"},
-    {"sum-all", "GB/s", setup_sum_all, amount_sum, run_sum_all, ref_sum_all, "[R,C] -> []"},
-    /* conv2d and attention (GFLOP/s) go here */
+    {"copy", "GB/s", setup_copy, amount_copy, run_copy, ref_copy, "[4R*C] f32 (clai_copy / memcpy)", NULL, NULL},
+    {"add", "GB/s", setup_add, amount_add, run_add, ref_add, "[R,C] + [R,C]", NULL, NULL},
+    {"add-bcast", "GB/s", setup_add_bcast, amount_add_bcast, run_add, ref_add_bcast, "[R,C] + [C]", NULL, NULL},
+    {"scale", "GB/s", setup_rows, amount_rows, run_scale, ref_scale, "2 * [R,C] (unary)", NULL, NULL},
+    {"softmax", "GB/s", setup_rows, amount_rows, run_softmax, ref_softmax, "[R,C], last axis", NULL, NULL},
+    {"layernorm", "GB/s", setup_layernorm, amount_rows, run_layernorm, ref_layernorm, "[R,C], gamma, beta", NULL, NULL},
+    {"sum-rows", "GB/s", setup_sum_rows, amount_sum, run_sum_rows, ref_sum_rows, "[R,C] -> [R]", NULL, NULL},
+    {"sum-cols", "GB/s", setup_sum_cols, amount_sum, run_sum_cols, ref_sum_cols, "[R,C] -> [C] (bias gradient)", NULL, NULL},
+    {"sum-all", "GB/s", setup_sum_all, amount_sum, run_sum_all, ref_sum_all, "[R,C] -> []", NULL, NULL},
+    {"conv1", "GFLOP/s", setup_conv, amount_conv, run_conv, NULL,
+     "[128,1,28,28]*[32,1,5,5] p2,b,relu", &conv1_shape, ref_conv},
+    {"conv2", "GFLOP/s", setup_conv, amount_conv, run_conv, NULL,
+     "[128,32,14,14]*[64,32,5,5] p2,b,relu", &conv2_shape, ref_conv},
+    {"attention", "GFLOP/s", setup_attention, amount_attention, run_attention, NULL, "q,k,v [1,8,512,64]",
+     &att_shape, ref_attention},
+    {"attn-causal", "GFLOP/s", setup_attention, amount_attention, run_attention, NULL, "q,k,v [1,8,512,64], causal",
+     &att_causal_shape, ref_attention},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
@@ -271,8 +403,33 @@ typedef struct ref_run {
 
 static int run_ref(void *p) {
   ref_run *r = p;
-  ref_pool_run(r->pool, r->c->ref, r->s);
+  if (r->c->ref_phases != NULL)
+    r->c->ref_phases(r->s, r->pool);
+  else
+    ref_pool_run(r->pool, r->c->ref, r->s);
   return 0;
+}
+
+static void ref_conv(ops_state *s, ref_pool *pool) {
+  const net_shape *g = s->net;
+  const int64_t cols = g->n * conv_out(g) * conv_out(g), ckk = g->c * g->k * g->k;
+  ref_pool_run(pool, conv_im2col, s);
+  s->sgemm(BENCH_ROW_MAJOR, BENCH_NO_TRANS, BENCH_NO_TRANS, (int)g->o, (int)cols, (int)ckk, 1.0f, s->h[2], (int)ckk,
+           s->work, (int)cols, 0.0f, s->work + ckk * cols, (int)cols);
+  ref_pool_run(pool, conv_epilogue, s);
+}
+
+static void ref_attention(ops_state *s, ref_pool *pool) {
+  const net_shape *g = s->net;
+  const int64_t l = g->l, d = g->d, head = l * d;
+  const float scale = 1.0f / sqrtf((float)d);
+  for (int64_t bh = 0; bh < g->b * g->heads; bh++) {
+    s->sgemm(BENCH_ROW_MAJOR, BENCH_NO_TRANS, BENCH_TRANS, (int)l, (int)l, (int)d, scale, s->h[1] + bh * head, (int)d,
+             s->h[2] + bh * head, (int)d, 0.0f, s->work, (int)l);
+    ref_pool_run(pool, attention_softmax, s);
+    s->sgemm(BENCH_ROW_MAJOR, BENCH_NO_TRANS, BENCH_NO_TRANS, (int)l, (int)d, (int)l, 1.0f, s->work, (int)l,
+             s->h[3] + bh * head, (int)d, 0.0f, s->h[0] + bh * head, (int)d);
+  }
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -292,8 +449,9 @@ static int finish_clai(void *p) { return clai_sync(((ops_state *)p)->ctx); }
 static void ops_usage(FILE *f) {
   fprintf(f, "usage: clai bench ops [--rows R] [--cols C] [--only NAME,...] [--samples S] [--min-time SECONDS]\n"
              "                      [--no-ref] [--json]\n"
-             "  throughput of memory-bound ops on [R, C] f32 (default 4096 x 1024), data on the device, median\n"
-             "  (min-max) of S timings after a warm-up; beside a plain C loop on %d threads. Cases:",
+             "  throughput of memory-bound ops on [R, C] f32 (default 4096 x 1024) and GFLOP/s of conv2d and\n"
+             "  attention (fixed shapes: the Fashion-MNIST CNN's layers, a 512-token head set), data on the device,\n"
+             "  median (min-max) of S timings after a warm-up; beside a C reference on %d threads. Cases:",
           REF_THREADS);
   for (int i = 0; i < NCASES; i++) fprintf(f, " %s", cases[i].name);
   fprintf(f, "\n");
@@ -360,7 +518,7 @@ int bench_ops(int argc, char **argv) {
   if (!json) {
     printf("device: %s / %s (driver %s); R = %lld, C = %lld\n", dev.platform, dev.name, dev.driver_version,
            (long long)rows, (long long)cols);
-    printf("%-10s %-34s %9s %17s %9s %6s %8s %8s\n", "op", "shapes", "libclai", "(min-max)", "C x2", "ratio",
+    printf("%-11s %-36s %9s %17s %9s %6s %8s %8s\n", "op", "shapes", "libclai", "(min-max)", "C x2", "ratio",
            "vs copy", "ms");
   }
   int rc = 0;
@@ -373,6 +531,7 @@ int bench_ops(int argc, char **argv) {
     s.ctx = ctx;
     s.rows = rows;
     s.cols = cols;
+    s.net = c->net;
     double med = 0, mn = 0, mx = 0, rmed = -1, rmn, rmx;
     if (c->setup(&s) != 0) {
       fprintf(stderr, "clai bench ops: setting up %s failed: %s\n", c->name, clai_errmsg(ctx));
@@ -382,7 +541,7 @@ int bench_ops(int argc, char **argv) {
       /* libclai and the C reference take turns, one bench_measure timing each, so that the load of a
        * shared machine, which drifts over seconds, weighs on both alike; then median, min and max. */
       double g[64], r[64], unused0, unused1;
-      int have_ref = pool != NULL && c->ref != NULL;
+      int have_ref = pool != NULL && (c->ref != NULL || (c->ref_phases != NULL && s.work != NULL));
       ref_run rr = {pool, c, &s};
       for (int k = 0; k < samples && rc == 0; k++) {
         if (have_ref) bench_measure(run_ref, NULL, &rr, amount, 1, min_time, &r[k], &unused0, &unused1);
@@ -404,7 +563,7 @@ int bench_ops(int argc, char **argv) {
           if (copy_bw > 0) printf(", \"copy_gbs\": %.2f", copy_bw);
           printf(", \"device\": \"%s\"}\n", dev.name);
         } else {
-          printf("%-10s %-34s %9.2f (%7.2f-%7.2f)", c->name, c->what, med, mn, mx);
+          printf("%-11s %-36s %9.2f (%7.2f-%7.2f)", c->name, c->what, med, mn, mx);
           if (rmed > 0) printf(" %9.2f %5.2fx", rmed, med / rmed);
           else printf(" %9s %6s", "-", "");
           if (copy_bw > 0 && strcmp(c->unit, "GB/s") == 0) printf(" %7.2fx", med / copy_bw);
@@ -418,10 +577,13 @@ int bench_ops(int argc, char **argv) {
       clai_tensor_free(s.t[i]);
       free(s.h[i]);
     }
+    free(s.work);
   }
   if (!json && rc == 0)
-    printf("GB/s of the bytes each op must move; C x2: a plain C loop on %d threads (row ops built -O3 "
-           "-ffast-math); ratio: libclai / C; vs copy: libclai / clai_copy bandwidth; ms: libclai's median time\n",
+    printf("GB/s of the bytes each op must move, GFLOP/s for conv and attention; C x2: a plain C loop on %d "
+           "threads (row ops built -O3 -ffast-math), for conv im2col + OpenBLAS SGEMM + bias/relu, for attention "
+           "per head OpenBLAS q k^T, C softmax, OpenBLAS P v; ratio: libclai / C; vs copy: libclai / clai_copy "
+           "bandwidth; ms: libclai's median time\n",
            REF_THREADS);
   ref_pool_free(pool);
   clai_context_free(ctx);

@@ -2,6 +2,7 @@
 #ifndef CLAI_TOOLS_BENCH_H
 #define CLAI_TOOLS_BENCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 int clai_tool_bench(int argc, char **argv);
@@ -26,6 +27,13 @@ int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int6
                   int trans_b, int samples, double min_seconds, bench_ref_result *r);
 
 double bench_now(void);
+
+/* cblas_sgemm of OpenBLAS (loaded once with dlopen, threads as for bench_openblas), or NULL with a reason in
+ * why when it is not installed. For the CPU references of `clai bench ops`. */
+typedef void (*bench_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+bench_sgemm_fn bench_openblas_sgemm(char *why, size_t cap);
+enum { BENCH_ROW_MAJOR = 101, BENCH_NO_TRANS = 111, BENCH_TRANS = 112 };
 
 /* The one timing method of every figure `clai bench` prints: run(arg) once as a warm-up and once more to
  * size a timing, then `samples` timings of `reps` runs each (reps chosen so a timing lasts at least
