@@ -47,12 +47,14 @@ typedef struct options {
   int64_t train_limit;
 } options;
 
-/* A dense layer y = act(x W^T + b): W [out, in], b [out]; weights, biases and their gradients are views of
- * the flat parameter and gradient tensors. */
+/* A dense layer y = act(x W^T + b) with nn.Linear's W [out, in] and b [out]. W is stored transposed, as
+ * wt [in, out] (x wt, x^T dy and dy wt^T run faster than the other orientation on POCL's packed GEMM);
+ * w is the [out, in] view of it (for the initialisation and the checkpoint). Weights, biases and their
+ * gradients are views of the flat parameter and gradient tensors. */
 typedef struct dense {
   int64_t in, out;
   clai_activation act;
-  clai_tensor *w, *b, *gw, *gb;
+  clai_tensor *wt, *w, *b, *gwt, *gb;
   clai_tensor *y, *dy;   /* [batch, out] training activations and their gradients */
   clai_tensor *ey;       /* [EVAL_BATCH, out] evaluation activations */
 } dense;
@@ -75,6 +77,13 @@ typedef struct trainer {
   clai_tensor *losses;   /* [steps_per_epoch] */
   clai_tensor *test_logits; /* [ntest, CLASSES] */
   int64_t step;          /* Adam steps taken */
+  /* $FMNIST_PROFILE=1: every op is waited for and its time added to a bucket (slow; for finding where the
+   * step's time goes, not for measuring speed). */
+  int profile;
+  double prof_last;
+  const char *prof_name[32];
+  double prof_sum[32];
+  int prof_n;
 } trainer;
 
 /* A model: how it lays out its parameters and runs a step. The MLP is the only one so far. */
@@ -93,6 +102,17 @@ static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void prof(trainer *t, const char *name) {
+  if (!t->profile) return;
+  clai_sync(t->ctx);
+  double n = now();
+  int i = 0;
+  while (i < t->prof_n && strcmp(t->prof_name[i], name) != 0) i++;
+  if (i == t->prof_n && i < 32) t->prof_name[t->prof_n++] = name;
+  if (i < 32) t->prof_sum[i] += n - t->prof_last;
+  t->prof_last = n;
 }
 
 static int fail(trainer *t, const char *what, clai_status st) {
@@ -155,8 +175,9 @@ static int mlp_build(trainer *t) {
     dense *l = &t->layer[i];
     l->in = sizes[i], l->out = sizes[i + 1];
     l->act = i + 1 < t->nlayers ? CLAI_ACT_RELU : CLAI_ACT_NONE;
-    l->w = flat_view(t->params, off, l->out, l->in);
-    l->gw = flat_view(t->grads, off, l->out, l->in);
+    l->wt = flat_view(t->params, off, l->in, l->out);
+    l->gwt = flat_view(t->grads, off, l->in, l->out);
+    if (l->wt != NULL) clai_tensor_transpose(l->wt, &l->w, 0, 1);
     off += l->out * l->in;
     l->b = flat_view(t->params, off, l->out, 0);
     l->gb = flat_view(t->grads, off, l->out, 0);
@@ -164,7 +185,7 @@ static int mlp_build(trainer *t) {
     l->y = mk(t, CLAI_DTYPE_F32, 2, t->o.batch, l->out);
     l->dy = mk(t, CLAI_DTYPE_F32, 2, t->o.batch, l->out);
     l->ey = mk(t, CLAI_DTYPE_F32, 2, EVAL_BATCH, l->out);
-    if (!l->w || !l->gw || !l->b || !l->gb || !l->y || !l->dy || !l->ey) return -1;
+    if (!l->wt || !l->w || !l->gwt || !l->b || !l->gb || !l->y || !l->dy || !l->ey) return -1;
     snprintf(t->pnames[2 * i], sizeof t->pnames[0], "fc%d.weight", i + 1);
     snprintf(t->pnames[2 * i + 1], sizeof t->pnames[0], "fc%d.bias", i + 1);
   }
@@ -186,13 +207,15 @@ static clai_tensor *mlp_forward(trainer *t, clai_tensor *x, int64_t b, int train
     out = rows(train ? l->y : l->ey, 0, b);
     if (out == NULL) return NULL;
     clai_matmul_epilogue ep = {l->b, l->act};
-    clai_status st = clai_matmul_ex(t->ctx, out, in, 0, l->w, 1, 1.0f, 0.0f, &ep);
+    clai_status st = clai_matmul_ex(t->ctx, out, in, 0, l->wt, 0, 1.0f, 0.0f, &ep);
     if (in != x) clai_tensor_free(in);
     if (st != CLAI_OK) {
       clai_tensor_free(out);
       fail(t, "clai_matmul_ex (forward)", st);
       return NULL;
     }
+    static const char *names[MAX_LAYERS] = {"forward 1", "forward 2", "forward 3", "forward 4"};
+    if (train) prof(t, names[i]);
     in = out;
   }
   return out;
@@ -210,15 +233,19 @@ static int mlp_backward(trainer *t, clai_tensor *x, int64_t b) {
     int64_t gbs[2] = {1, l->out};
     if (dy == NULL || yprev == NULL || clai_tensor_reshape(l->gb, &gb, 2, gbs) != CLAI_OK) goto done;
     clai_status st;
-    /* dW = dy^T x_prev, db = 1^T dy */
-    if ((st = clai_matmul(ctx, l->gw, dy, 1, yprev, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
+    /* dW^T = x_prev^T dy, db = 1^T dy */
+    if ((st = clai_matmul(ctx, l->gwt, yprev, 1, dy, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
+    prof(t, "weight gradients");
     if ((st = clai_matmul(ctx, gb, ones, 0, dy, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
+    prof(t, "bias gradients");
     if (i > 0) {
-      /* dx_prev = dy W, then through the ReLU of the previous layer: its output is positive exactly where
+      /* dx_prev = dy W = dy wt^T, then through the ReLU of the previous layer: its output is positive exactly where
        * its input was, so the output serves as the "x" of the derivative. */
       if ((dprev = rows(t->layer[i - 1].dy, 0, b)) == NULL) goto done;
-      if ((st = clai_matmul(ctx, dprev, dy, 0, l->w, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
+      if ((st = clai_matmul(ctx, dprev, dy, 0, l->wt, 1, 1.0f, 0.0f)) != CLAI_OK) goto err;
+      prof(t, "input gradients");
       if ((st = clai_unary_backward(ctx, CLAI_RELU, dprev, dprev, yprev)) != CLAI_OK) goto err;
+      prof(t, "relu backward");
       clai_tensor_free(dprev), dprev = NULL;
     }
     clai_tensor_free(dy), dy = NULL;
@@ -422,6 +449,7 @@ static int train_epoch(trainer *t, const model_ops *m, int64_t epoch, epoch_stat
   const clai_adam_params adam = {t->o.lr, 0.9f, 0.999f, 1e-8f, 0.0f};
   double t0 = now();
   int rc = -1;
+  t->prof_last = t0;
   for (int64_t s = 0; s < steps; s++) {
     int64_t r0 = s * B, r1 = r0 + B < n ? r0 + B : n, b = r1 - r0;
     clai_tensor *x = rows(t->xs, r0, r1), *y = NULL, *y2 = rows(t->ys, r0, r1), *loss = NULL, *logits = NULL,
@@ -435,12 +463,14 @@ static int train_epoch(trainer *t, const model_ops *m, int64_t epoch, epoch_stat
       fail(t, "clai_loss_cross_entropy", st);
       goto step_fail;
     }
+    prof(t, "cross-entropy");
     if (m->backward(t, x, b) != 0) goto step_fail;
     t->step++;
     if ((st = clai_optim_adam(ctx, t->params, t->adam_m, t->adam_v, t->grads, t->step, &adam)) != CLAI_OK) {
       fail(t, "clai_optim_adam", st);
       goto step_fail;
     }
+    prof(t, "adam");
     if (t->tty && ((s + 1) % PROGRESS_EVERY == 0 || s + 1 == steps)) {
       float l = NAN;
       if ((st = clai_tensor_read(loss, &l, sizeof l)) != CLAI_OK) {
@@ -451,6 +481,7 @@ static int train_epoch(trainer *t, const model_ops *m, int64_t epoch, epoch_stat
     }
     clai_tensor_free(x), clai_tensor_free(y), clai_tensor_free(y2), clai_tensor_free(loss);
     clai_tensor_free(logits), clai_tensor_free(dl);
+    prof(t, "host (views, progress)");
     continue;
   step_fail:
     clai_tensor_free(x), clai_tensor_free(y), clai_tensor_free(y2), clai_tensor_free(loss);
@@ -465,6 +496,10 @@ static int train_epoch(trainer *t, const model_ops *m, int64_t epoch, epoch_stat
   }
   es->train_s = now() - t0;
   if (t->tty) fputc('\n', t->log);
+  for (int i = 0; i < t->prof_n; i++) {
+    fprintf(t->log, "  profile: %-24s %8.1f us/step\n", t->prof_name[i], t->prof_sum[i] / steps * 1e6);
+    t->prof_sum[i] = 0;
+  }
   double sum = 0;
   for (int64_t s = 0; s < steps; s++) {
     int64_t b = (s + 1) * B < n ? B : n - s * B;
@@ -610,7 +645,8 @@ static void free_trainer(trainer *t) {
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) clai_tensor_free(all[i]);
   for (int i = 0; i < MAX_LAYERS; i++) {
     dense *l = &t->layer[i];
-    clai_tensor_free(l->w), clai_tensor_free(l->b), clai_tensor_free(l->gw), clai_tensor_free(l->gb);
+    clai_tensor_free(l->wt), clai_tensor_free(l->w), clai_tensor_free(l->b), clai_tensor_free(l->gwt);
+    clai_tensor_free(l->gb);
     clai_tensor_free(l->y), clai_tensor_free(l->dy), clai_tensor_free(l->ey);
   }
   free(t->test_labels);
@@ -640,6 +676,8 @@ int fmnist_train_main(const char *prog, int argc, char **argv) {
   }
   t.log = t.o.json ? stderr : stdout;
   t.tty = isatty(fileno(t.log));
+  const char *pe = getenv("FMNIST_PROFILE");
+  t.profile = pe != NULL && strcmp(pe, "1") == 0;
 
   char err[4096];
   double tinit = now();
