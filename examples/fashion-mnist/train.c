@@ -495,7 +495,7 @@ static int train_epoch(trainer *t, const model_ops *m, int64_t epoch, epoch_stat
     return fail(t, "reading the losses", st);
   }
   es->train_s = now() - t0;
-  if (t->tty) fputc('\n', t->log);
+  if (t->tty) fputs("\r\033[K", t->log); /* the epoch line replaces the bar */
   for (int i = 0; i < t->prof_n; i++) {
     fprintf(t->log, "  profile: %-24s %8.1f us/step\n", t->prof_name[i], t->prof_sum[i] / steps * 1e6);
     t->prof_sum[i] = 0;
