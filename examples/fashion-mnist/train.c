@@ -36,7 +36,7 @@
 #define PIXELS 784
 #define CLASSES 10
 #define EVAL_BATCH 1000
-#define PROGRESS_EVERY 50
+#define PROGRESS_EVERY 100
 #define MAX_LAYERS 4
 
 typedef struct options {
@@ -205,7 +205,10 @@ static clai_tensor *mlp_forward(trainer *t, clai_tensor *x, int64_t b, int train
   for (int i = 0; i < t->nlayers; i++) {
     dense *l = &t->layer[i];
     out = rows(train ? l->y : l->ey, 0, b);
-    if (out == NULL) return NULL;
+    if (out == NULL) {
+      if (in != x) clai_tensor_free(in);
+      return NULL;
+    }
     clai_matmul_epilogue ep = {l->b, l->act};
     clai_status st = clai_matmul_ex(t->ctx, out, in, 0, l->wt, 0, 1.0f, 0.0f, &ep);
     if (in != x) clai_tensor_free(in);
