@@ -72,7 +72,7 @@ typedef struct trainer {
   int64_t nparams;
   int nlayers;
   dense layer[MAX_LAYERS];
-  char pnames[2 * MAX_LAYERS][16];
+  char pnames[2 * MAX_LAYERS][24];
   clai_tensor *ones;     /* [1, batch] of 1 */
   clai_tensor *losses;   /* [steps_per_epoch] */
   clai_tensor *test_logits; /* [ntest, CLASSES] */
@@ -737,15 +737,19 @@ int fmnist_train_main(const char *prog, int argc, char **argv) {
     printf(" / ");
     json_str(stdout, dev.name);
     printf("\",\n \"model\": \"%s\",\n \"params\": %lld,\n \"batch\": %d,\n"
-           " \"seed\": %llu,\n \"lr\": %g,\n \"n_train\": %lld,\n \"n_test\": %lld,\n \"first_epoch\": %lld,\n"
+           " \"seed\": %llu,\n \"lr\": %g,\n \"n_train\": %lld,\n \"n_test\": %lld,\n \"eval_batch\": %d,\n"
+           " \"epochs_total\": %d,\n \"first_epoch\": %lld,\n"
            " \"epochs\": [",
            m->name, (long long)t.nparams, t.o.batch, (unsigned long long)t.o.seed,
-           (double)t.o.lr, (long long)t.ntrain, (long long)t.ntest, (long long)first);
+           (double)t.o.lr, (long long)t.ntrain, (long long)t.ntest, EVAL_BATCH, t.o.epochs, (long long)first);
     for (int64_t e = first; e <= t.o.epochs; e++) {
       epoch_stats *es = &hist[e];
-      printf("%s\n  {\"epoch\": %lld, \"train_s\": %.6f, \"train_sps\": %.1f, \"loss\": %.9g, \"test_acc\": %.4f, "
+      char loss[32];
+      if (isfinite(es->loss)) snprintf(loss, sizeof loss, "%.9g", es->loss);
+      else snprintf(loss, sizeof loss, "null"); /* JSON has no NaN */
+      printf("%s\n  {\"epoch\": %lld, \"train_s\": %.6f, \"train_sps\": %.1f, \"loss\": %s, \"test_acc\": %.4f, "
              "\"eval_s\": %.6f, \"shuffle_s\": %.6f}",
-             e > first ? "," : "", (long long)e, es->train_s, t.ntrain / es->train_s, es->loss, es->acc, es->eval_s,
+             e > first ? "," : "", (long long)e, es->train_s, t.ntrain / es->train_s, loss, es->acc, es->eval_s,
              es->shuffle_s);
     }
     printf("\n ]\n}\n");
