@@ -73,6 +73,8 @@ typedef struct trainer {
   int nlayers;
   dense layer[MAX_LAYERS];
   char pnames[2 * MAX_LAYERS][24];
+  clai_tensor *dlogits;  /* [batch, CLASSES]: the gradient of the logits, where the model's backward reads it
+                          * (owned by the model) */
   clai_tensor *ones;     /* [1, batch] of 1 */
   clai_tensor *losses;   /* [steps_per_epoch] */
   clai_tensor *test_logits; /* [ntest, CLASSES] */
@@ -94,7 +96,8 @@ typedef struct model_ops {
   /* Enqueues the forward pass of rows [0, b) of x into its logits; returns the logits tensor (a view the
    * caller frees) or NULL. train selects the training buffers (batch) or the evaluation ones. */
   clai_tensor *(*forward)(trainer *t, clai_tensor *x, int64_t b, int train);
-  /* Enqueues the backward pass from the gradient of the logits (already in the last layer's dy). */
+  /* Enqueues the backward pass from the gradient of the logits (already in rows [0, b) of t->dlogits) into
+   * t->grads. */
   int (*backward)(trainer *t, clai_tensor *x, int64_t b);
 } model_ops;
 
@@ -186,6 +189,7 @@ static int mlp_build(trainer *t) {
     l->dy = mk(t, CLAI_DTYPE_F32, 2, t->o.batch, l->out);
     l->ey = mk(t, CLAI_DTYPE_F32, 2, EVAL_BATCH, l->out);
     if (!l->wt || !l->w || !l->gwt || !l->b || !l->gb || !l->y || !l->dy || !l->ey) return -1;
+    if (i + 1 == t->nlayers) t->dlogits = l->dy;
     snprintf(t->pnames[2 * i], sizeof t->pnames[0], "fc%d.weight", i + 1);
     snprintf(t->pnames[2 * i + 1], sizeof t->pnames[0], "fc%d.bias", i + 1);
   }
@@ -461,7 +465,7 @@ static int train_epoch(trainer *t, const model_ops *m, int64_t epoch, epoch_stat
     if (x == NULL || y2 == NULL || clai_tensor_reshape(y2, &y, 1, yshape) != CLAI_OK) goto step_fail;
     if ((loss = rows(t->losses, s, s + 1)) == NULL) goto step_fail;
     if ((logits = m->forward(t, x, b, 1)) == NULL) goto step_fail;
-    if ((dl = rows(t->layer[t->nlayers - 1].dy, 0, b)) == NULL) goto step_fail;
+    if ((dl = rows(t->dlogits, 0, b)) == NULL) goto step_fail;
     if ((st = clai_loss_cross_entropy(ctx, loss, dl, logits, y, -100)) != CLAI_OK) {
       fail(t, "clai_loss_cross_entropy", st);
       goto step_fail;
