@@ -573,7 +573,8 @@ static void usage(const char *prog, FILE *f) {
           "  --data DIR         the gzip'd IDX files (default %s,\n"
           "                     from Debian's dataset-fashion-mnist package)\n"
           "  --checkpoint PATH  save the training state there after every epoch (default: none)\n"
-          "  --resume           continue from the checkpoint (PATH, default fashion-mnist-MODEL.ckpt)\n"
+          "  --resume           continue from the checkpoint and keep saving there (PATH, default\n"
+          "                     fashion-mnist-MODEL.ckpt; a missing file starts from scratch)\n"
           "  --json             a JSON summary on stdout, progress on stderr\n",
           prog, MNIST_DEFAULT_DIR);
 }
@@ -718,7 +719,7 @@ int fmnist_train_main(const char *prog, int argc, char **argv) {
                  "(start-up %.2fs, data %.2fs)\n",
           m->name, (long long)t.nparams, (long long)t.ntrain, t.o.batch, t.o.epochs, (unsigned long long)t.o.seed,
           tinit, tload);
-  if (first > t.o.epochs) fprintf(t.log, "nothing to do: the checkpoint has %lld epochs\n", (long long)first - 1);
+  if (t.o.resume && first > t.o.epochs) fprintf(t.log, "nothing to do: the checkpoint has %lld epochs\n", (long long)first - 1);
 
   epoch_stats *hist = calloc((size_t)t.o.epochs + 1, sizeof *hist);
   if (hist == NULL) goto out;
