@@ -736,6 +736,15 @@ int fmnist_train_main(const char *prog, int argc, char **argv) {
     fflush(t.log);
     if (t.o.checkpoint != NULL && save(&t, e) != 0) ok = 0;
   }
+  if (ok && first <= t.o.epochs) {
+    double best = 0, secs = 0;
+    for (int64_t e = first; e <= t.o.epochs; e++) {
+      secs += hist[e].train_s;
+      if (t.ntrain / hist[e].train_s > best) best = t.ntrain / hist[e].train_s;
+    }
+    fprintf(t.log, "done: test accuracy %.4f after epoch %d; training %.0f samples/s on average, %.0f in the best epoch\n",
+            hist[t.o.epochs].acc, t.o.epochs, (double)t.ntrain * (double)(t.o.epochs - first + 1) / secs, best);
+  }
   if (ok && t.o.json) {
     printf("{\n \"device\": \"");
     json_str(stdout, dev.platform);
