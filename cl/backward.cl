@@ -1,7 +1,8 @@
 /* backward.cl - gradients of the elementwise activations of cl/elementwise.cl.
  *
  * grad_x = grad_out * f'(x), where x is the forward *input*. Operands through clai_index (0 = grad_x,
- * 1 = grad_out, 2 = x), any strided views; f16 is storage only. One work-item per element.
+ * 1 = grad_out, 2 = x), any strided views; f16 is storage only. One work-item per element (a chunk of
+ * CLAI_BWD_PER on CPUs).
  * op codes follow enum clai_unary_op. Conventions at kinks follow PyTorch: relu'(0) = 0, abs'(0) = 0. */
 
 inline float clai_dunary(const int op, const float x) {

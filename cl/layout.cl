@@ -4,7 +4,7 @@
  * dims than the output (the index of a gather, the labels of a one-hot) is given as a view with a trailing
  * size-1 dim, so it reaches the kernel with stride 0 there. The linear output index i is row-major over the
  * output's shape whatever dims the host merged, so the position along the last dim is i % (last dim).
- * Work mapping: one work-item per output element, dim 0 linear.
+ * Work mapping: one work-item per output element, dim 0 linear (gather: a chunk of CLAI_GATHER_PER on CPUs).
  *
  * gather and where move elements without arithmetic, so they are written per element size (b4: f32 and i32,
  * b2: f16) and copy bits. A gather index outside [0, rows) reads nothing: its output row is zeros and the

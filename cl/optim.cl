@@ -2,7 +2,8 @@
  *
  * Layout: every tensor is dense (contiguous) from an element offset; the optimizer state (momentum buffer,
  * exp_avg, exp_avg_sq) is f32, parameters and gradients are f32 or f16 (loaded into f32, updated in f32
- * and stored back). Work mapping: one work-item per element, one launch per parameter tensor.
+ * and stored back). Work mapping: one work-item per element (Adam: a chunk of CLAI_ADAM_PER on CPUs), one
+ * launch per parameter tensor.
  *
  * The global norm is reduced without atomics in a fixed order: clai_sumsq_* gives work-item j of a tensor
  * one fixed share of its elements (CLAI_PART_RANGE; P depends only on the tensor's size), each
