@@ -1,7 +1,8 @@
 /* backward.cl - gradients of the elementwise activations of cl/elementwise.cl.
  *
  * grad_x = grad_out * f'(x), where x is the forward *input*. Operands through clai_index (0 = grad_x,
- * 1 = grad_out, 2 = x), any strided views; f16 is storage only. One work-item per element.
+ * 1 = grad_out, 2 = x), any strided views; f16 is storage only. One work-item per element (a chunk of
+ * CLAI_BWD_PER on CPUs).
  * op codes follow enum clai_unary_op. Conventions at kinks follow PyTorch: relu'(0) = 0, abs'(0) = 0. */
 
 inline float clai_dunary(const int op, const float x) {
@@ -32,14 +33,29 @@ inline float clai_dunary(const int op, const float x) {
   }
 }
 
+/* On CPUs each work-item takes CLAI_BWD_PER consecutive elements (lib/op-backward.c launches numel / PER of
+ * them), so the switch on op is decided once per chunk and POCL's per-work-item overhead is amortised. */
+#if CLAI_CPU
+#define CLAI_BWD_PER 32
+#else
+#define CLAI_BWD_PER 1
+#endif
 #define CLAI_UNARY_BWD(SFX, T, LD, ST)                                                                   \
   __kernel void clai_unary_bwd_##SFX(__global T *gx, __global const T *gy, __global const T *x,        \
                                      const clai_index ix, const int op) {                              \
-    const long i = get_global_id(0);                                                                   \
-    if (i >= ix.numel) return;                                                                         \
-    long o0, o1, o2;                                                                                   \
-    clai_offsets(&ix, i, &o0, &o1, &o2);                                                               \
-    ST(gx, o0, LD(gy, o1) * clai_dunary(op, LD(x, o2)));                                               \
+    const long i0 = get_global_id(0) * CLAI_BWD_PER;                                                   \
+    const long i1 = min((long)ix.numel, i0 + CLAI_BWD_PER);                                            \
+    if (op == 5 && ix.ndim == 1) { /* relu on merged (e.g. dense) operands: the training fast path */  \
+      const long s0 = ix.stride[0][0], s1 = ix.stride[1][0], s2 = ix.stride[2][0];                     \
+      for (long i = i0; i < i1; i++)                                                                   \
+        ST(gx, ix.offset[0] + i * s0, LD(gy, ix.offset[1] + i * s1) * (LD(x, ix.offset[2] + i * s2) > 0.0f ? 1.0f : 0.0f)); \
+      return;                                                                                          \
+    }                                                                                                  \
+    for (long i = i0; i < i1; i++) {                                                                   \
+      long o0, o1, o2;                                                                                 \
+      clai_offsets(&ix, i, &o0, &o1, &o2);                                                             \
+      ST(gx, o0, LD(gy, o1) * clai_dunary(op, LD(x, o2)));                                             \
+    }                                                                                                  \
   }
 CLAI_UNARY_BWD(f32, float, CLAI_LD_F32, CLAI_ST_F32)
 CLAI_UNARY_BWD(f16, half, CLAI_LD_F16, CLAI_ST_F16)

@@ -4,31 +4,40 @@
  * dims than the output (the index of a gather, the labels of a one-hot) is given as a view with a trailing
  * size-1 dim, so it reaches the kernel with stride 0 there. The linear output index i is row-major over the
  * output's shape whatever dims the host merged, so the position along the last dim is i % (last dim).
- * Work mapping: one work-item per output element, dim 0 linear.
+ * Work mapping: one work-item per output element, dim 0 linear (gather: a chunk of CLAI_GATHER_PER on CPUs).
  *
  * gather and where move elements without arithmetic, so they are written per element size (b4: f32 and i32,
  * b2: f16) and copy bits. A gather index outside [0, rows) reads nothing: its output row is zeros and the
  * lowest such position is recorded with atomic_min in `flag` (an int the host set to INT_MAX and reads back).
  * Integer atomics leave the result independent of scheduling. */
 
+/* On CPUs each work-item copies CLAI_GATHER_PER consecutive output elements (lib/op-layout.c launches
+ * numel / PER of them), which amortises POCL's per-work-item cost over a chunk. */
+#if CLAI_CPU
+#define CLAI_GATHER_PER 64
+#else
+#define CLAI_GATHER_PER 1
+#endif
 #define CLAI_GATHER(SFX, T)                                                                                \
   __kernel void clai_gather_rows_##SFX(__global T *out, __global const T *table, __global const int *index,  \
                                        __global int *flag, const clai_index ix, const long ncols,            \
                                        const long nrows, const long toff, const long trow, const long tcol) { \
-    const long i = get_global_id(0);                                                                         \
-    if (i >= ix.numel) return;                                                                               \
-    long oo, oi, unused;                                                                                     \
-    clai_offsets(&ix, i, &oo, &oi, &unused);                                                                 \
-    const long col = i % ncols;                                                                              \
-    const long row = index[oi];                                                                              \
-    T v = 0;                                                                                                 \
-    if (row >= 0 && row < nrows) {                                                                           \
-      v = table[toff + row * trow + col * tcol];                                                             \
-    } else if (col == 0) {                                                                                   \
-      const long pos = i / ncols;                                                                            \
-      atomic_min(flag, (int)min(pos, (long)INT_MAX - 1));                                                    \
+    const long i0 = get_global_id(0) * CLAI_GATHER_PER;                                                      \
+    const long i1 = min((long)ix.numel, i0 + CLAI_GATHER_PER);                                               \
+    for (long i = i0; i < i1; i++) {                                                                         \
+      long oo, oi, unused;                                                                                   \
+      clai_offsets(&ix, i, &oo, &oi, &unused);                                                               \
+      const long col = i % ncols;                                                                            \
+      const long row = index[oi];                                                                            \
+      T v = 0;                                                                                               \
+      if (row >= 0 && row < nrows) {                                                                         \
+        v = table[toff + row * trow + col * tcol];                                                           \
+      } else if (col == 0) {                                                                                 \
+        const long pos = i / ncols;                                                                          \
+        atomic_min(flag, (int)min(pos, (long)INT_MAX - 1));                                                  \
+      }                                                                                                      \
+      out[oo] = v;                                                                                           \
     }                                                                                                        \
-    out[oo] = v;                                                                                             \
   }
 CLAI_GATHER(b4, uint)
 CLAI_GATHER(b2, ushort)

@@ -2,7 +2,8 @@
  *
  * Layout: every tensor is dense (contiguous) from an element offset; the optimizer state (momentum buffer,
  * exp_avg, exp_avg_sq) is f32, parameters and gradients are f32 or f16 (loaded into f32, updated in f32
- * and stored back). Work mapping: one work-item per element, one launch per parameter tensor.
+ * and stored back). Work mapping: one work-item per element (Adam: a chunk of CLAI_ADAM_PER on CPUs), one
+ * launch per parameter tensor.
  *
  * The global norm is reduced without atomics in a fixed order: clai_sumsq_* gives work-item j of a tensor
  * one fixed share of its elements (CLAI_PART_RANGE; P depends only on the tensor's size), each
@@ -36,28 +37,38 @@ CLAI_SGD(f16, half, CLAI_LD_F16, CLAI_ST_F16)
  * step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t).
  * Adam: g += wd * p. AdamW: p *= 1 - lr * wd. Then m = m + (1 - beta1)(g - m), v = beta2 v + (1 - beta2) g^2,
  * p -= step_size * m / (sqrt(v) / bc2_sqrt + eps). */
+/* On CPUs each work-item updates CLAI_ADAM_PER consecutive elements (lib/op-optim.c launches n / PER of
+ * them): one element per work-item costs POCL more in work-item bookkeeping than the update itself. The
+ * arithmetic per element is the same either way, so results do not depend on the mapping. */
+#if CLAI_CPU
+#define CLAI_ADAM_PER 128
+#else
+#define CLAI_ADAM_PER 1
+#endif
 #define CLAI_ADAM(SFX, T, LD, ST)                                                                        \
   __kernel void clai_adam_##SFX(__global T *param, __global const T *grad, __global float *m,          \
                                 __global float *v, const long n, const long po, const long go,         \
                                 const long mo, const long vo, const float lr, const float beta1,       \
                                 const float beta2, const float eps, const float wd,                    \
                                 const float step_size, const float bc2_sqrt, const int decoupled) {    \
-    const long i = get_global_id(0);                                                                   \
-    if (i >= n) return;                                                                                \
-    float p = LD(param, po + i);                                                                       \
-    float g = LD(grad, go + i);                                                                        \
-    if (wd != 0.0f) {                                                                                  \
-      if (decoupled)                                                                                   \
-        p *= 1.0f - lr * wd;                                                                           \
-      else                                                                                             \
-        g += wd * p;                                                                                   \
+    const long i0 = get_global_id(0) * CLAI_ADAM_PER;                                                  \
+    const long i1 = min(n, i0 + CLAI_ADAM_PER);                                                        \
+    for (long i = i0; i < i1; i++) {                                                                   \
+      float p = LD(param, po + i);                                                                     \
+      float g = LD(grad, go + i);                                                                      \
+      if (wd != 0.0f) {                                                                                \
+        if (decoupled)                                                                                 \
+          p *= 1.0f - lr * wd;                                                                         \
+        else                                                                                           \
+          g += wd * p;                                                                                 \
+      }                                                                                                \
+      float mi = m[mo + i];                                                                            \
+      mi += (1.0f - beta1) * (g - mi);                                                                 \
+      const float vi = beta2 * v[vo + i] + (1.0f - beta2) * g * g;                                     \
+      m[mo + i] = mi;                                                                                  \
+      v[vo + i] = vi;                                                                                  \
+      ST(param, po + i, p - step_size * mi / (sqrt(vi) / bc2_sqrt + eps));                             \
     }                                                                                                  \
-    float mi = m[mo + i];                                                                              \
-    mi += (1.0f - beta1) * (g - mi);                                                                   \
-    const float vi = beta2 * v[vo + i] + (1.0f - beta2) * g * g;                                       \
-    m[mo + i] = mi;                                                                                    \
-    v[vo + i] = vi;                                                                                    \
-    ST(param, po + i, p - step_size * mi / (sqrt(vi) / bc2_sqrt + eps));                               \
   }
 CLAI_ADAM(f32, float, CLAI_LD_F32, CLAI_ST_F32)
 CLAI_ADAM(f16, half, CLAI_LD_F16, CLAI_ST_F16)

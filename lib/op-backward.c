@@ -37,7 +37,8 @@ clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor
   const clai_tensor *ops[3] = {grad_x, grad_out, x};
   clai__index_build(&ix, 3, ops);
   const cl_int cop = (cl_int)op;
-  size_t global = (size_t)ix.numel;
+  const int64_t per = ctx->caps.is_cpu ? 32 : 1; /* elements per work-item: CLAI_BWD_PER in cl/backward.cl */
+  size_t global = (size_t)((ix.numel + per - 1) / per);
   int k = grad_x->dtype == CLAI_DTYPE_F32 ? CLAI__K_UNARY_BWD_F32 : CLAI__K_UNARY_BWD_F16;
   return clai__launch(ctx, k, &global, 5, CLAI__ARG(grad_x->buf->mem), CLAI__ARG(grad_out->buf->mem),
                       CLAI__ARG(x->buf->mem), CLAI__ARG(ix), CLAI__ARG(cop));

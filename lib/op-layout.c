@@ -136,7 +136,8 @@ clai_status clai_gather_rows(clai_context *ctx, clai_tensor *out, const clai_ten
   }
   const cl_long ncols = table->shape[1], nrows = table->shape[0], toff = table->offset, trow = table->strides[0],
                 tcol = table->strides[1];
-  size_t global = (size_t)ix.numel;
+  const int64_t per = ctx->caps.is_cpu ? 64 : 1; /* elements per work-item: CLAI_GATHER_PER in cl/layout.cl */
+  size_t global = (size_t)((ix.numel + per - 1) / per);
   int k = clai_dtype_size(out->dtype) == 2 ? CLAI__K_GATHER_ROWS_B2 : CLAI__K_GATHER_ROWS_B4;
   st = clai__launch(ctx, k, &global, 10, CLAI__ARG(out->buf->mem), CLAI__ARG(table->buf->mem),
                     CLAI__ARG(index->buf->mem), CLAI__ARG(flag->mem), CLAI__ARG(ix), CLAI__ARG(ncols),

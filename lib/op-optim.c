@@ -120,7 +120,8 @@ static clai_status adam(clai_context *ctx, const char *fn, clai_tensor *param, c
                 vo = exp_avg_sq->offset;
   const cl_float lr = hp->lr, b1 = hp->beta1, b2 = hp->beta2, eps = hp->eps, wd = hp->weight_decay;
   const cl_int dec = decoupled;
-  size_t global = (size_t)n;
+  const int64_t per = ctx->caps.is_cpu ? 128 : 1; /* elements per work-item: CLAI_ADAM_PER in cl/optim.cl */
+  size_t global = (size_t)((n + per - 1) / per);
   int k = param->dtype == CLAI_DTYPE_F32 ? CLAI__K_ADAM_F32 : CLAI__K_ADAM_F16;
   return clai__launch(ctx, k, &global, 17, CLAI__ARG(param->buf->mem), CLAI__ARG(grad->buf->mem),
                       CLAI__ARG(exp_avg->buf->mem), CLAI__ARG(exp_avg_sq->buf->mem), CLAI__ARG(n), CLAI__ARG(po),

@@ -1,12 +1,14 @@
 /* clai - libclai's command-line tool: `clai devices` lists every OpenCL device, its rank and which one
  * libclai chooses and why; `clai bench gemm` measures matmul (bench.c), `clai bench ops` the other ops
- * (bench-ops.c); `clai tune` tunes matmul (tune.c); `clai version`. */
+ * (bench-ops.c); `clai tune` tunes matmul (tune.c); `clai train` trains on Fashion-MNIST
+ * (examples/fashion-mnist/train.c); `clai version`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
 #include "clai.h"
+#include "train.h"
 
 static const char *type_name(clai_device_type t) {
   switch (t) {
@@ -54,6 +56,7 @@ static void usage(FILE *f) {
              "       clai bench gemm    matmul GFLOP/s on the chosen device (clai bench --help)\n"
              "       clai tune          tune the matmul kernels for the chosen device (clai tune --help)\n"
              "       clai bench ops     GB/s of elementwise ops, softmax, layernorm, reductions (--help)\n"
+             "       clai train         train a classifier on Fashion-MNIST (clai train --help)\n"
              "       clai version       print the library version\n");
 }
 
@@ -65,6 +68,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "devices") == 0) return cmd_devices();
   if (strcmp(argv[1], "bench") == 0) return clai_tool_bench(argc - 2, argv + 2);
   if (strcmp(argv[1], "tune") == 0) return clai_tool_tune(argc - 2, argv + 2);
+  if (strcmp(argv[1], "train") == 0) return fmnist_train_main("clai train", argc - 2, argv + 2);
   if (strcmp(argv[1], "version") == 0) {
     printf("libclai %s\n", clai_version());
     return 0;

@@ -6,7 +6,10 @@
 #include "checkpoint.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -93,6 +96,7 @@ int ckpt_save(clai_context *ctx, const char *path, const ckpt_meta *meta, const 
     snprintf(err, errsize, "%s: %s", tmpl, strerror(errno));
     goto done;
   }
+  fchmod(fd, 0644); /* mkstemp creates 0600; a checkpoint is an ordinary data file */
   size_t off = 0;
   while (off < b.len) {
     ssize_t w = write(fd, b.p + off, b.len - off);
@@ -111,6 +115,16 @@ int ckpt_save(clai_context *ctx, const char *path, const ckpt_meta *meta, const 
     rc = -1;
   }
   if (rc != 0) unlink(tmpl);
+  if (rc == 0) {
+    /* The rename itself is durable only once the directory is flushed. */
+    char *d = strdup(path);
+    int dfd = d != NULL ? open(dirname(d), O_RDONLY | O_DIRECTORY) : -1;
+    if (dfd >= 0) {
+      fsync(dfd);
+      close(dfd);
+    }
+    free(d);
+  }
 done:
   free(tmpl);
   free(b.p);

@@ -1,0 +1,776 @@
+/* train.c - training a classifier on Fashion-MNIST with libclai, everything on the device.
+ *
+ * The whole training set lives on the device as f32 [n, 784] (pixels / 255) with its i32 labels. At the start
+ * of each epoch a permutation (a pure function of the seed and the epoch number, so a resumed run shuffles
+ * exactly as an uninterrupted one) is written to the device and clai_gather_rows assembles the shuffled copy
+ * of images and labels there; each step's batch is then a row slice of that copy, a view, so a step enqueues
+ * only kernels: the forward pass (clai_matmul_ex with the bias and ReLU fused), the loss with the gradient of
+ * the logits (clai_loss_cross_entropy, written into this step's slot of a per-epoch loss vector), the
+ * backward pass (transposed matmuls, bias gradients as a product with a ones vector, the ReLU mask through
+ * clai_unary_backward) and one clai_optim_adam over all parameters at once: parameters, gradients and Adam's
+ * state are each one flat tensor of which the layers' weights and biases are views. Nothing is read back
+ * during an epoch except, on a terminal, the loss for the progress bar every PROGRESS_EVERY steps.
+ *
+ * Timing follows ../shared/peers/fmnist_torch.py: train_s is the training loop only (from the first enqueued
+ * step to the completion of the last), the shuffle (permutation + gather) is reported apart as shuffle_s.
+ *
+ * The model is a table of callbacks (struct model_ops) so that other models slot in beside the MLP; the
+ * CNN of the PyTorch reference needs the backward of conv2d and max-pooling, which libclai does not have yet,
+ * so it is not offered. */
+#include "train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <clai.h>
+
+#include "checkpoint.h"
+#include "mnist.h"
+
+#define PIXELS 784
+#define CLASSES 10
+#define EVAL_BATCH 1000
+#define PROGRESS_EVERY 100
+#define MAX_LAYERS 4
+
+typedef struct options {
+  const char *model, *data, *checkpoint;
+  int epochs, batch, json, resume;
+  uint64_t seed;
+  float lr;
+  int64_t train_limit;
+} options;
+
+/* A dense layer y = act(x W^T + b) with nn.Linear's W [out, in] and b [out]. W is stored transposed, as
+ * wt [in, out] (x wt, x^T dy and dy wt^T run faster than the other orientation on POCL's packed GEMM);
+ * w is the [out, in] view of it (for the initialisation and the checkpoint). Weights, biases and their
+ * gradients are views of the flat parameter and gradient tensors. */
+typedef struct dense {
+  int64_t in, out;
+  clai_activation act;
+  clai_tensor *wt, *w, *b, *gwt, *gb;
+  clai_tensor *y, *dy;   /* [batch, out] training activations and their gradients */
+  clai_tensor *ey;       /* [EVAL_BATCH, out] evaluation activations */
+} dense;
+
+typedef struct trainer {
+  clai_context *ctx;
+  options o;
+  const char *prog;
+  FILE *log;             /* progress: stdout, or stderr with --json */
+  int tty;
+  int64_t ntrain, ntest, steps_per_epoch;
+  uint8_t *test_labels;  /* host copy, for the accuracy */
+  clai_tensor *xtrain, *ytrain, *xtest, *xs, *ys, *perm;
+  clai_tensor *params, *grads, *adam_m, *adam_v;
+  int64_t nparams;
+  int nlayers;
+  dense layer[MAX_LAYERS];
+  char pnames[2 * MAX_LAYERS][24];
+  clai_tensor *dlogits;  /* [batch, CLASSES]: the gradient of the logits, where the model's backward reads it
+                          * (owned by the model) */
+  clai_tensor *ones;     /* [1, batch] of 1 */
+  clai_tensor *losses;   /* [steps_per_epoch] */
+  clai_tensor *test_logits; /* [ntest, CLASSES] */
+  int64_t step;          /* Adam steps taken */
+  /* $FMNIST_PROFILE=1: every op is waited for and its time added to a bucket (slow; for finding where the
+   * step's time goes, not for measuring speed). */
+  int profile;
+  double prof_last;
+  const char *prof_name[32];
+  double prof_sum[32];
+  int prof_n;
+} trainer;
+
+/* A model: how it lays out its parameters and runs a step. The MLP is the only one so far. */
+typedef struct model_ops {
+  const char *name;
+  int default_epochs;
+  int (*build)(trainer *t);
+  /* Enqueues the forward pass of rows [0, b) of x into its logits; returns the logits tensor (a view the
+   * caller frees) or NULL. train selects the training buffers (batch) or the evaluation ones. */
+  clai_tensor *(*forward)(trainer *t, clai_tensor *x, int64_t b, int train);
+  /* Enqueues the backward pass from the gradient of the logits (already in rows [0, b) of t->dlogits) into
+   * t->grads. */
+  int (*backward)(trainer *t, clai_tensor *x, int64_t b);
+} model_ops;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void prof(trainer *t, const char *name) {
+  if (!t->profile) return;
+  clai_sync(t->ctx);
+  double n = now();
+  int i = 0;
+  while (i < t->prof_n && strcmp(t->prof_name[i], name) != 0) i++;
+  if (i == t->prof_n && i < 32) t->prof_name[t->prof_n++] = name;
+  if (i < 32) t->prof_sum[i] += n - t->prof_last;
+  t->prof_last = n;
+}
+
+static int fail(trainer *t, const char *what, clai_status st) {
+  fprintf(stderr, "%s: %s failed: %s: %s\n", t->prog, what, clai_status_name(st), clai_errmsg(t->ctx));
+  return -1;
+}
+
+#define TRY(t, call)                                                                                         \
+  do {                                                                                                       \
+    clai_status st_ = (call);                                                                                \
+    if (st_ != CLAI_OK) return fail((t), #call, st_);                                                        \
+  } while (0)
+
+#define TRYN(t, call)                                                                                        \
+  do {                                                                                                       \
+    clai_status st_ = (call);                                                                                \
+    if (st_ != CLAI_OK) {                                                                                    \
+      fail((t), #call, st_);                                                                                 \
+      return NULL;                                                                                           \
+    }                                                                                                        \
+  } while (0)
+
+static clai_tensor *mk(trainer *t, clai_dtype dt, int ndim, int64_t d0, int64_t d1) {
+  clai_tensor *x = NULL;
+  int64_t shape[2] = {d0, d1};
+  clai_status st = clai_tensor_init(t->ctx, &x, dt, ndim, shape);
+  if (st != CLAI_OK) fail(t, "clai_tensor_init", st);
+  return x;
+}
+
+/* A dense 2-d (d1 > 0) or 1-d view of `count` elements of a flat tensor from element `off`. */
+static clai_tensor *flat_view(clai_tensor *flat, int64_t off, int64_t d0, int64_t d1) {
+  clai_tensor *v = NULL;
+  int64_t shape[2] = {d0, d1}, strides[2] = {d1 > 0 ? d1 : 1, 1};
+  if (d1 > 0) clai_tensor_view(flat, &v, 2, shape, strides, off);
+  else clai_tensor_view(flat, &v, 1, shape, strides + 1, off);
+  return v;
+}
+
+/* Rows [r0, r1) of a tensor, as a view. */
+static clai_tensor *rows(clai_tensor *x, int64_t r0, int64_t r1) {
+  clai_tensor *v = NULL;
+  if (clai_tensor_slice(x, &v, 0, r0, r1, 1) != CLAI_OK) return NULL;
+  return v;
+}
+
+/* ---- the MLP: 784-256-128-10, ReLU ------------------------------------------------------------------- */
+
+static int mlp_build(trainer *t) {
+  static const int64_t sizes[] = {PIXELS, 256, 128, CLASSES};
+  t->nlayers = 3;
+  t->nparams = 0;
+  for (int i = 0; i < t->nlayers; i++) t->nparams += sizes[i + 1] * sizes[i] + sizes[i + 1];
+  if ((t->params = mk(t, CLAI_DTYPE_F32, 1, t->nparams, 0)) == NULL) return -1;
+  if ((t->grads = mk(t, CLAI_DTYPE_F32, 1, t->nparams, 0)) == NULL) return -1;
+  if ((t->adam_m = mk(t, CLAI_DTYPE_F32, 1, t->nparams, 0)) == NULL) return -1;
+  if ((t->adam_v = mk(t, CLAI_DTYPE_F32, 1, t->nparams, 0)) == NULL) return -1;
+  int64_t off = 0;
+  for (int i = 0; i < t->nlayers; i++) {
+    dense *l = &t->layer[i];
+    l->in = sizes[i], l->out = sizes[i + 1];
+    l->act = i + 1 < t->nlayers ? CLAI_ACT_RELU : CLAI_ACT_NONE;
+    l->wt = flat_view(t->params, off, l->in, l->out);
+    l->gwt = flat_view(t->grads, off, l->in, l->out);
+    if (l->wt != NULL) clai_tensor_transpose(l->wt, &l->w, 0, 1);
+    off += l->out * l->in;
+    l->b = flat_view(t->params, off, l->out, 0);
+    l->gb = flat_view(t->grads, off, l->out, 0);
+    off += l->out;
+    l->y = mk(t, CLAI_DTYPE_F32, 2, t->o.batch, l->out);
+    l->dy = mk(t, CLAI_DTYPE_F32, 2, t->o.batch, l->out);
+    l->ey = mk(t, CLAI_DTYPE_F32, 2, EVAL_BATCH, l->out);
+    if (!l->wt || !l->w || !l->gwt || !l->b || !l->gb || !l->y || !l->dy || !l->ey) return -1;
+    if (i + 1 == t->nlayers) t->dlogits = l->dy;
+    snprintf(t->pnames[2 * i], sizeof t->pnames[0], "fc%d.weight", i + 1);
+    snprintf(t->pnames[2 * i + 1], sizeof t->pnames[0], "fc%d.bias", i + 1);
+  }
+  /* nn.Linear's default initialisation: kaiming uniform with a = sqrt(5) (bound 1/sqrt(fan_in)) for the
+   * weight, uniform +-1/sqrt(fan_in) for the bias; each tensor its own stream of the seed. */
+  for (int i = 0; i < t->nlayers; i++) {
+    dense *l = &t->layer[i];
+    float bound = 1.0f / sqrtf((float)l->in);
+    TRY(t, clai_init_kaiming_uniform(t->ctx, l->w, t->o.seed, (uint64_t)(2 * i), sqrtf(1.0f / 3.0f), 0));
+    TRY(t, clai_rand_uniform(t->ctx, l->b, t->o.seed, (uint64_t)(2 * i + 1), -bound, bound));
+  }
+  return 0;
+}
+
+static clai_tensor *mlp_forward(trainer *t, clai_tensor *x, int64_t b, int train) {
+  clai_tensor *in = x, *out = NULL;
+  for (int i = 0; i < t->nlayers; i++) {
+    dense *l = &t->layer[i];
+    out = rows(train ? l->y : l->ey, 0, b);
+    if (out == NULL) {
+      if (in != x) clai_tensor_free(in);
+      return NULL;
+    }
+    clai_matmul_epilogue ep = {l->b, l->act};
+    clai_status st = clai_matmul_ex(t->ctx, out, in, 0, l->wt, 0, 1.0f, 0.0f, &ep);
+    if (in != x) clai_tensor_free(in);
+    if (st != CLAI_OK) {
+      clai_tensor_free(out);
+      fail(t, "clai_matmul_ex (forward)", st);
+      return NULL;
+    }
+    static const char *names[MAX_LAYERS] = {"forward 1", "forward 2", "forward 3", "forward 4"};
+    if (train) prof(t, names[i]);
+    in = out;
+  }
+  return out;
+}
+
+static int mlp_backward(trainer *t, clai_tensor *x, int64_t b) {
+  clai_context *ctx = t->ctx;
+  int rc = -1;
+  clai_tensor *ones = NULL, *gb = NULL, *dy = NULL, *dprev = NULL, *yprev = NULL;
+  if (clai_tensor_slice(t->ones, &ones, 1, 0, b, 1) != CLAI_OK) return -1;
+  for (int i = t->nlayers - 1; i >= 0; i--) {
+    dense *l = &t->layer[i];
+    dy = rows(l->dy, 0, b);
+    yprev = i > 0 ? rows(t->layer[i - 1].y, 0, b) : x;
+    int64_t gbs[2] = {1, l->out};
+    if (dy == NULL || yprev == NULL || clai_tensor_reshape(l->gb, &gb, 2, gbs) != CLAI_OK) goto done;
+    clai_status st;
+    /* dW^T = x_prev^T dy, db = 1^T dy */
+    if ((st = clai_matmul(ctx, l->gwt, yprev, 1, dy, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
+    prof(t, "weight gradients");
+    if ((st = clai_matmul(ctx, gb, ones, 0, dy, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
+    prof(t, "bias gradients");
+    if (i > 0) {
+      /* dx_prev = dy W = dy wt^T, then through the ReLU of the previous layer: its output is positive exactly where
+       * its input was, so the output serves as the "x" of the derivative. */
+      if ((dprev = rows(t->layer[i - 1].dy, 0, b)) == NULL) goto done;
+      if ((st = clai_matmul(ctx, dprev, dy, 0, l->wt, 1, 1.0f, 0.0f)) != CLAI_OK) goto err;
+      prof(t, "input gradients");
+      if ((st = clai_unary_backward(ctx, CLAI_RELU, dprev, dprev, yprev)) != CLAI_OK) goto err;
+      prof(t, "relu backward");
+      clai_tensor_free(dprev), dprev = NULL;
+    }
+    clai_tensor_free(dy), dy = NULL;
+    clai_tensor_free(gb), gb = NULL;
+    if (yprev != x) clai_tensor_free(yprev);
+    yprev = NULL;
+    continue;
+  err:
+    fail(t, "backward", st);
+    goto done;
+  }
+  rc = 0;
+done:
+  clai_tensor_free(ones), clai_tensor_free(gb), clai_tensor_free(dy), clai_tensor_free(dprev);
+  if (yprev != x) clai_tensor_free(yprev);
+  return rc;
+}
+
+static const model_ops MODELS[] = {
+    {"mlp", 10, mlp_build, mlp_forward, mlp_backward},
+};
+
+/* ---- shuffling ------------------------------------------------------------------------------------------ */
+
+static uint64_t splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/* The permutation of epoch e (from 1): Fisher-Yates driven by a generator keyed by (seed, e) only. */
+static void permutation(int32_t *p, int64_t n, uint64_t seed, int64_t epoch) {
+  uint64_t s = seed * 0x2545f4914f6cdd1dULL ^ (uint64_t)epoch * 0x9e3779b97f4a7c15ULL ^ 0x66a57c1a1ULL;
+  for (int64_t i = 0; i < n; i++) p[i] = (int32_t)i;
+  for (int64_t i = n - 1; i > 0; i--) {
+    /* an unbiased draw in [0, i] by rejection */
+    uint64_t bound = (uint64_t)i + 1, lim = UINT64_MAX - UINT64_MAX % bound, r;
+    do r = splitmix64(&s);
+    while (r >= lim);
+    int64_t j = (int64_t)(r % bound);
+    int32_t tmp = p[i];
+    p[i] = p[j], p[j] = tmp;
+  }
+}
+
+/* ---- data --------------------------------------------------------------------------------------------- */
+
+static clai_tensor *upload_images(trainer *t, const mnist_set *s, int64_t n) {
+  clai_tensor *x = mk(t, CLAI_DTYPE_F32, 2, n, PIXELS);
+  float *buf = malloc((size_t)n * PIXELS * sizeof(float));
+  if (x == NULL || buf == NULL) {
+    if (buf == NULL) fprintf(stderr, "%s: out of host memory\n", t->prog);
+    clai_tensor_free(x), free(buf);
+    return NULL;
+  }
+  for (int64_t i = 0; i < n * PIXELS; i++) buf[i] = (float)s->images[i] / 255.0f;
+  clai_status st = clai_tensor_write(x, buf, (size_t)n * PIXELS * sizeof(float));
+  free(buf);
+  if (st != CLAI_OK) {
+    fail(t, "clai_tensor_write", st);
+    clai_tensor_free(x);
+    return NULL;
+  }
+  return x;
+}
+
+static int load_data(trainer *t) {
+  mnist_set tr, te;
+  char err[4096 + 512];
+  memset(&tr, 0, sizeof tr), memset(&te, 0, sizeof te);
+  if (mnist_load(t->o.data, "train", &tr, err, sizeof err) != 0 ||
+      mnist_load(t->o.data, "t10k", &te, err, sizeof err) != 0) {
+    fprintf(stderr, "%s: %s\n", t->prog, err);
+    mnist_free(&tr);
+    return -1;
+  }
+  int rc = -1;
+  t->ntrain = t->o.train_limit > 0 && t->o.train_limit < tr.n ? t->o.train_limit : tr.n;
+  t->ntest = te.n;
+  t->xtrain = upload_images(t, &tr, t->ntrain);
+  t->xtest = upload_images(t, &te, t->ntest);
+  t->ytrain = mk(t, CLAI_DTYPE_I32, 2, t->ntrain, 1);
+  t->xs = mk(t, CLAI_DTYPE_F32, 2, t->ntrain, PIXELS);
+  t->ys = mk(t, CLAI_DTYPE_I32, 2, t->ntrain, 1);
+  t->perm = mk(t, CLAI_DTYPE_I32, 1, t->ntrain, 0);
+  t->test_logits = mk(t, CLAI_DTYPE_F32, 2, t->ntest, CLASSES);
+  int32_t *lab = malloc((size_t)t->ntrain * sizeof(int32_t));
+  t->test_labels = malloc((size_t)t->ntest);
+  if (lab == NULL || t->test_labels == NULL) {
+    fprintf(stderr, "%s: out of host memory\n", t->prog);
+  } else if (t->xtrain && t->xtest && t->ytrain && t->xs && t->ys && t->perm && t->test_logits) {
+    for (int64_t i = 0; i < t->ntrain; i++) lab[i] = tr.labels[i];
+    memcpy(t->test_labels, te.labels, (size_t)t->ntest);
+    clai_status st = clai_tensor_write(t->ytrain, lab, (size_t)t->ntrain * sizeof(int32_t));
+    if (st != CLAI_OK) fail(t, "clai_tensor_write (labels)", st);
+    else rc = 0;
+  }
+  free(lab);
+  mnist_free(&tr), mnist_free(&te);
+  return rc;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------------------------- */
+
+static int checkpoint_entries(trainer *t, ckpt_entry *e) {
+  int n = 0;
+  for (int i = 0; i < t->nlayers; i++) {
+    e[n].name = t->pnames[2 * i], e[n++].t = t->layer[i].w;
+    e[n].name = t->pnames[2 * i + 1], e[n++].t = t->layer[i].b;
+  }
+  e[n].name = "adam.exp_avg", e[n++].t = t->adam_m;
+  e[n].name = "adam.exp_avg_sq", e[n++].t = t->adam_v;
+  return n;
+}
+
+static int save(trainer *t, int64_t epoch) {
+  ckpt_entry e[2 * MAX_LAYERS + 2];
+  int n = checkpoint_entries(t, e);
+  ckpt_meta m;
+  memset(&m, 0, sizeof m);
+  snprintf(m.model, sizeof m.model, "%s", t->o.model);
+  m.seed = t->o.seed, m.epoch = epoch, m.step = t->step, m.batch = t->o.batch;
+  char err[1024];
+  if (ckpt_save(t->ctx, t->o.checkpoint, &m, e, n, err, sizeof err) != 0) {
+    fprintf(stderr, "%s: saving the checkpoint: %s\n", t->prog, err);
+    return -1;
+  }
+  return 0;
+}
+
+/* Returns the epochs already done (0 when there is nothing to resume), or -1. */
+static int64_t restore(trainer *t) {
+  ckpt_entry e[2 * MAX_LAYERS + 2];
+  int n = checkpoint_entries(t, e);
+  ckpt_meta m;
+  char err[1024];
+  int rc = ckpt_load(t->ctx, t->o.checkpoint, &m, e, n, err, sizeof err);
+  if (rc == 1) {
+    fprintf(t->log, "no checkpoint at %s: starting from scratch\n", t->o.checkpoint);
+    return 0;
+  }
+  if (rc != 0) {
+    fprintf(stderr, "%s: %s\n", t->prog, err);
+    return -1;
+  }
+  if (strcmp(m.model, t->o.model) != 0 || m.seed != t->o.seed || m.batch != t->o.batch) {
+    fprintf(stderr, "%s: %s was written for --model %s --seed %llu --batch %lld; run with those to resume\n",
+            t->prog, t->o.checkpoint, m.model, (unsigned long long)m.seed, (long long)m.batch);
+    return -1;
+  }
+  t->step = m.step;
+  fprintf(t->log, "resuming from %s after epoch %lld (step %lld)\n", t->o.checkpoint, (long long)m.epoch,
+          (long long)m.step);
+  return m.epoch;
+}
+
+/* ---- the loops ---------------------------------------------------------------------------------------- */
+
+static void progress(trainer *t, int64_t epoch, int64_t done, int64_t steps, float loss, double t0) {
+  double el = now() - t0;
+  int64_t samples = done * t->o.batch > t->ntrain ? t->ntrain : done * t->o.batch;
+  double sps = el > 0 ? samples / el : 0, eta = sps > 0 ? (t->ntrain - samples) / sps : 0;
+  char bar[31];
+  int fill = (int)(30 * done / steps);
+  for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+  bar[30] = '\0';
+  fprintf(t->log, "\repoch %2lld [%s] %5lld/%lld  loss %.4f  %8.0f samples/s  ETA %4.1fs ", (long long)epoch, bar,
+          (long long)done, (long long)steps, loss, sps, eta);
+  fflush(t->log);
+}
+
+typedef struct epoch_stats {
+  double train_s, shuffle_s, eval_s, loss, acc;
+} epoch_stats;
+
+static int train_epoch(trainer *t, const model_ops *m, int64_t epoch, epoch_stats *es) {
+  clai_context *ctx = t->ctx;
+  const int64_t n = t->ntrain, B = t->o.batch, steps = t->steps_per_epoch;
+  /* Shuffle: the permutation goes to the device, the gather happens there. */
+  double ts = now();
+  int32_t *p = malloc((size_t)n * sizeof(int32_t));
+  float *losses = malloc((size_t)steps * sizeof(float));
+  if (p == NULL || losses == NULL) {
+    free(p), free(losses);
+    fprintf(stderr, "%s: out of host memory\n", t->prog);
+    return -1;
+  }
+  permutation(p, n, t->o.seed, epoch);
+  clai_status st = clai_tensor_write(t->perm, p, (size_t)n * sizeof(int32_t));
+  free(p);
+  if (st == CLAI_OK) st = clai_gather_rows(ctx, t->xs, t->xtrain, t->perm);
+  if (st == CLAI_OK) st = clai_gather_rows(ctx, t->ys, t->ytrain, t->perm);
+  if (st == CLAI_OK) st = clai_sync(ctx);
+  if (st != CLAI_OK) {
+    free(losses);
+    return fail(t, "shuffling", st);
+  }
+  es->shuffle_s = now() - ts;
+
+  const clai_adam_params adam = {t->o.lr, 0.9f, 0.999f, 1e-8f, 0.0f};
+  double t0 = now();
+  int rc = -1;
+  t->prof_last = t0;
+  for (int64_t s = 0; s < steps; s++) {
+    int64_t r0 = s * B, r1 = r0 + B < n ? r0 + B : n, b = r1 - r0;
+    clai_tensor *x = rows(t->xs, r0, r1), *y = NULL, *y2 = rows(t->ys, r0, r1), *loss = NULL, *logits = NULL,
+                *dl = NULL;
+    int64_t yshape[1] = {b};
+    if (x == NULL || y2 == NULL || clai_tensor_reshape(y2, &y, 1, yshape) != CLAI_OK) goto step_fail;
+    if ((loss = rows(t->losses, s, s + 1)) == NULL) goto step_fail;
+    if ((logits = m->forward(t, x, b, 1)) == NULL) goto step_fail;
+    if ((dl = rows(t->dlogits, 0, b)) == NULL) goto step_fail;
+    if ((st = clai_loss_cross_entropy(ctx, loss, dl, logits, y, -100)) != CLAI_OK) {
+      fail(t, "clai_loss_cross_entropy", st);
+      goto step_fail;
+    }
+    prof(t, "cross-entropy");
+    if (m->backward(t, x, b) != 0) goto step_fail;
+    t->step++;
+    if ((st = clai_optim_adam(ctx, t->params, t->adam_m, t->adam_v, t->grads, t->step, &adam)) != CLAI_OK) {
+      fail(t, "clai_optim_adam", st);
+      goto step_fail;
+    }
+    prof(t, "adam");
+    if (t->tty && ((s + 1) % PROGRESS_EVERY == 0 || s + 1 == steps)) {
+      float l = NAN;
+      if ((st = clai_tensor_read(loss, &l, sizeof l)) != CLAI_OK) {
+        fail(t, "reading the loss", st);
+        goto step_fail;
+      }
+      progress(t, epoch, s + 1, steps, l, t0);
+    }
+    clai_tensor_free(x), clai_tensor_free(y), clai_tensor_free(y2), clai_tensor_free(loss);
+    clai_tensor_free(logits), clai_tensor_free(dl);
+    prof(t, "host (views, progress)");
+    continue;
+  step_fail:
+    clai_tensor_free(x), clai_tensor_free(y), clai_tensor_free(y2), clai_tensor_free(loss);
+    clai_tensor_free(logits), clai_tensor_free(dl);
+    free(losses);
+    return -1;
+  }
+  /* The end of the loop: the losses of every step (this waits for the last one). */
+  if ((st = clai_tensor_read(t->losses, losses, (size_t)steps * sizeof(float))) != CLAI_OK) {
+    free(losses);
+    return fail(t, "reading the losses", st);
+  }
+  es->train_s = now() - t0;
+  if (t->tty) fputs("\r\033[K", t->log); /* the epoch line replaces the bar */
+  for (int i = 0; i < t->prof_n; i++) {
+    fprintf(t->log, "  profile: %-24s %8.1f us/step\n", t->prof_name[i], t->prof_sum[i] / steps * 1e6);
+    t->prof_sum[i] = 0;
+  }
+  double sum = 0;
+  for (int64_t s = 0; s < steps; s++) {
+    int64_t b = (s + 1) * B < n ? B : n - s * B;
+    sum += (double)losses[s] * (double)b;
+  }
+  es->loss = sum / (double)n;
+  rc = 0;
+  free(losses);
+  return rc;
+}
+
+static int evaluate(trainer *t, const model_ops *m, double *acc, double *secs) {
+  double t0 = now();
+  for (int64_t r0 = 0; r0 < t->ntest; r0 += EVAL_BATCH) {
+    int64_t r1 = r0 + EVAL_BATCH < t->ntest ? r0 + EVAL_BATCH : t->ntest;
+    clai_tensor *x = rows(t->xtest, r0, r1), *dst = rows(t->test_logits, r0, r1), *lg = NULL;
+    clai_status st = CLAI_E_INVALID_ARG;
+    if (x != NULL && dst != NULL && (lg = m->forward(t, x, r1 - r0, 0)) != NULL) st = clai_copy(t->ctx, dst, lg);
+    clai_tensor_free(x), clai_tensor_free(dst), clai_tensor_free(lg);
+    if (st != CLAI_OK) return fail(t, "evaluation", st);
+  }
+  float *lg = malloc((size_t)t->ntest * CLASSES * sizeof(float));
+  if (lg == NULL) return -1;
+  clai_status st = clai_tensor_read(t->test_logits, lg, (size_t)t->ntest * CLASSES * sizeof(float));
+  if (st != CLAI_OK) {
+    free(lg);
+    return fail(t, "reading the test logits", st);
+  }
+  int64_t correct = 0;
+  for (int64_t i = 0; i < t->ntest; i++) {
+    int best = 0;
+    for (int c = 1; c < CLASSES; c++)
+      if (lg[i * CLASSES + c] > lg[i * CLASSES + best]) best = c;
+    correct += best == t->test_labels[i];
+  }
+  free(lg);
+  *acc = (double)correct / (double)t->ntest;
+  *secs = now() - t0;
+  return 0;
+}
+
+/* ---- options and main --------------------------------------------------------------------------------- */
+
+/* s as a JSON string body: quotes, backslashes and control characters escaped. */
+static void json_str(FILE *f, const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+}
+
+static void usage(const char *prog, FILE *f) {
+  fprintf(f,
+          "usage: %s [options]   train a classifier on Fashion-MNIST with libclai\n"
+          "  --model mlp        784-256-128-10 with ReLU (the only model so far: the CNN needs conv/pool\n"
+          "                     backward ops that libclai does not have yet)\n"
+          "  --epochs N         epochs to train (default 10); with --resume, the total to reach\n"
+          "  --batch N          batch size (default 128)\n"
+          "  --lr X             Adam's learning rate (default 1e-3; betas 0.9/0.999, eps 1e-8)\n"
+          "  --seed N           initialisation and shuffling seed (default 0)\n"
+          "  --train-limit N    train on the first N samples only (default: all 60000)\n"
+          "  --data DIR         the gzip'd IDX files (default %s,\n"
+          "                     from Debian's dataset-fashion-mnist package)\n"
+          "  --checkpoint PATH  save the training state there after every epoch (default: none)\n"
+          "  --resume           continue from the checkpoint and keep saving there (PATH, default\n"
+          "                     fashion-mnist-MODEL.ckpt; a missing file starts from scratch)\n"
+          "  --json             a JSON summary on stdout, progress on stderr\n",
+          prog, MNIST_DEFAULT_DIR);
+}
+
+static int parse_int(const char *prog, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "%s: %s wants an integer in [%lld, %lld], not '%s'\n", prog, opt, (long long)lo, (long long)hi,
+            s);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse(const char *prog, int argc, char **argv, options *o) {
+  memset(o, 0, sizeof *o);
+  o->model = "mlp", o->data = MNIST_DEFAULT_DIR, o->batch = 128, o->lr = 1e-3f, o->epochs = -1;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(prog, stdout);
+      exit(0);
+    }
+    if (strcmp(a, "--json") == 0) {
+      o->json = 1;
+      continue;
+    }
+    if (strcmp(a, "--resume") == 0) {
+      o->resume = 1;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      fprintf(stderr, "%s: unknown option or missing value: '%s'\n", prog, a);
+      usage(prog, stderr);
+      return -1;
+    }
+    const char *v = argv[++i];
+    int64_t x;
+    if (strcmp(a, "--model") == 0) o->model = v;
+    else if (strcmp(a, "--data") == 0) o->data = v;
+    else if (strcmp(a, "--checkpoint") == 0) o->checkpoint = v;
+    else if (strcmp(a, "--epochs") == 0) {
+      if (parse_int(prog, a, v, 0, 100000, &x) != 0) return -1;
+      o->epochs = (int)x;
+    } else if (strcmp(a, "--batch") == 0) {
+      if (parse_int(prog, a, v, 1, 65536, &x) != 0) return -1;
+      o->batch = (int)x;
+    } else if (strcmp(a, "--seed") == 0) {
+      if (parse_int(prog, a, v, 0, INT64_MAX, &x) != 0) return -1;
+      o->seed = (uint64_t)x;
+    } else if (strcmp(a, "--train-limit") == 0) {
+      if (parse_int(prog, a, v, 1, INT32_MAX, &x) != 0) return -1;
+      o->train_limit = x;
+    } else if (strcmp(a, "--lr") == 0) {
+      char *end;
+      o->lr = strtof(v, &end);
+      if (end == v || *end != '\0' || !(o->lr >= 0) || !isfinite(o->lr)) {
+        fprintf(stderr, "%s: --lr wants a number >= 0, not '%s'\n", prog, v);
+        return -1;
+      }
+    } else {
+      fprintf(stderr, "%s: unknown option '%s'\n", prog, a);
+      usage(prog, stderr);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void free_trainer(trainer *t) {
+  clai_tensor *all[] = {t->xtrain, t->ytrain, t->xtest, t->xs, t->ys, t->perm, t->params, t->grads,
+                        t->adam_m, t->adam_v, t->ones, t->losses, t->test_logits};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) clai_tensor_free(all[i]);
+  for (int i = 0; i < MAX_LAYERS; i++) {
+    dense *l = &t->layer[i];
+    clai_tensor_free(l->wt), clai_tensor_free(l->w), clai_tensor_free(l->b), clai_tensor_free(l->gwt);
+    clai_tensor_free(l->gb);
+    clai_tensor_free(l->y), clai_tensor_free(l->dy), clai_tensor_free(l->ey);
+  }
+  free(t->test_labels);
+  clai_context_free(t->ctx);
+}
+
+int fmnist_train_main(const char *prog, int argc, char **argv) {
+  trainer t;
+  memset(&t, 0, sizeof t);
+  t.prog = prog;
+  if (parse(prog, argc, argv, &t.o) != 0) return 2;
+  const model_ops *m = NULL;
+  for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++)
+    if (strcmp(MODELS[i].name, t.o.model) == 0) m = &MODELS[i];
+  if (m == NULL) {
+    if (strcmp(t.o.model, "cnn") == 0)
+      fprintf(stderr, "%s: --model cnn is not available yet: it needs the backward of conv2d and max-pooling, "
+                      "which libclai does not have yet; use --model mlp\n", prog);
+    else fprintf(stderr, "%s: unknown model '%s' (available: mlp)\n", prog, t.o.model);
+    return 2;
+  }
+  if (t.o.epochs < 0) t.o.epochs = m->default_epochs;
+  char default_ckpt[64];
+  if (t.o.resume && t.o.checkpoint == NULL) {
+    snprintf(default_ckpt, sizeof default_ckpt, "fashion-mnist-%s.ckpt", m->name);
+    t.o.checkpoint = default_ckpt;
+  }
+  t.log = t.o.json ? stderr : stdout;
+  t.tty = isatty(fileno(t.log));
+  const char *pe = getenv("FMNIST_PROFILE");
+  t.profile = pe != NULL && strcmp(pe, "1") == 0;
+
+  char err[4096];
+  double tinit = now();
+  clai_status st = clai_context_init_ex(&t.ctx, NULL, err, sizeof err);
+  if (st != CLAI_OK) {
+    fprintf(stderr, "%s: no OpenCL context: %s: %s\n", prog, clai_status_name(st), err);
+    return 1;
+  }
+  tinit = now() - tinit;
+  clai_device_info dev;
+  memset(&dev, 0, sizeof dev);
+  clai_context_device_info(t.ctx, -1, &dev);
+  int rc = 1;
+  double tload = now();
+  if (load_data(&t) != 0) goto out;
+  tload = now() - tload;
+  t.steps_per_epoch = (t.ntrain + t.o.batch - 1) / t.o.batch;
+  if ((t.ones = mk(&t, CLAI_DTYPE_F32, 2, 1, t.o.batch)) == NULL) goto out;
+  if ((t.losses = mk(&t, CLAI_DTYPE_F32, 1, t.steps_per_epoch, 0)) == NULL) goto out;
+  if (clai_fill(t.ctx, t.ones, 1.0) != CLAI_OK) goto out;
+  if (m->build(&t) != 0) goto out;
+  if (clai_fill(t.ctx, t.adam_m, 0.0) != CLAI_OK || clai_fill(t.ctx, t.adam_v, 0.0) != CLAI_OK) goto out;
+  int64_t first = 1;
+  if (t.o.resume) {
+    int64_t done = restore(&t);
+    if (done < 0) goto out;
+    first = done + 1;
+  }
+  fprintf(t.log, "device: %s / %s%s\n", dev.platform, dev.name, dev.fallback ? " [CPU fallback]" : "");
+  fprintf(t.log, "model %s (%lld parameters), %lld training samples, batch %d, %d epochs, seed %llu "
+                 "(start-up %.2fs, data %.2fs)\n",
+          m->name, (long long)t.nparams, (long long)t.ntrain, t.o.batch, t.o.epochs, (unsigned long long)t.o.seed,
+          tinit, tload);
+  if (t.o.resume && first > t.o.epochs) fprintf(t.log, "nothing to do: the checkpoint has %lld epochs\n", (long long)first - 1);
+
+  epoch_stats *hist = calloc((size_t)t.o.epochs + 1, sizeof *hist);
+  if (hist == NULL) goto out;
+  int ok = 1;
+  for (int64_t e = first; e <= t.o.epochs && ok; e++) {
+    epoch_stats *es = &hist[e];
+    if (train_epoch(&t, m, e, es) != 0 || evaluate(&t, m, &es->acc, &es->eval_s) != 0) {
+      ok = 0;
+      break;
+    }
+    fprintf(t.log, "epoch %2lld  train %6.2fs  %8.0f samples/s  loss %.4f  test accuracy %.4f  (eval %.2fs, "
+                   "shuffle %.2fs)\n",
+            (long long)e, es->train_s, t.ntrain / es->train_s, es->loss, es->acc, es->eval_s, es->shuffle_s);
+    fflush(t.log);
+    if (t.o.checkpoint != NULL && save(&t, e) != 0) ok = 0;
+  }
+  if (ok && first <= t.o.epochs) {
+    double best = 0, secs = 0;
+    for (int64_t e = first; e <= t.o.epochs; e++) {
+      secs += hist[e].train_s;
+      if (t.ntrain / hist[e].train_s > best) best = t.ntrain / hist[e].train_s;
+    }
+    fprintf(t.log, "done: test accuracy %.4f after epoch %d; training %.0f samples/s on average, %.0f in the best epoch\n",
+            hist[t.o.epochs].acc, t.o.epochs, (double)t.ntrain * (double)(t.o.epochs - first + 1) / secs, best);
+  }
+  if (ok && t.o.json) {
+    printf("{\n \"device\": \"");
+    json_str(stdout, dev.platform);
+    printf(" / ");
+    json_str(stdout, dev.name);
+    printf("\",\n \"model\": \"%s\",\n \"params\": %lld,\n \"batch\": %d,\n"
+           " \"seed\": %llu,\n \"lr\": %g,\n \"n_train\": %lld,\n \"n_test\": %lld,\n \"eval_batch\": %d,\n"
+           " \"epochs_total\": %d,\n \"first_epoch\": %lld,\n"
+           " \"epochs\": [",
+           m->name, (long long)t.nparams, t.o.batch, (unsigned long long)t.o.seed,
+           (double)t.o.lr, (long long)t.ntrain, (long long)t.ntest, EVAL_BATCH, t.o.epochs, (long long)first);
+    for (int64_t e = first; e <= t.o.epochs; e++) {
+      epoch_stats *es = &hist[e];
+      char loss[32];
+      if (isfinite(es->loss)) snprintf(loss, sizeof loss, "%.9g", es->loss);
+      else snprintf(loss, sizeof loss, "null"); /* JSON has no NaN */
+      printf("%s\n  {\"epoch\": %lld, \"train_s\": %.6f, \"train_sps\": %.1f, \"loss\": %s, \"test_acc\": %.4f, "
+             "\"eval_s\": %.6f, \"shuffle_s\": %.6f}",
+             e > first ? "," : "", (long long)e, es->train_s, t.ntrain / es->train_s, loss, es->acc, es->eval_s,
+             es->shuffle_s);
+    }
+    printf("\n ]\n}\n");
+  }
+  free(hist);
+  rc = ok ? 0 : 1;
+out:
+  free_trainer(&t);
+  return rc;
+}

@@ -1,0 +1,98 @@
+#!/bin/sh
+# fmnist-data.sh - the Fashion-MNIST trainer on missing and malformed data files: a missing directory, a
+# truncated .gz, a wrong IDX magic, a header that promises more images than the file holds, labels that do
+# not match the images, and a label out of range must each end with exit status 1 and a message that names
+# the problem and Debian's dataset-fashion-mnist package, never a crash. Also the usage errors (exit 2) and
+# a tiny well-formed synthetic data set that trains. Needs no installed data set. Prints TAP.
+set -u
+builddir=${CLAI_BUILDDIR:-.}
+prog="$builddir/examples/fashion-mnist/fashion-mnist"
+tool="$builddir/tools/clai"
+dir=$(mktemp -d "${CLAI_TEST_TMP:-${TMPDIR:-/tmp}}/tmp-fmnist-data.XXXXXX") || exit 1
+trap 'rm -rf "$dir"' EXIT
+
+# idx_images FILE COUNT [MAGIC_LOW_BYTE]: COUNT images of 28x28, every pixel 64, gzip'd.
+# idx_labels FILE COUNT [MAGIC_LOW_BYTE] [FIRST_LABEL]: the first label FIRST_LABEL (default 1), the rest 0.
+be32() { printf "\\$(printf %03o $(($1 >> 24 & 255)))\\$(printf %03o $(($1 >> 16 & 255)))"; \
+         printf "\\$(printf %03o $(($1 >> 8 & 255)))\\$(printf %03o $(($1 & 255)))"; }
+idx_images() {
+  { be32 $((0x800 + ${3:-3})); be32 "$2"; be32 28; be32 28
+    head -c $(($2 * 784)) /dev/zero | tr '\0' '\100'; } | gzip -c >"$1"
+}
+idx_labels() {
+  { be32 $((0x800 + ${3:-1})); be32 "$2"
+    printf "\\$(printf %03o "${4:-1}")"; head -c $(($2 - 1)) /dev/zero; } | gzip -c >"$1"
+}
+# A well-formed set: 300 training and 100 test samples.
+good() {
+  rm -rf "$dir/d" && mkdir -p "$dir/d"
+  idx_images "$dir/d/train-images-idx3-ubyte.gz" 300
+  idx_labels "$dir/d/train-labels-idx1-ubyte.gz" 300
+  idx_images "$dir/d/t10k-images-idx3-ubyte.gz" 100
+  idx_labels "$dir/d/t10k-labels-idx1-ubyte.gz" 100
+}
+
+n=0
+fails=0
+# expect NAME STATUS WORD1 WORD2 -- ARGS...: runs the trainer, checks the exit status and two words of stderr.
+expect() {
+  name=$1 want=$2 w1=$3 w2=$4
+  shift 5
+  n=$((n + 1))
+  "$@" >"$dir/out" 2>"$dir/err"
+  got=$?
+  if [ "$got" -eq "$want" ] && grep -q -- "$w1" "$dir/err" && grep -q -- "$w2" "$dir/err"; then
+    echo "ok $n - $name"
+  else
+    echo "not ok $n - $name: exit $got (want $want), stderr:"
+    sed 's/^/# /' "$dir/err"
+    fails=$((fails + 1))
+  fi
+}
+
+echo "1..11"
+expect "missing directory" 1 "No such file" "dataset-fashion-mnist" -- "$prog" --data "$dir/none" --epochs 1
+
+good
+size=$(wc -c <"$dir/d/train-images-idx3-ubyte.gz")
+head -c $((size / 2)) "$dir/d/train-images-idx3-ubyte.gz" >"$dir/t" && mv "$dir/t" "$dir/d/train-images-idx3-ubyte.gz"
+expect "truncated .gz" 1 "truncated" "dataset-fashion-mnist" -- "$prog" --data "$dir/d" --epochs 1
+
+good
+idx_images "$dir/d/train-images-idx3-ubyte.gz" 300 1
+expect "wrong magic" 1 "magic is 0x00000801, expected 0x00000803" "dataset-fashion-mnist" -- \
+  "$prog" --data "$dir/d" --epochs 1
+
+good
+{ be32 $((0x803)); be32 301; be32 28; be32 28; head -c $((300 * 784)) /dev/zero; } | gzip -c \
+  >"$dir/d/t10k-images-idx3-ubyte.gz"
+expect "header longer than the data" 1 "promises 235984 bytes" "t10k-images" -- "$prog" --data "$dir/d" --epochs 1
+
+good
+idx_labels "$dir/d/train-labels-idx1-ubyte.gz" 299
+expect "labels do not match images" 1 "300 images of 28x28 and 299 labels" "train" -- \
+  "$prog" --data "$dir/d" --epochs 1
+
+good
+idx_labels "$dir/d/t10k-labels-idx1-ubyte.gz" 100 1 12
+expect "label out of range" 1 "label 0 is 12" "t10k-labels" -- "$prog" --data "$dir/d" --epochs 1
+
+good
+printf 'not gzip at all' >"$dir/d/train-labels-idx1-ubyte.gz"
+expect "not an IDX file" 1 "train-labels" "dataset-fashion-mnist" -- "$prog" --data "$dir/d" --epochs 1
+
+expect "clai train: missing data" 1 "clai train" "dataset-fashion-mnist" -- "$tool" train --data "$dir/none"
+expect "cnn not offered yet" 2 "cnn is not available yet" "backward" -- "$prog" --model cnn
+expect "bad option value" 2 "--batch wants an integer" "not 'x'" -- "$prog" --batch x
+
+good
+n=$((n + 1))
+if "$prog" --data "$dir/d" --epochs 2 --batch 64 --json >"$dir/out" 2>"$dir/err" &&
+   grep -q '"test_acc": 0.9900' "$dir/out"; then
+  echo "ok $n - a well-formed synthetic set trains (99 of 100 test labels are one class)"
+else
+  echo "not ok $n - a well-formed synthetic set: exit or output wrong"
+  sed 's/^/# /' "$dir/err" "$dir/out"
+  fails=$((fails + 1))
+fi
+[ "$fails" -eq 0 ]

@@ -1,0 +1,70 @@
+#!/bin/sh
+# fmnist-train.sh - the Fashion-MNIST trainer on a subset of the real data set (skipped when Debian's
+# dataset-fashion-mnist is not installed): the loss falls and the test accuracy rises over a short run;
+# two epochs straight and one epoch + --resume + one more epoch (the second half through `clai train`)
+# give byte-identical checkpoints (weights, Adam state, step count) and the same loss bits; a damaged
+# checkpoint is refused with a message. Prints TAP.
+set -u
+builddir=${CLAI_BUILDDIR:-.}
+prog="$builddir/examples/fashion-mnist/fashion-mnist"
+tool="$builddir/tools/clai"
+data=${FMNIST_DATA:-/usr/share/datasets/fashion-mnist}
+if [ ! -r "$data/train-images-idx3-ubyte.gz" ] || [ ! -r "$data/t10k-labels-idx1-ubyte.gz" ]; then
+  echo "1..0 # SKIP the data set is not installed (apt-get install dataset-fashion-mnist)"
+  exit 0
+fi
+dir=$(mktemp -d "${CLAI_TEST_TMP:-${TMPDIR:-/tmp}}/tmp-fmnist-train.XXXXXX") || exit 1
+trap 'rm -rf "$dir"' EXIT
+echo "1..4"
+fails=0
+report() { # N NAME OK
+  if [ "$3" -eq 1 ]; then echo "ok $1 - $2"; else echo "not ok $1 - $2"; fails=$((fails + 1)); fi
+}
+field() { # FILE EPOCH KEY: the value of KEY in the JSON record of EPOCH
+  sed -n "s/.*{\"epoch\": $2,.*\"$3\": \([-0-9.e+a-z]*\).*/\1/p" "$1"
+}
+
+# 1. Smoke: 3 epochs on 3000 samples; the mean loss falls every epoch, starts near ln 10 and ends well
+#    below it, and the accuracy on the 10000 test images beats chance by far.
+ok=0
+if "$prog" --data "$data" --train-limit 3000 --epochs 3 --json >"$dir/smoke.json" 2>"$dir/smoke.err"; then
+  l1=$(field "$dir/smoke.json" 1 loss) l2=$(field "$dir/smoke.json" 2 loss) l3=$(field "$dir/smoke.json" 3 loss)
+  acc=$(field "$dir/smoke.json" 3 test_acc)
+  echo "# losses $l1 $l2 $l3, test accuracy $acc"
+  awk -v a="$l1" -v b="$l2" -v c="$l3" -v acc="$acc" \
+    'BEGIN { exit !(a < 2.4 && b < a && c < b && c < 1.0 && acc > 0.6) }' && ok=1
+fi
+[ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/smoke.err" "$dir/smoke.json"
+report 1 "training on 3000 samples: the loss falls, the accuracy rises" "$ok"
+
+# 2. Resume equivalence (an odd subset, so the last batch is short).
+ok=0
+if "$prog" --data "$data" --train-limit 1000 --epochs 2 --checkpoint "$dir/a.ckpt" --json >"$dir/a.json" \
+     2>"$dir/a.err" &&
+   "$prog" --data "$data" --train-limit 1000 --epochs 1 --checkpoint "$dir/b.ckpt" >"$dir/b1.out" 2>&1 &&
+   "$tool" train --data "$data" --train-limit 1000 --epochs 2 --checkpoint "$dir/b.ckpt" --resume --json \
+     >"$dir/b.json" 2>"$dir/b.err"; then
+  la=$(field "$dir/a.json" 2 loss) lb=$(field "$dir/b.json" 2 loss)
+  echo "# epoch 2 loss straight $la, resumed $lb"
+  [ -n "$la" ] && [ "$la" = "$lb" ] && cmp -s "$dir/a.ckpt" "$dir/b.ckpt" && grep -q "resuming" "$dir/b.err" && ok=1
+fi
+[ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/a.err" "$dir/b1.out" "$dir/b.err"
+report 2 "2 epochs straight == 1 epoch + resume + 1 epoch (checkpoint bytes and loss)" "$ok"
+
+# 3. The checkpoint of a finished run: --resume with as many epochs does nothing and succeeds.
+ok=0
+"$prog" --data "$data" --train-limit 1000 --epochs 2 --checkpoint "$dir/a.ckpt" --resume >"$dir/c.out" 2>&1 &&
+  grep -q "nothing to do" "$dir/c.out" && ok=1
+[ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/c.out"
+report 3 "resuming a finished run does nothing" "$ok"
+
+# 4. A damaged checkpoint (one byte flipped in the middle) is refused, exit 1, with a message.
+ok=0
+size=$(wc -c <"$dir/a.ckpt")
+{ head -c $((size / 2)) "$dir/a.ckpt"; printf 'X'; tail -c $((size - size / 2 - 1)) "$dir/a.ckpt"; } >"$dir/d.ckpt"
+"$prog" --data "$data" --train-limit 1000 --epochs 3 --checkpoint "$dir/d.ckpt" --resume >"$dir/d.out" 2>"$dir/d.err"
+st=$?
+[ "$st" -eq 1 ] && grep -q "checksum mismatch" "$dir/d.err" && ok=1
+[ "$ok" -eq 1 ] || { echo "# exit $st"; sed 's/^/# /' "$dir/d.err"; }
+report 4 "a damaged checkpoint is refused" "$ok"
+[ "$fails" -eq 0 ]
