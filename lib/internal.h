@@ -33,7 +33,8 @@
   X(OPTIM, optim)         \
   X(LOSS, loss)           \
   X(BACKWARD, backward)   \
-  X(CONV, conv)
+  X(CONV, conv)           \
+  X(CONV_BWD, conv_backward)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -103,7 +104,20 @@ enum clai__program_id {
   X(POOL2D_F32, CONV, "clai_pool2d_f32", "bbbllllllllllllllliiiiiiiiiiiii", 2)    \
   X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiii", 2)    \
   X(GLOBAL_AVG_POOL_F32, CONV, "clai_global_avg_pool_f32", "bblllllllliiii", 1)  \
-  X(GLOBAL_AVG_POOL_F16, CONV, "clai_global_avg_pool_f16", "bblllllllliiii", 1)
+  X(GLOBAL_AVG_POOL_F16, CONV, "clai_global_avg_pool_f16", "bblllllllliiii", 1)  \
+  X(COL2IM_F32, CONV_BWD, "clai_col2im_f32", "bbllllliiiiiiiiiiiiii", 3)           \
+  X(COL2IM_F16, CONV_BWD, "clai_col2im_f16", "bbllllliiiiiiiiiiiiii", 3)           \
+  X(CONV_BWD_DATA_F32, CONV_BWD, "clai_conv_bwd_data_f32", CLAI__CONV_BWD_SIG, 3)  \
+  X(CONV_BWD_DATA_F16, CONV_BWD, "clai_conv_bwd_data_f16", CLAI__CONV_BWD_SIG, 3)  \
+  X(CONV_BWD_WEIGHT_F32, CONV_BWD, "clai_conv_bwd_weight_f32", CLAI__CONV_BWD_SIG, 2) \
+  X(CONV_BWD_WEIGHT_F16, CONV_BWD, "clai_conv_bwd_weight_f16", CLAI__CONV_BWD_SIG, 2) \
+  X(CONV_BWD_BIAS_F32, CONV_BWD, "clai_conv_bwd_bias_f32", "bbllllllliiii", 2)      \
+  X(CONV_BWD_BIAS_F16, CONV_BWD, "clai_conv_bwd_bias_f16", "bbllllllliiii", 2)      \
+  X(POOL2D_BWD_F32, CONV_BWD, "clai_pool2d_bwd_f32", "bbbllllllllllllllliiiiiiiiiiiii", 3) \
+  X(POOL2D_BWD_F16, CONV_BWD, "clai_pool2d_bwd_f16", "bbbllllllllllllllliiiiiiiiiiiii", 3)
+/* cl/conv_backward.cl's data and weight kernels: three buffers; 15 longs (offsets and strides of the three
+ * tensors); 16 ints (geometry and groups) */
+#define CLAI__CONV_BWD_SIG "bbbllllllllllllllliiiiiiiiiiiiiiii"
 /* out, x, w, bias; 17 longs (offsets and strides); 18 ints (geometry, groups, has_bias, act) */
 #define CLAI__CONV_DIRECT_SIG "bbbbllllllllllllllllliiiiiiiiiiiiiiiiii"
 
