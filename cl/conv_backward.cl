@@ -9,7 +9,8 @@
  * Every kernel is a gather: each work-item owns the elements it writes and sums what reaches them in a
  * fixed order, so there are no atomics and the results are the same bits on every run.
  * - clai_col2im_*: (ih, c, n) per work-item, one row of grad_x: the sum of the entries of the dense f32
- *   column buffer col [nb, C*KH*KW, OH*OW] (rows (c, kh, kw) of image n) that im2col would have taken
+ *   column buffer col [C*KH*KW, nb*OH*OW] (im2col's layout: rows (c, kh, kw), columns (n, oh, ow)) that
+ *   im2col would have taken
  *   from each element of the row. Rows go in chunks of 64 columns held in private memory; with stride 1
  *   every tap adds a contiguous run of a col row, which vectorises.
  * - clai_conv_bwd_data_*: (ih, c, n) per work-item, the same loop with w * grad_out in place of col: the
@@ -59,7 +60,8 @@
     const int ih = get_global_id(0), c = get_global_id(1), n = get_global_id(2);                             \
     if (ih >= H || c >= C || n >= nb) return;                                                                 \
     const int P = OH * OW;                                                                                    \
-    __global const float *cb = col + ((long)n * C + c) * KH * KW * P;                                         \
+    const long rs = (long)nb * P; /* from one col row to the next */                                          \
+    __global const float *cb = col + (long)c * KH * KW * rs + (long)n * P;                                    \
     const long gp = goff + n * sgn + (long)c * sgc + (long)ih * sgh;                                          \
     __global const float *src;                                                                                \
     for (int c0 = 0; c0 < W; c0 += CLAI_CONV_BWD_CHUNK) {                                                     \
@@ -70,7 +72,7 @@
       for (int q = 0; q < cn; q++) ST(gx, gp + (long)(c0 + q) * sgw, acc[q]);                                 \
     }                                                                                                         \
   }
-#define CLAI_COL_ROW_(kh, kw, oh) src = cb + (long)((kh) * KW + (kw)) * P + (long)(oh) * OW
+#define CLAI_COL_ROW_(kh, kw, oh) src = cb + ((kh) * KW + (kw)) * rs + (long)(oh) * OW
 #define CLAI_COL_AT_(ow) src[ow]
 CLAI_COL2IM(f32, float, CLAI_ST_F32)
 CLAI_COL2IM(f16, half, CLAI_ST_F16)
@@ -174,7 +176,10 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
   }
 
 /* mode 1: max, grad_out goes to the element the index names; 2: average dividing by KH*KW; 3: average
- * dividing by the input elements of the window (as the forward, cl/conv.cl). */
+ * dividing by the input elements of the window (as the forward, cl/conv.cl). The row is built in chunks
+ * of 64 columns in private memory: for each window row oh that covers ih and each window ow that reaches
+ * the chunk (in increasing order, so the sums are in a fixed order), its contribution is added to the
+ * columns it covers: no division per element (an earlier per-element gather took 10 times longer). */
 #define CLAI_POOL2D_BWD(SFX, T, LD, ST)                                                                      \
   __kernel void clai_pool2d_bwd_##SFX(                                                                        \
       __global T *gx, __global const T *gy, __global const int *idx, const long goff, const long sgn,         \
@@ -189,26 +194,58 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
     const int oh0 = a <= 0 ? 0 : (a + sth - 1) / sth, oh1 = min((ih + pt) / sth, OH - 1);                    \
     const long yp = yoff + n * syn + (long)c * syc, ip = ioff + n * sidn + (long)c * sic;                     \
     const long gp = goff + n * sgn + (long)c * sgc + (long)ih * sgh;                                          \
-    for (int iw = 0; iw < W; iw++) {                                                                          \
-      const int b = iw + pl - KW + 1;                                                                         \
-      const int ow0 = b <= 0 ? 0 : (b + stw - 1) / stw, ow1 = min((iw + pl) / stw, OW - 1);                  \
-      float s = 0.0f;                                                                                         \
+    const int rowstart = ih * W;                                                                              \
+    for (int c0 = 0; c0 < W; c0 += CLAI_CONV_BWD_CHUNK) {                                                     \
+      const int cn = min(CLAI_CONV_BWD_CHUNK, W - c0);                                                        \
+      float acc[CLAI_CONV_BWD_CHUNK];                                                                         \
+      for (int q = 0; q < cn; q++) acc[q] = 0.0f;                                                             \
+      /* windows ow whose columns [ow*stw - pl, ow*stw - pl + KW) meet [c0, c0 + cn) */                       \
+      const int b = c0 + pl - KW + 1;                                                                         \
+      const int ow0 = b <= 0 ? 0 : (b + stw - 1) / stw, ow1 = min((c0 + cn - 1 + pl) / stw, OW - 1);         \
       for (int oh = oh0; oh <= oh1; oh++) {                                                                   \
+        const long yr = yp + (long)oh * syh, ir = ip + (long)oh * sih;                                        \
         const int h0 = oh * sth - pt, hn = min(h0 + KH, H) - max(h0, 0);                                      \
         for (int ow = ow0; ow <= ow1; ow++) {                                                                 \
-          const float g = LD(gy, yp + (long)oh * syh + (long)ow * syw);                                       \
+          const float g = LD(gy, yr + (long)ow * syw);                                                        \
+          const int w0 = ow * stw - pl;                                                                       \
           if (mode == 1) {                                                                                    \
-            s += idx[ip + (long)oh * sih + (long)ow * siw] == ih * W + iw ? g : 0.0f;                         \
+            const int iw = idx[ir + (long)ow * siw] - rowstart - c0;                                          \
+            /* an index outside its window (or this chunk) is ignored */                                      \
+            if (iw >= 0 && iw < cn && iw + c0 >= w0 && iw + c0 < w0 + KW) acc[iw] += g;                       \
           } else {                                                                                            \
-            const int w0 = ow * stw - pl;                                                                     \
+            const int lo = max(w0, c0), hi = min(w0 + KW, c0 + cn);                                           \
             const int cnt = mode == 2 ? KH * KW : hn * (min(w0 + KW, W) - max(w0, 0));                        \
-            s += g / (float)cnt;                                                                              \
+            const float v = g / (float)cnt;                                                                   \
+            for (int iw = lo; iw < hi; iw++) acc[iw - c0] += v;                                               \
           }                                                                                                   \
         }                                                                                                     \
       }                                                                                                       \
-      ST(gx, gp + (long)iw * sgw, s);                                                                         \
+      for (int q = 0; q < cn; q++) ST(gx, gp + (long)(c0 + q) * sgw, acc[q]);                                 \
     }                                                                                                         \
   }
+
+/* rows[o][n*P + p] = y[n][o][p] (P = OH*OW), images n < nb: grad_out regrouped so that the images of one
+ * channel are adjacent, the weight GEMM's reduction dim. One plane per work-item, a contiguous copy when
+ * the plane is dense. (The generic strided copy took 32 ms for the CNN's first layer at batch 128; this
+ * takes a few.) */
+#define CLAI_CONV_ROWS(SFX, T, LD)                                                                           \
+  __kernel void clai_conv_rows_##SFX(__global float *rows, __global const T *y, const long yoff,             \
+                                     const long syn, const long syc, const long syh, const long syw,         \
+                                     const int nb, const int O, const int OH, const int OW) {                \
+    const int o = get_global_id(0), n = get_global_id(1);                                                     \
+    if (o >= O || n >= nb) return;                                                                            \
+    const int P = OH * OW;                                                                                    \
+    __global float *dst = rows + ((long)o * nb + n) * P;                                                      \
+    const long yp = yoff + n * syn + (long)o * syc;                                                           \
+    if (syw == 1 && syh == OW) {                                                                              \
+      for (int p = 0; p < P; p++) dst[p] = LD(y, yp + p);                                                     \
+    } else {                                                                                                  \
+      for (int oh = 0; oh < OH; oh++)                                                                         \
+        for (int ow = 0; ow < OW; ow++) dst[oh * OW + ow] = LD(y, yp + (long)oh * syh + (long)ow * syw);      \
+    }                                                                                                         \
+  }
+CLAI_CONV_ROWS(f32, float, CLAI_LD_F32)
+CLAI_CONV_ROWS(f16, half, CLAI_LD_F16)
 
 #define CLAI_CONV_BWD_ALL(SFX, T, LD, ST)                                                                    \
   CLAI_CONV_BWD_WEIGHT(SFX, T, LD, ST)                                                                       \

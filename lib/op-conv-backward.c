@@ -150,7 +150,7 @@ static clai_status data_direct(clai_context *ctx, clai_tensor *gx, const clai_te
                       CLAI__ARG(pl), CLAI__ARG(dh), CLAI__ARG(dw), CLAI__ARG(groups));
 }
 
-/* grad_x images n0 .. n0+nb from col, dense f32 [nb, C*KH*KW, OH*OW]. */
+/* grad_x images n0 .. n0+nb from col, dense f32 [C*KH*KW, nb*OH*OW] (im2col's layout). */
 static clai_status col2im(clai_context *ctx, clai_tensor *gx, cl_mem col, int64_t n0, int64_t nb,
                           const clai__conv_geom *g) {
   const cl_long goff = gx->offset + n0 * gx->strides[0], sgn = gx->strides[0], sgc = gx->strides[1],
@@ -167,18 +167,17 @@ static clai_status col2im(clai_context *ctx, clai_tensor *gx, cl_mem col, int64_
                       CLAI__ARG(stw), CLAI__ARG(pt), CLAI__ARG(pl), CLAI__ARG(dh), CLAI__ARG(dw));
 }
 
+static clai_status rows(clai_context *ctx, cl_mem dst, const clai_tensor *gy, int64_t n0, int64_t nb,
+                        const clai__conv_geom *g);
+
 static clai_status data_gemm(clai_context *ctx, clai_tensor *gx, const clai_tensor *gy, const clai_tensor *w,
                              const clai__conv_geom *g) {
   const int64_t G = g->groups, Og = g->O / G, K = g->C / G * g->KH * g->KW, P = g->OH * g->OW, O = g->O;
-  /* grad_out is read in place when each plane is one run of f32 (stride sow along p = oh*OW + ow) */
-  const int64_t soh = gy->strides[2], sow = gy->strides[3];
-  const int gy_direct = gy->dtype == CLAI_DTYPE_F32 && (g->OH == 1 || soh == g->OW * sow);
   uint64_t colel, per_image;
-  if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) ||
-      !clai__mul_ok(colel + (gy_direct ? 0 : (uint64_t)(O * P)), 4, &per_image))
+  if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_data: the column workspace overflows");
   const int64_t nbmax = chunk_images(g, per_image);
-  clai_tensor *wt = NULL, *col = NULL, *gyc = NULL, *va = NULL, *vb = NULL, *vc = NULL, *vs = NULL, *vd = NULL;
+  clai_tensor *wt = NULL, *col = NULL, *gyr = NULL, *va = NULL, *vb = NULL, *vc = NULL;
   clai_status st = CLAI_OK;
   clai_tensor *wsrc = (clai_tensor *)w;
   if (w->dtype != CLAI_DTYPE_F32 || !clai_tensor_is_contiguous(w)) {
@@ -186,37 +185,27 @@ static clai_status data_gemm(clai_context *ctx, clai_tensor *gx, const clai_tens
     if (st == CLAI_OK) st = clai__copy(ctx, wt, w, "clai_conv2d_backward_data");
     wsrc = wt;
   }
-  const int64_t colshape[2] = {nbmax, G * K * P}, gyshape[4] = {nbmax, O, g->OH, g->OW};
+  const int64_t colshape[2] = {G * K, nbmax * P}, gyshape[2] = {O, nbmax * P};
   if (st == CLAI_OK) st = clai_tensor_init(ctx, &col, CLAI_DTYPE_F32, 2, colshape);
-  if (st == CLAI_OK && !gy_direct) st = clai_tensor_init(ctx, &gyc, CLAI_DTYPE_F32, 4, gyshape);
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &gyr, CLAI_DTYPE_F32, 2, gyshape);
   const int64_t ashape[3] = {G, Og, K}, astr[3] = {Og * K, K, 1};
   if (st == CLAI_OK) st = clai_tensor_view(wsrc, &va, 3, ashape, astr, 0);
   for (int64_t n0 = 0; st == CLAI_OK && n0 < g->N; n0 += nbmax) {
     const int64_t nb = g->N - n0 < nbmax ? g->N - n0 : nbmax;
-    const int64_t bshape[4] = {nb, G, Og, P}, cshape[4] = {nb, G, K, P}, cstr[4] = {G * K * P, K * P, P, 1};
-    if (gy_direct) {
-      const int64_t bstr[4] = {gy->strides[0], Og * gy->strides[1], gy->strides[1], sow};
-      st = clai_tensor_view((clai_tensor *)gy, &vb, 4, bshape, bstr, n0 * gy->strides[0]);
-    } else {
-      const int64_t sshape[4] = {nb, O, g->OH, g->OW};
-      const int64_t sstr[4] = {gy->strides[0], gy->strides[1], gy->strides[2], gy->strides[3]};
-      const int64_t dstr[4] = {O * P, P, g->OW, 1}, bstr[4] = {O * P, Og * P, P, 1};
-      st = clai_tensor_view((clai_tensor *)gy, &vs, 4, sshape, sstr, n0 * gy->strides[0]);
-      if (st == CLAI_OK) st = clai_tensor_view(gyc, &vd, 4, sshape, dstr, 0);
-      if (st == CLAI_OK) st = clai__copy(ctx, vd, vs, "clai_conv2d_backward_data");
-      if (st == CLAI_OK) st = clai_tensor_view(gyc, &vb, 4, bshape, bstr, 0);
-    }
-    if (st == CLAI_OK) st = clai_tensor_view(col, &vc, 4, cshape, cstr, 0);
+    /* one GEMM per group over all the chunk's images side by side: N = nb*OH*OW rather than OH*OW */
+    const int64_t bshape[3] = {G, Og, nb * P}, bstr[3] = {Og * nb * P, nb * P, 1};
+    const int64_t cshape[3] = {G, K, nb * P}, cstr[3] = {K * nb * P, nb * P, 1};
+    st = rows(ctx, gyr->buf->mem, gy, n0, nb, g);
+    if (st == CLAI_OK) st = clai_tensor_view(gyr, &vb, 3, bshape, bstr, 0);
+    if (st == CLAI_OK) st = clai_tensor_view(col, &vc, 3, cshape, cstr, 0);
     if (st == CLAI_OK) st = clai_matmul(ctx, vc, va, 1, vb, 0, 1.0f, 0.0f);
     if (st == CLAI_OK) st = col2im(ctx, gx, col->buf->mem, n0, nb, g);
     clai_tensor_free(vb);
     clai_tensor_free(vc);
-    clai_tensor_free(vs);
-    clai_tensor_free(vd);
-    vb = vc = vs = vd = NULL;
+    vb = vc = NULL;
   }
   clai_tensor_free(va);
-  clai_tensor_free(gyc);
+  clai_tensor_free(gyr);
   clai_tensor_free(col);
   clai_tensor_free(wt);
   return st;
@@ -276,6 +265,19 @@ static clai_status bias_grad(clai_context *ctx, clai_tensor *gb, const clai_tens
                       CLAI__ARG(ys[3]), CLAI__ARG(N), CLAI__ARG(O), CLAI__ARG(OH), CLAI__ARG(OW));
 }
 
+/* grad_out's images n0 .. n0+nb as dense f32 rows [O, nb*OH*OW] in `dst`. */
+static clai_status rows(clai_context *ctx, cl_mem dst, const clai_tensor *gy, int64_t n0, int64_t nb,
+                        const clai__conv_geom *g) {
+  const cl_long yoff = gy->offset + n0 * gy->strides[0], syn = gy->strides[0], syc = gy->strides[1],
+                syh = gy->strides[2], syw = gy->strides[3];
+  const cl_int cnb = (cl_int)nb, O = (cl_int)g->O, OH = (cl_int)g->OH, OW = (cl_int)g->OW;
+  size_t global[2] = {(size_t)g->O, (size_t)nb};
+  const int k = gy->dtype == CLAI_DTYPE_F16 ? CLAI__K_CONV_ROWS_F16 : CLAI__K_CONV_ROWS_F32;
+  return clai__launch(ctx, k, global, 11, CLAI__ARG(dst), CLAI__ARG(gy->buf->mem), CLAI__ARG(yoff), CLAI__ARG(syn),
+                      CLAI__ARG(syc), CLAI__ARG(syh), CLAI__ARG(syw), CLAI__ARG(cnb), CLAI__ARG(O), CLAI__ARG(OH),
+                      CLAI__ARG(OW));
+}
+
 static clai_status weight_gemm(clai_context *ctx, clai_tensor *gw, const clai_tensor *x, const clai_tensor *gy,
                                const clai__conv_geom *g) {
   const int64_t G = g->groups, Og = g->O / G, K = g->C / G * g->KH * g->KW, P = g->OH * g->OW, O = g->O;
@@ -283,7 +285,7 @@ static clai_status weight_gemm(clai_context *ctx, clai_tensor *gw, const clai_te
   if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the column workspace overflows");
   const int64_t nbmax = chunk_images(g, per_image);
-  clai_tensor *acc = NULL, *col = NULL, *gyt = NULL, *va = NULL, *vb = NULL, *vc = NULL, *vs = NULL, *vd = NULL;
+  clai_tensor *acc = NULL, *col = NULL, *gyt = NULL, *va = NULL, *vb = NULL, *vc = NULL;
   clai_status st = CLAI_OK;
   /* the GEMM accumulates over chunks in f32: into grad_w itself when it is dense f32 */
   clai_tensor *dst = gw;
@@ -298,13 +300,7 @@ static clai_status weight_gemm(clai_context *ctx, clai_tensor *gw, const clai_te
   if (st == CLAI_OK) st = clai_tensor_view(dst, &vc, 3, cshape, cstr, 0);
   for (int64_t n0 = 0; st == CLAI_OK && n0 < g->N; n0 += nbmax) {
     const int64_t nb = g->N - n0 < nbmax ? g->N - n0 : nbmax;
-    /* grad_out's images n0 .. n0+nb into gyt as [O, nb, OH, OW] */
-    const int64_t sshape[4] = {nb, O, g->OH, g->OW};
-    const int64_t sstr[4] = {gy->strides[0], gy->strides[1], gy->strides[2], gy->strides[3]};
-    const int64_t dstr[4] = {P, nb * P, g->OW, 1};
-    st = clai_tensor_view((clai_tensor *)gy, &vs, 4, sshape, sstr, n0 * gy->strides[0]);
-    if (st == CLAI_OK) st = clai_tensor_view(gyt, &vd, 4, sshape, dstr, 0);
-    if (st == CLAI_OK) st = clai__copy(ctx, vd, vs, "clai_conv2d_backward_weight");
+    st = rows(ctx, gyt->buf->mem, gy, n0, nb, g);
     if (st == CLAI_OK) st = clai__im2col(ctx, col->buf->mem, x, n0, nb, g);
     const int64_t ashape[3] = {G, Og, nb * P}, astr[3] = {Og * nb * P, nb * P, 1};
     const int64_t bshape[3] = {G, K, nb * P}, bstr[3] = {K * nb * P, nb * P, 1};
@@ -313,9 +309,7 @@ static clai_status weight_gemm(clai_context *ctx, clai_tensor *gw, const clai_te
     if (st == CLAI_OK) st = clai_matmul(ctx, vc, va, 0, vb, 1, 1.0f, n0 == 0 ? 0.0f : 1.0f);
     clai_tensor_free(va);
     clai_tensor_free(vb);
-    clai_tensor_free(vs);
-    clai_tensor_free(vd);
-    va = vb = vs = vd = NULL;
+    va = vb = NULL;
   }
   if (st == CLAI_OK && acc != NULL) st = clai__copy(ctx, gw, acc, "clai_conv2d_backward_weight");
   clai_tensor_free(vc);
