@@ -116,7 +116,8 @@ enum clai__program_id {
   X(POOL2D_BWD_F32, CONV_BWD, "clai_pool2d_bwd_f32", "bbbllllllllllllllliiiiiiiiiiiii", 3) \
   X(POOL2D_BWD_F16, CONV_BWD, "clai_pool2d_bwd_f16", "bbbllllllllllllllliiiiiiiiiiiii", 3) \
   X(CONV_ROWS_F32, CONV_BWD, "clai_conv_rows_f32", "bbllllliiii", 2)                 \
-  X(CONV_ROWS_F16, CONV_BWD, "clai_conv_rows_f16", "bbllllliiii", 2)
+  X(CONV_ROWS_F16, CONV_BWD, "clai_conv_rows_f16", "bbllllliiii", 2)               \
+  X(CONV_SUM_ROWS, CONV_BWD, "clai_conv_sum_rows", "bblli", 1)
 /* cl/conv_backward.cl's data and weight kernels: three buffers; 15 longs (offsets and strides of the three
  * tensors); 16 ints (geometry and groups) */
 #define CLAI__CONV_BWD_SIG "bbbllllllllllllllliiiiiiiiiiiiiiii"

@@ -2,24 +2,33 @@
  * the forward ops are in op-conv.c).
  *
  * The data gradient (the transposed convolution) of groups with 4 or more output channels runs, per chunk
- * of nb images, one clai_matmul batched over the images and the groups, col[n][g] = w[g]^T x grad_out[n][g]
- * (M = Cg*KH*KW, N = OH*OW, K = O/groups, grad_out read in place when its planes are dense f32), then col2im
- * gathers the column entries back into grad_x: every element sums the entries im2col would have taken
- * from it, in a fixed order, so no atomics.
+ * of nb images, one clai_matmul per group over all the chunk's images side by side,
+ *   col[g] [Cg*KH*KW, nb*OH*OW] = w[g]^T [Cg*KH*KW, Og] x grad_out[g] [Og, nb*OH*OW],
+ * into im2col's layout, then col2im gathers the column entries back into grad_x: every element sums the
+ * entries im2col would have taken from it, in a fixed order, so no atomics. grad_out first goes through
+ * a plane-copy kernel into [O, nb*OH*OW] (f32), because its images are not adjacent in NCHW; it is the
+ * smallest operand, and a GEMM with N = nb*OH*OW ran in about half the time of a GEMM per image (N =
+ * OH*OW = 196 for the CNN's second layer, not a multiple of the kernel's 16 columns).
  * The weight gradient of those groups is, per chunk, im2col(x) and one GEMM per group
  *   grad_w[g] (+)= grad_out[g] [Og, nb*OH*OW] x col[g]^T [nb*OH*OW, Cg*KH*KW],
  * the reduction over images and positions being the GEMM's K (large), accumulated over chunks with
- * beta = 1. grad_out goes through one copy into [O, nb*OH*OW] (its images are not adjacent in NCHW); it is
- * the smallest operand, and the copy converts f16 to f32 on the way. The bias gradient is a kernel of its
- * own (one work-item per channel, fixed order). Groups with fewer output channels (depthwise) run direct
- * kernels for both gradients, as the forward does.
+ * beta = 1 (grad_out regrouped as above). When the gradient is small next to an image (O*8 <= OH*OW, the
+ * CNN's first layer: a [32, 25] result has too few tiles for the cores) and grad_out is dense f32, a
+ * batched GEMM computes one partial gradient per image instead, reading grad_out in place, and a kernel
+ * sums the partials over the images in order. The bias gradient is a kernel of its own (one work-item per
+ * channel, fixed order). Groups with fewer output channels (depthwise) run direct kernels for both
+ * gradients, as the forward does.
  * Every route is deterministic: the same inputs give the same bits on every run. */
 #include <limits.h>
 #include <string.h>
 
 #include "internal.h"
 
-/* Bytes of workspace per chunk of images (the forward uses the same budget). */
+/* Bytes of workspace per chunk of images: on CPUs small enough that the column buffer is still in cache
+ * when col2im (or the next GEMM) reads it, elsewhere as the forward's (wide GEMMs for GPUs). On POCL (2
+ * cores, batch 128) 4 MiB took 58 and 69 ms of CPU time for the weight and data gradients of the CNN's
+ * second layer, 32 MiB 67 and 75 ms; 2 MiB was no better than 4. */
+#define COL_BUDGET_CPU ((uint64_t)4 << 20)
 #define COL_BUDGET ((uint64_t)32 << 20)
 /* Groups with fewer output channels than this take the direct kernels (as clai_conv2d does). */
 #define DIRECT_MAX_OG 4
@@ -113,8 +122,9 @@ static clai_status conv_resolve(clai_context *ctx, const char *fn, const clai_te
 }
 
 /* Images per chunk for a workspace of `per_image` bytes per image (at least 1, at most N), with nb*P an int. */
-static int64_t chunk_images(const clai__conv_geom *g, uint64_t per_image) {
-  int64_t nb = per_image > 0 ? (int64_t)(COL_BUDGET / per_image) : g->N;
+static int64_t chunk_images(const clai_context *ctx, const clai__conv_geom *g, uint64_t per_image) {
+  const uint64_t budget = ctx->caps.is_cpu ? COL_BUDGET_CPU : COL_BUDGET;
+  int64_t nb = per_image > 0 ? (int64_t)(budget / per_image) : g->N;
   if (nb < 1) nb = 1;
   if (nb > g->N) nb = g->N;
   const int64_t P = g->OH * g->OW;
@@ -176,7 +186,7 @@ static clai_status data_gemm(clai_context *ctx, clai_tensor *gx, const clai_tens
   uint64_t colel, per_image;
   if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_data: the column workspace overflows");
-  const int64_t nbmax = chunk_images(g, per_image);
+  const int64_t nbmax = chunk_images(ctx, g, per_image);
   clai_tensor *wt = NULL, *col = NULL, *gyr = NULL, *va = NULL, *vb = NULL, *vc = NULL;
   clai_status st = CLAI_OK;
   clai_tensor *wsrc = (clai_tensor *)w;
@@ -278,13 +288,59 @@ static clai_status rows(clai_context *ctx, cl_mem dst, const clai_tensor *gy, in
                       CLAI__ARG(OW));
 }
 
+static clai_status sum_rows(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, int64_t R, int64_t len,
+                            int accumulate) {
+  const cl_long r = R, l = len;
+  const cl_int acc = accumulate;
+  size_t global = (size_t)len;
+  return clai__launch(ctx, CLAI__K_CONV_SUM_ROWS, &global, 5, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),
+                      CLAI__ARG(r), CLAI__ARG(l), CLAI__ARG(acc));
+}
+
+/* The weight gradient when it is small next to an image (O*8 <= OH*OW, the CNN's first layer): a GEMM of
+ * one [O, K] output has too few tiles to keep the cores busy, so one batched clai_matmul computes a
+ * partial gradient per image, part[n][g] = grad_out[n][g] [Og, OH*OW] x col[g][n]^T (grad_out read in
+ * place, col in im2col's layout), and a kernel sums the partials over the images in order. */
+static clai_status weight_per_image(clai_context *ctx, clai_tensor *dst, const clai_tensor *x, const clai_tensor *gy,
+                                    const clai__conv_geom *g) {
+  const int64_t G = g->groups, Og = g->O / G, K = g->C / G * g->KH * g->KW, P = g->OH * g->OW, O = g->O;
+  uint64_t colel, per_image;
+  if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * K), 4, &per_image))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the column workspace overflows");
+  const int64_t nbmax = chunk_images(ctx, g, per_image);
+  clai_tensor *col = NULL, *part = NULL, *va = NULL, *vb = NULL, *vc = NULL;
+  const int64_t colshape[2] = {G * K, nbmax * P}, partshape[2] = {nbmax, O * K};
+  clai_status st = clai_tensor_init(ctx, &col, CLAI_DTYPE_F32, 2, colshape);
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &part, CLAI_DTYPE_F32, 2, partshape);
+  for (int64_t n0 = 0; st == CLAI_OK && n0 < g->N; n0 += nbmax) {
+    const int64_t nb = g->N - n0 < nbmax ? g->N - n0 : nbmax;
+    const int64_t ashape[4] = {nb, G, Og, P}, astr[4] = {gy->strides[0], Og * gy->strides[1], gy->strides[1],
+                                                         gy->strides[3]};
+    const int64_t bshape[4] = {nb, G, K, P}, bstr[4] = {P, K * nb * P, nb * P, 1};
+    const int64_t cshape[4] = {nb, G, Og, K}, cstr[4] = {O * K, Og * K, K, 1};
+    st = clai__im2col(ctx, col->buf->mem, x, n0, nb, g);
+    if (st == CLAI_OK) st = clai_tensor_view((clai_tensor *)gy, &va, 4, ashape, astr, n0 * gy->strides[0]);
+    if (st == CLAI_OK) st = clai_tensor_view(col, &vb, 4, bshape, bstr, 0);
+    if (st == CLAI_OK) st = clai_tensor_view(part, &vc, 4, cshape, cstr, 0);
+    if (st == CLAI_OK) st = clai_matmul(ctx, vc, va, 0, vb, 1, 1.0f, 0.0f);
+    if (st == CLAI_OK) st = sum_rows(ctx, dst, part, nb, O * K, n0 > 0);
+    clai_tensor_free(va);
+    clai_tensor_free(vb);
+    clai_tensor_free(vc);
+    va = vb = vc = NULL;
+  }
+  clai_tensor_free(part);
+  clai_tensor_free(col);
+  return st;
+}
+
 static clai_status weight_gemm(clai_context *ctx, clai_tensor *gw, const clai_tensor *x, const clai_tensor *gy,
                                const clai__conv_geom *g) {
   const int64_t G = g->groups, Og = g->O / G, K = g->C / G * g->KH * g->KW, P = g->OH * g->OW, O = g->O;
   uint64_t colel, per_image;
   if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the column workspace overflows");
-  const int64_t nbmax = chunk_images(g, per_image);
+  const int64_t nbmax = chunk_images(ctx, g, per_image);
   clai_tensor *acc = NULL, *col = NULL, *gyt = NULL, *va = NULL, *vb = NULL, *vc = NULL;
   clai_status st = CLAI_OK;
   /* the GEMM accumulates over chunks in f32: into grad_w itself when it is dense f32 */
@@ -292,6 +348,14 @@ static clai_status weight_gemm(clai_context *ctx, clai_tensor *gw, const clai_te
   if (gw->dtype != CLAI_DTYPE_F32 || !clai_tensor_is_contiguous(gw)) {
     st = clai_tensor_init(ctx, &acc, CLAI_DTYPE_F32, 4, gw->shape);
     dst = acc;
+  }
+  /* grad_out read in place (f32, each plane one run) and a small gradient: partials per image */
+  const int in_place = gy->dtype == CLAI_DTYPE_F32 && (g->OH == 1 || gy->strides[2] == g->OW * gy->strides[3]);
+  if (st == CLAI_OK && in_place && O * 8 <= P) {
+    st = weight_per_image(ctx, dst, x, gy, g);
+    if (st == CLAI_OK && acc != NULL) st = clai__copy(ctx, gw, acc, "clai_conv2d_backward_weight");
+    clai_tensor_free(acc);
+    return st;
   }
   const int64_t colshape[2] = {G * K, nbmax * P}, gyshape[2] = {O, nbmax * P};
   if (st == CLAI_OK) st = clai_tensor_init(ctx, &col, CLAI_DTYPE_F32, 2, colshape);

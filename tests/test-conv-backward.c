@@ -274,10 +274,16 @@ static void test_conv_bwd_fd(void **state) {
     run_case(CTX(state), &tiny[i], CLAI_DTYPE_F32, DENSE, 700 + i, 1);
 }
 
-/* One image's column workspace fills the budget: chunks of one image (the GEMM accumulation over chunks). */
+/* Batches the GEMM routes split into chunks (accumulation over chunks, a short last chunk). The budget is
+ * 4 MiB on CPUs and 32 MiB elsewhere: the first case has chunks on both (one image's columns take 14.7
+ * MB), the others on CPUs (about 0.9 and 0.25 MB per image): the per-image and the K = images route of
+ * the weight gradient. */
 static void test_conv_bwd_chunks(void **state) {
-  const conv_case c = {3, 64, 48, 48, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1};
-  run_case(CTX(state), &c, CLAI_DTYPE_F32, DENSE, 600, 0);
+  const conv_case c[3] = {{3, 64, 48, 48, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
+                          {5, 16, 24, 24, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
+                          {20, 16, 12, 12, 32, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1}};
+  for (int i = 0; i < 3; i++) run_case(CTX(state), &c[i], CLAI_DTYPE_F32, DENSE, 600 + (uint64_t)i, 0);
+  run_case(CTX(state), &c[2], CLAI_DTYPE_F16, SLICED, 610, 0);
 }
 
 /* The same inputs give the same bits (no atomics), for both routes. */
