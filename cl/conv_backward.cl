@@ -152,7 +152,7 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 
 /* grad_bias[o] (+)= sum over n, oh, ow of grad_out[n][o][oh][ow]; with accumulate the stored value is
  * added (f32 only: the host uses it for an f32 workspace). */
-#define CLAI_CONV_BWD_BIAS(SFX, T, LD, ST)                                                                   \
+#define CLAI_CONV_BWD_BIAS(SFX, T, LD, ST, VLD4)                                                                 \
   __kernel void clai_conv_bwd_bias_##SFX(__global T *gb, __global const T *gy, const long boff,               \
                                          const long sb, const long yoff, const long syn, const long syc,      \
                                          const long syh, const long syw, const int N, const int O,            \
@@ -164,8 +164,13 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
     for (int n = 0; n < N; n++) {                                                                             \
       const long yp = yoff + n * syn + (long)o * syc;                                                         \
       float part = 0.0f;                                                                                      \
-      if (dense) {                                                                                            \
-        for (int p = 0; p < OH * OW; p++) part += LD(gy, yp + p);                                             \
+      if (dense) { /* four running sums (one add chain would bound the loop by the add latency) */           \
+        __global const T *src = gy + yp;                                                                      \
+        float4 s4 = (float4)(0.0f);                                                                           \
+        int p = 0;                                                                                            \
+        for (; p + 4 <= OH * OW; p += 4) s4 += VLD4(0, src + p);                                              \
+        part = (s4.x + s4.y) + (s4.z + s4.w);                                                                 \
+        for (; p < OH * OW; p++) part += LD(src, p);                                                          \
       } else {                                                                                                \
         for (int oh = 0; oh < OH; oh++)                                                                       \
           for (int ow = 0; ow < OW; ow++) part += LD(gy, yp + (long)oh * syh + (long)ow * syw);               \
@@ -258,9 +263,9 @@ __kernel void clai_conv_sum_rows(__global float *dst, __global const float *src,
   dst[j] = s;
 }
 
-#define CLAI_CONV_BWD_ALL(SFX, T, LD, ST)                                                                    \
+#define CLAI_CONV_BWD_ALL(SFX, T, LD, ST, VLD4)                                                                  \
   CLAI_CONV_BWD_WEIGHT(SFX, T, LD, ST)                                                                       \
-  CLAI_CONV_BWD_BIAS(SFX, T, LD, ST)                                                                         \
+  CLAI_CONV_BWD_BIAS(SFX, T, LD, ST, VLD4)                                                                   \
   CLAI_POOL2D_BWD(SFX, T, LD, ST)
-CLAI_CONV_BWD_ALL(f32, float, CLAI_LD_F32, CLAI_ST_F32)
-CLAI_CONV_BWD_ALL(f16, half, CLAI_LD_F16, CLAI_ST_F16)
+CLAI_CONV_BWD_ALL(f32, float, CLAI_LD_F32, CLAI_ST_F32, vload4)
+CLAI_CONV_BWD_ALL(f16, half, CLAI_LD_F16, CLAI_ST_F16, vload_half4)
