@@ -200,6 +200,26 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
     const long yp = yoff + n * syn + (long)c * syc, ip = ioff + n * sidn + (long)c * sic;                     \
     const long gp = goff + n * sgn + (long)c * sgc + (long)ih * sgh;                                          \
     const int rowstart = ih * W;                                                                              \
+    if (sth >= KH && stw >= KW && mode != 1) {                                                                \
+      /* average over windows that do not overlap: one window row at most covers ih and one window at     \
+       * most each element, so every element is written once, in one pass along the row (7.4 instead of  \
+       * 10.6 ms of CPU time for [128, 32, 28, 28] on POCL; for max pooling the same pass, with the index  \
+       * test, took 16 ms against 12.7 for the general loop below, so max pooling stays there) */          \
+      int iw = 0;                                                                                             \
+      if (oh0 == oh1) {                                                                                       \
+        const long yr = yp + (long)oh0 * syh;                                                                 \
+        const int h0 = oh0 * sth - pt, hn = min(h0 + KH, H) - max(h0, 0);                                     \
+        for (int ow = 0; ow < OW; ow++) {                                                                     \
+          const int w0 = ow * stw - pl, lo = max(w0, 0), hi = min(w0 + KW, W);                                \
+          for (; iw < lo; iw++) ST(gx, gp + (long)iw * sgw, 0.0f);                                            \
+          const float g = LD(gy, yr + (long)ow * syw);                                                        \
+          const float v = g / (float)(mode == 2 ? KH * KW : hn * (hi - lo));                                  \
+          for (; iw < hi; iw++) ST(gx, gp + (long)iw * sgw, v);                                               \
+        }                                                                                                     \
+      }                                                                                                       \
+      for (; iw < W; iw++) ST(gx, gp + (long)iw * sgw, 0.0f);                                                 \
+      return;                                                                                                 \
+    }                                                                                                         \
     for (int c0 = 0; c0 < W; c0 += CLAI_CONV_BWD_CHUNK) {                                                     \
       const int cn = min(CLAI_CONV_BWD_CHUNK, W - c0);                                                        \
       float acc[CLAI_CONV_BWD_CHUNK];                                                                         \
