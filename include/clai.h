@@ -605,7 +605,8 @@ CLAI_API clai_status clai_conv2d_backward_data(clai_context *ctx, clai_tensor *g
  * Both outputs are overwritten (not accumulated into; with N = 0 they are zero); they must not overlap
  * each other, x or grad_out. Failures as clai_conv2d_backward_data (and CLAI_E_SHAPE for a grad_bias that
  * is not [O]). Routes: im2col of a chunk of images and one clai_matmul per chunk whose reduction runs over
- * the images and output positions, accumulating across chunks; depthwise a direct kernel. */
+ * the images and output positions, accumulating across chunks (or, for a gradient small next to an image,
+ * one partial gradient per image summed in order); depthwise a direct kernel. */
 CLAI_API clai_status clai_conv2d_backward_weight(clai_context *ctx, clai_tensor *grad_w, clai_tensor *grad_bias,
                                                  const clai_tensor *x, const clai_tensor *grad_out,
                                                  const clai_conv2d_params *params);
