@@ -233,6 +233,7 @@ static const conv_case cases[] = {
     {2, 4, 15, 13, 8, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1},   /* dilation 2 */
     {1, 4, 12, 9, 8, 3, 3, 2, 1, 1, 1, 0, 2, 1, 2, 2},    /* groups 2 (Og 4: GEMM), mixed stride/dilation */
     {2, 4, 10, 9, 6, 3, 3, 1, 2, 2, 1, 1, 2, 2, 1, 2},    /* groups 2 (Og 3: direct) */
+    {2, 4, 16, 15, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},   /* groups 2, O*8 <= OH*OW: per-image weight partials */
     {3, 7, 9, 9, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 7},     /* depthwise */
     {2, 3, 11, 70, 6, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 3},   /* depthwise x2, stride 2, wide rows */
     {1, 3, 5, 131, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3},   /* depthwise, rows over 3 chunks of 64 */
@@ -259,7 +260,7 @@ static void test_conv_bwd_views(void **state) {
     run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, SLICED, 400 + i, 0);
   }
   run_case(CTX(state), &cases[0], CLAI_DTYPE_F16, PERMUTED, 500, 0);
-  run_case(CTX(state), &cases[5], CLAI_DTYPE_F16, SLICED, 501, 0);
+  run_case(CTX(state), &cases[6], CLAI_DTYPE_F16, SLICED, 501, 0);
 }
 
 /* Finite differences of the double forward on tiny shapes of every route. */
@@ -286,11 +287,11 @@ static void test_conv_bwd_chunks(void **state) {
   run_case(CTX(state), &c[2], CLAI_DTYPE_F16, SLICED, 610, 0);
 }
 
-/* The same inputs give the same bits (no atomics), for both routes. */
+/* The same inputs give the same bits (no atomics), on every route. */
 static void test_conv_bwd_deterministic(void **state) {
   clai_context *ctx = CTX(state);
-  for (int route = 0; route < 2; route++) {
-    const conv_case c = route == 0 ? cases[12] : cases[5];
+  for (int route = 0; route < 3; route++) { /* K = images GEMM, direct (depthwise), per-image partials */
+    const conv_case c = route == 0 ? cases[13] : route == 1 ? cases[6] : cases[12];
     const int64_t OH = olen(c.H, c.pt, c.pb, c.KH, c.dh, c.sh), OW = olen(c.W, c.pl, c.pr, c.KW, c.dw, c.sw);
     const int64_t xs[4] = {c.N, c.C, c.H, c.W}, ws[4] = {c.O, c.C / c.groups, c.KH, c.KW}, os[4] = {c.N, c.O, OH, OW};
     clai_tensor *x, *w, *y, *gx, *gw, *gb;
