@@ -192,9 +192,9 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       l[1] = 8;
     } else if (k == CLAI__K_CONV_BWD_WEIGHT_F32 || k == CLAI__K_CONV_BWD_WEIGHT_F16 ||
                k == CLAI__K_CONV_BWD_BIAS_F32 || k == CLAI__K_CONV_BWD_BIAS_F16) {
-      /* a long reduction per work-item and few work-items (one per weight or channel): small groups, so
-       * that both cores of a CPU get some */
-      l[0] = 4;
+      /* a long reduction per work-item and few work-items (one per weight or channel): on CPUs small
+       * groups, so that every core gets some */
+      l[0] = ctx->caps.is_cpu ? 4 : 64;
     } else {
       l[0] = (size_t)g->generic.lx;
       l[1] = (size_t)g->generic.ly;
