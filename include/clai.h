@@ -734,6 +734,71 @@ CLAI_API clai_status clai_layernorm(clai_context *ctx, clai_tensor *out, const c
 CLAI_API clai_status clai_rmsnorm(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                   const clai_tensor *gamma, float eps, clai_tensor *rstd_out);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Gradients of convolution and pooling (training). Each takes the forward's parameters struct unchanged and
+ * writes the gradient with respect to one forward input, given grad_out, the gradient of the loss with
+ * respect to the forward's output. All are deterministic: no float atomics, so the same inputs give the
+ * same bits on every run.
+ *
+ * The activation: the convolution gradients ignore params->activation and take grad_out as the gradient
+ * with respect to the convolution's output *before* its activation (conv + bias). With a fused ReLU, turn
+ * the gradient of the activated output y into that one first with
+ *   clai_unary_backward(ctx, CLAI_RELU, grad, grad_y, y)
+ * (ReLU's derivative at z is that at y = relu(z), so y, which the forward stored, serves as its input;
+ * grad may alias grad_y). For GELU or SiLU run the forward without the activation, keep its output z and
+ * apply the activation and its backward (clai_unary, clai_unary_backward) yourself.
+ */
+
+/* grad_x = the gradient of clai_conv2d with respect to x (the transposed convolution of grad_out):
+ *   grad_x[n][c][ih][iw] = sum over o in c's group, kh, kw, oh, ow with ih = oh*stride_h - pad_top + kh*dilation_h
+ *   and iw = ow*stride_w - pad_left + kw*dilation_w of w[o][c mod C/groups][kh][kw] * grad_out[n][o][oh][ow].
+ * grad_x is [N, C, H, W] (x's shape), w [O, C/groups, KH, KW], grad_out [N, O, OH, OW] (the forward's output
+ * shape for this x, w and params); one dtype, f32 or f16 (computed in f32), any strided views; params as
+ * for clai_conv2d (NULL: the zero value; activation ignored, see above). grad_x is overwritten; it must
+ * not overlap grad_out or w. Fails like clai_conv2d: CLAI_E_SHAPE (channels, groups, grad_out's shape),
+ * CLAI_E_INVALID_ARG (negative parameter, overlap), CLAI_E_DTYPE, CLAI_E_UNSUPPORTED (a size of 2^31 or
+ * more); an argument error writes nothing. Groups with 4 or more output channels run clai_matmul into
+ * pooled column workspaces (a chunk of images at a time) and col2im; depthwise runs a direct kernel. */
+CLAI_API clai_status clai_conv2d_backward_data(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_out,
+                                               const clai_tensor *w, const clai_conv2d_params *params);
+
+/* grad_w = the gradient of clai_conv2d with respect to w, summed over the batch:
+ *   grad_w[o][cg][kh][kw] = sum over n, oh, ow of grad_out[n][o][oh][ow] * x[n][g*C/groups + cg][ih][iw]
+ * (ih, iw as above, x zero in the padding, g = o / (O/groups)), and, if grad_bias is not NULL,
+ * grad_bias[o] = sum over n, oh, ow of grad_out[n][o][oh][ow]. grad_w is [O, C/groups, KH, KW], grad_bias
+ * [O], x [N, C, H, W], grad_out [N, O, OH, OW]; one dtype (f32 or f16, accumulated in f32), any views.
+ * Both outputs are overwritten (not accumulated into; with N = 0 they are zero); they must not overlap
+ * each other, x or grad_out. Failures as clai_conv2d_backward_data (and CLAI_E_SHAPE for a grad_bias that
+ * is not [O]). Routes: im2col of a chunk of images and one clai_matmul per chunk whose reduction runs over
+ * the images and output positions, accumulating across chunks (or, for a gradient small next to an image,
+ * one partial gradient per image summed in order); depthwise a direct kernel. */
+CLAI_API clai_status clai_conv2d_backward_weight(clai_context *ctx, clai_tensor *grad_w, clai_tensor *grad_bias,
+                                                 const clai_tensor *x, const clai_tensor *grad_out,
+                                                 const clai_conv2d_params *params);
+
+/* The gradient of clai_max_pool2d: grad_x[n][c][ih][iw] = the sum of grad_out[n][c][oh][ow] over the
+ * outputs whose indices entry (written by the forward) is ih * W + iw; 0 for elements that were no
+ * window's maximum. Overlapping windows (stride below the kernel) may send several terms to one element;
+ * they are summed in a fixed order. An index that does not name an element of its own window contributes
+ * nothing (it is never used to address memory). grad_x is [N, C, H, W], grad_out and indices (i32) have
+ * the forward's output shape for these params; grad_x and grad_out one dtype (f32 or f16), any views;
+ * grad_x is overwritten and must not overlap grad_out or indices. Failures as clai_max_pool2d. */
+CLAI_API clai_status clai_max_pool2d_backward(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_out,
+                                              const clai_tensor *indices, const clai_pool2d_params *params);
+
+/* The gradient of clai_avg_pool2d: every input element receives grad_out[n][c][oh][ow] / divisor from each
+ * window that covers it, the divisor as the forward's (kernel_h * kernel_w with count_include_pad, else
+ * the number of input elements in the window). Shapes, dtypes and failures as clai_max_pool2d_backward
+ * without indices. */
+CLAI_API clai_status clai_avg_pool2d_backward(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_out,
+                                              const clai_pool2d_params *params);
+
+/* The gradient of clai_global_avg_pool2d: grad_x[n][c][h][w] = grad_out[n][c] / (H * W). grad_x is
+ * [N, C, H, W] (H*W >= 1), grad_out [N, C] or [N, C, 1, 1], one dtype (f32 or f16), any views, not
+ * overlapping. */
+CLAI_API clai_status clai_global_avg_pool2d_backward(clai_context *ctx, clai_tensor *grad_x,
+                                                     const clai_tensor *grad_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -37,7 +37,8 @@
   X(LAYOUT, layout)       \
   X(ATTENTION, attention) \
   X(REDUCE, reduce)       \
-  X(NORM, norm)
+  X(NORM, norm)           \
+  X(CONV_BWD, conv_backward)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -48,6 +49,9 @@ enum clai__program_id {
 
 /* out, x, w, bias; 17 longs (offsets and strides); 18 ints (geometry, groups, has_bias, act) */
 #define CLAI__CONV_DIRECT_SIG "bbbbllllllllllllllllliiiiiiiiiiiiiiiiii"
+/* cl/conv_backward.cl's data and weight kernels: three buffers; 15 longs (offsets and strides of the three
+ * tensors); 16 ints (geometry and groups) */
+#define CLAI__CONV_BWD_SIG "bbbllllllllllllllliiiiiiiiiiiiiiii"
 
 /* Every kernel: X(ID, program, "name", "argument signature", work dims).
  * The signature lists the arguments for the warm-up launch (see program.c): b = buffer, i = int, l = long,
@@ -125,7 +129,20 @@ enum clai__program_id {
   X(REDUCE_COLS, REDUCE, "clai_reduce_cols", "bbbxllliiii", 1)                    \
   X(REDUCE_MERGE, REDUCE, "clai_reduce_merge", "bbxlliiii", 1)                     \
   X(SOFTMAX, NORM, "clai_softmax", "bbxllllfiii", 1)                               \
-  X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)
+  X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)                  \
+  X(COL2IM_F32, CONV_BWD, "clai_col2im_f32", "bbllllliiiiiiiiiiiiii", 3)           \
+  X(COL2IM_F16, CONV_BWD, "clai_col2im_f16", "bbllllliiiiiiiiiiiiii", 3)           \
+  X(CONV_BWD_DATA_F32, CONV_BWD, "clai_conv_bwd_data_f32", CLAI__CONV_BWD_SIG, 3)  \
+  X(CONV_BWD_DATA_F16, CONV_BWD, "clai_conv_bwd_data_f16", CLAI__CONV_BWD_SIG, 3)  \
+  X(CONV_BWD_WEIGHT_F32, CONV_BWD, "clai_conv_bwd_weight_f32", CLAI__CONV_BWD_SIG, 2) \
+  X(CONV_BWD_WEIGHT_F16, CONV_BWD, "clai_conv_bwd_weight_f16", CLAI__CONV_BWD_SIG, 2) \
+  X(CONV_BWD_BIAS_F32, CONV_BWD, "clai_conv_bwd_bias_f32", "bbllllllliiii", 2)      \
+  X(CONV_BWD_BIAS_F16, CONV_BWD, "clai_conv_bwd_bias_f16", "bbllllllliiii", 2)      \
+  X(POOL2D_BWD_F32, CONV_BWD, "clai_pool2d_bwd_f32", "bbbllllllllllllllliiiiiiiiiiiii", 3) \
+  X(POOL2D_BWD_F16, CONV_BWD, "clai_pool2d_bwd_f16", "bbbllllllllllllllliiiiiiiiiiiii", 3) \
+  X(CONV_ROWS_F32, CONV_BWD, "clai_conv_rows_f32", "bbllllliiii", 2)                 \
+  X(CONV_ROWS_F16, CONV_BWD, "clai_conv_rows_f16", "bbllllliiii", 2)               \
+  X(CONV_SUM_ROWS, CONV_BWD, "clai_conv_sum_rows", "bblli", 1)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,

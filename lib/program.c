@@ -187,6 +187,17 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       /* cl/conv.cl: a whole row or plane per work-item, and groups of 64 (POCL pays per work-group) */
       l[0] = 8;
       l[1] = 8;
+    } else if (k == CLAI__K_COL2IM_F32 || k == CLAI__K_COL2IM_F16 || k == CLAI__K_CONV_BWD_DATA_F32 ||
+               k == CLAI__K_CONV_BWD_DATA_F16 || k == CLAI__K_POOL2D_BWD_F32 || k == CLAI__K_POOL2D_BWD_F16 ||
+               k == CLAI__K_CONV_ROWS_F32 || k == CLAI__K_CONV_ROWS_F16) {
+      /* cl/conv_backward.cl: (row, channel, image), a whole row per work-item, groups of 64 */
+      l[0] = 8;
+      l[1] = 8;
+    } else if (k == CLAI__K_CONV_BWD_WEIGHT_F32 || k == CLAI__K_CONV_BWD_WEIGHT_F16 ||
+               k == CLAI__K_CONV_BWD_BIAS_F32 || k == CLAI__K_CONV_BWD_BIAS_F16) {
+      /* a long reduction per work-item and few work-items (one per weight or channel): on CPUs small
+       * groups, so that every core gets some */
+      l[0] = ctx->caps.is_cpu ? 4 : 64;
     } else {
       l[0] = (size_t)g->generic.lx;
       l[1] = (size_t)g->generic.ly;

@@ -1,0 +1,542 @@
+/* op-conv-backward.c - gradients of clai_conv2d and of the 2-D poolings (kernels in cl/conv_backward.cl;
+ * the forward ops are in op-conv.c).
+ *
+ * The data gradient (the transposed convolution) of groups with 4 or more output channels runs, per chunk
+ * of nb images, one clai_matmul per group over all the chunk's images side by side,
+ *   col[g] [Cg*KH*KW, nb*OH*OW] = w[g]^T [Cg*KH*KW, Og] x grad_out[g] [Og, nb*OH*OW],
+ * into im2col's layout, then col2im gathers the column entries back into grad_x: every element sums the
+ * entries im2col would have taken from it, in a fixed order, so no atomics. grad_out first goes through
+ * a plane-copy kernel into [O, nb*OH*OW] (f32), because its images are not adjacent in NCHW; it is the
+ * smallest operand, and a GEMM with N = nb*OH*OW ran in about half the time of a GEMM per image (N =
+ * OH*OW = 196 for the CNN's second layer, not a multiple of the kernel's 16 columns).
+ * The weight gradient of those groups is, per chunk, im2col(x) and one GEMM per group
+ *   grad_w[g] (+)= grad_out[g] [Og, nb*OH*OW] x col[g]^T [nb*OH*OW, Cg*KH*KW],
+ * the reduction over images and positions being the GEMM's K (large), accumulated over chunks with
+ * beta = 1 (grad_out regrouped as above). When the gradient is small next to an image (O*8 <= OH*OW, the
+ * CNN's first layer: a [32, 25] result has too few tiles for the cores) and grad_out is dense f32, a
+ * batched GEMM computes one partial gradient per image instead, reading grad_out in place, and a kernel
+ * sums the partials over the images in order. The bias gradient is a kernel of its own (one work-item per
+ * channel, fixed order). Groups with fewer output channels (depthwise) run direct kernels for both
+ * gradients, as the forward does.
+ * Every route is deterministic: the same inputs give the same bits on every run. */
+#include <limits.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Bytes of workspace per chunk of images: on CPUs small enough that the column buffer is still in cache
+ * when col2im (or the next GEMM) reads it, elsewhere as the forward's (wide GEMMs for GPUs). On POCL (2
+ * cores, batch 128) 4 MiB took 58 and 69 ms of CPU time for the weight and data gradients of the CNN's
+ * second layer, 32 MiB 67 and 75 ms; 2 MiB was no better than 4. */
+#define COL_BUDGET_CPU ((uint64_t)4 << 20)
+#define COL_BUDGET ((uint64_t)32 << 20)
+/* Groups with fewer output channels than this take the direct kernels (as clai_conv2d does). */
+#define DIRECT_MAX_OG 4
+
+static int big(int64_t v) { return v > INT_MAX; }
+
+static int64_t out_len(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t d, int64_t s) {
+  int64_t num = in + pa + pb - (d * (k - 1) + 1);
+  return num < 0 ? 0 : num / s + 1;
+}
+
+static clai_status need_4d(clai_context *ctx, const char *fn, const clai_tensor *t, const char *what) {
+  char s[160];
+  if (t->ndim != 4)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: %s must be 4-D [N, C, H, W], is %s", fn, what,
+                       clai__shape_str(t->ndim, t->shape, s, sizeof s));
+  return CLAI_OK;
+}
+
+static clai_status need_dtype(clai_context *ctx, const char *fn, const clai_tensor *t, const char *what,
+                              clai_dtype want, const char *whose) {
+  if (t->dtype != want || (want != CLAI_DTYPE_F32 && want != CLAI_DTYPE_F16))
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: %s is %s, expected %s (%s's dtype; f32 or f16)", fn, what,
+                       clai_dtype_name(t->dtype), clai_dtype_name(want), whose);
+  return CLAI_OK;
+}
+
+/* Checks the operands of a convolution gradient and resolves the geometry: xt is x or grad_x ([N, C, H, W]),
+ * wt is w or grad_w ([O, C/groups, KH, KW]), gy is grad_out, which must be [N, O, OH, OW]. */
+static clai_status conv_resolve(clai_context *ctx, const char *fn, const clai_tensor *xt, const char *xname,
+                                const clai_tensor *wt, const char *wname, const clai_tensor *gy,
+                                const clai_conv2d_params *params, clai__conv_geom *g) {
+  clai_conv2d_params p;
+  if (params != NULL)
+    p = *params;
+  else
+    memset(&p, 0, sizeof p);
+  if (p.stride_h < 0 || p.stride_w < 0 || p.dilation_h < 0 || p.dilation_w < 0 || p.groups < 0 || p.pad_top < 0 ||
+      p.pad_bottom < 0 || p.pad_left < 0 || p.pad_right < 0)
+    return clai__error(ctx, CLAI_E_INVALID_ARG,
+                       "%s: negative parameter (stride %lldx%lld, dilation %lldx%lld, padding t%lld b%lld l%lld r%lld, "
+                       "groups %lld)",
+                       fn, (long long)p.stride_h, (long long)p.stride_w, (long long)p.dilation_h,
+                       (long long)p.dilation_w, (long long)p.pad_top, (long long)p.pad_bottom, (long long)p.pad_left,
+                       (long long)p.pad_right, (long long)p.groups);
+  clai_status s = need_4d(ctx, fn, xt, xname);
+  if (s == CLAI_OK) s = need_4d(ctx, fn, wt, wname);
+  if (s == CLAI_OK) s = need_4d(ctx, fn, gy, "grad_out");
+  const clai_dtype dt = xt->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+  if (s == CLAI_OK) s = need_dtype(ctx, fn, xt, xname, dt, xname);
+  if (s == CLAI_OK) s = need_dtype(ctx, fn, wt, wname, dt, xname);
+  if (s == CLAI_OK) s = need_dtype(ctx, fn, gy, "grad_out", dt, xname);
+  if (s != CLAI_OK) return s;
+  g->N = xt->shape[0], g->C = xt->shape[1], g->H = xt->shape[2], g->W = xt->shape[3];
+  g->O = wt->shape[0], g->KH = wt->shape[2], g->KW = wt->shape[3];
+  g->sh = p.stride_h ? p.stride_h : 1, g->sw = p.stride_w ? p.stride_w : 1;
+  g->dh = p.dilation_h ? p.dilation_h : 1, g->dw = p.dilation_w ? p.dilation_w : 1;
+  g->pt = p.pad_top, g->pb = p.pad_bottom, g->pl = p.pad_left, g->pr = p.pad_right;
+  g->groups = p.groups ? p.groups : 1;
+  char a[160], b[160];
+  if (big(g->N) || big(g->C) || big(g->H) || big(g->W) || big(g->O) || big(g->KH) || big(g->KW) || big(g->sh) ||
+      big(g->sw) || big(g->dh) || big(g->dw) || big(g->pt) || big(g->pb) || big(g->pl) || big(g->pr) ||
+      big(g->groups))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: every size and parameter must be below 2^31", fn);
+  if (g->C % g->groups != 0 || g->O % g->groups != 0)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: groups %lld must divide the channels of %s (%lld) and of grad_out (%lld)",
+                       fn, (long long)g->groups, xname, (long long)g->C, (long long)g->O);
+  if (wt->shape[1] * g->groups != g->C)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: channel mismatch: %s %s has %lld input channels per group, %s %s has "
+                       "%lld channels in %lld groups", fn, wname, clai__shape_str(4, wt->shape, a, sizeof a),
+                       (long long)wt->shape[1], xname, clai__shape_str(4, xt->shape, b, sizeof b), (long long)g->C,
+                       (long long)g->groups);
+  if (g->KH < 1 || g->KW < 1)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: %s %s has an empty window", fn, wname,
+                       clai__shape_str(4, wt->shape, a, sizeof a));
+  g->OH = out_len(g->H, g->pt, g->pb, g->KH, g->dh, g->sh);
+  g->OW = out_len(g->W, g->pl, g->pr, g->KW, g->dw, g->sw);
+  if (g->OH < 1 || g->OW < 1)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: output size would be %lldx%lld: the window (%lldx%lld, dilation "
+                       "%lldx%lld) does not fit the padded input %lldx%lld", fn, (long long)g->OH, (long long)g->OW,
+                       (long long)g->KH, (long long)g->KW, (long long)g->dh, (long long)g->dw,
+                       (long long)(g->H + g->pt + g->pb), (long long)(g->W + g->pl + g->pr));
+  const int64_t want[4] = {g->N, g->O, g->OH, g->OW};
+  if (memcmp(gy->shape, want, sizeof want) != 0)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: grad_out is %s, expected %s (the forward's output shape)", fn,
+                       clai__shape_str(4, gy->shape, a, sizeof a), clai__shape_str(4, want, b, sizeof b));
+  uint64_t rows;
+  if (big(g->OH * g->OW) || !clai__mul_ok((uint64_t)g->C, (uint64_t)(g->KH * g->KW), &rows) || rows > INT_MAX)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: an output plane or C*KH*KW of 2^31 elements or more", fn);
+  return CLAI_OK;
+}
+
+/* Images per chunk for a workspace of `per_image` bytes per image (at least 1, at most N), with nb*P an int. */
+static int64_t chunk_images(const clai_context *ctx, const clai__conv_geom *g, uint64_t per_image) {
+  const uint64_t budget = ctx->caps.is_cpu ? COL_BUDGET_CPU : COL_BUDGET;
+  int64_t nb = per_image > 0 ? (int64_t)(budget / per_image) : g->N;
+  if (nb < 1) nb = 1;
+  if (nb > g->N) nb = g->N;
+  const int64_t P = g->OH * g->OW;
+  if (big(nb * P)) nb = INT_MAX / P;
+  return nb;
+}
+
+static void tensor_strides4(const clai_tensor *t, cl_long *off, cl_long *s) {
+  *off = t->offset;
+  for (int i = 0; i < 4; i++) s[i] = t->strides[i];
+}
+
+/* ---- the data gradient -------------------------------------------------------------------------------- */
+
+static clai_status data_direct(clai_context *ctx, clai_tensor *gx, const clai_tensor *gy, const clai_tensor *w,
+                               const clai__conv_geom *g) {
+  cl_long go, gs[4], yo, ys[4], wo, ws[4];
+  tensor_strides4(gx, &go, gs);
+  tensor_strides4(gy, &yo, ys);
+  tensor_strides4(w, &wo, ws);
+  const cl_int N = (cl_int)g->N, C = (cl_int)g->C, H = (cl_int)g->H, W = (cl_int)g->W, O = (cl_int)g->O,
+               KH = (cl_int)g->KH, KW = (cl_int)g->KW, OH = (cl_int)g->OH, OW = (cl_int)g->OW,
+               sth = (cl_int)g->sh, stw = (cl_int)g->sw, pt = (cl_int)g->pt, pl = (cl_int)g->pl,
+               dh = (cl_int)g->dh, dw = (cl_int)g->dw, groups = (cl_int)g->groups;
+  size_t global[3] = {(size_t)g->H, (size_t)g->C, (size_t)g->N};
+  const int k = gx->dtype == CLAI_DTYPE_F16 ? CLAI__K_CONV_BWD_DATA_F16 : CLAI__K_CONV_BWD_DATA_F32;
+  return clai__launch(ctx, k, global, 34, CLAI__ARG(gx->buf->mem), CLAI__ARG(gy->buf->mem), CLAI__ARG(w->buf->mem),
+                      CLAI__ARG(go), CLAI__ARG(gs[0]), CLAI__ARG(gs[1]), CLAI__ARG(gs[2]), CLAI__ARG(gs[3]),
+                      CLAI__ARG(yo), CLAI__ARG(ys[0]), CLAI__ARG(ys[1]), CLAI__ARG(ys[2]), CLAI__ARG(ys[3]),
+                      CLAI__ARG(wo), CLAI__ARG(ws[0]), CLAI__ARG(ws[1]), CLAI__ARG(ws[2]), CLAI__ARG(ws[3]),
+                      CLAI__ARG(N), CLAI__ARG(C), CLAI__ARG(H), CLAI__ARG(W), CLAI__ARG(O), CLAI__ARG(KH),
+                      CLAI__ARG(KW), CLAI__ARG(OH), CLAI__ARG(OW), CLAI__ARG(sth), CLAI__ARG(stw), CLAI__ARG(pt),
+                      CLAI__ARG(pl), CLAI__ARG(dh), CLAI__ARG(dw), CLAI__ARG(groups));
+}
+
+/* grad_x images n0 .. n0+nb from col, dense f32 [C*KH*KW, nb*OH*OW] (im2col's layout). */
+static clai_status col2im(clai_context *ctx, clai_tensor *gx, cl_mem col, int64_t n0, int64_t nb,
+                          const clai__conv_geom *g) {
+  const cl_long goff = gx->offset + n0 * gx->strides[0], sgn = gx->strides[0], sgc = gx->strides[1],
+                sgh = gx->strides[2], sgw = gx->strides[3];
+  const cl_int cnb = (cl_int)nb, C = (cl_int)g->C, H = (cl_int)g->H, W = (cl_int)g->W, KH = (cl_int)g->KH,
+               KW = (cl_int)g->KW, OH = (cl_int)g->OH, OW = (cl_int)g->OW, sth = (cl_int)g->sh,
+               stw = (cl_int)g->sw, pt = (cl_int)g->pt, pl = (cl_int)g->pl, dh = (cl_int)g->dh,
+               dw = (cl_int)g->dw;
+  size_t global[3] = {(size_t)g->H, (size_t)g->C, (size_t)nb};
+  const int k = gx->dtype == CLAI_DTYPE_F16 ? CLAI__K_COL2IM_F16 : CLAI__K_COL2IM_F32;
+  return clai__launch(ctx, k, global, 21, CLAI__ARG(gx->buf->mem), CLAI__ARG(col), CLAI__ARG(goff), CLAI__ARG(sgn),
+                      CLAI__ARG(sgc), CLAI__ARG(sgh), CLAI__ARG(sgw), CLAI__ARG(cnb), CLAI__ARG(C), CLAI__ARG(H),
+                      CLAI__ARG(W), CLAI__ARG(KH), CLAI__ARG(KW), CLAI__ARG(OH), CLAI__ARG(OW), CLAI__ARG(sth),
+                      CLAI__ARG(stw), CLAI__ARG(pt), CLAI__ARG(pl), CLAI__ARG(dh), CLAI__ARG(dw));
+}
+
+static clai_status rows(clai_context *ctx, cl_mem dst, const clai_tensor *gy, int64_t n0, int64_t nb,
+                        const clai__conv_geom *g);
+
+static clai_status data_gemm(clai_context *ctx, clai_tensor *gx, const clai_tensor *gy, const clai_tensor *w,
+                             const clai__conv_geom *g) {
+  const int64_t G = g->groups, Og = g->O / G, K = g->C / G * g->KH * g->KW, P = g->OH * g->OW, O = g->O;
+  uint64_t colel, per_image;
+  if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_data: the column workspace overflows");
+  const int64_t nbmax = chunk_images(ctx, g, per_image);
+  clai_tensor *wt = NULL, *col = NULL, *gyr = NULL, *va = NULL, *vb = NULL, *vc = NULL;
+  clai_status st = CLAI_OK;
+  clai_tensor *wsrc = (clai_tensor *)w;
+  if (w->dtype != CLAI_DTYPE_F32 || !clai_tensor_is_contiguous(w)) {
+    st = clai_tensor_init(ctx, &wt, CLAI_DTYPE_F32, 4, w->shape);
+    if (st == CLAI_OK) st = clai__copy(ctx, wt, w, "clai_conv2d_backward_data");
+    wsrc = wt;
+  }
+  const int64_t colshape[2] = {G * K, nbmax * P}, gyshape[2] = {O, nbmax * P};
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &col, CLAI_DTYPE_F32, 2, colshape);
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &gyr, CLAI_DTYPE_F32, 2, gyshape);
+  const int64_t ashape[3] = {G, Og, K}, astr[3] = {Og * K, K, 1};
+  if (st == CLAI_OK) st = clai_tensor_view(wsrc, &va, 3, ashape, astr, 0);
+  for (int64_t n0 = 0; st == CLAI_OK && n0 < g->N; n0 += nbmax) {
+    const int64_t nb = g->N - n0 < nbmax ? g->N - n0 : nbmax;
+    /* one GEMM per group over all the chunk's images side by side: N = nb*OH*OW rather than OH*OW */
+    const int64_t bshape[3] = {G, Og, nb * P}, bstr[3] = {Og * nb * P, nb * P, 1};
+    const int64_t cshape[3] = {G, K, nb * P}, cstr[3] = {K * nb * P, nb * P, 1};
+    st = rows(ctx, gyr->buf->mem, gy, n0, nb, g);
+    if (st == CLAI_OK) st = clai_tensor_view(gyr, &vb, 3, bshape, bstr, 0);
+    if (st == CLAI_OK) st = clai_tensor_view(col, &vc, 3, cshape, cstr, 0);
+    if (st == CLAI_OK) st = clai_matmul(ctx, vc, va, 1, vb, 0, 1.0f, 0.0f);
+    if (st == CLAI_OK) st = col2im(ctx, gx, col->buf->mem, n0, nb, g);
+    clai_tensor_free(vb);
+    clai_tensor_free(vc);
+    vb = vc = NULL;
+  }
+  clai_tensor_free(va);
+  clai_tensor_free(gyr);
+  clai_tensor_free(col);
+  clai_tensor_free(wt);
+  return st;
+}
+
+clai_status clai_conv2d_backward_data(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_out,
+                                      const clai_tensor *w, const clai_conv2d_params *params) {
+  const char *fn = "clai_conv2d_backward_data";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status s = clai__check_tensor(ctx, grad_x, fn, "grad_x");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, grad_out, fn, "grad_out");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, w, fn, "w");
+  if (s != CLAI_OK) return s;
+  clai__conv_geom g;
+  s = conv_resolve(ctx, fn, grad_x, "grad_x", w, "w", grad_out, params, &g);
+  if (s != CLAI_OK) return s;
+  if (clai__tensors_overlap(grad_x, grad_out) || clai__tensors_overlap(grad_x, w))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad_x overlaps grad_out or w in memory", fn);
+  if (g.N == 0 || g.C == 0 || g.H == 0 || g.W == 0) return CLAI_OK;
+  if (g.O == 0) return clai_fill(ctx, grad_x, 0.0);
+  if (g.O / g.groups < DIRECT_MAX_OG) return data_direct(ctx, grad_x, grad_out, w, &g);
+  return data_gemm(ctx, grad_x, grad_out, w, &g);
+}
+
+/* ---- the weight and bias gradients -------------------------------------------------------------------- */
+
+static clai_status weight_direct(clai_context *ctx, clai_tensor *gw, const clai_tensor *x, const clai_tensor *gy,
+                                 const clai__conv_geom *g) {
+  cl_long wo, ws[4], xo, xs[4], yo, ys[4];
+  tensor_strides4(gw, &wo, ws);
+  tensor_strides4(x, &xo, xs);
+  tensor_strides4(gy, &yo, ys);
+  const cl_int N = (cl_int)g->N, C = (cl_int)g->C, H = (cl_int)g->H, W = (cl_int)g->W, O = (cl_int)g->O,
+               KH = (cl_int)g->KH, KW = (cl_int)g->KW, OH = (cl_int)g->OH, OW = (cl_int)g->OW,
+               sth = (cl_int)g->sh, stw = (cl_int)g->sw, pt = (cl_int)g->pt, pl = (cl_int)g->pl,
+               dh = (cl_int)g->dh, dw = (cl_int)g->dw, groups = (cl_int)g->groups;
+  size_t global[2] = {(size_t)(g->O * (g->C / g->groups) * g->KH * g->KW), 1};
+  const int k = gw->dtype == CLAI_DTYPE_F16 ? CLAI__K_CONV_BWD_WEIGHT_F16 : CLAI__K_CONV_BWD_WEIGHT_F32;
+  return clai__launch(ctx, k, global, 34, CLAI__ARG(gw->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(gy->buf->mem),
+                      CLAI__ARG(wo), CLAI__ARG(ws[0]), CLAI__ARG(ws[1]), CLAI__ARG(ws[2]), CLAI__ARG(ws[3]),
+                      CLAI__ARG(xo), CLAI__ARG(xs[0]), CLAI__ARG(xs[1]), CLAI__ARG(xs[2]), CLAI__ARG(xs[3]),
+                      CLAI__ARG(yo), CLAI__ARG(ys[0]), CLAI__ARG(ys[1]), CLAI__ARG(ys[2]), CLAI__ARG(ys[3]),
+                      CLAI__ARG(N), CLAI__ARG(C), CLAI__ARG(H), CLAI__ARG(W), CLAI__ARG(O), CLAI__ARG(KH),
+                      CLAI__ARG(KW), CLAI__ARG(OH), CLAI__ARG(OW), CLAI__ARG(sth), CLAI__ARG(stw), CLAI__ARG(pt),
+                      CLAI__ARG(pl), CLAI__ARG(dh), CLAI__ARG(dw), CLAI__ARG(groups));
+}
+
+static clai_status bias_grad(clai_context *ctx, clai_tensor *gb, const clai_tensor *gy, const clai__conv_geom *g) {
+  const cl_long boff = gb->offset, sb = gb->strides[0];
+  cl_long yo, ys[4];
+  tensor_strides4(gy, &yo, ys);
+  const cl_int N = (cl_int)g->N, O = (cl_int)g->O, OH = (cl_int)g->OH, OW = (cl_int)g->OW;
+  size_t global[2] = {(size_t)g->O, 1};
+  const int k = gb->dtype == CLAI_DTYPE_F16 ? CLAI__K_CONV_BWD_BIAS_F16 : CLAI__K_CONV_BWD_BIAS_F32;
+  return clai__launch(ctx, k, global, 13, CLAI__ARG(gb->buf->mem), CLAI__ARG(gy->buf->mem), CLAI__ARG(boff),
+                      CLAI__ARG(sb), CLAI__ARG(yo), CLAI__ARG(ys[0]), CLAI__ARG(ys[1]), CLAI__ARG(ys[2]),
+                      CLAI__ARG(ys[3]), CLAI__ARG(N), CLAI__ARG(O), CLAI__ARG(OH), CLAI__ARG(OW));
+}
+
+/* grad_out's images n0 .. n0+nb as dense f32 rows [O, nb*OH*OW] in `dst`. */
+static clai_status rows(clai_context *ctx, cl_mem dst, const clai_tensor *gy, int64_t n0, int64_t nb,
+                        const clai__conv_geom *g) {
+  const cl_long yoff = gy->offset + n0 * gy->strides[0], syn = gy->strides[0], syc = gy->strides[1],
+                syh = gy->strides[2], syw = gy->strides[3];
+  const cl_int cnb = (cl_int)nb, O = (cl_int)g->O, OH = (cl_int)g->OH, OW = (cl_int)g->OW;
+  size_t global[2] = {(size_t)g->O, (size_t)nb};
+  const int k = gy->dtype == CLAI_DTYPE_F16 ? CLAI__K_CONV_ROWS_F16 : CLAI__K_CONV_ROWS_F32;
+  return clai__launch(ctx, k, global, 11, CLAI__ARG(dst), CLAI__ARG(gy->buf->mem), CLAI__ARG(yoff), CLAI__ARG(syn),
+                      CLAI__ARG(syc), CLAI__ARG(syh), CLAI__ARG(syw), CLAI__ARG(cnb), CLAI__ARG(O), CLAI__ARG(OH),
+                      CLAI__ARG(OW));
+}
+
+static clai_status sum_rows(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, int64_t R, int64_t len,
+                            int accumulate) {
+  const cl_long r = R, l = len;
+  const cl_int acc = accumulate;
+  size_t global = (size_t)len;
+  return clai__launch(ctx, CLAI__K_CONV_SUM_ROWS, &global, 5, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),
+                      CLAI__ARG(r), CLAI__ARG(l), CLAI__ARG(acc));
+}
+
+/* The weight gradient when it is small next to an image (O*8 <= OH*OW, the CNN's first layer): a GEMM of
+ * one [O, K] output has too few tiles to keep the cores busy, so one batched clai_matmul computes a
+ * partial gradient per image, part[n][g] = grad_out[n][g] [Og, OH*OW] x col[g][n]^T (grad_out read in
+ * place, col in im2col's layout), and a kernel sums the partials over the images in order. */
+static clai_status weight_per_image(clai_context *ctx, clai_tensor *dst, const clai_tensor *x, const clai_tensor *gy,
+                                    const clai__conv_geom *g) {
+  const int64_t G = g->groups, Og = g->O / G, K = g->C / G * g->KH * g->KW, P = g->OH * g->OW, O = g->O;
+  uint64_t colel, per_image;
+  if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * K), 4, &per_image))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the column workspace overflows");
+  const int64_t nbmax = chunk_images(ctx, g, per_image);
+  clai_tensor *col = NULL, *part = NULL, *va = NULL, *vb = NULL, *vc = NULL;
+  const int64_t colshape[2] = {G * K, nbmax * P}, partshape[2] = {nbmax, O * K};
+  clai_status st = clai_tensor_init(ctx, &col, CLAI_DTYPE_F32, 2, colshape);
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &part, CLAI_DTYPE_F32, 2, partshape);
+  for (int64_t n0 = 0; st == CLAI_OK && n0 < g->N; n0 += nbmax) {
+    const int64_t nb = g->N - n0 < nbmax ? g->N - n0 : nbmax;
+    const int64_t ashape[4] = {nb, G, Og, P}, astr[4] = {gy->strides[0], Og * gy->strides[1], gy->strides[1],
+                                                         gy->strides[3]};
+    const int64_t bshape[4] = {nb, G, K, P}, bstr[4] = {P, K * nb * P, nb * P, 1};
+    const int64_t cshape[4] = {nb, G, Og, K}, cstr[4] = {O * K, Og * K, K, 1};
+    st = clai__im2col(ctx, col->buf->mem, x, n0, nb, g);
+    if (st == CLAI_OK) st = clai_tensor_view((clai_tensor *)gy, &va, 4, ashape, astr, n0 * gy->strides[0]);
+    if (st == CLAI_OK) st = clai_tensor_view(col, &vb, 4, bshape, bstr, 0);
+    if (st == CLAI_OK) st = clai_tensor_view(part, &vc, 4, cshape, cstr, 0);
+    if (st == CLAI_OK) st = clai_matmul(ctx, vc, va, 0, vb, 1, 1.0f, 0.0f);
+    if (st == CLAI_OK) st = sum_rows(ctx, dst, part, nb, O * K, n0 > 0);
+    clai_tensor_free(va);
+    clai_tensor_free(vb);
+    clai_tensor_free(vc);
+    va = vb = vc = NULL;
+  }
+  clai_tensor_free(part);
+  clai_tensor_free(col);
+  return st;
+}
+
+static clai_status weight_gemm(clai_context *ctx, clai_tensor *gw, const clai_tensor *x, const clai_tensor *gy,
+                               const clai__conv_geom *g) {
+  const int64_t G = g->groups, Og = g->O / G, K = g->C / G * g->KH * g->KW, P = g->OH * g->OW, O = g->O;
+  uint64_t colel, per_image;
+  if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the column workspace overflows");
+  const int64_t nbmax = chunk_images(ctx, g, per_image);
+  clai_tensor *acc = NULL, *col = NULL, *gyt = NULL, *va = NULL, *vb = NULL, *vc = NULL;
+  clai_status st = CLAI_OK;
+  /* the GEMM accumulates over chunks in f32: into grad_w itself when it is dense f32 */
+  clai_tensor *dst = gw;
+  if (gw->dtype != CLAI_DTYPE_F32 || !clai_tensor_is_contiguous(gw)) {
+    st = clai_tensor_init(ctx, &acc, CLAI_DTYPE_F32, 4, gw->shape);
+    dst = acc;
+  }
+  /* grad_out read in place (f32, each plane one run) and a small gradient: partials per image */
+  const int in_place = gy->dtype == CLAI_DTYPE_F32 && (g->OH == 1 || gy->strides[2] == g->OW * gy->strides[3]);
+  if (st == CLAI_OK && in_place && O * 8 <= P) {
+    st = weight_per_image(ctx, dst, x, gy, g);
+    if (st == CLAI_OK && acc != NULL) st = clai__copy(ctx, gw, acc, "clai_conv2d_backward_weight");
+    clai_tensor_free(acc);
+    return st;
+  }
+  const int64_t colshape[2] = {G * K, nbmax * P}, gyshape[2] = {O, nbmax * P};
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &col, CLAI_DTYPE_F32, 2, colshape);
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &gyt, CLAI_DTYPE_F32, 2, gyshape);
+  const int64_t cshape[3] = {G, Og, K}, cstr[3] = {Og * K, K, 1};
+  if (st == CLAI_OK) st = clai_tensor_view(dst, &vc, 3, cshape, cstr, 0);
+  for (int64_t n0 = 0; st == CLAI_OK && n0 < g->N; n0 += nbmax) {
+    const int64_t nb = g->N - n0 < nbmax ? g->N - n0 : nbmax;
+    st = rows(ctx, gyt->buf->mem, gy, n0, nb, g);
+    if (st == CLAI_OK) st = clai__im2col(ctx, col->buf->mem, x, n0, nb, g);
+    const int64_t ashape[3] = {G, Og, nb * P}, astr[3] = {Og * nb * P, nb * P, 1};
+    const int64_t bshape[3] = {G, K, nb * P}, bstr[3] = {K * nb * P, nb * P, 1};
+    if (st == CLAI_OK) st = clai_tensor_view(gyt, &va, 3, ashape, astr, 0);
+    if (st == CLAI_OK) st = clai_tensor_view(col, &vb, 3, bshape, bstr, 0);
+    if (st == CLAI_OK) st = clai_matmul(ctx, vc, va, 0, vb, 1, 1.0f, n0 == 0 ? 0.0f : 1.0f);
+    clai_tensor_free(va);
+    clai_tensor_free(vb);
+    va = vb = NULL;
+  }
+  if (st == CLAI_OK && acc != NULL) st = clai__copy(ctx, gw, acc, "clai_conv2d_backward_weight");
+  clai_tensor_free(vc);
+  clai_tensor_free(gyt);
+  clai_tensor_free(col);
+  clai_tensor_free(acc);
+  return st;
+}
+
+clai_status clai_conv2d_backward_weight(clai_context *ctx, clai_tensor *grad_w, clai_tensor *grad_bias,
+                                        const clai_tensor *x, const clai_tensor *grad_out,
+                                        const clai_conv2d_params *params) {
+  const char *fn = "clai_conv2d_backward_weight";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status s = clai__check_tensor(ctx, grad_w, fn, "grad_w");
+  if (s == CLAI_OK && grad_bias != NULL) s = clai__check_tensor(ctx, grad_bias, fn, "grad_bias");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, grad_out, fn, "grad_out");
+  if (s != CLAI_OK) return s;
+  clai__conv_geom g;
+  s = conv_resolve(ctx, fn, x, "x", grad_w, "grad_w", grad_out, params, &g);
+  if (s == CLAI_OK && grad_bias != NULL) s = need_dtype(ctx, fn, grad_bias, "grad_bias", x->dtype, "x");
+  if (s != CLAI_OK) return s;
+  char a[160];
+  if (grad_bias != NULL && (grad_bias->ndim != 1 || grad_bias->shape[0] != g.O))
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: grad_bias is %s, expected [%lld] (one per output channel)", fn,
+                       clai__shape_str(grad_bias->ndim, grad_bias->shape, a, sizeof a), (long long)g.O);
+  if (clai__tensors_overlap(grad_w, x) || clai__tensors_overlap(grad_w, grad_out) ||
+      (grad_bias != NULL && (clai__tensors_overlap(grad_bias, x) || clai__tensors_overlap(grad_bias, grad_out) ||
+                             clai__tensors_overlap(grad_bias, grad_w))))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad_w or grad_bias overlaps x, grad_out or each other in memory",
+                       fn);
+  if (g.O == 0) return CLAI_OK;
+  if (g.N == 0) {
+    s = clai_fill(ctx, grad_w, 0.0);
+    if (s == CLAI_OK && grad_bias != NULL) s = clai_fill(ctx, grad_bias, 0.0);
+    return s;
+  }
+  if (grad_bias != NULL) s = bias_grad(ctx, grad_bias, grad_out, &g);
+  if (s != CLAI_OK || g.C == 0) return s;
+  if (g.O / g.groups < DIRECT_MAX_OG) return weight_direct(ctx, grad_w, x, grad_out, &g);
+  return weight_gemm(ctx, grad_w, x, grad_out, &g);
+}
+
+/* ---- pooling ------------------------------------------------------------------------------------------ */
+
+/* mode 1 max (indices), 2 average over the whole window, 3 average over the input elements. */
+static clai_status pool_launch(clai_context *ctx, clai_tensor *gx, const clai_tensor *gy, const cl_long *ys,
+                               const clai_tensor *idx, const clai__conv_geom *g, int mode) {
+  cl_long go, gs[4];
+  tensor_strides4(gx, &go, gs);
+  const cl_long yo = gy->offset, io = idx != NULL ? idx->offset : 0;
+  const cl_long is[4] = {idx ? idx->strides[0] : 0, idx ? idx->strides[1] : 0, idx ? idx->strides[2] : 0,
+                         idx ? idx->strides[3] : 0};
+  const cl_int N = (cl_int)g->N, C = (cl_int)g->C, H = (cl_int)g->H, W = (cl_int)g->W, OH = (cl_int)g->OH,
+               OW = (cl_int)g->OW, KH = (cl_int)g->KH, KW = (cl_int)g->KW, sth = (cl_int)g->sh,
+               stw = (cl_int)g->sw, pt = (cl_int)g->pt, pl = (cl_int)g->pl, cmode = mode;
+  cl_mem imem = idx != NULL ? idx->buf->mem : gy->buf->mem;
+  size_t global[3] = {(size_t)g->H, (size_t)g->C, (size_t)g->N};
+  const int k = gx->dtype == CLAI_DTYPE_F16 ? CLAI__K_POOL2D_BWD_F16 : CLAI__K_POOL2D_BWD_F32;
+  return clai__launch(ctx, k, global, 31, CLAI__ARG(gx->buf->mem), CLAI__ARG(gy->buf->mem), CLAI__ARG(imem),
+                      CLAI__ARG(go), CLAI__ARG(gs[0]), CLAI__ARG(gs[1]), CLAI__ARG(gs[2]), CLAI__ARG(gs[3]),
+                      CLAI__ARG(yo), CLAI__ARG(ys[0]), CLAI__ARG(ys[1]), CLAI__ARG(ys[2]), CLAI__ARG(ys[3]),
+                      CLAI__ARG(io), CLAI__ARG(is[0]), CLAI__ARG(is[1]), CLAI__ARG(is[2]), CLAI__ARG(is[3]),
+                      CLAI__ARG(N), CLAI__ARG(C), CLAI__ARG(H), CLAI__ARG(W), CLAI__ARG(OH), CLAI__ARG(OW),
+                      CLAI__ARG(KH), CLAI__ARG(KW), CLAI__ARG(sth), CLAI__ARG(stw), CLAI__ARG(pt), CLAI__ARG(pl),
+                      CLAI__ARG(cmode));
+}
+
+static clai_status pool_backward(clai_context *ctx, const char *fn, clai_tensor *gx, const clai_tensor *gy,
+                                 const clai_tensor *idx, const clai_pool2d_params *p, int max) {
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status s = clai__check_tensor(ctx, gx, fn, "grad_x");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, gy, fn, "grad_out");
+  if (s == CLAI_OK && max) s = clai__check_tensor(ctx, idx, fn, "indices");
+  if (s != CLAI_OK) return s;
+  if (p == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: params is NULL (the kernel size is required)", fn);
+  if (p->kernel_h < 1 || p->kernel_w < 1 || p->stride_h < 0 || p->stride_w < 0)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: kernel %lldx%lld must be at least 1x1 and stride %lldx%lld not negative",
+                       fn, (long long)p->kernel_h, (long long)p->kernel_w, (long long)p->stride_h, (long long)p->stride_w);
+  if (p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0 || p->pad_top >= p->kernel_h ||
+      p->pad_bottom >= p->kernel_h || p->pad_left >= p->kernel_w || p->pad_right >= p->kernel_w)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: padding t%lld b%lld l%lld r%lld must be in [0, kernel) for kernel %lldx%lld",
+                       fn, (long long)p->pad_top, (long long)p->pad_bottom, (long long)p->pad_left,
+                       (long long)p->pad_right, (long long)p->kernel_h, (long long)p->kernel_w);
+  s = need_4d(ctx, fn, gx, "grad_x");
+  if (s == CLAI_OK) s = need_4d(ctx, fn, gy, "grad_out");
+  const clai_dtype dt = gx->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+  if (s == CLAI_OK) s = need_dtype(ctx, fn, gx, "grad_x", dt, "grad_x");
+  if (s == CLAI_OK) s = need_dtype(ctx, fn, gy, "grad_out", dt, "grad_x");
+  if (s != CLAI_OK) return s;
+  if (max && idx->dtype != CLAI_DTYPE_I32)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: indices is %s, expected i32", fn, clai_dtype_name(idx->dtype));
+  clai__conv_geom g;
+  memset(&g, 0, sizeof g);
+  g.N = gx->shape[0], g.C = gx->shape[1], g.H = gx->shape[2], g.W = gx->shape[3];
+  g.KH = p->kernel_h, g.KW = p->kernel_w;
+  g.sh = p->stride_h ? p->stride_h : p->kernel_h, g.sw = p->stride_w ? p->stride_w : p->kernel_w;
+  g.pt = p->pad_top, g.pb = p->pad_bottom, g.pl = p->pad_left, g.pr = p->pad_right;
+  g.dh = g.dw = 1;
+  if (big(g.N) || big(g.C) || big(g.H) || big(g.W) || big(g.KH) || big(g.KW) || big(g.sh) || big(g.sw) ||
+      big(g.H * g.W))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: every size and parameter must be below 2^31", fn);
+  g.OH = out_len(g.H, g.pt, g.pb, g.KH, 1, g.sh);
+  g.OW = out_len(g.W, g.pl, g.pr, g.KW, 1, g.sw);
+  char a[160], b[160];
+  if (g.OH < 1 || g.OW < 1)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: output size would be %lldx%lld: the window %lldx%lld does not fit the "
+                       "padded input %lldx%lld", fn, (long long)g.OH, (long long)g.OW, (long long)g.KH, (long long)g.KW,
+                       (long long)(g.H + g.pt + g.pb), (long long)(g.W + g.pl + g.pr));
+  const int64_t want[4] = {g.N, g.C, g.OH, g.OW};
+  if (memcmp(gy->shape, want, sizeof want) != 0)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: grad_out is %s, expected %s (the forward's output shape)", fn,
+                       clai__shape_str(4, gy->shape, a, sizeof a), clai__shape_str(4, want, b, sizeof b));
+  if (max && (idx->ndim != 4 || memcmp(idx->shape, want, sizeof want) != 0))
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: indices is %s, expected grad_out's shape %s", fn,
+                       clai__shape_str(idx->ndim, idx->shape, a, sizeof a), clai__shape_str(4, want, b, sizeof b));
+  if (clai__tensors_overlap(gx, gy) || (max && clai__tensors_overlap(gx, idx)))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad_x overlaps grad_out or indices in memory", fn);
+  const cl_long ys[4] = {gy->strides[0], gy->strides[1], gy->strides[2], gy->strides[3]};
+  return pool_launch(ctx, gx, gy, ys, max ? idx : NULL, &g, max ? 1 : p->count_include_pad ? 2 : 3);
+}
+
+clai_status clai_max_pool2d_backward(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_out,
+                                     const clai_tensor *indices, const clai_pool2d_params *params) {
+  return pool_backward(ctx, "clai_max_pool2d_backward", grad_x, grad_out, indices, params, 1);
+}
+
+clai_status clai_avg_pool2d_backward(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_out,
+                                     const clai_pool2d_params *params) {
+  return pool_backward(ctx, "clai_avg_pool2d_backward", grad_x, grad_out, NULL, params, 0);
+}
+
+clai_status clai_global_avg_pool2d_backward(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_out) {
+  const char *fn = "clai_global_avg_pool2d_backward";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status s = clai__check_tensor(ctx, grad_x, fn, "grad_x");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, grad_out, fn, "grad_out");
+  if (s == CLAI_OK) s = need_4d(ctx, fn, grad_x, "grad_x");
+  const clai_dtype dt = grad_x->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+  if (s == CLAI_OK) s = need_dtype(ctx, fn, grad_x, "grad_x", dt, "grad_x");
+  if (s == CLAI_OK) s = need_dtype(ctx, fn, grad_out, "grad_out", dt, "grad_x");
+  if (s != CLAI_OK) return s;
+  char a[160], b[160];
+  const int64_t N = grad_x->shape[0], C = grad_x->shape[1], H = grad_x->shape[2], W = grad_x->shape[3];
+  const clai_tensor *gy = grad_out;
+  int ok = (gy->ndim == 2 || (gy->ndim == 4 && gy->shape[2] == 1 && gy->shape[3] == 1)) && gy->shape[0] == N &&
+           gy->shape[1] == C;
+  if (!ok)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: grad_out is %s, expected [%lld, %lld] or [%lld, %lld, 1, 1] for grad_x %s",
+                       fn, clai__shape_str(gy->ndim, gy->shape, a, sizeof a), (long long)N, (long long)C, (long long)N,
+                       (long long)C, clai__shape_str(4, grad_x->shape, b, sizeof b));
+  if (H * W < 1)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: grad_x %s has an empty plane", fn,
+                       clai__shape_str(4, grad_x->shape, a, sizeof a));
+  if (big(N) || big(C) || big(H) || big(W) || big(H * W))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: every size must be below 2^31", fn);
+  if (clai__tensors_overlap(grad_x, gy))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad_x overlaps grad_out in memory", fn);
+  /* average pooling with one window over the whole plane, dividing by H*W */
+  clai__conv_geom g;
+  memset(&g, 0, sizeof g);
+  g.N = N, g.C = C, g.H = H, g.W = W, g.KH = H, g.KW = W, g.sh = g.sw = 1, g.OH = g.OW = 1, g.dh = g.dw = 1;
+  const cl_long ys[4] = {gy->strides[0], gy->strides[1], 0, 0};
+  return pool_launch(ctx, grad_x, gy, ys, NULL, &g, 2);
+}
