@@ -650,6 +650,29 @@ typedef struct clai_rope_params {
 CLAI_API clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                const clai_rope_params *params);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Backward of attention, rotary embedding and embedding lookup.
+ */
+
+/* The gradients of clai_attention with respect to q, k and v, given grad_out (the gradient of the loss with
+ * respect to out) and what the forward saved: out and lse (its logsumexp output). Shapes as in the forward:
+ * q [B, H, Lq, D], k [B, Hk, Lk, D], v [B, Hk, Lk, Dv], out and grad_out [B, H, Lq, Dv], lse f32 [B, H, Lq];
+ * grad_q, grad_k and grad_v have the shapes of q, k and v. scale and causal must be those of the forward
+ * call (scale 0 means 1 / sqrt(D)). q, k and v share one dtype (f32 or f16); out, grad_out and each
+ * gradient are f32 or f16 independently; arithmetic is f32. Any strided views. 1 <= D, Dv <= 256.
+ * Every gradient is overwritten (not accumulated). With grouped heads (Hk < H) grad_k and grad_v hold the
+ * sum over the H / Hk query heads that read each key/value head. Keys no query sees (and every key when
+ * Lq = 0) get zero gradients; so do queries that see no key.
+ * The probabilities are recomputed block by block from lse (FlashAttention-2 style): no Lq x Lk matrix is
+ * stored, nothing is allocated, and each gradient element is summed by one work-item in a fixed order (no
+ * atomics), so the same inputs give the same bits on every run. The gradients must not overlap each other
+ * or any input (CLAI_E_INVALID_ARG); bad shapes are CLAI_E_SHAPE, bad dtypes CLAI_E_DTYPE, head dims over
+ * 256 CLAI_E_UNSUPPORTED; an argument error writes nothing. */
+CLAI_API clai_status clai_attention_backward(clai_context *ctx, clai_tensor *grad_q, clai_tensor *grad_k,
+                                             clai_tensor *grad_v, const clai_tensor *grad_out, const clai_tensor *q,
+                                             const clai_tensor *k, const clai_tensor *v, const clai_tensor *out,
+                                             const clai_tensor *lse, float scale, int causal);
+
 #ifdef __cplusplus
 }
 #endif

@@ -35,7 +35,8 @@
   X(BACKWARD, backward)   \
   X(CONV, conv)           \
   X(LAYOUT, layout)       \
-  X(ATTENTION, attention)
+  X(ATTENTION, attention)  \
+  X(ATTENTION_BWD, attention_backward)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -46,7 +47,7 @@ enum clai__program_id {
 
 /* Every kernel: X(ID, program, "name", "argument signature", work dims).
  * The signature lists the arguments for the warm-up launch (see program.c): b = buffer, i = int, l = long,
- * f = float, x = struct clai__index by value. Every kernel must do nothing when its sizes are zero. */
+ * f = float, x = struct clai__index by value, v = cl_long8. Every kernel must do nothing when its sizes are zero. */
 #define CLAI__KERNELS(X)                                                          \
   X(COPY, COPY, "clai_copy", "bbxll", 1)                                          \
   X(FILL_F32, COPY, "clai_fill_f32", "bxf", 1)                                    \
@@ -114,8 +115,14 @@ enum clai__program_id {
   X(ATTENTION_D64, ATTENTION, "clai_attention_d64", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ATTENTION_D256, ATTENTION, "clai_attention_d256", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfi", 1) \
-  X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfi", 1)
+  X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfi", 1) \
+  X(ATTENTION_BWD_KV_D64, ATTENTION_BWD, "clai_attention_bwd_kv_d64", CLAI__ATT_BWD_SIG, 1) \
+  X(ATTENTION_BWD_Q_D64, ATTENTION_BWD, "clai_attention_bwd_q_d64", CLAI__ATT_BWD_SIG, 1) \
+  X(ATTENTION_BWD_KV_D256, ATTENTION_BWD, "clai_attention_bwd_kv_d256", CLAI__ATT_BWD_SIG, 1) \
+  X(ATTENTION_BWD_Q_D256, ATTENTION_BWD, "clai_attention_bwd_q_d256", CLAI__ATT_BWD_SIG, 1)
 /* out, x, w, bias; 17 longs (offsets and strides); 18 ints (geometry, groups, has_bias, act) */
+/* dq, dk, dv, q, k, v, out, grad_out, lse; their layouts as long8 (v); 8 ints; c2, scale */
+#define CLAI__ATT_BWD_SIG "bbbbbbbbbvvvvvvvvviiiiiiiiff"
 #define CLAI__CONV_DIRECT_SIG "bbbbllllllllllllllllliiiiiiiiiiiiiiiiii"
 
 enum clai__kernel_id {
