@@ -673,6 +673,20 @@ CLAI_API clai_status clai_attention_backward(clai_context *ctx, clai_tensor *gra
                                              const clai_tensor *k, const clai_tensor *v, const clai_tensor *out,
                                              const clai_tensor *lse, float scale, int causal);
 
+/* The backward of clai_gather_rows (an embedding's weight gradient): grad_table[r, :] = the sum of the rows
+ * grad_out[p..., :] over the positions p whose index is r (0 for a row no position names), or that sum added
+ * to grad_table's old value when accumulate is 1 (tied embeddings, gradient accumulation; 0 overwrites the
+ * whole of grad_table). grad_table is [rows, cols], index is i32 of any shape S, grad_out is S + [cols];
+ * grad_table and grad_out are f32 or f16 independently (f16 is summed in f32). Any strided views;
+ * grad_table must not overlap grad_out or index. The sums are taken in ascending order of position, one
+ * work-item per (row, column), without atomics: the same inputs give the same bits on every run, however
+ * often an index repeats. The positions are sorted by row on the host, so this op waits for the work that
+ * writes index and reads it back (n * 4 bytes). An index outside [0, rows) is never used as an address: its
+ * position adds nothing, the rest is done as usual, and then CLAI_E_INVALID_ARG is returned with a message
+ * naming the first such position and value, as in clai_gather_rows. */
+CLAI_API clai_status clai_gather_rows_backward(clai_context *ctx, clai_tensor *grad_table, const clai_tensor *grad_out,
+                                               const clai_tensor *index, int accumulate);
+
 #ifdef __cplusplus
 }
 #endif
