@@ -640,11 +640,14 @@ typedef struct clai_rope_params {
   int64_t pos_offset;      /* the position of index 0 along the position dim (a KV-cache's length) */
   float theta;             /* base of the frequencies; 0: 10000 */
   int64_t rot_dims;        /* rotate the first rot_dims of D (even; GPT-NeoX rotates a part); 0: all of D */
+  int inverse;             /* 1: rotate by -t, the transpose (and inverse) of the rotation: the backward of
+                            * clai_rope is clai_rope(grad_x, grad_out) with inverse = 1 and the rest equal */
 } clai_rope_params;
 
 /* Rotary position embedding: with n = rot_dims, each pair (x_a, x_b) of the first n elements of the last dim
  * (D) at position p becomes (x_a cos t - x_b sin t, x_a sin t + x_b cos t), t = p * theta^(-2i/n) for pair
- * i < n/2; elements past n are copied. x and out have one shape and dtype (f32 or f16); out may be x
+ * i < n/2 (by -t when params->inverse is 1, which gives the gradient with respect to x); elements past n
+ * are copied. x and out have one shape and dtype (f32 or f16); out may be x
  * itself (in place). params NULL means all defaults. The angle is computed in f32, so its error grows with the
  * position (about p * 6e-8 radians). */
 CLAI_API clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,

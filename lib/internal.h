@@ -115,8 +115,8 @@ enum clai__program_id {
   X(SCATTER_ROWS_ADD, LAYOUT, "clai_scatter_rows_add", "bbbllllliii", 1) \
   X(ATTENTION_D64, ATTENTION, "clai_attention_d64", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ATTENTION_D256, ATTENTION, "clai_attention_d256", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
-  X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfi", 1) \
-  X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfi", 1) \
+  X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfii", 1) \
+  X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfii", 1) \
   X(ATTENTION_BWD_KV_D64, ATTENTION_BWD, "clai_attention_bwd_kv_d64", CLAI__ATT_BWD_SIG, 1) \
   X(ATTENTION_BWD_Q_D64, ATTENTION_BWD, "clai_attention_bwd_q_d64", CLAI__ATT_BWD_SIG, 1) \
   X(ATTENTION_BWD_KV_D256, ATTENTION_BWD, "clai_attention_bwd_kv_d256", CLAI__ATT_BWD_SIG, 1) \
