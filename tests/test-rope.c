@@ -1,6 +1,7 @@
 /* test-rope.c - clai_rope (and its inverse, the backward) against a double-precision reference: interleaved
- * and half-split pairs, [B, H, L, D] and [B, L, H, D] layouts, position offsets, partial rotation, theta, awkward sizes (L = 1, 7, 33, 100;
- * D = 2, 6, 64, 80, 128), f16 storage, strided views, in place, and bad inputs. */
+ * and half-split pairs, [B, H, L, D] and [B, L, H, D] layouts, position offsets, partial rotation, theta,
+ * awkward sizes (L = 1, 7, 33, 100; D = 2, 6, 64, 80, 128), f16 storage, strided views, in place, and bad
+ * inputs. */
 #include "testutil.h"
 
 #define CTX(state) ((clai_context *)*(state))
