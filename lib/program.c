@@ -165,7 +165,7 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       l[0] = ctx->caps.is_cpu ? 16 : 64; /* rows per work-group: 4 per work-item on CPUs (cl/attention.cl) */
     } else if (k == CLAI__K_ATTENTION_BWD_KV_D64 || k == CLAI__K_ATTENTION_BWD_Q_D64 ||
                k == CLAI__K_ATTENTION_BWD_KV_D256 || k == CLAI__K_ATTENTION_BWD_Q_D256) {
-      l[0] = ctx->caps.is_cpu ? 4 : 32; /* 16 rows per work-item (cl/attention_backward.cl) */
+      l[0] = ctx->caps.is_cpu ? 8 : 32; /* 16 rows per work-item (cl/attention_backward.cl) */
     } else if (kd->dims == 1) {
       l[0] = ctx->local_1d;
     } else if (k == CLAI__K_PACK_AB_F32 || k == CLAI__K_PACK_AB_F16) {
