@@ -188,9 +188,17 @@ static void check(clai_context *ctx, clait_rng *r, const att_case *c, const run_
   clai_tensor *tgq = mk_bhld(ctx, o->grad_dt, qs, o->grad_layout, &bgq),
               *tgk = mk_bhld(ctx, o->grad_dt, ks, (o->grad_layout + 1) % 4, &bgk),
               *tgv = mk_bhld(ctx, o->grad_dt, vs, (o->grad_layout + 2) % 4, &bgv);
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &tout, o->saved_dt, 4, os));
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &tdo, o->saved_dt, 4, os));
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &tl, CLAI_DTYPE_F32, 3, ls));
+  /* out and grad_out in the inputs' layout (turned by one), lse a stepped view when the inputs are views */
+  clai_tensor *bout, *bdo, *bl = NULL;
+  tout = mk_bhld(ctx, o->saved_dt, os, o->in_layout, &bout);
+  tdo = mk_bhld(ctx, o->saved_dt, os, (o->in_layout + 1) % 4 * (o->in_layout != 0), &bdo);
+  if (o->in_layout == 0) {
+    CLAIT_OK(ctx, clai_tensor_init(ctx, &tl, CLAI_DTYPE_F32, 3, ls));
+  } else {
+    const int64_t lb[3] = {c->B, c->H, 2 * c->Lq};
+    CLAIT_OK(ctx, clai_tensor_init(ctx, &bl, CLAI_DTYPE_F32, 3, lb));
+    CLAIT_OK(ctx, clai_tensor_slice(bl, &tl, 2, 1, 2 * c->Lq, 2));
+  }
   put_vals(ctx, tq, q);
   put_vals(ctx, tk, k);
   put_vals(ctx, tv, v);
@@ -211,7 +219,7 @@ static void check(clai_context *ctx, clait_rng *r, const att_case *c, const run_
     round_dt(out, no, o->saved_dt);
     for (size_t i = 0; i < nl; i++) lf[i] = (float)lse[i], lse[i] = lf[i];
     put_vals(ctx, tout, out);
-    CLAIT_OK(ctx, clai_tensor_write(tl, lf, nl * 4));
+    CLAIT_OK(ctx, clai_tensor_write(tl, lf, nl * 4 + 0));
   }
   CLAIT_OK(ctx, clai_attention_backward(ctx, tgq, tgk, tgv, tdo, tq, tk, tv, tout, tl, c->scale, c->causal));
   get_vals(ctx, tgq, gq);
@@ -242,7 +250,7 @@ static void check(clai_context *ctx, clait_rng *r, const att_case *c, const run_
     g[0] = gq, g[1] = gk, g[2] = gv;
     gq = gk = gv = NULL;
   }
-  clai_tensor *list[] = {tq, tk, tv, bq, bk, bv, tgq, tgk, tgv, bgq, bgk, bgv, tout, tdo, tl};
+  clai_tensor *list[] = {tq, tk, tv, bq, bk, bv, tgq, tgk, tgv, bgq, bgk, bgv, tout, tdo, tl, bout, bdo, bl};
   for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) clai_tensor_free(list[i]);
   double *dl[] = {q, k, v, out, dout, lse, wq, wk, wv};
   for (size_t i = 0; i < sizeof dl / sizeof dl[0]; i++) free(dl[i]);
