@@ -59,7 +59,8 @@ inline void clai_ab_store_lanes(__global uchar *p, const long8 L, const long b, 
 /* D_i = dO_i . O_i, summed in order of d (the same in both kernels). */
 inline float clai_ab_delta(__global const uchar *o, __global const uchar *dout, const long8 Lo, const long8 Ldo,
                            const long b, const long h, const int i, const int Dv, const int o_dt, const int do_dt) {
-  const long ob = Lo.s0 + b * Lo.s1 + h * Lo.s2 + (long)i * Lo.s3, db = Ldo.s0 + b * Ldo.s1 + h * Ldo.s2 + (long)i * Ldo.s3;
+  const long ob = Lo.s0 + b * Lo.s1 + h * Lo.s2 + (long)i * Lo.s3;
+  const long db = Ldo.s0 + b * Ldo.s1 + h * Ldo.s2 + (long)i * Ldo.s3;
   float acc = 0.0f;
   for (int d = 0; d < Dv; d++) acc += clai_ab_ld(dout, db + d * Ldo.s4, do_dt) * clai_ab_ld(o, ob + d * Lo.s4, o_dt);
   return acc;
@@ -136,7 +137,8 @@ inline void clai_ab_stage_row(__local float *dst, __global const uchar *p, const
           }                                                                                                    \
           for (int d = 0; d < Dv; d++) {                                                                       \
             const float16 x = vt[d];                                                                           \
-            _Pragma("unroll") for (int r = 0; r < AB_RR; r++) dp[r] = fma((float16)(Os[(rr + r) * DMAX + d]), x, dp[r]); \
+            _Pragma("unroll") for (int r = 0; r < AB_RR; r++)                                                  \
+                dp[r] = fma((float16)(Os[(rr + r) * DMAX + d]), x, dp[r]);                                     \
           }                                                                                                    \
           _Pragma("unroll") for (int r = 0; r < AB_RR; r++) {                                                  \
             const int i = ib + rr + r;                                                                         \

@@ -154,7 +154,8 @@ static void expect_untouched(clai_context *ctx, clai_tensor *base, int layout, c
   get_vals(ctx, base, all);
   for (size_t i = 0; i < n; i++) {
     int outside = layout == 2 ? (i % last) % 2 == 0 : (i < MARGIN || i >= n - MARGIN);
-    if (outside && all[i] != SENTINEL) fail_msg("%s: element %zu outside the gradient was written (%g)", what, i, all[i]);
+    if (outside && all[i] != SENTINEL)
+      fail_msg("%s: element %zu outside the gradient was written (%g)", what, i, all[i]);
   }
   free(all);
 }

@@ -58,7 +58,8 @@ static float *check(clai_context *ctx, clait_rng *r, const gcase *c, clai_dtype 
   float *got = malloc(nt * 4 + 4);
   for (size_t i = 0; i < nt; i++) old[i] = as_dt(tdt, clait_uniform(r, -1, 1));
   for (size_t i = 0; i < ng; i++) g[i] = as_dt(gdt, clait_uniform(r, -1, 1));
-  for (size_t i = 0; i < ni; i++) iv[i] = c->repeat ? (double)(c->rows / 2) : (double)(clait_next(r) % (uint64_t)c->rows);
+  for (size_t i = 0; i < ni; i++)
+    iv[i] = c->repeat ? (double)(c->rows / 2) : (double)(clait_next(r) % (uint64_t)c->rows);
   /* grad_table */
   clai_tensor *tb = NULL, *tt = NULL;
   const int64_t ts[2] = {c->rows, c->cols};
@@ -108,10 +109,11 @@ static float *check(clai_context *ctx, clait_rng *r, const gcase *c, clai_dtype 
   size_t maxc = 1;
   for (size_t i = 0; i < nt; i++) want[i] = accumulate ? old[i] : 0.0;
   for (size_t p = 0; p < ni; p++)
-    for (int64_t j = 0; j < c->cols; j++) want[(size_t)iv[p] * (size_t)c->cols + (size_t)j] += g[p * (size_t)c->cols + (size_t)j];
+    for (size_t j = 0; j < (size_t)c->cols; j++) want[(size_t)iv[p] * (size_t)c->cols + j] += g[p * (size_t)c->cols + j];
   if (c->repeat) maxc = ni;
   char what[200];
-  snprintf(what, sizeof what, "gather backward [%lld, %lld], %zu indices%s, %s table, %s grad_out, accumulate %d, views %d",
+  snprintf(what, sizeof what,
+           "gather backward [%lld, %lld], %zu indices%s, %s table, %s grad_out, accumulate %d, views %d",
            (long long)c->rows, (long long)c->cols, ni, c->repeat ? " all alike" : "", clai_dtype_name(tdt),
            clai_dtype_name(gdt), accumulate, views);
   /* f32 sums of up to maxc terms of size 1 in order: a rounding each; f16 tables round the result */
@@ -156,7 +158,8 @@ static void test_gather_backward_views(void **state) {
   clai_context *ctx = CTX(state);
   clait_rng r = {0x94d049bb133111ebULL};
   for (size_t i = 0; i < NCASES; i++)
-    for (int views = 1; views < 8; views++) check(ctx, &r, &cases[i], CLAI_DTYPE_F32, CLAI_DTYPE_F32, views % 2, views, 0);
+    for (int views = 1; views < 8; views++)
+      check(ctx, &r, &cases[i], CLAI_DTYPE_F32, CLAI_DTYPE_F32, views % 2, views, 0);
 }
 
 /* A thousand repeats of one row, summed twice: the same bits. */
