@@ -21,7 +21,9 @@
  * Tensor layouts come as long8 (offset, batch stride, head stride, row stride, column stride, 0, 0, 0) in
  * elements. dtypes come packed in `dts`, one bit each (0 f32, 1 f16): bit 0 q/k/v, 1 out, 2 grad_out,
  * 3 grad_q, 4 grad_k, 5 grad_v. Two variants, DMAX = 64 and 256, size the private rows and local blocks;
- * loops run to D and Dv. */
+ * loops run to D and Dv. The mapping is CPU-shaped: a work-item's private rows (4 x DMAX float16) spill out of
+ * GPU registers, so GPUs run it correctly but slowly; a GPU mapping (one row per work-item, as the forward's
+ * ATT_RQ = 1) is still to be written. */
 
 #define AB_LANES 16 /* rows per work-item (the width of a float16) */
 #define AB_BS 16    /* staged rows per block */
