@@ -187,12 +187,12 @@ CLAI_ATTENTION(256)
  * and the column strides separately. Work mapping: 1-D, per row rot/2 work-items that each rotate one pair
  * (reading both elements before writing either, so out may be x) and D - rot that copy the rest. The
  * position of row r is (r / seq_inner) % seq_len + pos_offset (seq_inner: rows per step of the position
- * dim). */
+ * dim). With `inverse` the rotation is by -t (the transpose: the backward). */
 #define CLAI_ROPE(SFX, T, LD, ST)                                                                              \
   __kernel void clai_rope_##SFX(__global T *out, __global const T *x, const clai_index ix, const long D,        \
                                 const long rot, const long o_sd, const long x_sd, const long seq_len,          \
                                 const long seq_inner, const long pos_offset, const float log2_theta,           \
-                                const int halves) {                                                            \
+                                const int halves, const int inverse) {                                         \
     const long half_rot = rot / 2, per_row = D - half_rot;                                                     \
     const long g = get_global_id(0);                                                                           \
     if (g >= ix.numel * per_row) return;                                                                       \
@@ -208,7 +208,7 @@ CLAI_ATTENTION(256)
     const float pos = (float)((r / seq_inner) % seq_len + pos_offset);                                         \
     const float t = pos * exp2(-(float)(2 * j) / (float)rot * log2_theta);                                     \
     float c;                                                                                                   \
-    const float s = sincos(t, &c);                                                                             \
+    const float s0 = sincos(t, &c), s = inverse ? -s0 : s0; /* sin(-t) = -sin t, cos(-t) = cos t */         \
     const float xa = LD(x, ox + da * x_sd), xb = LD(x, ox + db * x_sd);                                        \
     ST(out, oo + da * o_sd, xa * c - xb * s);                                                                  \
     ST(out, oo + db * o_sd, xa * s + xb * c);                                                                  \

@@ -81,3 +81,35 @@ __kernel void clai_one_hot(__global uchar *out, __global const int *labels, cons
   }
 CLAI_WHERE(b4, uint)
 CLAI_WHERE(b2, ushort)
+
+/* The backward of gather rows: table[row, c] (+)= the sum of grad_out[p, c] over the positions p whose index
+ * is row. The host sorts the positions by row (a stable counting sort, lib/op-layout.c) into `plan`, longs:
+ * goff[ng] (the element offset of each position's grad_out row, grouped by table row, positions ascending),
+ * toff[nu] (the element offset of each touched table row), seg[nu + 1] (row u owns goff[seg[u] .. seg[u+1])).
+ * Work mapping: one work-item per (touched row, column), which sums its positions in order: no atomics, the
+ * same bits on every run. dtype codes 0 f32, 1 f16; with `accumulate` the old value is added last. */
+__kernel void clai_scatter_rows_add(__global uchar *table, __global const uchar *gout, __global const long *plan,
+                                    const long nu, const long ng, const long ncols, const long t_sc, const long g_sc,
+                                    const int t_dt, const int g_dt, const int accumulate) {
+  const long i = get_global_id(0);
+  if (i >= nu * ncols) return;
+  const long u = i / ncols, c = i % ncols;
+  __global const long *goff = plan, *toff = plan + ng, *seg = plan + ng + nu;
+  float s = 0.0f;
+  const long end = seg[u + 1];
+  if (g_dt == 0) {
+    __global const float *g = (__global const float *)gout + c * g_sc;
+    for (long p = seg[u]; p < end; p++) s += g[goff[p]];
+  } else {
+    __global const half *g = (__global const half *)gout + c * g_sc;
+    for (long p = seg[u]; p < end; p++) s += vload_half(goff[p], g);
+  }
+  const long t = toff[u] + c * t_sc;
+  if (t_dt == 0) {
+    __global float *tp = (__global float *)table;
+    tp[t] = accumulate ? tp[t] + s : s;
+  } else {
+    __global half *tp = (__global half *)table;
+    vstore_half(accumulate ? vload_half(t, tp) + s : s, t, tp);
+  }
+}

@@ -2,6 +2,10 @@
  * for S = scale q k^T, the softmax of S on the host in C (read, softmax with the causal mask, write), and
  * clai_matmul for P v. Flops: 4 B H Lq Lk D (half that with a causal mask, Lq = Lk), for both routes.
  *
+ * The backward (clai_attention_backward, from the forward's out and lse) is timed too; its flops are counted
+ * as 2.5 times the forward's (the five products of FlashAttention-2's count: q k^T, dO v^T, dV, dK, dQ),
+ * although the kernels recompute q k^T and dO v^T once more.
+ *
  * Usage: attention-bench [B H L D [samples]]   (default 1 8 512 64 7)
  * Timing follows `clai bench` (tools/bench.c): one warm-up run, runs repeated so one timing lasts at least
  * 0.2 s, each timing ended by clai_sync; the median of `samples` timings is printed with min and max. */
@@ -16,6 +20,7 @@
 typedef struct run {
   clai_context *ctx;
   clai_tensor *q, *k, *v, *out, *s;
+  clai_tensor *lse, *dout, *dq, *dk, *dv; /* the backward */
   int causal;
   int64_t B, H, L, D;
   float *host; /* scores on the host for the unfused route */
@@ -28,6 +33,11 @@ static double now(void) {
 }
 
 static int fused(run *r) { return clai_attention(r->ctx, r->out, NULL, r->q, r->k, r->v, 0.0f, r->causal); }
+
+static int backward(run *r) {
+  return clai_attention_backward(r->ctx, r->dq, r->dk, r->dv, r->dout, r->q, r->k, r->v, r->out, r->lse, 0.0f,
+                                 r->causal);
+}
 
 static int unfused(run *r) {
   const float scale = 1.0f / sqrtf((float)r->D);
@@ -111,9 +121,12 @@ int main(int argc, char **argv) {
     clai_tensor *src = NULL;
     rc |= clai_tensor_init(ctx, &r.q, dtype, 4, qs) | clai_tensor_init(ctx, &r.k, dtype, 4, qs) |
           clai_tensor_init(ctx, &r.v, dtype, 4, qs) | clai_tensor_init(ctx, &r.out, dtype, 4, qs) |
-          clai_tensor_init(ctx, &r.s, CLAI_DTYPE_F32, 4, ss) | clai_tensor_init(ctx, &src, CLAI_DTYPE_F32, 4, qs);
+          clai_tensor_init(ctx, &r.s, CLAI_DTYPE_F32, 4, ss) | clai_tensor_init(ctx, &src, CLAI_DTYPE_F32, 4, qs) |
+          clai_tensor_init(ctx, &r.lse, CLAI_DTYPE_F32, 3, qs) | clai_tensor_init(ctx, &r.dout, dtype, 4, qs) |
+          clai_tensor_init(ctx, &r.dq, dtype, 4, qs) | clai_tensor_init(ctx, &r.dk, dtype, 4, qs) |
+          clai_tensor_init(ctx, &r.dv, dtype, 4, qs);
     rc |= clai_tensor_write(src, x, n * sizeof *x);
-    rc |= clai_copy(ctx, r.q, src) | clai_copy(ctx, r.k, src) | clai_copy(ctx, r.v, src);
+    rc |= clai_copy(ctx, r.q, src) | clai_copy(ctx, r.k, src) | clai_copy(ctx, r.v, src) | clai_copy(ctx, r.dout, src);
     clai_tensor_free(src);
     for (int causal = 0; causal < 2 && rc == 0; causal++) {
       r.causal = causal;
@@ -121,7 +134,11 @@ int main(int argc, char **argv) {
       double fm, fmin, fmax, um = 0, umin = 0, umax = 0;
       rc = measure(fused, &r, flop, samples, &fm, &fmin, &fmax);
       if (rc == 0 && dtype == CLAI_DTYPE_F32) rc = measure(unfused, &r, flop, samples, &um, &umin, &umax);
+      double bm = 0, bmin = 0, bmax = 0;
+      if (rc == 0) rc = clai_attention(ctx, r.out, r.lse, r.q, r.k, r.v, 0.0f, causal);
+      if (rc == 0) rc = measure(backward, &r, 2.5 * flop, samples, &bm, &bmin, &bmax);
       if (rc != 0) break;
+      printf("%s causal %d: backward %7.1f (%6.1f-%6.1f)\n", clai_dtype_name(dtype), causal, bm, bmin, bmax);
       printf("%s causal %d: fused %7.1f (%6.1f-%6.1f)", clai_dtype_name(dtype), causal, fm, fmin, fmax);
       if (dtype == CLAI_DTYPE_F32)
         printf("   unfused (matmul + host softmax + matmul) %7.1f (%6.1f-%6.1f)  %.2fx", um, umin, umax, fm / um);
@@ -132,6 +149,11 @@ int main(int argc, char **argv) {
     clai_tensor_free(r.v);
     clai_tensor_free(r.out);
     clai_tensor_free(r.s);
+    clai_tensor_free(r.lse);
+    clai_tensor_free(r.dout);
+    clai_tensor_free(r.dq);
+    clai_tensor_free(r.dk);
+    clai_tensor_free(r.dv);
   }
   if (rc != 0) fprintf(stderr, "failed: %s: %s\n", clai_status_name((clai_status)rc), clai_errmsg(ctx));
   free(x);

@@ -640,11 +640,14 @@ typedef struct clai_rope_params {
   int64_t pos_offset;      /* the position of index 0 along the position dim (a KV-cache's length) */
   float theta;             /* base of the frequencies; 0: 10000 */
   int64_t rot_dims;        /* rotate the first rot_dims of D (even; GPT-NeoX rotates a part); 0: all of D */
+  int inverse;             /* 1: rotate by -t, the transpose (and inverse) of the rotation: the backward of
+                            * clai_rope is clai_rope(grad_x, grad_out) with inverse = 1 and the rest equal */
 } clai_rope_params;
 
 /* Rotary position embedding: with n = rot_dims, each pair (x_a, x_b) of the first n elements of the last dim
  * (D) at position p becomes (x_a cos t - x_b sin t, x_a sin t + x_b cos t), t = p * theta^(-2i/n) for pair
- * i < n/2; elements past n are copied. x and out have one shape and dtype (f32 or f16); out may be x
+ * i < n/2 (by -t when params->inverse is 1, which gives the gradient with respect to x); elements past n
+ * are copied. x and out have one shape and dtype (f32 or f16); out may be x
  * itself (in place). params NULL means all defaults. The angle is computed in f32, so its error grows with the
  * position (about p * 6e-8 radians). */
 CLAI_API clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
@@ -798,6 +801,43 @@ CLAI_API clai_status clai_avg_pool2d_backward(clai_context *ctx, clai_tensor *gr
  * overlapping. */
 CLAI_API clai_status clai_global_avg_pool2d_backward(clai_context *ctx, clai_tensor *grad_x,
                                                      const clai_tensor *grad_out);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Backward of attention, rotary embedding and embedding lookup.
+ */
+
+/* The gradients of clai_attention with respect to q, k and v, given grad_out (the gradient of the loss with
+ * respect to out) and what the forward saved: out and lse (its logsumexp output). Shapes as in the forward:
+ * q [B, H, Lq, D], k [B, Hk, Lk, D], v [B, Hk, Lk, Dv], out and grad_out [B, H, Lq, Dv], lse f32 [B, H, Lq];
+ * grad_q, grad_k and grad_v have the shapes of q, k and v. scale and causal must be those of the forward
+ * call (scale 0 means 1 / sqrt(D)). q, k and v share one dtype (f32 or f16); out, grad_out and each
+ * gradient are f32 or f16 independently; arithmetic is f32. Any strided views. 1 <= D, Dv <= 256.
+ * Every gradient is overwritten (not accumulated). With grouped heads (Hk < H) grad_k and grad_v hold the
+ * sum over the H / Hk query heads that read each key/value head. Keys no query sees (and every key when
+ * Lq = 0) get zero gradients; so do queries that see no key.
+ * The probabilities are recomputed block by block from lse (FlashAttention-2 style): no Lq x Lk matrix is
+ * stored, nothing is allocated, and each gradient element is summed by one work-item in a fixed order (no
+ * atomics), so the same inputs give the same bits on every run. The gradients must not overlap each other
+ * or any input (CLAI_E_INVALID_ARG); bad shapes are CLAI_E_SHAPE, bad dtypes CLAI_E_DTYPE, head dims over
+ * 256 CLAI_E_UNSUPPORTED; an argument error writes nothing. */
+CLAI_API clai_status clai_attention_backward(clai_context *ctx, clai_tensor *grad_q, clai_tensor *grad_k,
+                                             clai_tensor *grad_v, const clai_tensor *grad_out, const clai_tensor *q,
+                                             const clai_tensor *k, const clai_tensor *v, const clai_tensor *out,
+                                             const clai_tensor *lse, float scale, int causal);
+
+/* The backward of clai_gather_rows (an embedding's weight gradient): grad_table[r, :] = the sum of the rows
+ * grad_out[p..., :] over the positions p whose index is r (0 for a row no position names), or that sum added
+ * to grad_table's old value when accumulate is 1 (tied embeddings, gradient accumulation; 0 overwrites the
+ * whole of grad_table). grad_table is [rows, cols], index is i32 of any shape S, grad_out is S + [cols];
+ * grad_table and grad_out are f32 or f16 independently (f16 is summed in f32). Any strided views;
+ * grad_table must not overlap grad_out or index. The sums are taken in ascending order of position, one
+ * work-item per (row, column), without atomics: the same inputs give the same bits on every run, however
+ * often an index repeats. The positions are sorted by row on the host, so this op waits for the work that
+ * writes index and reads it back (n * 4 bytes). An index outside [0, rows) is never used as an address: its
+ * position adds nothing, the rest is done as usual, and then CLAI_E_INVALID_ARG is returned with a message
+ * naming the first such position and value, as in clai_gather_rows. */
+CLAI_API clai_status clai_gather_rows_backward(clai_context *ctx, clai_tensor *grad_table, const clai_tensor *grad_out,
+                                               const clai_tensor *index, int accumulate);
 
 #ifdef __cplusplus
 }

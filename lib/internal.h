@@ -38,7 +38,8 @@
   X(ATTENTION, attention) \
   X(REDUCE, reduce)       \
   X(NORM, norm)           \
-  X(CONV_BWD, conv_backward)
+  X(CONV_BWD, conv_backward) \
+  X(ATTENTION_BWD, attention_backward)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -52,10 +53,12 @@ enum clai__program_id {
 /* cl/conv_backward.cl's data and weight kernels: three buffers; 15 longs (offsets and strides of the three
  * tensors); 16 ints (geometry and groups) */
 #define CLAI__CONV_BWD_SIG "bbbllllllllllllllliiiiiiiiiiiiiiii"
+/* dq, dk, dv, q, k, v, out, grad_out, lse; their layouts as long8 (v); 8 ints; c2, scale */
+#define CLAI__ATT_BWD_SIG "bbbbbbbbbvvvvvvvvviiiiiiiiff"
 
 /* Every kernel: X(ID, program, "name", "argument signature", work dims).
  * The signature lists the arguments for the warm-up launch (see program.c): b = buffer, i = int, l = long,
- * f = float, x = struct clai__index by value. Every kernel must do nothing when its sizes are zero. */
+ * f = float, x = struct clai__index by value, v = cl_long8. Every kernel must do nothing when its sizes are zero. */
 #define CLAI__KERNELS(X)                                                          \
   X(COPY, COPY, "clai_copy", "bbxll", 1)                                          \
   X(COPY_DENSE4, COPY, "clai_copy_dense4", "bbllll", 1)                           \
@@ -120,10 +123,11 @@ enum clai__program_id {
   X(ONE_HOT, LAYOUT, "clai_one_hot", "bbxli", 1) \
   X(WHERE_B4, LAYOUT, "clai_where_b4", "bbbbxxi", 1) \
   X(WHERE_B2, LAYOUT, "clai_where_b2", "bbbbxxi", 1) \
+  X(SCATTER_ROWS_ADD, LAYOUT, "clai_scatter_rows_add", "bbbllllliii", 1) \
   X(ATTENTION_D64, ATTENTION, "clai_attention_d64", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ATTENTION_D256, ATTENTION, "clai_attention_d256", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
-  X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfi", 1) \
-  X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfi", 1) \
+  X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfii", 1) \
+  X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfii", 1) \
   X(UNARY_ROWS_F32, ELEMENTWISE, "clai_unary_rows_f32", "bblllliff", 1)            \
   X(REDUCE_ROWS, REDUCE, "clai_reduce_rows", "bbbxllliiiii", 1)                    \
   X(REDUCE_COLS, REDUCE, "clai_reduce_cols", "bbbxllliiii", 1)                    \
@@ -142,7 +146,11 @@ enum clai__program_id {
   X(POOL2D_BWD_F16, CONV_BWD, "clai_pool2d_bwd_f16", "bbbllllllllllllllliiiiiiiiiiiii", 3) \
   X(CONV_ROWS_F32, CONV_BWD, "clai_conv_rows_f32", "bbllllliiii", 2)                 \
   X(CONV_ROWS_F16, CONV_BWD, "clai_conv_rows_f16", "bbllllliiii", 2)               \
-  X(CONV_SUM_ROWS, CONV_BWD, "clai_conv_sum_rows", "bblli", 1)
+  X(CONV_SUM_ROWS, CONV_BWD, "clai_conv_sum_rows", "bblli", 1)                      \
+  X(ATTENTION_BWD_KV_D64, ATTENTION_BWD, "clai_attention_bwd_kv_d64", CLAI__ATT_BWD_SIG, 1) \
+  X(ATTENTION_BWD_Q_D64, ATTENTION_BWD, "clai_attention_bwd_q_d64", CLAI__ATT_BWD_SIG, 1) \
+  X(ATTENTION_BWD_KV_D256, ATTENTION_BWD, "clai_attention_bwd_kv_d256", CLAI__ATT_BWD_SIG, 1) \
+  X(ATTENTION_BWD_Q_D256, ATTENTION_BWD, "clai_attention_bwd_q_d256", CLAI__ATT_BWD_SIG, 1)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,

@@ -153,6 +153,8 @@ clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: theta %g must be positive and finite", fn, (double)theta);
   if (p->pos_offset < 0 || p->pos_offset > ((int64_t)1 << 40))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: pos_offset %lld out of range", fn, (long long)p->pos_offset);
+  if (p->inverse != 0 && p->inverse != 1)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: inverse is %d, must be 0 or 1", fn, p->inverse);
   if (!clai__alias_ok(out, x))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps x other than element for element", fn);
   int64_t seq_inner = 1;
@@ -169,9 +171,10 @@ clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
   const cl_long cd = D, crot = rot, osd = out->strides[out->ndim - 1], xsd = x->strides[x->ndim - 1],
                 slen = x->shape[seq_dim], sin_ = seq_inner > 0 ? seq_inner : 1, poff = p->pos_offset;
   const cl_float l2t = (cl_float)log2((double)theta);
-  const cl_int halves = p->mode == CLAI_ROPE_HALVES;
+  const cl_int halves = p->mode == CLAI_ROPE_HALVES, inverse = p->inverse;
   int kern = x->dtype == CLAI_DTYPE_F16 ? CLAI__K_ROPE_F16 : CLAI__K_ROPE_F32;
-  return clai__launch(ctx, kern, &global, 12, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(ix),
+  return clai__launch(ctx, kern, &global, 13, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(ix),
                       CLAI__ARG(cd), CLAI__ARG(crot), CLAI__ARG(osd), CLAI__ARG(xsd), CLAI__ARG(slen),
-                      CLAI__ARG(sin_), CLAI__ARG(poff), CLAI__ARG(l2t), CLAI__ARG(halves));
+                      CLAI__ARG(sin_), CLAI__ARG(poff), CLAI__ARG(l2t), CLAI__ARG(halves),
+                      CLAI__ARG(inverse));
 }

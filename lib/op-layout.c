@@ -1,6 +1,7 @@
 /* op-layout.c - clai_contiguous, clai_concat, clai_gather_rows, clai_one_hot, clai_where (cl/layout.cl; the
  * copies go through the strided copy kernel of op-copy.c). */
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -220,4 +221,128 @@ clai_status clai_where(clai_context *ctx, clai_tensor *out, const clai_tensor *m
   int k = clai_dtype_size(out->dtype) == 2 ? CLAI__K_WHERE_B2 : CLAI__K_WHERE_B4;
   return clai__launch(ctx, k, &global, 7, CLAI__ARG(out->buf->mem), CLAI__ARG(mask->buf->mem), CLAI__ARG(a->buf->mem),
                       CLAI__ARG(b->buf->mem), CLAI__ARG(ixa), CLAI__ARG(ixb), CLAI__ARG(mdt));
+}
+
+/* The backward of clai_gather_rows. The positions are sorted by table row on the host (the index is read
+ * back: this op waits for the work before it, like the forward's range check) into a plan that one kernel
+ * walks, one work-item per (touched row, column) summing its positions in ascending order: deterministic
+ * without float atomics, O(n + touched rows) on the host and n * cols additions on the device. */
+clai_status clai_gather_rows_backward(clai_context *ctx, clai_tensor *grad_table, const clai_tensor *grad_out,
+                                      const clai_tensor *index, int accumulate) {
+  const char *fn = "clai_gather_rows_backward";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  clai_status st = clai__check_tensor(ctx, grad_table, fn, "grad_table");
+  if (st == CLAI_OK) st = clai__check_tensor(ctx, grad_out, fn, "grad_out");
+  if (st == CLAI_OK) st = clai__check_tensor(ctx, index, fn, "index");
+  if (st != CLAI_OK) return st;
+  char a[160];
+  if (index->dtype != CLAI_DTYPE_I32)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: index is %s, must be i32", fn, clai_dtype_name(index->dtype));
+  if ((grad_table->dtype != CLAI_DTYPE_F32 && grad_table->dtype != CLAI_DTYPE_F16) ||
+      (grad_out->dtype != CLAI_DTYPE_F32 && grad_out->dtype != CLAI_DTYPE_F16))
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: grad_table is %s, grad_out %s; each must be f32 or f16", fn,
+                       clai_dtype_name(grad_table->dtype), clai_dtype_name(grad_out->dtype));
+  if (grad_table->ndim != 2)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: grad_table %s must be 2-d [rows, cols]", fn,
+                       clai__shape_str(grad_table->ndim, grad_table->shape, a, sizeof a));
+  st = check_plus_one(ctx, fn, grad_out, "grad_out", index, "index");
+  if (st != CLAI_OK) return st;
+  if (grad_out->shape[grad_out->ndim - 1] != grad_table->shape[1])
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: grad_out's last dim is %lld, grad_table has %lld cols", fn,
+                       (long long)grad_out->shape[grad_out->ndim - 1], (long long)grad_table->shape[1]);
+  if (accumulate != 0 && accumulate != 1)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: accumulate is %d, must be 0 or 1", fn, accumulate);
+  if (clai__tensors_overlap(grad_table, grad_out) || clai__tensors_overlap(grad_table, index))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad_table overlaps grad_out or index in memory", fn);
+  if (grad_table->shape[0] > INT32_MAX)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: %lld table rows; at most 2^31 - 1", fn,
+                       (long long)grad_table->shape[0]);
+  const int64_t rows = grad_table->shape[0], cols = grad_table->shape[1], n = clai_tensor_numel(index);
+  if (!accumulate) {
+    st = clai_fill(ctx, grad_table, 0.0);
+    if (st != CLAI_OK) return st;
+  }
+  if (n == 0 || cols == 0) return CLAI_OK;
+
+  int32_t *idx = malloc((size_t)n * sizeof *idx);
+  int64_t *cnt = calloc((size_t)rows + 1, sizeof *cnt);
+  cl_long *plan = NULL;
+  clai__buffer *buf = NULL;
+  int64_t bad = -1;
+  if (idx == NULL || cnt == NULL) {
+    st = clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "%s: out of host memory", fn);
+    goto done;
+  }
+  st = clai_tensor_read((clai_tensor *)index, idx, (size_t)n * sizeof *idx);
+  if (st != CLAI_OK) goto done;
+  /* counting sort: cnt[r + 1] = positions of row r, then prefix sums give each row's first slot */
+  int64_t ng = 0, nu = 0;
+  for (int64_t p = 0; p < n; p++) {
+    if (idx[p] < 0 || idx[p] >= rows) {
+      if (bad < 0) bad = p;
+      continue;
+    }
+    if (cnt[idx[p] + 1]++ == 0) nu++;
+    ng++;
+  }
+  if (ng == 0) goto done;
+  size_t bytes = (size_t)(ng + 2 * nu + 1) * sizeof(cl_long);
+  plan = malloc(bytes);
+  if (plan == NULL) {
+    st = clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "%s: out of host memory", fn);
+    goto done;
+  }
+  cl_long *goff = plan, *toff = plan + ng, *seg = plan + ng + nu;
+  int64_t u = 0;
+  seg[0] = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t c = cnt[r + 1];
+    cnt[r + 1] = cnt[r] + c; /* cnt[r] is now the first slot of row r */
+    if (c == 0) continue;
+    toff[u] = grad_table->offset + r * grad_table->strides[0];
+    seg[u + 1] = seg[u] + c;
+    u++;
+  }
+  const int gnd = grad_out->ndim - 1; /* the dims of index */
+  for (int64_t p = 0; p < n; p++) {
+    if (idx[p] < 0 || idx[p] >= rows) continue;
+    int64_t rem = p, off = grad_out->offset;
+    for (int d = gnd - 1; d >= 0; d--) {
+      off += rem % grad_out->shape[d] * grad_out->strides[d];
+      rem /= grad_out->shape[d];
+    }
+    goff[cnt[idx[p]]++] = off;
+  }
+  buf = clai__pool_alloc(ctx, bytes, &st);
+  if (buf == NULL) goto done;
+  cl_int err = clEnqueueWriteBuffer(ctx->queue, buf->mem, CL_TRUE, 0, bytes, plan, 0, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    st = clai__cl_error(ctx, err, "%s: writing the plan failed", fn);
+    goto done;
+  }
+  uint64_t work;
+  if (!clai__mul_ok((uint64_t)nu, (uint64_t)cols, &work) || work > (uint64_t)SIZE_MAX) {
+    st = clai__error(ctx, CLAI_E_OVERFLOW, "%s: too many work-items", fn);
+    goto done;
+  }
+  size_t global = (size_t)work;
+  const cl_long cnu = nu, cng = ng, ccols = cols, tsc = grad_table->strides[1],
+                gsc = grad_out->strides[grad_out->ndim - 1];
+  const cl_int tdt = (cl_int)grad_table->dtype, gdt = (cl_int)grad_out->dtype, acc = accumulate;
+  /* the plan buffer goes back to the pool below: a later op that reuses it is queued after this kernel */
+  st = clai__launch(ctx, CLAI__K_SCATTER_ROWS_ADD, &global, 11, CLAI__ARG(grad_table->buf->mem),
+                    CLAI__ARG(grad_out->buf->mem), CLAI__ARG(buf->mem), CLAI__ARG(cnu), CLAI__ARG(cng),
+                    CLAI__ARG(ccols), CLAI__ARG(tsc), CLAI__ARG(gsc), CLAI__ARG(tdt), CLAI__ARG(gdt), CLAI__ARG(acc));
+done:
+  if (buf != NULL) clai__pool_release(ctx, buf);
+  free(plan);
+  free(cnt);
+  const int32_t value = bad >= 0 && idx != NULL ? idx[bad] : 0;
+  free(idx);
+  if (st != CLAI_OK || bad < 0) return st;
+  return clai__error(ctx, CLAI_E_INVALID_ARG,
+                     "%s: index[%lld] = %d is outside [0, %lld) (row-major position in index %s); that position "
+                     "adds nothing",
+                     fn, (long long)bad, (int)value, (long long)rows,
+                     clai__shape_str(index->ndim, index->shape, a, sizeof a));
 }

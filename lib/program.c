@@ -164,6 +164,9 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     int fixed = 0; /* the kernel declares reqd_work_group_size: its local size cannot shrink */
     if (k == CLAI__K_ATTENTION_D64 || k == CLAI__K_ATTENTION_D256) {
       l[0] = ctx->caps.is_cpu ? 16 : 64; /* rows per work-group: 4 per work-item on CPUs (cl/attention.cl) */
+    } else if (k == CLAI__K_ATTENTION_BWD_KV_D64 || k == CLAI__K_ATTENTION_BWD_Q_D64 ||
+               k == CLAI__K_ATTENTION_BWD_KV_D256 || k == CLAI__K_ATTENTION_BWD_Q_D256) {
+      l[0] = ctx->caps.is_cpu ? 8 : 32; /* 16 rows per work-item (cl/attention_backward.cl) */
     } else if (kd->dims == 1) {
       l[0] = ctx->local_1d;
     } else if (k == CLAI__K_PACK_AB_F32 || k == CLAI__K_PACK_AB_F16) {
@@ -233,6 +236,8 @@ static clai_status warm_up(clai_context *ctx, int prog) {
   const cl_int zi = 0;
   const cl_long zl = 0;
   const cl_float zf = 0.0f;
+  cl_long8 zl8;
+  memset(&zl8, 0, sizeof zl8);
   clai_status st = CLAI_OK;
   for (int k = 0; k < CLAI__K_COUNT && st == CLAI_OK; k++) {
     const kernel_desc *kd = &kernel_descs[k];
@@ -245,6 +250,7 @@ static clai_status warm_up(clai_context *ctx, int prog) {
       case 'l': err = clSetKernelArg(ctx->kernels[k], a, sizeof zl, &zl); break;
       case 'f': err = clSetKernelArg(ctx->kernels[k], a, sizeof zf, &zf); break;
       case 'x': err = clSetKernelArg(ctx->kernels[k], a, sizeof idx, &idx); break;
+      case 'v': err = clSetKernelArg(ctx->kernels[k], a, sizeof zl8, &zl8); break;
       default: err = CL_INVALID_ARG_INDEX; break;
       }
     }

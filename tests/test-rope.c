@@ -1,6 +1,7 @@
-/* test-rope.c - clai_rope against a double-precision reference: interleaved and half-split pairs, [B, H, L, D]
- * and [B, L, H, D] layouts, position offsets, partial rotation, theta, awkward sizes (L = 1, 7, 33, 100;
- * D = 2, 6, 64, 80, 128), f16 storage, strided views, in place, and bad inputs. */
+/* test-rope.c - clai_rope (and its inverse, the backward) against a double-precision reference: interleaved
+ * and half-split pairs, [B, H, L, D] and [B, L, H, D] layouts, position offsets, partial rotation, theta,
+ * awkward sizes (L = 1, 7, 33, 100; D = 2, 6, 64, 80, 128), f16 storage, strided views, in place, and bad
+ * inputs. */
 #include "testutil.h"
 
 #define CTX(state) ((clai_context *)*(state))
@@ -19,7 +20,7 @@ static void ref_rope(const float *x, double *out, int nd, const int64_t *sh, int
     for (int64_t d = rot; d < D; d++) o[d] = xr[d];
     for (int64_t i = 0; i < rot / 2; i++) {
       int64_t a = p->mode == CLAI_ROPE_HALVES ? i : 2 * i, b = p->mode == CLAI_ROPE_HALVES ? i + rot / 2 : 2 * i + 1;
-      double t = pos * pow(theta, -2.0 * (double)i / (double)rot);
+      double t = (p->inverse ? -pos : pos) * pow(theta, -2.0 * (double)i / (double)rot);
       o[a] = xr[a] * cos(t) - xr[b] * sin(t);
       o[b] = xr[a] * sin(t) + xr[b] * cos(t);
     }
@@ -162,6 +163,67 @@ static void test_rope_params(void **state) {
   clai_tensor_free(tb);
 }
 
+/* The backward: inverse = 1 rotates by -t (checked against the reference like the forward), it is the
+ * transpose of the forward (<rope(x), w> = <x, rope_inverse(w)>, so it is the gradient of sum(w * rope(x))),
+ * and it undoes the forward. */
+static void test_rope_backward(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {0x3f84d5b5b5470917ULL};
+  static const int64_t shapes[][4] = {{1, 1, 1, 2}, {2, 3, 7, 6}, {1, 2, 33, 80}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (int mode = 0; mode < 2; mode++) {
+      clai_rope_params p = {0};
+      p.mode = (clai_rope_mode)mode;
+      p.layout = (clai_rope_layout)(s % 2);
+      p.pos_offset = (int64_t)(s * 11);
+      p.rot_dims = s == 2 ? 64 : 0;
+      p.inverse = 1;
+      check(ctx, &r, s == 1 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 4, shapes[s], &p, (int)((s + (size_t)mode) % 4));
+    }
+  const int64_t sh[4] = {2, 4, 33, 64};
+  const size_t n = 2 * 4 * 33 * 64;
+  float *x = malloc(n * 4), *w = malloc(n * 4), *rx = malloc(n * 4), *rw = malloc(n * 4), *back = malloc(n * 4);
+  clait_fill(&r, x, n, -1, 1);
+  clait_fill(&r, w, n, -1, 1);
+  clai_tensor *tx = NULL, *tw = NULL, *trx = NULL, *trw = NULL, *tb = NULL;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &tx, CLAI_DTYPE_F32, 4, sh));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &tw, CLAI_DTYPE_F32, 4, sh));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &trx, CLAI_DTYPE_F32, 4, sh));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &trw, CLAI_DTYPE_F32, 4, sh));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &tb, CLAI_DTYPE_F32, 4, sh));
+  CLAIT_OK(ctx, clai_tensor_write(tx, x, n * 4));
+  CLAIT_OK(ctx, clai_tensor_write(tw, w, n * 4));
+  clai_rope_params f = {0}, b = {0};
+  f.mode = b.mode = CLAI_ROPE_HALVES;
+  f.pos_offset = b.pos_offset = 5;
+  f.rot_dims = b.rot_dims = 48;
+  b.inverse = 1;
+  CLAIT_OK(ctx, clai_rope(ctx, trx, tx, &f));
+  CLAIT_OK(ctx, clai_rope(ctx, trw, tw, &b));
+  CLAIT_OK(ctx, clai_rope(ctx, tb, trx, &b));
+  CLAIT_OK(ctx, clai_tensor_read(trx, rx, n * 4));
+  CLAIT_OK(ctx, clai_tensor_read(trw, rw, n * 4));
+  CLAIT_OK(ctx, clai_tensor_read(tb, back, n * 4));
+  double lhs = 0, rhs = 0, mag = 0;
+  for (size_t i = 0; i < n; i++) {
+    lhs += (double)rx[i] * w[i];
+    rhs += (double)x[i] * rw[i];
+    mag += fabs((double)x[i] * w[i]);
+  }
+  if (!(fabs(lhs - rhs) <= 1e-6 * mag)) fail_msg("rope: <rope(x), w> = %.9g but <x, rope_inverse(w)> = %.9g", lhs, rhs);
+  double *xd = malloc(n * 8);
+  for (size_t i = 0; i < n; i++) xd[i] = x[i];
+  clait_expect_close("rope_inverse(rope(x)) = x", back, xd, n, 1e-5, 1e-5);
+  free(xd);
+  clai_tensor *list[] = {tx, tw, trx, trw, tb};
+  for (size_t i = 0; i < 5; i++) clai_tensor_free(list[i]);
+  free(x);
+  free(w);
+  free(rx);
+  free(rw);
+  free(back);
+}
+
 static void test_rope_errors(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t s[4] = {1, 2, 5, 8}, so[4] = {1, 2, 5, 7}, s1[1] = {8}, s2[2] = {5, 8};
@@ -195,6 +257,9 @@ static void test_rope_errors(void **state) {
   p.theta = -1;
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "theta", clai_rope(ctx, o, x, &p));
   p.theta = 0;
+  p.inverse = 2;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "inverse is 2", clai_rope(ctx, o, x, &p));
+  p.inverse = 0;
   p.pos_offset = -5;
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "pos_offset -5", clai_rope(ctx, o, x, &p));
   /* out one element after x in the same buffer: overlap that is not element for element */
@@ -217,6 +282,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_rope, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_rope_params, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_rope_backward, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_rope_errors, clait_setup, clait_teardown),
   };
   return CLAIT_MAIN("rope", tests, 1);
