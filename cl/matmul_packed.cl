@@ -146,7 +146,10 @@ __kernel void clai_gemm_packed(__global float *c, __global const float *ap, __gl
 
 /* Skinny M (M <= 16, the decode shape of transformer inference): only A is packed (clai_pack_ab_* with
  * Nt = 0); B is read once, straight from its layout, VW columns at a time. Packing B would cost as much as
- * the product. Same tile and k-blocking as clai_gemm_packed; dim 0 = A panel, dim 1 = column tile. */
+ * the product. Same tile and k-blocking as clai_gemm_packed; dim 0 = A panel, dim 1 = column tile. The
+ * host puts every A panel in one work-group (local size ceil(16 / RM) along dim 0), so on POCL the panels'
+ * work-items run one after another over each k-block and B's block, read from memory once, is reused from
+ * cache by the others. */
 #define CLAI_GEMM_APACKED(SFX, T, LDS, VLDVW)                                                                  \
   __kernel void clai_gemm_apacked_##SFX(__global float *c, __global const float *ap, __global const T *b,      \
                                         const clai_index ix, const int M, const int N, const int K, const int Mt, \
@@ -161,11 +164,13 @@ __kernel void clai_gemm_packed(__global float *c, __global const float *ap, __gl
     clai_offsets(&ix, z, &oc, &oa, &ob);                                                                       \
     const __global T *pb = b + ob;                                                                             \
     const int bvec = sbn == 1 && col0 + VW <= N;                                                               \
+    /* work-items past the last A panel or column tile keep the group's barriers and skip the work */         \
+    const int active = gi < Mt && col0 < N;                                                                    \
     FV acc[RM];                                                                                                \
     CLAI_PRAGMA(unroll)                                                                                        \
     for (int r = 0; r < RM; r++) acc[r] = (FV)(0.0f);                                                          \
     for (int k0 = 0; k0 < K; k0 += KB) {                                                                       \
-      const int k1 = min(k0 + KB, K);                                                                          \
+      const int k1 = active ? min(k0 + KB, K) : k0;                                                            \
       const __global float *pk = pa + (long)k0 * RM; /* this k-block's rows of the A panel */                  \
       if (bvec) {                                                                                              \
         CLAI_PRAGMA(unroll UK)                                                                                 \

@@ -175,7 +175,10 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       l[0] = (size_t)g->packed.lx;
       l[1] = (size_t)g->packed.ly;
     } else if (k == CLAI__K_GEMM_APACKED_F32 || k == CLAI__K_GEMM_APACKED_F16) {
-      l[1] = (size_t)g->packed.ly; /* one A panel, ly column tiles */
+      /* every A panel of a skinny M in one group, so a k-block of B's column tile, read from memory by the
+       * first panel's work-item, is still in cache for the others (POCL runs them one after another) */
+      l[0] = (size_t)((g->packed.skinny + g->packed.rm - 1) / g->packed.rm);
+      l[1] = (size_t)g->packed.ly;
     } else if (k == CLAI__K_GEMM_GPU_F32 || k == CLAI__K_GEMM_GPU_F16) {
       l[0] = (size_t)g->gpu.lx;
       l[1] = (size_t)g->gpu.ly;
