@@ -147,28 +147,45 @@ __kernel void clai_layernorm_bwd(__global float *gx, __global const float *gy, _
   }
 }
 
-/* Partial sums for grad_gamma / grad_beta: work-item (c, j) = c * n + j sums rows [c * chunk, (c + 1) *
- * chunk) of column j in row order: pg[c * n + j] = sum gy * xh, pb[c * n + j] = sum gy (flag BETA).
- * ix: operand 1 grad_y, operand 2 x (operand 0 unused). dt bits: 2 grad_y is f16, 4 x is f16. */
+/* Partial sums for grad_gamma / grad_beta: work-item (c, b) = c * nb + b sums rows [c * chunk, (c + 1) *
+ * chunk) of columns [b * vw, b * vw + vw) in row order: pg[c * n + j] = sum gy * xh, pb[c * n + j] = sum gy
+ * (flag BETA). vw is 8 (vload8 over contiguous f32 rows, merged row dims; the host checks) or 1, nb =
+ * ceil(n / vw). ix: operand 1 grad_y, operand 2 x (operand 0 unused). dt bits: 2 grad_y is f16, 4 x is f16. */
 __kernel void clai_norm_bwd_cols(__global float *pg, __global float *pb, __global const float *gy,
                                  __global const float *x, __global const float *mean, __global const float *rstd,
-                                 const clai_index ix, const long n, const long chunk, const long gys,
+                                 const clai_index ix, const long n, const long chunk, const long vw, const long gys,
                                  const long xs, const long mo, const long ro, const int flags, const int dt) {
   const long id = get_global_id(0);
-  if (n == 0 || chunk == 0) return;
-  const long c = id / n, j = id - c * n, r0 = c * chunk;
+  if (n == 0 || chunk == 0 || vw == 0) return;
+  const long nb = (n + vw - 1) / vw, c = id / nb, j0 = (id - c * nb) * vw, r0 = c * chunk;
   if (r0 >= ix.numel) return;
   const long r1 = min(r0 + chunk, ix.numel);
-  const int rms = flags & CLAI_LNB_RMS, gyf = dt & 2, xf = dt & 4;
-  float sg = 0.0f, sb = 0.0f;
-  for (long r = r0; r < r1; r++) {
-    long unused, oy, ox;
-    clai_offsets(&ix, r, &unused, &oy, &ox);
-    const float g = clai_nb_ld(gy, oy + j * gys, gyf);
-    const float mu = rms ? 0.0f : mean[mo + r];
-    sg += g * ((clai_nb_ld(x, ox + j * xs, xf) - mu) * rstd[ro + r]);
-    sb += g;
+  const int rms = flags & CLAI_LNB_RMS, hb = flags & CLAI_LNB_BETA, gyf = dt & 2, xf = dt & 4;
+  if (vw == 8 && j0 + 8 <= n) {
+    const long sy = ix.stride[1][0], sx = ix.stride[2][0];
+    __global const float *gyr = gy + ix.offset[1] + r0 * sy + j0, *xr = x + ix.offset[2] + r0 * sx + j0;
+    float8 sg = (float8)(0.0f), sb = (float8)(0.0f);
+    for (long r = r0; r < r1; r++, gyr += sy, xr += sx) {
+      const float8 g = vload8(0, gyr);
+      const float mu = rms ? 0.0f : mean[mo + r];
+      sg += g * ((vload8(0, xr) - mu) * rstd[ro + r]);
+      sb += g;
+    }
+    vstore8(sg, 0, pg + c * n + j0);
+    if (hb) vstore8(sb, 0, pb + c * n + j0);
+    return;
   }
-  pg[id] = sg;
-  if (flags & CLAI_LNB_BETA) pb[id] = sb;
+  for (long j = j0; j < min(j0 + vw, n); j++) {
+    float sg = 0.0f, sb = 0.0f;
+    for (long r = r0; r < r1; r++) {
+      long unused, oy, ox;
+      clai_offsets(&ix, r, &unused, &oy, &ox);
+      const float g = clai_nb_ld(gy, oy + j * gys, gyf);
+      const float mu = rms ? 0.0f : mean[mo + r];
+      sg += g * ((clai_nb_ld(x, ox + j * xs, xf) - mu) * rstd[ro + r]);
+      sb += g;
+    }
+    pg[c * n + j] = sg;
+    if (hb) pb[c * n + j] = sb;
+  }
 }

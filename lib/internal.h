@@ -154,7 +154,7 @@ enum clai__program_id {
   X(ATTENTION_BWD_Q_D256, ATTENTION_BWD, "clai_attention_bwd_q_d256", CLAI__ATT_BWD_SIG, 1) \
   X(SOFTMAX_BWD, NORM_BWD, "clai_softmax_bwd", "bbbxlllllfii", 1) \
   X(LAYERNORM_BWD, NORM_BWD, "clai_layernorm_bwd", "bbbbbbxllllllllii", 1) \
-  X(NORM_BWD_COLS, NORM_BWD, "clai_norm_bwd_cols", "bbbbbbxllllllii", 1)
+  X(NORM_BWD_COLS, NORM_BWD, "clai_norm_bwd_cols", "bbbbbbxlllllllii", 1)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,

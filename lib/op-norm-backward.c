@@ -187,12 +187,14 @@ static clai_status norm_bwd(clai_context *ctx, const char *fn, int rms, clai_ten
       if (s == CLAI_OK && gbeta != NULL) s = clai_tensor_init(ctx, &pb, CLAI_DTYPE_F32, 2, pshape);
       if (s == CLAI_OK) {
         const cl_long chunk = COL_CHUNK, cmo = mo, cro = ro;
+        /* eight columns per work-item where rows are contiguous f32 and the row dims merged into one */
+        const cl_long vw = gys == 1 && xs == 1 && (dt & 6) == 0 && ix.ndim <= 1 ? 8 : 1;
         const cl_int cf = (rms ? LNB_RMS : 0) | (gbeta ? LNB_BETA : 0);
         cl_mem pbm = pb ? pb->buf->mem : pg->buf->mem;
-        size_t global = (size_t)(chunks * n);
-        s = clai__launch(ctx, CLAI__K_NORM_BWD_COLS, &global, 15, CLAI__ARG(pg->buf->mem), CLAI__ARG(pbm),
+        size_t global = (size_t)(chunks * ((n + vw - 1) / vw));
+        s = clai__launch(ctx, CLAI__K_NORM_BWD_COLS, &global, 16, CLAI__ARG(pg->buf->mem), CLAI__ARG(pbm),
                          CLAI__ARG(gy->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(mm), CLAI__ARG(rstd->buf->mem),
-                         CLAI__ARG(ix), CLAI__ARG(cn), CLAI__ARG(chunk), CLAI__ARG(gys), CLAI__ARG(xs),
+                         CLAI__ARG(ix), CLAI__ARG(cn), CLAI__ARG(chunk), CLAI__ARG(vw), CLAI__ARG(gys), CLAI__ARG(xs),
                          CLAI__ARG(cmo), CLAI__ARG(cro), CLAI__ARG(cf), CLAI__ARG(dt));
       }
       if (s == CLAI_OK && ggamma != NULL) s = clai_reduce(ctx, CLAI_REDUCE_SUM, ggamma, pg, 0, 0);
