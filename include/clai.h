@@ -839,6 +839,47 @@ CLAI_API clai_status clai_attention_backward(clai_context *ctx, clai_tensor *gra
 CLAI_API clai_status clai_gather_rows_backward(clai_context *ctx, clai_tensor *grad_table, const clai_tensor *grad_out,
                                                const clai_tensor *index, int accumulate);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Backward of softmax and normalisation along the last axis (lib/op-norm-backward.c). Each takes grad_y
+ * (the gradient of the loss with respect to the forward's output) and what the forward produced, and
+ * overwrites grad_x (and grad_gamma / grad_beta) with the gradient. grad_x, grad_y and the saved tensor
+ * share one shape (at least 1 dim), are f32 or f16 independently (arithmetic in f32) and may be any strided
+ * views; grad_x may be grad_y itself (exactly the same view) but must not otherwise overlap an input.
+ * Results are the same bits on every run (no float atomics). Fails with CLAI_E_SHAPE, CLAI_E_DTYPE,
+ * CLAI_E_NOT_CONTIGUOUS or CLAI_E_INVALID_ARG (overlap, NULL mean/rstd, bad scale) naming the argument;
+ * an argument error writes nothing.
+ */
+
+/* grad_x = scale * y * (grad_y - sum(grad_y * y)) per row, where y is the *output* of clai_softmax(x, opts)
+ * and opts (scale, causal) are the forward's. Masked positions (causal) get 0. */
+CLAI_API clai_status clai_softmax_backward(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_y,
+                                           const clai_tensor *y, const clai_softmax_opts *opts);
+
+/* grad_x = scale * (grad_y - exp(y) * sum(grad_y)) per row, where y is the *output* of clai_log_softmax(x,
+ * opts); the row sums run over the unmasked positions only (grad_y at masked positions is ignored) and masked
+ * positions get 0. */
+CLAI_API clai_status clai_log_softmax_backward(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_y,
+                                               const clai_tensor *y, const clai_softmax_opts *opts);
+
+/* The gradients of clai_layernorm(out, x, gamma, beta, eps, mean, rstd) from the mean and rstd it saved
+ * (f32, contiguous, x's shape without the last dim, or with it as 1; both required). With xh = (x - mean) *
+ * rstd and g = grad_y * gamma (gamma NULL: 1, as in the forward):
+ * grad_x = rstd * (g - mean_row(g) - xh * mean_row(g * xh)); grad_gamma = sum over all rows of grad_y * xh;
+ * grad_beta = sum over all rows of grad_y. grad_gamma and grad_beta are optional (NULL: not computed), 1-D
+ * of the last dim's size, f32 or f16, any stride, and must not overlap anything else; their sums are taken
+ * over chunks of 64 rows in row order, then over the chunks in order. No rows: they become 0. */
+CLAI_API clai_status clai_layernorm_backward(clai_context *ctx, clai_tensor *grad_x, clai_tensor *grad_gamma,
+                                             clai_tensor *grad_beta, const clai_tensor *grad_y, const clai_tensor *x,
+                                             const clai_tensor *gamma, const clai_tensor *mean,
+                                             const clai_tensor *rstd);
+
+/* The gradients of clai_rmsnorm(out, x, gamma, eps, rstd) from the rstd it saved: with xh = x * rstd and
+ * g = grad_y * gamma, grad_x = rstd * (g - xh * mean_row(g * xh)), grad_gamma = sum over rows of grad_y * xh
+ * (optional). Otherwise as clai_layernorm_backward(). */
+CLAI_API clai_status clai_rmsnorm_backward(clai_context *ctx, clai_tensor *grad_x, clai_tensor *grad_gamma,
+                                           const clai_tensor *grad_y, const clai_tensor *x, const clai_tensor *gamma,
+                                           const clai_tensor *rstd);
+
 #ifdef __cplusplus
 }
 #endif

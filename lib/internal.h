@@ -39,7 +39,8 @@
   X(REDUCE, reduce)       \
   X(NORM, norm)           \
   X(CONV_BWD, conv_backward) \
-  X(ATTENTION_BWD, attention_backward)
+  X(ATTENTION_BWD, attention_backward) \
+  X(NORM_BWD, norm_backward)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -150,7 +151,10 @@ enum clai__program_id {
   X(ATTENTION_BWD_KV_D64, ATTENTION_BWD, "clai_attention_bwd_kv_d64", CLAI__ATT_BWD_SIG, 1) \
   X(ATTENTION_BWD_Q_D64, ATTENTION_BWD, "clai_attention_bwd_q_d64", CLAI__ATT_BWD_SIG, 1) \
   X(ATTENTION_BWD_KV_D256, ATTENTION_BWD, "clai_attention_bwd_kv_d256", CLAI__ATT_BWD_SIG, 1) \
-  X(ATTENTION_BWD_Q_D256, ATTENTION_BWD, "clai_attention_bwd_q_d256", CLAI__ATT_BWD_SIG, 1)
+  X(ATTENTION_BWD_Q_D256, ATTENTION_BWD, "clai_attention_bwd_q_d256", CLAI__ATT_BWD_SIG, 1) \
+  X(SOFTMAX_BWD, NORM_BWD, "clai_softmax_bwd", "bbbxlllllfii", 1) \
+  X(LAYERNORM_BWD, NORM_BWD, "clai_layernorm_bwd", "bbbbbbxllllllllii", 1) \
+  X(NORM_BWD_COLS, NORM_BWD, "clai_norm_bwd_cols", "bbbbbbxlllllllii", 1)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,
