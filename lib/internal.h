@@ -403,6 +403,10 @@ clai_status clai__clblast_gemm(clai_context *ctx, clai_tensor *c, const clai_ten
                                int64_t scn, const clai__index *ix, float alpha, float beta);
 
 /* ---- op helpers shared by the op files ----------------------------------------------------------------- */
+/* Checks a per-row statistic of a norm (mean / rstd): f32, contiguous, x's shape without the last dim (or
+ * with it as 1), not overlapping `avoid` (may be NULL). op-norm.c; used by the backward too. */
+clai_status clai__norm_check_stat(clai_context *ctx, const char *fn, const char *what, const clai_tensor *t,
+                                  const clai_tensor *x, const clai_tensor *avoid, const char *avoid_name);
 /* Query rows per work-item of cl/attention.cl (its -DATT_RQ; the grid is sized with it). */
 int clai__attention_rq(const clai__devcaps *caps);
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);

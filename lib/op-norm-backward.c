@@ -102,26 +102,6 @@ clai_status clai_log_softmax_backward(clai_context *ctx, clai_tensor *grad_x, co
   return softmax_bwd(ctx, "clai_log_softmax_backward", SMB_LOG, grad_x, grad_y, y, opts);
 }
 
-/* mean / rstd: f32, contiguous, x's shape without the last dim (or with it as 1), not overlapping grad_x. */
-static clai_status check_stat(clai_context *ctx, const char *fn, const char *what, const clai_tensor *t,
-                              const clai_tensor *x, const clai_tensor *gx) {
-  clai_status s = clai__check_tensor(ctx, t, fn, what);
-  if (s != CLAI_OK) return s;
-  if (t->dtype != CLAI_DTYPE_F32)
-    return clai__error(ctx, CLAI_E_DTYPE, "%s: %s is %s; it must be f32", fn, what, clai_dtype_name(t->dtype));
-  int nd = x->ndim - 1;
-  int ok = t->ndim == nd || (t->ndim == x->ndim && t->shape[nd] == 1);
-  for (int i = 0; ok && i < nd; i++) ok = t->shape[i] == x->shape[i];
-  char a[160], b[160];
-  if (!ok)
-    return clai__error(ctx, CLAI_E_SHAPE, "%s: %s is %s; it must be x's shape %s without the last dim", fn, what,
-                       clai__shape_str(t->ndim, t->shape, a, sizeof a), clai__shape_str(x->ndim, x->shape, b, sizeof b));
-  if (!clai_tensor_is_contiguous(t))
-    return clai__error(ctx, CLAI_E_NOT_CONTIGUOUS, "%s: %s must be contiguous", fn, what);
-  if (clai__tensors_overlap(t, gx)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad_x overlaps %s", fn, what);
-  return CLAI_OK;
-}
-
 /* gamma, grad_gamma, grad_beta: 1-D of n elements, f32 or f16. */
 static clai_status check_vec(clai_context *ctx, const char *fn, const char *what, const clai_tensor *p, int64_t n) {
   clai_status s = clai__check_tensor(ctx, p, fn, what);
@@ -143,8 +123,9 @@ static clai_status norm_bwd(clai_context *ctx, const char *fn, int rms, clai_ten
   const int64_t n = x->shape[x->ndim - 1];
   if (!rms && mean == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: mean is NULL", fn);
   if (rstd == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: rstd is NULL", fn);
-  if (!rms && (s = check_stat(ctx, fn, "mean", mean, x, gx)) != CLAI_OK) return s;
-  if ((s = check_stat(ctx, fn, "rstd", rstd, x, gx)) != CLAI_OK) return s;
+  /* the saved statistics are read: f32, contiguous, x's shape without the last dim, apart from grad_x */
+  if (!rms && (s = clai__norm_check_stat(ctx, fn, "mean", mean, x, gx, "grad_x")) != CLAI_OK) return s;
+  if ((s = clai__norm_check_stat(ctx, fn, "rstd", rstd, x, gx, "grad_x")) != CLAI_OK) return s;
   if (gamma != NULL) {
     if ((s = check_vec(ctx, fn, "gamma", gamma, n)) != CLAI_OK) return s;
     if (clai__tensors_overlap(gx, gamma)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad_x overlaps gamma", fn);

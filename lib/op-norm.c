@@ -100,9 +100,8 @@ static clai_status check_affine(clai_context *ctx, const char *fn, const char *w
   return CLAI_OK;
 }
 
-/* mean_out / rstd_out: f32, contiguous, x's shape without the last dim (or with it as 1). */
-static clai_status check_stat(clai_context *ctx, const char *fn, const char *what, const clai_tensor *t,
-                              const clai_tensor *x, const clai_tensor *out) {
+clai_status clai__norm_check_stat(clai_context *ctx, const char *fn, const char *what, const clai_tensor *t,
+                                  const clai_tensor *x, const clai_tensor *avoid, const char *avoid_name) {
   clai_status s = clai__check_tensor(ctx, t, fn, what);
   if (s != CLAI_OK) return s;
   if (t->dtype != CLAI_DTYPE_F32)
@@ -116,8 +115,8 @@ static clai_status check_stat(clai_context *ctx, const char *fn, const char *wha
                        clai__shape_str(t->ndim, t->shape, a, sizeof a), clai__shape_str(x->ndim, x->shape, b, sizeof b));
   if (!clai_tensor_is_contiguous(t))
     return clai__error(ctx, CLAI_E_NOT_CONTIGUOUS, "%s: %s must be contiguous", fn, what);
-  if (clai__tensors_overlap(t, x) || clai__tensors_overlap(t, out))
-    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %s overlaps x or out", fn, what);
+  if (avoid != NULL && clai__tensors_overlap(t, avoid))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %s overlaps %s", fn, what, avoid_name);
   return CLAI_OK;
 }
 
@@ -132,8 +131,11 @@ static clai_status norm(clai_context *ctx, const char *fn, int rms, clai_tensor 
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: eps %g must be finite and >= 0", fn, (double)eps);
   if (gamma != NULL && (s = check_affine(ctx, fn, "gamma", gamma, out, n)) != CLAI_OK) return s;
   if (beta != NULL && (s = check_affine(ctx, fn, "beta", beta, out, n)) != CLAI_OK) return s;
-  if (mean_out != NULL && (s = check_stat(ctx, fn, "mean_out", mean_out, x, out)) != CLAI_OK) return s;
-  if (rstd_out != NULL && (s = check_stat(ctx, fn, "rstd_out", rstd_out, x, out)) != CLAI_OK) return s;
+  /* the statistics are written: they must not overlap x or out */
+  if (mean_out != NULL && (s = clai__norm_check_stat(ctx, fn, "mean_out", mean_out, x, out, "out")) != CLAI_OK) return s;
+  if (rstd_out != NULL && (s = clai__norm_check_stat(ctx, fn, "rstd_out", rstd_out, x, out, "out")) != CLAI_OK) return s;
+  if ((mean_out != NULL && clai__tensors_overlap(mean_out, x)) || (rstd_out != NULL && clai__tensors_overlap(rstd_out, x)))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: mean_out or rstd_out overlaps x", fn);
   if (mean_out != NULL && rstd_out != NULL && clai__tensors_overlap(mean_out, rstd_out))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: mean_out overlaps rstd_out", fn);
   clai__index ix;
