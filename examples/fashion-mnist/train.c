@@ -43,7 +43,7 @@ typedef struct options {
   int epochs, batch, json, resume;
   uint64_t seed;
   float lr;
-  int64_t train_limit;
+  int64_t train_limit, test_limit;
 } options;
 
 /* A dense layer y = act(x W^T + b) with nn.Linear's W [out, in] and b [out]. W is stored transposed, as
@@ -507,7 +507,7 @@ static int load_data(trainer *t) {
   }
   int rc = -1;
   t->ntrain = t->o.train_limit > 0 && t->o.train_limit < tr.n ? t->o.train_limit : tr.n;
-  t->ntest = te.n;
+  t->ntest = t->o.test_limit > 0 && t->o.test_limit < te.n ? t->o.test_limit : te.n;
   t->xtrain = upload_images(t, &tr, t->ntrain);
   t->xtest = upload_images(t, &te, t->ntest);
   t->ytrain = mk(t, CLAI_DTYPE_I32, 2, t->ntrain, 1);
@@ -751,6 +751,7 @@ static void usage(const char *prog, FILE *f) {
           "  --lr X             Adam's learning rate (default 1e-3; betas 0.9/0.999, eps 1e-8)\n"
           "  --seed N           initialisation and shuffling seed (default 0)\n"
           "  --train-limit N    train on the first N samples only (default: all 60000)\n"
+          "  --test-limit N     evaluate on the first N test images only (default: all 10000)\n"
           "  --data DIR         the gzip'd IDX files (default %s,\n"
           "                     from Debian's dataset-fashion-mnist package)\n"
           "  --checkpoint PATH  save the training state there after every epoch (default: none)\n"
@@ -812,6 +813,9 @@ static int parse(const char *prog, int argc, char **argv, options *o) {
     } else if (strcmp(a, "--train-limit") == 0) {
       if (parse_int(prog, a, v, 1, INT32_MAX, &x) != 0) return -1;
       o->train_limit = x;
+    } else if (strcmp(a, "--test-limit") == 0) {
+      if (parse_int(prog, a, v, 1, INT32_MAX, &x) != 0) return -1;
+      o->test_limit = x;
     } else if (strcmp(a, "--lr") == 0) {
       char *end;
       o->lr = strtof(v, &end);
