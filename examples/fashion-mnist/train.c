@@ -248,7 +248,7 @@ static clai_tensor *mlp_forward(trainer *t, clai_tensor *x, int64_t b, int train
       fail(t, "clai_matmul_ex (forward)", st);
       return NULL;
     }
-    static const char *names[MAX_LAYERS] = {"forward 1", "forward 2", "forward 3", "forward 4"};
+    static const char *names[MAX_LAYERS] = {"fc1 forward", "fc2 forward", "fc3 forward", "fc4 forward"};
     if (train) prof(t, names[i]);
     in = out;
   }
@@ -272,17 +272,17 @@ static int dense_backward(trainer *t, clai_tensor *x, int64_t b, clai_tensor *dx
     clai_status st;
     /* dW^T = x_prev^T dy, db = 1^T dy */
     if ((st = clai_matmul(ctx, l->gwt, yprev, 1, dy, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
-    prof(t, "weight gradients");
+    prof(t, "fc weight gradients");
     if ((st = clai_matmul(ctx, gb, ones, 0, dy, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
-    prof(t, "bias gradients");
+    prof(t, "fc bias gradients");
     if (i > 0 || dx != NULL) {
       /* dx_prev = dy W = dy wt^T, then through the ReLU of the previous layer: its output is positive exactly where
        * its input was, so the output serves as the "x" of the derivative. */
       if ((dprev = i > 0 ? rows(t->layer[i - 1].dy, 0, b) : dx) == NULL) goto done;
       if ((st = clai_matmul(ctx, dprev, dy, 0, l->wt, 1, 1.0f, 0.0f)) != CLAI_OK) goto err;
-      prof(t, "input gradients");
+      prof(t, "fc input gradients");
       if ((st = clai_unary_backward(ctx, CLAI_RELU, dprev, dprev, yprev)) != CLAI_OK) goto err;
-      prof(t, "relu backward");
+      prof(t, "fc relu backward");
       if (dprev != dx) clai_tensor_free(dprev);
       dprev = NULL;
     }
@@ -429,7 +429,7 @@ static int cnn_backward(trainer *t, clai_tensor *x, int64_t b) {
   if ((st = clai_conv2d_backward_data(ctx, dp1, dc2, c2->w, &CNN_CONV)) != CLAI_OK) goto err;
   prof(t, "conv2 data grad");
   if ((st = clai_unary_backward(ctx, CLAI_RELU, dp1, dp1, p1)) != CLAI_OK) goto err;
-  prof(t, "relu backward");
+  prof(t, "relu backward (pool 1)");
   if ((st = clai_max_pool2d_backward(ctx, dc1, dp1, i1, &CNN_POOL)) != CLAI_OK) goto err;
   prof(t, "max-pool 1 backward");
   if ((st = clai_conv2d_backward_weight(ctx, c1->gw, c1->gb, x4, dc1, &CNN_CONV)) != CLAI_OK) goto err;
