@@ -50,7 +50,7 @@ expect() {
   fi
 }
 
-echo "1..11"
+echo "1..12"
 expect "missing directory" 1 "No such file" "dataset-fashion-mnist" -- "$prog" --data "$dir/none" --epochs 1
 
 good
@@ -82,7 +82,7 @@ printf 'not gzip at all' >"$dir/d/train-labels-idx1-ubyte.gz"
 expect "not an IDX file" 1 "train-labels" "dataset-fashion-mnist" -- "$prog" --data "$dir/d" --epochs 1
 
 expect "clai train: missing data" 1 "clai train" "dataset-fashion-mnist" -- "$tool" train --data "$dir/none"
-expect "cnn not offered yet" 2 "cnn is not available yet" "backward" -- "$prog" --model cnn
+expect "unknown model" 2 "unknown model 'resnet'" "mlp, cnn" -- "$prog" --model resnet
 expect "bad option value" 2 "--batch wants an integer" "not 'x'" -- "$prog" --batch x
 
 good
@@ -92,6 +92,15 @@ if "$prog" --data "$dir/d" --epochs 2 --batch 64 --json >"$dir/out" 2>"$dir/err"
   echo "ok $n - a well-formed synthetic set trains (99 of 100 test labels are one class)"
 else
   echo "not ok $n - a well-formed synthetic set: exit or output wrong"
+  sed 's/^/# /' "$dir/err" "$dir/out"
+  fails=$((fails + 1))
+fi
+n=$((n + 1))
+if "$prog" --data "$dir/d" --model cnn --epochs 1 --batch 64 --json >"$dir/out" 2>"$dir/err" &&
+   grep -q '"test_acc": 0.9900' "$dir/out"; then
+  echo "ok $n - the CNN trains on the synthetic set too (a short last batch, 100 test images)"
+else
+  echo "not ok $n - the CNN on the synthetic set: exit or output wrong"
   sed 's/^/# /' "$dir/err" "$dir/out"
   fails=$((fails + 1))
 fi

@@ -14,9 +14,8 @@
  * Timing follows ../shared/peers/fmnist_torch.py: train_s is the training loop only (from the first enqueued
  * step to the completion of the last), the shuffle (permutation + gather) is reported apart as shuffle_s.
  *
- * The model is a table of callbacks (struct model_ops) so that other models slot in beside the MLP; the
- * CNN of the PyTorch reference needs the backward of conv2d and max-pooling, which libclai does not have yet,
- * so it is not offered. */
+ * The model is a table of callbacks (struct model_ops): the MLP (784-256-128-10) and the CNN of the PyTorch
+ * reference (two 5x5 convolutions with ReLU and 2x2 max-pooling, then two dense layers; see cnn_build). */
 #include "train.h"
 
 #include <errno.h>
@@ -44,7 +43,7 @@ typedef struct options {
   int epochs, batch, json, resume;
   uint64_t seed;
   float lr;
-  int64_t train_limit;
+  int64_t train_limit, test_limit;
 } options;
 
 /* A dense layer y = act(x W^T + b) with nn.Linear's W [out, in] and b [out]. W is stored transposed, as
@@ -59,6 +58,19 @@ typedef struct dense {
   clai_tensor *ey;       /* [EVAL_BATCH, out] evaluation activations */
 } dense;
 
+/* A convolution with a fused ReLU followed by 2x2 max-pooling (the CNN's blocks): out channels from in,
+ * on hw x hw images, 5x5 kernels with padding 2 (same size), pooled to hw/2 x hw/2. w [out, in, 5, 5] and
+ * b [out] (and their gradients) are views of the flat parameter and gradient tensors. */
+typedef struct conv_layer {
+  int64_t in, out, hw;
+  clai_tensor *w, *b, *gw, *gb;
+  clai_tensor *c;        /* [max(batch, EVAL_BATCH), out, hw, hw]: relu(conv + b), only read by the pooling */
+  clai_tensor *p;        /* [max(batch, EVAL_BATCH), out, hw/2, hw/2]: the pooled output */
+  clai_tensor *idx;      /* [batch, out, hw/2, hw/2] i32: where each maximum came from (training only) */
+  clai_tensor *dp;       /* [batch, out, hw/2, hw/2]: the gradient of p */
+  clai_tensor *dc;       /* [batch, out, hw, hw]: the gradient of conv + b */
+} conv_layer;
+
 typedef struct trainer {
   clai_context *ctx;
   options o;
@@ -72,6 +84,8 @@ typedef struct trainer {
   int64_t nparams;
   int nlayers;
   dense layer[MAX_LAYERS];
+  int nconv;             /* the CNN's convolution blocks, before the dense layers (0 for the MLP) */
+  conv_layer conv[2];
   char pnames[2 * MAX_LAYERS][24];
   clai_tensor *dlogits;  /* [batch, CLASSES]: the gradient of the logits, where the model's backward reads it
                           * (owned by the model) */
@@ -88,7 +102,7 @@ typedef struct trainer {
   int prof_n;
 } trainer;
 
-/* A model: how it lays out its parameters and runs a step. The MLP is the only one so far. */
+/* A model: how it lays out its parameters and runs a step. */
 typedef struct model_ops {
   const char *name;
   int default_epochs;
@@ -164,16 +178,19 @@ static clai_tensor *rows(clai_tensor *x, int64_t r0, int64_t r1) {
 
 /* ---- the MLP: 784-256-128-10, ReLU ------------------------------------------------------------------- */
 
-static int mlp_build(trainer *t) {
-  static const int64_t sizes[] = {PIXELS, 256, 128, CLASSES};
-  t->nlayers = 3;
-  t->nparams = 0;
-  for (int i = 0; i < t->nlayers; i++) t->nparams += sizes[i + 1] * sizes[i] + sizes[i + 1];
+/* The flat parameter, gradient and Adam state tensors of t->nparams elements. */
+static int alloc_flat(trainer *t) {
   if ((t->params = mk(t, CLAI_DTYPE_F32, 1, t->nparams, 0)) == NULL) return -1;
   if ((t->grads = mk(t, CLAI_DTYPE_F32, 1, t->nparams, 0)) == NULL) return -1;
   if ((t->adam_m = mk(t, CLAI_DTYPE_F32, 1, t->nparams, 0)) == NULL) return -1;
   if ((t->adam_v = mk(t, CLAI_DTYPE_F32, 1, t->nparams, 0)) == NULL) return -1;
-  int64_t off = 0;
+  return 0;
+}
+
+/* The dense layers sizes[0] -> sizes[1] -> ... -> sizes[n] (ReLU after all but the last), their parameters
+ * from element `off` of the flat tensors, initialised with random streams stream0, stream0 + 1, ... */
+static int dense_setup(trainer *t, const int64_t *sizes, int n, int64_t off, uint64_t stream0) {
+  t->nlayers = n;
   for (int i = 0; i < t->nlayers; i++) {
     dense *l = &t->layer[i];
     l->in = sizes[i], l->out = sizes[i + 1];
@@ -198,10 +215,20 @@ static int mlp_build(trainer *t) {
   for (int i = 0; i < t->nlayers; i++) {
     dense *l = &t->layer[i];
     float bound = 1.0f / sqrtf((float)l->in);
-    TRY(t, clai_init_kaiming_uniform(t->ctx, l->w, t->o.seed, (uint64_t)(2 * i), sqrtf(1.0f / 3.0f), 0));
-    TRY(t, clai_rand_uniform(t->ctx, l->b, t->o.seed, (uint64_t)(2 * i + 1), -bound, bound));
+    uint64_t st = stream0 + (uint64_t)(2 * i);
+    TRY(t, clai_init_kaiming_uniform(t->ctx, l->w, t->o.seed, st, sqrtf(1.0f / 3.0f), 0));
+    TRY(t, clai_rand_uniform(t->ctx, l->b, t->o.seed, st + 1, -bound, bound));
   }
   return 0;
+}
+
+static int mlp_build(trainer *t) {
+  static const int64_t sizes[] = {PIXELS, 256, 128, CLASSES};
+  const int n = 3;
+  t->nparams = 0;
+  for (int i = 0; i < n; i++) t->nparams += sizes[i + 1] * sizes[i] + sizes[i + 1];
+  if (alloc_flat(t) != 0) return -1;
+  return dense_setup(t, sizes, n, 0, 0);
 }
 
 static clai_tensor *mlp_forward(trainer *t, clai_tensor *x, int64_t b, int train) {
@@ -221,14 +248,17 @@ static clai_tensor *mlp_forward(trainer *t, clai_tensor *x, int64_t b, int train
       fail(t, "clai_matmul_ex (forward)", st);
       return NULL;
     }
-    static const char *names[MAX_LAYERS] = {"forward 1", "forward 2", "forward 3", "forward 4"};
+    static const char *names[MAX_LAYERS] = {"fc1 forward", "fc2 forward", "fc3 forward", "fc4 forward"};
     if (train) prof(t, names[i]);
     in = out;
   }
   return out;
 }
 
-static int mlp_backward(trainer *t, clai_tensor *x, int64_t b) {
+/* The backward of the dense layers from t->dlogits, x being the first layer's input [b, in]. dx NULL: the
+ * gradient of x is not needed; else dx [b, in] receives it, masked by ReLU's derivative at x (x is the
+ * output of a ReLU, or of a max-pooling of one). */
+static int dense_backward(trainer *t, clai_tensor *x, int64_t b, clai_tensor *dx) {
   clai_context *ctx = t->ctx;
   int rc = -1;
   clai_tensor *ones = NULL, *gb = NULL, *dy = NULL, *dprev = NULL, *yprev = NULL;
@@ -242,18 +272,19 @@ static int mlp_backward(trainer *t, clai_tensor *x, int64_t b) {
     clai_status st;
     /* dW^T = x_prev^T dy, db = 1^T dy */
     if ((st = clai_matmul(ctx, l->gwt, yprev, 1, dy, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
-    prof(t, "weight gradients");
+    prof(t, "fc weight gradients");
     if ((st = clai_matmul(ctx, gb, ones, 0, dy, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
-    prof(t, "bias gradients");
-    if (i > 0) {
+    prof(t, "fc bias gradients");
+    if (i > 0 || dx != NULL) {
       /* dx_prev = dy W = dy wt^T, then through the ReLU of the previous layer: its output is positive exactly where
        * its input was, so the output serves as the "x" of the derivative. */
-      if ((dprev = rows(t->layer[i - 1].dy, 0, b)) == NULL) goto done;
+      if ((dprev = i > 0 ? rows(t->layer[i - 1].dy, 0, b) : dx) == NULL) goto done;
       if ((st = clai_matmul(ctx, dprev, dy, 0, l->wt, 1, 1.0f, 0.0f)) != CLAI_OK) goto err;
-      prof(t, "input gradients");
+      prof(t, "fc input gradients");
       if ((st = clai_unary_backward(ctx, CLAI_RELU, dprev, dprev, yprev)) != CLAI_OK) goto err;
-      prof(t, "relu backward");
-      clai_tensor_free(dprev), dprev = NULL;
+      prof(t, "fc relu backward");
+      if (dprev != dx) clai_tensor_free(dprev);
+      dprev = NULL;
     }
     clai_tensor_free(dy), dy = NULL;
     clai_tensor_free(gb), gb = NULL;
@@ -266,13 +297,157 @@ static int mlp_backward(trainer *t, clai_tensor *x, int64_t b) {
   }
   rc = 0;
 done:
-  clai_tensor_free(ones), clai_tensor_free(gb), clai_tensor_free(dy), clai_tensor_free(dprev);
+  clai_tensor_free(ones), clai_tensor_free(gb), clai_tensor_free(dy);
+  if (dprev != dx) clai_tensor_free(dprev);
   if (yprev != x) clai_tensor_free(yprev);
+  return rc;
+}
+
+static int mlp_backward(trainer *t, clai_tensor *x, int64_t b) { return dense_backward(t, x, b, NULL); }
+
+/* ---- the CNN: conv 5x5 1->32 + ReLU + max-pool 2, conv 5x5 32->64 + ReLU + max-pool 2, 3136-1024-10 --------
+ *
+ * The forward keeps what the backward reads: each block's pooled output p and the indices of its maxima
+ * (the convolutions' outputs c are only the pooling's input). The backward applies ReLU's derivative to
+ * the gradient of the *pooled* output, masked by p > 0, before the pooling's backward, rather than to the
+ * gradient of c masked by c > 0: the pooling's backward sends each gradient only to its window's maximum,
+ * where c equals p, and zeros everything else, so both give the same values, and the pooled tensors are a
+ * quarter of the size. The first block's input gradient is not needed, so its data gradient is skipped. */
+
+#define CNN_K 5
+#define CNN_PAD 2
+#define CNN_FLAT (64 * 7 * 7)
+
+static const clai_conv2d_params CNN_CONV = {
+    .pad_top = CNN_PAD, .pad_bottom = CNN_PAD, .pad_left = CNN_PAD, .pad_right = CNN_PAD, .activation = CLAI_ACT_RELU};
+static const clai_pool2d_params CNN_POOL = {.kernel_h = 2, .kernel_w = 2};
+
+static clai_tensor *mk4(trainer *t, clai_dtype dt, int64_t n, int64_t c, int64_t h, int64_t w) {
+  clai_tensor *x = NULL;
+  int64_t shape[4] = {n, c, h, w};
+  clai_status st = clai_tensor_init(t->ctx, &x, dt, 4, shape);
+  if (st != CLAI_OK) fail(t, "clai_tensor_init", st);
+  return x;
+}
+
+/* A reshaped view of a dense tensor (NULL on failure). */
+static clai_tensor *reshaped(clai_tensor *x, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+  clai_tensor *v = NULL;
+  int64_t shape[4] = {d0, d1, d2, d3};
+  if (x == NULL || clai_tensor_reshape(x, &v, ndim, shape) != CLAI_OK) return NULL;
+  return v;
+}
+
+static int cnn_build(trainer *t) {
+  static const int64_t chans[3] = {1, 32, 64}, hw[2] = {28, 14};
+  static const int64_t sizes[] = {CNN_FLAT, 1024, CLASSES};
+  const int64_t maxb = t->o.batch > EVAL_BATCH ? t->o.batch : EVAL_BATCH, B = t->o.batch;
+  t->nconv = 2;
+  t->nparams = 0;
+  for (int i = 0; i < t->nconv; i++) t->nparams += chans[i + 1] * chans[i] * CNN_K * CNN_K + chans[i + 1];
+  for (int i = 0; i < 2; i++) t->nparams += sizes[i + 1] * sizes[i] + sizes[i + 1];
+  if (alloc_flat(t) != 0) return -1;
+  int64_t off = 0;
+  for (int i = 0; i < t->nconv; i++) {
+    conv_layer *c = &t->conv[i];
+    c->in = chans[i], c->out = chans[i + 1], c->hw = hw[i];
+    const int64_t wshape[4] = {c->out, c->in, CNN_K, CNN_K}, wstr[4] = {c->in * CNN_K * CNN_K, CNN_K * CNN_K, CNN_K, 1};
+    const int64_t nw = c->out * c->in * CNN_K * CNN_K, h2 = c->hw / 2;
+    clai_tensor_view(t->params, &c->w, 4, wshape, wstr, off);
+    clai_tensor_view(t->grads, &c->gw, 4, wshape, wstr, off);
+    c->b = flat_view(t->params, off + nw, c->out, 0);
+    c->gb = flat_view(t->grads, off + nw, c->out, 0);
+    off += nw + c->out;
+    c->c = mk4(t, CLAI_DTYPE_F32, maxb, c->out, c->hw, c->hw);
+    c->p = mk4(t, CLAI_DTYPE_F32, maxb, c->out, h2, h2);
+    c->idx = mk4(t, CLAI_DTYPE_I32, B, c->out, h2, h2);
+    c->dp = mk4(t, CLAI_DTYPE_F32, B, c->out, h2, h2);
+    c->dc = mk4(t, CLAI_DTYPE_F32, B, c->out, c->hw, c->hw);
+    if (!c->w || !c->gw || !c->b || !c->gb || !c->c || !c->p || !c->idx || !c->dp || !c->dc) return -1;
+  }
+  /* nn.Conv2d's default initialisation is nn.Linear's, with fan_in = in * 5 * 5. */
+  for (int i = 0; i < t->nconv; i++) {
+    conv_layer *c = &t->conv[i];
+    float bound = 1.0f / sqrtf((float)(c->in * CNN_K * CNN_K));
+    TRY(t, clai_init_kaiming_uniform(t->ctx, c->w, t->o.seed, (uint64_t)(2 * i), sqrtf(1.0f / 3.0f), 0));
+    TRY(t, clai_rand_uniform(t->ctx, c->b, t->o.seed, (uint64_t)(2 * i + 1), -bound, bound));
+  }
+  return dense_setup(t, sizes, 2, off, (uint64_t)(2 * t->nconv));
+}
+
+static clai_tensor *cnn_forward(trainer *t, clai_tensor *x, int64_t b, int train) {
+  static const char *names[2][2] = {{"conv1 (+bias, relu)", "max-pool 1"}, {"conv2 (+bias, relu)", "max-pool 2"}};
+  clai_tensor *in = reshaped(x, 4, b, 1, 28, 28), *out = NULL;
+  if (in == NULL) {
+    fprintf(stderr, "%s: the batch is not a dense [%lld, 784] block\n", t->prog, (long long)b);
+    return NULL;
+  }
+  for (int i = 0; i < t->nconv; i++) {
+    conv_layer *c = &t->conv[i];
+    clai_tensor *cv = rows(c->c, 0, b), *pv = rows(c->p, 0, b), *iv = train ? rows(c->idx, 0, b) : NULL;
+    clai_status st = CLAI_E_INVALID_ARG;
+    if (cv != NULL && pv != NULL && (iv != NULL || !train)) {
+      st = clai_conv2d(t->ctx, cv, in, c->w, c->b, &CNN_CONV);
+      if (st == CLAI_OK && train) prof(t, names[i][0]);
+      if (st == CLAI_OK) st = clai_max_pool2d(t->ctx, pv, iv, cv, &CNN_POOL);
+      if (st == CLAI_OK && train) prof(t, names[i][1]);
+    }
+    clai_tensor_free(in), clai_tensor_free(cv), clai_tensor_free(iv);
+    in = pv;
+    if (st != CLAI_OK) {
+      clai_tensor_free(in);
+      fail(t, i == 0 ? "the first convolution block" : "the second convolution block", st);
+      return NULL;
+    }
+  }
+  clai_tensor *flat = reshaped(in, 2, b, CNN_FLAT, 0, 0);
+  clai_tensor_free(in);
+  if (flat != NULL) out = mlp_forward(t, flat, b, train);
+  clai_tensor_free(flat);
+  return out;
+}
+
+static int cnn_backward(trainer *t, clai_tensor *x, int64_t b) {
+  clai_context *ctx = t->ctx;
+  conv_layer *c1 = &t->conv[0], *c2 = &t->conv[1];
+  int rc = -1;
+  clai_tensor *p2 = rows(c2->p, 0, b), *dp2 = rows(c2->dp, 0, b), *flat = NULL, *dflat = NULL;
+  clai_tensor *dc2 = rows(c2->dc, 0, b), *i2 = rows(c2->idx, 0, b), *p1 = rows(c1->p, 0, b);
+  clai_tensor *dc1 = rows(c1->dc, 0, b), *i1 = rows(c1->idx, 0, b), *x4 = reshaped(x, 4, b, 1, 28, 28);
+  clai_tensor *dp1 = NULL;
+  clai_status st = CLAI_OK;
+  flat = reshaped(p2, 2, b, CNN_FLAT, 0, 0);
+  dflat = reshaped(dp2, 2, b, CNN_FLAT, 0, 0);
+  dp1 = rows(c1->dp, 0, b);
+  if (!flat || !dflat || !dc2 || !i2 || !p1 || !dc1 || !i1 || !x4 || !dp1) goto done;
+  /* the dense layers, down to the gradient of the flattened p2, masked by p2 > 0 (ReLU, see above) */
+  if (dense_backward(t, flat, b, dflat) != 0) goto done;
+  if ((st = clai_max_pool2d_backward(ctx, dc2, dp2, i2, &CNN_POOL)) != CLAI_OK) goto err;
+  prof(t, "max-pool 2 backward");
+  if ((st = clai_conv2d_backward_weight(ctx, c2->gw, c2->gb, p1, dc2, &CNN_CONV)) != CLAI_OK) goto err;
+  prof(t, "conv2 weight+bias grad");
+  if ((st = clai_conv2d_backward_data(ctx, dp1, dc2, c2->w, &CNN_CONV)) != CLAI_OK) goto err;
+  prof(t, "conv2 data grad");
+  if ((st = clai_unary_backward(ctx, CLAI_RELU, dp1, dp1, p1)) != CLAI_OK) goto err;
+  prof(t, "relu backward (pool 1)");
+  if ((st = clai_max_pool2d_backward(ctx, dc1, dp1, i1, &CNN_POOL)) != CLAI_OK) goto err;
+  prof(t, "max-pool 1 backward");
+  if ((st = clai_conv2d_backward_weight(ctx, c1->gw, c1->gb, x4, dc1, &CNN_CONV)) != CLAI_OK) goto err;
+  prof(t, "conv1 weight+bias grad");
+  rc = 0;
+  goto done;
+err:
+  fail(t, "the convolution backward", st);
+done:
+  clai_tensor_free(p2), clai_tensor_free(dp2), clai_tensor_free(flat), clai_tensor_free(dflat);
+  clai_tensor_free(dc2), clai_tensor_free(i2), clai_tensor_free(p1), clai_tensor_free(dc1), clai_tensor_free(i1);
+  clai_tensor_free(x4), clai_tensor_free(dp1);
   return rc;
 }
 
 static const model_ops MODELS[] = {
     {"mlp", 10, mlp_build, mlp_forward, mlp_backward},
+    {"cnn", 3, cnn_build, cnn_forward, cnn_backward},
 };
 
 /* ---- shuffling ------------------------------------------------------------------------------------------ */
@@ -332,7 +507,7 @@ static int load_data(trainer *t) {
   }
   int rc = -1;
   t->ntrain = t->o.train_limit > 0 && t->o.train_limit < tr.n ? t->o.train_limit : tr.n;
-  t->ntest = te.n;
+  t->ntest = t->o.test_limit > 0 && t->o.test_limit < te.n ? t->o.test_limit : te.n;
   t->xtrain = upload_images(t, &tr, t->ntrain);
   t->xtest = upload_images(t, &te, t->ntest);
   t->ytrain = mk(t, CLAI_DTYPE_I32, 2, t->ntrain, 1);
@@ -359,7 +534,12 @@ static int load_data(trainer *t) {
 /* ---- checkpoints -------------------------------------------------------------------------------------- */
 
 static int checkpoint_entries(trainer *t, ckpt_entry *e) {
+  static const char *cnames[2][2] = {{"conv1.weight", "conv1.bias"}, {"conv2.weight", "conv2.bias"}};
   int n = 0;
+  for (int i = 0; i < t->nconv; i++) {
+    e[n].name = cnames[i][0], e[n++].t = t->conv[i].w;
+    e[n].name = cnames[i][1], e[n++].t = t->conv[i].b;
+  }
   for (int i = 0; i < t->nlayers; i++) {
     e[n].name = t->pnames[2 * i], e[n++].t = t->layer[i].w;
     e[n].name = t->pnames[2 * i + 1], e[n++].t = t->layer[i].b;
@@ -370,7 +550,7 @@ static int checkpoint_entries(trainer *t, ckpt_entry *e) {
 }
 
 static int save(trainer *t, int64_t epoch) {
-  ckpt_entry e[2 * MAX_LAYERS + 2];
+  ckpt_entry e[2 * MAX_LAYERS + 6];
   int n = checkpoint_entries(t, e);
   ckpt_meta m;
   memset(&m, 0, sizeof m);
@@ -386,7 +566,7 @@ static int save(trainer *t, int64_t epoch) {
 
 /* Returns the epochs already done (0 when there is nothing to resume), or -1. */
 static int64_t restore(trainer *t) {
-  ckpt_entry e[2 * MAX_LAYERS + 2];
+  ckpt_entry e[2 * MAX_LAYERS + 6];
   int n = checkpoint_entries(t, e);
   ckpt_meta m;
   char err[1024];
@@ -563,13 +743,15 @@ static void json_str(FILE *f, const char *s) {
 static void usage(const char *prog, FILE *f) {
   fprintf(f,
           "usage: %s [options]   train a classifier on Fashion-MNIST with libclai\n"
-          "  --model mlp        784-256-128-10 with ReLU (the only model so far: the CNN needs conv/pool\n"
-          "                     backward ops that libclai does not have yet)\n"
-          "  --epochs N         epochs to train (default 10); with --resume, the total to reach\n"
+          "  --model mlp|cnn    mlp: 784-256-128-10 with ReLU (default); cnn: conv 5x5 32 + ReLU + max-pool 2,\n"
+          "                     conv 5x5 64 + ReLU + max-pool 2, 3136-1024-10 with ReLU\n"
+          "  --epochs N         epochs to train (default 10 for mlp, 3 for cnn); with --resume, the total\n"
+          "                     to reach\n"
           "  --batch N          batch size (default 128)\n"
           "  --lr X             Adam's learning rate (default 1e-3; betas 0.9/0.999, eps 1e-8)\n"
           "  --seed N           initialisation and shuffling seed (default 0)\n"
           "  --train-limit N    train on the first N samples only (default: all 60000)\n"
+          "  --test-limit N     evaluate on the first N test images only (default: all 10000)\n"
           "  --data DIR         the gzip'd IDX files (default %s,\n"
           "                     from Debian's dataset-fashion-mnist package)\n"
           "  --checkpoint PATH  save the training state there after every epoch (default: none)\n"
@@ -631,6 +813,9 @@ static int parse(const char *prog, int argc, char **argv, options *o) {
     } else if (strcmp(a, "--train-limit") == 0) {
       if (parse_int(prog, a, v, 1, INT32_MAX, &x) != 0) return -1;
       o->train_limit = x;
+    } else if (strcmp(a, "--test-limit") == 0) {
+      if (parse_int(prog, a, v, 1, INT32_MAX, &x) != 0) return -1;
+      o->test_limit = x;
     } else if (strcmp(a, "--lr") == 0) {
       char *end;
       o->lr = strtof(v, &end);
@@ -657,6 +842,11 @@ static void free_trainer(trainer *t) {
     clai_tensor_free(l->gb);
     clai_tensor_free(l->y), clai_tensor_free(l->dy), clai_tensor_free(l->ey);
   }
+  for (int i = 0; i < 2; i++) {
+    conv_layer *c = &t->conv[i];
+    clai_tensor *all[] = {c->w, c->b, c->gw, c->gb, c->c, c->p, c->idx, c->dp, c->dc};
+    for (size_t j = 0; j < sizeof all / sizeof all[0]; j++) clai_tensor_free(all[j]);
+  }
   free(t->test_labels);
   clai_context_free(t->ctx);
 }
@@ -670,10 +860,7 @@ int fmnist_train_main(const char *prog, int argc, char **argv) {
   for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++)
     if (strcmp(MODELS[i].name, t.o.model) == 0) m = &MODELS[i];
   if (m == NULL) {
-    if (strcmp(t.o.model, "cnn") == 0)
-      fprintf(stderr, "%s: --model cnn is not available yet: it needs the backward of conv2d and max-pooling, "
-                      "which libclai does not have yet; use --model mlp\n", prog);
-    else fprintf(stderr, "%s: unknown model '%s' (available: mlp)\n", prog, t.o.model);
+    fprintf(stderr, "%s: unknown model '%s' (available: mlp, cnn)\n", prog, t.o.model);
     return 2;
   }
   if (t.o.epochs < 0) t.o.epochs = m->default_epochs;
