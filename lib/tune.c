@@ -403,10 +403,11 @@ clai_status clai_tune(clai_context *ctx, const clai_tune_params *params, char *r
   if (st == CLAI_OK && report != NULL && cap > 0) {
     char what[256];
     config_text(&best, what, sizeof what);
-    snprintf(report, cap, "%s (%.1f GFLOP/s; the defaults %.1f; %d candidates)%s%s", what, best_score, start_score,
-             tried, best.clblast ? "; CLBlast for classes " : "", best.clblast ? "" : "");
+    snprintf(report, cap, "%s (%.1f GFLOP/s; the defaults %.1f; %d candidates)", what, best_score, start_score,
+             tried);
     if (best.clblast) {
       size_t len = strlen(report);
+      clai__appendf(report, cap, &len, "; CLBlast for shape classes:");
       if (best.clblast & CLAI__SHAPE_SKINNY) clai__appendf(report, cap, &len, " skinny");
       if (best.clblast & CLAI__SHAPE_SMALL) clai__appendf(report, cap, &len, " small");
       if (best.clblast & CLAI__SHAPE_LARGE) clai__appendf(report, cap, &len, " large");
