@@ -437,5 +437,20 @@ typedef struct clai__conv_geom {
  * size, and nb*C*KH*KW*OH, below 2^31). */
 clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, int64_t n0, int64_t nb,
                          const clai__conv_geom *g);
+/* Shared by the convolution forward and its gradients (op-conv.c): */
+/* CLAI_E_SHAPE unless t is 4-D [N, C, H, W] (what names it in the message). */
+clai_status clai__conv_need_4d(clai_context *ctx, const char *fn, const clai_tensor *t, const char *what);
+/* CLAI_E_DTYPE unless t has dtype want (f32 or f16), the dtype of the operand named whose. */
+clai_status clai__conv_need_dtype(clai_context *ctx, const char *fn, const clai_tensor *t, const char *what,
+                                  clai_dtype want, const char *whose);
+/* Output length along one axis; 0 when the (dilated) window does not fit the padded input. */
+int64_t clai__conv_out_len(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t d, int64_t s);
+/* Images per chunk for a workspace of per_image bytes per image within budget bytes (at least 1, at most
+ * N), with nb * OH * OW below 2^31. */
+int64_t clai__conv_chunk_images(const clai__conv_geom *g, uint64_t per_image, uint64_t budget);
+/* The weight w as the [G, O/G, C/G*KH*KW] view of dense f32 rows that the GEMMs take: a view of w itself
+ * when it is already that, else of a converted copy in *wt (freed by the caller, like *va). */
+clai_status clai__conv_weight_groups(clai_context *ctx, const char *fn, const clai_tensor *w,
+                                     const clai__conv_geom *g, clai_tensor **wt, clai_tensor **va);
 
 #endif /* CLAI_INTERNAL_H */

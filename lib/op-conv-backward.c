@@ -30,31 +30,11 @@
  * second layer, 32 MiB 67 and 75 ms; 2 MiB was no better than 4. */
 #define COL_BUDGET_CPU ((uint64_t)4 << 20)
 #define COL_BUDGET ((uint64_t)32 << 20)
+static uint64_t col_budget(const clai_context *ctx) { return ctx->caps.is_cpu ? COL_BUDGET_CPU : COL_BUDGET; }
 /* Groups with fewer output channels than this take the direct kernels (as clai_conv2d does). */
 #define DIRECT_MAX_OG 4
 
 static int big(int64_t v) { return v > INT_MAX; }
-
-static int64_t out_len(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t d, int64_t s) {
-  int64_t num = in + pa + pb - (d * (k - 1) + 1);
-  return num < 0 ? 0 : num / s + 1;
-}
-
-static clai_status need_4d(clai_context *ctx, const char *fn, const clai_tensor *t, const char *what) {
-  char s[160];
-  if (t->ndim != 4)
-    return clai__error(ctx, CLAI_E_SHAPE, "%s: %s must be 4-D [N, C, H, W], is %s", fn, what,
-                       clai__shape_str(t->ndim, t->shape, s, sizeof s));
-  return CLAI_OK;
-}
-
-static clai_status need_dtype(clai_context *ctx, const char *fn, const clai_tensor *t, const char *what,
-                              clai_dtype want, const char *whose) {
-  if (t->dtype != want || (want != CLAI_DTYPE_F32 && want != CLAI_DTYPE_F16))
-    return clai__error(ctx, CLAI_E_DTYPE, "%s: %s is %s, expected %s (%s's dtype; f32 or f16)", fn, what,
-                       clai_dtype_name(t->dtype), clai_dtype_name(want), whose);
-  return CLAI_OK;
-}
 
 /* Checks the operands of a convolution gradient and resolves the geometry: xt is x or grad_x ([N, C, H, W]),
  * wt is w or grad_w ([O, C/groups, KH, KW]), gy is grad_out, which must be [N, O, OH, OW]. */
@@ -74,13 +54,13 @@ static clai_status conv_resolve(clai_context *ctx, const char *fn, const clai_te
                        fn, (long long)p.stride_h, (long long)p.stride_w, (long long)p.dilation_h,
                        (long long)p.dilation_w, (long long)p.pad_top, (long long)p.pad_bottom, (long long)p.pad_left,
                        (long long)p.pad_right, (long long)p.groups);
-  clai_status s = need_4d(ctx, fn, xt, xname);
-  if (s == CLAI_OK) s = need_4d(ctx, fn, wt, wname);
-  if (s == CLAI_OK) s = need_4d(ctx, fn, gy, "grad_out");
+  clai_status s = clai__conv_need_4d(ctx, fn, xt, xname);
+  if (s == CLAI_OK) s = clai__conv_need_4d(ctx, fn, wt, wname);
+  if (s == CLAI_OK) s = clai__conv_need_4d(ctx, fn, gy, "grad_out");
   const clai_dtype dt = xt->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
-  if (s == CLAI_OK) s = need_dtype(ctx, fn, xt, xname, dt, xname);
-  if (s == CLAI_OK) s = need_dtype(ctx, fn, wt, wname, dt, xname);
-  if (s == CLAI_OK) s = need_dtype(ctx, fn, gy, "grad_out", dt, xname);
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, xt, xname, dt, xname);
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, wt, wname, dt, xname);
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, gy, "grad_out", dt, xname);
   if (s != CLAI_OK) return s;
   g->N = xt->shape[0], g->C = xt->shape[1], g->H = xt->shape[2], g->W = xt->shape[3];
   g->O = wt->shape[0], g->KH = wt->shape[2], g->KW = wt->shape[3];
@@ -104,8 +84,8 @@ static clai_status conv_resolve(clai_context *ctx, const char *fn, const clai_te
   if (g->KH < 1 || g->KW < 1)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: %s %s has an empty window", fn, wname,
                        clai__shape_str(4, wt->shape, a, sizeof a));
-  g->OH = out_len(g->H, g->pt, g->pb, g->KH, g->dh, g->sh);
-  g->OW = out_len(g->W, g->pl, g->pr, g->KW, g->dw, g->sw);
+  g->OH = clai__conv_out_len(g->H, g->pt, g->pb, g->KH, g->dh, g->sh);
+  g->OW = clai__conv_out_len(g->W, g->pl, g->pr, g->KW, g->dw, g->sw);
   if (g->OH < 1 || g->OW < 1)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: output size would be %lldx%lld: the window (%lldx%lld, dilation "
                        "%lldx%lld) does not fit the padded input %lldx%lld", fn, (long long)g->OH, (long long)g->OW,
@@ -119,17 +99,6 @@ static clai_status conv_resolve(clai_context *ctx, const char *fn, const clai_te
   if (big(g->OH * g->OW) || !clai__mul_ok((uint64_t)g->C, (uint64_t)(g->KH * g->KW), &rows) || rows > INT_MAX)
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: an output plane or C*KH*KW of 2^31 elements or more", fn);
   return CLAI_OK;
-}
-
-/* Images per chunk for a workspace of `per_image` bytes per image (at least 1, at most N), with nb*P an int. */
-static int64_t chunk_images(const clai_context *ctx, const clai__conv_geom *g, uint64_t per_image) {
-  const uint64_t budget = ctx->caps.is_cpu ? COL_BUDGET_CPU : COL_BUDGET;
-  int64_t nb = per_image > 0 ? (int64_t)(budget / per_image) : g->N;
-  if (nb < 1) nb = 1;
-  if (nb > g->N) nb = g->N;
-  const int64_t P = g->OH * g->OW;
-  if (big(nb * P)) nb = INT_MAX / P;
-  return nb;
 }
 
 static void tensor_strides4(const clai_tensor *t, cl_long *off, cl_long *s) {
@@ -186,20 +155,12 @@ static clai_status data_gemm(clai_context *ctx, clai_tensor *gx, const clai_tens
   uint64_t colel, per_image;
   if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_data: the column workspace overflows");
-  const int64_t nbmax = chunk_images(ctx, g, per_image);
+  const int64_t nbmax = clai__conv_chunk_images(g, per_image, col_budget(ctx));
   clai_tensor *wt = NULL, *col = NULL, *gyr = NULL, *va = NULL, *vb = NULL, *vc = NULL;
-  clai_status st = CLAI_OK;
-  clai_tensor *wsrc = (clai_tensor *)w;
-  if (w->dtype != CLAI_DTYPE_F32 || !clai_tensor_is_contiguous(w)) {
-    st = clai_tensor_init(ctx, &wt, CLAI_DTYPE_F32, 4, w->shape);
-    if (st == CLAI_OK) st = clai__copy(ctx, wt, w, "clai_conv2d_backward_data");
-    wsrc = wt;
-  }
+  clai_status st = clai__conv_weight_groups(ctx, "clai_conv2d_backward_data", w, g, &wt, &va);
   const int64_t colshape[2] = {G * K, nbmax * P}, gyshape[2] = {O, nbmax * P};
   if (st == CLAI_OK) st = clai_tensor_init(ctx, &col, CLAI_DTYPE_F32, 2, colshape);
   if (st == CLAI_OK) st = clai_tensor_init(ctx, &gyr, CLAI_DTYPE_F32, 2, gyshape);
-  const int64_t ashape[3] = {G, Og, K}, astr[3] = {Og * K, K, 1};
-  if (st == CLAI_OK) st = clai_tensor_view(wsrc, &va, 3, ashape, astr, 0);
   for (int64_t n0 = 0; st == CLAI_OK && n0 < g->N; n0 += nbmax) {
     const int64_t nb = g->N - n0 < nbmax ? g->N - n0 : nbmax;
     /* one GEMM per group over all the chunk's images side by side: N = nb*OH*OW rather than OH*OW */
@@ -307,7 +268,7 @@ static clai_status weight_per_image(clai_context *ctx, clai_tensor *dst, const c
   uint64_t colel, per_image;
   if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * K), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the column workspace overflows");
-  const int64_t nbmax = chunk_images(ctx, g, per_image);
+  const int64_t nbmax = clai__conv_chunk_images(g, per_image, col_budget(ctx));
   clai_tensor *col = NULL, *part = NULL, *va = NULL, *vb = NULL, *vc = NULL;
   const int64_t colshape[2] = {G * K, nbmax * P}, partshape[2] = {nbmax, O * K};
   clai_status st = clai_tensor_init(ctx, &col, CLAI_DTYPE_F32, 2, colshape);
@@ -340,7 +301,7 @@ static clai_status weight_gemm(clai_context *ctx, clai_tensor *gw, const clai_te
   uint64_t colel, per_image;
   if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the column workspace overflows");
-  const int64_t nbmax = chunk_images(ctx, g, per_image);
+  const int64_t nbmax = clai__conv_chunk_images(g, per_image, col_budget(ctx));
   clai_tensor *acc = NULL, *col = NULL, *gyt = NULL, *va = NULL, *vb = NULL, *vc = NULL;
   clai_status st = CLAI_OK;
   /* the GEMM accumulates over chunks in f32: into grad_w itself when it is dense f32 */
@@ -395,7 +356,7 @@ clai_status clai_conv2d_backward_weight(clai_context *ctx, clai_tensor *grad_w, 
   if (s != CLAI_OK) return s;
   clai__conv_geom g;
   s = conv_resolve(ctx, fn, x, "x", grad_w, "grad_w", grad_out, params, &g);
-  if (s == CLAI_OK && grad_bias != NULL) s = need_dtype(ctx, fn, grad_bias, "grad_bias", x->dtype, "x");
+  if (s == CLAI_OK && grad_bias != NULL) s = clai__conv_need_dtype(ctx, fn, grad_bias, "grad_bias", x->dtype, "x");
   if (s != CLAI_OK) return s;
   char a[160];
   if (grad_bias != NULL && (grad_bias->ndim != 1 || grad_bias->shape[0] != g.O))
@@ -459,11 +420,11 @@ static clai_status pool_backward(clai_context *ctx, const char *fn, clai_tensor 
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: padding t%lld b%lld l%lld r%lld must be in [0, kernel) for kernel %lldx%lld",
                        fn, (long long)p->pad_top, (long long)p->pad_bottom, (long long)p->pad_left,
                        (long long)p->pad_right, (long long)p->kernel_h, (long long)p->kernel_w);
-  s = need_4d(ctx, fn, gx, "grad_x");
-  if (s == CLAI_OK) s = need_4d(ctx, fn, gy, "grad_out");
+  s = clai__conv_need_4d(ctx, fn, gx, "grad_x");
+  if (s == CLAI_OK) s = clai__conv_need_4d(ctx, fn, gy, "grad_out");
   const clai_dtype dt = gx->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
-  if (s == CLAI_OK) s = need_dtype(ctx, fn, gx, "grad_x", dt, "grad_x");
-  if (s == CLAI_OK) s = need_dtype(ctx, fn, gy, "grad_out", dt, "grad_x");
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, gx, "grad_x", dt, "grad_x");
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, gy, "grad_out", dt, "grad_x");
   if (s != CLAI_OK) return s;
   if (max && idx->dtype != CLAI_DTYPE_I32)
     return clai__error(ctx, CLAI_E_DTYPE, "%s: indices is %s, expected i32", fn, clai_dtype_name(idx->dtype));
@@ -477,8 +438,8 @@ static clai_status pool_backward(clai_context *ctx, const char *fn, clai_tensor 
   if (big(g.N) || big(g.C) || big(g.H) || big(g.W) || big(g.KH) || big(g.KW) || big(g.sh) || big(g.sw) ||
       big(g.H * g.W))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: every size and parameter must be below 2^31", fn);
-  g.OH = out_len(g.H, g.pt, g.pb, g.KH, 1, g.sh);
-  g.OW = out_len(g.W, g.pl, g.pr, g.KW, 1, g.sw);
+  g.OH = clai__conv_out_len(g.H, g.pt, g.pb, g.KH, 1, g.sh);
+  g.OW = clai__conv_out_len(g.W, g.pl, g.pr, g.KW, 1, g.sw);
   char a[160], b[160];
   if (g.OH < 1 || g.OW < 1)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: output size would be %lldx%lld: the window %lldx%lld does not fit the "
@@ -512,10 +473,10 @@ clai_status clai_global_avg_pool2d_backward(clai_context *ctx, clai_tensor *grad
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   clai_status s = clai__check_tensor(ctx, grad_x, fn, "grad_x");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, grad_out, fn, "grad_out");
-  if (s == CLAI_OK) s = need_4d(ctx, fn, grad_x, "grad_x");
+  if (s == CLAI_OK) s = clai__conv_need_4d(ctx, fn, grad_x, "grad_x");
   const clai_dtype dt = grad_x->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
-  if (s == CLAI_OK) s = need_dtype(ctx, fn, grad_x, "grad_x", dt, "grad_x");
-  if (s == CLAI_OK) s = need_dtype(ctx, fn, grad_out, "grad_out", dt, "grad_x");
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, grad_x, "grad_x", dt, "grad_x");
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, grad_out, "grad_out", dt, "grad_x");
   if (s != CLAI_OK) return s;
   char a[160], b[160];
   const int64_t N = grad_x->shape[0], C = grad_x->shape[1], H = grad_x->shape[2], W = grad_x->shape[3];

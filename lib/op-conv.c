@@ -25,7 +25,7 @@
 /* Convolutions whose groups have fewer output channels than this run the direct kernel (depthwise). */
 #define DIRECT_MAX_OG 4
 
-static clai_status need_4d(clai_context *ctx, const char *fn, const clai_tensor *t, const char *what) {
+clai_status clai__conv_need_4d(clai_context *ctx, const char *fn, const clai_tensor *t, const char *what) {
   char s[160];
   if (t->ndim != 4)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: %s must be 4-D [N, C, H, W], is %s", fn, what,
@@ -33,16 +33,15 @@ static clai_status need_4d(clai_context *ctx, const char *fn, const clai_tensor 
   return CLAI_OK;
 }
 
-static clai_status need_float(clai_context *ctx, const char *fn, const clai_tensor *t, const char *what,
-                              clai_dtype want) {
+clai_status clai__conv_need_dtype(clai_context *ctx, const char *fn, const clai_tensor *t, const char *what,
+                                  clai_dtype want, const char *whose) {
   if (t->dtype != want || (want != CLAI_DTYPE_F32 && want != CLAI_DTYPE_F16))
-    return clai__error(ctx, CLAI_E_DTYPE, "%s: %s is %s, expected %s (x's dtype; f32 or f16)", fn, what,
-                       clai_dtype_name(t->dtype), clai_dtype_name(want));
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: %s is %s, expected %s (%s's dtype; f32 or f16)", fn, what,
+                       clai_dtype_name(t->dtype), clai_dtype_name(want), whose);
   return CLAI_OK;
 }
 
-/* Output length along one axis; 0 or less when the (dilated) window does not fit the padded input. */
-static int64_t out_len(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t d, int64_t s) {
+int64_t clai__conv_out_len(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t d, int64_t s) {
   int64_t num = in + pa + pb - (d * (k - 1) + 1);
   return num < 0 ? 0 : num / s + 1;
 }
@@ -107,6 +106,32 @@ static clai_status conv_direct(clai_context *ctx, clai_tensor *out, const clai_t
                       CLAI__ARG(cact));
 }
 
+
+int64_t clai__conv_chunk_images(const clai__conv_geom *g, uint64_t per_image, uint64_t budget) {
+  int64_t nb = per_image > 0 ? (int64_t)(budget / per_image) : g->N;
+  if (nb < 1) nb = 1;
+  if (nb > g->N) nb = g->N;
+  const int64_t P = g->OH * g->OW;
+  if (big(nb * P)) nb = INT_MAX / P;
+  return nb;
+}
+
+clai_status clai__conv_weight_groups(clai_context *ctx, const char *fn, const clai_tensor *w,
+                                     const clai__conv_geom *g, clai_tensor **wt, clai_tensor **va) {
+  const int64_t G = g->groups, Og = g->O / G, K = g->C / G * g->KH * g->KW;
+  clai_status st = CLAI_OK;
+  clai_tensor *src = (clai_tensor *)w;
+  *wt = *va = NULL;
+  if (w->dtype != CLAI_DTYPE_F32 || !clai_tensor_is_contiguous(w)) {
+    /* the GEMM needs the weight as f32 rows of K with unit stride */
+    st = clai_tensor_init(ctx, wt, CLAI_DTYPE_F32, 4, w->shape);
+    if (st == CLAI_OK) st = clai__copy(ctx, *wt, w, fn);
+    src = *wt;
+  }
+  const int64_t shape[3] = {G, Og, K}, strides[3] = {Og * K, K, 1};
+  if (st == CLAI_OK) st = clai_tensor_view(src, va, 3, shape, strides, 0);
+  return st;
+}
 static clai_status conv_gemm(clai_context *ctx, clai_tensor *out, const clai_tensor *x, const clai_tensor *w,
                              const clai_tensor *bias, const clai__conv_geom *g, int act) {
   const int64_t G = g->groups, Og = g->O / G, K = g->C / G * g->KH * g->KW, P = g->OH * g->OW, O = g->O;
@@ -116,24 +141,12 @@ static clai_status conv_gemm(clai_context *ctx, clai_tensor *out, const clai_ten
       !clai__mul_ok(rows, (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d: C*KH*KW = %lld*%lld*%lld must be below 2^31",
                        (long long)g->C, (long long)g->KH, (long long)g->KW);
-  int64_t nbmax = (int64_t)(COL_BUDGET / per_image);
-  if (nbmax < 1) nbmax = 1;
-  if (nbmax > g->N) nbmax = g->N;
-  if (big(nbmax * P)) nbmax = INT_MAX / P;
+  const int64_t nbmax = clai__conv_chunk_images(g, per_image, COL_BUDGET);
   clai_tensor *wt = NULL, *col = NULL, *acc = NULL, *va = NULL, *vb = NULL, *vc = NULL;
-  clai_status st = CLAI_OK;
-  clai_tensor *wsrc = (clai_tensor *)w;
-  if (w->dtype != CLAI_DTYPE_F32 || !clai_tensor_is_contiguous(w)) {
-    /* the GEMM needs the weight as f32 rows of K with unit stride */
-    st = clai_tensor_init(ctx, &wt, CLAI_DTYPE_F32, 4, w->shape);
-    if (st == CLAI_OK) st = clai__copy(ctx, wt, w, "clai_conv2d");
-    wsrc = wt;
-  }
+  clai_status st = clai__conv_weight_groups(ctx, "clai_conv2d", w, g, &wt, &va);
   const int64_t colshape[2] = {G * K, nbmax * P}, accshape[2] = {O, nbmax * P};
   if (st == CLAI_OK) st = clai_tensor_init(ctx, &col, CLAI_DTYPE_F32, 2, colshape);
   if (st == CLAI_OK) st = clai_tensor_init(ctx, &acc, CLAI_DTYPE_F32, 2, accshape);
-  const int64_t ashape[3] = {G, Og, K}, astr[3] = {Og * K, K, 1};
-  if (st == CLAI_OK) st = clai_tensor_view(wsrc, &va, 3, ashape, astr, 0);
   for (int64_t n0 = 0; st == CLAI_OK && n0 < g->N; n0 += nbmax) {
     const int64_t nb = g->N - n0 < nbmax ? g->N - n0 : nbmax;
     const int64_t bshape[3] = {G, K, nb * P}, bstr[3] = {K * nb * P, nb * P, 1};
@@ -178,13 +191,13 @@ clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *
                        (long long)p.pad_right, (long long)p.groups);
   if ((int)p.activation < 0 || (int)p.activation > CLAI_ACT_SILU)
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %d is not a clai_activation", fn, (int)p.activation);
-  s = need_4d(ctx, fn, x, "x");
-  if (s == CLAI_OK) s = need_4d(ctx, fn, w, "w");
-  if (s == CLAI_OK) s = need_4d(ctx, fn, out, "out");
-  if (s == CLAI_OK) s = need_float(ctx, fn, x, "x", x->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32);
-  if (s == CLAI_OK) s = need_float(ctx, fn, w, "w", x->dtype);
-  if (s == CLAI_OK) s = need_float(ctx, fn, out, "out", x->dtype);
-  if (s == CLAI_OK && bias != NULL) s = need_float(ctx, fn, bias, "bias", x->dtype);
+  s = clai__conv_need_4d(ctx, fn, x, "x");
+  if (s == CLAI_OK) s = clai__conv_need_4d(ctx, fn, w, "w");
+  if (s == CLAI_OK) s = clai__conv_need_4d(ctx, fn, out, "out");
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, x, "x", x->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, "x");
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, w, "w", x->dtype, "x");
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, out, "out", x->dtype, "x");
+  if (s == CLAI_OK && bias != NULL) s = clai__conv_need_dtype(ctx, fn, bias, "bias", x->dtype, "x");
   if (s != CLAI_OK) return s;
   clai__conv_geom g;
   g.N = x->shape[0], g.C = x->shape[1], g.H = x->shape[2], g.W = x->shape[3];
@@ -209,8 +222,8 @@ clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *
   if (bias != NULL && (bias->ndim != 1 || bias->shape[0] != g.O))
     return clai__error(ctx, CLAI_E_SHAPE, "%s: bias is %s, expected [%lld] (one per output channel)", fn,
                        clai__shape_str(bias->ndim, bias->shape, a, sizeof a), (long long)g.O);
-  g.OH = out_len(g.H, g.pt, g.pb, g.KH, g.dh, g.sh);
-  g.OW = out_len(g.W, g.pl, g.pr, g.KW, g.dw, g.sw);
+  g.OH = clai__conv_out_len(g.H, g.pt, g.pb, g.KH, g.dh, g.sh);
+  g.OW = clai__conv_out_len(g.W, g.pl, g.pr, g.KW, g.dw, g.sw);
   if (g.OH < 1 || g.OW < 1)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: output size would be %lldx%lld: the window (%lldx%lld, dilation %lldx%lld) "
                        "does not fit the padded input %lldx%lld", fn, (long long)g.OH, (long long)g.OW, (long long)g.KH,
@@ -250,10 +263,10 @@ static clai_status pool2d(clai_context *ctx, const char *fn, clai_tensor *out, c
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: padding t%lld b%lld l%lld r%lld must be in [0, kernel) for kernel %lldx%lld",
                        fn, (long long)p->pad_top, (long long)p->pad_bottom, (long long)p->pad_left,
                        (long long)p->pad_right, (long long)p->kernel_h, (long long)p->kernel_w);
-  s = need_4d(ctx, fn, x, "x");
-  if (s == CLAI_OK) s = need_4d(ctx, fn, out, "out");
-  if (s == CLAI_OK) s = need_float(ctx, fn, x, "x", x->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32);
-  if (s == CLAI_OK) s = need_float(ctx, fn, out, "out", x->dtype);
+  s = clai__conv_need_4d(ctx, fn, x, "x");
+  if (s == CLAI_OK) s = clai__conv_need_4d(ctx, fn, out, "out");
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, x, "x", x->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, "x");
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, out, "out", x->dtype, "x");
   if (s != CLAI_OK) return s;
   if (indices != NULL && indices->dtype != CLAI_DTYPE_I32)
     return clai__error(ctx, CLAI_E_DTYPE, "%s: indices is %s, expected i32", fn, clai_dtype_name(indices->dtype));
@@ -267,8 +280,8 @@ static clai_status pool2d(clai_context *ctx, const char *fn, clai_tensor *out, c
   if (big(g.N) || big(g.C) || big(g.H) || big(g.W) || big(g.KH) || big(g.KW) || big(g.sh) || big(g.sw) ||
       big(g.H * g.W))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: every size and parameter must be below 2^31", fn);
-  g.OH = out_len(g.H, g.pt, g.pb, g.KH, 1, g.sh);
-  g.OW = out_len(g.W, g.pl, g.pr, g.KW, 1, g.sw);
+  g.OH = clai__conv_out_len(g.H, g.pt, g.pb, g.KH, 1, g.sh);
+  g.OW = clai__conv_out_len(g.W, g.pl, g.pr, g.KW, 1, g.sw);
   char a[160], b[160];
   if (g.OH < 1 || g.OW < 1)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: output size would be %lldx%lld: the window %lldx%lld does not fit the "
@@ -319,9 +332,9 @@ clai_status clai_global_avg_pool2d(clai_context *ctx, clai_tensor *out, const cl
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   clai_status s = clai__check_tensor(ctx, out, fn, "out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
-  if (s == CLAI_OK) s = need_4d(ctx, fn, x, "x");
-  if (s == CLAI_OK) s = need_float(ctx, fn, x, "x", x->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32);
-  if (s == CLAI_OK) s = need_float(ctx, fn, out, "out", x->dtype);
+  if (s == CLAI_OK) s = clai__conv_need_4d(ctx, fn, x, "x");
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, x, "x", x->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, "x");
+  if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, out, "out", x->dtype, "x");
   if (s != CLAI_OK) return s;
   char a[160], b[160];
   const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
