@@ -6,16 +6,9 @@
 
 /* ---- helpers ------------------------------------------------------------------------------------------- */
 
-static clai_tensor *mk(clai_context *ctx, clai_dtype dtype, int ndim, const int64_t *shape) {
-  clai_tensor *t = NULL;
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dtype, ndim, shape));
-  assert_non_null(t);
-  return t;
-}
-
 /* A dense f32 tensor holding 0, 1, 2, ... (times `scale`). */
 static clai_tensor *mk_iota(clai_context *ctx, int ndim, const int64_t *shape, float scale) {
-  clai_tensor *t = mk(ctx, CLAI_DTYPE_F32, ndim, shape);
+  clai_tensor *t = clait_tensor(ctx, CLAI_DTYPE_F32, ndim, shape);
   size_t n = (size_t)clai_tensor_numel(t);
   float *p = malloc((n > 0 ? n : 1) * sizeof *p);
   assert_non_null(p);
@@ -40,9 +33,9 @@ static void expect_iota(clai_context *ctx, clai_tensor *t, float scale) {
 static void expect_usable(clai_context *ctx) {
   const int64_t s23[2] = {2, 3}, s32[2] = {3, 2}, s22[2] = {2, 2};
   const float av[6] = {1, 2, 3, 4, 5, 6}, bv[6] = {7, 8, 9, 10, 11, 12};
-  clai_tensor *a = mk(ctx, CLAI_DTYPE_F32, 2, s23), *b = mk(ctx, CLAI_DTYPE_F32, 2, s23);
-  clai_tensor *sum = mk(ctx, CLAI_DTYPE_F32, 2, s23);
-  clai_tensor *bt = mk(ctx, CLAI_DTYPE_F32, 2, s32), *c = mk(ctx, CLAI_DTYPE_F32, 2, s22);
+  clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s23), *b = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s23);
+  clai_tensor *sum = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s23);
+  clai_tensor *bt = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s32), *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s22);
   CLAIT_OK(ctx, clai_tensor_write(a, av, sizeof av));
   CLAIT_OK(ctx, clai_tensor_write(b, bv, sizeof bv));
   CLAIT_OK(ctx, clai_tensor_write(bt, bv, sizeof bv));
@@ -365,7 +358,7 @@ static void test_transfer_errors(void **state) {
   expect_iota(ctx, t, 1.0f);
 
   /* Zero-element tensors: NULL pointers and 0 bytes are fine. */
-  clai_tensor *z = mk(ctx, CLAI_DTYPE_F32, 2, (const int64_t[]){0, 4});
+  clai_tensor *z = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (const int64_t[]){0, 4});
   CLAIT_OK(ctx, clai_tensor_write(z, NULL, 0));
   CLAIT_OK(ctx, clai_tensor_read(z, NULL, 0));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "bytes given", clai_tensor_write(z, src, 4));
@@ -519,8 +512,8 @@ static void test_binary_errors(void **state) {
   clai_tensor *out = mk_iota(ctx, 2, (const int64_t[]){2, 3}, 3.0f);
   clai_tensor *b4 = mk_iota(ctx, 2, (const int64_t[]){2, 4}, 1.0f);
   clai_tensor *o33 = mk_iota(ctx, 2, (const int64_t[]){3, 3}, 3.0f);
-  clai_tensor *h = mk(ctx, CLAI_DTYPE_F16, 2, (const int64_t[]){2, 3});
-  clai_tensor *i = mk(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){2, 3});
+  clai_tensor *h = clait_tensor(ctx, CLAI_DTYPE_F16, 2, (const int64_t[]){2, 3});
+  clai_tensor *i = clait_tensor(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){2, 3});
 
   /* Invalid op values. */
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "not a clai_binary_op", clai_binary(ctx, (clai_binary_op)6, out, a, b));
@@ -575,8 +568,8 @@ static void test_unary_errors(void **state) {
   clai_tensor *out = mk_iota(ctx, 2, (const int64_t[]){2, 3}, 3.0f);
   clai_tensor *o32 = mk_iota(ctx, 2, (const int64_t[]){3, 2}, 3.0f);
   clai_tensor *o6 = mk_iota(ctx, 1, (const int64_t[]){6}, 3.0f);
-  clai_tensor *h = mk(ctx, CLAI_DTYPE_F16, 2, (const int64_t[]){2, 3});
-  clai_tensor *i = mk(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){2, 3}), *i2 = mk(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){2, 3});
+  clai_tensor *h = clait_tensor(ctx, CLAI_DTYPE_F16, 2, (const int64_t[]){2, 3});
+  clai_tensor *i = clait_tensor(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){2, 3}), *i2 = clait_tensor(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){2, 3});
 
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "10 is not a clai_unary_op", clai_unary(ctx, (clai_unary_op)10, out, x));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "not a clai_unary_op", clai_unary(ctx, (clai_unary_op)-3, out, x));
@@ -622,7 +615,7 @@ static void test_copy_fill_errors(void **state) {
   clai_context *ctx = *state;
   clai_tensor *x = mk_iota(ctx, 2, (const int64_t[]){2, 3}, 1.0f);
   clai_tensor *y = mk_iota(ctx, 2, (const int64_t[]){3, 2}, 1.0f);
-  clai_tensor *i = mk(ctx, CLAI_DTYPE_I32, 1, (const int64_t[]){4});
+  clai_tensor *i = clait_tensor(ctx, CLAI_DTYPE_I32, 1, (const int64_t[]){4});
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "does not broadcast", clai_copy(ctx, y, x));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "does not fit an i32", clai_fill(ctx, i, 3e9));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "does not fit an i32", clai_fill(ctx, i, NAN));
@@ -681,10 +674,10 @@ static void test_matmul_errors(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "batch dims", clai_matmul(ctx, c, a3, 0, b, 0, 1.0f, 0.0f)); /* c lacks the batch */
 
   /* dtypes: i32 anywhere, f32 with f16. */
-  clai_tensor *ai = mk(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){2, 3});
-  clai_tensor *bi = mk(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){3, 4});
-  clai_tensor *ci = mk(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){2, 4});
-  clai_tensor *bh = mk(ctx, CLAI_DTYPE_F16, 2, (const int64_t[]){3, 4});
+  clai_tensor *ai = clait_tensor(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){2, 3});
+  clai_tensor *bi = clait_tensor(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){3, 4});
+  clai_tensor *ci = clait_tensor(ctx, CLAI_DTYPE_I32, 2, (const int64_t[]){2, 4});
+  clai_tensor *bh = clait_tensor(ctx, CLAI_DTYPE_F16, 2, (const int64_t[]){3, 4});
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "i32", clai_matmul(ctx, c, ai, 0, bi, 0, 1.0f, 0.0f));
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "i32", clai_matmul(ctx, ci, a, 0, b, 0, 1.0f, 0.0f));
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f16", clai_matmul(ctx, c, a, 0, bh, 0, 1.0f, 0.0f));

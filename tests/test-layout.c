@@ -53,14 +53,8 @@ static void write_vals(clai_context *ctx, clai_tensor *t, const double *v) {
   CLAIT_OK(ctx, st);
 }
 
-static clai_tensor *mk(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape) {
-  clai_tensor *t = NULL;
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, ndim, shape));
-  return t;
-}
-
 static clai_tensor *upload(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape, const double *v) {
-  clai_tensor *t = mk(ctx, dt, ndim, shape);
+  clai_tensor *t = clait_tensor(ctx, dt, ndim, shape);
   write_vals(ctx, t, v);
   return t;
 }
@@ -217,11 +211,11 @@ static void check_concat(clai_context *ctx, clait_rng *r, clai_dtype dt, int ndi
   memcpy(bigsh, osh, sizeof bigsh[0] * (size_t)ndim);
   bigsh[ndim - 1] = osh[ndim - 1] * 2 + 1;
   if (views) {
-    obase = mk(ctx, dt, ndim, bigsh);
+    obase = clait_tensor(ctx, dt, ndim, bigsh);
     CLAIT_OK(ctx, clai_fill(ctx, obase, -9));
     CLAIT_OK(ctx, clai_tensor_slice(obase, &out, -1, 1, bigsh[ndim - 1], 2));
   } else {
-    out = mk(ctx, dt, ndim, osh);
+    out = clait_tensor(ctx, dt, ndim, osh);
   }
   CLAIT_OK(ctx, clai_concat(ctx, out, n, (const clai_tensor *const *)xs, axis));
   double *got = malloc(no * sizeof *got + 8), *want = malloc(no * sizeof *want + 8);
@@ -307,7 +301,7 @@ static void check_gather(clai_context *ctx, clait_rng *r, clai_dtype dt, int64_t
   int64_t osh[CLAI_MAX_DIMS];
   memcpy(osh, ish, sizeof osh[0] * (size_t)ind);
   osh[ind] = cols;
-  clai_tensor *out = mk(ctx, dt, ind + 1, osh);
+  clai_tensor *out = clait_tensor(ctx, dt, ind + 1, osh);
   CLAIT_OK(ctx, clai_gather_rows(ctx, out, table, index));
   download(ctx, out, got);
   for (size_t i = 0; i < ni; i++)
@@ -352,7 +346,7 @@ static void test_gather_index_view(void **state) {
   CLAIT_OK(ctx, clai_tensor_slice(ib, &is, 1, 0, 14, 2)); /* [2, 7] */
   CLAIT_OK(ctx, clai_tensor_transpose(is, &it, 0, 1));   /* [7, 2] */
   const int64_t os[3] = {7, 2, 4};
-  clai_tensor *out = mk(ctx, CLAI_DTYPE_F32, 3, os);
+  clai_tensor *out = clait_tensor(ctx, CLAI_DTYPE_F32, 3, os);
   CLAIT_OK(ctx, clai_gather_rows(ctx, out, table, it));
   download(ctx, out, got);
   for (int i = 0; i < 7; i++)
@@ -389,7 +383,7 @@ static void test_gather_out_of_range(void **state) {
   };
   const int64_t is[1] = {6}, os[2] = {6, 4};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-    clai_tensor *index = upload(ctx, CLAI_DTYPE_I32, 1, is, cases[c].idx), *out = mk(ctx, CLAI_DTYPE_F32, 2, os);
+    clai_tensor *index = upload(ctx, CLAI_DTYPE_I32, 1, is, cases[c].idx), *out = clait_tensor(ctx, CLAI_DTYPE_F32, 2, os);
     CLAIT_OK(ctx, clai_fill(ctx, out, -1));
     CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, cases[c].needle, clai_gather_rows(ctx, out, table, index));
     double got[24], want[24];
@@ -407,7 +401,7 @@ static void test_gather_out_of_range(void **state) {
     const int64_t ts[2] = {3, 2}, i2[2] = {2, 3}, o3[3] = {2, 3, 2};
     const double tv[6] = {1, 2, 3, 4, 5, 6}, iv[6] = {0, 1, 2, 2, 3, 0};
     clai_tensor *t16 = upload(ctx, CLAI_DTYPE_F16, 2, ts, tv), *index = upload(ctx, CLAI_DTYPE_I32, 2, i2, iv);
-    clai_tensor *out = mk(ctx, CLAI_DTYPE_F16, 3, o3);
+    clai_tensor *out = clait_tensor(ctx, CLAI_DTYPE_F16, 3, o3);
     CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "index[4] = 3", clai_gather_rows(ctx, out, t16, index));
     double got[12];
     const double want[12] = {1, 2, 3, 4, 5, 6, 5, 6, 0, 0, 1, 2};
@@ -425,10 +419,10 @@ static void test_gather_out_of_range(void **state) {
 static void test_gather_errors(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t ts[2] = {5, 4}, t3[3] = {5, 4, 1}, is[1] = {3}, os[2] = {3, 4}, bad[2] = {3, 5}, o1[1] = {4};
-  clai_tensor *table = mk(ctx, CLAI_DTYPE_F32, 2, ts), *table3 = mk(ctx, CLAI_DTYPE_F32, 3, t3);
-  clai_tensor *index = mk(ctx, CLAI_DTYPE_I32, 1, is), *findex = mk(ctx, CLAI_DTYPE_F32, 1, is);
-  clai_tensor *out = mk(ctx, CLAI_DTYPE_F32, 2, os), *out16 = mk(ctx, CLAI_DTYPE_F16, 2, os);
-  clai_tensor *outbad = mk(ctx, CLAI_DTYPE_F32, 2, bad), *out1 = mk(ctx, CLAI_DTYPE_F32, 1, o1);
+  clai_tensor *table = clait_tensor(ctx, CLAI_DTYPE_F32, 2, ts), *table3 = clait_tensor(ctx, CLAI_DTYPE_F32, 3, t3);
+  clai_tensor *index = clait_tensor(ctx, CLAI_DTYPE_I32, 1, is), *findex = clait_tensor(ctx, CLAI_DTYPE_F32, 1, is);
+  clai_tensor *out = clait_tensor(ctx, CLAI_DTYPE_F32, 2, os), *out16 = clait_tensor(ctx, CLAI_DTYPE_F16, 2, os);
+  clai_tensor *outbad = clait_tensor(ctx, CLAI_DTYPE_F32, 2, bad), *out1 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, o1);
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "must be i32", clai_gather_rows(ctx, out, table, findex));
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "must match", clai_gather_rows(ctx, out16, table, index));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "2-d", clai_gather_rows(ctx, out, table3, index));
@@ -461,10 +455,10 @@ static void check_one_hot(clai_context *ctx, clait_rng *r, clai_dtype dt, int nd
     memcpy(tsh, osh, sizeof tsh);
     tsh[nd] = osh[nd - 1];
     tsh[nd - 1] = osh[nd];
-    obase = mk(ctx, dt, nd + 1, tsh);
+    obase = clait_tensor(ctx, dt, nd + 1, tsh);
     CLAIT_OK(ctx, clai_tensor_transpose(obase, &out, -1, -2));
   } else {
-    out = mk(ctx, dt, nd + 1, osh);
+    out = clait_tensor(ctx, dt, nd + 1, osh);
   }
   CLAIT_OK(ctx, clai_one_hot(ctx, out, labels));
   download(ctx, out, got);
@@ -495,8 +489,8 @@ static void test_one_hot(void **state) {
   }
   /* errors */
   const int64_t ls[1] = {4}, os[2] = {4, 3}, bad[2] = {5, 3};
-  clai_tensor *lf = mk(ctx, CLAI_DTYPE_F32, 1, ls), *li = mk(ctx, CLAI_DTYPE_I32, 1, ls);
-  clai_tensor *out = mk(ctx, CLAI_DTYPE_F32, 2, os), *ob = mk(ctx, CLAI_DTYPE_F32, 2, bad);
+  clai_tensor *lf = clait_tensor(ctx, CLAI_DTYPE_F32, 1, ls), *li = clait_tensor(ctx, CLAI_DTYPE_I32, 1, ls);
+  clai_tensor *out = clait_tensor(ctx, CLAI_DTYPE_F32, 2, os), *ob = clait_tensor(ctx, CLAI_DTYPE_F32, 2, bad);
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "must be i32", clai_one_hot(ctx, out, lf));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "plus one last dim", clai_one_hot(ctx, ob, li));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "plus one last dim", clai_one_hot(ctx, li, li));
@@ -524,7 +518,7 @@ static void check_where(clai_context *ctx, clait_rng *r, clai_dtype dt, clai_dty
   for (size_t i = 0; i < na; i++) a[i] = as_dt(dt, a[i]);
   for (size_t i = 0; i < nb; i++) b[i] = as_dt(dt, b[i]);
   clai_tensor *tm = upload(ctx, mdt, ndm, shm, m), *ta = upload(ctx, dt, nda, sha, a), *tb = upload(ctx, dt, ndb, shb, b);
-  clai_tensor *to = mk(ctx, dt, ndo, sho);
+  clai_tensor *to = clait_tensor(ctx, dt, ndo, sho);
   CLAIT_OK(ctx, clai_where(ctx, to, tm, ta, tb));
   download(ctx, to, got);
   /* where output element i reads each (broadcast) input */
@@ -608,9 +602,9 @@ static void test_where_views_and_errors(void **state) {
     for (int j = 0; j < C; j++)
       if (whole[i * 2 * C + 2 * j] != av[i * 2 * C + 2 * j]) fail_msg("where wrote outside its output view");
   /* errors */
-  clai_tensor *o = mk(ctx, CLAI_DTYPE_F32, 2, os), *o16 = mk(ctx, CLAI_DTYPE_F16, 2, os), *bad = NULL;
+  clai_tensor *o = clait_tensor(ctx, CLAI_DTYPE_F32, 2, os), *o16 = clait_tensor(ctx, CLAI_DTYPE_F16, 2, os), *bad = NULL;
   const int64_t bads[1] = {4};
-  bad = mk(ctx, CLAI_DTYPE_F32, 1, bads);
+  bad = clait_tensor(ctx, CLAI_DTYPE_F32, 1, bads);
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "dtypes differ", clai_where(ctx, o16, m, a, b));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "does not broadcast", clai_where(ctx, o, m, a, bad));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "mask", clai_where(ctx, o, bad, a, b));
@@ -631,8 +625,8 @@ static void test_where_views_and_errors(void **state) {
 static void test_concat_contiguous_errors(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t s1[2] = {2, 3}, s2[2] = {2, 4}, s3[2] = {3, 3}, so[2] = {2, 7};
-  clai_tensor *a = mk(ctx, CLAI_DTYPE_F32, 2, s1), *b = mk(ctx, CLAI_DTYPE_F32, 2, s2), *c = mk(ctx, CLAI_DTYPE_F32, 2, s3);
-  clai_tensor *b16 = mk(ctx, CLAI_DTYPE_F16, 2, s2), *out = mk(ctx, CLAI_DTYPE_F32, 2, so), *part = NULL;
+  clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s1), *b = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s2), *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s3);
+  clai_tensor *b16 = clait_tensor(ctx, CLAI_DTYPE_F16, 2, s2), *out = clait_tensor(ctx, CLAI_DTYPE_F32, 2, so), *part = NULL;
   const clai_tensor *ab[2] = {a, b}, *ac[2] = {a, c}, *a16[2] = {a, b16}, *aa[2] = {a, a}, *an[2] = {a, NULL};
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "outside axis", clai_concat(ctx, out, 2, ac, 1));
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "xs[1] is f16", clai_concat(ctx, out, 2, a16, 1));

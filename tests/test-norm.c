@@ -8,40 +8,6 @@
 
 #define CTX(state) ((clai_context *)*(state))
 
-static clai_tensor *mk(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape) {
-  clai_tensor *t = NULL;
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, ndim, shape));
-  return t;
-}
-
-static clai_tensor *upload(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape, const float *v) {
-  clai_tensor *t = mk(ctx, dt, ndim, shape);
-  size_t n = (size_t)clai_tensor_numel(t);
-  if (dt == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_write(t, v, n * 4));
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16(v[i]);
-    CLAIT_OK(ctx, clai_tensor_write(t, h, n * 2));
-    free(h);
-  }
-  return t;
-}
-
-static double *fetch(clai_context *ctx, clai_tensor *t) {
-  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(clai_tensor_dtype(t));
-  void *buf = malloc(n * es + 4);
-  double *d = malloc(n * sizeof *d + 8);
-  assert_non_null(buf);
-  assert_non_null(d);
-  CLAIT_OK(ctx, clai_tensor_read(t, buf, n * es + 4));
-  for (size_t i = 0; i < n; i++)
-    d[i] = clai_tensor_dtype(t) == CLAI_DTYPE_F32 ? ((float *)buf)[i] : clait_f16_to_f32(((uint16_t *)buf)[i]);
-  free(buf);
-  return d;
-}
-
 /* ---- softmax ---------------------------------------------------------------------------------------- */
 
 /* The reference softmax / log_softmax of x (dense doubles, rows of n, lq queries per group) into want. */
@@ -71,7 +37,7 @@ static void expect_softmax(clai_context *ctx, clai_tensor *out, clai_tensor *x, 
   int nd = clai_tensor_ndim(x);
   int64_t n = clai_tensor_dim(x, nd - 1), rows = clai_tensor_numel(x) / (n > 0 ? n : 1);
   int64_t lq = nd >= 2 ? clai_tensor_dim(x, nd - 2) : 1;
-  double *want = malloc((size_t)(rows * n) * sizeof *want + 8), *got = fetch(ctx, out);
+  double *want = malloc((size_t)(rows * n) * sizeof *want + 8), *got = clait_fetch(ctx, out);
   assert_non_null(want);
   ref_softmax(xv, want, rows, n, lq, scale == 0.0f ? 1.0 : scale, causal, lg);
   int h = clai_tensor_dtype(out) == CLAI_DTYPE_F16;
@@ -94,10 +60,10 @@ static void check_softmax(clai_context *ctx, clai_tensor *x, clai_dtype odt, flo
   int nd = clai_tensor_ndim(x);
   int64_t shape[CLAI_MAX_DIMS];
   for (int i = 0; i < nd; i++) shape[i] = clai_tensor_dim(x, i);
-  clai_tensor *out = mk(ctx, odt, nd, shape);
+  clai_tensor *out = clait_tensor(ctx, odt, nd, shape);
   clai_softmax_opts o = {scale, causal};
   CLAIT_OK(ctx, lg ? clai_log_softmax(ctx, out, x, &o) : clai_softmax(ctx, out, x, scale == 0 && !causal ? NULL : &o));
-  double *xv = fetch(ctx, x);
+  double *xv = clait_fetch(ctx, x);
   expect_softmax(ctx, out, x, xv, scale, causal, lg);
   free(xv);
   clai_tensor_free(out);
@@ -116,7 +82,7 @@ static void test_softmax(void **state) {
   for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (int d = 0; d < 2; d++) {
       clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
-      clai_tensor *x = upload(ctx, dt, shapes[si].nd, shapes[si].shape, v);
+      clai_tensor *x = clait_upload_floats(ctx, dt, shapes[si].nd, shapes[si].shape, v);
       for (int lg = 0; lg < 2; lg++) {
         check_softmax(ctx, x, CLAI_DTYPE_F32, 0.0f, 0, lg);
         check_softmax(ctx, x, dt, 0.125f, 0, lg);
@@ -136,15 +102,15 @@ static void test_softmax_extremes(void **state) {
   for (int i = 0; i < 80; i++) v[i] = (float)((i * 37) % 200) - 100.0f + 0.25f * (float)i;
   for (int j = 0; j < 20; j++) v[20 + j] = -INFINITY; /* row 1: nothing to weigh */
   for (int j = 0; j < 20; j++) v[40 + j] = j == 13 ? 3.0f : -INFINITY;
-  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20}, v);
+  clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20}, v);
   for (int lg = 0; lg < 2; lg++) {
     check_softmax(ctx, x, CLAI_DTYPE_F32, 0.0f, 0, lg);
     check_softmax(ctx, x, CLAI_DTYPE_F32, 4.0f, 0, lg);
   }
   /* the -inf row is exactly 0 / -inf, not NaN */
-  clai_tensor *o = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20});
+  clai_tensor *o = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20});
   CLAIT_OK(ctx, clai_softmax(ctx, o, x, NULL));
-  double *g = fetch(ctx, o);
+  double *g = clait_fetch(ctx, o);
   for (int j = 0; j < 20; j++) assert_true(g[20 + j] == 0.0);
   assert_true(g[40 + 13] == 1.0);
   free(g);
@@ -152,21 +118,21 @@ static void test_softmax_extremes(void **state) {
   clai_tensor_free(x);
   /* a NaN makes its row NaN and leaves the others alone */
   v[65] = NAN;
-  x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20}, v);
-  o = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20});
+  x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20}, v);
+  o = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20});
   CLAIT_OK(ctx, clai_softmax(ctx, o, x, NULL));
-  g = fetch(ctx, o);
+  g = clait_fetch(ctx, o);
   for (int j = 0; j < 20; j++)
     if (!isnan(g[60 + j]) || isnan(g[j])) fail_msg("NaN row: element %d is %g (row 0: %g)", j, g[60 + j], g[j]);
   free(g);
   /* a row of NaN only is NaN too (not a row with nothing to weigh), in the vector and the scalar path */
   clai_tensor_free(x);
   for (int j = 0; j < 20; j++) v[40 + j] = NAN;
-  x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20}, v);
+  x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 20}, v);
   for (int h = 0; h < 2; h++) {
-    clai_tensor *oh = mk(ctx, h ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){4, 20});
+    clai_tensor *oh = clait_tensor(ctx, h ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){4, 20});
     CLAIT_OK(ctx, clai_log_softmax(ctx, oh, x, NULL));
-    g = fetch(ctx, oh);
+    g = clait_fetch(ctx, oh);
     for (int j = 0; j < 20; j++)
       if (!isnan(g[40 + j])) fail_msg("all-NaN row (out %d): element %d is %g", h, j, g[40 + j]);
     free(g);
@@ -184,7 +150,7 @@ static void test_softmax_views(void **state) {
   clait_fill(&r, v, 31 * 7, -4.0f, 4.0f);
   for (int d = 0; d < 2; d++) {
     clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
-    clai_tensor *base = upload(ctx, dt, 2, (int64_t[]){31, 7}, v), *xt = NULL, *row = NULL, *xe = NULL;
+    clai_tensor *base = clait_upload_floats(ctx, dt, 2, (int64_t[]){31, 7}, v), *xt = NULL, *row = NULL, *xe = NULL;
     CLAIT_OK(ctx, clai_tensor_transpose(base, &xt, 0, 1)); /* [7, 31], last-axis stride 7 */
     CLAIT_OK(ctx, clai_tensor_slice(base, &row, 0, 2, 3, 1));
     CLAIT_OK(ctx, clai_tensor_expand(row, &xe, 3, (int64_t[]){2, 3, 7}));
@@ -192,13 +158,13 @@ static void test_softmax_views(void **state) {
       check_softmax(ctx, xt, CLAI_DTYPE_F32, 0.0f, 1, lg);
       check_softmax(ctx, xe, dt, 0.25f, 1, lg);
       /* strided output: softmax of base written through a transposed view of a [7, 31] tensor */
-      clai_tensor *o = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){7, 31}), *ot = NULL;
+      clai_tensor *o = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){7, 31}), *ot = NULL;
       CLAIT_OK(ctx, clai_tensor_transpose(o, &ot, 0, 1));
       CLAIT_OK(ctx, lg ? clai_log_softmax(ctx, ot, base, NULL) : clai_softmax(ctx, ot, base, NULL));
-      double *xv = fetch(ctx, base);
+      double *xv = clait_fetch(ctx, base);
       expect_softmax(ctx, ot, base, xv, 0.0f, 0, lg);
       /* in place */
-      clai_tensor *c = upload(ctx, dt, 2, (int64_t[]){31, 7}, v);
+      clai_tensor *c = clait_upload_floats(ctx, dt, 2, (int64_t[]){31, 7}, v);
       CLAIT_OK(ctx, lg ? clai_log_softmax(ctx, c, c, NULL) : clai_softmax(ctx, c, c, NULL));
       expect_softmax(ctx, c, base, xv, 0.0f, 0, lg);
       free(xv);
@@ -222,18 +188,18 @@ static void check_norm(clai_context *ctx, int rms, clai_tensor *x, clai_tensor *
   int64_t shape[CLAI_MAX_DIMS];
   for (int i = 0; i < nd; i++) shape[i] = clai_tensor_dim(x, i);
   int64_t n = shape[nd - 1], rows = clai_tensor_numel(x) / n;
-  clai_tensor *out = mk(ctx, odt, nd, shape), *mean = NULL, *rstd = NULL;
+  clai_tensor *out = clait_tensor(ctx, odt, nd, shape), *mean = NULL, *rstd = NULL;
   if (stats) {
-    if (!rms) mean = mk(ctx, CLAI_DTYPE_F32, nd - 1, shape);
+    if (!rms) mean = clait_tensor(ctx, CLAI_DTYPE_F32, nd - 1, shape);
     shape[nd - 1] = 1;
-    rstd = mk(ctx, CLAI_DTYPE_F32, nd, shape); /* keepdim form */
+    rstd = clait_tensor(ctx, CLAI_DTYPE_F32, nd, shape); /* keepdim form */
   }
   if (rms)
     CLAIT_OK(ctx, clai_rmsnorm(ctx, out, x, gamma, eps, rstd));
   else
     CLAIT_OK(ctx, clai_layernorm(ctx, out, x, gamma, beta, eps, mean, rstd));
-  double *xv = fetch(ctx, x), *got = fetch(ctx, out), *gv = gamma ? fetch(ctx, gamma) : NULL;
-  double *bv = beta ? fetch(ctx, beta) : NULL, *mg = mean ? fetch(ctx, mean) : NULL, *rg = rstd ? fetch(ctx, rstd) : NULL;
+  double *xv = clait_fetch(ctx, x), *got = clait_fetch(ctx, out), *gv = gamma ? clait_fetch(ctx, gamma) : NULL;
+  double *bv = beta ? clait_fetch(ctx, beta) : NULL, *mg = mean ? clait_fetch(ctx, mean) : NULL, *rg = rstd ? clait_fetch(ctx, rstd) : NULL;
   for (int64_t r = 0; r < rows; r++) {
     const double *xr = xv + r * n;
     double m = 0, q = 0, big = 0;
@@ -279,8 +245,8 @@ static void test_norms(void **state) {
     for (int d = 0; d < 2; d++) {
       clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
       int64_t n = lens[li];
-      clai_tensor *x = upload(ctx, dt, 2, (int64_t[]){5, n}, v);
-      clai_tensor *g = upload(ctx, dt, 1, (int64_t[]){n}, p), *b = upload(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){n}, p + 1000);
+      clai_tensor *x = clait_upload_floats(ctx, dt, 2, (int64_t[]){5, n}, v);
+      clai_tensor *g = clait_upload_floats(ctx, dt, 1, (int64_t[]){n}, p), *b = clait_upload_floats(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){n}, p + 1000);
       for (int rms = 0; rms < 2; rms++) {
         check_norm(ctx, rms, x, NULL, NULL, 1e-5f, CLAI_DTYPE_F32, 0);
         check_norm(ctx, rms, x, g, rms ? NULL : b, 1e-5f, CLAI_DTYPE_F32, 1);
@@ -298,7 +264,7 @@ static void test_norm_offset(void **state) {
   clait_rng r = {8};
   float v[3 * 4096];
   for (int i = 0; i < 3 * 4096; i++) v[i] = 1000.0f + clait_uniform(&r, -1.0f, 1.0f);
-  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4096}, v);
+  clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4096}, v);
   check_norm(ctx, 0, x, NULL, NULL, 1e-6f, CLAI_DTYPE_F32, 1);
   check_norm(ctx, 1, x, NULL, NULL, 1e-6f, CLAI_DTYPE_F32, 1);
   clai_tensor_free(x);
@@ -313,9 +279,9 @@ static void test_norm_views(void **state) {
   clait_fill(&r, p, 2 * 129, -1.0f, 1.0f);
   for (int d = 0; d < 2; d++) {
     clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
-    clai_tensor *base = upload(ctx, dt, 2, (int64_t[]){129, 7}, v), *xt = NULL;
+    clai_tensor *base = clait_upload_floats(ctx, dt, 2, (int64_t[]){129, 7}, v), *xt = NULL;
     CLAIT_OK(ctx, clai_tensor_transpose(base, &xt, 0, 1)); /* [7, 129], last-axis stride 7 */
-    clai_tensor *pp = upload(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){2 * 129}, p), *g = NULL, *b = NULL;
+    clai_tensor *pp = clait_upload_floats(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){2 * 129}, p), *g = NULL, *b = NULL;
     CLAIT_OK(ctx, clai_tensor_slice(pp, &g, 0, 0, 258, 2)); /* stride 2 */
     CLAIT_OK(ctx, clai_tensor_slice(pp, &b, 0, 1, 258, 2));
     for (int rms = 0; rms < 2; rms++) {
@@ -323,10 +289,10 @@ static void test_norm_views(void **state) {
       check_norm(ctx, rms, xt, NULL, NULL, 1e-5f, dt, 0);
     }
     /* in place, on a dense copy */
-    clai_tensor *c = upload(ctx, dt, 2, (int64_t[]){129, 7}, v), *o = mk(ctx, dt, 2, (int64_t[]){129, 7});
+    clai_tensor *c = clait_upload_floats(ctx, dt, 2, (int64_t[]){129, 7}, v), *o = clait_tensor(ctx, dt, 2, (int64_t[]){129, 7});
     CLAIT_OK(ctx, clai_layernorm(ctx, o, c, NULL, NULL, 1e-5f, NULL, NULL));
     CLAIT_OK(ctx, clai_layernorm(ctx, c, c, NULL, NULL, 1e-5f, NULL, NULL));
-    double *want = fetch(ctx, o), *got = fetch(ctx, c);
+    double *want = clait_fetch(ctx, o), *got = clait_fetch(ctx, c);
     for (int i = 0; i < 129 * 7; i++) assert_true(want[i] == got[i]);
     free(want);
     free(got);
@@ -345,15 +311,15 @@ static void test_norm_views(void **state) {
 static void test_errors(void **state) {
   clai_context *ctx = CTX(state);
   float v[12] = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8};
-  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4}, v);
-  clai_tensor *o = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4}), *o43 = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 3});
-  clai_tensor *xi = mk(ctx, CLAI_DTYPE_I32, 2, (int64_t[]){3, 4}), *v1 = upload(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){4}, v);
-  clai_tensor *g3 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3}), *gi = mk(ctx, CLAI_DTYPE_I32, 1, (int64_t[]){4});
-  clai_tensor *m3 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3}), *m4 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){4});
-  clai_tensor *mh = mk(ctx, CLAI_DTYPE_F16, 1, (int64_t[]){3}), *s0 = mk(ctx, CLAI_DTYPE_F32, 0, NULL);
-  clai_tensor *m6 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){6}), *mstep = NULL, *shift = NULL, *big = NULL;
+  clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4}, v);
+  clai_tensor *o = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4}), *o43 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){4, 3});
+  clai_tensor *xi = clait_tensor(ctx, CLAI_DTYPE_I32, 2, (int64_t[]){3, 4}), *v1 = clait_upload_floats(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){4}, v);
+  clai_tensor *g3 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3}), *gi = clait_tensor(ctx, CLAI_DTYPE_I32, 1, (int64_t[]){4});
+  clai_tensor *m3 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3}), *m4 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){4});
+  clai_tensor *mh = clait_tensor(ctx, CLAI_DTYPE_F16, 1, (int64_t[]){3}), *s0 = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
+  clai_tensor *m6 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){6}), *mstep = NULL, *shift = NULL, *big = NULL;
   CLAIT_OK(ctx, clai_tensor_slice(m6, &mstep, 0, 0, 6, 2));
-  clai_tensor *bigb = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){13});
+  clai_tensor *bigb = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){13});
   CLAIT_OK(ctx, clai_tensor_reshape(bigb, &big, 1, (int64_t[]){13}));
   clai_tensor *xb = NULL, *ob = NULL;
   CLAIT_OK(ctx, clai_tensor_view(big, &xb, 2, (int64_t[]){3, 4}, (int64_t[]){4, 1}, 0));
@@ -379,7 +345,7 @@ static void test_errors(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps", clai_rmsnorm(ctx, shift, xb, NULL, 1e-5f, NULL));
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f32 or f16", clai_layernorm(ctx, xi, x, NULL, NULL, 1e-5f, NULL, NULL));
   /* x is unchanged and the context still works */
-  double *xv = fetch(ctx, x);
+  double *xv = clait_fetch(ctx, x);
   for (int i = 0; i < 12; i++) assert_true(xv[i] == v[i]);
   CLAIT_OK(ctx, clai_softmax(ctx, o, x, NULL));
   expect_softmax(ctx, o, x, xv, 0.0f, 0, 0);

@@ -12,47 +12,6 @@
 
 /* ---- host helpers ------------------------------------------------------------------------------------ */
 
-static clai_tensor *mk(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape) {
-  clai_tensor *t = NULL;
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, ndim, shape));
-  return t;
-}
-
-/* A dense tensor of dtype dt holding the n floats v (rounded to half for f16). */
-static clai_tensor *upload(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape, const float *v) {
-  clai_tensor *t = mk(ctx, dt, ndim, shape);
-  size_t n = (size_t)clai_tensor_numel(t);
-  if (dt == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_write(t, v, n * 4));
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16(v[i]);
-    CLAIT_OK(ctx, clai_tensor_write(t, h, n * 2));
-    free(h);
-  }
-  return t;
-}
-
-/* The elements of t (any view, any dtype) as doubles, dense row-major; malloc'd. */
-static double *fetch(clai_context *ctx, clai_tensor *t) {
-  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(clai_tensor_dtype(t));
-  void *buf = malloc(n * es + 4);
-  double *d = malloc(n * sizeof *d + 8);
-  assert_non_null(buf);
-  assert_non_null(d);
-  CLAIT_OK(ctx, clai_tensor_read(t, buf, n * es + 4));
-  for (size_t i = 0; i < n; i++) {
-    switch (clai_tensor_dtype(t)) {
-    case CLAI_DTYPE_F32: d[i] = ((float *)buf)[i]; break;
-    case CLAI_DTYPE_F16: d[i] = clait_f16_to_f32(((uint16_t *)buf)[i]); break;
-    default: d[i] = ((int32_t *)buf)[i]; break;
-    }
-  }
-  free(buf);
-  return d;
-}
-
 enum { OP_SUM, OP_MEAN, OP_MAX, OP_MIN, OP_VAR0, OP_VAR1, OP_ARGMAX, OP_ARGMIN, OP_COUNT };
 static const char *const op_names[] = {"sum", "mean", "max", "min", "var", "var(ddof 1)", "argmax", "argmin"};
 
@@ -128,9 +87,9 @@ static void check_reduce(clai_context *ctx, int op, clai_tensor *x, int axis, in
     }
   }
   int arg = op == OP_ARGMAX || op == OP_ARGMIN;
-  clai_tensor *out = mk(ctx, arg ? CLAI_DTYPE_I32 : odt, on, oshape);
+  clai_tensor *out = clait_tensor(ctx, arg ? CLAI_DTYPE_I32 : odt, on, oshape);
   CLAIT_OK(ctx, run_op(ctx, op, out, x, axis, keepdim));
-  double *xv = fetch(ctx, x), *got = fetch(ctx, out);
+  double *xv = clait_fetch(ctx, x), *got = clait_fetch(ctx, out);
   int64_t outer = 1, n = 1, inner = 1;
   for (int i = 0; i < nd; i++) {
     if (all || i == ax) n *= shape[i];
@@ -170,7 +129,7 @@ static void test_every_axis(void **state) {
     random_values(&r, v, n, -2.0f, 3.0f);
     for (int d = 0; d < 2; d++) {
       clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
-      clai_tensor *x = upload(ctx, dt, 3, sh, v);
+      clai_tensor *x = clait_upload_floats(ctx, dt, 3, sh, v);
       for (int op = 0; op < OP_COUNT; op++) {
         const int axes[] = {0, 1, 2, -1, -3, CLAI_AXIS_ALL};
         for (int ai = 0; ai < 6; ai++)
@@ -190,7 +149,7 @@ static void test_views(void **state) {
   random_values(&r, v, 129 * 31, -1.0f, 1.0f);
   for (int d = 0; d < 2; d++) {
     clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
-    clai_tensor *x = upload(ctx, dt, 2, (int64_t[]){129, 31}, v), *t = NULL, *s = NULL, *e = NULL, *row = NULL;
+    clai_tensor *x = clait_upload_floats(ctx, dt, 2, (int64_t[]){129, 31}, v), *t = NULL, *s = NULL, *e = NULL, *row = NULL;
     CLAIT_OK(ctx, clai_tensor_transpose(x, &t, 0, 1));             /* [31, 129], strides (1, 31) */
     CLAIT_OK(ctx, clai_tensor_slice(x, &s, 0, 3, 120, 4));         /* every 4th row */
     CLAIT_OK(ctx, clai_tensor_slice(x, &row, 0, 5, 6, 1));         /* [1, 31] */
@@ -214,21 +173,21 @@ static void test_views(void **state) {
 static void test_short_rows(void **state) {
   clai_context *ctx = CTX(state);
   float v[5] = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f};
-  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){5, 1}, v);
+  clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){5, 1}, v);
   for (int op = 0; op < OP_COUNT; op++) {
     check_reduce(ctx, op, x, 1, 0, CLAI_DTYPE_F32, 0);
     check_reduce(ctx, op, x, 0, 1, CLAI_DTYPE_F32, 1e-6);
   }
-  clai_tensor *s = upload(ctx, CLAI_DTYPE_F32, 0, NULL, v + 2);
+  clai_tensor *s = clait_upload_floats(ctx, CLAI_DTYPE_F32, 0, NULL, v + 2);
   for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, s, CLAI_AXIS_ALL, 0, CLAI_DTYPE_F32, 0);
   /* an empty axis: the sum is 0, the mean NaN, the maximum does not exist */
-  clai_tensor *z = mk(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 0}), *o = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3});
+  clai_tensor *z = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 0}), *o = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3});
   CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_SUM, o, z, 1, 0));
-  double *g = fetch(ctx, o);
+  double *g = clait_fetch(ctx, o);
   for (int i = 0; i < 3; i++) assert_true(g[i] == 0.0);
   free(g);
   CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_MEAN, o, z, 1, 0));
-  g = fetch(ctx, o);
+  g = clait_fetch(ctx, o);
   for (int i = 0; i < 3; i++) assert_true(isnan(g[i]));
   free(g);
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "empty", clai_reduce(ctx, CLAI_REDUCE_MAX, o, z, 1, 0));
@@ -247,7 +206,7 @@ static void test_long_rows(void **state) {
   float *v = malloc(n * sizeof *v);
   assert_non_null(v);
   for (size_t i = 0; i < n; i++) v[i] = 1000.0f + clait_uniform(&r, 0.0f, 1.0f);
-  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){(int64_t)n}, v);
+  clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){(int64_t)n}, v);
   for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, x, 0, 0, CLAI_DTYPE_F32, 2e-6);
   clai_tensor *m = NULL, *mt = NULL;
   CLAIT_OK(ctx, clai_tensor_reshape(x, &m, 2, (int64_t[]){4, 250000}));
@@ -279,7 +238,7 @@ static void test_long_rows(void **state) {
     v[lens[li] - 1] = 5.0f;
     v[lens[li] / 2] = -5.0f;
     v[lens[li] - 2] = -5.0f;
-    clai_tensor *y = upload(ctx, CLAI_DTYPE_F16, 1, (int64_t[]){lens[li]}, v);
+    clai_tensor *y = clait_upload_floats(ctx, CLAI_DTYPE_F16, 1, (int64_t[]){lens[li]}, v);
     for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, y, 0, 0, CLAI_DTYPE_F32, 2e-6);
     clai_tensor_free(y);
   }
@@ -293,7 +252,7 @@ static void test_nan(void **state) {
   v[20 + 13] = NAN; /* row 1: NaN past the first vector */
   v[40 + 2] = NAN;  /* row 2: NaN in the first vector, and another later */
   v[40 + 17] = NAN;
-  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 20}, v);
+  clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 20}, v);
   for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, x, 1, 0, CLAI_DTYPE_F32, 1e-6);
   clai_tensor_free(x);
 }
@@ -303,12 +262,12 @@ static void test_sum_to(void **state) {
   clait_rng r = {5};
   float v[4 * 5 * 6];
   random_values(&r, v, 120, -1.0f, 1.0f);
-  clai_tensor *base = upload(ctx, CLAI_DTYPE_F32, 3, (int64_t[]){6, 5, 4}, v), *x = NULL;
+  clai_tensor *base = clait_upload_floats(ctx, CLAI_DTYPE_F32, 3, (int64_t[]){6, 5, 4}, v), *x = NULL;
   CLAIT_OK(ctx, clai_tensor_permute(base, &x, (int[]){2, 1, 0})); /* [4, 5, 6], fully strided */
-  double *xv = fetch(ctx, x);
+  double *xv = clait_fetch(ctx, x);
   float dv[120];
   for (int i = 0; i < 120; i++) dv[i] = (float)xv[i];
-  clai_tensor *dense = upload(ctx, CLAI_DTYPE_F32, 3, (int64_t[]){4, 5, 6}, dv); /* summed dims merge */
+  clai_tensor *dense = clait_upload_floats(ctx, CLAI_DTYPE_F32, 3, (int64_t[]){4, 5, 6}, dv); /* summed dims merge */
   for (int variant = 0; variant < 2; variant++) {
     clai_tensor *xin = variant ? dense : x;
     static const struct {
@@ -318,9 +277,9 @@ static void test_sum_to(void **state) {
     for (size_t ti = 0; ti < sizeof targets / sizeof targets[0]; ti++) {
       for (int d = 0; d < 2; d++) {
         clai_dtype odt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
-        clai_tensor *out = mk(ctx, odt, targets[ti].nd, targets[ti].shape);
+        clai_tensor *out = clait_tensor(ctx, odt, targets[ti].nd, targets[ti].shape);
         CLAIT_OK(ctx, clai_sum_to(ctx, out, xin));
-        double *got = fetch(ctx, out);
+        double *got = clait_fetch(ctx, out);
         /* out's shape aligned to [4, 5, 6] */
         int64_t os[3];
         for (int i = 0; i < 3; i++) {
@@ -354,10 +313,10 @@ static void test_sum_to(void **state) {
 static void test_errors(void **state) {
   clai_context *ctx = CTX(state);
   float v[12] = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8};
-  clai_tensor *x = upload(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4}, v);
-  clai_tensor *o3 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3}), *o4 = mk(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){4});
-  clai_tensor *i3 = mk(ctx, CLAI_DTYPE_I32, 1, (int64_t[]){3});
-  clai_tensor *xi = mk(ctx, CLAI_DTYPE_I32, 2, (int64_t[]){3, 4});
+  clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){3, 4}, v);
+  clai_tensor *o3 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3}), *o4 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){4});
+  clai_tensor *i3 = clait_tensor(ctx, CLAI_DTYPE_I32, 1, (int64_t[]){3});
+  clai_tensor *xi = clait_tensor(ctx, CLAI_DTYPE_I32, 2, (int64_t[]){3, 4});
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "clai_reduce_op", clai_reduce(ctx, (clai_reduce_op)9, o3, x, 1, 0));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "axis 2", clai_reduce(ctx, CLAI_REDUCE_SUM, o3, x, 2, 0));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "axis -3", clai_reduce(ctx, CLAI_REDUCE_SUM, o3, x, -3, 0));
@@ -377,15 +336,15 @@ static void test_errors(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f32 or f16", clai_sum_to(ctx, o4, xi));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "NULL", clai_reduce(ctx, CLAI_REDUCE_SUM, o3, NULL, 1, 0));
   /* nothing was written into x, and the context still works */
-  double *xv = fetch(ctx, x);
+  double *xv = clait_fetch(ctx, x);
   for (int i = 0; i < 12; i++) assert_true(xv[i] == v[i]);
   free(xv);
   CLAIT_OK(ctx, clai_argmax(ctx, i3, x, -1, 0));
-  double *g = fetch(ctx, i3);
+  double *g = clait_fetch(ctx, i3);
   assert_true(g[0] == 2 && g[1] == 1 && g[2] == 3);
   free(g);
   CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_SUM, o4, x, 0, 0));
-  g = fetch(ctx, o4);
+  g = clait_fetch(ctx, o4);
   assert_true(g[0] == 13 && g[1] == 13 && g[2] == 11 && g[3] == 15);
   free(g);
   clai_tensor_free(colv);

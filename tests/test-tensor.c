@@ -11,18 +11,11 @@
 
 /* ---- helpers -------------------------------------------------------------------------------------------- */
 
-static clai_tensor *mk(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape) {
-  clai_tensor *t = NULL;
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, ndim, shape));
-  assert_non_null(t);
-  return t;
-}
-
-static clai_tensor *mk1(clai_context *ctx, clai_dtype dt, int64_t n0) { return mk(ctx, dt, 1, &n0); }
+static clai_tensor *mk1(clai_context *ctx, clai_dtype dt, int64_t n0) { return clait_tensor(ctx, dt, 1, &n0); }
 
 static clai_tensor *mk2(clai_context *ctx, clai_dtype dt, int64_t n0, int64_t n1) {
   const int64_t s[2] = {n0, n1};
-  return mk(ctx, dt, 2, s);
+  return clait_tensor(ctx, dt, 2, s);
 }
 
 static void *xmalloc(size_t n) {
@@ -99,7 +92,7 @@ static float *iota_f32(size_t n) {
 static clai_tensor *iota_tensor(clai_context *ctx, int ndim, const int64_t *shape, float **host) {
   int64_t n = numel_of(ndim, shape);
   float *h = iota_f32((size_t)n);
-  clai_tensor *t = mk(ctx, CLAI_DTYPE_F32, ndim, shape);
+  clai_tensor *t = clait_tensor(ctx, CLAI_DTYPE_F32, ndim, shape);
   CLAIT_OK(ctx, clai_tensor_write(t, h, (size_t)n * 4));
   *host = h;
   return t;
@@ -136,7 +129,7 @@ static void test_roundtrip_f32(void **state) {
     float *src = xmalloc((size_t)n * 4), *dst = xmalloc((size_t)n * 4 + 8);
     clait_fill(&rng, src, (size_t)n, -1000.0f, 1000.0f);
     src[0] = -0.0f;
-    clai_tensor *t = mk(ctx, CLAI_DTYPE_F32, ndims[s], shapes[s]);
+    clai_tensor *t = clait_tensor(ctx, CLAI_DTYPE_F32, ndims[s], shapes[s]);
     assert_int_equal(clai_tensor_dtype(t), CLAI_DTYPE_F32);
     assert_ptr_equal(clai_tensor_context(t), ctx);
     CLAIT_OK(ctx, clai_tensor_write(t, src, (size_t)n * 4));
@@ -285,7 +278,7 @@ static void test_queries(void **state) {
   assert_string_equal(clai_dtype_name((clai_dtype)-1), "?");
 
   const int64_t shape[4] = {2, 3, 5, 7};
-  clai_tensor *t = mk(ctx, CLAI_DTYPE_F16, 4, shape);
+  clai_tensor *t = clait_tensor(ctx, CLAI_DTYPE_F16, 4, shape);
   const int64_t strides[4] = {105, 35, 7, 1};
   expect_shape(t, 4, shape, strides, 0);
   assert_int_equal(clai_tensor_numel(t), 210);
@@ -318,7 +311,7 @@ static void test_queries(void **state) {
 
   /* The largest rank works. */
   const int64_t eight[CLAI_MAX_DIMS] = {2, 1, 3, 1, 2, 1, 1, 3};
-  clai_tensor *e = mk(ctx, CLAI_DTYPE_I32, CLAI_MAX_DIMS, eight);
+  clai_tensor *e = clait_tensor(ctx, CLAI_DTYPE_I32, CLAI_MAX_DIMS, eight);
   assert_int_equal(clai_tensor_numel(e), 36);
   assert_int_equal(clai_tensor_stride(e, 0), 18);
   assert_int_equal(clai_tensor_stride(e, 7), 1);
@@ -332,7 +325,7 @@ static void test_queries(void **state) {
 
 static void test_scalar(void **state) {
   clai_context *ctx = *state;
-  clai_tensor *s = mk(ctx, CLAI_DTYPE_F32, 0, NULL);
+  clai_tensor *s = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
   assert_int_equal(clai_tensor_ndim(s), 0);
   assert_int_equal(clai_tensor_numel(s), 1);
   assert_int_equal(clai_tensor_is_contiguous(s), 1);
@@ -371,7 +364,7 @@ static void test_scalar(void **state) {
   assert_true(r == 42.0f);
 
   /* 0-d i32 and f16 scalars. */
-  clai_tensor *si = mk(ctx, CLAI_DTYPE_I32, 0, NULL), *sh = mk(ctx, CLAI_DTYPE_F16, 0, NULL);
+  clai_tensor *si = clait_tensor(ctx, CLAI_DTYPE_I32, 0, NULL), *sh = clait_tensor(ctx, CLAI_DTYPE_F16, 0, NULL);
   CLAIT_OK(ctx, clai_copy(ctx, si, s));
   CLAIT_OK(ctx, clai_copy(ctx, sh, si));
   int32_t iv = 0;
@@ -392,7 +385,7 @@ static void test_scalar(void **state) {
 static void test_zero_size(void **state) {
   clai_context *ctx = *state;
   const int64_t s0[1] = {0}, s305[3] = {3, 0, 5};
-  clai_tensor *a = mk(ctx, CLAI_DTYPE_F32, 1, s0), *b = mk(ctx, CLAI_DTYPE_I32, 3, s305);
+  clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 1, s0), *b = clait_tensor(ctx, CLAI_DTYPE_I32, 3, s305);
   assert_int_equal(clai_tensor_numel(a), 0);
   assert_int_equal(clai_tensor_numel(b), 0);
   assert_int_equal(clai_tensor_dim(b, 1), 0);
@@ -408,7 +401,7 @@ static void test_zero_size(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "clai_tensor_write", clai_tensor_write(a, &dummy, 4));
   /* Ops on nothing are no-ops that succeed. */
   CLAIT_OK(ctx, clai_fill(ctx, b, 1.0));
-  clai_tensor *c = mk(ctx, CLAI_DTYPE_F16, 3, s305);
+  clai_tensor *c = clait_tensor(ctx, CLAI_DTYPE_F16, 3, s305);
   CLAIT_OK(ctx, clai_copy(ctx, c, b));
   /* A [1] source broadcasts into a zero-size destination. */
   clai_tensor *one = mk1(ctx, CLAI_DTYPE_F32, 1);
@@ -1136,7 +1129,7 @@ static void test_copy_broadcast_strided(void **state) {
   const int64_t R = 31, C = 129, n = R * C;
   float *h = xmalloc((size_t)n * 4), *g = xmalloc((size_t)n * 4);
   clait_fill(&rng, h, (size_t)n, -1.0f, 1.0f);
-  clai_tensor *m = mk2(ctx, CLAI_DTYPE_F32, R, C), *s1 = NULL, *s2 = NULL, *sc = mk(ctx, CLAI_DTYPE_I32, 0, NULL);
+  clai_tensor *m = mk2(ctx, CLAI_DTYPE_F32, R, C), *s1 = NULL, *s2 = NULL, *sc = clait_tensor(ctx, CLAI_DTYPE_I32, 0, NULL);
   CLAIT_OK(ctx, clai_tensor_write(m, h, (size_t)n * 4));
   CLAIT_OK(ctx, clai_tensor_slice(m, &s1, 1, 3, -5, 4));   /* cols 3, 7, ..., 123 */
   CLAIT_OK(ctx, clai_tensor_slice(s1, &s2, 0, -20, 1000, 3)); /* rows 11, 14, ..., 29 */
@@ -1152,11 +1145,11 @@ static void test_copy_broadcast_strided(void **state) {
   const int64_t s3[3] = {3, 5, 7};
   int32_t ih[105];
   for (int i = 0; i < 105; i++) ih[i] = i * 1000 - 50000;
-  clai_tensor *i3 = mk(ctx, CLAI_DTYPE_I32, 3, s3), *ip = NULL;
+  clai_tensor *i3 = clait_tensor(ctx, CLAI_DTYPE_I32, 3, s3), *ip = NULL;
   CLAIT_OK(ctx, clai_tensor_write(i3, ih, sizeof ih));
   const int perm[3] = {2, 0, 1};
   CLAIT_OK(ctx, clai_tensor_permute(i3, &ip, perm)); /* [7, 3, 5] */
-  clai_tensor *fd = mk(ctx, CLAI_DTYPE_F32, 3, (const int64_t[]){7, 3, 5});
+  clai_tensor *fd = clait_tensor(ctx, CLAI_DTYPE_F32, 3, (const int64_t[]){7, 3, 5});
   CLAIT_OK(ctx, clai_copy(ctx, fd, ip));
   float fg[105];
   CLAIT_OK(ctx, clai_tensor_read(fd, fg, sizeof fg));

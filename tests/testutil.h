@@ -174,6 +174,42 @@ static inline float *clait_get(clai_context *ctx, clai_tensor *t) {
   return f;
 }
 
+/* A dense tensor of dtype dt (f32 or f16) holding the floats v, rounded to half for f16. */
+static inline clai_tensor *clait_upload_floats(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape,
+                                               const float *v) {
+  clai_tensor *t = clait_tensor(ctx, dt, ndim, shape);
+  size_t n = (size_t)clai_tensor_numel(t);
+  if (dt == CLAI_DTYPE_F32) {
+    CLAIT_OK(ctx, clai_tensor_write(t, v, n * 4));
+  } else {
+    uint16_t *h = malloc(n * 2 + 2);
+    assert_non_null(h);
+    for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16(v[i]);
+    CLAIT_OK(ctx, clai_tensor_write(t, h, n * 2));
+    free(h);
+  }
+  return t;
+}
+
+/* The elements of t (any view, any dtype) as doubles, dense row-major; malloc'd. */
+static inline double *clait_fetch(clai_context *ctx, clai_tensor *t) {
+  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(clai_tensor_dtype(t));
+  void *buf = malloc(n * es + 4);
+  double *d = malloc(n * sizeof *d + 8);
+  assert_non_null(buf);
+  assert_non_null(d);
+  CLAIT_OK(ctx, clai_tensor_read(t, buf, n * es + 4));
+  for (size_t i = 0; i < n; i++) {
+    switch (clai_tensor_dtype(t)) {
+    case CLAI_DTYPE_F32: d[i] = ((float *)buf)[i]; break;
+    case CLAI_DTYPE_F16: d[i] = clait_f16_to_f32(((uint16_t *)buf)[i]); break;
+    default: d[i] = ((int32_t *)buf)[i]; break;
+    }
+  }
+  free(buf);
+  return d;
+}
+
 /* Runs the group with TAP output; skips the whole program (exit 0) when the machine has no OpenCL device. */
 static inline int clait_main(const char *name, const struct CMUnitTest *tests, size_t n, int needs_device) {
   cmocka_set_message_output(CM_OUTPUT_TAP);
