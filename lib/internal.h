@@ -445,6 +445,10 @@ clai_status clai__conv_need_dtype(clai_context *ctx, const char *fn, const clai_
                                   clai_dtype want, const char *whose);
 /* Output length along one axis; 0 when the (dilated) window does not fit the padded input. */
 int64_t clai__conv_out_len(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t d, int64_t s);
+/* The geometry of a pooling over x (or grad_x), [N, C, H, W], with params p (stride 0 = the window):
+ * CLAI_E_UNSUPPORTED for sizes of 2^31 or more, CLAI_E_SHAPE when the window does not fit the padded input. */
+clai_status clai__pool_geom(clai_context *ctx, const char *fn, const clai_tensor *x, const clai_pool2d_params *p,
+                            clai__conv_geom *g);
 /* Images per chunk for a workspace of per_image bytes per image within budget bytes (at least 1, at most
  * N), with nb * OH * OW below 2^31. */
 int64_t clai__conv_chunk_images(const clai__conv_geom *g, uint64_t per_image, uint64_t budget);

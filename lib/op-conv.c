@@ -107,6 +107,28 @@ static clai_status conv_direct(clai_context *ctx, clai_tensor *out, const clai_t
 }
 
 
+clai_status clai__pool_geom(clai_context *ctx, const char *fn, const clai_tensor *x, const clai_pool2d_params *p,
+                            clai__conv_geom *out) {
+  clai__conv_geom g;
+  memset(&g, 0, sizeof g);
+  g.N = x->shape[0], g.C = x->shape[1], g.H = x->shape[2], g.W = x->shape[3];
+  g.KH = p->kernel_h, g.KW = p->kernel_w;
+  g.sh = p->stride_h ? p->stride_h : p->kernel_h, g.sw = p->stride_w ? p->stride_w : p->kernel_w;
+  g.pt = p->pad_top, g.pb = p->pad_bottom, g.pl = p->pad_left, g.pr = p->pad_right;
+  g.dh = g.dw = 1;
+  if (big(g.N) || big(g.C) || big(g.H) || big(g.W) || big(g.KH) || big(g.KW) || big(g.sh) || big(g.sw) ||
+      big(g.H * g.W))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: every size and parameter must be below 2^31", fn);
+  g.OH = clai__conv_out_len(g.H, g.pt, g.pb, g.KH, 1, g.sh);
+  g.OW = clai__conv_out_len(g.W, g.pl, g.pr, g.KW, 1, g.sw);
+  if (g.OH < 1 || g.OW < 1)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: output size would be %lldx%lld: the window %lldx%lld does not fit the "
+                       "padded input %lldx%lld", fn, (long long)g.OH, (long long)g.OW, (long long)g.KH, (long long)g.KW,
+                       (long long)(g.H + g.pt + g.pb), (long long)(g.W + g.pl + g.pr));
+  *out = g;
+  return CLAI_OK;
+}
+
 int64_t clai__conv_chunk_images(const clai__conv_geom *g, uint64_t per_image, uint64_t budget) {
   int64_t nb = per_image > 0 ? (int64_t)(budget / per_image) : g->N;
   if (nb < 1) nb = 1;
@@ -271,22 +293,9 @@ static clai_status pool2d(clai_context *ctx, const char *fn, clai_tensor *out, c
   if (indices != NULL && indices->dtype != CLAI_DTYPE_I32)
     return clai__error(ctx, CLAI_E_DTYPE, "%s: indices is %s, expected i32", fn, clai_dtype_name(indices->dtype));
   clai__conv_geom g;
-  memset(&g, 0, sizeof g);
-  g.N = x->shape[0], g.C = x->shape[1], g.H = x->shape[2], g.W = x->shape[3];
-  g.KH = p->kernel_h, g.KW = p->kernel_w;
-  g.sh = p->stride_h ? p->stride_h : p->kernel_h, g.sw = p->stride_w ? p->stride_w : p->kernel_w;
-  g.pt = p->pad_top, g.pb = p->pad_bottom, g.pl = p->pad_left, g.pr = p->pad_right;
-  g.dh = g.dw = 1;
-  if (big(g.N) || big(g.C) || big(g.H) || big(g.W) || big(g.KH) || big(g.KW) || big(g.sh) || big(g.sw) ||
-      big(g.H * g.W))
-    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: every size and parameter must be below 2^31", fn);
-  g.OH = clai__conv_out_len(g.H, g.pt, g.pb, g.KH, 1, g.sh);
-  g.OW = clai__conv_out_len(g.W, g.pl, g.pr, g.KW, 1, g.sw);
+  s = clai__pool_geom(ctx, fn, x, p, &g);
+  if (s != CLAI_OK) return s;
   char a[160], b[160];
-  if (g.OH < 1 || g.OW < 1)
-    return clai__error(ctx, CLAI_E_SHAPE, "%s: output size would be %lldx%lld: the window %lldx%lld does not fit the "
-                       "padded input %lldx%lld", fn, (long long)g.OH, (long long)g.OW, (long long)g.KH, (long long)g.KW,
-                       (long long)(g.H + g.pt + g.pb), (long long)(g.W + g.pl + g.pr));
   const int64_t want[4] = {g.N, g.C, g.OH, g.OW};
   if (memcmp(out->shape, want, sizeof want) != 0)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: out is %s, expected %s", fn, clai__shape_str(4, out->shape, a, sizeof a),
