@@ -109,6 +109,9 @@ typedef struct clai_context_params {
    * init, so no op ever waits for a build and a device that fails any build is passed over for the next.
    * -1: lazily, whatever the environment says. */
   int eager;
+  /* Kernel profiling: 1 records the device time of every kernel launch (see clai_profile_get), -1 never,
+   * 0: on when $CLAI_PROFILE is "1". It costs an event per launch; leave it off in production. */
+  int profile;
 } clai_context_params;
 
 /* Creates a context on the best device (or the one params/$CLAI_DEVICE asks for) and builds its kernels
@@ -188,6 +191,24 @@ CLAI_API const char *clai_context_cache_dir(const clai_context *ctx);
 
 /* Releases every cached (unused) device buffer of the pool. */
 CLAI_API void clai_context_trim(clai_context *ctx);
+
+/* Where the device time goes, per OpenCL kernel, when the context was created with profiling on
+ * (clai_context_params.profile or CLAI_PROFILE=1). Times are the device's own (CL_PROFILING_COMMAND_START
+ * to _END), summed over every launch since the context started or since the last clai_profile_reset();
+ * host-side work, transfers and CLBlast's kernels are not included. */
+typedef struct clai_kernel_profile {
+  const char *kernel; /* the kernel's name in cl/ (static storage) */
+  uint64_t launches;
+  double seconds;     /* device time summed over the launches */
+} clai_kernel_profile;
+
+/* Waits for the queue, then writes up to cap entries to out (may be NULL when cap is 0), the kernels
+ * that ran, most device time first, and returns how many kernels ran (which may exceed cap). Returns -1
+ * with clai_errmsg() set when profiling is off or the device does not report times. */
+CLAI_API int clai_profile_get(clai_context *ctx, clai_kernel_profile *out, int cap);
+
+/* Forgets the times recorded so far (after waiting for the queue). */
+CLAI_API void clai_profile_reset(clai_context *ctx);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Tensors. A tensor is a view (dtype, shape, strides in elements, offset in elements) of a reference-counted

@@ -13,6 +13,7 @@
   "CPU fallback, POCL (Debian/Ubuntu: apt-get install pocl-opencl-icd ocl-icd-libopencl1)"
 
 static void release_device_objects(clai_context *ctx) {
+  clai__profile_free(ctx);
   clai__programs_free(ctx);
   if (ctx->queue != NULL) clReleaseCommandQueue(ctx->queue);
   if (ctx->cl != NULL) clReleaseContext(ctx->cl);
@@ -42,7 +43,7 @@ static clai_status try_device(clai_context *ctx, const clai__candidate *c, int g
 
   ctx->cl = clCreateContext(props, 1, &c->device, NULL, NULL, &err);
   if (ctx->cl == NULL) return clai__cl_error(ctx, err, "clCreateContext failed");
-  ctx->queue = clCreateCommandQueue(ctx->cl, c->device, 0, &err);
+  ctx->queue = clCreateCommandQueue(ctx->cl, c->device, ctx->prof.on ? CL_QUEUE_PROFILING_ENABLE : 0, &err);
   if (ctx->queue == NULL) {
     clai_status st = clai__cl_error(ctx, err, "clCreateCommandQueue failed");
     release_device_objects(ctx);
@@ -184,6 +185,8 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
   uint64_t limit = params->pool_limit != 0 ? params->pool_limit : env_u64("CLAI_POOL_LIMIT");
   const char *eager = getenv("CLAI_EAGER");
   ctx->eager = params->eager != 0 ? params->eager > 0 : (eager != NULL && strcmp(eager, "1") == 0);
+  const char *profile = getenv("CLAI_PROFILE");
+  ctx->prof.on = params->profile != 0 ? params->profile > 0 : (profile != NULL && strcmp(profile, "1") == 0);
 
   ctx->chosen = -1;
   for (int k = 0; k < norder; k++) {
@@ -261,7 +264,7 @@ clai_status clai_sync(clai_context *ctx) {
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   cl_int err = clFinish(ctx->queue);
   if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "clai_sync: clFinish failed");
-  return CLAI_OK;
+  return ctx->prof.on ? clai__profile_flush(ctx) : CLAI_OK;
 }
 
 int clai_context_device_count(const clai_context *ctx) { return ctx != NULL ? ctx->ndevices : 0; }

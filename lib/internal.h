@@ -254,6 +254,18 @@ struct clai_tensor {
 };
 
 /* ---- the context (context.c) -------------------------------------------------------------------------- */
+/* Kernel profiling (profile.c): launches record an event each; the events are resolved into per-kernel sums
+ * in batches, so a long run keeps a bounded number of events alive. */
+#define CLAI__PROFILE_BATCH 256
+typedef struct clai__profile {
+  int on;
+  int npending;
+  cl_event pending[CLAI__PROFILE_BATCH];
+  int pending_kernel[CLAI__PROFILE_BATCH];
+  uint64_t launches[CLAI__K_COUNT];
+  uint64_t ns[CLAI__K_COUNT];
+} clai__profile;
+
 struct clai_context {
   cl_platform_id platform;
   cl_device_id device;
@@ -276,6 +288,7 @@ struct clai_context {
   clai__pool pool;
   clai_context_stats stats;
   clai_tensor *tensors;         /* live tensors */
+  clai__profile prof;           /* per-kernel device times (profile.c); prof.on == 0 when off */
 
   char *errmsg;
   size_t errcap;
@@ -387,6 +400,21 @@ int clai__same_shape(const clai_tensor *a, const clai_tensor *b);
  * Sets the arguments given as (size, pointer) pairs, rounds global up to the kernel's local size and
  * enqueues it. `global` has the kernel's work dims. Returns a status with a message on failure. */
 clai_status clai__launch(clai_context *ctx, int kernel, const size_t *global, int nargs, ...);
+/* clai__launch with a work-group size of the caller's instead of the kernel's own (a shape-dependent
+ * choice; the caller keeps it within the device's and the kernel's limits). */
+clai_status clai__launch_local(clai_context *ctx, int kernel, const size_t *global, const size_t *local, int nargs,
+                               ...);
+/* The name of a kernel (CLAI__K_*), as in its .cl source. */
+const char *clai__kernel_name(int kernel);
+
+/* ---- kernel profiling (profile.c) ---------------------------------------------------------------------
+ * clai__profile_event() returns where clEnqueueNDRangeKernel should put its event (NULL when profiling is
+ * off); clai__profile_launched() then takes the event over. clai__profile_flush() resolves every pending
+ * event; clai__profile_free() releases them. */
+cl_event *clai__profile_event(clai_context *ctx);
+void clai__profile_launched(clai_context *ctx, int kernel, cl_int err);
+clai_status clai__profile_flush(clai_context *ctx);
+void clai__profile_free(clai_context *ctx);
 #define CLAI__ARG(v) sizeof(v), (const void *)&(v)
 
 /* ---- tuning (tune.c) ------------------------------------------------------------------------------------

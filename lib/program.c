@@ -389,31 +389,48 @@ clai_status clai__kernel_ready(clai_context *ctx, int kernel) {
   return st;
 }
 
-clai_status clai__launch(clai_context *ctx, int kernel, const size_t *global, int nargs, ...) {
+static clai_status launch_v(clai_context *ctx, int kernel, const size_t *global, const size_t *local, int nargs,
+                            va_list ap) {
   const kernel_desc *kd = &kernel_descs[kernel];
   if (ctx->kernels[kernel] == NULL) {
     clai_status st = clai__kernel_ready(ctx, kernel);
     if (st != CLAI_OK) return st;
   }
   cl_kernel k = ctx->kernels[kernel];
-  size_t g[3], *l = ctx->klocal[kernel];
+  size_t g[3], l[3];
   for (int d = 0; d < kd->dims; d++) {
     if (global[d] == 0) return CLAI_OK; /* nothing to do */
+    l[d] = local != NULL ? local[d] : ctx->klocal[kernel][d];
     g[d] = (global[d] + l[d] - 1) / l[d] * l[d];
   }
-  va_list ap;
-  va_start(ap, nargs);
   for (int a = 0; a < nargs; a++) {
     size_t size = va_arg(ap, size_t);
     const void *ptr = va_arg(ap, const void *);
     cl_int err = clSetKernelArg(k, (cl_uint)a, size, ptr);
-    if (err != CL_SUCCESS) {
-      va_end(ap);
-      return clai__cl_error(ctx, err, "%s: clSetKernelArg(%d) failed", kd->name, a);
-    }
+    if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clSetKernelArg(%d) failed", kd->name, a);
   }
-  va_end(ap);
-  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, (cl_uint)kd->dims, NULL, g, l, 0, NULL, NULL);
+  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, (cl_uint)kd->dims, NULL, g, l, 0, NULL,
+                                      clai__profile_event(ctx));
+  clai__profile_launched(ctx, kernel, err);
   if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clEnqueueNDRangeKernel failed", kd->name);
   return CLAI_OK;
 }
+
+clai_status clai__launch(clai_context *ctx, int kernel, const size_t *global, int nargs, ...) {
+  va_list ap;
+  va_start(ap, nargs);
+  clai_status st = launch_v(ctx, kernel, global, NULL, nargs, ap);
+  va_end(ap);
+  return st;
+}
+
+clai_status clai__launch_local(clai_context *ctx, int kernel, const size_t *global, const size_t *local, int nargs,
+                               ...) {
+  va_list ap;
+  va_start(ap, nargs);
+  clai_status st = launch_v(ctx, kernel, global, local, nargs, ap);
+  va_end(ap);
+  return st;
+}
+
+const char *clai__kernel_name(int kernel) { return kernel_descs[kernel].name; }

@@ -687,6 +687,12 @@ static int train_epoch(trainer *t, const model_ops *m, int64_t epoch, epoch_stat
     fprintf(t->log, "  profile: %-24s %8.1f us/step\n", t->prof_name[i], t->prof_sum[i] / steps * 1e6);
     t->prof_sum[i] = 0;
   }
+  clai_kernel_profile kp[12];
+  int nk = clai_profile_get(t->ctx, kp, 12); /* -1 unless CLAI_PROFILE=1 */
+  for (int i = 0; i < nk && i < 12; i++)
+    fprintf(t->log, "  kernel: %-28s %6llu launches %9.1f us/step\n", kp[i].kernel,
+            (unsigned long long)kp[i].launches, kp[i].seconds / steps * 1e6);
+  if (nk >= 0) clai_profile_reset(t->ctx);
   double sum = 0;
   for (int64_t s = 0; s < steps; s++) {
     int64_t b = (s + 1) * B < n ? B : n - s * B;
