@@ -480,6 +480,8 @@ clai_status clai__pool_geom(clai_context *ctx, const char *fn, const clai_tensor
 /* Images per chunk for a workspace of per_image bytes per image within budget bytes (at least 1, at most
  * N), with nb * OH * OW below 2^31. */
 int64_t clai__conv_chunk_images(const clai__conv_geom *g, uint64_t per_image, uint64_t budget);
+/* The byte budget of a chunk's workspaces for ctx's device (small on CPUs, to stay in cache). */
+uint64_t clai__conv_col_budget(const clai_context *ctx);
 /* The weight w as the [G, O/G, C/G*KH*KW] view of dense f32 rows that the GEMMs take: a view of w itself
  * when it is already that, else of a converted copy in *wt (freed by the caller, like *va). */
 clai_status clai__conv_weight_groups(clai_context *ctx, const char *fn, const clai_tensor *w,

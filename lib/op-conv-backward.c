@@ -24,13 +24,6 @@
 
 #include "internal.h"
 
-/* Bytes of workspace per chunk of images: on CPUs small enough that the column buffer is still in cache
- * when col2im (or the next GEMM) reads it, elsewhere as the forward's (wide GEMMs for GPUs). On POCL (2
- * cores, batch 128) 4 MiB took 58 and 69 ms of CPU time for the weight and data gradients of the CNN's
- * second layer, 32 MiB 67 and 75 ms; 2 MiB was no better than 4. */
-#define COL_BUDGET_CPU ((uint64_t)4 << 20)
-#define COL_BUDGET ((uint64_t)32 << 20)
-static uint64_t col_budget(const clai_context *ctx) { return ctx->caps.is_cpu ? COL_BUDGET_CPU : COL_BUDGET; }
 /* Groups with fewer output channels than this take the direct kernels (as clai_conv2d does). */
 #define DIRECT_MAX_OG 4
 
@@ -155,7 +148,7 @@ static clai_status data_gemm(clai_context *ctx, clai_tensor *gx, const clai_tens
   uint64_t colel, per_image;
   if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_data: the column workspace overflows");
-  const int64_t nbmax = clai__conv_chunk_images(g, per_image, col_budget(ctx));
+  const int64_t nbmax = clai__conv_chunk_images(g, per_image, clai__conv_col_budget(ctx));
   clai_tensor *wt = NULL, *col = NULL, *gyr = NULL, *va = NULL, *vb = NULL, *vc = NULL;
   clai_status st = clai__conv_weight_groups(ctx, "clai_conv2d_backward_data", w, g, &wt, &va);
   const int64_t colshape[2] = {G * K, nbmax * P}, gyshape[2] = {O, nbmax * P};
@@ -268,7 +261,7 @@ static clai_status weight_per_image(clai_context *ctx, clai_tensor *dst, const c
   uint64_t colel, per_image;
   if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * K), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the column workspace overflows");
-  const int64_t nbmax = clai__conv_chunk_images(g, per_image, col_budget(ctx));
+  const int64_t nbmax = clai__conv_chunk_images(g, per_image, clai__conv_col_budget(ctx));
   clai_tensor *col = NULL, *part = NULL, *va = NULL, *vb = NULL, *vc = NULL;
   const int64_t colshape[2] = {G * K, nbmax * P}, partshape[2] = {nbmax, O * K};
   clai_status st = clai_tensor_init(ctx, &col, CLAI_DTYPE_F32, 2, colshape);
@@ -301,7 +294,7 @@ static clai_status weight_gemm(clai_context *ctx, clai_tensor *gw, const clai_te
   uint64_t colel, per_image;
   if (!clai__mul_ok((uint64_t)(G * K), (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the column workspace overflows");
-  const int64_t nbmax = clai__conv_chunk_images(g, per_image, col_budget(ctx));
+  const int64_t nbmax = clai__conv_chunk_images(g, per_image, clai__conv_col_budget(ctx));
   clai_tensor *acc = NULL, *col = NULL, *gyt = NULL, *va = NULL, *vb = NULL, *vc = NULL;
   clai_status st = CLAI_OK;
   /* the GEMM accumulates over chunks in f32: into grad_w itself when it is dense f32 */

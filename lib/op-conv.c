@@ -19,9 +19,14 @@
 
 #include "internal.h"
 
-/* Bytes of workspace (col and acc) for one chunk of images; when one image needs more, a chunk is one
- * image. 8, 32 and 64 MiB ran the CNN layers at about the same speed on POCL. */
+/* Bytes of workspace (col and acc, or the gradients' column buffers) for one chunk of images; when one image
+ * needs more, a chunk is one image. On CPUs small enough that the column buffer is still in cache when the
+ * GEMM's packing (or col2im) reads it, elsewhere large (wide GEMMs for GPUs). On POCL (2 cores, batch 128)
+ * the CNN's second layer took, with 4 MiB against 32: forward 53-61 against 67-83 ms of kernel time (the
+ * packing pass halved), weight and data gradients 58 and 69 against 67 and 75 ms; 2 MiB was no better. */
+#define COL_BUDGET_CPU ((uint64_t)4 << 20)
 #define COL_BUDGET ((uint64_t)32 << 20)
+uint64_t clai__conv_col_budget(const clai_context *ctx) { return ctx->caps.is_cpu ? COL_BUDGET_CPU : COL_BUDGET; }
 /* Convolutions whose groups have fewer output channels than this run the direct kernel (depthwise). */
 #define DIRECT_MAX_OG 4
 
@@ -163,7 +168,7 @@ static clai_status conv_gemm(clai_context *ctx, clai_tensor *out, const clai_ten
       !clai__mul_ok(rows, (uint64_t)P, &colel) || !clai__mul_ok(colel + (uint64_t)(O * P), 4, &per_image))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d: C*KH*KW = %lld*%lld*%lld must be below 2^31",
                        (long long)g->C, (long long)g->KH, (long long)g->KW);
-  const int64_t nbmax = clai__conv_chunk_images(g, per_image, COL_BUDGET);
+  const int64_t nbmax = clai__conv_chunk_images(g, per_image, clai__conv_col_budget(ctx));
   clai_tensor *wt = NULL, *col = NULL, *acc = NULL, *va = NULL, *vb = NULL, *vc = NULL;
   clai_status st = clai__conv_weight_groups(ctx, "clai_conv2d", w, g, &wt, &va);
   const int64_t colshape[2] = {G * K, nbmax * P}, accshape[2] = {O, nbmax * P};
