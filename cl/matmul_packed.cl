@@ -110,39 +110,52 @@ CLAI_PACK_KERNEL(f16, half)
   const float alpha, const float beta, __global const float *bias, const long boff, const long bsm, const long bsn, \
       const int flags
 
-__kernel void clai_gemm_packed(__global float *c, __global const float *ap, __global const float *bp,
-                               const clai_index ix, const int M, const int N, const int K, const int Mt,
-                               const int Nt, const long scm, const long scn, CLAI_EPILOGUE_ARGS) {
-  const long z = get_global_id(2);
-  /* Uniform across the work-group (local size 1 in dim 2), so no barrier is skipped by only some. */
-  if (z >= ix.numel || Mt == 0 || Nt == 0) return;
-  const int gi = (int)get_global_id(0), gj = (int)get_global_id(1);
-  const int ti = min(gi, Mt - 1), tj = min(gj, Nt - 1);
-  const __global float *pa = ap + (z * Mt + ti) * (long)K * RM;
-  const __global float *pb = bp + (z * Nt + tj) * (long)K * VW;
-  FV acc[RM];
-#pragma unroll
-  for (int r = 0; r < RM; r++) acc[r] = (FV)(0.0f);
-  /* Work-items of a group that hangs over the last panel only keep the group's barriers: their tile is
-   * never stored, so computing it (up to ly - 1 column tiles of work, 12% at N = 777) would be waste. */
-  const int active = gi < Mt && gj < Nt;
-  for (int k0 = 0; k0 < K; k0 += KB) {
-    const int kn = active ? min(KB, K - k0) : 0;
-    CLAI_PRAGMA(unroll UK)
-    for (int k = 0; k < kn; k++) {
-      const FV bv = VLOAD_VW(0, pb + k * VW);
-#pragma unroll
-      for (int r = 0; r < RM; r++) acc[r] = fma((FV)(pa[k * RM + r]), bv, acc[r]);
-    }
-    pa += KB * RM;
-    pb += KB * VW;
-    barrier(CLK_LOCAL_MEM_FENCE);
+/* The compute loop of both packed kernels: K values of k from the panels pa and pb into acc, meeting the
+ * work-group at a barrier after every KB (BARRIER) or never. */
+#define CLAI_PACKED_KLOOP(BARRIER)                                                                             \
+  for (int k0 = 0; k0 < K; k0 += KB) {                                                                         \
+    const int kn = active ? min(KB, K - k0) : 0;                                                               \
+    CLAI_PRAGMA(unroll UK)                                                                                     \
+    for (int k = 0; k < kn; k++) {                                                                             \
+      const FV bv = VLOAD_VW(0, pb + k * VW);                                                                  \
+      CLAI_PRAGMA(unroll)                                                                                      \
+      for (int r = 0; r < RM; r++) acc[r] = fma((FV)(pa[k * RM + r]), bv, acc[r]);                             \
+    }                                                                                                          \
+    pa += KB * RM;                                                                                             \
+    pb += KB * VW;                                                                                             \
+    BARRIER;                                                                                                   \
   }
-  if (gi >= Mt || gj >= Nt) return;
-  long oc, oa, ob;
-  clai_offsets(&ix, z, &oc, &oa, &ob);
-  clai_store_tile(c, oc, acc, RM, gi * RM, gj * VW, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, flags);
-}
+
+#define CLAI_GEMM_PACKED(NAME, BARRIER)                                                                        \
+  __kernel void NAME(__global float *c, __global const float *ap, __global const float *bp, const clai_index ix, \
+                     const int M, const int N, const int K, const int Mt, const int Nt, const long scm,        \
+                     const long scn, CLAI_EPILOGUE_ARGS) {                                                     \
+    const long z = get_global_id(2);                                                                           \
+    /* Uniform across the work-group (local size 1 in dim 2), so no barrier is skipped by only some. */       \
+    if (z >= ix.numel || Mt == 0 || Nt == 0) return;                                                           \
+    const int gi = (int)get_global_id(0), gj = (int)get_global_id(1);                                          \
+    const int ti = min(gi, Mt - 1), tj = min(gj, Nt - 1);                                                      \
+    const __global float *pa = ap + (z * Mt + ti) * (long)K * RM;                                              \
+    const __global float *pb = bp + (z * Nt + tj) * (long)K * VW;                                              \
+    FV acc[RM];                                                                                                \
+    CLAI_PRAGMA(unroll)                                                                                        \
+    for (int r = 0; r < RM; r++) acc[r] = (FV)(0.0f);                                                          \
+    /* Work-items of a group that hangs over the last panel only keep the group's barriers: their tile is   \
+     * never stored, so computing it (up to ly - 1 column tiles of work, 12% at N = 777) would be waste. */   \
+    const int active = gi < Mt && gj < Nt;                                                                     \
+    CLAI_PACKED_KLOOP(BARRIER)                                                                                 \
+    if (!active) return;                                                                                       \
+    long oc, oa, ob;                                                                                           \
+    clai_offsets(&ix, z, &oc, &oa, &ob);                                                                       \
+    clai_store_tile(c, oc, acc, RM, gi * RM, gj * VW, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, flags); \
+  }
+
+/* clai_gemm_packed: any K, k-blocks through barriers. clai_gemm_packed_short: K <= KB, one block, so the
+ * barrier buys nothing, and without it POCL keeps the accumulators in registers instead of saving them
+ * to the work-group's context at the barrier and loading them back for the store (with K = 64, M = 800,
+ * N = 1176, the CNN's data gradient, that round trip cost as much as the arithmetic). */
+CLAI_GEMM_PACKED(clai_gemm_packed, barrier(CLK_LOCAL_MEM_FENCE))
+CLAI_GEMM_PACKED(clai_gemm_packed_short, (void)0)
 
 /* Skinny M (M <= 16, the decode shape of transformer inference): only A is packed (clai_pack_ab_* with
  * Nt = 0); B is read once, straight from its layout, VW columns at a time. Packing B would cost as much as

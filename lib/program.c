@@ -171,7 +171,7 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       l[0] = ctx->local_1d;
     } else if (k == CLAI__K_PACK_AB_F32 || k == CLAI__K_PACK_AB_F16) {
       l[0] = (size_t)g->packed.pack_lx;
-    } else if (k == CLAI__K_GEMM_PACKED) {
+    } else if (k == CLAI__K_GEMM_PACKED || k == CLAI__K_GEMM_PACKED_SHORT) {
       l[0] = (size_t)g->packed.lx;
       l[1] = (size_t)g->packed.ly;
     } else if (k == CLAI__K_GEMM_APACKED_F32 || k == CLAI__K_GEMM_APACKED_F16) {

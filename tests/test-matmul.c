@@ -251,6 +251,9 @@ static const int64_t triples[][3] = {
     {1, 1, 1},      {7, 31, 129},  {129, 7, 31},  {31, 129, 1},  {1000, 7, 129}, {7, 1000, 31},
     {64, 64, 64},   {129, 129, 1000}, {1, 1000, 7}, {1000, 1, 31}, {31, 1, 1000},  {1, 7, 1000},
     {129, 1000, 7}, {1000, 31, 1}, {16, 32, 128}, {9, 17, 257},
+    /* K at and just past the packed kernel's k-block (256 by default, 512 tuned on some machines): one
+     * block takes the barrier-free kernel, more the barrier one */
+    {40, 50, 256},  {40, 50, 257}, {40, 50, 512}, {40, 50, 513},
 };
 #define NTRIPLES (sizeof triples / sizeof triples[0])
 
