@@ -57,6 +57,7 @@ static void usage(FILE *f) {
              "       clai tune          tune the matmul kernels for the chosen device (clai tune --help)\n"
              "       clai bench ops     GB/s of elementwise ops, softmax, layernorm, reductions (--help)\n"
              "       clai train         train a classifier on Fashion-MNIST (clai train --help)\n"
+             "       clai bench train   training samples/s of clai train beside PyTorch (--help)\n"
              "       clai version       print the library version\n");
 }
 
