@@ -200,6 +200,23 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
     const long yp = yoff + n * syn + (long)c * syc, ip = ioff + n * sidn + (long)c * sic;                     \
     const long gp = goff + n * sgn + (long)c * sgc + (long)ih * sgh;                                          \
     const int rowstart = ih * W;                                                                              \
+    if (mode == 1 && KH == 2 && KW == 2 && sth == 2 && stw == 2 && pt == 0 && pl == 0 && sgw == 1 &&          \
+        syw == 1 && siw == 1) {                                                                                       \
+      /* max over 2x2 windows of stride 2 (the common CNN pooling), unit strides along the row: row ih lies   \
+       * in window row ih/2 only and each element in one window, so it receives its window's gradient when  \
+       * the index names it and 0 otherwise, written in one pass; an index naming any other element (in or  \
+       * out of the window) matches neither column and contributes nothing */                               \
+      const int oh = ih >> 1, ow_end = oh < OH ? OW : 0;                                                      \
+      const long yr = yp + (long)oh * syh, ir = ip + (long)oh * sih;                                          \
+      for (int ow = 0; ow < ow_end; ow++) {                                                                   \
+        const float g = LD(gy, yr + ow);                                                                      \
+        const int at = idx[ir + ow] - rowstart - 2 * ow;                                                      \
+        ST(gx, gp + 2 * ow, at == 0 ? g : 0.0f);                                                              \
+        ST(gx, gp + 2 * ow + 1, at == 1 ? g : 0.0f);                                                          \
+      }                                                                                                       \
+      for (int iw = 2 * ow_end; iw < W; iw++) ST(gx, gp + iw, 0.0f);                                          \
+      return;                                                                                                 \
+    }                                                                                                         \
     if (sth >= KH && stw >= KW && mode != 1) {                                                                \
       /* average over windows that do not overlap: one window row at most covers ih and one window at     \
        * most each element, so every element is written once, in one pass along the row (7.4 instead of  \

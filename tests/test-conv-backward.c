@@ -334,6 +334,7 @@ static const pool_case pcases[] = {
     {2, 3, 9, 11, 3, 3, 2, 2, 0, 0, 0, 0},  /* overlapping windows: kernel 3 stride 2 */
     {1, 2, 10, 9, 3, 3, 2, 2, 1, 1, 1, 1},  /* overlapping, padded */
     {2, 3, 8, 8, 2, 2, 2, 2, 0, 0, 0, 0},   /* the CNN's 2x2 stride 2 */
+    {2, 3, 7, 9, 2, 2, 2, 2, 0, 0, 0, 0},   /* 2x2 stride 2 with a last row and column no window reads */
     {1, 3, 7, 13, 2, 3, 3, 4, 1, 0, 0, 2},  /* stride above the kernel: elements no window reads */
     {2, 2, 6, 7, 3, 2, 1, 1, 2, 0, 1, 1},   /* stride 1, asymmetric padding */
 };
