@@ -59,3 +59,38 @@ inline float clai_dunary(const int op, const float x) {
   }
 CLAI_UNARY_BWD(f32, float, CLAI_LD_F32, CLAI_ST_F32)
 CLAI_UNARY_BWD(f16, half, CLAI_LD_F16, CLAI_ST_F16)
+
+/* The backward of clai_binary for one side: dst[i] (dense f32 over grad_out's shape, row-major) =
+ * grad_out * d(a OP b)/d(side), side 0 = a, 1 = b, with a and b broadcast through the index (operands
+ * grad_out, a, b). The host sums dst down to the side's shape (clai_sum_to). maximum/minimum: the side
+ * fmax/fmin picked gets the gradient, a tie splits it in halves, a NaN side gets none (fmax ignores NaN),
+ * two NaNs split it. div: d/db = -(g / b) * (a / b), which does not overflow where b*b would. */
+inline float clai_dbinary(const int op, const int side, const float g, const float a, const float b) {
+  switch (op) {
+  case 0: return g;
+  case 1: return side ? -g : g;
+  case 2: return g * (side ? a : b);
+  case 3: return side ? -(g / b) * (a / b) : g / b;
+  default: {
+    const float self = side ? b : a, other = side ? a : b;
+    const int sn = isnan(self), on = isnan(other);
+    const int wins = op == 4 ? self > other : self < other;
+    const float w = sn && on ? 0.5f : sn ? 0.0f : on ? 1.0f : wins ? 1.0f : self == other ? 0.5f : 0.0f;
+    return g * w;
+  }
+  }
+}
+#define CLAI_BINARY_BWD(SFX, T, LD)                                                                      \
+  __kernel void clai_binary_bwd_##SFX(__global float *dst, __global const T *gy, __global const T *a,  \
+                                      __global const T *b, const clai_index ix, const int op,         \
+                                      const int side) {                                                \
+    const long i0 = get_global_id(0) * CLAI_BWD_PER;                                                   \
+    const long i1 = min((long)ix.numel, i0 + CLAI_BWD_PER);                                            \
+    for (long i = i0; i < i1; i++) {                                                                   \
+      long og, oa, ob;                                                                                 \
+      clai_offsets(&ix, i, &og, &oa, &ob);                                                             \
+      dst[i] = clai_dbinary(op, side, LD(gy, og), LD(a, oa), LD(b, ob));                               \
+    }                                                                                                  \
+  }
+CLAI_BINARY_BWD(f32, float, CLAI_LD_F32)
+CLAI_BINARY_BWD(f16, half, CLAI_LD_F16)

@@ -525,6 +525,18 @@ CLAI_API clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_te
 CLAI_API clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor *grad_x,
                                          const clai_tensor *grad_out, const clai_tensor *x);
 
+/* The backward of clai_binary(op, out, a, b): grad_a = the sum, over the dims where a was broadcast, of
+ * grad_out * d(a OP b)/da, and grad_b likewise (a bias added to [B, C] gets the column sums). Derivatives:
+ * add 1 and 1, sub 1 and -1, mul b and a, div 1/b and -a/b^2, maximum/minimum 1 for the operand fmax/fmin
+ * returned and 0 for the other, a tie split in halves (as PyTorch), a NaN operand (which fmax/fmin pass
+ * over) none. grad_out has the forward's out shape, to which a and b broadcast; grad_a and grad_b have
+ * a's and b's shapes, either may be NULL (not wanted); all f32 or all f16 (computed in f32), any views.
+ * The gradients are overwritten, must not overlap the inputs or each other, and come out the same on
+ * every run (fixed-order sums). CLAI_E_SHAPE, CLAI_E_DTYPE or CLAI_E_INVALID_ARG otherwise. */
+CLAI_API clai_status clai_binary_backward(clai_context *ctx, clai_binary_op op, clai_tensor *grad_a,
+                                          clai_tensor *grad_b, const clai_tensor *grad_out, const clai_tensor *a,
+                                          const clai_tensor *b);
+
 /* ---------------------------------------------------------------------------------------------------------
  * Convolution and pooling over NCHW tensors ([N, C, H, W]: batch, channels, rows, columns).
  */

@@ -110,6 +110,8 @@ enum clai__program_id {
   X(MSE_F16, LOSS, "clai_mse_f16", "bbbbxlfi", 1)                                  \
   X(UNARY_BWD_F32, BACKWARD, "clai_unary_bwd_f32", "bbbxi", 1)                     \
   X(UNARY_BWD_F16, BACKWARD, "clai_unary_bwd_f16", "bbbxi", 1)                         \
+  X(BINARY_BWD_F32, BACKWARD, "clai_binary_bwd_f32", "bbbbxii", 1)                 \
+  X(BINARY_BWD_F16, BACKWARD, "clai_binary_bwd_f16", "bbbbxii", 1)                 \
   X(IM2COL_F32, CONV, "clai_im2col_f32", "bbllllliiiiiiiiiiiiii", 2)              \
   X(IM2COL_F16, CONV, "clai_im2col_f16", "bbllllliiiiiiiiiiiiii", 2)              \
   X(CONV_EPILOGUE_F32, CONV, "clai_conv_epilogue_f32", "bbblllllllliiiiii", 2)   \
