@@ -51,8 +51,15 @@
     }                                                                                                        \
   }
 
-#define CLAI_COL2IM(SFX, T, ST)                                                                              \
-  __kernel void clai_col2im_##SFX(__global T *gx, __global const float *col, const long goff, const long sgn, \
+/* The plane route of col2im: where CLAI_COL2IM_PLANE holds (col2im() in lib/op-conv-backward.c tests the same
+ * condition), a "same" convolution
+ * of stride 1 into dense f32 planes: one work-item per (c, n) plane (the host launches dim 0 with 1), which
+ * adds each tap's column of col to the plane moved by a constant, one long contiguous loop per tap, taps in
+ * order. The entries of col that im2col would have taken from the padding columns (|shift| per row, which
+ * the move wraps into the neighbouring row) are zeroed first, in col itself (the caller's workspace), so
+ * adding them is exact. */
+#define CLAI_COL2IM(SFX, T, ST, PLANE_OK)                                                                    \
+  __kernel void clai_col2im_##SFX(__global T *gx, __global float *col, const long goff, const long sgn,       \
                                   const long sgc, const long sgh, const long sgw, const int nb, const int C,  \
                                   const int H, const int W, const int KH, const int KW, const int OH,         \
                                   const int OW, const int sth, const int stw, const int pt, const int pl,     \
@@ -61,7 +68,25 @@
     if (ih >= H || c >= C || n >= nb) return;                                                                 \
     const int P = OH * OW;                                                                                    \
     const long rs = (long)nb * P; /* from one col row to the next */                                          \
-    __global const float *cb = col + (long)c * KH * KW * rs + (long)n * P;                                    \
+    __global float *cb = col + (long)c * KH * KW * rs + (long)n * P;                                          \
+    if (PLANE_OK && CLAI_COL2IM_PLANE(sth, stw, H, W, OH, OW, sgh, sgw)) {                                    \
+      if (ih != 0) return; /* dim 0 rounded up to the work-group */                                            \
+      __global float *dst = (__global float *)gx + goff + n * sgn + (long)c * sgc;                            \
+      for (int p = 0; p < P; p++) dst[p] = 0.0f;                                                              \
+      for (int kh = 0; kh < KH; kh++)                                                                         \
+        for (int kw = 0; kw < KW; kw++) {                                                                     \
+          __global float *src = cb + (kh * KW + kw) * rs;                                                     \
+          const int s = kw * dw - pl, move = (kh * dh - pt) * W + s;                                          \
+          const int qlo = clamp((pt - kh * dh) * W, 0, P), qhi = clamp((H + pt - kh * dh) * W, qlo, P);       \
+          const int nz = min(s < 0 ? -s : s, W), z0 = s < 0 ? 0 : W - nz;                                     \
+          for (int q = qlo; q < qhi; q += W)                                                                  \
+            for (int j = 0; j < nz; j++) src[q + z0 + j] = 0.0f;                                              \
+          const int clo = clamp(-move, qlo, qhi), chi = clamp(P - move, clo, qhi);                            \
+          __global float *d = dst + move;                                                                     \
+          for (int q = clo; q < chi; q++) d[q] += src[q];                                                     \
+        }                                                                                                     \
+      return;                                                                                                 \
+    }                                                                                                         \
     const long gp = goff + n * sgn + (long)c * sgc + (long)ih * sgh;                                          \
     __global const float *src;                                                                                \
     for (int c0 = 0; c0 < W; c0 += CLAI_CONV_BWD_CHUNK) {                                                     \
@@ -74,8 +99,10 @@
   }
 #define CLAI_COL_ROW_(kh, kw, oh) src = cb + ((kh) * KW + (kw)) * rs + (long)(oh) * OW
 #define CLAI_COL_AT_(ow) src[ow]
-CLAI_COL2IM(f32, float, CLAI_ST_F32)
-CLAI_COL2IM(f16, half, CLAI_ST_F16)
+#define CLAI_COL2IM_PLANE(sth, stw, H, W, OH, OW, sgh, sgw) \
+  ((sth) == 1 && (stw) == 1 && (OH) == (H) && (OW) == (W) && (sgw) == 1 && (sgh) == (W))
+CLAI_COL2IM(f32, float, CLAI_ST_F32, 1)
+CLAI_COL2IM(f16, half, CLAI_ST_F16, 0)
 
 #define CLAI_CONV_BWD_DATA(SFX, T, LD, ST)                                                                   \
   __kernel void clai_conv_bwd_data_##SFX(                                                                     \

@@ -243,6 +243,7 @@ static const conv_case cases[] = {
     {2, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},  /* the CNN's first layer */
     {2, 32, 14, 14, 64, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1}, /* the CNN's second layer */
     {3, 5, 6, 6, 4, 6, 6, 1, 1, 0, 0, 0, 0, 1, 1, 1},     /* window = image: 1x1 output */
+    {2, 3, 10, 11, 5, 4, 2, 1, 1, 1, 2, 0, 1, 1, 1, 1},   /* "same" size with asymmetric padding (plane route) */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

@@ -183,6 +183,8 @@ static const conv_case cases[] = {
     {1, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, CLAI_ACT_RELU},    /* the CNN's first layer */
     {2, 32, 14, 14, 64, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, CLAI_ACT_RELU},   /* the CNN's second layer */
     {3, 5, 6, 6, 4, 6, 6, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, CLAI_ACT_NONE},       /* window = image: 1x1 output */
+    {2, 3, 10, 11, 5, 4, 2, 1, 1, 1, 2, 0, 1, 1, 1, 1, 1, CLAI_ACT_RELU},     /* "same" size, asymmetric padding */
+    {2, 3, 9, 8, 5, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1, 1, CLAI_ACT_NONE},       /* "same" size with dilation 2 */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
