@@ -194,6 +194,21 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   return CLAI_OK;
 }
 
+/* The kernel and work-group of a non-skinny packed product. A short M (few A panels, as in a convolution's
+ * GEMMs: M = output channels) puts every A panel in one work-group, so each k-block of a B panel comes from
+ * memory once for all of them instead of once per group of lx panels (POCL, 2 cores: M = 64, N = 9604,
+ * K = 800 went from 90 to 148 GFLOP/s in the kernel; one column panel per group beat two); never more
+ * work-items than the kernel's usual group. K within one k-block takes the kernel without barriers (best
+ * of 6: M = 800, N = 1176, K = 64 in 0.96 instead of 1.19 ms; M = 3136, N = 1024, K = 128 in 5.3 instead
+ * of 6.0). */
+static int packed_shape(const clai_context *ctx, const gemm_plan *p, size_t local[3]) {
+  const struct clai__gemm_packed *g = &ctx->gemm.packed;
+  const int64_t Mt = (p->M + g->rm - 1) / g->rm;
+  local[0] = ctx->klocal[CLAI__K_GEMM_PACKED][0], local[1] = ctx->klocal[CLAI__K_GEMM_PACKED][1], local[2] = 1;
+  if (Mt > (int64_t)local[0] && (size_t)Mt <= local[0] * local[1]) local[0] = (size_t)Mt, local[1] = 1;
+  return p->K <= g->kb ? CLAI__K_GEMM_PACKED_SHORT : CLAI__K_GEMM_PACKED;
+}
+
 /* Packs op(A) (and, unless M is skinny, op(B)) into pooled workspaces, then runs the packed kernel
  * (cl/matmul_packed.cl). The workspaces go back to the pool at once: the in-order queue runs any later
  * user after these kernels. */
@@ -230,15 +245,8 @@ static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_t
                       CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias),
                       CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags));
   } else if (st == CLAI_OK) {
-    /* A short M (few A panels, as in a convolution's GEMMs: M = output channels) puts every A panel in one
-     * work-group, so each k-block of a B panel comes from memory once for all of them instead of once per
-     * group of lx panels (POCL, 2 cores: M = 64, N = 9604, K = 800 went from 90 to 148 GFLOP/s in the
-     * kernel; one column panel per group beat two). Never more work-items than the kernel's usual group. */
-    size_t lpk[3] = {ctx->klocal[CLAI__K_GEMM_PACKED][0], ctx->klocal[CLAI__K_GEMM_PACKED][1], 1};
-    if (Mt > (int64_t)lpk[0] && (size_t)Mt <= lpk[0] * lpk[1]) lpk[0] = (size_t)Mt, lpk[1] = 1;
-    /* one k-block: the kernel without barriers (POCL, 2 cores, best of 6: M = 800, N = 1176, K = 64 in
-     * 0.96 instead of 1.19 ms, M = 3136, N = 1024, K = 128 in 5.3 instead of 6.0) */
-    const int kern = p->K <= g->kb ? CLAI__K_GEMM_PACKED_SHORT : CLAI__K_GEMM_PACKED;
+    size_t lpk[3];
+    const int kern = packed_shape(ctx, p, lpk);
     st = clai__launch_local(ctx, kern, ggemm, lpk, 18, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
                       CLAI__ARG(bp->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt),
                       CLAI__ARG(nt), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias),
@@ -329,14 +337,20 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
   s = clai__kernel_ready(ctx, p.kernel); /* the local sizes are fixed when the program is built */
   if (s != CLAI_OK) return s;
   const size_t *l = ctx->klocal[p.kernel];
+  size_t lpk[3];
   switch (p.kernel) {
   case CLAI__K_GEMM_PACKED:
   case CLAI__K_GEMM_APACKED_F32:
-  case CLAI__K_GEMM_APACKED_F16:
-    snprintf(buf, cap, "packed%s rm=%d vw=%d kb=%d uk=%d local=%zux%zu%s",
-             p.kernel == CLAI__K_GEMM_PACKED ? "" : " skinny (A packed)", g->packed.rm, g->packed.vw, g->packed.kb,
-             g->packed.uk, l[0], l[1], tuned);
+  case CLAI__K_GEMM_APACKED_F16: {
+    const char *what = " skinny (A packed)";
+    if (p.kernel == CLAI__K_GEMM_PACKED) {
+      what = packed_shape(ctx, &p, lpk) == CLAI__K_GEMM_PACKED_SHORT ? " (one k-block)" : "";
+      l = lpk;
+    }
+    snprintf(buf, cap, "packed%s rm=%d vw=%d kb=%d uk=%d local=%zux%zu%s", what, g->packed.rm, g->packed.vw,
+             g->packed.kb, g->packed.uk, l[0], l[1], tuned);
     break;
+  }
   case CLAI__K_GEMM_GPU_F32:
   case CLAI__K_GEMM_GPU_F16:
     snprintf(buf, cap, "gpu rm=%d vw=%d kb=%d local=%zux%zu%s", g->gpu.rm, g->gpu.vw, g->gpu.kb, l[0], l[1], tuned);
