@@ -207,6 +207,12 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
     ST(gb, boff + (long)o * sb, total);                                                                       \
   }
 
+/* The 2x2 stride-2 max-pooling route of clai_pool2d_bwd_* (pool2d_backward() in lib/op-conv-backward.c tests
+ * the same condition to launch a work-item per plane). */
+#define CLAI_POOL_BWD_2X2(mode, KH, KW, sth, stw, pt, pl, sgw, syw, siw)                                       \
+  ((mode) == 1 && (KH) == 2 && (KW) == 2 && (sth) == 2 && (stw) == 2 && (pt) == 0 && (pl) == 0 && (sgw) == 1 && \
+   (syw) == 1 && (siw) == 1)
+
 /* mode 1: max, grad_out goes to the element the index names; 2: average dividing by KH*KW; 3: average
  * dividing by the input elements of the window (as the forward, cl/conv.cl). The row is built in chunks
  * of 64 columns in private memory: for each window row oh that covers ih and each window ow that reaches
@@ -227,21 +233,25 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
     const long yp = yoff + n * syn + (long)c * syc, ip = ioff + n * sidn + (long)c * sic;                     \
     const long gp = goff + n * sgn + (long)c * sgc + (long)ih * sgh;                                          \
     const int rowstart = ih * W;                                                                              \
-    if (mode == 1 && KH == 2 && KW == 2 && sth == 2 && stw == 2 && pt == 0 && pl == 0 && sgw == 1 &&          \
-        syw == 1 && siw == 1) {                                                                                       \
-      /* max over 2x2 windows of stride 2 (the common CNN pooling), unit strides along the row: row ih lies   \
-       * in window row ih/2 only and each element in one window, so it receives its window's gradient when  \
-       * the index names it and 0 otherwise, written in one pass; an index naming any other element (in or  \
-       * out of the window) matches neither column and contributes nothing */                               \
-      const int oh = ih >> 1, ow_end = oh < OH ? OW : 0;                                                      \
-      const long yr = yp + (long)oh * syh, ir = ip + (long)oh * sih;                                          \
-      for (int ow = 0; ow < ow_end; ow++) {                                                                   \
-        const float g = LD(gy, yr + ow);                                                                      \
-        const int at = idx[ir + ow] - rowstart - 2 * ow;                                                      \
-        ST(gx, gp + 2 * ow, at == 0 ? g : 0.0f);                                                              \
-        ST(gx, gp + 2 * ow + 1, at == 1 ? g : 0.0f);                                                          \
+    if (CLAI_POOL_BWD_2X2(mode, KH, KW, sth, stw, pt, pl, sgw, syw, siw)) {                                   \
+      /* max over 2x2 windows of stride 2 (the common CNN pooling), unit strides along the rows: a work-item \
+       * per plane (the host launches dim 0 with 1). Row r lies in window row r/2 only and each element in  \
+       * one window, so it receives its window's gradient when the index names it and 0 otherwise, written \
+       * in one pass; an index naming any other element (in or out of the window) matches neither column  \
+       * and contributes nothing. */                                                                        \
+      if (ih != 0) return; /* dim 0 rounded up to the work-group */                                           \
+      for (int r = 0; r < H; r++) {                                                                           \
+        const int oh = r >> 1, ow_end = oh < OH ? OW : 0, rs = r * W;                                         \
+        const long yr = yp + (long)oh * syh, ir = ip + (long)oh * sih;                                        \
+        const long gr = goff + n * sgn + (long)c * sgc + (long)r * sgh;                                       \
+        for (int ow = 0; ow < ow_end; ow++) {                                                                 \
+          const float g = LD(gy, yr + ow);                                                                    \
+          const int at = idx[ir + ow] - rs - 2 * ow;                                                          \
+          ST(gx, gr + 2 * ow, at == 0 ? g : 0.0f);                                                            \
+          ST(gx, gr + 2 * ow + 1, at == 1 ? g : 0.0f);                                                        \
+        }                                                                                                     \
+        for (int iw = 2 * ow_end; iw < W; iw++) ST(gx, gr + iw, 0.0f);                                        \
       }                                                                                                       \
-      for (int iw = 2 * ow_end; iw < W; iw++) ST(gx, gp + iw, 0.0f);                                          \
       return;                                                                                                 \
     }                                                                                                         \
     if (sth >= KH && stw >= KW && mode != 1) {                                                                \
