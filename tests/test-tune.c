@@ -30,8 +30,10 @@ static clai_context *open_ctx(const char *dir) {
   return ctx;
 }
 
+/* 256^3: M large enough that the packed family uses its configured work-group (a short M gets one of its
+ * own, see lib/op-matmul.c). */
 static void describe(clai_context *ctx, char *buf, size_t cap) {
-  const int64_t s[2] = {64, 64};
+  const int64_t s[2] = {256, 256};
   clai_tensor *a, *b, *c;
   CLAIT_OK(ctx, clai_tensor_init(ctx, &a, CLAI_DTYPE_F32, 2, s));
   CLAIT_OK(ctx, clai_tensor_init(ctx, &b, CLAI_DTYPE_F32, 2, s));
