@@ -51,13 +51,12 @@
     }                                                                                                        \
   }
 
-/* The plane route of col2im: where CLAI_COL2IM_PLANE holds (col2im() in lib/op-conv-backward.c tests the same
- * condition), a "same" convolution
- * of stride 1 into dense f32 planes: one work-item per (c, n) plane (the host launches dim 0 with 1), which
- * adds each tap's column of col to the plane moved by a constant, one long contiguous loop per tap, taps in
- * order. The entries of col that im2col would have taken from the padding columns (|shift| per row, which
- * the move wraps into the neighbouring row) are zeroed first, in col itself (the caller's workspace), so
- * adding them is exact. */
+/* The plane route of col2im, where CLAI_COL2IM_PLANE holds (col2im() in lib/op-conv-backward.c tests the
+ * same condition): a "same" convolution of stride 1 into dense f32 planes, one work-item per (c, n) plane
+ * (the host launches dim 0 with 1), which adds each tap's column of col to the plane moved by a constant,
+ * one long contiguous loop per tap, taps in order. The entries of col that im2col would have taken from
+ * the padding columns (|shift| per row, which the move wraps into the neighbouring row) are zeroed first,
+ * in col itself (the caller's workspace), so adding them is exact. */
 #define CLAI_COL2IM(SFX, T, ST, PLANE_OK)                                                                    \
   __kernel void clai_col2im_##SFX(__global T *gx, __global float *col, const long goff, const long sgn,       \
                                   const long sgc, const long sgh, const long sgw, const int nb, const int C,  \
@@ -82,8 +81,7 @@
           for (int q = qlo; q < qhi; q += W)                                                                  \
             for (int j = 0; j < nz; j++) src[q + z0 + j] = 0.0f;                                              \
           const int clo = clamp(-move, qlo, qhi), chi = clamp(P - move, clo, qhi);                            \
-          __global float *d = dst + move;                                                                     \
-          for (int q = clo; q < chi; q++) d[q] += src[q];                                                     \
+          for (int q = clo; q < chi; q++) dst[q + move] += src[q];                                            \
         }                                                                                                     \
       return;                                                                                                 \
     }                                                                                                         \

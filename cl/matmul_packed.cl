@@ -152,8 +152,8 @@ CLAI_PACK_KERNEL(f16, half)
 
 /* clai_gemm_packed: any K, k-blocks through barriers. clai_gemm_packed_short: K <= KB, one block, so the
  * barrier buys nothing, and without it POCL keeps the accumulators in registers instead of saving them
- * to the work-group's context at the barrier and loading them back for the store (with K = 64, M = 800,
- * N = 1176, the CNN's data gradient, that round trip cost as much as the arithmetic). */
+ * to the work-group's context at the barrier and loading them back for the store (K = 64, M = 800,
+ * N = 1176, the CNN's data gradient: 0.96 instead of 1.19 ms, best of 6). */
 CLAI_GEMM_PACKED(clai_gemm_packed, barrier(CLK_LOCAL_MEM_FENCE))
 CLAI_GEMM_PACKED(clai_gemm_packed_short, (void)0)
 
