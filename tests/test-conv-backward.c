@@ -17,78 +17,8 @@ typedef struct conv_case {
 } conv_case;
 
 /* Layout variants: dense, permuted ([a, c, d, b] storage seen as [a, b, c, d]), sliced (padded rows). */
-enum { DENSE = 0, PERMUTED = 1, SLICED = 2 };
-
-static double as_dtype(clai_dtype dt, double v) {
-  return dt == CLAI_DTYPE_F16 ? clait_f16_to_f32(clait_f32_to_f16((float)v)) : (double)(float)v;
-}
-
 static void randv(clait_rng *r, clai_dtype dt, double *v, size_t n) {
-  for (size_t i = 0; i < n; i++) v[i] = as_dtype(dt, clait_uniform(r, -1.0f, 1.0f));
-}
-
-static void write_vals(clai_context *ctx, clai_tensor *t, const double *v) {
-  clai_dtype dt = clai_tensor_dtype(t);
-  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(dt);
-  void *buf = malloc(n * es + 1);
-  assert_non_null(buf);
-  for (size_t i = 0; i < n; i++) {
-    if (dt == CLAI_DTYPE_F16)
-      ((uint16_t *)buf)[i] = clait_f32_to_f16((float)v[i]);
-    else if (dt == CLAI_DTYPE_I32)
-      ((int32_t *)buf)[i] = (int32_t)v[i];
-    else
-      ((float *)buf)[i] = (float)v[i];
-  }
-  clai_status st = clai_tensor_write(t, buf, n * es);
-  free(buf);
-  CLAIT_OK(ctx, st);
-}
-
-static void read_vals(clai_context *ctx, clai_tensor *t, double *v) {
-  clai_dtype dt = clai_tensor_dtype(t);
-  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(dt);
-  void *buf = malloc(n * es + 1);
-  assert_non_null(buf);
-  clai_status st = clai_tensor_read(t, buf, n * es);
-  if (st != CLAI_OK) free(buf);
-  CLAIT_OK(ctx, st);
-  for (size_t i = 0; i < n; i++) {
-    if (dt == CLAI_DTYPE_F16)
-      v[i] = clait_f16_to_f32(((uint16_t *)buf)[i]);
-    else if (dt == CLAI_DTYPE_I32)
-      v[i] = ((int32_t *)buf)[i];
-    else
-      v[i] = ((float *)buf)[i];
-  }
-  free(buf);
-}
-
-static clai_tensor *make4(clai_context *ctx, clai_dtype dt, const int64_t *shape, int layout, clai_tensor **base) {
-  clai_tensor *t = NULL;
-  if (layout == PERMUTED) {
-    int64_t s[4] = {shape[0], shape[2], shape[3], shape[1]};
-    const int perm[4] = {0, 3, 1, 2};
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, s));
-    CLAIT_OK(ctx, clai_tensor_permute(*base, &t, perm));
-  } else if (layout == SLICED) {
-    int64_t s[4] = {shape[0], shape[1], shape[2], shape[3] + 3};
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, s));
-    CLAIT_OK(ctx, clai_tensor_slice(*base, &t, 3, 1, shape[3] + 1, 1));
-  } else {
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, shape));
-    t = *base;
-  }
-  return t;
-}
-
-static void free4(clai_tensor *t, clai_tensor *base) {
-  if (t != base) clai_tensor_free(t);
-  clai_tensor_free(base);
-}
-
-static int64_t olen(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t d, int64_t s) {
-  return (in + pa + pb - d * (k - 1) - 1) / s + 1;
+  for (size_t i = 0; i < n; i++) v[i] = clait_as_dtype(dt, clait_uniform(r, -1.0f, 1.0f));
 }
 
 /* Calls f(ctx, n, o, oh, ow, c, ih, iw, wi) for every term of the forward convolution: out[n][o][oh][ow]
@@ -96,8 +26,8 @@ static int64_t olen(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t d, in
 #define FOR_TERMS(c, BODY)                                                                                       \
   do {                                                                                                       \
     const int64_t G_ = (c)->groups, Cg_ = (c)->C / G_, Og_ = (c)->O / G_;                                    \
-    const int64_t OH_ = olen((c)->H, (c)->pt, (c)->pb, (c)->KH, (c)->dh, (c)->sh);                           \
-    const int64_t OW_ = olen((c)->W, (c)->pl, (c)->pr, (c)->KW, (c)->dw, (c)->sw);                           \
+    const int64_t OH_ = clait_out_len((c)->H, (c)->pt, (c)->pb, (c)->KH, (c)->dh, (c)->sh);                           \
+    const int64_t OW_ = clait_out_len((c)->W, (c)->pl, (c)->pr, (c)->KW, (c)->dw, (c)->sw);                           \
     for (int64_t n = 0; n < (c)->N; n++)                                                                     \
       for (int64_t o = 0; o < (c)->O; o++)                                                                   \
         for (int64_t oh = 0; oh < OH_; oh++)                                                                 \
@@ -162,7 +92,7 @@ static void expect_grad(const char *what, const conv_case *c, clai_dtype dt, int
  * grad_x, w and grad_w (sliced, permuted). */
 static void run_case(clai_context *ctx, const conv_case *c, clai_dtype dt, int layout, uint64_t seed, int fd) {
   clait_rng rng = {seed};
-  const int64_t OH = olen(c->H, c->pt, c->pb, c->KH, c->dh, c->sh), OW = olen(c->W, c->pl, c->pr, c->KW, c->dw, c->sw);
+  const int64_t OH = clait_out_len(c->H, c->pt, c->pb, c->KH, c->dh, c->sh), OW = clait_out_len(c->W, c->pl, c->pr, c->KW, c->dw, c->sw);
   const int64_t xs[4] = {c->N, c->C, c->H, c->W}, ws[4] = {c->O, c->C / c->groups, c->KH, c->KW},
                 os[4] = {c->N, c->O, OH, OW}, bs[1] = {c->O};
   const size_t nx = (size_t)(xs[0] * xs[1] * xs[2] * xs[3]), nw = (size_t)(ws[0] * ws[1] * ws[2] * ws[3]),
@@ -176,19 +106,19 @@ static void run_case(clai_context *ctx, const conv_case *c, clai_dtype dt, int l
   randv(&rng, dt, gy, no);
   grads_ref(c, x, w, gy, gx, mx, gw, mw, gb, mb, nx, nw, no);
 
-  const int other = layout == PERMUTED ? SLICED : layout == SLICED ? PERMUTED : DENSE;
+  const int other = layout == CLAIT_PERMUTED ? CLAIT_SLICED : layout == CLAIT_SLICED ? CLAIT_PERMUTED : CLAIT_DENSE;
   clai_tensor *xb, *wb, *yb, *gxb, *gwb, *gbt = NULL;
-  clai_tensor *xt = make4(ctx, dt, xs, layout, &xb), *wt = make4(ctx, dt, ws, other, &wb);
-  clai_tensor *yt = make4(ctx, dt, os, layout, &yb);
-  clai_tensor *gxt = make4(ctx, dt, xs, other, &gxb), *gwt = make4(ctx, dt, ws, layout, &gwb);
+  clai_tensor *xt = clait_make4(ctx, dt, xs, layout, &xb), *wt = clait_make4(ctx, dt, ws, other, &wb);
+  clai_tensor *yt = clait_make4(ctx, dt, os, layout, &yb);
+  clai_tensor *gxt = clait_make4(ctx, dt, xs, other, &gxb), *gwt = clait_make4(ctx, dt, ws, layout, &gwb);
   CLAIT_OK(ctx, clai_tensor_init(ctx, &gbt, dt, 1, bs));
-  write_vals(ctx, xt, x);
-  write_vals(ctx, wt, w);
-  write_vals(ctx, yt, gy);
+  clait_put(ctx, xt, x);
+  clait_put(ctx, wt, w);
+  clait_put(ctx, yt, gy);
   /* the zero params' activation is NONE; a fused activation must be ignored by the gradients */
   clai_conv2d_params p = {c->sh, c->sw, c->pt, c->pb, c->pl, c->pr, c->dh, c->dw, c->groups, CLAI_ACT_RELU};
   CLAIT_OK(ctx, clai_conv2d_backward_data(ctx, gxt, yt, wt, &p));
-  read_vals(ctx, gxt, got);
+  clait_read(ctx, gxt, got);
   expect_grad("grad_x", c, dt, layout, got, gx, mx, nx, 4e-6);
   if (fd) { /* dL/dx[i] by central differences of the double forward; L is linear in x, so h can be large */
     for (size_t k = 0; k < 6; k++) {
@@ -204,7 +134,7 @@ static void run_case(clai_context *ctx, const conv_case *c, clai_dtype dt, int l
     }
   }
   CLAIT_OK(ctx, clai_conv2d_backward_weight(ctx, gwt, gbt, xt, yt, &p));
-  read_vals(ctx, gwt, got);
+  clait_read(ctx, gwt, got);
   expect_grad("grad_w", c, dt, layout, got, gw, mw, nw, 1e-5);
   if (fd) {
     for (size_t k = 0; k < 6; k++) {
@@ -219,9 +149,9 @@ static void run_case(clai_context *ctx, const conv_case *c, clai_dtype dt, int l
       if (!(fabs(got[i] - d) <= 1e-5 * mw[i] + 1e-6)) fail_msg("grad_w[%zu] = %.9g, finite difference %.9g", i, got[i], d);
     }
   }
-  read_vals(ctx, gbt, got);
+  clait_read(ctx, gbt, got);
   expect_grad("grad_bias", c, dt, layout, got, gb, mb, nb, 1e-5);
-  free4(xt, xb), free4(wt, wb), free4(yt, yb), free4(gxt, gxb), free4(gwt, gwb);
+  clait_free4(xt, xb), clait_free4(wt, wb), clait_free4(yt, yb), clait_free4(gxt, gxb), clait_free4(gwt, gwb);
   clai_tensor_free(gbt);
   free(x), free(w), free(gy), free(gx), free(mx), free(gw), free(mw), free(gb), free(mb), free(got);
 }
@@ -248,20 +178,20 @@ static const conv_case cases[] = {
 #define NCASES (sizeof cases / sizeof cases[0])
 
 static void test_conv_bwd_f32(void **state) {
-  for (size_t i = 0; i < NCASES; i++) run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, DENSE, 100 + i, 0);
+  for (size_t i = 0; i < NCASES; i++) run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, CLAIT_DENSE, 100 + i, 0);
 }
 
 static void test_conv_bwd_f16(void **state) {
-  for (size_t i = 0; i < NCASES; i++) run_case(CTX(state), &cases[i], CLAI_DTYPE_F16, DENSE, 200 + i, 0);
+  for (size_t i = 0; i < NCASES; i++) run_case(CTX(state), &cases[i], CLAI_DTYPE_F16, CLAIT_DENSE, 200 + i, 0);
 }
 
 static void test_conv_bwd_views(void **state) {
   for (size_t i = 0; i < NCASES; i++) {
-    run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, PERMUTED, 300 + i, 0);
-    run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, SLICED, 400 + i, 0);
+    run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, CLAIT_PERMUTED, 300 + i, 0);
+    run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, CLAIT_SLICED, 400 + i, 0);
   }
-  run_case(CTX(state), &cases[0], CLAI_DTYPE_F16, PERMUTED, 500, 0);
-  run_case(CTX(state), &cases[6], CLAI_DTYPE_F16, SLICED, 501, 0);
+  run_case(CTX(state), &cases[0], CLAI_DTYPE_F16, CLAIT_PERMUTED, 500, 0);
+  run_case(CTX(state), &cases[6], CLAI_DTYPE_F16, CLAIT_SLICED, 501, 0);
 }
 
 /* Finite differences of the double forward on tiny shapes of every route. */
@@ -273,7 +203,7 @@ static void test_conv_bwd_fd(void **state) {
       {1, 3, 5, 5, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1}, /* 1x1 */
   };
   for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++)
-    run_case(CTX(state), &tiny[i], CLAI_DTYPE_F32, DENSE, 700 + i, 1);
+    run_case(CTX(state), &tiny[i], CLAI_DTYPE_F32, CLAIT_DENSE, 700 + i, 1);
 }
 
 /* Batches the GEMM routes split into chunks (accumulation over chunks, a short last chunk). The budget is
@@ -284,8 +214,8 @@ static void test_conv_bwd_chunks(void **state) {
   const conv_case c[3] = {{3, 64, 48, 48, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
                           {5, 16, 24, 24, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
                           {20, 16, 12, 12, 32, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1}};
-  for (int i = 0; i < 3; i++) run_case(CTX(state), &c[i], CLAI_DTYPE_F32, DENSE, 600 + (uint64_t)i, 0);
-  run_case(CTX(state), &c[2], CLAI_DTYPE_F16, SLICED, 610, 0);
+  for (int i = 0; i < 3; i++) run_case(CTX(state), &c[i], CLAI_DTYPE_F32, CLAIT_DENSE, 600 + (uint64_t)i, 0);
+  run_case(CTX(state), &c[2], CLAI_DTYPE_F16, CLAIT_SLICED, 610, 0);
 }
 
 /* The same inputs give the same bits (no atomics), on every route. */
@@ -293,7 +223,7 @@ static void test_conv_bwd_deterministic(void **state) {
   clai_context *ctx = CTX(state);
   for (int route = 0; route < 3; route++) { /* K = images GEMM, direct (depthwise), per-image partials */
     const conv_case c = route == 0 ? cases[13] : route == 1 ? cases[6] : cases[12];
-    const int64_t OH = olen(c.H, c.pt, c.pb, c.KH, c.dh, c.sh), OW = olen(c.W, c.pl, c.pr, c.KW, c.dw, c.sw);
+    const int64_t OH = clait_out_len(c.H, c.pt, c.pb, c.KH, c.dh, c.sh), OW = clait_out_len(c.W, c.pl, c.pr, c.KW, c.dw, c.sw);
     const int64_t xs[4] = {c.N, c.C, c.H, c.W}, ws[4] = {c.O, c.C / c.groups, c.KH, c.KW}, os[4] = {c.N, c.O, OH, OW};
     clai_tensor *x, *w, *y, *gx, *gw, *gb;
     const int64_t bs[1] = {c.O};
@@ -378,19 +308,19 @@ static void run_pool(clai_context *ctx, const pool_case *c, clai_dtype dt, int m
   for (size_t i = 0; i < nx; i++) x[i] = (double)(clait_next(&rng) % 4); /* ties everywhere */
   randv(&rng, dt, gy, no);
   clai_pool2d_params p = {c->KH, c->KW, c->sh, c->sw, c->pt, c->pb, c->pl, c->pr, mode == 1};
-  clai_tensor *gxb, *yb, *gxt = make4(ctx, dt, xs, strided ? PERMUTED : DENSE, &gxb);
-  clai_tensor *yt = make4(ctx, dt, os, strided ? SLICED : DENSE, &yb);
+  clai_tensor *gxb, *yb, *gxt = clait_make4(ctx, dt, xs, strided ? CLAIT_PERMUTED : CLAIT_DENSE, &gxb);
+  clai_tensor *yt = clait_make4(ctx, dt, os, strided ? CLAIT_SLICED : CLAIT_DENSE, &yb);
   clai_tensor *it = NULL;
-  write_vals(ctx, yt, gy);
+  clait_put(ctx, yt, gy);
   if (mode == 0) {
     CLAIT_OK(ctx, clai_tensor_init(ctx, &it, CLAI_DTYPE_I32, 4, os));
     if (idx_mode == 0) {
       clai_tensor *xt = NULL, *ot = NULL;
       CLAIT_OK(ctx, clai_tensor_init(ctx, &xt, dt, 4, xs));
       CLAIT_OK(ctx, clai_tensor_init(ctx, &ot, dt, 4, os));
-      write_vals(ctx, xt, x);
+      clait_put(ctx, xt, x);
       CLAIT_OK(ctx, clai_max_pool2d(ctx, ot, it, xt, &p));
-      read_vals(ctx, it, idx);
+      clait_read(ctx, it, idx);
       clai_tensor_free(xt);
       clai_tensor_free(ot);
     } else {
@@ -406,13 +336,13 @@ static void run_pool(clai_context *ctx, const pool_case *c, clai_dtype dt, int m
             if (idx_mode == 2 && clait_next(&rng) % 4 == 0) ih = (ih + c->KH) % c->H; /* outside the window */
             idx[(nc * OH + oh) * OW + ow] = (double)(ih * c->W + iw);
           }
-      write_vals(ctx, it, idx);
+      clait_put(ctx, it, idx);
     }
     CLAIT_OK(ctx, clai_max_pool2d_backward(ctx, gxt, yt, it, &p));
   } else {
     CLAIT_OK(ctx, clai_avg_pool2d_backward(ctx, gxt, yt, &p));
   }
-  read_vals(ctx, gxt, got);
+  clait_read(ctx, gxt, got);
   pool_bwd_ref(c, mode, gy, idx, want);
   const double rtol = dt == CLAI_DTYPE_F16 ? 2e-3 : 1e-6;
   for (size_t i = 0; i < nx; i++)
@@ -420,7 +350,7 @@ static void run_pool(clai_context *ctx, const pool_case *c, clai_dtype dt, int m
       fail_msg("pool backward mode %d idx %d case %lldx%lld k%lldx%lld s%lldx%lld %s: element %zu is %.9g, expected "
                "%.9g", mode, idx_mode, (long long)c->H, (long long)c->W, (long long)c->KH, (long long)c->KW,
                (long long)c->sh, (long long)c->sw, clai_dtype_name(dt), i, got[i], want[i]);
-  free4(gxt, gxb), free4(yt, yb);
+  clait_free4(gxt, gxb), clait_free4(yt, yb);
   clai_tensor_free(it);
   free(x), free(gy), free(idx), free(want), free(got);
 }
@@ -442,12 +372,12 @@ static void test_global_avg_pool_bwd(void **state) {
   for (int variant = 0; variant < 3; variant++) {
     const clai_dtype dt = variant == 2 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
     const int64_t N = 3, C = 5, H = 7, W = 9, xs[4] = {N, C, H, W}, ys2[2] = {N, C}, ys4[4] = {N, C, 1, 1};
-    clai_tensor *gxb, *gxt = make4(ctx, dt, xs, variant == 1 ? SLICED : DENSE, &gxb), *yt = NULL, *yv = NULL;
+    clai_tensor *gxb, *gxt = clait_make4(ctx, dt, xs, variant == 1 ? CLAIT_SLICED : CLAIT_DENSE, &gxb), *yt = NULL, *yv = NULL;
     CLAIT_OK(ctx, clai_tensor_init(ctx, &yt, dt, variant == 1 ? 4 : 2, variant == 1 ? ys4 : ys2));
     double gy[15], want[945], got[945];
     clait_rng rng = {1000 + (uint64_t)variant};
     randv(&rng, dt, gy, 15);
-    write_vals(ctx, yt, gy);
+    clait_put(ctx, yt, gy);
     if (variant == 0) { /* grad_out a [N, C] view of a [C, N] buffer */
       clai_tensor *tb = NULL;
       const int64_t ts[2] = {C, N};
@@ -455,19 +385,19 @@ static void test_global_avg_pool_bwd(void **state) {
       double tv[15];
       for (int n = 0; n < N; n++)
         for (int cc = 0; cc < C; cc++) tv[cc * N + n] = gy[n * C + cc];
-      write_vals(ctx, tb, tv);
+      clait_put(ctx, tb, tv);
       CLAIT_OK(ctx, clai_tensor_transpose(tb, &yv, 0, 1));
       clai_tensor_free(tb);
     }
     CLAIT_OK(ctx, clai_global_avg_pool2d_backward(ctx, gxt, yv != NULL ? yv : yt));
-    read_vals(ctx, gxt, got);
+    clait_read(ctx, gxt, got);
     for (int i = 0; i < 945; i++) want[i] = gy[i / (H * W)] / (double)(H * W);
     for (int i = 0; i < 945; i++)
       if (!(fabs(got[i] - want[i]) <= (dt == CLAI_DTYPE_F16 ? 2e-3 : 1e-6) * fabs(want[i]) + 1e-7))
         fail_msg("global avg pool backward variant %d: element %d is %.9g, expected %.9g", variant, i, got[i], want[i]);
     clai_tensor_free(yv);
     clai_tensor_free(yt);
-    free4(gxt, gxb);
+    clait_free4(gxt, gxb);
   }
 }
 

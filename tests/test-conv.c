@@ -17,9 +17,6 @@ typedef struct conv_case {
   clai_activation act;
 } conv_case;
 
-/* Layout variants of the operands. */
-enum { DENSE = 0, PERMUTED = 1, SLICED = 2 };
-
 static double act_ref(clai_activation act, double v) {
   switch (act) {
   case CLAI_ACT_RELU: return v > 0 ? v : 0;
@@ -29,78 +26,15 @@ static double act_ref(clai_activation act, double v) {
   }
 }
 
-static double as_dtype(clai_dtype dt, double v) {
-  return dt == CLAI_DTYPE_F16 ? clait_f16_to_f32(clait_f32_to_f16((float)v)) : (double)(float)v;
-}
-
 static void randv(clait_rng *r, clai_dtype dt, double *v, size_t n) {
-  for (size_t i = 0; i < n; i++) v[i] = as_dtype(dt, clait_uniform(r, -1.0f, 1.0f));
-}
-
-static void write_vals(clai_context *ctx, clai_tensor *t, const double *v) {
-  clai_dtype dt = clai_tensor_dtype(t);
-  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(dt);
-  void *buf = malloc(n * es + 1);
-  assert_non_null(buf);
-  for (size_t i = 0; i < n; i++) {
-    if (dt == CLAI_DTYPE_F16)
-      ((uint16_t *)buf)[i] = clait_f32_to_f16((float)v[i]);
-    else
-      ((float *)buf)[i] = (float)v[i];
-  }
-  clai_status st = clai_tensor_write(t, buf, n * es);
-  free(buf);
-  CLAIT_OK(ctx, st);
-}
-
-static void read_vals(clai_context *ctx, clai_tensor *t, double *v) {
-  clai_dtype dt = clai_tensor_dtype(t);
-  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(dt);
-  void *buf = malloc(n * es + 1);
-  assert_non_null(buf);
-  clai_status st = clai_tensor_read(t, buf, n * es);
-  if (st != CLAI_OK) free(buf);
-  CLAIT_OK(ctx, st);
-  for (size_t i = 0; i < n; i++)
-    v[i] = dt == CLAI_DTYPE_F16 ? clait_f16_to_f32(((uint16_t *)buf)[i]) : ((float *)buf)[i];
-  free(buf);
-}
-
-/* A tensor of logical shape [a, b, c, d] in one of the layouts: dense; stored as [a, c, d, b] and permuted
- * back (the second dim has the largest stride, the last dim a non-unit one); or a slice of a wider
- * [a, b, c, d + 3] tensor (rows padded). *base receives the tensor that owns the storage. */
-static clai_tensor *make4(clai_context *ctx, clai_dtype dt, const int64_t *shape, int layout, clai_tensor **base) {
-  clai_tensor *t = NULL;
-  if (layout == PERMUTED) {
-    int64_t s[4] = {shape[0], shape[2], shape[3], shape[1]};
-    const int perm[4] = {0, 3, 1, 2};
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, s));
-    CLAIT_OK(ctx, clai_tensor_permute(*base, &t, perm));
-  } else if (layout == SLICED) {
-    int64_t s[4] = {shape[0], shape[1], shape[2], shape[3] + 3};
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, s));
-    CLAIT_OK(ctx, clai_tensor_slice(*base, &t, 3, 1, shape[3] + 1, 1));
-  } else {
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, shape));
-    t = *base;
-  }
-  return t;
-}
-
-static void free4(clai_tensor *t, clai_tensor *base) {
-  if (t != base) clai_tensor_free(t);
-  clai_tensor_free(base);
-}
-
-static int64_t olen(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t d, int64_t s) {
-  return (in + pa + pb - d * (k - 1) - 1) / s + 1;
+  for (size_t i = 0; i < n; i++) v[i] = clait_as_dtype(dt, clait_uniform(r, -1.0f, 1.0f));
 }
 
 /* out and the magnitude sum |w*x| per output, in double. */
 static void conv_ref(const conv_case *c, const double *x, const double *w, const double *b, double *out,
                      double *mag) {
   const int64_t G = c->groups, Cg = c->C / G, Og = c->O / G;
-  const int64_t OH = olen(c->H, c->pt, c->pb, c->KH, c->dh, c->sh), OW = olen(c->W, c->pl, c->pr, c->KW, c->dw, c->sw);
+  const int64_t OH = clait_out_len(c->H, c->pt, c->pb, c->KH, c->dh, c->sh), OW = clait_out_len(c->W, c->pl, c->pr, c->KW, c->dw, c->sw);
   for (int64_t n = 0; n < c->N; n++)
     for (int64_t o = 0; o < c->O; o++)
       for (int64_t oh = 0; oh < OH; oh++)
@@ -125,7 +59,7 @@ static void conv_ref(const conv_case *c, const double *x, const double *w, const
 
 static void run_case(clai_context *ctx, const conv_case *c, clai_dtype dt, int layout, uint64_t seed) {
   clait_rng rng = {seed};
-  const int64_t OH = olen(c->H, c->pt, c->pb, c->KH, c->dh, c->sh), OW = olen(c->W, c->pl, c->pr, c->KW, c->dw, c->sw);
+  const int64_t OH = clait_out_len(c->H, c->pt, c->pb, c->KH, c->dh, c->sh), OW = clait_out_len(c->W, c->pl, c->pr, c->KW, c->dw, c->sw);
   const int64_t xs[4] = {c->N, c->C, c->H, c->W}, ws[4] = {c->O, c->C / c->groups, c->KH, c->KW},
                 os[4] = {c->N, c->O, OH, OW}, bs[1] = {c->O};
   size_t nx = (size_t)(xs[0] * xs[1] * xs[2] * xs[3]), nw = (size_t)(ws[0] * ws[1] * ws[2] * ws[3]),
@@ -139,18 +73,18 @@ static void run_case(clai_context *ctx, const conv_case *c, clai_dtype dt, int l
   conv_ref(c, x, w, c->bias ? b : NULL, want, mag);
 
   clai_tensor *xb, *wb, *ob, *bt = NULL;
-  clai_tensor *xt = make4(ctx, dt, xs, layout, &xb);
-  clai_tensor *wt = make4(ctx, dt, ws, layout, &wb);
-  clai_tensor *ot = make4(ctx, dt, os, layout == PERMUTED ? SLICED : layout, &ob);
-  write_vals(ctx, xt, x);
-  write_vals(ctx, wt, w);
+  clai_tensor *xt = clait_make4(ctx, dt, xs, layout, &xb);
+  clai_tensor *wt = clait_make4(ctx, dt, ws, layout, &wb);
+  clai_tensor *ot = clait_make4(ctx, dt, os, layout == CLAIT_PERMUTED ? CLAIT_SLICED : layout, &ob);
+  clait_put(ctx, xt, x);
+  clait_put(ctx, wt, w);
   if (c->bias) {
     CLAIT_OK(ctx, clai_tensor_init(ctx, &bt, dt, 1, bs));
-    write_vals(ctx, bt, b);
+    clait_put(ctx, bt, b);
   }
   clai_conv2d_params p = {c->sh, c->sw, c->pt, c->pb, c->pl, c->pr, c->dh, c->dw, c->groups, c->act};
   CLAIT_OK(ctx, clai_conv2d(ctx, ot, xt, wt, bt, &p));
-  read_vals(ctx, ot, got);
+  clait_read(ctx, ot, got);
   for (size_t i = 0; i < no; i++) {
     double tol = dt == CLAI_DTYPE_F16 ? 2e-3 * fabs(want[i]) + 1e-4 * mag[i] + 1e-4 : 2e-6 * mag[i] + 1e-6;
     if (!(fabs(got[i] - want[i]) <= tol))
@@ -161,9 +95,9 @@ static void run_case(clai_context *ctx, const conv_case *c, clai_dtype dt, int l
                (long long)c->pl, (long long)c->pr, (long long)c->dh, (long long)c->dw, (long long)c->groups, c->bias,
                (int)c->act, clai_dtype_name(dt), layout, i, got[i], want[i], tol);
   }
-  free4(xt, xb);
-  free4(wt, wb);
-  free4(ot, ob);
+  clait_free4(xt, xb);
+  clait_free4(wt, wb);
+  clait_free4(ot, ob);
   clai_tensor_free(bt);
   free(x), free(w), free(b), free(want), free(mag), free(got);
 }
@@ -189,27 +123,27 @@ static const conv_case cases[] = {
 #define NCASES (sizeof cases / sizeof cases[0])
 
 static void test_conv_f32(void **state) {
-  for (size_t i = 0; i < NCASES; i++) run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, DENSE, 100 + i);
+  for (size_t i = 0; i < NCASES; i++) run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, CLAIT_DENSE, 100 + i);
 }
 
 static void test_conv_f16(void **state) {
-  for (size_t i = 0; i < NCASES; i++) run_case(CTX(state), &cases[i], CLAI_DTYPE_F16, DENSE, 200 + i);
+  for (size_t i = 0; i < NCASES; i++) run_case(CTX(state), &cases[i], CLAI_DTYPE_F16, CLAIT_DENSE, 200 + i);
 }
 
 /* x and w permuted views (non-unit column stride), out a slice; x sliced (padded rows) */
 static void test_conv_views(void **state) {
   for (size_t i = 0; i < NCASES; i++) {
-    run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, PERMUTED, 300 + i);
-    run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, SLICED, 400 + i);
+    run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, CLAIT_PERMUTED, 300 + i);
+    run_case(CTX(state), &cases[i], CLAI_DTYPE_F32, CLAIT_SLICED, 400 + i);
   }
-  run_case(CTX(state), &cases[2], CLAI_DTYPE_F16, PERMUTED, 500);
-  run_case(CTX(state), &cases[6], CLAI_DTYPE_F16, SLICED, 501);
+  run_case(CTX(state), &cases[2], CLAI_DTYPE_F16, CLAIT_PERMUTED, 500);
+  run_case(CTX(state), &cases[6], CLAI_DTYPE_F16, CLAIT_SLICED, 501);
 }
 
 /* One image's workspace (1600 x 4096 floats) fills the im2col budget: three chunks of one image. */
 static void test_conv_chunks(void **state) {
   const conv_case c = {3, 64, 64, 64, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, CLAI_ACT_RELU};
-  run_case(CTX(state), &c, CLAI_DTYPE_F32, DENSE, 600);
+  run_case(CTX(state), &c, CLAI_DTYPE_F32, CLAIT_DENSE, 600);
 }
 
 /* A NULL params struct is the zero value: stride 1, no padding, dilation 1, one group. */
@@ -226,10 +160,10 @@ static void test_conv_defaults(void **state) {
   CLAIT_OK(ctx, clai_tensor_init(ctx, &xt, CLAI_DTYPE_F32, 4, xs));
   CLAIT_OK(ctx, clai_tensor_init(ctx, &wt, CLAI_DTYPE_F32, 4, ws));
   CLAIT_OK(ctx, clai_tensor_init(ctx, &ot, CLAI_DTYPE_F32, 4, os));
-  write_vals(ctx, xt, x);
-  write_vals(ctx, wt, w);
+  clait_put(ctx, xt, x);
+  clait_put(ctx, wt, w);
   CLAIT_OK(ctx, clai_conv2d(ctx, ot, xt, wt, NULL, NULL));
-  read_vals(ctx, ot, got);
+  clait_read(ctx, ot, got);
   for (int i = 0; i < 360; i++) assert_true(fabs(got[i] - want[i]) <= 2e-6 * mag[i] + 1e-6);
   clai_tensor_free(xt);
   clai_tensor_free(wt);

@@ -13,45 +13,6 @@ typedef struct pool_case {
   int64_t N, C, H, W, KH, KW, sh, sw, pt, pb, pl, pr;
 } pool_case;
 
-static double as_dtype(clai_dtype dt, double v) {
-  return dt == CLAI_DTYPE_F16 ? clait_f16_to_f32(clait_f32_to_f16((float)v)) : (double)(float)v;
-}
-
-static void write_vals(clai_context *ctx, clai_tensor *t, const double *v) {
-  clai_dtype dt = clai_tensor_dtype(t);
-  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(dt);
-  void *buf = malloc(n * es + 1);
-  assert_non_null(buf);
-  for (size_t i = 0; i < n; i++) {
-    if (dt == CLAI_DTYPE_F16)
-      ((uint16_t *)buf)[i] = clait_f32_to_f16((float)v[i]);
-    else
-      ((float *)buf)[i] = (float)v[i];
-  }
-  clai_status st = clai_tensor_write(t, buf, n * es);
-  free(buf);
-  CLAIT_OK(ctx, st);
-}
-
-static void read_vals(clai_context *ctx, clai_tensor *t, double *v) {
-  clai_dtype dt = clai_tensor_dtype(t);
-  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(dt);
-  void *buf = malloc(n * es + 1);
-  assert_non_null(buf);
-  clai_status st = clai_tensor_read(t, buf, n * es);
-  if (st != CLAI_OK) free(buf);
-  CLAIT_OK(ctx, st);
-  for (size_t i = 0; i < n; i++) {
-    if (dt == CLAI_DTYPE_F16)
-      v[i] = clait_f16_to_f32(((uint16_t *)buf)[i]);
-    else if (dt == CLAI_DTYPE_I32)
-      v[i] = ((int32_t *)buf)[i];
-    else
-      v[i] = ((float *)buf)[i];
-  }
-  free(buf);
-}
-
 /* A [a, b, c, d] tensor: dense, or a view with padded rows and the channel dim outermost in memory. */
 static clai_tensor *make4(clai_context *ctx, clai_dtype dt, const int64_t *shape, int strided, clai_tensor **base) {
   clai_tensor *t = NULL;
@@ -64,11 +25,6 @@ static clai_tensor *make4(clai_context *ctx, clai_dtype dt, const int64_t *shape
   const int64_t st[4] = {shape[2] * (shape[3] + 2), shape[0] * shape[2] * (shape[3] + 2), shape[3] + 2, 1};
   CLAIT_OK(ctx, clai_tensor_view(*base, &t, 4, shape, st, 1));
   return t;
-}
-
-static void free4(clai_tensor *t, clai_tensor *base) {
-  if (t != base) clai_tensor_free(t);
-  clai_tensor_free(base);
 }
 
 /* mode 0 max, 1 avg counting the padding, 2 avg over the input elements only */
@@ -102,11 +58,11 @@ static void run_pool(clai_context *ctx, const pool_case *c, clai_dtype dt, int s
   double *x = malloc(nx * sizeof *x), *want = malloc(no * sizeof *want), *wi = malloc(no * sizeof *wi),
          *got = malloc(no * sizeof *got), *gi = malloc(no * sizeof *gi);
   assert_true(x && want && wi && got && gi);
-  for (size_t i = 0; i < nx; i++) x[i] = as_dtype(dt, clait_uniform(&rng, -4.0f, 4.0f));
+  for (size_t i = 0; i < nx; i++) x[i] = clait_as_dtype(dt, clait_uniform(&rng, -4.0f, 4.0f));
   clai_tensor *xb, *ob, *ib;
   clai_tensor *xt = make4(ctx, dt, xs, strided, &xb), *ot = make4(ctx, dt, os, strided, &ob);
   clai_tensor *it = make4(ctx, CLAI_DTYPE_I32, os, strided, &ib);
-  write_vals(ctx, xt, x);
+  clait_put(ctx, xt, x);
   clai_pool2d_params p = {c->KH, c->KW, c->sh, c->sw, c->pt, c->pb, c->pl, c->pr, 0};
   const double tol = dt == CLAI_DTYPE_F16 ? 1e-3 : 1e-6;
   char what[160];
@@ -118,14 +74,14 @@ static void run_pool(clai_context *ctx, const pool_case *c, clai_dtype dt, int s
   /* max with indices, then max without (indices untouched: still the first call's) */
   pool_ref(c, 0, x, want, wi);
   CLAIT_OK(ctx, clai_max_pool2d(ctx, ot, it, xt, &p));
-  read_vals(ctx, ot, got);
-  read_vals(ctx, it, gi);
+  clait_read(ctx, ot, got);
+  clait_read(ctx, it, gi);
   for (size_t i = 0; i < no; i++)
     if (got[i] != want[i] || gi[i] != wi[i])
       fail_msg("max %s: element %zu is %g at %g, expected %g at %g", what, i, got[i], gi[i], want[i], wi[i]);
   CLAIT_OK(ctx, clai_fill(ctx, ot, 0.0));
   CLAIT_OK(ctx, clai_max_pool2d(ctx, ot, NULL, xt, &p));
-  read_vals(ctx, ot, got);
+  clait_read(ctx, ot, got);
   for (size_t i = 0; i < no; i++)
     if (got[i] != want[i]) fail_msg("max %s (no indices): element %zu is %g, expected %g", what, i, got[i], want[i]);
 
@@ -133,14 +89,14 @@ static void run_pool(clai_context *ctx, const pool_case *c, clai_dtype dt, int s
     p.count_include_pad = inc;
     pool_ref(c, inc ? 1 : 2, x, want, NULL);
     CLAIT_OK(ctx, clai_avg_pool2d(ctx, ot, xt, &p));
-    read_vals(ctx, ot, got);
+    clait_read(ctx, ot, got);
     for (size_t i = 0; i < no; i++)
       if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i]))))
         fail_msg("avg %s count_include_pad %d: element %zu is %.8g, expected %.8g", what, inc, i, got[i], want[i]);
   }
-  free4(xt, xb);
-  free4(ot, ob);
-  free4(it, ib);
+  clait_free4(xt, xb);
+  clait_free4(ot, ob);
+  clait_free4(it, ib);
   free(x), free(want), free(wi), free(got), free(gi);
 }
 
@@ -179,11 +135,11 @@ static void test_pool_default_stride(void **state) {
   CLAIT_OK(ctx, clai_tensor_init(ctx, &o, CLAI_DTYPE_F32, 4, os));
   double v[24], got[6];
   for (int i = 0; i < 24; i++) v[i] = i;
-  write_vals(ctx, x, v);
+  clait_put(ctx, x, v);
   clai_pool2d_params p = {0};
   p.kernel_h = p.kernel_w = 2;
   CLAIT_OK(ctx, clai_avg_pool2d(ctx, o, x, &p));
-  read_vals(ctx, o, got);
+  clait_read(ctx, o, got);
   const double want[6] = {3.5, 5.5, 7.5, 15.5, 17.5, 19.5};
   for (int i = 0; i < 6; i++) assert_true(got[i] == want[i]);
   clai_tensor_free(x);
@@ -200,13 +156,13 @@ static void test_pool_nan(void **state) {
   CLAIT_OK(ctx, clai_tensor_init(ctx, &o, CLAI_DTYPE_F32, 4, os));
   CLAIT_OK(ctx, clai_tensor_init(ctx, &ix, CLAI_DTYPE_I32, 4, os));
   const double v[20] = {1, 5, 2, 3, 7, 7, 0, 0, NAN, 1, NAN, 0, 9, 4, 7, 6, -1, NAN, 2, 3};
-  write_vals(ctx, x, v);
+  clait_put(ctx, x, v);
   clai_pool2d_params p = {0};
   p.kernel_h = p.kernel_w = 2;
   CLAIT_OK(ctx, clai_max_pool2d(ctx, o, ix, x, &p));
   double got[5], gi[5];
-  read_vals(ctx, o, got);
-  read_vals(ctx, ix, gi);
+  clait_read(ctx, o, got);
+  clait_read(ctx, ix, gi);
   const double want[5] = {NAN, 9, 7, NAN, NAN}, wi[5] = {10, 12, 4, 17, 8};
   for (int i = 0; i < 5; i++) {
     if (isnan(want[i]) ? !isnan(got[i]) : got[i] != want[i]) fail_msg("window %d: %g, expected %g", i, got[i], want[i]);
@@ -224,12 +180,12 @@ static void run_gap(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, int6
   size_t nx = (size_t)(N * C * H * W), no = (size_t)(N * C);
   double *x = malloc(nx * sizeof *x), *got = malloc(no * sizeof *got);
   assert_true(x && got);
-  for (size_t i = 0; i < nx; i++) x[i] = as_dtype(dt, clait_uniform(&rng, -2.0f, 2.0f));
+  for (size_t i = 0; i < nx; i++) x[i] = clait_as_dtype(dt, clait_uniform(&rng, -2.0f, 2.0f));
   clai_tensor *xb, *xt = make4(ctx, dt, xs, strided, &xb), *ot = NULL;
   CLAIT_OK(ctx, clai_tensor_init(ctx, &ot, dt, out4 ? 4 : 2, os));
-  write_vals(ctx, xt, x);
+  clait_put(ctx, xt, x);
   CLAIT_OK(ctx, clai_global_avg_pool2d(ctx, ot, xt));
-  read_vals(ctx, ot, got);
+  clait_read(ctx, ot, got);
   for (size_t i = 0; i < no; i++) {
     double s = 0;
     for (int64_t j = 0; j < H * W; j++) s += x[i * (size_t)(H * W) + (size_t)j];
@@ -239,7 +195,7 @@ static void run_gap(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, int6
       fail_msg("global avg %s [%lld,%lld,%lld,%lld]: element %zu is %.8g, expected %.8g", clai_dtype_name(dt),
                (long long)N, (long long)C, (long long)H, (long long)W, i, got[i], s);
   }
-  free4(xt, xb);
+  clait_free4(xt, xb);
   clai_tensor_free(ot);
   free(x), free(got);
 }

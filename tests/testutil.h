@@ -139,22 +139,30 @@ static inline clai_tensor *clait_tensor(clai_context *ctx, clai_dtype dt, int nd
   return t;
 }
 
-/* Writes numel(t) values, rounded to t's dtype (f32 or f16), densely into t. */
+/* v rounded to what dtype dt holds: float for f32, half for f16; i32 values are left as given. */
+static inline double clait_as_dtype(clai_dtype dt, double v) {
+  if (dt == CLAI_DTYPE_F16) return clait_f16_to_f32(clait_f32_to_f16((float)v));
+  return dt == CLAI_DTYPE_F32 ? (double)(float)v : v;
+}
+
+/* Writes numel(t) values, converted to t's dtype (f32, f16, or i32 by truncation), densely into t (any
+ * view). */
 static inline void clait_put(clai_context *ctx, clai_tensor *t, const double *v) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    float *f = malloc(n * 4 + 4);
-    assert_non_null(f);
-    for (size_t i = 0; i < n; i++) f[i] = (float)v[i];
-    CLAIT_OK(ctx, clai_tensor_write(t, f, n * 4));
-    free(f);
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16((float)v[i]);
-    CLAIT_OK(ctx, clai_tensor_write(t, h, n * 2));
-    free(h);
+  const clai_dtype dt = clai_tensor_dtype(t);
+  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(dt);
+  void *buf = malloc(n * es + 4);
+  assert_non_null(buf);
+  for (size_t i = 0; i < n; i++) {
+    if (dt == CLAI_DTYPE_F16)
+      ((uint16_t *)buf)[i] = clait_f32_to_f16((float)v[i]);
+    else if (dt == CLAI_DTYPE_I32)
+      ((int32_t *)buf)[i] = (int32_t)v[i];
+    else
+      ((float *)buf)[i] = (float)v[i];
   }
+  clai_status st = clai_tensor_write(t, buf, n * es);
+  free(buf);
+  CLAIT_OK(ctx, st);
 }
 
 /* Reads an f32 or f16 tensor into a malloc'd array of floats (dense, row-major). */
@@ -191,23 +199,66 @@ static inline clai_tensor *clait_upload_floats(clai_context *ctx, clai_dtype dt,
   return t;
 }
 
-/* The elements of t (any view, any dtype) as doubles, dense row-major; malloc'd. */
-static inline double *clait_fetch(clai_context *ctx, clai_tensor *t) {
-  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(clai_tensor_dtype(t));
+/* The elements of t (any view, any dtype) as doubles, dense row-major, into v (numel(t) of them). */
+static inline void clait_read(clai_context *ctx, clai_tensor *t, double *v) {
+  const clai_dtype dt = clai_tensor_dtype(t);
+  size_t n = (size_t)clai_tensor_numel(t), es = clai_dtype_size(dt);
   void *buf = malloc(n * es + 4);
-  double *d = malloc(n * sizeof *d + 8);
   assert_non_null(buf);
-  assert_non_null(d);
-  CLAIT_OK(ctx, clai_tensor_read(t, buf, n * es + 4));
+  clai_status st = clai_tensor_read(t, buf, n * es);
+  if (st != CLAI_OK) free(buf);
+  CLAIT_OK(ctx, st);
   for (size_t i = 0; i < n; i++) {
-    switch (clai_tensor_dtype(t)) {
-    case CLAI_DTYPE_F32: d[i] = ((float *)buf)[i]; break;
-    case CLAI_DTYPE_F16: d[i] = clait_f16_to_f32(((uint16_t *)buf)[i]); break;
-    default: d[i] = ((int32_t *)buf)[i]; break;
+    switch (dt) {
+    case CLAI_DTYPE_F32: v[i] = ((float *)buf)[i]; break;
+    case CLAI_DTYPE_F16: v[i] = clait_f16_to_f32(((uint16_t *)buf)[i]); break;
+    default: v[i] = ((int32_t *)buf)[i]; break;
     }
   }
   free(buf);
+}
+
+/* As clait_read, into a malloc'd array. */
+static inline double *clait_fetch(clai_context *ctx, clai_tensor *t) {
+  double *d = malloc((size_t)clai_tensor_numel(t) * sizeof *d + 8);
+  assert_non_null(d);
+  clait_read(ctx, t, d);
   return d;
+}
+
+/* ---- 4-D operands of the convolution tests ----
+ * A tensor of logical shape [a, b, c, d] in one of the layouts: dense; stored as [a, c, d, b] and permuted
+ * back (the second dim has the largest stride, the last dim a non-unit one); or a slice of a wider
+ * [a, b, c, d + 3] tensor (rows padded). *base receives the tensor that owns the storage; clait_free4
+ * releases both. */
+enum { CLAIT_DENSE = 0, CLAIT_PERMUTED = 1, CLAIT_SLICED = 2 };
+static inline clai_tensor *clait_make4(clai_context *ctx, clai_dtype dt, const int64_t *shape, int layout,
+                                       clai_tensor **base) {
+  clai_tensor *t = NULL;
+  if (layout == CLAIT_PERMUTED) {
+    int64_t s[4] = {shape[0], shape[2], shape[3], shape[1]};
+    const int perm[4] = {0, 3, 1, 2};
+    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, s));
+    CLAIT_OK(ctx, clai_tensor_permute(*base, &t, perm));
+  } else if (layout == CLAIT_SLICED) {
+    int64_t s[4] = {shape[0], shape[1], shape[2], shape[3] + 3};
+    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, s));
+    CLAIT_OK(ctx, clai_tensor_slice(*base, &t, 3, 1, shape[3] + 1, 1));
+  } else {
+    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, shape));
+    t = *base;
+  }
+  return t;
+}
+static inline void clait_free4(clai_tensor *t, clai_tensor *base) {
+  if (t != base) clai_tensor_free(t);
+  clai_tensor_free(base);
+}
+
+/* The output length of a convolution or pooling axis: input in, padding pa + pb, window k, dilation d,
+ * stride s. */
+static inline int64_t clait_out_len(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t d, int64_t s) {
+  return (in + pa + pb - d * (k - 1) - 1) / s + 1;
 }
 
 /* Runs the group with TAP output; skips the whole program (exit 0) when the machine has no OpenCL device. */
