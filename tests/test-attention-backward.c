@@ -79,60 +79,7 @@ static void ref_backward(const att_case *c, const double *q, const double *k, co
       }
 }
 
-#define MARGIN 64
 #define SENTINEL -77.0f
-
-/* A tensor of logical shape [B, H, L, D]: 0 dense; 1 a [B, L, H, D] tensor permuted; 2 every other element
- * of the last dim of a [B, H, L, 2D + 1] tensor from 1; 3 dense inside a 1-d tensor with margins. */
-static clai_tensor *mk_bhld(clai_context *ctx, clai_dtype dt, const int64_t *shape, int layout, clai_tensor **base) {
-  clai_tensor *t = NULL;
-  *base = NULL;
-  if (layout == 0) {
-    CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, 4, shape));
-  } else if (layout == 1) {
-    const int64_t bs[4] = {shape[0], shape[2], shape[1], shape[3]};
-    const int perm[4] = {0, 2, 1, 3};
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, bs));
-    CLAIT_OK(ctx, clai_tensor_permute(*base, &t, perm));
-  } else if (layout == 2) {
-    const int64_t bs[4] = {shape[0], shape[1], shape[2], 2 * shape[3] + 1};
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, bs));
-    CLAIT_OK(ctx, clai_tensor_slice(*base, &t, 3, 1, bs[3], 2));
-  } else {
-    const int64_t n = shape[0] * shape[1] * shape[2] * shape[3], bs[1] = {n + 2 * MARGIN};
-    const int64_t st[4] = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 1, bs));
-    CLAIT_OK(ctx, clai_tensor_view(*base, &t, 4, shape, st, MARGIN));
-  }
-  return t;
-}
-
-static void put_vals(clai_context *ctx, clai_tensor *t, const double *v) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  void *buf = malloc(n * 4 + 4);
-  for (size_t i = 0; i < n; i++) {
-    if (clai_tensor_dtype(t) == CLAI_DTYPE_F32)
-      ((float *)buf)[i] = (float)v[i];
-    else
-      ((uint16_t *)buf)[i] = clait_f32_to_f16((float)v[i]);
-  }
-  clai_status st = clai_tensor_write(t, buf, n * clai_dtype_size(clai_tensor_dtype(t)));
-  free(buf);
-  CLAIT_OK(ctx, st);
-}
-
-static void get_vals(clai_context *ctx, clai_tensor *t, float *v) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_read(t, v, n * 4 + 4));
-    return;
-  }
-  uint16_t *h = malloc(n * 2 + 2);
-  clai_status st = clai_tensor_read(t, h, n * 2 + 2);
-  for (size_t i = 0; i < n; i++) v[i] = clait_f16_to_f32(h[i]);
-  free(h);
-  CLAIT_OK(ctx, st);
-}
 
 /* Values as the device holds them: rounded to half for f16. */
 static void fill_dt(clait_rng *r, double *p, size_t n, double amp, clai_dtype dt) {
@@ -151,9 +98,9 @@ static void expect_untouched(clai_context *ctx, clai_tensor *base, int layout, c
   if (layout != 2 && layout != 3) return;
   size_t n = (size_t)clai_tensor_numel(base), last = (size_t)clai_tensor_dim(base, clai_tensor_ndim(base) - 1);
   float *all = malloc(n * 4 + 4);
-  get_vals(ctx, base, all);
+  clait_read_floats(ctx, base, all);
   for (size_t i = 0; i < n; i++) {
-    int outside = layout == 2 ? (i % last) % 2 == 0 : (i < MARGIN || i >= n - MARGIN);
+    int outside = layout == 2 ? (i % last) % 2 == 0 : (i < CLAIT_MARGIN || i >= n - CLAIT_MARGIN);
     if (outside && all[i] != SENTINEL)
       fail_msg("%s: element %zu outside the gradient was written (%g)", what, i, all[i]);
   }
@@ -184,15 +131,15 @@ static void check(clai_context *ctx, clait_rng *r, const att_case *c, const run_
   fill_dt(r, v, nv, 1.0, o->in_dt);
   fill_dt(r, dout, no, 1.0, o->saved_dt);
   clai_tensor *bq, *bk, *bv, *bgq, *bgk, *bgv, *tout = NULL, *tdo = NULL, *tl = NULL;
-  clai_tensor *tq = mk_bhld(ctx, o->in_dt, qs, o->in_layout, &bq), *tk = mk_bhld(ctx, o->in_dt, ks, o->in_layout, &bk),
-              *tv = mk_bhld(ctx, o->in_dt, vs, o->in_layout, &bv);
-  clai_tensor *tgq = mk_bhld(ctx, o->grad_dt, qs, o->grad_layout, &bgq),
-              *tgk = mk_bhld(ctx, o->grad_dt, ks, (o->grad_layout + 1) % 4, &bgk),
-              *tgv = mk_bhld(ctx, o->grad_dt, vs, (o->grad_layout + 2) % 4, &bgv);
+  clai_tensor *tq = clait_make_bhld(ctx, o->in_dt, qs, o->in_layout, &bq), *tk = clait_make_bhld(ctx, o->in_dt, ks, o->in_layout, &bk),
+              *tv = clait_make_bhld(ctx, o->in_dt, vs, o->in_layout, &bv);
+  clai_tensor *tgq = clait_make_bhld(ctx, o->grad_dt, qs, o->grad_layout, &bgq),
+              *tgk = clait_make_bhld(ctx, o->grad_dt, ks, (o->grad_layout + 1) % 4, &bgk),
+              *tgv = clait_make_bhld(ctx, o->grad_dt, vs, (o->grad_layout + 2) % 4, &bgv);
   /* out and grad_out in the inputs' layout (turned by one), lse a stepped view when the inputs are views */
   clai_tensor *bout, *bdo, *bl = NULL;
-  tout = mk_bhld(ctx, o->saved_dt, os, o->in_layout, &bout);
-  tdo = mk_bhld(ctx, o->saved_dt, os, (o->in_layout + 1) % 4 * (o->in_layout != 0), &bdo);
+  tout = clait_make_bhld(ctx, o->saved_dt, os, o->in_layout, &bout);
+  tdo = clait_make_bhld(ctx, o->saved_dt, os, (o->in_layout + 1) % 4 * (o->in_layout != 0), &bdo);
   if (o->in_layout == 0) {
     CLAIT_OK(ctx, clai_tensor_init(ctx, &tl, CLAI_DTYPE_F32, 3, ls));
   } else {
@@ -200,17 +147,17 @@ static void check(clai_context *ctx, clait_rng *r, const att_case *c, const run_
     CLAIT_OK(ctx, clai_tensor_init(ctx, &bl, CLAI_DTYPE_F32, 3, lb));
     CLAIT_OK(ctx, clai_tensor_slice(bl, &tl, 2, 1, 2 * c->Lq, 2));
   }
-  put_vals(ctx, tq, q);
-  put_vals(ctx, tk, k);
-  put_vals(ctx, tv, v);
-  put_vals(ctx, tdo, dout);
+  clait_put(ctx, tq, q);
+  clait_put(ctx, tk, k);
+  clait_put(ctx, tv, v);
+  clait_put(ctx, tdo, dout);
   clai_tensor *bases[3] = {bgq, bgk, bgv}, *grads[3] = {tgq, tgk, tgv};
   for (int i = 0; i < 3; i++) CLAIT_OK(ctx, clai_fill(ctx, bases[i] ? bases[i] : grads[i], SENTINEL));
   if (o->device_forward) {
     /* the saved tensors as the forward wrote them: the reference uses exactly those values */
     CLAIT_OK(ctx, clai_attention(ctx, tout, tl, tq, tk, tv, c->scale, c->causal));
     float *of = malloc(no * 4 + 4);
-    get_vals(ctx, tout, of);
+    clait_read_floats(ctx, tout, of);
     for (size_t i = 0; i < no; i++) out[i] = of[i];
     free(of);
     CLAIT_OK(ctx, clai_tensor_read(tl, lf, nl * 4 + 4));
@@ -219,13 +166,13 @@ static void check(clai_context *ctx, clait_rng *r, const att_case *c, const run_
     ref_forward(c, q, k, v, out, lse);
     round_dt(out, no, o->saved_dt);
     for (size_t i = 0; i < nl; i++) lf[i] = (float)lse[i], lse[i] = lf[i];
-    put_vals(ctx, tout, out);
+    clait_put(ctx, tout, out);
     CLAIT_OK(ctx, clai_tensor_write(tl, lf, nl * 4 + 0));
   }
   CLAIT_OK(ctx, clai_attention_backward(ctx, tgq, tgk, tgv, tdo, tq, tk, tv, tout, tl, c->scale, c->causal));
-  get_vals(ctx, tgq, gq);
-  get_vals(ctx, tgk, gk);
-  get_vals(ctx, tgv, gv);
+  clait_read_floats(ctx, tgq, gq);
+  clait_read_floats(ctx, tgk, gk);
+  clait_read_floats(ctx, tgv, gv);
   ref_backward(c, q, k, v, out, lse, dout, wq, wk, wv);
   char what[240];
   snprintf(what, sizeof what,
@@ -339,10 +286,10 @@ static void finite_diff(clai_context *ctx, const att_case *c) {
   CLAIT_OK(ctx, clai_tensor_init(ctx, &tw, CLAI_DTYPE_F32, 4, os));
   CLAIT_OK(ctx, clai_tensor_init(ctx, &tl, CLAI_DTYPE_F32, 3, ls));
   for (int t = 0; t < 3; t++) CLAIT_OK(ctx, clai_tensor_init(ctx, &g[t], CLAI_DTYPE_F32, 4, shp[t]));
-  put_vals(ctx, tq, x[0]);
-  put_vals(ctx, tk, x[1]);
-  put_vals(ctx, tv, x[2]);
-  put_vals(ctx, tw, w);
+  clait_put(ctx, tq, x[0]);
+  clait_put(ctx, tk, x[1]);
+  clait_put(ctx, tv, x[2]);
+  clait_put(ctx, tw, w);
   CLAIT_OK(ctx, clai_attention(ctx, to, tl, tq, tk, tv, c->scale, c->causal));
   CLAIT_OK(ctx, clai_attention_backward(ctx, g[0], g[1], g[2], tw, tq, tk, tv, to, tl, c->scale, c->causal));
   static const char *const names[3] = {"q", "k", "v"};

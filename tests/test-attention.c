@@ -49,62 +49,7 @@ static void ref_attention(const att_case *c, const float *q, const float *k, con
   free(s);
 }
 
-#define MARGIN 64
 #define SENTINEL -77.0f
-
-/* A tensor of logical shape [B, H, L, D] in one of four layouts: 0 dense; 1 a [B, L, H, D] tensor permuted;
- * 2 every other element of the last dim of a [B, H, L, 2D + 1] tensor starting at 1. *base is the tensor
- * that owns the buffer (NULL for layout 0); 3 is defined below. */
-static clai_tensor *mk_bhld(clai_context *ctx, clai_dtype dt, const int64_t *shape, int layout, clai_tensor **base) {
-  clai_tensor *t = NULL;
-  *base = NULL;
-  if (layout == 0) {
-    CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, 4, shape));
-  } else if (layout == 1) {
-    const int64_t bs[4] = {shape[0], shape[2], shape[1], shape[3]};
-    const int perm[4] = {0, 2, 1, 3};
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, bs));
-    CLAIT_OK(ctx, clai_tensor_permute(*base, &t, perm));
-  } else if (layout == 2) {
-    const int64_t bs[4] = {shape[0], shape[1], shape[2], 2 * shape[3] + 1};
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, bs));
-    CLAIT_OK(ctx, clai_tensor_slice(*base, &t, 3, 1, bs[3], 2));
-  } else { /* 3: dense, in the middle of a 1-d tensor with MARGIN elements on each side */
-    const int64_t n = shape[0] * shape[1] * shape[2] * shape[3], bs[1] = {n + 2 * MARGIN};
-    const int64_t st[4] = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
-    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 1, bs));
-    CLAIT_OK(ctx, clai_tensor_view(*base, &t, 4, shape, st, MARGIN));
-  }
-  return t;
-}
-
-static void put_vals(clai_context *ctx, clai_tensor *t, const float *v) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_write(t, v, n * sizeof(float)));
-    return;
-  }
-  uint16_t *h = malloc(n * sizeof *h + 2);
-  assert_non_null(h);
-  for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16(v[i]);
-  clai_status st = clai_tensor_write(t, h, n * sizeof *h);
-  free(h);
-  CLAIT_OK(ctx, st);
-}
-
-static void get_vals(clai_context *ctx, clai_tensor *t, float *v) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_read(t, v, n * sizeof(float) + 0));
-    return;
-  }
-  uint16_t *h = malloc(n * sizeof *h + 2);
-  assert_non_null(h);
-  clai_status st = clai_tensor_read(t, h, n * sizeof *h);
-  for (size_t i = 0; i < n; i++) v[i] = clait_f16_to_f32(h[i]);
-  free(h);
-  CLAIT_OK(ctx, st);
-}
 
 /* For an output of layout 2 or 3: checks that the elements of its base outside the view still hold the
  * sentinel the base was filled with (nothing is written outside the output). */
@@ -113,9 +58,9 @@ static void expect_untouched(clai_context *ctx, clai_tensor *base, int layout, c
   size_t n = (size_t)clai_tensor_numel(base), last = (size_t)clai_tensor_dim(base, clai_tensor_ndim(base) - 1);
   float *all = malloc(n * 4 + 4);
   assert_non_null(all);
-  get_vals(ctx, base, all);
+  clait_read_floats(ctx, base, all);
   for (size_t i = 0; i < n; i++) {
-    int outside = layout == 2 ? (i % last) % 2 == 0 : (i < MARGIN || i >= n - MARGIN);
+    int outside = layout == 2 ? (i % last) % 2 == 0 : (i < CLAIT_MARGIN || i >= n - CLAIT_MARGIN);
     if (outside && all[i] != SENTINEL) fail_msg("%s: element %zu of the output's base was written (%g)", what, i, all[i]);
   }
   free(all);
@@ -145,15 +90,15 @@ static void check(clai_context *ctx, clait_rng *r, const att_case *c, clai_dtype
     clait_round_f16(v, nv);
   }
   clai_tensor *bq, *bk, *bv, *bo, *tl = NULL;
-  clai_tensor *tq = mk_bhld(ctx, in_dt, qs, in_layout, &bq), *tk = mk_bhld(ctx, in_dt, ks, in_layout, &bk),
-              *tv = mk_bhld(ctx, in_dt, vs, in_layout, &bv), *to = mk_bhld(ctx, out_dt, os, out_layout, &bo);
-  put_vals(ctx, tq, q);
-  put_vals(ctx, tk, k);
-  put_vals(ctx, tv, v);
+  clai_tensor *tq = clait_make_bhld(ctx, in_dt, qs, in_layout, &bq), *tk = clait_make_bhld(ctx, in_dt, ks, in_layout, &bk),
+              *tv = clait_make_bhld(ctx, in_dt, vs, in_layout, &bv), *to = clait_make_bhld(ctx, out_dt, os, out_layout, &bo);
+  clait_put_floats(ctx, tq, q);
+  clait_put_floats(ctx, tk, k);
+  clait_put_floats(ctx, tv, v);
   if (bo != NULL) CLAIT_OK(ctx, clai_fill(ctx, bo, SENTINEL));
   if (with_lse) CLAIT_OK(ctx, clai_tensor_init(ctx, &tl, CLAI_DTYPE_F32, 3, ls));
   CLAIT_OK(ctx, clai_attention(ctx, to, tl, tq, tk, tv, c->scale, c->causal));
-  get_vals(ctx, to, got);
+  clait_read_floats(ctx, to, got);
   ref_attention(c, q, k, v, want, lwant);
   char what[200];
   snprintf(what, sizeof what,

@@ -7,39 +7,6 @@
 
 #define CTX(state) ((clai_context *)*(state))
 
-static void put(clai_context *ctx, clai_tensor *t, const double *v) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  void *buf = malloc(n * 4 + 4);
-  for (size_t i = 0; i < n; i++) {
-    if (clai_tensor_dtype(t) == CLAI_DTYPE_F32)
-      ((float *)buf)[i] = (float)v[i];
-    else if (clai_tensor_dtype(t) == CLAI_DTYPE_F16)
-      ((uint16_t *)buf)[i] = clait_f32_to_f16((float)v[i]);
-    else
-      ((int32_t *)buf)[i] = (int32_t)v[i];
-  }
-  clai_status st = clai_tensor_write(t, buf, n * clai_dtype_size(clai_tensor_dtype(t)));
-  free(buf);
-  CLAIT_OK(ctx, st);
-}
-
-static void get(clai_context *ctx, clai_tensor *t, float *v) {
-  size_t n = (size_t)clai_tensor_numel(t);
-  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_read(t, v, n * 4 + 4));
-    return;
-  }
-  uint16_t *h = malloc(n * 2 + 2);
-  clai_status st = clai_tensor_read(t, h, n * 2 + 2);
-  for (size_t i = 0; i < n; i++) v[i] = clait_f16_to_f32(h[i]);
-  free(h);
-  CLAIT_OK(ctx, st);
-}
-
-static double as_dt(clai_dtype dt, double x) {
-  return dt == CLAI_DTYPE_F16 ? clait_f16_to_f32(clait_f32_to_f16((float)x)) : (double)(float)x;
-}
-
 typedef struct gcase {
   int64_t rows, cols;
   int ind;
@@ -56,8 +23,8 @@ static float *check(clai_context *ctx, clait_rng *r, const gcase *c, clai_dtype 
   const size_t nt = (size_t)(c->rows * c->cols), ng = ni * (size_t)c->cols;
   double *old = malloc(nt * 8 + 8), *g = malloc(ng * 8 + 8), *iv = malloc(ni * 8 + 8), *want = malloc(nt * 8 + 8);
   float *got = malloc(nt * 4 + 4);
-  for (size_t i = 0; i < nt; i++) old[i] = as_dt(tdt, clait_uniform(r, -1, 1));
-  for (size_t i = 0; i < ng; i++) g[i] = as_dt(gdt, clait_uniform(r, -1, 1));
+  for (size_t i = 0; i < nt; i++) old[i] = clait_as_dtype(tdt, clait_uniform(r, -1, 1));
+  for (size_t i = 0; i < ng; i++) g[i] = clait_as_dtype(gdt, clait_uniform(r, -1, 1));
   for (size_t i = 0; i < ni; i++)
     iv[i] = c->repeat ? (double)(c->rows / 2) : (double)(clait_next(r) % (uint64_t)c->rows);
   /* grad_table */
@@ -69,12 +36,12 @@ static float *check(clai_context *ctx, clait_rng *r, const gcase *c, clai_dtype 
     for (int64_t i = 0; i < c->rows; i++)
       for (int64_t j = 0; j < c->cols; j++) tr[j * c->rows + i] = old[i * c->cols + j];
     CLAIT_OK(ctx, clai_tensor_init(ctx, &tb, tdt, 2, bs));
-    put(ctx, tb, tr);
+    clait_put(ctx, tb, tr);
     free(tr);
     CLAIT_OK(ctx, clai_tensor_transpose(tb, &tt, 0, 1));
   } else {
     CLAIT_OK(ctx, clai_tensor_init(ctx, &tt, tdt, 2, ts));
-    put(ctx, tt, old);
+    clait_put(ctx, tt, old);
   }
   /* grad_out: S + [cols] */
   int64_t gs[4];
@@ -90,7 +57,7 @@ static float *check(clai_context *ctx, clait_rng *r, const gcase *c, clai_dtype 
   } else {
     CLAIT_OK(ctx, clai_tensor_init(ctx, &tg, gdt, c->ind + 1, gs));
   }
-  put(ctx, tg, g);
+  clait_put(ctx, tg, g);
   /* index */
   clai_tensor *ib = NULL, *ti = NULL;
   if ((views & 4) && c->ind >= 1) {
@@ -103,9 +70,9 @@ static float *check(clai_context *ctx, clait_rng *r, const gcase *c, clai_dtype 
   } else {
     CLAIT_OK(ctx, clai_tensor_init(ctx, &ti, CLAI_DTYPE_I32, c->ind, c->ish));
   }
-  put(ctx, ti, iv);
+  clait_put(ctx, ti, iv);
   CLAIT_OK(ctx, clai_gather_rows_backward(ctx, tt, tg, ti, accumulate));
-  get(ctx, tt, got);
+  clait_read_floats(ctx, tt, got);
   size_t maxc = 1;
   for (size_t i = 0; i < nt; i++) want[i] = accumulate ? old[i] : 0.0;
   for (size_t p = 0; p < ni; p++)
@@ -186,16 +153,16 @@ static void test_gather_backward_out_of_range(void **state) {
   CLAIT_OK(ctx, clai_tensor_init(ctx, &t, CLAI_DTYPE_F32, 2, ts));
   CLAIT_OK(ctx, clai_tensor_init(ctx, &ti, CLAI_DTYPE_I32, 1, is));
   CLAIT_OK(ctx, clai_tensor_init(ctx, &gi, CLAI_DTYPE_F32, 2, gs));
-  put(ctx, ti, idx);
-  put(ctx, gi, g);
+  clait_put(ctx, ti, idx);
+  clait_put(ctx, gi, g);
   CLAIT_OK(ctx, clai_fill(ctx, t, 100));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "index[1] = 4 is outside [0, 4)", clai_gather_rows_backward(ctx, t, gi, ti, 1));
   float got[8];
-  get(ctx, t, got);
+  clait_read_floats(ctx, t, got);
   const float want[8] = {100, 100, 100 + 1 + 5, 100 + 2 + 6, 100, 100, 100 + 9, 100 + 10};
   assert_memory_equal(got, want, sizeof want);
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "index[1] = 4", clai_gather_rows_backward(ctx, t, gi, ti, 0));
-  get(ctx, t, got);
+  clait_read_floats(ctx, t, got);
   const float want0[8] = {0, 0, 1 + 5, 2 + 6, 0, 0, 9, 10};
   assert_memory_equal(got, want0, sizeof want0);
   clai_tensor_free(t);
@@ -221,7 +188,7 @@ static void test_gather_backward_errors(void **state) {
   const int64_t vs[2] = {4, 3}, vst[2] = {3, 1};
   CLAIT_OK(ctx, clai_tensor_view(g, &tiv, 2, vs, vst, 0)); /* grad_table inside grad_out's buffer */
   const double zeros[5] = {0};
-  put(ctx, ti, zeros);
+  clait_put(ctx, ti, zeros);
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "must be i32", clai_gather_rows_backward(ctx, t, g, tf, 0));
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "grad_out i32", clai_gather_rows_backward(ctx, t, gi, ti, 0));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "2-d", clai_gather_rows_backward(ctx, t3, g, ti, 0));

@@ -165,20 +165,42 @@ static inline void clait_put(clai_context *ctx, clai_tensor *t, const double *v)
   CLAIT_OK(ctx, st);
 }
 
-/* Reads an f32 or f16 tensor into a malloc'd array of floats (dense, row-major). */
-static inline float *clait_get(clai_context *ctx, clai_tensor *t) {
+/* Writes numel(t) floats, rounded to half for f16, densely into t (f32 or f16, any view). */
+static inline void clait_put_floats(clai_context *ctx, clai_tensor *t, const float *v) {
   size_t n = (size_t)clai_tensor_numel(t);
-  float *f = malloc(n * 4 + 4);
-  assert_non_null(f);
   if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_read(t, f, n * 4));
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    CLAIT_OK(ctx, clai_tensor_read(t, h, n * 2));
-    for (size_t i = 0; i < n; i++) f[i] = clait_f16_to_f32(h[i]);
-    free(h);
+    CLAIT_OK(ctx, clai_tensor_write(t, v, n * 4));
+    return;
   }
+  uint16_t *h = malloc(n * 2 + 2);
+  assert_non_null(h);
+  for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16(v[i]);
+  clai_status st = clai_tensor_write(t, h, n * 2);
+  free(h);
+  CLAIT_OK(ctx, st);
+}
+
+/* Reads an f32 or f16 tensor (any view) into v as floats, dense row-major. */
+static inline void clait_read_floats(clai_context *ctx, clai_tensor *t, float *v) {
+  size_t n = (size_t)clai_tensor_numel(t);
+  if (clai_tensor_dtype(t) == CLAI_DTYPE_F32) {
+    CLAIT_OK(ctx, clai_tensor_read(t, v, n * 4));
+    return;
+  }
+  uint16_t *h = malloc(n * 2 + 2);
+  assert_non_null(h);
+  clai_status st = clai_tensor_read(t, h, n * 2);
+  if (st == CLAI_OK)
+    for (size_t i = 0; i < n; i++) v[i] = clait_f16_to_f32(h[i]);
+  free(h);
+  CLAIT_OK(ctx, st);
+}
+
+/* As clait_read_floats, into a malloc'd array. */
+static inline float *clait_get(clai_context *ctx, clai_tensor *t) {
+  float *f = malloc((size_t)clai_tensor_numel(t) * 4 + 4);
+  assert_non_null(f);
+  clait_read_floats(ctx, t, f);
   return f;
 }
 
@@ -186,16 +208,7 @@ static inline float *clait_get(clai_context *ctx, clai_tensor *t) {
 static inline clai_tensor *clait_upload_floats(clai_context *ctx, clai_dtype dt, int ndim, const int64_t *shape,
                                                const float *v) {
   clai_tensor *t = clait_tensor(ctx, dt, ndim, shape);
-  size_t n = (size_t)clai_tensor_numel(t);
-  if (dt == CLAI_DTYPE_F32) {
-    CLAIT_OK(ctx, clai_tensor_write(t, v, n * 4));
-  } else {
-    uint16_t *h = malloc(n * 2 + 2);
-    assert_non_null(h);
-    for (size_t i = 0; i < n; i++) h[i] = clait_f32_to_f16(v[i]);
-    CLAIT_OK(ctx, clai_tensor_write(t, h, n * 2));
-    free(h);
-  }
+  clait_put_floats(ctx, t, v);
   return t;
 }
 
@@ -253,6 +266,35 @@ static inline clai_tensor *clait_make4(clai_context *ctx, clai_dtype dt, const i
 static inline void clait_free4(clai_tensor *t, clai_tensor *base) {
   if (t != base) clai_tensor_free(t);
   clai_tensor_free(base);
+}
+
+/* ---- [B, H, L, D] operands of the attention tests ----
+ * Layout 0 dense; 1 a [B, L, H, D] tensor permuted; 2 every other element of the last dim of a
+ * [B, H, L, 2D + 1] tensor starting at 1; 3 dense inside a 1-d tensor with CLAIT_MARGIN elements on each
+ * side. *base owns the storage (NULL for layout 0). */
+#define CLAIT_MARGIN 64
+static inline clai_tensor *clait_make_bhld(clai_context *ctx, clai_dtype dt, const int64_t *shape, int layout,
+                                           clai_tensor **base) {
+  clai_tensor *t = NULL;
+  *base = NULL;
+  if (layout == 0) {
+    CLAIT_OK(ctx, clai_tensor_init(ctx, &t, dt, 4, shape));
+  } else if (layout == 1) {
+    const int64_t bs[4] = {shape[0], shape[2], shape[1], shape[3]};
+    const int perm[4] = {0, 2, 1, 3};
+    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, bs));
+    CLAIT_OK(ctx, clai_tensor_permute(*base, &t, perm));
+  } else if (layout == 2) {
+    const int64_t bs[4] = {shape[0], shape[1], shape[2], 2 * shape[3] + 1};
+    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 4, bs));
+    CLAIT_OK(ctx, clai_tensor_slice(*base, &t, 3, 1, bs[3], 2));
+  } else {
+    const int64_t n = shape[0] * shape[1] * shape[2] * shape[3], bs[1] = {n + 2 * CLAIT_MARGIN};
+    const int64_t st[4] = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
+    CLAIT_OK(ctx, clai_tensor_init(ctx, base, dt, 1, bs));
+    CLAIT_OK(ctx, clai_tensor_view(*base, &t, 4, shape, st, CLAIT_MARGIN));
+  }
+  return t;
 }
 
 /* The output length of a convolution or pooling axis: input in, padding pa + pb, window k, dilation d,
