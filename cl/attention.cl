@@ -189,16 +189,16 @@ CLAI_ATTENTION(256)
  * position of row r is (r / seq_inner) % seq_len + pos_offset (seq_inner: rows per step of the position
  * dim). With `inverse` the rotation is by -t (the transpose: the backward). */
 #define CLAI_ROPE(SFX, T, LD, ST)                                                                              \
-  __kernel void clai_rope_##SFX(__global T *out, __global const T *x, const clai_index ix, const long D,        \
+  __kernel void clai_rope_##SFX(__global T *out, __global const T *x, CLAI_INDEX_ARGS(ix), const long D,        \
                                 const long rot, const long o_sd, const long x_sd, const long seq_len,          \
                                 const long seq_inner, const long pos_offset, const float log2_theta,           \
                                 const int halves, const int inverse) {                                         \
     const long half_rot = rot / 2, per_row = D - half_rot;                                                     \
     const long g = get_global_id(0);                                                                           \
-    if (g >= ix.numel * per_row) return;                                                                       \
+    if (g >= CLAI_IX_NUMEL(ix) * per_row) return;                                                                       \
     const long r = g / per_row, j = g % per_row;                                                               \
     long oo, ox, unused;                                                                                       \
-    clai_offsets(&ix, r, &oo, &ox, &unused);                                                                   \
+    CLAI_OFFSETS(ix, r, &oo, &ox, &unused);                                                                   \
     if (j >= half_rot) {                                                                                       \
       const long d = j + half_rot;                                                                             \
       ST(out, oo + d * o_sd, LD(x, ox + d * x_sd));                                                            \

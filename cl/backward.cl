@@ -42,18 +42,18 @@ inline float clai_dunary(const int op, const float x) {
 #endif
 #define CLAI_UNARY_BWD(SFX, T, LD, ST)                                                                   \
   __kernel void clai_unary_bwd_##SFX(__global T *gx, __global const T *gy, __global const T *x,        \
-                                     const clai_index ix, const int op) {                              \
+                                     CLAI_INDEX_ARGS(ix), const int op) {                              \
     const long i0 = get_global_id(0) * CLAI_BWD_PER;                                                   \
-    const long i1 = min((long)ix.numel, i0 + CLAI_BWD_PER);                                            \
-    if (op == 5 && ix.ndim == 1) { /* relu on merged (e.g. dense) operands: the training fast path */  \
-      const long s0 = ix.stride[0][0], s1 = ix.stride[1][0], s2 = ix.stride[2][0];                     \
+    const long i1 = min((long)CLAI_IX_NUMEL(ix), i0 + CLAI_BWD_PER);                                            \
+    if (op == 5 && CLAI_IX_NDIM(ix) == 1) { /* relu on merged (e.g. dense) operands: the training fast path */  \
+      const long s0 = CLAI_IX_STRIDE_IN(ix, 0), s1 = CLAI_IX_STRIDE_IN(ix, 1), s2 = CLAI_IX_STRIDE_IN(ix, 2);                     \
       for (long i = i0; i < i1; i++)                                                                   \
-        ST(gx, ix.offset[0] + i * s0, LD(gy, ix.offset[1] + i * s1) * (LD(x, ix.offset[2] + i * s2) > 0.0f ? 1.0f : 0.0f)); \
+        ST(gx, CLAI_IX_OFF(ix, 0) + i * s0, LD(gy, CLAI_IX_OFF(ix, 1) + i * s1) * (LD(x, CLAI_IX_OFF(ix, 2) + i * s2) > 0.0f ? 1.0f : 0.0f)); \
       return;                                                                                          \
     }                                                                                                  \
     for (long i = i0; i < i1; i++) {                                                                   \
       long o0, o1, o2;                                                                                 \
-      clai_offsets(&ix, i, &o0, &o1, &o2);                                                             \
+      CLAI_OFFSETS(ix, i, &o0, &o1, &o2);                                                             \
       ST(gx, o0, LD(gy, o1) * clai_dunary(op, LD(x, o2)));                                             \
     }                                                                                                  \
   }
@@ -82,13 +82,13 @@ inline float clai_dbinary(const int op, const int side, const float g, const flo
 }
 #define CLAI_BINARY_BWD(SFX, T, LD)                                                                      \
   __kernel void clai_binary_bwd_##SFX(__global float *dst, __global const T *gy, __global const T *a,  \
-                                      __global const T *b, const clai_index ix, const int op,         \
+                                      __global const T *b, CLAI_INDEX_ARGS(ix), const int op,         \
                                       const int side) {                                                \
     const long i0 = get_global_id(0) * CLAI_BWD_PER;                                                   \
-    const long i1 = min((long)ix.numel, i0 + CLAI_BWD_PER);                                            \
+    const long i1 = min((long)CLAI_IX_NUMEL(ix), i0 + CLAI_BWD_PER);                                            \
     for (long i = i0; i < i1; i++) {                                                                   \
       long og, oa, ob;                                                                                 \
-      clai_offsets(&ix, i, &og, &oa, &ob);                                                             \
+      CLAI_OFFSETS(ix, i, &og, &oa, &ob);                                                             \
       dst[i] = clai_dbinary(op, side, LD(gy, og), LD(a, oa), LD(b, ob));                               \
     }                                                                                                  \
   }

@@ -5,8 +5,7 @@
  *              because vload_half/vstore_half are core OpenCL C 1.2 (section 6.12.7).
  *   CLAI_CPU   1 on CPU devices (POCL), where the kernels prefer CPU-shaped work mappings.
  *
- * Strided kernels receive a clai_index by value. Its layout must match struct clai__index in
- * lib/internal.h field for field; every field is a long so no padding rules are involved. */
+ * Strided kernels take their index metadata as five long8 arguments (CLAI_INDEX_ARGS); see below. */
 #ifndef CLAI_FP16
 #define CLAI_FP16 0
 #endif
@@ -17,38 +16,59 @@
 #pragma OPENCL EXTENSION cl_khr_fp16 : enable
 #endif
 
+/* ---- strided index metadata ---------------------------------------------------------------------------
+ * A kernel that walks strided views of up to three operands (0 = the output, 1 and 2 inputs) over one shape
+ * of up to 8 dims takes CLAI_INDEX_ARGS(ix): five long8 arguments that lib/program.c fills from a
+ * struct clai__index (lib/internal.h):
+ *   ix_h              (offset0, offset1, offset2, ndim, numel, 0, 0, 0), offsets in elements
+ *   ix_n              the shape, right-aligned: the innermost dim in .s7, unused leading dims are 1
+ *   ix_s0, _s1, _s2   each operand's strides (elements), aligned like ix_n, 0 in unused dims
+ * Only scalars and vectors of fixed size cross the host/kernel boundary: a struct by value is laid out
+ * differently by some implementations (Mesa rusticl sizes one holding a 2-D array differently), and the
+ * right alignment keeps every component access static, so no private array is ever indexed at run time. */
 #define CLAI_MAX_DIMS 8
-#define CLAI_IDX_OPS 3
+#define CLAI_INDEX_ARGS(ix) \
+  const long8 ix##_h, const long8 ix##_n, const long8 ix##_s0, const long8 ix##_s1, const long8 ix##_s2
+#define CLAI_IX_OFF(ix, k) (ix##_h.s##k)       /* operand k's offset, k a literal 0, 1 or 2 */
+#define CLAI_IX_NDIM(ix) (ix##_h.s3)
+#define CLAI_IX_NUMEL(ix) (ix##_h.s4)
+#define CLAI_IX_SHAPE_IN(ix) (ix##_n.s7)         /* the innermost dim (1 when ndim is 0) */
+#define CLAI_IX_STRIDE_IN(ix, k) (ix##_s##k.s7) /* operand k's innermost stride: its only one when ndim is 1 */
+#define CLAI_OFFSETS(ix, i, o0, o1, o2) \
+  clai_offsets(ix##_h, ix##_n, ix##_s0, ix##_s1, ix##_s2, (i), (o0), (o1), (o2))
 
-typedef struct clai_index {
-  long ndim;
-  long numel;
-  long shape[CLAI_MAX_DIMS];
-  long stride[CLAI_IDX_OPS][CLAI_MAX_DIMS];
-  long offset[CLAI_IDX_OPS];
-} clai_index;
+#define CLAI_IX_STEP_(c)                \
+  do {                                  \
+    const long q_ = i / n.c;            \
+    const long r_ = i - q_ * n.c;       \
+    a += r_ * s0.c;                     \
+    b += r_ * s1.c;                     \
+    d += r_ * s2.c;                     \
+    i = q_;                             \
+  } while (0)
 
-/* Element offsets of the three operands for linear index i (row-major over ix->shape). */
-inline void clai_offsets(const clai_index *ix, long i, long *o0, long *o1, long *o2) {
-  long a = ix->offset[0], b = ix->offset[1], c = ix->offset[2];
-  if (ix->ndim == 1) { /* the common case after the host merged contiguous dims */
-    a += i * ix->stride[0][0];
-    b += i * ix->stride[1][0];
-    c += i * ix->stride[2][0];
-  } else {
-    for (int d = (int)ix->ndim - 1; d >= 0; d--) {
-      const long s = ix->shape[d];
-      const long q = i / s;
-      const long r = i - q * s;
-      a += r * ix->stride[0][d];
-      b += r * ix->stride[1][d];
-      c += r * ix->stride[2][d];
-      i = q;
-    }
+/* Element offsets of the three operands for linear index i < numel (row-major over the shape). */
+inline void clai_offsets(const long8 h, const long8 n, const long8 s0, const long8 s1, const long8 s2, long i,
+                         long *o0, long *o1, long *o2) {
+  long a = h.s0, b = h.s1, d = h.s2;
+  const long nd = h.s3;
+  if (nd == 1) { /* the common case after the host merged contiguous dims */
+    a += i * s0.s7;
+    b += i * s1.s7;
+    d += i * s2.s7;
+  } else if (nd > 1) {
+    CLAI_IX_STEP_(s7);
+    CLAI_IX_STEP_(s6);
+    if (nd > 2) CLAI_IX_STEP_(s5);
+    if (nd > 3) CLAI_IX_STEP_(s4);
+    if (nd > 4) CLAI_IX_STEP_(s3);
+    if (nd > 5) CLAI_IX_STEP_(s2);
+    if (nd > 6) CLAI_IX_STEP_(s1);
+    if (nd > 7) CLAI_IX_STEP_(s0);
   }
   *o0 = a;
   *o1 = b;
-  *o2 = c;
+  *o2 = d;
 }
 
 /* Loads and stores by storage type; arithmetic is always in float (or int for i32). */

@@ -5,12 +5,12 @@
  * dtype codes: 0 f32, 1 f16, 2 i32 (enum clai_dtype). Conversions follow OpenCL C: float -> int rounds
  * toward zero and saturates (convert_int_sat_rtz), float -> half rounds to nearest even (vstore_half). */
 
-__kernel void clai_copy(__global uchar *dst, __global const uchar *src, const clai_index ix, const long dst_dtype,
+__kernel void clai_copy(__global uchar *dst, __global const uchar *src, CLAI_INDEX_ARGS(ix), const long dst_dtype,
                         const long src_dtype) {
   const long i = get_global_id(0);
-  if (i >= ix.numel) return;
+  if (i >= CLAI_IX_NUMEL(ix)) return;
   long od, os, unused;
-  clai_offsets(&ix, i, &od, &os, &unused);
+  CLAI_OFFSETS(ix, i, &od, &os, &unused);
   float f = 0.0f;
   int v = 0;
   const int is_int = src_dtype == 2;
@@ -29,11 +29,11 @@ __kernel void clai_copy(__global uchar *dst, __global const uchar *src, const cl
 }
 
 #define CLAI_FILL(SFX, T, VT, ST)                                                     \
-  __kernel void clai_fill_##SFX(__global T *dst, const clai_index ix, const VT value) { \
+  __kernel void clai_fill_##SFX(__global T *dst, CLAI_INDEX_ARGS(ix), const VT value) { \
     const long i = get_global_id(0);                                                  \
-    if (i >= ix.numel) return;                                                        \
+    if (i >= CLAI_IX_NUMEL(ix)) return;                                                        \
     long od, u1, u2;                                                                  \
-    clai_offsets(&ix, i, &od, &u1, &u2);                                              \
+    CLAI_OFFSETS(ix, i, &od, &u1, &u2);                                              \
     ST(dst, od, value);                                                               \
   }
 CLAI_FILL(f32, float, float, CLAI_ST_F32)

@@ -61,11 +61,11 @@ inline int clai_unary_i(const int op, const int x, const float alpha, const floa
 
 #define CLAI_BINARY(SFX, T, LD, ST, FN)                                                                  \
   __kernel void clai_binary_##SFX(__global T *out, __global const T *a, __global const T *b,           \
-                                  const clai_index ix, const int op) {                                 \
+                                  CLAI_INDEX_ARGS(ix), const int op) {                                 \
     const long i = get_global_id(0);                                                                   \
-    if (i >= ix.numel) return;                                                                         \
+    if (i >= CLAI_IX_NUMEL(ix)) return;                                                                         \
     long oo, oa, ob;                                                                                   \
-    clai_offsets(&ix, i, &oo, &oa, &ob);                                                               \
+    CLAI_OFFSETS(ix, i, &oo, &oa, &ob);                                                               \
     ST(out, oo, FN(op, LD(a, oa), LD(b, ob)));                                                         \
   }
 CLAI_BINARY(f32, float, CLAI_LD_F32, CLAI_ST_F32, clai_binary_f)
@@ -73,12 +73,12 @@ CLAI_BINARY(f16, half, CLAI_LD_F16, CLAI_ST_F16, clai_binary_f)
 CLAI_BINARY(i32, int, CLAI_LD_I32, CLAI_ST_I32, clai_binary_i)
 
 #define CLAI_UNARY(SFX, T, LD, ST, FN)                                                                   \
-  __kernel void clai_unary_##SFX(__global T *out, __global const T *x, const clai_index ix, const int op, \
+  __kernel void clai_unary_##SFX(__global T *out, __global const T *x, CLAI_INDEX_ARGS(ix), const int op, \
                                  const float alpha, const float beta) {                                \
     const long i = get_global_id(0);                                                                   \
-    if (i >= ix.numel) return;                                                                         \
+    if (i >= CLAI_IX_NUMEL(ix)) return;                                                                         \
     long oo, ox, unused;                                                                               \
-    clai_offsets(&ix, i, &oo, &ox, &unused);                                                           \
+    CLAI_OFFSETS(ix, i, &oo, &ox, &unused);                                                           \
     ST(out, oo, FN(op, LD(x, ox), alpha, beta));                                                       \
   }
 CLAI_UNARY(f32, float, CLAI_LD_F32, CLAI_ST_F32, clai_unary_f)

@@ -20,13 +20,13 @@
 #endif
 #define CLAI_GATHER(SFX, T)                                                                                \
   __kernel void clai_gather_rows_##SFX(__global T *out, __global const T *table, __global const int *index,  \
-                                       __global int *flag, const clai_index ix, const long ncols,            \
+                                       __global int *flag, CLAI_INDEX_ARGS(ix), const long ncols,            \
                                        const long nrows, const long toff, const long trow, const long tcol) { \
     const long i0 = get_global_id(0) * CLAI_GATHER_PER;                                                      \
-    const long i1 = min((long)ix.numel, i0 + CLAI_GATHER_PER);                                               \
+    const long i1 = min((long)CLAI_IX_NUMEL(ix), i0 + CLAI_GATHER_PER);                                               \
     for (long i = i0; i < i1; i++) {                                                                         \
       long oo, oi, unused;                                                                                   \
-      clai_offsets(&ix, i, &oo, &oi, &unused);                                                               \
+      CLAI_OFFSETS(ix, i, &oo, &oi, &unused);                                                               \
       const long col = i % ncols;                                                                            \
       const long row = index[oi];                                                                            \
       T v = 0;                                                                                               \
@@ -43,12 +43,12 @@ CLAI_GATHER(b4, uint)
 CLAI_GATHER(b2, ushort)
 
 /* out[..., c] = (labels[...] == c); dtype codes as in enum clai_dtype (0 f32, 1 f16, 2 i32). */
-__kernel void clai_one_hot(__global uchar *out, __global const int *labels, const clai_index ix, const long ncls,
+__kernel void clai_one_hot(__global uchar *out, __global const int *labels, CLAI_INDEX_ARGS(ix), const long ncls,
                            const int out_dtype) {
   const long i = get_global_id(0);
-  if (i >= ix.numel) return;
+  if (i >= CLAI_IX_NUMEL(ix)) return;
   long oo, ol, unused;
-  clai_offsets(&ix, i, &oo, &ol, &unused);
+  CLAI_OFFSETS(ix, i, &oo, &ol, &unused);
   const int hit = (long)labels[ol] == i % ncls;
   if (out_dtype == 0)
     ((__global float *)out)[oo] = hit ? 1.0f : 0.0f;
@@ -63,13 +63,13 @@ __kernel void clai_one_hot(__global uchar *out, __global const int *labels, cons
  * nonzero, -0.0 as zero. */
 #define CLAI_WHERE(SFX, T)                                                                                 \
   __kernel void clai_where_##SFX(__global T *out, __global const uchar *mask, __global const T *a,          \
-                                 __global const T *b, const clai_index ixa, const clai_index ixb,          \
+                                 __global const T *b, CLAI_INDEX_ARGS(ixa), CLAI_INDEX_ARGS(ixb),          \
                                  const int mask_dtype) {                                                   \
     const long i = get_global_id(0);                                                                       \
-    if (i >= ixa.numel) return;                                                                            \
+    if (i >= CLAI_IX_NUMEL(ixa)) return;                                                                            \
     long oo, om, oa, ob, u1, u2;                                                                           \
-    clai_offsets(&ixa, i, &oo, &om, &oa);                                                                  \
-    clai_offsets(&ixb, i, &u1, &ob, &u2);                                                                  \
+    CLAI_OFFSETS(ixa, i, &oo, &om, &oa);                                                                  \
+    CLAI_OFFSETS(ixb, i, &u1, &ob, &u2);                                                                  \
     int m;                                                                                                 \
     if (mask_dtype == 0)                                                                                   \
       m = ((__global const float *)mask)[om] != 0.0f;                                                      \

@@ -189,22 +189,22 @@ __kernel void clai_loss_finish(__global float *out, __global const float *part, 
  * has_grad. The dense case (one merged dim of unit strides) skips the index arithmetic. */
 #define CLAI_MSE(SFX, T, LD, ST)                                                                         \
   __kernel void clai_mse_##SFX(__global float *part, __global T *grad, __global const T *x,            \
-                               __global const T *y, const clai_index ix, const long P,                 \
+                               __global const T *y, CLAI_INDEX_ARGS(ix), const long P,                 \
                                const float gscale, const int has_grad) {                               \
     const long j = get_global_id(0);                                                                   \
     if (j >= P) return;                                                                                \
     float s = 0.0f;                                                                                    \
-    CLAI_PART_RANGE(j, ix.numel, P, lo, hi, st);                                                       \
-    const int dense = ix.ndim == 1 && ix.stride[0][0] == 1 && ix.stride[1][0] == 1 &&                  \
-                      (!has_grad || ix.stride[2][0] == 1);                                             \
+    CLAI_PART_RANGE(j, CLAI_IX_NUMEL(ix), P, lo, hi, st);                                                       \
+    const int dense = CLAI_IX_NDIM(ix) == 1 && CLAI_IX_STRIDE_IN(ix, 0) == 1 && CLAI_IX_STRIDE_IN(ix, 1) == 1 &&                  \
+                      (!has_grad || CLAI_IX_STRIDE_IN(ix, 2) == 1);                                             \
     for (long i = lo; i < hi; i += st) {                                                               \
       long ox, oy, og;                                                                                 \
       if (dense) {                                                                                     \
-        ox = ix.offset[0] + i;                                                                         \
-        oy = ix.offset[1] + i;                                                                         \
-        og = ix.offset[2] + i;                                                                         \
+        ox = CLAI_IX_OFF(ix, 0) + i;                                                                         \
+        oy = CLAI_IX_OFF(ix, 1) + i;                                                                         \
+        og = CLAI_IX_OFF(ix, 2) + i;                                                                         \
       } else {                                                                                         \
-        clai_offsets(&ix, i, &ox, &oy, &og);                                                           \
+        CLAI_OFFSETS(ix, i, &ox, &oy, &og);                                                           \
       }                                                                                                \
       const float d = LD(x, ox) - LD(y, oy);                                                           \
       s += d * d;                                                                                      \

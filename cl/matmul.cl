@@ -24,16 +24,16 @@
 
 #define CLAI_GEMM(SFX, ABT, LD_AB, VLD_AB)                                                                   \
   __kernel void clai_gemm_##SFX(__global float *c, __global const ABT *a, __global const ABT *b,           \
-                                const clai_index ix, const int M, const int N, const int K, const long sam, \
+                                CLAI_INDEX_ARGS(ix), const int M, const int N, const int K, const long sam, \
                                 const long sak, const long sbk, const long sbn, const long scm,             \
                                 const long scn, const float alpha, const float beta,                       \
                                 __global const float *bias, const long boff, const long bsm, const long bsn, \
                                 const int flags) {                                                          \
     const long z = get_global_id(2);                                                                        \
     /* Uniform across the work-group (local size 1 in dim 2), so no barrier is skipped by only some. */     \
-    if (z >= ix.numel || M == 0 || N == 0) return;                                                          \
+    if (z >= CLAI_IX_NUMEL(ix) || M == 0 || N == 0) return;                                                          \
     long oc, oa, ob;                                                                                        \
-    clai_offsets(&ix, z, &oc, &oa, &ob);                                                                    \
+    CLAI_OFFSETS(ix, z, &oc, &oa, &ob);                                                                    \
     const int row0 = (int)get_global_id(0) * RM, col0 = (int)get_global_id(1) * VW;                         \
     const int b_vec = sbn == 1 && col0 + VW <= N;                                                           \
     long arow[RM];                                                                                          \

@@ -25,7 +25,7 @@
 
 #define CLAI_GEMM_GPU(NAME, ABT, LD, R, GX, GY)                                                                \
   __kernel __attribute__((reqd_work_group_size(GX, GY, 1))) void NAME(                                        \
-      __global float *c, __global const ABT *a, __global const ABT *b, const clai_index ix, const int M,      \
+      __global float *c, __global const ABT *a, __global const ABT *b, CLAI_INDEX_ARGS(ix), const int M,      \
       const int N, const int K, const long sam, const long sak, const long sbk, const long sbn, const long scm, \
       const long scn, const float alpha, const float beta, __global const float *bias, const long boff,        \
       const long bsm, const long bsn, const int flags) {                                                      \
@@ -33,9 +33,9 @@
     __local float as[KB][TM];                                                                                 \
     __local float bs[KB][TN];                                                                                 \
     const long z = get_global_id(2);                                                                          \
-    if (z >= ix.numel || M == 0 || N == 0) return; /* uniform across the work-group */                        \
+    if (z >= CLAI_IX_NUMEL(ix) || M == 0 || N == 0) return; /* uniform across the work-group */                        \
     long oc, oa, ob;                                                                                          \
-    clai_offsets(&ix, z, &oc, &oa, &ob);                                                                      \
+    CLAI_OFFSETS(ix, z, &oc, &oa, &ob);                                                                      \
     const int lx = (int)get_local_id(0), ly = (int)get_local_id(1), t = ly * (GX) + lx;                      \
     const int m0 = (int)get_group_id(0) * TM, n0 = (int)get_group_id(1) * TN;                                 \
     const int a_kfast = sak == 1, b_nfast = sbn == 1 || sbk != 1;                                             \

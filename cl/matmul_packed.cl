@@ -89,13 +89,13 @@ CLAI_PACK_PANELS(f32, float, LDS_F32, VLDPK_F32, VLDVW_F32)
 CLAI_PACK_PANELS(f16, half, LDS_F16, VLDPK_F16, VLDVW_F16)
 #define CLAI_PACK_KERNEL(SFX, T)                                                                               \
   __kernel void clai_pack_ab_##SFX(__global const T *a, __global const T *b, __global float *ap, __global float *bp, \
-                                   const clai_index ix, const int M, const int N, const int K, const int Mt,          \
+                                   CLAI_INDEX_ARGS(ix), const int M, const int N, const int K, const int Mt,          \
                                    const int Nt, const long sam, const long sak, const long sbk, const long sbn) {   \
     const long z = get_global_id(2);                                                                             \
     const int k0 = (int)get_global_id(0) * PK, t = (int)get_global_id(1);                                        \
-    if (z >= ix.numel || k0 >= K || t >= Mt + Nt) return; /* no barrier in this kernel */                       \
+    if (z >= CLAI_IX_NUMEL(ix) || k0 >= K || t >= Mt + Nt) return; /* no barrier in this kernel */                       \
     long oc, oa, ob;                                                                                             \
-    clai_offsets(&ix, z, &oc, &oa, &ob);                                                                         \
+    CLAI_OFFSETS(ix, z, &oc, &oa, &ob);                                                                         \
     if (t < Mt)                                                                                                  \
       clai_pack_a_panel_##SFX(M, K, Mt, a + oa, sam, sak, ap, k0, t, z);                                         \
     else                                                                                                         \
@@ -127,12 +127,12 @@ CLAI_PACK_KERNEL(f16, half)
   }
 
 #define CLAI_GEMM_PACKED(NAME, BARRIER)                                                                        \
-  __kernel void NAME(__global float *c, __global const float *ap, __global const float *bp, const clai_index ix, \
+  __kernel void NAME(__global float *c, __global const float *ap, __global const float *bp, CLAI_INDEX_ARGS(ix), \
                      const int M, const int N, const int K, const int Mt, const int Nt, const long scm,        \
                      const long scn, CLAI_EPILOGUE_ARGS) {                                                     \
     const long z = get_global_id(2);                                                                           \
     /* Uniform across the work-group (local size 1 in dim 2), so no barrier is skipped by only some. */       \
-    if (z >= ix.numel || Mt == 0 || Nt == 0) return;                                                           \
+    if (z >= CLAI_IX_NUMEL(ix) || Mt == 0 || Nt == 0) return;                                                           \
     const int gi = (int)get_global_id(0), gj = (int)get_global_id(1);                                          \
     const int ti = min(gi, Mt - 1), tj = min(gj, Nt - 1);                                                      \
     const __global float *pa = ap + (z * Mt + ti) * (long)K * RM;                                              \
@@ -146,7 +146,7 @@ CLAI_PACK_KERNEL(f16, half)
     CLAI_PACKED_KLOOP(BARRIER)                                                                                 \
     if (!active) return;                                                                                       \
     long oc, oa, ob;                                                                                           \
-    clai_offsets(&ix, z, &oc, &oa, &ob);                                                                       \
+    CLAI_OFFSETS(ix, z, &oc, &oa, &ob);                                                                       \
     clai_store_tile(c, oc, acc, RM, gi * RM, gj * VW, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, flags); \
   }
 
@@ -165,16 +165,16 @@ CLAI_GEMM_PACKED(clai_gemm_packed_short, (void)0)
  * cache by the others. */
 #define CLAI_GEMM_APACKED(SFX, T, LDS, VLDVW)                                                                  \
   __kernel void clai_gemm_apacked_##SFX(__global float *c, __global const float *ap, __global const T *b,      \
-                                        const clai_index ix, const int M, const int N, const int K, const int Mt, \
+                                        CLAI_INDEX_ARGS(ix), const int M, const int N, const int K, const int Mt, \
                                         const long sbk, const long sbn, const long scm, const long scn,        \
                                         CLAI_EPILOGUE_ARGS) {                                                  \
     const long z = get_global_id(2);                                                                           \
-    if (z >= ix.numel || Mt == 0 || N == 0) return; /* uniform across the work-group */                       \
+    if (z >= CLAI_IX_NUMEL(ix) || Mt == 0 || N == 0) return; /* uniform across the work-group */                       \
     const int gi = (int)get_global_id(0), gj = (int)get_global_id(1);                                          \
     const int col0 = gj * VW;                                                                                  \
     const __global float *pa = ap + (z * Mt + min(gi, Mt - 1)) * (long)K * RM;                                 \
     long oc, oa, ob;                                                                                           \
-    clai_offsets(&ix, z, &oc, &oa, &ob);                                                                       \
+    CLAI_OFFSETS(ix, z, &oc, &oa, &ob);                                                                       \
     const __global T *pb = b + ob;                                                                             \
     const int bvec = sbn == 1 && col0 + VW <= N;                                                               \
     /* work-items past the last A panel or column tile keep the group's barriers and skip the work */         \

@@ -80,13 +80,13 @@ inline float clai_sm_empty(__global const float *x, const long ox, const long xs
   return -INFINITY;
 }
 
-__kernel void clai_softmax(__global float *out, __global const float *x, const clai_index ix, const long n,
+__kernel void clai_softmax(__global float *out, __global const float *x, CLAI_INDEX_ARGS(ix), const long n,
                            const long xs, const long os, const long lq, const float scale, const int flags,
                            const int xf16, const int of16) {
   const long r = get_global_id(0);
-  if (r >= ix.numel) return;
+  if (r >= CLAI_IX_NUMEL(ix)) return;
   long oo, ox, unused;
-  clai_offsets(&ix, r, &oo, &ox, &unused);
+  CLAI_OFFSETS(ix, r, &oo, &ox, &unused);
   const int lg = flags & CLAI_SM_LOG;
   long m = n; /* unmasked elements: [0, m) */
   if (flags & CLAI_SM_CAUSAL) m = clamp(r % lq + (n - lq) + 1, 0L, n);
@@ -155,13 +155,13 @@ __kernel void clai_softmax(__global float *out, __global const float *x, const c
 /* dt bits: 1 x is f16, 2 out is f16, 4 gamma is f16, 8 beta is f16. */
 __kernel void clai_layernorm(__global float *out, __global const float *x, __global const float *gamma,
                              __global const float *beta, __global float *mean_out, __global float *rstd_out,
-                             const clai_index ix, const long n, const long xs, const long os, const long gs,
+                             CLAI_INDEX_ARGS(ix), const long n, const long xs, const long os, const long gs,
                              const long bs, const long go, const long bo, const long mo, const long ro,
                              const float eps, const int flags, const int dt) {
   const long r = get_global_id(0);
-  if (r >= ix.numel) return;
+  if (r >= CLAI_IX_NUMEL(ix)) return;
   long oo, ox, unused;
-  clai_offsets(&ix, r, &oo, &ox, &unused);
+  CLAI_OFFSETS(ix, r, &oo, &ox, &unused);
   const int rms = flags & CLAI_LN_RMS, hg = flags & CLAI_LN_GAMMA, hb = flags & CLAI_LN_BETA;
   const int xf16 = dt & 1, of16 = dt & 2, gf16 = dt & 4, bf16 = dt & 8;
   const int vec = xs == 1 && os == 1 && dt == 0 && (!hg || gs == 1) && (!hb || bs == 1);

@@ -38,12 +38,12 @@ inline float clai_nb_hsum8(const float8 v) {
 
 /* dt bits: 1 grad_x is f16, 2 grad_y is f16, 4 y is f16. */
 __kernel void clai_softmax_bwd(__global float *gx, __global const float *gy, __global const float *y,
-                               const clai_index ix, const long n, const long gxs, const long gys, const long ys,
+                               CLAI_INDEX_ARGS(ix), const long n, const long gxs, const long gys, const long ys,
                                const long lq, const float scale, const int flags, const int dt) {
   const long r = get_global_id(0);
-  if (r >= ix.numel) return;
+  if (r >= CLAI_IX_NUMEL(ix)) return;
   long og, oy, oo;
-  clai_offsets(&ix, r, &og, &oy, &oo);
+  CLAI_OFFSETS(ix, r, &og, &oy, &oo);
   const int lg = flags & CLAI_SMB_LOG;
   long m = n;
   if (flags & CLAI_SMB_CAUSAL) m = clamp(r % lq + (n - lq) + 1, 0L, n);
@@ -89,13 +89,13 @@ __kernel void clai_softmax_bwd(__global float *gx, __global const float *gy, __g
  * are f32, contiguous, one per row at mo + r / ro + r. */
 __kernel void clai_layernorm_bwd(__global float *gx, __global const float *gy, __global const float *x,
                                  __global const float *gamma, __global const float *mean,
-                                 __global const float *rstd, const clai_index ix, const long n, const long gxs,
+                                 __global const float *rstd, CLAI_INDEX_ARGS(ix), const long n, const long gxs,
                                  const long gys, const long xs, const long gs, const long go, const long mo,
                                  const long ro, const int flags, const int dt) {
   const long r = get_global_id(0);
-  if (r >= ix.numel) return;
+  if (r >= CLAI_IX_NUMEL(ix)) return;
   long og, oy, ox;
-  clai_offsets(&ix, r, &og, &oy, &ox);
+  CLAI_OFFSETS(ix, r, &og, &oy, &ox);
   const int rms = flags & CLAI_LNB_RMS, hg = flags & CLAI_LNB_GAMMA;
   const int gxf = dt & 1, gyf = dt & 2, xf = dt & 4, gmf = dt & 8;
   const float mu = rms ? 0.0f : mean[mo + r], rs = rstd[ro + r];
@@ -153,17 +153,17 @@ __kernel void clai_layernorm_bwd(__global float *gx, __global const float *gy, _
  * ceil(n / vw). ix: operand 1 grad_y, operand 2 x (operand 0 unused). dt bits: 2 grad_y is f16, 4 x is f16. */
 __kernel void clai_norm_bwd_cols(__global float *pg, __global float *pb, __global const float *gy,
                                  __global const float *x, __global const float *mean, __global const float *rstd,
-                                 const clai_index ix, const long n, const long chunk, const long vw, const long gys,
+                                 CLAI_INDEX_ARGS(ix), const long n, const long chunk, const long vw, const long gys,
                                  const long xs, const long mo, const long ro, const int flags, const int dt) {
   const long id = get_global_id(0);
   if (n == 0 || chunk == 0 || vw == 0) return;
   const long nb = (n + vw - 1) / vw, c = id / nb, j0 = (id - c * nb) * vw, r0 = c * chunk;
-  if (r0 >= ix.numel) return;
-  const long r1 = min(r0 + chunk, ix.numel);
+  if (r0 >= CLAI_IX_NUMEL(ix)) return;
+  const long r1 = min(r0 + chunk, CLAI_IX_NUMEL(ix));
   const int rms = flags & CLAI_LNB_RMS, hb = flags & CLAI_LNB_BETA, gyf = dt & 2, xf = dt & 4;
   if (vw == 8 && j0 + 8 <= n) {
-    const long sy = ix.stride[1][0], sx = ix.stride[2][0];
-    __global const float *gyr = gy + ix.offset[1] + r0 * sy + j0, *xr = x + ix.offset[2] + r0 * sx + j0;
+    const long sy = CLAI_IX_STRIDE_IN(ix, 1), sx = CLAI_IX_STRIDE_IN(ix, 2);
+    __global const float *gyr = gy + CLAI_IX_OFF(ix, 1) + r0 * sy + j0, *xr = x + CLAI_IX_OFF(ix, 2) + r0 * sx + j0;
     float8 sg = (float8)(0.0f), sb = (float8)(0.0f);
     for (long r = r0; r < r1; r++, gyr += sy, xr += sx) {
       const float8 g = vload8(0, gyr);
@@ -179,7 +179,7 @@ __kernel void clai_norm_bwd_cols(__global float *pg, __global float *pb, __globa
     float sg = 0.0f, sb = 0.0f;
     for (long r = r0; r < r1; r++) {
       long unused, oy, ox;
-      clai_offsets(&ix, r, &unused, &oy, &ox);
+      CLAI_OFFSETS(ix, r, &unused, &oy, &ox);
       const float g = clai_nb_ld(gy, oy + j * gys, gyf);
       const float mu = rms ? 0.0f : mean[mo + r];
       sg += g * ((clai_nb_ld(x, ox + j * xs, xf) - mu) * rstd[ro + r]);

@@ -59,11 +59,11 @@ inline float2 clai_box_muller(const uint w0, const uint w1) {
 
 /* dist 0: uniform, value = a + (b - a) * u. dist 1: normal, value = a + b * z. */
 #define CLAI_RAND(SFX, T, ST)                                                                            \
-  __kernel void clai_rand_##SFX(__global T *out, const clai_index ix, const long seed, const long offset, \
+  __kernel void clai_rand_##SFX(__global T *out, CLAI_INDEX_ARGS(ix), const long seed, const long offset, \
                                 const int dist, const float a, const float b) {                        \
     const long g = get_global_id(0);                                                                   \
     const long base = g * 4;                                                                           \
-    if (base >= ix.numel) return;                                                                      \
+    if (base >= CLAI_IX_NUMEL(ix)) return;                                                                      \
     const uint4 w = clai_rand_block(g, seed, offset);                                                  \
     float v[4];                                                                                        \
     if (dist == 0) {                                                                                   \
@@ -79,17 +79,17 @@ inline float2 clai_box_muller(const uint w0, const uint w1) {
       v[2] = a + b * z1.x;                                                                             \
       v[3] = a + b * z1.y;                                                                             \
     }                                                                                                  \
-    if (ix.ndim == 1 && ix.stride[0][0] == 1 && base + 4 <= ix.numel) { /* dense: no index math */   \
-      const long o = ix.offset[0] + base;                                                              \
+    if (CLAI_IX_NDIM(ix) == 1 && CLAI_IX_STRIDE_IN(ix, 0) == 1 && base + 4 <= CLAI_IX_NUMEL(ix)) { /* dense: no index math */   \
+      const long o = CLAI_IX_OFF(ix, 0) + base;                                                              \
       ST(out, o, v[0]);                                                                                \
       ST(out, o + 1, v[1]);                                                                            \
       ST(out, o + 2, v[2]);                                                                            \
       ST(out, o + 3, v[3]);                                                                            \
       return;                                                                                          \
     }                                                                                                  \
-    for (int j = 0; j < 4 && base + j < ix.numel; j++) {                                               \
+    for (int j = 0; j < 4 && base + j < CLAI_IX_NUMEL(ix); j++) {                                               \
       long o, unused1, unused2;                                                                        \
-      clai_offsets(&ix, base + j, &o, &unused1, &unused2);                                             \
+      CLAI_OFFSETS(ix, base + j, &o, &unused1, &unused2);                                             \
       ST(out, o, v[j]);                                                                                \
     }                                                                                                  \
   }
@@ -100,17 +100,17 @@ CLAI_RAND(f16, half, CLAI_ST_F16)
  * has_mask, receives m. Operands in ix: 0 = out, 1 = x, 2 = mask. q = 1 - p. */
 #define CLAI_DROPOUT(SFX, T, LD, ST)                                                                     \
   __kernel void clai_dropout_##SFX(__global T *out, __global const T *x, __global T *mask,             \
-                                   const clai_index ix, const long seed, const long offset,            \
+                                   CLAI_INDEX_ARGS(ix), const long seed, const long offset,            \
                                    const float q, const float scale, const int has_mask) {             \
     const long g = get_global_id(0);                                                                   \
     const long base = g * 4;                                                                           \
-    if (base >= ix.numel) return;                                                                      \
+    if (base >= CLAI_IX_NUMEL(ix)) return;                                                                      \
     const uint4 w = clai_rand_block(g, seed, offset);                                                  \
     const float m0 = clai_rand_u01(w.x) < q ? scale : 0.0f, m1 = clai_rand_u01(w.y) < q ? scale : 0.0f; \
     const float m2 = clai_rand_u01(w.z) < q ? scale : 0.0f, m3 = clai_rand_u01(w.w) < q ? scale : 0.0f; \
-    if (ix.ndim == 1 && ix.stride[0][0] == 1 && ix.stride[1][0] == 1 &&                                \
-        (!has_mask || ix.stride[2][0] == 1) && base + 4 <= ix.numel) { /* dense: no index math */      \
-      const long oo = ix.offset[0] + base, ox = ix.offset[1] + base, om = ix.offset[2] + base;         \
+    if (CLAI_IX_NDIM(ix) == 1 && CLAI_IX_STRIDE_IN(ix, 0) == 1 && CLAI_IX_STRIDE_IN(ix, 1) == 1 &&                                \
+        (!has_mask || CLAI_IX_STRIDE_IN(ix, 2) == 1) && base + 4 <= CLAI_IX_NUMEL(ix)) { /* dense: no index math */      \
+      const long oo = CLAI_IX_OFF(ix, 0) + base, ox = CLAI_IX_OFF(ix, 1) + base, om = CLAI_IX_OFF(ix, 2) + base;         \
       ST(out, oo, LD(x, ox) * m0);                                                                     \
       ST(out, oo + 1, LD(x, ox + 1) * m1);                                                             \
       ST(out, oo + 2, LD(x, ox + 2) * m2);                                                             \
@@ -124,9 +124,9 @@ CLAI_RAND(f16, half, CLAI_ST_F16)
       return;                                                                                          \
     }                                                                                                  \
     const float ms[4] = {m0, m1, m2, m3};                                                              \
-    for (int j = 0; j < 4 && base + j < ix.numel; j++) {                                               \
+    for (int j = 0; j < 4 && base + j < CLAI_IX_NUMEL(ix); j++) {                                               \
       long oo, ox, om;                                                                                 \
-      clai_offsets(&ix, base + j, &oo, &ox, &om);                                                      \
+      CLAI_OFFSETS(ix, base + j, &oo, &ox, &om);                                                      \
       ST(out, oo, LD(x, ox) * ms[j]);                                                                  \
       if (has_mask) ST(mask, om, ms[j]);                                                               \
     }                                                                                                  \

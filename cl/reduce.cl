@@ -211,13 +211,13 @@ inline void clai_r_store(__global float *out, const long oo, const int op, const
 }
 
 __kernel void clai_reduce_rows(__global float *out, __global const float *x, __global float *part,
-                               const clai_index ix, const long n, const long xs, const long chunk,
+                               CLAI_INDEX_ARGS(ix), const long n, const long xs, const long chunk,
                                const int nsplit, const int op, const int corr, const int xf16, const int of16) {
-  const long g = get_global_id(0), nrows = ix.numel;
+  const long g = get_global_id(0), nrows = CLAI_IX_NUMEL(ix);
   if (g >= nrows * nsplit) return;
   const long p = g / nrows, r = g - p * nrows;
   long oo, ox, unused;
-  clai_offsets(&ix, r, &oo, &ox, &unused);
+  CLAI_OFFSETS(ix, r, &oo, &ox, &unused);
   const long lo = p * chunk;
   const long hi = min(n, lo + chunk);
   float a, b;
@@ -232,12 +232,12 @@ __kernel void clai_reduce_rows(__global float *out, __global const float *x, __g
 }
 
 /* Combines the nsplit partial states of each row in chunk order and writes the result. */
-__kernel void clai_reduce_merge(__global float *out, __global const float *part, const clai_index ix, const long n,
+__kernel void clai_reduce_merge(__global float *out, __global const float *part, CLAI_INDEX_ARGS(ix), const long n,
                                 const long chunk, const int nsplit, const int op, const int corr, const int of16) {
-  const long r = get_global_id(0), nrows = ix.numel;
+  const long r = get_global_id(0), nrows = CLAI_IX_NUMEL(ix);
   if (r >= nrows) return;
   long oo, unused0, unused1;
-  clai_offsets(&ix, r, &oo, &unused0, &unused1);
+  CLAI_OFFSETS(ix, r, &oo, &unused0, &unused1);
   const long plane = nsplit * nrows;
   float a = part[r], b = part[plane + r];
   float cnt = (float)min(chunk, n);
@@ -294,17 +294,17 @@ __kernel void clai_reduce_merge(__global float *out, __global const float *part,
   }
 
 __kernel void clai_reduce_cols(__global float *out, __global const float *x, __global float *part,
-                               const clai_index ix, const long n, const long xs, const long chunk,
+                               CLAI_INDEX_ARGS(ix), const long n, const long xs, const long chunk,
                                const int nsplit, const int op, const int corr, const int of16) {
-  const long nrows = ix.numel;
+  const long nrows = CLAI_IX_NUMEL(ix);
   if (nrows == 0) return;
-  const long w = ix.shape[ix.ndim - 1], nb = (w + CLAI_COLS - 1) / CLAI_COLS, nblk = nrows / w * nb;
+  const long w = CLAI_IX_SHAPE_IN(ix), nb = (w + CLAI_COLS - 1) / CLAI_COLS, nblk = nrows / w * nb;
   const long g = get_global_id(0);
   if (g >= nblk * nsplit) return;
   const long p = g / nblk, bq = g - p * nblk, q = bq / nb, b = bq - q * nb;
-  const long r0 = q * w + b * CLAI_COLS, cnt = min((long)CLAI_COLS, w - b * CLAI_COLS), os = ix.stride[0][ix.ndim - 1];
+  const long r0 = q * w + b * CLAI_COLS, cnt = min((long)CLAI_COLS, w - b * CLAI_COLS), os = CLAI_IX_STRIDE_IN(ix, 0);
   long oo, ox, unused;
-  clai_offsets(&ix, r0, &oo, &ox, &unused);
+  CLAI_OFFSETS(ix, r0, &oo, &ox, &unused);
   const long lo = p * chunk, hi = min(n, lo + chunk), m = hi > lo ? hi - lo : 0;
   const long base = ox + lo * xs;
   float a[CLAI_COLS], c[CLAI_COLS];

@@ -112,6 +112,13 @@ typedef struct clai_context_params {
   /* Kernel profiling: 1 records the device time of every kernel launch (see clai_profile_get), -1 never,
    * 0: on when $CLAI_PROFILE is "1". It costs an event per launch; leave it off in production. */
   int profile;
+  /* Check mode: 1 builds the kernels with argument information and checks every kernel's declared
+   * arguments against what libclai passes, once when the kernel is created and at every launch (size,
+   * buffer or value, count); a mismatch is an error naming the kernel, the argument and both types
+   * (CLAI_E_BUILD at creation, CLAI_E_INVALID_ARG at a launch). -1 never, 0: on when $CLAI_CHECK_ARGS is
+   * "1". For porting libclai to a new OpenCL implementation and for its tests (which always turn it on);
+   * it costs a little per launch and a separate set of cached kernel binaries. */
+  int check_args;
 } clai_context_params;
 
 /* Creates a context on the best device (or the one params/$CLAI_DEVICE asks for) and builds its kernels

@@ -187,6 +187,8 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
   ctx->eager = params->eager != 0 ? params->eager > 0 : (eager != NULL && strcmp(eager, "1") == 0);
   const char *profile = getenv("CLAI_PROFILE");
   ctx->prof.on = params->profile != 0 ? params->profile > 0 : (profile != NULL && strcmp(profile, "1") == 0);
+  const char *check = getenv("CLAI_CHECK_ARGS");
+  ctx->check_args = params->check_args != 0 ? params->check_args > 0 : (check != NULL && strcmp(check, "1") == 0);
 
   ctx->chosen = -1;
   for (int k = 0; k < norder; k++) {

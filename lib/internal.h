@@ -58,8 +58,10 @@ enum clai__program_id {
 #define CLAI__ATT_BWD_SIG "bbbbbbbbbvvvvvvvvviiiiiiiiff"
 
 /* Every kernel: X(ID, program, "name", "argument signature", work dims).
- * The signature lists the arguments for the warm-up launch (see program.c): b = buffer, i = int, l = long,
- * f = float, x = struct clai__index by value, v = cl_long8. Every kernel must do nothing when its sizes are zero. */
+ * The signature lists the arguments as the host passes them (program.c checks it against the kernel's
+ * declared arguments in check mode, and uses it for the warm-up launch): b = buffer (a __global pointer),
+ * i = int, l = long, f = float, v = long8, x = a clai__index, which the kernel receives as five long8
+ * (CLAI_INDEX_ARGS in cl/common.cl). Every kernel must do nothing when its sizes are zero. */
 #define CLAI__KERNELS(X)                                                          \
   X(COPY, COPY, "clai_copy", "bbxll", 1)                                          \
   X(COPY_DENSE4, COPY, "clai_copy_dense4", "bbllll", 1)                           \
@@ -166,10 +168,10 @@ enum clai__kernel_id {
   CLAI__K_COUNT
 };
 
-/* Index metadata passed by value to strided kernels. All fields are 64-bit so host and device agree on
- * the layout without padding (OpenCL 1.2 section 6.9.k: struct arguments must match the host layout).
- * Dims are ordered outermost first; up to three operands (0 = output, 1 and 2 = inputs). Unused entries
- * are 0. `ndim` may be 0 for a scalar; `numel` is the product of shape. */
+/* Index metadata of strided kernels, as the host builds it. Dims are ordered outermost first; up to three
+ * operands (0 = output, 1 and 2 = inputs). Unused entries are 0. `ndim` may be 0 for a scalar; `numel` is
+ * the product of shape. It never crosses to the device as a struct (implementations disagree on the layout
+ * of structs passed by value): clai__launch passes it as five long8 (CLAI__IDX, clai__index_pack). */
 #define CLAI__IDX_OPS 3
 typedef struct clai__index {
   cl_long ndim;
@@ -178,6 +180,9 @@ typedef struct clai__index {
   cl_long stride[CLAI__IDX_OPS][CLAI_MAX_DIMS];
   cl_long offset[CLAI__IDX_OPS];
 } clai__index;
+/* The five long8 arguments of a clai__index, in the layout cl/common.cl describes (CLAI_INDEX_ARGS):
+ * (offsets, ndim, numel), then the shape and each operand's strides right-aligned (innermost dim last). */
+void clai__index_pack(const clai__index *ix, cl_long8 out[5]);
 
 /* The device facts that kernel specialisation depends on (so build options are a pure function of it). */
 typedef struct clai__devcaps {
@@ -284,6 +289,9 @@ struct clai_context {
 
   cl_program programs[CLAI__P_COUNT];
   cl_kernel kernels[CLAI__K_COUNT];
+  int check_args;               /* check mode: every argument checked against its declaration (program.c) */
+  struct clai__karg *kargs[CLAI__K_COUNT]; /* check mode: each kernel's declared arguments */
+  int knargs[CLAI__K_COUNT];
   size_t klocal[CLAI__K_COUNT][3]; /* work-group size of each kernel, fixed at init (see program.c) */
 
   char *cache_dir;              /* NULL: cache off */
@@ -419,6 +427,9 @@ void clai__profile_launched(clai_context *ctx, int kernel, cl_int err);
 clai_status clai__profile_flush(clai_context *ctx);
 void clai__profile_free(clai_context *ctx);
 #define CLAI__ARG(v) sizeof(v), (const void *)&(v)
+/* The argument pair of a clai__index (signature letter x): clai__launch expands it into five long8. */
+#define CLAI__IDX_MARK ((size_t)-1)
+#define CLAI__IDX(v) CLAI__IDX_MARK, (const void *)&(v)
 
 /* ---- tuning (tune.c) ------------------------------------------------------------------------------------
  * Replaces ctx->gemm's defaults with the values clai_tune() stored for ctx's device, if any are valid. */

@@ -173,7 +173,7 @@ clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
   const cl_float l2t = (cl_float)log2((double)theta);
   const cl_int halves = p->mode == CLAI_ROPE_HALVES, inverse = p->inverse;
   int kern = x->dtype == CLAI_DTYPE_F16 ? CLAI__K_ROPE_F16 : CLAI__K_ROPE_F32;
-  return clai__launch(ctx, kern, &global, 13, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(ix),
+  return clai__launch(ctx, kern, &global, 13, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__IDX(ix),
                       CLAI__ARG(cd), CLAI__ARG(crot), CLAI__ARG(osd), CLAI__ARG(xsd), CLAI__ARG(slen),
                       CLAI__ARG(sin_), CLAI__ARG(poff), CLAI__ARG(l2t), CLAI__ARG(halves),
                       CLAI__ARG(inverse));

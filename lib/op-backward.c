@@ -42,7 +42,7 @@ clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor
   size_t global = (size_t)((ix.numel + per - 1) / per);
   int k = grad_x->dtype == CLAI_DTYPE_F32 ? CLAI__K_UNARY_BWD_F32 : CLAI__K_UNARY_BWD_F16;
   return clai__launch(ctx, k, &global, 5, CLAI__ARG(grad_x->buf->mem), CLAI__ARG(grad_out->buf->mem),
-                      CLAI__ARG(x->buf->mem), CLAI__ARG(ix), CLAI__ARG(cop));
+                      CLAI__ARG(x->buf->mem), CLAI__IDX(ix), CLAI__ARG(cop));
 }
 
 static const char *const binary_names[] = {"add", "sub", "mul", "div", "maximum", "minimum"};
@@ -63,7 +63,7 @@ static clai_status binary_side(clai_context *ctx, clai_binary_op op, int side, c
   size_t global = (size_t)((ix.numel + per - 1) / per);
   int k = grad_out->dtype == CLAI_DTYPE_F32 ? CLAI__K_BINARY_BWD_F32 : CLAI__K_BINARY_BWD_F16;
   st = clai__launch(ctx, k, &global, 7, CLAI__ARG(full->buf->mem), CLAI__ARG(grad_out->buf->mem),
-                    CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem), CLAI__ARG(ix), CLAI__ARG(cop), CLAI__ARG(cside));
+                    CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem), CLAI__IDX(ix), CLAI__ARG(cop), CLAI__ARG(cside));
   if (st == CLAI_OK) st = clai_sum_to(ctx, grad, full);
   clai_tensor_free(full);
   return st;

@@ -23,7 +23,7 @@ clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *s
   const cl_long dd = dst->dtype, sd = src->dtype;
   size_t global = (size_t)ix.numel;
   return clai__launch(ctx, CLAI__K_COPY, &global, 5, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),
-                      CLAI__ARG(ix), CLAI__ARG(dd), CLAI__ARG(sd));
+                      CLAI__IDX(ix), CLAI__ARG(dd), CLAI__ARG(sd));
 }
 
 clai_status clai_copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src) {
@@ -54,9 +54,9 @@ clai_status clai_fill(clai_context *ctx, clai_tensor *dst, double value) {
     if (!(value >= -2147483648.0 && value <= 2147483647.0))
       return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %g does not fit an i32 tensor", fn, value);
     const cl_int v = (cl_int)value;
-    return clai__launch(ctx, CLAI__K_FILL_I32, &global, 3, CLAI__ARG(dst->buf->mem), CLAI__ARG(ix), CLAI__ARG(v));
+    return clai__launch(ctx, CLAI__K_FILL_I32, &global, 3, CLAI__ARG(dst->buf->mem), CLAI__IDX(ix), CLAI__ARG(v));
   }
   const cl_float v = (cl_float)value;
   int k = dst->dtype == CLAI_DTYPE_F16 ? CLAI__K_FILL_F16 : CLAI__K_FILL_F32;
-  return clai__launch(ctx, k, &global, 3, CLAI__ARG(dst->buf->mem), CLAI__ARG(ix), CLAI__ARG(v));
+  return clai__launch(ctx, k, &global, 3, CLAI__ARG(dst->buf->mem), CLAI__IDX(ix), CLAI__ARG(v));
 }

@@ -61,7 +61,7 @@ clai_status clai_binary(clai_context *ctx, clai_binary_op op, clai_tensor *out, 
   int k = out->dtype == CLAI_DTYPE_F32 ? CLAI__K_BINARY_F32 : out->dtype == CLAI_DTYPE_F16 ? CLAI__K_BINARY_F16 : CLAI__K_BINARY_I32;
   size_t global = (size_t)ix.numel;
   return clai__launch(ctx, k, &global, 5, CLAI__ARG(out->buf->mem), CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem),
-                      CLAI__ARG(ix), CLAI__ARG(cop));
+                      CLAI__IDX(ix), CLAI__ARG(cop));
 }
 
 /* One entry for every unary op and the affine map (op = OP_AFFINE). */
@@ -99,7 +99,7 @@ static clai_status unary(clai_context *ctx, const char *fn, const char *name, in
   clai__index_build(&ix, 2, ops);
   int k = out->dtype == CLAI_DTYPE_F32 ? CLAI__K_UNARY_F32 : out->dtype == CLAI_DTYPE_F16 ? CLAI__K_UNARY_F16 : CLAI__K_UNARY_I32;
   size_t global = (size_t)ix.numel;
-  return clai__launch(ctx, k, &global, 6, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(ix),
+  return clai__launch(ctx, k, &global, 6, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__IDX(ix),
                       CLAI__ARG(cop), CLAI__ARG(al), CLAI__ARG(be));
 shape_error:
   return clai__error(ctx, CLAI_E_SHAPE, "%s(%s): out %s and x %s differ in shape", fn, name,

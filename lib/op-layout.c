@@ -141,7 +141,7 @@ clai_status clai_gather_rows(clai_context *ctx, clai_tensor *out, const clai_ten
   size_t global = (size_t)((ix.numel + per - 1) / per);
   int k = clai_dtype_size(out->dtype) == 2 ? CLAI__K_GATHER_ROWS_B2 : CLAI__K_GATHER_ROWS_B4;
   st = clai__launch(ctx, k, &global, 10, CLAI__ARG(out->buf->mem), CLAI__ARG(table->buf->mem),
-                    CLAI__ARG(index->buf->mem), CLAI__ARG(flag->mem), CLAI__ARG(ix), CLAI__ARG(ncols),
+                    CLAI__ARG(index->buf->mem), CLAI__ARG(flag->mem), CLAI__IDX(ix), CLAI__ARG(ncols),
                     CLAI__ARG(nrows), CLAI__ARG(toff), CLAI__ARG(trow), CLAI__ARG(tcol));
   cl_int first = INT_MAX, value = 0;
   if (st == CLAI_OK) {
@@ -185,7 +185,7 @@ clai_status clai_one_hot(clai_context *ctx, clai_tensor *out, const clai_tensor 
   const cl_int odt = (cl_int)out->dtype;
   size_t global = (size_t)ix.numel;
   return clai__launch(ctx, CLAI__K_ONE_HOT, &global, 5, CLAI__ARG(out->buf->mem), CLAI__ARG(labels->buf->mem),
-                      CLAI__ARG(ix), CLAI__ARG(ncls), CLAI__ARG(odt));
+                      CLAI__IDX(ix), CLAI__ARG(ncls), CLAI__ARG(odt));
 }
 
 clai_status clai_where(clai_context *ctx, clai_tensor *out, const clai_tensor *mask, const clai_tensor *a,
@@ -220,7 +220,7 @@ clai_status clai_where(clai_context *ctx, clai_tensor *out, const clai_tensor *m
   size_t global = (size_t)ixa.numel;
   int k = clai_dtype_size(out->dtype) == 2 ? CLAI__K_WHERE_B2 : CLAI__K_WHERE_B4;
   return clai__launch(ctx, k, &global, 7, CLAI__ARG(out->buf->mem), CLAI__ARG(mask->buf->mem), CLAI__ARG(a->buf->mem),
-                      CLAI__ARG(b->buf->mem), CLAI__ARG(ixa), CLAI__ARG(ixb), CLAI__ARG(mdt));
+                      CLAI__ARG(b->buf->mem), CLAI__IDX(ixa), CLAI__IDX(ixb), CLAI__ARG(mdt));
 }
 
 /* The backward of clai_gather_rows. The positions are sorted by table row on the host (the index is read

@@ -186,7 +186,7 @@ clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *gra
     int k = x->dtype == CLAI_DTYPE_F32 ? CLAI__K_MSE_F32 : CLAI__K_MSE_F16;
     cl_mem gm = grad != NULL ? grad->buf->mem : part->buf->mem;
     s = clai__launch(ctx, k, &gp, 8, CLAI__ARG(part->buf->mem), CLAI__ARG(gm), CLAI__ARG(x->buf->mem),
-                     CLAI__ARG(y->buf->mem), CLAI__ARG(ix), CLAI__ARG(P), CLAI__ARG(gscale), CLAI__ARG(has_grad));
+                     CLAI__ARG(y->buf->mem), CLAI__IDX(ix), CLAI__ARG(P), CLAI__ARG(gscale), CLAI__ARG(has_grad));
   }
   if (s == CLAI_OK) {
     const cl_long oo = loss->offset;

@@ -234,21 +234,21 @@ static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_t
   const cl_float al = alpha, be = beta;
   size_t gpack[3] = {(size_t)((p->K + g->pk - 1) / g->pk), (size_t)(Mt + Nt), (size_t)p->ix.numel};
   st = clai__launch(ctx, p->half_in ? CLAI__K_PACK_AB_F16 : CLAI__K_PACK_AB_F32, gpack, 14, CLAI__ARG(a->buf->mem),
-                    CLAI__ARG(b->buf->mem), CLAI__ARG(ap->mem), CLAI__ARG(bp->mem), CLAI__ARG(p->ix), CLAI__ARG(m),
+                    CLAI__ARG(b->buf->mem), CLAI__ARG(ap->mem), CLAI__ARG(bp->mem), CLAI__IDX(p->ix), CLAI__ARG(m),
                     CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt), CLAI__ARG(nt), CLAI__ARG(sam), CLAI__ARG(sak),
                     CLAI__ARG(sbk), CLAI__ARG(sbn));
   size_t ggemm[3] = {(size_t)Mt, (size_t)Nt, (size_t)p->ix.numel};
   if (st == CLAI_OK && skinny) {
     ggemm[1] = (size_t)((p->N + g->vw - 1) / g->vw);
     st = clai__launch(ctx, p->kernel, ggemm, 19, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem), CLAI__ARG(b->buf->mem),
-                      CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt), CLAI__ARG(sbk),
+                      CLAI__IDX(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt), CLAI__ARG(sbk),
                       CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias),
                       CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags));
   } else if (st == CLAI_OK) {
     size_t lpk[3];
     const int kern = packed_shape(ctx, p, lpk);
     st = clai__launch_local(ctx, kern, ggemm, lpk, 18, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
-                      CLAI__ARG(bp->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt),
+                      CLAI__ARG(bp->mem), CLAI__IDX(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt),
                       CLAI__ARG(nt), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias),
                       CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags));
   }
@@ -273,7 +273,7 @@ static clai_status launch_direct(clai_context *ctx, clai_tensor *c, const clai_t
   const cl_float al = alpha, be = beta;
   size_t global[3] = {(size_t)((p->M + rows - 1) / rows), (size_t)((p->N + cols - 1) / cols), (size_t)p->ix.numel};
   return clai__launch(ctx, p->kernel, global, 20, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
-                      CLAI__ARG(b->buf->mem), CLAI__ARG(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(sam),
+                      CLAI__ARG(b->buf->mem), CLAI__IDX(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(sam),
                       CLAI__ARG(sak), CLAI__ARG(sbk), CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al),
                       CLAI__ARG(be), CLAI__ARG(p->bias), CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn),
                       CLAI__ARG(p->flags));

@@ -88,7 +88,7 @@ static clai_status softmax_bwd(clai_context *ctx, const char *fn, int flags, cla
   if (n == 0 || lq == 0 || ix.numel == 0) return CLAI_OK;
   size_t global = (size_t)ix.numel;
   return clai__launch(ctx, CLAI__K_SOFTMAX_BWD, &global, 12, CLAI__ARG(gx->buf->mem), CLAI__ARG(gy->buf->mem),
-                      CLAI__ARG(y->buf->mem), CLAI__ARG(ix), CLAI__ARG(n), CLAI__ARG(gxs), CLAI__ARG(gys),
+                      CLAI__ARG(y->buf->mem), CLAI__IDX(ix), CLAI__ARG(n), CLAI__ARG(gxs), CLAI__ARG(gys),
                       CLAI__ARG(ys), CLAI__ARG(lq), CLAI__ARG(scale), CLAI__ARG(cf), CLAI__ARG(dt));
 }
 
@@ -175,7 +175,7 @@ static clai_status norm_bwd(clai_context *ctx, const char *fn, int rms, clai_ten
         size_t global = (size_t)(chunks * ((n + vw - 1) / vw));
         s = clai__launch(ctx, CLAI__K_NORM_BWD_COLS, &global, 16, CLAI__ARG(pg->buf->mem), CLAI__ARG(pbm),
                          CLAI__ARG(gy->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(mm), CLAI__ARG(rstd->buf->mem),
-                         CLAI__ARG(ix), CLAI__ARG(cn), CLAI__ARG(chunk), CLAI__ARG(vw), CLAI__ARG(gys), CLAI__ARG(xs),
+                         CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(chunk), CLAI__ARG(vw), CLAI__ARG(gys), CLAI__ARG(xs),
                          CLAI__ARG(cmo), CLAI__ARG(cro), CLAI__ARG(cf), CLAI__ARG(dt));
       }
       if (s == CLAI_OK && ggamma != NULL) s = clai_reduce(ctx, CLAI_REDUCE_SUM, ggamma, pg, 0, 0);
@@ -189,7 +189,7 @@ static clai_status norm_bwd(clai_context *ctx, const char *fn, int rms, clai_ten
   const cl_int flags = (rms ? LNB_RMS : 0) | (gamma ? LNB_GAMMA : 0);
   size_t global = (size_t)rows;
   return clai__launch(ctx, CLAI__K_LAYERNORM_BWD, &global, 17, CLAI__ARG(gx->buf->mem), CLAI__ARG(gy->buf->mem),
-                      CLAI__ARG(x->buf->mem), CLAI__ARG(gm), CLAI__ARG(mm), CLAI__ARG(rstd->buf->mem), CLAI__ARG(ix),
+                      CLAI__ARG(x->buf->mem), CLAI__ARG(gm), CLAI__ARG(mm), CLAI__ARG(rstd->buf->mem), CLAI__IDX(ix),
                       CLAI__ARG(cn), CLAI__ARG(gxs), CLAI__ARG(gys), CLAI__ARG(xs), CLAI__ARG(gs), CLAI__ARG(go),
                       CLAI__ARG(mo), CLAI__ARG(ro), CLAI__ARG(flags), CLAI__ARG(dt));
 }

@@ -72,7 +72,7 @@ static clai_status softmax(clai_context *ctx, const char *fn, int flags, clai_te
   if (n == 0 || lq == 0) return CLAI_OK;
   size_t global = (size_t)ix.numel;
   return clai__launch(ctx, CLAI__K_SOFTMAX, &global, 11, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem),
-                      CLAI__ARG(ix), CLAI__ARG(n), CLAI__ARG(xs), CLAI__ARG(os), CLAI__ARG(lq), CLAI__ARG(scale),
+                      CLAI__IDX(ix), CLAI__ARG(n), CLAI__ARG(xs), CLAI__ARG(os), CLAI__ARG(lq), CLAI__ARG(scale),
                       CLAI__ARG(cf), CLAI__ARG(xf16), CLAI__ARG(of16));
 }
 
@@ -155,7 +155,7 @@ static clai_status norm(clai_context *ctx, const char *fn, int rms, clai_tensor 
   cl_mem mm = mean_out ? mean_out->buf->mem : x->buf->mem, rm = rstd_out ? rstd_out->buf->mem : x->buf->mem;
   size_t global = (size_t)ix.numel;
   return clai__launch(ctx, CLAI__K_LAYERNORM, &global, 19, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem),
-                      CLAI__ARG(gm), CLAI__ARG(bm), CLAI__ARG(mm), CLAI__ARG(rm), CLAI__ARG(ix), CLAI__ARG(cn),
+                      CLAI__ARG(gm), CLAI__ARG(bm), CLAI__ARG(mm), CLAI__ARG(rm), CLAI__IDX(ix), CLAI__ARG(cn),
                       CLAI__ARG(xs), CLAI__ARG(os), CLAI__ARG(gs), CLAI__ARG(bs), CLAI__ARG(go), CLAI__ARG(bo),
                       CLAI__ARG(mo), CLAI__ARG(ro), CLAI__ARG(ceps), CLAI__ARG(flags), CLAI__ARG(dt));
 }

@@ -48,7 +48,7 @@ static clai_status rand_fill(clai_context *ctx, const char *fn, clai_tensor *out
   const cl_float fa = a, fb = b;
   size_t global = blocks(ix.numel);
   int k = out->dtype == CLAI_DTYPE_F32 ? CLAI__K_RAND_F32 : CLAI__K_RAND_F16;
-  return clai__launch(ctx, k, &global, 7, CLAI__ARG(out->buf->mem), CLAI__ARG(ix), CLAI__ARG(sd), CLAI__ARG(off),
+  return clai__launch(ctx, k, &global, 7, CLAI__ARG(out->buf->mem), CLAI__IDX(ix), CLAI__ARG(sd), CLAI__ARG(off),
                       CLAI__ARG(d), CLAI__ARG(fa), CLAI__ARG(fb));
 }
 
@@ -182,5 +182,5 @@ clai_status clai_dropout(clai_context *ctx, clai_tensor *out, clai_tensor *mask,
   size_t global = blocks(ix.numel);
   int k = out->dtype == CLAI_DTYPE_F32 ? CLAI__K_DROPOUT_F32 : CLAI__K_DROPOUT_F16;
   return clai__launch(ctx, k, &global, 9, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(mm),
-                      CLAI__ARG(ix), CLAI__ARG(sd), CLAI__ARG(off), CLAI__ARG(q), CLAI__ARG(scale), CLAI__ARG(has_mask));
+                      CLAI__IDX(ix), CLAI__ARG(sd), CLAI__ARG(off), CLAI__ARG(q), CLAI__ARG(scale), CLAI__ARG(has_mask));
 }

@@ -67,11 +67,11 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
   const int kernel = cols ? CLAI__K_REDUCE_COLS : CLAI__K_REDUCE_ROWS;
   if (cols && nsplit == 1)
     return clai__launch(ctx, kernel, &global, 11, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
-                        CLAI__ARG(x_rows->buf->mem), CLAI__ARG(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
+                        CLAI__ARG(x_rows->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
                         CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(of16));
   if (nsplit == 1)
     return clai__launch(ctx, CLAI__K_REDUCE_ROWS, &global, 12, CLAI__ARG(out_rows->buf->mem),
-                        CLAI__ARG(x_rows->buf->mem), CLAI__ARG(x_rows->buf->mem), CLAI__ARG(ix), CLAI__ARG(cn),
+                        CLAI__ARG(x_rows->buf->mem), CLAI__ARG(x_rows->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn),
                         CLAI__ARG(cxs), CLAI__ARG(chunk), CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr),
                         CLAI__ARG(xf16), CLAI__ARG(of16));
   clai_tensor *part = NULL;
@@ -80,16 +80,16 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
   if (st != CLAI_OK) return st;
   if (cols)
     st = clai__launch(ctx, kernel, &global, 11, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
-                      CLAI__ARG(part->buf->mem), CLAI__ARG(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
+                      CLAI__ARG(part->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
                       CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(of16));
   else
     st = clai__launch(ctx, kernel, &global, 12, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
-                      CLAI__ARG(part->buf->mem), CLAI__ARG(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
+                      CLAI__ARG(part->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
                       CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(xf16), CLAI__ARG(of16));
   if (st == CLAI_OK) {
     size_t g2 = (size_t)nrows;
     st = clai__launch(ctx, CLAI__K_REDUCE_MERGE, &g2, 9, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(part->buf->mem),
-                      CLAI__ARG(ix), CLAI__ARG(cn), CLAI__ARG(chunk), CLAI__ARG(nsplit), CLAI__ARG(cop),
+                      CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(chunk), CLAI__ARG(nsplit), CLAI__ARG(cop),
                       CLAI__ARG(ccorr), CLAI__ARG(of16));
   }
   /* The queue is in order: a later op that reuses the buffer runs after these kernels. */

@@ -46,6 +46,118 @@ static const kernel_desc kernel_descs[CLAI__K_COUNT] = {
 
 const char *clai__program_stem(int prog) { return program_stems[prog]; }
 
+void clai__index_pack(const clai__index *ix, cl_long8 out[5]) {
+  memset(out, 0, 5 * sizeof *out);
+  for (int op = 0; op < CLAI__IDX_OPS; op++) out[0].s[op] = ix->offset[op];
+  out[0].s[3] = ix->ndim;
+  out[0].s[4] = ix->numel;
+  for (int j = 0; j < 8; j++) out[1].s[j] = 1;
+  const int nd = ix->ndim < 0 ? 0 : ix->ndim > CLAI_MAX_DIMS ? CLAI_MAX_DIMS : (int)ix->ndim;
+  for (int d = 0; d < nd; d++) {
+    const int j = CLAI_MAX_DIMS - nd + d;
+    out[1].s[j] = ix->shape[d];
+    for (int op = 0; op < CLAI__IDX_OPS; op++) out[2 + op].s[j] = ix->stride[op][d];
+  }
+}
+
+/* ---- check mode: every kernel argument against its declaration ----------------------------------------
+ * POCL accepts any size for any argument, so a launch that passes a wrong size works there and fails (or
+ * reads garbage) on drivers that check. In check mode (CLAI_CHECK_ARGS=1, on in every test run) programs
+ * are built with -cl-kernel-arg-info, each kernel's signature in CLAI__KERNELS is compared with the
+ * declared arguments when the kernel is created (clGetKernelArgInfo, OpenCL 1.2 section 5.7.3), and each
+ * clSetKernelArg with the declared size (a buffer's handle cannot be told from a long of the same size by
+ * any portable query, so a buffer is checked by size only). */
+typedef struct clai__karg {
+  size_t size;      /* bytes clSetKernelArg must get: sizeof(cl_mem) for a buffer */
+  int pointer;      /* a __global or __constant pointer */
+  char type[40];    /* the declared type, for messages, e.g. "float*", "long8" */
+} clai__karg;
+
+/* The size of a declared scalar or vector type name ("int", "long8", "half"), 0 if it is neither. */
+static size_t type_size(const char *t) {
+  static const struct { const char *name; size_t size; } base[] = {
+      {"char", 1}, {"uchar", 1}, {"short", 2}, {"ushort", 2}, {"half", 2}, {"int", 4},
+      {"uint", 4}, {"float", 4}, {"long", 8},  {"ulong", 8},  {"double", 8}};
+  for (size_t b = 0; b < sizeof base / sizeof base[0]; b++) {
+    size_t n = strlen(base[b].name);
+    if (strncmp(t, base[b].name, n) != 0) continue;
+    const char *rest = t + n;
+    if (*rest == '\0') return base[b].size;
+    int width = atoi(rest);
+    if (strcmp(rest, "2") != 0 && strcmp(rest, "3") != 0 && strcmp(rest, "4") != 0 && strcmp(rest, "8") != 0 &&
+        strcmp(rest, "16") != 0)
+      continue;
+    return base[b].size * (size_t)(width == 3 ? 4 : width); /* a 3-vector is stored as a 4-vector (6.1.5) */
+  }
+  return 0;
+}
+
+/* Reads the declared arguments of kernel k and compares them with its signature. */
+static clai_status check_signature(clai_context *ctx, int k) {
+  const kernel_desc *kd = &kernel_descs[k];
+  cl_kernel kern = ctx->kernels[k];
+  cl_uint n = 0;
+  cl_int err = clGetKernelInfo(kern, CL_KERNEL_NUM_ARGS, sizeof n, &n, NULL);
+  if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clGetKernelInfo(CL_KERNEL_NUM_ARGS) failed", kd->name);
+  clai__karg *args = calloc(n > 0 ? n : 1, sizeof *args);
+  if (args == NULL) return clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "out of host memory");
+  ctx->kargs[k] = args;
+  ctx->knargs[k] = (int)n;
+  cl_uint a = 0;
+  for (const char *c = kd->sig; *c != '\0'; c++) {
+    const int reps = *c == 'x' ? 5 : 1; /* a clai__index is five long8 */
+    for (int r = 0; r < reps; r++, a++) {
+      const char *want = *c == 'b' ? "a __global pointer" : *c == 'i' ? "int" : *c == 'l' ? "long" : *c == 'f' ? "float"
+                         : *c == 'v' || *c == 'x' ? "long8" : "?";
+      if (a >= n)
+        return clai__error(ctx, CLAI_E_BUILD, "%s: its signature \"%s\" has more arguments than the kernel's %u",
+                           kd->name, kd->sig, (unsigned)n);
+      cl_kernel_arg_address_qualifier aq = 0;
+      char type[64] = "";
+      err = clGetKernelArgInfo(kern, a, CL_KERNEL_ARG_ADDRESS_QUALIFIER, sizeof aq, &aq, NULL);
+      if (err == CL_SUCCESS) err = clGetKernelArgInfo(kern, a, CL_KERNEL_ARG_TYPE_NAME, sizeof type, type, NULL);
+      if (err != CL_SUCCESS)
+        return clai__cl_error(ctx, err, "%s: clGetKernelArgInfo(argument %u) failed (built without "
+                              "-cl-kernel-arg-info?)", kd->name, (unsigned)a);
+      type[sizeof type - 1] = '\0';
+      clai__karg *g = &args[a];
+      snprintf(g->type, sizeof g->type, "%s", type);
+      g->pointer = strchr(type, '*') != NULL;
+      g->size = g->pointer ? sizeof(cl_mem) : type_size(type);
+      int ok;
+      if (*c == 'b')
+        ok = g->pointer && (aq == CL_KERNEL_ARG_ADDRESS_GLOBAL || aq == CL_KERNEL_ARG_ADDRESS_CONSTANT);
+      else
+        ok = !g->pointer && aq == CL_KERNEL_ARG_ADDRESS_PRIVATE && strcmp(type, want) == 0;
+      if (!ok)
+        return clai__error(ctx, CLAI_E_BUILD,
+                           "%s: argument %u is declared %s%s but the host passes %s (signature \"%s\", letter %d)",
+                           kd->name, (unsigned)a, type, aq == CL_KERNEL_ARG_ADDRESS_LOCAL ? " (__local)" : "", want,
+                           kd->sig, (int)(c - kd->sig));
+      if (g->size == 0)
+        return clai__error(ctx, CLAI_E_BUILD, "%s: argument %u has type %s, which has no portable size", kd->name,
+                           (unsigned)a, type);
+    }
+  }
+  if (a != n)
+    return clai__error(ctx, CLAI_E_BUILD, "%s: the kernel has %u arguments, its signature \"%s\" names %u", kd->name,
+                       (unsigned)n, kd->sig, (unsigned)a);
+  return CLAI_OK;
+}
+
+/* Check mode: the argument a launch passes against the declaration. */
+static clai_status check_arg(clai_context *ctx, int kernel, cl_uint a, size_t size) {
+  const char *name = kernel_descs[kernel].name;
+  if ((int)a >= ctx->knargs[kernel])
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: argument %u is passed but the kernel has only %d", name,
+                       (unsigned)a, ctx->knargs[kernel]);
+  const clai__karg *g = &ctx->kargs[kernel][a];
+  if (size != g->size)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: argument %u is declared %s (%zu bytes) but %zu bytes are passed",
+                       name, (unsigned)a, g->type, g->size, size);
+  return CLAI_OK;
+}
+
 char *clai__program_source(int prog) {
   size_t a = strlen(clai__cl_common), b = strlen(program_sources[prog]);
   char *s = malloc(a + b + 1);
@@ -158,6 +270,10 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     cl_int err;
     ctx->kernels[k] = clCreateKernel(ctx->programs[prog], kd->name, &err);
     if (ctx->kernels[k] == NULL) return clai__cl_error(ctx, err, "clCreateKernel(%s) failed", kd->name);
+    if (ctx->check_args) {
+      clai_status st = check_signature(ctx, k);
+      if (st != CLAI_OK) return st;
+    }
     size_t *l = ctx->klocal[k];
     l[0] = l[1] = l[2] = 1;
     const clai__gemm_config *g = &ctx->gemm;
@@ -225,6 +341,20 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
           break;
       }
     }
+    /* Within the device's limits per dimension and of local memory, which lenient implementations do not
+     * enforce (OpenCL 1.2 section 5.8: CL_INVALID_WORK_ITEM_SIZE, CL_OUT_OF_RESOURCES). */
+    size_t dims_max[3] = {0, 0, 0};
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof dims_max, dims_max, NULL) == CL_SUCCESS)
+      for (int d = 0; d < kd->dims; d++)
+        if (dims_max[d] > 0 && l[d] > dims_max[d])
+          return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s needs %zu work-items along dimension %d; the device allows %zu",
+                             kd->name, l[d], d, dims_max[d]);
+    cl_ulong lmem = 0;
+    if (clGetKernelWorkGroupInfo(ctx->kernels[k], ctx->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof lmem, &lmem, NULL) ==
+            CL_SUCCESS &&
+        ctx->caps.local_mem > 0 && lmem > ctx->caps.local_mem)
+      return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s needs %llu bytes of local memory; the device has %llu", kd->name,
+                         (unsigned long long)lmem, (unsigned long long)ctx->caps.local_mem);
   }
   return CLAI_OK;
 }
@@ -236,6 +366,8 @@ static clai_status warm_up(clai_context *ctx, int prog) {
   if (dummy == NULL) return clai__cl_error(ctx, err, "warm-up: clCreateBuffer failed");
   clai__index idx;
   memset(&idx, 0, sizeof idx);
+  cl_long8 zx[5]; /* an empty index: numel 0 */
+  clai__index_pack(&idx, zx);
   const cl_int zi = 0;
   const cl_long zl = 0;
   const cl_float zf = 0.0f;
@@ -246,14 +378,17 @@ static clai_status warm_up(clai_context *ctx, int prog) {
     const kernel_desc *kd = &kernel_descs[k];
     if (kd->program != prog) continue;
     err = CL_SUCCESS;
-    for (cl_uint a = 0; kd->sig[a] != '\0' && err == CL_SUCCESS; a++) {
-      switch (kd->sig[a]) {
-      case 'b': err = clSetKernelArg(ctx->kernels[k], a, sizeof dummy, &dummy); break;
-      case 'i': err = clSetKernelArg(ctx->kernels[k], a, sizeof zi, &zi); break;
-      case 'l': err = clSetKernelArg(ctx->kernels[k], a, sizeof zl, &zl); break;
-      case 'f': err = clSetKernelArg(ctx->kernels[k], a, sizeof zf, &zf); break;
-      case 'x': err = clSetKernelArg(ctx->kernels[k], a, sizeof idx, &idx); break;
-      case 'v': err = clSetKernelArg(ctx->kernels[k], a, sizeof zl8, &zl8); break;
+    cl_uint a = 0;
+    for (const char *c = kd->sig; *c != '\0' && err == CL_SUCCESS; c++) {
+      switch (*c) {
+      case 'b': err = clSetKernelArg(ctx->kernels[k], a++, sizeof dummy, &dummy); break;
+      case 'i': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zi, &zi); break;
+      case 'l': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zl, &zl); break;
+      case 'f': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zf, &zf); break;
+      case 'x':
+        for (int r = 0; r < 5 && err == CL_SUCCESS; r++) err = clSetKernelArg(ctx->kernels[k], a++, sizeof zx[r], &zx[r]);
+        break;
+      case 'v': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zl8, &zl8); break;
       default: err = CL_INVALID_ARG_INDEX; break;
       }
     }
@@ -288,6 +423,7 @@ static void store_binary(clai_context *ctx, int prog, const char *key) {
 static clai_status init_program(clai_context *ctx, int prog, int use_cache) {
   char options[512];
   clai__program_options(prog, &ctx->caps, &ctx->gemm, options, sizeof options);
+  if (ctx->check_args) strncat(options, " -cl-kernel-arg-info", sizeof options - strlen(options) - 1);
   char *source = clai__program_source(prog);
   char *key = NULL;
   clai_status st = CLAI_OK;
@@ -346,9 +482,12 @@ clai_status clai__programs_init(clai_context *ctx) {
 
 static void release_program(clai_context *ctx, int prog) {
   for (int k = 0; k < CLAI__K_COUNT; k++) {
-    if (kernel_descs[k].program != prog || ctx->kernels[k] == NULL) continue;
-    clReleaseKernel(ctx->kernels[k]);
+    if (kernel_descs[k].program != prog) continue;
+    if (ctx->kernels[k] != NULL) clReleaseKernel(ctx->kernels[k]);
     ctx->kernels[k] = NULL;
+    free(ctx->kargs[k]);
+    ctx->kargs[k] = NULL;
+    ctx->knargs[k] = 0;
   }
   if (ctx->programs[prog] != NULL) clReleaseProgram(ctx->programs[prog]);
   ctx->programs[prog] = NULL;
@@ -368,6 +507,8 @@ void clai__programs_free(clai_context *ctx) {
   for (int k = 0; k < CLAI__K_COUNT; k++) {
     if (ctx->kernels[k] != NULL) clReleaseKernel(ctx->kernels[k]);
     ctx->kernels[k] = NULL;
+    free(ctx->kargs[k]);
+    ctx->kargs[k] = NULL;
   }
   for (int p = 0; p < CLAI__P_COUNT; p++) {
     if (ctx->programs[p] != NULL) clReleaseProgram(ctx->programs[p]);
@@ -403,12 +544,30 @@ static clai_status launch_v(clai_context *ctx, int kernel, const size_t *global,
     l[d] = local != NULL ? local[d] : ctx->klocal[kernel][d];
     g[d] = (global[d] + l[d] - 1) / l[d] * l[d];
   }
-  for (int a = 0; a < nargs; a++) {
+  cl_uint a = 0;
+  for (int i = 0; i < nargs; i++) {
     size_t size = va_arg(ap, size_t);
     const void *ptr = va_arg(ap, const void *);
-    cl_int err = clSetKernelArg(k, (cl_uint)a, size, ptr);
-    if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clSetKernelArg(%d) failed", kd->name, a);
+    cl_long8 packed[5];
+    int reps = 1;
+    if (size == CLAI__IDX_MARK) { /* a clai__index: five long8 */
+      clai__index_pack((const clai__index *)ptr, packed);
+      reps = 5;
+      size = sizeof packed[0];
+    }
+    for (int r = 0; r < reps; r++, a++) {
+      const void *p = reps > 1 ? (const void *)&packed[r] : ptr;
+      if (ctx->check_args) {
+        clai_status st = check_arg(ctx, kernel, a, size);
+        if (st != CLAI_OK) return st;
+      }
+      cl_int err = clSetKernelArg(k, a, size, p);
+      if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clSetKernelArg(%u) failed", kd->name, (unsigned)a);
+    }
   }
+  if (ctx->check_args && (int)a != ctx->knargs[kernel])
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %u arguments are passed, the kernel has %d", kd->name,
+                       (unsigned)a, ctx->knargs[kernel]);
   cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, (cl_uint)kd->dims, NULL, g, l, 0, NULL,
                                       clai__profile_event(ctx));
   clai__profile_launched(ctx, kernel, err);
