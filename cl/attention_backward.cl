@@ -12,7 +12,7 @@
  *     see and writes dQ of its queries once.
  * Work mapping (both): each work-item owns 16 "lane" rows (keys for _kv, queries for _q) held transposed
  * in private float16 vectors, one lane per row ([d] -> 16 rows), with its accumulators. The other side
- * ("staged" rows: queries and dO for _kv, keys and V for _q) is staged 16 rows at a time in local memory
+ * ("staged" rows: queries and dO for _kv, keys and V for _q) is staged 16 rows (8 for DMAX 256) at a time in local memory
  * as f32, and the work-item consumes it 4 rows at a time: every load of a lane vector serves 4 staged rows
  * (a register tile, as in the forward). D_i is recomputed where a query row is loaded (a dot product of Dv
  * terms, cheap next to the row's work), so no pre-pass or temporary is needed; lse is used in log2 units
@@ -26,7 +26,9 @@
  * ATT_RQ = 1) is still to be written. */
 
 #define AB_LANES 16 /* rows per work-item (the width of a float16) */
-#define AB_BS 16    /* staged rows per block */
+/* Staged rows per block: 16, or 8 for DMAX 256, so the two staged blocks (2 x rows x DMAX floats) fit the
+ * 32 KiB of local memory OpenCL 1.2 guarantees a GPU (section 4.2, CL_DEVICE_LOCAL_MEM_SIZE). */
+#define AB_BS(DMAX) ((DMAX) > 128 ? 8 : 16)
 #define AB_RR 4     /* staged rows per inner step */
 
 inline float clai_ab_ld(__global const uchar *p, const long i, const int dt) {
@@ -94,7 +96,7 @@ inline void clai_ab_stage_row(__local float *dst, __global const uchar *p, const
 
 #define CLAI_ATTENTION_BWD(DMAX)                                                                               \
   __kernel void clai_attention_bwd_kv_d##DMAX(CLAI_AB_ARGS) {                                                  \
-    __local float Qs[AB_BS * DMAX], Os[AB_BS * DMAX], Ls[AB_BS], Ds[AB_BS]; /* staged q, dO, lse2, D */       \
+    __local float Qs[AB_BS(DMAX) * DMAX], Os[AB_BS(DMAX) * DMAX], Ls[AB_BS(DMAX)], Ds[AB_BS(DMAX)]; /* staged q, dO, lse2, D */       \
     if (Lk <= 0 || H <= 0 || Hk <= 0) return; /* uniform: the warm-up and empty problems */                   \
     const int in_dt = dts & 1, o_dt = (dts >> 1) & 1, do_dt = (dts >> 2) & 1, gk_dt = (dts >> 4) & 1,           \
               gv_dt = (dts >> 5) & 1;                                                                          \
@@ -118,9 +120,9 @@ inline void clai_ab_stage_row(__local float *dst, __global const uchar *p, const
     /* causal: query i sees key j when j <= i + shift; the group's first key is seen from query kg0 - shift */ \
     const int ifirst = causal ? clamp(kg0 - shift, 0, Lq) : 0, imine = causal ? clamp(j0 - shift, 0, Lq) : 0;  \
     for (int h = (int)hk * G; h < (int)hk * G + G; h++) {                                                      \
-      for (int ib = ifirst / AB_BS * AB_BS; ib < Lq; ib += AB_BS) {                                            \
+      for (int ib = ifirst / AB_BS(DMAX) * AB_BS(DMAX); ib < Lq; ib += AB_BS(DMAX)) {                                            \
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous block is no longer read */                              \
-        for (int r = lid; r < AB_BS; r += lsz) {                                                               \
+        for (int r = lid; r < AB_BS(DMAX); r += lsz) {                                                               \
           const int i = ib + r;                                                                                \
           clai_ab_stage_row(Qs + r * DMAX, q, Lq_, b, h, i, Lq, D, in_dt);                                     \
           clai_ab_stage_row(Os + r * DMAX, dout, Ldo_, b, h, i, Lq, Dv, do_dt);                                \
@@ -129,7 +131,7 @@ inline void clai_ab_stage_row(__local float *dst, __global const uchar *p, const
         }                                                                                                      \
         barrier(CLK_LOCAL_MEM_FENCE);                                                                          \
         if (!mine) continue;                                                                                   \
-        for (int rr = 0; rr < AB_BS && ib + rr < Lq; rr += AB_RR) {                                            \
+        for (int rr = 0; rr < AB_BS(DMAX) && ib + rr < Lq; rr += AB_RR) {                                            \
           if (ib + rr + AB_RR - 1 < imine) continue; /* no row of the step sees any key of mine */            \
           float16 s[AB_RR], dp[AB_RR];                                                                         \
           _Pragma("unroll") for (int r = 0; r < AB_RR; r++) s[r] = dp[r] = (float16)(0.0f);                    \
@@ -167,7 +169,7 @@ inline void clai_ab_stage_row(__local float *dst, __global const uchar *p, const
   }                                                                                                            \
                                                                                                                \
   __kernel void clai_attention_bwd_q_d##DMAX(CLAI_AB_ARGS) {                                                   \
-    __local float Ks[AB_BS * DMAX], Vs[AB_BS * DMAX]; /* staged k, v */                                       \
+    __local float Ks[AB_BS(DMAX) * DMAX], Vs[AB_BS(DMAX) * DMAX]; /* staged k, v */                                       \
     if (Lq <= 0 || H <= 0 || Hk <= 0) return;                                                                  \
     const int in_dt = dts & 1, o_dt = (dts >> 1) & 1, do_dt = (dts >> 2) & 1, gq_dt = (dts >> 3) & 1;           \
     const int lsz = (int)get_local_size(0), lid = (int)get_local_id(0), bq = lsz * AB_LANES;                   \
@@ -194,14 +196,14 @@ inline void clai_ab_stage_row(__local float *dst, __global const uchar *p, const
     const int16 live = iv < (int16)(Lq);                                                                       \
     const int kstop = causal ? clamp(min(Lq, qg0 + bq) + shift, 0, Lk) : Lk;                                   \
     const int kmine = !mine ? 0 : causal ? clamp(min(Lq, i0 + AB_LANES) + shift, 0, Lk) : Lk;                 \
-    for (int kb = 0; kb < kstop; kb += AB_BS) {                                                                \
+    for (int kb = 0; kb < kstop; kb += AB_BS(DMAX)) {                                                                \
       barrier(CLK_LOCAL_MEM_FENCE);                                                                            \
-      for (int r = lid; r < AB_BS; r += lsz) {                                                                 \
+      for (int r = lid; r < AB_BS(DMAX); r += lsz) {                                                                 \
         clai_ab_stage_row(Ks + r * DMAX, k, Lk_, b, hk, kb + r, Lk, D, in_dt);                                 \
         clai_ab_stage_row(Vs + r * DMAX, v, Lv_, b, hk, kb + r, Lk, Dv, in_dt);                                \
       }                                                                                                        \
       barrier(CLK_LOCAL_MEM_FENCE);                                                                            \
-      for (int rr = 0; rr < AB_BS && kb + rr < kmine; rr += AB_RR) {                                           \
+      for (int rr = 0; rr < AB_BS(DMAX) && kb + rr < kmine; rr += AB_RR) {                                           \
         float16 s[AB_RR], dp[AB_RR];                                                                           \
         _Pragma("unroll") for (int r = 0; r < AB_RR; r++) s[r] = dp[r] = (float16)(0.0f);                      \
         for (int d = 0; d < D; d++) {                                                                          \

@@ -293,6 +293,7 @@ struct clai_context {
   struct clai__karg *kargs[CLAI__K_COUNT]; /* check mode: each kernel's declared arguments */
   int knargs[CLAI__K_COUNT];
   size_t klocal[CLAI__K_COUNT][3]; /* work-group size of each kernel, fixed at init (see program.c) */
+  size_t fixed_wg_limit;        /* a kernel's limit that its declared work-group size exceeded (program.c) */
 
   char *cache_dir;              /* NULL: cache off */
   int eager;                    /* build every program at init (else on first use; see clai.h) */

@@ -329,9 +329,11 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     if (clGetKernelWorkGroupInfo(ctx->kernels[k], ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax,
                                  NULL) == CL_SUCCESS &&
         kmax > 0) {
-      if (fixed && l[0] * l[1] * l[2] > kmax)
+      if (fixed && l[0] * l[1] * l[2] > kmax) {
+        ctx->fixed_wg_limit = kmax;
         return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s needs %zu work-items per group; the device allows %zu",
                            kd->name, l[0] * l[1] * l[2], kmax);
+      }
       while (l[0] * l[1] * l[2] > kmax) {
         if (l[0] >= l[1] && l[0] > 1)
           l[0] /= 2;
@@ -456,6 +458,36 @@ done:
   return st;
 }
 
+/* The GPU family's kernels declare their work-group shape (reqd_work_group_size), and a device may allow
+ * fewer work-items for a kernel than for the device as a whole (Mesa's llvmpipe: 32 for these, of 1024).
+ * Halves the larger side of each shape that is over `limit`; 0 when nothing can shrink. */
+static int shrink_gpu_config(struct clai__gemm_gpu *g, size_t limit) {
+  int changed = 0;
+  while ((size_t)(g->lx * g->ly) > limit && (g->lx > 1 || g->ly > 1)) {
+    if (g->lx >= g->ly) g->lx /= 2; else g->ly /= 2;
+    changed = 1;
+  }
+  while ((size_t)(g->slx * g->sly) > limit && (g->slx > 1 || g->sly > 1)) {
+    if (g->sly >= g->slx) g->sly /= 2; else g->slx /= 2;
+    changed = 1;
+  }
+  return changed;
+}
+
+/* init_program, and for the GPU matmul family a rebuild with work-groups the kernels allow, when they do
+ * not allow the configured ones. */
+static clai_status init_program_fit(clai_context *ctx, int prog, int use_cache) {
+  for (int attempt = 0;; attempt++) {
+    ctx->fixed_wg_limit = 0;
+    clai_status st = init_program(ctx, prog, use_cache);
+    if (st == CLAI_OK || prog != CLAI__P_MATMUL_GPU || ctx->fixed_wg_limit == 0 || attempt == 4 ||
+        !shrink_gpu_config(&ctx->gemm.gpu, ctx->fixed_wg_limit))
+      return st;
+    release_program(ctx, prog);
+    clai__clear_error(ctx);
+  }
+}
+
 /* Of the matmul programs only the context's family is built (the other kernels stay NULL). */
 static int program_wanted(const clai_context *ctx, int prog) {
   switch (prog) {
@@ -474,7 +506,7 @@ static int program_wanted(const clai_context *ctx, int prog) {
 clai_status clai__programs_init(clai_context *ctx) {
   for (int p = 0; p < CLAI__P_COUNT; p++) {
     if (!program_wanted(ctx, p) || (!ctx->eager && p != CLAI__P_COPY)) continue;
-    clai_status st = init_program(ctx, p, 1);
+    clai_status st = init_program_fit(ctx, p, 1);
     if (st != CLAI_OK) return st;
   }
   return CLAI_OK;
@@ -498,7 +530,7 @@ clai_status clai__programs_reload_gemm(clai_context *ctx, int use_cache) {
   for (int p = 0; p < CLAI__P_COUNT; p++) {
     if (p != CLAI__P_MATMUL && p != CLAI__P_MATMUL_PACKED && p != CLAI__P_MATMUL_GPU) continue;
     release_program(ctx, p);
-    if (st == CLAI_OK && program_wanted(ctx, p) && (ctx->eager || !use_cache)) st = init_program(ctx, p, use_cache);
+    if (st == CLAI_OK && program_wanted(ctx, p) && (ctx->eager || !use_cache)) st = init_program_fit(ctx, p, use_cache);
   }
   return st;
 }
@@ -525,7 +557,7 @@ clai_status clai__kernel_ready(clai_context *ctx, int kernel) {
   if (ctx->programs[prog] != NULL) /* built, but without this kernel: cannot happen after init_program */
     return clai__error(ctx, CLAI_E_OPENCL, "%s is missing from cl/%s.cl", kernel_descs[kernel].name,
                        program_stems[prog]);
-  clai_status st = init_program(ctx, prog, 1);
+  clai_status st = init_program_fit(ctx, prog, 1);
   if (st != CLAI_OK) release_program(ctx, prog);
   return st;
 }
