@@ -1,0 +1,23 @@
+#!/bin/sh
+# harness.sh - runs one test (a program or an executable script) for automake's TAP driver.
+# Under Oclgrind (CLAI_TEST_OCLGRIND=1) the simulator writes what it finds - out-of-bounds accesses, data
+# races, invalid API use - to a log of the test's own, and any line in it fails the test: the reports are
+# printed as TAP diagnostics and a "Bail out!" line makes the driver count an error, whatever the test's
+# own results were.
+if [ "${CLAI_TEST_OCLGRIND:-0}" != 1 ]; then
+  exec "$@"
+fi
+log=$(mktemp "${TMPDIR:-/tmp}/clai-oclgrind.XXXXXX") || exit 99
+OCLGRIND_LOG=$log
+OCLGRIND_DATA_RACES=${OCLGRIND_DATA_RACES:-1}
+OCLGRIND_CHECK_API=${OCLGRIND_CHECK_API:-1}
+export OCLGRIND_LOG OCLGRIND_DATA_RACES OCLGRIND_CHECK_API
+"$@"
+rc=$?
+if [ -s "$log" ]; then
+  sed -e 's/^/# oclgrind: /' "$log" | head -n 200
+  echo "Bail out! Oclgrind reported $(grep -c . "$log") lines for $(basename "$1") (above)"
+  rc=1
+fi
+rm -f "$log"
+exit $rc
