@@ -13,7 +13,10 @@
  *   queue and return. clai_tensor_read() waits for the work that writes the tensor; clai_sync() waits for all.
  * - Outputs are tensors the caller created; the output of an elementwise op may alias one of its inputs.
  * - A context must be used by one thread at a time. Different contexts share nothing and may be used from
- *   different threads at once.
+ *   different threads at once; they may also be created at once, from several threads, even the first ones
+ *   of the process. The only thing contexts have in common is the list of platforms and devices, which is
+ *   discovered once per process (at the first clai_context_init that finds a device) and never changes
+ *   afterwards: a device that appears later is seen by the next process, not by this one.
  * - Freeing NULL is a no-op.
  */
 #ifndef CLAI_H

@@ -1,6 +1,17 @@
 /* device.c - discovery of every OpenCL platform and device through the ICD loader, ranking, and matching
  * of a device override ("gpu", "cpu", an index or a name substring). Only this file and context.c talk to
- * the platform layer. */
+ * the platform layer.
+ *
+ * Discovery runs once per process, under a lock, and its ranked result is kept as a snapshot that is never
+ * changed afterwards: every context copies it. The OpenCL spec makes clGetPlatformIDs/clGetDeviceIDs thread
+ * safe (appendix A.2), but POCL 3.1 initialises its devices lazily on the first clGetDeviceIDs and lets a
+ * second thread through while the first is still inside that initialisation: the second thread sees no
+ * device (CL_DEVICE_NOT_FOUND) or a half-built one (a crash in clGetDeviceInfo). Doing the whole discovery
+ * in one thread at a time, once, avoids that with any driver. The price is that a device that appears
+ * later in the life of the process is not seen; the ICD loader (ocl-icd) reads its vendor list once per
+ * process anyway. A discovery that fails or finds no device is not kept, so the next context tries again.
+ * The snapshot is the one piece of state shared by all contexts, and it is read-only once taken. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,11 +124,10 @@ static int rank_cmp(const void *pa, const void *pb) {
   return a->order - b->order;
 }
 
-clai_status clai__devices_enumerate(clai_device_info **infos, clai__candidate **cands, int *n, char *errbuf,
-                                    size_t errsize) {
-  *infos = NULL;
-  *cands = NULL;
-  *n = 0;
+/* Discovers and ranks every device into *out (malloc'd, *count entries, possibly none). */
+static clai_status discover(ranked **out, int *count_out, char *errbuf, size_t errsize) {
+  *out = NULL;
+  *count_out = 0;
   cl_uint np = 0;
   cl_int err = clGetPlatformIDs(0, NULL, &np);
   /* The ICD loader answers CL_PLATFORM_NOT_FOUND_KHR (-1001) when no vendor is installed. */
@@ -166,6 +176,41 @@ clai_status clai__devices_enumerate(clai_device_info **infos, clai__candidate **
     return CLAI_OK;
   }
   qsort(all, (size_t)count, sizeof *all, rank_cmp);
+  *out = all;
+  *count_out = count;
+  return CLAI_OK;
+}
+
+/* The process-wide snapshot (see the top of the file): written once, under snapshot_lock, then only read. */
+static pthread_mutex_t snapshot_lock = PTHREAD_MUTEX_INITIALIZER;
+static const ranked *snapshot;
+static int snapshot_count;
+
+clai_status clai__devices_enumerate(clai_device_info **infos, clai__candidate **cands, int *n, char *errbuf,
+                                    size_t errsize) {
+  *infos = NULL;
+  *cands = NULL;
+  *n = 0;
+  /* The lock is taken on every call, not only the first: a context is created far too rarely for it to
+   * cost anything, and it keeps the reading of `snapshot` plainly ordered after its writing. */
+  if (pthread_mutex_lock(&snapshot_lock) != 0) {
+    snprintf(errbuf, errsize, "device discovery: pthread_mutex_lock failed");
+    return CLAI_E_OPENCL;
+  }
+  clai_status st = CLAI_OK;
+  if (snapshot == NULL) {
+    ranked *all = NULL;
+    int count = 0;
+    st = discover(&all, &count, errbuf, errsize);
+    if (st == CLAI_OK && count > 0) {
+      snapshot = all;
+      snapshot_count = count;
+    }
+  }
+  const ranked *all = snapshot;
+  const int count = snapshot_count;
+  pthread_mutex_unlock(&snapshot_lock);
+  if (st != CLAI_OK || all == NULL) return st;
   *infos = calloc((size_t)count, sizeof **infos);
   *cands = calloc((size_t)count, sizeof **cands);
   if (*infos == NULL || *cands == NULL) {
@@ -173,7 +218,7 @@ clai_status clai__devices_enumerate(clai_device_info **infos, clai__candidate **
     free(*cands);
     *infos = NULL;
     *cands = NULL;
-    free(all);
+    snprintf(errbuf, errsize, "clai_context_init: out of host memory");
     return CLAI_E_OUT_OF_MEMORY;
   }
   for (int i = 0; i < count; i++) {
@@ -182,7 +227,6 @@ clai_status clai__devices_enumerate(clai_device_info **infos, clai__candidate **
     (*cands)[i] = all[i].cand;
   }
   *n = count;
-  free(all);
   return CLAI_OK;
 }
 

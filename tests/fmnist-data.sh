@@ -2,8 +2,10 @@
 # fmnist-data.sh - the Fashion-MNIST trainer on missing and malformed data files: a missing directory, a
 # truncated .gz, a wrong IDX magic, a header that promises more images than the file holds, labels that do
 # not match the images, and a label out of range must each end with exit status 1 and a message that names
-# the problem and Debian's dataset-fashion-mnist package, never a crash. Also the usage errors (exit 2) and
-# a tiny well-formed synthetic data set that trains. Needs no installed data set. Prints TAP.
+# the problem and Debian's dataset-fashion-mnist package, never a crash. Also the usage errors (exit 2), a
+# tiny well-formed synthetic data set that trains, and --resume from checkpoints whose fields were forged
+# (with a valid checksum, by tests/test-fmnist-files forge): each refused with exit status 1 and a message
+# naming the field. Needs no installed data set. Prints TAP.
 set -u
 # Under --enable-sanitizers the trainer runs without LeakSanitizer's exit-time check: its stop-the-world
 # tracer crashed once ("Tracer caught signal 11") against POCL's worker threads in a loaded CI run, after
@@ -12,6 +14,7 @@ ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; export ASAN_OPTION
 builddir=${CLAI_BUILDDIR:-.}
 prog="$builddir/examples/fashion-mnist/fashion-mnist"
 tool="$builddir/tools/clai"
+forge="$builddir/tests/test-fmnist-files"
 dir=$(mktemp -d "${CLAI_TEST_TMP:-${TMPDIR:-/tmp}}/tmp-fmnist-data.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
 
@@ -54,7 +57,7 @@ expect() {
   fi
 }
 
-echo "1..12"
+echo "1..16"
 expect "missing directory" 1 "No such file" "dataset-fashion-mnist" -- "$prog" --data "$dir/none" --epochs 1
 
 good
@@ -108,4 +111,21 @@ else
   sed 's/^/# /' "$dir/err" "$dir/out"
   fails=$((fails + 1))
 fi
+# Forged checkpoints (thousands more, in-process, in tests/test-fmnist-files): 5 steps of 64 per epoch.
+good
+"$prog" --data "$dir/d" --epochs 1 --batch 64 --checkpoint "$dir/good.ckpt" >"$dir/out" 2>"$dir/err" ||
+  sed 's/^/# /' "$dir/err"
+resume_bad() { # NAME FIELD VALUE WORD -- PROGRAM...: forge FIELD, resume, expect exit 1 and WORD on stderr
+  name=$1 field=$2 value=$3 word=$4
+  shift 5
+  if "$forge" forge "$dir/good.ckpt" "$dir/bad.ckpt" "$field" "$value"; then
+    expect "$name" 1 "$word" "bad.ckpt" -- "$@" --data "$dir/d" --epochs 3 --batch 64 --checkpoint "$dir/bad.ckpt" --resume
+  else
+    n=$((n + 1)); echo "not ok $n - $name: could not forge the checkpoint"; fails=$((fails + 1))
+  fi
+}
+resume_bad "checkpoint epoch 2^63-1" epoch 9223372036854775807 "the epoch field is 9223372036854775807" -- "$prog"
+resume_bad "checkpoint epoch -5" epoch -5 "the epoch field is -5" -- "$prog"
+resume_bad "clai train: checkpoint step off by one" step 6 "the step field is 6" -- "$tool" train
+resume_bad "checkpoint shape" dim0 -1 "'fc1.weight': dimension 0 of its shape is -1" -- "$prog"
 [ "$fails" -eq 0 ]

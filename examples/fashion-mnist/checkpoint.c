@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -144,8 +145,16 @@ static int take(rbuf *r, void *out, size_t n) {
   return 0;
 }
 
-int ckpt_load(clai_context *ctx, const char *path, ckpt_meta *meta, const ckpt_entry *e, int n, char *err,
-              size_t errsize) {
+/* Copies the n bytes of a name from a file into out (capacity cap > n), with '?' for every byte that is not
+ * printable ASCII, so that a damaged name can be shown in a message. */
+static void printable(char *out, size_t cap, const unsigned char *p, size_t n) {
+  size_t i = 0;
+  for (; i < n && i + 1 < cap; i++) out[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+  out[i] = '\0';
+}
+
+int ckpt_load(clai_context *ctx, const char *path, const ckpt_expect *want, ckpt_meta *meta, const ckpt_entry *e,
+              int n, char *err, size_t errsize) {
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
     if (errno == ENOENT) return 1;
@@ -172,6 +181,7 @@ int ckpt_load(clai_context *ctx, const char *path, ckpt_meta *meta, const ckpt_e
   fclose(f);
   int rc = -1;
   uint64_t sum;
+  char name[64], shown[64];
   if (len < 8 + 16 + 32 + 4 + 8 || memcmp(data, MAGIC, 8) != 0) {
     snprintf(err, errsize, "%s: not a libclai checkpoint (or an older format)", path);
     goto done;
@@ -181,55 +191,123 @@ int ckpt_load(clai_context *ctx, const char *path, ckpt_meta *meta, const ckpt_e
     snprintf(err, errsize, "%s: checksum mismatch (a damaged or truncated checkpoint)", path);
     goto done;
   }
+  /* The checksum only proves that the bytes are those written by someone: each field is still checked for
+   * what this trainer can have written, before it is used. */
   rbuf r = {data, len - 8, 8};
   ckpt_meta m;
   memset(&m, 0, sizeof m);
   uint32_t count = 0;
   take(&r, m.model, sizeof m.model);
-  m.model[sizeof m.model - 1] = '\0';
   take(&r, &m.seed, 8), take(&r, &m.epoch, 8), take(&r, &m.step, 8), take(&r, &m.batch, 8);
-  if (take(&r, &count, 4) != 0 || count != (uint32_t)n) {
-    snprintf(err, errsize, "%s: holds %u tensors, this model has %d", path, count, n);
+  take(&r, &count, 4); /* the length check above leaves room for all of these */
+  const char *nul = memchr(m.model, '\0', sizeof m.model);
+  int padded = nul != NULL;
+  for (const char *p = nul; padded && p < m.model + sizeof m.model; p++) padded = *p == '\0';
+  if (!padded || nul == m.model) {
+    printable(shown, sizeof shown, (const unsigned char *)m.model, nul != NULL ? (size_t)(nul - m.model) : sizeof m.model);
+    snprintf(err, errsize, "%s: the model field ('%s') is not a model name padded with zero bytes", path, shown);
     goto done;
   }
-  /* First pass: every name, shape and length must match before anything is written. */
+  if (strcmp(m.model, want->model) != 0) {
+    printable(shown, sizeof shown, (const unsigned char *)m.model, strlen(m.model));
+    snprintf(err, errsize, "%s: the model field is '%s' but this run trains --model %s; run with --model %s to resume",
+             path, shown, want->model, shown);
+    goto done;
+  }
+  if (m.seed != want->seed) {
+    snprintf(err, errsize, "%s: the seed field is %llu but this run has --seed %llu; run with --seed %llu to resume",
+             path, (unsigned long long)m.seed, (unsigned long long)want->seed, (unsigned long long)m.seed);
+    goto done;
+  }
+  if (m.batch != want->batch) {
+    snprintf(err, errsize, "%s: the batch field is %lld but this run has --batch %lld; run with --batch %lld to resume",
+             path, (long long)m.batch, (long long)want->batch, (long long)m.batch);
+    goto done;
+  }
+  if (m.epoch < 0 || m.epoch > want->max_epoch) {
+    snprintf(err, errsize, "%s: the epoch field is %lld, not a count of completed epochs (0 to %lld)", path,
+             (long long)m.epoch, (long long)want->max_epoch);
+    goto done;
+  }
+  /* epoch <= max_epoch (100000) and steps_per_epoch <= the training set: the product cannot overflow. */
+  if (m.step != m.epoch * want->steps_per_epoch) {
+    snprintf(err, errsize,
+             "%s: the step field is %lld, but %lld epochs of %lld steps (batch %lld) make %lld; was the checkpoint "
+             "written with another --train-limit or data set?",
+             path, (long long)m.step, (long long)m.epoch, (long long)want->steps_per_epoch, (long long)want->batch,
+             (long long)(m.epoch * want->steps_per_epoch));
+    goto done;
+  }
+  if (count != (uint32_t)n) {
+    snprintf(err, errsize, "%s: the tensor count field is %u, this model has %d tensors", path, count, n);
+    goto done;
+  }
+  /* First pass: every name, shape, length and value must be right before anything is written. */
   size_t start = r.pos;
   for (int pass = 0; pass < 2; pass++) {
     r.pos = start;
     for (int i = 0; i < n; i++) {
       uint32_t nl = 0, nd = 0;
-      char name[64];
-      if (take(&r, &nl, 4) != 0 || nl >= sizeof name || take(&r, name, nl) != 0) goto truncated;
-      name[nl] = '\0';
-      if (strcmp(name, e[i].name) != 0) {
-        snprintf(err, errsize, "%s: tensor %d is '%s', expected '%s'", path, i, name, e[i].name);
+      if (take(&r, &nl, 4) != 0) goto truncated;
+      if (nl == 0 || nl >= sizeof name) {
+        snprintf(err, errsize, "%s: tensor %d: the name length field is %u (expected 1 to %zu)", path, i, nl,
+                 sizeof name - 1);
         goto done;
       }
-      if (take(&r, &nd, 4) != 0 || nd != (uint32_t)clai_tensor_ndim(e[i].t)) goto mismatch;
+      if (take(&r, name, nl) != 0) goto truncated;
+      if (nl != strlen(e[i].name) || memcmp(name, e[i].name, nl) != 0) {
+        printable(shown, sizeof shown, (const unsigned char *)name, nl);
+        snprintf(err, errsize, "%s: tensor %d is named '%s', expected '%s'", path, i, shown, e[i].name);
+        goto done;
+      }
+      const int want_nd = clai_tensor_ndim(e[i].t);
+      if (take(&r, &nd, 4) != 0) goto truncated;
+      if (nd != (uint32_t)want_nd) {
+        snprintf(err, errsize, "%s: tensor '%s': the ndim field is %u, this model's tensor has %d dimensions", path,
+                 e[i].name, nd, want_nd);
+        goto done;
+      }
       for (uint32_t d = 0; d < nd; d++) {
         int64_t s;
         if (take(&r, &s, 8) != 0) goto truncated;
-        if (s != clai_tensor_dim(e[i].t, (int)d)) goto mismatch;
+        if (s != clai_tensor_dim(e[i].t, (int)d)) {
+          snprintf(err, errsize, "%s: tensor '%s': dimension %u of its shape is %lld, this model's is %lld", path,
+                   e[i].name, d, (long long)s, (long long)clai_tensor_dim(e[i].t, (int)d));
+          goto done;
+        }
       }
-      size_t bytes = (size_t)clai_tensor_numel(e[i].t) * 4;
-      if (r.len - r.pos < bytes) goto truncated;
+      size_t count_f = (size_t)clai_tensor_numel(e[i].t), bytes = count_f * 4;
+      if (r.len - r.pos < bytes) {
+        snprintf(err, errsize, "%s: tensor '%s': the file holds %zu of its %zu data bytes (a shortened checkpoint)",
+                 path, e[i].name, r.len - r.pos, bytes);
+        goto done;
+      }
+      if (pass == 0)
+        for (size_t k = 0; k < count_f; k++) {
+          float v;
+          memcpy(&v, r.p + r.pos + 4 * k, 4);
+          if (!isfinite(v)) {
+            snprintf(err, errsize, "%s: tensor '%s': element %zu is %g; a checkpoint to resume from holds finite "
+                     "values only (did the training diverge?)", path, e[i].name, k, (double)v);
+            goto done;
+          }
+        }
       if (pass == 1 && clai_tensor_write(e[i].t, r.p + r.pos, bytes) != CLAI_OK) {
         snprintf(err, errsize, "%s: writing %s: %s", path, e[i].name, clai_errmsg(ctx));
         goto done;
       }
       r.pos += bytes;
-      continue;
-    mismatch:
-      snprintf(err, errsize, "%s: tensor '%s' has another shape than this model's", path, e[i].name);
+    }
+    if (r.pos != r.len) {
+      snprintf(err, errsize, "%s: %zu bytes after the last tensor (lengths do not add up)", path, r.len - r.pos);
       goto done;
     }
-    if (r.pos != r.len) goto truncated;
   }
   *meta = m;
   rc = 0;
   goto done;
 truncated:
-  snprintf(err, errsize, "%s: malformed (lengths do not add up)", path);
+  snprintf(err, errsize, "%s: malformed (the file ends inside a tensor's header)", path);
 done:
   free(data);
   return rc;

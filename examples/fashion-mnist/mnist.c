@@ -10,26 +10,35 @@
 
 #define PACKAGE_HINT "install Debian's dataset-fashion-mnist package, or give the directory with --data"
 
-/* Reads exactly n bytes; 0 on success. */
+/* Reads exactly n bytes; 0 on success, -1 at the end of the data, -2 on damaged gzip data (gzerror says). */
 static int read_exact(gzFile f, void *buf, size_t n) {
   unsigned char *p = buf;
   while (n > 0) {
     unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
     int got = gzread(f, p, chunk);
-    if (got <= 0) return -1;
+    if (got < 0) return -2;
+    if (got == 0) return -1;
     p += got;
     n -= (size_t)got;
   }
   return 0;
 }
 
+/* The message of a damaged gzip stream (a bad CRC, an invalid deflate block). */
+static const char *gz_why(gzFile f) {
+  int code = Z_OK;
+  const char *m = gzerror(f, &code);
+  return m != NULL && *m != '\0' ? m : "damaged compressed data";
+}
+
 static uint32_t be32(const unsigned char *b) {
   return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-/* Reads one IDX file with `ndim` dims and magic `magic`; dims out in dims[], data malloc'd into *data. */
-static int read_idx(const char *path, uint32_t magic, int ndim, uint32_t *dims, uint8_t **data, char *err,
-                    size_t errsize) {
+/* Reads one IDX file with `ndim` dims and magic `magic`; dims out in dims[], data malloc'd into *data.
+ * A dimension whose `expect` entry is not 0 must have that size. */
+static int read_idx(const char *path, uint32_t magic, int ndim, const uint32_t *expect, uint32_t *dims, uint8_t **data,
+                    char *err, size_t errsize) {
   *data = NULL;
   gzFile f = gzopen(path, "rb");
   if (f == NULL) {
@@ -38,7 +47,12 @@ static int read_idx(const char *path, uint32_t magic, int ndim, uint32_t *dims, 
   }
   unsigned char head[16];
   int rc = -1;
-  if (read_exact(f, head, 4 + 4 * (size_t)ndim) != 0) {
+  int got = read_exact(f, head, 4 + 4 * (size_t)ndim);
+  if (got == -2) {
+    snprintf(err, errsize, "%s: %s (a damaged .gz; %s)", path, gz_why(f), PACKAGE_HINT);
+    goto done;
+  }
+  if (got != 0) {
     snprintf(err, errsize, "%s: shorter than an IDX header (truncated or not gzip'd IDX; %s)", path, PACKAGE_HINT);
     goto done;
   }
@@ -50,6 +64,10 @@ static int read_idx(const char *path, uint32_t magic, int ndim, uint32_t *dims, 
   uint64_t total = 1;
   for (int i = 0; i < ndim; i++) {
     dims[i] = be32(head + 4 + 4 * i);
+    if (expect[i] != 0 && dims[i] != expect[i]) {
+      snprintf(err, errsize, "%s: dimension %d is %u, expected %u (%s)", path, i, dims[i], expect[i], PACKAGE_HINT);
+      goto done;
+    }
     if (dims[i] == 0 || dims[i] > 10000000u) {
       snprintf(err, errsize, "%s: dimension %d is %u, which is not plausible (%s)", path, i, dims[i], PACKAGE_HINT);
       goto done;
@@ -60,20 +78,49 @@ static int read_idx(const char *path, uint32_t magic, int ndim, uint32_t *dims, 
     snprintf(err, errsize, "%s: %llu bytes of data is more than this reader takes", path, (unsigned long long)total);
     goto done;
   }
-  *data = malloc((size_t)total);
-  if (*data == NULL) {
-    snprintf(err, errsize, "%s: out of memory for %llu bytes", path, (unsigned long long)total);
-    goto done;
-  }
-  if (read_exact(f, *data, (size_t)total) != 0) {
-    snprintf(err, errsize, "%s: the header promises %llu bytes of data but the file ends before (truncated; %s)", path,
-             (unsigned long long)total, PACKAGE_HINT);
-    goto done;
+  /* The buffer grows with the data actually read, so a header that promises gigabytes the file does not
+   * hold costs no more memory than the file. */
+  size_t have = 0, cap = 0;
+  while (have < total) {
+    if (have == cap) {
+      size_t next = cap == 0 ? (size_t)1 << 20 : cap * 2;
+      if (next > total) next = (size_t)total;
+      uint8_t *p = realloc(*data, next);
+      if (p == NULL) {
+        snprintf(err, errsize, "%s: out of memory for %llu bytes", path, (unsigned long long)next);
+        goto done;
+      }
+      *data = p, cap = next;
+    }
+    got = read_exact(f, *data + have, cap - have);
+    if (got == -2) {
+      snprintf(err, errsize, "%s: %s (a damaged .gz; %s)", path, gz_why(f), PACKAGE_HINT);
+      goto done;
+    }
+    if (got != 0) {
+      snprintf(err, errsize, "%s: the header promises %llu bytes of data but the file ends before (truncated; %s)",
+               path, (unsigned long long)total, PACKAGE_HINT);
+      goto done;
+    }
+    have = cap;
   }
   unsigned char extra;
-  if (gzread(f, &extra, 1) != 0) {
+  int more = gzread(f, &extra, 1);
+  if (more < 0) {
+    snprintf(err, errsize, "%s: %s (a damaged .gz; %s)", path, gz_why(f), PACKAGE_HINT);
+    goto done;
+  }
+  if (more != 0) {
     snprintf(err, errsize, "%s: trailing bytes after the %llu bytes the header promises (%s)", path,
              (unsigned long long)total, PACKAGE_HINT);
+    goto done;
+  }
+  /* At the end of the input zlib hands out what it decoded and reports Z_BUF_ERROR rather than failing:
+   * a .gz cut before its trailer would pass unchecked (its CRC never read) without this. */
+  int code = Z_OK;
+  gzerror(f, &code);
+  if (code != Z_OK) {
+    snprintf(err, errsize, "%s: the compressed data ends before its gzip trailer (truncated; %s)", path, PACKAGE_HINT);
     goto done;
   }
   rc = 0;
@@ -92,9 +139,10 @@ int mnist_load(const char *dir, const char *prefix, mnist_set *set, char *err, s
   uint32_t idims[3], ldims[1];
   uint8_t *images = NULL, *labels = NULL;
   snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-  if (read_idx(path, 0x00000803u, 3, idims, &images, err, errsize) != 0) return -1;
+  static const uint32_t image_dims[3] = {0, 28, 28}, label_dims[1] = {0};
+  if (read_idx(path, 0x00000803u, 3, image_dims, idims, &images, err, errsize) != 0) return -1;
   snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-  if (read_idx(path, 0x00000801u, 1, ldims, &labels, err, errsize) != 0) {
+  if (read_idx(path, 0x00000801u, 1, label_dims, ldims, &labels, err, errsize) != 0) {
     free(images);
     return -1;
   }

@@ -37,6 +37,7 @@
 #define EVAL_BATCH 1000
 #define PROGRESS_EVERY 100
 #define MAX_LAYERS 4
+#define EPOCHS_MAX 100000 /* the most --epochs takes, and the most completed epochs a checkpoint may claim */
 
 typedef struct options {
   const char *model, *data, *checkpoint;
@@ -570,18 +571,14 @@ static int64_t restore(trainer *t) {
   int n = checkpoint_entries(t, e);
   ckpt_meta m;
   char err[1024];
-  int rc = ckpt_load(t->ctx, t->o.checkpoint, &m, e, n, err, sizeof err);
+  const ckpt_expect want = {t->o.model, t->o.seed, t->o.batch, EPOCHS_MAX, t->steps_per_epoch};
+  int rc = ckpt_load(t->ctx, t->o.checkpoint, &want, &m, e, n, err, sizeof err);
   if (rc == 1) {
     fprintf(t->log, "no checkpoint at %s: starting from scratch\n", t->o.checkpoint);
     return 0;
   }
   if (rc != 0) {
     fprintf(stderr, "%s: %s\n", t->prog, err);
-    return -1;
-  }
-  if (strcmp(m.model, t->o.model) != 0 || m.seed != t->o.seed || m.batch != t->o.batch) {
-    fprintf(stderr, "%s: %s was written for --model %s --seed %llu --batch %lld; run with those to resume\n",
-            t->prog, t->o.checkpoint, m.model, (unsigned long long)m.seed, (long long)m.batch);
     return -1;
   }
   t->step = m.step;
@@ -808,7 +805,7 @@ static int parse(const char *prog, int argc, char **argv, options *o) {
     else if (strcmp(a, "--data") == 0) o->data = v;
     else if (strcmp(a, "--checkpoint") == 0) o->checkpoint = v;
     else if (strcmp(a, "--epochs") == 0) {
-      if (parse_int(prog, a, v, 0, 100000, &x) != 0) return -1;
+      if (parse_int(prog, a, v, 0, EPOCHS_MAX, &x) != 0) return -1;
       o->epochs = (int)x;
     } else if (strcmp(a, "--batch") == 0) {
       if (parse_int(prog, a, v, 1, 65536, &x) != 0) return -1;
