@@ -194,7 +194,9 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
   for (int k = 0; k < norder; k++) {
     clai_device_info *d = &ctx->devices[order[k]];
     if (ctx->chosen >= 0) {
-      snprintf(d->note, sizeof d->note, "ranked below the chosen device %d", ctx->chosen);
+      const char *why = clai__device_rank_note(d);
+      snprintf(d->note, sizeof d->note, "ranked below the chosen device %d%s%s", ctx->chosen, why ? ": " : "",
+               why ? why : "");
       continue;
     }
     st = failure_injected(order[k])

@@ -115,13 +115,38 @@ typedef struct ranked {
   int order; /* discovery order, for a stable sort */
 } ranked;
 
+/* Implementations that run libclai's kernels far slower than another of the same kind would: Mesa's
+ * llvmpipe (a CPU device that ran libclai-like kernels about 6x slower than POCL on the same CPU) and the
+ * Oclgrind simulator (which reports itself as a discrete GPU and is about 150x slower than POCL, a tool
+ * for finding bugs). They rank after every other device, Oclgrind last. */
+static int slow_tier(const clai_device_info *d) {
+  if (clai__contains_ci(d->platform, "oclgrind")) return 2;
+  if (clai__contains_ci(d->name, "llvmpipe")) return 1;
+  return 0;
+}
+
+const char *clai__device_rank_note(const clai_device_info *d) {
+  switch (slow_tier(d)) {
+  case 2: return "the Oclgrind simulator ranks last";
+  case 1: return "llvmpipe ranks after other devices (about 6x slower than POCL here)";
+  default: return NULL;
+  }
+}
+
+int clai__device_rank_cmp(const clai_device_info *a, const clai_device_info *b) {
+  const int ta = slow_tier(a), tb = slow_tier(b);
+  if (ta != tb) return ta < tb ? -1 : 1;
+  if (a->type != b->type) return a->type > b->type ? -1 : 1;
+  uint64_t sa = (uint64_t)a->compute_units * a->clock_mhz;
+  uint64_t sb = (uint64_t)b->compute_units * b->clock_mhz;
+  if (sa != sb) return sa > sb ? -1 : 1;
+  return 0;
+}
+
 static int rank_cmp(const void *pa, const void *pb) {
   const ranked *a = pa, *b = pb;
-  if (a->info.type != b->info.type) return a->info.type > b->info.type ? -1 : 1;
-  uint64_t sa = (uint64_t)a->info.compute_units * a->info.clock_mhz;
-  uint64_t sb = (uint64_t)b->info.compute_units * b->info.clock_mhz;
-  if (sa != sb) return sa > sb ? -1 : 1;
-  return a->order - b->order;
+  int c = clai__device_rank_cmp(&a->info, &b->info);
+  return c != 0 ? c : a->order - b->order;
 }
 
 /* Discovers and ranks every device into *out (malloc'd, *count entries, possibly none). */

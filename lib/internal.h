@@ -342,6 +342,11 @@ clai_status clai__devices_enumerate(clai_device_info **infos, clai__candidate **
  * or -1 if spec is not understood. spec NULL or "" selects all. */
 int clai__devices_match(const clai_device_info *infos, int n, const char *spec, int *order);
 void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps);
+/* The ranking: < 0 when a ranks before b (known slow implementations last, then by type, then compute units
+ * times clock), 0 for a tie. */
+int clai__device_rank_cmp(const clai_device_info *a, const clai_device_info *b);
+/* Why a device ranks below others of its type (a known slow implementation), or NULL. */
+const char *clai__device_rank_note(const clai_device_info *d);
 
 /* ---- programs and the binary cache (program.c, cache.c) ------------------------------------------------ */
 /* Builds (or loads from the cache) the programs for ctx's device that are needed at init: all of them when
