@@ -76,6 +76,15 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
   if (clGetDeviceInfo(dev, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align, &align, NULL) == CL_SUCCESS)
     caps->mem_align = align / 8;
   if (caps->max_wg_size == 0) caps->max_wg_size = 1;
+  /* Mesa's rusticl 22.3 answers CL_KERNEL_LOCAL_MEM_SIZE with twice what a kernel declares (two 8 KiB
+   * arrays: 32768; two 16 KiB arrays: 65536, which it then runs anyway on its 32 KiB device). */
+  cl_platform_id plat = NULL;
+  char pname[64] = "", drv[64] = "";
+  if (clGetDeviceInfo(dev, CL_DEVICE_PLATFORM, sizeof plat, &plat, NULL) == CL_SUCCESS && plat != NULL)
+    clGetPlatformInfo(plat, CL_PLATFORM_NAME, sizeof pname, pname, NULL);
+  clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof drv, drv, NULL);
+  pname[sizeof pname - 1] = drv[sizeof drv - 1] = '\0';
+  caps->local_mem_reported_x2 = strcmp(pname, "rusticl") == 0 && strncmp(drv, "22.", 3) == 0;
 }
 
 static void fill_info(cl_platform_id p, cl_device_id d, clai_device_info *info) {

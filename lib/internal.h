@@ -193,6 +193,7 @@ typedef struct clai__devcaps {
   uint64_t max_alloc;   /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
   uint64_t global_mem;  /* CL_DEVICE_GLOBAL_MEM_SIZE */
   uint32_t mem_align;   /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes */
+  int local_mem_reported_x2; /* the driver reports twice a kernel's local memory (rusticl 22.x; device.c) */
 } clai__devcaps;
 
 /* The matmul kernel families (op-matmul.c). Each handles every dtype, stride, transpose and batch of

@@ -354,9 +354,10 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     cl_ulong lmem = 0;
     if (clGetKernelWorkGroupInfo(ctx->kernels[k], ctx->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof lmem, &lmem, NULL) ==
             CL_SUCCESS &&
-        ctx->caps.local_mem > 0 && lmem > ctx->caps.local_mem)
+        ctx->caps.local_mem > 0 && (ctx->caps.local_mem_reported_x2 ? lmem / 2 : lmem) > ctx->caps.local_mem)
       return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s needs %llu bytes of local memory; the device has %llu", kd->name,
-                         (unsigned long long)lmem, (unsigned long long)ctx->caps.local_mem);
+                         (unsigned long long)(ctx->caps.local_mem_reported_x2 ? lmem / 2 : lmem),
+                         (unsigned long long)ctx->caps.local_mem);
   }
   return CLAI_OK;
 }
