@@ -321,4 +321,13 @@ static inline int clait_main(const char *name, const struct CMUnitTest *tests, s
 }
 #define CLAIT_MAIN(name, tests, needs_device) clait_main(name, tests, sizeof(tests) / sizeof((tests)[0]), needs_device)
 
+/* Test sizes. CLAI_TEST_SIZE=small (for slow devices: the Oclgrind simulator runs about 150 times slower
+ * than POCL) shrinks the large shapes of the tests, so every kernel and every path still runs, on less
+ * data. CLAIT_SIZE(full, small) picks one of two sizes. */
+static inline int clait_small(void) {
+  const char *s = getenv("CLAI_TEST_SIZE");
+  return s != NULL && strcmp(s, "small") == 0;
+}
+#define CLAIT_SIZE(full, small) (clait_small() ? (small) : (full))
+
 #endif /* CLAI_TESTUTIL_H */
