@@ -150,7 +150,7 @@ enum clai__program_id {
   X(POOL2D_BWD_F16, CONV_BWD, "clai_pool2d_bwd_f16", "bbbllllllllllllllliiiiiiiiiiiii", 3) \
   X(CONV_ROWS_F32, CONV_BWD, "clai_conv_rows_f32", "bbllllliiii", 2)                 \
   X(CONV_ROWS_F16, CONV_BWD, "clai_conv_rows_f16", "bbllllliiii", 2)               \
-  X(CONV_SUM_ROWS, CONV_BWD, "clai_conv_sum_rows", "bblli", 1)                      \
+  X(CONV_SUM_ROWS, CONV_BWD, "clai_conv_sum_rows", "bbllli", 1)                     \
   X(ATTENTION_BWD_KV_D64, ATTENTION_BWD, "clai_attention_bwd_kv_d64", CLAI__ATT_BWD_SIG, 1) \
   X(ATTENTION_BWD_Q_D64, ATTENTION_BWD, "clai_attention_bwd_q_d64", CLAI__ATT_BWD_SIG, 1) \
   X(ATTENTION_BWD_KV_D256, ATTENTION_BWD, "clai_attention_bwd_kv_d256", CLAI__ATT_BWD_SIG, 1) \

@@ -246,13 +246,14 @@ static clai_status rows(clai_context *ctx, cl_mem dst, const clai_tensor *gy, in
                       CLAI__ARG(OW));
 }
 
+/* dst (dense f32, at its own offset) (+)= the sum of src's R rows of len (a dense temporary). */
 static clai_status sum_rows(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, int64_t R, int64_t len,
                             int accumulate) {
-  const cl_long r = R, l = len;
+  const cl_long doff = dst->offset, r = R, l = len;
   const cl_int acc = accumulate;
   size_t global = (size_t)len;
-  return clai__launch(ctx, CLAI__K_CONV_SUM_ROWS, &global, 5, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),
-                      CLAI__ARG(r), CLAI__ARG(l), CLAI__ARG(acc));
+  return clai__launch(ctx, CLAI__K_CONV_SUM_ROWS, &global, 6, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),
+                      CLAI__ARG(doff), CLAI__ARG(r), CLAI__ARG(l), CLAI__ARG(acc));
 }
 
 /* The weight gradient when it is small next to an image (O*8 <= OH*OW, the CNN's first layer): a GEMM of
