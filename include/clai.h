@@ -229,9 +229,12 @@ CLAI_API size_t clai_dtype_size(clai_dtype dtype);
 CLAI_API const char *clai_dtype_name(clai_dtype dtype);
 
 /* Creates a dense row-major tensor of the given dtype and shape (ndim from 0 to CLAI_MAX_DIMS; a 0-d
- * tensor is a scalar; a dimension may be 0). Its contents are undefined until written. On failure *out is
- * NULL: CLAI_E_INVALID_ARG / CLAI_E_OVERFLOW for a bad shape, CLAI_E_OUT_OF_MEMORY when the device cannot
- * hold it. */
+ * tensor is a scalar; a dimension may be 0). Its contents are undefined until written. The strides are
+ * row-major with size-0 dims counted as 1; an empty shape whose other dims multiply past INT64_MAX (such as
+ * [2^30, 0, 2^40]) is valid, and its strides from the first that would not fit in an int64_t outward are 0
+ * (they address nothing). On failure *out is NULL: CLAI_E_INVALID_ARG / CLAI_E_OVERFLOW for a bad shape
+ * (CLAI_E_OVERFLOW also when the element count overflows before a size-0 dim is reached, reading the dims
+ * left to right), CLAI_E_OUT_OF_MEMORY when the device cannot hold it. */
 CLAI_API clai_status clai_tensor_init(clai_context *ctx, clai_tensor **out, clai_dtype dtype, int ndim,
                                       const int64_t *shape);
 

@@ -14,11 +14,8 @@ clai_status clai_contiguous(clai_context *ctx, clai_tensor **out, clai_tensor *x
   clai_status st = clai__check_tensor(ctx, x, fn, "x");
   if (st != CLAI_OK) return st;
   if (clai_tensor_is_contiguous(x)) {
-    int64_t strides[CLAI_MAX_DIMS], s = 1;
-    for (int i = x->ndim - 1; i >= 0; i--) {
-      strides[i] = s;
-      s *= x->shape[i] > 0 ? x->shape[i] : 1;
-    }
+    int64_t strides[CLAI_MAX_DIMS];
+    clai__dense_strides(x->ndim, x->shape, strides);
     return clai_tensor_view(x, out, x->ndim, x->shape, strides, 0);
   }
   clai_tensor *t = NULL;
