@@ -762,14 +762,16 @@ CLAI_API clai_status clai_log_softmax(clai_context *ctx, clai_tensor *out, const
  * gamma and beta are optional (NULL: 1 and 0), 1-D of the last dim's size, f32 or f16, any stride.
  * mean_out and rstd_out are optional (NULL: not written): f32, contiguous, of x's shape without the last
  * dim (or with it as 1); they receive each row's mean and 1 / sqrt(var + eps) for a backward pass. eps must
- * be >= 0 and finite. Fails with CLAI_E_SHAPE, CLAI_E_DTYPE or CLAI_E_INVALID_ARG (eps, overlap) naming the
- * argument. */
+ * be >= 0 and finite. An empty last dim (rows of no values) writes NaN into mean_out and rstd_out for
+ * every row, as clai_reduce's mean over an empty axis gives NaN (out is empty). Fails with CLAI_E_SHAPE,
+ * CLAI_E_DTYPE or CLAI_E_INVALID_ARG (eps, overlap) naming the argument. */
 CLAI_API clai_status clai_layernorm(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                     const clai_tensor *gamma, const clai_tensor *beta, float eps,
                                     clai_tensor *mean_out, clai_tensor *rstd_out);
 
 /* out = x / sqrt(mean(x^2) + eps) * gamma over the last axis; gamma optional (NULL: 1); rstd_out optional,
- * receives 1 / sqrt(mean(x^2) + eps) per row. Otherwise as clai_layernorm(). */
+ * receives 1 / sqrt(mean(x^2) + eps) per row (NaN for every row when the last dim is empty). Otherwise as
+ * clai_layernorm(). */
 CLAI_API clai_status clai_rmsnorm(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                   const clai_tensor *gamma, float eps, clai_tensor *rstd_out);
 
