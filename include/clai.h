@@ -12,6 +12,12 @@
  * - Ops are asynchronous: they check their arguments, enqueue their work on the context's single in-order
  *   queue and return. clai_tensor_read() waits for the work that writes the tensor; clai_sync() waits for all.
  * - Outputs are tensors the caller created; the output of an elementwise op may alias one of its inputs.
+ *   Every output (and clai_tensor_write's tensor) may be a view at any offset of its buffer, and, unless its
+ *   comment asks for a dense one, with any strides: only the elements of the view are written, the rest of
+ *   the buffer is left as it was. An output that has several elements on one address (a stride of 0 on a
+ *   dimension of size above 1, as clai_tensor_expand makes) is rejected with CLAI_E_INVALID_ARG by every
+ *   op, since its elements would be written more than once; an empty one (0 elements) is accepted. Other
+ *   self-overlapping strides are not detected, and an op writing such a view gives undefined values.
  * - A context must be used by one thread at a time. Different contexts share nothing and may be used from
  *   different threads at once.
  * - Freeing NULL is a no-op.
@@ -242,7 +248,7 @@ CLAI_API clai_status clai_tensor_init(clai_context *ctx, clai_tensor **out, clai
 CLAI_API void clai_tensor_free(clai_tensor *t);
 
 /* Copies `bytes` bytes of dense host data into the tensor. bytes must equal numel * dtype size. Returns when
- * src may be reused. */
+ * src may be reused. A broadcast view (a stride of 0 on a dim above 1) cannot be written: CLAI_E_INVALID_ARG. */
 CLAI_API clai_status clai_tensor_write(clai_tensor *t, const void *src, size_t bytes);
 
 /* Waits for the work that writes t, then copies its elements densely into dst, which holds dst_size bytes
@@ -291,7 +297,8 @@ CLAI_API clai_status clai_tensor_expand(clai_tensor *t, clai_tensor **out, int n
  * broadcast to dst's shape. dst and src may be any views; dst must not overlap src except exactly. */
 CLAI_API clai_status clai_copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src);
 
-/* Every element of dst = value (converted to dst's dtype). */
+/* Every element of dst = value (converted to dst's dtype). dst may be any view but a broadcast one (see the
+ * top of this file): CLAI_E_INVALID_ARG, as for every other output. */
 CLAI_API clai_status clai_fill(clai_context *ctx, clai_tensor *dst, double value);
 
 typedef enum clai_binary_op {

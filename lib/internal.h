@@ -381,6 +381,10 @@ void clai__pool_stats(const clai__pool *pool, clai_context_stats *stats);
 /* ---- tensors (tensor.c) --------------------------------------------------------------------------------- */
 /* Checks that t is a live-looking tensor of ctx; records a message naming `fn` and `what` otherwise. */
 clai_status clai__check_tensor(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what);
+/* clai__check_tensor for a tensor an op writes: also CLAI_E_INVALID_ARG, with a message naming `what`, when
+ * two of its elements share an address (a stride of 0 on a dim of size > 1, as clai_tensor_expand makes),
+ * since the work-items writing them would race. Other self-overlapping strides are not detected. */
+clai_status clai__check_out(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what);
 /* Fills idx with dst's shape and the strides/offsets of up to three operands already broadcast to that
  * shape (ops[0] is the output). Adjacent dims that are contiguous in every operand are merged. An empty
  * output gives one dim of size 0 (numel 0). */

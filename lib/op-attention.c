@@ -21,11 +21,11 @@ clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse
                            const clai_tensor *k, const clai_tensor *v, float scale, int causal) {
   const char *fn = "clai_attention";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  clai_status st = clai__check_out(ctx, out, fn, "out");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, q, fn, "q");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, k, fn, "k");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, v, fn, "v");
-  if (st == CLAI_OK && lse != NULL) st = clai__check_tensor(ctx, lse, fn, "lse");
+  if (st == CLAI_OK && lse != NULL) st = clai__check_out(ctx, lse, fn, "lse");
   if (st != CLAI_OK) return st;
   char a[160], b[160], c[160], d[160];
   if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4 || out->ndim != 4)
@@ -122,7 +122,7 @@ static clai_tensor rows_of(const clai_tensor *t) {
 clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x, const clai_rope_params *params) {
   const char *fn = "clai_rope";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  clai_status st = clai__check_out(ctx, out, fn, "out");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, x, fn, "x");
   if (st != CLAI_OK) return st;
   const clai_rope_params zero = {0};

@@ -24,7 +24,7 @@ static int inplace_ok(const clai_tensor *out, const clai_tensor *x) {
 
 /* Shared checks of x and out: dtypes, at least one dim, same shape, aliasing. */
 static clai_status check_rows(clai_context *ctx, const char *fn, clai_tensor *out, const clai_tensor *x) {
-  clai_status s = clai__check_tensor(ctx, out, fn, "out");
+  clai_status s = clai__check_out(ctx, out, fn, "out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
   if (s != CLAI_OK) return s;
   if (x->dtype == CLAI_DTYPE_I32 || out->dtype == CLAI_DTYPE_I32)

@@ -39,6 +39,18 @@ clai_status clai__check_tensor(clai_context *ctx, const clai_tensor *t, const ch
   return CLAI_OK;
 }
 
+clai_status clai__check_out(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what) {
+  clai_status st = clai__check_tensor(ctx, t, fn, what);
+  if (st != CLAI_OK || clai_tensor_numel(t) == 0) return st;
+  for (int i = 0; i < t->ndim; i++)
+    if (t->shape[i] > 1 && t->strides[i] == 0)
+      return clai__error(ctx, CLAI_E_INVALID_ARG,
+                         "%s: %s is a broadcast view (a stride of 0 on dimension %d of size %lld): several of its "
+                         "elements share one address, so they cannot all be written",
+                         fn, what, i, (long long)t->shape[i]);
+  return CLAI_OK;
+}
+
 /* Links a new tensor struct into ctx's list; takes a reference on buf. */
 static clai_tensor *new_tensor(clai_context *ctx, clai__buffer *buf, clai_dtype dtype) {
   clai_tensor *t = calloc(1, sizeof *t);
@@ -487,6 +499,7 @@ static clai_status transfer(clai_tensor *t, void *host, size_t size, int to_devi
   clai_status st = transfer_args(t, host, size, fn, &n, to_device);
   if (st != CLAI_OK || n == 0) return st;
   clai_context *ctx = t->ctx;
+  if (to_device && (st = clai__check_out(ctx, t, fn, "the tensor")) != CLAI_OK) return st;
   if (clai_tensor_is_contiguous(t)) {
     size_t at = (size_t)t->offset * clai_dtype_size(t->dtype);
     cl_int err = to_device ? clEnqueueWriteBuffer(ctx->queue, t->buf->mem, CL_TRUE, at, n, host, 0, NULL, NULL)
