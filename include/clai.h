@@ -504,7 +504,11 @@ CLAI_API clai_status clai_optim_adamw(clai_context *ctx, clai_tensor *param, cla
  * min(1, max_norm / (norm + 1e-6)) (a NaN norm makes every gradient NaN). The norm stays on the device (no
  * host round trip); norm_out, if not NULL, is a 1-element f32 tensor that receives it. The sum is taken in
  * a fixed order without atomics: the same gradients give the same bits on every run. Gradients are f32 or
- * f16, dense, and must not overlap each other. */
+ * f16, dense, and must not overlap each other; norm_out must not overlap any of them (CLAI_E_INVALID_ARG).
+ * Fails with CLAI_E_DTYPE for a gradient that is not f32 or f16 or a norm_out that is not f32,
+ * CLAI_E_SHAPE for a norm_out of more or fewer than one element, CLAI_E_NOT_CONTIGUOUS for a strided
+ * gradient, CLAI_E_INVALID_ARG for a negative or NaN max_norm or overlapping tensors; nothing is written
+ * then. */
 CLAI_API clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *grads, int n, float max_norm,
                                          clai_tensor *norm_out);
 
@@ -516,7 +520,9 @@ CLAI_API clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *
  * element for element. Stable for large logits (the maximum is subtracted). A label equal to ignore_index
  * (PyTorch uses -100) skips its row; every other label outside [0, C) is never used as an index: its row's
  * loss and gradient are NaN, so the loss is NaN (reported without reading anything back to the host). When
- * every row is ignored (or N is 0) the loss is NaN, as in PyTorch. The sum is deterministic (no atomics). */
+ * every row is ignored (or N is 0) the loss is NaN, as in PyTorch. The sum is deterministic (no atomics).
+ * A loss tensor that is not f32 fails with CLAI_E_DTYPE, one of more or fewer than one element with
+ * CLAI_E_SHAPE (clai_loss_mse likewise). */
 CLAI_API clai_status clai_loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,
                                              const clai_tensor *logits, const clai_tensor *labels,
                                              int ignore_index);
@@ -692,7 +698,10 @@ typedef struct clai_rope_params {
  * i < n/2 (by -t when params->inverse is 1, which gives the gradient with respect to x); elements past n
  * are copied. x and out have one shape and dtype (f32 or f16); out may be x
  * itself (in place). params NULL means all defaults. The angle is computed in f32, so its error grows with the
- * position (about p * 6e-8 radians). */
+ * position (about p * 6e-8 radians). Fails with CLAI_E_INVALID_ARG for a rot_dims that is odd or negative
+ * (whatever x is) and for an unknown mode or layout, a bad theta, pos_offset or inverse; with CLAI_E_SHAPE
+ * when x cannot take the rotation: rot_dims above D, rot_dims 0 with an odd D, no position dim, out's shape
+ * not x's; with CLAI_E_DTYPE for mixed or i32 dtypes. */
 CLAI_API clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                const clai_rope_params *params);
 

@@ -26,9 +26,12 @@ static int64_t partials_for(const clai_context *ctx, int64_t n) {
 static clai_status check_loss_out(clai_context *ctx, const char *fn, const clai_tensor *loss) {
   clai_status s = clai__check_tensor(ctx, loss, fn, "loss");
   if (s != CLAI_OK) return s;
-  if (loss->dtype != CLAI_DTYPE_F32 || clai_tensor_numel(loss) != 1)
-    return clai__error(ctx, CLAI_E_SHAPE, "%s: loss must be one f32 element (it is %s with %lld elements)", fn,
-                       clai_dtype_name(loss->dtype), (long long)clai_tensor_numel(loss));
+  if (loss->dtype != CLAI_DTYPE_F32)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: loss is %s; it must be one f32 element", fn,
+                       clai_dtype_name(loss->dtype));
+  if (clai_tensor_numel(loss) != 1)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: loss must be one f32 element (it has %lld elements)", fn,
+                       (long long)clai_tensor_numel(loss));
   return CLAI_OK;
 }
 

@@ -645,7 +645,7 @@ static void test_copy_fill_errors(void **state) {
   expect_usable(ctx);
 }
 
-/* ---- outputs whose elements share addresses ----------------------------------------------------------- */
+/* ---- outputs whose elements share addresses, and the statuses issue 10 found undocumented ------------ */
 
 /* An output with a stride of 0 on a dim above 1 (clai_tensor_expand's broadcast) would have its elements
  * written several times at once: every op rejects it, naming the argument, and writes nothing. */
@@ -714,6 +714,56 @@ static void test_broadcast_outputs(void **state) {
   clai_tensor_free(v4);
   clai_tensor_free(x);
   clai_tensor_free(row);
+  expect_usable(ctx);
+}
+
+/* clip_grad_norm's norm_out must not overlap a gradient (the norm would be scaled, or a gradient element
+ * replaced by the norm); a norm_out or a loss of the wrong dtype is CLAI_E_DTYPE, of the wrong size
+ * CLAI_E_SHAPE; an odd or negative rot_dims is a bad argument whatever x is (CLAI_E_INVALID_ARG). */
+static void test_contract_statuses(void **state) {
+  clai_context *ctx = *state;
+  const int64_t s8[1] = {8}, s6[1] = {6}, s23[2] = {2, 3}, s2[1] = {2}, one[1] = {1};
+  clai_tensor *flat = mk_iota(ctx, 1, s8, 1.0f), *g1 = NULL, *inside = NULL, *g2 = mk_iota(ctx, 1, s6, 0.5f);
+  CLAIT_OK(ctx, clai_tensor_view(flat, &g1, 1, s6, (const int64_t[]){1}, 0));
+  CLAIT_OK(ctx, clai_tensor_view(flat, &inside, 1, one, (const int64_t[]){1}, 7)); /* past g1 */
+  clai_tensor *grads[2] = {g2, g1};
+  clai_tensor *at5 = NULL;
+  CLAIT_OK(ctx, clai_tensor_view(flat, &at5, 1, one, (const int64_t[]){1}, 5));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "norm_out overlaps grads[1]", clai_clip_grad_norm(ctx, grads, 2, 1.0f, at5));
+  expect_iota(ctx, flat, 1.0f);
+  expect_iota(ctx, g2, 0.5f);
+  CLAIT_OK(ctx, clai_clip_grad_norm(ctx, grads, 2, 1e9f, inside)); /* beside the gradients: fine */
+  clai_tensor *n16 = clait_tensor(ctx, CLAI_DTYPE_F16, 1, one), *n2 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, s2);
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "norm_out is f16", clai_clip_grad_norm(ctx, grads, 2, 1.0f, n16));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "norm_out must be one f32 element", clai_clip_grad_norm(ctx, grads, 2, 1.0f, n2));
+  /* losses: an f16 loss tensor is a dtype error, not a shape error */
+  clai_tensor *logits = mk_iota(ctx, 2, s23, 0.1f), *labels = clait_tensor(ctx, CLAI_DTYPE_I32, 1, s2);
+  CLAIT_OK(ctx, clai_fill(ctx, labels, 1.0));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "loss is f16", clai_loss_cross_entropy(ctx, n16, NULL, logits, labels, -100));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "loss is f16", clai_loss_mse(ctx, n16, NULL, logits, logits));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "one f32 element", clai_loss_mse(ctx, n2, NULL, logits, logits));
+  /* rope */
+  const int64_t sx[3] = {2, 3, 8};
+  clai_tensor *rx = mk_iota(ctx, 3, sx, 1.0f), *ro = mk_iota(ctx, 3, sx, 2.0f);
+  clai_rope_params p = {0};
+  p.rot_dims = 5;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "rot_dims 5 must be even", clai_rope(ctx, ro, rx, &p));
+  p.rot_dims = -4;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "rot_dims -4", clai_rope(ctx, ro, rx, &p));
+  p.rot_dims = 10;
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "rotating 10 of D = 8", clai_rope(ctx, ro, rx, &p));
+  expect_iota(ctx, ro, 2.0f);
+  clai_tensor_free(ro);
+  clai_tensor_free(rx);
+  clai_tensor_free(labels);
+  clai_tensor_free(logits);
+  clai_tensor_free(n2);
+  clai_tensor_free(n16);
+  clai_tensor_free(at5);
+  clai_tensor_free(inside);
+  clai_tensor_free(g2);
+  clai_tensor_free(g1);
+  clai_tensor_free(flat);
   expect_usable(ctx);
 }
 
@@ -974,6 +1024,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_unary_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_copy_fill_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_broadcast_outputs, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_contract_statuses, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_other_context, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_device_errors, clait_setup, clait_teardown),
