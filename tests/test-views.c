@@ -258,6 +258,11 @@ static clai_status r_conv_bw_dw(clai_context *c, clai_tensor **o, clai_tensor **
   return clai_conv2d_backward_weight(c, o[0], o[1], i[0], i[1], &p);
 }
 static const clai_pool2d_params pool_p = {.kernel_h = 2, .kernel_w = 3, .stride_h = 2, .stride_w = 2, .pad_left = 1};
+static const clai_pool2d_params pool22 = {.kernel_h = 2, .kernel_w = 2};
+static clai_status r_maxpool22(clai_context *c, clai_tensor **o, clai_tensor **i) { return clai_max_pool2d(c, o[0], o[1], i[0], &pool22); }
+static clai_status r_maxpool22_bwd(clai_context *c, clai_tensor **o, clai_tensor **i) {
+  return clai_max_pool2d_backward(c, o[0], i[0], i[1], &pool22);
+}
 static clai_status r_maxpool(clai_context *c, clai_tensor **o, clai_tensor **i) { return clai_max_pool2d(c, o[0], o[1], i[0], &pool_p); }
 static clai_status r_avgpool(clai_context *c, clai_tensor **o, clai_tensor **i) { return clai_avg_pool2d(c, o[0], i[0], &pool_p); }
 static clai_status r_gap(clai_context *c, clai_tensor **o, clai_tensor **i) { return clai_global_avg_pool2d(c, o[0], i[0]); }
@@ -335,6 +340,7 @@ static clai_status r_rmsnorm_bwd(clai_context *c, clai_tensor **o, clai_tensor *
 /* Every op but clai_matmul (which runs per family below). */
 static const vcase cases[] = {
     {"copy f32 -> f16", r_copy, 1, 1, {T(F32, 2, 3, 5)}, {T(F16, 2, 3, 5)}},
+    {"copy f32 (dense runs)", r_copy, 1, 1, {T(F32, 2, 6, 5)}, {T(F32, 2, 6, 5)}},
     {"copy broadcast", r_copy, 1, 1, {T(F32, 1, 5)}, {T(F32, 2, 4, 5)}},
     {"fill f32", r_fill, 0, 1, {{0}}, {T(F32, 2, 4, 6)}},
     {"fill i32", r_fill, 0, 1, {{0}}, {TR(I32, 0, 5, 3, 2, 3, 2)}},
@@ -371,6 +377,10 @@ static const vcase cases[] = {
     {"conv2d direct (depthwise)", r_conv_dw, 3, 1, {T(F32, 4, 2, 3, 5, 6), T(F32, 4, 3, 1, 2, 2), T(F32, 1, 3)},
      {T(F32, 4, 2, 3, 5, 6)}},
     {"max_pool2d", r_maxpool, 1, 2, {T(F32, 4, 2, 3, 6, 7)}, {T(F32, 4, 2, 3, 3, 3), TR(I32, 0, 3, 4, 2, 3, 3, 3)}},
+    {"max_pool2d 2x2", r_maxpool22, 1, 2, {T(F32, 4, 2, 3, 6, 8)}, {T(F32, 4, 2, 3, 3, 4), TR(I32, 0, 3, 4, 2, 3, 3, 4)}},
+    /* indices of the 2x2 windows as the forward gives them would be best; any in-plane index is valid */
+    {"max_pool2d_backward 2x2 (a plane per work-item)", r_maxpool22_bwd, 2, 1,
+     {T(F32, 4, 2, 3, 3, 4), TR(I32, 0, 48, 4, 2, 3, 3, 4)}, {T(F32, 4, 2, 3, 6, 8)}},
     {"avg_pool2d f16", r_avgpool, 1, 1, {T(F16, 4, 2, 3, 6, 7)}, {T(F16, 4, 2, 3, 3, 3)}},
     {"global_avg_pool2d", r_gap, 1, 1, {T(F32, 4, 3, 4, 5, 2)}, {T(F32, 4, 3, 4, 1, 1)}},
     {"conv2d_backward_data gemm", r_conv_bd, 2, 1, {T(F32, 4, 2, 8, 6, 5), T(F32, 4, 8, 3, 3, 3)},
@@ -455,6 +465,16 @@ static void test_matmul_families(void **state) {
     clai_status st = clai_context_init_ex(&ctx, NULL, err, sizeof err);
     if (st != CLAI_OK && strstr(err, "without CLBlast") != NULL) continue; /* not built with CLBlast */
     if (st != CLAI_OK) fail_msg("CLAI_GEMM=%s: %s: %s", families[f], clai_status_name(st), err);
+    if (strcmp(families[f], "clblast") == 0) { /* the bridge really runs these products */
+      const int64_t sa[2] = {37, 21}, sb[2] = {21, 19}, sc[2] = {37, 19};
+      clai_tensor *a = clait_tensor(ctx, F32, 2, sa), *b = clait_tensor(ctx, F32, 2, sb), *c = clait_tensor(ctx, F32, 2, sc);
+      char what[256];
+      CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, what, sizeof what));
+      if (strncmp(what, "clblast", 7) != 0) fail_msg("CLAI_GEMM=clblast runs \"%s\"", what);
+      clai_tensor_free(c);
+      clai_tensor_free(b);
+      clai_tensor_free(a);
+    }
     for (size_t k = 0; k < sizeof mm_cases / sizeof mm_cases[0]; k++) check_case(ctx, &mm_cases[k], families[f]);
     clai_context_free(ctx);
   }
