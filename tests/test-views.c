@@ -452,6 +452,9 @@ static const vcase mm_cases[] = {
     {"matmul transposed", r_mm_t, 2, 1, {T(F32, 2, 9, 33), T(F32, 2, 6, 9)}, {T(F32, 2, 33, 6)}},
     {"matmul epilogue", r_mm_ep, 3, 1, {T(F32, 2, 20, 8), T(F32, 2, 8, 11), T(F32, 1, 11)}, {T(F32, 2, 20, 11)}},
     {"matmul f16", r_mm, 2, 1, {T(F16, 2, 18, 8), T(F16, 2, 8, 5)}, {T(F16, 2, 18, 5)}},
+    /* K = 0: C = act(beta * C + bias) through the elementwise ops */
+    {"matmul K = 0 beta", r_mm, 2, 1, {T(F32, 2, 6, 0), T(F32, 2, 0, 5)}, {T(F32, 2, 6, 5)}},
+    {"matmul K = 0 epilogue", r_mm_ep, 3, 1, {T(F32, 2, 6, 0), T(F32, 2, 0, 5), T(F32, 1, 5)}, {T(F32, 2, 6, 5)}},
 };
 
 static void test_matmul_families(void **state) {
