@@ -324,15 +324,16 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 CLAI_CONV_ROWS(f32, float, CLAI_LD_F32)
 CLAI_CONV_ROWS(f16, half, CLAI_LD_F16)
 
-/* dst[j] = (accumulate ? dst[j] : 0) + sum over r < R of src[r*len + j], r in increasing order: the
- * per-image partial weight gradients summed over the images. One work-item per column. */
-__kernel void clai_conv_sum_rows(__global float *dst, __global const float *src, const long R, const long len,
-                                 const int accumulate) {
+/* dst[doff + j] = (accumulate ? dst[doff + j] : 0) + sum over r < R of src[r*len + j], r in increasing
+ * order: the per-image partial weight gradients summed over the images into grad_w, a dense view that may
+ * start anywhere in its buffer (doff). One work-item per column. */
+__kernel void clai_conv_sum_rows(__global float *dst, __global const float *src, const long doff, const long R,
+                                 const long len, const int accumulate) {
   const long j = get_global_id(0);
   if (j >= len) return;
-  float s = accumulate ? dst[j] : 0.0f;
+  float s = accumulate ? dst[doff + j] : 0.0f;
   for (long r = 0; r < R; r++) s += src[r * len + j];
-  dst[j] = s;
+  dst[doff + j] = s;
 }
 
 #define CLAI_CONV_BWD_ALL(SFX, T, LD, ST, VLD4)                                                                  \

@@ -12,6 +12,12 @@
  * - Ops are asynchronous: they check their arguments, enqueue their work on the context's single in-order
  *   queue and return. clai_tensor_read() waits for the work that writes the tensor; clai_sync() waits for all.
  * - Outputs are tensors the caller created; the output of an elementwise op may alias one of its inputs.
+ *   Every output (and clai_tensor_write's tensor) may be a view at any offset of its buffer, and, unless its
+ *   comment asks for a dense one, with any strides: only the elements of the view are written, the rest of
+ *   the buffer is left as it was. An output that has several elements on one address (a stride of 0 on a
+ *   dimension of size above 1, as clai_tensor_expand makes) is rejected with CLAI_E_INVALID_ARG by every
+ *   op, since its elements would be written more than once; an empty one (0 elements) is accepted. Other
+ *   self-overlapping strides are not detected, and an op writing such a view gives undefined values.
  * - A context must be used by one thread at a time. Different contexts share nothing and may be used from
  *   different threads at once; they may also be created at once, from several threads, even the first ones
  *   of the process. The only thing contexts have in common is the list of platforms and devices, which is
@@ -239,9 +245,12 @@ CLAI_API size_t clai_dtype_size(clai_dtype dtype);
 CLAI_API const char *clai_dtype_name(clai_dtype dtype);
 
 /* Creates a dense row-major tensor of the given dtype and shape (ndim from 0 to CLAI_MAX_DIMS; a 0-d
- * tensor is a scalar; a dimension may be 0). Its contents are undefined until written. On failure *out is
- * NULL: CLAI_E_INVALID_ARG / CLAI_E_OVERFLOW for a bad shape, CLAI_E_OUT_OF_MEMORY when the device cannot
- * hold it. */
+ * tensor is a scalar; a dimension may be 0). Its contents are undefined until written. The strides are
+ * row-major with size-0 dims counted as 1; an empty shape whose other dims multiply past INT64_MAX (such as
+ * [2^30, 0, 2^40]) is valid, and its strides from the first that would not fit in an int64_t outward are 0
+ * (they address nothing). On failure *out is NULL: CLAI_E_INVALID_ARG / CLAI_E_OVERFLOW for a bad shape
+ * (CLAI_E_OVERFLOW also when the element count overflows before a size-0 dim is reached, reading the dims
+ * left to right), CLAI_E_OUT_OF_MEMORY when the device cannot hold it. */
 CLAI_API clai_status clai_tensor_init(clai_context *ctx, clai_tensor **out, clai_dtype dtype, int ndim,
                                       const int64_t *shape);
 
@@ -249,7 +258,7 @@ CLAI_API clai_status clai_tensor_init(clai_context *ctx, clai_tensor **out, clai
 CLAI_API void clai_tensor_free(clai_tensor *t);
 
 /* Copies `bytes` bytes of dense host data into the tensor. bytes must equal numel * dtype size. Returns when
- * src may be reused. */
+ * src may be reused. A broadcast view (a stride of 0 on a dim above 1) cannot be written: CLAI_E_INVALID_ARG. */
 CLAI_API clai_status clai_tensor_write(clai_tensor *t, const void *src, size_t bytes);
 
 /* Waits for the work that writes t, then copies its elements densely into dst, which holds dst_size bytes
@@ -298,7 +307,8 @@ CLAI_API clai_status clai_tensor_expand(clai_tensor *t, clai_tensor **out, int n
  * broadcast to dst's shape. dst and src may be any views; dst must not overlap src except exactly. */
 CLAI_API clai_status clai_copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src);
 
-/* Every element of dst = value (converted to dst's dtype). */
+/* Every element of dst = value (converted to dst's dtype). dst may be any view but a broadcast one (see the
+ * top of this file): CLAI_E_INVALID_ARG, as for every other output. */
 CLAI_API clai_status clai_fill(clai_context *ctx, clai_tensor *dst, double value);
 
 typedef enum clai_binary_op {
@@ -504,7 +514,11 @@ CLAI_API clai_status clai_optim_adamw(clai_context *ctx, clai_tensor *param, cla
  * min(1, max_norm / (norm + 1e-6)) (a NaN norm makes every gradient NaN). The norm stays on the device (no
  * host round trip); norm_out, if not NULL, is a 1-element f32 tensor that receives it. The sum is taken in
  * a fixed order without atomics: the same gradients give the same bits on every run. Gradients are f32 or
- * f16, dense, and must not overlap each other. */
+ * f16, dense, and must not overlap each other; norm_out must not overlap any of them (CLAI_E_INVALID_ARG).
+ * Fails with CLAI_E_DTYPE for a gradient that is not f32 or f16 or a norm_out that is not f32,
+ * CLAI_E_SHAPE for a norm_out of more or fewer than one element, CLAI_E_NOT_CONTIGUOUS for a strided
+ * gradient, CLAI_E_INVALID_ARG for a negative or NaN max_norm or overlapping tensors; nothing is written
+ * then. */
 CLAI_API clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *grads, int n, float max_norm,
                                          clai_tensor *norm_out);
 
@@ -516,7 +530,9 @@ CLAI_API clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *
  * element for element. Stable for large logits (the maximum is subtracted). A label equal to ignore_index
  * (PyTorch uses -100) skips its row; every other label outside [0, C) is never used as an index: its row's
  * loss and gradient are NaN, so the loss is NaN (reported without reading anything back to the host). When
- * every row is ignored (or N is 0) the loss is NaN, as in PyTorch. The sum is deterministic (no atomics). */
+ * every row is ignored (or N is 0) the loss is NaN, as in PyTorch. The sum is deterministic (no atomics).
+ * A loss tensor that is not f32 fails with CLAI_E_DTYPE, one of more or fewer than one element with
+ * CLAI_E_SHAPE (clai_loss_mse likewise). */
 CLAI_API clai_status clai_loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,
                                              const clai_tensor *logits, const clai_tensor *labels,
                                              int ignore_index);
@@ -692,7 +708,10 @@ typedef struct clai_rope_params {
  * i < n/2 (by -t when params->inverse is 1, which gives the gradient with respect to x); elements past n
  * are copied. x and out have one shape and dtype (f32 or f16); out may be x
  * itself (in place). params NULL means all defaults. The angle is computed in f32, so its error grows with the
- * position (about p * 6e-8 radians). */
+ * position (about p * 6e-8 radians). Fails with CLAI_E_INVALID_ARG for a rot_dims that is odd or negative
+ * (whatever x is) and for an unknown mode or layout, a bad theta, pos_offset or inverse; with CLAI_E_SHAPE
+ * when x cannot take the rotation: rot_dims above D, rot_dims 0 with an odd D, no position dim, out's shape
+ * not x's; with CLAI_E_DTYPE for mixed or i32 dtypes. */
 CLAI_API clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                const clai_rope_params *params);
 
@@ -769,14 +788,16 @@ CLAI_API clai_status clai_log_softmax(clai_context *ctx, clai_tensor *out, const
  * gamma and beta are optional (NULL: 1 and 0), 1-D of the last dim's size, f32 or f16, any stride.
  * mean_out and rstd_out are optional (NULL: not written): f32, contiguous, of x's shape without the last
  * dim (or with it as 1); they receive each row's mean and 1 / sqrt(var + eps) for a backward pass. eps must
- * be >= 0 and finite. Fails with CLAI_E_SHAPE, CLAI_E_DTYPE or CLAI_E_INVALID_ARG (eps, overlap) naming the
- * argument. */
+ * be >= 0 and finite. An empty last dim (rows of no values) writes NaN into mean_out and rstd_out for
+ * every row, as clai_reduce's mean over an empty axis gives NaN (out is empty). Fails with CLAI_E_SHAPE,
+ * CLAI_E_DTYPE or CLAI_E_INVALID_ARG (eps, overlap) naming the argument. */
 CLAI_API clai_status clai_layernorm(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                     const clai_tensor *gamma, const clai_tensor *beta, float eps,
                                     clai_tensor *mean_out, clai_tensor *rstd_out);
 
 /* out = x / sqrt(mean(x^2) + eps) * gamma over the last axis; gamma optional (NULL: 1); rstd_out optional,
- * receives 1 / sqrt(mean(x^2) + eps) per row. Otherwise as clai_layernorm(). */
+ * receives 1 / sqrt(mean(x^2) + eps) per row (NaN for every row when the last dim is empty). Otherwise as
+ * clai_layernorm(). */
 CLAI_API clai_status clai_rmsnorm(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                   const clai_tensor *gamma, float eps, clai_tensor *rstd_out);
 

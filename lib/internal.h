@@ -152,7 +152,7 @@ enum clai__program_id {
   X(POOL2D_BWD_F16, CONV_BWD, "clai_pool2d_bwd_f16", "bbbllllllllllllllliiiiiiiiiiiii", 3) \
   X(CONV_ROWS_F32, CONV_BWD, "clai_conv_rows_f32", "bbllllliiii", 2)                 \
   X(CONV_ROWS_F16, CONV_BWD, "clai_conv_rows_f16", "bbllllliiii", 2)               \
-  X(CONV_SUM_ROWS, CONV_BWD, "clai_conv_sum_rows", "bblli", 1)                      \
+  X(CONV_SUM_ROWS, CONV_BWD, "clai_conv_sum_rows", "bbllli", 1)                     \
   X(ATTENTION_BWD_KV_D64, ATTENTION_BWD, "clai_attention_bwd_kv_d64", CLAI__ATT_BWD_SIG, 1) \
   X(ATTENTION_BWD_Q_D64, ATTENTION_BWD, "clai_attention_bwd_q_d64", CLAI__ATT_BWD_SIG, 1) \
   X(ATTENTION_BWD_KV_D256, ATTENTION_BWD, "clai_attention_bwd_kv_d256", CLAI__ATT_BWD_SIG, 1) \
@@ -396,14 +396,23 @@ void clai__pool_stats(const clai__pool *pool, clai_context_stats *stats);
 /* ---- tensors (tensor.c) --------------------------------------------------------------------------------- */
 /* Checks that t is a live-looking tensor of ctx; records a message naming `fn` and `what` otherwise. */
 clai_status clai__check_tensor(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what);
+/* clai__check_tensor for a tensor an op writes: also CLAI_E_INVALID_ARG, with a message naming `what`, when
+ * two of its elements share an address (a stride of 0 on a dim of size > 1, as clai_tensor_expand makes),
+ * since the work-items writing them would race. Other self-overlapping strides are not detected. */
+clai_status clai__check_out(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what);
 /* Fills idx with dst's shape and the strides/offsets of up to three operands already broadcast to that
- * shape (ops[0] is the output). Adjacent dims that are contiguous in every operand are merged. */
+ * shape (ops[0] is the output). Adjacent dims that are contiguous in every operand are merged. An empty
+ * output gives one dim of size 0 (numel 0). */
 void clai__index_build(clai__index *idx, int nops, const clai_tensor *const *ops);
 /* NumPy broadcast of `src` against `shape`: strides of src aligned to shape (0 where broadcast) into
  * `strides`. Returns 0 if src cannot be broadcast to shape. */
 int clai__broadcast_strides(const clai_tensor *src, int ndim, const int64_t *shape, int64_t *strides);
 /* A shape to text for messages, e.g. "[2, 3, 4]". Returns buf. */
 const char *clai__shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
+/* The row-major strides of a shape into `strides`, size-0 dims counted as 1 (as PyTorch does). Only an empty
+ * shape can have strides past INT64_MAX ([2^30, 0, 2^40] is a valid shape of 0 elements): they address
+ * nothing, so from the first one that would overflow on they are 0, and nothing overflows. */
+void clai__dense_strides(int ndim, const int64_t *shape, int64_t *strides);
 /* Element range [lo, hi] a view addresses, in elements of its buffer; 0 if it addresses nothing. */
 int clai__tensor_extent(const clai_tensor *t, int64_t *lo, int64_t *hi);
 /* 1 if the element ranges of a and b share buffer and overlap. */

@@ -35,7 +35,7 @@ clai_status clai_attention_backward(clai_context *ctx, clai_tensor *grad_q, clai
   const clai_tensor *all[9] = {grad_q, grad_k, grad_v, grad_out, q, k, v, out, lse};
   static const char *const names[9] = {"grad_q", "grad_k", "grad_v", "grad_out", "q", "k", "v", "out", "lse"};
   for (int i = 0; i < 9; i++) {
-    clai_status st = clai__check_tensor(ctx, all[i], fn, names[i]);
+    clai_status st = i < 3 ? clai__check_out(ctx, all[i], fn, names[i]) : clai__check_tensor(ctx, all[i], fn, names[i]);
     if (st != CLAI_OK) return st;
   }
   char a[160], b[160], c[160];

@@ -21,11 +21,11 @@ clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse
                            const clai_tensor *k, const clai_tensor *v, float scale, int causal) {
   const char *fn = "clai_attention";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  clai_status st = clai__check_out(ctx, out, fn, "out");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, q, fn, "q");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, k, fn, "k");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, v, fn, "v");
-  if (st == CLAI_OK && lse != NULL) st = clai__check_tensor(ctx, lse, fn, "lse");
+  if (st == CLAI_OK && lse != NULL) st = clai__check_out(ctx, lse, fn, "lse");
   if (st != CLAI_OK) return st;
   char a[160], b[160], c[160], d[160];
   if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4 || out->ndim != 4)
@@ -122,7 +122,7 @@ static clai_tensor rows_of(const clai_tensor *t) {
 clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x, const clai_rope_params *params) {
   const char *fn = "clai_rope";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  clai_status st = clai__check_out(ctx, out, fn, "out");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, x, fn, "x");
   if (st != CLAI_OK) return st;
   const clai_rope_params zero = {0};
@@ -144,8 +144,12 @@ clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
   if (seq_dim < 0)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: x %s has no position dim for layout %s", fn,
                        clai__shape_str(x->ndim, x->shape, a, sizeof a), p->layout == CLAI_ROPE_BHLD ? "BHLD" : "BLHD");
+  /* a bad rot_dims is wrong whatever x is (CLAI_E_INVALID_ARG); one that x cannot hold is a shape error */
+  if (p->rot_dims < 0 || p->rot_dims % 2 != 0)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: rot_dims %lld must be even and not negative (it counts pairs "
+                       "of elements)", fn, (long long)p->rot_dims);
   const int64_t D = x->shape[x->ndim - 1], rot = p->rot_dims != 0 ? p->rot_dims : D;
-  if (rot < 0 || rot > D || rot % 2 != 0)
+  if (rot > D || rot % 2 != 0)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: rotating %lld of D = %lld dims; must be even and at most D", fn,
                        (long long)rot, (long long)D);
   const float theta = p->theta != 0.0f ? p->theta : 10000.0f;

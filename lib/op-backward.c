@@ -11,7 +11,7 @@ clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor
   if ((int)op < 0 || (int)op > CLAI_TANH)
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %d is not a clai_unary_op", fn, (int)op);
   const char *name = names[op];
-  clai_status s = clai__check_tensor(ctx, grad_x, fn, "grad_x");
+  clai_status s = clai__check_out(ctx, grad_x, fn, "grad_x");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, grad_out, fn, "grad_out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
   if (s != CLAI_OK) return s;
@@ -28,9 +28,6 @@ clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor
                        clai__shape_str(grad_x->ndim, grad_x->shape, a, sizeof a), bad == x ? "x" : "grad_out",
                        clai__shape_str(bad->ndim, bad->shape, b, sizeof b));
   }
-  for (int i = 0; i < grad_x->ndim; i++)
-    if (grad_x->shape[i] > 1 && grad_x->strides[i] == 0)
-      return clai__error(ctx, CLAI_E_INVALID_ARG, "%s(%s): grad_x is a broadcast view (a stride of 0)", fn, name);
   if (!clai__alias_ok(grad_x, grad_out) || !clai__alias_ok(grad_x, x))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s(%s): grad_x overlaps an input other than element for element",
                        fn, name);
@@ -79,8 +76,8 @@ clai_status clai_binary_backward(clai_context *ctx, clai_binary_op op, clai_tens
   clai_status s = clai__check_tensor(ctx, grad_out, fn, "grad_out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, a, fn, "a");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, b, fn, "b");
-  if (s == CLAI_OK && grad_a != NULL) s = clai__check_tensor(ctx, grad_a, fn, "grad_a");
-  if (s == CLAI_OK && grad_b != NULL) s = clai__check_tensor(ctx, grad_b, fn, "grad_b");
+  if (s == CLAI_OK && grad_a != NULL) s = clai__check_out(ctx, grad_a, fn, "grad_a");
+  if (s == CLAI_OK && grad_b != NULL) s = clai__check_out(ctx, grad_b, fn, "grad_b");
   if (s != CLAI_OK) return s;
   const clai_dtype dt = grad_out->dtype;
   if (dt != CLAI_DTYPE_F32 && dt != CLAI_DTYPE_F16)

@@ -183,7 +183,7 @@ clai_status clai_conv2d_backward_data(clai_context *ctx, clai_tensor *grad_x, co
                                       const clai_tensor *w, const clai_conv2d_params *params) {
   const char *fn = "clai_conv2d_backward_data";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, grad_x, fn, "grad_x");
+  clai_status s = clai__check_out(ctx, grad_x, fn, "grad_x");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, grad_out, fn, "grad_out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, w, fn, "w");
   if (s != CLAI_OK) return s;
@@ -246,13 +246,14 @@ static clai_status rows(clai_context *ctx, cl_mem dst, const clai_tensor *gy, in
                       CLAI__ARG(OW));
 }
 
+/* dst (dense f32, at its own offset) (+)= the sum of src's R rows of len (a dense temporary). */
 static clai_status sum_rows(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, int64_t R, int64_t len,
                             int accumulate) {
-  const cl_long r = R, l = len;
+  const cl_long doff = dst->offset, r = R, l = len;
   const cl_int acc = accumulate;
   size_t global = (size_t)len;
-  return clai__launch(ctx, CLAI__K_CONV_SUM_ROWS, &global, 5, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),
-                      CLAI__ARG(r), CLAI__ARG(l), CLAI__ARG(acc));
+  return clai__launch(ctx, CLAI__K_CONV_SUM_ROWS, &global, 6, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),
+                      CLAI__ARG(doff), CLAI__ARG(r), CLAI__ARG(l), CLAI__ARG(acc));
 }
 
 /* The weight gradient when it is small next to an image (O*8 <= OH*OW, the CNN's first layer): a GEMM of
@@ -346,8 +347,8 @@ clai_status clai_conv2d_backward_weight(clai_context *ctx, clai_tensor *grad_w, 
                                         const clai_conv2d_params *params) {
   const char *fn = "clai_conv2d_backward_weight";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, grad_w, fn, "grad_w");
-  if (s == CLAI_OK && grad_bias != NULL) s = clai__check_tensor(ctx, grad_bias, fn, "grad_bias");
+  clai_status s = clai__check_out(ctx, grad_w, fn, "grad_w");
+  if (s == CLAI_OK && grad_bias != NULL) s = clai__check_out(ctx, grad_bias, fn, "grad_bias");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, grad_out, fn, "grad_out");
   if (s != CLAI_OK) return s;
@@ -408,7 +409,7 @@ static clai_status pool_launch(clai_context *ctx, clai_tensor *gx, const clai_te
 static clai_status pool_backward(clai_context *ctx, const char *fn, clai_tensor *gx, const clai_tensor *gy,
                                  const clai_tensor *idx, const clai_pool2d_params *p, int max) {
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, gx, fn, "grad_x");
+  clai_status s = clai__check_out(ctx, gx, fn, "grad_x");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, gy, fn, "grad_out");
   if (s == CLAI_OK && max) s = clai__check_tensor(ctx, idx, fn, "indices");
   if (s != CLAI_OK) return s;
@@ -459,7 +460,7 @@ clai_status clai_avg_pool2d_backward(clai_context *ctx, clai_tensor *grad_x, con
 clai_status clai_global_avg_pool2d_backward(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_out) {
   const char *fn = "clai_global_avg_pool2d_backward";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, grad_x, fn, "grad_x");
+  clai_status s = clai__check_out(ctx, grad_x, fn, "grad_x");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, grad_out, fn, "grad_out");
   if (s == CLAI_OK) s = clai__conv_need_4d(ctx, fn, grad_x, "grad_x");
   const clai_dtype dt = grad_x->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;

@@ -198,7 +198,7 @@ clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *
                         const clai_tensor *bias, const clai_conv2d_params *params) {
   const char *fn = "clai_conv2d";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, out, fn, "out");
+  clai_status s = clai__check_out(ctx, out, fn, "out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, w, fn, "w");
   if (s == CLAI_OK && bias != NULL) s = clai__check_tensor(ctx, bias, fn, "bias");
@@ -276,9 +276,9 @@ clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *
 static clai_status pool2d(clai_context *ctx, const char *fn, clai_tensor *out, clai_tensor *indices,
                           const clai_tensor *x, const clai_pool2d_params *params, int avg) {
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, out, fn, "out");
+  clai_status s = clai__check_out(ctx, out, fn, "out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
-  if (s == CLAI_OK && indices != NULL) s = clai__check_tensor(ctx, indices, fn, "indices");
+  if (s == CLAI_OK && indices != NULL) s = clai__check_out(ctx, indices, fn, "indices");
   if (s != CLAI_OK) return s;
   if (params == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: params is NULL (the kernel size is required)", fn);
   const clai_pool2d_params *p = params;
@@ -344,7 +344,7 @@ clai_status clai_avg_pool2d(clai_context *ctx, clai_tensor *out, const clai_tens
 clai_status clai_global_avg_pool2d(clai_context *ctx, clai_tensor *out, const clai_tensor *x) {
   const char *fn = "clai_global_avg_pool2d";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, out, fn, "out");
+  clai_status s = clai__check_out(ctx, out, fn, "out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
   if (s == CLAI_OK) s = clai__conv_need_4d(ctx, fn, x, "x");
   if (s == CLAI_OK) s = clai__conv_need_dtype(ctx, fn, x, "x", x->dtype == CLAI_DTYPE_F16 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, "x");

@@ -29,7 +29,7 @@ clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *s
 clai_status clai_copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src) {
   const char *fn = "clai_copy";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, dst, fn, "dst");
+  clai_status s = clai__check_out(ctx, dst, fn, "dst");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, src, fn, "src");
   if (s != CLAI_OK) return s;
   if (clai__tensors_overlap(dst, src)) {
@@ -44,7 +44,7 @@ clai_status clai_copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *sr
 clai_status clai_fill(clai_context *ctx, clai_tensor *dst, double value) {
   const char *fn = "clai_fill";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, dst, fn, "dst");
+  clai_status s = clai__check_out(ctx, dst, fn, "dst");
   if (s != CLAI_OK) return s;
   clai__index ix;
   const clai_tensor *ops[1] = {dst};

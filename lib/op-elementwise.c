@@ -24,7 +24,7 @@ clai_status clai_binary(clai_context *ctx, clai_binary_op op, clai_tensor *out, 
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   if ((int)op < 0 || (int)op > CLAI_MINIMUM)
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %d is not a clai_binary_op", fn, (int)op);
-  clai_status s = clai__check_tensor(ctx, out, fn, "out");
+  clai_status s = clai__check_out(ctx, out, fn, "out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, a, fn, "a");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, b, fn, "b");
   if (s != CLAI_OK) return s;
@@ -68,7 +68,7 @@ clai_status clai_binary(clai_context *ctx, clai_binary_op op, clai_tensor *out, 
 static clai_status unary(clai_context *ctx, const char *fn, const char *name, int op, clai_tensor *out,
                          const clai_tensor *x, float alpha, float beta) {
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, out, fn, "out");
+  clai_status s = clai__check_out(ctx, out, fn, "out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
   if (s != CLAI_OK) return s;
   if (x->dtype != out->dtype)

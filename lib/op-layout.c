@@ -14,11 +14,8 @@ clai_status clai_contiguous(clai_context *ctx, clai_tensor **out, clai_tensor *x
   clai_status st = clai__check_tensor(ctx, x, fn, "x");
   if (st != CLAI_OK) return st;
   if (clai_tensor_is_contiguous(x)) {
-    int64_t strides[CLAI_MAX_DIMS], s = 1;
-    for (int i = x->ndim - 1; i >= 0; i--) {
-      strides[i] = s;
-      s *= x->shape[i] > 0 ? x->shape[i] : 1;
-    }
+    int64_t strides[CLAI_MAX_DIMS];
+    clai__dense_strides(x->ndim, x->shape, strides);
     return clai_tensor_view(x, out, x->ndim, x->shape, strides, 0);
   }
   clai_tensor *t = NULL;
@@ -35,7 +32,7 @@ clai_status clai_contiguous(clai_context *ctx, clai_tensor **out, clai_tensor *x
 clai_status clai_concat(clai_context *ctx, clai_tensor *out, int n, const clai_tensor *const *xs, int axis) {
   const char *fn = "clai_concat";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  clai_status st = clai__check_out(ctx, out, fn, "out");
   if (st != CLAI_OK) return st;
   if (n < 1 || xs == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: n is %d (at least one input needed)", fn, n);
   int ax = axis < 0 ? axis + out->ndim : axis;
@@ -101,7 +98,7 @@ static clai_status check_plus_one(clai_context *ctx, const char *fn, const clai_
 clai_status clai_gather_rows(clai_context *ctx, clai_tensor *out, const clai_tensor *table, const clai_tensor *index) {
   const char *fn = "clai_gather_rows";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  clai_status st = clai__check_out(ctx, out, fn, "out");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, table, fn, "table");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, index, fn, "index");
   if (st != CLAI_OK) return st;
@@ -168,7 +165,7 @@ clai_status clai_gather_rows(clai_context *ctx, clai_tensor *out, const clai_ten
 clai_status clai_one_hot(clai_context *ctx, clai_tensor *out, const clai_tensor *labels) {
   const char *fn = "clai_one_hot";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  clai_status st = clai__check_out(ctx, out, fn, "out");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, labels, fn, "labels");
   if (st != CLAI_OK) return st;
   if (labels->dtype != CLAI_DTYPE_I32)
@@ -192,7 +189,7 @@ clai_status clai_where(clai_context *ctx, clai_tensor *out, const clai_tensor *m
                        const clai_tensor *b) {
   const char *fn = "clai_where";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status st = clai__check_tensor(ctx, out, fn, "out");
+  clai_status st = clai__check_out(ctx, out, fn, "out");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, mask, fn, "mask");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, a, fn, "a");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, b, fn, "b");
@@ -231,7 +228,7 @@ clai_status clai_gather_rows_backward(clai_context *ctx, clai_tensor *grad_table
                                       const clai_tensor *index, int accumulate) {
   const char *fn = "clai_gather_rows_backward";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status st = clai__check_tensor(ctx, grad_table, fn, "grad_table");
+  clai_status st = clai__check_out(ctx, grad_table, fn, "grad_table");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, grad_out, fn, "grad_out");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, index, fn, "index");
   if (st != CLAI_OK) return st;

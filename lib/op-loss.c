@@ -26,9 +26,12 @@ static int64_t partials_for(const clai_context *ctx, int64_t n) {
 static clai_status check_loss_out(clai_context *ctx, const char *fn, const clai_tensor *loss) {
   clai_status s = clai__check_tensor(ctx, loss, fn, "loss");
   if (s != CLAI_OK) return s;
-  if (loss->dtype != CLAI_DTYPE_F32 || clai_tensor_numel(loss) != 1)
-    return clai__error(ctx, CLAI_E_SHAPE, "%s: loss must be one f32 element (it is %s with %lld elements)", fn,
-                       clai_dtype_name(loss->dtype), (long long)clai_tensor_numel(loss));
+  if (loss->dtype != CLAI_DTYPE_F32)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: loss is %s; it must be one f32 element", fn,
+                       clai_dtype_name(loss->dtype));
+  if (clai_tensor_numel(loss) != 1)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: loss must be one f32 element (it has %lld elements)", fn,
+                       (long long)clai_tensor_numel(loss));
   return CLAI_OK;
 }
 
@@ -62,7 +65,7 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
   clai_status s = check_loss_out(ctx, fn, loss);
   if (s == CLAI_OK) s = clai__check_tensor(ctx, logits, fn, "logits");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, labels, fn, "labels");
-  if (s == CLAI_OK && grad != NULL) s = clai__check_tensor(ctx, grad, fn, "grad");
+  if (s == CLAI_OK && grad != NULL) s = clai__check_out(ctx, grad, fn, "grad");
   if (s != CLAI_OK) return s;
   char a[160], b[160];
   if (logits->ndim != 2)
@@ -85,9 +88,6 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
     if (grad->dtype != logits->dtype)
       return clai__error(ctx, CLAI_E_DTYPE, "%s: grad is %s, logits %s; they must match", fn,
                          clai_dtype_name(grad->dtype), clai_dtype_name(logits->dtype));
-    for (int i = 0; i < 2; i++)
-      if (grad->shape[i] > 1 && grad->strides[i] == 0)
-        return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad is a broadcast view (a stride of 0)", fn);
     if (!clai__alias_ok(grad, logits))
       return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps logits other than element for element", fn);
     if (clai__tensors_overlap(grad, labels) || clai__tensors_overlap(grad, loss))
@@ -146,7 +146,7 @@ clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *gra
   clai_status s = check_loss_out(ctx, fn, loss);
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, y, fn, "y");
-  if (s == CLAI_OK && grad != NULL) s = clai__check_tensor(ctx, grad, fn, "grad");
+  if (s == CLAI_OK && grad != NULL) s = clai__check_out(ctx, grad, fn, "grad");
   if (s != CLAI_OK) return s;
   char a[160], b[160];
   if (x->dtype != CLAI_DTYPE_F32 && x->dtype != CLAI_DTYPE_F16)
@@ -161,9 +161,6 @@ clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *gra
                        clai__shape_str(bad->ndim, bad->shape, b, sizeof b));
   }
   if (grad != NULL) {
-    for (int i = 0; i < grad->ndim; i++)
-      if (grad->shape[i] > 1 && grad->strides[i] == 0)
-        return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad is a broadcast view (a stride of 0)", fn);
     if (!clai__alias_ok(grad, x) || !clai__alias_ok(grad, y))
       return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps x or y other than element for element", fn);
     if (clai__tensors_overlap(grad, loss)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad overlaps loss", fn);

@@ -111,7 +111,7 @@ int clai__gemm_shape_class(int64_t M, int64_t N, int64_t K, int64_t batch) {
 static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c, const clai_tensor *a, int trans_a,
                         const clai_tensor *b, int trans_b, const clai_matmul_epilogue *ep, gemm_plan *p) {
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, c, fn, "c");
+  clai_status s = clai__check_out(ctx, c, fn, "c");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, a, fn, "a");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, b, fn, "b");
   if (s != CLAI_OK) return s;

@@ -33,7 +33,7 @@ static int same_shape(const clai_tensor *a, const clai_tensor *b) {
 /* grad_x, grad_y and the saved tensor t (y or x, named tname): f32/f16, >= 1 dim, one shape, aliasing. */
 static clai_status check_rows(clai_context *ctx, const char *fn, clai_tensor *gx, const clai_tensor *gy,
                               const clai_tensor *t, const char *tname) {
-  clai_status s = clai__check_tensor(ctx, gx, fn, "grad_x");
+  clai_status s = clai__check_out(ctx, gx, fn, "grad_x");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, gy, fn, "grad_y");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, t, fn, tname);
   if (s != CLAI_OK) return s;
@@ -136,6 +136,7 @@ static clai_status norm_bwd(clai_context *ctx, const char *fn, int rms, clai_ten
   const char *inames[6] = {"grad_x", "grad_y", "x", "gamma", "mean", "rstd"};
   for (int o = 0; o < 2; o++) {
     if (outs[o] == NULL) continue;
+    if ((s = clai__check_out(ctx, outs[o], fn, onames[o])) != CLAI_OK) return s;
     if ((s = check_vec(ctx, fn, onames[o], outs[o], n)) != CLAI_OK) return s;
     for (int i = 0; i < 6; i++)
       if (ins[i] != NULL && clai__tensors_overlap(outs[o], ins[i]))

@@ -24,7 +24,7 @@ static int inplace_ok(const clai_tensor *out, const clai_tensor *x) {
 
 /* Shared checks of x and out: dtypes, at least one dim, same shape, aliasing. */
 static clai_status check_rows(clai_context *ctx, const char *fn, clai_tensor *out, const clai_tensor *x) {
-  clai_status s = clai__check_tensor(ctx, out, fn, "out");
+  clai_status s = clai__check_out(ctx, out, fn, "out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
   if (s != CLAI_OK) return s;
   if (x->dtype == CLAI_DTYPE_I32 || out->dtype == CLAI_DTYPE_I32)
@@ -140,7 +140,14 @@ static clai_status norm(clai_context *ctx, const char *fn, int rms, clai_tensor 
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: mean_out overlaps rstd_out", fn);
   clai__index ix;
   row_index(&ix, out, x);
-  if (n == 0 || ix.numel == 0) return CLAI_OK;
+  if (ix.numel == 0) return CLAI_OK;
+  if (n == 0) {
+    /* rows of nothing: out is empty, and each row's statistics are those of no values, NaN (the mean of
+     * an empty axis in clai_reduce is NaN too); 1 / sqrt(NaN + eps) stays NaN */
+    if (mean_out != NULL) s = clai_fill(ctx, mean_out, NAN);
+    if (s == CLAI_OK && rstd_out != NULL) s = clai_fill(ctx, rstd_out, NAN);
+    return s;
+  }
   cl_int flags = (rms ? LN_RMS : 0) | (gamma ? LN_GAMMA : 0) | (beta ? LN_BETA : 0) | (mean_out ? LN_MEAN : 0) |
                  (rstd_out ? LN_RSTD : 0);
   cl_int dt = (x->dtype == CLAI_DTYPE_F16 ? 1 : 0) | (out->dtype == CLAI_DTYPE_F16 ? 2 : 0) |

@@ -175,9 +175,16 @@ clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *grads, in
   if (norm_out != NULL) {
     clai_status s = clai__check_tensor(ctx, norm_out, fn, "norm_out");
     if (s != CLAI_OK) return s;
-    if (norm_out->dtype != CLAI_DTYPE_F32 || clai_tensor_numel(norm_out) != 1)
-      return clai__error(ctx, CLAI_E_SHAPE, "%s: norm_out must be one f32 element (it is %s with %lld elements)", fn,
-                         clai_dtype_name(norm_out->dtype), (long long)clai_tensor_numel(norm_out));
+    if (norm_out->dtype != CLAI_DTYPE_F32)
+      return clai__error(ctx, CLAI_E_DTYPE, "%s: norm_out is %s; it must be one f32 element", fn,
+                         clai_dtype_name(norm_out->dtype));
+    if (clai_tensor_numel(norm_out) != 1)
+      return clai__error(ctx, CLAI_E_SHAPE, "%s: norm_out must be one f32 element (it has %lld elements)", fn,
+                         (long long)clai_tensor_numel(norm_out));
+    /* the norm is written before the gradients are scaled (and read by the scaling): no overlap */
+    for (int i = 0; i < n; i++)
+      if (clai__tensors_overlap(norm_out, grads[i]))
+        return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: norm_out overlaps grads[%d]", fn, i);
   }
   if (n == 0) return norm_out != NULL ? clai_fill(ctx, norm_out, 0.0) : CLAI_OK;
   clai_tensor *partial = NULL, *scal = NULL;

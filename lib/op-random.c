@@ -12,8 +12,10 @@
 /* Philox blocks (work-items) for n elements. */
 static size_t blocks(int64_t n) { return (size_t)((n + 3) / 4); }
 
+/* A view whose distinct indices address the same element (a stride 0 on a dim larger than 1, as from
+ * clai_tensor_expand) cannot take independent values: clai__check_out rejects it. */
 static clai_status check_float_out(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what) {
-  clai_status s = clai__check_tensor(ctx, t, fn, what);
+  clai_status s = clai__check_out(ctx, t, fn, what);
   if (s != CLAI_OK) return s;
   if (t->dtype != CLAI_DTYPE_F32 && t->dtype != CLAI_DTYPE_F16)
     return clai__error(ctx, CLAI_E_DTYPE, "%s: %s is %s; random values need f32 or f16", fn, what,
@@ -21,22 +23,11 @@ static clai_status check_float_out(clai_context *ctx, const clai_tensor *t, cons
   return CLAI_OK;
 }
 
-/* A view whose distinct indices can address the same element (a stride 0 on a dim larger than 1, as from
- * clai_tensor_expand) cannot take independent values. */
-static int has_broadcast_dim(const clai_tensor *t) {
-  for (int i = 0; i < t->ndim; i++)
-    if (t->shape[i] > 1 && t->strides[i] == 0) return 1;
-  return 0;
-}
-
 static clai_status rand_fill(clai_context *ctx, const char *fn, clai_tensor *out, uint64_t seed, uint64_t offset,
                              int dist, float a, float b) {
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   clai_status s = check_float_out(ctx, out, fn, "out");
   if (s != CLAI_OK) return s;
-  if (has_broadcast_dim(out))
-    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out is a broadcast view (a stride of 0); its elements overlap",
-                       fn);
   if (!isfinite(a) || !isfinite(b))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: the parameters (%g, %g) are not finite", fn, (double)a,
                        (double)b);
@@ -152,7 +143,7 @@ clai_status clai_dropout(clai_context *ctx, clai_tensor *out, clai_tensor *mask,
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   clai_status s = check_float_out(ctx, out, fn, "out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
-  if (s == CLAI_OK && mask != NULL) s = clai__check_tensor(ctx, mask, fn, "mask");
+  if (s == CLAI_OK && mask != NULL) s = clai__check_out(ctx, mask, fn, "mask");
   if (s != CLAI_OK) return s;
   if (!(p >= 0.0f && p <= 1.0f))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: p %g is outside [0, 1]", fn, (double)p);
@@ -166,8 +157,6 @@ clai_status clai_dropout(clai_context *ctx, clai_tensor *out, clai_tensor *mask,
                        clai__shape_str(out->ndim, out->shape, a, sizeof a), bad == x ? "x" : "mask",
                        clai__shape_str(bad->ndim, bad->shape, b, sizeof b));
   }
-  if (has_broadcast_dim(out) || (mask != NULL && has_broadcast_dim(mask)))
-    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out or mask is a broadcast view (a stride of 0)", fn);
   if (!clai__alias_ok(out, x))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps x other than element for element", fn);
   if (mask != NULL && (clai__tensors_overlap(mask, out) || clai__tensors_overlap(mask, x)))

@@ -101,7 +101,7 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
 static clai_status reduce(clai_context *ctx, const char *fn, int op, clai_tensor *out, const clai_tensor *x, int axis,
                           int keepdim, int corr) {
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, out, fn, "out");
+  clai_status s = clai__check_out(ctx, out, fn, "out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
   if (s != CLAI_OK) return s;
   const char *name = op_names[op];
@@ -202,7 +202,7 @@ clai_status clai_argmin(clai_context *ctx, clai_tensor *out, const clai_tensor *
 clai_status clai_sum_to(clai_context *ctx, clai_tensor *out, const clai_tensor *x) {
   const char *fn = "clai_sum_to";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_tensor(ctx, out, fn, "out");
+  clai_status s = clai__check_out(ctx, out, fn, "out");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
   if (s != CLAI_OK) return s;
   if (x->dtype == CLAI_DTYPE_I32 || out->dtype == CLAI_DTYPE_I32)

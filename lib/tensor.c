@@ -39,6 +39,18 @@ clai_status clai__check_tensor(clai_context *ctx, const clai_tensor *t, const ch
   return CLAI_OK;
 }
 
+clai_status clai__check_out(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what) {
+  clai_status st = clai__check_tensor(ctx, t, fn, what);
+  if (st != CLAI_OK || clai_tensor_numel(t) == 0) return st;
+  for (int i = 0; i < t->ndim; i++)
+    if (t->shape[i] > 1 && t->strides[i] == 0)
+      return clai__error(ctx, CLAI_E_INVALID_ARG,
+                         "%s: %s is a broadcast view (a stride of 0 on dimension %d of size %lld): several of its "
+                         "elements share one address, so they cannot all be written",
+                         fn, what, i, (long long)t->shape[i]);
+  return CLAI_OK;
+}
+
 /* Links a new tensor struct into ctx's list; takes a reference on buf. */
 static clai_tensor *new_tensor(clai_context *ctx, clai__buffer *buf, clai_dtype dtype) {
   clai_tensor *t = calloc(1, sizeof *t);
@@ -53,13 +65,16 @@ static clai_tensor *new_tensor(clai_context *ctx, clai__buffer *buf, clai_dtype 
   return t;
 }
 
-static void set_dense_strides(clai_tensor *t) {
-  int64_t s = 1;
-  for (int i = t->ndim - 1; i >= 0; i--) {
-    t->strides[i] = s;
-    s *= t->shape[i] > 0 ? t->shape[i] : 1;
+void clai__dense_strides(int ndim, const int64_t *shape, int64_t *strides) {
+  uint64_t s = 1;
+  int over = 0;
+  for (int i = ndim - 1; i >= 0; i--) {
+    strides[i] = over ? 0 : (int64_t)s;
+    if (!over && (!clai__mul_ok(s, shape[i] > 0 ? (uint64_t)shape[i] : 1, &s) || s > (uint64_t)INT64_MAX)) over = 1;
   }
 }
+
+static void set_dense_strides(clai_tensor *t) { clai__dense_strides(t->ndim, t->shape, t->strides); }
 
 /* Element count of a shape, with overflow and sign checks. */
 static clai_status shape_numel(clai_context *ctx, const char *fn, int ndim, const int64_t *shape,
@@ -137,16 +152,18 @@ int64_t clai_tensor_offset(const clai_tensor *t) { return t != NULL ? t->offset 
 
 int64_t clai_tensor_numel(const clai_tensor *t) {
   if (t == NULL) return -1;
+  for (int i = 0; i < t->ndim; i++)
+    if (t->shape[i] == 0) return 0; /* before any product: the other dims of an empty shape may be huge */
   int64_t n = 1;
-  for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+  for (int i = 0; i < t->ndim; i++) n *= t->shape[i]; /* cannot overflow: checked when t was made */
   return n;
 }
 
 int clai_tensor_is_contiguous(const clai_tensor *t) {
   if (t == NULL) return 0;
+  if (clai_tensor_numel(t) == 0) return 1; /* first: the other dims of an empty view may multiply past INT64_MAX */
   int64_t expect = 1;
   for (int i = t->ndim - 1; i >= 0; i--) {
-    if (t->shape[i] == 0) return 1;
     if (t->shape[i] != 1 && t->strides[i] != expect) return 0;
     expect *= t->shape[i];
   }
@@ -155,8 +172,9 @@ int clai_tensor_is_contiguous(const clai_tensor *t) {
 
 int clai__tensor_extent(const clai_tensor *t, int64_t *lo, int64_t *hi) {
   int64_t a = t->offset, b = t->offset;
+  for (int i = 0; i < t->ndim; i++)
+    if (t->shape[i] == 0) return 0; /* first: the other dims of an empty view may span past INT64_MAX */
   for (int i = 0; i < t->ndim; i++) {
-    if (t->shape[i] == 0) return 0;
     int64_t span = (t->shape[i] - 1) * t->strides[i];
     if (span < 0) a += span;
     else b += span;
@@ -225,9 +243,10 @@ clai_status clai_tensor_view(clai_tensor *t, clai_tensor **out, int ndim, const 
     if (strides[i] < 0)
       return clai__error(t->ctx, CLAI_E_INVALID_ARG, "%s: stride %d is negative (%lld)", fn, i,
                          (long long)strides[i]);
-    /* Bound every product so the extent arithmetic in make_view cannot overflow. */
+    /* Bound every product so the extent arithmetic in make_view cannot overflow (an empty view addresses
+     * nothing, and its extent is never computed). */
     uint64_t span;
-    if (shape[i] > 0 && (!clai__mul_ok((uint64_t)shape[i] - 1, (uint64_t)strides[i], &span) ||
+    if (numel > 0 && shape[i] > 0 && (!clai__mul_ok((uint64_t)shape[i] - 1, (uint64_t)strides[i], &span) ||
                          span > ((uint64_t)1 << 50)))
       return clai__error(t->ctx, CLAI_E_OVERFLOW, "%s: dimension %d spans too many elements", fn, i);
   }
@@ -340,11 +359,7 @@ clai_status clai_tensor_reshape(clai_tensor *t, clai_tensor **out, int ndim, con
   int64_t nstr[CLAI_MAX_DIMS];
   int i = 0, j = 0;
   if (numel == 0) {
-    int64_t s = 1;
-    for (int k = ndim - 1; k >= 0; k--) {
-      nstr[k] = s;
-      s *= ns[k] > 0 ? ns[k] : 1;
-    }
+    clai__dense_strides(ndim, ns, nstr);
     return make_view(t, out, fn, ndim, ns, nstr, t->offset);
   }
   int64_t os[CLAI_MAX_DIMS], ost[CLAI_MAX_DIMS];
@@ -417,6 +432,13 @@ clai_status clai_tensor_expand(clai_tensor *t, clai_tensor **out, int ndim, cons
 void clai__index_build(clai__index *idx, int nops, const clai_tensor *const *ops) {
   memset(idx, 0, sizeof *idx);
   const clai_tensor *o = ops[0];
+  for (int k = 0; k < nops; k++) idx->offset[k] = ops[k]->offset;
+  /* Nothing to index: one dim of size 0. (The other dims of an empty shape may multiply, with their
+   * strides, past INT64_MAX, so the merging below must not see them.) */
+  if (clai_tensor_numel(o) == 0) {
+    idx->ndim = 1;
+    return;
+  }
   int64_t st[CLAI__IDX_OPS][CLAI_MAX_DIMS];
   for (int k = 0; k < nops; k++) {
     if (!clai__broadcast_strides(ops[k], o->ndim, o->shape, st[k])) memset(st[k], 0, sizeof st[k]);
@@ -477,6 +499,7 @@ static clai_status transfer(clai_tensor *t, void *host, size_t size, int to_devi
   clai_status st = transfer_args(t, host, size, fn, &n, to_device);
   if (st != CLAI_OK || n == 0) return st;
   clai_context *ctx = t->ctx;
+  if (to_device && (st = clai__check_out(ctx, t, fn, "the tensor")) != CLAI_OK) return st;
   if (clai_tensor_is_contiguous(t)) {
     size_t at = (size_t)t->offset * clai_dtype_size(t->dtype);
     cl_int err = to_device ? clEnqueueWriteBuffer(ctx->queue, t->buf->mem, CL_TRUE, at, n, host, 0, NULL, NULL)

@@ -645,6 +645,128 @@ static void test_copy_fill_errors(void **state) {
   expect_usable(ctx);
 }
 
+/* ---- outputs whose elements share addresses, and the statuses issue 10 found undocumented ------------ */
+
+/* An output with a stride of 0 on a dim above 1 (clai_tensor_expand's broadcast) would have its elements
+ * written several times at once: every op rejects it, naming the argument, and writes nothing. */
+static void test_broadcast_outputs(void **state) {
+  clai_context *ctx = *state;
+  const int64_t s34[2] = {3, 4}, s14[2] = {1, 4}, s4[1] = {4}, s3[1] = {3}, s0[2] = {0, 4};
+  clai_tensor *row = mk_iota(ctx, 2, s14, 1.0f), *x = mk_iota(ctx, 2, s34, 0.5f), *v4 = mk_iota(ctx, 1, s4, 1.0f);
+  clai_tensor *bc = NULL, *bc1 = NULL, *empty = NULL, *col = mk_iota(ctx, 1, s3, 1.0f), *bcol = NULL;
+  CLAIT_OK(ctx, clai_tensor_expand(row, &bc, 2, s34));  /* [3, 4], stride 0 on dim 0 */
+  CLAIT_OK(ctx, clai_tensor_expand(v4, &bc1, 2, s34));  /* the same from a 1-d tensor */
+  CLAIT_OK(ctx, clai_tensor_expand(col, &bcol, 1, s3)); /* no stride 0: an ordinary view */
+  CLAIT_OK(ctx, clai_tensor_expand(row, &empty, 2, s0)); /* [0, 4]: nothing is written, so it is fine */
+  const int64_t s134[3] = {1, 3, 4}, s43[2] = {4, 3};
+  clai_tensor *w43 = mk_iota(ctx, 2, s43, 0.25f), *bc3 = NULL;
+  CLAIT_OK(ctx, clai_tensor_expand(row, &bc3, 3, s134));
+  const char *want = "out is a broadcast view";
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_binary(ctx, CLAI_ADD, bc, x, x));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_binary(ctx, CLAI_MUL, bc, bc, x));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_unary(ctx, CLAI_RELU, bc, x));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_scale(ctx, bc, bc, 2.0f));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "dst is a broadcast view", clai_copy(ctx, bc1, x));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "dst is a broadcast view", clai_fill(ctx, bc, 1.0));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "c is a broadcast view", clai_matmul(ctx, bc, x, 0, w43, 1, 1.0f, 0.0f));
+  float host[12] = {0};
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "clai_tensor_write: the tensor is a broadcast view",
+              clai_tensor_write(bc, host, sizeof host));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_softmax(ctx, bc, x, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_layernorm(ctx, bc, x, NULL, NULL, 1e-5f, NULL, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_reduce(ctx, CLAI_REDUCE_SUM, bc1, bc3, 0, 0));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_sum_to(ctx, bc, bc3));
+  const clai_tensor *parts[2] = {x, x};
+  const int64_t s64[2] = {6, 4};
+  clai_tensor *tall = clait_tensor(ctx, CLAI_DTYPE_F32, 1, s14 + 1), *btall = NULL;
+  CLAIT_OK(ctx, clai_tensor_expand(tall, &btall, 2, s64));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_concat(ctx, btall, 2, parts, 0));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_where(ctx, bc, x, x, x));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_rand_uniform(ctx, bc, 1, 0, 0.0f, 1.0f));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "grad_x is a broadcast view", clai_unary_backward(ctx, CLAI_TANH, bc, x, x));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "grad_a is a broadcast view",
+              clai_binary_backward(ctx, CLAI_ADD, bc, NULL, x, x, x));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "grad_x is a broadcast view", clai_softmax_backward(ctx, bc, x, x, NULL));
+  const int64_t s4d[4] = {1, 1, 3, 4};
+  clai_tensor *x4 = mk_iota(ctx, 4, s4d, 1.0f), *bc4 = NULL, *w1 = mk_iota(ctx, 4, (const int64_t[]){1, 1, 1, 1}, 1.0f);
+  CLAIT_OK(ctx, clai_tensor_expand(row, &bc4, 4, s4d));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, want, clai_conv2d(ctx, bc4, x4, w1, NULL, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "grad_x is a broadcast view", clai_conv2d_backward_data(ctx, bc4, x4, w1, NULL));
+  /* the rejected calls wrote nothing: the storage of every broadcast view still holds its values */
+  expect_iota(ctx, row, 1.0f);
+  expect_iota(ctx, v4, 1.0f);
+  expect_iota(ctx, x, 0.5f);
+  /* empty broadcast outputs and views without a stride 0 are accepted */
+  CLAIT_OK(ctx, clai_fill(ctx, empty, 3.0));
+  CLAIT_OK(ctx, clai_fill(ctx, bcol, 3.0));
+  clai_tensor_free(w1);
+  clai_tensor_free(bc4);
+  clai_tensor_free(x4);
+  clai_tensor_free(btall);
+  clai_tensor_free(tall);
+  clai_tensor_free(bc3);
+  clai_tensor_free(w43);
+  clai_tensor_free(empty);
+  clai_tensor_free(bcol);
+  clai_tensor_free(col);
+  clai_tensor_free(bc1);
+  clai_tensor_free(bc);
+  clai_tensor_free(v4);
+  clai_tensor_free(x);
+  clai_tensor_free(row);
+  expect_usable(ctx);
+}
+
+/* clip_grad_norm's norm_out must not overlap a gradient (the norm would be scaled, or a gradient element
+ * replaced by the norm); a norm_out or a loss of the wrong dtype is CLAI_E_DTYPE, of the wrong size
+ * CLAI_E_SHAPE; an odd or negative rot_dims is a bad argument whatever x is (CLAI_E_INVALID_ARG). */
+static void test_contract_statuses(void **state) {
+  clai_context *ctx = *state;
+  const int64_t s8[1] = {8}, s6[1] = {6}, s23[2] = {2, 3}, s2[1] = {2}, one[1] = {1};
+  clai_tensor *flat = mk_iota(ctx, 1, s8, 1.0f), *g1 = NULL, *inside = NULL, *g2 = mk_iota(ctx, 1, s6, 0.5f);
+  CLAIT_OK(ctx, clai_tensor_view(flat, &g1, 1, s6, (const int64_t[]){1}, 0));
+  CLAIT_OK(ctx, clai_tensor_view(flat, &inside, 1, one, (const int64_t[]){1}, 7)); /* past g1 */
+  clai_tensor *grads[2] = {g2, g1};
+  clai_tensor *at5 = NULL;
+  CLAIT_OK(ctx, clai_tensor_view(flat, &at5, 1, one, (const int64_t[]){1}, 5));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "norm_out overlaps grads[1]", clai_clip_grad_norm(ctx, grads, 2, 1.0f, at5));
+  expect_iota(ctx, flat, 1.0f);
+  expect_iota(ctx, g2, 0.5f);
+  CLAIT_OK(ctx, clai_clip_grad_norm(ctx, grads, 2, 1e9f, inside)); /* beside the gradients: fine */
+  clai_tensor *n16 = clait_tensor(ctx, CLAI_DTYPE_F16, 1, one), *n2 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, s2);
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "norm_out is f16", clai_clip_grad_norm(ctx, grads, 2, 1.0f, n16));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "norm_out must be one f32 element", clai_clip_grad_norm(ctx, grads, 2, 1.0f, n2));
+  /* losses: an f16 loss tensor is a dtype error, not a shape error */
+  clai_tensor *logits = mk_iota(ctx, 2, s23, 0.1f), *labels = clait_tensor(ctx, CLAI_DTYPE_I32, 1, s2);
+  CLAIT_OK(ctx, clai_fill(ctx, labels, 1.0));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "loss is f16", clai_loss_cross_entropy(ctx, n16, NULL, logits, labels, -100));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "loss is f16", clai_loss_mse(ctx, n16, NULL, logits, logits));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "one f32 element", clai_loss_mse(ctx, n2, NULL, logits, logits));
+  /* rope */
+  const int64_t sx[3] = {2, 3, 8};
+  clai_tensor *rx = mk_iota(ctx, 3, sx, 1.0f), *ro = mk_iota(ctx, 3, sx, 2.0f);
+  clai_rope_params p = {0};
+  p.rot_dims = 5;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "rot_dims 5 must be even", clai_rope(ctx, ro, rx, &p));
+  p.rot_dims = -4;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "rot_dims -4", clai_rope(ctx, ro, rx, &p));
+  p.rot_dims = 10;
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "rotating 10 of D = 8", clai_rope(ctx, ro, rx, &p));
+  expect_iota(ctx, ro, 2.0f);
+  clai_tensor_free(ro);
+  clai_tensor_free(rx);
+  clai_tensor_free(labels);
+  clai_tensor_free(logits);
+  clai_tensor_free(n2);
+  clai_tensor_free(n16);
+  clai_tensor_free(at5);
+  clai_tensor_free(inside);
+  clai_tensor_free(g2);
+  clai_tensor_free(g1);
+  clai_tensor_free(flat);
+  expect_usable(ctx);
+}
+
 /* ---- matmul --------------------------------------------------------------------------------------------- */
 
 static void test_matmul_errors(void **state) {
@@ -700,7 +822,12 @@ static void test_matmul_errors(void **state) {
   const int64_t tall[2] = {(int64_t)1 << 31, 1};
   CLAIT_OK(ctx, clai_tensor_expand(s11, &tallA, 2, tall));
   CLAIT_OK(ctx, clai_tensor_expand(s11c, &tallC, 2, tall));
-  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "below 2^31", clai_matmul(ctx, tallC, tallA, 0, s11b, 0, 1.0f, 0.0f));
+  /* a broadcast c is refused before its size matters (its rows would share one address) */
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "c is a broadcast view", clai_matmul(ctx, tallC, tallA, 0, s11b, 0, 1.0f, 0.0f));
+  clai_tensor *wideA = NULL;
+  CLAIT_OK(ctx, clai_tensor_expand(s11b, &wideA, 2, (const int64_t[]){1, (int64_t)1 << 31}));
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "below 2^31", clai_matmul(ctx, s11c, wideA, 0, tallA, 0, 1.0f, 0.0f));
+  clai_tensor_free(wideA);
 
   /* None of the failed calls wrote c. */
   expect_iota(ctx, c, 5.0f);
@@ -896,6 +1023,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_binary_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_unary_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_copy_fill_errors, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_broadcast_outputs, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_contract_statuses, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_other_context, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_device_errors, clait_setup, clait_teardown),

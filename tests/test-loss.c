@@ -305,7 +305,7 @@ static void bad_arguments(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "grad [3, 2]", clai_loss_cross_entropy(ctx, loss, x32, x, lab, -100));
   CLAIT_FAILS(ctx, CLAI_E_DTYPE, "grad is f16", clai_loss_cross_entropy(ctx, loss, xh, x, lab, -100));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "one f32 element", clai_loss_cross_entropy(ctx, loss2, NULL, x, lab, -100));
-  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "one f32 element", clai_loss_mse(ctx, lossi, NULL, x, x));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "loss is i32", clai_loss_mse(ctx, lossi, NULL, x, x));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "is NULL", clai_loss_cross_entropy(ctx, loss, NULL, NULL, lab, -100));
   clai_tensor *xt = NULL;
   CLAIT_OK(ctx, clai_tensor_transpose(x32, &xt, 0, 1));

@@ -258,6 +258,46 @@ static void test_norms(void **state) {
     }
 }
 
+/* Issue 10, defect 7: rows of an empty last dim have no mean and no spread. Their statistics are NaN (as
+ * clai_reduce's mean over an empty axis), written into every row of mean_out and rstd_out, never left as
+ * they were; out (empty) is untouched. */
+static void test_norm_empty_rows(void **state) {
+  clai_context *ctx = CTX(state);
+  const int64_t xs[3] = {2, 3, 0}, ss[2] = {2, 3}, sk[3] = {2, 3, 1};
+  clai_tensor *x = clait_tensor(ctx, CLAI_DTYPE_F32, 3, xs), *out = clait_tensor(ctx, CLAI_DTYPE_F16, 3, xs);
+  clai_tensor *mean = clait_tensor(ctx, CLAI_DTYPE_F32, 2, ss), *rstd = clait_tensor(ctx, CLAI_DTYPE_F32, 3, sk);
+  float got[6];
+  for (int rms = 0; rms < 2; rms++) {
+    CLAIT_OK(ctx, clai_fill(ctx, mean, 5.0));
+    CLAIT_OK(ctx, clai_fill(ctx, rstd, 5.0));
+    if (rms)
+      CLAIT_OK(ctx, clai_rmsnorm(ctx, out, x, NULL, 1e-5f, rstd));
+    else
+      CLAIT_OK(ctx, clai_layernorm(ctx, out, x, NULL, NULL, 1e-5f, mean, rstd));
+    CLAIT_OK(ctx, clai_tensor_read(rstd, got, sizeof got));
+    for (int i = 0; i < 6; i++)
+      if (!isnan(got[i])) fail_msg("%s: rstd[%d] of an empty row is %g, expected NaN", rms ? "rmsnorm" : "layernorm", i, got[i]);
+    CLAIT_OK(ctx, clai_tensor_read(mean, got, sizeof got));
+    for (int i = 0; i < 6; i++) {
+      const int want_nan = !rms; /* rmsnorm has no mean_out: it keeps the 5 written above */
+      if (want_nan ? !isnan(got[i]) : got[i] != 5.0f)
+        fail_msg("%s: mean[%d] is %g, expected %s", rms ? "rmsnorm" : "layernorm", i, got[i], want_nan ? "NaN" : "5");
+    }
+  }
+  /* no rows at all: nothing to write, and nothing fails */
+  const int64_t x0[2] = {0, 4}, s0[1] = {0};
+  clai_tensor *e = clait_tensor(ctx, CLAI_DTYPE_F32, 2, x0), *eo = clait_tensor(ctx, CLAI_DTYPE_F32, 2, x0);
+  clai_tensor *em = clait_tensor(ctx, CLAI_DTYPE_F32, 1, s0);
+  CLAIT_OK(ctx, clai_layernorm(ctx, eo, e, NULL, NULL, 1e-5f, em, NULL));
+  clai_tensor_free(em);
+  clai_tensor_free(eo);
+  clai_tensor_free(e);
+  clai_tensor_free(rstd);
+  clai_tensor_free(mean);
+  clai_tensor_free(out);
+  clai_tensor_free(x);
+}
+
 /* Rows around 1000 with unit spread: the variance must come from two passes, not E[x^2] - E[x]^2. */
 static void test_norm_offset(void **state) {
   clai_context *ctx = CTX(state);
@@ -358,7 +398,7 @@ static void test_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_softmax), T(test_softmax_extremes), T(test_softmax_views), T(test_norms),
-      T(test_norm_offset), T(test_norm_views), T(test_errors),
+      T(test_norm_offset), T(test_norm_views), T(test_errors), T(test_norm_empty_rows),
   };
   return CLAIT_MAIN("norm", tests, 1);
 }

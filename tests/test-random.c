@@ -388,7 +388,10 @@ static void bad_arguments(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "is NULL", clai_rand_normal(ctx, NULL, 1, 0, 0, 1));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "at least 2 dims", clai_init_kaiming_uniform(ctx, a, 1, 0, 0, 0));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "at least 2 dims", clai_init_fans(a, (int64_t[1]){0}, (int64_t[1]){0}));
-  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "gain", clai_init_xavier_normal(ctx, ex, 1, 0, -1.0f));
+  clai_tensor *w2 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s2);
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "gain", clai_init_xavier_normal(ctx, w2, 1, 0, -1.0f));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "w is a broadcast view", clai_init_xavier_normal(ctx, ex, 1, 0, 1.0f));
+  clai_tensor_free(w2);
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "outside [0, 1]", clai_dropout(ctx, a, NULL, a, 1.5f, 1, 0));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "outside [0, 1]", clai_dropout(ctx, a, NULL, a, NAN, 1, 0));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "differ in shape", clai_dropout(ctx, b, NULL, a, 0.5f, 1, 0));

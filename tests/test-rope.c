@@ -242,8 +242,10 @@ static void test_rope_errors(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "must be even", clai_rope(ctx, odd, odd, NULL));
   p.rot_dims = 10;
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "rotating 10 of D = 8", clai_rope(ctx, o, x, &p));
-  p.rot_dims = 3;
-  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "rotating 3", clai_rope(ctx, o, x, &p));
+  p.rot_dims = 3; /* odd: a bad parameter whatever x is */
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "rot_dims 3 must be even", clai_rope(ctx, o, x, &p));
+  p.rot_dims = -2;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "rot_dims -2", clai_rope(ctx, o, x, &p));
   p.rot_dims = 0;
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "no position dim", clai_rope(ctx, x1, x1, NULL));
   p.layout = CLAI_ROPE_BLHD;

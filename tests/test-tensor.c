@@ -435,6 +435,57 @@ static void test_zero_size(void **state) {
   clai_tensor_free(b);
 }
 
+/* Issue 10, defect 6: empty shapes whose other dims multiply past INT64_MAX are valid (0 elements), and
+ * nothing may overflow on them: the dense strides (init, reshape's empty branch, clai_contiguous), the
+ * extent behind every overlap check, views. Under --enable-sanitizers a signed overflow aborts the test. */
+static void test_zero_size_huge_dims(void **state) {
+  clai_context *ctx = *state;
+  const int64_t G = (int64_t)1 << 30, T40 = (int64_t)1 << 40;
+  const int64_t s1[3] = {G, 0, T40}, s2[3] = {0, T40, T40}, s3[4] = {T40, 0, T40, 3};
+  clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 3, s1), *b = clait_tensor(ctx, CLAI_DTYPE_F32, 3, s2);
+  clai_tensor *c = clait_tensor(ctx, CLAI_DTYPE_F16, 4, s3);
+  assert_int_equal(clai_tensor_numel(a), 0);
+  assert_int_equal(clai_tensor_numel(b), 0);
+  assert_int_equal(clai_tensor_numel(c), 0);
+  /* row-major strides with size-0 dims counted as 1; those that would not fit an int64_t are 0 */
+  const int64_t st1[3] = {T40, T40, 1}, st2[3] = {0, T40, 1}, st3[4] = {3 * T40, 3 * T40, 3, 1};
+  for (int i = 0; i < 3; i++) assert_int_equal(clai_tensor_stride(a, i), st1[i]);
+  for (int i = 0; i < 3; i++) assert_int_equal(clai_tensor_stride(b, i), st2[i]);
+  for (int i = 0; i < 4; i++) assert_int_equal(clai_tensor_stride(c, i), st3[i]);
+  assert_int_equal(clai_tensor_is_contiguous(b), 1);
+  /* views and ops of nothing */
+  clai_tensor *r = NULL, *r2 = NULL, *t = NULL, *d = NULL, *v = NULL;
+  const int64_t one = 1;
+  CLAIT_OK(ctx, clai_tensor_reshape(a, &r, 3, s2));
+  for (int i = 0; i < 3; i++) assert_int_equal(clai_tensor_stride(r, i), st2[i]);
+  CLAIT_OK(ctx, clai_tensor_reshape(b, &r2, 3, s1));
+  for (int i = 0; i < 3; i++) assert_int_equal(clai_tensor_stride(r2, i), st1[i]);
+  CLAIT_OK(ctx, clai_tensor_transpose(a, &t, 0, 2));
+  CLAIT_OK(ctx, clai_contiguous(ctx, &d, b));
+  assert_int_equal(clai_tensor_numel(d), 0);
+  CLAIT_OK(ctx, clai_tensor_view(a, &v, 3, s2, st1, 0)); /* an empty view's strides span nothing */
+  CLAIT_OK(ctx, clai_copy(ctx, t, t));
+  CLAIT_OK(ctx, clai_copy(ctx, r, b));
+  CLAIT_OK(ctx, clai_fill(ctx, c, 1.0));
+  CLAIT_OK(ctx, clai_binary(ctx, CLAI_ADD, a, a, a));
+  CLAIT_OK(ctx, clai_tensor_write(b, NULL, 0));
+  /* a shape whose count overflows before any size-0 dim is reached still fails cleanly */
+  clai_tensor *bad = NULL;
+  const int64_t big[3] = {T40, T40, 0};
+  CLAIT_FAILS(ctx, CLAI_E_OVERFLOW, "overflows", clai_tensor_init(ctx, &bad, CLAI_DTYPE_F32, 3, big));
+  assert_null(bad);
+  clai_tensor *ok = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &one); /* the context is still usable */
+  clai_tensor_free(ok);
+  clai_tensor_free(v);
+  clai_tensor_free(d);
+  clai_tensor_free(t);
+  clai_tensor_free(r2);
+  clai_tensor_free(r);
+  clai_tensor_free(c);
+  clai_tensor_free(b);
+  clai_tensor_free(a);
+}
+
 /* ---- views ---------------------------------------------------------------------------------------------- */
 
 static void test_transpose(void **state) {
@@ -1283,6 +1334,7 @@ int main(void) {
       T(test_queries),
       T(test_scalar),
       T(test_zero_size),
+      T(test_zero_size_huge_dims),
       T(test_transpose),
       T(test_permute),
       T(test_slice),
