@@ -101,6 +101,10 @@ int clai__cache_load(const char *dir, const char *key, unsigned char **data, siz
   if (memcmp(hdr, MAGIC, 8) != 0 || get_u64(hdr + 8) != h[0] || get_u64(hdr + 16) != h[1]) goto done;
   uint64_t n = get_u64(hdr + 24);
   if (n == 0 || n > MAX_ENTRY) goto done;
+  /* The length must be what follows the header, checked before the allocation: a damaged length would
+   * otherwise allocate up to MAX_ENTRY bytes for a file that holds a few. */
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || st.st_size < HEADER_SIZE || (uint64_t)st.st_size - HEADER_SIZE != n) goto done;
   buf = malloc((size_t)n);
   if (buf == NULL) goto done;
   if (fread(buf, 1, (size_t)n, f) != (size_t)n) goto done;

@@ -1,11 +1,11 @@
 #!/bin/sh
 # fmnist-data.sh - the Fashion-MNIST trainer on missing and malformed data files: a missing directory, a
-# truncated .gz, a wrong IDX magic, a header that promises more images than the file holds, labels that do
-# not match the images, and a label out of range must each end with exit status 1 and a message that names
-# the problem and Debian's dataset-fashion-mnist package, never a crash. Also the usage errors (exit 2), a
-# tiny well-formed synthetic data set that trains, and --resume from checkpoints whose fields were forged
-# (with a valid checksum, by tests/test-fmnist-files forge): each refused with exit status 1 and a message
-# naming the field. Needs no installed data set. Prints TAP.
+# truncated .gz (also one cut only in its gzip trailer), a wrong IDX magic, a header that promises more
+# images than the file holds, labels that do not match the images, and a label out of range must each end
+# with exit status 1 and a message that names the problem and Debian's dataset-fashion-mnist package, never
+# a crash. Also the usage errors (exit 2), a tiny well-formed synthetic data set that trains, and --resume
+# from checkpoints whose fields were forged (with a valid checksum, by tests/test-fmnist-files forge): each
+# refused with exit status 1 and a message naming the field. Needs no installed data set. Prints TAP.
 set -u
 # Under --enable-sanitizers the trainer runs without LeakSanitizer's exit-time check: its stop-the-world
 # tracer crashed once ("Tracer caught signal 11") against POCL's worker threads in a loaded CI run, after
@@ -57,7 +57,7 @@ expect() {
   fi
 }
 
-echo "1..16"
+echo "1..17"
 expect "missing directory" 1 "No such file" "dataset-fashion-mnist" -- "$prog" --data "$dir/none" --epochs 1
 
 good
@@ -83,6 +83,13 @@ expect "labels do not match images" 1 "300 images of 28x28 and 299 labels" "trai
 good
 idx_labels "$dir/d/t10k-labels-idx1-ubyte.gz" 100 1 12
 expect "label out of range" 1 "label 0 is 12" "t10k-labels" -- "$prog" --data "$dir/d" --epochs 1
+
+# Cut inside the gzip trailer: every data byte is there, the CRC is not (zlib does not fail on its own).
+good
+size=$(wc -c <"$dir/d/t10k-labels-idx1-ubyte.gz")
+head -c $((size - 3)) "$dir/d/t10k-labels-idx1-ubyte.gz" >"$dir/t" && mv "$dir/t" "$dir/d/t10k-labels-idx1-ubyte.gz"
+expect "gzip trailer cut" 1 "t10k-labels-idx1-ubyte.gz: the compressed data ends before its gzip trailer" \
+  "dataset-fashion-mnist" -- "$prog" --data "$dir/d" --epochs 1
 
 good
 printf 'not gzip at all' >"$dir/d/train-labels-idx1-ubyte.gz"

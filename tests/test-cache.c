@@ -1,7 +1,10 @@
 /* test-cache - the on-disk kernel binary cache: a cold start builds and writes one entry per program, a
  * warm start loads them all, and a corrupt, truncated, emptied or foreign entry is rejected and rebuilt
- * (never trusted, never a crash). An unwritable directory only costs speed; the cache can be turned off.
- * Everything is asserted through clai_context_stats_get, never by timing. */
+ * (never trusted, never a crash), and so is every one of thousands of random mutations of an entry that
+ * leaves it other than one the cache could have written. An unwritable directory only costs speed; the
+ * cache can be turned off.
+ * What contexts do is asserted through clai_context_stats_get, never by timing; the mutations go straight
+ * to the entry reader, clai__cache_load. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -218,6 +221,84 @@ static void test_damaged_entries(void **state) {
   }
 }
 
+/* Random mutations of a cache entry, read back with clai__cache_load (in-process, thousands per run: see
+ * CLAI_TEST_FUZZ_ITERS). The payload checksum is recomputed after 7 in 8 mutations, so that the header
+ * checks are reached with a matching checksum. An entry must load exactly when it is still one that
+ * clai__cache_store could have written for the key (magic, the key's two hashes, a length equal to what
+ * follows the header, the payload's checksum), and then give exactly its payload; anything else is -1
+ * with nothing returned. */
+static void test_entry_fuzz(void **state) {
+  (void)state;
+  /* In /dev/shm where there is one: rewriting a file thousands of times takes seconds on a slow disk. */
+  char dir[1100];
+  snprintf(dir, sizeof dir, "/dev/shm/clai-cache-fuzz.XXXXXX");
+  const int in_shm = access("/dev/shm", W_OK) == 0 && mkdtemp(dir) != NULL;
+  if (!in_shm) fresh_dir(dir, sizeof dir);
+  const char *key = "libclai fuzz\nprogram fuzz\noptions -DX=1\n";
+  unsigned char payload[301];
+  clait_rng rng = {0xcac4eULL};
+  for (size_t i = 0; i < sizeof payload; i++) payload[i] = (unsigned char)clait_next(&rng);
+  assert_int_equal(clai__cache_store(dir, key, payload, sizeof payload), 0);
+  char *path = clai__cache_path(dir, key);
+  assert_non_null(path);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  unsigned char orig[40 + sizeof payload + 1], buf[sizeof orig + 64];
+  const size_t len = fread(orig, 1, sizeof orig, f);
+  fclose(f);
+  assert_int_equal(len, 40 + sizeof payload);
+  /* magic 8, key hash 8, key hash 8, payload length 8, payload checksum 8 (cache.c). */
+  const clait_layout lay = {{0, 8, 16, 24, 32, 40}, {8, 8, 8, 8, 8, 4}, 6};
+  const char *s = getenv("CLAI_TEST_FUZZ_ITERS");
+  const int iters = s != NULL && atoi(s) > 0 ? atoi(s) : 3000;
+  int loaded = 0, rejected = 0;
+  for (int it = 0; it < iters; it++) {
+    size_t n = len;
+    memcpy(buf, orig, len);
+    clait_mutate(&rng, buf, &n, sizeof buf, &lay);
+    uint64_t field[5] = {0};
+    if (n >= 40) {
+      if (clait_next(&rng) % 8 != 0) {
+        uint64_t h = clai__hash64(buf + 40, n - 40, 3);
+        for (int i = 0; i < 8; i++) buf[32 + i] = (unsigned char)(h >> (8 * i));
+      }
+      for (int k = 0; k < 5; k++)
+        for (int i = 7; i >= 0; i--) field[k] = field[k] << 8 | buf[8 * k + i];
+    }
+    /* Valid: what cache.c's header says, read independently of cache.c. */
+    const int valid = n > 40 && memcmp(buf, orig, 24) == 0 && field[3] == n - 40 &&
+                      field[4] == clai__hash64(buf + 40, n - 40, 3);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+    unsigned char *data = (unsigned char *)&rng; /* any non-NULL value: the call must overwrite it */
+    size_t got = 12345;
+    int rc = clai__cache_load(dir, key, &data, &got);
+    if (rc == 1) {
+      if (!valid) fail_msg("mutation %d: a damaged entry of %zu bytes was loaded", it, n);
+      assert_int_equal(got, n - 40);
+      assert_memory_equal(data, buf + 40, got);
+      free(data);
+      loaded++;
+    } else {
+      if (rc != -1) fail_msg("mutation %d: clai__cache_load returned %d for a present entry", it, rc);
+      if (valid) fail_msg("mutation %d: a valid entry of %zu bytes was rejected", it, n);
+      assert_null(data);
+      assert_int_equal(got, 0);
+      rejected++;
+    }
+  }
+  print_message("# %d mutated entries: %d loaded (payload only, checksum right), %d rejected\n", iters, loaded,
+                rejected);
+  assert_true(rejected > iters / 2);
+  if (in_shm) {
+    unlink(path);
+    rmdir(dir);
+  }
+  free(path);
+}
+
 static void test_unwritable_and_off(void **state) {
   (void)state;
   /* A directory below a regular file can never be created. */
@@ -319,6 +400,7 @@ int main(void) {
       cmocka_unit_test(test_cold_then_warm),
       cmocka_unit_test(test_lazy),
       cmocka_unit_test(test_damaged_entries),
+      cmocka_unit_test(test_entry_fuzz),
       cmocka_unit_test(test_unwritable_and_off),
       cmocka_unit_test(test_directory_resolution),
       cmocka_unit_test(test_build_error_log),

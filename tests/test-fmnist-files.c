@@ -46,70 +46,6 @@ static unsigned char *read_file(const char *path, size_t *n) {
   return p;
 }
 
-/* ---- mutations ----------------------------------------------------------------------------------------- */
-
-/* Integers that break naive readers: zero, one, the signed and unsigned extremes, small negatives. */
-static const uint64_t NASTY[] = {0,          1,          2,          0x7f,       0x80,          0xff,
-                                 0x7fffffff, 0x80000000, 0xffffffff, 0x100000000, INT64_MAX,   (uint64_t)INT64_MIN,
-                                 UINT64_MAX, (uint64_t)-5, 65536,     100001,     (uint64_t)-1 << 20};
-
-/* `fields` lists offsets where an integer of `widths[i]` bytes lives (little-endian), so that some
- * mutations replace a whole field rather than one byte of it. */
-typedef struct layout {
-  size_t fields[64];
-  int widths[64];
-  int nfields;
-} layout;
-
-/* Applies 1 to 4 random edits to buf (length *n, capacity cap): a random byte, a flipped bit, a nasty
- * integer over a known field (or at a random offset), a cut, an appended tail, or a byte deleted or
- * inserted. */
-static void mutate(clait_rng *rng, unsigned char *buf, size_t *n, size_t cap, const layout *lay) {
-  int edits = 1 + (int)(clait_next(rng) % 4);
-  for (int k = 0; k < edits && *n > 0; k++) {
-    size_t at = (size_t)(clait_next(rng) % *n);
-    switch (clait_next(rng) % 8) {
-    case 0:
-      buf[at] = (unsigned char)clait_next(rng);
-      break;
-    case 1:
-      buf[at] ^= (unsigned char)(1u << (clait_next(rng) % 8));
-      break;
-    case 2:
-    case 3: {
-      int w = 8;
-      if (lay != NULL && lay->nfields > 0) {
-        int f = (int)(clait_next(rng) % (uint64_t)lay->nfields);
-        at = lay->fields[f], w = lay->widths[f];
-      }
-      uint64_t v = NASTY[clait_next(rng) % (sizeof NASTY / sizeof NASTY[0])];
-      for (int i = 0; i < w && at + (size_t)i < *n; i++) buf[at + (size_t)i] = (unsigned char)(v >> (8 * i));
-      break;
-    }
-    case 4:
-      *n = at; /* cut */
-      break;
-    case 5: { /* append up to 16 bytes */
-      size_t add = 1 + (size_t)(clait_next(rng) % 16);
-      if (*n + add > cap) break;
-      for (size_t i = 0; i < add; i++) buf[*n + i] = (unsigned char)clait_next(rng);
-      *n += add;
-      break;
-    }
-    case 6: /* delete one byte */
-      memmove(buf + at, buf + at + 1, *n - at - 1);
-      (*n)--;
-      break;
-    default: /* insert one byte */
-      if (*n + 1 > cap) break;
-      memmove(buf + at + 1, buf + at, *n - at);
-      buf[at] = (unsigned char)clait_next(rng);
-      (*n)++;
-      break;
-    }
-  }
-}
-
 /* ---- the checkpoint ------------------------------------------------------------------------------------ */
 
 /* FNV-1a, 64 bits: the checksum of checkpoint.c, written down again here so the test can forge it. */
@@ -145,7 +81,7 @@ typedef struct ckpt_fixture {
   unsigned char *file;  /* the valid checkpoint */
   size_t len;
   size_t data_at[NT];   /* where each tensor's f32 data starts in the file */
-  layout lay;           /* the integer fields, for the mutations */
+  clait_layout lay;     /* the integer fields, for the mutations */
 } ckpt_fixture;
 
 static void ckpt_fixture_init(ckpt_fixture *fx) {
@@ -172,7 +108,7 @@ static void ckpt_fixture_init(ckpt_fixture *fx) {
   fx->file = read_file(fx->path, &fx->len);
   /* The layout of checkpoint.c: magic 8, model 16, seed/epoch/step/batch 8 each, count 4, then per tensor
    * name length 4, name, ndim 4, shape 8 * ndim, data; checksum 8. */
-  layout *l = &fx->lay;
+  clait_layout *l = &fx->lay;
   static const size_t meta_at[] = {24, 32, 40, 48};
   for (int i = 0; i < 4; i++) l->fields[l->nfields] = meta_at[i], l->widths[l->nfields++] = 8;
   l->fields[l->nfields] = 56, l->widths[l->nfields++] = 4;
@@ -360,7 +296,7 @@ static void test_checkpoint_fuzz(void **state) {
   for (int it = 0; it < iters; it++) {
     size_t n = fx.len;
     memcpy(buf, fx.file, n);
-    mutate(&rng, buf, &n, cap, &fx.lay);
+    clait_mutate(&rng, buf, &n, cap, &fx.lay);
     const int sealed = clait_next(&rng) % 8 != 0;
     if (sealed) reseal(buf, n);
     /* Valid after all? Same length, checksum right, no byte outside the tensors' data different from the
@@ -534,15 +470,15 @@ static void test_idx_fuzz(void **state) {
   clait_rng rng = {0x1dbf022ULL};
   const int iters = fuzz_iters();
   int loaded = 0, refused = 0;
-  layout lay = {{0, 4, 8, 12}, {4, 4, 4, 4}, 4}, llay = {{0, 4, 8}, {4, 4, 1}, 3};
+  clait_layout lay = {{0, 4, 8, 12}, {4, 4, 4, 4}, 4}, llay = {{0, 4, 8}, {4, 4, 1}, 3};
   for (int it = 0; it < iters; it++) {
     memcpy(p.img, good.img, good.nimg), memcpy(p.lab, good.lab, good.nlab);
     p.nimg = good.nimg, p.nlab = good.nlab;
     const int which = (int)(clait_next(&rng) % 2);
     if (which == 0) {
-      mutate(&rng, p.img, &p.nimg, cap, &lay);
+      clait_mutate(&rng, p.img, &p.nimg, cap, &lay);
     } else {
-      mutate(&rng, p.lab, &p.nlab, good.nlab + 64, &llay);
+      clait_mutate(&rng, p.lab, &p.nlab, good.nlab + 64, &llay);
     }
     write_pair(dir, &p);
     char what[64];
@@ -591,7 +527,7 @@ static void test_gz_fuzz(void **state) {
     const int which = (int)(clait_next(&rng) % 2);
     size_t n = len[which];
     memcpy(buf, orig[which], n);
-    mutate(&rng, buf, &n, cap, NULL);
+    clait_mutate(&rng, buf, &n, cap, NULL);
     write_file(path[which], buf, n);
     char what[64];
     snprintf(what, sizeof what, "gzip mutation %d", it);

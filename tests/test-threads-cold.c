@@ -25,6 +25,13 @@
 #define N 37 /* elements of the small sum: not a multiple of any work-group size */
 #define POCL_ICD "/etc/OpenCL/vendors/pocl.icd" /* where Debian's pocl-opencl-icd registers POCL */
 
+/* Under AddressSanitizer (--enable-sanitizers), no alternate signal stacks of its own: here the driver
+ * starts LLVM in one of the worker threads, LLVM installs a malloc'd alternate signal stack on it, and
+ * ASan, unaware, tries to munmap that stack when the thread exits ("AddressSanitizer failed to
+ * deallocate"). The hook is read once at start-up; without ASan it is an unused function. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "use_sigaltstack=0"; }
+
 /* Set in the parent before each fork: the OCL_ICD_VENDORS of the children (NULL: leave it as it is). */
 static const char *child_vendors;
 

@@ -3,7 +3,8 @@
  * - clait_main(): runs one cmocka group with TAP output; when no OpenCL device exists it prints
  *   "1..0 # SKIP" and exits 0 (automake's TAP driver counts cmocka 1.1.5's skip() as a failure).
  * - clait_ctx(): a context on the default device with the kernel cache in the build tree.
- * - Random data from a fixed-seed generator, f16 round trips, and comparison with explicit tolerances. */
+ * - Random data from a fixed-seed generator, f16 round trips, and comparison with explicit tolerances.
+ * - clait_mutate(): random damage to a file's bytes, for fuzzing the readers. */
 #ifndef CLAI_TESTUTIL_H
 #define CLAI_TESTUTIL_H
 
@@ -72,6 +73,67 @@ static inline float clait_uniform(clait_rng *r, float lo, float hi) {
 }
 static inline void clait_fill(clait_rng *r, float *p, size_t n, float lo, float hi) {
   for (size_t i = 0; i < n; i++) p[i] = clait_uniform(r, lo, hi);
+}
+
+/* Where a file format keeps its integers: fields[i] is the offset of one of widths[i] bytes, so that
+ * clait_mutate can replace a whole field rather than one byte of it. */
+typedef struct clait_layout {
+  size_t fields[64];
+  int widths[64];
+  int nfields;
+} clait_layout;
+
+/* Applies 1 to 4 random edits to buf (length *n, capacity cap), for fuzzing file readers: a random byte, a
+ * flipped bit, an integer that breaks naive readers (0, 1, the signed and unsigned extremes, -5, ...)
+ * written little-endian over a field of lay (or at a random offset, 8 bytes, when lay is NULL), a cut, an
+ * appended tail of up to 16 bytes, or a byte deleted or inserted. */
+static inline void clait_mutate(clait_rng *rng, unsigned char *buf, size_t *n, size_t cap, const clait_layout *lay) {
+  static const uint64_t nasty[] = {0,          1,          2,           0x7f,      0x80,        0xff,
+                                   0x7fffffff, 0x80000000, 0xffffffff,  0x100000000, INT64_MAX, (uint64_t)INT64_MIN,
+                                   UINT64_MAX, (uint64_t)-5, 65536,     100001,    (uint64_t)-1 << 20};
+  int edits = 1 + (int)(clait_next(rng) % 4);
+  for (int k = 0; k < edits && *n > 0; k++) {
+    size_t at = (size_t)(clait_next(rng) % *n);
+    switch (clait_next(rng) % 8) {
+    case 0:
+      buf[at] = (unsigned char)clait_next(rng);
+      break;
+    case 1:
+      buf[at] ^= (unsigned char)(1u << (clait_next(rng) % 8));
+      break;
+    case 2:
+    case 3: {
+      int w = 8;
+      if (lay != NULL && lay->nfields > 0) {
+        int f = (int)(clait_next(rng) % (uint64_t)lay->nfields);
+        at = lay->fields[f], w = lay->widths[f];
+      }
+      uint64_t v = nasty[clait_next(rng) % (sizeof nasty / sizeof nasty[0])];
+      for (int i = 0; i < w && at + (size_t)i < *n; i++) buf[at + (size_t)i] = (unsigned char)(v >> (8 * i));
+      break;
+    }
+    case 4:
+      *n = at; /* cut */
+      break;
+    case 5: { /* append */
+      size_t add = 1 + (size_t)(clait_next(rng) % 16);
+      if (*n + add > cap) break;
+      for (size_t i = 0; i < add; i++) buf[*n + i] = (unsigned char)clait_next(rng);
+      *n += add;
+      break;
+    }
+    case 6: /* delete one byte */
+      memmove(buf + at, buf + at + 1, *n - at - 1);
+      (*n)--;
+      break;
+    default: /* insert one byte */
+      if (*n + 1 > cap) break;
+      memmove(buf + at + 1, buf + at, *n - at);
+      buf[at] = (unsigned char)clait_next(rng);
+      (*n)++;
+      break;
+    }
+  }
 }
 
 /* IEEE half conversion on the host (round to nearest even), matching vstore_half. */

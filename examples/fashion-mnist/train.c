@@ -759,7 +759,8 @@ static void usage(const char *prog, FILE *f) {
           "                     from Debian's dataset-fashion-mnist package)\n"
           "  --checkpoint PATH  save the training state there after every epoch (default: none)\n"
           "  --resume           continue from the checkpoint and keep saving there (PATH, default\n"
-          "                     fashion-mnist-MODEL.ckpt; a missing file starts from scratch)\n"
+          "                     fashion-mnist-MODEL.ckpt; a missing file starts from scratch); the\n"
+          "                     run must have the checkpoint's --model, --seed, --batch and training set\n"
           "  --json             a JSON summary on stdout, progress on stderr\n",
           prog, MNIST_DEFAULT_DIR);
 }
