@@ -742,16 +742,25 @@ typedef struct clai_softmax_opts {
   int causal;  /* non-zero: for x = [..., Lq, Lk], element (i, j) is masked when j > i + (Lk - Lq) */
 } clai_softmax_opts;
 
-/* out = softmax(scale * x) along the last axis, stable (the row's maximum is subtracted first). Masked
- * elements are 0. A row with nothing to weigh (every element masked, which happens for the first Lq - Lk
- * queries when Lq > Lk, or every unmasked element -inf) is all 0, never NaN; a NaN in x makes its row NaN.
+/* out = softmax(scale * x) along the last axis, stable: it is computed as exp(scale * (x - max x)) /
+ * sum (with min x for a negative scale), so the maximum and every difference are exact values of the same
+ * x, and rows such as scale * [0, 1e10, 0, -1e10] or a fully masked row of an additive -1e30 or -FLT_MAX
+ * mask give what PyTorch gives ([0 1 0 0]; a uniform row). Masked elements are 0.
+ * Special values: a NaN in x makes its row NaN, and so does a +inf of scale * x (inf - inf), as in
+ * PyTorch; -inf elements weigh 0. A row with nothing to weigh (every element masked, which happens for the
+ * first Lq - Lk queries when Lq > Lk, or every unmasked element of scale * x -inf) is all 0, where PyTorch
+ * gives NaN: a deliberate difference, so that a fully masked query contributes nothing instead of NaN
+ * (as clai_attention's zero rows). Because the scale multiplies x - max rather than x, a scale * x beyond
+ * the float range does no harm (softmax of 2 * [FLT_MAX, 0] is [1 0]; PyTorch: NaN).
  * causal needs at least 2 dims (else CLAI_E_SHAPE). */
 CLAI_API clai_status clai_softmax(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                   const clai_softmax_opts *opts);
 
-/* out = log(softmax(scale * x)) = scale * x - max - log(sum(exp(scale * x - max))) along the last axis,
- * computed without forming the softmax. Masked elements, and every element of a row with nothing to
- * weigh, are -inf. Otherwise as clai_softmax(). */
+/* out = log(softmax(scale * x)) = scale * (x - max) - log(sum(exp(scale * (x - max)))) along the last
+ * axis, computed without forming the softmax and in that order: the large parts cancel exactly before
+ * the logarithm is subtracted, so logits of 1e4 or 1e6 keep f32 accuracy in the result. Masked elements,
+ * and every element of a row with nothing to weigh, are -inf (PyTorch: NaN for a row of -inf). Otherwise as
+ * clai_softmax(). */
 CLAI_API clai_status clai_log_softmax(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                       const clai_softmax_opts *opts);
 
