@@ -503,7 +503,10 @@ CLAI_API clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *
  * logits are [N, C], f32 or f16, any strides; labels are i32 [N]; loss is a 1-element f32 tensor. grad, if
  * not NULL, has logits' shape and dtype and receives the gradient of the loss with respect to the logits,
  * (softmax(logits[r]) - onehot(label)) / count, in the same pass (0 in ignored rows); it may alias logits
- * element for element. Stable for large logits (the maximum is subtracted). A label equal to ignore_index
+ * element for element. Stable and accurate for large logits: a row's loss is log(sum(exp(x - m))) -
+ * (x[label] - m) with m its maximum, so logits of 1e6 lose nothing to rounding of m. Special logits, as in
+ * PyTorch: a -inf logit weighs 0 (the loss is +inf when the label's logit is -inf); a NaN or +inf logit,
+ * or a row of nothing but -inf, makes that row's loss and gradient NaN. A label equal to ignore_index
  * (PyTorch uses -100) skips its row; every other label outside [0, C) is never used as an index: its row's
  * loss and gradient are NaN, so the loss is NaN (reported without reading anything back to the host). When
  * every row is ignored (or N is 0) the loss is NaN, as in PyTorch. The sum is deterministic (no atomics). */
