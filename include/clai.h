@@ -318,7 +318,11 @@ typedef enum clai_unary_op {
   CLAI_TANH = 9,
 } clai_unary_op;
 
-/* out = OP(x), same shape and dtype (f32 or f16; i32 for NEG, ABS and RELU). out may alias x. */
+/* out = OP(x), same shape and dtype (f32 or f16; i32 for NEG, ABS and RELU). out may alias x.
+ * Every op maps NaN to NaN, ReLU included (relu(x) = x < 0 ? 0 : x; a NaN pre-activation is not hidden
+ * as 0), as PyTorch does. Infinities follow the formulas, as in PyTorch: exp(-inf) = 0, log(0) = -inf,
+ * log and sqrt of a negative number NaN, sigmoid(-inf) = 0, tanh(+-inf) = +-1, gelu(inf) = silu(inf) =
+ * inf, and gelu(-inf) = silu(-inf) = NaN (-inf times a weight of 0). */
 CLAI_API clai_status clai_unary(clai_context *ctx, clai_unary_op op, clai_tensor *out, const clai_tensor *x);
 
 /* out = alpha * x + beta, elementwise (clai_scale is beta = 0, clai_add_scalar is alpha = 1). f32 or f16. */
@@ -335,7 +339,8 @@ CLAI_API clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_t
                                  const clai_tensor *b, int trans_b, float alpha, float beta);
 
 /* Activations that clai_matmul_ex (and the ops that build on it) can apply in the same kernel. GELU is the
- * tanh approximation, as CLAI_GELU. */
+ * tanh approximation, as CLAI_GELU. Each is the clai_unary op of the same name, NaN rule included (ReLU
+ * passes NaN through). */
 typedef enum clai_activation {
   CLAI_ACT_NONE = 0,
   CLAI_ACT_RELU = 1,
@@ -562,7 +567,8 @@ typedef struct clai_conv2d_params {
  *   OH = (H + pad_top + pad_bottom - dilation_h*(KH-1) - 1) / stride_h + 1 (OW likewise),
  *   out[n][o][oh][ow] = bias[o] + sum over c < C/groups, kh, kw of w[o][c][kh][kw] * x[n][g*C/groups + c][ih][iw],
  *   ih = oh*stride_h - pad_top + kh*dilation_h, iw = ow*stride_w - pad_left + kw*dilation_w,
- * where g = o / (O/groups) and x is zero outside the image. x, w, bias and out have one dtype, f32 or f16
+ * where g = o / (O/groups) and x is zero outside the image (the fused activation follows clai_unary's NaN
+ * rule: ReLU passes NaN through). x, w, bias and out have one dtype, f32 or f16
  * (f16 is computed in f32); every one may be any strided view. params NULL means the zero value.
  * Fails with CLAI_E_SHAPE when the shapes disagree (channels, groups, bias length, out's shape) or OH or OW
  * would be below 1, CLAI_E_INVALID_ARG for a negative stride, padding or dilation, an unknown activation
