@@ -526,10 +526,13 @@ CLAI_API clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_te
                                    const clai_tensor *y);
 
 /* The backward of clai_unary: grad_x = grad_out * OP'(x), where x is the forward *input* of the op (not its
- * output). Derivatives: neg -1, abs sign(x) (0 at 0), exp e^x, log 1/x, sqrt 1/(2 sqrt x), relu 1 for x > 0
- * else 0, gelu the derivative of the tanh form of CLAI_GELU, silu s(1 + x(1 - s)), sigmoid s(1 - s) with
- * s = sigmoid(x), tanh 1 - tanh^2(x). All three tensors have one shape and one dtype (f32 or f16), any
- * strides; grad_x may alias grad_out or x element for element. */
+ * output). Derivatives: neg -1, abs sign(x) (0 at 0 and at NaN), exp e^x, log 1/x, sqrt 1/(2 sqrt x), gelu
+ * the derivative of the tanh form of CLAI_GELU, silu s(1 + x(1 - s)), sigmoid s(1 - s) with s = sigmoid(x),
+ * tanh 1 - tanh^2(x); grad_x = grad_out times that, so a NaN x gives NaN except for neg and abs. ReLU is
+ * PyTorch's threshold_backward, a selection: grad_x = x <= 0 ? 0 : grad_out, so the gradient passes where
+ * x is NaN (NaN <= 0 is false) and is 0 where x <= 0 even if grad_out is NaN or infinite. All three
+ * tensors have one shape and one dtype (f32 or f16), any strides; grad_x may alias grad_out or x element
+ * for element. */
 CLAI_API clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor *grad_x,
                                          const clai_tensor *grad_out, const clai_tensor *x);
 
