@@ -706,6 +706,10 @@ CLAI_API clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_t
  * overlap x. Accumulation is in f32, Kahan-compensated, so rows of millions of elements stay accurate;
  * results are identical run after run. A reduction over an axis of size 0 gives 0 (sum) or NaN (mean,
  * var) and fails with CLAI_E_SHAPE for max, min, argmax and argmin.
+ * Special values, as PyTorch: sum and mean propagate NaN, a row with +inf (and no -inf) sums to +inf, one
+ * with both to NaN, and a sum beyond the float range is inf; max and min give NaN for a row with a NaN
+ * (unlike clai_binary's CLAI_MAXIMUM, which passes over NaN); the variance of a row with an infinity is
+ * NaN; argmax and argmin (below) return the first NaN's index.
  */
 #define CLAI_AXIS_ALL (-2147483647 - 1)
 
