@@ -15,6 +15,13 @@
  * - A context must be used by one thread at a time. Different contexts share nothing and may be used from
  *   different threads at once.
  * - Freeing NULL is a no-op.
+ * - Special values: arithmetic is IEEE 754 single precision (f16 is storage only, computed in f32), so NaN
+ *   in gives NaN out, inf - inf and 0 * inf give NaN and overflow gives inf, and every op gives what PyTorch
+ *   gives in float32 unless its comment below says otherwise (the comments state the NaN rule wherever it
+ *   is not plain arithmetic: fmax-style ops that pass over NaN, max/argmax, softmax's empty rows, ReLU's
+ *   backward). Denormal (subnormal) f32 values are kept on devices that support them (POCL on CPUs does)
+ *   and may be flushed to zero on devices that do not (CL_DEVICE_SINGLE_FP_CONFIG without CL_FP_DENORM).
+ *   Storing to f16 rounds values beyond 65504 to inf.
  */
 #ifndef CLAI_H
 #define CLAI_H
@@ -301,7 +308,10 @@ typedef enum clai_binary_op {
 } clai_binary_op;
 
 /* out = a OP b with NumPy broadcasting of a and b to out's shape (out's shape must be the broadcast shape).
- * a, b and out have one dtype (f32, f16 or i32); f16 is computed in f32. out may alias a or b. */
+ * a, b and out have one dtype (f32, f16 or i32); f16 is computed in f32. out may alias a or b.
+ * NaN: add, sub, mul and div follow IEEE (a NaN operand gives NaN, as in PyTorch). CLAI_MAXIMUM and
+ * CLAI_MINIMUM are fmax / fmin: a NaN operand is passed over and the other returned, NaN only when both
+ * are NaN. This is torch.fmax / torch.fmin, not torch.maximum / torch.minimum (which give NaN). */
 CLAI_API clai_status clai_binary(clai_context *ctx, clai_binary_op op, clai_tensor *out, const clai_tensor *a,
                                  const clai_tensor *b);
 
@@ -496,7 +506,8 @@ CLAI_API clai_status clai_optim_adamw(clai_context *ctx, clai_tensor *param, cla
 
 /* Clips the gradients grads[0..n) by their global L2 norm (torch.nn.utils.clip_grad_norm_): norm = sqrt of
  * the sum of squares of every element of every gradient, and every gradient is multiplied by
- * min(1, max_norm / (norm + 1e-6)) (a NaN norm makes every gradient NaN). The norm stays on the device (no
+ * min(1, max_norm / (norm + 1e-6)) (a NaN norm makes every gradient NaN; an infinite norm makes the factor
+ * 0, so infinite elements become NaN and the rest 0, as in PyTorch). The norm stays on the device (no
  * host round trip); norm_out, if not NULL, is a 1-element f32 tensor that receives it. The sum is taken in
  * a fixed order without atomics: the same gradients give the same bits on every run. Gradients are f32 or
  * f16, dense, and must not overlap each other. */
@@ -521,7 +532,7 @@ CLAI_API clai_status clai_loss_cross_entropy(clai_context *ctx, clai_tensor *los
 
 /* Mean squared error: loss = mean((x - y)^2) into a 1-element f32 tensor; grad (if not NULL) = 2 (x - y) / n,
  * the gradient with respect to x (for y negate it). x, y and grad have one shape and one dtype (f32 or
- * f16), any strides; grad may alias x or y element for element. n = 0 gives NaN. */
+ * f16), any strides; grad may alias x or y element for element. n = 0 gives NaN. NaN and inf follow IEEE. */
 CLAI_API clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *grad, const clai_tensor *x,
                                    const clai_tensor *y);
 
@@ -595,7 +606,8 @@ typedef struct clai_pool2d_params {
 } clai_pool2d_params;
 
 /* out[n][c][oh][ow] = max of x[n][c] over the window at (oh*stride_h - pad_top, ow*stride_w - pad_left)
- * of kernel_h x kernel_w, padding ignored (a NaN in the window gives NaN). x is [N, C, H, W], out is
+ * of kernel_h x kernel_w, padding ignored (a NaN in the window gives NaN and its index, the first NaN's,
+ * as in PyTorch; a window of -inf gives -inf). x is [N, C, H, W], out is
  * [N, C, OH, OW] with OH = (H + pad_top + pad_bottom - kernel_h) / stride_h + 1 (OW likewise, at least 1),
  * both f32 or both f16, any views. indices is NULL or an i32 tensor of out's shape that receives, for
  * every output, where its maximum is: ih * W + iw in the input plane (the first such element in row-major
@@ -606,7 +618,8 @@ CLAI_API clai_status clai_max_pool2d(clai_context *ctx, clai_tensor *out, clai_t
                                      const clai_tensor *x, const clai_pool2d_params *params);
 
 /* out[n][c][oh][ow] = the mean of x[n][c] over the same windows as clai_max_pool2d, divided as
- * params->count_include_pad says. Same shapes, dtypes and failures as clai_max_pool2d. */
+ * params->count_include_pad says (the sum in f32 and IEEE: NaN gives NaN, inf + -inf NaN, a sum beyond the
+ * float range inf). Same shapes, dtypes and failures as clai_max_pool2d. */
 CLAI_API clai_status clai_avg_pool2d(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                      const clai_pool2d_params *params);
 
@@ -662,7 +675,8 @@ CLAI_API clai_status clai_where(clai_context *ctx, clai_tensor *out, const clai_
  * or f16; arithmetic is f32. Any strided views (e.g. a [B, L, H, D] tensor permuted to [B, H, L, D]).
  * scale: 0 means 1 / sqrt(D). causal: 0, or 1 for a causal mask where query i sees keys j <= i + (Lk - Lq)
  * (the queries are the last Lq positions of the keys' sequence). A query that sees no key (causal with
- * Lq > Lk) gets a zero output row and a logsumexp of -infinity.
+ * Lq > Lk) gets a zero output row and a logsumexp of -infinity. Scores far beyond exp's range are fine
+ * (the running maximum is subtracted); a NaN in a score a query sees makes its output row NaN.
  * lse: NULL, or an f32 [B, H, Lq] tensor that receives each row's log(sum_j exp(scale * q.k_j)) over the
  * keys it sees (for the backward pass). out and lse must not overlap q, k, v or each other. */
 CLAI_API clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse, const clai_tensor *q,
@@ -781,6 +795,9 @@ CLAI_API clai_status clai_log_softmax(clai_context *ctx, clai_tensor *out, const
                                       const clai_softmax_opts *opts);
 
 /* out = (x - mean) / sqrt(var + eps) * gamma + beta over the last axis (population variance, two passes).
+ * A NaN or an infinity in a row makes the whole row NaN (x - mean or the variance is NaN); the statistics
+ * are f32, so a row whose squared deviations overflow (beyond about 1.8e19) gets rstd 0, as in PyTorch's
+ * float32.
  * gamma and beta are optional (NULL: 1 and 0), 1-D of the last dim's size, f32 or f16, any stride.
  * mean_out and rstd_out are optional (NULL: not written): f32, contiguous, of x's shape without the last
  * dim (or with it as 1); they receive each row's mean and 1 / sqrt(var + eps) for a backward pass. eps must
@@ -791,7 +808,9 @@ CLAI_API clai_status clai_layernorm(clai_context *ctx, clai_tensor *out, const c
                                     clai_tensor *mean_out, clai_tensor *rstd_out);
 
 /* out = x / sqrt(mean(x^2) + eps) * gamma over the last axis; gamma optional (NULL: 1); rstd_out optional,
- * receives 1 / sqrt(mean(x^2) + eps) per row. Otherwise as clai_layernorm(). */
+ * receives 1 / sqrt(mean(x^2) + eps) per row. Special values follow that formula, as PyTorch's: a NaN makes
+ * the row NaN; an infinity (or squares that overflow f32, |x| beyond about 1.8e19) makes mean(x^2) inf and
+ * rstd 0, so the infinity gives NaN and every finite element 0. Otherwise as clai_layernorm(). */
 CLAI_API clai_status clai_rmsnorm(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                   const clai_tensor *gamma, float eps, clai_tensor *rstd_out);
 
