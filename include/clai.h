@@ -894,9 +894,12 @@ CLAI_API clai_status clai_global_avg_pool2d_backward(clai_context *ctx, clai_ten
  * Lq = 0) get zero gradients; so do queries that see no key.
  * The probabilities are recomputed block by block from lse (FlashAttention-2 style): no Lq x Lk matrix is
  * stored, nothing is allocated, and each gradient element is summed by one work-item in a fixed order (no
- * atomics), so the same inputs give the same bits on every run. The gradients must not overlap each other
- * or any input (CLAI_E_INVALID_ARG); bad shapes are CLAI_E_SHAPE, bad dtypes CLAI_E_DTYPE, head dims over
- * 256 CLAI_E_UNSUPPORTED; an argument error writes nothing. */
+ * atomics), so the same inputs give the same bits on every run. Because lse is an f32 value, a recomputed
+ * probability carries a relative error of about |lse| * 1e-7 (1e-4 at scores of 1000, 1% at 1e5) on top of
+ * the score's own rounding, and beyond that the gradients are unreliable (at scores of 1e9 a probability
+ * of 1 comes back as 0.003); the forward has no such limit. The gradients must not overlap each other or
+ * any input (CLAI_E_INVALID_ARG); bad shapes are CLAI_E_SHAPE, bad dtypes CLAI_E_DTYPE, head dims over 256
+ * CLAI_E_UNSUPPORTED; an argument error writes nothing. */
 CLAI_API clai_status clai_attention_backward(clai_context *ctx, clai_tensor *grad_q, clai_tensor *grad_k,
                                              clai_tensor *grad_v, const clai_tensor *grad_out, const clai_tensor *q,
                                              const clai_tensor *k, const clai_tensor *v, const clai_tensor *out,
