@@ -3,7 +3,10 @@
  * grad_x = grad_out * f'(x), where x is the forward *input*. Operands through clai_index (0 = grad_x,
  * 1 = grad_out, 2 = x), any strided views; f16 is storage only. One work-item per element (a chunk of
  * CLAI_BWD_PER on CPUs).
- * op codes follow enum clai_unary_op. Conventions at kinks follow PyTorch: relu'(0) = 0, abs'(0) = 0. */
+ * op codes follow enum clai_unary_op. Conventions at kinks follow PyTorch: relu'(0) = 0, abs'(0) = 0.
+ * ReLU's backward is PyTorch's threshold_backward, a selection rather than a product: grad_x = x <= 0 ? 0 :
+ * grad_out, so the gradient passes at x = NaN (NaN <= 0 is false) and is 0 where x <= 0 even when grad_out
+ * is NaN or infinite (0 * inf would be NaN). */
 
 inline float clai_dunary(const int op, const float x) {
   switch (op) {
@@ -12,7 +15,7 @@ inline float clai_dunary(const int op, const float x) {
   case 2: return exp(x);                             /* exp */
   case 3: return 1.0f / x;                           /* log */
   case 4: return 0.5f / sqrt(x);                     /* sqrt */
-  case 5: return x > 0.0f ? 1.0f : 0.0f;             /* relu */
+  case 5: return x <= 0.0f ? 0.0f : 1.0f;            /* relu (the kernel selects instead, see above) */
   case 6: {                                          /* gelu, tanh form: x * s(2u), u = k(x + 0.044715x^3) */
     const float x2 = x * x;
     const float s = 1.0f / (1.0f + exp(-1.5957691216057308f * (x + 0.044715f * x2 * x)));
@@ -48,13 +51,14 @@ inline float clai_dunary(const int op, const float x) {
     if (op == 5 && CLAI_IX_NDIM(ix) == 1) { /* relu on merged (e.g. dense) operands: the training fast path */  \
       const long s0 = CLAI_IX_STRIDE_IN(ix, 0), s1 = CLAI_IX_STRIDE_IN(ix, 1), s2 = CLAI_IX_STRIDE_IN(ix, 2);                     \
       for (long i = i0; i < i1; i++)                                                                   \
-        ST(gx, CLAI_IX_OFF(ix, 0) + i * s0, LD(gy, CLAI_IX_OFF(ix, 1) + i * s1) * (LD(x, CLAI_IX_OFF(ix, 2) + i * s2) > 0.0f ? 1.0f : 0.0f)); \
+        ST(gx, CLAI_IX_OFF(ix, 0) + i * s0, LD(x, CLAI_IX_OFF(ix, 2) + i * s2) <= 0.0f ? 0.0f : LD(gy, CLAI_IX_OFF(ix, 1) + i * s1)); \
       return;                                                                                          \
     }                                                                                                  \
     for (long i = i0; i < i1; i++) {                                                                   \
       long o0, o1, o2;                                                                                 \
       CLAI_OFFSETS(ix, i, &o0, &o1, &o2);                                                             \
-      ST(gx, o0, LD(gy, o1) * clai_dunary(op, LD(x, o2)));                                             \
+      const float xv = LD(x, o2);                                                                      \
+      ST(gx, o0, op == 5 ? (xv <= 0.0f ? 0.0f : LD(gy, o1)) : LD(gy, o1) * clai_dunary(op, xv));       \
     }                                                                                                  \
   }
 CLAI_UNARY_BWD(f32, float, CLAI_LD_F32, CLAI_ST_F32)

@@ -94,11 +94,11 @@ inline void clai_offsets(const long8 h, const long8 n, const long8 s0, const lon
 #define CLAI_ACT_SILU 3
 
 /* v = act(v) for a float or a float vector; GELU is the tanh form written as x * sigmoid(2u), as in
- * cl/elementwise.cl. */
+ * cl/elementwise.cl. ReLU passes NaN through (x < 0 ? 0 : x; fmax would make it 0), as clai_unary does. */
 #define CLAI_ACTIVATE(v, act)                                                        \
   do {                                                                               \
     if ((act) == CLAI_ACT_RELU)                                                      \
-      (v) = fmax((v), 0.0f);                                                         \
+      (v) = (v) < 0.0f ? 0.0f : (v);                                                 \
     else if ((act) == CLAI_ACT_GELU)                                                 \
       (v) = (v) / (1.0f + exp(-1.5957691216057308f * ((v) + 0.044715f * (v) * (v) * (v)))); \
     else if ((act) == CLAI_ACT_SILU)                                                 \

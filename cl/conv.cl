@@ -22,7 +22,7 @@
 
 inline float clai_conv_act(const int act, const float v) {
   switch (act) {
-  case 1: return fmax(v, 0.0f);
+  case 1: return v < 0.0f ? 0.0f : v; /* NaN passes, as in clai_unary */
   /* the tanh-form GELU as x * sigmoid(2u), as in cl/elementwise.cl */
   case 2: return v / (1.0f + exp(-1.5957691216057308f * (v + 0.044715f * v * v * v)));
   case 3: return v / (1.0f + exp(-v));
@@ -110,7 +110,7 @@ CLAI_IM2COL(f16, half, CLAI_LD_F16)
     __global T *dst = out + ooff + n * son + o * soc;                                                           \
     const float b = has_bias ? LD(bias, boff + o * sb) : 0.0f;                                                  \
     if (act == 1) {                                                                                             \
-      CLAI_CONV_EPI_LOOP(ST, fmax(v, 0.0f))                                                                         \
+      CLAI_CONV_EPI_LOOP(ST, v < 0.0f ? 0.0f : v)                                                                   \
     } else if (act == 0) {                                                                                      \
       CLAI_CONV_EPI_LOOP(ST, v)                                                                                    \
     } else {                                                                                                    \

@@ -39,7 +39,9 @@ inline float clai_unary_f(const int op, const float x, const float alpha, const 
   case 2: return exp(x);
   case 3: return log(x);
   case 4: return sqrt(x);
-  case 5: return fmax(x, 0.0f);
+  /* relu: x < 0 ? 0 : x, not fmax(x, 0), which maps NaN to 0 (a NaN must not vanish behind a ReLU; PyTorch
+   * propagates it too, issue 10) */
+  case 5: return x < 0.0f ? 0.0f : x;
   /* GELU (tanh form) as x * sigmoid(2u), the same function since 0.5(1 + tanh(u)) = 1 / (1 + exp(-2u)):
    * 1 + tanh(u) cancels for negative x and left an error of about |x| * 2^-24 in the tail (GELU(-100)
    * came out as -3e-6 instead of -0). */
@@ -159,7 +161,7 @@ __kernel void clai_unary_rows_f32(__global float *out, __global const float *xin
   case 2: CLAI_UROWS(exp(x))
   case 3: CLAI_UROWS(log(x))
   case 4: CLAI_UROWS(sqrt(x))
-  case 5: CLAI_UROWS(fmax(x, 0.0f))
+  case 5: CLAI_UROWS(x < 0.0f ? 0.0f : x) /* NaN passes, as in clai_unary_f */
   case 6: CLAI_UROWS(x / (1.0f + exp(-1.5957691216057308f * (x + 0.044715f * x * x * x))))
   case 7: CLAI_UROWS(x / (1.0f + exp(-x)))
   case 8: CLAI_UROWS(1.0f / (1.0f + exp(-x)))

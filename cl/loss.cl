@@ -9,7 +9,13 @@
  *
  * Labels: a row whose label equals ignore_index contributes nothing (loss 0, gradient 0) and is not
  * counted in the mean, as in PyTorch. Any other label outside [0, C) is never used as an index: the row's
- * loss and gradient are NaN, so the mean loss is NaN. */
+ * loss and gradient are NaN, so the mean loss is NaN.
+ *
+ * Special logits, as PyTorch: a -inf logit weighs 0 (it adds nothing to the running sum, where exp(-inf -
+ * -inf) would have made it NaN while the maximum is still -inf); a NaN or +inf logit, or a row of nothing
+ * but -inf, makes the row's loss and gradient NaN. The row's loss is log(s) - (x[label] - m) with m the
+ * maximum and s = sum(exp(x - m)): the large parts cancel exactly before log(s) is added ((m + log(s)) -
+ * x[label] lost 2.4e-4 at logits of 1e4, issue 10). */
 
 /* The elements of partial j of P over n: a contiguous chunk on CPUs (one core streams through it), an
  * interleaved set j, j + P, ... on GPUs (neighbouring work-items read neighbouring elements). Either way the
@@ -79,12 +85,12 @@ __kernel void clai_xent_inv(__global float *scal, __global const int *cnt, const
       if (v > m) {                                                                                     \
         s = s * exp(m - v) + 1.0f;                                                                     \
         m = v;                                                                                         \
-      } else {                                                                                         \
+      } else if (v != -INFINITY) { /* NaN goes in here and makes s NaN */                              \
         s += exp(v - m);                                                                               \
       }                                                                                                \
     }                                                                                                  \
-    const float lse = m + log(s);                                                                      \
-    rowloss[r] = lse - LD(x, (long)lab * xs1);                                                         \
+    if (m == INFINITY || m == -INFINITY) s = NAN; /* +inf: inf - inf as in PyTorch; all -inf: 0 / 0 */ \
+    rowloss[r] = log(s) - (LD(x, (long)lab * xs1) - m);                                                \
     if (has_grad) {                                                                                    \
       const float inv = scal[0], is = 1.0f / s;                                                        \
       for (long c = 0; c < C; c++) {                                                                   \
@@ -99,9 +105,11 @@ CLAI_XENT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 /* Cross-entropy for long rows: one work-group per row. Each work-item keeps an online (max, sum) over the
  * columns lid, lid + L, ... ; the pairs are combined in a fixed tree over local memory (the work-group size
  * L is fixed per device at init, so the result is the same on every run). Local size at most 256. */
+/* Two partial (max, sum) pairs; a pair with max -inf has sum 0, or NaN when it saw a NaN, which the sum
+ * keeps (NaN * exp(-inf) would be NaN anyway, but two such pairs must not make 0 of it). */
 inline void clai_lse_combine(float *m, float *s, const float m2, const float s2) {
   const float m1 = *m, mm = fmax(m1, m2);
-  *s = mm == -INFINITY ? 0.0f : *s * exp(m1 - mm) + s2 * exp(m2 - mm);
+  *s = mm == -INFINITY ? *s + s2 : *s * exp(m1 - mm) + s2 * exp(m2 - mm);
   *m = mm;
 }
 
@@ -131,7 +139,7 @@ inline void clai_lse_combine(float *m, float *s, const float m2, const float s2)
       if (v > m) {                                                                                     \
         s = s * exp(m - v) + 1.0f;                                                                     \
         m = v;                                                                                         \
-      } else {                                                                                         \
+      } else if (v != -INFINITY) { /* NaN goes in here and makes s NaN */                              \
         s += exp(v - m);                                                                               \
       }                                                                                                \
     }                                                                                                  \
@@ -147,8 +155,9 @@ inline void clai_lse_combine(float *m, float *s, const float m2, const float s2)
       }                                                                                                \
     }                                                                                                  \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                      \
-    const float mx = red_m[0], sum = red_s[0];                                                         \
-    if (lid == 0) rowloss[r] = mx + log(sum) - LD(x, (long)lab * xs1);                                 \
+    const float mx = red_m[0];                                                                         \
+    const float sum = mx == INFINITY || mx == -INFINITY ? NAN : red_s[0]; /* as the per-row kernel */  \
+    if (lid == 0) rowloss[r] = log(sum) - (LD(x, (long)lab * xs1) - mx);                               \
     if (has_grad) {                                                                                    \
       const float inv = scal[0], is = 1.0f / sum;                                                      \
       for (long c = lid; c < C; c += L) {                                                              \

@@ -8,10 +8,18 @@
  * lanes, everything else (strided views, f16 storage, chosen by the run-time flags xf16/of16 or dt) goes
  * through a scalar path that computes the same thing.
  *
- * softmax: m = max(scale * x) over the unmasked elements, e = exp(scale * x - m), out = e / sum(e);
- * log_softmax: out = scale * x - m - log(sum(e)). Causal mask (flag 2): element j of query i is masked when
- * j > i + (n - lq); masked elements give 0 (softmax) and -inf (log_softmax). A row with nothing left to
- * weigh (fully masked, or every element -inf) gives all 0 / all -inf instead of NaN.
+ * softmax: with g = sign(scale) (1 or -1) and m = max(g * x) over the unmasked elements, t = (g * x - m) *
+ * |scale| (= scale * x - max(scale * x)), e = exp(t), out = e / sum(e); log_softmax: out = t - log(sum(e)),
+ * so the large parts cancel exactly before anything is rounded (x - (m + log(sum)) lost 2.4e-4 at |x| ~ 1e4,
+ * issue 10). g * x is exact, so the maximum and every subtraction see the same value however the compiler
+ * contracts (OpenCL C contracts a * b + c into an fma by default, section 6.10 of the 1.2 spec: taking
+ * the maximum over rounded products x * scale and subtracting it from an fma of x * scale - m shifted the
+ * exponents by the products' rounding error, which made rows with |scale * x| ~ 1e10 or -1e30 masks NaN),
+ * and the scale multiplies a difference that is <= 0, so scale * x beyond the float range does no harm.
+ * Causal mask (flag 2): element j of query i is masked when j > i + (n - lq); masked elements give 0
+ * (softmax) and -inf (log_softmax). A row with nothing left to weigh (fully masked, or every unmasked g * x
+ * -inf) gives all 0 / all -inf instead of PyTorch's NaN; a NaN, or a g * x of +inf (through inf - inf),
+ * makes its row NaN.
  *
  * layernorm: out = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps), var the population
  * variance computed in two passes; rmsnorm: out = x * rstd * gamma with rstd = 1 / sqrt(mean(x^2) + eps).
@@ -94,36 +102,38 @@ __kernel void clai_softmax(__global float *out, __global const float *x, CLAI_IN
   __global const float *xr = x + ox;
   __global float *orow = out + oo;
 
+  /* g * x is exact (g = +-1) and t = (g * x - m) * |scale| has no product to contract with the subtraction */
+  const float g = scale < 0.0f ? -1.0f : 1.0f, as = fabs(scale);
   if (xs == 1 && os == 1 && !xf16 && !of16) {
     float8 vm = (float8)(-INFINITY);
     long j = 0;
     for (; j + 8 <= m; j += 8) {
-      const float8 v = vload8(0, xr + j) * scale;
+      const float8 v = vload8(0, xr + j) * g;
       vm = v > vm ? v : vm; /* NaN is skipped here and makes its row NaN through exp */
     }
     float mx = clai_hmax8(vm);
-    for (; j < m; j++) mx = fmax(mx, xr[j] * scale);
+    for (; j < m; j++) mx = fmax(mx, xr[j] * g);
     if (mx == -INFINITY) mx = clai_sm_empty(x, ox, 1, 0, m, &m);
     float8 vs = (float8)(0.0f);
     if (lg) {
-      for (j = 0; j + 8 <= m; j += 8) vs += clai_exp_neg8(vload8(0, xr + j) * scale - mx);
+      for (j = 0; j + 8 <= m; j += 8) vs += clai_exp_neg8((vload8(0, xr + j) * g - mx) * as);
     } else {
       for (j = 0; j + 8 <= m; j += 8) {
-        const float8 e = clai_exp_neg8(vload8(0, xr + j) * scale - mx);
+        const float8 e = clai_exp_neg8((vload8(0, xr + j) * g - mx) * as);
         vs += e;
         vstore8(e, 0, orow + j);
       }
     }
     float s = clai_hsum8(vs);
     for (; j < m; j++) {
-      const float e = exp(xr[j] * scale - mx);
+      const float e = exp((xr[j] * g - mx) * as);
       s += e;
       if (!lg) orow[j] = e;
     }
     if (lg) {
-      const float sh = mx + log(s);
-      for (j = 0; j + 8 <= m; j += 8) vstore8(vload8(0, xr + j) * scale - sh, 0, orow + j);
-      for (; j < m; j++) orow[j] = xr[j] * scale - sh;
+      const float ls = log(s);
+      for (j = 0; j + 8 <= m; j += 8) vstore8((vload8(0, xr + j) * g - mx) * as - ls, 0, orow + j);
+      for (; j < m; j++) orow[j] = (xr[j] * g - mx) * as - ls;
     } else {
       const float inv = 1.0f / s;
       for (j = 0; j + 8 <= m; j += 8) vstore8(vload8(0, orow + j) * inv, 0, orow + j);
@@ -134,13 +144,13 @@ __kernel void clai_softmax(__global float *out, __global const float *x, CLAI_IN
   }
 
   float mx = -INFINITY;
-  for (long j = 0; j < m; j++) mx = fmax(mx, clai_n_ld(x, ox + j * xs, xf16) * scale);
+  for (long j = 0; j < m; j++) mx = fmax(mx, clai_n_ld(x, ox + j * xs, xf16) * g);
   if (mx == -INFINITY) mx = clai_sm_empty(x, ox, xs, xf16, m, &m);
   float s = 0.0f;
-  for (long j = 0; j < m; j++) s += exp(clai_n_ld(x, ox + j * xs, xf16) * scale - mx);
+  for (long j = 0; j < m; j++) s += exp((clai_n_ld(x, ox + j * xs, xf16) * g - mx) * as);
   const float ls = log(s), inv = 1.0f / s;
   for (long j = 0; j < m; j++) {
-    const float t = clai_n_ld(x, ox + j * xs, xf16) * scale - mx;
+    const float t = (clai_n_ld(x, ox + j * xs, xf16) * g - mx) * as;
     clai_n_st(out, oo + j * os, lg ? t - ls : exp(t) * inv, of16);
   }
   for (long j = m; j < n; j++) clai_n_st(out, oo + j * os, masked, of16);

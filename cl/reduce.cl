@@ -38,11 +38,21 @@ inline void clai_r_st(__global float *p, const long i, const float v, const int 
     p[i] = v;
 }
 
+/* The compensation of a Kahan step t = s + y: (t - s) - y, except 0 once the sum is infinite, where it would
+ * be inf - inf = NaN and turn a sum of [1, inf, 2] into NaN instead of inf. (A NaN or an inf + -inf still
+ * gives NaN through t.) */
+inline float clai_kcomp(const float t, const float s, const float y) {
+  return isinf(t) ? 0.0f : (t - s) - y;
+}
+inline float8 clai_kcomp8(const float8 t, const float8 s, const float8 y) {
+  return isinf(t) ? (float8)(0.0f) : (t - s) - y;
+}
+
 /* Kahan step: *s + v, with the running compensation in *c (the true sum is *s - *c). */
 inline void clai_kahan(float *s, float *c, const float v) {
   const float y = v - *c;
   const float t = *s + y;
-  *c = (t - *s) - y;
+  *c = clai_kcomp(t, *s, y);
   *s = t;
 }
 
@@ -88,13 +98,13 @@ inline void clai_r_chunk(__global const float *x, const long base, const long m,
         const float8 blk = (vload8(0, q + j) + vload8(0, q + j + 8)) + (vload8(0, q + j + 16) + vload8(0, q + j + 24));
         const float8 y = blk - vc;
         const float8 t = vs + y;
-        vc = (t - vs) - y;
+        vc = clai_kcomp8(t, vs, y);
         vs = t;
       }
       for (; j + 8 <= m; j += 8) {
         const float8 y = vload8(0, q + j) - vc;
         const float8 t = vs + y;
-        vc = (t - vs) - y;
+        vc = clai_kcomp8(t, vs, y);
         vs = t;
       }
       clai_kahan8(&s, &c, vs, vc);
@@ -117,14 +127,14 @@ inline void clai_r_chunk(__global const float *x, const long base, const long m,
         const float8 d2 = vload8(0, q + j + 16) - mean, d3 = vload8(0, q + j + 24) - mean;
         const float8 y = (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3) - vc;
         const float8 t = vs + y;
-        vc = (t - vs) - y;
+        vc = clai_kcomp8(t, vs, y);
         vs = t;
       }
       for (; j + 8 <= m; j += 8) {
         const float8 d = vload8(0, q + j) - mean;
         const float8 y = d * d - vc;
         const float8 t = vs + y;
-        vc = (t - vs) - y;
+        vc = clai_kcomp8(t, vs, y);
         vs = t;
       }
       clai_kahan8(&s, &c, vs, vc);
@@ -289,7 +299,7 @@ __kernel void clai_reduce_merge(__global float *out, __global const float *part,
 #define CLAI_KAHAN_V(S, K, V)                                                                             \
   {                                                                                                       \
     const float8 y_ = (V) - K, t_ = S + y_;                                                               \
-    K = (t_ - S) - y_;                                                                                    \
+    K = clai_kcomp8(t_, S, y_);                                                                           \
     S = t_;                                                                                               \
   }
 

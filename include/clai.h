@@ -24,6 +24,13 @@
  *   discovered once per process (at the first clai_context_init that finds a device) and never changes
  *   afterwards: a device that appears later is seen by the next process, not by this one.
  * - Freeing NULL is a no-op.
+ * - Special values: arithmetic is IEEE 754 single precision (f16 is storage only, computed in f32), so NaN
+ *   in gives NaN out, inf - inf and 0 * inf give NaN and overflow gives inf, and every op gives what PyTorch
+ *   gives in float32 unless its comment below says otherwise (the comments state the NaN rule wherever it
+ *   is not plain arithmetic: fmax-style ops that pass over NaN, max/argmax, softmax's empty rows, ReLU's
+ *   backward). Denormal (subnormal) f32 values are kept on devices that support them (POCL on CPUs does)
+ *   and may be flushed to zero on devices that do not (CL_DEVICE_SINGLE_FP_CONFIG without CL_FP_DENORM).
+ *   Storing to f16 rounds values beyond 65504 to inf.
  */
 #ifndef CLAI_H
 #define CLAI_H
@@ -321,7 +328,10 @@ typedef enum clai_binary_op {
 } clai_binary_op;
 
 /* out = a OP b with NumPy broadcasting of a and b to out's shape (out's shape must be the broadcast shape).
- * a, b and out have one dtype (f32, f16 or i32); f16 is computed in f32. out may alias a or b. */
+ * a, b and out have one dtype (f32, f16 or i32); f16 is computed in f32. out may alias a or b.
+ * NaN: add, sub, mul and div follow IEEE (a NaN operand gives NaN, as in PyTorch). CLAI_MAXIMUM and
+ * CLAI_MINIMUM are fmax / fmin: a NaN operand is passed over and the other returned, NaN only when both
+ * are NaN. This is torch.fmax / torch.fmin, not torch.maximum / torch.minimum (which give NaN). */
 CLAI_API clai_status clai_binary(clai_context *ctx, clai_binary_op op, clai_tensor *out, const clai_tensor *a,
                                  const clai_tensor *b);
 
@@ -338,7 +348,11 @@ typedef enum clai_unary_op {
   CLAI_TANH = 9,
 } clai_unary_op;
 
-/* out = OP(x), same shape and dtype (f32 or f16; i32 for NEG, ABS and RELU). out may alias x. */
+/* out = OP(x), same shape and dtype (f32 or f16; i32 for NEG, ABS and RELU). out may alias x.
+ * Every op maps NaN to NaN, ReLU included (relu(x) = x < 0 ? 0 : x; a NaN pre-activation is not hidden
+ * as 0), as PyTorch does. Infinities follow the formulas, as in PyTorch: exp(-inf) = 0, log(0) = -inf,
+ * log and sqrt of a negative number NaN, sigmoid(-inf) = 0, tanh(+-inf) = +-1, gelu(inf) = silu(inf) =
+ * inf, and gelu(-inf) = silu(-inf) = NaN (-inf times a weight of 0). */
 CLAI_API clai_status clai_unary(clai_context *ctx, clai_unary_op op, clai_tensor *out, const clai_tensor *x);
 
 /* out = alpha * x + beta, elementwise (clai_scale is beta = 0, clai_add_scalar is alpha = 1). f32 or f16. */
@@ -355,7 +369,8 @@ CLAI_API clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_t
                                  const clai_tensor *b, int trans_b, float alpha, float beta);
 
 /* Activations that clai_matmul_ex (and the ops that build on it) can apply in the same kernel. GELU is the
- * tanh approximation, as CLAI_GELU. */
+ * tanh approximation, as CLAI_GELU. Each is the clai_unary op of the same name, NaN rule included (ReLU
+ * passes NaN through). */
 typedef enum clai_activation {
   CLAI_ACT_NONE = 0,
   CLAI_ACT_RELU = 1,
@@ -511,7 +526,8 @@ CLAI_API clai_status clai_optim_adamw(clai_context *ctx, clai_tensor *param, cla
 
 /* Clips the gradients grads[0..n) by their global L2 norm (torch.nn.utils.clip_grad_norm_): norm = sqrt of
  * the sum of squares of every element of every gradient, and every gradient is multiplied by
- * min(1, max_norm / (norm + 1e-6)) (a NaN norm makes every gradient NaN). The norm stays on the device (no
+ * min(1, max_norm / (norm + 1e-6)) (a NaN norm makes every gradient NaN; an infinite norm makes the factor
+ * 0, so infinite elements become NaN and the rest 0, as in PyTorch). The norm stays on the device (no
  * host round trip); norm_out, if not NULL, is a 1-element f32 tensor that receives it. The sum is taken in
  * a fixed order without atomics: the same gradients give the same bits on every run. Gradients are f32 or
  * f16, dense, and must not overlap each other; norm_out must not overlap any of them (CLAI_E_INVALID_ARG).
@@ -527,7 +543,10 @@ CLAI_API clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *
  * logits are [N, C], f32 or f16, any strides; labels are i32 [N]; loss is a 1-element f32 tensor. grad, if
  * not NULL, has logits' shape and dtype and receives the gradient of the loss with respect to the logits,
  * (softmax(logits[r]) - onehot(label)) / count, in the same pass (0 in ignored rows); it may alias logits
- * element for element. Stable for large logits (the maximum is subtracted). A label equal to ignore_index
+ * element for element. Stable and accurate for large logits: a row's loss is log(sum(exp(x - m))) -
+ * (x[label] - m) with m its maximum, so logits of 1e6 lose nothing to rounding of m. Special logits, as in
+ * PyTorch: a -inf logit weighs 0 (the loss is +inf when the label's logit is -inf); a NaN or +inf logit,
+ * or a row of nothing but -inf, makes that row's loss and gradient NaN. A label equal to ignore_index
  * (PyTorch uses -100) skips its row; every other label outside [0, C) is never used as an index: its row's
  * loss and gradient are NaN, so the loss is NaN (reported without reading anything back to the host). When
  * every row is ignored (or N is 0) the loss is NaN, as in PyTorch. The sum is deterministic (no atomics).
@@ -539,15 +558,18 @@ CLAI_API clai_status clai_loss_cross_entropy(clai_context *ctx, clai_tensor *los
 
 /* Mean squared error: loss = mean((x - y)^2) into a 1-element f32 tensor; grad (if not NULL) = 2 (x - y) / n,
  * the gradient with respect to x (for y negate it). x, y and grad have one shape and one dtype (f32 or
- * f16), any strides; grad may alias x or y element for element. n = 0 gives NaN. */
+ * f16), any strides; grad may alias x or y element for element. n = 0 gives NaN. NaN and inf follow IEEE. */
 CLAI_API clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *grad, const clai_tensor *x,
                                    const clai_tensor *y);
 
 /* The backward of clai_unary: grad_x = grad_out * OP'(x), where x is the forward *input* of the op (not its
- * output). Derivatives: neg -1, abs sign(x) (0 at 0), exp e^x, log 1/x, sqrt 1/(2 sqrt x), relu 1 for x > 0
- * else 0, gelu the derivative of the tanh form of CLAI_GELU, silu s(1 + x(1 - s)), sigmoid s(1 - s) with
- * s = sigmoid(x), tanh 1 - tanh^2(x). All three tensors have one shape and one dtype (f32 or f16), any
- * strides; grad_x may alias grad_out or x element for element. */
+ * output). Derivatives: neg -1, abs sign(x) (0 at 0 and at NaN), exp e^x, log 1/x, sqrt 1/(2 sqrt x), gelu
+ * the derivative of the tanh form of CLAI_GELU, silu s(1 + x(1 - s)), sigmoid s(1 - s) with s = sigmoid(x),
+ * tanh 1 - tanh^2(x); grad_x = grad_out times that, so a NaN x gives NaN except for neg and abs. ReLU is
+ * PyTorch's threshold_backward, a selection: grad_x = x <= 0 ? 0 : grad_out, so the gradient passes where
+ * x is NaN (NaN <= 0 is false) and is 0 where x <= 0 even if grad_out is NaN or infinite. All three
+ * tensors have one shape and one dtype (f32 or f16), any strides; grad_x may alias grad_out or x element
+ * for element. */
 CLAI_API clai_status clai_unary_backward(clai_context *ctx, clai_unary_op op, clai_tensor *grad_x,
                                          const clai_tensor *grad_out, const clai_tensor *x);
 
@@ -585,7 +607,8 @@ typedef struct clai_conv2d_params {
  *   OH = (H + pad_top + pad_bottom - dilation_h*(KH-1) - 1) / stride_h + 1 (OW likewise),
  *   out[n][o][oh][ow] = bias[o] + sum over c < C/groups, kh, kw of w[o][c][kh][kw] * x[n][g*C/groups + c][ih][iw],
  *   ih = oh*stride_h - pad_top + kh*dilation_h, iw = ow*stride_w - pad_left + kw*dilation_w,
- * where g = o / (O/groups) and x is zero outside the image. x, w, bias and out have one dtype, f32 or f16
+ * where g = o / (O/groups) and x is zero outside the image (the fused activation follows clai_unary's NaN
+ * rule: ReLU passes NaN through). x, w, bias and out have one dtype, f32 or f16
  * (f16 is computed in f32); every one may be any strided view. params NULL means the zero value.
  * Fails with CLAI_E_SHAPE when the shapes disagree (channels, groups, bias length, out's shape) or OH or OW
  * would be below 1, CLAI_E_INVALID_ARG for a negative stride, padding or dilation, an unknown activation
@@ -609,7 +632,8 @@ typedef struct clai_pool2d_params {
 } clai_pool2d_params;
 
 /* out[n][c][oh][ow] = max of x[n][c] over the window at (oh*stride_h - pad_top, ow*stride_w - pad_left)
- * of kernel_h x kernel_w, padding ignored (a NaN in the window gives NaN). x is [N, C, H, W], out is
+ * of kernel_h x kernel_w, padding ignored (a NaN in the window gives NaN and its index, the first NaN's,
+ * as in PyTorch; a window of -inf gives -inf). x is [N, C, H, W], out is
  * [N, C, OH, OW] with OH = (H + pad_top + pad_bottom - kernel_h) / stride_h + 1 (OW likewise, at least 1),
  * both f32 or both f16, any views. indices is NULL or an i32 tensor of out's shape that receives, for
  * every output, where its maximum is: ih * W + iw in the input plane (the first such element in row-major
@@ -620,7 +644,8 @@ CLAI_API clai_status clai_max_pool2d(clai_context *ctx, clai_tensor *out, clai_t
                                      const clai_tensor *x, const clai_pool2d_params *params);
 
 /* out[n][c][oh][ow] = the mean of x[n][c] over the same windows as clai_max_pool2d, divided as
- * params->count_include_pad says. Same shapes, dtypes and failures as clai_max_pool2d. */
+ * params->count_include_pad says (the sum in f32 and IEEE: NaN gives NaN, inf + -inf NaN, a sum beyond the
+ * float range inf). Same shapes, dtypes and failures as clai_max_pool2d. */
 CLAI_API clai_status clai_avg_pool2d(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                      const clai_pool2d_params *params);
 
@@ -676,7 +701,8 @@ CLAI_API clai_status clai_where(clai_context *ctx, clai_tensor *out, const clai_
  * or f16; arithmetic is f32. Any strided views (e.g. a [B, L, H, D] tensor permuted to [B, H, L, D]).
  * scale: 0 means 1 / sqrt(D). causal: 0, or 1 for a causal mask where query i sees keys j <= i + (Lk - Lq)
  * (the queries are the last Lq positions of the keys' sequence). A query that sees no key (causal with
- * Lq > Lk) gets a zero output row and a logsumexp of -infinity.
+ * Lq > Lk) gets a zero output row and a logsumexp of -infinity. Scores far beyond exp's range are fine
+ * (the running maximum is subtracted); a NaN in a score a query sees makes its output row NaN.
  * lse: NULL, or an f32 [B, H, Lq] tensor that receives each row's log(sum_j exp(scale * q.k_j)) over the
  * keys it sees (for the backward pass). out and lse must not overlap q, k, v or each other. */
 CLAI_API clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse, const clai_tensor *q,
@@ -723,6 +749,10 @@ CLAI_API clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_t
  * overlap x. Accumulation is in f32, Kahan-compensated, so rows of millions of elements stay accurate;
  * results are identical run after run. A reduction over an axis of size 0 gives 0 (sum) or NaN (mean,
  * var) and fails with CLAI_E_SHAPE for max, min, argmax and argmin.
+ * Special values, as PyTorch: sum and mean propagate NaN, a row with +inf (and no -inf) sums to +inf, one
+ * with both to NaN, and a sum beyond the float range is inf; max and min give NaN for a row with a NaN
+ * (unlike clai_binary's CLAI_MAXIMUM, which passes over NaN); the variance of a row with an infinity is
+ * NaN; argmax and argmin (below) return the first NaN's index.
  */
 #define CLAI_AXIS_ALL (-2147483647 - 1)
 
@@ -771,20 +801,32 @@ typedef struct clai_softmax_opts {
   int causal;  /* non-zero: for x = [..., Lq, Lk], element (i, j) is masked when j > i + (Lk - Lq) */
 } clai_softmax_opts;
 
-/* out = softmax(scale * x) along the last axis, stable (the row's maximum is subtracted first). Masked
- * elements are 0. A row with nothing to weigh (every element masked, which happens for the first Lq - Lk
- * queries when Lq > Lk, or every unmasked element -inf) is all 0, never NaN; a NaN in x makes its row NaN.
+/* out = softmax(scale * x) along the last axis, stable: it is computed as exp(scale * (x - max x)) /
+ * sum (with min x for a negative scale), so the maximum and every difference are exact values of the same
+ * x, and rows such as scale * [0, 1e10, 0, -1e10] or a fully masked row of an additive -1e30 or -FLT_MAX
+ * mask give what PyTorch gives ([0 1 0 0]; a uniform row). Masked elements are 0.
+ * Special values: a NaN in x makes its row NaN, and so does a +inf of scale * x (inf - inf), as in
+ * PyTorch; -inf elements weigh 0. A row with nothing to weigh (every element masked, which happens for the
+ * first Lq - Lk queries when Lq > Lk, or every unmasked element of scale * x -inf) is all 0, where PyTorch
+ * gives NaN: a deliberate difference, so that a fully masked query contributes nothing instead of NaN
+ * (as clai_attention's zero rows). Because the scale multiplies x - max rather than x, a scale * x beyond
+ * the float range does no harm (softmax of 2 * [FLT_MAX, 0] is [1 0]; PyTorch: NaN).
  * causal needs at least 2 dims (else CLAI_E_SHAPE). */
 CLAI_API clai_status clai_softmax(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                   const clai_softmax_opts *opts);
 
-/* out = log(softmax(scale * x)) = scale * x - max - log(sum(exp(scale * x - max))) along the last axis,
- * computed without forming the softmax. Masked elements, and every element of a row with nothing to
- * weigh, are -inf. Otherwise as clai_softmax(). */
+/* out = log(softmax(scale * x)) = scale * (x - max) - log(sum(exp(scale * (x - max)))) along the last
+ * axis, computed without forming the softmax and in that order: the large parts cancel exactly before
+ * the logarithm is subtracted, so logits of 1e4 or 1e6 keep f32 accuracy in the result. Masked elements,
+ * and every element of a row with nothing to weigh, are -inf (PyTorch: NaN for a row of -inf). Otherwise as
+ * clai_softmax(). */
 CLAI_API clai_status clai_log_softmax(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                       const clai_softmax_opts *opts);
 
 /* out = (x - mean) / sqrt(var + eps) * gamma + beta over the last axis (population variance, two passes).
+ * A NaN or an infinity in a row makes the whole row NaN (x - mean or the variance is NaN); the statistics
+ * are f32, so a row whose squared deviations overflow (beyond about 1.8e19) gets rstd 0, as in PyTorch's
+ * float32.
  * gamma and beta are optional (NULL: 1 and 0), 1-D of the last dim's size, f32 or f16, any stride.
  * mean_out and rstd_out are optional (NULL: not written): f32, contiguous, of x's shape without the last
  * dim (or with it as 1); they receive each row's mean and 1 / sqrt(var + eps) for a backward pass. eps must
@@ -796,8 +838,10 @@ CLAI_API clai_status clai_layernorm(clai_context *ctx, clai_tensor *out, const c
                                     clai_tensor *mean_out, clai_tensor *rstd_out);
 
 /* out = x / sqrt(mean(x^2) + eps) * gamma over the last axis; gamma optional (NULL: 1); rstd_out optional,
- * receives 1 / sqrt(mean(x^2) + eps) per row (NaN for every row when the last dim is empty). Otherwise as
- * clai_layernorm(). */
+ * receives 1 / sqrt(mean(x^2) + eps) per row (NaN for every row when the last dim is empty). Special values
+ * follow that formula, as PyTorch's: a NaN makes the row NaN; an infinity (or squares that overflow f32,
+ * |x| beyond about 1.8e19) makes mean(x^2) inf and rstd 0, so the infinity gives NaN and every finite
+ * element 0. Otherwise as clai_layernorm(). */
 CLAI_API clai_status clai_rmsnorm(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
                                   const clai_tensor *gamma, float eps, clai_tensor *rstd_out);
 
@@ -881,9 +925,12 @@ CLAI_API clai_status clai_global_avg_pool2d_backward(clai_context *ctx, clai_ten
  * Lq = 0) get zero gradients; so do queries that see no key.
  * The probabilities are recomputed block by block from lse (FlashAttention-2 style): no Lq x Lk matrix is
  * stored, nothing is allocated, and each gradient element is summed by one work-item in a fixed order (no
- * atomics), so the same inputs give the same bits on every run. The gradients must not overlap each other
- * or any input (CLAI_E_INVALID_ARG); bad shapes are CLAI_E_SHAPE, bad dtypes CLAI_E_DTYPE, head dims over
- * 256 CLAI_E_UNSUPPORTED; an argument error writes nothing. */
+ * atomics), so the same inputs give the same bits on every run. Because lse is an f32 value, a recomputed
+ * probability carries a relative error of about |lse| * 1e-7 (1e-4 at scores of 1000, 1% at 1e5) on top of
+ * the score's own rounding, and beyond that the gradients are unreliable (at scores of 1e9 a probability
+ * of 1 comes back as 0.003); the forward has no such limit. The gradients must not overlap each other or
+ * any input (CLAI_E_INVALID_ARG); bad shapes are CLAI_E_SHAPE, bad dtypes CLAI_E_DTYPE, head dims over 256
+ * CLAI_E_UNSUPPORTED; an argument error writes nothing. */
 CLAI_API clai_status clai_attention_backward(clai_context *ctx, clai_tensor *grad_q, clai_tensor *grad_k,
                                              clai_tensor *grad_v, const clai_tensor *grad_out, const clai_tensor *q,
                                              const clai_tensor *k, const clai_tensor *v, const clai_tensor *out,
