@@ -84,8 +84,11 @@ inline void clai_offsets(const long8 h, const long8 n, const long8 s0, const lon
  * side) and ends with clai_store_tile(), which writes
  *     C = act(alpha * acc + beta * C + bias)
  * for the rows and columns inside M x N. C is not read when beta is 0 (NaNs there do not propagate).
- * `flags` packs what the host knows (lib/op-matmul.c): bits 0-3 the activation (clai_activation in
- * clai.h), bits 4-5 the bias (0 none, 1 f32, 2 f16), bit 8 C stored as half. The bias element of (m, n)
+ * `flags` packs what the host knows (lib/op-matmul.c): bits 4-5 the bias (0 none, 1 f32, 2 f16), bit 8 C
+ * stored as half, bits 12 and up the activation (clai_activation in clai.h). The activation sits in the top
+ * bits so that decoding it needs no mask: with `flags & 15`, LLVM turns the activation's if-chain into a
+ * switch on a 4-bit integer, which Oclgrind 21.10 evaluates without truncating (a bias bit then hid the
+ * ReLU). The bias element of (m, n)
  * is bias[boff + m * bsm + n * bsn] (a row vector has bsm = 0, a column vector bsn = 0). Only programs
  * built with a tile width VW (-DVW) get this code. */
 #define CLAI_ACT_NONE 0
@@ -123,7 +126,7 @@ inline void clai_store_tile(__global float *c, const long oc, const FV *acc, con
                             const int col0, const int M, const int N, const long scm, const long scn,
                             const float alpha, const float beta, __global const float *bias, const long boff,
                             const long bsm, const long bsn, const int flags) {
-  const int act = flags & 15, bk = (flags >> 4) & 3, chalf = (flags >> 8) & 1;
+  const int act = flags >> 12, bk = (flags >> 4) & 3, chalf = (flags >> 8) & 1;
   __global half *hc = (__global half *)c;
   const int whole = scn == 1 && col0 + VW <= N;
   for (int r = 0; r < rm; r++) {

@@ -66,7 +66,9 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
   cl_uint align = 0;
   size_t wg = 0;
   clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof type, &type, NULL);
-  caps->is_cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
+  /* As map_type ranks it: a device that reports several types (Oclgrind says CPU, GPU and accelerator at
+   * once) is a GPU, and gets the GPU-shaped kernels. */
+  caps->is_cpu = map_type(type) == CLAI_DEVICE_CPU;
   caps->has_fp16 = has_extension(dev, "cl_khr_fp16");
   if (clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL) == CL_SUCCESS)
     caps->max_wg_size = wg;

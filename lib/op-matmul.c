@@ -150,7 +150,7 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   if (ep != NULL) {
     if ((int)ep->act < CLAI_ACT_NONE || (int)ep->act > CLAI_ACT_SILU)
       return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %d is not a clai_activation", fn, (int)ep->act);
-    p->flags |= (cl_int)ep->act;
+    p->flags |= (cl_int)ep->act << 12; /* cl/common.cl: the activation in the top bits */
     const clai_tensor *bias = ep->bias;
     if (bias != NULL) {
       s = clai__check_tensor(ctx, bias, fn, "bias");
