@@ -321,4 +321,11 @@ static inline int clait_main(const char *name, const struct CMUnitTest *tests, s
 }
 #define CLAIT_MAIN(name, tests, needs_device) clait_main(name, tests, sizeof(tests) / sizeof((tests)[0]), needs_device)
 
+
+/* 1 when CLAI_TEST_SIZE=small asks for small shapes and few cases (slow simulators such as Oclgrind). */
+static inline int clait_small(void) {
+  const char *s = getenv("CLAI_TEST_SIZE");
+  return s != NULL && strcmp(s, "small") == 0;
+}
+
 #endif /* CLAI_TESTUTIL_H */
