@@ -79,7 +79,7 @@ __kernel void clai_xent_inv(__global float *scal, __global const int *cnt, const
       if (v > m) {                                                                                     \
         s = s * exp(m - v) + 1.0f;                                                                     \
         m = v;                                                                                         \
-      } else {                                                                                         \
+      } else if (v != -INFINITY) { /* a -inf while m is still -inf would add exp(NaN) */             \
         s += exp(v - m);                                                                               \
       }                                                                                                \
     }                                                                                                  \
@@ -131,7 +131,7 @@ inline void clai_lse_combine(float *m, float *s, const float m2, const float s2)
       if (v > m) {                                                                                     \
         s = s * exp(m - v) + 1.0f;                                                                     \
         m = v;                                                                                         \
-      } else {                                                                                         \
+      } else if (v != -INFINITY) { /* a -inf while m is still -inf would add exp(NaN) */             \
         s += exp(v - m);                                                                               \
       }                                                                                                \
     }                                                                                                  \
