@@ -28,11 +28,14 @@
 #include "testutil.h"
 
 #define FZ_MAX_OPND 16
-#define FZ_PRINT 4
+#ifndef FZ_PRINT
+#define FZ_PRINT 4 /* failures printed per op; the rest are counted */
+#endif
 #define FZ_SENTINEL (-777.5) /* exactly representable in f32, f16 and (as -777) i32 */
 
 enum { FZ_IN = 0, FZ_OUT = 1, FZ_INOUT = 2 };
-enum { FZ_ANY = 0, FZ_DENSE = 1 }; /* FZ_DENSE: contiguous, but still at a random offset */
+/* FZ_DENSE: contiguous, but still at a random offset; FZ_NOBCAST: any layout but no stride of 0. */
+enum { FZ_ANY = 0, FZ_DENSE = 1, FZ_NOBCAST = 2 };
 
 /* One operand: a view t of the 1-d buffer base. */
 typedef struct fz_opnd {
@@ -129,12 +132,24 @@ static int fz_fails(fz *f, const char *call, clai_status st, clai_status want) {
 
 /* ---- random shapes ------------------------------------------------------------------------------------ */
 
-static int64_t fz_int(fz *f, int64_t lo, int64_t hi) { /* uniform in [lo, hi] */
-  return lo + (int64_t)(clait_next(&f->rng) % (uint64_t)(hi - lo + 1));
+/* The cases draw from SplitMix64: consecutive draws of xorshift64* (clait_next) showed correlations here
+ * (the low bits that a modulo keeps), e.g. one seed whose 132 relu cases had no NaN input at all. */
+static uint64_t splitmix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
 }
-static int fz_chance(fz *f, double p) { return (double)(clait_next(&f->rng) >> 11) * (1.0 / 9007199254740992.0) < p; }
+static uint64_t fz_next(fz *f) {
+  f->rng.s += 0x9e3779b97f4a7c15ULL;
+  return splitmix(f->rng.s);
+}
+static int64_t fz_int(fz *f, int64_t lo, int64_t hi) { /* uniform in [lo, hi] */
+  return lo + (int64_t)(fz_next(f) % (uint64_t)(hi - lo + 1));
+}
+static int fz_chance(fz *f, double p) { return (double)(fz_next(f) >> 11) * (1.0 / 9007199254740992.0) < p; }
 static double fz_unif(fz *f, double lo, double hi) {
-  return lo + (hi - lo) * (double)(clait_next(&f->rng) >> 11) * (1.0 / 9007199254740992.0);
+  return lo + (hi - lo) * (double)(fz_next(f) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 /* A dimension in [lo, hi] (hi shrinks in small mode), favouring the edges: 0 or 1, primes, then anything. */
@@ -245,6 +260,11 @@ static fz_opnd *fz_make(fz *f, const char *name, clai_dtype dt, int nd, const in
     o->stride[d] = acc;
     acc *= (shape[d] > 0 ? shape[d] : 1) + pad[d];
   }
+  /* An input may also be broadcast along one dim (stride 0: every index reads the same elements). */
+  if (kind == FZ_IN && !dense && flags != FZ_NOBCAST && nd > 0 && fz_chance(f, 0.15)) {
+    const int d = (int)fz_int(f, 0, nd - 1);
+    if (shape[d] > 1) o->stride[d] = 0;
+  }
   int64_t last = o->offset;
   if (o->n > 0)
     for (int d = 0; d < nd; d++) last += (shape[d] - 1) * o->stride[d];
@@ -263,11 +283,12 @@ static fz_opnd *fz_make(fz *f, const char *name, clai_dtype dt, int nd, const in
   assert_non_null(o->v);
   assert_non_null(o->base_host);
   for (int64_t i = 0; i < o->blen; i++) o->base_host[i] = fz_filler(dt, kind);
-  if (v != NULL)
-    for (size_t i = 0; i < o->n; i++) {
-      o->v[i] = clait_as_dtype(dt, dt == CLAI_DTYPE_I32 ? trunc(v[i]) : v[i]);
-      o->base_host[fz_addr(o, i)] = o->v[i];
-    }
+  if (v != NULL) {
+    for (size_t i = 0; i < o->n; i++)
+      o->base_host[fz_addr(o, i)] = clait_as_dtype(dt, dt == CLAI_DTYPE_I32 ? trunc(v[i]) : v[i]);
+    /* What each element reads (with a stride of 0, the last value written to its address). */
+    for (size_t i = 0; i < o->n; i++) o->v[i] = o->base_host[fz_addr(o, i)];
+  }
   const size_t es = clai_dtype_size(dt);
   void *buf = malloc((size_t)o->blen * es);
   assert_non_null(buf);
@@ -373,6 +394,25 @@ static void fz_untouched(fz *f, fz_opnd *o) {
   free(b);
 }
 
+/* In about one case in 25, makes dim d (first <= d < nd) of an output's shape one too large, so that the call
+ * must fail. Returns 1 when it did. */
+static int fz_spoil(fz *f, int nd, int64_t *s, int first) {
+  if (nd <= first || !fz_chance(f, 0.04)) return 0;
+  const int d = (int)fz_int(f, first, nd - 1);
+  s[d]++;
+  fz_note(f, "dim %d of the output made wrong: must fail with CLAI_E_SHAPE; ", d);
+  return 1;
+}
+
+/* After a call with a spoiled output shape: CLAI_E_SHAPE, a message that names the output, and the output
+ * untouched. */
+static void fz_refused(fz *f, const char *call, clai_status st, fz_opnd *out) {
+  if (!fz_fails(f, call, st, CLAI_E_SHAPE)) return;
+  if (strstr(clai_errmsg(f->ctx), out->name) == NULL)
+    fz_fail(f, "%s: the message \"%s\" does not name %s", call, clai_errmsg(f->ctx), out->name);
+  fz_untouched(f, out);
+}
+
 /* The magnitude array of o (allocated on first use, zeroed). */
 static double *fz_mag(fz_opnd *o) {
   if (o->m == NULL) {
@@ -399,11 +439,12 @@ static const fz_tol TOL_ELEM = {1e-7, 2e-6, 1e-4, 1e-3};
 static const fz_tol TOL_SUM = {1e-6, 1e-5, 1e-3, 2e-3};
 static const fz_tol TOL_TRANS = {2e-6, 1e-5, 1e-3, 2e-3}; /* exp, log, tanh, ... */
 
-/* Replaces a few elements by special values (NaN always; +-inf where `inf`) in about one case in six. */
-static void fz_specials(fz *f, double *v, size_t n, int inf) {
-  if (n == 0 || !fz_chance(f, 0.17)) return;
+/* With probability p, replaces a few elements by special values: a NaN, then maybe more NaN or (where
+ * `inf`) +-inf. */
+static void fz_specials(fz *f, double *v, size_t n, int inf, double p) {
+  if (n == 0 || !fz_chance(f, p)) return;
   for (int k = (int)fz_int(f, 1, 3); k > 0; k--) {
-    const int r = inf ? (int)fz_int(f, 0, 2) : 0;
+    const int r = inf && k > 1 ? (int)fz_int(f, 0, 2) : 0;
     v[fz_int(f, 0, (int64_t)n - 1)] = r == 0 ? NAN : r == 1 ? INFINITY : -INFINITY;
   }
 }
@@ -491,11 +532,18 @@ static void op_unary(fz *f) {
   if (dt == CLAI_DTYPE_I32) lo = -1000, hi = 1000;
   double *v = fz_rand(f, n, lo, hi);
   if (dt != CLAI_DTYPE_I32)
-    fz_specials(f, v, n, op != CLAI_GELU && op != CLAI_SILU);
+    fz_specials(f, v, n, op != CLAI_GELU && op != CLAI_SILU, 0.35);
   fz_note(f, "op %s; ", unary_names[op]);
-  fz_opnd *x = fz_in_v(f, "x", dt, nd, s, v), *out = fz_out(f, "out", dt, nd, s);
+  fz_opnd *x = fz_in_v(f, "x", dt, nd, s, v);
   free(v);
-  if (!fz_ok(f, "clai_unary", clai_unary(f->ctx, op, out->t, x->t))) return;
+  const int spoiled = fz_spoil(f, nd, s, 0);
+  fz_opnd *out = fz_out(f, "out", dt, nd, s);
+  const clai_status st = clai_unary(f->ctx, op, out->t, x->t);
+  if (spoiled) {
+    fz_refused(f, "clai_unary", st, out);
+    return;
+  }
+  if (!fz_ok(f, "clai_unary", st)) return;
   for (size_t i = 0; i < n; i++) out->v[i] = ref_unary(op, x->v[i]);
   fz_check(f, out, TOL_TRANS);
 }
@@ -624,10 +672,16 @@ static void op_affine(fz *f) {
   const float alpha = which == 2 ? 1.0f : (float)fz_unif(f, -3, 3), beta = which == 1 ? 0.0f : (float)fz_unif(f, -3, 3);
   fz_note(f, "%s alpha %.9g beta %.9g; ", which == 0 ? "clai_affine" : which == 1 ? "clai_scale" : "clai_add_scalar",
           alpha, beta);
-  fz_opnd *x = fz_in(f, "x", dt, nd, s, -4, 4), *out = fz_out(f, "out", dt, nd, s);
+  fz_opnd *x = fz_in(f, "x", dt, nd, s, -4, 4);
+  const int spoiled = fz_spoil(f, nd, s, 0);
+  fz_opnd *out = fz_out(f, "out", dt, nd, s);
   clai_status st = which == 0   ? clai_affine(f->ctx, out->t, x->t, alpha, beta)
                    : which == 1 ? clai_scale(f->ctx, out->t, x->t, alpha)
                                 : clai_add_scalar(f->ctx, out->t, x->t, beta);
+  if (spoiled) {
+    fz_refused(f, "affine", st, out);
+    return;
+  }
   if (!fz_ok(f, "affine", st)) return;
   double *m = fz_mag(out);
   for (size_t i = 0; i < out->n; i++) out->v[i] = (double)alpha * x->v[i] + beta, m[i] = fabs(alpha * x->v[i]) + fabs(beta);
@@ -748,7 +802,7 @@ static void op_matmul(fz *f) {
   const int bias_kind = ex ? (int)fz_int(f, 0, 3) : 0; /* none, [N], [M, 1], [M, N] */
   fz_note(f, "trans_a %d trans_b %d alpha %.9g beta %.9g act %s; ", ta, tb, alpha, beta, act_names[act]);
   double *va = fz_rand(f, fz_count(nba + 2, sa), -1, 1);
-  fz_specials(f, va, fz_count(nba + 2, sa), 0);
+  fz_specials(f, va, fz_count(nba + 2, sa), 0, 0.17);
   fz_opnd *a = fz_in_v(f, "a", abt, nba + 2, sa, va);
   free(va);
   fz_opnd *b = fz_in(f, "b", abt, nbb + 2, sbb, -1, 1);
@@ -762,11 +816,16 @@ static void op_matmul(fz *f) {
   double *vc = fz_rand(f, nc, -1, 1);
   if (beta == 0)
     for (size_t i = 0; i < nc; i++) vc[i] = NAN;
-  fz_opnd *c = fz_make(f, "c", cdt, nb + 2, sc, FZ_INOUT, FZ_ANY, vc);
+  const int spoiled = fz_spoil(f, nb + 2, sc, nb);
+  fz_opnd *c = fz_make(f, "c", cdt, nb + 2, sc, spoiled ? FZ_OUT : FZ_INOUT, FZ_ANY, spoiled ? NULL : vc);
   free(vc);
   const clai_matmul_epilogue ep = {bias ? bias->t : NULL, act};
   clai_status st = ex ? clai_matmul_ex(f->ctx, c->t, a->t, ta, b->t, tb, alpha, beta, &ep)
                       : clai_matmul(f->ctx, c->t, a->t, ta, b->t, tb, alpha, beta);
+  if (spoiled) {
+    fz_refused(f, ex ? "clai_matmul_ex" : "clai_matmul", st, c);
+    return;
+  }
   if (!fz_ok(f, ex ? "clai_matmul_ex" : "clai_matmul", st)) return;
   double *m = fz_mag(c);
   int64_t idx[CLAI_MAX_DIMS];
@@ -838,15 +897,21 @@ static void reduce_case(fz *f, int kind) {
           kind == 0 ? reduce_names[op] : kind == 1 ? "var" : kind == 2 ? "argmax" : "argmin", api_axis, keepdim,
           correction);
   double *v = fz_rand(f, fz_count(nd, s), -3, 3);
-  fz_specials(f, v, fz_count(nd, s), 0);
-  fz_opnd *x = fz_in_v(f, "x", xdt, nd, s, v), *out = fz_out(f, "out", odt, ndo, so);
+  fz_specials(f, v, fz_count(nd, s), 0, 0.17);
+  fz_opnd *x = fz_in_v(f, "x", xdt, nd, s, v);
   free(v);
+  const int spoiled = fz_spoil(f, ndo, so, 0);
+  fz_opnd *out = fz_out(f, "out", odt, ndo, so);
   size_t outer, len, inner;
   fz_split(nd, s, axis, &outer, &len, &inner);
   clai_status st = kind == 0   ? clai_reduce(f->ctx, op, out->t, x->t, api_axis, keepdim)
                    : kind == 1 ? clai_var(f->ctx, out->t, x->t, api_axis, keepdim, correction)
                    : kind == 2 ? clai_argmax(f->ctx, out->t, x->t, api_axis, keepdim)
                                : clai_argmin(f->ctx, out->t, x->t, api_axis, keepdim);
+  if (spoiled) {
+    fz_refused(f, "reduction", st, out);
+    return;
+  }
   const int refuses = len == 0 && (arg || op == CLAI_REDUCE_MAX || op == CLAI_REDUCE_MIN) && kind != 1;
   if (refuses) {
     if (out->n > 0 && fz_fails(f, "reduction over an empty axis", st, CLAI_E_SHAPE)) fz_untouched(f, out);
@@ -934,7 +999,7 @@ static double *fz_logits(fz *f, clai_dtype dt, size_t rows, size_t len, int *reg
         if (whole || fz_chance(f, 0.4)) v[r * len + j] = mv;
     }
   } else if (*regime == 3) {
-    fz_specials(f, v, rows * len, 0);
+    fz_specials(f, v, rows * len, 0, 1.0);
   }
   return v;
 }
@@ -998,10 +1063,18 @@ static void softmax_case(fz *f, int logsm) {
   const clai_dtype dt = fz_fdtype(f);
   double *v = fz_logits(f, dt, r.rows, r.len, &regime, !causal);
   fz_note(f, "%s scale %.9g causal %d regime %d; ", logsm ? "log_softmax" : "softmax", scale, causal, regime);
-  fz_opnd *x = fz_in_v(f, "x", dt, r.nd, r.s, v), *out = fz_out(f, "out", fz_fdtype(f), r.nd, r.s);
+  fz_opnd *x = fz_in_v(f, "x", dt, r.nd, r.s, v);
   free(v);
+  int64_t so[4];
+  memcpy(so, r.s, sizeof so);
+  const int spoiled = fz_spoil(f, r.nd, so, 0);
+  fz_opnd *out = fz_out(f, "out", fz_fdtype(f), r.nd, so);
   const clai_softmax_opts opts = {scale, causal};
   const clai_status st = logsm ? clai_log_softmax(f->ctx, out->t, x->t, &opts) : clai_softmax(f->ctx, out->t, x->t, &opts);
+  if (spoiled) {
+    fz_refused(f, logsm ? "clai_log_softmax" : "clai_softmax", st, out);
+    return;
+  }
   if (!fz_ok(f, logsm ? "clai_log_softmax" : "clai_softmax", st)) return;
   double *m = fz_mag(out), *s = calloc(r.len + 1, sizeof *s);
   int *masked = calloc(r.len + 1, sizeof *masked);
@@ -1110,7 +1183,10 @@ static void norm_case(fz *f, int rms) {
     const double rs = 1 / sqrt(var + eps);
     for (size_t j = 0; j < r.len; j++) {
       const double g = gamma ? gamma->v[j] : 1, b = beta ? beta->v[j] : 0, xh = (xr[j] - (rms ? 0 : mu)) * rs;
-      out->v[row * r.len + j] = xh * g + b, m[row * r.len + j] = fabs(xh * g) + fabs(b) + fabs(g) * 1e-1;
+      /* x - mean cancels: its f32 error (relative to |mean|) is multiplied by rstd, which is up to
+       * 1/sqrt(eps) for a constant row. */
+      out->v[row * r.len + j] = xh * g + b;
+      m[row * r.len + j] = fabs(xh * g) + fabs(b) + fabs(g) * (0.1 + 4 * fabs(mu) * rs);
     }
     if (mean) mean->v[row] = r.len ? mu : NAN;
     if (rstd) rstd->v[row] = r.len ? rs : NAN;
@@ -1198,7 +1274,9 @@ static void op_cross_entropy(fz *f) {
     if (labv[r] != ignore) lv[r * C + (int64_t)labv[r]] = regime == 1 ? lv[r * C] : fz_unif(f, -5, 5);
   }
   fz_note(f, "ignore_index %d regime %d; ", ignore, regime);
-  fz_opnd *logits = fz_in_v(f, "logits", dt, 2, s, lv), *labels = fz_in_v(f, "labels", CLAI_DTYPE_I32, 1, &N, labv);
+  /* Not broadcast: that would spread a mask over a row's label logit (the loss is then +inf, or overflows). */
+  fz_opnd *logits = fz_make(f, "logits", dt, 2, s, FZ_IN, FZ_NOBCAST, lv);
+  fz_opnd *labels = fz_make(f, "labels", CLAI_DTYPE_I32, 1, &N, FZ_IN, FZ_NOBCAST, labv);
   free(lv), free(labv);
   fz_opnd *loss = fz_scalar_out(f, "loss"), *grad = fz_chance(f, 0.7) ? fz_out(f, "grad", dt, 2, s) : NULL;
   if (!fz_ok(f, "clai_loss_cross_entropy",
@@ -1319,8 +1397,16 @@ static void op_conv2d(fz *f) {
   const clai_dtype dt = fz_fdtype(f);
   const int64_t sx[4] = {c.N, c.C, c.H, c.W}, sw[4] = {c.O, c.C / c.G, c.KH, c.KW}, so[4] = {c.N, c.O, c.OH, c.OW};
   fz_opnd *x = fz_in(f, "x", dt, 4, sx, -1, 1), *w = fz_in(f, "w", dt, 4, sw, -1, 1);
-  fz_opnd *bias = fz_chance(f, 0.6) ? fz_in(f, "bias", dt, 1, &c.O, -1, 1) : NULL, *out = fz_out(f, "out", dt, 4, so);
-  if (!fz_ok(f, "clai_conv2d", clai_conv2d(f->ctx, out->t, x->t, w->t, bias ? bias->t : NULL, &c.api))) return;
+  fz_opnd *bias = fz_chance(f, 0.6) ? fz_in(f, "bias", dt, 1, &c.O, -1, 1) : NULL;
+  int64_t sbad[4] = {so[0], so[1], so[2], so[3]};
+  const int spoiled = fz_spoil(f, 4, sbad, 0);
+  fz_opnd *out = fz_out(f, "out", dt, 4, sbad);
+  const clai_status st = clai_conv2d(f->ctx, out->t, x->t, w->t, bias ? bias->t : NULL, &c.api);
+  if (spoiled) {
+    fz_refused(f, "clai_conv2d", st, out);
+    return;
+  }
+  if (!fz_ok(f, "clai_conv2d", st)) return;
   double *m = fz_mag(out);
   CONV_TERMS(&c, (out->v[yi] += w->v[wi] * x->v[xi], m[yi] += fabs(w->v[wi] * x->v[xi])));
   for (size_t i = 0; i < out->n; i++) {
@@ -1478,8 +1564,11 @@ static void pool_backward_case(fz *f, int avg) {
       const size_t plane = i / (size_t)(p.OH * p.OW), pos = i % (size_t)(p.OH * p.OW);
       const int64_t oh = (int64_t)pos / p.OW, ow = (int64_t)pos % p.OW;
       double *g = gx->v + plane * (size_t)(p.H * p.W), *gm = m + plane * (size_t)(p.H * p.W);
-      if (!avg) {
-        g[(size_t)iv[i]] += gy->v[i], gm[(size_t)iv[i]] += fabs(gy->v[i]);
+      if (!avg) { /* an index outside its own window (a broadcast indices view) adds nothing */
+        const int64_t at = (int64_t)ind->v[i], ih = at / p.W, iw = at % p.W;
+        if (at >= 0 && at < p.H * p.W && ih >= oh * p.sh - p.pt && ih < oh * p.sh - p.pt + p.KH &&
+            iw >= ow * p.sw - p.pl && iw < ow * p.sw - p.pl + p.KW)
+          g[at] += gy->v[i], gm[at] += fabs(gy->v[i]);
         continue;
       }
       for (int64_t kh = 0; kh < p.KH; kh++)
@@ -1583,11 +1672,17 @@ static void op_attention(fz *f) {
   const int64_t sq[4] = {a.B, a.H, a.Lq, a.D}, sk[4] = {a.B, a.Hk, a.Lk, a.D}, sv[4] = {a.B, a.Hk, a.Lk, a.Dv};
   const int64_t so[4] = {a.B, a.H, a.Lq, a.Dv};
   fz_opnd *q = fz_in(f, "q", dt, 4, sq, -1, 1), *k = fz_in(f, "k", dt, 4, sk, -1, 1), *v = fz_in(f, "v", dt, 4, sv, -1, 1);
-  fz_opnd *out = fz_out(f, "out", fz_fdtype(f), 4, so);
+  int64_t sbad[4] = {so[0], so[1], so[2], so[3]};
+  const int spoiled = fz_spoil(f, 4, sbad, 0);
+  fz_opnd *out = fz_out(f, "out", fz_fdtype(f), 4, sbad);
   fz_opnd *lse = fz_chance(f, 0.6) ? fz_out(f, "lse", CLAI_DTYPE_F32, 3, so) : NULL;
-  if (!fz_ok(f, "clai_attention",
-             clai_attention(f->ctx, out->t, lse ? lse->t : NULL, q->t, k->t, v->t, (float)a.scale, a.causal)))
+  const clai_status st = clai_attention(f->ctx, out->t, lse ? lse->t : NULL, q->t, k->t, v->t, (float)a.scale, a.causal);
+  if (spoiled) {
+    fz_refused(f, "clai_attention", st, out);
+    if (lse) fz_untouched(f, lse);
     return;
+  }
+  if (!fz_ok(f, "clai_attention", st)) return;
   ref_attention(&a, q->v, k->v, v->v, out->v, fz_mag(out), lse ? lse->v : NULL);
   fz_check(f, out, TOL_SUM);
   if (lse) {
@@ -1758,6 +1853,8 @@ static void op_gather_rows(fz *f) {
   double *iv = fz_indices(f, fz_count(ndi, si), rows, &bad);
   fz_opnd *table = fz_in(f, "table", dt, 2, st, -1000, 1000), *index = fz_in_v(f, "index", CLAI_DTYPE_I32, ndi, si, iv);
   free(iv);
+  bad = 0; /* what the view holds decides (a stride of 0 may repeat or hide the bad index) */
+  for (size_t p = 0; p < index->n; p++) bad |= index->v[p] < 0 || index->v[p] >= (double)rows;
   fz_opnd *out = fz_out(f, "out", dt, ndi + 1, si);
   const clai_status s = clai_gather_rows(f->ctx, out->t, table->t, index->t);
   if (bad) { /* every row is still written: good rows gathered, bad rows zero */
@@ -1924,7 +2021,7 @@ static void op_random(fz *f) {
   int64_t s[4];
   fz_shape(f, nd, s, which >= 2 ? 1 : 0, 13);
   const clai_dtype dt = fz_fdtype(f);
-  const uint64_t seed = clait_next(&f->rng), offset = (uint64_t)fz_int(f, 0, 1000);
+  const uint64_t seed = fz_next(f), offset = (uint64_t)fz_int(f, 0, 1000);
   const float lo = (float)fz_unif(f, -3, 1), hi = lo + (float)fz_unif(f, 0, 4), gain = (float)fz_unif(f, 0, 2);
   const int fan_out = fz_chance(f, 0.5);
   fz_note(f, "kind %d seed %llu offset %llu lo %.9g hi %.9g gain %.9g fan_out %d; ", which, (unsigned long long)seed,
@@ -1974,7 +2071,7 @@ static void op_dropout(fz *f) {
   const clai_dtype dt = fz_fdtype(f);
   const int r = (int)fz_int(f, 0, 9);
   const float p = r == 0 ? 0.0f : r == 1 ? 1.0f : (float)fz_unif(f, 0.05, 0.95);
-  const uint64_t seed = clait_next(&f->rng), offset = (uint64_t)fz_int(f, 0, 1000);
+  const uint64_t seed = fz_next(f), offset = (uint64_t)fz_int(f, 0, 1000);
   fz_note(f, "p %.9g seed %llu offset %llu; ", p, (unsigned long long)seed, (unsigned long long)offset);
   fz_opnd *x = fz_in(f, "x", dt, nd, s, -2, 2), *out = fz_out(f, "out", dt, nd, s);
   fz_opnd *mask = fz_chance(f, 0.6) ? fz_out(f, "mask", dt, nd, s) : NULL;
@@ -2066,18 +2163,11 @@ static const fz_op ops[] = {
 };
 #define NOPS (sizeof ops / sizeof ops[0])
 
-static uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 /* Case i of an op draws from a generator seeded by (seed, op name, i) alone, so it reproduces by itself. */
 static uint64_t case_seed(const char *name, long i) {
   uint64_t h = 1469598103934665603ULL;
   for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-  return splitmix(splitmix(g_seed) ^ splitmix(h) ^ (uint64_t)i) | 1;
+  return splitmix(splitmix(g_seed) ^ splitmix(h) ^ (uint64_t)i);
 }
 
 static long cases_for(const fz_op *op) {
