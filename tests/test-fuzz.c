@@ -320,6 +320,17 @@ static fz_opnd *fz_out(fz *f, const char *name, clai_dtype dt, int nd, const int
   return fz_make(f, name, dt, nd, shape, FZ_OUT, FZ_ANY, NULL);
 }
 
+/* An input with the values v that is, in about one case in 8, also the op's output (*inplace set): the op
+ * is then called with the same view as input and output, its buffer holds the sentinel outside the view,
+ * and the reference must read each old value before it writes the new one. */
+static fz_opnd *fz_in_or_inplace(fz *f, const char *name, clai_dtype dt, int nd, const int64_t *shape, const double *v,
+                                 int *inplace) {
+  *inplace = fz_chance(f, 0.12);
+  if (!*inplace) return fz_in_v(f, name, dt, nd, shape, v);
+  fz_note(f, "in place: %s is also the output; ", name);
+  return fz_make(f, name, dt, nd, shape, FZ_INOUT, FZ_NOBCAST, v);
+}
+
 /* Reads the whole buffer of o back (as doubles). */
 static double *fz_read_base(fz *f, fz_opnd *o) {
   double *b = malloc((size_t)o->blen * sizeof *b);
@@ -534,10 +545,11 @@ static void op_unary(fz *f) {
   if (dt != CLAI_DTYPE_I32)
     fz_specials(f, v, n, op != CLAI_GELU && op != CLAI_SILU, 0.35);
   fz_note(f, "op %s; ", unary_names[op]);
-  fz_opnd *x = fz_in_v(f, "x", dt, nd, s, v);
+  int inplace;
+  fz_opnd *x = fz_in_or_inplace(f, "x", dt, nd, s, v, &inplace);
   free(v);
-  const int spoiled = fz_spoil(f, nd, s, 0);
-  fz_opnd *out = fz_out(f, "out", dt, nd, s);
+  const int spoiled = !inplace && fz_spoil(f, nd, s, 0);
+  fz_opnd *out = inplace ? x : fz_out(f, "out", dt, nd, s);
   const clai_status st = clai_unary(f->ctx, op, out->t, x->t);
   if (spoiled) {
     fz_refused(f, "clai_unary", st, out);
@@ -609,9 +621,12 @@ static void op_binary(fz *f) {
   const int nd = fz_binary_shapes(f, so, sa, &nda, sb, &ndb);
   fz_note(f, "op %s; ", binary_names[op]);
   double *va = binary_values(f, op, dt, fz_count(nda, sa), 0), *vb = binary_values(f, op, dt, fz_count(ndb, sb), 1);
-  fz_opnd *a = fz_in_v(f, "a", dt, nda, sa, va), *b = fz_in_v(f, "b", dt, ndb, sb, vb);
+  int inplace = 0;
+  fz_opnd *a = nda == nd && memcmp(sa, so, (size_t)nd * sizeof *so) == 0 ? fz_in_or_inplace(f, "a", dt, nda, sa, va, &inplace)
+                                                                        : fz_in_v(f, "a", dt, nda, sa, va);
+  fz_opnd *b = fz_in_v(f, "b", dt, ndb, sb, vb);
   free(va), free(vb);
-  fz_opnd *out = fz_out(f, "out", dt, nd, so);
+  fz_opnd *out = inplace ? a : fz_out(f, "out", dt, nd, so);
   if (!fz_ok(f, "clai_binary", clai_binary(f->ctx, op, out->t, a->t, b->t))) return;
   int64_t idx[CLAI_MAX_DIMS];
   for (size_t i = 0; i < out->n; i++) {
@@ -672,9 +687,12 @@ static void op_affine(fz *f) {
   const float alpha = which == 2 ? 1.0f : (float)fz_unif(f, -3, 3), beta = which == 1 ? 0.0f : (float)fz_unif(f, -3, 3);
   fz_note(f, "%s alpha %.9g beta %.9g; ", which == 0 ? "clai_affine" : which == 1 ? "clai_scale" : "clai_add_scalar",
           alpha, beta);
-  fz_opnd *x = fz_in(f, "x", dt, nd, s, -4, 4);
-  const int spoiled = fz_spoil(f, nd, s, 0);
-  fz_opnd *out = fz_out(f, "out", dt, nd, s);
+  int inplace;
+  double *v = fz_rand(f, fz_count(nd, s), -4, 4);
+  fz_opnd *x = fz_in_or_inplace(f, "x", dt, nd, s, v, &inplace);
+  free(v);
+  const int spoiled = !inplace && fz_spoil(f, nd, s, 0);
+  fz_opnd *out = inplace ? x : fz_out(f, "out", dt, nd, s);
   clai_status st = which == 0   ? clai_affine(f->ctx, out->t, x->t, alpha, beta)
                    : which == 1 ? clai_scale(f->ctx, out->t, x->t, alpha)
                                 : clai_add_scalar(f->ctx, out->t, x->t, beta);
@@ -1063,12 +1081,13 @@ static void softmax_case(fz *f, int logsm) {
   const clai_dtype dt = fz_fdtype(f);
   double *v = fz_logits(f, dt, r.rows, r.len, &regime, !causal);
   fz_note(f, "%s scale %.9g causal %d regime %d; ", logsm ? "log_softmax" : "softmax", scale, causal, regime);
-  fz_opnd *x = fz_in_v(f, "x", dt, r.nd, r.s, v);
+  int inplace;
+  fz_opnd *x = fz_in_or_inplace(f, "x", dt, r.nd, r.s, v, &inplace);
   free(v);
   int64_t so[4];
   memcpy(so, r.s, sizeof so);
-  const int spoiled = fz_spoil(f, r.nd, so, 0);
-  fz_opnd *out = fz_out(f, "out", fz_fdtype(f), r.nd, so);
+  const int spoiled = !inplace && fz_spoil(f, r.nd, so, 0);
+  fz_opnd *out = inplace ? x : fz_out(f, "out", fz_fdtype(f), r.nd, so);
   const clai_softmax_opts opts = {scale, causal};
   const clai_status st = logsm ? clai_log_softmax(f->ctx, out->t, x->t, &opts) : clai_softmax(f->ctx, out->t, x->t, &opts);
   if (spoiled) {
@@ -1769,7 +1788,11 @@ static void op_rope(fz *f) {
   fz_note(f, "rope mode %d layout %d pos_offset %lld theta %.9g rot_dims %lld inverse %d; ", rp.mode, rp.layout,
           (long long)rp.pos_offset, rp.theta, (long long)rp.rot_dims, rp.inverse);
   const clai_dtype dt = fz_fdtype(f);
-  fz_opnd *x = fz_in(f, "x", dt, nd, s, -2, 2), *out = fz_out(f, "out", dt, nd, s);
+  int inplace;
+  double *v = fz_rand(f, fz_count(nd, s), -2, 2);
+  fz_opnd *x = fz_in_or_inplace(f, "x", dt, nd, s, v, &inplace);
+  free(v);
+  fz_opnd *out = inplace ? x : fz_out(f, "out", dt, nd, s);
   if (!fz_ok(f, "clai_rope", clai_rope(f->ctx, out->t, x->t, &rp))) return;
   const int64_t n = rp.rot_dims ? rp.rot_dims : D;
   const double theta = rp.theta != 0 ? rp.theta : 10000.0;
@@ -1778,7 +1801,8 @@ static void op_rope(fz *f) {
   for (size_t r = 0; r < out->n / (size_t)D; r++) {
     fz_unravel(r * (size_t)D, nd, s, idx);
     const double p = (double)(rp.pos_offset + idx[pdim]);
-    const double *xr = x->v + r * (size_t)D;
+    double xr[64]; /* the row's old values (out may be x itself) */
+    memcpy(xr, x->v + r * (size_t)D, (size_t)D * sizeof *xr);
     double *o = out->v + r * (size_t)D, *mo = m + r * (size_t)D;
     for (int64_t e = n; e < D; e++) o[e] = xr[e];
     for (int64_t i = 0; i < n / 2; i++) {
@@ -2205,8 +2229,6 @@ static void run_op(void **state) {
   if (failed > 0) fail_msg("%s: %ld of %ld cases failed (seed %llu)", op->name, failed, run, (unsigned long long)g_seed);
 }
 
-static void free_ctx(void) { clai_context_free(g_ctx); }
-
 static int selected(const char *name, const char *list) {
   if (list == NULL || *list == '\0') return 1;
   const size_t len = strlen(name);
@@ -2242,8 +2264,6 @@ int main(void) {
     printf("1..0 # SKIP CLAI_TEST_OPS=\"%s\" names no op\n", only);
     return 0;
   }
-  printf("# test-fuzz: seed %llu, %ld cases in all%s (CLAI_TEST_SEED, CLAI_TEST_CASES, CLAI_TEST_SIZE)\n",
-         (unsigned long long)g_seed, g_cases, g_small ? ", small shapes" : "");
   char err[4096];
   clai_status st = clai_context_init_ex(&g_ctx, NULL, err, sizeof err);
   if (st == CLAI_E_NO_DEVICE && strstr(err, "every candidate failed") == NULL) {
@@ -2254,7 +2274,14 @@ int main(void) {
     printf("Bail out! clai_context_init: %s: %s\n", clai_status_name(st), err);
     return 1;
   }
-  atexit(free_ctx);
+  clai_device_info info;
+  if (clai_context_device_info(g_ctx, -1, &info) != CLAI_OK) snprintf(info.name, sizeof info.name, "?");
+  printf("# test-fuzz: seed %llu, %ld cases in all%s, on %s (CLAI_TEST_SEED, CLAI_TEST_CASES, CLAI_TEST_SIZE)\n",
+         (unsigned long long)g_seed, g_cases, g_small ? ", small shapes" : "", info.name);
   cmocka_set_message_output(CM_OUTPUT_TAP);
-  return _cmocka_run_group_tests("test-fuzz", tests, nt, NULL, NULL);
+  const int rc = _cmocka_run_group_tests("test-fuzz", tests, nt, NULL, NULL);
+  /* Freed here, not in an atexit handler: that would run after the OpenCL runtime's own teardown
+   * (Oclgrind aborts then). */
+  clai_context_free(g_ctx);
+  return rc;
 }
