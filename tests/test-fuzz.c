@@ -3,11 +3,17 @@
  * Each op has a descriptor in the table at the end of this file: a name and a function that draws one
  * random case (shapes that include 0, 1 and primes; dtypes; parameters), makes its operands, calls the op,
  * computes the expected result in double precision on the host and checks it with explicit tolerances per
- * op and per dtype. Every operand is a view of a larger 1-d buffer: its dims stored in a random order
- * (transposed), with gaps between rows and elements (strided) and at a random offset. Input buffers hold NaN
- * wherever the view does not reach, so a kernel that reads outside its view shows it; output buffers are
- * prefilled with a sentinel and read back whole, so a kernel that writes outside its view, or ignores its
- * offset or strides, shows it too.
+ * op and per dtype (relative to the sum of |terms| where the op sums).
+ *
+ * Every operand is a view of a larger 1-d buffer: its dims stored in a random order (transposed), with gaps
+ * between rows and elements (strided), at a random offset, and, for some inputs, broadcast along a dim
+ * (stride 0). Input buffers hold NaN wherever the view does not reach, so a kernel that reads outside its
+ * view shows it; output buffers are prefilled with a sentinel and read back whole (not through the
+ * library's strided read), so a kernel that writes outside its view, or ignores its offset or strides,
+ * shows it too. Some cases run in place (out is x itself, where the header allows it), and some get an
+ * output of a wrong shape: the call must then fail with CLAI_E_SHAPE, a message naming the output, and
+ * the output untouched (the next case shows that the context still works). Inputs include special values
+ * (NaN, +-inf; -1e30, -FLT_MAX and -inf masks; logits around 1e4 and 1e6), with the results PyTorch gives.
  *
  * Every case is a pure function of (seed, op, case number): a failure prints the seed, the op, the case
  * number, every operand (dtype, shape, strides, offset), the parameters and the first bad element with the
@@ -16,12 +22,14 @@
  *
  * Environment:
  *   CLAI_TEST_SEED=S     the seed (default 1)
- *   CLAI_TEST_CASES=N    cases in all, spread over the ops (default 3000; 200 with CLAI_TEST_SIZE=small)
+ *   CLAI_TEST_CASES=N    cases in all, spread over the ops by weight (default 3000; 200 with
+ *                        CLAI_TEST_SIZE=small); an op run alone gets its share of N
  *   CLAI_TEST_SIZE=small small shapes and few cases, for slow simulators such as Oclgrind
  *   CLAI_TEST_OPS=a,b    run only the ops whose names are listed (tests/fuzz-*.sh use it)
  *   CLAI_TEST_CASE=i     run only case i of each selected op (to reproduce one failure)
  *   CLAI_TEST_DUMP=1     print every operand's values (inputs; expected values of outputs) with a failure
- * CLAI_GEMM (the matmul family) and CLAI_ROWS (the row-kernel variant) are read by the library itself. */
+ * CLAI_GEMM (the matmul family) and CLAI_ROWS (the row-kernel variant) are read by the library itself;
+ * tests/fuzz-gemm-*.sh and tests/fuzz-rows-*.sh set them. */
 #include <float.h>
 #include <time.h>
 
@@ -2279,7 +2287,12 @@ int main(void) {
   printf("# test-fuzz: seed %llu, %ld cases in all%s, on %s (CLAI_TEST_SEED, CLAI_TEST_CASES, CLAI_TEST_SIZE)\n",
          (unsigned long long)g_seed, g_cases, g_small ? ", small shapes" : "", info.name);
   cmocka_set_message_output(CM_OUTPUT_TAP);
+  const double t0 = seconds();
   const int rc = _cmocka_run_group_tests("test-fuzz", tests, nt, NULL, NULL);
+  clai_context_stats cs;
+  if (clai_context_stats_get(g_ctx, &cs) == CLAI_OK)
+    printf("# test-fuzz: %.1f s; kernel programs: %u built, %u from the cache\n", seconds() - t0, cs.programs_built,
+           cs.programs_cached);
   /* Freed here, not in an atexit handler: that would run after the OpenCL runtime's own teardown
    * (Oclgrind aborts then). */
   clai_context_free(g_ctx);
