@@ -386,8 +386,8 @@ static void fz_check(fz *f, fz_opnd *o, fz_tol tol) {
     if (!ok && !bad) {
       char is[128];
       fz_index_str(is, sizeof is, o, i);
-      fz_fail(f, "%s%s element %zu (index %s, buffer address %lld) is %.9g, expected %.9g (atol %g, rtol %g of %g)",
-              o->name, "", i, is, (long long)a, g, w, atol, rtol, m);
+      fz_fail(f, "%s element %zu (index %s, buffer address %lld) is %.9g, expected %.9g (atol %g, rtol %g of %g)",
+              o->name, i, is, (long long)a, g, w, atol, rtol, m);
       bad = 1;
     }
   }
@@ -1842,7 +1842,8 @@ static void op_concat(fz *f) {
     memcpy(sx, so, sizeof sx);
     sx[axis] = fz_dim(f, 0, 9);
     start[i + 1] = start[i] + sx[axis];
-    xs[i] = fz_in(f, "xs[i]", dt, nd, sx, -1000, 1000);
+    static const char *const names[] = {"xs[0]", "xs[1]", "xs[2]", "xs[3]"};
+    xs[i] = fz_in(f, names[i], dt, nd, sx, -1000, 1000);
     xt[i] = xs[i]->t;
   }
   so[axis] = start[n];
@@ -2025,7 +2026,8 @@ static void op_clip_grad_norm(fz *f) {
     const int nd = (int)fz_int(f, 0, 3);
     fz_shape(f, nd, s, 0, 23);
     double *v = fz_rand(f, fz_count(nd, s), -2, 2);
-    g[i] = fz_make(f, "grads[i]", fz_fdtype(f), nd, s, FZ_INOUT, FZ_DENSE, v);
+    static const char *const names[] = {"grads[0]", "grads[1]", "grads[2]"};
+    g[i] = fz_make(f, names[i], fz_fdtype(f), nd, s, FZ_INOUT, FZ_DENSE, v);
     free(v);
     gt[i] = g[i]->t;
     for (size_t j = 0; j < g[i]->n; j++) sq += g[i]->v[j] * g[i]->v[j];
