@@ -106,9 +106,10 @@ static void fz_fail(fz *f, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  printf("# FAIL %s seed=%llu case=%ld: %s\n#   %s\n#   rerun: CLAI_TEST_SEED=%llu CLAI_TEST_OPS=%s CLAI_TEST_CASE=%ld "
+  printf("# FAIL %s seed=%llu case=%ld: %s\n#   %s\n#   rerun: CLAI_TEST_SEED=%llu CLAI_TEST_OPS=%s CLAI_TEST_CASE=%ld%s "
          "tests/test-fuzz\n",
-         f->op, (unsigned long long)f->seed, f->ci, msg, f->desc, (unsigned long long)f->seed, f->op, f->ci);
+         f->op, (unsigned long long)f->seed, f->ci, msg, f->desc, (unsigned long long)f->seed, f->op, f->ci,
+         f->small ? " CLAI_TEST_SIZE=small" : "");
   if (g_dump)
     for (int k = 0; k < f->no; k++) {
       const fz_opnd *o = &f->o[k];
@@ -2225,8 +2226,8 @@ static void run_op(void **state) {
   const long n = cases_for(op);
   long run = 0;
   const double t0 = seconds();
-  for (long i = 0; i < n; i++) {
-    if (g_only_case >= 0 && i != g_only_case) continue;
+  /* CLAI_TEST_CASE=i runs case i even past this run's count (it depends on the seed, the op and i alone). */
+  for (long i = g_only_case >= 0 ? g_only_case : 0; i < (g_only_case >= 0 ? g_only_case + 1 : n); i++) {
     f->rng.s = case_seed(op->name, i);
     f->ci = i, f->dlen = 0, f->desc[0] = '\0', f->case_failed = 0;
     op->run(f);
