@@ -122,7 +122,22 @@ clai_status clai_gather_rows(clai_context *ctx, clai_tensor *out, const clai_ten
   clai_tensor idx1 = with_unit_dim(index);
   const clai_tensor *ops[2] = {out, &idx1};
   clai__index_build(&ix, 2, ops);
-  if (ix.numel == 0) return CLAI_OK;
+  const int64_t nidx = clai_tensor_numel(index);
+  if (ix.numel == 0 && (nidx == 0 || table->shape[1] != 0)) return CLAI_OK;
+  if (ix.numel == 0) { /* zero columns: no kernel to check the index, so the host does (a rare shape) */
+    int32_t *v = malloc((size_t)nidx * sizeof *v);
+    if (v == NULL) return clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "%s: out of host memory", fn);
+    st = clai_tensor_read(index, v, (size_t)nidx * sizeof *v);
+    int64_t bad = -1;
+    for (int64_t i = 0; st == CLAI_OK && i < nidx && bad < 0; i++)
+      if (v[i] < 0 || v[i] >= table->shape[0]) bad = i;
+    const int32_t value = bad >= 0 ? v[bad] : 0;
+    free(v);
+    if (st != CLAI_OK || bad < 0) return st;
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: index[%lld] = %d is outside [0, %lld) (row-major position in index %s)",
+                       fn, (long long)bad, (int)value, (long long)table->shape[0],
+                       clai__shape_str(index->ndim, index->shape, a, sizeof a));
+  }
 
   clai__buffer *flag = clai__pool_alloc(ctx, sizeof(cl_int), &st);
   if (flag == NULL) return st;

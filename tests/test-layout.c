@@ -411,6 +411,17 @@ static void test_gather_out_of_range(void **state) {
     clai_tensor_free(index);
     clai_tensor_free(out);
   }
+  /* a table of zero columns: nothing is gathered, yet a bad index is still reported (the host checks) */
+  {
+    const int64_t ts[2] = {4, 0}, i2[2] = {2, 3}, o3[3] = {2, 3, 0};
+    const double good[6] = {0, 1, 2, 3, 3, 0}, bad[6] = {0, 1, 2, 3, 7, 0};
+    clai_tensor *t0 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, ts), *out = clait_tensor(ctx, CLAI_DTYPE_F32, 3, o3);
+    clai_tensor *ig = upload(ctx, CLAI_DTYPE_I32, 2, i2, good), *ib = upload(ctx, CLAI_DTYPE_I32, 2, i2, bad);
+    CLAIT_OK(ctx, clai_gather_rows(ctx, out, t0, ig));
+    CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "index[4] = 7 is outside [0, 4)", clai_gather_rows(ctx, out, t0, ib));
+    clai_tensor *list[] = {t0, out, ig, ib};
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) clai_tensor_free(list[i]);
+  }
   clai_tensor_free(table);
   clai_tensor_free(base);
   check_gather(ctx, &(clait_rng){42}, CLAI_DTYPE_F32, 7, 3, 1, is, 0); /* usable afterwards */
