@@ -252,16 +252,16 @@ __kernel void clai_softmax_wg(__global float *out, __global const float *x, CLAI
   if (live) CLAI_OFFSETS(ix, r, &oo, &ox, &unused);
   long m = live ? n : 0; /* unmasked elements: [0, m) */
   if (live && (flags & CLAI_SM_CAUSAL)) m = clamp(r % lq + (n - lq) + 1, 0L, n);
-  float mx = -INFINITY, nan = 0.0f;
+  float mx = -INFINITY, has_nan = 0.0f;
   for (long j = lane; j < m; j += S) {
     const float t = clai_n_ld(x, ox + j * xs, xf16) * scale;
     mx = fmax(mx, t); /* NaN is skipped here and makes its row NaN through exp */
-    if (isnan(t)) nan = 1.0f;
+    if (isnan(t)) has_nan = 1.0f;
   }
-  clai_wg_reduce2(red_a, red_b, sub * S, lane, S, CLAI_WG_MAX, &mx, &nan);
+  clai_wg_reduce2(red_a, red_b, sub * S, lane, S, CLAI_WG_MAX, &mx, &has_nan);
   /* nothing to weigh: the row is 0 / -inf; only NaN: the row is NaN (as clai_sm_empty) */
   if (mx == -INFINITY) {
-    if (nan != 0.0f)
+    if (has_nan != 0.0f)
       mx = NAN;
     else
       m = 0;
