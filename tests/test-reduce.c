@@ -291,7 +291,8 @@ static void test_rows_variant(void **state) {
   float v[37 * 129];
   random_values(&r, v, 37 * 129, -1.0f, 1.0f);
   clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){37, 129}, v);
-  clai_tensor *o37 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){37}), *o129 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){129});
+  clai_tensor *o37 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){37});
+  clai_tensor *o129 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){129});
   clai_profile_reset(ctx);
   CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_SUM, o37, x, 1, 0));
   clait_expect_kernel(ctx, "clai_reduce_rows_wg", wg);

@@ -81,9 +81,10 @@ static inline void clait_expect_kernel(clai_context *ctx, const char *name, int 
     if (strcmp(kp[i].kernel, name) == 0) found = 1;
     if (len < sizeof list) len += (size_t)snprintf(list + len, sizeof list - len, " %s", kp[i].kernel);
   }
+  const char *rows = getenv("CLAI_ROWS");
   if (found != ran)
-    fail_msg("CLAI_ROWS=%s: kernel %s %s, but the kernels that ran were:%s", getenv("CLAI_ROWS") ? getenv("CLAI_ROWS") : "(unset)",
-             name, ran ? "did not run" : "ran", list);
+    fail_msg("CLAI_ROWS=%s: kernel %s %s, but the kernels that ran were:%s", rows != NULL ? rows : "(unset)", name,
+             ran ? "did not run" : "ran", list);
 }
 
 /* cmocka setup/teardown that keep one context in *state for a whole group. */
