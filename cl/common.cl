@@ -170,3 +170,36 @@ inline void clai_store_tile(__global float *c, const long oc, const FV *acc, con
   }
 }
 #endif /* VW */
+
+/* ---- work-group-per-row kernels (CLAI_ROWS=wg; cl/norm.cl, cl/norm_backward.cl) -------------------------
+ * A work-group of L work-items takes L / S rows, S work-items ("lanes", a power of two the host picks, see
+ * clai__rows_shape) per row: lane k of sub-group g owns elements k, k + S, ... of row group_id * (L / S) + g,
+ * so neighbouring work-items read neighbouring elements. clai_wg_reduce2 combines two values per lane over
+ * the S lanes of one sub-group in a fixed halving tree in local memory (the same order on every run for a
+ * given S) and hands the results to every lane. Every work-item of the group must call it, rows past the end
+ * included, so the barriers are reached uniformly. red_a and red_b hold at least L floats. */
+#define CLAI_WG_MAX_LOCAL 256
+#define CLAI_WG_SUM 0 /* *a and *b are summed */
+#define CLAI_WG_MAX 1 /* *a and *b become maxima (fmax: NaN is skipped) */
+inline void clai_wg_reduce2(__local float *red_a, __local float *red_b, const int base, const int lane, const int S,
+                            const int op, float *a, float *b) {
+  barrier(CLK_LOCAL_MEM_FENCE); /* whoever read the previous results has done so */
+  red_a[base + lane] = *a;
+  red_b[base + lane] = *b;
+  for (int st = S >> 1; st > 0; st >>= 1) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lane < st) {
+      const int i = base + lane, k = i + st;
+      if (op == CLAI_WG_MAX) {
+        red_a[i] = fmax(red_a[i], red_a[k]);
+        red_b[i] = fmax(red_b[i], red_b[k]);
+      } else {
+        red_a[i] += red_a[k];
+        red_b[i] += red_b[k];
+      }
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  *a = red_a[base];
+  *b = red_b[base];
+}

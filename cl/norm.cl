@@ -239,3 +239,97 @@ __kernel void clai_layernorm(__global float *out, __global const float *x, __glo
   if (flags & CLAI_LN_MEAN) mean_out[mo + r] = mean;
   if (flags & CLAI_LN_RSTD) rstd_out[ro + r] = rstd;
 }
+
+/* ---- work-group-per-row variants (GPU-shaped; CLAI_ROWS=wg, the default on GPUs) -----------------------
+ * The same results as clai_softmax / clai_layernorm, the same arguments plus `lanes`: S = lanes work-items
+ * per row, several rows per work-group when the rows are short (see clai_wg_reduce2 in cl/common.cl). Each
+ * pass is a strided loop over the row in which neighbouring lanes read neighbouring elements, and each
+ * statistic (maximum, sum, mean, variance) is a per-lane partial combined in local memory. The scaled score
+ * t = scale * x is computed in a statement of its own, so the maximum and the subtraction t - max see the
+ * same rounded value (no fused multiply-add across them); log_softmax is (t - max) - log(sum). */
+#define CLAI_ROW_LANES_(lanes)                                                                           \
+  const int S = (lanes), lid_ = (int)get_local_id(0), sub = lid_ / S, lane = lid_ - sub * S;          \
+  const long r = (long)get_group_id(0) * ((int)get_local_size(0) / S) + sub
+
+__kernel void clai_softmax_wg(__global float *out, __global const float *x, CLAI_INDEX_ARGS(ix), const long n,
+                              const long xs, const long os, const long lq, const float scale, const int flags,
+                              const int xf16, const int of16, const int lanes) {
+  __local float red_a[CLAI_WG_MAX_LOCAL], red_b[CLAI_WG_MAX_LOCAL];
+  if (lanes <= 0 || CLAI_IX_NUMEL(ix) == 0) return; /* the whole group leaves together */
+  CLAI_ROW_LANES_(lanes);
+  const int live = r < CLAI_IX_NUMEL(ix), lg = flags & CLAI_SM_LOG;
+  long oo = 0, ox = 0, unused;
+  if (live) CLAI_OFFSETS(ix, r, &oo, &ox, &unused);
+  long m = live ? n : 0; /* unmasked elements: [0, m) */
+  if (live && (flags & CLAI_SM_CAUSAL)) m = clamp(r % lq + (n - lq) + 1, 0L, n);
+  float mx = -INFINITY, has_nan = 0.0f;
+  for (long j = lane; j < m; j += S) {
+    const float t = clai_n_ld(x, ox + j * xs, xf16) * scale;
+    mx = fmax(mx, t); /* NaN is skipped here and makes its row NaN through exp */
+    if (isnan(t)) has_nan = 1.0f;
+  }
+  clai_wg_reduce2(red_a, red_b, sub * S, lane, S, CLAI_WG_MAX, &mx, &has_nan);
+  /* nothing to weigh: the row is 0 / -inf; only NaN: the row is NaN (as clai_sm_empty) */
+  if (mx == -INFINITY) {
+    if (has_nan != 0.0f)
+      mx = NAN;
+    else
+      m = 0;
+  }
+  float s = 0.0f, unused_b = 0.0f;
+  for (long j = lane; j < m; j += S) {
+    const float t = clai_n_ld(x, ox + j * xs, xf16) * scale;
+    const float d = t - mx;
+    s += exp(d);
+  }
+  clai_wg_reduce2(red_a, red_b, sub * S, lane, S, CLAI_WG_SUM, &s, &unused_b);
+  const float ls = log(s), inv = 1.0f / s;
+  for (long j = lane; j < m; j += S) {
+    const float t = clai_n_ld(x, ox + j * xs, xf16) * scale;
+    const float d = t - mx;
+    clai_n_st(out, oo + j * os, lg ? d - ls : exp(d) * inv, of16);
+  }
+  if (live)
+    for (long j = m + lane; j < n; j += S) clai_n_st(out, oo + j * os, lg ? -INFINITY : 0.0f, of16);
+}
+
+/* dt bits as in clai_layernorm. */
+__kernel void clai_layernorm_wg(__global float *out, __global const float *x, __global const float *gamma,
+                                __global const float *beta, __global float *mean_out, __global float *rstd_out,
+                                CLAI_INDEX_ARGS(ix), const long n, const long xs, const long os, const long gs,
+                                const long bs, const long go, const long bo, const long mo, const long ro,
+                                const float eps, const int flags, const int dt, const int lanes) {
+  __local float red_a[CLAI_WG_MAX_LOCAL], red_b[CLAI_WG_MAX_LOCAL];
+  if (lanes <= 0 || CLAI_IX_NUMEL(ix) == 0 || n == 0) return;
+  CLAI_ROW_LANES_(lanes);
+  const int live = r < CLAI_IX_NUMEL(ix);
+  long oo = 0, ox = 0, unused;
+  if (live) CLAI_OFFSETS(ix, r, &oo, &ox, &unused);
+  const long m = live ? n : 0;
+  const int rms = flags & CLAI_LN_RMS, hg = flags & CLAI_LN_GAMMA, hb = flags & CLAI_LN_BETA;
+  const int xf16 = dt & 1, of16 = dt & 2, gf16 = dt & 4, bf16 = dt & 8;
+  float mean = 0.0f, s = 0.0f, unused_b = 0.0f;
+  if (!rms) { /* uniform across the group: every lane takes part in the reduction */
+    for (long j = lane; j < m; j += S) s += clai_n_ld(x, ox + j * xs, xf16);
+    clai_wg_reduce2(red_a, red_b, sub * S, lane, S, CLAI_WG_SUM, &s, &unused_b);
+    mean = s / (float)n;
+  }
+  s = 0.0f;
+  for (long j = lane; j < m; j += S) {
+    const float d = clai_n_ld(x, ox + j * xs, xf16) - mean;
+    s += d * d;
+  }
+  clai_wg_reduce2(red_a, red_b, sub * S, lane, S, CLAI_WG_SUM, &s, &unused_b);
+  const float var = s / (float)n;
+  const float rstd = 1.0f / sqrt(var + eps);
+  for (long j = lane; j < m; j += S) {
+    float y = (clai_n_ld(x, ox + j * xs, xf16) - mean) * rstd;
+    if (hg) y *= clai_n_ld(gamma, go + j * gs, gf16);
+    if (hb) y += clai_n_ld(beta, bo + j * bs, bf16);
+    clai_n_st(out, oo + j * os, y, of16);
+  }
+  if (live && lane == 0) {
+    if (flags & CLAI_LN_MEAN) mean_out[mo + r] = mean;
+    if (flags & CLAI_LN_RSTD) rstd_out[ro + r] = rstd;
+  }
+}

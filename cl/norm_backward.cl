@@ -189,3 +189,71 @@ __kernel void clai_norm_bwd_cols(__global float *pg, __global float *pb, __globa
     if (hb) pb[c * n + j] = sb;
   }
 }
+
+/* ---- work-group-per-row variants (GPU-shaped; CLAI_ROWS=wg, the default on GPUs) -----------------------
+ * The same results as clai_softmax_bwd / clai_layernorm_bwd, the same arguments plus `lanes`: S = lanes
+ * work-items per row, several rows per work-group for short rows (clai_wg_reduce2 in cl/common.cl); the row
+ * sums are per-lane partials over neighbouring elements, combined in local memory. */
+#define CLAI_NB_LANES_(lanes)                                                                            \
+  const int S = (lanes), lid_ = (int)get_local_id(0), sub = lid_ / S, lane = lid_ - sub * S;          \
+  const long r = (long)get_group_id(0) * ((int)get_local_size(0) / S) + sub
+
+__kernel void clai_softmax_bwd_wg(__global float *gx, __global const float *gy, __global const float *y,
+                                  CLAI_INDEX_ARGS(ix), const long n, const long gxs, const long gys, const long ys,
+                                  const long lq, const float scale, const int flags, const int dt, const int lanes) {
+  __local float red_a[CLAI_WG_MAX_LOCAL], red_b[CLAI_WG_MAX_LOCAL];
+  if (lanes <= 0 || CLAI_IX_NUMEL(ix) == 0) return;
+  CLAI_NB_LANES_(lanes);
+  const int live = r < CLAI_IX_NUMEL(ix), lg = flags & CLAI_SMB_LOG;
+  long og = 0, oy = 0, oo = 0;
+  if (live) CLAI_OFFSETS(ix, r, &og, &oy, &oo);
+  long m = live ? n : 0;
+  if (live && (flags & CLAI_SMB_CAUSAL)) m = clamp(r % lq + (n - lq) + 1, 0L, n);
+  const int gxf = dt & 1, gyf = dt & 2, yf = dt & 4;
+  float s = 0.0f, unused_b = 0.0f;
+  for (long j = lane; j < m; j += S) {
+    const float g = clai_nb_ld(gy, oy + j * gys, gyf);
+    s += lg ? g : g * clai_nb_ld(y, oo + j * ys, yf);
+  }
+  clai_wg_reduce2(red_a, red_b, sub * S, lane, S, CLAI_WG_SUM, &s, &unused_b);
+  for (long j = lane; j < m; j += S) {
+    const float g = clai_nb_ld(gy, oy + j * gys, gyf), yv = clai_nb_ld(y, oo + j * ys, yf);
+    clai_nb_st(gx, og + j * gxs, lg ? scale * (g - exp(yv) * s) : scale * yv * (g - s), gxf);
+  }
+  if (live)
+    for (long j = m + lane; j < n; j += S) clai_nb_st(gx, og + j * gxs, 0.0f, gxf);
+}
+
+/* dt bits, mean and rstd as in clai_layernorm_bwd. */
+__kernel void clai_layernorm_bwd_wg(__global float *gx, __global const float *gy, __global const float *x,
+                                    __global const float *gamma, __global const float *mean,
+                                    __global const float *rstd, CLAI_INDEX_ARGS(ix), const long n, const long gxs,
+                                    const long gys, const long xs, const long gs, const long go, const long mo,
+                                    const long ro, const int flags, const int dt, const int lanes) {
+  __local float red_a[CLAI_WG_MAX_LOCAL], red_b[CLAI_WG_MAX_LOCAL];
+  if (lanes <= 0 || CLAI_IX_NUMEL(ix) == 0 || n == 0) return;
+  CLAI_NB_LANES_(lanes);
+  const int live = r < CLAI_IX_NUMEL(ix);
+  long og = 0, oy = 0, ox = 0;
+  if (live) CLAI_OFFSETS(ix, r, &og, &oy, &ox);
+  const long m = live ? n : 0;
+  const int rms = flags & CLAI_LNB_RMS, hg = flags & CLAI_LNB_GAMMA;
+  const int gxf = dt & 1, gyf = dt & 2, xf = dt & 4, gmf = dt & 8;
+  const float mu = !live || rms ? 0.0f : mean[mo + r], rs = live ? rstd[ro + r] : 0.0f;
+  const float inv_n = 1.0f / (float)n;
+  float sa = 0.0f, sb = 0.0f;
+  for (long j = lane; j < m; j += S) {
+    float g = clai_nb_ld(gy, oy + j * gys, gyf);
+    if (hg) g *= clai_nb_ld(gamma, go + j * gs, gmf);
+    sa += g;
+    sb += g * ((clai_nb_ld(x, ox + j * xs, xf) - mu) * rs);
+  }
+  clai_wg_reduce2(red_a, red_b, sub * S, lane, S, CLAI_WG_SUM, &sa, &sb);
+  const float ma = rms ? 0.0f : sa * inv_n, mb = sb * inv_n;
+  for (long j = lane; j < m; j += S) {
+    float g = clai_nb_ld(gy, oy + j * gys, gyf);
+    if (hg) g *= clai_nb_ld(gamma, go + j * gs, gmf);
+    const float xh = (clai_nb_ld(x, ox + j * xs, xf) - mu) * rs;
+    clai_nb_st(gx, og + j * gxs, rs * (g - ma - xh * mb), gxf);
+  }
+}

@@ -404,3 +404,171 @@ __kernel void clai_reduce_cols(__global float *out, __global const float *x, __g
     }
   }
 }
+
+/* ---- work-group variants (GPU-shaped; CLAI_ROWS=wg, the default on GPUs) --------------------------------
+ * The same results and partial states as clai_reduce_rows / clai_reduce_cols, for every op and dtype.
+ * clai_reduce_rows_wg: S = lanes work-items per (chunk, row) unit, enumerated as in clai_reduce_rows, several
+ * units per work-group for short rows; lane k reads elements k, k + S, ... of the chunk, so neighbouring
+ * work-items read neighbouring elements of a row of unit stride.
+ * clai_reduce_cols_wg: for a strided reduced axis whose rows are neighbours in memory (as clai_reduce_cols):
+ * a work-group takes a block of cw neighbouring rows ("columns" of the [reduced, w] matrix) of one chunk;
+ * work-item (c, s) = (lid % cw, lid / cw) walks the reduced axis from element s in steps of L / cw, so at
+ * every step the cw work-items of a slice read cw neighbouring addresses.
+ * Each work-item keeps the state of its elements (a Kahan sum, an extreme with a NaN flag, or an argmax
+ * pair; the variance is two-pass within the chunk: the sum, then the squared deviations from the chunk's
+ * mean), and the states are combined in a fixed halving tree in local memory: the same bits on every run. */
+#define CLAI_R_SQDEV 7 /* a work-item's part of the variance's second pass: Kahan sum of (x - mean)^2 */
+
+/* The state (*a, *b) of elements base + j * xs, j = first, first + step, ... < m, for op (SUM, MAX, MIN,
+ * ARGMAX, ARGMIN or SQDEV; MEAN counts as SUM). Arg ops keep the chunk-relative index as_float in *b. */
+inline void clai_rw_part(__global const float *x, const long base, const long first, const long step, const long m,
+                         const long xs, const int xf16, const int op, const float mean, float *a, float *b) {
+  if (op == CLAI_R_MAX || op == CLAI_R_MIN) {
+    const int mx = op == CLAI_R_MAX;
+    float v = mx ? -INFINITY : INFINITY;
+    int nan = 0;
+    for (long j = first; j < m; j += step) {
+      const float t = clai_r_ld(x, base + j * xs, xf16);
+      v = mx ? fmax(v, t) : fmin(v, t);
+      nan |= isnan(t);
+    }
+    *a = nan ? NAN : v;
+    *b = 0.0f;
+  } else if (op == CLAI_R_ARGMAX || op == CLAI_R_ARGMIN) {
+    const float sg = op == CLAI_R_ARGMIN ? -1.0f : 1.0f;
+    float bv = -INFINITY;
+    int bi = INT_MAX; /* an empty state loses to every element */
+    for (long j = first; j < m; j += step) {
+      const float t = sg * clai_r_ld(x, base + j * xs, xf16);
+      if (clai_r_better(t, (int)j, bv, bi)) {
+        bv = t;
+        bi = (int)j;
+      }
+    }
+    *a = bv;
+    *b = as_float(bi);
+  } else {
+    float s = 0.0f, c = 0.0f;
+    for (long j = first; j < m; j += step) {
+      const float t = clai_r_ld(x, base + j * xs, xf16);
+      if (op == CLAI_R_SQDEV) {
+        const float d = t - mean;
+        clai_kahan(&s, &c, d * d);
+      } else {
+        clai_kahan(&s, &c, t);
+      }
+    }
+    *a = s;
+    *b = c;
+  }
+}
+
+/* Combines the states at ra/rb[k] into those at [i] (sums keep their compensation). */
+inline void clai_rw_combine(__local float *ra, __local float *rb, const int i, const int k, const int op) {
+  switch (op) {
+  case CLAI_R_MAX: ra[i] = isnan(ra[i]) || isnan(ra[k]) ? NAN : fmax(ra[i], ra[k]); break;
+  case CLAI_R_MIN: ra[i] = isnan(ra[i]) || isnan(ra[k]) ? NAN : fmin(ra[i], ra[k]); break;
+  case CLAI_R_ARGMAX:
+  case CLAI_R_ARGMIN:
+    if (clai_r_better(ra[k], as_int(rb[k]), ra[i], as_int(rb[i]))) {
+      ra[i] = ra[k];
+      rb[i] = rb[k];
+    }
+    break;
+  default: { /* the sum so far is ra - rb; add the other's ra[k] - rb[k], compensated */
+    float s = ra[i], c = rb[i];
+    clai_kahan(&s, &c, ra[k]);
+    clai_kahan(&s, &c, -rb[k]);
+    ra[i] = s;
+    rb[i] = c;
+  } break;
+  }
+}
+
+/* Combines the cnt (a power of two) states of work-items base + k * stride, k = lane < cnt, into every one
+ * of them. Every work-item of the group must call it. */
+inline void clai_rw_tree(__local float *ra, __local float *rb, const int base, const int stride, const int lane,
+                         const int cnt, const int op, float *a, float *b) {
+  barrier(CLK_LOCAL_MEM_FENCE); /* whoever read the previous results has done so */
+  ra[base + lane * stride] = *a;
+  rb[base + lane * stride] = *b;
+  for (int st = cnt >> 1; st > 0; st >>= 1) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lane < st) clai_rw_combine(ra, rb, base + lane * stride, base + (lane + st) * stride, op);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  *a = ra[base];
+  *b = rb[base];
+}
+
+/* The finished state of one chunk of m elements starting at base: the work-item's share (first, step), then
+ * the tree over its cnt partners; the variance's (mean, M2) takes two rounds. */
+inline void clai_rw_chunk(__global const float *x, const long base, const int lane, const int cnt, const int tbase,
+                          const int tstride, const long m, const long xs, const int xf16, const int op,
+                          __local float *ra, __local float *rb, float *a, float *b) {
+  const int first_op = op == CLAI_R_VAR || op == CLAI_R_MEAN ? CLAI_R_SUM : op;
+  clai_rw_part(x, base, lane, cnt, m, xs, xf16, first_op, 0.0f, a, b);
+  clai_rw_tree(ra, rb, tbase, tstride, lane, cnt, first_op, a, b);
+  if (op != CLAI_R_VAR) return;
+  const float mean = m > 0 ? (*a - *b) / (float)m : 0.0f;
+  clai_rw_part(x, base, lane, cnt, m, xs, xf16, CLAI_R_SQDEV, mean, a, b);
+  clai_rw_tree(ra, rb, tbase, tstride, lane, cnt, CLAI_R_SUM, a, b);
+  *b = *a - *b;
+  *a = mean;
+}
+
+/* Writes a unit's result (nsplit 1) or its partial state, as clai_reduce_rows does. */
+inline void clai_rw_out(__global float *out, __global float *part, const long oo, const long p, const long r,
+                        const long nrows, const int nsplit, const int op, float a, float b, const long n,
+                        const long lo, const int corr, const int of16) {
+  if (nsplit == 1) {
+    clai_r_store(out, oo, op, a, b, n, corr, of16);
+  } else {
+    if (op == CLAI_R_ARGMAX || op == CLAI_R_ARGMIN) b = as_float(as_int(b) + (int)lo);
+    part[p * nrows + r] = a;
+    part[nsplit * nrows + p * nrows + r] = b;
+  }
+}
+
+#define CLAI_RW_LOCAL 256
+__kernel void clai_reduce_rows_wg(__global float *out, __global const float *x, __global float *part,
+                                  CLAI_INDEX_ARGS(ix), const long n, const long xs, const long chunk,
+                                  const int nsplit, const int op, const int corr, const int xf16, const int of16,
+                                  const int lanes) {
+  __local float ra[CLAI_RW_LOCAL], rb[CLAI_RW_LOCAL];
+  const long nrows = CLAI_IX_NUMEL(ix);
+  if (lanes <= 0 || nrows == 0 || nsplit <= 0) return; /* the whole group leaves together */
+  const int S = lanes, lid = (int)get_local_id(0), sub = lid / S, lane = lid - sub * S;
+  const long u = (long)get_group_id(0) * ((int)get_local_size(0) / S) + sub;
+  const int live = u < nrows * nsplit;
+  long p = 0, r = 0, oo = 0, ox = 0, unused;
+  if (live) {
+    p = u / nrows;
+    r = u - p * nrows;
+    CLAI_OFFSETS(ix, r, &oo, &ox, &unused);
+  }
+  const long lo = p * chunk, hi = min(n, lo + chunk), m = live && hi > lo ? hi - lo : 0;
+  float a, b;
+  clai_rw_chunk(x, ox + lo * xs, lane, S, sub * S, 1, m, xs, xf16, op, ra, rb, &a, &b);
+  if (live && lane == 0) clai_rw_out(out, part, oo, p, r, nrows, nsplit, op, a, b, n, lo, corr, of16);
+}
+
+__kernel void clai_reduce_cols_wg(__global float *out, __global const float *x, __global float *part,
+                                  CLAI_INDEX_ARGS(ix), const long n, const long xs, const long chunk,
+                                  const int nsplit, const int op, const int corr, const int xf16, const int of16,
+                                  const int cw) {
+  __local float ra[CLAI_RW_LOCAL], rb[CLAI_RW_LOCAL];
+  const long nrows = CLAI_IX_NUMEL(ix);
+  if (cw <= 0 || nrows == 0 || nsplit <= 0) return;
+  const int lid = (int)get_local_id(0), RS = (int)get_local_size(0) / cw, s = lid / cw, c = lid - s * cw;
+  const long w = CLAI_IX_SHAPE_IN(ix), nb = (w + cw - 1) / cw, nblk = nrows / w * nb, g = get_group_id(0);
+  if (g >= nblk * nsplit) return; /* the whole group leaves together */
+  const long p = g / nblk, bq = g - p * nblk, q = bq / nb, col = (bq - q * nb) * cw + c, r = q * w + col;
+  const int live = col < w && s < RS;
+  long oo = 0, ox = 0, unused;
+  if (live) CLAI_OFFSETS(ix, r, &oo, &ox, &unused);
+  const long lo = p * chunk, hi = min(n, lo + chunk), m = live && hi > lo ? hi - lo : 0;
+  float a, b;
+  clai_rw_chunk(x, ox + lo * xs, s, RS, c, cw, m, xs, xf16, op, ra, rb, &a, &b);
+  if (live && s == 0) clai_rw_out(out, part, oo, p, r, nrows, nsplit, op, a, b, n, lo, corr, of16);
+}

@@ -23,9 +23,10 @@ static void release_device_objects(clai_context *ctx) {
 
 /* Creates the OpenCL context, queue and programs on one device, with the matmul family gemm_family (-1:
  * the device's default or its tuned choice, else an enum clai__gemm_family, or CLAI__GEMM_FAMILIES for
- * CLBlast wherever it can run; see CLAI_GEMM). On failure everything it made is released and ctx->errmsg
+ * CLBlast wherever it can run; see CLAI_GEMM) and the row kernels `rows` (-1: by device, 0 one work-item per
+ * row, 1 one work-group per row; see CLAI_ROWS). On failure everything it made is released and ctx->errmsg
  * says why. */
-static clai_status try_device(clai_context *ctx, const clai__candidate *c, int gemm_family) {
+static clai_status try_device(clai_context *ctx, const clai__candidate *c, int gemm_family, int rows) {
   cl_int err;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)c->platform, 0};
   ctx->platform = c->platform;
@@ -38,6 +39,10 @@ static clai_status try_device(clai_context *ctx, const clai__candidate *c, int g
     ctx->gemm.clblast = CLAI__SHAPE_ALL;
   else if (gemm_family >= 0)
     ctx->gemm.family = gemm_family;
+  /* Work-group-per-row kernels leave no GPU lane idle; on CPUs (POCL runs a work-group's items in a loop
+   * on one core) one work-item per row keeps the row in L1 between its passes. */
+  ctx->rows_forced = rows >= 0;
+  ctx->rows_wg = rows >= 0 ? rows : !ctx->caps.is_cpu;
   ctx->local_1d = ctx->caps.is_cpu ? 64 : 256;
   if (ctx->local_1d > ctx->caps.max_wg_size) ctx->local_1d = ctx->caps.max_wg_size;
 
@@ -181,6 +186,22 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
     }
 #endif
   }
+  /* CLAI_ROWS forces the shape of the row kernels (softmax, norms, their gradients, reductions,
+   * cross-entropy) on any device: "wg" (a work-group per row, the default on GPUs) or "item" (a work-item
+   * per row, the default on CPUs). */
+  int rows = -1;
+  const char *rows_env = getenv("CLAI_ROWS");
+  if (rows_env != NULL && *rows_env != '\0') {
+    if (strcmp(rows_env, "item") == 0)
+      rows = 0;
+    else if (strcmp(rows_env, "wg") == 0)
+      rows = 1;
+    else {
+      snprintf(errbuf, errbuf_size, "CLAI_ROWS=\"%s\" is not a row-kernel shape; use \"wg\" or \"item\"", rows_env);
+      st = CLAI_E_INVALID_ARG;
+      goto fail;
+    }
+  }
   ctx->cache_dir = clai__cache_dir_resolve(params);
   uint64_t limit = params->pool_limit != 0 ? params->pool_limit : env_u64("CLAI_POOL_LIMIT");
   const char *eager = getenv("CLAI_EAGER");
@@ -201,7 +222,7 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
     }
     st = failure_injected(order[k])
              ? clai__error(ctx, CLAI_E_OPENCL, "start-up failure injected by CLAI_TEST_FAIL_DEVICE")
-             : try_device(ctx, &cands[order[k]], gemm_family);
+             : try_device(ctx, &cands[order[k]], gemm_family, rows);
     if (st == CLAI_OK) {
       ctx->chosen = order[k];
       d->chosen = 1;

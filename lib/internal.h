@@ -159,7 +159,13 @@ enum clai__program_id {
   X(ATTENTION_BWD_Q_D256, ATTENTION_BWD, "clai_attention_bwd_q_d256", CLAI__ATT_BWD_SIG, 1) \
   X(SOFTMAX_BWD, NORM_BWD, "clai_softmax_bwd", "bbbxlllllfii", 1) \
   X(LAYERNORM_BWD, NORM_BWD, "clai_layernorm_bwd", "bbbbbbxllllllllii", 1) \
-  X(NORM_BWD_COLS, NORM_BWD, "clai_norm_bwd_cols", "bbbbbbxlllllllii", 1)
+  X(NORM_BWD_COLS, NORM_BWD, "clai_norm_bwd_cols", "bbbbbbxlllllllii", 1) \
+  X(SOFTMAX_WG, NORM, "clai_softmax_wg", "bbxllllfiiii", 1)                        \
+  X(LAYERNORM_WG, NORM, "clai_layernorm_wg", "bbbbbbxlllllllllfiii", 1)            \
+  X(SOFTMAX_BWD_WG, NORM_BWD, "clai_softmax_bwd_wg", "bbbxlllllfiii", 1)           \
+  X(LAYERNORM_BWD_WG, NORM_BWD, "clai_layernorm_bwd_wg", "bbbbbbxlllllllliii", 1)  \
+  X(REDUCE_ROWS_WG, REDUCE, "clai_reduce_rows_wg", "bbbxllliiiiii", 1)             \
+  X(REDUCE_COLS_WG, REDUCE, "clai_reduce_cols_wg", "bbbxllliiiiii", 1)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,
@@ -295,6 +301,8 @@ struct clai_context {
   int knargs[CLAI__K_COUNT];
   size_t klocal[CLAI__K_COUNT][3]; /* work-group size of each kernel, fixed at init (see program.c) */
   size_t fixed_wg_limit;        /* a kernel's limit that its declared work-group size exceeded (program.c) */
+  int rows_wg;                  /* 1: row ops run their work-group-per-row kernels (CLAI_ROWS; else by device) */
+  int rows_forced;              /* 1: rows_wg was set by CLAI_ROWS, not chosen for the device */
 
   char *cache_dir;              /* NULL: cache off */
   int eager;                    /* build every program at init (else on first use; see clai.h) */
@@ -431,6 +439,14 @@ clai_status clai__launch(clai_context *ctx, int kernel, const size_t *global, in
  * choice; the caller keeps it within the device's and the kernel's limits). */
 clai_status clai__launch_local(clai_context *ctx, int kernel, const size_t *global, const size_t *local, int nargs,
                                ...);
+/* The work-group size of the work-group-per-row kernel `kernel` (CLAI_ROWS=wg; cl/common.cl): its own size
+ * rounded down to a power of two, at most 256 (the kernels' local arrays). Builds its program if needed. */
+clai_status clai__rows_local(clai_context *ctx, int kernel, size_t *local);
+/* The launch shape of a work-group-per-row kernel for `units` rows of n elements: *lanes work-items per row
+ * (a power of two, n rounded up, at most the whole group), *local from clai__rows_local, and *global for
+ * local / lanes rows per work-group. CLAI_E_OVERFLOW when the work-items do not fit a size_t. */
+clai_status clai__rows_shape(clai_context *ctx, int kernel, int64_t n, int64_t units, cl_int *lanes, size_t *local,
+                             size_t *global);
 /* The name of a kernel (CLAI__K_*), as in its .cl source. */
 const char *clai__kernel_name(int kernel);
 

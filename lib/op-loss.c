@@ -13,7 +13,8 @@
 #define LOSS_MAX_PARTIALS_GPU 65536
 /* On GPUs, rows at least this long get a work-group each (clai_xent_rows_wg_*), so that neighbouring
  * work-items read neighbouring logits; shorter rows, and every row on CPUs (where POCL runs one work-item
- * per row faster: measured 2x at [8192, 1000] and [128, 32000]), get one work-item each. */
+ * per row faster: measured 2x at [8192, 1000] and [128, 32000]), get one work-item each. CLAI_ROWS=wg or
+ * item (ctx->rows_forced) forces one form for every row length on any device. */
 #define XENT_WG_MIN_C 128
 
 static int64_t partials_for(const clai_context *ctx, int64_t n) {
@@ -115,7 +116,9 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
                      CLAI__ARG(active));
   if (s == CLAI_OK) {
     int k = logits->dtype == CLAI_DTYPE_F32 ? CLAI__K_XENT_ROWS_F32 : CLAI__K_XENT_ROWS_F16;
-    int wg = kernel_choice == 2 || (kernel_choice == 0 && !ctx->caps.is_cpu && C >= XENT_WG_MIN_C);
+    /* CLAI_ROWS=wg / item forces the form; else by device and row length */
+    int wg = kernel_choice == 2 ||
+             (kernel_choice == 0 && (ctx->rows_forced ? ctx->rows_wg : ctx->rows_wg && C >= XENT_WG_MIN_C));
     if (ctx->klocal[CLAI__K_XENT_ROWS_WG_F32][0] > 256) wg = 0; /* the kernel's local arrays hold 256 */
     if (wg) {
       k = logits->dtype == CLAI_DTYPE_F32 ? CLAI__K_XENT_ROWS_WG_F32 : CLAI__K_XENT_ROWS_WG_F16;

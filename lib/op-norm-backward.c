@@ -1,7 +1,8 @@
 /* op-norm-backward.c - gradients of softmax, log_softmax, layernorm and rmsnorm along the last axis
- * (cl/norm_backward.cl). Rows are enumerated as in op-norm.c; one work-item per row. grad_gamma and
- * grad_beta are column sums over every row: per-chunk partials (fixed row order) then clai_reduce over the
- * chunks, so no float atomics and the same bits on every run. */
+ * (cl/norm_backward.cl). Rows are enumerated as in op-norm.c; one work-item per row, or a group of them
+ * (the _wg kernels, ctx->rows_wg). grad_gamma and grad_beta are column sums over every row: per-chunk
+ * partials (fixed row order) then clai_reduce over the chunks, so no float atomics and the same bits on
+ * every run. */
 #include <math.h>
 #include <string.h>
 
@@ -87,6 +88,16 @@ static clai_status softmax_bwd(clai_context *ctx, const char *fn, int flags, cla
                                 (y->dtype == CLAI_DTYPE_F16 ? 4 : 0);
   if (n == 0 || lq == 0 || ix.numel == 0) return CLAI_OK;
   size_t global = (size_t)ix.numel;
+  if (ctx->rows_wg) {
+    size_t local;
+    cl_int lanes;
+    s = clai__rows_shape(ctx, CLAI__K_SOFTMAX_BWD_WG, n, ix.numel, &lanes, &local, &global);
+    if (s != CLAI_OK) return s;
+    return clai__launch_local(ctx, CLAI__K_SOFTMAX_BWD_WG, &global, &local, 13, CLAI__ARG(gx->buf->mem),
+                              CLAI__ARG(gy->buf->mem), CLAI__ARG(y->buf->mem), CLAI__IDX(ix), CLAI__ARG(n),
+                              CLAI__ARG(gxs), CLAI__ARG(gys), CLAI__ARG(ys), CLAI__ARG(lq), CLAI__ARG(scale),
+                              CLAI__ARG(cf), CLAI__ARG(dt), CLAI__ARG(lanes));
+  }
   return clai__launch(ctx, CLAI__K_SOFTMAX_BWD, &global, 12, CLAI__ARG(gx->buf->mem), CLAI__ARG(gy->buf->mem),
                       CLAI__ARG(y->buf->mem), CLAI__IDX(ix), CLAI__ARG(n), CLAI__ARG(gxs), CLAI__ARG(gys),
                       CLAI__ARG(ys), CLAI__ARG(lq), CLAI__ARG(scale), CLAI__ARG(cf), CLAI__ARG(dt));
@@ -189,6 +200,17 @@ static clai_status norm_bwd(clai_context *ctx, const char *fn, int rms, clai_ten
   if (n == 0 || rows == 0) return CLAI_OK;
   const cl_int flags = (rms ? LNB_RMS : 0) | (gamma ? LNB_GAMMA : 0);
   size_t global = (size_t)rows;
+  if (ctx->rows_wg) {
+    size_t local;
+    cl_int lanes;
+    s = clai__rows_shape(ctx, CLAI__K_LAYERNORM_BWD_WG, n, rows, &lanes, &local, &global);
+    if (s != CLAI_OK) return s;
+    return clai__launch_local(ctx, CLAI__K_LAYERNORM_BWD_WG, &global, &local, 18, CLAI__ARG(gx->buf->mem),
+                              CLAI__ARG(gy->buf->mem), CLAI__ARG(x->buf->mem), CLAI__ARG(gm), CLAI__ARG(mm),
+                              CLAI__ARG(rstd->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(gxs), CLAI__ARG(gys),
+                              CLAI__ARG(xs), CLAI__ARG(gs), CLAI__ARG(go), CLAI__ARG(mo), CLAI__ARG(ro),
+                              CLAI__ARG(flags), CLAI__ARG(dt), CLAI__ARG(lanes));
+  }
   return clai__launch(ctx, CLAI__K_LAYERNORM_BWD, &global, 17, CLAI__ARG(gx->buf->mem), CLAI__ARG(gy->buf->mem),
                       CLAI__ARG(x->buf->mem), CLAI__ARG(gm), CLAI__ARG(mm), CLAI__ARG(rstd->buf->mem), CLAI__IDX(ix),
                       CLAI__ARG(cn), CLAI__ARG(gxs), CLAI__ARG(gys), CLAI__ARG(xs), CLAI__ARG(gs), CLAI__ARG(go),

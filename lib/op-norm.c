@@ -1,5 +1,6 @@
 /* op-norm.c - softmax, log_softmax, layernorm and rmsnorm along the last axis (cl/norm.cl). The rows are
- * enumerated by a clai_index over every dim but the last; the kernels take a row per work-item. */
+ * enumerated by a clai_index over every dim but the last; the kernels take a row per work-item, or (their
+ * _wg forms, ctx->rows_wg: CLAI_ROWS, GPUs) a row per group of work-items, several rows per work-group. */
 #include <math.h>
 #include <string.h>
 
@@ -71,6 +72,16 @@ static clai_status softmax(clai_context *ctx, const char *fn, int flags, clai_te
   const cl_int cf = flags, xf16 = x->dtype == CLAI_DTYPE_F16, of16 = out->dtype == CLAI_DTYPE_F16;
   if (n == 0 || lq == 0) return CLAI_OK;
   size_t global = (size_t)ix.numel;
+  if (ctx->rows_wg && ix.numel > 0) {
+    size_t local;
+    cl_int lanes;
+    s = clai__rows_shape(ctx, CLAI__K_SOFTMAX_WG, n, ix.numel, &lanes, &local, &global);
+    if (s != CLAI_OK) return s;
+    return clai__launch_local(ctx, CLAI__K_SOFTMAX_WG, &global, &local, 12, CLAI__ARG(out->buf->mem),
+                              CLAI__ARG(x->buf->mem), CLAI__IDX(ix), CLAI__ARG(n), CLAI__ARG(xs), CLAI__ARG(os),
+                              CLAI__ARG(lq), CLAI__ARG(scale), CLAI__ARG(cf), CLAI__ARG(xf16), CLAI__ARG(of16),
+                              CLAI__ARG(lanes));
+  }
   return clai__launch(ctx, CLAI__K_SOFTMAX, &global, 11, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem),
                       CLAI__IDX(ix), CLAI__ARG(n), CLAI__ARG(xs), CLAI__ARG(os), CLAI__ARG(lq), CLAI__ARG(scale),
                       CLAI__ARG(cf), CLAI__ARG(xf16), CLAI__ARG(of16));
@@ -161,6 +172,17 @@ static clai_status norm(clai_context *ctx, const char *fn, int rms, clai_tensor 
   cl_mem gm = gamma ? gamma->buf->mem : x->buf->mem, bm = beta ? beta->buf->mem : x->buf->mem;
   cl_mem mm = mean_out ? mean_out->buf->mem : x->buf->mem, rm = rstd_out ? rstd_out->buf->mem : x->buf->mem;
   size_t global = (size_t)ix.numel;
+  if (ctx->rows_wg) {
+    size_t local;
+    cl_int lanes;
+    s = clai__rows_shape(ctx, CLAI__K_LAYERNORM_WG, n, ix.numel, &lanes, &local, &global);
+    if (s != CLAI_OK) return s;
+    return clai__launch_local(ctx, CLAI__K_LAYERNORM_WG, &global, &local, 20, CLAI__ARG(out->buf->mem),
+                              CLAI__ARG(x->buf->mem), CLAI__ARG(gm), CLAI__ARG(bm), CLAI__ARG(mm), CLAI__ARG(rm),
+                              CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(xs), CLAI__ARG(os), CLAI__ARG(gs), CLAI__ARG(bs),
+                              CLAI__ARG(go), CLAI__ARG(bo), CLAI__ARG(mo), CLAI__ARG(ro), CLAI__ARG(ceps),
+                              CLAI__ARG(flags), CLAI__ARG(dt), CLAI__ARG(lanes));
+  }
   return clai__launch(ctx, CLAI__K_LAYERNORM, &global, 19, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem),
                       CLAI__ARG(gm), CLAI__ARG(bm), CLAI__ARG(mm), CLAI__ARG(rm), CLAI__IDX(ix), CLAI__ARG(cn),
                       CLAI__ARG(xs), CLAI__ARG(os), CLAI__ARG(gs), CLAI__ARG(bs), CLAI__ARG(go), CLAI__ARG(bo),

@@ -1,7 +1,8 @@
 /* op-reduce.c - reductions along one axis or over everything: sum, mean, max, min, var, argmax, argmin, and
  * clai_sum_to (cl/reduce.cl). The host turns (x, axis) into rows: a clai_index over the dims that remain
  * and the length and stride of the reduced axis. Long rows are cut into chunks reduced in parallel and
- * merged in order by a second kernel, so a reduction over everything still uses every core. */
+ * merged in order by a second kernel, so a reduction over everything still uses every core. With
+ * ctx->rows_wg (CLAI_ROWS, GPUs) the chunks are reduced by groups of work-items instead (launch_wg). */
 #include <limits.h>
 #include <string.h>
 
@@ -29,6 +30,37 @@ static void drop_dim(clai_tensor *v, const clai_tensor *t, int axis) {
   }
 }
 
+/* The work-group variants (ctx->rows_wg; cl/reduce.cl): clai_reduce_rows_wg with a group of lanes per
+ * (chunk, row), or for rows that are neighbours in memory clai_reduce_cols_wg with a block of up to 32
+ * neighbouring rows per work-group, the rest of the group spread along the reduced axis. */
+static clai_status launch_wg(clai_context *ctx, const char *fn, int cols, const clai__index *ix, cl_mem out, cl_mem x,
+                             cl_mem part, cl_long n, cl_long xs, cl_long chunk, cl_int nsplit, cl_int op, cl_int corr,
+                             cl_int xf16, cl_int of16) {
+  const int kernel = cols ? CLAI__K_REDUCE_COLS_WG : CLAI__K_REDUCE_ROWS_WG;
+  size_t local, global;
+  cl_int shape; /* lanes per (chunk, row), or rows per block */
+  clai_status st;
+  if (cols) {
+    if ((st = clai__rows_local(ctx, kernel, &local)) != CLAI_OK) return st;
+    const int64_t w = ix->shape[ix->ndim - 1];
+    size_t cw = 1;
+    while (cw < 32 && cw < local && (int64_t)cw < w) cw *= 2;
+    uint64_t blocks, items;
+    if (!clai__mul_ok((uint64_t)(ix->numel / w), (uint64_t)((w + (int64_t)cw - 1) / (int64_t)cw), &blocks) ||
+        !clai__mul_ok(blocks, (uint64_t)nsplit, &blocks) || !clai__mul_ok(blocks, local, &items) ||
+        items > (uint64_t)SIZE_MAX)
+      return clai__error(ctx, CLAI_E_OVERFLOW, "%s: %lld rows of %lld elements overflow", fn, (long long)ix->numel,
+                         (long long)n);
+    shape = (cl_int)cw;
+    global = (size_t)items;
+  } else if ((st = clai__rows_shape(ctx, kernel, chunk, ix->numel * nsplit, &shape, &local, &global)) != CLAI_OK) {
+    return st;
+  }
+  return clai__launch_local(ctx, kernel, &global, &local, 13, CLAI__ARG(out), CLAI__ARG(x), CLAI__ARG(part),
+                            CLAI__IDX(*ix), CLAI__ARG(n), CLAI__ARG(xs), CLAI__ARG(chunk), CLAI__ARG(nsplit),
+                            CLAI__ARG(op), CLAI__ARG(corr), CLAI__ARG(xf16), CLAI__ARG(of16), CLAI__ARG(shape));
+}
+
 /* Launches the reduction of rows: out_rows and x_rows have the same shape (the rows); each row is n
  * elements of x with stride xs from x_rows' element. */
 static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const clai_tensor *out_rows,
@@ -42,7 +74,8 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
   /* Rows that are neighbours in memory (a strided reduced axis, unit stride across rows): eight rows per
    * work-item as float8 lanes (clai_reduce_cols), with the reduced axis cut into short chunks so that a
    * work-group's loads stay in cache and there are enough work-groups for every core. */
-  const int cols = xs != 1 && ix.ndim >= 1 && ix.stride[1][ix.ndim - 1] == 1 && !xf16 && op < R_ARGMAX;
+  const int cols = xs != 1 && ix.ndim >= 1 && ix.stride[1][ix.ndim - 1] == 1 &&
+                   (ctx->rows_wg || (!xf16 && op < R_ARGMAX)); /* the wg form takes every op and dtype */
   const int64_t cap = cols && ctx->caps.is_cpu ? 64 : chunk_cap(ctx);
   cl_int nsplit = 1;
   cl_long chunk = n > 0 ? n : 1;
@@ -65,6 +98,9 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
     global = (size_t)(nrows / w * ((w + 31) / 32) * nsplit); /* CLAI_COLS rows per work-item */
   }
   const int kernel = cols ? CLAI__K_REDUCE_COLS : CLAI__K_REDUCE_ROWS;
+  if (ctx->rows_wg && nsplit == 1)
+    return launch_wg(ctx, fn, cols, &ix, out_rows->buf->mem, x_rows->buf->mem, x_rows->buf->mem, cn, cxs, chunk,
+                     nsplit, cop, ccorr, xf16, of16);
   if (cols && nsplit == 1)
     return clai__launch(ctx, kernel, &global, 11, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
                         CLAI__ARG(x_rows->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
@@ -78,7 +114,10 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
   int64_t pshape[1] = {(int64_t)cells};
   clai_status st = clai_tensor_init(ctx, &part, CLAI_DTYPE_F32, 1, pshape);
   if (st != CLAI_OK) return st;
-  if (cols)
+  if (ctx->rows_wg)
+    st = launch_wg(ctx, fn, cols, &ix, out_rows->buf->mem, x_rows->buf->mem, part->buf->mem, cn, cxs, chunk, nsplit,
+                   cop, ccorr, xf16, of16);
+  else if (cols)
     st = clai__launch(ctx, kernel, &global, 11, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
                       CLAI__ARG(part->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
                       CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(of16));

@@ -626,3 +626,28 @@ clai_status clai__launch_local(clai_context *ctx, int kernel, const size_t *glob
 }
 
 const char *clai__kernel_name(int kernel) { return kernel_descs[kernel].name; }
+
+clai_status clai__rows_local(clai_context *ctx, int kernel, size_t *local) {
+  clai_status st = clai__kernel_ready(ctx, kernel);
+  if (st != CLAI_OK) return st;
+  size_t L = 1;
+  while (L * 2 <= ctx->klocal[kernel][0] && L * 2 <= 256) L *= 2;
+  *local = L;
+  return CLAI_OK;
+}
+
+clai_status clai__rows_shape(clai_context *ctx, int kernel, int64_t n, int64_t units, cl_int *lanes, size_t *local,
+                             size_t *global) {
+  clai_status st = clai__rows_local(ctx, kernel, local);
+  if (st != CLAI_OK) return st;
+  size_t S = 1;
+  while (S < *local && (int64_t)S < n) S *= 2;
+  const uint64_t per_group = *local / S, groups = ((uint64_t)units + per_group - 1) / per_group;
+  uint64_t items;
+  if (units < 0 || !clai__mul_ok(groups, *local, &items) || items > (uint64_t)SIZE_MAX)
+    return clai__error(ctx, CLAI_E_OVERFLOW, "%s: %lld rows need more work-items than a size_t holds",
+                       kernel_descs[kernel].name, (long long)units);
+  *lanes = (cl_int)S;
+  *global = (size_t)items;
+  return CLAI_OK;
+}

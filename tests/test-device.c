@@ -178,6 +178,28 @@ static void test_override_errors(void **state) {
   assert_int_equal(st, CLAI_E_INVALID_ARG);
   assert_null(ctx);
   assert_non_null(strstr(err, "CLAI_GEMM=\"fastest-please\""));
+  /* So is a CLAI_ROWS that names no row-kernel shape; the message names the variable and the choices. */
+  const char *rows = getenv("CLAI_ROWS");
+  char saved[64] = "";
+  if (rows != NULL) snprintf(saved, sizeof saved, "%s", rows);
+  setenv("CLAI_ROWS", "rows", 1);
+  ctx = (clai_context *)&p;
+  st = clai_context_init_ex(&ctx, NULL, err, sizeof err);
+  assert_int_equal(st, CLAI_E_INVALID_ARG);
+  assert_null(ctx);
+  if (strstr(err, "CLAI_ROWS=\"rows\"") == NULL || strstr(err, "\"wg\" or \"item\"") == NULL)
+    fail_msg("CLAI_ROWS=rows: the message \"%s\" does not name the variable and its values", err);
+  /* both shapes are accepted on any device */
+  for (int i = 0; i < 2; i++) {
+    setenv("CLAI_ROWS", i ? "item" : "wg", 1);
+    st = clai_context_init_ex(&ctx, NULL, err, sizeof err);
+    if (st != CLAI_OK) fail_msg("CLAI_ROWS=%s: %s: %s", i ? "item" : "wg", clai_status_name(st), err);
+    clai_context_free(ctx);
+  }
+  if (rows != NULL)
+    setenv("CLAI_ROWS", saved, 1);
+  else
+    unsetenv("CLAI_ROWS");
   clai_context_free(NULL);
 }
 

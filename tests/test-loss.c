@@ -107,6 +107,31 @@ static void cross_entropy(void **state) {
   xent_case(ctx, CLAI_DTYPE_F32, 2, 40000, 4, 0, 1, 2);
 }
 
+/* The form CLAI_ROWS forces (else the device's choice: on CPUs one work-item per row) is the one that runs
+ * for kernel choice 0, the public function's. */
+static void rows_variant(void **state) {
+  (void)state;
+  clai_context *ctx = clait_profiled_ctx();
+  const int wg = clait_rows_wg(ctx);
+  const char *forced = getenv("CLAI_ROWS");
+  const int64_t N = 37, C = 10, shape[2] = {N, C};
+  clai_tensor *tx = clait_tensor(ctx, CLAI_DTYPE_F32, 2, shape), *tl = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &N),
+              *loss = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
+  CLAIT_OK(ctx, clai_fill(ctx, tx, 0.5f));
+  CLAIT_OK(ctx, clai_fill(ctx, tl, 3.0f));
+  clai_profile_reset(ctx);
+  CLAIT_OK(ctx, clai_loss_cross_entropy(ctx, loss, NULL, tx, tl, IGNORE));
+  check_loss("rows variant", read1(ctx, loss), log(10.0), 1e-6);
+  if (forced != NULL && *forced != '\0') { /* unforced, short rows take one work-item each on any device */
+    clait_expect_kernel(ctx, "clai_xent_rows_wg_f32", wg);
+    clait_expect_kernel(ctx, "clai_xent_rows_f32", !wg);
+  }
+  clai_tensor_free(tx);
+  clai_tensor_free(tl);
+  clai_tensor_free(loss);
+  clai_context_free(ctx);
+}
+
 /* Logits of magnitude 1e4 (and 6e4 in f16) stay finite and exact to float precision. */
 static void large_logits(void **state) {
   clai_context *ctx = CTX(state);
@@ -346,6 +371,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(bad_labels, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(mse, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(deterministic, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(rows_variant, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(bad_arguments, clait_setup, clait_teardown),
   };
   return CLAIT_MAIN("loss", tests, 1);

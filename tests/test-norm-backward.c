@@ -181,6 +181,8 @@ static void test_softmax_shapes(void **state) {
     sm_case(ctx, lg, 2, 33, 129, 0.25f, 1, CLAI_DTYPE_F32, DENSE, DENSE, -1, 0); /* in place */
     sm_case(ctx, lg, 3, 17, 40, 0, 0, CLAI_DTYPE_F32, TRANSPOSED, EXPANDED, SLICED, 0);
     sm_case(ctx, lg, 3, 9, 23, 1.5f, 1, CLAI_DTYPE_F16, SLICED, TRANSPOSED, TRANSPOSED, 0);
+    sm_case(ctx, lg, 4, 75, 7, 0.5f, 1, CLAI_DTYPE_F32, DENSE, DENSE, DENSE, 0); /* many short rows, Lq > Lk */
+    sm_case(ctx, lg, 3, 100, 1, 0, 0, CLAI_DTYPE_F16, DENSE, SLICED, DENSE, 0);
     sm_case(ctx, lg, 1, 2, 100000, 0, 0, CLAI_DTYPE_F32, DENSE, DENSE, DENSE, 0); /* long rows */
     sm_case(ctx, lg, 1, 2, 100000, 0, 0, CLAI_DTYPE_F16, DENSE, SLICED, DENSE, 0);
   }
@@ -364,6 +366,8 @@ static void test_norm_shapes(void **state) {
     norm_case(ctx, rms, 1, 2, 100000, 1, 1, CLAI_DTYPE_F32, DENSE, DENSE, DENSE, 0); /* long rows */
     norm_case(ctx, rms, 1, 2, 100000, 1, 0, CLAI_DTYPE_F16, DENSE, SLICED, DENSE, 0);
     norm_case(ctx, rms, 4, 1000, 3, 1, 1, CLAI_DTYPE_F32, DENSE, DENSE, DENSE, 0); /* many row chunks */
+    norm_case(ctx, rms, 3, 100, 7, 1, 1, CLAI_DTYPE_F16, TRANSPOSED, DENSE, SLICED, 0);
+    norm_case(ctx, rms, 1, 3, 4097, 1, 1, CLAI_DTYPE_F32, DENSE, SLICED, DENSE, 0);
   }
 }
 
@@ -439,6 +443,31 @@ static void test_determinism(void **state) {
   for (size_t i = 0; i < 8; i++) clai_tensor_free(all[i]);
 }
 
+/* The variant CLAI_ROWS forces (else the device's default) is the one that runs. */
+static void test_rows_variant(void **state) {
+  (void)state;
+  clai_context *ctx = clait_profiled_ctx();
+  const int wg = clait_rows_wg(ctx);
+  const int64_t R = 37, N = 129, shape[2] = {R, N};
+  clait_rng rng = {13};
+  double *x = randv(&rng, (size_t)(R * N), -1, 1), *st = randv(&rng, (size_t)R, 0.5, 2);
+  clai_tensor *tx = clait_tensor(ctx, CLAI_DTYPE_F32, 2, shape), *tg = clait_tensor(ctx, CLAI_DTYPE_F32, 2, shape),
+              *tgx = clait_tensor(ctx, CLAI_DTYPE_F32, 2, shape), *tr = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &R);
+  clait_put(ctx, tx, x), clait_put(ctx, tg, x), clait_put(ctx, tr, st);
+  clai_profile_reset(ctx);
+  CLAIT_OK(ctx, clai_softmax_backward(ctx, tgx, tg, tx, NULL));
+  clait_expect_kernel(ctx, "clai_softmax_bwd_wg", wg);
+  clait_expect_kernel(ctx, "clai_softmax_bwd", !wg);
+  clai_profile_reset(ctx);
+  CLAIT_OK(ctx, clai_rmsnorm_backward(ctx, tgx, NULL, tg, tx, NULL, tr));
+  clait_expect_kernel(ctx, "clai_layernorm_bwd_wg", wg);
+  clait_expect_kernel(ctx, "clai_layernorm_bwd", !wg);
+  free(x), free(st);
+  clai_tensor *all[] = {tx, tg, tgx, tr};
+  for (size_t i = 0; i < 4; i++) clai_tensor_free(all[i]);
+  clai_context_free(ctx);
+}
+
 static void test_errors(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t s34[2] = {3, 4}, s35[2] = {3, 5}, s3 = 3, s4 = 4, s5 = 5, s2[2] = {3, 2};
@@ -490,7 +519,7 @@ static void test_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_softmax_fd), T(test_softmax_shapes), T(test_norm_fd), T(test_norm_shapes),
-      T(test_norm_saved), T(test_determinism), T(test_errors),
+      T(test_norm_saved), T(test_determinism), T(test_rows_variant), T(test_errors),
   };
   return CLAIT_MAIN("norm-backward", tests, 1);
 }

@@ -76,7 +76,8 @@ static void test_softmax(void **state) {
     int nd;
     int64_t shape[3];
   } shapes[] = {{2, {1, 1}}, {2, {7, 31}}, {2, {3, 129}}, {2, {4, 1000}}, {3, {2, 3, 7}}, {3, {2, 7, 3}},
-                {2, {5, 8}},  {1, {33}},    {3, {2, 16, 16}}};
+                {2, {5, 8}},  {1, {33}},    {3, {2, 16, 16}}, {2, {300, 7}}, {2, {1, 3999}}, {3, {3, 37, 31}},
+                {2, {600, 1}}};
   float v[4000];
   clait_fill(&r, v, 4000, -8.0f, 8.0f);
   for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
@@ -256,6 +257,18 @@ static void test_norms(void **state) {
       clai_tensor_free(g);
       clai_tensor_free(x);
     }
+  /* many short rows (several per work-group in the wg kernels, the last group part-full) and one long row */
+  static const int64_t many[][2] = {{300, 7}, {37, 129}, {1000, 1}, {1, 4097}};
+  for (size_t si = 0; si < sizeof many / sizeof many[0]; si++) {
+    clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, many[si], v);
+    clai_tensor *g = clait_upload_floats(ctx, CLAI_DTYPE_F16, 1, (int64_t[]){many[si][1]}, v + 1);
+    for (int rms = 0; rms < 2; rms++) {
+      check_norm(ctx, rms, x, NULL, NULL, 1e-5f, CLAI_DTYPE_F32, 1);
+      check_norm(ctx, rms, x, g, NULL, 1e-5f, CLAI_DTYPE_F16, 1);
+    }
+    clai_tensor_free(g);
+    clai_tensor_free(x);
+  }
 }
 
 /* Issue 10, defect 7: rows of an empty last dim have no mean and no spread. Their statistics are NaN (as
@@ -346,6 +359,31 @@ static void test_norm_views(void **state) {
   }
 }
 
+/* ---- the row-kernel variant ------------------------------------------------------------------------ */
+
+/* The variant CLAI_ROWS forces (else the device's default) is the one that runs. */
+static void test_rows_variant(void **state) {
+  (void)state;
+  clai_context *ctx = clait_profiled_ctx();
+  const int wg = clait_rows_wg(ctx);
+  clait_rng r = {12};
+  float v[37 * 129];
+  clait_fill(&r, v, 37 * 129, -3.0f, 3.0f);
+  clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){37, 129}, v);
+  clai_tensor *o = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){37, 129});
+  clai_profile_reset(ctx);
+  CLAIT_OK(ctx, clai_softmax(ctx, o, x, NULL));
+  clait_expect_kernel(ctx, "clai_softmax_wg", wg);
+  clait_expect_kernel(ctx, "clai_softmax", !wg);
+  clai_profile_reset(ctx);
+  CLAIT_OK(ctx, clai_rmsnorm(ctx, o, x, NULL, 1e-5f, NULL));
+  clait_expect_kernel(ctx, "clai_layernorm_wg", wg);
+  clait_expect_kernel(ctx, "clai_layernorm", !wg);
+  clai_tensor_free(o);
+  clai_tensor_free(x);
+  clai_context_free(ctx);
+}
+
 /* ---- errors ------------------------------------------------------------------------------------------ */
 
 static void test_errors(void **state) {
@@ -398,7 +436,7 @@ static void test_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_softmax), T(test_softmax_extremes), T(test_softmax_views), T(test_norms),
-      T(test_norm_offset), T(test_norm_views), T(test_errors), T(test_norm_empty_rows),
+      T(test_norm_offset), T(test_norm_views), T(test_rows_variant), T(test_errors), T(test_norm_empty_rows),
   };
   return CLAIT_MAIN("norm", tests, 1);
 }

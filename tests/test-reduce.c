@@ -257,6 +257,56 @@ static void test_nan(void **state) {
   clai_tensor_free(x);
 }
 
+/* Row lengths and row counts around the work-group variants' shapes: [R, n] reduced over the last axis
+ * (several rows per work-group, the last group part-full) and over the first (blocks of neighbouring
+ * rows, narrower than a block or not a multiple of it), f32 and f16, every op. */
+static void test_row_shapes(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {17};
+  static const int64_t lens[] = {1, 7, 31, 129, 1000, 4097};
+  static const int64_t counts[] = {1, 3, 37};
+  float *v = malloc(37 * 4097 * sizeof *v);
+  assert_non_null(v);
+  random_values(&r, v, 37 * 4097, -2.0f, 2.0f);
+  for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+    for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++)
+      for (int d = 0; d < 2; d++) {
+        clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+        clai_tensor *x = clait_upload_floats(ctx, dt, 2, (int64_t[]){counts[ci], lens[li]}, v);
+        for (int op = 0; op < OP_COUNT; op++) {
+          check_reduce(ctx, op, x, 1, 0, CLAI_DTYPE_F32, 2e-6);
+          check_reduce(ctx, op, x, 0, 0, CLAI_DTYPE_F32, 2e-6);
+        }
+        clai_tensor_free(x);
+      }
+  free(v);
+}
+
+/* The variant CLAI_ROWS forces (else the device's default) is the one that runs. */
+static void test_rows_variant(void **state) {
+  (void)state;
+  clai_context *ctx = clait_profiled_ctx();
+  const int wg = clait_rows_wg(ctx);
+  clait_rng r = {18};
+  float v[37 * 129];
+  random_values(&r, v, 37 * 129, -1.0f, 1.0f);
+  clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){37, 129}, v);
+  clai_tensor *o37 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){37});
+  clai_tensor *o129 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){129});
+  clai_profile_reset(ctx);
+  CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_SUM, o37, x, 1, 0));
+  clait_expect_kernel(ctx, "clai_reduce_rows_wg", wg);
+  clait_expect_kernel(ctx, "clai_reduce_rows", !wg);
+  clai_profile_reset(ctx);
+  CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_SUM, o129, x, 0, 0)); /* a bias gradient: sum-cols */
+  clait_expect_kernel(ctx, "clai_reduce_cols_wg", wg);
+  clait_expect_kernel(ctx, "clai_reduce_cols", !wg);
+  clai_tensor_free(o129);
+  clai_tensor_free(o37);
+  clai_tensor_free(x);
+  clai_context_free(ctx);
+}
+
 static void test_sum_to(void **state) {
   clai_context *ctx = CTX(state);
   clait_rng r = {5};
@@ -360,7 +410,7 @@ static void test_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_every_axis), T(test_views), T(test_short_rows), T(test_long_rows),
-      T(test_nan),        T(test_sum_to), T(test_errors),
+      T(test_nan),        T(test_row_shapes), T(test_rows_variant), T(test_sum_to), T(test_errors),
   };
   return CLAIT_MAIN("reduce", tests, 1);
 }

@@ -48,6 +48,46 @@ static inline clai_context *clait_ctx(void) {
   return ctx;
 }
 
+/* ---- row-kernel variants (CLAI_ROWS; tests/rows-wg-*.sh run the row-op tests with CLAI_ROWS=wg) ----------
+ * clait_rows_wg(): 1 when ctx's row ops should run their work-group-per-row kernels: CLAI_ROWS=wg, or
+ * CLAI_ROWS unset on a device that is not a CPU. clait_profiled_ctx(): a context like clait_ctx() with
+ * kernel profiling on. clait_expect_kernel(): asserts that kernel `name` ran (ran = 1) or did not (0) in a
+ * profiled context since its last clai_profile_reset(). */
+static inline int clait_rows_wg(clai_context *ctx) {
+  const char *v = getenv("CLAI_ROWS");
+  if (v != NULL && *v != '\0') return strcmp(v, "wg") == 0;
+  clai_device_info info;
+  if (clai_context_device_info(ctx, -1, &info) != CLAI_OK) fail_msg("clai_context_device_info: %s", clai_errmsg(ctx));
+  return info.type != CLAI_DEVICE_CPU;
+}
+
+static inline clai_context *clait_profiled_ctx(void) {
+  char err[4096];
+  clai_context *ctx = NULL;
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  p.profile = 1;
+  clai_status st = clai_context_init_ex(&ctx, &p, err, sizeof err);
+  if (st != CLAI_OK) fail_msg("clai_context_init (profiling on): %s: %s", clai_status_name(st), err);
+  return ctx;
+}
+
+static inline void clait_expect_kernel(clai_context *ctx, const char *name, int ran) {
+  clai_kernel_profile kp[64];
+  int n = clai_profile_get(ctx, kp, 64), found = 0;
+  if (n < 0) fail_msg("clai_profile_get: %s", clai_errmsg(ctx));
+  char list[1024] = "";
+  size_t len = 0;
+  for (int i = 0; i < n && i < 64; i++) {
+    if (strcmp(kp[i].kernel, name) == 0) found = 1;
+    if (len < sizeof list) len += (size_t)snprintf(list + len, sizeof list - len, " %s", kp[i].kernel);
+  }
+  const char *rows = getenv("CLAI_ROWS");
+  if (found != ran)
+    fail_msg("CLAI_ROWS=%s: kernel %s %s, but the kernels that ran were:%s", rows != NULL ? rows : "(unset)", name,
+             ran ? "did not run" : "ran", list);
+}
+
 /* cmocka setup/teardown that keep one context in *state for a whole group. */
 static inline int clait_setup(void **state) {
   *state = clait_ctx();
