@@ -87,6 +87,12 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
   clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof drv, drv, NULL);
   pname[sizeof pname - 1] = drv[sizeof drv - 1] = '\0';
   caps->local_mem_reported_x2 = strcmp(pname, "rusticl") == 0 && strncmp(drv, "22.", 3) == 0;
+  /* llvmpipe (gallivm) ends any loop after 65535 iterations, silently: a kernel that loops longer computes
+   * garbage there (measured with rusticl 22.3: a sum of 100000 ones in one loop is 65535). */
+  char dname[128] = "";
+  clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof dname, dname, NULL);
+  dname[sizeof dname - 1] = '\0';
+  caps->loop_limit = clai__contains_ci(dname, "llvmpipe") ? 65535 : 0;
 }
 
 static void fill_info(cl_platform_id p, cl_device_id d, clai_device_info *info) {

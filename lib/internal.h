@@ -200,6 +200,7 @@ typedef struct clai__devcaps {
   uint64_t global_mem;  /* CL_DEVICE_GLOBAL_MEM_SIZE */
   uint32_t mem_align;   /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes */
   int local_mem_reported_x2; /* the driver reports twice a kernel's local memory (rusticl 22.x; device.c) */
+  int64_t loop_limit;   /* most iterations a kernel loop runs (llvmpipe: 65535, then it stops); 0: none */
 } clai__devcaps;
 
 /* The matmul kernel families (op-matmul.c). Each handles every dtype, stride, transpose and batch of
@@ -477,6 +478,12 @@ clai_status clai__clblast_gemm(clai_context *ctx, clai_tensor *c, const clai_ten
                                int64_t scn, const clai__index *ix, float alpha, float beta);
 
 /* ---- op helpers shared by the op files ----------------------------------------------------------------- */
+/* Whether a row op over rows of n elements takes the work-group-per-row kernels: ctx->rows_wg (CLAI_ROWS, or
+ * a GPU), and whatever CLAI_ROWS says for rows longer than the device's loop limit, which a per-item
+ * kernel's walk along the row would pass (a work-group splits the row among its lanes). */
+static inline int clai__rows_wg_for(const clai_context *ctx, int64_t n) {
+  return ctx->rows_wg || (ctx->caps.loop_limit > 0 && n > ctx->caps.loop_limit);
+}
 /* Checks a per-row statistic of a norm (mean / rstd): f32, contiguous, x's shape without the last dim (or
  * with it as 1), not overlapping `avoid` (may be NULL). op-norm.c; used by the backward too. */
 clai_status clai__norm_check_stat(clai_context *ctx, const char *fn, const char *what, const clai_tensor *t,

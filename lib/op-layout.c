@@ -127,7 +127,7 @@ clai_status clai_gather_rows(clai_context *ctx, clai_tensor *out, const clai_ten
   if (ix.numel == 0) { /* zero columns: no kernel to check the index, so the host does (a rare shape) */
     int32_t *v = malloc((size_t)nidx * sizeof *v);
     if (v == NULL) return clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "%s: out of host memory", fn);
-    st = clai_tensor_read(index, v, (size_t)nidx * sizeof *v);
+    st = clai_tensor_read((clai_tensor *)index, v, /* reads only */ (size_t)nidx * sizeof *v);
     int64_t bad = -1;
     for (int64_t i = 0; st == CLAI_OK && i < nidx && bad < 0; i++)
       if (v[i] < 0 || v[i] >= table->shape[0]) bad = i;

@@ -119,6 +119,7 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
     /* CLAI_ROWS=wg / item forces the form; else by device and row length */
     int wg = kernel_choice == 2 ||
              (kernel_choice == 0 && (ctx->rows_forced ? ctx->rows_wg : ctx->rows_wg && C >= XENT_WG_MIN_C));
+    if (kernel_choice == 0 && clai__rows_wg_for(ctx, C)) wg = 1; /* rows past the device's loop limit */
     if (ctx->klocal[CLAI__K_XENT_ROWS_WG_F32][0] > 256) wg = 0; /* the kernel's local arrays hold 256 */
     if (wg) {
       k = logits->dtype == CLAI_DTYPE_F32 ? CLAI__K_XENT_ROWS_WG_F32 : CLAI__K_XENT_ROWS_WG_F16;

@@ -88,7 +88,7 @@ static clai_status softmax_bwd(clai_context *ctx, const char *fn, int flags, cla
                                 (y->dtype == CLAI_DTYPE_F16 ? 4 : 0);
   if (n == 0 || lq == 0 || ix.numel == 0) return CLAI_OK;
   size_t global = (size_t)ix.numel;
-  if (ctx->rows_wg) {
+  if (clai__rows_wg_for(ctx, n)) {
     size_t local;
     cl_int lanes;
     s = clai__rows_shape(ctx, CLAI__K_SOFTMAX_BWD_WG, n, ix.numel, &lanes, &local, &global);
@@ -200,7 +200,7 @@ static clai_status norm_bwd(clai_context *ctx, const char *fn, int rms, clai_ten
   if (n == 0 || rows == 0) return CLAI_OK;
   const cl_int flags = (rms ? LNB_RMS : 0) | (gamma ? LNB_GAMMA : 0);
   size_t global = (size_t)rows;
-  if (ctx->rows_wg) {
+  if (clai__rows_wg_for(ctx, n)) {
     size_t local;
     cl_int lanes;
     s = clai__rows_shape(ctx, CLAI__K_LAYERNORM_BWD_WG, n, rows, &lanes, &local, &global);

@@ -72,7 +72,7 @@ static clai_status softmax(clai_context *ctx, const char *fn, int flags, clai_te
   const cl_int cf = flags, xf16 = x->dtype == CLAI_DTYPE_F16, of16 = out->dtype == CLAI_DTYPE_F16;
   if (n == 0 || lq == 0) return CLAI_OK;
   size_t global = (size_t)ix.numel;
-  if (ctx->rows_wg && ix.numel > 0) {
+  if (clai__rows_wg_for(ctx, n) && ix.numel > 0) {
     size_t local;
     cl_int lanes;
     s = clai__rows_shape(ctx, CLAI__K_SOFTMAX_WG, n, ix.numel, &lanes, &local, &global);
@@ -172,7 +172,7 @@ static clai_status norm(clai_context *ctx, const char *fn, int rms, clai_tensor 
   cl_mem gm = gamma ? gamma->buf->mem : x->buf->mem, bm = beta ? beta->buf->mem : x->buf->mem;
   cl_mem mm = mean_out ? mean_out->buf->mem : x->buf->mem, rm = rstd_out ? rstd_out->buf->mem : x->buf->mem;
   size_t global = (size_t)ix.numel;
-  if (ctx->rows_wg) {
+  if (clai__rows_wg_for(ctx, n)) {
     size_t local;
     cl_int lanes;
     s = clai__rows_shape(ctx, CLAI__K_LAYERNORM_WG, n, ix.numel, &lanes, &local, &global);
