@@ -451,6 +451,17 @@ clai_status clai__rows_shape(clai_context *ctx, int kernel, int64_t n, int64_t u
 /* The name of a kernel (CLAI__K_*), as in its .cl source. */
 const char *clai__kernel_name(int kernel);
 
+/* Check mode (program.c): a kernel's declared arguments (clGetKernelArgInfo; the program was built with
+ * -cl-kernel-arg-info) against a signature as in CLAI__KERNELS. On success *out (malloc'd) holds one entry per
+ * argument and *n their count; a mismatch is CLAI_E_BUILD naming the kernel, the argument and both types. */
+typedef struct clai__karg {
+  size_t size;   /* bytes clSetKernelArg must get: sizeof(cl_mem) for a buffer */
+  int pointer;   /* a __global or __constant pointer */
+  char type[40]; /* the declared type, for messages, e.g. "float*", "long8" */
+} clai__karg;
+clai_status clai__kernel_args_check(clai_context *ctx, cl_kernel kern, const char *name, const char *sig,
+                                    clai__karg **out, int *n);
+
 /* ---- kernel profiling (profile.c) ---------------------------------------------------------------------
  * clai__profile_event() returns where clEnqueueNDRangeKernel should put its event (NULL when profiling is
  * off); clai__profile_launched() then takes the event over. clai__profile_flush() resolves every pending

@@ -67,81 +67,81 @@ void clai__index_pack(const clai__index *ix, cl_long8 out[5]) {
  * declared arguments when the kernel is created (clGetKernelArgInfo, OpenCL 1.2 section 5.7.3), and each
  * clSetKernelArg with the declared size (a buffer's handle cannot be told from a long of the same size by
  * any portable query, so a buffer is checked by size only). */
-typedef struct clai__karg {
-  size_t size;      /* bytes clSetKernelArg must get: sizeof(cl_mem) for a buffer */
-  int pointer;      /* a __global or __constant pointer */
-  char type[40];    /* the declared type, for messages, e.g. "float*", "long8" */
-} clai__karg;
-
 /* The size of a declared scalar or vector type name ("int", "long8", "half"), 0 if it is neither. */
 static size_t type_size(const char *t) {
-  static const struct { const char *name; size_t size; } base[] = {
-      {"char", 1}, {"uchar", 1}, {"short", 2}, {"ushort", 2}, {"half", 2}, {"int", 4},
-      {"uint", 4}, {"float", 4}, {"long", 8},  {"ulong", 8},  {"double", 8}};
-  for (size_t b = 0; b < sizeof base / sizeof base[0]; b++) {
-    size_t n = strlen(base[b].name);
-    if (strncmp(t, base[b].name, n) != 0) continue;
-    const char *rest = t + n;
-    if (*rest == '\0') return base[b].size;
-    int width = atoi(rest);
-    if (strcmp(rest, "2") != 0 && strcmp(rest, "3") != 0 && strcmp(rest, "4") != 0 && strcmp(rest, "8") != 0 &&
-        strcmp(rest, "16") != 0)
-      continue;
-    return base[b].size * (size_t)(width == 3 ? 4 : width); /* a 3-vector is stored as a 4-vector (6.1.5) */
+  static const struct {
+    const char *name;
+    size_t size;
+  } base[] = {{"char", 1}, {"uchar", 1}, {"short", 2}, {"ushort", 2}, {"half", 2},  {"int", 4},
+              {"uint", 4}, {"float", 4}, {"long", 8},  {"ulong", 8},  {"double", 8}};
+  static const struct {
+    const char *suffix;
+    size_t lanes; /* a 3-vector is stored as a 4-vector (OpenCL 1.2 section 6.1.5) */
+  } width[] = {{"", 1}, {"2", 2}, {"3", 4}, {"4", 4}, {"8", 8}, {"16", 16}};
+  for (size_t i = 0; i < sizeof base / sizeof base[0]; i++) {
+    const size_t n = strlen(base[i].name);
+    if (strncmp(t, base[i].name, n) != 0) continue;
+    for (size_t w = 0; w < sizeof width / sizeof width[0]; w++)
+      if (strcmp(t + n, width[w].suffix) == 0) return base[i].size * width[w].lanes;
   }
   return 0;
 }
 
-/* Reads the declared arguments of kernel k and compares them with its signature. */
-static clai_status check_signature(clai_context *ctx, int k) {
-  const kernel_desc *kd = &kernel_descs[k];
-  cl_kernel kern = ctx->kernels[k];
+clai_status clai__kernel_args_check(clai_context *ctx, cl_kernel kern, const char *name, const char *sig,
+                                    clai__karg **out, int *nout) {
+  *out = NULL;
+  *nout = 0;
   cl_uint n = 0;
   cl_int err = clGetKernelInfo(kern, CL_KERNEL_NUM_ARGS, sizeof n, &n, NULL);
-  if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clGetKernelInfo(CL_KERNEL_NUM_ARGS) failed", kd->name);
+  if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clGetKernelInfo(CL_KERNEL_NUM_ARGS) failed", name);
   clai__karg *args = calloc(n > 0 ? n : 1, sizeof *args);
   if (args == NULL) return clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "out of host memory");
-  ctx->kargs[k] = args;
-  ctx->knargs[k] = (int)n;
+  clai_status st = CLAI_OK;
   cl_uint a = 0;
-  for (const char *c = kd->sig; *c != '\0'; c++) {
+  for (const char *c = sig; *c != '\0' && st == CLAI_OK; c++) {
     const int reps = *c == 'x' ? 5 : 1; /* a clai__index is five long8 */
-    for (int r = 0; r < reps; r++, a++) {
-      const char *want = *c == 'b' ? "a __global pointer" : *c == 'i' ? "int" : *c == 'l' ? "long" : *c == 'f' ? "float"
-                         : *c == 'v' || *c == 'x' ? "long8" : "?";
-      if (a >= n)
-        return clai__error(ctx, CLAI_E_BUILD, "%s: its signature \"%s\" has more arguments than the kernel's %u",
-                           kd->name, kd->sig, (unsigned)n);
+    for (int r = 0; r < reps && st == CLAI_OK; r++, a++) {
+      const char *want = *c == 'b'   ? "a __global pointer"
+                         : *c == 'i' ? "int"
+                         : *c == 'l' ? "long"
+                         : *c == 'f' ? "float"
+                         : *c == 'v' || *c == 'x' ? "long8"
+                                                  : "?";
+      if (a >= n) {
+        st = clai__error(ctx, CLAI_E_BUILD, "%s: its signature \"%s\" has more arguments than the kernel's %u", name,
+                         sig, (unsigned)n);
+        break;
+      }
       cl_kernel_arg_address_qualifier aq = 0;
       char type[64] = "";
       err = clGetKernelArgInfo(kern, a, CL_KERNEL_ARG_ADDRESS_QUALIFIER, sizeof aq, &aq, NULL);
       if (err == CL_SUCCESS) err = clGetKernelArgInfo(kern, a, CL_KERNEL_ARG_TYPE_NAME, sizeof type, type, NULL);
-      if (err != CL_SUCCESS)
-        return clai__cl_error(ctx, err, "%s: clGetKernelArgInfo(argument %u) failed (built without "
-                              "-cl-kernel-arg-info?)", kd->name, (unsigned)a);
+      if (err != CL_SUCCESS) {
+        st = clai__cl_error(ctx, err, "%s: clGetKernelArgInfo(argument %u) failed (built without -cl-kernel-arg-info?)",
+                            name, (unsigned)a);
+        break;
+      }
       type[sizeof type - 1] = '\0';
       clai__karg *g = &args[a];
       snprintf(g->type, sizeof g->type, "%s", type);
       g->pointer = strchr(type, '*') != NULL;
       g->size = g->pointer ? sizeof(cl_mem) : type_size(type);
-      int ok;
-      if (*c == 'b')
-        ok = g->pointer && (aq == CL_KERNEL_ARG_ADDRESS_GLOBAL || aq == CL_KERNEL_ARG_ADDRESS_CONSTANT);
-      else
-        ok = !g->pointer && aq == CL_KERNEL_ARG_ADDRESS_PRIVATE && strcmp(type, want) == 0;
+      const int ok = *c == 'b' ? g->pointer && (aq == CL_KERNEL_ARG_ADDRESS_GLOBAL || aq == CL_KERNEL_ARG_ADDRESS_CONSTANT)
+                               : !g->pointer && aq == CL_KERNEL_ARG_ADDRESS_PRIVATE && strcmp(type, want) == 0;
       if (!ok)
-        return clai__error(ctx, CLAI_E_BUILD,
-                           "%s: argument %u is declared %s%s but the host passes %s (signature \"%s\", letter %d)",
-                           kd->name, (unsigned)a, type, aq == CL_KERNEL_ARG_ADDRESS_LOCAL ? " (__local)" : "", want,
-                           kd->sig, (int)(c - kd->sig));
-      if (g->size == 0)
-        return clai__error(ctx, CLAI_E_BUILD, "%s: argument %u has type %s, which has no portable size", kd->name,
-                           (unsigned)a, type);
+        st = clai__error(ctx, CLAI_E_BUILD, "%s: argument %u is declared %s%s but the host passes %s (signature \"%s\")",
+                         name, (unsigned)a, type, aq == CL_KERNEL_ARG_ADDRESS_LOCAL ? " (__local)" : "", want, sig);
     }
   }
-  if (a != n)
-    return clai__error(ctx, CLAI_E_BUILD, "%s: the kernel has %u arguments, its signature \"%s\" names %u", kd->name,
-                       (unsigned)n, kd->sig, (unsigned)a);
+  if (st == CLAI_OK && a != n)
+    st = clai__error(ctx, CLAI_E_BUILD, "%s: the kernel has %u arguments, its signature \"%s\" names %u", name,
+                     (unsigned)n, sig, (unsigned)a);
+  if (st != CLAI_OK) {
+    free(args);
+    return st;
+  }
+  *out = args;
+  *nout = (int)n;
   return CLAI_OK;
 }
 
@@ -271,7 +271,7 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     ctx->kernels[k] = clCreateKernel(ctx->programs[prog], kd->name, &err);
     if (ctx->kernels[k] == NULL) return clai__cl_error(ctx, err, "clCreateKernel(%s) failed", kd->name);
     if (ctx->check_args) {
-      clai_status st = check_signature(ctx, k);
+      clai_status st = clai__kernel_args_check(ctx, ctx->kernels[k], kd->name, kd->sig, &ctx->kargs[k], &ctx->knargs[k]);
       if (st != CLAI_OK) return st;
     }
     size_t *l = ctx->klocal[k];

@@ -94,6 +94,62 @@ static void test_wrong_launches(void **state) {
   clai_context_free(ctx);
 }
 
+/* The declaration check itself, on a kernel of this test's own: every kind of mismatch is refused with the
+ * kernel, the argument and both types named. */
+static void test_declaration_check(void **state) {
+  (void)state;
+  clai_context *ctx = check_ctx(0);
+  const char *src = "__kernel void probe(__global float *a, const int b, const long8 c, const long d,\n"
+                    "                    __local float *e, const uint f, const float3 g) { a[0] = b; }\n";
+  cl_program prog = NULL;
+  CLAIT_OK(ctx, clai__program_build(ctx, src, "-cl-std=CL1.2 -cl-kernel-arg-info", "probe", &prog));
+  cl_int err;
+  cl_kernel kern = clCreateKernel(prog, "probe", &err);
+  assert_non_null(kern);
+  clai__karg *args = NULL;
+  int n = -1;
+  static const struct {
+    const char *sig, *needle;
+  } bad[] = {
+      {"bivl", "probe: the kernel has 7 arguments, its signature \"bivl\" names 4"},
+      {"iivl", "probe: argument 0 is declared float* but the host passes int"},
+      {"bvvl", "probe: argument 1 is declared int but the host passes long8"},
+      {"bixl", "probe: argument 3 is declared long but the host passes long8"}, /* x is five long8 from 2 */
+      {"bivf", "probe: argument 3 is declared long but the host passes float"},
+      {"bivlb", "probe: argument 4 is declared float* (__local) but the host passes a __global pointer"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    clai_status st = clai__kernel_args_check(ctx, kern, "probe", bad[i].sig, &args, &n);
+    if (st != CLAI_E_BUILD || strstr(clai_errmsg(ctx), bad[i].needle) == NULL)
+      fail_msg("signature %s: %s \"%s\", expected CLAI_E_BUILD \"%s\"", bad[i].sig, clai_status_name(st),
+               clai_errmsg(ctx), bad[i].needle);
+    assert_null(args);
+  }
+  clReleaseKernel(kern);
+  clReleaseProgram(prog);
+  /* the sizes it derives from the declarations, for a kernel the signature matches */
+  const char *src2 = "__kernel void fine(__global float *a, const int b, const long8 c, const long d, const float e,\n"
+                     "                   const long8 i0, const long8 i1, const long8 i2, const long8 i3,\n"
+                     "                   const long8 i4) { a[0] = b; }\n";
+  CLAIT_OK(ctx, clai__program_build(ctx, src2, "-cl-std=CL1.2 -cl-kernel-arg-info", "fine", &prog));
+  kern = clCreateKernel(prog, "fine", &err);
+  assert_non_null(kern);
+  CLAIT_FAILS(ctx, CLAI_E_BUILD, "fine: its signature \"bivlfxi\" has more arguments than the kernel's 10",
+              clai__kernel_args_check(ctx, kern, "fine", "bivlfxi", &args, &n));
+  assert_null(args);
+  CLAIT_OK(ctx, clai__kernel_args_check(ctx, kern, "fine", "bivlfx", &args, &n));
+  assert_int_equal(n, 10);
+  const size_t sizes[10] = {sizeof(cl_mem), 4, 64, 8, 4, 64, 64, 64, 64, 64};
+  for (int i = 0; i < 10; i++) assert_int_equal(args[i].size, sizes[i]);
+  assert_true(args[0].pointer);
+  assert_string_equal(args[2].type, "long8");
+  free(args);
+  clReleaseKernel(kern);
+  clReleaseProgram(prog);
+  expect_fill_works(ctx);
+  clai_context_free(ctx);
+}
+
 /* The layout of the five long8 (cl/common.cl): offsets, ndim, numel; shape and strides right-aligned. */
 static void test_index_pack(void **state) {
   (void)state;
@@ -135,6 +191,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_index_pack),
       cmocka_unit_test(test_wrong_launches),
+      cmocka_unit_test(test_declaration_check),
       cmocka_unit_test(test_every_kernel_table),
   };
   return clait_main("args", tests, sizeof tests / sizeof tests[0], 1);
