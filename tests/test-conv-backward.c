@@ -224,11 +224,9 @@ static void test_conv_bwd_chunks(void **state) {
   const conv_case c[3] = {{3, 64, 48, 48, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
                           {5, 16, 24, 24, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
                           {20, 16, 12, 12, 32, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1}};
-  clai_device_info di;
-  CLAIT_OK(CTX(state), clai_context_device_info(CTX(state), -1, &di));
-  if (clait_small() && di.type != CLAI_DEVICE_CPU) {
-    print_message("# test_conv_bwd_chunks: chunks on a GPU need over 16 MiB of columns per image, more than "
-                  "small mode computes\n");
+  if (clait_small()) { /* 9 to 88 million multiply-adds per GEMM: minutes on Oclgrind */
+    print_message("# test_conv_bwd_chunks: batches the GEMM routes split into chunks (4.6 MB of columns and more) "
+                  "need more work than small mode does; not run\n");
     return;
   }
   for (int i = 0; i < 3; i++) run_case(CTX(state), &c[i], CLAI_DTYPE_F32, CLAIT_DENSE, 600 + (uint64_t)i, 0);
