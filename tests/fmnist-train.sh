@@ -18,6 +18,13 @@ if [ ! -r "$data/train-images-idx3-ubyte.gz" ] || [ ! -r "$data/t10k-labels-idx1
   echo "1..0 # SKIP the data set is not installed (apt-get install dataset-fashion-mnist)"
   exit 0
 fi
+# Small mode (CLAI_TEST_SIZE=small, slow devices: one training step takes ~15 s under Oclgrind): the smoke test
+# is 2 epochs of one step (64 samples) tested on 100 images, where the loss falls and the accuracy beats
+# chance; the resume tests take 16 samples, one step per epoch, tested on 20 images; the CNN is not run.
+small=0 smoke="--train-limit 3000 --epochs 3" sub="--train-limit 1000"
+if [ "${CLAI_TEST_SIZE:-}" = small ]; then
+  small=1 smoke="--train-limit 64 --test-limit 100 --epochs 2" sub="--train-limit 16 --batch 16 --test-limit 20"
+fi
 dir=$(mktemp -d "${CLAI_TEST_TMP:-${TMPDIR:-/tmp}}/tmp-fmnist-train.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
 echo "1..6"
@@ -32,22 +39,27 @@ field() { # FILE EPOCH KEY: the value of KEY in the JSON record of EPOCH
 # 1. Smoke: 3 epochs on 3000 samples; the mean loss falls every epoch, starts near ln 10 and ends well
 #    below it, and the accuracy on the 10000 test images beats chance by far.
 ok=0
-if "$prog" --data "$data" --train-limit 3000 --epochs 3 --json >"$dir/smoke.json" 2>"$dir/smoke.err"; then
+if "$prog" --data "$data" $smoke --json >"$dir/smoke.json" 2>"$dir/smoke.err"; then
   l1=$(field "$dir/smoke.json" 1 loss) l2=$(field "$dir/smoke.json" 2 loss) l3=$(field "$dir/smoke.json" 3 loss)
   acc=$(field "$dir/smoke.json" 3 test_acc)
+  [ "$small" -eq 1 ] && acc=$(field "$dir/smoke.json" 2 test_acc)
   echo "# losses $l1 $l2 $l3, test accuracy $acc"
-  awk -v a="$l1" -v b="$l2" -v c="$l3" -v acc="$acc" \
-    'BEGIN { exit !(a < 2.4 && b < a && c < b && c < 1.0 && acc > 0.6) }' && ok=1
+  if [ "$small" -eq 1 ]; then
+    awk -v a="$l1" -v b="$l2" -v acc="$acc" 'BEGIN { exit !(a < 2.4 && b < a && acc > 0.15) }' && ok=1
+  else
+    awk -v a="$l1" -v b="$l2" -v c="$l3" -v acc="$acc" \
+      'BEGIN { exit !(a < 2.4 && b < a && c < b && c < 1.0 && acc > 0.6) }' && ok=1
+  fi
 fi
 [ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/smoke.err" "$dir/smoke.json"
 report 1 "training on 3000 samples: the loss falls, the accuracy rises" "$ok"
 
 # 2. Resume equivalence (an odd subset, so the last batch is short).
 ok=0
-if "$prog" --data "$data" --train-limit 1000 --epochs 2 --checkpoint "$dir/a.ckpt" --json >"$dir/a.json" \
+if "$prog" --data "$data" $sub --epochs 2 --checkpoint "$dir/a.ckpt" --json >"$dir/a.json" \
      2>"$dir/a.err" &&
-   "$prog" --data "$data" --train-limit 1000 --epochs 1 --checkpoint "$dir/b.ckpt" >"$dir/b1.out" 2>&1 &&
-   "$tool" train --data "$data" --train-limit 1000 --epochs 2 --checkpoint "$dir/b.ckpt" --resume --json \
+   "$prog" --data "$data" $sub --epochs 1 --checkpoint "$dir/b.ckpt" >"$dir/b1.out" 2>&1 &&
+   "$tool" train --data "$data" $sub --epochs 2 --checkpoint "$dir/b.ckpt" --resume --json \
      >"$dir/b.json" 2>"$dir/b.err"; then
   la=$(field "$dir/a.json" 2 loss) lb=$(field "$dir/b.json" 2 loss)
   echo "# epoch 2 loss straight $la, resumed $lb"
@@ -58,7 +70,7 @@ report 2 "2 epochs straight == 1 epoch + resume + 1 epoch (checkpoint bytes and 
 
 # 3. The checkpoint of a finished run: --resume with as many epochs does nothing and succeeds.
 ok=0
-"$prog" --data "$data" --train-limit 1000 --epochs 2 --checkpoint "$dir/a.ckpt" --resume >"$dir/c.out" 2>&1 &&
+"$prog" --data "$data" $sub --epochs 2 --checkpoint "$dir/a.ckpt" --resume >"$dir/c.out" 2>&1 &&
   grep -q "nothing to do" "$dir/c.out" && ok=1
 [ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/c.out"
 report 3 "resuming a finished run does nothing" "$ok"
@@ -67,11 +79,18 @@ report 3 "resuming a finished run does nothing" "$ok"
 ok=0
 size=$(wc -c <"$dir/a.ckpt")
 { head -c $((size / 2)) "$dir/a.ckpt"; printf 'X'; tail -c $((size - size / 2 - 1)) "$dir/a.ckpt"; } >"$dir/d.ckpt"
-"$prog" --data "$data" --train-limit 1000 --epochs 3 --checkpoint "$dir/d.ckpt" --resume >"$dir/d.out" 2>"$dir/d.err"
+"$prog" --data "$data" $sub --epochs 3 --checkpoint "$dir/d.ckpt" --resume >"$dir/d.out" 2>"$dir/d.err"
 st=$?
 [ "$st" -eq 1 ] && grep -q "checksum mismatch" "$dir/d.err" && ok=1
 [ "$ok" -eq 1 ] || { echo "# exit $st"; sed 's/^/# /' "$dir/d.err"; }
 report 4 "a damaged checkpoint is refused" "$ok"
+
+if [ "$small" -eq 1 ]; then # its kernels are checked by test-conv, test-conv-backward and test-pool2d
+  echo "ok 5 - cnn: training # SKIP small mode: a step of the CNN (3.3 million parameters) needs a faster device"
+  echo "ok 6 - cnn: resume # SKIP small mode: a step of the CNN (3.3 million parameters) needs a faster device"
+  [ "$fails" -eq 0 ]
+  exit
+fi
 
 # 5. The CNN: 2 epochs on 600 samples (5 steps each, the last one short), tested on 1000 images; the mean
 #    loss starts near ln 10 and falls, the accuracy beats chance by far.

@@ -375,7 +375,14 @@ static void test_build_error_log(void **state) {
   const char *m = clai_errmsg(ctx);
   assert_non_null(strstr(m, "building cl/broken.cl failed"));
   assert_non_null(strstr(m, "undefined_thing"));
-  assert_non_null(strstr(m, "broken.cl:2")); /* the file and line of the error */
+  if (clait_oclgrind(ctx) && strstr(m, "broken.cl:2") == NULL) {
+    /* Oclgrind 21.10's compiler ignores #line: its log names "input.cl" and the physical line (3). */
+    printf("# test_build_error_log: the file and line check needs a compiler that honours #line; "
+           "Oclgrind's log names input.cl:3\n");
+    assert_non_null(strstr(m, "input.cl:3"));
+  } else {
+    assert_non_null(strstr(m, "broken.cl:2")); /* the file and line of the error */
+  }
   /* The embedded sources carry the same markers: a program's source starts with cl/common.cl's. */
   char *src = clai__program_source(0);
   assert_non_null(src);

@@ -295,7 +295,7 @@ static void test_binary_multidim(void **state) {
 static void test_binary_broadcast(void **state) {
   clai_context *ctx = CTX(state);
   clait_rng r = {0xfeedfacecafebeefULL};
-  static const struct {
+  const struct {
     int nda, ndb, ndo;
     int64_t a[4], b[4], o[4];
   } cases[] = {
@@ -308,7 +308,7 @@ static void test_binary_broadcast(void **state) {
       {1, 2, 2, {1}, {7, 9}, {7, 9}},                   /* [1] onto [7, 9] */
       {2, 2, 2, {7, 1}, {1, 9}, {7, 9}},                /* outer product shape */
       {4, 4, 4, {2, 1, 3, 1}, {1, 4, 1, 5}, {2, 4, 3, 5}},
-      {2, 1, 2, {1000, 1}, {129}, {1000, 129}},
+      {2, 1, 2, {CLAIT_SIZE(1000, 100), 1}, {129}, {CLAIT_SIZE(1000, 100), 129}}, /* small: 100 rows */
       {0, 0, 0, {0}, {0}, {0}},                         /* scalar op scalar */
   };
   for (size_t d = 0; d < 3; d++)

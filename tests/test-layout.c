@@ -323,14 +323,14 @@ static void check_gather(clai_context *ctx, clait_rng *r, clai_dtype dt, int64_t
 static void test_gather(void **state) {
   clai_context *ctx = CTX(state);
   clait_rng r = {0x9999aaaabbbbccccULL};
-  const int64_t i0[1] = {0}, i1[1] = {7}, i2[2] = {3, 7}, i3[3] = {2, 5, 33}, i4[1] = {1000};
+  const int64_t i0[1] = {0}, i1[1] = {7}, i2[2] = {3, 7}, i3[3] = {2, 5, 33}, i4[1] = {CLAIT_SIZE(1000, 200)};
   for (size_t di = 0; di < 3; di++)
     for (int tr = 0; tr < 2; tr++) {
       check_gather(ctx, &r, all_dtypes[di], 10, 64, 0, i0, tr); /* a 0-d index: out is one row */
       check_gather(ctx, &r, all_dtypes[di], 1, 7, 1, i1, tr);
       check_gather(ctx, &r, all_dtypes[di], 31, 1, 2, i2, tr);
       check_gather(ctx, &r, all_dtypes[di], 129, 3, 3, i3, tr);
-      check_gather(ctx, &r, all_dtypes[di], 1000, 129, 1, i4, tr);
+      check_gather(ctx, &r, all_dtypes[di], CLAIT_SIZE(1000, 200), 129, 1, i4, tr); /* small: 200 rows */
     }
 }
 
@@ -489,7 +489,7 @@ static void check_one_hot(clai_context *ctx, clait_rng *r, clai_dtype dt, int nd
 static void test_one_hot(void **state) {
   clai_context *ctx = CTX(state);
   clait_rng r = {0xddddeeeeffff0000ULL};
-  const int64_t l1[1] = {7}, l2[2] = {3, 33}, l3[1] = {1000}, l0[1] = {1};
+  const int64_t l1[1] = {7}, l2[2] = {3, 33}, l3[1] = {CLAIT_SIZE(1000, 200)}, l0[1] = {1}; /* small: 200 */
   for (size_t di = 0; di < 3; di++) {
     check_one_hot(ctx, &r, all_dtypes[di], 1, l1, 1, 0);
     check_one_hot(ctx, &r, all_dtypes[di], 1, l1, 10, 1);

@@ -93,7 +93,8 @@ static void xent_case(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, do
 
 static void cross_entropy(void **state) {
   clai_context *ctx = CTX(state);
-  static const int64_t shapes[][2] = {{1, 1}, {1, 7}, {7, 1}, {31, 129}, {129, 31}, {1000, 10}, {3, 5000}, {64, 64}};
+  const int64_t shapes[][2] = {{1, 1},   {1, 7},   {7, 1}, {31, 129}, {129, 31}, {CLAIT_SIZE(1000, 200), 10},
+                               {3, CLAIT_SIZE(5000, 1000)}, {64, 64}}; /* small: 200 rows, 1000 classes */
   /* kernel 0: the device's choice; 1: one work-item per row; 2: one work-group per row */
   for (int k = 0; k < 3; k++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -103,8 +104,8 @@ static void cross_entropy(void **state) {
       xent_case(ctx, CLAI_DTYPE_F32, shapes[s][0], shapes[s][1], 3, 0, 0, k);
     }
   /* a large N for the partial sums of the reduction */
-  xent_case(ctx, CLAI_DTYPE_F32, 100003, 3, 4, 1, 1, 0);
-  xent_case(ctx, CLAI_DTYPE_F32, 2, 40000, 4, 0, 1, 2);
+  xent_case(ctx, CLAI_DTYPE_F32, CLAIT_SIZE(100003, 10007), 3, 4, 1, 1, 0);
+  xent_case(ctx, CLAI_DTYPE_F32, 2, CLAIT_SIZE(40000, 5000), 4, 0, 1, 2);
 }
 
 /* The form CLAI_ROWS forces (else the device's choice: on CPUs one work-item per row) is the one that runs
@@ -218,7 +219,7 @@ static void bad_labels(void **state) {
 
 static void mse(void **state) {
   clai_context *ctx = CTX(state);
-  static const int64_t sizes[] = {1, 7, 31, 1000, 100003};
+  const int64_t sizes[] = {1, 7, 31, 1000, CLAIT_SIZE(100003, 10007)};
   static const clai_dtype dts[] = {CLAI_DTYPE_F32, CLAI_DTYPE_F16};
   clait_rng r = {0x3e};
   for (size_t d = 0; d < 2; d++)
@@ -290,7 +291,7 @@ static void mse(void **state) {
 /* The reductions are deterministic: the same inputs give the same bits. */
 static void deterministic(void **state) {
   clai_context *ctx = CTX(state);
-  const int64_t N = 50000, C = 7, shape[2] = {N, C}, n = N * C;
+  const int64_t N = CLAIT_SIZE(50000, 5000), C = 7, shape[2] = {N, C}, n = N * C;
   clai_tensor *tx = clait_tensor(ctx, CLAI_DTYPE_F32, 2, shape), *tl = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &N),
               *flat = NULL, *y = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &n), *loss = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
   CLAIT_OK(ctx, clai_rand_normal(ctx, tx, 1, 0, 0, 3));

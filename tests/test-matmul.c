@@ -244,6 +244,10 @@ static mm_case plain(int64_t M, int64_t N, int64_t K, int ta, int tb, float alph
   return mc;
 }
 
+/* Small mode (CLAI_TEST_SIZE=small, for slow devices): a dimension of 1000 becomes 100, which is still past a
+ * 64-wide tile and ragged. */
+static int64_t dim(int64_t d) { return d == 1000 ? CLAIT_SIZE(d, 100) : d; }
+
 /* ---- tests -------------------------------------------------------------------------------------------- */
 
 /* Each of M, N and K takes 1, 7, 31, 129 and 1000 somewhere, with tiles that are whole and ragged. */
@@ -262,9 +266,9 @@ static void test_sizes(void **state) {
   clait_rng r = {0x9e3779b97f4a7c15ULL};
   char what[64];
   for (size_t t = 0; t < NTRIPLES; t++) {
-    mm_case mc = plain(triples[t][0], triples[t][1], triples[t][2], 0, 0, 1.0f, 0.0f);
-    snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)triples[t][0], (long long)triples[t][1],
-             (long long)triples[t][2]);
+    mm_case mc = plain(dim(triples[t][0]), dim(triples[t][1]), dim(triples[t][2]), 0, 0, 1.0f, 0.0f);
+    snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)dim(triples[t][0]), (long long)dim(triples[t][1]),
+             (long long)dim(triples[t][2]));
     run_case(ctx, &r, what, &mc);
   }
 }
@@ -278,9 +282,9 @@ static void test_transposes(void **state) {
   for (size_t t = 0; t < sizeof tt / sizeof tt[0]; t++)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) {
-        mm_case mc = plain(tt[t][0], tt[t][1], tt[t][2], ta, tb, 1.25f, 0.0f);
-        snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)tt[t][0], (long long)tt[t][1],
-                 (long long)tt[t][2]);
+        mm_case mc = plain(dim(tt[t][0]), dim(tt[t][1]), dim(tt[t][2]), ta, tb, 1.25f, 0.0f);
+        snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)dim(tt[t][0]), (long long)dim(tt[t][1]),
+                 (long long)dim(tt[t][2]));
         run_case(ctx, &r, what, &mc);
       }
 }
@@ -529,12 +533,12 @@ static void test_f16(void **state) {
   for (size_t t = 0; t < sizeof tt / sizeof tt[0]; t++)
     for (size_t k = 0; k < 3; k++)
       for (int tr = 0; tr < 4; tr++) {
-        mm_case mc = plain(tt[t][0], tt[t][1], tt[t][2], tr & 1, tr >> 1, tr == 3 ? -0.5f : 1.0f,
+        mm_case mc = plain(dim(tt[t][0]), dim(tt[t][1]), dim(tt[t][2]), tr & 1, tr >> 1, tr == 3 ? -0.5f : 1.0f,
                            tr == 2 ? 0.0f : 0.75f);
         mc.dab = combos[k][0];
         mc.dc = combos[k][1];
-        snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)tt[t][0], (long long)tt[t][1],
-                 (long long)tt[t][2]);
+        snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)dim(tt[t][0]), (long long)dim(tt[t][1]),
+                 (long long)dim(tt[t][2]));
         run_case(ctx, &r, what, &mc);
       }
   /* f16 with strided views: A a column slice, C a transposed view. */

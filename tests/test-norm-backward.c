@@ -183,8 +183,10 @@ static void test_softmax_shapes(void **state) {
     sm_case(ctx, lg, 3, 9, 23, 1.5f, 1, CLAI_DTYPE_F16, SLICED, TRANSPOSED, TRANSPOSED, 0);
     sm_case(ctx, lg, 4, 75, 7, 0.5f, 1, CLAI_DTYPE_F32, DENSE, DENSE, DENSE, 0); /* many short rows, Lq > Lk */
     sm_case(ctx, lg, 3, 100, 1, 0, 0, CLAI_DTYPE_F16, DENSE, SLICED, DENSE, 0);
-    sm_case(ctx, lg, 1, 2, 100000, 0, 0, CLAI_DTYPE_F32, DENSE, DENSE, DENSE, 0); /* long rows */
-    sm_case(ctx, lg, 1, 2, 100000, 0, 0, CLAI_DTYPE_F16, DENSE, SLICED, DENSE, 0);
+    sm_case(ctx, lg, 1, 2, CLAIT_SIZE(100000, 5000), 0, 0, CLAI_DTYPE_F32, DENSE, DENSE, DENSE, 0); /* long rows */
+    sm_case(ctx, lg, 1, 2, CLAIT_SIZE(100000, 5000), 0, 0, CLAI_DTYPE_F16, DENSE, SLICED, DENSE, 0);
+    /* past llvmpipe's loop limit (65535 iterations) in small mode too: a per-item walk of this row fails there */
+    if (clait_small()) sm_case(ctx, lg, 1, 1, 70000, 0, 0, CLAI_DTYPE_F16, DENSE, SLICED, DENSE, 0);
   }
 }
 
@@ -363,8 +365,8 @@ static void test_norm_shapes(void **state) {
     norm_case(ctx, rms, 2, 33, 129, 1, 1, CLAI_DTYPE_F32, DENSE, DENSE, -1, 0); /* in place */
     norm_case(ctx, rms, 3, 17, 40, 1, 1, CLAI_DTYPE_F32, TRANSPOSED, EXPANDED, SLICED, 0);
     norm_case(ctx, rms, 3, 9, 23, 1, 1, CLAI_DTYPE_F16, SLICED, TRANSPOSED, TRANSPOSED, 0);
-    norm_case(ctx, rms, 1, 2, 100000, 1, 1, CLAI_DTYPE_F32, DENSE, DENSE, DENSE, 0); /* long rows */
-    norm_case(ctx, rms, 1, 2, 100000, 1, 0, CLAI_DTYPE_F16, DENSE, SLICED, DENSE, 0);
+    norm_case(ctx, rms, 1, 2, CLAIT_SIZE(100000, 5000), 1, 1, CLAI_DTYPE_F32, DENSE, DENSE, DENSE, 0); /* long rows */
+    norm_case(ctx, rms, 1, 2, CLAIT_SIZE(100000, 5000), 1, 0, CLAI_DTYPE_F16, DENSE, SLICED, DENSE, 0);
     norm_case(ctx, rms, 4, 1000, 3, 1, 1, CLAI_DTYPE_F32, DENSE, DENSE, DENSE, 0); /* many row chunks */
     norm_case(ctx, rms, 3, 100, 7, 1, 1, CLAI_DTYPE_F16, TRANSPOSED, DENSE, SLICED, 0);
     norm_case(ctx, rms, 1, 3, 4097, 1, 1, CLAI_DTYPE_F32, DENSE, SLICED, DENSE, 0);
@@ -410,7 +412,7 @@ static void test_norm_saved(void **state) {
 /* Two runs give the same bits: grad_x of every op and the column sums over many chunks. */
 static void test_determinism(void **state) {
   clai_context *ctx = CTX(state);
-  const int64_t R = 1500, N = 97, shape[2] = {R, N};
+  const int64_t R = CLAIT_SIZE(1500, 300), N = 97, shape[2] = {R, N}; /* small: still 5 row chunks */
   clait_rng rng = {5};
   double *x = randv(&rng, (size_t)(R * N), -1, 1), *gy = randv(&rng, (size_t)(R * N), -1, 1),
          *st = randv(&rng, (size_t)R, 0.5, 2), *gam = randv(&rng, (size_t)N, 0.5, 2);

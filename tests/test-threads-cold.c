@@ -34,6 +34,11 @@ const char *__asan_default_options(void) { return "use_sigaltstack=0"; }
 
 /* Set in the parent before each fork: the OCL_ICD_VENDORS of the children (NULL: leave it as it is). */
 static const char *child_vendors;
+/* Oclgrind 21.10 counts the work-groups of a launch in one process-wide variable (nextGroupIndex in its
+ * KernelInvocation.cpp), so two launches at once from two threads skip or repeat work-groups. There the
+ * contexts are still created at once, cold, but the sums take turns. */
+static int one_launch_at_a_time;
+static pthread_mutex_t launch_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct cold_worker {
   int id;
@@ -67,6 +72,7 @@ static void *cold_main(void *arg) {
       goto out;                                                                                               \
     }                                                                                                         \
   } while (0)
+  if (one_launch_at_a_time) pthread_mutex_lock(&launch_lock);
   COLD_OK(clai_tensor_init(ctx, &a, CLAI_DTYPE_F32, 1, shape));
   COLD_OK(clai_tensor_init(ctx, &b, CLAI_DTYPE_F32, 1, shape));
   COLD_OK(clai_tensor_init(ctx, &c, CLAI_DTYPE_F32, 1, shape));
@@ -88,6 +94,7 @@ out:
   clai_tensor_free(a);
   clai_tensor_free(b);
   clai_tensor_free(c);
+  if (one_launch_at_a_time) pthread_mutex_unlock(&launch_lock);
   clai_context_free(ctx);
   return NULL;
 }
@@ -193,6 +200,7 @@ static void probe_child(int fd) {
     dprintf(fd, "%s", err);
     _exit(3);
   }
+  if (ctx != NULL && clait_oclgrind(ctx)) dprintf(fd, "oclgrind");
   clai_context_free(ctx);
   _exit(0);
 }
@@ -207,6 +215,11 @@ int main(void) {
   if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
     printf("1..0 # SKIP no OpenCL device: %s\n", err);
     return 0;
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && strcmp(err, "oclgrind") == 0) {
+    one_launch_at_a_time = 1;
+    printf("# concurrent kernel launches from several threads need an implementation that allows them; on "
+           "Oclgrind the contexts start at once and the sums take turns\n");
   }
   return CLAIT_MAIN("threads-cold", tests, 0);
 }

@@ -154,7 +154,7 @@ static void gradient_check(void **state) {
     clai_tensor *tw = which ? n.w2 : n.w1;
     int count = which ? K * H : H * D;
     size_t bytes = (size_t)count * 4;
-    for (int j = 0; j < count; j += which ? 5 : 7) {
+    for (int j = 0; j < count; j += which ? CLAIT_SIZE(5, 19) : CLAIT_SIZE(7, 31)) { /* small: fewer entries */
       int kink = 0;
       for (int i = 0; i < N && !which; i++)
         kink |= fabs(hpre[i * H + j / D]) <= 2 * eps * fabs(x[i * D + j % D]);
@@ -177,17 +177,17 @@ static void gradient_check(void **state) {
       checked++;
     }
   }
-  if (checked < 30) fail_msg("only %d entries could be checked by finite differences", checked);
+  if (checked < CLAIT_SIZE(30, 8)) fail_msg("only %d entries could be checked by finite differences", checked);
   net_free(&n);
 }
 
-/* 150 steps of AdamW with clipping; returns the final loss and the accuracy without dropout. */
+/* 150 steps (small mode: 20) of AdamW with clipping; returns the final loss and the accuracy without dropout. */
 static float train(clai_context *ctx, float *first, double *accuracy) {
   net n;
   net_init(ctx, &n);
   clai_adam_params hp = {2e-2f, 0.9f, 0.999f, 1e-8f, 1e-2f};
   clai_tensor *grads[2];
-  for (int s = 1; s <= 150; s++) {
+  for (int s = 1; s <= CLAIT_SIZE(150, 20); s++) { /* small: 20 steps, loss still down by 8x */
     step(ctx, &n, 0.1f, (uint64_t)s, 1);
     if (s == 1) *first = read1(ctx, n.loss);
     grads[0] = n.dw1;

@@ -432,4 +432,11 @@ static inline int clait_small(void) {
 }
 #define CLAIT_SIZE(full, small) (clait_small() ? (small) : (full))
 
+/* Whether ctx runs on the Oclgrind simulator, for the few checks that need something it lacks (each says
+ * so by name in a TAP comment). */
+static inline int clait_oclgrind(const clai_context *ctx) {
+  clai_device_info di;
+  return clai_context_device_info(ctx, -1, &di) == CLAI_OK && strstr(di.platform, "Oclgrind") != NULL;
+}
+
 #endif /* CLAI_TESTUTIL_H */
