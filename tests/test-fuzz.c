@@ -1107,7 +1107,9 @@ static void softmax_case(fz *f, int logsm) {
   double *m = fz_mag(out), *s = calloc(r.len + 1, sizeof *s);
   int *masked = calloc(r.len + 1, sizeof *masked);
   for (size_t row = 0; row < r.rows; row++) {
-    for (size_t j = 0; j < r.len; j++) s[j] = (double)((float)x->v[row * r.len + j] * eff);
+    /* the exact product: the kernels subtract the maximum before scaling (clai.h), so no rounded x * scale
+     * enters the result */
+    for (size_t j = 0; j < r.len; j++) s[j] = (double)(float)x->v[row * r.len + j] * (double)eff;
     fz_causal_mask(&r, row, causal, masked);
     ref_softmax_row(s, masked, r.len, logsm, out->v + row * r.len, m + row * r.len);
   }
