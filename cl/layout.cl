@@ -30,7 +30,9 @@
       const long col = i % ncols;                                                                            \
       const long row = index[oi];                                                                            \
       T v = 0;                                                                                               \
-      if (row >= 0 && row < nrows) {                                                                         \
+      /* 0 <= row < nrows as one unsigned comparison: llvmpipe (rusticl 22.3) takes a sign-extended negative \
+       * long for >= 0 (a bad index -1 read the row before the table) */                                     \
+      if ((ulong)row < (ulong)nrows) {                                                                       \
         v = table[toff + row * trow + col * tcol];                                                           \
       } else if (col == 0) {                                                                                 \
         const long pos = i / ncols;                                                                          \
