@@ -244,9 +244,9 @@ __kernel void clai_layernorm(__global float *out, __global const float *x, __glo
  * The same results as clai_softmax / clai_layernorm, the same arguments plus `lanes`: S = lanes work-items
  * per row, several rows per work-group when the rows are short (see clai_wg_reduce2 in cl/common.cl). Each
  * pass is a strided loop over the row in which neighbouring lanes read neighbouring elements, and each
- * statistic (maximum, sum, mean, variance) is a per-lane partial combined in local memory. The scaled score
- * t = scale * x is computed in a statement of its own, so the maximum and the subtraction t - max see the
- * same rounded value (no fused multiply-add across them); log_softmax is (t - max) - log(sum). */
+ * statistic (maximum, sum, mean, variance) is a per-lane partial combined in local memory. The softmax
+ * scales as clai_softmax does: t = (g * x - max(g * x)) * |scale| with g = sign(scale), so no rounded
+ * product x * scale enters the result; log_softmax is t - log(sum). */
 #define CLAI_ROW_LANES_(lanes)                                                                           \
   const int S = (lanes), lid_ = (int)get_local_id(0), sub = lid_ / S, lane = lid_ - sub * S;          \
   const long r = (long)get_group_id(0) * ((int)get_local_size(0) / S) + sub
@@ -262,9 +262,11 @@ __kernel void clai_softmax_wg(__global float *out, __global const float *x, CLAI
   if (live) CLAI_OFFSETS(ix, r, &oo, &ox, &unused);
   long m = live ? n : 0; /* unmasked elements: [0, m) */
   if (live && (flags & CLAI_SM_CAUSAL)) m = clamp(r % lq + (n - lq) + 1, 0L, n);
+  /* as clai_softmax: the maximum of g * x (exact, g = +-1), then t = (g * x - m) * |scale| */
+  const float g = scale < 0.0f ? -1.0f : 1.0f, as = fabs(scale);
   float mx = -INFINITY, has_nan = 0.0f;
   for (long j = lane; j < m; j += S) {
-    const float t = clai_n_ld(x, ox + j * xs, xf16) * scale;
+    const float t = clai_n_ld(x, ox + j * xs, xf16) * g;
     mx = fmax(mx, t); /* NaN is skipped here and makes its row NaN through exp */
     if (isnan(t)) has_nan = 1.0f;
   }
@@ -278,15 +280,13 @@ __kernel void clai_softmax_wg(__global float *out, __global const float *x, CLAI
   }
   float s = 0.0f, unused_b = 0.0f;
   for (long j = lane; j < m; j += S) {
-    const float t = clai_n_ld(x, ox + j * xs, xf16) * scale;
-    const float d = t - mx;
+    const float d = (clai_n_ld(x, ox + j * xs, xf16) * g - mx) * as;
     s += exp(d);
   }
   clai_wg_reduce2(red_a, red_b, sub * S, lane, S, CLAI_WG_SUM, &s, &unused_b);
   const float ls = log(s), inv = 1.0f / s;
   for (long j = lane; j < m; j += S) {
-    const float t = clai_n_ld(x, ox + j * xs, xf16) * scale;
-    const float d = t - mx;
+    const float d = (clai_n_ld(x, ox + j * xs, xf16) * g - mx) * as;
     clai_n_st(out, oo + j * os, lg ? d - ls : exp(d) * inv, of16);
   }
   if (live)
