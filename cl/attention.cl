@@ -137,7 +137,7 @@ inline void clai_att_stage(__local float *Kt, __local float *Vs, const int dmax,
         _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) s[r] = (float16)(0.0f);                                               \
         for (int d = 0; d < D; d++) {                                                                          \
           const float16 kv = vload16(0, Kt + d * ATT_BK);                                                      \
-          _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) s[r] = fma((float16)(qr[r * DMAX + d]), kv, s[r]);                          \
+          _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) s[r] = CLAI_FMA((float16)(qr[r * DMAX + d]), kv, s[r]);                          \
         }                                                                                                      \
         float p[ATT_RQ * ATT_BK], corr[ATT_RQ];                                                                 \
         _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) {                                                                     \
@@ -158,7 +158,7 @@ inline void clai_att_stage(__local float *Kt, __local float *Vs, const int dmax,
           _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) a[r] = acc[r * (DMAX / 16) + c] * corr[r];                                         \
           for (int j = 0; j < ATT_BK; j++) {                                                                   \
             const float16 vv = vload16(c, Vs + j * DMAX);                                                      \
-            _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) a[r] = fma((float16)(p[r * ATT_BK + j]), vv, a[r]);                         \
+            _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) a[r] = CLAI_FMA((float16)(p[r * ATT_BK + j]), vv, a[r]);                         \
           }                                                                                                    \
           _Pragma("unroll") for (int r = 0; r < ATT_RQ; r++) acc[r * (DMAX / 16) + c] = a[r];                                                   \
         }                                                                                                      \

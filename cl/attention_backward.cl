@@ -137,12 +137,12 @@ inline void clai_ab_stage_row(__local float *dst, __global const uchar *p, const
           _Pragma("unroll") for (int r = 0; r < AB_RR; r++) s[r] = dp[r] = (float16)(0.0f);                    \
           for (int d = 0; d < D; d++) {                                                                        \
             const float16 x = kt[d];                                                                           \
-            _Pragma("unroll") for (int r = 0; r < AB_RR; r++) s[r] = fma((float16)(Qs[(rr + r) * DMAX + d]), x, s[r]); \
+            _Pragma("unroll") for (int r = 0; r < AB_RR; r++) s[r] = CLAI_FMA((float16)(Qs[(rr + r) * DMAX + d]), x, s[r]); \
           }                                                                                                    \
           for (int d = 0; d < Dv; d++) {                                                                       \
             const float16 x = vt[d];                                                                           \
             _Pragma("unroll") for (int r = 0; r < AB_RR; r++)                                                  \
-                dp[r] = fma((float16)(Os[(rr + r) * DMAX + d]), x, dp[r]);                                     \
+                dp[r] = CLAI_FMA((float16)(Os[(rr + r) * DMAX + d]), x, dp[r]);                                     \
           }                                                                                                    \
           _Pragma("unroll") for (int r = 0; r < AB_RR; r++) {                                                  \
             const int i = ib + rr + r;                                                                         \
@@ -152,12 +152,12 @@ inline void clai_ab_stage_row(__local float *dst, __global const uchar *p, const
           }                                                                                                    \
           for (int d = 0; d < Dv; d++) {                                                                       \
             float16 a = av[d];                                                                                 \
-            _Pragma("unroll") for (int r = 0; r < AB_RR; r++) a = fma(s[r], (float16)(Os[(rr + r) * DMAX + d]), a); \
+            _Pragma("unroll") for (int r = 0; r < AB_RR; r++) a = CLAI_FMA(s[r], (float16)(Os[(rr + r) * DMAX + d]), a); \
             av[d] = a;                                                                                         \
           }                                                                                                    \
           for (int d = 0; d < D; d++) {                                                                        \
             float16 a = ak[d];                                                                                 \
-            _Pragma("unroll") for (int r = 0; r < AB_RR; r++) a = fma(dp[r], (float16)(Qs[(rr + r) * DMAX + d]), a); \
+            _Pragma("unroll") for (int r = 0; r < AB_RR; r++) a = CLAI_FMA(dp[r], (float16)(Qs[(rr + r) * DMAX + d]), a); \
             ak[d] = a;                                                                                         \
           }                                                                                                    \
         }                                                                                                      \
@@ -208,11 +208,11 @@ inline void clai_ab_stage_row(__local float *dst, __global const uchar *p, const
         _Pragma("unroll") for (int r = 0; r < AB_RR; r++) s[r] = dp[r] = (float16)(0.0f);                      \
         for (int d = 0; d < D; d++) {                                                                          \
           const float16 x = qt[d];                                                                             \
-          _Pragma("unroll") for (int r = 0; r < AB_RR; r++) s[r] = fma((float16)(Ks[(rr + r) * DMAX + d]), x, s[r]); \
+          _Pragma("unroll") for (int r = 0; r < AB_RR; r++) s[r] = CLAI_FMA((float16)(Ks[(rr + r) * DMAX + d]), x, s[r]); \
         }                                                                                                      \
         for (int d = 0; d < Dv; d++) {                                                                         \
           const float16 x = ot[d];                                                                             \
-          _Pragma("unroll") for (int r = 0; r < AB_RR; r++) dp[r] = fma((float16)(Vs[(rr + r) * DMAX + d]), x, dp[r]); \
+          _Pragma("unroll") for (int r = 0; r < AB_RR; r++) dp[r] = CLAI_FMA((float16)(Vs[(rr + r) * DMAX + d]), x, dp[r]); \
         }                                                                                                      \
         _Pragma("unroll") for (int r = 0; r < AB_RR; r++) {                                                    \
           const int j = kb + rr + r;                                                                           \
@@ -222,7 +222,7 @@ inline void clai_ab_stage_row(__local float *dst, __global const uchar *p, const
         }                                                                                                      \
         for (int d = 0; d < D; d++) {                                                                          \
           float16 a = aq[d];                                                                                   \
-          _Pragma("unroll") for (int r = 0; r < AB_RR; r++) a = fma(dp[r], (float16)(Ks[(rr + r) * DMAX + d]), a); \
+          _Pragma("unroll") for (int r = 0; r < AB_RR; r++) a = CLAI_FMA(dp[r], (float16)(Ks[(rr + r) * DMAX + d]), a); \
           aq[d] = a;                                                                                           \
         }                                                                                                      \
       }                                                                                                        \

@@ -4,6 +4,9 @@
  *   CLAI_FP16  1 when the device reports cl_khr_fp16 (half arithmetic); half *storage* never needs it,
  *              because vload_half/vstore_half are core OpenCL C 1.2 (section 6.12.7).
  *   CLAI_CPU   1 on CPU devices (POCL), where the kernels prefer CPU-shaped work mappings.
+ *   CLAI_HW_FMA 1 when the device reports a fused multiply-add (CL_FP_FMA in CL_DEVICE_SINGLE_FP_CONFIG).
+ *              The kernels accumulate with CLAI_FMA: fma() there, a multiply and an add elsewhere, where
+ *              fma() is a correctly rounded software routine (llvmpipe: the GEMM ran 3-4x slower with it).
  *
  * Strided kernels take their index metadata as five long8 arguments (CLAI_INDEX_ARGS); see below. */
 #ifndef CLAI_FP16
@@ -11,6 +14,14 @@
 #endif
 #ifndef CLAI_CPU
 #define CLAI_CPU 0
+#endif
+#ifndef CLAI_HW_FMA
+#define CLAI_HW_FMA 1
+#endif
+#if CLAI_HW_FMA
+#define CLAI_FMA(a, b, c) fma((a), (b), (c))
+#else
+#define CLAI_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 #if CLAI_FP16
 #pragma OPENCL EXTENSION cl_khr_fp16 : enable
@@ -135,7 +146,7 @@ inline void clai_store_tile(__global float *c, const long oc, const FV *acc, con
     const long bo = boff + (long)(row0 + r) * bsm;
     if (whole) {
       FV v = alpha * acc[r];
-      if (beta != 0.0f) v = fma((FV)(beta), chalf ? VLOAD_HALF_VW(0, hc + co + col0) : VLOAD_VW(0, c + co + col0), v);
+      if (beta != 0.0f) v = CLAI_FMA((FV)(beta), chalf ? VLOAD_HALF_VW(0, hc + co + col0) : VLOAD_VW(0, c + co + col0), v);
       if (bk != 0) {
         if (bsn == 0) {
           v += clai_bias_at(bias, bo, bk);

@@ -157,11 +157,11 @@ CLAI_CONV_EPILOGUE(f16, half, CLAI_LD_F16, CLAI_ST_F16)
             if (unit) {                                                                                         \
               const int lo = clamp(-shift - c0, 0, cn), hi = clamp(W - shift - c0, lo, cn);                     \
               __global const T *src = x + xr + c0 + shift;                                                      \
-              for (int q = lo; q < hi; q++) acc[q] = fma(wv, LD(src, q), acc[q]);                               \
+              for (int q = lo; q < hi; q++) acc[q] = CLAI_FMA(wv, LD(src, q), acc[q]);                               \
             } else {                                                                                            \
               for (int q = 0; q < cn; q++) {                                                                    \
                 const int iw = (c0 + q) * stw + shift;                                                          \
-                if (iw >= 0 && iw < W) acc[q] = fma(wv, LD(x, xr + (long)iw * sxw), acc[q]);                    \
+                if (iw >= 0 && iw < W) acc[q] = CLAI_FMA(wv, LD(x, xr + (long)iw * sxw), acc[q]);                    \
               }                                                                                                 \
             }                                                                                                   \
           }                                                                                                     \

@@ -41,11 +41,11 @@
       const int u0 = pl - kw * dw; /* ow * stw = iw + u0 */                                                  \
       if (UNIT) {                                                                                            \
         const int lo = clamp(-u0 - c0, 0, cn), hi = clamp(OW - u0 - c0, lo, cn);                             \
-        for (int q = lo; q < hi; q++) acc[q] = fma(wv, UNIT_SRC(c0 + q + u0), acc[q]);                       \
+        for (int q = lo; q < hi; q++) acc[q] = CLAI_FMA(wv, UNIT_SRC(c0 + q + u0), acc[q]);                       \
       } else {                                                                                               \
         for (int q = 0; q < cn; q++) {                                                                       \
           const int u = c0 + q + u0;                                                                         \
-          if (u >= 0 && u % stw == 0 && u / stw < OW) acc[q] = fma(wv, SRC(u / stw), acc[q]);                \
+          if (u >= 0 && u % stw == 0 && u / stw < OW) acc[q] = CLAI_FMA(wv, SRC(u / stw), acc[q]);                \
         }                                                                                                    \
       }                                                                                                      \
     }                                                                                                        \
@@ -164,10 +164,10 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
         if (ih < 0 || ih >= H) continue;                                                                      \
         const long xr = xp + (long)ih * sxh, yr = yp + (long)oh * syh;                                        \
         if (unit) {                                                                                           \
-          for (int ow = lo; ow < hi; ow++) part = fma(LD(gy, yr + ow), LD(x, xr + ow + shift), part);         \
+          for (int ow = lo; ow < hi; ow++) part = CLAI_FMA(LD(gy, yr + ow), LD(x, xr + ow + shift), part);         \
         } else {                                                                                              \
           for (int ow = lo; ow < hi; ow++)                                                                    \
-            part = fma(LD(gy, yr + (long)ow * syw), LD(x, xr + (long)(ow * stw + shift) * sxw), part);        \
+            part = CLAI_FMA(LD(gy, yr + (long)ow * syw), LD(x, xr + (long)(ow * stw + shift) * sxw), part);        \
         }                                                                                                     \
       }                                                                                                       \
       total += part;                                                                                          \

@@ -53,7 +53,7 @@
           for (int j = 0; j < VW; j++) t[j] = LD_AB(b, bcol[j] + k * sbk);                                  \
           bv = VLOAD_VW(0, t);                                                                              \
         }                                                                                                   \
-        for (int r = 0; r < RM; r++) acc[r] = fma((FV)(LD_AB(a, arow[r] + k * sak)), bv, acc[r]);           \
+        for (int r = 0; r < RM; r++) acc[r] = CLAI_FMA((FV)(LD_AB(a, arow[r] + k * sak)), bv, acc[r]);           \
       }                                                                                                     \
       barrier(CLK_LOCAL_MEM_FENCE);                                                                         \
     }                                                                                                       \

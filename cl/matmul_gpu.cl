@@ -55,7 +55,7 @@
       barrier(CLK_LOCAL_MEM_FENCE);                                                                           \
       for (int kk = 0; kk < KB; kk++) {                                                                       \
         const FV bv = VLOAD_VW(0, &bs[kk][ly * VW]);                                                          \
-        for (int r = 0; r < (R); r++) acc[r] = fma((FV)(as[kk][lx * (R) + r]), bv, acc[r]);                   \
+        for (int r = 0; r < (R); r++) acc[r] = CLAI_FMA((FV)(as[kk][lx * (R) + r]), bv, acc[r]);                   \
       }                                                                                                       \
       barrier(CLK_LOCAL_MEM_FENCE);                                                                           \
     }                                                                                                         \

@@ -119,7 +119,7 @@ CLAI_PACK_KERNEL(f16, half)
     for (int k = 0; k < kn; k++) {                                                                             \
       const FV bv = VLOAD_VW(0, pb + k * VW);                                                                  \
       CLAI_PRAGMA(unroll)                                                                                      \
-      for (int r = 0; r < RM; r++) acc[r] = fma((FV)(pa[k * RM + r]), bv, acc[r]);                             \
+      for (int r = 0; r < RM; r++) acc[r] = CLAI_FMA((FV)(pa[k * RM + r]), bv, acc[r]);                             \
     }                                                                                                          \
     pa += KB * RM;                                                                                             \
     pb += KB * VW;                                                                                             \
@@ -190,7 +190,7 @@ CLAI_GEMM_PACKED(clai_gemm_packed_short, (void)0)
         for (int k = k0; k < k1; k++) {                                                                        \
           const FV bv = VLDVW(pb + (long)k * sbk + col0);                                                      \
           CLAI_PRAGMA(unroll)                                                                                  \
-          for (int r = 0; r < RM; r++) acc[r] = fma((FV)(pk[(k - k0) * RM + r]), bv, acc[r]);                  \
+          for (int r = 0; r < RM; r++) acc[r] = CLAI_FMA((FV)(pk[(k - k0) * RM + r]), bv, acc[r]);                  \
         }                                                                                                      \
       } else { /* last column tile or strided B: gather, clamped to the last column */                        \
         for (int k = k0; k < k1; k++) {                                                                        \
@@ -198,7 +198,7 @@ CLAI_GEMM_PACKED(clai_gemm_packed_short, (void)0)
           for (int j = 0; j < VW; j++) t[j] = LDS(pb, (long)k * sbk + (long)min(col0 + j, N - 1) * sbn);       \
           const FV bv = VLOAD_VW(0, t);                                                                        \
           CLAI_PRAGMA(unroll)                                                                                  \
-          for (int r = 0; r < RM; r++) acc[r] = fma((FV)(pk[(k - k0) * RM + r]), bv, acc[r]);                  \
+          for (int r = 0; r < RM; r++) acc[r] = CLAI_FMA((FV)(pk[(k - k0) * RM + r]), bv, acc[r]);                  \
         }                                                                                                      \
       }                                                                                                        \
       barrier(CLK_LOCAL_MEM_FENCE);                                                                            \

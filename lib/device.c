@@ -70,6 +70,9 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
    * once) is a GPU, and gets the GPU-shaped kernels. */
   caps->is_cpu = map_type(type) == CLAI_DEVICE_CPU;
   caps->has_fp16 = has_extension(dev, "cl_khr_fp16");
+  cl_device_fp_config fp = 0;
+  caps->has_fma = clGetDeviceInfo(dev, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) != CL_SUCCESS ||
+                  (fp & CL_FP_FMA) != 0;
   if (clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL) == CL_SUCCESS)
     caps->max_wg_size = wg;
   if (clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) caps->local_mem = u;

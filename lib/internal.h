@@ -194,6 +194,7 @@ void clai__index_pack(const clai__index *ix, cl_long8 out[5]);
 typedef struct clai__devcaps {
   int is_cpu;           /* CL_DEVICE_TYPE_CPU */
   int has_fp16;         /* cl_khr_fp16 */
+  int has_fma;          /* CL_FP_FMA in CL_DEVICE_SINGLE_FP_CONFIG: fma() in hardware (CLAI_HW_FMA) */
   size_t max_wg_size;   /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
   uint64_t local_mem;   /* CL_DEVICE_LOCAL_MEM_SIZE */
   uint64_t max_alloc;   /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */

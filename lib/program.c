@@ -173,8 +173,8 @@ void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm
   buf[0] = '\0';
   /* -w: POCL prints the compiler's warnings to stderr on every cold build (ABI notes on float16 vectors
    * without AVX-512); errors still come back in the build log. */
-  clai__appendf(buf, cap, &len, "-cl-std=CL1.2 -w -DCLAI_FP16=%d -DCLAI_CPU=%d", caps->has_fp16 ? 1 : 0,
-                caps->is_cpu ? 1 : 0);
+  clai__appendf(buf, cap, &len, "-cl-std=CL1.2 -w -DCLAI_FP16=%d -DCLAI_CPU=%d -DCLAI_HW_FMA=%d",
+                caps->has_fp16 ? 1 : 0, caps->is_cpu ? 1 : 0, caps->has_fma ? 1 : 0);
   if (prog == CLAI__P_MATMUL)
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d", gemm->generic.rm, gemm->generic.vw, gemm->generic.kb);
   if (prog == CLAI__P_MATMUL_PACKED)

@@ -4,8 +4,13 @@
 # races, invalid API use - to a log of the test's own, and any line in it fails the test: the reports are
 # printed as TAP diagnostics and a "Bail out!" line makes the driver count an error, whatever the test's
 # own results were.
+# Each test's wall time ends its log ("# harness: took N s"); build-aux/check-impl lists the slowest.
+start=$(date +%s)
 if [ "${CLAI_TEST_OCLGRIND:-0}" != 1 ]; then
-  exec "$@"
+  "$@"
+  rc=$?
+  echo "# harness: took $(($(date +%s) - start)) s"
+  exit $rc
 fi
 log=$(mktemp "${TMPDIR:-/tmp}/clai-oclgrind.XXXXXX") || exit 99
 OCLGRIND_LOG=$log
@@ -20,4 +25,5 @@ if [ -s "$log" ]; then
   rc=1
 fi
 rm -f "$log"
+echo "# harness: took $(($(date +%s) - start)) s"
 exit $rc
