@@ -96,6 +96,7 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
   clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof dname, dname, NULL);
   dname[sizeof dname - 1] = '\0';
   caps->loop_limit = clai__contains_ci(dname, "llvmpipe") ? 65535 : 0;
+  caps->lanes_cpu = caps->is_cpu && clai__contains_ci(dname, "llvmpipe");
 }
 
 static void fill_info(cl_platform_id p, cl_device_id d, clai_device_info *info) {

@@ -202,6 +202,9 @@ typedef struct clai__devcaps {
   uint32_t mem_align;   /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes */
   int local_mem_reported_x2; /* the driver reports twice a kernel's local memory (rusticl 22.x; device.c) */
   int64_t loop_limit;   /* most iterations a kernel loop runs (llvmpipe: 65535, then it stops); 0: none */
+  int lanes_cpu;        /* a CPU device that runs a work-group's items in SIMD lanes, where barriers, nested
+                           loops and private arrays cost several times over (llvmpipe): the generic GEMM
+                           family without k-block barriers (KBAR=0) is its default */
 } clai__devcaps;
 
 /* The matmul kernel families (op-matmul.c). Each handles every dtype, stride, transpose and batch of

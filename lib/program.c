@@ -176,7 +176,8 @@ void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm
   clai__appendf(buf, cap, &len, "-cl-std=CL1.2 -w -DCLAI_FP16=%d -DCLAI_CPU=%d -DCLAI_HW_FMA=%d",
                 caps->has_fp16 ? 1 : 0, caps->is_cpu ? 1 : 0, caps->has_fma ? 1 : 0);
   if (prog == CLAI__P_MATMUL)
-    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d", gemm->generic.rm, gemm->generic.vw, gemm->generic.kb);
+    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DKBAR=%d", gemm->generic.rm, gemm->generic.vw,
+                  gemm->generic.kb, caps->lanes_cpu ? 0 : 1);
   if (prog == CLAI__P_MATMUL_PACKED)
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DUK=%d -DPK=%d", gemm->packed.rm, gemm->packed.vw,
                   gemm->packed.kb, gemm->packed.uk, gemm->packed.pk);
