@@ -15,11 +15,11 @@ builddir=${CLAI_BUILDDIR:-.}
 prog="$builddir/examples/fashion-mnist/fashion-mnist"
 tool="$builddir/tools/clai"
 forge="$builddir/tests/test-fmnist-files"
-# Small mode (CLAI_TEST_SIZE=small, slow devices: one training step takes ~15 s under Oclgrind): the synthetic
-# set trains for one epoch of one step (its first 64 samples) and the checkpoint comes from the same; the CNN is
-# not trained.
+# Small mode (CLAI_TEST_SIZE=small, slow devices: a training step of 64 samples takes ~15 s under Oclgrind):
+# the synthetic set trains for one epoch of one step of 16 samples and the checkpoint comes from the same; the
+# CNN is not trained.
 small=0 limit="" epochs2=2
-[ "${CLAI_TEST_SIZE:-}" = small ] && small=1 limit="--train-limit 64" epochs2=1
+[ "${CLAI_TEST_SIZE:-}" = small ] && small=1 limit="--train-limit 16" epochs2=1
 dir=$(mktemp -d "${CLAI_TEST_TMP:-${TMPDIR:-/tmp}}/tmp-fmnist-data.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
 
