@@ -266,9 +266,12 @@ static void test_sizes(void **state) {
   clait_rng r = {0x9e3779b97f4a7c15ULL};
   char what[64];
   for (size_t t = 0; t < NTRIPLES; t++) {
-    mm_case mc = plain(dim(triples[t][0]), dim(triples[t][1]), dim(triples[t][2]), 0, 0, 1.0f, 0.0f);
-    snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)dim(triples[t][0]), (long long)dim(triples[t][1]),
-             (long long)dim(triples[t][2]));
+    int64_t m = dim(triples[t][0]), n = dim(triples[t][1]), k = dim(triples[t][2]);
+    /* small: the k-block cases (M 40) on 17 x 20, just past the skinny kernels, with the same K: a
+     * fifth of the multiply-adds, which are most of this test's on a simulator */
+    if (clait_small() && triples[t][0] == 40) m = 17, n = 20;
+    mm_case mc = plain(m, n, k, 0, 0, 1.0f, 0.0f);
+    snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)m, (long long)n, (long long)k);
     run_case(ctx, &r, what, &mc);
   }
 }
