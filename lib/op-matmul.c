@@ -8,8 +8,8 @@ void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg
   memset(cfg, 0, sizeof *cfg);
   cfg->family = caps->lanes_cpu ? CLAI__GEMM_GENERIC : caps->is_cpu ? CLAI__GEMM_PACKED : CLAI__GEMM_GPU;
   /* generic: 8 x 16 of C per work-item on CPUs (k-blocks of 128 stay in L2 on POCL), 4 x 4 elsewhere;
-   * on llvmpipe 8 x 8 in one loop over k (KBAR=0, cl/matmul.cl): 1.4 GFLOP/s at 512^3 where the packed
-   * family's default ran 0.1 (BENCHMARKS.md). */
+   * on llvmpipe 8 x 8 in one loop over k (KBAR=0, cl/matmul.cl): 2.0 GFLOP/s at 512^3 where the packed
+   * family ran below 0.05 (BENCHMARKS.md). */
   if (caps->lanes_cpu) {
     cfg->generic.rm = 8, cfg->generic.vw = 8, cfg->generic.kb = 256, cfg->generic.lx = 8, cfg->generic.ly = 2;
   } else if (caps->is_cpu) {
