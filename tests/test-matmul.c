@@ -695,7 +695,7 @@ static void test_describe(void **state) {
     fail_msg("CLAI_GEMM=%s but clai_matmul_describe says \"%s\"", family, buf);
   if (family == NULL || family[0] == '\0') { /* the device's default family: generic on llvmpipe only */
     clai_device_info info;
-    CLAIT_OK(ctx, clai_context_device_info(ctx, 0, &info));
+    CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &info)); /* the chosen device */
     const int llvmpipe = strstr(info.name, "llvmpipe") != NULL;
     if (!(strncmp(buf, llvmpipe ? "generic" : "packed", llvmpipe ? 7 : 6) == 0 || strncmp(buf, "gpu", 3) == 0))
       fail_msg("default family on %s: \"%s\"", info.name, buf);
