@@ -220,6 +220,20 @@ inline void clai_r_store(__global float *out, const long oo, const int op, const
     clai_r_st(out, oo, clai_r_final(op, a, b, n, corr), of16);
 }
 
+/* Writes a unit's result (nsplit 1) or its partial state (a, then b, each [nsplit][nrows]; an arg index
+ * made absolute by the unit's start lo). */
+inline void clai_rw_out(__global float *out, __global float *part, const long oo, const long p, const long r,
+                        const long nrows, const int nsplit, const int op, float a, float b, const long n,
+                        const long lo, const int corr, const int of16) {
+  if (nsplit == 1) {
+    clai_r_store(out, oo, op, a, b, n, corr, of16);
+  } else {
+    if (op == CLAI_R_ARGMAX || op == CLAI_R_ARGMIN) b = as_float(as_int(b) + (int)lo);
+    part[p * nrows + r] = a;
+    part[nsplit * nrows + p * nrows + r] = b;
+  }
+}
+
 __kernel void clai_reduce_rows(__global float *out, __global const float *x, __global float *part,
                                CLAI_INDEX_ARGS(ix), const long n, const long xs, const long chunk,
                                const int nsplit, const int op, const int corr, const int xf16, const int of16) {
@@ -232,13 +246,7 @@ __kernel void clai_reduce_rows(__global float *out, __global const float *x, __g
   const long hi = min(n, lo + chunk);
   float a, b;
   clai_r_chunk(x, ox + lo * xs, hi > lo ? hi - lo : 0, xs, xf16, op, &a, &b);
-  if (nsplit == 1) {
-    clai_r_store(out, oo, op, a, b, n, corr, of16);
-  } else {
-    if (op == CLAI_R_ARGMAX || op == CLAI_R_ARGMIN) b = as_float(as_int(b) + (int)lo);
-    part[p * nrows + r] = a;
-    part[nsplit * nrows + p * nrows + r] = b;
-  }
+  clai_rw_out(out, part, oo, p, r, nrows, nsplit, op, a, b, n, lo, corr, of16);
 }
 
 /* Combines the nsplit partial states of each row in chunk order and writes the result. */
@@ -515,19 +523,6 @@ inline void clai_rw_chunk(__global const float *x, const long base, const int la
   clai_rw_tree(ra, rb, tbase, tstride, lane, cnt, CLAI_R_SUM, a, b);
   *b = *a - *b;
   *a = mean;
-}
-
-/* Writes a unit's result (nsplit 1) or its partial state, as clai_reduce_rows does. */
-inline void clai_rw_out(__global float *out, __global float *part, const long oo, const long p, const long r,
-                        const long nrows, const int nsplit, const int op, float a, float b, const long n,
-                        const long lo, const int corr, const int of16) {
-  if (nsplit == 1) {
-    clai_r_store(out, oo, op, a, b, n, corr, of16);
-  } else {
-    if (op == CLAI_R_ARGMAX || op == CLAI_R_ARGMIN) b = as_float(as_int(b) + (int)lo);
-    part[p * nrows + r] = a;
-    part[nsplit * nrows + p * nrows + r] = b;
-  }
 }
 
 #define CLAI_RW_LOCAL 256

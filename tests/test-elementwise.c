@@ -173,23 +173,6 @@ static double ref_binary(clai_binary_op op, clai_dtype dt, double a, double b) {
   return NAN;
 }
 
-static double ref_unary(clai_unary_op op, double x) {
-  switch (op) {
-  case CLAI_NEG: return -x;
-  case CLAI_ABS: return fabs(x);
-  case CLAI_EXP: return exp(x);
-  case CLAI_LOG: return log(x);
-  case CLAI_SQRT: return sqrt(x);
-  case CLAI_RELU: return x > 0 ? x : 0;
-  case CLAI_GELU: /* 0.5x(1 + tanh(u)) written as x * sigmoid(2u), which does not cancel for negative x */
-    return x / (1.0 + exp(-2.0 * sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
-  case CLAI_SILU: return x / (1.0 + exp(-x));
-  case CLAI_SIGMOID: return 1.0 / (1.0 + exp(-x));
-  case CLAI_TANH: return tanh(x);
-  }
-  return NAN;
-}
-
 /* Tolerances. f32: min/max/neg/abs/relu exact, arithmetic 1e-6 + 1e-5 rel, transcendental a bit looser
  * (OpenCL allows exp 3 ulp, tanh 5 ulp). f16: the
  * reference rounded to half may differ by one half ulp (rtol 1e-3) from a result computed in f32 and then
@@ -563,7 +546,7 @@ static void test_contiguous_offsets(void **state) {
       CLAIT_OK(ctx, clai_unary(ctx, uops[k], to, ta));
       download(ctx, to0, got);
       for (int i = 0; i < R * C; i++)
-        want[i] = i >= 3 * C && i < (3 + ROWS) * C ? ref_unary(uops[k], a[i - C]) : o[i];
+        want[i] = i >= 3 * C && i < (3 + ROWS) * C ? clait_ref_unary(uops[k], a[i - C]) : o[i];
       snprintf(what, sizeof what, "unary %s %s on row slices (whole output buffer)", un_names[uops[k]],
                clai_dtype_name(dt));
       double atol, rtol;
@@ -618,7 +601,7 @@ static void check_unary(clai_context *ctx, clai_dtype dt, clai_unary_op op, int 
   }
   CLAIT_OK(ctx, clai_unary(ctx, op, to, tx));
   download(ctx, to, got);
-  for (size_t i = 0; i < n; i++) want[i] = ref_unary(op, x[i]);
+  for (size_t i = 0; i < n; i++) want[i] = clait_ref_unary(op, x[i]);
   char what[128];
   snprintf(what, sizeof what, "unary %s %s, %zu elements%s%s", un_names[op], clai_dtype_name(dt), n,
            view_in ? ", transposed input" : "", view_out ? ", sliced output" : "");
@@ -693,7 +676,7 @@ static void test_unary_extremes(void **state) {
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
       CLAIT_OK(ctx, clai_unary(ctx, ops[k], to, tx));
       download(ctx, to, got);
-      for (int64_t i = 0; i < n; i++) want[i] = ref_unary(ops[k], xs[i]);
+      for (int64_t i = 0; i < n; i++) want[i] = clait_ref_unary(ops[k], xs[i]);
       char what[96];
       snprintf(what, sizeof what, "unary %s %s at large magnitudes", un_names[ops[k]], clai_dtype_name(dt));
       double atol, rtol;
@@ -733,7 +716,7 @@ static void test_unary_extremes(void **state) {
   CLAIT_OK(ctx, clai_tensor_init(ctx, &tgo, CLAI_DTYPE_F32, 1, &gn));
   CLAIT_OK(ctx, clai_unary(ctx, CLAI_GELU, tgo, tg));
   download(ctx, tgo, gg);
-  for (int i = 0; i < gn; i++) gw[i] = ref_unary(CLAI_GELU, g[i]);
+  for (int i = 0; i < gn; i++) gw[i] = clait_ref_unary(CLAI_GELU, g[i]);
   expect("gelu f32 tail on [-9, -3] (relative)", CLAI_DTYPE_F32, gg, gw, (size_t)gn, 1e-35, 1e-4);
   clai_tensor_free(tg);
   clai_tensor_free(tgo);
@@ -809,7 +792,7 @@ static void test_unary_inplace(void **state) {
       if (layout == 2) CLAIT_OK(ctx, clai_tensor_transpose(t, &v, 0, 1));
       CLAIT_OK(ctx, clai_unary(ctx, (clai_unary_op)op, v ? v : t, v ? v : t));
       download(ctx, t, got);
-      for (int i = 0; i < 29 * 13; i++) want[i] = ref_unary((clai_unary_op)op, x[i]);
+      for (int i = 0; i < 29 * 13; i++) want[i] = clait_ref_unary((clai_unary_op)op, x[i]);
       char what[96];
       snprintf(what, sizeof what, "unary %s %s in place (layout %d)", un_names[op], clai_dtype_name(dt), layout);
       double atol, rtol;

@@ -490,23 +490,6 @@ static const char *const unary_names[] = {"neg", "abs", "exp", "log", "sqrt", "r
 
 static double ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-/* The unary ops as PyTorch defines them, NaN in -> NaN out (relu included). */
-static double ref_unary(clai_unary_op op, double x) {
-  switch (op) {
-  case CLAI_NEG: return -x;
-  case CLAI_ABS: return fabs(x);
-  case CLAI_EXP: return exp(x);
-  case CLAI_LOG: return log(x);
-  case CLAI_SQRT: return sqrt(x);
-  case CLAI_RELU: return isnan(x) ? x : x > 0 ? x : 0.0;
-  case CLAI_GELU: return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
-  case CLAI_SILU: return x * ref_sigmoid(x);
-  case CLAI_SIGMOID: return ref_sigmoid(x);
-  case CLAI_TANH: return tanh(x);
-  }
-  return NAN;
-}
-
 /* The derivative, as clai_unary_backward documents it. */
 static double ref_unary_d(clai_unary_op op, double x) {
   switch (op) {
@@ -565,7 +548,7 @@ static void op_unary(fz *f) {
     return;
   }
   if (!fz_ok(f, "clai_unary", st)) return;
-  for (size_t i = 0; i < n; i++) out->v[i] = ref_unary(op, x->v[i]);
+  for (size_t i = 0; i < n; i++) out->v[i] = clait_ref_unary(op, x->v[i]);
   fz_check(f, out, TOL_TRANS);
 }
 
@@ -805,9 +788,9 @@ static const char *const act_names[] = {"none", "relu", "gelu", "silu"};
 
 static double ref_act(clai_activation act, double x) {
   switch (act) {
-  case CLAI_ACT_RELU: return ref_unary(CLAI_RELU, x);
-  case CLAI_ACT_GELU: return ref_unary(CLAI_GELU, x);
-  case CLAI_ACT_SILU: return ref_unary(CLAI_SILU, x);
+  case CLAI_ACT_RELU: return clait_ref_unary(CLAI_RELU, x);
+  case CLAI_ACT_GELU: return clait_ref_unary(CLAI_GELU, x);
+  case CLAI_ACT_SILU: return clait_ref_unary(CLAI_SILU, x);
   default: return x;
   }
 }

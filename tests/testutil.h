@@ -423,6 +423,24 @@ static inline int clait_main(const char *name, const struct CMUnitTest *tests, s
 }
 #define CLAIT_MAIN(name, tests, needs_device) clait_main(name, tests, sizeof(tests) / sizeof((tests)[0]), needs_device)
 
+/* clai_unary's ops in double precision as PyTorch defines them: NaN in, NaN out (ReLU included); GELU is
+ * the tanh form 0.5x(1 + tanh(u)), written x * sigmoid(2u), which does not cancel for negative x. */
+static inline double clait_ref_unary(clai_unary_op op, double x) {
+  switch (op) {
+  case CLAI_NEG: return -x;
+  case CLAI_ABS: return fabs(x);
+  case CLAI_EXP: return exp(x);
+  case CLAI_LOG: return log(x);
+  case CLAI_SQRT: return sqrt(x);
+  case CLAI_RELU: return isnan(x) ? x : x > 0 ? x : 0.0;
+  case CLAI_GELU: return x / (1.0 + exp(-2.0 * sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+  case CLAI_SILU: return x / (1.0 + exp(-x));
+  case CLAI_SIGMOID: return 1.0 / (1.0 + exp(-x));
+  case CLAI_TANH: return tanh(x);
+  }
+  return NAN;
+}
+
 /* Test sizes. CLAI_TEST_SIZE=small (for slow devices: the Oclgrind simulator runs about 150 times slower
  * than POCL) shrinks the large shapes of the tests, so every kernel and every path still runs, on less
  * data. CLAIT_SIZE(full, small) picks one of two sizes. */
