@@ -73,7 +73,10 @@ extern "C" {
   X(E_BUILD, -10, "kernel build failed")                                                                     \
   X(E_OPENCL, -11, "OpenCL call failed")                                                                     \
   X(E_NOT_CONTIGUOUS, -12, "operation needs a contiguous layout")                                            \
-  X(E_UNSUPPORTED, -13, "operation not supported")
+  X(E_UNSUPPORTED, -13, "operation not supported")                                                          \
+  X(E_IO, -14, "file could not be opened or read")                                                           \
+  X(E_FORMAT, -15, "malformed or unsupported file")                                                          \
+  X(E_NOT_FOUND, -16, "no such key or tensor")
 
 typedef enum clai_status {
 #define CLAI_STATUS_ENUM_(name, value, text) CLAI_##name = value,
@@ -243,12 +246,30 @@ typedef enum clai_dtype {
   CLAI_DTYPE_F32 = 0,
   CLAI_DTYPE_F16 = 1, /* IEEE half storage; computed in f32 */
   CLAI_DTYPE_I32 = 2,
+  /* Quantized blocks, as GGUF stores them (little-endian): 32 consecutive values of the last dim per block.
+   * Q8_0: f16 scale d, 32 int8 q; value = d * q (34 bytes). Q4_0: f16 d, 16 bytes of 4-bit q (value j of
+   * the block in the low nibble of byte j for j < 16, in the high nibble of byte j - 16 otherwise); value =
+   * d * (q - 8) (18 bytes). Q4_1: f16 d, f16 minimum m, 16 bytes of q as Q4_0; value = d * q + m (20 bytes).
+   * A quantized tensor has at least one dim; its last dim is a multiple of 32 with stride 1; every other
+   * stride and its offset are multiples of 32 (views select whole blocks: slices of rows, row ranges of the
+   * last dim at block boundaries). clai_tensor_write() and clai_tensor_read() move the raw blocks (row-major
+   * order of blocks); clai_copy() into an f32 or f16 tensor dequantizes, into the same quantized dtype copies
+   * blocks; clai_matmul() and clai_gather_rows() read them directly. Other ops return CLAI_E_DTYPE. */
+  CLAI_DTYPE_Q8_0 = 3,
+  CLAI_DTYPE_Q4_0 = 4,
+  CLAI_DTYPE_Q4_1 = 5,
 } clai_dtype;
 
-/* The size in bytes of one element of dtype, or 0 if dtype is not a dtype. */
+/* The size in bytes of one element of dtype; for a quantized dtype, of one block (see clai_dtype_block);
+ * 0 if dtype is not a dtype. */
 CLAI_API size_t clai_dtype_size(clai_dtype dtype);
 
-/* "f32", "f16", "i32", or "?" */
+/* The number of values one storage unit of dtype holds: 1 for f32, f16 and i32, 32 for the quantized block
+ * formats; 0 if dtype is not a dtype. n values of the last dim take n / clai_dtype_block(dtype) *
+ * clai_dtype_size(dtype) bytes. */
+CLAI_API int64_t clai_dtype_block(clai_dtype dtype);
+
+/* "f32", "f16", "i32", "q8_0", "q4_0", "q4_1", or "?" */
 CLAI_API const char *clai_dtype_name(clai_dtype dtype);
 
 /* Creates a dense row-major tensor of the given dtype and shape (ndim from 0 to CLAI_MAX_DIMS; a 0-d

@@ -11,6 +11,21 @@ size_t clai_dtype_size(clai_dtype dtype) {
   case CLAI_DTYPE_F32: return 4;
   case CLAI_DTYPE_F16: return 2;
   case CLAI_DTYPE_I32: return 4;
+  case CLAI_DTYPE_Q8_0: return 34;
+  case CLAI_DTYPE_Q4_0: return 18;
+  case CLAI_DTYPE_Q4_1: return 20;
+  }
+  return 0;
+}
+
+int64_t clai_dtype_block(clai_dtype dtype) {
+  switch (dtype) {
+  case CLAI_DTYPE_F32:
+  case CLAI_DTYPE_F16:
+  case CLAI_DTYPE_I32: return 1;
+  case CLAI_DTYPE_Q8_0:
+  case CLAI_DTYPE_Q4_0:
+  case CLAI_DTYPE_Q4_1: return 32;
   }
   return 0;
 }
@@ -20,6 +35,9 @@ const char *clai_dtype_name(clai_dtype dtype) {
   case CLAI_DTYPE_F32: return "f32";
   case CLAI_DTYPE_F16: return "f16";
   case CLAI_DTYPE_I32: return "i32";
+  case CLAI_DTYPE_Q8_0: return "q8_0";
+  case CLAI_DTYPE_Q4_0: return "q4_0";
+  case CLAI_DTYPE_Q4_1: return "q4_1";
   }
   return "?";
 }
@@ -101,6 +119,8 @@ clai_status clai_tensor_init(clai_context *ctx, clai_tensor **out, clai_dtype dt
   if (out == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "clai_tensor_init: out is NULL");
   size_t es = clai_dtype_size(dtype);
   if (es == 0) return clai__error(ctx, CLAI_E_DTYPE, "clai_tensor_init: %d is not a dtype", (int)dtype);
+  if (clai_dtype_block(dtype) != 1) /* quantized tensors: in progress */
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_tensor_init: %s tensors are not supported yet", clai_dtype_name(dtype));
   uint64_t numel, bytes;
   clai_status st = shape_numel(ctx, "clai_tensor_init", ndim, shape, &numel);
   if (st != CLAI_OK) return st;
