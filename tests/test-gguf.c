@@ -117,7 +117,22 @@ static int64_t spec_numel(const tensor_spec *s) {
   return n;
 }
 
-/* Deterministic bytes for tensor k (valid data for every type: random quants, half scales). */
+static int spec_from_floats(const tensor_spec *s) {
+  return s->type == CLAIT_GGML_F32 || s->type == CLAIT_GGML_F16 || s->type == CLAIT_GGML_Q8_0 ||
+         s->type == CLAIT_GGML_Q4_0 || s->type == CLAIT_GGML_Q4_1;
+}
+
+/* The floats tensor k is made from (for the types spec_from_floats), malloc'd. */
+static float *spec_floats(int k) {
+  const int64_t n = spec_numel(&SPECS[k]);
+  float *v = malloc((size_t)n * sizeof *v + 4);
+  assert_non_null(v);
+  clait_rng rng = {0x9e3779b97f4a7c15ULL + (uint64_t)k};
+  clait_fill(&rng, v, (size_t)n, -3.0f, 3.0f);
+  return v;
+}
+
+/* Deterministic bytes for tensor k (valid data for every type: quantized from floats, or random bytes). */
 static unsigned char *spec_data(int k, size_t *bytes) {
   const tensor_spec *s = &SPECS[k];
   const int64_t n = spec_numel(s);
@@ -125,11 +140,8 @@ static unsigned char *spec_data(int k, size_t *bytes) {
   unsigned char *p = malloc(*bytes + 1);
   assert_non_null(p);
   clait_rng rng = {0x9e3779b97f4a7c15ULL + (uint64_t)k};
-  if (s->type == CLAIT_GGML_F32 || s->type == CLAIT_GGML_F16 || s->type == CLAIT_GGML_Q8_0 ||
-      s->type == CLAIT_GGML_Q4_0 || s->type == CLAIT_GGML_Q4_1) {
-    float *v = malloc((size_t)n * sizeof *v + 4);
-    assert_non_null(v);
-    clait_fill(&rng, v, (size_t)n, -3.0f, 3.0f);
+  if (spec_from_floats(s)) {
+    float *v = spec_floats(k);
     clait_gguf_quantize(s->type, v, n, p);
     free(v);
   } else {
@@ -464,12 +476,37 @@ static void test_values(void **state) {
 
 /* ---- loading into device tensors ------------------------------------------------------------------------ */
 
-static int quantized_supported(clai_context *ctx) {
-  clai_tensor *t = NULL;
-  const int64_t shape[1] = {32};
-  clai_status st = clai_tensor_init(ctx, &t, CLAI_DTYPE_Q8_0, 1, shape);
-  clai_tensor_free(t);
-  return st == CLAI_OK;
+/* The quantized tensor t (a load of SPECS[k]) dequantized by clai_copy against the writer's dequantizer of
+ * the file's blocks (which follows clai.h's layouts: the same values but for rounding) and against the
+ * floats it was quantized from (within the format's step: the writer's quantizer is fit for model tests). */
+static void check_dequant(clai_context *ctx, clai_tensor *t, int k) {
+  const tensor_spec *sp = &SPECS[k];
+  const int64_t n = spec_numel(sp);
+  clai_tensor *f = clait_tensor(ctx, CLAI_DTYPE_F32, sp->ndim, sp->shape);
+  CLAIT_OK(ctx, clai_copy(ctx, f, t));
+  float *got = clait_get(ctx, f), *ref = malloc((size_t)n * sizeof *ref), *orig = spec_floats(k);
+  assert_non_null(ref);
+  size_t bytes;
+  unsigned char *blocks = spec_data(k, &bytes);
+  clait_gguf_dequantize(sp->type, blocks, n, ref);
+  /* one quantization step: Q8_0 max|x| / 127, Q4_0 max|x| / 8, Q4_1 (max - min) / 15; |x| < 3 here. Values
+   * round to the nearest step, but for Q4_0, whose 16 levels run from -8 d to 7 d: with the largest
+   * magnitude on -8 d, a value near the other end may be clamped a whole step short. */
+  const double step = sp->type == CLAIT_GGML_Q8_0 ? 3.0 / 127 : sp->type == CLAIT_GGML_Q4_0 ? 3.0 / 8 : 6.0 / 15;
+  const double off = sp->type == CLAIT_GGML_Q4_0 ? step : 0.5 * step;
+  for (int64_t i = 0; i < n; i++) {
+    if (fabsf(got[i] - ref[i]) > 1e-6f * (1.0f + fabsf(ref[i])))
+      fail_msg("%s element %lld: clai_copy gives %.9g, the writer's dequantizer %.9g", sp->name, (long long)i,
+               got[i], ref[i]);
+    if (fabs((double)ref[i] - orig[i]) > off * 1.01 + 1e-3)
+      fail_msg("%s element %lld: quantized %.9g from %.9g, more than %.4g off", sp->name, (long long)i, ref[i],
+               orig[i], off);
+  }
+  free(blocks);
+  free(orig);
+  free(ref);
+  free(got);
+  clai_tensor_free(f);
 }
 
 static void test_load(void **state) {
@@ -479,7 +516,6 @@ static void test_load(void **state) {
     return;
   }
   clai_context *ctx = clait_ctx();
-  const int quant = quantized_supported(ctx);
   clait_gguf *w = values_file(3, 0);
   char path[1100];
   tmp_path(path, sizeof path, "load.gguf");
@@ -491,12 +527,6 @@ static void test_load(void **state) {
     clai_tensor *t = (clai_tensor *)(uintptr_t)1;
     if (sp->dtype < 0) {
       CLAIT_FAILS(ctx, CLAI_E_DTYPE, clai_gguf_ggml_type_name(sp->type), clai_gguf_tensor_load(ctx, g, sp->name, &t));
-      assert_null(t);
-      continue;
-    }
-    if (clai_dtype_block((clai_dtype)sp->dtype) > 1 && !quant) {
-      /* clai_tensor_init does not make quantized tensors yet: the load says so */
-      assert_int_equal(clai_gguf_tensor_load(ctx, g, sp->name, &t), CLAI_E_UNSUPPORTED);
       assert_null(t);
       continue;
     }
@@ -512,11 +542,11 @@ static void test_load(void **state) {
     if (bytes > 0) assert_memory_equal(got, want, bytes); /* bit-exact, quantized blocks included */
     free(got);
     free(want);
+    if (clai_dtype_block((clai_dtype)sp->dtype) > 1) check_dequant(ctx, t, (int)k);
     clai_tensor_free(t);
     loaded++;
   }
-  print_message("# loaded %d tensors bit-exact%s\n", loaded,
-                quant ? "" : " (quantized dtypes not supported by clai_tensor_init yet: those refused)");
+  print_message("# loaded %d tensors bit-exact\n", loaded);
   clai_tensor *t = (clai_tensor *)(uintptr_t)1;
   CLAIT_FAILS(ctx, CLAI_E_NOT_FOUND, "no tensor 'w.nope'", clai_gguf_tensor_load(ctx, g, "w.nope", &t));
   assert_null(t);
@@ -568,6 +598,34 @@ static void test_load(void **state) {
   clai_context_free(other);
   CLAIT_OK(ctx, clai_tensor_read(big, all, sizeof all));
   for (int i = 0; i < 20; i++) assert_true(all[i] == 7.0f);
+  /* a quantized weight into a block-aligned row slice: w.q8_0 [3, 64] into rows 1..3 of a [5, 64] Q8_0 */
+  const int64_t qshape[2] = {5, 64};
+  clai_tensor *qbig = clait_tensor(ctx, CLAI_DTYPE_Q8_0, 2, qshape), *qrows = NULL, *q40 = NULL;
+  unsigned char qall[5 * 2 * 34], qwas[sizeof qall];
+  for (size_t i = 0; i < sizeof qall; i++) qwas[i] = (unsigned char)(i * 7 + 1);
+  CLAIT_OK(ctx, clai_tensor_write(qbig, qwas, sizeof qwas));
+  CLAIT_OK(ctx, clai_tensor_slice(qbig, &qrows, 0, 1, 4, 1));
+  CLAIT_OK(ctx, clai_gguf_tensor_load_into(ctx, g, "w.q8_0", qrows));
+  CLAIT_OK(ctx, clai_tensor_read(qbig, qall, sizeof qall));
+  want = spec_data(5, &bytes);
+  assert_int_equal(bytes, 3 * 68);
+  assert_memory_equal(qall, qwas, 68);
+  assert_memory_equal(qall + 68, want, bytes);
+  assert_memory_equal(qall + 4 * 68, qwas + 4 * 68, 68);
+  free(want);
+  const int64_t q40shape[1] = {64};
+  q40 = clait_tensor(ctx, CLAI_DTYPE_Q4_0, 1, q40shape);
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "tensor 'w.q8_0' is q8_0, dst is q4_0", clai_gguf_tensor_load_into(ctx, g, "w.q8_0", q40));
+  CLAIT_OK(ctx, clai_gguf_tensor_load_into(ctx, g, "w.q4_0", q40)); /* [2, 32] into [64]: the same blocks */
+  unsigned char q40got[36];
+  CLAIT_OK(ctx, clai_tensor_read(q40, q40got, sizeof q40got));
+  want = spec_data(6, &bytes);
+  assert_int_equal(bytes, 36);
+  assert_memory_equal(q40got, want, 36);
+  free(want);
+  clai_tensor_free(q40);
+  clai_tensor_free(qrows);
+  clai_tensor_free(qbig);
   /* a tensor loaded from a file stays valid after the file is closed */
   clai_tensor *kept = NULL;
   CLAIT_OK(ctx, clai_gguf_tensor_load(ctx, g, "w.i32", &kept));
@@ -919,7 +977,7 @@ static void exercise(clai_context *ctx, const clai_gguf *g, const unsigned char 
           free(got);
           clai_tensor_free(t);
           fs->tensors_loaded++;
-        } else if (!(st == CLAI_E_UNSUPPORTED && clai_dtype_block((clai_dtype)ti.dtype) > 1)) {
+        } else {
           fail_msg("loading tensor %lld '%s': %s: %s", (long long)i, name, clai_status_name(st), clai_errmsg(ctx));
         }
       }
@@ -1124,13 +1182,12 @@ static void test_real_model(void **state) {
   }
   /* every loadable tensor onto the device and back, against the file's bytes */
   clai_context *ctx = clait_ctx();
-  const int quant = quantized_supported(ctx);
   FILE *f = fopen(path, "rb");
   assert_non_null(f);
   int loaded = 0;
   for (int64_t i = 0; i < nt; i++) {
     assert_int_equal(clai_gguf_tensor_info_get(g, i, &ti), CLAI_OK);
-    if (ti.dtype < 0 || (clai_dtype_block((clai_dtype)ti.dtype) > 1 && !quant)) continue;
+    if (ti.dtype < 0) continue;
     char name[256];
     snprintf(name, sizeof name, "%.*s", (int)ti.name_len, ti.name);
     clai_tensor *t = NULL;
@@ -1146,7 +1203,8 @@ static void test_real_model(void **state) {
     clai_tensor_free(t);
     loaded++;
   }
-  print_message("# loaded %d tensors bit-exact%s\n", loaded, quant ? "" : " (quantized ones not yet supported)");
+  print_message("# loaded %d tensors bit-exact\n", loaded);
+  assert_int_equal(loaded, 272);
   fclose(f);
   clai_context_free(ctx);
   clai_gguf_close(g);
