@@ -270,12 +270,18 @@ static int rd_value(reader *r, uint32_t type, int depth, gguf_kv *kv) {
     }
   }
   for (uint64_t i = 0; i < n; i++) {
-    if (et == CLAI_GGUF_STRING) {
-      uint64_t at, len;
-      char w[64];
-      snprintf(w, sizeof w, "string %llu of the array", (unsigned long long)i);
-      if (kv != NULL) kv->str_at[i] = r->at;
-      if (!rd_str(r, w, &at, &len)) return 0;
+    if (et == CLAI_GGUF_STRING) { /* rd_str's checks, with a message formatted only on failure */
+      const uint64_t at = r->at;
+      if (remain(r) < 8)
+        return bad(r, "the length of string %llu of the array at offset %llu needs 8 bytes, but the file ends at "
+                   "%llu", (unsigned long long)i, (unsigned long long)at, (unsigned long long)r->size);
+      const uint64_t len = le(r->p + at, 8);
+      if (len > remain(r) - 8)
+        return bad(r, "string %llu of the array at offset %llu has length %llu, but only %llu bytes remain in the "
+                   "file", (unsigned long long)i, (unsigned long long)at, (unsigned long long)len,
+                   (unsigned long long)(remain(r) - 8));
+      if (kv != NULL) kv->str_at[i] = at;
+      r->at += 8 + len;
     } else if (!rd_value(r, CLAI_GGUF_ARRAY, depth + 1, NULL)) {
       return 0;
     }

@@ -730,6 +730,9 @@ static void test_errors(void **state) {
   patch(p, field(w, "array count", 0), 1ULL << 62);
   REFUSED(p, n, "kv 3 'tokens'", "the count of the array of string", "is 4611686018427387904");
   RESET();
+  patch(p, field(w, "string length", 6), 1ULL << 40); /* "bc", the second token */
+  REFUSED(p, n, "kv 3 'tokens'", "string 1 of the array at offset", "has length 1099511627776");
+  RESET();
   patch(p, field(w, "array count", 1), n + 1);
   REFUSED(p, n, "kv 4 'nums'", "the count of the array of uint32");
   RESET();
