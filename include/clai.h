@@ -293,6 +293,41 @@ CLAI_API clai_status clai_tensor_write(clai_tensor *t, const void *src, size_t b
  * (at least numel * dtype size, else CLAI_E_BUFFER_TOO_SMALL and nothing is written). */
 CLAI_API clai_status clai_tensor_read(clai_tensor *t, void *dst, size_t dst_size);
 
+/* Host access to a tensor's memory without a copy where the device shares host memory.
+ *
+ * clai_tensor_map() gives the host a pointer to the elements of a dense tensor (clai_tensor_is_contiguous,
+ * any offset, any non-quantized dtype; a view of a bigger buffer maps only its own elements), in row-major
+ * order. flags is CLAI_MAP_READ, CLAI_MAP_WRITE or both, optionally with CLAI_MAP_ASYNC:
+ * - CLAI_MAP_READ: the memory holds the tensor's elements as every op enqueued before the call left them.
+ * - CLAI_MAP_WRITE: what the host writes there is the tensor's content after clai_tensor_unmap(). Without
+ *   CLAI_MAP_READ the memory's content is undefined when mapped (nothing is copied in), so every element
+ *   must be written.
+ * - CLAI_MAP_ASYNC: the call returns at once, *ptr already set, without waiting for the ops enqueued before
+ *   it; the memory may be used only after clai_tensor_map_wait(). Ops enqueued between the two calls run
+ *   meanwhile (on other memory: see below), which is how a reduction overlaps with a backward pass.
+ * On a device that shares host memory (CL_DEVICE_HOST_UNIFIED_MEMORY: CPU devices, integrated GPUs, whose
+ * tensors libclai allocates in host-accessible memory) the pointer is the tensor's own memory; elsewhere the
+ * OpenCL driver stages a copy (in at map for reading, out at unmap for writing).
+ * While a tensor is mapped, nothing may be enqueued that reads or writes any element of the buffer it views
+ * (this tensor, any view of it and any tensor sharing its buffer: ops, clai_tensor_read/write, clai_copy):
+ * OpenCL 1.2 (section 5.4.2.1) leaves the result undefined and libclai does not check it. Ops on tensors of
+ * other buffers may be enqueued freely. A view that is not dense (strided, transposed, broadcast) fails with
+ * CLAI_E_NOT_CONTIGUOUS; mapping a tensor twice, mapping a view that overlaps a mapped view of the same
+ * buffer, flags without READ or WRITE, or a NULL ptr fail with CLAI_E_INVALID_ARG, a quantized tensor with
+ * CLAI_E_DTYPE; on any failure *ptr is NULL and the tensor is not mapped. A tensor of 0 elements maps to NULL. A mapped tensor that is freed (or whose context is) is
+ * unmapped first, its writes kept. */
+enum { CLAI_MAP_READ = 1, CLAI_MAP_WRITE = 2, CLAI_MAP_ASYNC = 4 };
+CLAI_API clai_status clai_tensor_map(clai_tensor *t, unsigned flags, void **ptr);
+
+/* Waits until the memory of a mapping made with CLAI_MAP_ASYNC may be used (returns at once for a blocking
+ * one). CLAI_E_INVALID_ARG if t is not mapped; CLAI_E_OPENCL if the device failed (t stays mapped). */
+CLAI_API clai_status clai_tensor_map_wait(clai_tensor *t);
+
+/* Ends the mapping of t: its pointer may no longer be used, the host's writes (CLAI_MAP_WRITE) reach the
+ * tensor before any op enqueued after this call, and the buffer may be used by ops again. Does not wait.
+ * CLAI_E_INVALID_ARG if t is not mapped (never mapped, or unmapped already). */
+CLAI_API clai_status clai_tensor_unmap(clai_tensor *t);
+
 /* Shape and layout queries. For an out-of-range dim, clai_tensor_dim() and clai_tensor_stride() return -1. */
 CLAI_API clai_context *clai_tensor_context(const clai_tensor *t);
 CLAI_API clai_dtype clai_tensor_dtype(const clai_tensor *t);
