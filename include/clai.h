@@ -293,6 +293,41 @@ CLAI_API clai_status clai_tensor_write(clai_tensor *t, const void *src, size_t b
  * (at least numel * dtype size, else CLAI_E_BUFFER_TOO_SMALL and nothing is written). */
 CLAI_API clai_status clai_tensor_read(clai_tensor *t, void *dst, size_t dst_size);
 
+/* Host access to a tensor's memory without a copy where the device shares host memory.
+ *
+ * clai_tensor_map() gives the host a pointer to the elements of a dense tensor (clai_tensor_is_contiguous,
+ * any offset, any non-quantized dtype; a view of a bigger buffer maps only its own elements), in row-major
+ * order. flags is CLAI_MAP_READ, CLAI_MAP_WRITE or both, optionally with CLAI_MAP_ASYNC:
+ * - CLAI_MAP_READ: the memory holds the tensor's elements as every op enqueued before the call left them.
+ * - CLAI_MAP_WRITE: what the host writes there is the tensor's content after clai_tensor_unmap(). Without
+ *   CLAI_MAP_READ the memory's content is undefined when mapped (nothing is copied in), so every element
+ *   must be written.
+ * - CLAI_MAP_ASYNC: the call returns at once, *ptr already set, without waiting for the ops enqueued before
+ *   it; the memory may be used only after clai_tensor_map_wait(). Ops enqueued between the two calls run
+ *   meanwhile (on other memory: see below), which is how a reduction overlaps with a backward pass.
+ * On a device that shares host memory (CL_DEVICE_HOST_UNIFIED_MEMORY: CPU devices, integrated GPUs, whose
+ * tensors libclai allocates in host-accessible memory) the pointer is the tensor's own memory; elsewhere the
+ * OpenCL driver stages a copy (in at map for reading, out at unmap for writing).
+ * While a tensor is mapped, nothing may be enqueued that reads or writes any element of the buffer it views
+ * (this tensor, any view of it and any tensor sharing its buffer: ops, clai_tensor_read/write, clai_copy):
+ * OpenCL 1.2 (section 5.4.2.1) leaves the result undefined and libclai does not check it. Ops on tensors of
+ * other buffers may be enqueued freely. A view that is not dense (strided, transposed, broadcast) fails with
+ * CLAI_E_NOT_CONTIGUOUS; mapping a tensor twice, mapping a view that overlaps a mapped view of the same
+ * buffer, flags without READ or WRITE, or a NULL ptr fail with CLAI_E_INVALID_ARG, a quantized tensor with
+ * CLAI_E_DTYPE; on any failure *ptr is NULL and the tensor is not mapped. A tensor of 0 elements maps to NULL. A mapped tensor that is freed (or whose context is) is
+ * unmapped first, its writes kept. */
+enum { CLAI_MAP_READ = 1, CLAI_MAP_WRITE = 2, CLAI_MAP_ASYNC = 4 };
+CLAI_API clai_status clai_tensor_map(clai_tensor *t, unsigned flags, void **ptr);
+
+/* Waits until the memory of a mapping made with CLAI_MAP_ASYNC may be used (returns at once for a blocking
+ * one). CLAI_E_INVALID_ARG if t is not mapped; CLAI_E_OPENCL if the device failed (t stays mapped). */
+CLAI_API clai_status clai_tensor_map_wait(clai_tensor *t);
+
+/* Ends the mapping of t: its pointer may no longer be used, the host's writes (CLAI_MAP_WRITE) reach the
+ * tensor before any op enqueued after this call, and the buffer may be used by ops again. Does not wait.
+ * CLAI_E_INVALID_ARG if t is not mapped (never mapped, or unmapped already). */
+CLAI_API clai_status clai_tensor_unmap(clai_tensor *t);
+
 /* Shape and layout queries. For an out-of-range dim, clai_tensor_dim() and clai_tensor_stride() return -1. */
 CLAI_API clai_context *clai_tensor_context(const clai_tensor *t);
 CLAI_API clai_dtype clai_tensor_dtype(const clai_tensor *t);
@@ -334,8 +369,10 @@ CLAI_API clai_status clai_tensor_expand(clai_tensor *t, clai_tensor **out, int n
 /* dst = src, elementwise, with conversion between any two dtypes (f32 -> i32 rounds toward zero). src is
  * broadcast to dst's shape. dst and src may be any views; dst must not overlap src except exactly.
  * A quantized src dequantizes into an f32 or f16 dst (its leading dims may broadcast, its last dim must
- * equal dst's), or copies blocks into a quantized dst of its dtype and shape; quantizing (a quantized dst
- * with a float src) is CLAI_E_UNSUPPORTED: write blocks with clai_tensor_write(). */
+ * equal dst's), or copies blocks into a quantized dst of its dtype and shape. An f32 or f16 src quantizes
+ * into a Q8_0 dst (leading dims may broadcast): per block d = max|x| / 127 (stored as half) and q = round(x / d),
+ * halves away from zero, as llama.cpp quantizes activations; into Q4_0 and Q4_1 it is CLAI_E_UNSUPPORTED
+ * (write such blocks with clai_tensor_write()). */
 CLAI_API clai_status clai_copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src);
 
 /* Every element of dst = value (converted to dst's dtype). dst may be any view but a broadcast one (see the
@@ -392,10 +429,12 @@ CLAI_API clai_status clai_add_scalar(clai_context *ctx, clai_tensor *out, const 
  * Quantized weights: one of A and B may be quantized (Q8_0, Q4_0, Q4_1) when it is stored with K as its
  * last dim, as GGUF stores a weight matrix [out, in]: B [..., N, K] with trans_b = 1 (y = x W^T), or A
  * [..., M, K] with trans_a = 0; the other operand is f32 or f16 (CLAI_E_UNSUPPORTED for the other
- * transposes, CLAI_E_DTYPE for two quantized operands). Up to M = 16 (N for a quantized A) one kernel reads
- * each weight block once (a language model's decode step); above, the weights are dequantized in chunks of
- * at most 64 MiB into the device's own f32 GEMM. Either way the result is the f32 product with the
- * dequantized weights, to float rounding. */
+ * transposes). The activations may be quantized too: A Q8_0 [..., M, K] (trans_a = 0, see clai_copy) times
+ * a quantized B [..., N, K] (trans_b = 1), as llama.cpp's CPU backend multiplies them; other pairs of
+ * quantized operands are CLAI_E_UNSUPPORTED. Up to M = 16 (N for a quantized A) one kernel reads each weight
+ * block once (a language model's decode step); above, the operands are dequantized (the weights in chunks
+ * of at most 64 MiB) into the device's own f32 GEMM. Either way the result is the f32 product of the
+ * dequantized operands, to float rounding. */
 CLAI_API clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a,
                                  const clai_tensor *b, int trans_b, float alpha, float beta);
 

@@ -97,6 +97,9 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
   dname[sizeof dname - 1] = '\0';
   caps->loop_limit = clai__contains_ci(dname, "llvmpipe") ? 65535 : 0;
   caps->lanes_cpu = caps->is_cpu && clai__contains_ci(dname, "llvmpipe");
+  cl_bool unified = CL_FALSE;
+  caps->host_unified = clGetDeviceInfo(dev, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) == CL_SUCCESS &&
+                       unified == CL_TRUE;
 }
 
 static void fill_info(cl_platform_id p, cl_device_id d, clai_device_info *info) {

@@ -143,6 +143,8 @@ enum clai__program_id {
   X(GATHER_ROWS_Q, QUANT, "clai_gather_rows_q", "bbbbxllllii", 1)                   \
   X(QMATMUL_F32, QUANT, "clai_qmatmul_f32", "bbbxiiilllllffblllii", 2)              \
   X(QMATMUL_F16, QUANT, "clai_qmatmul_f16", "bbbxiiilllllffblllii", 2)              \
+  X(QMATMUL_Q8, QUANT, "clai_qmatmul_q8", "bbbxiiilllllffblllii", 2)                \
+  X(QUANT_Q8_0, QUANT, "clai_quant_q8_0", "bbxli", 1)                               \
   X(SOFTMAX, NORM, "clai_softmax", "bbxllllfiii", 1)                               \
   X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)                  \
   X(COL2IM_F32, CONV_BWD, "clai_col2im_f32", "bbllllliiiiiiiiiiiiii", 3)           \
@@ -207,6 +209,8 @@ typedef struct clai__devcaps {
   uint32_t mem_align;   /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes */
   int local_mem_reported_x2; /* the driver reports twice a kernel's local memory (rusticl 22.x; device.c) */
   int64_t loop_limit;   /* most iterations a kernel loop runs (llvmpipe: 65535, then it stops); 0: none */
+  int host_unified;     /* CL_DEVICE_HOST_UNIFIED_MEMORY: device memory is host memory (CPU, integrated GPU);
+                           the pool then allocates host-accessible buffers, so a map is not a copy */
   int lanes_cpu;        /* a CPU device that runs a work-group's items in SIMD lanes, where barriers, nested
                            loops and private arrays cost several times over (llvmpipe): the generic GEMM
                            family without k-block barriers (KBAR=0) is its default */
@@ -288,6 +292,11 @@ struct clai_tensor {
   int64_t strides[CLAI_MAX_DIMS]; /* in elements */
   int64_t offset;                 /* in elements */
   struct clai_tensor *prev, *next; /* the context's list of live tensors */
+  /* A live host mapping (tensor-map.c): the pointer clEnqueueMapBuffer gave (NULL for 0 elements), the event
+   * of an asynchronous map (NULL once waited for), mapped is 1 while the mapping lives. */
+  int mapped;
+  void *map_ptr;
+  cl_event map_event;
 };
 
 /* ---- the context (context.c) -------------------------------------------------------------------------- */
@@ -464,6 +473,8 @@ const char *clai__shape_str(int ndim, const int64_t *shape, char *buf, size_t ca
 void clai__dense_strides(int ndim, const int64_t *shape, int64_t *strides);
 /* Element range [lo, hi] a view addresses, in elements of its buffer; 0 if it addresses nothing. */
 int clai__tensor_extent(const clai_tensor *t, int64_t *lo, int64_t *hi);
+/* Ends t's host mapping, if any, before t is freed (tensor-map.c). */
+void clai__tensor_map_drop(clai_tensor *t);
 /* 1 if the element ranges of a and b share buffer and overlap. */
 int clai__tensors_overlap(const clai_tensor *a, const clai_tensor *b);
 /* 1 if an elementwise output may alias the input: no overlap, or element for element (same buffer, offset

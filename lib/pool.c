@@ -88,7 +88,10 @@ clai__buffer *clai__pool_alloc(clai_context *ctx, uint64_t bytes, clai_status *s
   }
   cl_int err = CL_SUCCESS;
   for (int attempt = 0; attempt < 2; attempt++) {
-    b->mem = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, (size_t)size, NULL, &err);
+    /* Where device memory is host memory, CL_MEM_ALLOC_HOST_PTR asks for memory the host can address, so that
+     * clai_tensor_map hands out the buffer itself (integrated GPUs; POCL's CPU buffers are host memory anyway). */
+    cl_mem_flags fl = CL_MEM_READ_WRITE | (ctx->caps.host_unified && !ctx->caps.is_cpu ? CL_MEM_ALLOC_HOST_PTR : 0);
+    b->mem = clCreateBuffer(ctx->cl, fl, (size_t)size, NULL, &err);
     if (b->mem != NULL || clai__cl_status(err) != CLAI_E_OUT_OF_MEMORY) break;
     clai__pool_trim(pool); /* give cached memory back to the device, then try once more */
   }

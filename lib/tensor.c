@@ -172,6 +172,7 @@ clai_status clai_tensor_init(clai_context *ctx, clai_tensor **out, clai_dtype dt
 void clai_tensor_free(clai_tensor *t) {
   if (t == NULL) return;
   clai_context *ctx = t->ctx;
+  if (t->mapped) clai__tensor_map_drop(t);
   if (t->prev != NULL) t->prev->next = t->next;
   else ctx->tensors = t->next;
   if (t->next != NULL) t->next->prev = t->prev;

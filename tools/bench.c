@@ -116,7 +116,8 @@ static void usage(FILE *f) {
              "  GFLOP/s of C = op(A) op(B), data on the device, median (min-max) of S timings after a warm-up,\n"
              "  each timing at least --min-time long; beside OpenBLAS (if installed) and CLBlast (if built in).\n"
              "       clai bench ops --help   GB/s of elementwise ops, softmax, layernorm and reductions\n"
-             "       clai bench train --help training samples/s beside PyTorch\n");
+             "       clai bench train --help training samples/s beside PyTorch\n"
+             "       mpirun -np N clai bench allreduce   time to sum the models' gradients over N ranks\n");
 }
 
 #define CHECK(call)                                                                                  \
@@ -280,6 +281,7 @@ int clai_tool_bench(int argc, char **argv) {
   if (argc >= 1 && strcmp(argv[0], "gemm") == 0) return bench_gemm(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "ops") == 0) return bench_ops(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "train") == 0) return bench_train(argc - 1, argv + 1);
+  if (argc >= 1 && strcmp(argv[0], "allreduce") == 0) return bench_allreduce(argc - 1, argv + 1);
   usage(argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) ? stdout : stderr);
   return argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) ? 0 : 2;
 }

@@ -8,6 +8,7 @@
 int clai_tool_bench(int argc, char **argv);
 int clai_tool_tune(int argc, char **argv);
 int bench_train(int argc, char **argv); /* bench-train.c */
+int bench_allreduce(int argc, char **argv); /* bench-allreduce.c */
 
 /* Parses "N" (square) or "MxNxK" shapes separated by commas into out (at most cap); returns how many, or
  * -1 on a malformed list. */

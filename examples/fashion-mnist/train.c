@@ -19,6 +19,7 @@
 #include "train.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include <clai.h>
 
 #include "checkpoint.h"
+#include "dp.h"
 #include "mnist.h"
 
 #define PIXELS 784
@@ -41,6 +43,8 @@
 
 typedef struct options {
   const char *model, *data, *checkpoint;
+  const char *devices;   /* --devices LIST: comma-separated indices from `clai devices`, or NULL */
+  const char *loss_log;  /* --loss-log PATH: every step's loss, or NULL */
   int epochs, batch, json, resume;
   uint64_t seed;
   float lr;
@@ -53,6 +57,7 @@ typedef struct options {
  * gradients are views of the flat parameter and gradient tensors. */
 typedef struct dense {
   int64_t in, out;
+  int64_t off;           /* where its parameters start in the flat tensors */
   clai_activation act;
   clai_tensor *wt, *w, *b, *gwt, *gb;
   clai_tensor *y, *dy;   /* [batch, out] training activations and their gradients */
@@ -76,6 +81,14 @@ typedef struct trainer {
   clai_context *ctx;
   options o;
   const char *prog;
+  /* Data parallelism (examples/dataparallel): rank `rank` of `nranks` computes rows [lo, hi) of each global
+   * batch, its gradient scaled by its share of the rows, and red sums the gradients of all ranks before the
+   * optimizer step. One rank: comm is the group of one, red NULL, and nothing changes. */
+  dp_comm *comm;
+  int rank, nranks;
+  dp_reducer *red;
+  FILE *devnull;         /* the log of ranks other than 0 */
+  FILE *loss_log;        /* --loss-log, on rank 0 */
   FILE *log;             /* progress: stdout, or stderr with --json */
   int tty;
   int64_t ntrain, ntest, steps_per_epoch;
@@ -194,7 +207,7 @@ static int dense_setup(trainer *t, const int64_t *sizes, int n, int64_t off, uin
   t->nlayers = n;
   for (int i = 0; i < t->nlayers; i++) {
     dense *l = &t->layer[i];
-    l->in = sizes[i], l->out = sizes[i + 1];
+    l->in = sizes[i], l->out = sizes[i + 1], l->off = off;
     l->act = i + 1 < t->nlayers ? CLAI_ACT_RELU : CLAI_ACT_NONE;
     l->wt = flat_view(t->params, off, l->in, l->out);
     l->gwt = flat_view(t->grads, off, l->in, l->out);
@@ -276,6 +289,11 @@ static int dense_backward(trainer *t, clai_tensor *x, int64_t b, clai_tensor *dx
     prof(t, "fc weight gradients");
     if ((st = clai_matmul(ctx, gb, ones, 0, dy, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
     prof(t, "fc bias gradients");
+    /* this layer's gradients are final: the reduction of [l->off, end) may start while the rest runs */
+    if (t->red != NULL && dp_reducer_ready(t->red, l->off) != 0) {
+      fprintf(stderr, "%s: reducing the gradient: %s\n", t->prog, dp_reducer_error(t->red));
+      goto done;
+    }
     if (i > 0 || dx != NULL) {
       /* dx_prev = dy W = dy wt^T, then through the ReLU of the previous layer: its output is positive exactly where
        * its input was, so the output serves as the "x" of the derivative. */
@@ -635,27 +653,47 @@ static int train_epoch(trainer *t, const model_ops *m, int64_t epoch, epoch_stat
   int rc = -1;
   t->prof_last = t0;
   for (int64_t s = 0; s < steps; s++) {
-    int64_t r0 = s * B, r1 = r0 + B < n ? r0 + B : n, b = r1 - r0;
-    clai_tensor *x = rows(t->xs, r0, r1), *y = NULL, *y2 = rows(t->ys, r0, r1), *loss = NULL, *logits = NULL,
-                *dl = NULL;
+    /* The global batch is rows [r0, r1); this rank takes rows [g0, g0 + b) of it (all of them on one rank). */
+    int64_t r0 = s * B, r1 = r0 + B < n ? r0 + B : n, gb = r1 - r0;
+    int64_t g0 = r0 + gb * t->rank / t->nranks, b = r0 + gb * (t->rank + 1) / t->nranks - g0;
+    clai_tensor *x = NULL, *y = NULL, *y2 = NULL, *loss = NULL, *logits = NULL, *dl = NULL;
     int64_t yshape[1] = {b};
-    if (x == NULL || y2 == NULL || clai_tensor_reshape(y2, &y, 1, yshape) != CLAI_OK) goto step_fail;
-    if ((loss = rows(t->losses, s, s + 1)) == NULL) goto step_fail;
-    if ((logits = m->forward(t, x, b, 1)) == NULL) goto step_fail;
-    if ((dl = rows(t->dlogits, 0, b)) == NULL) goto step_fail;
-    if ((st = clai_loss_cross_entropy(ctx, loss, dl, logits, y, -100)) != CLAI_OK) {
-      fail(t, "clai_loss_cross_entropy", st);
+    if (b == 0) { /* a short last batch with fewer rows than ranks: nothing to add to the sum */
+      if ((st = clai_fill(ctx, t->grads, 0.0)) != CLAI_OK) {
+        fail(t, "clai_fill (an empty share of the batch)", st);
+        goto step_fail;
+      }
+    } else {
+      x = rows(t->xs, g0, g0 + b), y2 = rows(t->ys, g0, g0 + b);
+      if (x == NULL || y2 == NULL || clai_tensor_reshape(y2, &y, 1, yshape) != CLAI_OK) goto step_fail;
+      if ((loss = rows(t->losses, s, s + 1)) == NULL) goto step_fail;
+      if ((logits = m->forward(t, x, b, 1)) == NULL) goto step_fail;
+      if ((dl = rows(t->dlogits, 0, b)) == NULL) goto step_fail;
+      if ((st = clai_loss_cross_entropy(ctx, loss, dl, logits, y, -100)) != CLAI_OK) {
+        fail(t, "clai_loss_cross_entropy", st);
+        goto step_fail;
+      }
+      /* The loss is the mean over this rank's rows; scaled by its share of the global batch, the ranks'
+       * gradients sum to the gradient of the global batch's mean. */
+      if (b != gb && (st = clai_scale(ctx, dl, dl, (float)((double)b / (double)gb))) != CLAI_OK) {
+        fail(t, "clai_scale (the share of the batch)", st);
+        goto step_fail;
+      }
+      prof(t, "cross-entropy");
+      if (m->backward(t, x, b) != 0) goto step_fail;
+    }
+    if (t->red != NULL && dp_reducer_finish(t->red) != 0) {
+      fprintf(stderr, "%s: reducing the gradient: %s\n", t->prog, dp_reducer_error(t->red));
       goto step_fail;
     }
-    prof(t, "cross-entropy");
-    if (m->backward(t, x, b) != 0) goto step_fail;
+    prof(t, "gradient reduction");
     t->step++;
     if ((st = clai_optim_adam(ctx, t->params, t->adam_m, t->adam_v, t->grads, t->step, &adam)) != CLAI_OK) {
       fail(t, "clai_optim_adam", st);
       goto step_fail;
     }
     prof(t, "adam");
-    if (t->tty && ((s + 1) % PROGRESS_EVERY == 0 || s + 1 == steps)) {
+    if (t->tty && b > 0 && ((s + 1) % PROGRESS_EVERY == 0 || s + 1 == steps)) {
       float l = NAN;
       if ((st = clai_tensor_read(loss, &l, sizeof l)) != CLAI_OK) {
         fail(t, "reading the loss", st);
@@ -690,43 +728,77 @@ static int train_epoch(trainer *t, const model_ops *m, int64_t epoch, epoch_stat
     fprintf(t->log, "  kernel: %-28s %6llu launches %9.1f us/step\n", kp[i].kernel,
             (unsigned long long)kp[i].launches, kp[i].seconds / steps * 1e6);
   if (nk >= 0) clai_profile_reset(t->ctx);
+  /* Each step's loss over the global batch: the ranks' means weighted by their rows, summed over ranks
+   * (on one rank, loss * rows exactly, so the same bits as before). */
+  double *w = calloc((size_t)steps, sizeof *w);
+  char err[1024];
+  if (w == NULL) {
+    free(losses);
+    fprintf(stderr, "%s: out of host memory\n", t->prog);
+    return -1;
+  }
+  for (int64_t s = 0; s < steps; s++) {
+    int64_t r0 = s * B, gb = (s + 1) * B < n ? B : n - r0;
+    int64_t g0 = r0 + gb * t->rank / t->nranks, b = r0 + gb * (t->rank + 1) / t->nranks - g0;
+    w[s] = b > 0 ? (double)losses[s] * (double)b : 0.0;
+  }
+  if (dp_sum_f64(t->comm, w, (size_t)steps, err, sizeof err) != 0) {
+    fprintf(stderr, "%s: summing the losses over the ranks: %s\n", t->prog, err);
+    free(losses), free(w);
+    return -1;
+  }
   double sum = 0;
   for (int64_t s = 0; s < steps; s++) {
-    int64_t b = (s + 1) * B < n ? B : n - s * B;
-    sum += (double)losses[s] * (double)b;
+    int64_t gb = (s + 1) * B < n ? B : n - s * B;
+    sum += w[s];
+    if (t->loss_log != NULL)
+      fprintf(t->loss_log, "%lld %lld %.9g\n", (long long)epoch, (long long)(s + 1), (double)(float)(w[s] / (double)gb));
   }
+  if (t->loss_log != NULL) fflush(t->loss_log);
   es->loss = sum / (double)n;
   rc = 0;
-  free(losses);
+  free(losses), free(w);
   return rc;
 }
 
+/* Each rank evaluates its share of the test set, rows [e0, e1); the counts of correct answers are summed. */
 static int evaluate(trainer *t, const model_ops *m, double *acc, double *secs) {
   double t0 = now();
-  for (int64_t r0 = 0; r0 < t->ntest; r0 += EVAL_BATCH) {
-    int64_t r1 = r0 + EVAL_BATCH < t->ntest ? r0 + EVAL_BATCH : t->ntest;
+  const int64_t e0 = t->ntest * t->rank / t->nranks, e1 = t->ntest * (t->rank + 1) / t->nranks;
+  for (int64_t r0 = e0; r0 < e1; r0 += EVAL_BATCH) {
+    int64_t r1 = r0 + EVAL_BATCH < e1 ? r0 + EVAL_BATCH : e1;
     clai_tensor *x = rows(t->xtest, r0, r1), *dst = rows(t->test_logits, r0, r1), *lg = NULL;
     clai_status st = CLAI_E_INVALID_ARG;
     if (x != NULL && dst != NULL && (lg = m->forward(t, x, r1 - r0, 0)) != NULL) st = clai_copy(t->ctx, dst, lg);
     clai_tensor_free(x), clai_tensor_free(dst), clai_tensor_free(lg);
     if (st != CLAI_OK) return fail(t, "evaluation", st);
   }
-  float *lg = malloc((size_t)t->ntest * CLASSES * sizeof(float));
-  if (lg == NULL) return -1;
-  clai_status st = clai_tensor_read(t->test_logits, lg, (size_t)t->ntest * CLASSES * sizeof(float));
+  float *lg = malloc((size_t)(e1 - e0) * CLASSES * sizeof(float) + 1);
+  clai_tensor *mine = rows(t->test_logits, e0, e1);
+  if (lg == NULL || mine == NULL) {
+    free(lg), clai_tensor_free(mine);
+    return -1;
+  }
+  clai_status st = clai_tensor_read(mine, lg, (size_t)(e1 - e0) * CLASSES * sizeof(float));
+  clai_tensor_free(mine);
   if (st != CLAI_OK) {
     free(lg);
     return fail(t, "reading the test logits", st);
   }
-  int64_t correct = 0;
-  for (int64_t i = 0; i < t->ntest; i++) {
+  double correct = 0;
+  for (int64_t i = 0; i < e1 - e0; i++) {
     int best = 0;
     for (int c = 1; c < CLASSES; c++)
       if (lg[i * CLASSES + c] > lg[i * CLASSES + best]) best = c;
-    correct += best == t->test_labels[i];
+    correct += best == t->test_labels[e0 + i];
   }
   free(lg);
-  *acc = (double)correct / (double)t->ntest;
+  char err[1024];
+  if (dp_sum_f64(t->comm, &correct, 1, err, sizeof err) != 0) {
+    fprintf(stderr, "%s: summing the test accuracy over the ranks: %s\n", t->prog, err);
+    return -1;
+  }
+  *acc = correct / (double)t->ntest;
   *secs = now() - t0;
   return 0;
 }
@@ -761,7 +833,14 @@ static void usage(const char *prog, FILE *f) {
           "  --resume           continue from the checkpoint and keep saving there (PATH, default\n"
           "                     fashion-mnist-MODEL.ckpt; a missing file starts from scratch); the\n"
           "                     run must have the checkpoint's --model, --seed, --batch and training set\n"
-          "  --json             a JSON summary on stdout, progress on stderr\n",
+          "  --json             a JSON summary on stdout, progress on stderr\n"
+          "  --loss-log PATH    write every step's loss there (\"EPOCH STEP LOSS\" lines)\n"
+          "  --devices LIST     train on several devices at once (indices from `clai devices`, e.g. 0,1):\n"
+          "                     one thread per device, each on its share of every batch, the gradients\n"
+          "                     summed before each step; under mpirun, the devices the ranks of one\n"
+          "                     machine take in turn\n"
+          "Under mpirun (a build with MPI), each rank trains on its share of every batch of --batch samples\n"
+          "on its own device and the gradients are summed with MPI_Allreduce; rank 0 reports and saves.\n",
           prog, MNIST_DEFAULT_DIR);
 }
 
@@ -805,6 +884,8 @@ static int parse(const char *prog, int argc, char **argv, options *o) {
     if (strcmp(a, "--model") == 0) o->model = v;
     else if (strcmp(a, "--data") == 0) o->data = v;
     else if (strcmp(a, "--checkpoint") == 0) o->checkpoint = v;
+    else if (strcmp(a, "--devices") == 0) o->devices = v;
+    else if (strcmp(a, "--loss-log") == 0) o->loss_log = v;
     else if (strcmp(a, "--epochs") == 0) {
       if (parse_int(prog, a, v, 0, EPOCHS_MAX, &x) != 0) return -1;
       o->epochs = (int)x;
@@ -852,72 +933,191 @@ static void free_trainer(trainer *t) {
     for (size_t j = 0; j < sizeof all / sizeof all[0]; j++) clai_tensor_free(all[j]);
   }
   free(t->test_labels);
+  dp_reducer_free(t->red);
   clai_context_free(t->ctx);
+  if (t->devnull != NULL) fclose(t->devnull);
+  if (t->loss_log != NULL) fclose(t->loss_log);
 }
 
-int fmnist_train_main(const char *prog, int argc, char **argv) {
+/* Rank 0's checkpoint to every rank: rank 0 reads the file (so it need not be on a shared file system),
+ * then the step count and, when there was one, the parameters and Adam's state go to the others. Returns
+ * the epochs already done (0: none) or -1 on every rank. */
+static int64_t restore_all(trainer *t) {
+  int64_t done = 0;
+  char err[1024];
+  if (t->rank == 0) done = restore(t);
+  if (t->nranks == 1) return done;
+  if (dp_agree(t->comm, done >= 0, "the checkpoint cannot be resumed (see rank 0's message)", err, sizeof err) != 0) {
+    fprintf(stderr, "%s: stopping: %s\n", t->prog, err);
+    return -1;
+  }
+  int64_t hdr[2] = {done, t->step};
+  if (dp_bcast(t->comm, hdr, sizeof hdr, 0, err, sizeof err) != 0) {
+    fprintf(stderr, "%s: %s\n", t->prog, err);
+    return -1;
+  }
+  done = hdr[0], t->step = hdr[1];
+  clai_tensor *state[3] = {t->params, t->adam_m, t->adam_v};
+  for (int i = 0; i < 3 && done > 0; i++) {
+    void *p = NULL;
+    clai_status st = clai_tensor_map(state[i], t->rank == 0 ? CLAI_MAP_READ : CLAI_MAP_WRITE, &p);
+    if (st != CLAI_OK) {
+      fail(t, "clai_tensor_map (the resumed state)", st);
+      dp_fail(t->comm, "mapping the resumed state failed");
+      return -1;
+    }
+    int rc = dp_bcast(t->comm, p, (size_t)t->nparams * sizeof(float), 0, err, sizeof err);
+    if ((st = clai_tensor_unmap(state[i])) != CLAI_OK || rc != 0) {
+      fprintf(stderr, "%s: sending the resumed state: %s\n", t->prog, rc != 0 ? err : clai_errmsg(t->ctx));
+      return -1;
+    }
+  }
+  return done;
+}
+
+/* The context of this rank: the device asked for, else the best one; where several ranks share a machine
+ * and it has several devices of the best one's type, local rank r takes the r-th of them (in turn). */
+static clai_status open_context(trainer *t, const char *device, char *err, size_t cap) {
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  p.device = device;
+  clai_status st = clai_context_init_ex(&t->ctx, &p, err, cap);
+  if (st != CLAI_OK || device != NULL || dp_local_size(t->comm) < 2) return st;
+  clai_device_info chosen, d;
+  if (clai_context_device_info(t->ctx, -1, &chosen) != CLAI_OK) return CLAI_OK;
+  int same[64], ns = 0, n = clai_context_device_count(t->ctx);
+  for (int i = 0; i < n && ns < 64; i++)
+    if (clai_context_device_info(t->ctx, i, &d) == CLAI_OK && d.type == chosen.type) same[ns++] = d.index;
+  if (ns < 2 || same[dp_local_rank(t->comm) % ns] == chosen.index) return CLAI_OK;
+  char idx[16];
+  snprintf(idx, sizeof idx, "%d", same[dp_local_rank(t->comm) % ns]);
+  clai_context_free(t->ctx);
+  t->ctx = NULL;
+  p.device = idx;
+  return clai_context_init_ex(&t->ctx, &p, err, cap);
+}
+
+/* 1 when every rank holds the same parameters (they must: the same sums, the same steps); a cheap check
+ * at the end of a run, since ranks that drifted apart would train different models silently. */
+static int ranks_agree(trainer *t) {
+  if (t->nranks == 1) return 1;
+  void *p = NULL;
+  uint64_t h = 1469598103934665603ULL, *all = calloc((size_t)t->nranks, sizeof *all);
+  char err[1024];
+  if (all == NULL || clai_tensor_map(t->params, CLAI_MAP_READ, &p) != CLAI_OK) {
+    free(all);
+    dp_fail(t->comm, "checking the parameters failed");
+    return 0;
+  }
+  const unsigned char *b = p;
+  for (size_t i = 0; i < (size_t)t->nparams * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ULL;
+  clai_tensor_unmap(t->params);
+  int ok = dp_allgather(t->comm, &h, all, sizeof h, err, sizeof err) == 0;
+  for (int r = 1; ok && r < t->nranks; r++)
+    if (all[r] != all[0]) {
+      fprintf(stderr, "%s: the parameters of rank %d differ from rank 0's\n", t->prog, r);
+      ok = 0;
+    }
+  free(all);
+  return ok;
+}
+
+static int train_run(const options *o, const char *prog0, dp_comm *comm, const char *device) {
   trainer t;
   memset(&t, 0, sizeof t);
+  t.o = *o;
+  t.comm = comm, t.rank = dp_rank(comm), t.nranks = dp_size(comm);
+  char prog[128];
+  if (t.nranks > 1) snprintf(prog, sizeof prog, "%s [rank %d of %d]", prog0, t.rank, t.nranks);
+  else snprintf(prog, sizeof prog, "%s", prog0);
   t.prog = prog;
-  if (parse(prog, argc, argv, &t.o) != 0) return 2;
   const model_ops *m = NULL;
   for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++)
     if (strcmp(MODELS[i].name, t.o.model) == 0) m = &MODELS[i];
-  if (m == NULL) {
-    fprintf(stderr, "%s: unknown model '%s' (available: mlp, cnn)\n", prog, t.o.model);
-    return 2;
-  }
-  if (t.o.epochs < 0) t.o.epochs = m->default_epochs;
-  char default_ckpt[64];
-  if (t.o.resume && t.o.checkpoint == NULL) {
-    snprintf(default_ckpt, sizeof default_ckpt, "fashion-mnist-%s.ckpt", m->name);
-    t.o.checkpoint = default_ckpt;
-  }
   t.log = t.o.json ? stderr : stdout;
-  t.tty = isatty(fileno(t.log));
+  if (t.rank != 0 && (t.devnull = fopen("/dev/null", "w")) != NULL) t.log = t.devnull;
+  t.tty = t.rank == 0 && isatty(fileno(t.log));
   const char *pe = getenv("FMNIST_PROFILE");
   t.profile = pe != NULL && strcmp(pe, "1") == 0;
 
-  char err[4096];
+  char err[4096], why[4096 + 64] = "";
   double tinit = now();
-  clai_status st = clai_context_init_ex(&t.ctx, NULL, err, sizeof err);
+  int ok = 1, rc = 1;
+  clai_status st = open_context(&t, device, err, sizeof err);
   if (st != CLAI_OK) {
-    fprintf(stderr, "%s: no OpenCL context: %s: %s\n", prog, clai_status_name(st), err);
-    return 1;
+    snprintf(why, sizeof why, "no OpenCL context%s%s: %s: %s", device ? " on device " : "", device ? device : "",
+             clai_status_name(st), err);
+    fprintf(stderr, "%s: %s\n", prog, why);
+    ok = 0;
   }
   tinit = now() - tinit;
   clai_device_info dev;
   memset(&dev, 0, sizeof dev);
-  clai_context_device_info(t.ctx, -1, &dev);
-  int rc = 1;
   double tload = now();
-  if (load_data(&t) != 0) goto out;
-  tload = now() - tload;
-  t.steps_per_epoch = (t.ntrain + t.o.batch - 1) / t.o.batch;
-  if ((t.ones = mk(&t, CLAI_DTYPE_F32, 2, 1, t.o.batch)) == NULL) goto out;
-  if ((t.losses = mk(&t, CLAI_DTYPE_F32, 1, t.steps_per_epoch, 0)) == NULL) goto out;
-  if (clai_fill(t.ctx, t.ones, 1.0) != CLAI_OK) goto out;
-  if (m->build(&t) != 0) goto out;
-  if (clai_fill(t.ctx, t.adam_m, 0.0) != CLAI_OK || clai_fill(t.ctx, t.adam_v, 0.0) != CLAI_OK) goto out;
+  if (ok) {
+    clai_context_device_info(t.ctx, -1, &dev);
+    ok = 0;
+    snprintf(why, sizeof why, "setting up the training failed (see its message)");
+    if (t.rank == 0 && t.o.loss_log != NULL && (t.loss_log = fopen(t.o.loss_log, "w")) == NULL)
+      snprintf(why, sizeof why, "cannot write %s: %s", t.o.loss_log, strerror(errno));
+    else if (load_data(&t) == 0) {
+      tload = now() - tload;
+      t.steps_per_epoch = (t.ntrain + t.o.batch - 1) / t.o.batch;
+      if ((t.ones = mk(&t, CLAI_DTYPE_F32, 2, 1, t.o.batch)) != NULL &&
+          (t.losses = mk(&t, CLAI_DTYPE_F32, 1, t.steps_per_epoch, 0)) != NULL &&
+          clai_fill(t.ctx, t.ones, 1.0) == CLAI_OK && m->build(&t) == 0 && clai_fill(t.ctx, t.adam_m, 0.0) == CLAI_OK &&
+          clai_fill(t.ctx, t.adam_v, 0.0) == CLAI_OK)
+        ok = 1;
+      if (ok && t.nranks > 1 && dp_reducer_init(comm, t.grads, 0, &t.red, err, sizeof err) != 0) {
+        snprintf(why, sizeof why, "the gradient reduction: %s", err);
+        ok = 0;
+      }
+    } else {
+      snprintf(why, sizeof why, "loading the data failed (see its message)");
+    }
+    if (!ok && t.nranks > 1) fprintf(stderr, "%s: %s\n", prog, why);
+  }
+  /* Every rank set up, or all stop with the reason. */
+  if (t.nranks > 1 && dp_agree(comm, ok, why, err, sizeof err) != 0) {
+    fprintf(stderr, "%s: stopping: %s\n", prog, err);
+    goto out;
+  }
+  if (!ok) goto out;
   int64_t first = 1;
   if (t.o.resume) {
-    int64_t done = restore(&t);
+    int64_t done = restore_all(&t);
     if (done < 0) goto out;
     first = done + 1;
   }
-  fprintf(t.log, "device: %s / %s%s\n", dev.platform, dev.name, dev.fallback ? " [CPU fallback]" : "");
-  fprintf(t.log, "model %s (%lld parameters), %lld training samples, batch %d, %d epochs, seed %llu "
+  /* Every rank's device, for the log and the JSON summary. */
+  char (*devs)[320] = calloc((size_t)t.nranks, sizeof *devs);
+  char mine[320];
+  snprintf(mine, sizeof mine, "%s / %s", dev.platform, dev.name);
+  if (devs == NULL || dp_allgather(comm, mine, devs, sizeof mine, err, sizeof err) != 0) {
+    fprintf(stderr, "%s: gathering the devices: %s\n", prog, devs == NULL ? "out of host memory" : err);
+    free(devs);
+    goto out;
+  }
+  if (t.nranks == 1)
+    fprintf(t.log, "device: %s / %s%s\n", dev.platform, dev.name, dev.fallback ? " [CPU fallback]" : "");
+  else
+    for (int r = 0; r < t.nranks; r++)
+      fprintf(t.log, "rank %d (%s): %s\n", r, dp_backend(comm), devs[r]);
+  fprintf(t.log, "model %s (%lld parameters), %lld training samples, batch %d%s, %d epochs, seed %llu "
                  "(start-up %.2fs, data %.2fs)\n",
-          m->name, (long long)t.nparams, (long long)t.ntrain, t.o.batch, t.o.epochs, (unsigned long long)t.o.seed,
-          tinit, tload);
+          m->name, (long long)t.nparams, (long long)t.ntrain, t.o.batch, t.nranks > 1 ? " (split over the ranks)" : "",
+          t.o.epochs, (unsigned long long)t.o.seed, tinit, tload);
   if (t.o.resume && first > t.o.epochs) fprintf(t.log, "nothing to do: the checkpoint has %lld epochs\n", (long long)first - 1);
 
   epoch_stats *hist = calloc((size_t)t.o.epochs + 1, sizeof *hist);
-  if (hist == NULL) goto out;
-  int ok = 1;
+  if (hist == NULL) {
+    free(devs);
+    goto out;
+  }
   for (int64_t e = first; e <= t.o.epochs && ok; e++) {
     epoch_stats *es = &hist[e];
     if (train_epoch(&t, m, e, es) != 0 || evaluate(&t, m, &es->acc, &es->eval_s) != 0) {
+      if (t.nranks > 1) dp_fail(comm, "training failed (see its message)");
       ok = 0;
       break;
     }
@@ -925,8 +1125,15 @@ int fmnist_train_main(const char *prog, int argc, char **argv) {
                    "shuffle %.2fs)\n",
             (long long)e, es->train_s, t.ntrain / es->train_s, es->loss, es->acc, es->eval_s, es->shuffle_s);
     fflush(t.log);
-    if (t.o.checkpoint != NULL && save(&t, e) != 0) ok = 0;
+    int saved = !(t.rank == 0 && t.o.checkpoint != NULL && save(&t, e) != 0);
+    if (t.nranks > 1 && dp_agree(comm, saved, "saving the checkpoint failed", err, sizeof err) != 0) {
+      fprintf(stderr, "%s: stopping: %s\n", prog, err);
+      ok = 0;
+    } else if (!saved) {
+      ok = 0;
+    }
   }
+  if (ok && !ranks_agree(&t)) ok = 0;
   if (ok && first <= t.o.epochs) {
     double best = 0, secs = 0;
     for (int64_t e = first; e <= t.o.epochs; e++) {
@@ -936,12 +1143,18 @@ int fmnist_train_main(const char *prog, int argc, char **argv) {
     fprintf(t.log, "done: test accuracy %.4f after epoch %d; training %.0f samples/s on average, %.0f in the best epoch\n",
             hist[t.o.epochs].acc, t.o.epochs, (double)t.ntrain * (double)(t.o.epochs - first + 1) / secs, best);
   }
-  if (ok && t.o.json) {
+  if (ok && t.o.json && t.rank == 0) {
     printf("{\n \"device\": \"");
     json_str(stdout, dev.platform);
     printf(" / ");
     json_str(stdout, dev.name);
-    printf("\",\n \"model\": \"%s\",\n \"params\": %lld,\n \"batch\": %d,\n"
+    printf("\",\n \"ranks\": %d,\n \"parallel\": \"%s\",\n \"devices\": [", t.nranks, dp_backend(comm));
+    for (int r = 0; r < t.nranks; r++) {
+      printf("%s\"", r ? ", " : "");
+      json_str(stdout, devs[r]);
+      printf("\"");
+    }
+    printf("],\n \"model\": \"%s\",\n \"params\": %lld,\n \"batch\": %d,\n"
            " \"seed\": %llu,\n \"lr\": %g,\n \"n_train\": %lld,\n \"n_test\": %lld,\n \"eval_batch\": %d,\n"
            " \"epochs_total\": %d,\n \"first_epoch\": %lld,\n"
            " \"epochs\": [",
@@ -958,10 +1171,144 @@ int fmnist_train_main(const char *prog, int argc, char **argv) {
              es->shuffle_s);
     }
     printf("\n ]\n}\n");
+    fflush(stdout);
   }
-  free(hist);
+  free(hist), free(devs);
   rc = ok ? 0 : 1;
 out:
   free_trainer(&t);
+  return rc;
+}
+
+/* --devices LIST: up to 64 comma-separated device indices; returns how many, or -1 with a message. */
+static int parse_devices(const char *prog, const char *s, int *idx, int max) {
+  int n = 0;
+  const char *p = s;
+  for (;;) {
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || errno != 0 || v < 0 || v > 9999 || (*end != ',' && *end != '\0') || n == max) {
+      fprintf(stderr, "%s: --devices wants device indices from `clai devices` separated by commas (at most %d), "
+                      "not '%s'\n",
+              prog, max, s);
+      return -1;
+    }
+    idx[n++] = (int)v;
+    if (*end == '\0') return n;
+    p = end + 1;
+  }
+}
+
+/* Ranks sharing one machine share its cores: unless the user set it, each rank's POCL CPU device gets
+ * cores / ranks threads (it would otherwise start one per core in every rank). No effect on GPUs. */
+static void share_cpu_threads(int ranks_here) {
+  if (ranks_here < 2 || getenv("POCL_MAX_PTHREAD_COUNT") != NULL) return;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN), per = cores > 0 ? cores / ranks_here : 1;
+  char v[32];
+  snprintf(v, sizeof v, "%ld", per > 0 ? per : 1);
+  setenv("POCL_MAX_PTHREAD_COUNT", v, 0);
+}
+
+typedef struct thread_run {
+  const options *o;
+  const char *prog;
+  dp_comm *comm;
+  char device[16];
+  int rc;
+} thread_run;
+
+static void *thread_main(void *arg) {
+  thread_run *r = arg;
+  r->rc = train_run(r->o, r->prog, r->comm, r->device);
+  return NULL;
+}
+
+/* One thread per device of --devices, each a rank of a threads group. */
+static int train_threads(const options *o, const char *prog, const int *idx, int n) {
+  dp_threads *th = dp_threads_new(n);
+  thread_run *runs = calloc((size_t)n, sizeof *runs);
+  pthread_t *tids = calloc((size_t)n, sizeof *tids);
+  int rc = 1, started = 0;
+  if (th == NULL || runs == NULL || tids == NULL) {
+    fprintf(stderr, "%s: out of host memory\n", prog);
+    goto done;
+  }
+  share_cpu_threads(n);
+  for (int r = 0; r < n; r++) {
+    runs[r].o = o, runs[r].prog = prog, runs[r].rc = 1;
+    snprintf(runs[r].device, sizeof runs[r].device, "%d", idx[r]);
+    if ((runs[r].comm = dp_threads_comm(th, r)) == NULL) {
+      fprintf(stderr, "%s: out of host memory\n", prog);
+      break;
+    }
+  }
+  for (int r = 0; r < n && runs[n - 1].comm != NULL; r++) {
+    if (pthread_create(&tids[r], NULL, thread_main, &runs[r]) != 0) {
+      fprintf(stderr, "%s: cannot start the thread of device %d\n", prog, idx[r]);
+      dp_fail(runs[r].comm, "a thread could not be started");
+      break;
+    }
+    started++;
+  }
+  rc = started == n ? 0 : 1;
+  for (int r = 0; r < started; r++) {
+    pthread_join(tids[r], NULL);
+    if (runs[r].rc > rc) rc = runs[r].rc;
+  }
+done:
+  for (int r = 0; runs != NULL && r < n; r++) dp_comm_free(runs[r].comm);
+  free(runs), free(tids);
+  dp_threads_free(th);
+  return rc;
+}
+
+int fmnist_train_main(const char *prog, int argc, char **argv) {
+  options o;
+  if (parse(prog, argc, argv, &o) != 0) return 2;
+  const model_ops *m = NULL;
+  for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++)
+    if (strcmp(MODELS[i].name, o.model) == 0) m = &MODELS[i];
+  if (m == NULL) {
+    fprintf(stderr, "%s: unknown model '%s' (available: mlp, cnn)\n", prog, o.model);
+    return 2;
+  }
+  if (o.epochs < 0) o.epochs = m->default_epochs;
+  char default_ckpt[64];
+  if (o.resume && o.checkpoint == NULL) {
+    snprintf(default_ckpt, sizeof default_ckpt, "fashion-mnist-%s.ckpt", m->name);
+    o.checkpoint = default_ckpt;
+  }
+  int idx[64], nd = 0;
+  if (o.devices != NULL && (nd = parse_devices(prog, o.devices, idx, 64)) < 0) return 2;
+  char dev[16];
+  if (dp_mpi_launched()) {
+    char err[1024];
+    dp_comm *comm = NULL;
+    if (!dp_mpi_built()) {
+      const char *size = getenv("OMPI_COMM_WORLD_SIZE");
+      if (size != NULL && strcmp(size, "1") != 0) {
+        fprintf(stderr, "%s: started by mpirun with %s ranks, but this build has no MPI support: every rank would "
+                        "train alone (install Debian's libopenmpi-dev, configure and build again)\n",
+                prog, size);
+        return 1;
+      }
+    } else if (dp_mpi_init(&argc, &argv, &comm, err, sizeof err) != 0) {
+      fprintf(stderr, "%s: %s\n", prog, err);
+      return 1;
+    }
+    if (comm != NULL) {
+      share_cpu_threads(dp_local_size(comm));
+      if (nd > 0) snprintf(dev, sizeof dev, "%d", idx[dp_local_rank(comm) % nd]);
+      int rc = train_run(&o, prog, comm, nd > 0 ? dev : NULL);
+      dp_comm_free(comm);
+      return rc;
+    }
+  }
+  if (nd > 1) return train_threads(&o, prog, idx, nd);
+  dp_comm *one = dp_single();
+  if (nd == 1) snprintf(dev, sizeof dev, "%d", idx[0]);
+  int rc = train_run(&o, prog, one, nd == 1 ? dev : NULL);
+  dp_comm_free(one);
   return rc;
 }
