@@ -1,0 +1,491 @@
+/* test-tokenizer.c - the Llama runner's byte-level BPE tokenizer (examples/llama/tokenizer.c), no OpenCL
+ * device needed.
+ *
+ * Small vocabularies built by hand check each rule on its own: the pre-tokenizer's split (a vocabulary
+ * whose merges build exactly the expected pieces, so the tokens show where the split fell), merge order,
+ * merges through texts that are not tokens, special tokens, bad input, the snprintf-like capacity contract,
+ * decoding and the streaming decoder.
+ *
+ * With CLAI_LLM_MODEL naming SmolLM2-135M-Instruct's GGUF, the real vocabulary must give llama.cpp's ids for
+ * the five prompts of /work/shared/peers/llama/smollm2-reference.jsonl and decode its greedy continuations
+ * to its text. Those are embedded below as C data rather than read from the jsonl: the test then needs no
+ * JSON parser and no second path, and the expected values cannot drift from the test that checks them. */
+#include <time.h>
+
+#include "testutil.h"
+#include "tokenizer.h"
+
+/* ---- synthetic vocabularies -------------------------------------------------------------------------- */
+
+/* GPT-2's byte-to-unicode character of byte b, written down again from its definition: printable Latin-1
+ * stands for itself, the other bytes take U+0100 onwards in order. */
+static uint32_t b2u(unsigned b) {
+  uint32_t next = 256;
+  for (unsigned i = 0; i < 256; i++) {
+    int printable = (i >= 0x21 && i <= 0x7E) || (i >= 0xA1 && i <= 0xAC) || i >= 0xAE;
+    if (i == b) return printable ? i : next;
+    if (!printable) next++;
+  }
+  return 0;
+}
+
+/* Appends the byte-level form of n bytes of s to out (NUL-terminated); returns its length. */
+static size_t encode_bytes(const char *s, size_t n, char *out) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t cp = b2u((unsigned char)s[i]);
+    if (cp < 0x80) {
+      out[o++] = (char)cp;
+    } else {
+      out[o++] = (char)(0xC0 | (cp >> 6));
+      out[o++] = (char)(0x80 | (cp & 0x3F));
+    }
+  }
+  out[o] = '\0';
+  return o;
+}
+
+#define MAXV 512
+
+/* A vocabulary under construction: the 256 byte characters first (ids 0..255 in byte order), then what
+ * the test adds. Texts live in the struct. */
+typedef struct vocab {
+  int n, nm;
+  char tok[MAXV][48];
+  size_t len[MAXV];
+  int32_t type[MAXV];
+  char merge[MAXV][96];
+  size_t mlen[MAXV];
+  const char *tp[MAXV], *mp[MAXV];
+} vocab;
+
+static void vocab_init(vocab *v) {
+  memset(v, 0, sizeof *v);
+  for (unsigned b = 0; b < 256; b++) {
+    char c = (char)b;
+    v->len[b] = encode_bytes(&c, 1, v->tok[b]);
+    v->type[b] = LLM_TOKEN_NORMAL;
+  }
+  v->n = 256;
+}
+
+static int vocab_add(vocab *v, const char *text, int type) {
+  assert_true(v->n < MAXV);
+  snprintf(v->tok[v->n], sizeof v->tok[0], "%s", text);
+  v->len[v->n] = strlen(text);
+  v->type[v->n] = type;
+  return v->n++;
+}
+
+static void vocab_merge(vocab *v, const char *left, const char *right) {
+  assert_true(v->nm < MAXV);
+  v->mlen[v->nm] = (size_t)snprintf(v->merge[v->nm], sizeof v->merge[0], "%s %s", left, right);
+  v->nm++;
+}
+
+/* Adds the merges (and tokens) that build the byte-level text of piece (n bytes) one byte at a time. */
+static void vocab_piece(vocab *v, const char *piece, size_t n) {
+  char left[96], right[8], whole[96];
+  encode_bytes(piece, 1, left);
+  for (size_t k = 1; k < n; k++) {
+    encode_bytes(piece + k, 1, right);
+    encode_bytes(piece, k + 1, whole);
+    vocab_merge(v, left, right);
+    vocab_add(v, whole, LLM_TOKEN_NORMAL);
+    strcpy(left, whole);
+  }
+}
+
+static llm_tokenizer *vocab_build(vocab *v, const char *pre) {
+  for (int i = 0; i < v->n; i++) v->tp[i] = v->tok[i];
+  for (int j = 0; j < v->nm; j++) v->mp[j] = v->merge[j];
+  llm_tokenizer_params p = {v->n, v->tp, v->len, v->type, v->nm, v->mp, v->mlen, -1, -1, -1, pre};
+  char err[256];
+  llm_tokenizer *t = NULL;
+  if (llm_tokenizer_new(&t, &p, err, sizeof err) != 0) fail_msg("llm_tokenizer_new: %s", err);
+  return t;
+}
+
+/* Tokenizes text and renders the tokens' decoded bytes joined by '|', for comparison with what a test
+ * expects ("Hello| world"). */
+static void render(const llm_tokenizer *t, const char *text, size_t n, int parse_special, char *out, size_t cap) {
+  int32_t ids[256];
+  int64_t k = llm_tokenize(t, text, n, parse_special, ids, 256);
+  assert_true(k >= 0 && k <= 256);
+  size_t o = 0;
+  out[0] = '\0';
+  for (int64_t i = 0; i < k; i++) {
+    size_t len;
+    const char *s = llm_token_bytes(t, ids[i], &len);
+    assert_non_null(s);
+    assert_true(o + len + 2 < cap);
+    if (i > 0) out[o++] = '|';
+    memcpy(out + o, s, len);
+    o += len;
+  }
+  out[o] = '\0';
+}
+
+/* Checks that pre-tokenizer `pre` splits text into the pieces of `want` ('|'-separated): builds a
+ * vocabulary whose merges make exactly those pieces, tokenizes, and compares. A wrong split shows as
+ * pieces cut short or left in bytes. */
+static void check_split(const char *pre, const char *text, const char *want) {
+  static vocab v;
+  vocab_init(&v);
+  for (const char *p = want; *p != '\0';) {
+    const char *bar = strchr(p, '|');
+    size_t n = bar != NULL ? (size_t)(bar - p) : strlen(p);
+    vocab_piece(&v, p, n);
+    p += n + (bar != NULL);
+  }
+  llm_tokenizer *t = vocab_build(&v, pre);
+  char got[1024];
+  render(t, text, strlen(text), 1, got, sizeof got);
+  if (strcmp(got, want) != 0) fail_msg("%s split of \"%s\": got \"%s\", want \"%s\"", pre, text, got, want);
+  llm_tokenizer_free(t);
+}
+
+/* ---- the pre-tokenizer ------------------------------------------------------------------------------- */
+
+static void test_split_contractions(void **state) {
+  (void)state;
+  check_split("smollm", "I'm he's they're we've you'll she'd don't",
+              "I|'m| he|'s| they|'re| we|'ve| you|'ll| she|'d| don|'t");
+  /* Only lowercase contractions, as in GPT-2's regex; "'x" is punctuation then a word. */
+  check_split("smollm", "IT'S 'x' rock'n'roll", "IT|'|S| '|x|'| rock|'|n|'|roll");
+  /* An apostrophe at the very end is punctuation. */
+  check_split("gpt2", "dogs'", "dogs|'");
+}
+
+static void test_split_digits(void **state) {
+  (void)state;
+  /* smollm: every digit on its own, and a space before a digit stays alone. */
+  check_split("smollm", "abc 12345 x1y", "abc| |1|2|3|4|5| x|1|y");
+  check_split("smollm", "pi=3.14", "pi|=|3|.|1|4");
+  /* Non-ASCII \p{N}: ARABIC-INDIC DIGIT THREE, FOUR (Nd) and VULGAR FRACTION ONE HALF (No). */
+  check_split("smollm", "n\331\243\331\244 \302\275", "n|\331\243|\331\244| |\302\275");
+  /* gpt2: runs of digits with their space. */
+  check_split("gpt2", "abc 12345 x1y", "abc| 12345| x|1|y");
+}
+
+static void test_split_letters(void **state) {
+  (void)state;
+  check_split("smollm", "Hello world  again", "Hello| world| | again");
+  check_split("smollm", "  hi", " | hi");
+  /* Non-ASCII letters belong to the word: "Ünïcödé" and CJK. */
+  check_split("smollm", "\303\234n\303\257c\303\266d\303\251 \346\227\245\346\234\254",
+              "\303\234n\303\257c\303\266d\303\251| \346\227\245\346\234\254");
+}
+
+static void test_split_punctuation(void **state) {
+  (void)state;
+  check_split("smollm", "Hi!!! ...?? (x)", "Hi|!!!| ...??| (|x|)");
+  /* Symbols and emoji are "other" too: one run with the punctuation around them. */
+  check_split("smollm", "a \360\237\231\202! b", "a| \360\237\231\202!| b");
+}
+
+static void test_split_whitespace(void **state) {
+  (void)state;
+  /* A run of whitespace leaves its last character to the next word; alone, or at the end, it is kept. */
+  check_split("smollm", "a   b", "a|  | b");
+  check_split("smollm", "a\n\nb", "a|\n|\n|b");
+  check_split("smollm", "x \t\n y", "x| \t\n| y");
+  check_split("smollm", "end   ", "end|   ");
+  check_split("smollm", "def f():\n    return 1",
+              "def| f|():|\n   | return| |1");
+  /* Unicode whitespace: IDEOGRAPHIC SPACE and NO-BREAK SPACE are \s (and no word prefix: only ' ' is). */
+  check_split("smollm", "a\343\200\200b c\302\240\302\240d", "a|\343\200\200|b| c|\302\240|\302\240|d");
+  /* U+001F (a separator Python's isspace() counts, Unicode's White_Space does not) is punctuation. */
+  check_split("smollm", "a \037b", "a| \037|b");
+}
+
+/* ---- BPE --------------------------------------------------------------------------------------------- */
+
+static void test_bpe_ranks(void **state) {
+  (void)state;
+  static vocab v;
+  char got[256];
+  /* "b c" outranks "a b": abc -> a|bc. */
+  vocab_init(&v);
+  vocab_add(&v, "ab", LLM_TOKEN_NORMAL);
+  vocab_add(&v, "bc", LLM_TOKEN_NORMAL);
+  vocab_merge(&v, "b", "c");
+  vocab_merge(&v, "a", "b");
+  llm_tokenizer *t = vocab_build(&v, "gpt2");
+  render(t, "abc", 3, 1, got, sizeof got);
+  assert_string_equal(got, "a|bc");
+  render(t, "abab", 4, 1, got, sizeof got);
+  assert_string_equal(got, "ab|ab");
+  llm_tokenizer_free(t);
+
+  /* The other order, and equal pairs: the leftmost merges first (aaa -> aa|a). */
+  vocab_init(&v);
+  vocab_add(&v, "ab", LLM_TOKEN_NORMAL);
+  vocab_add(&v, "bc", LLM_TOKEN_NORMAL);
+  vocab_add(&v, "aa", LLM_TOKEN_NORMAL);
+  vocab_merge(&v, "a", "b");
+  vocab_merge(&v, "b", "c");
+  vocab_merge(&v, "a", "a");
+  t = vocab_build(&v, "gpt2");
+  render(t, "abc", 3, 1, got, sizeof got);
+  assert_string_equal(got, "ab|c");
+  render(t, "aaa", 3, 1, got, sizeof got);
+  assert_string_equal(got, "aa|a");
+  render(t, "aaaaa", 5, 1, got, sizeof got);
+  assert_string_equal(got, "aa|aa|a");
+  llm_tokenizer_free(t);
+
+  /* A merge through a text that is not a token ("xy"): xyz is reached through it, and a lone "xy" falls
+   * back to its bytes. Merges with a space in their texts ("Ġ" is the byte-level space). */
+  vocab_init(&v);
+  int xyz = vocab_add(&v, "xyz", LLM_TOKEN_NORMAL);
+  int sp_the = vocab_add(&v, "\304\240the", LLM_TOKEN_NORMAL);
+  vocab_add(&v, "th", LLM_TOKEN_NORMAL);
+  vocab_add(&v, "the", LLM_TOKEN_NORMAL);
+  vocab_merge(&v, "x", "y");
+  vocab_merge(&v, "xy", "z");
+  vocab_merge(&v, "t", "h");
+  vocab_merge(&v, "th", "e");
+  vocab_merge(&v, "\304\240", "the");
+  t = vocab_build(&v, "gpt2");
+  int32_t ids[8];
+  assert_int_equal(llm_tokenize(t, "xyz", 3, 1, ids, 8), 1);
+  assert_int_equal(ids[0], xyz);
+  assert_int_equal(llm_tokenize(t, "xy", 2, 1, ids, 8), 2);
+  assert_int_equal(ids[0], 'x');
+  assert_int_equal(ids[1], 'y');
+  assert_int_equal(llm_tokenize(t, " the", 4, 1, ids, 8), 1);
+  assert_int_equal(ids[0], sp_the);
+  assert_int_equal(llm_tokenizer_find(t, "\304\240the", 5), sp_the);
+  assert_int_equal(llm_tokenizer_find(t, "xy", 2), -1);
+  llm_tokenizer_free(t);
+}
+
+/* ---- special tokens ---------------------------------------------------------------------------------- */
+
+static void test_special_tokens(void **state) {
+  (void)state;
+  static vocab v;
+  vocab_init(&v);
+  int s = vocab_add(&v, "<|s|>", LLM_TOKEN_CONTROL);
+  int sl = vocab_add(&v, "<|s|>long", LLM_TOKEN_CONTROL);
+  int u = vocab_add(&v, "<u>", LLM_TOKEN_USER_DEFINED);
+  int hi = vocab_add(&v, "hi", LLM_TOKEN_NORMAL);
+  vocab_merge(&v, "h", "i");
+  llm_tokenizer *t = vocab_build(&v, "smollm");
+  int32_t ids[64];
+  const char *text = "<|s|>hi<|s|><u> hi<|s|>";
+  int64_t n = llm_tokenize(t, text, strlen(text), 1, ids, 64);
+  /* ids 0..255 are the bytes in order: the space is token ' ' (its character is U+0120). */
+  assert_int_equal(n, 7);
+  assert_int_equal(ids[0], s);
+  assert_int_equal(ids[1], hi);
+  assert_int_equal(ids[2], s);
+  assert_int_equal(ids[3], u);
+  assert_int_equal(ids[4], ' ');
+  assert_int_equal(ids[5], hi);
+  assert_int_equal(ids[6], s);
+  /* The longest special token that starts at a position wins. */
+  n = llm_tokenize(t, "<|s|>longer", 11, 1, ids, 64);
+  assert_int_equal(n, 3);
+  assert_int_equal(ids[0], sl);
+  assert_int_equal(ids[1], 'e');
+  assert_int_equal(ids[2], 'r');
+  /* Without parse_special control texts are ordinary text; user-defined tokens are still found. */
+  char got[256];
+  render(t, "<|s|><u>", 8, 0, got, sizeof got);
+  assert_string_equal(got, "<|||s|||>|<u>");
+  /* An unfinished special token at the end is text. */
+  render(t, "hi<|s", 5, 1, got, sizeof got);
+  assert_string_equal(got, "hi|<|||s");
+
+  /* Decoding: control tokens are nothing unless rendered; user-defined tokens are their text. */
+  n = llm_tokenize(t, text, strlen(text), 1, ids, 64);
+  char out[64];
+  assert_int_equal(llm_detokenize(t, ids, n, 0, out, sizeof out), 8);
+  assert_string_equal(out, "hi<u> hi");
+  assert_int_equal(llm_detokenize(t, ids, n, 1, out, sizeof out), (int64_t)strlen(text));
+  assert_string_equal(out, text);
+  assert_int_equal(llm_tokenizer_type(t, s), LLM_TOKEN_CONTROL);
+  assert_int_equal(llm_tokenizer_type(t, -1), 0);
+  llm_tokenizer_free(t);
+}
+
+/* ---- bad input and the capacity contract ------------------------------------------------------------- */
+
+static void test_bad_input(void **state) {
+  (void)state;
+  static vocab v;
+  vocab_init(&v);
+  llm_tokenizer *t = vocab_build(&v, "smollm");
+  int32_t ids[64];
+  char out[64];
+  /* Empty text, with and without a buffer. */
+  assert_int_equal(llm_tokenize(t, "", 0, 1, ids, 64), 0);
+  assert_int_equal(llm_tokenize(t, NULL, 0, 1, NULL, 0), 0);
+  /* Invalid UTF-8 (a stray continuation byte, a truncated sequence, an overlong form, a surrogate,
+   * 0xFF, an embedded NUL) goes through byte by byte and decodes back to the same bytes. */
+  const char bad[] = "a\xff\xc3(b\x80\xe2\x82\xc0\xaf\xed\xa0\x80\0z\xf0\x9f\x99";
+  size_t nb = sizeof bad - 1;
+  int64_t n = llm_tokenize(t, bad, nb, 1, ids, 64);
+  assert_int_equal(n, (int64_t)nb); /* no merges: one token per byte */
+  for (size_t i = 0; i < nb; i++) assert_int_equal(ids[i], (unsigned char)bad[i]);
+  assert_int_equal(llm_detokenize(t, ids, n, 0, out, sizeof out), (int64_t)nb);
+  assert_memory_equal(out, bad, nb);
+  llm_tokenizer_free(t);
+  check_split("smollm", "a\xff\xc3(b\xe2\x82 c", "a|\xff\xc3(|b|\xe2\x82| c");
+
+  /* Capacity: like snprintf, the count the whole text needs, and only cap ids written. */
+  vocab_init(&v);
+  t = vocab_build(&v, "gpt2");
+  for (int i = 0; i < 8; i++) ids[i] = -7;
+  assert_int_equal(llm_tokenize(t, "hello", 5, 1, ids, 2), 5);
+  assert_int_equal(ids[0], 'h');
+  assert_int_equal(ids[1], 'e');
+  assert_int_equal(ids[2], -7);
+  assert_int_equal(llm_tokenize(t, "hello", 5, 1, NULL, 0), 5);
+  assert_int_equal(llm_tokenize(t, "hello", 5, 1, ids, 5), 5);
+  assert_int_equal(ids[4], 'o');
+  /* Decoding into a short buffer: cut and NUL-terminated, the full length returned; bad ids refused. */
+  assert_int_equal(llm_detokenize(t, ids, 5, 0, out, 3), 5);
+  assert_string_equal(out, "he");
+  const int32_t bad_ids[] = {'a', 99999};
+  assert_int_equal(llm_detokenize(t, bad_ids, 2, 0, out, sizeof out), -1);
+  size_t len = 7;
+  assert_null(llm_token_bytes(t, -1, &len));
+  assert_int_equal(len, 0);
+  llm_tokenizer_free(t);
+}
+
+static void expect_new_fails(const llm_tokenizer_params *p, const char *needle) {
+  char err[256] = "";
+  llm_tokenizer *t = (llm_tokenizer *)p; /* anything but NULL */
+  assert_int_equal(llm_tokenizer_new(&t, p, err, sizeof err), -1);
+  assert_null(t);
+  if (strstr(err, needle) == NULL) fail_msg("message \"%s\" does not mention \"%s\"", err, needle);
+}
+
+static void test_bad_vocabulary(void **state) {
+  (void)state;
+  static vocab v;
+  vocab_init(&v);
+  vocab_merge(&v, "a", "b");
+  for (int i = 0; i < v.n; i++) v.tp[i] = v.tok[i];
+  for (int j = 0; j < v.nm; j++) v.mp[j] = v.merge[j];
+  llm_tokenizer_params good = {v.n, v.tp, v.len, v.type, v.nm, v.mp, v.mlen, -1, -1, -1, "smollm"};
+  llm_tokenizer_params p = good;
+  p.pre = "llama-bpe";
+  expect_new_fails(&p, "unknown pre-tokenizer \"llama-bpe\"");
+  p = good;
+  p.n_tokens = 0;
+  expect_new_fails(&p, "0 tokens");
+  p = good;
+  p.bos_id = v.n;
+  expect_new_fails(&p, "bos id 256");
+  p = good;
+  p.tokens = NULL;
+  expect_new_fails(&p, "token array is NULL");
+  v.type[3] = 7;
+  expect_new_fails(&good, "token 3 has type 7");
+  v.type[3] = LLM_TOKEN_NORMAL;
+  v.mlen[0] = 2; /* "a " */
+  expect_new_fails(&good, "merge 0");
+  v.mlen[0] = 3;
+  char err[256];
+  llm_tokenizer *t = NULL;
+  assert_int_equal(llm_tokenizer_new(&t, &good, err, sizeof err), 0);
+  assert_int_equal(llm_tokenizer_n_tokens(t), 256);
+  assert_int_equal(llm_tokenizer_bos(t), -1);
+  llm_tokenizer_free(t);
+  llm_tokenizer_free(NULL);
+  /* A vocabulary lacking a byte's character: the byte becomes the unknown token, or nothing. */
+  v.tok[0xFF][1] = 'X'; /* byte 0xFF's "\303\277" is now "\303X": no token has its character */
+  p = good;
+  p.unk_id = 'u';
+  assert_int_equal(llm_tokenizer_new(&t, &p, err, sizeof err), 0);
+  int32_t ids[4];
+  assert_int_equal(llm_tokenize(t, "a\xff", 2, 1, ids, 4), 2);
+  assert_int_equal(ids[1], 'u');
+  llm_tokenizer_free(t);
+  assert_int_equal(llm_tokenizer_new(&t, &good, err, sizeof err), 0);
+  assert_int_equal(llm_tokenize(t, "a\xff", 2, 1, ids, 4), 1);
+  llm_tokenizer_free(t);
+}
+
+/* ---- the streaming decoder --------------------------------------------------------------------------- */
+
+static void test_stream(void **state) {
+  (void)state;
+  static vocab v;
+  vocab_init(&v);
+  /* "a" + the first two bytes of 🙂 (F0 9F 99 82) as one token, the rest byte by byte. */
+  char piece[16];
+  encode_bytes("a\xf0\x9f", 3, piece);
+  int a_half = vocab_add(&v, piece, LLM_TOKEN_NORMAL);
+  int ctl = vocab_add(&v, "<c>", LLM_TOKEN_CONTROL);
+  llm_tokenizer *t = vocab_build(&v, "smollm");
+  llm_detok *d = llm_detok_new(t, 0);
+  assert_non_null(d);
+  const char *out;
+  size_t len;
+  assert_int_equal(llm_detok_feed(d, a_half, &out, &len), 0);
+  assert_int_equal(len, 1);
+  assert_memory_equal(out, "a", 1);
+  assert_int_equal(llm_detok_feed(d, 0x99, &out, &len), 0);
+  assert_int_equal(len, 0);
+  assert_int_equal(llm_detok_feed(d, ctl, &out, &len), 0); /* not rendered: nothing, and nothing lost */
+  assert_int_equal(len, 0);
+  assert_int_equal(llm_detok_feed(d, 99999, &out, &len), -1);
+  assert_int_equal(llm_detok_feed(d, 0x82, &out, &len), 0);
+  assert_int_equal(len, 4);
+  assert_memory_equal(out, "\xf0\x9f\x99\x82", 4);
+  /* é (C3 A9) split over two tokens, then a lead byte that the next byte cannot continue: passed on. */
+  assert_int_equal(llm_detok_feed(d, 0xC3, &out, &len), 0);
+  assert_int_equal(len, 0);
+  assert_int_equal(llm_detok_feed(d, 0xA9, &out, &len), 0);
+  assert_int_equal(len, 2);
+  assert_memory_equal(out, "\xc3\xa9", 2);
+  assert_int_equal(llm_detok_feed(d, 0xE2, &out, &len), 0);
+  assert_int_equal(len, 0);
+  assert_int_equal(llm_detok_feed(d, 'x', &out, &len), 0);
+  assert_int_equal(len, 2);
+  assert_memory_equal(out, "\xe2x", 2);
+  /* E0 80 can never be well-formed (overlong): not held. */
+  assert_int_equal(llm_detok_feed(d, 0xE0, &out, &len), 0);
+  assert_int_equal(len, 0);
+  assert_int_equal(llm_detok_feed(d, 0x80, &out, &len), 0);
+  assert_int_equal(len, 2);
+  /* An unfinished character at the end of the stream comes out of flush as it is. */
+  assert_int_equal(llm_detok_feed(d, 0xF0, &out, &len), 0);
+  assert_int_equal(len, 0);
+  llm_detok_flush(d, &out, &len);
+  assert_int_equal(len, 1);
+  assert_memory_equal(out, "\xf0", 1);
+  llm_detok_flush(d, &out, &len);
+  assert_int_equal(len, 0);
+  llm_detok_free(d);
+  /* Rendering special tokens. */
+  d = llm_detok_new(t, 1);
+  assert_int_equal(llm_detok_feed(d, ctl, &out, &len), 0);
+  assert_int_equal(len, 3);
+  assert_memory_equal(out, "<c>", 3);
+  llm_detok_free(d);
+  llm_detok_free(NULL);
+  llm_tokenizer_free(t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_split_contractions),
+      cmocka_unit_test(test_split_digits),
+      cmocka_unit_test(test_split_letters),
+      cmocka_unit_test(test_split_punctuation),
+      cmocka_unit_test(test_split_whitespace),
+      cmocka_unit_test(test_bpe_ranks),
+      cmocka_unit_test(test_special_tokens),
+      cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_bad_vocabulary),
+      cmocka_unit_test(test_stream),
+  };
+  return CLAIT_MAIN("tokenizer", tests, 0);
+}
