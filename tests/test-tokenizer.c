@@ -474,6 +474,235 @@ static void test_stream(void **state) {
   llm_tokenizer_free(t);
 }
 
+/* ---- SmolLM2's vocabulary (CLAI_LLM_MODEL) ------------------------------------------------------------ */
+
+typedef struct ref_case {
+  const char *prompt;
+  int n_tokens;
+  int32_t tokens[32];
+  int n_greedy;
+  int32_t greedy[48];
+  const char *greedy_text;
+} ref_case;
+
+/* llama.cpp's tokens and greedy continuations for SmolLM2-135M-Instruct.Q4_1.gguf, from
+ * /work/shared/peers/llama/smollm2-reference.jsonl (llama_ref, llama-cpp-python 0.3.36's llama.cpp). */
+static const ref_case REF[] = {
+    {"The capital of France is",
+     5,
+     {
+      504, 3575, 282, 4649, 314,},
+     48,
+     {
+      7042, 30, 198, 198, 504, 1797, 1918, 553, 253, 2155, 282, 4723, 216, 35, 33, 33, 2215, 701, 30, 198,
+      198, 504, 1797, 1918, 553, 253, 2155, 282, 4723, 216, 35, 33, 33, 2215, 701, 30, 198, 198, 504, 1797,
+      1918, 553, 253, 2155, 282, 4723, 216, 35,},
+     " Paris.\n\nThe United States has a population of approximately 311 million people.\n\nTh"
+     "e United States has a population of approximately 311 million people.\n\nThe United Stat"
+     "es has a population of approximately 3"},
+    {"Once upon a time, in a small village,",
+     10,
+     {
+      6403, 1980, 253, 655, 28, 281, 253, 1165, 6560, 28,},
+     48,
+     {
+      665, 436, 253, 9357, 1573, 267, 19341, 3365, 3906, 103, 266, 30, 3906, 103, 266, 436, 253, 4163, 282,
+      9019, 284, 761, 719, 7956, 690, 260, 6560, 327, 800, 929, 30, 909, 761, 253, 1767, 10274, 28, 253,
+      9077, 13253, 338, 856, 1363, 260, 2397, 282, 967, 617,},
+     " there was a wise old wizard named Elwes. Elwes was a master of magic and had been watch"
+     "ing over the village for many years. He had a special gift, a magical crystal that could"
+     " change the lives of those who"},
+    {"def fibonacci(n):",
+     6,
+     {
+      1604, 3987, 46477, 24, 94, 727,},
+     48,
+     {
+      472, 585, 304, 1758, 216, 32, 42, 448, 1003, 216, 33, 472, 1003, 304, 1672, 3987, 46477, 24, 94, 731,
+      216, 33, 25, 198, 198, 3272, 24, 38572, 46477, 24, 33, 32, 1292, 907, 216, 35, 35, 35, 30, 35, 35, 35,
+      30, 35, 35, 35, 30, 35,},
+     "\n    if n == 0:\n        return 1\n    return n * fibonacci(n - 1)\n\nprint(fibonacci(1"
+     "0)) # 333.333.333.3"},
+    {"<|im_start|>user\nWhat is the boiling point of water?<|im_end|>\n<|im_start|>assistant\n",
+     17,
+     {
+      1, 4093, 198, 1780, 314, 260, 16891, 1225, 282, 913, 47, 2, 198, 1, 520, 9531, 198,},
+     48,
+     {
+      504, 16891, 1225, 282, 913, 314, 4723, 216, 33, 32, 32, 4742, 51, 365, 34, 33, 34, 4742, 54, 595, 669,
+      314, 253, 4959, 3501, 282, 511, 2631, 28, 284, 357, 506, 253, 966, 282, 260, 2817, 1439, 5118, 645,
+      913, 6756, 1690, 618, 2770, 351, 260, 2817,},
+     "The boiling point of water is approximately 100\302\260C (212\302\260F). This is a funda"
+     "mental property of all matter, and it's a result of the heat energy released when water "
+     "molecules come into contact with the heat"},
+    {"\303\234n\303\257c\303\266d\303\251, emoji \360\237\231\202 and \346\227\245\346\234\254"
+     "\350\252\236 text:   multiple   spaces",
+     26,
+     {
+      142, 246, 94, 25972, 83, 7466, 84, 2756, 28, 649, 33777, 47526, 284, 17097, 241, 115, 40993, 179, 120,
+      248, 1694, 42, 256, 2701, 256, 5600,},
+     48,
+     {
+      256, 826, 256, 260, 256, 637, 94, 23, 256, 284, 256, 637, 83, 23, 256, 3870, 256, 281, 256, 260, 256,
+      637, 94, 23, 256, 284, 256, 637, 83, 23, 256, 3870, 256, 281, 256, 260, 256, 637, 94, 23, 256, 284,
+      256, 637, 83, 23, 256, 3870,},
+     "   between   the   'n'   and   'c'   characters   in   the   'n'   and   'c'   character"
+     "s   in   the   'n'   and   'c'   characters"},
+};
+
+static llm_tokenizer *smollm2;
+
+/* The SmolLM2 tokenizer from CLAI_LLM_MODEL, loaded once; NULL (after a "# skipped" line) when unset. */
+static llm_tokenizer *model_tokenizer(void) {
+  const char *path = getenv("CLAI_LLM_MODEL");
+  if (path == NULL || *path == '\0') {
+    printf("# skipped: CLAI_LLM_MODEL not set\n");
+    return NULL;
+  }
+  if (smollm2 != NULL) return smollm2;
+  char err[512];
+  clai_gguf *g = NULL;
+  if (clai_gguf_open(&g, path, err, sizeof err) != CLAI_OK) fail_msg("clai_gguf_open %s: %s", path, err);
+  smollm2 = llm_tokenizer_from_gguf(g, err, sizeof err);
+  clai_gguf_close(g);
+  if (smollm2 == NULL) fail_msg("llm_tokenizer_from_gguf %s: %s", path, err);
+  return smollm2;
+}
+
+static void test_smollm2_reference(void **state) {
+  (void)state;
+  llm_tokenizer *t = model_tokenizer();
+  if (t == NULL) return;
+  assert_int_equal(llm_tokenizer_n_tokens(t), 49152);
+  assert_int_equal(llm_tokenizer_bos(t), 1);
+  assert_int_equal(llm_tokenizer_eos(t), 2);
+  for (size_t c = 0; c < sizeof REF / sizeof REF[0]; c++) {
+    const ref_case *r = &REF[c];
+    int32_t ids[64];
+    int64_t n = llm_tokenize(t, r->prompt, strlen(r->prompt), 1, ids, 64);
+    if (n != r->n_tokens || memcmp(ids, r->tokens, (size_t)n * sizeof ids[0]) != 0) {
+      char got[512] = "";
+      for (int64_t i = 0; i < n && i < 64 && strlen(got) < 480; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), " %d", ids[i]);
+      fail_msg("prompt %zu \"%s\": %lld ids (want %d):%s", c, r->prompt, (long long)n, r->n_tokens, got);
+    }
+    /* The prompt decodes back to itself with the special tokens rendered, and without them loses exactly
+     * those. */
+    char out[1024];
+    assert_int_equal(llm_detokenize(t, ids, n, 1, out, sizeof out), (int64_t)strlen(r->prompt));
+    assert_string_equal(out, r->prompt);
+    /* The greedy continuation decodes to llama.cpp's text, all at once and streamed token by token. */
+    int64_t len = llm_detokenize(t, r->greedy, r->n_greedy, 0, out, sizeof out);
+    assert_int_equal(len, (int64_t)strlen(r->greedy_text));
+    assert_string_equal(out, r->greedy_text);
+    llm_detok *d = llm_detok_new(t, 0);
+    assert_non_null(d);
+    size_t o = 0;
+    for (int i = 0; i < r->n_greedy; i++) {
+      const char *p;
+      size_t k;
+      assert_int_equal(llm_detok_feed(d, r->greedy[i], &p, &k), 0);
+      assert_true(o + k < sizeof out);
+      memcpy(out + o, p, k);
+      o += k;
+    }
+    const char *p;
+    size_t k;
+    llm_detok_flush(d, &p, &k);
+    assert_int_equal(k, 0);
+    llm_detok_free(d);
+    assert_int_equal(o, strlen(r->greedy_text));
+    assert_memory_equal(out, r->greedy_text, o);
+  }
+  /* The ChatML prompt without parse_special: the control texts are plain text, and more ids. */
+  const char *chat = REF[3].prompt;
+  int32_t ids[64];
+  int64_t n = llm_tokenize(t, chat, strlen(chat), 0, ids, 64);
+  assert_true(n > REF[3].n_tokens);
+  for (int64_t i = 0; i < n && i < 64; i++) assert_true(ids[i] > 16);
+}
+
+/* decode(encode(text)) == text on SmolLM2's vocabulary, the emoji streamed in pieces. */
+static void test_smollm2_round_trip(void **state) {
+  (void)state;
+  llm_tokenizer *t = model_tokenizer();
+  if (t == NULL) return;
+  static const char *const texts[] = {
+      "Hello, world!",
+      "  leading and trailing spaces  ",
+      "tabs\tand\nnewlines\r\n\n\nand a form feed\f.",
+      "Numbers: 3.14159, 1,000,000 and 0x7fffffff; 2024-12-04T19:33:00Z",
+      "Contractions: I'm, you're, we've, they'll, she'd, it's, don't; IT'S",
+      "Fran\303\247ais, na\303\257ve, \303\274ber, \316\261\316\262\316\263, \320\277\321\200\320\270\320\262\320\265\321\202",
+      "\346\227\245\346\234\254\350\252\236\343\201\247\343\201\231 \355\225\234\352\265\255\354\226\264 "
+      "\330\247\331\204\330\271\330\261\330\250\331\212\330\251 \340\244\271\340\244\277\340\244\202\340\244\246\340\245\200",
+      "Emoji: \360\237\231\202\360\237\221\215\360\237\217\275 \360\237\221\250\342\200\215\360\237\221\251\342\200\215\360\237\221\247 and flags \360\237\207\253\360\237\207\267",
+      "e\314\201 (combining acute), \357\273\277BOM, zero\342\200\213width, nbsp\302\240here",
+      "for (int i = 0; i < n; i++) {\n    x[i] += y[i] * 2;\n}\n",
+      "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n",
+      "<|endoftext|><|endoftext|><repo_name>x<file_sep>",
+      "",
+  };
+  for (size_t c = 0; c < sizeof texts / sizeof texts[0]; c++) {
+    const char *s = texts[c];
+    size_t len = strlen(s);
+    int32_t ids[512];
+    int64_t n = llm_tokenize(t, s, len, 1, ids, 512);
+    assert_true(n >= 0 && n <= 512);
+    char out[2048];
+    int64_t m = llm_detokenize(t, ids, n, 1, out, sizeof out);
+    if (m != (int64_t)len || memcmp(out, s, len) != 0) fail_msg("round trip of \"%s\": \"%s\"", s, out);
+    /* Streamed, the output is the same bytes, each piece ending on a character boundary. */
+    llm_detok *d = llm_detok_new(t, 1);
+    assert_non_null(d);
+    size_t o = 0;
+    for (int64_t i = 0; i < n; i++) {
+      const char *p;
+      size_t k;
+      assert_int_equal(llm_detok_feed(d, ids[i], &p, &k), 0);
+      if (k > 0) assert_true(((unsigned char)p[k - 1] & 0xC0) != 0xC0); /* no lead byte left dangling */
+      memcpy(out + o, p, k);
+      o += k;
+    }
+    llm_detok_free(d);
+    assert_int_equal(o, len);
+    assert_memory_equal(out, s, len);
+  }
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A prompt of about 512 tokens (English, code, Unicode) must tokenize well under 10 ms. */
+static void test_smollm2_speed(void **state) {
+  (void)state;
+  llm_tokenizer *t = model_tokenizer();
+  if (t == NULL) return;
+  static const char para[] =
+      "The quick brown fox jumps over the lazy dog, while 42 programmers debate whether tabs or spaces are "
+      "better.   \303\234n\303\257c\303\266d\303\251 \346\227\245\346\234\254\350\252\236 \360\237\231\202\n"
+      "def f(x):\n    return x * 2  # doubled\n";
+  char text[8192] = "";
+  int32_t ids[1024];
+  int64_t n = 0;
+  while (n < 512) {
+    strcat(text, para);
+    n = llm_tokenize(t, text, strlen(text), 1, ids, 1024);
+  }
+  double best = 1e9;
+  for (int rep = 0; rep < 20; rep++) {
+    double t0 = now_ms();
+    assert_int_equal(llm_tokenize(t, text, strlen(text), 1, ids, 1024), n);
+    double dt = now_ms() - t0;
+    if (dt < best) best = dt;
+  }
+  printf("# tokenizing %lld tokens (%zu bytes) took %.3f ms (best of 20)\n", (long long)n, strlen(text), best);
+  assert_true(best < 10.0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_split_contractions),
@@ -486,6 +715,11 @@ int main(void) {
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_bad_vocabulary),
       cmocka_unit_test(test_stream),
+      cmocka_unit_test(test_smollm2_reference),
+      cmocka_unit_test(test_smollm2_round_trip),
+      cmocka_unit_test(test_smollm2_speed),
   };
-  return CLAIT_MAIN("tokenizer", tests, 0);
+  int rc = CLAIT_MAIN("tokenizer", tests, 0);
+  llm_tokenizer_free(smollm2);
+  return rc;
 }
