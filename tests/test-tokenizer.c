@@ -550,7 +550,83 @@ static const ref_case REF[] = {
      "s   in   the   'n'   and   'c'   characters"},
 };
 
+/* More of llama.cpp's ids (llama_ref from the same build, asked for one token after each prompt) on the
+ * corners of the split: whitespace runs and newlines, Unicode whitespace (U+3000, NBSP, NEL, U+2028,
+ * U+202F, U+205F) and U+001F, which is not, contractions, digits of other scripts (Nd, Nl, No), special
+ * tokens back to back and one left unfinished, emoji sequences, a combining mark, BOM, long words, and
+ * bytes 0x04 and 0x06, which SmolLM2 cannot encode (both drop them). Invalid UTF-8 is not among them:
+ * llama.cpp turns each bad byte into U+FFFD, this tokenizer keeps the byte (see tokenizer.h). */
+typedef struct extra_case {
+  const char *prompt;
+  int n_tokens;
+  int32_t tokens[40];
+} extra_case;
+
+static const extra_case EXTRA[] = {
+    {"a\n\nb",
+     4, {81, 198, 198, 82}},
+    {"x \t\n y",
+     5, {104, 216, 197, 198, 329}},
+    {"end   ",
+     2, {486, 333}},
+    {"  hi",
+     2, {216, 15876}},
+    {"IT'S 'x' rock'n'roll don't",
+     13, {2901, 23, 67, 637, 104, 23, 4022, 23, 94, 23, 2197, 1326, 982}},
+    {"pi=3.14159 and 1,000,000",
+     20, {9020, 45, 35, 30, 33, 36, 33, 37, 41, 284, 216, 33, 28, 32, 32, 32, 28, 32, 32, 32}},
+    {"n\331\243\331\244 \302\275",
+     7, {94, 164, 113, 164, 114, 216, 16738}},
+    {"a\343\200\200b c\302\240\302\240d",
+     8, {81, 12109, 218, 82, 265, 15442, 15442, 84}},
+    {"a \037b",
+     4, {81, 216, 215, 82}},
+    {"Hi!!! ...?? (x)",
+     7, {26843, 29646, 4563, 16693, 365, 104, 25}},
+    {"def f():\n    return 1\n\n\n",
+     8, {1604, 275, 3734, 472, 1003, 216, 33, 16506}},
+    {"<|im_start|><|im_end|><|endoftext|>x<|im_start",
+     9, {1, 2, 0, 104, 44, 108, 306, 79, 3738}},
+    {"\360\237\221\250\342\200\215\360\237\221\251\342\200\215\360\237\221\247 \360"
+     "\237\207\253\360\237\207\267",
+     19, {10813, 235, 118, 321, 231, 10813, 235, 119, 321, 231, 10813, 235, 117, 15107, 225, 121, 10813, 225,
+      132}},
+    {"e\314\201 \357\273\277BOM zero\342\200\213width",
+     13, {85, 151, 219, 216, 186, 136, 140, 50, 9232, 6708, 321, 229, 6930}},
+    {"\346\227\245\346\234\254\350\252\236\343\201\247\343\201\231 \355\225\234\352"
+     "\265\255\354\226\264 \330\247\331\204\330\271\330\261\330\250\331\212\330\251",
+     24, {23274, 115, 40993, 179, 120, 248, 7365, 117, 39958, 216, 33085, 246, 181, 130, 251, 183, 240, 129,
+      27819, 34966, 20602, 31462, 23339, 43463}},
+    {"\t\t\tindented\r\n\r\nCRLF",
+     9, {1656, 197, 526, 6574, 7209, 198, 9088, 60, 54}},
+    {"'s's'll 'LL",
+     5, {506, 506, 3060, 637, 16421}},
+    {"x\302\205y\342\200\250z",
+     7, {104, 141, 223, 105, 321, 118, 106}},
+    {"\342\205\240\342\205\241 roman \342\221\240",
+     11, {173, 223, 250, 173, 223, 111, 41800, 216, 173, 235, 250}},
+    {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA abababababababababa"
+     "babababababababababababababababababababab",
+     38, {44843, 44843, 44843, 44843, 44843, 44843, 44843, 26024, 453, 369, 369, 369, 369, 369, 369, 369,
+      369, 369, 369, 369, 369, 369, 369, 369, 369, 369, 369, 369, 369, 369, 369, 369, 369, 369, 369, 369,
+      369, 369}},
+    {"   \n   \n",
+     3, {333, 472, 198}},
+    {"$100.00 & 50% off!!",
+     14, {20, 33, 32, 32, 30, 32, 32, 1456, 216, 37, 32, 21, 767, 10095}},
+    {"x\342\200\257y\342\201\237z",
+     7, {104, 321, 124, 105, 32571, 249, 106}},
+    {"caf\303\251 ok \004\006x",
+     6, {83, 1939, 2756, 10907, 216, 104}},
+};
+
 static llm_tokenizer *smollm2;
+
+static int first_difference(const int32_t *a, int64_t na, const int32_t *b, int nb) {
+  int i = 0;
+  while (i < na && i < nb && a[i] == b[i]) i++;
+  return i;
+}
 
 /* The SmolLM2 tokenizer from CLAI_LLM_MODEL, loaded once; NULL (after a "# skipped" line) when unset. */
 static llm_tokenizer *model_tokenizer(void) {
@@ -613,6 +689,14 @@ static void test_smollm2_reference(void **state) {
     llm_detok_free(d);
     assert_int_equal(o, strlen(r->greedy_text));
     assert_memory_equal(out, r->greedy_text, o);
+  }
+  for (size_t c = 0; c < sizeof EXTRA / sizeof EXTRA[0]; c++) {
+    const extra_case *r = &EXTRA[c];
+    int32_t ids[64];
+    int64_t n = llm_tokenize(t, r->prompt, strlen(r->prompt), 1, ids, 64);
+    if (n != r->n_tokens || memcmp(ids, r->tokens, (size_t)n * sizeof ids[0]) != 0)
+      fail_msg("extra prompt %zu \"%s\": %lld ids (want %d), first difference at %d", c, r->prompt, (long long)n,
+               r->n_tokens, first_difference(ids, n, r->tokens, r->n_tokens));
   }
   /* The ChatML prompt without parse_special: the control texts are plain text, and more ids. */
   const char *chat = REF[3].prompt;

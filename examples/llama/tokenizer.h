@@ -80,7 +80,8 @@ int llm_tokenizer_type(const llm_tokenizer *t, int32_t id);
  * any other). Writes the first min(count, cap) ids to ids (which may be NULL when cap is 0) and returns
  * count, the number of ids the whole text needs, as snprintf does: a return above cap means the ids were
  * cut short. Nothing is added at either end (no BOS: the caller adds it where the model wants one).
- * Returns -1 only when memory for the work buffers cannot be allocated. */
+ * Returns -1 only when memory for the work buffers cannot be allocated or len is 4 GiB or more (piece
+ * offsets are 32-bit). */
 int64_t llm_tokenize(const llm_tokenizer *t, const char *text, size_t len, int parse_special, int32_t *ids,
                      int64_t cap);
 
