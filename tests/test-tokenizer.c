@@ -474,6 +474,64 @@ static void test_stream(void **state) {
   llm_tokenizer_free(t);
 }
 
+/* Random texts from pieces that meet every rule (letters, digits, spaces, newlines, apostrophes,
+ * multi-byte characters, stray and truncated UTF-8, special tokens), through a vocabulary with merges:
+ * the count is what was written, and decoding gives back the text, at once and streamed. */
+static void test_fuzz_round_trip(void **state) {
+  (void)state;
+  static vocab v;
+  vocab_init(&v);
+  static const char *const words[] = {"the", " the", "  ", "\n\n", "'s", "ab", "12", " \303\251t\303\251"};
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) vocab_piece(&v, words[i], strlen(words[i]));
+  vocab_add(&v, "<|s|>", LLM_TOKEN_CONTROL);
+  vocab_add(&v, "<u>", LLM_TOKEN_USER_DEFINED);
+  static const char *const parts[] = {"the", " ", "  ", "\n", "\t", "'", "s", "'s", "ab", "1", "2", "x",
+                                      "\303\251", "\346\227\245", "\360\237\231\202", "\343\200\200",
+                                      "\302\240", "\xff", "\x80", "\xe2\x82", "\xf0\x9f", "!", "...",
+                                      "<|s|>", "<u>", "<|", "\331\243", "\0"};
+  const size_t np = sizeof parts / sizeof parts[0];
+  clait_rng rng = {0x70C0FFEE};
+  for (const char *pre = "smollm"; pre != NULL; pre = strcmp(pre, "smollm") == 0 ? "gpt2" : NULL) {
+    llm_tokenizer *t = vocab_build(&v, pre);
+    llm_detok *d = llm_detok_new(t, 1);
+    assert_non_null(d);
+    for (int iter = 0; iter < 2000; iter++) {
+      char text[256], out[512];
+      size_t len = 0;
+      int nparts = (int)(clait_next(&rng) % 24);
+      for (int k = 0; k < nparts; k++) {
+        size_t j = clait_next(&rng) % np;
+        size_t pl = j == np - 1 ? 1 : strlen(parts[j]); /* the last part is a NUL byte */
+        memcpy(text + len, parts[j], pl);
+        len += pl;
+      }
+      int32_t ids[256];
+      int parse_special = (int)(clait_next(&rng) & 1);
+      int64_t n = llm_tokenize(t, text, len, parse_special, ids, 256);
+      assert_true(n >= 0 && (size_t)n <= len);
+      assert_int_equal(llm_detokenize(t, ids, n, 1, out, sizeof out), (int64_t)len);
+      assert_memory_equal(out, text, len);
+      size_t o = 0;
+      for (int64_t i = 0; i < n; i++) {
+        const char *p;
+        size_t k;
+        assert_int_equal(llm_detok_feed(d, ids[i], &p, &k), 0);
+        memcpy(out + o, p, k);
+        o += k;
+      }
+      const char *p;
+      size_t k;
+      llm_detok_flush(d, &p, &k);
+      memcpy(out + o, p, k);
+      o += k;
+      assert_int_equal(o, len);
+      assert_memory_equal(out, text, len);
+    }
+    llm_detok_free(d);
+    llm_tokenizer_free(t);
+  }
+}
+
 /* ---- SmolLM2's vocabulary (CLAI_LLM_MODEL) ------------------------------------------------------------ */
 
 typedef struct ref_case {
@@ -799,6 +857,7 @@ int main(void) {
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_bad_vocabulary),
       cmocka_unit_test(test_stream),
+      cmocka_unit_test(test_fuzz_round_trip),
       cmocka_unit_test(test_smollm2_reference),
       cmocka_unit_test(test_smollm2_round_trip),
       cmocka_unit_test(test_smollm2_speed),
