@@ -532,6 +532,115 @@ static void test_fuzz_round_trip(void **state) {
   }
 }
 
+/* ---- the GGUF loader on small files written here ------------------------------------------------------ */
+
+typedef struct gbuf {
+  unsigned char p[16384];
+  size_t n;
+} gbuf;
+
+static void g_put(gbuf *b, const void *x, size_t n) {
+  assert_true(b->n + n <= sizeof b->p);
+  memcpy(b->p + b->n, x, n);
+  b->n += n;
+}
+static void g_u32(gbuf *b, uint32_t v) { g_put(b, &v, 4); } /* little-endian hosts only, as the suite */
+static void g_u64(gbuf *b, uint64_t v) { g_put(b, &v, 8); }
+static void g_str(gbuf *b, const char *s, size_t n) {
+  g_u64(b, n);
+  g_put(b, s, n);
+}
+static void g_kv_str(gbuf *b, const char *key, const char *val) {
+  g_str(b, key, strlen(key));
+  g_u32(b, CLAI_GGUF_STRING);
+  g_str(b, val, strlen(val));
+}
+
+/* A GGUF v3 file with the tokenizer keys of a vocabulary of the 256 bytes and "ab", token 0 a control
+ * token; without pre (NULL), with n_types types (-1: no types) and with or without the one merge "a b".
+ * Returns the path. */
+static const char *write_gguf(const char *model, const char *pre, int n_types, int with_merges) {
+  static char path[1100];
+  const char *dir = getenv("CLAI_TEST_TMP");
+  snprintf(path, sizeof path, "%s/test-tokenizer.gguf", dir != NULL && *dir != '\0' ? dir : "/tmp");
+  static gbuf b;
+  b.n = 0;
+  g_put(&b, "GGUF", 4);
+  g_u32(&b, 3);
+  g_u64(&b, 0);
+  g_u64(&b, 3 + (pre != NULL) + (n_types >= 0) + (with_merges != 0) + 1);
+  g_kv_str(&b, "general.architecture", "llama");
+  g_kv_str(&b, "tokenizer.ggml.model", model);
+  if (pre != NULL) g_kv_str(&b, "tokenizer.ggml.pre", pre);
+  g_str(&b, "tokenizer.ggml.tokens", 21);
+  g_u32(&b, CLAI_GGUF_ARRAY);
+  g_u32(&b, CLAI_GGUF_STRING);
+  g_u64(&b, 257);
+  for (unsigned c = 0; c < 256; c++) {
+    char ch = (char)c, enc[4];
+    size_t n = encode_bytes(&ch, 1, enc);
+    g_str(&b, enc, n);
+  }
+  g_str(&b, "ab", 2);
+  if (n_types >= 0) {
+    g_str(&b, "tokenizer.ggml.token_type", 25);
+    g_u32(&b, CLAI_GGUF_ARRAY);
+    g_u32(&b, CLAI_GGUF_INT32);
+    g_u64(&b, (uint64_t)n_types);
+    for (int i = 0; i < n_types; i++) g_u32(&b, i == 0 ? LLM_TOKEN_CONTROL : LLM_TOKEN_NORMAL);
+  }
+  if (with_merges) {
+    g_str(&b, "tokenizer.ggml.merges", 21);
+    g_u32(&b, CLAI_GGUF_ARRAY);
+    g_u32(&b, CLAI_GGUF_STRING);
+    g_u64(&b, 1);
+    g_str(&b, "a b", 3);
+  }
+  g_str(&b, "tokenizer.ggml.eos_token_id", 27);
+  g_u32(&b, CLAI_GGUF_UINT32);
+  g_u32(&b, 0);
+  while (b.n % 32 != 0) g_put(&b, "", 1);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(b.p, 1, b.n, f), b.n);
+  assert_int_equal(fclose(f), 0);
+  return path;
+}
+
+/* Loads the tokenizer of the file at path: it must fail with a message holding needle, or (needle NULL)
+ * work, with token 0 of type type0. */
+static void expect_gguf(const char *path, const char *needle, int type0) {
+  char err[512];
+  clai_gguf *g = NULL;
+  if (clai_gguf_open(&g, path, err, sizeof err) != CLAI_OK) fail_msg("clai_gguf_open: %s", err);
+  llm_tokenizer *t = llm_tokenizer_from_gguf(g, err, sizeof err);
+  clai_gguf_close(g);
+  if (needle == NULL) {
+    if (t == NULL) fail_msg("llm_tokenizer_from_gguf: %s", err);
+    int32_t ids[4];
+    assert_int_equal(llm_tokenize(t, "ab1", 3, 1, ids, 4), 2);
+    assert_int_equal(ids[0], 256);
+    assert_int_equal(ids[1], '1');
+    assert_int_equal(llm_tokenizer_eos(t), 0);
+    assert_int_equal(llm_tokenizer_type(t, 0), type0);
+    llm_tokenizer_free(t);
+    return;
+  }
+  assert_null(t);
+  if (strstr(err, needle) == NULL) fail_msg("message \"%s\" does not mention \"%s\"", err, needle);
+}
+
+static void test_gguf_loader(void **state) {
+  (void)state;
+  expect_gguf(write_gguf("gpt2", "smollm", 257, 1), NULL, LLM_TOKEN_CONTROL);
+  expect_gguf(write_gguf("gpt2", NULL, -1, 1), NULL, LLM_TOKEN_NORMAL); /* "default"; all types normal */
+  expect_gguf(write_gguf("llama", "smollm", 257, 1), "only \"gpt2\"", 0);
+  expect_gguf(write_gguf("gpt2", "qwen2", 257, 1), "unknown pre-tokenizer \"qwen2\"", 0);
+  expect_gguf(write_gguf("gpt2", "smollm", 256, 1), "token_type: 256 elements", 0);
+  expect_gguf(write_gguf("gpt2", "smollm", 257, 0), "tokenizer.ggml.merges", 0);
+  remove(write_gguf("gpt2", "smollm", 257, 1));
+}
+
 /* ---- SmolLM2's vocabulary (CLAI_LLM_MODEL) ------------------------------------------------------------ */
 
 typedef struct ref_case {
@@ -858,6 +967,7 @@ int main(void) {
       cmocka_unit_test(test_bad_vocabulary),
       cmocka_unit_test(test_stream),
       cmocka_unit_test(test_fuzz_round_trip),
+      cmocka_unit_test(test_gguf_loader),
       cmocka_unit_test(test_smollm2_reference),
       cmocka_unit_test(test_smollm2_round_trip),
       cmocka_unit_test(test_smollm2_speed),
