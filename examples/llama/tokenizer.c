@@ -391,8 +391,7 @@ int llm_tokenizer_new(llm_tokenizer **out, const llm_tokenizer_params *p, char *
     t->types[i] = (uint8_t)type;
     t->sym_off[i] = off;
     t->sym_len[i] = (uint32_t)n;
-    int32_t id = str_intern(t, off, n, (int32_t)i);
-    (void)id;
+    str_intern(t, off, n, (int32_t)i); /* a text seen before keeps its lower id in the table */
     off += n;
     if (n > 0 && (type == LLM_TOKEN_CONTROL || type == LLM_TOKEN_USER_DEFINED || type == LLM_TOKEN_UNKNOWN))
       t->spec[t->n_spec++] = (int32_t)i;
