@@ -332,7 +332,10 @@ CLAI_API clai_status clai_tensor_expand(clai_tensor *t, clai_tensor **out, int n
  */
 
 /* dst = src, elementwise, with conversion between any two dtypes (f32 -> i32 rounds toward zero). src is
- * broadcast to dst's shape. dst and src may be any views; dst must not overlap src except exactly. */
+ * broadcast to dst's shape. dst and src may be any views; dst must not overlap src except exactly.
+ * A quantized src dequantizes into an f32 or f16 dst (its leading dims may broadcast, its last dim must
+ * equal dst's), or copies blocks into a quantized dst of its dtype and shape; quantizing (a quantized dst
+ * with a float src) is CLAI_E_UNSUPPORTED: write blocks with clai_tensor_write(). */
 CLAI_API clai_status clai_copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src);
 
 /* Every element of dst = value (converted to dst's dtype). dst may be any view but a broadcast one (see the
@@ -385,7 +388,14 @@ CLAI_API clai_status clai_add_scalar(clai_context *ctx, clai_tensor *out, const 
 /* C = alpha * op(A) * op(B) + beta * C, where op(X) is X or X transposed (its last two dims swapped).
  * A is [..., M, K] after op, B [..., K, N], C [..., M, N]; the leading (batch) dims of A and B broadcast
  * to C's. A and B are both f32 or both f16; C is f32 or f16; accumulation is in f32. Any strided views are
- * accepted. C must not overlap A or B. When beta is 0, C is not read (NaNs in C do not propagate). */
+ * accepted. C must not overlap A or B. When beta is 0, C is not read (NaNs in C do not propagate).
+ * Quantized weights: one of A and B may be quantized (Q8_0, Q4_0, Q4_1) when it is stored with K as its
+ * last dim, as GGUF stores a weight matrix [out, in]: B [..., N, K] with trans_b = 1 (y = x W^T), or A
+ * [..., M, K] with trans_a = 0; the other operand is f32 or f16 (CLAI_E_UNSUPPORTED for the other
+ * transposes, CLAI_E_DTYPE for two quantized operands). Up to M = 16 (N for a quantized A) one kernel reads
+ * each weight block once (a language model's decode step); above, the weights are dequantized in chunks of
+ * at most 64 MiB into the device's own f32 GEMM. Either way the result is the f32 product with the
+ * dequantized weights, to float rounding. */
 CLAI_API clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a,
                                  const clai_tensor *b, int trans_b, float alpha, float beta);
 
@@ -691,7 +701,8 @@ CLAI_API clai_status clai_concat(clai_context *ctx, clai_tensor *out, int n, con
                                  int axis);
 
 /* Embedding lookup: out[p..., :] = table[index[p...], :] for a 2-d table [rows, cols] (any dtype), an i32
- * index of any shape S (0-d included) and out of shape S + [cols] with table's dtype. Any strided views; out
+ * index of any shape S (0-d included) and out of shape S + [cols] with table's dtype (a quantized table:
+ * out is f32 or f16 and receives the dequantized rows). Any strided views; out
  * must not overlap table or index.
  * An index outside [0, rows) never reads outside the table: its output row is written as zeros. So that the
  * caller learns of it, this op waits for its kernel (it reads back one flag the kernel sets) and then returns

@@ -40,7 +40,8 @@
   X(NORM, norm)           \
   X(CONV_BWD, conv_backward) \
   X(ATTENTION_BWD, attention_backward) \
-  X(NORM_BWD, norm_backward)
+  X(NORM_BWD, norm_backward) \
+  X(QUANT, quant)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -138,6 +139,10 @@ enum clai__program_id {
   X(REDUCE_ROWS, REDUCE, "clai_reduce_rows", "bbbxllliiiii", 1)                    \
   X(REDUCE_COLS, REDUCE, "clai_reduce_cols", "bbbxllliiii", 1)                    \
   X(REDUCE_MERGE, REDUCE, "clai_reduce_merge", "bbxlliiii", 1)                     \
+  X(DEQUANT, QUANT, "clai_dequant", "bbxlii", 1)                                     \
+  X(GATHER_ROWS_Q, QUANT, "clai_gather_rows_q", "bbbbxllllii", 1)                   \
+  X(QMATMUL_F32, QUANT, "clai_qmatmul_f32", "bbbxiiilllllffblllii", 2)              \
+  X(QMATMUL_F16, QUANT, "clai_qmatmul_f16", "bbbxiiilllllffblllii", 2)              \
   X(SOFTMAX, NORM, "clai_softmax", "bbxllllfiii", 1)                               \
   X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)                  \
   X(COL2IM_F32, CONV_BWD, "clai_col2im_f32", "bbllllliiiiiiiiiiiiii", 3)           \
@@ -260,6 +265,18 @@ typedef struct clai__pool {
   uint64_t bytes_in_use, bytes_cached, bytes_peak;
   uint64_t device_allocs, device_frees, hits;
 } clai__pool;
+
+/* ---- quantized tensors (op-quant.c, cl/quant.cl) --------------------------------------------------------
+ * clai_matmul with a quantized B runs the one-pass kernel up to this M, and above it dequantizes B in chunks
+ * of at most CLAI__QCHUNK_BYTES (f32) into the float GEMM of the device's family. */
+#define CLAI__QMATMUL_MAX_M 16
+#define CLAI__QCHUNK_BYTES ((uint64_t)64 << 20)
+/* dst (f32 or f16, any strides, dst's shape) = dequantized src (quantized, broadcasting over its leading dims;
+ * the last dim must equal dst's). Arguments are the caller's to check. */
+clai_status clai__dequant(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
+/* clai_copy where src or dst is quantized (checked here): dequantize, or copy blocks between two tensors of
+ * one quantized dtype and shape. */
+clai_status clai__copy_quant(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
 
 /* ---- tensors (tensor.c) -------------------------------------------------------------------------------- */
 struct clai_tensor {
@@ -406,9 +423,28 @@ void clai__pool_release(clai_context *ctx, clai__buffer *buf);
 void clai__pool_trim(clai__pool *pool);
 void clai__pool_stats(const clai__pool *pool, clai_context_stats *stats);
 
+/* ---- quantized tensors (op-quant.c, cl/quant.cl) --------------------------------------------------------
+ * clai_matmul with a quantized B runs the one-pass kernel up to this M, and above it dequantizes B in chunks
+ * of at most CLAI__QCHUNK_BYTES (f32) into the float GEMM of the device's family. */
+#define CLAI__QMATMUL_MAX_M 16
+#define CLAI__QCHUNK_BYTES ((uint64_t)64 << 20)
+/* dst (f32 or f16, any strides, dst's shape) = dequantized src (quantized, broadcasting over its leading dims;
+ * the last dim must equal dst's). Arguments are the caller's to check. */
+clai_status clai__dequant(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
+/* clai_copy where src or dst is quantized (checked here): dequantize, or copy blocks between two tensors of
+ * one quantized dtype and shape. */
+clai_status clai__copy_quant(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
+
 /* ---- tensors (tensor.c) --------------------------------------------------------------------------------- */
-/* Checks that t is a live-looking tensor of ctx; records a message naming `fn` and `what` otherwise. */
+/* Checks that t is a live-looking tensor of ctx; records a message naming `fn` and `what` otherwise. A
+ * quantized tensor is CLAI_E_DTYPE here, so that every op refuses one unless it asks for it with the _any
+ * variants (clai_copy, clai_matmul, clai_gather_rows, the host transfers). */
 clai_status clai__check_tensor(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what);
+clai_status clai__check_tensor_any(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what);
+clai_status clai__check_out_any(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what);
+/* A quantized view selects whole blocks: last dim a multiple of the block with stride 1, every other stride
+ * (of a dim above 1) and the offset multiples of the block. CLAI_OK for other dtypes. */
+clai_status clai__check_blocks(clai_context *ctx, const clai_tensor *v, const char *fn);
 /* clai__check_tensor for a tensor an op writes: also CLAI_E_INVALID_ARG, with a message naming `what`, when
  * two of its elements share an address (a stride of 0 on a dim of size > 1, as clai_tensor_expand makes),
  * since the work-items writing them would race. Other self-overlapping strides are not detected. */

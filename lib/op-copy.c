@@ -29,9 +29,13 @@ clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *s
 clai_status clai_copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src) {
   const char *fn = "clai_copy";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
-  clai_status s = clai__check_out(ctx, dst, fn, "dst");
-  if (s == CLAI_OK) s = clai__check_tensor(ctx, src, fn, "src");
+  clai_status s = clai__check_out_any(ctx, dst, fn, "dst");
+  if (s == CLAI_OK) s = clai__check_tensor_any(ctx, src, fn, "src");
   if (s != CLAI_OK) return s;
+  const int quant = clai_dtype_block(dst->dtype) > 1 || clai_dtype_block(src->dtype) > 1;
+  if (quant && clai__tensors_overlap(dst, src))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: dst and src overlap in memory", fn);
+  if (quant) return clai__copy_quant(ctx, dst, src, fn);
   if (clai__tensors_overlap(dst, src)) {
     int same = dst->dtype == src->dtype && dst->offset == src->offset && dst->ndim == src->ndim;
     for (int i = 0; same && i < dst->ndim; i++)

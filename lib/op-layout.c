@@ -99,13 +99,17 @@ clai_status clai_gather_rows(clai_context *ctx, clai_tensor *out, const clai_ten
   const char *fn = "clai_gather_rows";
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   clai_status st = clai__check_out(ctx, out, fn, "out");
-  if (st == CLAI_OK) st = clai__check_tensor(ctx, table, fn, "table");
+  if (st == CLAI_OK) st = clai__check_tensor_any(ctx, table, fn, "table");
   if (st == CLAI_OK) st = clai__check_tensor(ctx, index, fn, "index");
   if (st != CLAI_OK) return st;
   char a[160];
   if (index->dtype != CLAI_DTYPE_I32)
     return clai__error(ctx, CLAI_E_DTYPE, "%s: index is %s, must be i32", fn, clai_dtype_name(index->dtype));
-  if (table->dtype != out->dtype)
+  const int quant = clai_dtype_block(table->dtype) > 1;
+  if (quant && out->dtype != CLAI_DTYPE_F32 && out->dtype != CLAI_DTYPE_F16)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: a %s table dequantizes into an f32 or f16 out, not %s", fn,
+                       clai_dtype_name(table->dtype), clai_dtype_name(out->dtype));
+  if (!quant && table->dtype != out->dtype)
     return clai__error(ctx, CLAI_E_DTYPE, "%s: table is %s, out is %s; they must match", fn,
                        clai_dtype_name(table->dtype), clai_dtype_name(out->dtype));
   if (table->ndim != 2)
@@ -152,9 +156,17 @@ clai_status clai_gather_rows(clai_context *ctx, clai_tensor *out, const clai_ten
   const int64_t per = ctx->caps.is_cpu ? 64 : 1; /* elements per work-item: CLAI_GATHER_PER in cl/layout.cl */
   size_t global = (size_t)((ix.numel + per - 1) / per);
   int k = clai_dtype_size(out->dtype) == 2 ? CLAI__K_GATHER_ROWS_B2 : CLAI__K_GATHER_ROWS_B4;
-  st = clai__launch(ctx, k, &global, 10, CLAI__ARG(out->buf->mem), CLAI__ARG(table->buf->mem),
-                    CLAI__ARG(index->buf->mem), CLAI__ARG(flag->mem), CLAI__IDX(ix), CLAI__ARG(ncols),
-                    CLAI__ARG(nrows), CLAI__ARG(toff), CLAI__ARG(trow), CLAI__ARG(tcol));
+  if (quant) { /* one element per work-item (cl/quant.cl); tcol is 1 for a quantized view */
+    const cl_int fmt = (cl_int)table->dtype, half = out->dtype == CLAI_DTYPE_F16;
+    global = (size_t)ix.numel;
+    st = clai__launch(ctx, CLAI__K_GATHER_ROWS_Q, &global, 11, CLAI__ARG(out->buf->mem), CLAI__ARG(table->buf->mem),
+                      CLAI__ARG(index->buf->mem), CLAI__ARG(flag->mem), CLAI__IDX(ix), CLAI__ARG(ncols),
+                      CLAI__ARG(nrows), CLAI__ARG(toff), CLAI__ARG(trow), CLAI__ARG(fmt), CLAI__ARG(half));
+  } else {
+    st = clai__launch(ctx, k, &global, 10, CLAI__ARG(out->buf->mem), CLAI__ARG(table->buf->mem),
+                      CLAI__ARG(index->buf->mem), CLAI__ARG(flag->mem), CLAI__IDX(ix), CLAI__ARG(ncols),
+                      CLAI__ARG(nrows), CLAI__ARG(toff), CLAI__ARG(trow), CLAI__ARG(tcol));
+  }
   cl_int first = INT_MAX, value = 0;
   if (st == CLAI_OK) {
     err = clEnqueueReadBuffer(ctx->queue, flag->mem, CL_TRUE, 0, sizeof first, &first, 0, NULL, NULL);

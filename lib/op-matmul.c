@@ -96,7 +96,9 @@ static void batch_view(const clai_tensor *t, clai_tensor *v) {
 
 /* Everything a launch needs, worked out once by plan() for clai_matmul_ex and clai_matmul_describe. */
 typedef struct gemm_plan {
-  int kernel;      /* the kernel that computes (CLAI__K_*), or -1 for CLBlast */
+  int kernel;      /* the kernel that computes (CLAI__K_*), -1 for CLBlast, -2 for a quantized B dequantized
+                      in chunks into the float path (quant_chunks) */
+  int quant;       /* B's clai_dtype when B is quantized (used transposed: stored [N, K]), else 0 */
   int half_in;     /* A and B are f16 */
   int64_t M, N, K, sam, sak, sbk, sbn, scm, scn;
   clai__index ix;  /* batch dims: operand 0 = C, 1 = A, 2 = B */
@@ -117,12 +119,19 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   clai_status s = clai__check_out(ctx, c, fn, "c");
   if (s == CLAI_OK) s = clai__check_tensor(ctx, a, fn, "a");
-  if (s == CLAI_OK) s = clai__check_tensor(ctx, b, fn, "b");
+  if (s == CLAI_OK) s = clai__check_tensor_any(ctx, b, fn, "b");
   if (s != CLAI_OK) return s;
   if (a->ndim < 2 || b->ndim < 2 || c->ndim < 2)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: a, b and c need at least 2 dims (have %d, %d, %d)", fn, a->ndim,
                        b->ndim, c->ndim);
-  if (a->dtype != b->dtype || a->dtype == CLAI_DTYPE_I32 || c->dtype == CLAI_DTYPE_I32)
+  p->quant = clai_dtype_block(b->dtype) > 1 ? (int)b->dtype : 0;
+  if (p->quant && !trans_b)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: a quantized operand is a weight matrix stored [N, K] (K, the "
+                       "reduced dim, holds the blocks) and used transposed: b needs trans_b = 1 (a: trans_a = 0)", fn);
+  if (p->quant && (a->dtype == CLAI_DTYPE_I32 || c->dtype == CLAI_DTYPE_I32))
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: with a quantized operand the other one and c must be f32 or f16 "
+                       "(have %s, %s)", fn, clai_dtype_name(a->dtype), clai_dtype_name(c->dtype));
+  if (!p->quant && (a->dtype != b->dtype || a->dtype == CLAI_DTYPE_I32 || c->dtype == CLAI_DTYPE_I32))
     return clai__error(ctx, CLAI_E_DTYPE, "%s: a and b must both be f32 or both f16 and c f32 or f16 (have %s, %s, %s)",
                        fn, clai_dtype_name(a->dtype), clai_dtype_name(b->dtype), clai_dtype_name(c->dtype));
   int64_t K2;
@@ -182,7 +191,9 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   p->scn = c->strides[c->ndim - 1];
   p->half_in = a->dtype == CLAI_DTYPE_F16;
   const clai__gemm_config *g = &ctx->gemm;
-  if ((g->clblast & clai__gemm_shape_class(p->M, p->N, p->K, p->ix.numel)) &&
+  if (p->quant) {
+    p->kernel = p->M <= CLAI__QMATMUL_MAX_M ? (p->half_in ? CLAI__K_QMATMUL_F16 : CLAI__K_QMATMUL_F32) : -2;
+  } else if ((g->clblast & clai__gemm_shape_class(p->M, p->N, p->K, p->ix.numel)) &&
       clai__clblast_can(ctx, c, a, b, p->M, p->N, p->K, p->sam, p->sak, p->sbk, p->sbn, p->scm, p->scn, ep)) {
     p->kernel = -1;
   } else if (g->family == CLAI__GEMM_PACKED) {
@@ -301,8 +312,135 @@ static clai_status k0_epilogue(clai_context *ctx, clai_tensor *c, float beta, co
   return st;
 }
 
+/* A view header (not a tensor of the context's list: only read, never freed) with the last two dims swapped. */
+static clai_tensor swapped(const clai_tensor *t) {
+  clai_tensor v = *t;
+  const int r = t->ndim - 2, q = t->ndim - 1;
+  v.shape[r] = t->shape[q], v.shape[q] = t->shape[r];
+  v.strides[r] = t->strides[q], v.strides[q] = t->strides[r];
+  return v;
+}
+
+/* C = act(alpha A B + beta C + bias) with A quantized ([M, K] as stored) is
+ * C^T = act(alpha op(B)^T A^T + beta C^T + bias^T): the same product with the quantized operand second, as
+ * the kernels take it. The bias, broadcast to [M, N], is transposed with C. */
+static clai_status matmul_quant_a(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a,
+                                  const clai_tensor *b, int trans_b, float alpha, float beta,
+                                  const clai_matmul_epilogue *ep) {
+  const char *fn = "clai_matmul";
+  clai_status s = clai__check_out(ctx, c, fn, "c");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, b, fn, "b");
+  if (s != CLAI_OK) return s;
+  if (trans_a)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: a quantized operand is a weight matrix stored [M, K] (K, the "
+                       "reduced dim, holds the blocks): a needs trans_a = 0 (b: trans_b = 1)", fn);
+  if (a->ndim < 2 || b->ndim < 2 || c->ndim < 2)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: a, b and c need at least 2 dims (have %d, %d, %d)", fn, a->ndim,
+                       b->ndim, c->ndim);
+  clai_tensor ct = swapped(c), bias_t;
+  clai_matmul_epilogue ept = {NULL, CLAI_ACT_NONE};
+  if (ep != NULL) {
+    ept = *ep;
+    if (ep->bias != NULL) {
+      const clai_tensor *bias = ep->bias;
+      s = clai__check_tensor(ctx, bias, fn, "bias");
+      if (s != CLAI_OK) return s;
+      const int64_t mn[2] = {c->shape[c->ndim - 2], c->shape[c->ndim - 1]};
+      int64_t bst[2];
+      char x[160];
+      if (bias->ndim > 2 || !clai__broadcast_strides(bias, 2, mn, bst))
+        return clai__error(ctx, CLAI_E_SHAPE, "%s: bias %s does not broadcast to [M, N] = [%lld, %lld] (use [N], [M, 1] or [M, N])",
+                           fn, clai__shape_str(bias->ndim, bias->shape, x, sizeof x), (long long)mn[0], (long long)mn[1]);
+      bias_t = *bias;
+      bias_t.ndim = 2;
+      bias_t.shape[0] = mn[1], bias_t.shape[1] = mn[0];
+      bias_t.strides[0] = bst[1], bias_t.strides[1] = bst[0];
+      ept.bias = &bias_t;
+    }
+  }
+  return clai_matmul_ex(ctx, &ct, b, !trans_b, a, 1, alpha, beta, ep != NULL ? &ept : NULL);
+}
+
+/* The small-M product with a quantized B (cl/quant.cl): one work-item per column of C and batch entry. */
+static clai_status launch_quant(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
+                                const gemm_plan *p, float alpha, float beta) {
+  const cl_int m = (cl_int)p->M, n = (cl_int)p->N, k = (cl_int)p->K, fmt = p->quant;
+  const cl_long sam = p->sam, sak = p->sak, sbn = p->sbn, scm = p->scm, scn = p->scn;
+  const cl_float al = alpha, be = beta;
+  size_t global[2] = {(size_t)p->N, (size_t)p->ix.numel};
+  return clai__launch(ctx, p->kernel, global, 20, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
+                      CLAI__ARG(b->buf->mem), CLAI__IDX(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(sam),
+                      CLAI__ARG(sak), CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be),
+                      CLAI__ARG(p->bias), CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags),
+                      CLAI__ARG(fmt));
+}
+
+/* A larger M with a quantized B ([.., N, K] as stored): B is dequantized, a chunk of its rows (C's columns) at
+ * a time into a pooled f32 workspace of at most CLAI__QCHUNK_BYTES, and each chunk goes through the device's
+ * own GEMM family (packed, generic, GPU or CLBlast) as a plain f32 product. An f16 A is widened to f32 once,
+ * so both paths compute in f32 from the same dequantized values. */
+static clai_status quant_chunks(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a,
+                                const clai_tensor *b, const gemm_plan *p, float alpha, float beta,
+                                const clai_matmul_epilogue *ep) {
+  clai_status st = CLAI_OK;
+  clai_tensor *a32 = NULL;
+  if (a->dtype != CLAI_DTYPE_F32) {
+    st = clai_tensor_init(ctx, &a32, CLAI_DTYPE_F32, a->ndim, a->shape);
+    if (st == CLAI_OK) st = clai__copy(ctx, a32, a, "clai_matmul");
+    if (st != CLAI_OK) {
+      clai_tensor_free(a32);
+      return st;
+    }
+    a = a32;
+  }
+  const int rn = b->ndim - 2; /* b's N dim */
+  uint64_t per_row = (uint64_t)p->K * 4;
+  for (int d = 0; d < rn; d++) per_row *= (uint64_t)(b->shape[d] > 0 ? b->shape[d] : 1);
+  int64_t rows = (int64_t)(CLAI__QCHUNK_BYTES / per_row);
+  if (rows < 1) rows = 1;
+  clai_tensor bias2;
+  clai_matmul_epilogue epc = {NULL, CLAI_ACT_NONE};
+  if (ep != NULL) {
+    epc = *ep;
+    if (ep->bias != NULL) { /* as the [M, N] view plan() checked, to be sliced with C */
+      bias2 = *ep->bias;
+      bias2.ndim = 2;
+      bias2.shape[0] = p->M, bias2.shape[1] = p->N;
+      bias2.strides[0] = p->bsm, bias2.strides[1] = p->bsn;
+      bias2.offset = p->boff;
+    }
+  }
+  for (int64_t n0 = 0; n0 < p->N && st == CLAI_OK; n0 += rows) {
+    const int64_t nc = p->N - n0 < rows ? p->N - n0 : rows;
+    clai_tensor bc = *b, cc = *c, bias_c;
+    bc.shape[rn] = nc;
+    bc.offset += n0 * b->strides[rn];
+    cc.shape[c->ndim - 1] = nc;
+    cc.offset += n0 * c->strides[c->ndim - 1];
+    clai_tensor *w = NULL;
+    st = clai_tensor_init(ctx, &w, CLAI_DTYPE_F32, bc.ndim, bc.shape);
+    if (st == CLAI_OK) st = clai__dequant(ctx, w, &bc, "clai_matmul");
+    if (st == CLAI_OK && ep != NULL && ep->bias != NULL) {
+      bias_c = bias2;
+      bias_c.shape[1] = nc;
+      bias_c.offset += n0 * p->bsn;
+      epc.bias = &bias_c;
+    }
+    if (st == CLAI_OK) st = clai_matmul_ex(ctx, &cc, a, trans_a, w, 1, alpha, beta, ep != NULL ? &epc : NULL);
+    clai_tensor_free(w); /* the in-order queue runs any reuse of its buffer after the product */
+  }
+  clai_tensor_free(a32);
+  return st;
+}
+
 clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a, const clai_tensor *b,
                            int trans_b, float alpha, float beta, const clai_matmul_epilogue *ep) {
+  if (ctx != NULL && a != NULL && a->ctx == ctx && clai_dtype_block(a->dtype) > 1) {
+    if (b != NULL && b->ctx == ctx && clai_dtype_block(b->dtype) > 1)
+      return clai__error(ctx, CLAI_E_DTYPE, "clai_matmul: a and b are both quantized (%s, %s); one operand must be "
+                         "f32 or f16", clai_dtype_name(a->dtype), clai_dtype_name(b->dtype));
+    return matmul_quant_a(ctx, c, a, trans_a, b, trans_b, alpha, beta, ep);
+  }
   gemm_plan p;
   clai_status s = plan(ctx, "clai_matmul", c, a, trans_a, b, trans_b, ep, &p);
   if (s != CLAI_OK) return s;
@@ -314,6 +452,8 @@ clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor 
     if (ep == NULL) return beta == 0.0f ? clai_fill(ctx, c, 0.0) : clai_scale(ctx, c, c, beta);
     return k0_epilogue(ctx, c, beta, ep);
   }
+  if (p.kernel == -2) return quant_chunks(ctx, c, a, trans_a, b, &p, alpha, beta, ep);
+  if (p.quant) return launch_quant(ctx, c, a, b, &p, alpha, beta);
   if (p.kernel == -1) return clai__clblast_gemm(ctx, c, a, b, p.M, p.N, p.K, p.sam, p.sak, p.sbk, p.sbn, p.scm, p.scn, &p.ix, alpha, beta);
   if (p.kernel == CLAI__K_GEMM_PACKED || p.kernel == CLAI__K_GEMM_APACKED_F32 || p.kernel == CLAI__K_GEMM_APACKED_F16)
     return launch_packed(ctx, c, a, b, &p, alpha, beta);
@@ -328,12 +468,26 @@ clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a,
 clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const clai_tensor *a, int trans_a,
                                  const clai_tensor *b, int trans_b, char *buf, size_t cap) {
   const char *fn = "clai_matmul_describe";
+  if (ctx != NULL && a != NULL && a->ctx == ctx && clai_dtype_block(a->dtype) > 1 && b != NULL && c != NULL &&
+      !trans_a && a->ndim >= 2 && c->ndim >= 2 && clai_dtype_block(b->dtype) == 1) {
+    clai_tensor ct = swapped(c); /* as clai_matmul_ex runs it: see matmul_quant_a */
+    return clai_matmul_describe(ctx, &ct, b, !trans_b, a, 1, buf, cap);
+  }
   gemm_plan p;
   clai_status s = plan(ctx, fn, c, a, trans_a, b, trans_b, NULL, &p);
   if (s != CLAI_OK) return s;
   if (buf == NULL || cap == 0) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: buf is NULL or empty", fn);
   const clai__gemm_config *g = &ctx->gemm;
   const char *tuned = g->tuned ? " (tuned)" : "";
+  if (p.quant && p.kernel != -2) {
+    snprintf(buf, cap, "quantized %s: one pass over the weights (M <= %d)", clai_dtype_name(b->dtype),
+             CLAI__QMATMUL_MAX_M);
+    return CLAI_OK;
+  }
+  if (p.quant) {
+    snprintf(buf, cap, "quantized %s: dequantized in chunks into the f32 product", clai_dtype_name(b->dtype));
+    return CLAI_OK;
+  }
   if (p.kernel == -1) {
     snprintf(buf, cap, "clblast%s", tuned);
     return CLAI_OK;

@@ -51,14 +51,22 @@ const char *clai__shape_str(int ndim, const int64_t *shape, char *buf, size_t ca
   return buf;
 }
 
-clai_status clai__check_tensor(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what) {
+clai_status clai__check_tensor_any(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what) {
   if (t == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %s is NULL", fn, what);
   if (t->ctx != ctx) return clai__error(ctx, CLAI_E_CONTEXT, "%s: %s belongs to another context", fn, what);
   return CLAI_OK;
 }
 
-clai_status clai__check_out(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what) {
-  clai_status st = clai__check_tensor(ctx, t, fn, what);
+clai_status clai__check_tensor(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what) {
+  clai_status st = clai__check_tensor_any(ctx, t, fn, what);
+  if (st == CLAI_OK && clai_dtype_block(t->dtype) > 1)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: %s is %s; quantized tensors are read by clai_copy (dequantizing), "
+                       "clai_matmul and clai_gather_rows only", fn, what, clai_dtype_name(t->dtype));
+  return st;
+}
+
+clai_status clai__check_out_any(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what) {
+  clai_status st = clai__check_tensor_any(ctx, t, fn, what);
   if (st != CLAI_OK || clai_tensor_numel(t) == 0) return st;
   for (int i = 0; i < t->ndim; i++)
     if (t->shape[i] > 1 && t->strides[i] == 0)
@@ -67,6 +75,14 @@ clai_status clai__check_out(clai_context *ctx, const clai_tensor *t, const char 
                          "elements share one address, so they cannot all be written",
                          fn, what, i, (long long)t->shape[i]);
   return CLAI_OK;
+}
+
+clai_status clai__check_out(clai_context *ctx, const clai_tensor *t, const char *fn, const char *what) {
+  clai_status st = clai__check_out_any(ctx, t, fn, what);
+  if (st == CLAI_OK && clai_dtype_block(t->dtype) > 1)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: %s is %s; only clai_copy and clai_tensor_write write quantized "
+                       "tensors", fn, what, clai_dtype_name(t->dtype));
+  return st;
 }
 
 /* Links a new tensor struct into ctx's list; takes a reference on buf. */
@@ -119,12 +135,16 @@ clai_status clai_tensor_init(clai_context *ctx, clai_tensor **out, clai_dtype dt
   if (out == NULL) return clai__error(ctx, CLAI_E_INVALID_ARG, "clai_tensor_init: out is NULL");
   size_t es = clai_dtype_size(dtype);
   if (es == 0) return clai__error(ctx, CLAI_E_DTYPE, "clai_tensor_init: %d is not a dtype", (int)dtype);
-  if (clai_dtype_block(dtype) != 1) /* quantized tensors: in progress */
-    return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_tensor_init: %s tensors are not supported yet", clai_dtype_name(dtype));
   uint64_t numel, bytes;
   clai_status st = shape_numel(ctx, "clai_tensor_init", ndim, shape, &numel);
   if (st != CLAI_OK) return st;
-  if (!clai__mul_ok(numel, es, &bytes))
+  const int64_t bv = clai_dtype_block(dtype);
+  if (bv > 1 && (ndim < 1 || shape[ndim - 1] % bv != 0)) {
+    char sh[160];
+    return clai__error(ctx, CLAI_E_SHAPE, "clai_tensor_init: a %s tensor's last dim must be a multiple of %lld (shape %s)",
+                       clai_dtype_name(dtype), (long long)bv, clai__shape_str(ndim, shape, sh, sizeof sh));
+  }
+  if (!clai__mul_ok(numel / (uint64_t)bv, es, &bytes))
     return clai__error(ctx, CLAI_E_OVERFLOW, "clai_tensor_init: the byte size of the shape overflows");
   clai__buffer *buf = clai__pool_alloc(ctx, bytes > 0 ? bytes : 1, &st);
   if (buf == NULL) {
@@ -208,8 +228,32 @@ int clai__tensors_overlap(const clai_tensor *a, const clai_tensor *b) {
   int64_t alo, ahi, blo, bhi;
   if (a->buf != b->buf) return 0;
   if (!clai__tensor_extent(a, &alo, &ahi) || !clai__tensor_extent(b, &blo, &bhi)) return 0;
-  int64_t ea = (int64_t)clai_dtype_size(a->dtype), eb = (int64_t)clai_dtype_size(b->dtype);
-  return alo * ea < (bhi + 1) * eb && blo * eb < (ahi + 1) * ea;
+  /* byte ranges; a quantized tensor covers whole blocks */
+  const int64_t ba = clai_dtype_block(a->dtype), bb = clai_dtype_block(b->dtype);
+  const int64_t ea = (int64_t)clai_dtype_size(a->dtype), eb = (int64_t)clai_dtype_size(b->dtype);
+  return alo / ba * ea < (bhi / bb + 1) * eb && blo / bb * eb < (ahi / ba + 1) * ea;
+}
+
+clai_status clai__check_blocks(clai_context *ctx, const clai_tensor *v, const char *fn) {
+  const int64_t bv = clai_dtype_block(v->dtype);
+  if (bv == 1) return CLAI_OK;
+  const char *name = clai_dtype_name(v->dtype);
+  char sh[160];
+  if (v->ndim < 1 || v->shape[v->ndim - 1] % bv != 0)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: a %s view's last dim must be a multiple of %lld (shape %s)", fn, name,
+                       (long long)bv, clai__shape_str(v->ndim, v->shape, sh, sizeof sh));
+  if (clai_tensor_numel(v) == 0) return CLAI_OK;
+  if (v->strides[v->ndim - 1] != 1)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: a %s view's last dim must have stride 1 (the values of a block "
+                       "are consecutive), not %lld", fn, name, (long long)v->strides[v->ndim - 1]);
+  for (int i = 0; i < v->ndim - 1; i++)
+    if (v->shape[i] > 1 && v->strides[i] % bv != 0)
+      return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: a %s view's stride %d (%lld) must be a multiple of %lld: "
+                         "views select whole blocks", fn, name, i, (long long)v->strides[i], (long long)bv);
+  if (v->offset % bv != 0)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: a %s view's offset (%lld) must be a multiple of %lld: views "
+                       "select whole blocks", fn, name, (long long)v->offset, (long long)bv);
+  return CLAI_OK;
 }
 
 /* Makes a view of t with the given layout after checking it stays inside t's buffer. */
@@ -227,8 +271,11 @@ static clai_status make_view(clai_tensor *t, clai_tensor **out, const char *fn, 
     v.strides[i] = strides[i];
   }
   int64_t lo, hi;
-  uint64_t cap_elems = t->buf->size / clai_dtype_size(t->dtype); /* not the pool's rounded-up capacity */
+  /* not the pool's rounded-up capacity */
+  uint64_t cap_elems = t->buf->size / clai_dtype_size(t->dtype) * (uint64_t)clai_dtype_block(t->dtype);
   if (offset < 0) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: negative offset %lld", fn, (long long)offset);
+  clai_status st = clai__check_blocks(ctx, &v, fn);
+  if (st != CLAI_OK) return st;
   if (clai__tensor_extent(&v, &lo, &hi) && (lo < 0 || (uint64_t)hi >= cap_elems))
     return clai__error(ctx, CLAI_E_INVALID_ARG,
                        "%s: the view addresses elements [%lld, %lld] outside its buffer of %llu elements", fn,
@@ -496,7 +543,8 @@ static clai_status transfer_args(clai_tensor *t, const void *p, size_t size, con
   if (t == NULL) return CLAI_E_INVALID_ARG;
   clai_context *ctx = t->ctx;
   uint64_t b;
-  if (!clai__mul_ok((uint64_t)clai_tensor_numel(t), clai_dtype_size(t->dtype), &b) || b > SIZE_MAX)
+  if (!clai__mul_ok((uint64_t)(clai_tensor_numel(t) / clai_dtype_block(t->dtype)), clai_dtype_size(t->dtype), &b) ||
+      b > SIZE_MAX)
     return clai__error(ctx, CLAI_E_OVERFLOW, "%s: the byte size of the %s tensor (%lld elements) overflows", fn,
                        clai_dtype_name(t->dtype), (long long)clai_tensor_numel(t));
   if (p == NULL && b > 0) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: host pointer is NULL", fn);
@@ -510,6 +558,33 @@ static clai_status transfer_args(clai_tensor *t, const void *p, size_t size, con
   return CLAI_OK;
 }
 
+/* A strided view of a quantized tensor: its rows (the last dim: whole blocks, consecutive) one transfer each,
+ * in row-major order, then one wait. */
+static clai_status transfer_rows(clai_tensor *t, void *host, int to_device) {
+  clai_context *ctx = t->ctx;
+  const int64_t bv = clai_dtype_block(t->dtype), bs = (int64_t)clai_dtype_size(t->dtype);
+  const int64_t cols = t->shape[t->ndim - 1], rows = clai_tensor_numel(t) / cols;
+  const size_t rbytes = (size_t)(cols / bv * bs);
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t rem = r, off = t->offset;
+    for (int d = t->ndim - 2; d >= 0; d--) {
+      off += rem % t->shape[d] * t->strides[d];
+      rem /= t->shape[d];
+    }
+    const size_t at = (size_t)(off / bv * bs);
+    char *h = (char *)host + (size_t)r * rbytes;
+    cl_int err = to_device ? clEnqueueWriteBuffer(ctx->queue, t->buf->mem, CL_FALSE, at, rbytes, h, 0, NULL, NULL)
+                           : clEnqueueReadBuffer(ctx->queue, t->buf->mem, CL_FALSE, at, rbytes, h, 0, NULL, NULL);
+    if (err != CL_SUCCESS) {
+      clFinish(ctx->queue); /* host must not be released while earlier rows are in flight */
+      return clai__cl_error(ctx, err, "%s: row %lld: clEnqueue%sBuffer failed", to_device ? "clai_tensor_write" :
+                            "clai_tensor_read", (long long)r, to_device ? "Write" : "Read");
+    }
+  }
+  cl_int err = clFinish(ctx->queue);
+  return err == CL_SUCCESS ? CLAI_OK : clai__cl_error(ctx, err, "clFinish failed");
+}
+
 /* Host <-> device copy of t's elements in dense row-major order. A contiguous tensor is one blocking
  * transfer (which, on the in-order queue, also waits for the work that writes it); any other view goes
  * through a dense temporary and the strided copy kernel. */
@@ -519,9 +594,10 @@ static clai_status transfer(clai_tensor *t, void *host, size_t size, int to_devi
   clai_status st = transfer_args(t, host, size, fn, &n, to_device);
   if (st != CLAI_OK || n == 0) return st;
   clai_context *ctx = t->ctx;
-  if (to_device && (st = clai__check_out(ctx, t, fn, "the tensor")) != CLAI_OK) return st;
+  if (to_device && (st = clai__check_out_any(ctx, t, fn, "the tensor")) != CLAI_OK) return st;
+  if (clai_dtype_block(t->dtype) > 1 && !clai_tensor_is_contiguous(t)) return transfer_rows(t, host, to_device);
   if (clai_tensor_is_contiguous(t)) {
-    size_t at = (size_t)t->offset * clai_dtype_size(t->dtype);
+    size_t at = (size_t)(t->offset / clai_dtype_block(t->dtype)) * clai_dtype_size(t->dtype);
     cl_int err = to_device ? clEnqueueWriteBuffer(ctx->queue, t->buf->mem, CL_TRUE, at, n, host, 0, NULL, NULL)
                            : clEnqueueReadBuffer(ctx->queue, t->buf->mem, CL_TRUE, at, n, host, 0, NULL, NULL);
     return err == CL_SUCCESS ? CLAI_OK

@@ -1,0 +1,523 @@
+/* test-quant.c - quantized tensors (Q8_0, Q4_0, Q4_1): layout rules of views, raw block transfers, the
+ * dequantizing copy, clai_matmul with a quantized operand (the one-pass kernel for M <= 16 and the chunked
+ * dequantize-then-GEMM path above it, in the family the device runs; tests/quant-gemm-*.sh run the other
+ * families) and clai_gather_rows from a quantized table, each against a double-precision reference of the
+ * block formats written here from clai.h's description. */
+#include "testutil.h"
+
+static const clai_dtype fmts[] = {CLAI_DTYPE_Q8_0, CLAI_DTYPE_Q4_0, CLAI_DTYPE_Q4_1};
+
+static double half_bits(const uint8_t *p) { return clait_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+/* The 32 values of one block, as clai.h defines them. */
+static void ref_block(clai_dtype fmt, const uint8_t *b, double *v) {
+  const double d = half_bits(b);
+  for (int j = 0; j < 32; j++) {
+    if (fmt == CLAI_DTYPE_Q8_0) {
+      v[j] = d * (int8_t)b[2 + j];
+    } else {
+      const uint8_t byte = b[(fmt == CLAI_DTYPE_Q4_0 ? 2 : 4) + (j & 15)];
+      const int q = j < 16 ? byte & 15 : byte >> 4;
+      v[j] = fmt == CLAI_DTYPE_Q4_0 ? d * (q - 8) : d * q + half_bits(b + 2);
+    }
+  }
+}
+
+/* n random blocks: scales of either sign between 1e-3 and 5e-2 (a minimum within +-0.1 for Q4_1), random
+ * quants; one block in 7 has a zero scale. */
+static void rand_blocks(clait_rng *r, clai_dtype fmt, size_t n, uint8_t *out) {
+  const size_t bs = clai_dtype_size(fmt);
+  for (size_t i = 0; i < n; i++) {
+    uint8_t *b = out + i * bs;
+    float d = clait_uniform(r, 1e-3f, 5e-2f) * (clait_next(r) & 1 ? -1.0f : 1.0f);
+    if (clait_next(r) % 7 == 0) d = 0.0f;
+    const uint16_t hd = clait_f32_to_f16(d), hm = clait_f32_to_f16(clait_uniform(r, -0.1f, 0.1f));
+    b[0] = (uint8_t)hd, b[1] = (uint8_t)(hd >> 8);
+    size_t q0 = 2;
+    if (fmt == CLAI_DTYPE_Q4_1) b[2] = (uint8_t)hm, b[3] = (uint8_t)(hm >> 8), q0 = 4;
+    for (size_t j = q0; j < bs; j++) b[j] = (uint8_t)clait_next(r);
+  }
+}
+
+/* A dense quantized tensor with random blocks; *raw (malloc'd) receives them, *ref their values. */
+static clai_tensor *qtensor(clai_context *ctx, clait_rng *r, clai_dtype fmt, int ndim, const int64_t *shape,
+                            uint8_t **raw, double **ref) {
+  clai_tensor *t = clait_tensor(ctx, fmt, ndim, shape);
+  const size_t nb = (size_t)clai_tensor_numel(t) / 32, bs = clai_dtype_size(fmt);
+  uint8_t *b = malloc(nb * bs + 1);
+  double *v = malloc(nb * 32 * sizeof *v + 8);
+  assert_non_null(b);
+  assert_non_null(v);
+  rand_blocks(r, fmt, nb, b);
+  for (size_t i = 0; i < nb; i++) ref_block(fmt, b + i * bs, v + i * 32);
+  CLAIT_OK(ctx, clai_tensor_write(t, b, nb * bs));
+  if (raw != NULL) *raw = b;
+  else free(b);
+  if (ref != NULL) *ref = v;
+  else free(v);
+  return t;
+}
+
+static void test_dtype_queries(void **state) {
+  (void)state;
+  assert_int_equal(clai_dtype_size(CLAI_DTYPE_Q8_0), 34);
+  assert_int_equal(clai_dtype_size(CLAI_DTYPE_Q4_0), 18);
+  assert_int_equal(clai_dtype_size(CLAI_DTYPE_Q4_1), 20);
+  assert_int_equal(clai_dtype_block(CLAI_DTYPE_Q4_1), 32);
+  assert_int_equal(clai_dtype_block(CLAI_DTYPE_F16), 1);
+  assert_int_equal(clai_dtype_block((clai_dtype)99), 0);
+  assert_string_equal(clai_dtype_name(CLAI_DTYPE_Q8_0), "q8_0");
+  assert_string_equal(clai_dtype_name(CLAI_DTYPE_Q4_0), "q4_0");
+  assert_string_equal(clai_dtype_name(CLAI_DTYPE_Q4_1), "q4_1");
+}
+
+/* Shapes and views: the last dim holds whole blocks; views select whole blocks. */
+static void test_layout_rules(void **state) {
+  clai_context *ctx = *state;
+  clai_tensor *t = NULL, *v = NULL;
+  const int64_t bad[2] = {3, 40}, zero_d[1] = {0};
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "multiple of 32", clai_tensor_init(ctx, &t, CLAI_DTYPE_Q4_0, 2, bad));
+  assert_null(t);
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "multiple of 32", clai_tensor_init(ctx, &t, CLAI_DTYPE_Q8_0, 0, NULL));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, CLAI_DTYPE_Q8_0, 1, zero_d));
+  clai_tensor_free(t);
+  const int64_t shape[3] = {2, 3, 96};
+  t = clait_tensor(ctx, CLAI_DTYPE_Q4_1, 3, shape);
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "multiple of 32", clai_tensor_transpose(t, &v, 1, 2));
+  const int64_t vsh[3] = {2, 3, 32}, vst[3] = {288, 96, 2};
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "stride 1", clai_tensor_view(t, &v, 3, vsh, vst, 0));
+  const int64_t vst2[3] = {288, 80, 1};
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "whole blocks", clai_tensor_view(t, &v, 3, vsh, vst2, 0));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "whole blocks", clai_tensor_slice(t, &v, 2, 16, 80, 1));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "multiple of 32", clai_tensor_slice(t, &v, 2, 32, 80, 1));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "multiple of 32", clai_tensor_slice(t, &v, 2, 0, 96, 2));
+  assert_null(v);
+  CLAIT_OK(ctx, clai_tensor_slice(t, &v, 2, 32, 96, 1)); /* two of three blocks per row */
+  assert_int_equal(clai_tensor_dim(v, 2), 64);
+  clai_tensor_free(v);
+  CLAIT_OK(ctx, clai_tensor_transpose(t, &v, 0, 1));
+  clai_tensor_free(v);
+  const int64_t flat[2] = {18, 32};
+  CLAIT_OK(ctx, clai_tensor_reshape(t, &v, 2, flat));
+  clai_tensor_free(v);
+  uint8_t small[4];
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "holds 360", clai_tensor_write(t, small, sizeof small));
+  CLAIT_FAILS(ctx, CLAI_E_BUFFER_TOO_SMALL, "needs 360", clai_tensor_read(t, small, sizeof small));
+  clai_tensor_free(t);
+}
+
+/* Raw blocks go in and come back unchanged, whole and through strided views (a row slice with a step, a
+ * block range of each row, a permuted batch). */
+static void test_raw_roundtrip(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0x51a7};
+  for (size_t f = 0; f < 3; f++) {
+    const clai_dtype fmt = fmts[f];
+    const size_t bs = clai_dtype_size(fmt);
+    const int64_t shape[3] = {3, 5, 128};
+    uint8_t *raw = NULL;
+    clai_tensor *t = qtensor(ctx, &r, fmt, 3, shape, &raw, NULL);
+    const size_t nb = 3 * 5 * 4, rowb = 4 * bs;
+    uint8_t *back = malloc(nb * bs);
+    assert_non_null(back);
+    CLAIT_OK(ctx, clai_tensor_read(t, back, nb * bs));
+    assert_memory_equal(back, raw, nb * bs);
+    clai_tensor *v = NULL, *w = NULL;
+    CLAIT_OK(ctx, clai_tensor_slice(t, &v, 1, 1, 5, 2)); /* rows 1 and 3 of each batch */
+    CLAIT_OK(ctx, clai_tensor_slice(v, &w, 2, 32, 96, 1)); /* blocks 1 and 2 */
+    CLAIT_OK(ctx, clai_tensor_read(w, back, 3 * 2 * 2 * bs));
+    for (int b = 0; b < 3; b++)
+      for (int i = 0; i < 2; i++)
+        assert_memory_equal(back + (size_t)(b * 2 + i) * 2 * bs, raw + (size_t)(b * 5 + 1 + 2 * i) * rowb + bs, 2 * bs);
+    /* write through the view, read the whole */
+    uint8_t *fresh = malloc(12 * bs);
+    assert_non_null(fresh);
+    rand_blocks(&r, fmt, 12, fresh);
+    CLAIT_OK(ctx, clai_tensor_write(w, fresh, 12 * bs));
+    for (int b = 0; b < 3; b++)
+      for (int i = 0; i < 2; i++)
+        memcpy(raw + (size_t)(b * 5 + 1 + 2 * i) * rowb + bs, fresh + (size_t)(b * 2 + i) * 2 * bs, 2 * bs);
+    CLAIT_OK(ctx, clai_tensor_read(t, back, nb * bs));
+    assert_memory_equal(back, raw, nb * bs);
+    clai_tensor_free(w);
+    clai_tensor_free(v);
+    free(fresh);
+    free(back);
+    free(raw);
+    clai_tensor_free(t);
+  }
+}
+
+/* clai_copy dequantizes into f32 and f16 (dense, transposed, at an offset, broadcast over a batch dim),
+ * copies blocks into the same dtype, and refuses to quantize. */
+static void test_dequant_copy(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0xd0d0};
+  for (size_t f = 0; f < 3; f++) {
+    const clai_dtype fmt = fmts[f];
+    const int64_t shape[2] = {7, 96};
+    double *ref = NULL;
+    clai_tensor *q = qtensor(ctx, &r, fmt, 2, shape, NULL, &ref);
+    const size_t n = 7 * 96;
+    double *want = malloc(n * sizeof *want);
+    float *got = malloc(n * 4);
+    assert_non_null(want);
+    assert_non_null(got);
+    for (int half = 0; half < 2; half++) {
+      const clai_dtype dt = half ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+      for (size_t i = 0; i < n; i++) want[i] = clait_as_dtype(dt, ref[i]);
+      clai_tensor *d = clait_tensor(ctx, dt, 2, shape);
+      CLAIT_OK(ctx, clai_copy(ctx, d, q));
+      clait_read_floats(ctx, d, got);
+      /* Q8_0 and Q4_0 products are exact in f32; Q4_1 adds the minimum (one rounding) */
+      clait_expect_close(half ? "dequant f16" : "dequant f32", got, want, n, 1e-9, half ? 1e-3 : 1.2e-7);
+      clai_tensor_free(d);
+      /* into a transposed view at an offset inside a larger buffer */
+      const int64_t big[1] = {96 * 7 + 13}, tsh[2] = {7, 96}, tst[2] = {1, 7};
+      clai_tensor *base = clait_tensor(ctx, dt, 1, big), *tv = NULL;
+      CLAIT_OK(ctx, clai_fill(ctx, base, -7.0));
+      CLAIT_OK(ctx, clai_tensor_view(base, &tv, 2, tsh, tst, 13));
+      CLAIT_OK(ctx, clai_copy(ctx, tv, q));
+      clait_read_floats(ctx, tv, got);
+      clait_expect_close("dequant into a transposed view", got, want, n, 1e-9, half ? 1e-3 : 1.2e-7);
+      float head[13];
+      const int64_t hs[1] = {13}, one[1] = {1};
+      clai_tensor *hv = NULL;
+      CLAIT_OK(ctx, clai_tensor_view(base, &hv, 1, hs, one, 0));
+      clait_read_floats(ctx, hv, head);
+      for (int i = 0; i < 13; i++) assert_true(head[i] == -7.0f);
+      clai_tensor_free(hv);
+      clai_tensor_free(tv);
+      clai_tensor_free(base);
+    }
+    /* broadcast over a new leading dim */
+    const int64_t b3[3] = {2, 7, 96};
+    clai_tensor *d3 = clait_tensor(ctx, CLAI_DTYPE_F32, 3, b3);
+    CLAIT_OK(ctx, clai_copy(ctx, d3, q));
+    float *g3 = clait_get(ctx, d3);
+    for (size_t i = 0; i < 2 * n; i++) want[i % n] = (float)ref[i % n];
+    clait_expect_close("broadcast batch 0", g3, want, n, 1e-9, 1.2e-7);
+    clait_expect_close("broadcast batch 1", g3 + n, want, n, 1e-9, 1.2e-7);
+    free(g3);
+    clai_tensor_free(d3);
+    /* blocks into the same dtype (a row slice of q into a fresh tensor) */
+    clai_tensor *rows = NULL, *q2 = NULL;
+    CLAIT_OK(ctx, clai_tensor_slice(q, &rows, 0, 1, 7, 3));
+    const int64_t s2[2] = {2, 96};
+    q2 = clait_tensor(ctx, fmt, 2, s2);
+    CLAIT_OK(ctx, clai_copy(ctx, q2, rows));
+    clai_tensor *d2 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s2);
+    CLAIT_OK(ctx, clai_copy(ctx, d2, q2));
+    clait_read_floats(ctx, d2, got);
+    for (int i = 0; i < 96; i++) want[i] = (float)ref[96 + i], want[96 + i] = (float)ref[4 * 96 + i];
+    clait_expect_close("block copy", got, want, 2 * 96, 1e-9, 1.2e-7);
+    /* what clai_copy refuses */
+    CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "quantize", clai_copy(ctx, q2, d2));
+    clai_tensor *i32 = clait_tensor(ctx, CLAI_DTYPE_I32, 2, s2);
+    CLAIT_FAILS(ctx, CLAI_E_DTYPE, "not i32", clai_copy(ctx, i32, q2));
+    const int64_t other[2] = {2, 64};
+    clai_tensor *o = clait_tensor(ctx, CLAI_DTYPE_F32, 2, other);
+    CLAIT_FAILS(ctx, CLAI_E_SHAPE, "last dim", clai_copy(ctx, o, q2));
+    CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlap", clai_copy(ctx, q, q));
+    clai_tensor_free(o);
+    clai_tensor_free(i32);
+    clai_tensor_free(d2);
+    clai_tensor_free(q2);
+    clai_tensor_free(rows);
+    free(want);
+    free(got);
+    free(ref);
+    clai_tensor_free(q);
+  }
+}
+
+/* Every other op refuses a quantized tensor with CLAI_E_DTYPE, and the context stays usable. */
+static void test_other_ops_refuse(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0xbad};
+  const int64_t shape[2] = {4, 64}, rows[1] = {4};
+  clai_tensor *q = qtensor(ctx, &r, CLAI_DTYPE_Q4_0, 2, shape, NULL, NULL);
+  clai_tensor *f = clait_tensor(ctx, CLAI_DTYPE_F32, 2, shape), *s = clait_tensor(ctx, CLAI_DTYPE_F32, 1, rows);
+  clai_tensor *c = NULL;
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "quantized", clai_unary(ctx, CLAI_RELU, f, q));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "quantized", clai_unary(ctx, CLAI_RELU, q, f));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "quantized", clai_binary(ctx, CLAI_ADD, f, q, f));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "quantized", clai_fill(ctx, q, 1.0));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "quantized", clai_reduce(ctx, CLAI_REDUCE_SUM, s, q, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "quantized", clai_softmax(ctx, f, q, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "quantized", clai_rmsnorm(ctx, f, q, NULL, 1e-5f, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "quantized", clai_contiguous(ctx, &c, q));
+  assert_null(c);
+  /* the context still works */
+  CLAIT_OK(ctx, clai_fill(ctx, f, 2.0));
+  float got[4 * 64];
+  clait_read_floats(ctx, f, got);
+  assert_true(got[255] == 2.0f);
+  clai_tensor_free(s);
+  clai_tensor_free(f);
+  clai_tensor_free(q);
+}
+
+/* One product case: C[bc.., M, N] = alpha X W^T + beta C0 (+ bias, act) with W [wb.., N, K] quantized. */
+typedef struct qcase {
+  int64_t batch;   /* C's batch (one leading dim), 0 for none */
+  int wbatch;      /* W has the batch dim too (else broadcast) */
+  int64_t M, N, K;
+  int xt;          /* X given as [K, M] transposed (trans_a = 1) */
+  clai_dtype xdt, cdt;
+  float alpha, beta;
+  int bias;        /* 0 none, 1 [N], 2 [M, 1] */
+  clai_activation act;
+  int qa;          /* the quantized operand is A: C^T products, C [.., N, M] = W X^T */
+} qcase;
+
+static void run_case(clai_context *ctx, clait_rng *r, clai_dtype fmt, const qcase *k) {
+  const int64_t B = k->batch > 0 ? k->batch : 1, M = k->M, N = k->N, K = k->K;
+  const int nd = k->batch > 0 ? 3 : 2;
+  int64_t wsh[3], xsh[3], csh[3];
+  int o = 0;
+  if (k->batch > 0) wsh[0] = xsh[0] = csh[0] = k->batch, o = 1;
+  wsh[o] = N, wsh[o + 1] = K;
+  if (k->xt) xsh[o] = K, xsh[o + 1] = M;
+  else xsh[o] = M, xsh[o + 1] = K;
+  /* qa: C [.., N, M] = W [.., N, K] * X^T, with X passed as b */
+  if (k->qa) csh[o] = N, csh[o + 1] = M;
+  else csh[o] = M, csh[o + 1] = N;
+  const int wnd = k->wbatch ? nd : 2;
+  double *wref = NULL;
+  clai_tensor *w = qtensor(ctx, r, fmt, wnd, k->wbatch ? wsh : wsh + o, NULL, &wref);
+  const size_t nx = (size_t)(B * M * K), nc = (size_t)(B * M * N);
+  float *xv = malloc(nx * 4), *c0 = malloc(nc * 4), *got = malloc(nc * 4), *bv = malloc((size_t)(M + N) * 4);
+  double *want = malloc(nc * sizeof *want);
+  assert_non_null(xv);
+  assert_non_null(c0);
+  assert_non_null(got);
+  assert_non_null(bv);
+  assert_non_null(want);
+  clait_fill(r, xv, nx, -1.0f, 1.0f);
+  clait_fill(r, c0, nc, -1.0f, 1.0f);
+  clait_fill(r, bv, (size_t)(M + N), -0.5f, 0.5f);
+  if (k->xdt == CLAI_DTYPE_F16) clait_round_f16(xv, nx);
+  if (k->cdt == CLAI_DTYPE_F16) clait_round_f16(c0, nc);
+  clai_tensor *x = clait_upload_floats(ctx, k->xdt, nd, xsh, xv), *c = clait_upload_floats(ctx, k->cdt, nd, csh, c0);
+  const int64_t bsh_n[1] = {N}, bsh_m[2] = {M, 1}, bsh_qn[2] = {N, 1}, bsh_qm[1] = {M};
+  clai_tensor *bias = NULL;
+  if (k->bias == 1) bias = clait_upload_floats(ctx, CLAI_DTYPE_F32, k->qa ? 2 : 1, k->qa ? bsh_qn : bsh_n, bv);
+  if (k->bias == 2) bias = clait_upload_floats(ctx, CLAI_DTYPE_F32, k->qa ? 1 : 2, k->qa ? bsh_qm : bsh_m, bv);
+  clai_matmul_epilogue ep = {bias, k->act};
+  clai_status st = k->qa ? clai_matmul_ex(ctx, c, w, 0, x, k->xt ? 0 : 1, k->alpha, k->beta, &ep)
+                         : clai_matmul_ex(ctx, c, x, k->xt, w, 1, k->alpha, k->beta, &ep);
+  if (st != CLAI_OK) fail_msg("matmul %s M=%lld N=%lld K=%lld: %s", clai_dtype_name(fmt), (long long)M, (long long)N,
+                              (long long)K, clai_errmsg(ctx));
+  clait_read_floats(ctx, c, got);
+  double worst = 0;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t n = 0; n < N; n++) {
+        double s = 0, mag = 0;
+        const double *wr = wref + ((k->wbatch ? b : 0) * N + n) * K;
+        for (int64_t kk = 0; kk < K; kk++) {
+          const double xe = k->xt ? xv[(b * K + kk) * M + m] : xv[(b * M + m) * K + kk];
+          s += xe * wr[kk];
+          mag += fabs(xe * wr[kk]);
+        }
+        const size_t ci = k->qa ? (size_t)((b * N + n) * M + m) : (size_t)((b * M + m) * N + n);
+        double v = k->alpha * s + (k->beta != 0.0f ? k->beta * c0[ci] : 0.0);
+        if (k->bias == 1) v += bv[n];
+        if (k->bias == 2) v += bv[m];
+        static const clai_unary_op un[] = {CLAI_NEG, CLAI_RELU, CLAI_GELU, CLAI_SILU};
+        if (k->act != CLAI_ACT_NONE) v = clait_ref_unary(un[k->act], v);
+        /* f32 accumulation over K terms (f16 inputs are exact in f32); f16 C rounds the result */
+        const double tol = 2e-6 * (fabs(k->alpha) * mag + fabs(k->beta * c0[ci]) + 1.0) * sqrt((double)K) +
+                           (k->cdt == CLAI_DTYPE_F16 ? 1e-3 * fabs(v) + 1e-4 : 0.0);
+        const double err = fabs(got[ci] - v);
+        if (!(err <= tol))
+          fail_msg("%s%s M=%lld N=%lld K=%lld batch=%lld: C[%lld][%lld][%lld] = %.9g, expected %.9g (tol %.3g)",
+                   clai_dtype_name(fmt), k->qa ? " (quantized a)" : "", (long long)M, (long long)N, (long long)K,
+                   (long long)k->batch, (long long)b, (long long)m, (long long)n, got[ci], v, tol);
+        if (err / tol > worst) worst = err / tol;
+      }
+  (void)want;
+  clai_tensor_free(bias);
+  clai_tensor_free(c);
+  clai_tensor_free(x);
+  clai_tensor_free(w);
+  free(xv);
+  free(c0);
+  free(got);
+  free(bv);
+  free(want);
+  free(wref);
+}
+
+/* Small M (the one-pass kernel) and large M (dequantized chunks through the GEMM family), every format. */
+static void test_matmul_shapes(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0x9e37};
+  static const int64_t Ms[] = {1, 2, 3, 4, 5, 7, 16, 17, 33, 70};
+  static const int64_t Ns[] = {1, 7, 33, 129};
+  static const int64_t Ks[] = {32, 96, 576};
+  const int small = clait_small();
+  for (size_t f = 0; f < 3; f++)
+    for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++)
+      for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++)
+        for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
+          if (small && (mi + ni + ki + f) % 5 != 0) continue;
+          qcase k = {0, 0, Ms[mi], Ns[ni], Ks[ki], 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0};
+          run_case(ctx, &r, fmts[f], &k);
+        }
+}
+
+/* Batches (W batched or broadcast), transposed and f16 X, f16 C, alpha/beta, bias and activation, and the
+ * quantized operand as A; each at a small M and a large one. */
+static void test_matmul_variants(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0x7777};
+  static const int64_t Ms[] = {3, 37};
+  for (size_t f = 0; f < 3; f++)
+    for (size_t mi = 0; mi < 2; mi++) {
+      const int64_t M = Ms[mi];
+      const qcase cases[] = {
+          {2, 1, M, 33, 64, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0},
+          {3, 0, M, 20, 96, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0},
+          {0, 0, M, 45, 64, 1, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 0.5f, 0.0f, 0, CLAI_ACT_NONE, 0},
+          {0, 0, M, 31, 128, 0, CLAI_DTYPE_F16, CLAI_DTYPE_F16, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0},
+          {0, 0, M, 17, 64, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, -1.5f, 0.75f, 1, CLAI_ACT_SILU, 0},
+          {0, 0, M, 19, 32, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 1.0f, 2, CLAI_ACT_RELU, 0},
+          {0, 0, M, 21, 64, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 1},
+          {2, 1, M, 9, 96, 1, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 2.0f, 0.5f, 1, CLAI_ACT_GELU, 1},
+      };
+      for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &r, fmts[f], &cases[i]);
+    }
+}
+
+/* C written into a column slice of a wider, sentinel-filled buffer: nothing outside it changes. */
+static void test_matmul_into_view(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0x4242};
+  for (int big = 0; big < 2; big++) {
+    const int64_t M = big ? 40 : 5, N = 24, K = 64, W = 40;
+    const int64_t wsh[2] = {N, K}, xsh[2] = {M, K}, bsh[2] = {M, W};
+    double *wref = NULL;
+    clai_tensor *w = qtensor(ctx, &r, CLAI_DTYPE_Q4_1, 2, wsh, NULL, &wref);
+    float *xv = malloc((size_t)(M * K) * 4), *got = malloc((size_t)(M * W) * 4);
+    assert_non_null(xv);
+    assert_non_null(got);
+    clait_fill(&r, xv, (size_t)(M * K), -1, 1);
+    clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, xsh, xv), *base = clait_tensor(ctx, CLAI_DTYPE_F32, 2, bsh);
+    CLAIT_OK(ctx, clai_fill(ctx, base, 99.0));
+    clai_tensor *cv = NULL;
+    CLAIT_OK(ctx, clai_tensor_slice(base, &cv, 1, 7, 7 + N, 1));
+    CLAIT_OK(ctx, clai_matmul(ctx, cv, x, 0, w, 1, 1.0f, 0.0f));
+    clait_read_floats(ctx, base, got);
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t j = 0; j < W; j++) {
+        if (j < 7 || j >= 7 + N) {
+          assert_true(got[m * W + j] == 99.0f);
+          continue;
+        }
+        double s = 0, mag = 0;
+        for (int64_t k = 0; k < K; k++) s += xv[m * K + k] * wref[(j - 7) * K + k], mag += fabs(xv[m * K + k] * wref[(j - 7) * K + k]);
+        if (!(fabs(got[m * W + j] - s) <= 2e-6 * (mag + 1) * 8)) fail_msg("C[%lld][%lld] = %g, expected %g", (long long)m, (long long)j, got[m * W + j], s);
+      }
+    clai_tensor_free(cv);
+    clai_tensor_free(base);
+    clai_tensor_free(x);
+    clai_tensor_free(w);
+    free(xv);
+    free(got);
+    free(wref);
+  }
+}
+
+static void test_matmul_errors(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0xe1};
+  const int64_t wsh[2] = {8, 64}, xsh[2] = {3, 64}, csh[2] = {3, 8}, x2[2] = {3, 32};
+  clai_tensor *w = qtensor(ctx, &r, CLAI_DTYPE_Q8_0, 2, wsh, NULL, NULL), *w2 = qtensor(ctx, &r, CLAI_DTYPE_Q8_0, 2, wsh, NULL, NULL);
+  clai_tensor *x = clait_tensor(ctx, CLAI_DTYPE_F32, 2, xsh), *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, csh);
+  clai_tensor *xs = clait_tensor(ctx, CLAI_DTYPE_F32, 2, x2), *ci = clait_tensor(ctx, CLAI_DTYPE_I32, 2, csh);
+  CLAIT_OK(ctx, clai_fill(ctx, x, 1.0));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "both quantized", clai_matmul(ctx, c, w, 0, w2, 1, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "trans_b = 1", clai_matmul(ctx, c, x, 0, w, 0, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "trans_a = 0", clai_matmul(ctx, c, w, 1, x, 1, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "op(a)", clai_matmul(ctx, c, xs, 0, w, 1, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f32 or f16", clai_matmul(ctx, ci, x, 0, w, 1, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "quantized", clai_matmul(ctx, w2, x, 0, w, 1, 1, 0));
+  char desc[160];
+  CLAIT_OK(ctx, clai_matmul_describe(ctx, c, x, 0, w, 1, desc, sizeof desc));
+  assert_non_null(strstr(desc, "q8_0"));
+  const int64_t cb[2] = {8, 3};
+  clai_tensor *cq = clait_tensor(ctx, CLAI_DTYPE_F32, 2, cb);
+  CLAIT_OK(ctx, clai_matmul_describe(ctx, cq, w, 0, x, 1, desc, sizeof desc));
+  assert_non_null(strstr(desc, "quantized"));
+  /* still usable */
+  CLAIT_OK(ctx, clai_matmul(ctx, c, x, 0, w, 1, 1, 0));
+  clai_tensor_free(cq);
+  clai_tensor_free(ci);
+  clai_tensor_free(xs);
+  clai_tensor_free(c);
+  clai_tensor_free(x);
+  clai_tensor_free(w2);
+  clai_tensor_free(w);
+}
+
+/* Rows of a quantized table (a row-slice view at a block offset) into f32 and f16 outputs, a bad index. */
+static void test_gather_rows(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0x6a7};
+  for (size_t f = 0; f < 3; f++) {
+    const int64_t tsh[2] = {50, 96}, ish[2] = {2, 3};
+    double *ref = NULL;
+    clai_tensor *table = qtensor(ctx, &r, fmts[f], 2, tsh, NULL, &ref), *tv = NULL;
+    CLAIT_OK(ctx, clai_tensor_slice(table, &tv, 0, 10, 40, 1)); /* rows 10..39 */
+    const int32_t idx[6] = {0, 29, 5, 5, 17, 1};
+    clai_tensor *index = clait_tensor(ctx, CLAI_DTYPE_I32, 2, ish);
+    CLAIT_OK(ctx, clai_tensor_write(index, idx, sizeof idx));
+    for (int half = 0; half < 2; half++) {
+      const clai_dtype dt = half ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+      const int64_t osh[3] = {2, 3, 96};
+      clai_tensor *out = clait_tensor(ctx, dt, 3, osh);
+      CLAIT_OK(ctx, clai_gather_rows(ctx, out, tv, index));
+      float got[6 * 96];
+      double want[6 * 96];
+      clait_read_floats(ctx, out, got);
+      for (int p = 0; p < 6; p++)
+        for (int j = 0; j < 96; j++) want[p * 96 + j] = clait_as_dtype(dt, ref[(10 + idx[p]) * 96 + j]);
+      clait_expect_close("gather", got, want, 6 * 96, 1e-9, half ? 1e-3 : 1.2e-7);
+      clai_tensor_free(out);
+    }
+    const int32_t badidx[6] = {0, 30, 5, -1, 17, 1};
+    CLAIT_OK(ctx, clai_tensor_write(index, badidx, sizeof badidx));
+    const int64_t osh[3] = {2, 3, 96};
+    clai_tensor *out = clait_tensor(ctx, CLAI_DTYPE_F32, 3, osh);
+    CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "index[1] = 30", clai_gather_rows(ctx, out, tv, index));
+    float got[6 * 96];
+    clait_read_floats(ctx, out, got);
+    for (int j = 0; j < 96; j++) assert_true(got[96 + j] == 0.0f && got[3 * 96 + j] == 0.0f);
+    clai_tensor *oi = clait_tensor(ctx, CLAI_DTYPE_I32, 3, osh);
+    CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f32 or f16", clai_gather_rows(ctx, oi, tv, index));
+    clai_tensor_free(oi);
+    clai_tensor_free(out);
+    clai_tensor_free(index);
+    clai_tensor_free(tv);
+    clai_tensor_free(table);
+    free(ref);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_dtype_queries),
+      cmocka_unit_test_setup_teardown(test_layout_rules, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_raw_roundtrip, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_dequant_copy, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_other_ops_refuse, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_matmul_shapes, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_matmul_variants, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_matmul_into_view, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_matmul_errors, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_gather_rows, clait_setup, clait_teardown),
+  };
+  return CLAIT_MAIN("quant", tests, 1);
+}
