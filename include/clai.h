@@ -1023,6 +1023,128 @@ CLAI_API clai_status clai_rmsnorm_backward(clai_context *ctx, clai_tensor *grad_
                                            const clai_tensor *grad_y, const clai_tensor *x, const clai_tensor *gamma,
                                            const clai_tensor *rstd);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * GGUF model files (lib/gguf.c), versions 2 and 3: the metadata (key/value pairs, arrays included) and the
+ * tensor directory, read from a read-only memory mapping of the file, and tensors loaded into device tensors
+ * without a host copy of the whole file. Every count, length, string, offset, alignment and dimension is
+ * checked against the file's size before it is used: a truncated, malformed or hostile file fails with
+ * CLAI_E_FORMAT (CLAI_E_IO when it cannot be opened or mapped) and a message naming the field, never a crash,
+ * an out-of-bounds read or an allocation larger than the file justifies. A clai_gguf is immutable after
+ * clai_gguf_open() and may be read from several threads. Strings in GGUF are not NUL-terminated: the
+ * accessors return a pointer into the mapping and a length, valid until clai_gguf_close().
+ * The file must not be truncated by another process while it is open (the mapping would then fault).
+ */
+typedef struct clai_gguf clai_gguf;
+
+/* GGUF's metadata value types, with GGUF's numbering. */
+typedef enum clai_gguf_type {
+  CLAI_GGUF_UINT8 = 0,
+  CLAI_GGUF_INT8 = 1,
+  CLAI_GGUF_UINT16 = 2,
+  CLAI_GGUF_INT16 = 3,
+  CLAI_GGUF_UINT32 = 4,
+  CLAI_GGUF_INT32 = 5,
+  CLAI_GGUF_FLOAT32 = 6,
+  CLAI_GGUF_BOOL = 7,
+  CLAI_GGUF_STRING = 8,
+  CLAI_GGUF_ARRAY = 9,
+  CLAI_GGUF_UINT64 = 10,
+  CLAI_GGUF_INT64 = 11,
+  CLAI_GGUF_FLOAT64 = 12,
+} clai_gguf_type;
+
+/* Opens and checks the file at path. On failure *out is NULL and, when errbuf is not NULL, a message naming
+ * the problem (the file, the field, its offset) is written to errbuf (at most errcap bytes, NUL-terminated).
+ * Beyond the layout, open checks: no key and no tensor name twice; general.alignment, when present, a uint32
+ * power of two (default 32); bool values 0 or 1; arrays nested at most 8 deep; tensors of 1 to 4 dims, each
+ * dim at most INT64_MAX and their product too, ne[0] a multiple of the type's block, a GGUF type number that
+ * is known (see clai_gguf_ggml_type_name), an offset that is a multiple of the alignment and data that lies
+ * inside the file. Version 1 files (32-bit counts) and big-endian files are refused with CLAI_E_FORMAT.
+ * CLAI_E_OUT_OF_MEMORY when the directory cannot be allocated; CLAI_E_INVALID_ARG for a NULL out or path. */
+CLAI_API clai_status clai_gguf_open(clai_gguf **out, const char *path, char *errbuf, size_t errcap);
+
+/* Unmaps the file and frees everything; tensors loaded from it stay valid. NULL: no-op. */
+CLAI_API void clai_gguf_close(clai_gguf *g);
+
+/* The detail of the last failed accessor call on g ("" if none), valid until the next call on g from the
+ * same thread. The message is kept per thread (a thread-local buffer holds the last failure of the thread
+ * and which clai_gguf it was on), so threads reading one clai_gguf do not see each other's failures. */
+CLAI_API const char *clai_gguf_errmsg(const clai_gguf *g);
+
+/* The file's GGUF version (2 or 3), its data alignment (general.alignment, 32 when absent), and counts.
+ * g NULL: 0, 0, -1, -1. */
+CLAI_API uint32_t clai_gguf_version(const clai_gguf *g);
+CLAI_API uint64_t clai_gguf_alignment(const clai_gguf *g);
+CLAI_API int64_t clai_gguf_kv_count(const clai_gguf *g);
+CLAI_API int64_t clai_gguf_tensor_count(const clai_gguf *g);
+
+/* Metadata by position (0 .. kv_count - 1) or key. clai_gguf_find_key returns the position or -1. For an
+ * out-of-range position: the key is NULL, the type -1. len may be NULL. Lookups by key take constant time
+ * (a hash table built at open). */
+CLAI_API int64_t clai_gguf_find_key(const clai_gguf *g, const char *key);
+CLAI_API const char *clai_gguf_key(const clai_gguf *g, int64_t i, size_t *len);
+CLAI_API int clai_gguf_kv_type(const clai_gguf *g, int64_t i);
+
+/* Scalar values by key. get_int accepts any integer type and bool (CLAI_E_OVERFLOW for a uint64 above
+ * INT64_MAX); get_float accepts float32, float64 and the integer types; get_string a string (len may be
+ * NULL). A missing key is CLAI_E_NOT_FOUND, another type CLAI_E_DTYPE; either way *out is untouched and the
+ * message names the key. NULL g, key or out: CLAI_E_INVALID_ARG. */
+CLAI_API clai_status clai_gguf_get_int(const clai_gguf *g, const char *key, int64_t *out);
+CLAI_API clai_status clai_gguf_get_float(const clai_gguf *g, const char *key, double *out);
+CLAI_API clai_status clai_gguf_get_string(const clai_gguf *g, const char *key, const char **str, size_t *len);
+
+/* Arrays by key: the element type and length (nested arrays are allowed in the file; their element type is
+ * CLAI_GGUF_ARRAY and their elements are not accessible). get_array_data gives a pointer to the raw
+ * little-endian elements of a numeric or bool array inside the mapping (not necessarily aligned: memcpy
+ * from it); get_array_string gives element j of a string array, in constant time (an offset table built at
+ * open). Failures as for the scalars: CLAI_E_NOT_FOUND, CLAI_E_DTYPE (not an array, or an array of another
+ * element type), and CLAI_E_INVALID_ARG for j outside [0, len). */
+CLAI_API clai_status clai_gguf_get_array(const clai_gguf *g, const char *key, int *elem_type, int64_t *len);
+CLAI_API clai_status clai_gguf_get_array_data(const clai_gguf *g, const char *key, const void **data);
+CLAI_API clai_status clai_gguf_get_array_string(const clai_gguf *g, const char *key, int64_t j, const char **str,
+                                                size_t *len);
+
+/* One entry of the tensor directory. shape is row-major (shape[ndim - 1] is GGUF's first, fastest-varying
+ * dimension ne[0]), so a GGUF matrix with ne = [in, out] is [out, in]. ggml_type is GGUF's type number;
+ * dtype is the clai_dtype it loads as, or -1 when libclai does not support that type (the tensor can be
+ * listed, not loaded). offset is the absolute file offset of the data, bytes its size. name points into the
+ * mapping (name_len bytes, not NUL-terminated). */
+typedef struct clai_gguf_tensor_info {
+  const char *name;
+  size_t name_len;
+  uint32_t ggml_type;
+  int dtype;
+  int ndim;
+  int64_t shape[CLAI_MAX_DIMS];
+  uint64_t offset;
+  uint64_t bytes;
+} clai_gguf_tensor_info;
+
+/* The tensor at position i (CLAI_E_INVALID_ARG outside [0, tensor_count)), or its position by name (-1 when
+ * absent; constant time). */
+CLAI_API clai_status clai_gguf_tensor_info_get(const clai_gguf *g, int64_t i, clai_gguf_tensor_info *info);
+CLAI_API int64_t clai_gguf_find_tensor(const clai_gguf *g, const char *name);
+
+/* The name of a GGUF (ggml) tensor type number, such as "F32", "Q4_1" or "Q6_K", for the types open
+ * accepts (F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K to Q8_K, I8, I16, I32, I64, F64, BF16); "?"
+ * for any other number. Static string. */
+CLAI_API const char *clai_gguf_ggml_type_name(uint32_t ggml_type);
+
+/* Creates a device tensor in ctx holding tensor `name` of the file (shape and dtype from the directory). On
+ * failure *out is NULL: CLAI_E_NOT_FOUND (no such tensor), CLAI_E_DTYPE (a GGUF type libclai does not load),
+ * or the status of the allocation; the message is on ctx. */
+CLAI_API clai_status clai_gguf_tensor_load(clai_context *ctx, const clai_gguf *g, const char *name,
+                                           clai_tensor **out);
+
+/* Writes tensor `name` of the file into dst, an existing tensor (a view, such as a row slice of a larger
+ * tensor that concatenates several weights) of the same dtype and the same number of elements, whose
+ * elements are dense in row-major order. CLAI_E_NOT_FOUND and CLAI_E_DTYPE as for clai_gguf_tensor_load;
+ * CLAI_E_DTYPE also for a dst of another dtype, CLAI_E_SHAPE for another element count,
+ * CLAI_E_NOT_CONTIGUOUS for a dst that is not dense, CLAI_E_CONTEXT for a dst of another context; on
+ * failure dst is unchanged and the message is on ctx. */
+CLAI_API clai_status clai_gguf_tensor_load_into(clai_context *ctx, const clai_gguf *g, const char *name,
+                                                clai_tensor *dst);
+
 #ifdef __cplusplus
 }
 #endif
