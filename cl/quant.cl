@@ -192,3 +192,87 @@ inline float16 clai_qx_strided_f16(__global const half *x, const long o, const l
   }
 CLAI_QMATMUL(f32, float, CLAI_QX_F32)
 CLAI_QMATMUL(f16, half, CLAI_QX_F16)
+
+/* The raw quants of block blk as floats (exact: small integers), lo = values 0-15, hi = 16-31, and the
+ * block's scale d and minimum m (0 for Q8_0 and Q4_0; Q4_0's offset of 8 is taken off the quants). */
+inline void clai_q_raw(__global const uchar *q, const long blk, const int fmt, float16 *lo, float16 *hi, float *d,
+                       float *m) {
+  __global const uchar *p = q + blk * clai_qbytes(fmt);
+  *d = vload_half(0, (__global const half *)p);
+  *m = 0.0f;
+  if (fmt == CLAI_Q8_0) {
+    *lo = convert_float16(vload16(0, (__global const char *)(p + 2)));
+    *hi = convert_float16(vload16(1, (__global const char *)(p + 2)));
+  } else {
+    const uchar16 b = vload16(0, p + (fmt == CLAI_Q4_0 ? 2 : 4));
+    *lo = convert_float16(b & (uchar16)15);
+    *hi = convert_float16(b >> (uchar16)4);
+    if (fmt == CLAI_Q4_0) {
+      *lo -= 8.0f;
+      *hi -= 8.0f;
+    } else {
+      *m = vload_half(1, (__global const half *)p);
+    }
+  }
+}
+
+/* out (Q8_0) = quantize(x): per block of 32 values d = max|x| / 127 (stored as half), q = round(x / d) (half
+ * away from zero), all zeros when the block is. One block per work-item; the index runs over [rows...,
+ * blocks per row] with operand 0 = out in elements (innermost stride 32) and 1 = x (innermost stride 32 xs,
+ * xs the stride between two values). x_half: x is f16. */
+__kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI_INDEX_ARGS(ix), const long xs,
+                              const int x_half) {
+  const long i = get_global_id(0);
+  if (i >= CLAI_IX_NUMEL(ix)) return;
+  long oo, ox, unused;
+  CLAI_OFFSETS(ix, i, &oo, &ox, &unused);
+  float v[32];
+  if (x_half) {
+    for (int j = 0; j < 32; j++) v[j] = vload_half(ox + j * xs, (__global const half *)x);
+  } else {
+    for (int j = 0; j < 32; j++) v[j] = ((__global const float *)x)[ox + j * xs];
+  }
+  float amax = 0.0f;
+  for (int j = 0; j < 32; j++) amax = fmax(amax, fabs(v[j]));
+  const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  __global uchar *p = out + (oo / 32) * 34;
+  vstore_half(d, 0, (__global half *)p);
+  for (int j = 0; j < 32; j++) ((__global char *)p)[2 + j] = convert_char_sat(round(v[j] * id));
+}
+
+/* clai_qmatmul_* with A quantized too (Q8_0 activations, as a language model's decode step runs them): per
+ * block, the quants multiply as exact small integers in float lanes, then scale by dA * dW, and a Q4_1
+ * minimum adds mW * dA * sum(qA). sxm and the offsets are in elements (multiples of 32); A's K stride is 1. */
+__kernel void clai_qmatmul_q8(__global float *c, __global const uchar *x, __global const uchar *w, CLAI_INDEX_ARGS(ix),
+                              const int M, const int N, const int K, const long sxm, const long sxk, const long swn,
+                              const long scm, const long scn, const float alpha, const float beta,
+                              __global const float *bias, const long boff, const long bsm, const long bsn,
+                              const int flags, const int fmt) {
+  const int n = (int)get_global_id(0);
+  const long b = (long)get_global_id(1);
+  if (n >= N || b >= CLAI_IX_NUMEL(ix)) return;
+  long oc, ox, ow;
+  CLAI_OFFSETS(ix, b, &oc, &ox, &ow);
+  const long wrow = (ow + (long)n * swn) / 32;
+  const int nb = K / 32;
+  for (int m0 = 0; m0 < M; m0 += QROWS) {
+    float16 acc[QROWS];
+    for (int r = 0; r < QROWS; r++) acc[r] = 0.0f;
+    for (int kb = 0; kb < nb; kb++) {
+      float16 wl, wh;
+      float dw, mw;
+      clai_q_raw(w, wrow + kb, fmt, &wl, &wh, &dw, &mw);
+      for (int r = 0; r < QROWS; r++) {
+        if (m0 + r >= M) break;
+        float16 xl, xh;
+        float dx, unused_m;
+        clai_q_raw(x, (ox + (long)(m0 + r) * sxm) / 32 + kb, CLAI_Q8_0, &xl, &xh, &dx, &unused_m);
+        acc[r] = CLAI_FMA(xl * wl + xh * wh, (float16)(dx * dw), acc[r]);
+        if (fmt == CLAI_Q4_1) acc[r] = CLAI_FMA(xl + xh, (float16)(dx * mw), acc[r]);
+      }
+    }
+    for (int r = 0; r < QROWS && m0 + r < M; r++)
+      clai_q_store(c, oc + (long)(m0 + r) * scm + (long)n * scn, clai_hsum16(acc[r]), alpha, beta, bias,
+                   boff + (long)(m0 + r) * bsm + (long)n * bsn, flags);
+  }
+}

@@ -334,8 +334,10 @@ CLAI_API clai_status clai_tensor_expand(clai_tensor *t, clai_tensor **out, int n
 /* dst = src, elementwise, with conversion between any two dtypes (f32 -> i32 rounds toward zero). src is
  * broadcast to dst's shape. dst and src may be any views; dst must not overlap src except exactly.
  * A quantized src dequantizes into an f32 or f16 dst (its leading dims may broadcast, its last dim must
- * equal dst's), or copies blocks into a quantized dst of its dtype and shape; quantizing (a quantized dst
- * with a float src) is CLAI_E_UNSUPPORTED: write blocks with clai_tensor_write(). */
+ * equal dst's), or copies blocks into a quantized dst of its dtype and shape. An f32 or f16 src quantizes
+ * into a Q8_0 dst (leading dims may broadcast): per block d = max|x| / 127 (stored as half) and q = round(x / d),
+ * halves away from zero, as llama.cpp quantizes activations; into Q4_0 and Q4_1 it is CLAI_E_UNSUPPORTED
+ * (write such blocks with clai_tensor_write()). */
 CLAI_API clai_status clai_copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src);
 
 /* Every element of dst = value (converted to dst's dtype). dst may be any view but a broadcast one (see the
@@ -392,10 +394,12 @@ CLAI_API clai_status clai_add_scalar(clai_context *ctx, clai_tensor *out, const 
  * Quantized weights: one of A and B may be quantized (Q8_0, Q4_0, Q4_1) when it is stored with K as its
  * last dim, as GGUF stores a weight matrix [out, in]: B [..., N, K] with trans_b = 1 (y = x W^T), or A
  * [..., M, K] with trans_a = 0; the other operand is f32 or f16 (CLAI_E_UNSUPPORTED for the other
- * transposes, CLAI_E_DTYPE for two quantized operands). Up to M = 16 (N for a quantized A) one kernel reads
- * each weight block once (a language model's decode step); above, the weights are dequantized in chunks of
- * at most 64 MiB into the device's own f32 GEMM. Either way the result is the f32 product with the
- * dequantized weights, to float rounding. */
+ * transposes). The activations may be quantized too: A Q8_0 [..., M, K] (trans_a = 0, see clai_copy) times
+ * a quantized B [..., N, K] (trans_b = 1), as llama.cpp's CPU backend multiplies them; other pairs of
+ * quantized operands are CLAI_E_UNSUPPORTED. Up to M = 16 (N for a quantized A) one kernel reads each weight
+ * block once (a language model's decode step); above, the operands are dequantized (the weights in chunks
+ * of at most 64 MiB) into the device's own f32 GEMM. Either way the result is the f32 product of the
+ * dequantized operands, to float rounding. */
 CLAI_API clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a,
                                  const clai_tensor *b, int trans_b, float alpha, float beta);
 

@@ -143,6 +143,8 @@ enum clai__program_id {
   X(GATHER_ROWS_Q, QUANT, "clai_gather_rows_q", "bbbbxllllii", 1)                   \
   X(QMATMUL_F32, QUANT, "clai_qmatmul_f32", "bbbxiiilllllffblllii", 2)              \
   X(QMATMUL_F16, QUANT, "clai_qmatmul_f16", "bbbxiiilllllffblllii", 2)              \
+  X(QMATMUL_Q8, QUANT, "clai_qmatmul_q8", "bbbxiiilllllffblllii", 2)                \
+  X(QUANT_Q8_0, QUANT, "clai_quant_q8_0", "bbxli", 1)                               \
   X(SOFTMAX, NORM, "clai_softmax", "bbxllllfiii", 1)                               \
   X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)                  \
   X(COL2IM_F32, CONV_BWD, "clai_col2im_f32", "bbllllliiiiiiiiiiiiii", 3)           \

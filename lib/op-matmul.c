@@ -99,6 +99,7 @@ typedef struct gemm_plan {
   int kernel;      /* the kernel that computes (CLAI__K_*), -1 for CLBlast, -2 for a quantized B dequantized
                       in chunks into the float path (quant_chunks) */
   int quant;       /* B's clai_dtype when B is quantized (used transposed: stored [N, K]), else 0 */
+  int aquant;      /* A is q8_0 activations (with a quantized B) */
   int half_in;     /* A and B are f16 */
   int64_t M, N, K, sam, sak, sbk, sbn, scm, scn;
   clai__index ix;  /* batch dims: operand 0 = C, 1 = A, 2 = B */
@@ -118,13 +119,18 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
                         const clai_tensor *b, int trans_b, const clai_matmul_epilogue *ep, gemm_plan *p) {
   if (ctx == NULL) return CLAI_E_INVALID_ARG;
   clai_status s = clai__check_out(ctx, c, fn, "c");
-  if (s == CLAI_OK) s = clai__check_tensor(ctx, a, fn, "a");
+  if (s == CLAI_OK) s = clai__check_tensor_any(ctx, a, fn, "a");
   if (s == CLAI_OK) s = clai__check_tensor_any(ctx, b, fn, "b");
   if (s != CLAI_OK) return s;
   if (a->ndim < 2 || b->ndim < 2 || c->ndim < 2)
     return clai__error(ctx, CLAI_E_SHAPE, "%s: a, b and c need at least 2 dims (have %d, %d, %d)", fn, a->ndim,
                        b->ndim, c->ndim);
   p->quant = clai_dtype_block(b->dtype) > 1 ? (int)b->dtype : 0;
+  p->aquant = clai_dtype_block(a->dtype) > 1;
+  if (p->aquant && (a->dtype != CLAI_DTYPE_Q8_0 || trans_a || !p->quant))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: a quantized a with a quantized b must be q8_0 activations "
+                       "[M, K] (trans_a = 0), not %s%s, times weights [N, K] (trans_b = 1)", fn,
+                       clai_dtype_name(a->dtype), trans_a ? " transposed" : "");
   if (p->quant && !trans_b)
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: a quantized operand is a weight matrix stored [N, K] (K, the "
                        "reduced dim, holds the blocks) and used transposed: b needs trans_b = 1 (a: trans_a = 0)", fn);
@@ -192,7 +198,8 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   p->half_in = a->dtype == CLAI_DTYPE_F16;
   const clai__gemm_config *g = &ctx->gemm;
   if (p->quant) {
-    p->kernel = p->M <= CLAI__QMATMUL_MAX_M ? (p->half_in ? CLAI__K_QMATMUL_F16 : CLAI__K_QMATMUL_F32) : -2;
+    p->kernel = p->M > CLAI__QMATMUL_MAX_M ? -2 : p->aquant ? CLAI__K_QMATMUL_Q8
+                : p->half_in ? CLAI__K_QMATMUL_F16 : CLAI__K_QMATMUL_F32;
   } else if ((g->clblast & clai__gemm_shape_class(p->M, p->N, p->K, p->ix.numel)) &&
       clai__clblast_can(ctx, c, a, b, p->M, p->N, p->K, p->sam, p->sak, p->sbk, p->sbn, p->scm, p->scn, ep)) {
     p->kernel = -1;
@@ -386,7 +393,8 @@ static clai_status quant_chunks(clai_context *ctx, clai_tensor *c, const clai_te
   clai_tensor *a32 = NULL;
   if (a->dtype != CLAI_DTYPE_F32) {
     st = clai_tensor_init(ctx, &a32, CLAI_DTYPE_F32, a->ndim, a->shape);
-    if (st == CLAI_OK) st = clai__copy(ctx, a32, a, "clai_matmul");
+    if (st == CLAI_OK)
+      st = p->aquant ? clai__dequant(ctx, a32, a, "clai_matmul") : clai__copy(ctx, a32, a, "clai_matmul");
     if (st != CLAI_OK) {
       clai_tensor_free(a32);
       return st;
@@ -435,12 +443,9 @@ static clai_status quant_chunks(clai_context *ctx, clai_tensor *c, const clai_te
 
 clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a, const clai_tensor *b,
                            int trans_b, float alpha, float beta, const clai_matmul_epilogue *ep) {
-  if (ctx != NULL && a != NULL && a->ctx == ctx && clai_dtype_block(a->dtype) > 1) {
-    if (b != NULL && b->ctx == ctx && clai_dtype_block(b->dtype) > 1)
-      return clai__error(ctx, CLAI_E_DTYPE, "clai_matmul: a and b are both quantized (%s, %s); one operand must be "
-                         "f32 or f16", clai_dtype_name(a->dtype), clai_dtype_name(b->dtype));
+  if (ctx != NULL && a != NULL && a->ctx == ctx && clai_dtype_block(a->dtype) > 1 &&
+      !(b != NULL && b->ctx == ctx && clai_dtype_block(b->dtype) > 1))
     return matmul_quant_a(ctx, c, a, trans_a, b, trans_b, alpha, beta, ep);
-  }
   gemm_plan p;
   clai_status s = plan(ctx, "clai_matmul", c, a, trans_a, b, trans_b, ep, &p);
   if (s != CLAI_OK) return s;
@@ -480,8 +485,8 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
   const clai__gemm_config *g = &ctx->gemm;
   const char *tuned = g->tuned ? " (tuned)" : "";
   if (p.quant && p.kernel != -2) {
-    snprintf(buf, cap, "quantized %s: one pass over the weights (M <= %d)", clai_dtype_name(b->dtype),
-             CLAI__QMATMUL_MAX_M);
+    snprintf(buf, cap, "quantized %s%s: one pass over the weights (M <= %d)", clai_dtype_name(b->dtype),
+             p.aquant ? " x q8_0 activations" : "", CLAI__QMATMUL_MAX_M);
     return CLAI_OK;
   }
   if (p.quant) {

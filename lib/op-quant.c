@@ -62,13 +62,43 @@ static clai_status copy_blocks(clai_context *ctx, clai_tensor *dst, const clai_t
   return CLAI_OK;
 }
 
+/* dst (Q8_0) = src (f32 or f16, any strides; leading dims may broadcast, the last dim equals dst's). */
+static clai_status quantize(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn) {
+  char a[160], b[160];
+  if (dst->dtype != CLAI_DTYPE_Q8_0 || src->dtype == CLAI_DTYPE_I32)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: %s into %s: libclai quantizes f32 and f16 into q8_0 only (write "
+                       "other quantized blocks with clai_tensor_write)", fn, clai_dtype_name(src->dtype),
+                       clai_dtype_name(dst->dtype));
+  int64_t st[CLAI_MAX_DIMS];
+  const int last = dst->ndim - 1;
+  if (!clai__broadcast_strides(src, dst->ndim, dst->shape, st) || src->ndim < 1 ||
+      src->shape[src->ndim - 1] != dst->shape[last])
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: the source %s does not match the q8_0 destination %s (its leading dims "
+                       "may broadcast; the last dim must be equal)", fn,
+                       clai__shape_str(src->ndim, src->shape, a, sizeof a),
+                       clai__shape_str(dst->ndim, dst->shape, b, sizeof b));
+  if (clai_tensor_numel(dst) == 0) return CLAI_OK;
+  clai_tensor db = *dst, sb = *src;
+  sb.ndim = dst->ndim;
+  memcpy(sb.shape, dst->shape, sizeof sb.shape);
+  memcpy(sb.strides, st, sizeof sb.strides);
+  db.shape[last] = sb.shape[last] = dst->shape[last] / 32;
+  db.strides[last] = 32;
+  sb.strides[last] = st[last] * 32;
+  clai__index ix;
+  const clai_tensor *ops[2] = {&db, &sb};
+  clai__index_build(&ix, 2, ops);
+  const cl_long xs = st[last];
+  const cl_int half = src->dtype == CLAI_DTYPE_F16;
+  size_t global = (size_t)ix.numel;
+  return clai__launch(ctx, CLAI__K_QUANT_Q8_0, &global, 5, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),
+                      CLAI__IDX(ix), CLAI__ARG(xs), CLAI__ARG(half));
+}
+
 clai_status clai__copy_quant(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn) {
   char a[160], b[160];
   const int qd = clai_dtype_block(dst->dtype) > 1, qs = clai_dtype_block(src->dtype) > 1;
-  if (qd && !qs)
-    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: copying %s into %s would quantize, which libclai does not do: "
-                       "write quantized blocks with clai_tensor_write", fn, clai_dtype_name(src->dtype),
-                       clai_dtype_name(dst->dtype));
+  if (qd && !qs) return quantize(ctx, dst, src, fn);
   if (qd) {
     if (dst->dtype != src->dtype)
       return clai__error(ctx, CLAI_E_DTYPE, "%s: %s into %s: quantized tensors copy only into their own dtype or "

@@ -212,7 +212,7 @@ static void test_dequant_copy(void **state) {
     for (int i = 0; i < 96; i++) want[i] = (float)ref[96 + i], want[96 + i] = (float)ref[4 * 96 + i];
     clait_expect_close("block copy", got, want, 2 * 96, 1e-9, 1.2e-7);
     /* what clai_copy refuses */
-    CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "quantize", clai_copy(ctx, q2, d2));
+    if (fmt != CLAI_DTYPE_Q8_0) CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "q8_0 only", clai_copy(ctx, q2, d2));
     clai_tensor *i32 = clait_tensor(ctx, CLAI_DTYPE_I32, 2, s2);
     CLAIT_FAILS(ctx, CLAI_E_DTYPE, "not i32", clai_copy(ctx, i32, q2));
     const int64_t other[2] = {2, 64};
@@ -229,6 +229,66 @@ static void test_dequant_copy(void **state) {
     free(ref);
     clai_tensor_free(q);
   }
+}
+
+/* clai_copy quantizes f32 and f16 (dense or strided) into q8_0: d = max|x| / 127 as half, q = round(x / d). */
+static void test_quantize_q8_0(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0x88};
+  const int64_t shape[2] = {5, 128};
+  const size_t n = 5 * 128, nb = n / 32;
+  float *x = malloc(n * 4);
+  uint8_t *got = malloc(nb * 34);
+  assert_non_null(x);
+  assert_non_null(got);
+  for (int half = 0; half < 2; half++)
+    for (int strided = 0; strided < 2; strided++) {
+      clait_fill(&r, x, n, -3.0f, 3.0f);
+      for (int j = 0; j < 32; j++) x[64 + j] = 0.0f;    /* a zero block */
+      x[200] = 1e-3f, x[300] = -250.0f;                   /* a tiny and a large value */
+      if (half) clait_round_f16(x, n);
+      clai_tensor *src;
+      if (strided) { /* x stored transposed: [128, 5], viewed as [5, 128] */
+        const int64_t ts[2] = {128, 5};
+        float *xt = malloc(n * 4);
+        assert_non_null(xt);
+        for (int i = 0; i < 5; i++)
+          for (int j = 0; j < 128; j++) xt[j * 5 + i] = x[i * 128 + j];
+        clai_tensor *base = clait_upload_floats(ctx, half ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, ts, xt);
+        free(xt);
+        CLAIT_OK(ctx, clai_tensor_transpose(base, &src, 0, 1));
+        clai_tensor_free(base);
+      } else {
+        src = clait_upload_floats(ctx, half ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, shape, x);
+      }
+      clai_tensor *q = clait_tensor(ctx, CLAI_DTYPE_Q8_0, 2, shape);
+      CLAIT_OK(ctx, clai_copy(ctx, q, src));
+      CLAIT_OK(ctx, clai_tensor_read(q, got, nb * 34));
+      for (size_t b = 0; b < nb; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const uint16_t hd = clait_f32_to_f16(d);
+        if ((uint16_t)(got[b * 34] | got[b * 34 + 1] << 8) != hd)
+          fail_msg("block %zu: scale bits %04x, expected %04x", b, got[b * 34] | got[b * 34 + 1] << 8, hd);
+        for (int j = 0; j < 32; j++) {
+          const float t = x[b * 32 + j] * id;
+          const int want = (int)roundf(t), q8 = (int8_t)got[b * 34 + 2 + j];
+          /* a product within float rounding of a tie may round either way */
+          if (q8 != want && !(abs(q8 - want) == 1 && fabsf(fabsf(t - truncf(t)) - 0.5f) < 1e-4f))
+            fail_msg("block %zu value %d (%g): q = %d, expected %d", b, j, x[b * 32 + j], q8, want);
+        }
+      }
+      clai_tensor_free(q);
+      clai_tensor_free(src);
+    }
+  const int64_t q4s[2] = {5, 128};
+  clai_tensor *q4 = clait_tensor(ctx, CLAI_DTYPE_Q4_1, 2, q4s), *f = clait_tensor(ctx, CLAI_DTYPE_F32, 2, q4s);
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "q8_0 only", clai_copy(ctx, q4, f));
+  clai_tensor_free(f);
+  clai_tensor_free(q4);
+  free(x);
+  free(got);
 }
 
 /* Every other op refuses a quantized tensor with CLAI_E_DTYPE, and the context stays usable. */
@@ -269,6 +329,7 @@ typedef struct qcase {
   int bias;        /* 0 none, 1 [N], 2 [M, 1] */
   clai_activation act;
   int qa;          /* the quantized operand is A: C^T products, C [.., N, M] = W X^T */
+  int xq8;         /* X is quantized to q8_0 first (clai_copy) and passed as q8_0 activations */
 } qcase;
 
 static void run_case(clai_context *ctx, clait_rng *r, clai_dtype fmt, const qcase *k) {
@@ -300,6 +361,21 @@ static void run_case(clai_context *ctx, clait_rng *r, clai_dtype fmt, const qcas
   if (k->xdt == CLAI_DTYPE_F16) clait_round_f16(xv, nx);
   if (k->cdt == CLAI_DTYPE_F16) clait_round_f16(c0, nc);
   clai_tensor *x = clait_upload_floats(ctx, k->xdt, nd, xsh, xv), *c = clait_upload_floats(ctx, k->cdt, nd, csh, c0);
+  if (k->xq8) { /* the reference uses the q8_0 values the device made */
+    clai_tensor *xq = clait_tensor(ctx, CLAI_DTYPE_Q8_0, nd, xsh);
+    CLAIT_OK(ctx, clai_copy(ctx, xq, x));
+    uint8_t *raw = malloc(nx / 32 * 34 + 1);
+    assert_non_null(raw);
+    CLAIT_OK(ctx, clai_tensor_read(xq, raw, nx / 32 * 34));
+    double v[32];
+    for (size_t i = 0; i < nx / 32; i++) {
+      ref_block(CLAI_DTYPE_Q8_0, raw + i * 34, v);
+      for (int j = 0; j < 32; j++) xv[i * 32 + j] = (float)v[j];
+    }
+    free(raw);
+    clai_tensor_free(x);
+    x = xq;
+  }
   const int64_t bsh_n[1] = {N}, bsh_m[2] = {M, 1}, bsh_qn[2] = {N, 1}, bsh_qm[1] = {M};
   clai_tensor *bias = NULL;
   if (k->bias == 1) bias = clait_upload_floats(ctx, CLAI_DTYPE_F32, k->qa ? 2 : 1, k->qa ? bsh_qn : bsh_n, bv);
@@ -363,7 +439,7 @@ static void test_matmul_shapes(void **state) {
       for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++)
         for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
           if (small && (mi + ni + ki + f) % 5 != 0) continue;
-          qcase k = {0, 0, Ms[mi], Ns[ni], Ks[ki], 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0};
+          qcase k = {0, 0, Ms[mi], Ns[ni], Ks[ki], 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0};
           run_case(ctx, &r, fmts[f], &k);
         }
 }
@@ -378,14 +454,17 @@ static void test_matmul_variants(void **state) {
     for (size_t mi = 0; mi < 2; mi++) {
       const int64_t M = Ms[mi];
       const qcase cases[] = {
-          {2, 1, M, 33, 64, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0},
-          {3, 0, M, 20, 96, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0},
-          {0, 0, M, 45, 64, 1, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 0.5f, 0.0f, 0, CLAI_ACT_NONE, 0},
-          {0, 0, M, 31, 128, 0, CLAI_DTYPE_F16, CLAI_DTYPE_F16, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0},
-          {0, 0, M, 17, 64, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, -1.5f, 0.75f, 1, CLAI_ACT_SILU, 0},
-          {0, 0, M, 19, 32, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 1.0f, 2, CLAI_ACT_RELU, 0},
-          {0, 0, M, 21, 64, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 1},
-          {2, 1, M, 9, 96, 1, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 2.0f, 0.5f, 1, CLAI_ACT_GELU, 1},
+          {2, 1, M, 33, 64, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0},
+          {3, 0, M, 20, 96, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0},
+          {0, 0, M, 45, 64, 1, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 0.5f, 0.0f, 0, CLAI_ACT_NONE, 0, 0},
+          {0, 0, M, 31, 128, 0, CLAI_DTYPE_F16, CLAI_DTYPE_F16, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0},
+          {0, 0, M, 17, 64, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, -1.5f, 0.75f, 1, CLAI_ACT_SILU, 0, 0},
+          {0, 0, M, 19, 32, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 1.0f, 2, CLAI_ACT_RELU, 0, 0},
+          {0, 0, M, 21, 64, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 1, 0},
+          {2, 1, M, 9, 96, 1, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 2.0f, 0.5f, 1, CLAI_ACT_GELU, 1, 0},
+          {0, 0, M, 33, 96, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 1},
+          {2, 1, M, 17, 64, 0, CLAI_DTYPE_F16, CLAI_DTYPE_F16, 0.5f, 1.0f, 1, CLAI_ACT_SILU, 0, 1},
+          {3, 0, M, 40, 576, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 2, CLAI_ACT_NONE, 0, 1},
       };
       for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &r, fmts[f], &cases[i]);
     }
@@ -438,7 +517,9 @@ static void test_matmul_errors(void **state) {
   clai_tensor *x = clait_tensor(ctx, CLAI_DTYPE_F32, 2, xsh), *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, csh);
   clai_tensor *xs = clait_tensor(ctx, CLAI_DTYPE_F32, 2, x2), *ci = clait_tensor(ctx, CLAI_DTYPE_I32, 2, csh);
   CLAIT_OK(ctx, clai_fill(ctx, x, 1.0));
-  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "both quantized", clai_matmul(ctx, c, w, 0, w2, 1, 1, 0));
+  clai_tensor *x4 = qtensor(ctx, &r, CLAI_DTYPE_Q4_0, 2, xsh, NULL, NULL);
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "q8_0 activations", clai_matmul(ctx, c, x4, 0, w, 1, 1, 0));
+  clai_tensor_free(x4);
   CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "trans_b = 1", clai_matmul(ctx, c, x, 0, w, 0, 1, 0));
   CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "trans_a = 0", clai_matmul(ctx, c, w, 1, x, 1, 1, 0));
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "op(a)", clai_matmul(ctx, c, xs, 0, w, 1, 1, 0));
@@ -512,6 +593,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_layout_rules, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_raw_roundtrip, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_dequant_copy, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_quantize_q8_0, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_other_ops_refuse, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_shapes, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_variants, clait_setup, clait_teardown),
