@@ -401,7 +401,7 @@ static int set_alignment(reader *r, clai_gguf *g) {
   if (i < 0) return 1;
   const gguf_kv *kv = &g->kv[i];
   snprintf(r->where, sizeof r->where, "kv %lld 'general.alignment'", (long long)i);
-  if (kv->type != CLAI_GGUF_UINT32) return bad(r, "the alignment is a %s, not a uint32", type_name(kv->type));
+  if (kv->type != CLAI_GGUF_UINT32) return bad(r, "the alignment is %s, not uint32", type_name(kv->type));
   uint64_t a = le(g->map + kv->val_at, 4);
   if (a == 0 || (a & (a - 1)) != 0)
     return bad(r, "the alignment at offset %llu is %llu, not a power of two", (unsigned long long)kv->val_at,
@@ -470,9 +470,13 @@ static int check_tensor_data(reader *r, clai_gguf *g, uint64_t i) {
                "(%llu bytes)", (unsigned long long)t->offset, (unsigned long long)g->data_at,
                (unsigned long long)g->size);
   uint64_t at = g->data_at + t->offset;
-  if (t->bytes > g->size - at)
-    return bad(r, "data [%llu, %llu + %llu) runs past the end of the file (%llu bytes)", (unsigned long long)at,
-               (unsigned long long)at, (unsigned long long)t->bytes, (unsigned long long)g->size);
+  if (t->bytes > g->size - at) {
+    char end[64];
+    if (t->bytes <= UINT64_MAX - at) snprintf(end, sizeof end, "%llu", (unsigned long long)(at + t->bytes));
+    else snprintf(end, sizeof end, "%llu + %llu", (unsigned long long)at, (unsigned long long)t->bytes);
+    return bad(r, "data [%llu, %s) runs past the end of the file (%llu bytes)", (unsigned long long)at, end,
+               (unsigned long long)g->size);
+  }
   t->offset = at;
   return 1;
 }
@@ -650,7 +654,7 @@ static clai_status wrong_type(const clai_gguf *g, const char *fn, const char *ke
                               const char *want) {
   if (kv->type == CLAI_GGUF_ARRAY)
     return gfail(g, CLAI_E_DTYPE, "%s: key '%s' is an array of %s, not %s", fn, key, type_name(kv->elem_type), want);
-  return gfail(g, CLAI_E_DTYPE, "%s: key '%s' is a %s, not %s", fn, key, type_name(kv->type), want);
+  return gfail(g, CLAI_E_DTYPE, "%s: key '%s' is %s, not %s", fn, key, type_name(kv->type), want);
 }
 
 /* An integer scalar at p of GGUF type `type` (not float, string or array). */
