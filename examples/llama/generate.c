@@ -55,10 +55,11 @@ static void runner_free(runner *r) {
   clai_gguf_close(r->g);
 }
 
-static int runner_open(runner *r, const char *path, const llm_options *opt, int need_tokenizer) {
+/* The file and its tokenizer (need_tokenizer), before the model: the prompt's length sizes the KV cache. */
+static int runner_open(runner *r, const char *path, int need_tokenizer) {
   char err[1024];
   memset(r, 0, sizeof *r);
-  const double t0 = now();
+  r->load_s = now();
   clai_status st = clai_gguf_open(&r->g, path, err, sizeof err);
   if (st != CLAI_OK) {
     fprintf(stderr, "clai: %s\n", err);
@@ -70,7 +71,13 @@ static int runner_open(runner *r, const char *path, const llm_options *opt, int 
     fprintf(stderr, "clai: %s: %s\n", path, err);
     return 0;
   }
-  st = clai_context_init_ex(&r->ctx, NULL, err, sizeof err);
+  return 1;
+}
+
+/* The context, the weights on the device and the KV cache. */
+static int runner_load(runner *r, const char *path, const llm_options *opt) {
+  char err[1024];
+  clai_status st = clai_context_init_ex(&r->ctx, NULL, err, sizeof err);
   if (st != CLAI_OK) {
     fprintf(stderr, "clai: no OpenCL context: %s\n", err);
     return 0;
@@ -85,7 +92,7 @@ static int runner_open(runner *r, const char *path, const llm_options *opt, int 
     fprintf(stderr, "clai: %s\n", clai_errmsg(r->ctx));
     return 0;
   }
-  r->load_s = now() - t0;
+  r->load_s = now() - r->load_s;
   return 1;
 }
 
@@ -193,12 +200,13 @@ int llm_generate_main(int argc, char **argv) {
 
   runner r;
   llm_options opt = {0, exact};
+  memset(&r, 0, sizeof r);
   int rc = 1;
   int32_t *ptoks = NULL, *gen = NULL;
   char *out_text = NULL;
   size_t out_len = 0, out_cap = 0;
   llm_detok *dt = NULL;
-  if (!runner_open(&r, model_path, &opt, 1)) goto done;
+  if (!runner_open(&r, model_path, 1)) goto done;
   if (chat != NULL && llm_tokenizer_find(r.tok, "<|im_start|>", 12) < 0) {
     fprintf(stderr, "clai generate: this model's vocabulary has no <|im_start|>: --chat knows ChatML only\n");
     goto done;
@@ -209,6 +217,8 @@ int llm_generate_main(int argc, char **argv) {
     goto done;
   }
   const int64_t ng = (int64_t)n_predict;
+  opt.n_ctx = n_ctx > 0 ? (int64_t)n_ctx : np + ng; /* a cache of what this run needs */
+  if (!runner_load(&r, model_path, &opt)) goto done;
   if (np + ng > r.m->n_ctx) {
     fprintf(stderr, "clai generate: %lld prompt tokens + %lld to generate exceed the context of %lld (--ctx)\n",
             (long long)np, (long long)ng, (long long)r.m->n_ctx);

@@ -3,6 +3,8 @@
 #ifndef LLM_GENERATE_H
 #define LLM_GENERATE_H
 
+#include <stddef.h>
+
 /* argv[0] is the command name; returns the process exit status. */
 int llm_generate_main(int argc, char **argv);
 
