@@ -1184,6 +1184,72 @@ CLAI_API clai_status clai_gguf_tensor_load(clai_context *ctx, const clai_gguf *g
 CLAI_API clai_status clai_gguf_tensor_load_into(clai_context *ctx, const clai_gguf *g, const char *name,
                                                 clai_tensor *dst);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Inference: token sampling (lib/op-sample.c). A text generator samples one token id per row of logits on
+ * the device, so that only the ids (4 bytes a row) ever need to come back to the host.
+ */
+
+/* The largest candidate set clai_sample() sorts: the most top_k it accepts, and the bound on the candidates
+ * of top_p and min_p when top_k is 0 (see clai_sample). */
+#define CLAI_SAMPLE_MAX_CANDIDATES 1024
+
+/* Parameters of clai_sample(). Zero means the default for every field, and a NULL pointer is the zero value:
+ * greedy decoding. */
+typedef struct clai_sample_params {
+  float temperature; /* T: <= 0 (0 included) is greedy; else finite (NaN or infinity: CLAI_E_INVALID_ARG) */
+  int top_k;         /* keep the top_k most likely tokens; 0: no limit; 1 is greedy; negative: INVALID_ARG,
+                        above CLAI_SAMPLE_MAX_CANDIDATES: CLAI_E_UNSUPPORTED (a top_k above the row length
+                        keeps the whole row) */
+  float top_p;       /* nucleus: keep the smallest most-likely prefix whose probability reaches top_p; 0 or
+                        >= 1: no limit; negative or NaN: CLAI_E_INVALID_ARG */
+  float min_p;       /* keep the tokens whose probability is at least min_p times the largest one's; 0: off;
+                        in [0, 1], else CLAI_E_INVALID_ARG */
+  uint64_t seed;     /* the generator's key, as in clai_rand_uniform */
+  uint64_t offset;   /* the stream: a text generator passes its step number, so that one seed gives the same
+                        text run after run and on every device */
+} clai_sample_params;
+
+/* Samples one token id per row of logits and writes it to ids, on the device (nothing is read back; the
+ * caller reads ids when it needs them). logits is f32 or f16, any strided view of shape [..., V] (a row is
+ * the last dim, V >= 1 and at most INT32_MAX); ids is i32 of the other dims' shape ([R] for [R, V]; 0-d or
+ * [1] for a 1-d logits), any view, not overlapping logits.
+ *
+ * Values: a NaN logit counts as -inf (never drawn, never the maximum unless the whole row is NaN or -inf),
+ * and -0 as +0.
+ * Greedy (p NULL, temperature <= 0, or top_k 1): the index of the first largest logit; a row of -inf and
+ * NaN only gives 0.
+ * Sampling, for temperature T > 0, per row:
+ * 1. e_i = exp((x_i - max x) / T), computed in f32 as exp((x_i - max) * (1 / T)) (1 / T rounded to f32 and
+ *    held to FLT_MAX): p_i = e_i / sum e is softmax(x / T).
+ * 2. Candidates: the tokens in descending order of logit, ties by lower index, cut to the first top_k.
+ *    Without top_k, when top_p or min_p is given, to the first CLAI_SAMPLE_MAX_CANDIDATES (a documented
+ *    bound: a nucleus of more tokens than that is cut there).
+ * 3. The total Z: the sum of e over the candidates when top_k is given, over the whole row otherwise (in a
+ *    fixed order: blocks of max(256, ceil(V / 1024)) elements summed in index order, then the block sums in
+ *    order).
+ * 4. top_p: the candidates are cut after the first one whose running sum of e (in candidate order, f32)
+ *    reaches top_p * Z. min_p: then after the last leading candidate with e_i >= min_p (e of the first is 1).
+ *    At least one token is always kept.
+ * 5. The draw: u in [0, 1) is element `row` of clai_rand_uniform(seed, offset) over [0, 1) (the row's
+ *    row-major index among the rows: word row % 4 of Philox block row / 4), so the draw can be regenerated
+ *    on the host or with clai_rand_uniform. With S the running sums of e over the kept candidates (f32, in
+ *    order), the id is the first candidate whose S exceeds u * S_last (or, where that product rounds up to
+ *    S_last, the first whose S equals S_last). Tokens of e = 0 are never drawn.
+ * Without top_k, top_p and min_p, every token of the row is a candidate in index order (not sorted: the
+ * same distribution; which token a given u picks differs) with Z summed as in step 3, and the id is the
+ * first token whose running total in that block order exceeds u * Z.
+ * If the largest logit is +inf, or every logit -inf or NaN, the id is the greedy one.
+ * Everything is computed in f32 in a fixed order: the same inputs give the same id on every run, whatever
+ * the work-group size, and on every device up to the rounding of exp (a u within about 1e-6 of a boundary
+ * between two tokens may pick the neighbour there). Each row is one work-group's job.
+ *
+ * Fails with CLAI_E_DTYPE (ids not i32, logits not f32 or f16), CLAI_E_SHAPE (logits 0-d, V = 0, ids of
+ * the wrong shape), CLAI_E_OVERFLOW (V above INT32_MAX), CLAI_E_INVALID_ARG (overlap, a parameter outside
+ * its range) or CLAI_E_UNSUPPORTED (top_k above CLAI_SAMPLE_MAX_CANDIDATES), naming the argument; an
+ * argument error writes nothing. */
+CLAI_API clai_status clai_sample(clai_context *ctx, clai_tensor *ids, const clai_tensor *logits,
+                                 const clai_sample_params *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -844,7 +844,7 @@ clai_status clai_gguf_tensor_load_into(clai_context *ctx, const clai_gguf *g, co
   clai_gguf_tensor_info info;
   clai_status st = loadable(ctx, g, name, fn, &info);
   if (st != CLAI_OK) return st;
-  if ((st = clai__check_tensor_any(ctx, dst, fn, "dst")) != CLAI_OK) return st;
+  if ((st = clai__check_out_any(ctx, dst, fn, "dst")) != CLAI_OK) return st;
   if ((int)clai_tensor_dtype(dst) != info.dtype)
     return clai__error(ctx, CLAI_E_DTYPE, "%s: tensor '%s' is %s, dst is %s", fn, name,
                        clai_dtype_name((clai_dtype)info.dtype), clai_dtype_name(clai_tensor_dtype(dst)));

@@ -22,7 +22,8 @@
 #endif
 
 /* ---- kernel programs and kernels -------------------------------------------------------------------------
- * One program per cl/<name>.cl, each prefixed with cl/common.cl. X(ID, file stem). */
+ * One program per cl/<name>.cl, each prefixed with cl/common.cl (and cl/philox.cl for RANDOM and SAMPLE:
+ * clai__program_source). X(ID, file stem). */
 #define CLAI__PROGRAMS(X) \
   X(COPY, copy)           \
   X(ELEMENTWISE, elementwise) \
@@ -41,7 +42,8 @@
   X(CONV_BWD, conv_backward) \
   X(ATTENTION_BWD, attention_backward) \
   X(NORM_BWD, norm_backward) \
-  X(QUANT, quant)
+  X(QUANT, quant) \
+  X(SAMPLE, sample)
 
 enum clai__program_id {
 #define CLAI__P_ENUM_(id, stem) CLAI__P_##id,
@@ -172,7 +174,11 @@ enum clai__program_id {
   X(SOFTMAX_BWD_WG, NORM_BWD, "clai_softmax_bwd_wg", "bbbxlllllfiii", 1)           \
   X(LAYERNORM_BWD_WG, NORM_BWD, "clai_layernorm_bwd_wg", "bbbbbbxlllllllliii", 1)  \
   X(REDUCE_ROWS_WG, REDUCE, "clai_reduce_rows_wg", "bbbxllliiiiii", 1)             \
-  X(REDUCE_COLS_WG, REDUCE, "clai_reduce_cols_wg", "bbbxllliiiiii", 1)
+  X(REDUCE_COLS_WG, REDUCE, "clai_reduce_cols_wg", "bbbxllliiiiii", 1)             \
+  X(SAMPLE_GREEDY, SAMPLE, "clai_sample_greedy", "bbxllllfffii", 1)               \
+  X(SAMPLE_FULL, SAMPLE, "clai_sample_full", "bbxllllfffii", 1)                   \
+  X(SAMPLE_TOPK, SAMPLE, "clai_sample_topk", "bbxllllfffii", 1)                   \
+  X(SAMPLE_TOPP, SAMPLE, "clai_sample_topp", "bbxllllfffii", 1)
 
 enum clai__kernel_id {
 #define CLAI__K_ENUM_(id, prog, name, sig, dims) CLAI__K_##id,
@@ -559,6 +565,10 @@ void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg
 clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,
                                      const clai_tensor *logits, const clai_tensor *labels, int ignore_index,
                                      int kernel_choice);
+/* clai_sample with the work-group size chosen: 0 as the device suits, else a power of two up to the
+ * kernel's limit (so tests can show that the id does not depend on it). op-sample.c. */
+clai_status clai__sample(clai_context *ctx, clai_tensor *ids, const clai_tensor *logits, const clai_sample_params *p,
+                         int local);
 /* 1 when every value of cfg is one the kernels accept on a device with caps (else a reason in why). */
 int clai__gemm_config_valid(const clai__gemm_config *cfg, const clai__devcaps *caps, char *why, size_t cap);
 

@@ -13,6 +13,7 @@
 
 /* The generated kernels-cl.c (from the files in cl/, see Makefile.am). */
 extern const char clai__cl_common[];
+extern const char clai__cl_philox[];
 #define CLAI__SRC_DECL_(id, stem) extern const char clai__cl_##stem[];
 CLAI__PROGRAMS(CLAI__SRC_DECL_)
 #undef CLAI__SRC_DECL_
@@ -158,12 +159,15 @@ static clai_status check_arg(clai_context *ctx, int kernel, cl_uint a, size_t si
   return CLAI_OK;
 }
 
+/* cl/common.cl, then cl/philox.cl for the programs that draw random numbers, then the program's file. */
 char *clai__program_source(int prog) {
-  size_t a = strlen(clai__cl_common), b = strlen(program_sources[prog]);
-  char *s = malloc(a + b + 1);
+  const char *mid = prog == CLAI__P_RANDOM || prog == CLAI__P_SAMPLE ? clai__cl_philox : "";
+  size_t a = strlen(clai__cl_common), m = strlen(mid), b = strlen(program_sources[prog]);
+  char *s = malloc(a + m + b + 1);
   if (s == NULL) return NULL;
   memcpy(s, clai__cl_common, a);
-  memcpy(s + a, program_sources[prog], b + 1);
+  memcpy(s + a, mid, m);
+  memcpy(s + a + m, program_sources[prog], b + 1);
   return s;
 }
 

@@ -9,6 +9,7 @@
 
 #include "bench.h"
 #include "clai.h"
+#include "generate.h"
 #include "train.h"
 
 static const char *type_name(clai_device_type t) {
@@ -211,6 +212,7 @@ static void usage(FILE *f) {
              "       clai train         train a classifier on Fashion-MNIST (clai train --help)\n"
              "       clai bench train   training samples/s of clai train beside PyTorch (--help)\n"
              "       clai gguf FILE     list a GGUF model file's metadata and tensors\n"
+             "       clai generate      generate text with a GGUF Llama model (clai generate --help)\n"
              "       clai version       print the library version\n");
 }
 
@@ -224,6 +226,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "tune") == 0) return clai_tool_tune(argc - 2, argv + 2);
   if (strcmp(argv[1], "train") == 0) return fmnist_train_main("clai train", argc - 2, argv + 2);
   if (strcmp(argv[1], "gguf") == 0) return cmd_gguf(argc - 2, argv + 2);
+  if (strcmp(argv[1], "generate") == 0) return llm_generate_main(argc - 1, argv + 1);
   if (strcmp(argv[1], "version") == 0) {
     printf("libclai %s\n", clai_version());
     return 0;

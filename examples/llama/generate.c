@@ -1,0 +1,327 @@
+/* generate.c - `clai generate`: prompt -> tokens -> one batched forward pass over the prompt -> a token at a
+ * time, sampled on the device (clai_sample), with only the sampled id coming back to the host; text is
+ * streamed as it is decoded. `clai bench llm`: prompt processing and generation throughput, median of
+ * repeats, beside llama.cpp's llama-bench run in the same process tree on the same threads. */
+#include "generate.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clai.h"
+#include "model.h"
+#include "tokenizer.h"
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+void llm_default_model(char *buf, size_t cap) {
+  const char *e = getenv("CLAI_LLM_MODEL");
+  if (e != NULL && *e != '\0') {
+    snprintf(buf, cap, "%s", e);
+    return;
+  }
+  const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+  if (xdg != NULL && *xdg != '\0')
+    snprintf(buf, cap, "%s/clai/models/SmolLM2-135M-Instruct.Q4_1.gguf", xdg);
+  else
+    snprintf(buf, cap, "%s/.local/share/clai/models/SmolLM2-135M-Instruct.Q4_1.gguf", home != NULL ? home : ".");
+}
+
+/* Everything a run holds; freed by runner_free. */
+typedef struct runner {
+  clai_gguf *g;
+  clai_context *ctx;
+  llm_model *m;
+  llm_tokenizer *tok;
+  clai_tensor *logits, *ids;
+  double load_s;
+} runner;
+
+static void runner_free(runner *r) {
+  clai_tensor_free(r->ids);
+  clai_tensor_free(r->logits);
+  llm_model_free(r->m);
+  llm_tokenizer_free(r->tok);
+  clai_context_free(r->ctx);
+  clai_gguf_close(r->g);
+}
+
+/* The file and its tokenizer (need_tokenizer), before the model: the prompt's length sizes the KV cache. */
+static int runner_open(runner *r, const char *path, int need_tokenizer) {
+  char err[1024];
+  memset(r, 0, sizeof *r);
+  r->load_s = now();
+  clai_status st = clai_gguf_open(&r->g, path, err, sizeof err);
+  if (st != CLAI_OK) {
+    fprintf(stderr, "clai: %s\n", err);
+    if (st == CLAI_E_IO)
+      fprintf(stderr, "clai: get the model with build-aux/get-model (see README), or name one with --model\n");
+    return 0;
+  }
+  if (need_tokenizer && (r->tok = llm_tokenizer_from_gguf(r->g, err, sizeof err)) == NULL) {
+    fprintf(stderr, "clai: %s: %s\n", path, err);
+    return 0;
+  }
+  return 1;
+}
+
+/* The context, the weights on the device and the KV cache. */
+static int runner_load(runner *r, const char *path, const llm_options *opt) {
+  char err[1024];
+  clai_status st = clai_context_init_ex(&r->ctx, NULL, err, sizeof err);
+  if (st != CLAI_OK) {
+    fprintf(stderr, "clai: no OpenCL context: %s\n", err);
+    return 0;
+  }
+  if ((r->m = llm_model_load(r->ctx, r->g, opt, err, sizeof err)) == NULL) {
+    fprintf(stderr, "clai: %s: %s\n", path, err);
+    return 0;
+  }
+  const int64_t ls[2] = {1, r->m->hp.n_vocab}, is[1] = {1};
+  if (clai_tensor_init(r->ctx, &r->logits, CLAI_DTYPE_F32, 2, ls) != CLAI_OK ||
+      clai_tensor_init(r->ctx, &r->ids, CLAI_DTYPE_I32, 1, is) != CLAI_OK || clai_sync(r->ctx) != CLAI_OK) {
+    fprintf(stderr, "clai: %s\n", clai_errmsg(r->ctx));
+    return 0;
+  }
+  r->load_s = now() - r->load_s;
+  return 1;
+}
+
+/* Appends s (len bytes) to the growing string *buf as JSON string content. */
+static void json_escape(FILE *f, const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    const unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c == '\n')
+      fputs("\\n", f);
+    else if (c == '\t')
+      fputs("\\t", f);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+}
+
+static void usage_generate(FILE *f) {
+  fprintf(f,
+          "usage: clai generate [--model FILE.gguf] [--prompt TEXT | --chat TEXT [--system TEXT]] [-n N]\n"
+          "                     [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N] [--exact]\n"
+          "                     [--ignore-eos] [--json]\n"
+          "  Generates text with a GGUF Llama model on the best OpenCL device (CLAI_DEVICE chooses another).\n"
+          "  --chat wraps TEXT in the model's ChatML turn (<|im_start|>user ... <|im_start|>assistant), after a\n"
+          "  system turn when --system is given. --temp 0 is greedy (default 0.8, top-k 40, top-p 0.95, seed 0:\n"
+          "  the same seed gives the same text on every run). --exact runs f32 activations and an f32 KV cache\n"
+          "  instead of llama.cpp's scheme (Q8_0 activations, f16 cache). Model: --model, else $CLAI_LLM_MODEL,\n"
+          "  else the file build-aux/get-model installs.\n");
+}
+
+static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
+  char *end = NULL;
+  errno = 0;
+  const double d = v != NULL ? strtod(v, &end) : NAN;
+  if (v == NULL || end == v || *end != '\0' || errno != 0 || !(d >= lo && d <= hi)) {
+    fprintf(stderr, "clai: %s needs a number in [%g, %g]%s%s\n", opt, lo, hi, v != NULL ? ", not " : "",
+            v != NULL ? v : "");
+    return 0;
+  }
+  *out = d;
+  return 1;
+}
+
+int llm_generate_main(int argc, char **argv) {
+  char model_path[4096];
+  llm_default_model(model_path, sizeof model_path);
+  const char *prompt = NULL, *chat = NULL, *system = NULL;
+  double n_predict = 64, temp = 0.8, top_k = 40, top_p = 0.95, min_p = 0, seed = 0, n_ctx = 0;
+  int json = 0, exact = 0, ignore_eos = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int ok = 1, takes = 1;
+    if (strcmp(a, "--model") == 0 && v != NULL) snprintf(model_path, sizeof model_path, "%s", v);
+    else if (strcmp(a, "--prompt") == 0 && v != NULL) prompt = v;
+    else if (strcmp(a, "--chat") == 0 && v != NULL) chat = v;
+    else if (strcmp(a, "--system") == 0 && v != NULL) system = v;
+    else if (strcmp(a, "-n") == 0 || strcmp(a, "--n-predict") == 0) ok = parse_num(a, v, 0, 1 << 20, &n_predict);
+    else if (strcmp(a, "--temp") == 0) ok = parse_num(a, v, 0, 1e6, &temp);
+    else if (strcmp(a, "--top-k") == 0) ok = parse_num(a, v, 0, CLAI_SAMPLE_MAX_CANDIDATES, &top_k);
+    else if (strcmp(a, "--top-p") == 0) ok = parse_num(a, v, 0, 1, &top_p);
+    else if (strcmp(a, "--min-p") == 0) ok = parse_num(a, v, 0, 1, &min_p);
+    else if (strcmp(a, "--seed") == 0) ok = parse_num(a, v, 0, 9007199254740992.0, &seed);
+    else if (strcmp(a, "--ctx") == 0) ok = parse_num(a, v, 0, 1 << 20, &n_ctx);
+    else if ((takes = 0, strcmp(a, "--json") == 0)) json = 1;
+    else if (strcmp(a, "--exact") == 0) exact = 1;
+    else if (strcmp(a, "--ignore-eos") == 0) ignore_eos = 1;
+    else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      usage_generate(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "clai generate: unknown option or missing value: %s\n", a);
+      usage_generate(stderr);
+      return 2;
+    }
+    if (!ok) return 2;
+    i += takes;
+  }
+  if ((prompt == NULL) == (chat == NULL)) {
+    fprintf(stderr, "clai generate: give one of --prompt TEXT and --chat TEXT\n");
+    usage_generate(stderr);
+    return 2;
+  }
+  if (system != NULL && chat == NULL) {
+    fprintf(stderr, "clai generate: --system goes with --chat\n");
+    return 2;
+  }
+  /* The text the model sees. */
+  char *text = NULL;
+  size_t text_len = 0;
+  if (chat != NULL) {
+    const size_t cap = strlen(chat) + (system != NULL ? strlen(system) : 0) + 128;
+    text = malloc(cap);
+    if (text == NULL) return 1;
+    int k = 0;
+    if (system != NULL) k = snprintf(text, cap, "<|im_start|>system\n%s<|im_end|>\n", system);
+    snprintf(text + k, cap - (size_t)k, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", chat);
+  } else {
+    text = strdup(prompt);
+    if (text == NULL) return 1;
+  }
+  text_len = strlen(text);
+
+  runner r;
+  llm_options opt = {0, exact};
+  memset(&r, 0, sizeof r);
+  int rc = 1;
+  int32_t *ptoks = NULL, *gen = NULL;
+  char *out_text = NULL;
+  size_t out_len = 0, out_cap = 0;
+  llm_detok *dt = NULL;
+  if (!runner_open(&r, model_path, 1)) goto done;
+  if (chat != NULL && llm_tokenizer_find(r.tok, "<|im_start|>", 12) < 0) {
+    fprintf(stderr, "clai generate: this model's vocabulary has no <|im_start|>: --chat knows ChatML only\n");
+    goto done;
+  }
+  const int64_t np = llm_tokenize(r.tok, text, text_len, 1, NULL, 0);
+  if (np <= 0) {
+    fprintf(stderr, "clai generate: the prompt gives no tokens\n");
+    goto done;
+  }
+  const int64_t ng = (int64_t)n_predict;
+  opt.n_ctx = n_ctx > 0 ? (int64_t)n_ctx : np + ng; /* a cache of what this run needs */
+  if (!runner_load(&r, model_path, &opt)) goto done;
+  if (np + ng > r.m->n_ctx) {
+    fprintf(stderr, "clai generate: %lld prompt tokens + %lld to generate exceed the context of %lld (--ctx)\n",
+            (long long)np, (long long)ng, (long long)r.m->n_ctx);
+    goto done;
+  }
+  ptoks = malloc((size_t)np * sizeof *ptoks);
+  gen = malloc((size_t)(ng > 0 ? ng : 1) * sizeof *gen);
+  dt = llm_detok_new(r.tok, 0);
+  if (ptoks == NULL || gen == NULL || dt == NULL) goto done;
+  llm_tokenize(r.tok, text, text_len, 1, ptoks, np);
+
+  char err[1024];
+  clai_sample_params sp;
+  memset(&sp, 0, sizeof sp);
+  sp.temperature = (float)temp;
+  sp.top_k = (int)top_k;
+  sp.top_p = (float)top_p;
+  sp.min_p = (float)min_p;
+  sp.seed = (uint64_t)seed;
+  const int32_t eos = llm_tokenizer_eos(r.tok);
+  double t0 = now(), tp = 0, tg = 0;
+  int64_t produced = 0;
+  clai_status st = llm_forward(r.m, ptoks, np, 0, r.logits, err, sizeof err);
+  for (int64_t s = 0; st == CLAI_OK && s < ng; s++) {
+    sp.offset = (uint64_t)s;
+    int32_t id = 0;
+    st = clai_sample(r.ctx, r.ids, r.logits, &sp);
+    if (st == CLAI_OK) st = clai_tensor_read(r.ids, &id, sizeof id); /* the one value that comes back */
+    if (st != CLAI_OK) {
+      snprintf(err, sizeof err, "%s", clai_errmsg(r.ctx));
+      break;
+    }
+    if (s == 0) {
+      tp = now() - t0;
+      t0 = now();
+    }
+    gen[produced++] = id;
+    const char *piece;
+    size_t plen;
+    if (llm_detok_feed(dt, id, &piece, &plen) == 0 && plen > 0) {
+      if (!json) {
+        fwrite(piece, 1, plen, stdout);
+        fflush(stdout);
+      }
+      if (out_len + plen + 1 > out_cap) {
+        out_cap = 2 * (out_len + plen + 1) + 256;
+        char *nb = realloc(out_text, out_cap);
+        if (nb == NULL) goto done;
+        out_text = nb;
+      }
+      memcpy(out_text + out_len, piece, plen);
+      out_len += plen;
+    }
+    if (id == eos && !ignore_eos) break;
+    if (s + 1 < ng) st = llm_forward(r.m, &id, 1, 0, r.logits, err, sizeof err);
+  }
+  if (st != CLAI_OK) {
+    fprintf(stderr, "\nclai generate: %s\n", err);
+    goto done;
+  }
+  if (produced == 0) tp = now() - t0;
+  else tg = now() - t0;
+  const char *tail;
+  size_t tlen;
+  llm_detok_flush(dt, &tail, &tlen);
+  if (tlen > 0 && !json) fwrite(tail, 1, tlen, stdout);
+  clai_context_stats cs;
+  clai_context_stats_get(r.ctx, &cs);
+  clai_device_info di;
+  clai_context_device_info(r.ctx, -1, &di);
+  /* the first generated token costs a forward pass of the prompt; the others one step each */
+  const double ptps = tp > 0 ? (double)np / tp : 0, gtps = produced > 1 && tg > 0 ? (double)(produced - 1) / tg : 0;
+  if (json) {
+    printf("{\"model\": \"");
+    json_escape(stdout, model_path, strlen(model_path));
+    printf("\", \"device\": \"");
+    json_escape(stdout, di.name, strlen(di.name));
+    printf("\", \"prompt_tokens\": [");
+    for (int64_t i = 0; i < np; i++) printf("%s%d", i ? ", " : "", ptoks[i]);
+    printf("], \"tokens\": [");
+    for (int64_t i = 0; i < produced; i++) printf("%s%d", i ? ", " : "", gen[i]);
+    printf("], \"text\": \"");
+    if (out_text != NULL) json_escape(stdout, out_text, out_len);
+    json_escape(stdout, tail, tlen);
+    printf("\", \"prompt_tok_s\": %.2f, \"gen_tok_s\": %.2f, \"load_s\": %.3f, \"peak_device_bytes\": %llu, "
+           "\"weight_bytes\": %llu, \"kv_cache_bytes\": %llu}\n",
+           ptps, gtps, r.load_s, (unsigned long long)cs.bytes_peak, (unsigned long long)r.m->weight_bytes,
+           (unsigned long long)r.m->cache_bytes);
+  } else {
+    printf("\n");
+    fprintf(stderr,
+            "\n[%s on %s]\n[prompt: %lld tokens, %.1f tokens/s; generated %lld tokens, %.1f tokens/s; load %.2f s "
+            "(kernel builds included on a first run); device memory peak %.1f MiB (weights %.1f, KV cache %.1f)]\n",
+            r.m->arch_desc, di.name, (long long)np, ptps, (long long)produced, gtps, r.load_s,
+            cs.bytes_peak / 1048576.0, r.m->weight_bytes / 1048576.0, r.m->cache_bytes / 1048576.0);
+  }
+  rc = 0;
+done:
+  llm_detok_free(dt);
+  free(out_text);
+  free(gen);
+  free(ptoks);
+  free(text);
+  runner_free(&r);
+  return rc;
+}

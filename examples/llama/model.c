@@ -1,0 +1,427 @@
+/* model.c - the Llama forward pass on libclai's public API (see model.h).
+ *
+ * Per block, for n tokens at positions p0 .. p0 + n - 1 (x is the [n, d] residual stream, f32):
+ *   h = rmsnorm(x) * attn_norm;  qkv = h [Wq; Wk; Wv]^T           (one product: the three weights are loaded
+ *                                                                 into row ranges of one tensor)
+ *   q = rope(q) in place;  K cache[p0 ..] = rope(k);  V cache[p0 ..] = v
+ *   a = attention(q, K cache[0 .. p0 + n), V cache[...], causal)  (grouped heads: head h reads kv head
+ *                                                                  h / (n_head / n_head_kv))
+ *   x += a Wo^T                                                    (beta = 1: the residual add is free)
+ *   h = rmsnorm(x) * ffn_norm;  g = silu(h Wgate^T) (the product's epilogue);  g *= h Wup^T;  x += g Wdown^T
+ * then logits = rmsnorm(x) * output_norm Wout^T for the positions asked for. RoPE rotates adjacent pairs
+ * (x[2i], x[2i+1]) with base rope.freq_base, as llama.cpp does for GGUF llama models (their Q and K weights
+ * are stored permuted for that pairing). The caches are position-major ([n_ctx, n_head_kv * head_dim]), so
+ * the rows of n new positions are one dense slice that the products and RoPE write directly. */
+#include "model.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void set_err(char *err, size_t cap, const char *fmt, ...) {
+  if (err == NULL || cap == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, cap, fmt, ap);
+  va_end(ap);
+}
+
+static int get_i(const clai_gguf *g, const char *key, int64_t *v, int required, char *err, size_t cap) {
+  clai_status st = clai_gguf_get_int(g, key, v);
+  if (st == CLAI_OK) return 1;
+  if (!required && st == CLAI_E_NOT_FOUND) return 1;
+  set_err(err, cap, "%s", clai_gguf_errmsg(g));
+  return 0;
+}
+
+static int get_f(const clai_gguf *g, const char *key, double *v, int required, char *err, size_t cap) {
+  clai_status st = clai_gguf_get_float(g, key, v);
+  if (st == CLAI_OK) return 1;
+  if (!required && st == CLAI_E_NOT_FOUND) return 1;
+  set_err(err, cap, "%s", clai_gguf_errmsg(g));
+  return 0;
+}
+
+/* The directory entry of tensor `name`, checked against the expected shape (rows, cols; rows 0 for 1-d). */
+static int tensor_info(const clai_gguf *g, const char *name, int64_t rows, int64_t cols, clai_gguf_tensor_info *ti,
+                       char *err, size_t cap) {
+  int64_t i = clai_gguf_find_tensor(g, name);
+  if (i < 0) {
+    set_err(err, cap, "the model has no tensor %s", name);
+    return 0;
+  }
+  if (clai_gguf_tensor_info_get(g, i, ti) != CLAI_OK) {
+    set_err(err, cap, "%s", clai_gguf_errmsg(g));
+    return 0;
+  }
+  const int ok = rows == 0 ? ti->ndim == 1 && ti->shape[0] == cols
+                           : ti->ndim == 2 && ti->shape[0] == rows && ti->shape[1] == cols;
+  if (!ok) {
+    set_err(err, cap, "tensor %s has shape [%lld%s%lld], expected [%lld%s%lld]", name, (long long)ti->shape[0],
+            ti->ndim > 1 ? ", " : "", ti->ndim > 1 ? (long long)ti->shape[1] : 0LL, (long long)(rows ? rows : cols),
+            rows ? ", " : "", rows ? (long long)cols : 0LL);
+    if (rows == 0) set_err(err, cap, "tensor %s is not a vector of %lld", name, (long long)cols);
+    return 0;
+  }
+  if (ti->dtype < 0) {
+    set_err(err, cap, "tensor %s has GGUF type %s, which libclai cannot load", name,
+            clai_gguf_ggml_type_name(ti->ggml_type));
+    return 0;
+  }
+  return 1;
+}
+
+static clai_tensor *load(llm_model *m, const clai_gguf *g, const char *name, int64_t rows, int64_t cols, char *err,
+                         size_t cap) {
+  clai_gguf_tensor_info ti;
+  if (!tensor_info(g, name, rows, cols, &ti, err, cap)) return NULL;
+  clai_tensor *t = NULL;
+  if (clai_gguf_tensor_load(m->ctx, g, name, &t) != CLAI_OK) {
+    set_err(err, cap, "%s", clai_errmsg(m->ctx));
+    return NULL;
+  }
+  m->weight_bytes += ti.bytes;
+  return t;
+}
+
+/* Loads the weights names[0..n) (each [rows[i], cols]) into row ranges of one tensor, which needs one dtype for
+ * all of them. */
+static clai_tensor *load_stacked(llm_model *m, const clai_gguf *g, int n, char names[][96], const int64_t *rows,
+                                 int64_t cols, char *err, size_t cap) {
+  clai_gguf_tensor_info ti[4];
+  int64_t total = 0;
+  for (int i = 0; i < n; i++) {
+    if (!tensor_info(g, names[i], rows[i], cols, &ti[i], err, cap)) return NULL;
+    if (ti[i].dtype != ti[0].dtype) {
+      set_err(err, cap, "tensors %s and %s have different types (%s, %s); this runner stacks them into one matrix",
+              names[0], names[i], clai_gguf_ggml_type_name(ti[0].ggml_type), clai_gguf_ggml_type_name(ti[i].ggml_type));
+      return NULL;
+    }
+    total += rows[i];
+  }
+  const int64_t shape[2] = {total, cols};
+  clai_tensor *t = NULL;
+  if (clai_tensor_init(m->ctx, &t, (clai_dtype)ti[0].dtype, 2, shape) != CLAI_OK) {
+    set_err(err, cap, "%s", clai_errmsg(m->ctx));
+    return NULL;
+  }
+  int64_t r0 = 0;
+  for (int i = 0; i < n; i++) {
+    clai_tensor *v = NULL;
+    clai_status st = clai_tensor_slice(t, &v, 0, r0, r0 + rows[i], 1);
+    if (st == CLAI_OK) st = clai_gguf_tensor_load_into(m->ctx, g, names[i], v);
+    clai_tensor_free(v);
+    if (st != CLAI_OK) {
+      set_err(err, cap, "%s", clai_errmsg(m->ctx));
+      clai_tensor_free(t);
+      return NULL;
+    }
+    m->weight_bytes += ti[i].bytes;
+    r0 += rows[i];
+  }
+  return t;
+}
+
+static int read_hparams(const clai_gguf *g, llm_hparams *hp, char *err, size_t cap) {
+  const char *arch = NULL;
+  size_t alen = 0;
+  if (clai_gguf_get_string(g, "general.architecture", &arch, &alen) != CLAI_OK) {
+    set_err(err, cap, "%s", clai_gguf_errmsg(g));
+    return 0;
+  }
+  if (alen != 5 || memcmp(arch, "llama", 5) != 0) {
+    set_err(err, cap, "general.architecture is \"%.*s\"; this runner knows \"llama\"", (int)(alen > 64 ? 64 : alen),
+            arch);
+    return 0;
+  }
+  memset(hp, 0, sizeof *hp);
+  hp->rope_base = 10000.0;
+  hp->rms_eps = 1e-5;
+  if (!get_i(g, "llama.context_length", &hp->n_ctx_train, 1, err, cap) ||
+      !get_i(g, "llama.embedding_length", &hp->n_embd, 1, err, cap) ||
+      !get_i(g, "llama.block_count", &hp->n_layer, 1, err, cap) ||
+      !get_i(g, "llama.feed_forward_length", &hp->n_ff, 1, err, cap) ||
+      !get_i(g, "llama.attention.head_count", &hp->n_head, 1, err, cap))
+    return 0;
+  hp->n_head_kv = hp->n_head;
+  if (!get_i(g, "llama.attention.head_count_kv", &hp->n_head_kv, 0, err, cap) ||
+      !get_f(g, "llama.rope.freq_base", &hp->rope_base, 0, err, cap) ||
+      !get_f(g, "llama.attention.layer_norm_rms_epsilon", &hp->rms_eps, 0, err, cap))
+    return 0;
+  if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_ff <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
+      hp->n_ctx_train <= 0 || hp->n_embd > (1 << 20) || hp->n_ff > (1 << 22) || hp->n_layer > 4096 ||
+      hp->n_embd % hp->n_head != 0 || hp->n_head % hp->n_head_kv != 0) {
+    set_err(err, cap, "implausible hyper-parameters: embedding %lld, layers %lld, ff %lld, heads %lld/%lld",
+            (long long)hp->n_embd, (long long)hp->n_layer, (long long)hp->n_ff, (long long)hp->n_head,
+            (long long)hp->n_head_kv);
+    return 0;
+  }
+  hp->head_dim = hp->n_embd / hp->n_head;
+  hp->rope_dims = hp->head_dim;
+  if (!get_i(g, "llama.rope.dimension_count", &hp->rope_dims, 0, err, cap)) return 0;
+  if (hp->rope_dims <= 0 || hp->rope_dims > hp->head_dim || hp->rope_dims % 2 != 0 || hp->head_dim > 256 ||
+      !(hp->rope_base > 0) || !(hp->rms_eps >= 0)) {
+    set_err(err, cap, "unsupported attention: head dim %lld, rope dims %lld, rope base %g, eps %g",
+            (long long)hp->head_dim, (long long)hp->rope_dims, hp->rope_base, hp->rms_eps);
+    return 0;
+  }
+  return 1;
+}
+
+llm_model *llm_model_load(clai_context *ctx, const clai_gguf *g, const llm_options *opt, char *err, size_t cap) {
+  llm_model *m = calloc(1, sizeof *m);
+  if (m == NULL) {
+    set_err(err, cap, "out of memory");
+    return NULL;
+  }
+  m->ctx = ctx;
+  const int64_t n_ctx = opt != NULL ? opt->n_ctx : 0;
+  m->exact = opt != NULL && opt->exact;
+  m->kv_dtype = m->exact ? CLAI_DTYPE_F32 : CLAI_DTYPE_F16;
+  llm_hparams *hp = &m->hp;
+  if (!read_hparams(g, hp, err, cap)) goto fail;
+  clai_gguf_tensor_info ti;
+  int64_t it = clai_gguf_find_tensor(g, "token_embd.weight");
+  if (it < 0 || clai_gguf_tensor_info_get(g, it, &ti) != CLAI_OK || ti.ndim != 2 || ti.shape[1] != hp->n_embd) {
+    set_err(err, cap, "token_embd.weight is missing or not [vocab, %lld]", (long long)hp->n_embd);
+    goto fail;
+  }
+  hp->n_vocab = ti.shape[0];
+  const int64_t d = hp->n_embd, nq = hp->n_head * hp->head_dim, nkv = hp->n_head_kv * hp->head_dim;
+  if (!(m->tok_embd = load(m, g, "token_embd.weight", hp->n_vocab, d, err, cap))) goto fail;
+  if (!(m->out_norm = load(m, g, "output_norm.weight", 0, d, err, cap))) goto fail;
+  if (clai_gguf_find_tensor(g, "output.weight") >= 0) {
+    if (!(m->output = load(m, g, "output.weight", hp->n_vocab, d, err, cap))) goto fail;
+  } else {
+    m->output = m->tok_embd; /* tied embeddings */
+  }
+  m->n_ctx = n_ctx > 0 ? n_ctx : hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+  m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+  if (m->layers == NULL) {
+    set_err(err, cap, "out of memory");
+    goto fail;
+  }
+  for (int64_t l = 0; l < hp->n_layer; l++) {
+    llm_layer *L = &m->layers[l];
+    char names[3][96];
+    snprintf(names[0], sizeof names[0], "blk.%lld.attn_norm.weight", (long long)l);
+    if (!(L->attn_norm = load(m, g, names[0], 0, d, err, cap))) goto fail;
+    snprintf(names[0], sizeof names[0], "blk.%lld.ffn_norm.weight", (long long)l);
+    if (!(L->ffn_norm = load(m, g, names[0], 0, d, err, cap))) goto fail;
+    snprintf(names[0], sizeof names[0], "blk.%lld.attn_q.weight", (long long)l);
+    snprintf(names[1], sizeof names[1], "blk.%lld.attn_k.weight", (long long)l);
+    snprintf(names[2], sizeof names[2], "blk.%lld.attn_v.weight", (long long)l);
+    const int64_t qkv_rows[3] = {nq, nkv, nkv};
+    if (!(L->wqkv = load_stacked(m, g, 3, names, qkv_rows, d, err, cap))) goto fail;
+    snprintf(names[0], sizeof names[0], "blk.%lld.attn_output.weight", (long long)l);
+    if (!(L->wo = load(m, g, names[0], d, nq, err, cap))) goto fail;
+    snprintf(names[0], sizeof names[0], "blk.%lld.ffn_gate.weight", (long long)l);
+    if (!(L->wgate = load(m, g, names[0], hp->n_ff, d, err, cap))) goto fail;
+    snprintf(names[0], sizeof names[0], "blk.%lld.ffn_up.weight", (long long)l);
+    if (!(L->wup = load(m, g, names[0], hp->n_ff, d, err, cap))) goto fail;
+    snprintf(names[0], sizeof names[0], "blk.%lld.ffn_down.weight", (long long)l);
+    if (!(L->wdown = load(m, g, names[0], d, hp->n_ff, err, cap))) goto fail;
+    const int64_t cshape[2] = {m->n_ctx, nkv};
+    const clai_dtype cdt = m->kv_dtype;
+    if (clai_tensor_init(ctx, &L->kcache, cdt, 2, cshape) != CLAI_OK ||
+        clai_tensor_init(ctx, &L->vcache, cdt, 2, cshape) != CLAI_OK) {
+      set_err(err, cap, "KV cache: %s", clai_errmsg(ctx));
+      goto fail;
+    }
+    m->cache_bytes += 2 * (uint64_t)m->n_ctx * (uint64_t)nkv * clai_dtype_size(cdt);
+  }
+  snprintf(m->arch_desc, sizeof m->arch_desc,
+           "llama: %lld blocks, width %lld, ff %lld, heads %lld/%lld of %lld, vocab %lld, rope base %g, eps %g",
+           (long long)hp->n_layer, (long long)hp->n_embd, (long long)hp->n_ff, (long long)hp->n_head,
+           (long long)hp->n_head_kv, (long long)hp->head_dim, (long long)hp->n_vocab, hp->rope_base, hp->rms_eps);
+  return m;
+fail:
+  llm_model_free(m);
+  return NULL;
+}
+
+void llm_model_free(llm_model *m) {
+  if (m == NULL) return;
+  if (m->layers != NULL)
+    for (int64_t l = 0; l < m->hp.n_layer; l++) {
+      llm_layer *L = &m->layers[l];
+      clai_tensor_free(L->attn_norm);
+      clai_tensor_free(L->wqkv);
+      clai_tensor_free(L->wo);
+      clai_tensor_free(L->ffn_norm);
+      clai_tensor_free(L->wgate);
+      clai_tensor_free(L->wup);
+      clai_tensor_free(L->wdown);
+      clai_tensor_free(L->kcache);
+      clai_tensor_free(L->vcache);
+    }
+  free(m->layers);
+  if (m->output != m->tok_embd) clai_tensor_free(m->output);
+  clai_tensor_free(m->tok_embd);
+  clai_tensor_free(m->out_norm);
+  free(m);
+}
+
+void llm_reset(llm_model *m) { m->n_past = 0; }
+
+/* The views of one forward call; freed together. */
+typedef struct views {
+  clai_tensor *v[32];
+  int n;
+} views;
+
+static clai_tensor *keep(views *vs, clai_tensor *t) {
+  if (t != NULL) vs->v[vs->n++] = t;
+  return t;
+}
+
+static void drop(views *vs) {
+  for (int i = 0; i < vs->n; i++) clai_tensor_free(vs->v[i]);
+  vs->n = 0;
+}
+
+/* A view of t: shape/strides of ndim dims at element offset off (relative to t). */
+static clai_status view(views *vs, clai_tensor *t, int ndim, const int64_t *shape, const int64_t *strides, int64_t off,
+                        clai_tensor **out) {
+  clai_status st = clai_tensor_view(t, out, ndim, shape, strides, off);
+  if (st == CLAI_OK) keep(vs, *out);
+  return st;
+}
+
+/* c = act(x w^T + beta c). With a quantized w and the model not exact, x is first quantized to Q8_0 into xq
+ * (unless *fresh says xq already holds it), as llama.cpp multiplies. */
+static clai_status mm(llm_model *m, clai_tensor *c, clai_tensor *x, clai_tensor *xq, int *fresh, const clai_tensor *w,
+                      float beta, clai_activation act) {
+  const clai_matmul_epilogue ep = {NULL, act};
+  if (m->exact || xq == NULL || clai_dtype_block(clai_tensor_dtype(w)) == 1) return clai_matmul_ex(m->ctx, c, x, 0, w, 1, 1.0f, beta, &ep);
+  if (!*fresh) {
+    clai_status st = clai_copy(m->ctx, xq, x);
+    if (st != CLAI_OK) return st;
+    *fresh = 1;
+  }
+  return clai_matmul_ex(m->ctx, c, xq, 0, w, 1, 1.0f, beta, &ep);
+}
+
+#define TRY(call)                   \
+  do {                              \
+    st = (call);                    \
+    if (st != CLAI_OK) goto done;   \
+  } while (0)
+
+clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all, clai_tensor *logits, char *err,
+                        size_t cap) {
+  clai_context *ctx = m->ctx;
+  const llm_hparams *hp = &m->hp;
+  const int64_t d = hp->n_embd, hd = hp->head_dim, H = hp->n_head, Hk = hp->n_head_kv, nq = H * hd, nkv = Hk * hd;
+  const int64_t p0 = m->n_past, L = p0 + n, nqkv = nq + 2 * nkv, ff = hp->n_ff, n_out = all ? n : 1;
+  if (n <= 0 || L > m->n_ctx) {
+    set_err(err, cap, "%lld tokens at position %lld do not fit the context of %lld", (long long)n, (long long)p0,
+            (long long)m->n_ctx);
+    return CLAI_E_INVALID_ARG;
+  }
+  if (clai_tensor_ndim(logits) != 2 || clai_tensor_dim(logits, 0) != n_out || clai_tensor_dim(logits, 1) != hp->n_vocab) {
+    set_err(err, cap, "logits must be [%lld, %lld]", (long long)n_out, (long long)hp->n_vocab);
+    return CLAI_E_SHAPE;
+  }
+  clai_status st = CLAI_OK;
+  views vs = {{0}, 0};
+  clai_tensor *ids = NULL, *x = NULL, *h = NULL, *qkv = NULL, *att = NULL, *gt = NULL, *up = NULL;
+  clai_tensor *hq = NULL, *attq = NULL, *gq = NULL; /* Q8_0 activations */
+  const int64_t sid[1] = {n}, sx[2] = {n, d}, sqkv[2] = {n, nqkv}, satt[2] = {n, nq}, sff[2] = {n, ff};
+  TRY(clai_tensor_init(ctx, &ids, CLAI_DTYPE_I32, 1, sid));
+  TRY(clai_tensor_write(ids, tokens, (size_t)n * sizeof *tokens));
+  TRY(clai_tensor_init(ctx, &x, CLAI_DTYPE_F32, 2, sx));
+  TRY(clai_tensor_init(ctx, &h, CLAI_DTYPE_F32, 2, sx));
+  TRY(clai_tensor_init(ctx, &qkv, m->kv_dtype, 2, sqkv));
+  TRY(clai_tensor_init(ctx, &att, CLAI_DTYPE_F32, 2, satt));
+  TRY(clai_tensor_init(ctx, &gt, CLAI_DTYPE_F32, 2, sff));
+  TRY(clai_tensor_init(ctx, &up, CLAI_DTYPE_F32, 2, sff));
+  if (!m->exact && d % 32 == 0 && nq % 32 == 0 && ff % 32 == 0) {
+    TRY(clai_tensor_init(ctx, &hq, CLAI_DTYPE_Q8_0, 2, sx));
+    TRY(clai_tensor_init(ctx, &attq, CLAI_DTYPE_Q8_0, 2, satt));
+    TRY(clai_tensor_init(ctx, &gq, CLAI_DTYPE_Q8_0, 2, sff));
+  }
+  TRY(clai_gather_rows(ctx, x, m->tok_embd, ids));
+
+  /* Views that are the same for every block. q, k, v: columns of qkv as [1, n, heads, hd] (BLHD) */
+  clai_tensor *q4, *k4, *v2, *att_bhld, *q_bhld;
+  {
+    const int64_t qs[4] = {1, n, H, hd}, qst[4] = {n * nqkv, nqkv, hd, 1};
+    const int64_t ks[4] = {1, n, Hk, hd}, kst[4] = {n * nqkv, nqkv, hd, 1};
+    const int64_t vsz[2] = {n, nkv}, vst[2] = {nqkv, 1};
+    TRY(view(&vs, qkv, 4, qs, qst, 0, &q4));
+    TRY(view(&vs, qkv, 4, ks, kst, nq, &k4));
+    TRY(view(&vs, qkv, 2, vsz, vst, nq + nkv, &v2));
+    const int64_t qp[4] = {1, H, n, hd}, qpst[4] = {n * nqkv, hd, nqkv, 1};
+    TRY(view(&vs, qkv, 4, qp, qpst, 0, &q_bhld));
+    const int64_t ap[4] = {1, H, n, hd}, apst[4] = {n * nq, hd, nq, 1};
+    TRY(view(&vs, att, 4, ap, apst, 0, &att_bhld));
+  }
+  clai_rope_params rp;
+  memset(&rp, 0, sizeof rp);
+  rp.mode = CLAI_ROPE_INTERLEAVED;
+  rp.layout = CLAI_ROPE_BLHD;
+  rp.pos_offset = p0;
+  rp.theta = (float)hp->rope_base;
+  rp.rot_dims = hp->rope_dims;
+  const float scale = (float)(1.0 / sqrt((double)hd));
+  const int base_views = vs.n;
+  for (int64_t l = 0; l < hp->n_layer; l++) {
+    llm_layer *Ly = &m->layers[l];
+    TRY(clai_rmsnorm(ctx, h, x, Ly->attn_norm, (float)hp->rms_eps, NULL));
+    int fresh = 0;
+    TRY(mm(m, qkv, h, hq, &fresh, Ly->wqkv, 0.0f, CLAI_ACT_NONE));
+    TRY(clai_rope(ctx, q4, q4, &rp));
+    /* the new positions' rows of the caches */
+    clai_tensor *kc, *vc, *kall, *vall;
+    const int64_t kcs[4] = {1, n, Hk, hd}, kcst[4] = {m->n_ctx * nkv, nkv, hd, 1};
+    TRY(view(&vs, Ly->kcache, 4, kcs, kcst, p0 * nkv, &kc));
+    TRY(clai_rope(ctx, kc, k4, &rp));
+    const int64_t vcs[2] = {n, nkv}, vcst[2] = {nkv, 1};
+    TRY(view(&vs, Ly->vcache, 2, vcs, vcst, p0 * nkv, &vc));
+    TRY(clai_copy(ctx, vc, v2));
+    /* every position so far, as [1, Hk, L, hd] */
+    const int64_t as[4] = {1, Hk, L, hd}, ast[4] = {m->n_ctx * nkv, hd, nkv, 1};
+    TRY(view(&vs, Ly->kcache, 4, as, ast, 0, &kall));
+    TRY(view(&vs, Ly->vcache, 4, as, ast, 0, &vall));
+    TRY(clai_attention(ctx, att_bhld, NULL, q_bhld, kall, vall, scale, 1));
+    fresh = 0;
+    TRY(mm(m, x, att, attq, &fresh, Ly->wo, 1.0f, CLAI_ACT_NONE));
+    TRY(clai_rmsnorm(ctx, h, x, Ly->ffn_norm, (float)hp->rms_eps, NULL));
+    fresh = 0;
+    TRY(mm(m, gt, h, hq, &fresh, Ly->wgate, 0.0f, CLAI_ACT_SILU));
+    TRY(mm(m, up, h, hq, &fresh, Ly->wup, 0.0f, CLAI_ACT_NONE));
+    TRY(clai_binary(ctx, CLAI_MUL, gt, gt, up));
+    fresh = 0;
+    TRY(mm(m, x, gt, gq, &fresh, Ly->wdown, 1.0f, CLAI_ACT_NONE));
+    while (vs.n > base_views) clai_tensor_free(vs.v[--vs.n]);
+  }
+  {
+    clai_tensor *xl, *hl;
+    const int64_t ls[2] = {n_out, d}, lst[2] = {d, 1};
+    TRY(view(&vs, x, 2, ls, lst, (n - n_out) * d, &xl));
+    TRY(view(&vs, h, 2, ls, lst, 0, &hl));
+    TRY(clai_rmsnorm(ctx, hl, xl, m->out_norm, (float)hp->rms_eps, NULL));
+    clai_tensor *hlq = NULL;
+    int fresh = 0;
+    if (hq != NULL) TRY(view(&vs, hq, 2, ls, lst, 0, &hlq));
+    TRY(mm(m, logits, hl, hlq, &fresh, m->output, 0.0f, CLAI_ACT_NONE));
+  }
+  m->n_past = L;
+done:
+  if (st != CLAI_OK) set_err(err, cap, "%s", clai_errmsg(ctx));
+  drop(&vs);
+  clai_tensor_free(gq);
+  clai_tensor_free(attq);
+  clai_tensor_free(hq);
+  clai_tensor_free(up);
+  clai_tensor_free(gt);
+  clai_tensor_free(att);
+  clai_tensor_free(qkv);
+  clai_tensor_free(h);
+  clai_tensor_free(x);
+  clai_tensor_free(ids);
+  return st;
+}
