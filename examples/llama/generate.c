@@ -23,19 +23,6 @@ static double now(void) {
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-void llm_default_model(char *buf, size_t cap) {
-  const char *e = getenv("CLAI_LLM_MODEL");
-  if (e != NULL && *e != '\0') {
-    snprintf(buf, cap, "%s", e);
-    return;
-  }
-  const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-  if (xdg != NULL && *xdg != '\0')
-    snprintf(buf, cap, "%s/clai/models/SmolLM2-135M-Instruct.Q4_1.gguf", xdg);
-  else
-    snprintf(buf, cap, "%s/.local/share/clai/models/SmolLM2-135M-Instruct.Q4_1.gguf", home != NULL ? home : ".");
-}
-
 /* Everything a run holds; freed by runner_free. */
 typedef struct runner {
   clai_gguf *g;

@@ -266,6 +266,20 @@ void llm_model_free(llm_model *m) {
 
 void llm_reset(llm_model *m) { m->n_past = 0; }
 
+void llm_default_model(char *buf, size_t cap) {
+  const char *e = getenv("CLAI_LLM_MODEL");
+  if (e != NULL && *e != '\0') {
+    snprintf(buf, cap, "%s", e);
+    return;
+  }
+  const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+  if (xdg != NULL && *xdg != '\0')
+    snprintf(buf, cap, "%s/clai/models/SmolLM2-135M-Instruct.Q4_1.gguf", xdg);
+  else
+    snprintf(buf, cap, "%s/.local/share/clai/models/SmolLM2-135M-Instruct.Q4_1.gguf", home != NULL ? home : ".");
+}
+
+
 /* The views of one forward call; freed together. */
 typedef struct views {
   clai_tensor *v[32];

@@ -4,6 +4,7 @@
 #ifndef LLM_MODEL_H
 #define LLM_MODEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "clai.h"
@@ -55,5 +56,10 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
 
 /* Forgets the cache (a new sequence starts at position 0). */
 void llm_reset(llm_model *m);
+
+/* The model file used when --model is not given: $CLAI_LLM_MODEL, else
+ * $XDG_DATA_HOME/clai/models/SmolLM2-135M-Instruct.Q4_1.gguf (XDG_DATA_HOME defaults to ~/.local/share), where
+ * build-aux/get-model puts it. Writes the path into buf. */
+void llm_default_model(char *buf, size_t cap);
 
 #endif
