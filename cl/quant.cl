@@ -20,36 +20,55 @@
 
 inline long clai_qbytes(const int fmt) { return fmt == CLAI_Q8_0 ? 34 : fmt == CLAI_Q4_0 ? 18 : 20; }
 
-/* The 32 values of block blk: values 0-15 in *lo, 16-31 in *hi. */
-inline void clai_q_block(__global const uchar *q, const long blk, const int fmt, float16 *lo, float16 *hi) {
+/* An f16 value's bits as a float. POCL 3.1's vload_half is a software routine that cost the decode kernel
+ * half its speed; this is exact for every finite half (subnormals included: the exponent is rebased by the
+ * exact multiplication by 2^112) and keeps infinities and NaNs. */
+inline float clai_h2f(const uint h) {
+  const uint sign = (h & 0x8000u) << 16, mag = (h & 0x7fffu) << 13;
+  return (h & 0x7c00u) == 0x7c00u ? as_float(sign | 0x7f800000u | mag) : as_float(sign | mag) * 0x1p112f;
+}
+#define CLAI_H2F_AT(p, i) clai_h2f((uint)(p)[2 * (i)] | (uint)(p)[2 * (i) + 1] << 8)
+
+/* The 32 quants of block blk as exact floats (Q4_0's offset of 8 taken off), lo = values 0-15, hi = 16-31,
+ * and the block's scale d and minimum m (0 but for Q4_1). */
+inline void clai_q_raw(__global const uchar *q, const long blk, const int fmt, float16 *lo, float16 *hi, float *d,
+                       float *m) {
   __global const uchar *p = q + blk * clai_qbytes(fmt);
-  const float d = vload_half(0, (__global const half *)p);
+  *d = CLAI_H2F_AT(p, 0);
+  *m = 0.0f;
   if (fmt == CLAI_Q8_0) {
-    *lo = convert_float16(vload16(0, (__global const char *)(p + 2))) * d;
-    *hi = convert_float16(vload16(1, (__global const char *)(p + 2))) * d;
+    *lo = convert_float16(vload16(0, (__global const char *)(p + 2)));
+    *hi = convert_float16(vload16(1, (__global const char *)(p + 2)));
   } else {
     const uchar16 b = vload16(0, p + (fmt == CLAI_Q4_0 ? 2 : 4));
-    const float16 l = convert_float16(b & (uchar16)15), h = convert_float16(b >> (uchar16)4);
+    *lo = convert_float16(b & (uchar16)15);
+    *hi = convert_float16(b >> (uchar16)4);
     if (fmt == CLAI_Q4_0) {
-      *lo = (l - 8.0f) * d;
-      *hi = (h - 8.0f) * d;
+      *lo -= 8.0f;
+      *hi -= 8.0f;
     } else {
-      const float m = vload_half(1, (__global const half *)p);
-      *lo = l * d + m;
-      *hi = h * d + m;
+      *m = CLAI_H2F_AT(p, 1);
     }
   }
+}
+
+/* The 32 values of block blk: values 0-15 in *lo, 16-31 in *hi. */
+inline void clai_q_block(__global const uchar *q, const long blk, const int fmt, float16 *lo, float16 *hi) {
+  float d, m;
+  clai_q_raw(q, blk, fmt, lo, hi, &d, &m);
+  *lo = *lo * d + m;
+  *hi = *hi * d + m;
 }
 
 /* Value j (0-31) of block blk. */
 inline float clai_q_value(__global const uchar *q, const long blk, const int j, const int fmt) {
   __global const uchar *p = q + blk * clai_qbytes(fmt);
-  const float d = vload_half(0, (__global const half *)p);
+  const float d = CLAI_H2F_AT(p, 0);
   if (fmt == CLAI_Q8_0) return (float)((__global const char *)p)[2 + j] * d;
   const uchar b = p[(fmt == CLAI_Q4_0 ? 2 : 4) + (j & 15)];
   const float v = (float)(j < 16 ? b & 15 : b >> 4);
   if (fmt == CLAI_Q4_0) return (v - 8.0f) * d;
-  return v * d + vload_half(1, (__global const half *)p);
+  return v * d + CLAI_H2F_AT(p, 1);
 }
 
 /* out = dequantize(q): one block per work-item. The index (lib/op-quant.c) runs over [rows..., blocks per
@@ -193,29 +212,6 @@ inline float16 clai_qx_strided_f16(__global const half *x, const long o, const l
 CLAI_QMATMUL(f32, float, CLAI_QX_F32)
 CLAI_QMATMUL(f16, half, CLAI_QX_F16)
 
-/* The raw quants of block blk as floats (exact: small integers), lo = values 0-15, hi = 16-31, and the
- * block's scale d and minimum m (0 for Q8_0 and Q4_0; Q4_0's offset of 8 is taken off the quants). */
-inline void clai_q_raw(__global const uchar *q, const long blk, const int fmt, float16 *lo, float16 *hi, float *d,
-                       float *m) {
-  __global const uchar *p = q + blk * clai_qbytes(fmt);
-  *d = vload_half(0, (__global const half *)p);
-  *m = 0.0f;
-  if (fmt == CLAI_Q8_0) {
-    *lo = convert_float16(vload16(0, (__global const char *)(p + 2)));
-    *hi = convert_float16(vload16(1, (__global const char *)(p + 2)));
-  } else {
-    const uchar16 b = vload16(0, p + (fmt == CLAI_Q4_0 ? 2 : 4));
-    *lo = convert_float16(b & (uchar16)15);
-    *hi = convert_float16(b >> (uchar16)4);
-    if (fmt == CLAI_Q4_0) {
-      *lo -= 8.0f;
-      *hi -= 8.0f;
-    } else {
-      *m = vload_half(1, (__global const half *)p);
-    }
-  }
-}
-
 /* out (Q8_0) = quantize(x): per block of 32 values d = max|x| / 127 (stored as half), q = round(x / d) (half
  * away from zero), all zeros when the block is. One block per work-item; the index runs over [rows...,
  * blocks per row] with operand 0 = out in elements (innermost stride 32) and 1 = x (innermost stride 32 xs,
@@ -240,39 +236,82 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
   for (int j = 0; j < 32; j++) ((__global char *)p)[2 + j] = convert_char_sat(round(v[j] * id));
 }
 
-/* clai_qmatmul_* with A quantized too (Q8_0 activations, as a language model's decode step runs them): per
- * block, the quants multiply as exact small integers in float lanes, then scale by dA * dW, and a Q4_1
- * minimum adds mW * dA * sum(qA). sxm and the offsets are in elements (multiples of 32); A's K stride is 1. */
-__kernel void clai_qmatmul_q8(__global float *c, __global const uchar *x, __global const uchar *w, CLAI_INDEX_ARGS(ix),
-                              const int M, const int N, const int K, const long sxm, const long sxk, const long swn,
-                              const long scm, const long scn, const float alpha, const float beta,
-                              __global const float *bias, const long boff, const long bsm, const long bsn,
-                              const int flags, const int fmt) {
-  const int n = (int)get_global_id(0);
-  const long b = (long)get_global_id(1);
-  if (n >= N || b >= CLAI_IX_NUMEL(ix)) return;
-  long oc, ox, ow;
-  CLAI_OFFSETS(ix, b, &oc, &ox, &ow);
-  const long wrow = (ow + (long)n * swn) / 32;
-  const int nb = K / 32;
-  for (int m0 = 0; m0 < M; m0 += QROWS) {
-    float16 acc[QROWS];
-    for (int r = 0; r < QROWS; r++) acc[r] = 0.0f;
-    for (int kb = 0; kb < nb; kb++) {
-      float16 wl, wh;
-      float dw, mw;
-      clai_q_raw(w, wrow + kb, fmt, &wl, &wh, &dw, &mw);
-      for (int r = 0; r < QROWS; r++) {
-        if (m0 + r >= M) break;
-        float16 xl, xh;
-        float dx, unused_m;
-        clai_q_raw(x, (ox + (long)(m0 + r) * sxm) / 32 + kb, CLAI_Q8_0, &xl, &xh, &dx, &unused_m);
-        acc[r] = CLAI_FMA(xl * wl + xh * wh, (float16)(dx * dw), acc[r]);
-        if (fmt == CLAI_Q4_1) acc[r] = CLAI_FMA(xl + xh, (float16)(dx * mw), acc[r]);
-      }
-    }
-    for (int r = 0; r < QROWS && m0 + r < M; r++)
-      clai_q_store(c, oc + (long)(m0 + r) * scm + (long)n * scn, clai_hsum16(acc[r]), alpha, beta, bias,
-                   boff + (long)(m0 + r) * bsm + (long)n * bsn, flags);
+/* The decode step's product, specialised: M <= QROWS rows of an f32 A whose K stride is 1, the format fixed
+ * at compile time (one kernel per format). Work-item (n, b) walks row n of W once; per block the quants
+ * become floats, multiply A's values in 16 lanes and are scaled by the block's d (and its minimum times the
+ * sum of A's values, for Q4_1) - the general kernel's arithmetic without its branches on the format, the
+ * strides and M, which cost it half its speed on POCL. */
+#define CLAI_QGEMV(SFX, FMT, QOFF)                                                                             \
+  __kernel void clai_qgemv_##SFX(__global float *c, __global const float *x, __global const uchar *w,           \
+                                 CLAI_INDEX_ARGS(ix), const int M, const int N, const int K, const long sxm,    \
+                                 const long swn, const long scm, const long scn, const float alpha,            \
+                                 const float beta, __global const float *bias, const long boff, const long bsm, \
+                                 const long bsn, const int flags) {                                             \
+    const int n = (int)get_global_id(0);                                                                        \
+    const long b = (long)get_global_id(1);                                                                      \
+    if (n >= N || b >= CLAI_IX_NUMEL(ix)) return;                                                               \
+    long oc, ox, ow;                                                                                            \
+    CLAI_OFFSETS(ix, b, &oc, &ox, &ow);                                                                         \
+    const int nb = K / 32, bytes = (int)clai_qbytes(FMT);                                                       \
+    __global const uchar *p = w + (ow + (long)n * swn) / 32 * bytes;                                            \
+    __global const float *x0 = x + ox, *x1 = x0 + (M > 1 ? sxm : 0), *x2 = x0 + (M > 2 ? 2 * sxm : 0),         \
+                         *x3 = x0 + (M > 3 ? 3 * sxm : 0);                                                      \
+    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;                                                         \
+    if (M == 1) { /* the decode step: its own loop, without the other rows' branches */                         \
+      for (int kb = 0; kb < nb; kb++, p += bytes) {                                                             \
+        const float d = CLAI_H2F_AT(p, 0);                                                                      \
+        float16 ql, qh;                                                                                         \
+        if (FMT == CLAI_Q8_0) {                                                                                 \
+          ql = convert_float16(vload16(0, (__global const char *)(p + 2)));                                     \
+          qh = convert_float16(vload16(1, (__global const char *)(p + 2)));                                     \
+        } else {                                                                                                \
+          const uchar16 q = vload16(0, p + QOFF);                                                               \
+          ql = convert_float16(q & (uchar16)15);                                                                \
+          qh = convert_float16(q >> (uchar16)4);                                                                \
+          if (FMT == CLAI_Q4_0) ql -= 8.0f, qh -= 8.0f;                                                         \
+        }                                                                                                       \
+        const float m = FMT == CLAI_Q4_1 ? CLAI_H2F_AT(p, 1) : 0.0f;                                            \
+        a0 = CLAI_FMA(vload16(0, x0 + kb * 32), ql * d + m, a0);                                                \
+        a0 = CLAI_FMA(vload16(0, x0 + kb * 32 + 16), qh * d + m, a0);                                           \
+      }                                                                                                         \
+      clai_q_store(c, oc + (long)n * scn, clai_hsum16(a0), alpha, beta, bias, boff + (long)n * bsn, flags);     \
+      return;                                                                                                   \
+    }                                                                                                           \
+    for (int kb = 0; kb < nb; kb++, p += bytes) {                                                               \
+      const float d = CLAI_H2F_AT(p, 0);                                                                        \
+      float16 ql, qh;                                                                                           \
+      if (FMT == CLAI_Q8_0) {                                                                                   \
+        ql = convert_float16(vload16(0, (__global const char *)(p + 2)));                                       \
+        qh = convert_float16(vload16(1, (__global const char *)(p + 2)));                                       \
+      } else {                                                                                                  \
+        const uchar16 q = vload16(0, p + QOFF);                                                                 \
+        ql = convert_float16(q & (uchar16)15);                                                                  \
+        qh = convert_float16(q >> (uchar16)4);                                                                  \
+        if (FMT == CLAI_Q4_0) ql -= 8.0f, qh -= 8.0f;                                                           \
+      }                                                                                                         \
+      const float m = FMT == CLAI_Q4_1 ? CLAI_H2F_AT(p, 1) : 0.0f;                                              \
+      const float16 wl = ql * d + m, wh = qh * d + m;                                                           \
+      const int k = kb * 32;                                                                                    \
+      a0 = CLAI_FMA(vload16(0, x0 + k), wl, a0);                                                                \
+      a0 = CLAI_FMA(vload16(0, x0 + k + 16), wh, a0);                                                           \
+      if (M > 1) {                                                                                              \
+        a1 = CLAI_FMA(vload16(0, x1 + k), wl, a1);                                                              \
+        a1 = CLAI_FMA(vload16(0, x1 + k + 16), wh, a1);                                                         \
+      }                                                                                                         \
+      if (M > 2) {                                                                                              \
+        a2 = CLAI_FMA(vload16(0, x2 + k), wl, a2);                                                              \
+        a2 = CLAI_FMA(vload16(0, x2 + k + 16), wh, a2);                                                         \
+      }                                                                                                         \
+      if (M > 3) {                                                                                              \
+        a3 = CLAI_FMA(vload16(0, x3 + k), wl, a3);                                                              \
+        a3 = CLAI_FMA(vload16(0, x3 + k + 16), wh, a3);                                                         \
+      }                                                                                                         \
+    }                                                                                                           \
+    const float acc[QROWS] = {clai_hsum16(a0), clai_hsum16(a1), clai_hsum16(a2), clai_hsum16(a3)};              \
+    for (int r = 0; r < M && r < QROWS; r++)                                                                    \
+      clai_q_store(c, oc + (long)r * scm + (long)n * scn, acc[r], alpha, beta, bias,                            \
+                   boff + (long)r * bsm + (long)n * bsn, flags);                                                \
   }
-}
+CLAI_QGEMV(q8_0, CLAI_Q8_0, 2)
+CLAI_QGEMV(q4_0, CLAI_Q4_0, 2)
+CLAI_QGEMV(q4_1, CLAI_Q4_1, 4)

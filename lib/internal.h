@@ -145,8 +145,10 @@ enum clai__program_id {
   X(GATHER_ROWS_Q, QUANT, "clai_gather_rows_q", "bbbbxllllii", 1)                   \
   X(QMATMUL_F32, QUANT, "clai_qmatmul_f32", "bbbxiiilllllffblllii", 2)              \
   X(QMATMUL_F16, QUANT, "clai_qmatmul_f16", "bbbxiiilllllffblllii", 2)              \
-  X(QMATMUL_Q8, QUANT, "clai_qmatmul_q8", "bbbxiiilllllffblllii", 2)                \
   X(QUANT_Q8_0, QUANT, "clai_quant_q8_0", "bbxli", 1)                               \
+  X(QGEMV_Q8_0, QUANT, "clai_qgemv_q8_0", "bbbxiiillllffbllli", 2)                  \
+  X(QGEMV_Q4_0, QUANT, "clai_qgemv_q4_0", "bbbxiiillllffbllli", 2)                  \
+  X(QGEMV_Q4_1, QUANT, "clai_qgemv_q4_1", "bbbxiiillllffbllli", 2)                  \
   X(SOFTMAX, NORM, "clai_softmax", "bbxllllfiii", 1)                               \
   X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)                  \
   X(COL2IM_F32, CONV_BWD, "clai_col2im_f32", "bbllllliiiiiiiiiiiiii", 3)           \
@@ -280,6 +282,7 @@ typedef struct clai__pool {
  * clai_matmul with a quantized B runs the one-pass kernel up to this M, and above it dequantizes B in chunks
  * of at most CLAI__QCHUNK_BYTES (f32) into the float GEMM of the device's family. */
 #define CLAI__QMATMUL_MAX_M 16
+#define CLAI__QGEMV_MAX_M 4 /* the format-specialised kernel's rows (QROWS in cl/quant.cl) */
 #define CLAI__QCHUNK_BYTES ((uint64_t)64 << 20)
 /* dst (f32 or f16, any strides, dst's shape) = dequantized src (quantized, broadcasting over its leading dims;
  * the last dim must equal dst's). Arguments are the caller's to check. */
@@ -442,6 +445,7 @@ void clai__pool_stats(const clai__pool *pool, clai_context_stats *stats);
  * clai_matmul with a quantized B runs the one-pass kernel up to this M, and above it dequantizes B in chunks
  * of at most CLAI__QCHUNK_BYTES (f32) into the float GEMM of the device's family. */
 #define CLAI__QMATMUL_MAX_M 16
+#define CLAI__QGEMV_MAX_M 4 /* the format-specialised kernel's rows (QROWS in cl/quant.cl) */
 #define CLAI__QCHUNK_BYTES ((uint64_t)64 << 20)
 /* dst (f32 or f16, any strides, dst's shape) = dequantized src (quantized, broadcasting over its leading dims;
  * the last dim must equal dst's). Arguments are the caller's to check. */

@@ -301,6 +301,11 @@ int llm_generate_main(int argc, char **argv) {
             "(kernel builds included on a first run); device memory peak %.1f MiB (weights %.1f, KV cache %.1f)]\n",
             r.m->arch_desc, di.name, (long long)np, ptps, (long long)produced, gtps, r.load_s,
             cs.bytes_peak / 1048576.0, r.m->weight_bytes / 1048576.0, r.m->cache_bytes / 1048576.0);
+    clai_kernel_profile kp[16];
+    const int nk = clai_profile_get(r.ctx, kp, 16); /* -1 unless CLAI_PROFILE=1 */
+    for (int i = 0; i < nk && i < 16; i++)
+      fprintf(stderr, "  kernel: %-28s %7llu launches %10.1f us each, %8.3f s in all\n", kp[i].kernel,
+              (unsigned long long)kp[i].launches, kp[i].seconds / (double)kp[i].launches * 1e6, kp[i].seconds);
   }
   rc = 0;
 done:
