@@ -87,6 +87,19 @@ CLAI_UNARY(f32, float, CLAI_LD_F32, CLAI_ST_F32, clai_unary_f)
 CLAI_UNARY(f16, half, CLAI_LD_F16, CLAI_ST_F16, clai_unary_f)
 CLAI_UNARY(i32, int, CLAI_LD_I32, CLAI_ST_I32, clai_unary_i)
 
+/* clai_glu: out = OP(a) * b, where the index's operand 1 walks x's first half (a) and operand 2 its second
+ * half (b), both in the one buffer x. */
+#define CLAI_GLU(SFX, T, LD, ST)                                                                          \
+  __kernel void clai_glu_##SFX(__global T *out, __global const T *x, CLAI_INDEX_ARGS(ix), const int op) { \
+    const long i = get_global_id(0);                                                                   \
+    if (i >= CLAI_IX_NUMEL(ix)) return;                                                                \
+    long oo, oa, ob;                                                                                   \
+    CLAI_OFFSETS(ix, i, &oo, &oa, &ob);                                                               \
+    ST(out, oo, clai_unary_f(op, LD(x, oa), 1.0f, 0.0f) * LD(x, ob));                                  \
+  }
+CLAI_GLU(f32, float, CLAI_LD_F32, CLAI_ST_F32)
+CLAI_GLU(f16, half, CLAI_LD_F16, CLAI_ST_F16)
+
 /* Dense f32 output [rows, cols] (row stride cols) from inputs read at in[o + r * rs + c * cs], where the
  * column stride cs is 1 or 0 (broadcast along the row): a same-shape dense add is one long row, [R, C] + [C]
  * has b's row stride 0, [R, C] + [R, 1] has b's column stride 0. Work-item g takes row g / nch and the

@@ -416,6 +416,12 @@ typedef enum clai_unary_op {
  * inf, and gelu(-inf) = silu(-inf) = NaN (-inf times a weight of 0). */
 CLAI_API clai_status clai_unary(clai_context *ctx, clai_unary_op op, clai_tensor *out, const clai_tensor *x);
 
+/* Gated linear unit: with x's last dim split into halves a = x[..., :n] and b = x[..., n:],
+ * out = OP(a) * b, elementwise: SwiGLU (a Llama block's feed-forward) with CLAI_SILU, GeGLU with CLAI_GELU,
+ * the original GLU with CLAI_SIGMOID (any clai_unary_op). x is [..., 2n], out [..., n] of x's dtype (f32 or
+ * f16, computed in f32), any views; out must not overlap x. NaN and infinities follow OP and the product. */
+CLAI_API clai_status clai_glu(clai_context *ctx, clai_unary_op op, clai_tensor *out, const clai_tensor *x);
+
 /* out = alpha * x + beta, elementwise (clai_scale is beta = 0, clai_add_scalar is alpha = 1). f32 or f16. */
 CLAI_API clai_status clai_affine(clai_context *ctx, clai_tensor *out, const clai_tensor *x, float alpha,
                                  float beta);

@@ -112,6 +112,37 @@ clai_status clai_unary(clai_context *ctx, clai_unary_op op, clai_tensor *out, co
   return unary(ctx, "clai_unary", ctx != NULL ? unary_names[op] : "?", (int)op, out, x, 1.0f, 0.0f);
 }
 
+clai_status clai_glu(clai_context *ctx, clai_unary_op op, clai_tensor *out, const clai_tensor *x) {
+  const char *fn = "clai_glu";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  if ((int)op < 0 || (int)op > CLAI_TANH) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %d is not a clai_unary_op", fn, (int)op);
+  clai_status s = clai__check_out(ctx, out, fn, "out");
+  if (s == CLAI_OK) s = clai__check_tensor(ctx, x, fn, "x");
+  if (s != CLAI_OK) return s;
+  if (x->dtype != out->dtype || x->dtype == CLAI_DTYPE_I32)
+    return clai__error(ctx, CLAI_E_DTYPE, "%s: out and x must share one dtype, f32 or f16 (have %s, %s)", fn,
+                       clai_dtype_name(out->dtype), clai_dtype_name(x->dtype));
+  char a[160], b[160];
+  int ok = x->ndim >= 1 && x->ndim == out->ndim && x->shape[x->ndim - 1] % 2 == 0 &&
+           out->shape[out->ndim - 1] == x->shape[x->ndim - 1] / 2;
+  for (int i = 0; ok && i < x->ndim - 1; i++) ok = x->shape[i] == out->shape[i];
+  if (!ok)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: x %s must be out %s with its last dim doubled", fn,
+                       clai__shape_str(x->ndim, x->shape, a, sizeof a), clai__shape_str(out->ndim, out->shape, b, sizeof b));
+  if (clai__tensors_overlap(out, x)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps x in memory", fn);
+  clai_tensor xa = *x, xb = *x;
+  const int last = x->ndim - 1;
+  xa.shape[last] = xb.shape[last] = out->shape[last];
+  xb.offset += out->shape[last] * x->strides[last];
+  clai__index ix;
+  const clai_tensor *ops[3] = {out, &xa, &xb};
+  clai__index_build(&ix, 3, ops);
+  const cl_int cop = (cl_int)op;
+  size_t global = (size_t)ix.numel;
+  return clai__launch(ctx, out->dtype == CLAI_DTYPE_F16 ? CLAI__K_GLU_F16 : CLAI__K_GLU_F32, &global, 4,
+                      CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem), CLAI__IDX(ix), CLAI__ARG(cop));
+}
+
 clai_status clai_affine(clai_context *ctx, clai_tensor *out, const clai_tensor *x, float alpha, float beta) {
   return unary(ctx, "clai_affine", "affine", OP_AFFINE, out, x, alpha, beta);
 }

@@ -33,6 +33,7 @@ static void put(clai_dtype dt, void *buf, size_t i, double v) {
   case CLAI_DTYPE_F32: ((float *)buf)[i] = (float)v; break;
   case CLAI_DTYPE_F16: ((uint16_t *)buf)[i] = clait_f32_to_f16((float)v); break;
   case CLAI_DTYPE_I32: ((int32_t *)buf)[i] = (int32_t)v; break;
+  default: fail_msg("put: %s is not an elementwise dtype", clai_dtype_name(dt));
   }
 }
 
@@ -41,6 +42,7 @@ static double get(clai_dtype dt, const void *buf, size_t i) {
   case CLAI_DTYPE_F32: return ((const float *)buf)[i];
   case CLAI_DTYPE_F16: return clait_f16_to_f32(((const uint16_t *)buf)[i]);
   case CLAI_DTYPE_I32: return ((const int32_t *)buf)[i];
+  default: break;
   }
   return NAN;
 }
@@ -871,6 +873,74 @@ static void test_affine(void **state) {
   }
 }
 
+/* clai_glu: out = OP(x[..., :n]) * x[..., n:], against the double-precision unary reference, on awkward
+ * shapes, f32 and f16, x a transposed view and out at an offset, special values, and the errors. */
+static void test_glu(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0x61u};
+  static const clai_unary_op ops[] = {CLAI_SILU, CLAI_GELU, CLAI_SIGMOID, CLAI_RELU, CLAI_TANH};
+  static const int64_t shapes[][3] = {{1, 1, 1}, {1, 7, 31}, {3, 5, 129}};
+  for (int dt = 0; dt < 2; dt++)
+    for (size_t si = 0; si < 3; si++)
+      for (size_t oi = 0; oi < 5; oi++) {
+        const clai_dtype d = dt ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+        const int64_t B = shapes[si][0], R = shapes[si][1], n = shapes[si][2];
+        const size_t nx = (size_t)(B * R * 2 * n), no = (size_t)(B * R * n);
+        float *xv = malloc(nx * 4), *got = malloc(no * 4);
+        double *want = malloc(no * sizeof *want);
+        assert_non_null(xv);
+        assert_non_null(got);
+        assert_non_null(want);
+        clait_fill(&r, xv, nx, -6.0f, 6.0f);
+        if (nx >= 8) xv[0] = NAN, xv[2 * n - 1] = NAN, xv[1] = INFINITY, xv[n + 1] = 0.0f, xv[2] = -INFINITY;
+        if (dt) clait_round_f16(xv, nx);
+        /* x stored as [B, 2n, R] and viewed transposed as [B, R, 2n] */
+        const int64_t ts[3] = {B, 2 * n, R};
+        float *xt = malloc(nx * 4);
+        assert_non_null(xt);
+        for (int64_t b = 0; b < B; b++)
+          for (int64_t i = 0; i < R; i++)
+            for (int64_t j = 0; j < 2 * n; j++) xt[(b * 2 * n + j) * R + i] = xv[(b * R + i) * 2 * n + j];
+        clai_tensor *xs = clait_upload_floats(ctx, d, 3, ts, xt), *x = NULL;
+        free(xt);
+        CLAIT_OK(ctx, clai_tensor_transpose(xs, &x, 1, 2));
+        const int64_t big[1] = {(int64_t)no + 5}, os[3] = {B, R, n}, ost[3] = {R * n, n, 1};
+        clai_tensor *base = clait_tensor(ctx, d, 1, big), *out = NULL;
+        CLAIT_OK(ctx, clai_tensor_view(base, &out, 3, os, ost, 5));
+        CLAIT_OK(ctx, clai_glu(ctx, ops[oi], out, x));
+        clait_read_floats(ctx, out, got);
+        for (int64_t b = 0; b < B; b++)
+          for (int64_t i = 0; i < R; i++)
+            for (int64_t j = 0; j < n; j++) {
+              const float *row = xv + (b * R + i) * 2 * n;
+              want[(b * R + i) * n + j] = clait_as_dtype(d, clait_ref_unary(ops[oi], row[j]) * row[n + j]);
+            }
+        clait_expect_close("glu", got, want, no, dt ? 1e-3 : 1e-6, dt ? 4e-3 : 2e-6);
+        clai_tensor_free(out);
+        clai_tensor_free(base);
+        clai_tensor_free(x);
+        clai_tensor_free(xs);
+        free(xv);
+        free(got);
+        free(want);
+      }
+  const int64_t s6[2] = {2, 6}, s3[2] = {2, 3}, s5[2] = {2, 5};
+  clai_tensor *x = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s6), *o = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s3);
+  clai_tensor *oh = clait_tensor(ctx, CLAI_DTYPE_F16, 2, s3), *x5 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s5), *v = NULL;
+  CLAIT_OK(ctx, clai_fill(ctx, x, 1.0));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "doubled", clai_glu(ctx, CLAI_SILU, o, x5));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "one dtype", clai_glu(ctx, CLAI_SILU, oh, x));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "not a clai_unary_op", clai_glu(ctx, (clai_unary_op)42, o, x));
+  CLAIT_OK(ctx, clai_tensor_slice(x, &v, 1, 0, 3, 1));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps", clai_glu(ctx, CLAI_SILU, v, x));
+  CLAIT_OK(ctx, clai_glu(ctx, CLAI_SIGMOID, o, x)); /* still usable */
+  clai_tensor_free(v);
+  clai_tensor_free(x5);
+  clai_tensor_free(oh);
+  clai_tensor_free(o);
+  clai_tensor_free(x);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_binary_sizes, clait_setup, clait_teardown),
@@ -886,6 +956,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_unary_i32, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_unary_inplace, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_affine, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_glu, clait_setup, clait_teardown),
   };
   return CLAIT_MAIN("elementwise", tests, 1);
 }

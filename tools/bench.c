@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "generate.h"
 #include "bench.h"
 #include "clai.h"
 
@@ -117,7 +118,9 @@ static void usage(FILE *f) {
              "  each timing at least --min-time long; beside OpenBLAS (if installed) and CLBlast (if built in).\n"
              "       clai bench ops --help   GB/s of elementwise ops, softmax, layernorm and reductions\n"
              "       clai bench train --help training samples/s beside PyTorch\n"
-             "       mpirun -np N clai bench allreduce   time to sum the models' gradients over N ranks\n");
+             "       mpirun -np N clai bench allreduce   time to sum the models' gradients over N ranks\n"
+             "       clai bench llm [--peer DIR]          prompt and generation tokens/s of a GGUF Llama, beside\n"
+             "                                            llama.cpp's llama-bench (clai bench llm --help)\n");
 }
 
 #define CHECK(call)                                                                                  \
@@ -282,6 +285,7 @@ int clai_tool_bench(int argc, char **argv) {
   if (argc >= 1 && strcmp(argv[0], "ops") == 0) return bench_ops(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "train") == 0) return bench_train(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "allreduce") == 0) return bench_allreduce(argc - 1, argv + 1);
+  if (argc >= 1 && strcmp(argv[0], "llm") == 0) return llm_bench_main(argc, argv);
   usage(argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) ? stdout : stderr);
   return argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) ? 0 : 2;
 }

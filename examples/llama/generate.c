@@ -317,3 +317,132 @@ done:
   runner_free(&r);
   return rc;
 }
+
+/* ---- clai bench llm -------------------------------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* llama-bench's tokens/s for (n_prompt, n_gen) from its JSON output, or 0. */
+static double peer_ts(const char *json, int n_prompt, int n_gen) {
+  for (const char *p = strstr(json, "\"n_prompt\":"); p != NULL; p = strstr(p + 1, "\"n_prompt\":")) {
+    const char *g = strstr(p, "\"n_gen\":"), *t = strstr(p, "\"avg_ts\":");
+    if (g == NULL || t == NULL) break;
+    if (atoi(p + 11) == n_prompt && atoi(g + 8) == n_gen) return strtod(t + 9, NULL);
+  }
+  return 0;
+}
+
+static void usage_bench(FILE *f) {
+  fprintf(f,
+          "usage: clai bench llm [--model FILE.gguf] [--peer DIR] [--threads N] [--reps N] [--exact] [--json]\n"
+          "  Prompt processing of 128 and 512 tokens (pp128, pp512: one batched forward pass) and generation of\n"
+          "  64 tokens (tg64: one token at a time, sampled on the device), median tokens/s of --reps runs (3)\n"
+          "  after a warm-up. With --peer DIR (a build of shared/peers/llama: DIR/llama-bench), llama.cpp's\n"
+          "  llama-bench runs the same tests on the same model with --threads threads (default: the cores) in\n"
+          "  the same run, and each line shows both and their ratio.\n");
+}
+
+int llm_bench_main(int argc, char **argv) {
+  char model_path[4096];
+  llm_default_model(model_path, sizeof model_path);
+  const char *peer = NULL;
+  double threads = (double)sysconf(_SC_NPROCESSORS_ONLN), reps = 3;
+  int json = 0, exact = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int ok = 1, takes = 1;
+    if (strcmp(a, "--model") == 0 && v != NULL) snprintf(model_path, sizeof model_path, "%s", v);
+    else if (strcmp(a, "--peer") == 0 && v != NULL) peer = v;
+    else if (strcmp(a, "--threads") == 0) ok = parse_num(a, v, 1, 1024, &threads);
+    else if (strcmp(a, "--reps") == 0) ok = parse_num(a, v, 1, 100, &reps);
+    else if ((takes = 0, strcmp(a, "--json") == 0)) json = 1;
+    else if (strcmp(a, "--exact") == 0) exact = 1;
+    else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      usage_bench(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "clai bench llm: unknown option or missing value: %s\n", a);
+      usage_bench(stderr);
+      return 2;
+    }
+    if (!ok) return 2;
+    i += takes;
+  }
+  runner r;
+  memset(&r, 0, sizeof r);
+  llm_options opt = {512 + 64 + 8, exact};
+  int rc = 1;
+  if (!runner_open(&r, model_path, 0) || !runner_load(&r, model_path, &opt)) goto done;
+  clai_device_info di;
+  clai_context_device_info(r.ctx, -1, &di);
+  static const struct {
+    const char *name;
+    int n_prompt, n_gen;
+  } tests[] = {{"pp128", 128, 0}, {"pp512", 512, 0}, {"tg64", 0, 64}};
+  double ts[3];
+  int32_t toks[512];
+  for (int i = 0; i < 512; i++) toks[i] = (int32_t)((i * 7919 + 13) % r.m->hp.n_vocab); /* any ids: the cost is the same */
+  char err[1024];
+  for (int t = 0; t < 3; t++) {
+    double s[101];
+    const int n = (int)reps;
+    for (int k = -1; k < n; k++) { /* k = -1: the warm-up (kernel builds, first allocations) */
+      llm_reset(r.m);
+      clai_status st = CLAI_OK;
+      double t0 = now();
+      if (tests[t].n_prompt > 0) {
+        st = llm_forward(r.m, toks, tests[t].n_prompt, 0, r.logits, err, sizeof err);
+        if (st == CLAI_OK) st = clai_sync(r.ctx); /* the pass has run */
+      } else {
+        int32_t id = toks[0];
+        for (int g = 0; g < tests[t].n_gen && st == CLAI_OK; g++) {
+          st = llm_forward(r.m, &id, 1, 0, r.logits, err, sizeof err);
+          if (st == CLAI_OK) st = clai_sample(r.ctx, r.ids, r.logits, NULL);
+          if (st == CLAI_OK) st = clai_tensor_read(r.ids, &id, sizeof id);
+        }
+      }
+      if (st != CLAI_OK) {
+        fprintf(stderr, "clai bench llm: %s: %s\n", tests[t].name, err[0] ? err : clai_errmsg(r.ctx));
+        goto done;
+      }
+      if (k >= 0) s[k] = (double)(tests[t].n_prompt + tests[t].n_gen) / (now() - t0);
+    }
+    qsort(s, (size_t)n, sizeof s[0], cmp_double);
+    ts[t] = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+  }
+  double pts[3] = {0, 0, 0};
+  if (peer != NULL) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s/llama-bench' -m '%s' -t %d -p 128,512 -n 64 -r %d -o json 2>/dev/null", peer,
+             model_path, (int)threads, (int)reps);
+    FILE *f = popen(cmd, "r");
+    static char out[1 << 20];
+    size_t len = f != NULL ? fread(out, 1, sizeof out - 1, f) : 0;
+    out[len] = '\0';
+    const int prc = f != NULL ? pclose(f) : -1;
+    if (prc != 0 || len == 0) fprintf(stderr, "clai bench llm: %s/llama-bench did not run (status %d)\n", peer, prc);
+    for (int t = 0; t < 3; t++) pts[t] = peer_ts(out, tests[t].n_prompt, tests[t].n_gen);
+  }
+  if (!json) {
+    printf("clai bench llm: %s on %s (%s), median of %d\n", r.m->arch_desc, di.name,
+           exact ? "exact f32" : "Q8_0 activations, f16 KV cache", (int)reps);
+    printf("  %-6s %12s %14s %8s\n", "test", "clai tok/s", "llama.cpp", "ratio");
+  }
+  for (int t = 0; t < 3; t++) {
+    const double ratio = pts[t] > 0 ? ts[t] / pts[t] : 0;
+    if (json)
+      printf("{\"test\": \"%s\", \"tok_s\": %.2f, \"peer_tok_s\": %.2f, \"ratio\": %.3f, \"device\": \"%s\", "
+             "\"threads\": %d}\n", tests[t].name, ts[t], pts[t], ratio, di.name, (int)threads);
+    else if (pts[t] > 0)
+      printf("  %-6s %12.1f %14.1f %7.2fx\n", tests[t].name, ts[t], pts[t], ratio);
+    else
+      printf("  %-6s %12.1f %14s\n", tests[t].name, ts[t], "-");
+  }
+  rc = 0;
+done:
+  runner_free(&r);
+  return rc;
+}

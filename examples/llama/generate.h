@@ -7,5 +7,6 @@
 
 /* argv[0] is the command name; returns the process exit status. */
 int llm_generate_main(int argc, char **argv);
+int llm_bench_main(int argc, char **argv);
 
 #endif
