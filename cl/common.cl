@@ -82,6 +82,49 @@ inline void clai_offsets(const long8 h, const long8 n, const long8 s0, const lon
   *o2 = d;
 }
 
+/* ---- half precision storage on CPU devices --------------------------------------------------------------
+ * POCL 3.1 implements vload_half and vstore_half as software routines that cost more than the arithmetic
+ * around them (the decode step's product ran at half speed; RoPE and attention over an f16 KV cache were
+ * dominated by them). On CPU devices the scalar forms are replaced by these bit-exact conversions:
+ * clai_h2f is exact for every half (subnormals by an exact multiplication by 2^112, infinities and NaNs
+ * kept), clai_f2h rounds to nearest even as vstore_half does (subnormal results by letting the FPU round
+ * x + 0.5, whose ulp is the half subnormal step; overflow to infinity; NaNs stay NaN). GPUs keep the
+ * builtins, which are instructions there. tests/test-tensor checks every half pattern and the rounding. */
+inline float clai_h2f(const uint h) {
+  const uint sign = (h & 0x8000u) << 16, mag = (h & 0x7fffu) << 13;
+  return (h & 0x7c00u) == 0x7c00u ? as_float(sign | 0x7f800000u | mag) : as_float(sign | mag) * 0x1p112f;
+}
+inline ushort clai_f2h(const float f) {
+  const uint x = as_uint(f), sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return (ushort)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu)); /* NaN, quiet */
+  if (ax >= 0x477ff000u) return (ushort)(sign | 0x7c00u);                        /* rounds to infinity */
+  if (ax < 0x38800000u) /* below 2^-14: a half subnormal (or zero) */
+    return (ushort)(sign | (as_uint(as_float(ax) + 0.5f) - 0x3f000000u));
+  return (ushort)(sign | ((ax + 0xc8000fffu + ((ax >> 13) & 1u)) >> 13)); /* rebias the exponent, round */
+}
+#if CLAI_CPU
+inline float __attribute__((overloadable)) clai_vload_half(const size_t i, const __global half *p) {
+  return clai_h2f(((const __global ushort *)p)[i]);
+}
+inline float __attribute__((overloadable)) clai_vload_half(const size_t i, const __local half *p) {
+  return clai_h2f(((const __local ushort *)p)[i]);
+}
+inline float __attribute__((overloadable)) clai_vload_half(const size_t i, const __private half *p) {
+  return clai_h2f(((const __private ushort *)p)[i]);
+}
+inline void __attribute__((overloadable)) clai_vstore_half(const float v, const size_t i, __global half *p) {
+  ((__global ushort *)p)[i] = clai_f2h(v);
+}
+inline void __attribute__((overloadable)) clai_vstore_half(const float v, const size_t i, __local half *p) {
+  ((__local ushort *)p)[i] = clai_f2h(v);
+}
+inline void __attribute__((overloadable)) clai_vstore_half(const float v, const size_t i, __private half *p) {
+  ((__private ushort *)p)[i] = clai_f2h(v);
+}
+#define vload_half(i, p) clai_vload_half((size_t)(i), (p))
+#define vstore_half(v, i, p) clai_vstore_half((float)(v), (size_t)(i), (p))
+#endif
+
 /* Loads and stores by storage type; arithmetic is always in float (or int for i32). */
 #define CLAI_LD_F32(p, i) ((p)[i])
 #define CLAI_ST_F32(p, i, v) ((p)[i] = (v))

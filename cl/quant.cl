@@ -20,13 +20,7 @@
 
 inline long clai_qbytes(const int fmt) { return fmt == CLAI_Q8_0 ? 34 : fmt == CLAI_Q4_0 ? 18 : 20; }
 
-/* An f16 value's bits as a float. POCL 3.1's vload_half is a software routine that cost the decode kernel
- * half its speed; this is exact for every finite half (subnormals included: the exponent is rebased by the
- * exact multiplication by 2^112) and keeps infinities and NaNs. */
-inline float clai_h2f(const uint h) {
-  const uint sign = (h & 0x8000u) << 16, mag = (h & 0x7fffu) << 13;
-  return (h & 0x7c00u) == 0x7c00u ? as_float(sign | 0x7f800000u | mag) : as_float(sign | mag) * 0x1p112f;
-}
+/* clai_h2f (cl/common.cl) of the little-endian half at byte 2i of p. */
 #define CLAI_H2F_AT(p, i) clai_h2f((uint)(p)[2 * (i)] | (uint)(p)[2 * (i) + 1] << 8)
 
 /* The 32 quants of block blk as exact floats (Q4_0's offset of 8 taken off), lo = values 0-15, hi = 16-31,

@@ -80,6 +80,7 @@ enum clai__program_id {
   X(UNARY_I32, ELEMENTWISE, "clai_unary_i32", "bbxiff", 1)                        \
   X(GLU_F32, ELEMENTWISE, "clai_glu_f32", "bbxi", 1)                               \
   X(GLU_F16, ELEMENTWISE, "clai_glu_f16", "bbxi", 1)                               \
+  X(GLU_ROWS_F32, ELEMENTWISE, "clai_glu_rows_f32", "bbllllllli", 1)               \
   X(GEMM_F32, MATMUL, "clai_gemm_f32", "bbbxiiillllllffbllli", 3)                     \
   X(GEMM_F16, MATMUL, "clai_gemm_f16", "bbbxiiillllllffbllli", 3)                     \
   X(PACK_AB_F32, MATMUL_PACKED, "clai_pack_ab_f32", "bbbbxiiiiillll", 3)               \

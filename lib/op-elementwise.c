@@ -130,8 +130,32 @@ clai_status clai_glu(clai_context *ctx, clai_unary_op op, clai_tensor *out, cons
     return clai__error(ctx, CLAI_E_SHAPE, "%s: x %s must be out %s with its last dim doubled", fn,
                        clai__shape_str(x->ndim, x->shape, a, sizeof a), clai__shape_str(out->ndim, out->shape, b, sizeof b));
   if (clai__tensors_overlap(out, x)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps x in memory", fn);
-  clai_tensor xa = *x, xb = *x;
   const int last = x->ndim - 1;
+  const int64_t n = out->shape[last], rows = n > 0 ? clai_tensor_numel(out) / n : 0;
+  if (out->dtype == CLAI_DTYPE_F32 && rows > 0 && (out->strides[last] == 1 || n == 1) &&
+      (x->strides[last] == 1 || 2 * n == 1)) {
+    /* rows of dense last dims, evenly spaced (one stride over the leading dims, or one row) */
+    int64_t ors = 0, xrs = 0, span = 1, k = -1;
+    int even = 1;
+    for (int i = last - 1; i >= 0; i--)
+      if (out->shape[i] > 1) {
+        if (k >= 0 && (out->strides[i] != out->strides[k] * out->shape[k] || x->strides[i] != x->strides[k] * x->shape[k]))
+          even = 0;
+        if (k < 0) ors = out->strides[i], xrs = x->strides[i];
+        k = i;
+        span *= out->shape[i];
+      }
+    if (even) {
+      const cl_long crows = rows, cn = n, chunk = ctx->caps.is_cpu ? 512 : 8, oo = out->offset, xo = x->offset,
+                    cors = ors, cxrs = xrs;
+      const cl_int cop = (cl_int)op;
+      size_t global = (size_t)(rows * ((n + chunk - 1) / chunk));
+      return clai__launch(ctx, CLAI__K_GLU_ROWS_F32, &global, 10, CLAI__ARG(out->buf->mem), CLAI__ARG(x->buf->mem),
+                          CLAI__ARG(crows), CLAI__ARG(cn), CLAI__ARG(chunk), CLAI__ARG(oo), CLAI__ARG(cors),
+                          CLAI__ARG(xo), CLAI__ARG(cxrs), CLAI__ARG(cop));
+    }
+  }
+  clai_tensor xa = *x, xb = *x;
   xa.shape[last] = xb.shape[last] = out->shape[last];
   xb.offset += out->shape[last] * x->strides[last];
   clai__index ix;

@@ -3,15 +3,17 @@
  * Per block, for n tokens at positions p0 .. p0 + n - 1 (x is the [n, d] residual stream, f32):
  *   h = rmsnorm(x) * attn_norm;  qkv = h [Wq; Wk; Wv]^T           (one product: the three weights are loaded
  *                                                                 into row ranges of one tensor)
- *   q = rope(q) in place;  K cache[p0 ..] = rope(k);  V cache[p0 ..] = v
+ *   q, k = rope(q, k) in place (one launch);  cache[p0 ..] = [k v]  (one copy)
  *   a = attention(q, K cache[0 .. p0 + n), V cache[...], causal)  (grouped heads: head h reads kv head
  *                                                                  h / (n_head / n_head_kv))
  *   x += a Wo^T                                                    (beta = 1: the residual add is free)
- *   h = rmsnorm(x) * ffn_norm;  g = silu(h Wgate^T) (the product's epilogue);  g *= h Wup^T;  x += g Wdown^T
+ *   h = rmsnorm(x) * ffn_norm;  gu = h [Wgate; Wup]^T;  g = silu(gate) * up (clai_glu);  x += g Wdown^T
  * then logits = rmsnorm(x) * output_norm Wout^T for the positions asked for. RoPE rotates adjacent pairs
  * (x[2i], x[2i+1]) with base rope.freq_base, as llama.cpp does for GGUF llama models (their Q and K weights
- * are stored permuted for that pairing). The caches are position-major ([n_ctx, n_head_kv * head_dim]), so
- * the rows of n new positions are one dense slice that the products and RoPE write directly. */
+ * are stored permuted for that pairing). A block's cache is position-major, [n_ctx, 2 * n_head_kv * head_dim]
+ * with a position's keys then its values, so the rows of n new positions are one dense slice that one copy
+ * fills, and the attention reads keys and values as strided views of it. In llama.cpp's scheme (the default)
+ * every product with quantized weights sees its activations rounded to Q8_0 (act_in), and the cache is f16. */
 #include "model.h"
 
 #include <math.h>
@@ -218,15 +220,14 @@ llm_model *llm_model_load(clai_context *ctx, const clai_gguf *g, const llm_optio
     snprintf(names[0], sizeof names[0], "blk.%lld.attn_output.weight", (long long)l);
     if (!(L->wo = load(m, g, names[0], d, nq, err, cap))) goto fail;
     snprintf(names[0], sizeof names[0], "blk.%lld.ffn_gate.weight", (long long)l);
-    if (!(L->wgate = load(m, g, names[0], hp->n_ff, d, err, cap))) goto fail;
-    snprintf(names[0], sizeof names[0], "blk.%lld.ffn_up.weight", (long long)l);
-    if (!(L->wup = load(m, g, names[0], hp->n_ff, d, err, cap))) goto fail;
+    snprintf(names[1], sizeof names[1], "blk.%lld.ffn_up.weight", (long long)l);
+    const int64_t gu_rows[2] = {hp->n_ff, hp->n_ff};
+    if (!(L->wgu = load_stacked(m, g, 2, names, gu_rows, d, err, cap))) goto fail;
     snprintf(names[0], sizeof names[0], "blk.%lld.ffn_down.weight", (long long)l);
     if (!(L->wdown = load(m, g, names[0], d, hp->n_ff, err, cap))) goto fail;
-    const int64_t cshape[2] = {m->n_ctx, nkv};
+    const int64_t cshape[2] = {m->n_ctx, 2 * nkv};
     const clai_dtype cdt = m->kv_dtype;
-    if (clai_tensor_init(ctx, &L->kcache, cdt, 2, cshape) != CLAI_OK ||
-        clai_tensor_init(ctx, &L->vcache, cdt, 2, cshape) != CLAI_OK) {
+    if (clai_tensor_init(ctx, &L->kvcache, cdt, 2, cshape) != CLAI_OK) {
       set_err(err, cap, "KV cache: %s", clai_errmsg(ctx));
       goto fail;
     }
@@ -251,11 +252,9 @@ void llm_model_free(llm_model *m) {
       clai_tensor_free(L->wqkv);
       clai_tensor_free(L->wo);
       clai_tensor_free(L->ffn_norm);
-      clai_tensor_free(L->wgate);
-      clai_tensor_free(L->wup);
+      clai_tensor_free(L->wgu);
       clai_tensor_free(L->wdown);
-      clai_tensor_free(L->kcache);
-      clai_tensor_free(L->vcache);
+      clai_tensor_free(L->kvcache);
     }
   free(m->layers);
   if (m->output != m->tok_embd) clai_tensor_free(m->output);
@@ -304,18 +303,15 @@ static clai_status view(views *vs, clai_tensor *t, int ndim, const int64_t *shap
   return st;
 }
 
-/* c = act(x w^T + beta c). With a quantized w and the model not exact, x is first quantized to Q8_0 into xq
- * (unless *fresh says xq already holds it), as llama.cpp multiplies. */
-static clai_status mm(llm_model *m, clai_tensor *c, clai_tensor *x, clai_tensor *xq, int *fresh, const clai_tensor *w,
-                      float beta, clai_activation act) {
-  const clai_matmul_epilogue ep = {NULL, act};
-  if (m->exact || xq == NULL || clai_dtype_block(clai_tensor_dtype(w)) == 1) return clai_matmul_ex(m->ctx, c, x, 0, w, 1, 1.0f, beta, &ep);
-  if (!*fresh) {
-    clai_status st = clai_copy(m->ctx, xq, x);
-    if (st != CLAI_OK) return st;
-    *fresh = 1;
-  }
-  return clai_matmul_ex(m->ctx, c, xq, 0, w, 1, 1.0f, beta, &ep);
+/* The activations a product with a quantized weight sees: in llama.cpp's scheme (not exact) x quantized to
+ * Q8_0 per 32 values (xq) and back to f32 (xf), once for every product that reads x; else x itself. */
+static clai_status act_in(llm_model *m, clai_tensor *x, clai_tensor *xq, clai_tensor *xf, clai_tensor **in) {
+  *in = x;
+  if (m->exact || xq == NULL) return CLAI_OK;
+  clai_status st = clai_copy(m->ctx, xq, x);
+  if (st == CLAI_OK) st = clai_copy(m->ctx, xf, xq);
+  if (st == CLAI_OK) *in = xf;
+  return st;
 }
 
 #define TRY(call)                   \
@@ -329,10 +325,10 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
   clai_context *ctx = m->ctx;
   const llm_hparams *hp = &m->hp;
   const int64_t d = hp->n_embd, hd = hp->head_dim, H = hp->n_head, Hk = hp->n_head_kv, nq = H * hd, nkv = Hk * hd;
-  const int64_t p0 = m->n_past, L = p0 + n, nqkv = nq + 2 * nkv, ff = hp->n_ff, n_out = all ? n : 1;
-  if (n <= 0 || L > m->n_ctx) {
+  const int64_t p0 = m->n_past, L = p0 + n, nqkv = nq + 2 * nkv, ff = hp->n_ff, n_out = all ? n : 1, C = m->n_ctx;
+  if (n <= 0 || L > C) {
     set_err(err, cap, "%lld tokens at position %lld do not fit the context of %lld", (long long)n, (long long)p0,
-            (long long)m->n_ctx);
+            (long long)C);
     return CLAI_E_INVALID_ARG;
   }
   if (clai_tensor_ndim(logits) != 2 || clai_tensor_dim(logits, 0) != n_out || clai_tensor_dim(logits, 1) != hp->n_vocab) {
@@ -341,33 +337,41 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
   }
   clai_status st = CLAI_OK;
   views vs = {{0}, 0};
-  clai_tensor *ids = NULL, *x = NULL, *h = NULL, *qkv = NULL, *att = NULL, *gt = NULL, *up = NULL;
-  clai_tensor *hq = NULL, *attq = NULL, *gq = NULL; /* Q8_0 activations */
-  const int64_t sid[1] = {n}, sx[2] = {n, d}, sqkv[2] = {n, nqkv}, satt[2] = {n, nq}, sff[2] = {n, ff};
+  clai_tensor *ids = NULL, *x = NULL, *h = NULL, *qkv = NULL, *att = NULL, *gu = NULL, *g = NULL;
+  clai_tensor *q8 = NULL, *f8 = NULL; /* Q8_0 activations and their f32 values (llama.cpp's scheme) */
+  const int64_t wide = nq > ff ? (nq > d ? nq : d) : (ff > d ? ff : d);
+  const int64_t sid[1] = {n}, sx[2] = {n, d}, sqkv[2] = {n, nqkv}, satt[2] = {n, nq}, sgu[2] = {n, 2 * ff},
+                sff[2] = {n, ff}, s8[2] = {n, wide};
   TRY(clai_tensor_init(ctx, &ids, CLAI_DTYPE_I32, 1, sid));
   TRY(clai_tensor_write(ids, tokens, (size_t)n * sizeof *tokens));
   TRY(clai_tensor_init(ctx, &x, CLAI_DTYPE_F32, 2, sx));
   TRY(clai_tensor_init(ctx, &h, CLAI_DTYPE_F32, 2, sx));
   TRY(clai_tensor_init(ctx, &qkv, m->kv_dtype, 2, sqkv));
   TRY(clai_tensor_init(ctx, &att, CLAI_DTYPE_F32, 2, satt));
-  TRY(clai_tensor_init(ctx, &gt, CLAI_DTYPE_F32, 2, sff));
-  TRY(clai_tensor_init(ctx, &up, CLAI_DTYPE_F32, 2, sff));
+  TRY(clai_tensor_init(ctx, &gu, CLAI_DTYPE_F32, 2, sgu));
+  TRY(clai_tensor_init(ctx, &g, CLAI_DTYPE_F32, 2, sff));
+  clai_tensor *hq = NULL, *hf = NULL, *aq = NULL, *af = NULL, *gq = NULL, *gf = NULL;
   if (!m->exact && d % 32 == 0 && nq % 32 == 0 && ff % 32 == 0) {
-    TRY(clai_tensor_init(ctx, &hq, CLAI_DTYPE_Q8_0, 2, sx));
-    TRY(clai_tensor_init(ctx, &attq, CLAI_DTYPE_Q8_0, 2, satt));
-    TRY(clai_tensor_init(ctx, &gq, CLAI_DTYPE_Q8_0, 2, sff));
+    TRY(clai_tensor_init(ctx, &q8, CLAI_DTYPE_Q8_0, 2, s8));
+    TRY(clai_tensor_init(ctx, &f8, CLAI_DTYPE_F32, 2, s8));
+    const int64_t w[3] = {d, nq, ff};
+    clai_tensor **qs[3] = {&hq, &aq, &gq}, **fs[3] = {&hf, &af, &gf};
+    for (int i = 0; i < 3; i++) {
+      const int64_t sh[2] = {n, w[i]}, st8[2] = {wide, 1};
+      TRY(view(&vs, q8, 2, sh, st8, 0, qs[i]));
+      TRY(view(&vs, f8, 2, sh, st8, 0, fs[i]));
+    }
   }
   TRY(clai_gather_rows(ctx, x, m->tok_embd, ids));
 
-  /* Views that are the same for every block. q, k, v: columns of qkv as [1, n, heads, hd] (BLHD) */
-  clai_tensor *q4, *k4, *v2, *att_bhld, *q_bhld;
+  /* Views that are the same for every block: q and k together as [1, n, H + Hk, hd] (BLHD) for one RoPE, k
+   * and v together as the cache rows they go to, q as [1, H, n, hd] for the attention, and its output. */
+  clai_tensor *qk4, *kv2, *att_bhld, *q_bhld;
   {
-    const int64_t qs[4] = {1, n, H, hd}, qst[4] = {n * nqkv, nqkv, hd, 1};
-    const int64_t ks[4] = {1, n, Hk, hd}, kst[4] = {n * nqkv, nqkv, hd, 1};
-    const int64_t vsz[2] = {n, nkv}, vst[2] = {nqkv, 1};
-    TRY(view(&vs, qkv, 4, qs, qst, 0, &q4));
-    TRY(view(&vs, qkv, 4, ks, kst, nq, &k4));
-    TRY(view(&vs, qkv, 2, vsz, vst, nq + nkv, &v2));
+    const int64_t qs[4] = {1, n, H + Hk, hd}, qst[4] = {n * nqkv, nqkv, hd, 1};
+    const int64_t kvs[2] = {n, 2 * nkv}, kvst[2] = {nqkv, 1};
+    TRY(view(&vs, qkv, 4, qs, qst, 0, &qk4));
+    TRY(view(&vs, qkv, 2, kvs, kvst, nq, &kv2));
     const int64_t qp[4] = {1, H, n, hd}, qpst[4] = {n * nqkv, hd, nqkv, 1};
     TRY(view(&vs, qkv, 4, qp, qpst, 0, &q_bhld));
     const int64_t ap[4] = {1, H, n, hd}, apst[4] = {n * nq, hd, nq, 1};
@@ -384,54 +388,50 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
   const int base_views = vs.n;
   for (int64_t l = 0; l < hp->n_layer; l++) {
     llm_layer *Ly = &m->layers[l];
+    clai_tensor *in, *kvc, *kall, *vall;
     TRY(clai_rmsnorm(ctx, h, x, Ly->attn_norm, (float)hp->rms_eps, NULL));
-    int fresh = 0;
-    TRY(mm(m, qkv, h, hq, &fresh, Ly->wqkv, 0.0f, CLAI_ACT_NONE));
-    TRY(clai_rope(ctx, q4, q4, &rp));
-    /* the new positions' rows of the caches */
-    clai_tensor *kc, *vc, *kall, *vall;
-    const int64_t kcs[4] = {1, n, Hk, hd}, kcst[4] = {m->n_ctx * nkv, nkv, hd, 1};
-    TRY(view(&vs, Ly->kcache, 4, kcs, kcst, p0 * nkv, &kc));
-    TRY(clai_rope(ctx, kc, k4, &rp));
-    const int64_t vcs[2] = {n, nkv}, vcst[2] = {nkv, 1};
-    TRY(view(&vs, Ly->vcache, 2, vcs, vcst, p0 * nkv, &vc));
-    TRY(clai_copy(ctx, vc, v2));
-    /* every position so far, as [1, Hk, L, hd] */
-    const int64_t as[4] = {1, Hk, L, hd}, ast[4] = {m->n_ctx * nkv, hd, nkv, 1};
-    TRY(view(&vs, Ly->kcache, 4, as, ast, 0, &kall));
-    TRY(view(&vs, Ly->vcache, 4, as, ast, 0, &vall));
+    TRY(act_in(m, h, hq, hf, &in));
+    TRY(clai_matmul(ctx, qkv, in, 0, Ly->wqkv, 1, 1.0f, 0.0f));
+    TRY(clai_rope(ctx, qk4, qk4, &rp));
+    /* the new positions' keys and values into the cache, then every position so far as [1, Hk, L, hd] */
+    const int64_t cs[2] = {n, 2 * nkv}, cst[2] = {2 * nkv, 1};
+    TRY(view(&vs, Ly->kvcache, 2, cs, cst, p0 * 2 * nkv, &kvc));
+    TRY(clai_copy(ctx, kvc, kv2));
+    const int64_t as[4] = {1, Hk, L, hd}, ast[4] = {C * 2 * nkv, hd, 2 * nkv, 1};
+    TRY(view(&vs, Ly->kvcache, 4, as, ast, 0, &kall));
+    TRY(view(&vs, Ly->kvcache, 4, as, ast, nkv, &vall));
     TRY(clai_attention(ctx, att_bhld, NULL, q_bhld, kall, vall, scale, 1));
-    fresh = 0;
-    TRY(mm(m, x, att, attq, &fresh, Ly->wo, 1.0f, CLAI_ACT_NONE));
+    TRY(act_in(m, att, aq, af, &in));
+    TRY(clai_matmul(ctx, x, in, 0, Ly->wo, 1, 1.0f, 1.0f));
     TRY(clai_rmsnorm(ctx, h, x, Ly->ffn_norm, (float)hp->rms_eps, NULL));
-    fresh = 0;
-    TRY(mm(m, gt, h, hq, &fresh, Ly->wgate, 0.0f, CLAI_ACT_SILU));
-    TRY(mm(m, up, h, hq, &fresh, Ly->wup, 0.0f, CLAI_ACT_NONE));
-    TRY(clai_binary(ctx, CLAI_MUL, gt, gt, up));
-    fresh = 0;
-    TRY(mm(m, x, gt, gq, &fresh, Ly->wdown, 1.0f, CLAI_ACT_NONE));
+    TRY(act_in(m, h, hq, hf, &in));
+    TRY(clai_matmul(ctx, gu, in, 0, Ly->wgu, 1, 1.0f, 0.0f));
+    TRY(clai_glu(ctx, CLAI_SILU, g, gu));
+    TRY(act_in(m, g, gq, gf, &in));
+    TRY(clai_matmul(ctx, x, in, 0, Ly->wdown, 1, 1.0f, 1.0f));
     while (vs.n > base_views) clai_tensor_free(vs.v[--vs.n]);
   }
   {
-    clai_tensor *xl, *hl;
-    const int64_t ls[2] = {n_out, d}, lst[2] = {d, 1};
+    clai_tensor *xl, *hl, *hlq = NULL, *hlf = NULL, *in;
+    const int64_t ls[2] = {n_out, d}, lst[2] = {d, 1}, l8[2] = {wide, 1};
     TRY(view(&vs, x, 2, ls, lst, (n - n_out) * d, &xl));
     TRY(view(&vs, h, 2, ls, lst, 0, &hl));
+    if (q8 != NULL) {
+      TRY(view(&vs, q8, 2, ls, l8, 0, &hlq));
+      TRY(view(&vs, f8, 2, ls, l8, 0, &hlf));
+    }
     TRY(clai_rmsnorm(ctx, hl, xl, m->out_norm, (float)hp->rms_eps, NULL));
-    clai_tensor *hlq = NULL;
-    int fresh = 0;
-    if (hq != NULL) TRY(view(&vs, hq, 2, ls, lst, 0, &hlq));
-    TRY(mm(m, logits, hl, hlq, &fresh, m->output, 0.0f, CLAI_ACT_NONE));
+    TRY(act_in(m, hl, hlq, hlf, &in));
+    TRY(clai_matmul(ctx, logits, in, 0, m->output, 1, 1.0f, 0.0f));
   }
   m->n_past = L;
 done:
   if (st != CLAI_OK) set_err(err, cap, "%s", clai_errmsg(ctx));
   drop(&vs);
-  clai_tensor_free(gq);
-  clai_tensor_free(attq);
-  clai_tensor_free(hq);
-  clai_tensor_free(up);
-  clai_tensor_free(gt);
+  clai_tensor_free(f8);
+  clai_tensor_free(q8);
+  clai_tensor_free(g);
+  clai_tensor_free(gu);
   clai_tensor_free(att);
   clai_tensor_free(qkv);
   clai_tensor_free(h);

@@ -16,8 +16,8 @@ typedef struct llm_hparams {
 } llm_hparams;
 
 typedef struct llm_layer {
-  clai_tensor *attn_norm, *wqkv, *wo, *ffn_norm, *wgate, *wup, *wdown; /* wqkv = [q; k; v] rows */
-  clai_tensor *kcache, *vcache; /* [n_ctx, n_head_kv * head_dim] each, position-major, f32 */
+  clai_tensor *attn_norm, *wqkv, *wo, *ffn_norm, *wgu, *wdown; /* wqkv = [q; k; v] rows, wgu = [gate; up] */
+  clai_tensor *kvcache; /* [n_ctx, 2 * n_head_kv * head_dim]: a position's keys, then its values */
 } llm_layer;
 
 /* How to run the model; all zero: the defaults. */
