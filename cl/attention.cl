@@ -195,23 +195,29 @@ CLAI_ATTENTION(256)
                                 const int halves, const int inverse) {                                         \
     const long half_rot = rot / 2, per_row = D - half_rot;                                                     \
     const long g = get_global_id(0);                                                                           \
-    if (g >= CLAI_IX_NUMEL(ix) * per_row) return;                                                                       \
-    const long r = g / per_row, j = g % per_row;                                                               \
+    if (per_row <= 0 || seq_inner <= 0 || g >= CLAI_IX_NUMEL(ix) / seq_inner * per_row) return;               \
+    /* a work-item takes element pair j of the seq_inner rows that share one position (the heads) */           \
+    const long rg = g / per_row, j = g % per_row;                                                              \
     long oo, ox, unused;                                                                                       \
-    CLAI_OFFSETS(ix, r, &oo, &ox, &unused);                                                                   \
     if (j >= half_rot) {                                                                                       \
       const long d = j + half_rot;                                                                             \
-      ST(out, oo + d * o_sd, LD(x, ox + d * x_sd));                                                            \
+      for (long h = 0; h < seq_inner; h++) {                                                                   \
+        CLAI_OFFSETS(ix, rg * seq_inner + h, &oo, &ox, &unused);                                              \
+        ST(out, oo + d * o_sd, LD(x, ox + d * x_sd));                                                          \
+      }                                                                                                        \
       return;                                                                                                  \
     }                                                                                                          \
     const long da = halves ? j : 2 * j, db = halves ? j + half_rot : 2 * j + 1;                               \
-    const float pos = (float)((r / seq_inner) % seq_len + pos_offset);                                         \
+    const float pos = (float)(rg % seq_len + pos_offset);                                                      \
     const float t = pos * exp2(-(float)(2 * j) / (float)rot * log2_theta);                                     \
     float c;                                                                                                   \
     const float s0 = sincos(t, &c), s = inverse ? -s0 : s0; /* sin(-t) = -sin t, cos(-t) = cos t */         \
-    const float xa = LD(x, ox + da * x_sd), xb = LD(x, ox + db * x_sd);                                        \
-    ST(out, oo + da * o_sd, xa * c - xb * s);                                                                  \
-    ST(out, oo + db * o_sd, xa * s + xb * c);                                                                  \
+    for (long h = 0; h < seq_inner; h++) {                                                                     \
+      CLAI_OFFSETS(ix, rg * seq_inner + h, &oo, &ox, &unused);                                                \
+      const float xa = LD(x, ox + da * x_sd), xb = LD(x, ox + db * x_sd);                                      \
+      ST(out, oo + da * o_sd, xa * c - xb * s);                                                                \
+      ST(out, oo + db * o_sd, xa * s + xb * c);                                                                \
+    }                                                                                                          \
   }
 CLAI_ROPE(f32, float, CLAI_LD_F32, CLAI_ST_F32)
 CLAI_ROPE(f16, half, CLAI_LD_F16, CLAI_ST_F16)

@@ -168,7 +168,10 @@ clai_status clai_rope(clai_context *ctx, clai_tensor *out, const clai_tensor *x,
   const clai_tensor *ops[2] = {&orow, &xrow};
   clai__index_build(&ix, 2, ops);
   uint64_t work;
-  if (!clai__mul_ok((uint64_t)ix.numel, (uint64_t)(D - rot / 2), &work) || work > (uint64_t)SIZE_MAX)
+  /* one work-item per pair (or copied element) of a row group: the seq_inner rows that share a position
+   * (the heads of a [B, L, H, D] tensor), so the angle's exp2 and sincos are computed once for all of them */
+  const int64_t groups = seq_inner > 0 ? ix.numel / seq_inner : 0;
+  if (!clai__mul_ok((uint64_t)groups, (uint64_t)(D - rot / 2), &work) || work > (uint64_t)SIZE_MAX)
     return clai__error(ctx, CLAI_E_OVERFLOW, "%s: too many work-items", fn);
   size_t global = (size_t)work;
   if (global == 0) return CLAI_OK;
