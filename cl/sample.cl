@@ -12,23 +12,27 @@
  * - greedy (mode 0): a (value, index) argmax per item, combined in a halving tree; the first maximum wins
  *   whatever the tree.
  * - candidates (modes 1 and 2): the kc largest logits by (value desc, index asc). Logits become 32-bit keys
- *   whose unsigned order is the float order (NaN as -inf, -0 as +0), and a radix select finds the kc-th
- *   largest key, 8 bits per pass from the top: a histogram of the next digit of the keys that share the
+ *   whose unsigned order is the float order (NaN as -inf, -0 as +0), and a radix select narrows the kc-th
+ *   largest key 8 bits per pass from the top: a histogram of the next digit of the keys that share the
  *   prefix found so far, one histogram per item (L <= CLAI_SMP_PRIV: no atomics, a CPU's shape) or one
- *   shared by local atomics (integer counts: the same whatever the order). It stops early when the digit's
- *   bin holds exactly the keys still needed. Then the items count their chunk's keys above the threshold
- *   and equal to it, an exclusive scan gives every item its slots, and each writes its candidates as
- *   (key << 32 | ~index), so that a descending bitonic sort in local memory orders them by value, then
- *   index; keys equal to the threshold are taken in index order, as many as are needed. The sorted list is
- *   unique, so nothing after this point depends on L either.
+ *   shared by local atomics (integer counts: the same whatever the order). It stops as soon as the keys
+ *   from the prefix up fit the list (2 * CLAI_SMP_CAP); else after the last digit the prefix is the kc-th
+ *   largest key. Then the items count their chunk's keys above the threshold and equal to it, an exclusive
+ *   scan gives every item its slots, and each writes its candidates as (key << 32 | ~index), so that a
+ *   descending bitonic sort in local memory orders them by value, then index, and the first kc are the
+ *   candidates; keys equal to an exact threshold are taken in index order, as many as are needed. The
+ *   sorted list is unique, so nothing after this point depends on L either.
  * - sums are order-fixed: e over the candidates is summed by one work-item in candidate order; a whole
  *   row's sum (modes 2 and 3) by blocks of CLAI_SMP_BLOCK or more elements, each summed in index order by
  *   one work-item, then the block sums in order by one work-item. The draw walks the same sums.
  * Mode 3 (plain temperature sampling, no candidate set): the whole row in index order, by those blocks.
  *
- * Local memory: one 16 KiB pool, used in turn as the histograms (4096 uints), the candidate list (1024
- * ulongs) and the floats of the block sums and of e and its running sums (2048 floats after the list), plus
- * four arrays of L values for the trees and scans. Within what OpenCL 1.2 guarantees (32 KiB). */
+ * Rows of contiguous f32 (xs 1) are read eight elements at a time (vload8) in every pass.
+ *
+ * Local memory: one 16 KiB pool, used in turn as the histograms (4096 uints), the list (up to 2048 ulongs)
+ * and, once sorted, the floats of the block sums and of e and its running sums (2048 floats after the
+ * first 1024 entries), plus four arrays of L values for the trees and scans. Within what OpenCL 1.2
+ * guarantees (32 KiB). */
 #pragma OPENCL FP_CONTRACT OFF
 
 /* the kernels' modes */
@@ -52,10 +56,18 @@ inline float clai_smp_ld(__global const float *x, const long i, const int f16) {
 inline uint clai_smp_key(float v) {
   if (v == 0.0f) v = 0.0f;
   const uint u = as_uint(v);
-  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  return u ^ ((uint)((int)u >> 31) | 0x80000000u); /* negative: all bits flipped; else the sign bit set */
 }
 
 inline float clai_smp_unkey(const uint k) { return as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k); }
+
+/* Eight keys at once, for rows of contiguous f32 (the common case: vload8, no index math). */
+inline uint8 clai_smp_key8(float8 v) {
+  v = select(v, (float8)(-INFINITY), isnan(v));
+  v = select(v, (float8)(0.0f), v == 0.0f);
+  const uint8 u = as_uint8(v);
+  return u ^ (as_uint8(as_int8(u) >> 31) | (uint8)(0x80000000u));
+}
 
 /* (v, i) beats (bv, bi): a larger value, or the same value at a lower index; bi < 0 is no element. */
 inline int clai_smp_better(const float v, const int i, const float bv, const int bi) {
@@ -69,7 +81,30 @@ inline void clai_smp_argmax(__global const float *x, const long ox, const long x
                             int *idx) {
   float bv = -INFINITY;
   int bi = -1;
-  for (long j = lo; j < hi; j++) {
+  long j = lo;
+  if (xs == 1 && !f16 && hi - lo >= 8) {
+    /* lanes: the first largest of elements j + l, j + 8 + l, ...; NaN is never greater, and a lane of -inf
+     * and NaN keeps its first index */
+    __global const float *q = x + ox;
+    float8 vb = (float8)(-INFINITY);
+    int8 vi = (int8)((int)lo) + (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+    for (; j + 8 <= hi; j += 8) {
+      const float8 v = vload8(0, q + j);
+      const int8 take = isgreater(v, vb);
+      vb = select(vb, v, take);
+      vi = select(vi, (int8)((int)j) + (int8)(0, 1, 2, 3, 4, 5, 6, 7), take);
+    }
+    float tb[8];
+    int ti[8];
+    vstore8(vb, 0, tb);
+    vstore8(vi, 0, ti);
+    for (int l = 0; l < 8; l++)
+      if (clai_smp_better(tb[l], ti[l], bv, bi)) {
+        bv = tb[l];
+        bi = ti[l];
+      }
+  }
+  for (; j < hi; j++) {
     const float t = clai_smp_ld(x, ox + j * xs, f16);
     if (bi < 0 || t > bv) {
       bv = t;
@@ -99,7 +134,17 @@ inline float clai_smp_row_sum(__global const float *x, const long ox, const long
   for (long b = lid; b < nb; b += L) {
     const long end = min(n, (b + 1) * bs);
     float s = 0.0f;
-    for (long j = b * bs; j < end; j++) s += exp((clai_smp_ld(x, ox + j * xs, f16) - m) * inv_t);
+    long j = b * bs;
+    if (xs == 1 && !f16) { /* the exps eight at a time, summed in index order all the same */
+      float e[8];
+      for (; j + 8 <= end; j += 8) {
+        float8 v = vload8(0, x + ox + j);
+        v = select(v, (float8)(-INFINITY), isnan(v));
+        vstore8(exp((v - m) * inv_t), 0, e);
+        for (int l = 0; l < 8; l++) s += e[l];
+      }
+    }
+    for (; j < end; j++) s += exp((clai_smp_ld(x, ox + j * xs, f16) - m) * inv_t);
     fb[b] = s;
   }
   barrier(CLK_LOCAL_MEM_FENCE);
@@ -134,8 +179,10 @@ inline void clai_sample_row(__global int *ids, __global const float *x, const lo
   const long ch = (n + L - 1) / L, lo = min(n, (long)lid * ch), hi = min(n, lo + ch);
 
   const uint4 w = clai_rand_block(r >> 2, seed, offset);
-  const int word = (int)(r & 3);
-  const float u = clai_rand_u01(word == 0 ? w.x : word == 1 ? w.y : word == 2 ? w.z : w.w);
+  /* word r % 4 by two binary choices: Oclgrind 21.10 ran the four-way choice (a switch, once LLVM had
+   * folded it) wrongly, giving rows 4 and 5 the word of row 7 */
+  const uint w01 = (r & 1) != 0 ? w.y : w.x, w23 = (r & 1) != 0 ? w.w : w.z;
+  const float u = clai_rand_u01((r & 2) != 0 ? w23 : w01);
   const long bs = max((long)CLAI_SMP_BLOCK, (n + CLAI_SMP_NBLOCK - 1) / CLAI_SMP_NBLOCK), nb = (n + bs - 1) / bs;
 
   if (mode == CLAI_SMP_GREEDY || mode == CLAI_SMP_FULL) {
@@ -159,13 +206,27 @@ inline void clai_sample_row(__global int *ids, __global const float *x, const lo
         /* within block b, summed from 0 as when its sum was taken, so c + the whole block's sum exceeds th;
          * should exp round differently here than in a vectorised block sum, the block's last token of e > 0 */
         const long end = min(n, (b + 1) * bs);
-        long pick = -1;
+        long pick = -1, j = b * bs;
         float s = 0.0f;
-        for (long j = b * bs; j < end; j++) {
+        int found = 0;
+        if (xs == 1 && !xf16) { /* eight at a time, as clai_smp_row_sum took them */
+          float e[8];
+          for (; !found && j + 8 <= end; j += 8) {
+            float8 v = vload8(0, x + ox + j);
+            v = select(v, (float8)(-INFINITY), isnan(v));
+            vstore8(exp((v - m) * inv_t), 0, e);
+            for (int l = 0; l < 8 && !found; l++) {
+              s += e[l];
+              if (e[l] > 0.0f) pick = j + l;
+              found = c + s > th;
+            }
+          }
+        }
+        for (; !found && j < end; j++) {
           const float e = exp((clai_smp_ld(x, ox + j * xs, xf16) - m) * inv_t);
           s += e;
           if (e > 0.0f) pick = j;
-          if (c + s > th) break;
+          found = c + s > th;
         }
         ids[oo] = (int)(pick >= 0 ? pick : b * bs);
       }
@@ -174,10 +235,13 @@ inline void clai_sample_row(__global int *ids, __global const float *x, const lo
   }
 
   /* ---- candidates: the kc largest keys ---- */
-  /* every key >= klo is a candidate, and the first `need` keys (by index) equal to keq */
-  const int priv = L <= CLAI_SMP_PRIV;
+  /* Radix select, stopping as soon as the keys from the prefix found so far up (its lower digits 0) number
+   * at most 2 * CLAI_SMP_CAP, the list's room: nc of them are then sorted and the first kc used. Else after
+   * the last digit prefix is the kc-th largest key: every key above it and the first `need` (by index)
+   * equal to it, nc = kc. With kc >= n the whole row (prefix 0). */
+  const int priv = L <= CLAI_SMP_PRIV, fast = xs == 1 && !xf16;
   uint prefix = 0u;
-  int need = kc < n ? kc : 0, done = kc >= n;
+  int need = kc < n ? kc : 0, done = kc >= n, nc = (int)min((long)kc, n);
   for (int pass = 0; pass < 4; pass++) {
     const int shift = 24 - 8 * pass;
     const uint hmask = pass == 0 ? 0u : 0xffffffffu << (shift + 8);
@@ -190,16 +254,32 @@ inline void clai_sample_row(__global int *ids, __global const float *x, const lo
       }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (!done)
-      for (long j = lo; j < hi; j++) {
+    if (!done) {
+      __local uint *h = priv ? hist + lid * 256 : hist;
+      long j = lo;
+      if (fast)
+        for (; j + 8 <= hi; j += 8) {
+          const uint8 k = clai_smp_key8(vload8(0, x + ox + j));
+          if (!any((k & hmask) == prefix)) continue;
+          uint kk[8];
+          vstore8(k, 0, kk);
+          for (int l = 0; l < 8; l++) {
+            if ((kk[l] & hmask) != prefix) continue;
+            if (priv)
+              h[(kk[l] >> shift) & 255u]++;
+            else
+              atomic_inc((volatile __local uint *)&h[(kk[l] >> shift) & 255u]);
+          }
+        }
+      for (; j < hi; j++) {
         const uint k = clai_smp_key(clai_smp_ld(x, ox + j * xs, xf16));
         if ((k & hmask) != prefix) continue;
-        const uint d = (k >> shift) & 255u;
         if (priv)
-          hist[lid * 256 + d]++;
+          h[(k >> shift) & 255u]++;
         else
-          atomic_inc((volatile __local uint *)&hist[d]);
+          atomic_inc((volatile __local uint *)&h[(k >> shift) & 255u]);
       }
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
     if (!done && priv) /* column d of every item's histogram into row 0 (each item its own columns) */
       for (int d = lid; d < 256; d += L) {
@@ -220,28 +300,42 @@ inline void clai_sample_row(__global int *ids, __global const float *x, const lo
       }
       sh[0] = prefix | ((uint)sel << shift);
       sh[1] = (uint)need - above;
-      sh[2] = hist[sel] == (uint)need - above; /* exactly the keys still needed: stop here */
+      sh[2] = (uint)kc - ((uint)need - above) + hist[sel]; /* the keys from the new prefix up */
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     if (!done) {
       prefix = sh[0];
       need = (int)sh[1];
-      if (sh[2] != 0u) {
+      if (sh[2] <= 2 * CLAI_SMP_CAP) {
+        nc = (int)sh[2];
         need = 0;
         done = 1;
       }
     }
   }
-  /* need 0: the keys from the prefix up (its lower digits 0), exactly kc of them (all of the row when kc >=
-   * n, prefix 0); else prefix is the kc-th largest key (at most key(+inf)) */
   const uint klo = need == 0 ? prefix : prefix + 1u, keq = prefix;
 
   /* slots: an exclusive scan of the chunks' counts, in chunk (index) order */
   int ngt = 0, neq = 0;
-  for (long j = lo; j < hi; j++) {
-    const uint k = clai_smp_key(clai_smp_ld(x, ox + j * xs, xf16));
-    ngt += k >= klo;
-    neq += need > 0 && k == keq;
+  {
+    long j = lo;
+    if (fast) {
+      int8 vg = (int8)(0), ve = (int8)(0);
+      for (; j + 8 <= hi; j += 8) {
+        const uint8 k = clai_smp_key8(vload8(0, x + ox + j));
+        /* select reads only the comparison's sign bit: Oclgrind 21.10 gives -128 for true, not -1 */
+        vg += select((int8)(0), (int8)(1), k >= klo);
+        ve += select((int8)(0), (int8)(1), k == keq);
+      }
+      const int4 g4 = vg.lo + vg.hi, e4 = ve.lo + ve.hi;
+      ngt = g4.x + g4.y + g4.z + g4.w;
+      neq = need > 0 ? e4.x + e4.y + e4.z + e4.w : 0;
+    }
+    for (; j < hi; j++) {
+      const uint k = clai_smp_key(clai_smp_ld(x, ox + j * xs, xf16));
+      ngt += k >= klo;
+      neq += need > 0 && k == keq;
+    }
   }
   barrier(CLK_LOCAL_MEM_FENCE); /* sh and the histograms have been read */
   ca[lid] = ngt;
@@ -262,7 +356,24 @@ inline void clai_sample_row(__global int *ids, __global const float *x, const lo
   {
     int pa = ca[lid], pb = cb[lid];
     const int ngt_all = (int)sh[3];
-    for (long j = lo; j < hi; j++) {
+    long j = lo;
+    if (fast)
+      for (; j + 8 <= hi; j += 8) {
+        const uint8 k = clai_smp_key8(vload8(0, x + ox + j));
+        if (!any(k >= klo) && (need == 0 || !any(k == keq))) continue;
+        uint kk[8];
+        vstore8(k, 0, kk);
+        for (int l = 0; l < 8; l++) {
+          const ulong c = ((ulong)kk[l] << 32) | (ulong)(0xffffffffu - (uint)(j + l));
+          if (kk[l] >= klo) {
+            cand[pa++] = c;
+          } else if (need > 0 && kk[l] == keq) {
+            if (pb < need) cand[ngt_all + pb] = c;
+            pb++;
+          }
+        }
+      }
+    for (; j < hi; j++) {
       const uint k = clai_smp_key(clai_smp_ld(x, ox + j * xs, xf16));
       const ulong c = ((ulong)k << 32) | (ulong)(0xffffffffu - (uint)j);
       if (k >= klo) {
@@ -274,8 +385,8 @@ inline void clai_sample_row(__global int *ids, __global const float *x, const lo
     }
   }
   int n2 = 1;
-  while (n2 < kc) n2 <<= 1;
-  for (int i = kc + lid; i < n2; i += L) cand[i] = 0ul; /* sorts last: every candidate is above 0 */
+  while (n2 < nc) n2 <<= 1;
+  for (int i = nc + lid; i < n2; i += L) cand[i] = 0ul; /* sorts last: every candidate is above 0 */
   barrier(CLK_LOCAL_MEM_FENCE);
 
   /* bitonic sort, descending */

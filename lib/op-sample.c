@@ -8,10 +8,13 @@
 #include "internal.h"
 
 
-/* Work-items per row on a CPU: POCL runs a work-group's items in turn on one core, so a few (each with a
- * histogram of its own, no atomics; cl/sample.cl's CLAI_SMP_PRIV) are as fast as many; rows go to the
- * cores. A GPU gets the largest power of two the kernel allows, up to 256. */
-#define SMP_CPU_LOCAL 16
+/* Work-items per row on a CPU: POCL runs a work-group's items in turn on one core, where the barriers of
+ * the sort and the scans cost more than the items save; one item per row was the fastest on POCL 3.1 (a
+ * 49152-wide row, top-k 40: 76 us of device time with 1 item, 103 with 16), and rows go to the cores.
+ * llvmpipe, which runs items in SIMD lanes, keeps 16 (cl/sample.cl's CLAI_SMP_PRIV: a histogram per item,
+ * no atomics). A GPU gets the largest power of two the kernel allows, up to 256. */
+#define SMP_CPU_LOCAL 1
+#define SMP_LANES_LOCAL 16
 
 clai_status clai__sample(clai_context *ctx, clai_tensor *ids, const clai_tensor *logits, const clai_sample_params *p,
                          int local) {
@@ -101,8 +104,9 @@ clai_status clai__sample(clai_context *ctx, clai_tensor *ids, const clai_tensor 
       return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: a work-group of %d is not a power of two up to %zu", fn, local,
                          most);
     L = (size_t)local;
-  } else if (ctx->caps.is_cpu && L > SMP_CPU_LOCAL) {
-    L = SMP_CPU_LOCAL;
+  } else if (ctx->caps.is_cpu) {
+    const size_t want = ctx->caps.lanes_cpu ? SMP_LANES_LOCAL : SMP_CPU_LOCAL;
+    if (L > want) L = want;
   }
   /* a device that stops long loops (llvmpipe) must not meet a chunk or a block longer than it runs */
   const int64_t chunk = (n + (int64_t)L - 1) / (int64_t)L, block = n / 1024 + 1;
