@@ -85,11 +85,13 @@ inline void clai_offsets(const long8 h, const long8 n, const long8 s0, const lon
 /* ---- half precision storage on CPU devices --------------------------------------------------------------
  * POCL 3.1 implements vload_half and vstore_half as software routines that cost more than the arithmetic
  * around them (the decode step's product ran at half speed; RoPE and attention over an f16 KV cache were
- * dominated by them). On CPU devices the scalar forms are replaced by these bit-exact conversions:
+ * dominated by them). On POCL (CLAI_BITHALF, lib/device.c) the scalar forms are replaced by these conversions:
  * clai_h2f is exact for every half (subnormals by an exact multiplication by 2^112, infinities and NaNs
  * kept), clai_f2h rounds to nearest even as vstore_half does (subnormal results by letting the FPU round
  * x + 0.5, whose ulp is the half subnormal step; overflow to infinity; NaNs stay NaN). GPUs keep the
- * builtins, which are instructions there. tests/test-tensor checks every half pattern and the rounding. */
+ * builtins, which are instructions there, and so does Oclgrind, which evaluated clai_f2h wrongly.
+ * tests/test-tensor checks every half pattern and the rounding. clai_h2f also reads the scales of the
+ * quantized blocks (cl/quant.cl) on every device. */
 inline float clai_h2f(const uint h) {
   const uint sign = (h & 0x8000u) << 16, mag = (h & 0x7fffu) << 13;
   return (h & 0x7c00u) == 0x7c00u ? as_float(sign | 0x7f800000u | mag) : as_float(sign | mag) * 0x1p112f;
@@ -102,7 +104,10 @@ inline ushort clai_f2h(const float f) {
     return (ushort)(sign | (as_uint(as_float(ax) + 0.5f) - 0x3f000000u));
   return (ushort)(sign | ((ax + 0xc8000fffu + ((ax >> 13) & 1u)) >> 13)); /* rebias the exponent, round */
 }
-#if CLAI_CPU
+#ifndef CLAI_BITHALF
+#define CLAI_BITHALF 0
+#endif
+#if CLAI_BITHALF
 inline float __attribute__((overloadable)) clai_vload_half(const size_t i, const __global half *p) {
   return clai_h2f(((const __global ushort *)p)[i]);
 }

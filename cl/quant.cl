@@ -126,9 +126,10 @@ __kernel void clai_gather_rows_q(__global uchar *out, __global const uchar *tabl
 }
 
 /* One element of C with clai_matmul's epilogue (the scalar path of clai_store_tile in cl/common.cl). */
+/* The epilogue comes as three ints, not clai_store_tile's packed flags: Oclgrind 21.10 decoded the packed form
+ * wrongly in these kernels (an f16 C took the bias path and read its own buffer as the bias: infinities). */
 inline void clai_q_store(__global float *c, const long o, const float acc, const float alpha, const float beta,
-                         __global const float *bias, const long bo, const int flags) {
-  const int act = flags >> 12, bk = (flags >> 4) & 3, chalf = (flags >> 8) & 1;
+                         __global const float *bias, const long bo, const int bk, const int chalf, const int act) {
   __global half *hc = (__global half *)c;
   float v = alpha * acc;
   if (beta != 0.0f) v += beta * (chalf ? vload_half(o, hc) : c[o]);
@@ -149,15 +150,9 @@ inline float clai_hsum16(const float16 a) {
 
 /* 16 values of row x (element offset o, stride s between values) as floats. */
 #define CLAI_QX_F32(x, o, s) ((s) == 1 ? vload16(0, (x) + (o)) : clai_qx_strided_f32((x), (o), (s)))
-#define CLAI_QX_F16(x, o, s) ((s) == 1 ? vload_half16(0, (x) + (o)) : clai_qx_strided_f16((x), (o), (s)))
 inline float16 clai_qx_strided_f32(__global const float *x, const long o, const long s) {
   float t[16];
   for (int j = 0; j < 16; j++) t[j] = x[o + j * s];
-  return vload16(0, t);
-}
-inline float16 clai_qx_strided_f16(__global const half *x, const long o, const long s) {
-  float t[16];
-  for (int j = 0; j < 16; j++) t[j] = vload_half(o + j * s, x);
   return vload16(0, t);
 }
 
@@ -166,8 +161,8 @@ inline float16 clai_qx_strided_f16(__global const half *x, const long o, const l
                                    CLAI_INDEX_ARGS(ix), const int M, const int N, const int K, const long sxm,  \
                                    const long sxk, const long swn, const long scm, const long scn,              \
                                    const float alpha, const float beta, __global const float *bias,             \
-                                   const long boff, const long bsm, const long bsn, const int flags,           \
-                                   const int fmt) {                                                             \
+                                   const long boff, const long bsm, const long bsn, const int bk, const int chalf, \
+                                   const int act, const int fmt) {                                                             \
     const int n = (int)get_global_id(0);                                                                        \
     const long b = (long)get_global_id(1);                                                                      \
     if (n >= N || b >= CLAI_IX_NUMEL(ix)) return;                                                               \
@@ -200,11 +195,10 @@ inline float16 clai_qx_strided_f16(__global const half *x, const long o, const l
       const float acc[QROWS] = {clai_hsum16(a0), clai_hsum16(a1), clai_hsum16(a2), clai_hsum16(a3)};            \
       for (int r = 0; r < QROWS && m0 + r < M; r++)                                                             \
         clai_q_store(c, oc + (long)(m0 + r) * scm + (long)n * scn, acc[r], alpha, beta, bias,                   \
-                     boff + (long)(m0 + r) * bsm + (long)n * bsn, flags);                                       \
+                     boff + (long)(m0 + r) * bsm + (long)n * bsn, bk, chalf, act);                                       \
     }                                                                                                           \
   }
 CLAI_QMATMUL(f32, float, CLAI_QX_F32)
-CLAI_QMATMUL(f16, half, CLAI_QX_F16)
 
 /* out (Q8_0) = quantize(x): per block of 32 values d = max|x| / 127 (stored as half), q = round(x / d) (half
  * away from zero), all zeros when the block is. One block per work-item; the index runs over [rows...,
@@ -240,7 +234,7 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
                                  CLAI_INDEX_ARGS(ix), const int M, const int N, const int K, const long sxm,    \
                                  const long swn, const long scm, const long scn, const float alpha,            \
                                  const float beta, __global const float *bias, const long boff, const long bsm, \
-                                 const long bsn, const int flags) {                                             \
+                                 const long bsn, const int bk, const int chalf, const int act) {                \
     const int n = (int)get_global_id(0);                                                                        \
     const long b = (long)get_global_id(1);                                                                      \
     if (n >= N || b >= CLAI_IX_NUMEL(ix)) return;                                                               \
@@ -268,7 +262,7 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
         a0 = CLAI_FMA(vload16(0, x0 + kb * 32), ql * d + m, a0);                                                \
         a0 = CLAI_FMA(vload16(0, x0 + kb * 32 + 16), qh * d + m, a0);                                           \
       }                                                                                                         \
-      clai_q_store(c, oc + (long)n * scn, clai_hsum16(a0), alpha, beta, bias, boff + (long)n * bsn, flags);     \
+      clai_q_store(c, oc + (long)n * scn, clai_hsum16(a0), alpha, beta, bias, boff + (long)n * bsn, bk, chalf, act);     \
       return;                                                                                                   \
     }                                                                                                           \
     for (int kb = 0; kb < nb; kb++, p += bytes) {                                                               \
@@ -304,7 +298,7 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
     const float acc[QROWS] = {clai_hsum16(a0), clai_hsum16(a1), clai_hsum16(a2), clai_hsum16(a3)};              \
     for (int r = 0; r < M && r < QROWS; r++)                                                                    \
       clai_q_store(c, oc + (long)r * scm + (long)n * scn, acc[r], alpha, beta, bias,                            \
-                   boff + (long)r * bsm + (long)n * bsn, flags);                                                \
+                   boff + (long)r * bsm + (long)n * bsn, bk, chalf, act);                                                \
   }
 CLAI_QGEMV(q8_0, CLAI_Q8_0, 2)
 CLAI_QGEMV(q4_0, CLAI_Q4_0, 2)

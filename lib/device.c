@@ -97,6 +97,10 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
   dname[sizeof dname - 1] = '\0';
   caps->loop_limit = clai__contains_ci(dname, "llvmpipe") ? 65535 : 0;
   caps->lanes_cpu = caps->is_cpu && clai__contains_ci(dname, "llvmpipe");
+  /* POCL's vload_half/vstore_half are software routines slower than the arithmetic around them; its kernels
+   * use the bit-level conversions of cl/common.cl instead (CLAI_BITHALF). Not on Oclgrind, which evaluated
+   * them wrongly (an f16 store of 1.17 came out as infinity), nor on GPUs, where the builtins are fast. */
+  caps->bit_half = caps->is_cpu && strcmp(pname, "Portable Computing Language") == 0;
   cl_bool unified = CL_FALSE;
   caps->host_unified = clGetDeviceInfo(dev, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) == CL_SUCCESS &&
                        unified == CL_TRUE;

@@ -146,12 +146,11 @@ enum clai__program_id {
   X(REDUCE_MERGE, REDUCE, "clai_reduce_merge", "bbxlliiii", 1)                     \
   X(DEQUANT, QUANT, "clai_dequant", "bbxlii", 1)                                     \
   X(GATHER_ROWS_Q, QUANT, "clai_gather_rows_q", "bbbbxllllii", 1)                   \
-  X(QMATMUL_F32, QUANT, "clai_qmatmul_f32", "bbbxiiilllllffblllii", 2)              \
-  X(QMATMUL_F16, QUANT, "clai_qmatmul_f16", "bbbxiiilllllffblllii", 2)              \
+  X(QMATMUL_F32, QUANT, "clai_qmatmul_f32", "bbbxiiilllllffbllliiii", 2)            \
   X(QUANT_Q8_0, QUANT, "clai_quant_q8_0", "bbxli", 1)                               \
-  X(QGEMV_Q8_0, QUANT, "clai_qgemv_q8_0", "bbbxiiillllffbllli", 2)                  \
-  X(QGEMV_Q4_0, QUANT, "clai_qgemv_q4_0", "bbbxiiillllffbllli", 2)                  \
-  X(QGEMV_Q4_1, QUANT, "clai_qgemv_q4_1", "bbbxiiillllffbllli", 2)                  \
+  X(QGEMV_Q8_0, QUANT, "clai_qgemv_q8_0", "bbbxiiillllffbllliii", 2)                \
+  X(QGEMV_Q4_0, QUANT, "clai_qgemv_q4_0", "bbbxiiillllffbllliii", 2)                \
+  X(QGEMV_Q4_1, QUANT, "clai_qgemv_q4_1", "bbbxiiillllffbllliii", 2)                \
   X(SOFTMAX, NORM, "clai_softmax", "bbxllllfiii", 1)                               \
   X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)                  \
   X(COL2IM_F32, CONV_BWD, "clai_col2im_f32", "bbllllliiiiiiiiiiiiii", 3)           \
@@ -222,6 +221,7 @@ typedef struct clai__devcaps {
   int64_t loop_limit;   /* most iterations a kernel loop runs (llvmpipe: 65535, then it stops); 0: none */
   int host_unified;     /* CL_DEVICE_HOST_UNIFIED_MEMORY: device memory is host memory (CPU, integrated GPU);
                            the pool then allocates host-accessible buffers, so a map is not a copy */
+  int bit_half;         /* POCL: half loads and stores through cl/common.cl's bit conversions (CLAI_BITHALF) */
   int lanes_cpu;        /* a CPU device that runs a work-group's items in SIMD lanes, where barriers, nested
                            loops and private arrays cost several times over (llvmpipe): the generic GEMM
                            family without k-block barriers (KBAR=0) is its default */

@@ -199,14 +199,14 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   const clai__gemm_config *g = &ctx->gemm;
   if (p->quant) {
     static const int gemv[3] = {CLAI__K_QGEMV_Q8_0, CLAI__K_QGEMV_Q4_0, CLAI__K_QGEMV_Q4_1};
-    if (p->aquant)
-      p->kernel = -3; /* A is dequantized first, then planned again as an f32 A */
+    if (p->aquant || p->half_in)
+      p->kernel = -3; /* A is widened to f32 first (dequantized, or converted from f16), then planned again */
     else if (p->M > CLAI__QMATMUL_MAX_M)
       p->kernel = -2;
     else if (p->M <= CLAI__QGEMV_MAX_M && !p->half_in && p->sak == 1)
       p->kernel = gemv[p->quant - CLAI_DTYPE_Q8_0];
     else
-      p->kernel = p->half_in ? CLAI__K_QMATMUL_F16 : CLAI__K_QMATMUL_F32;
+      p->kernel = CLAI__K_QMATMUL_F32;
   } else if ((g->clblast & clai__gemm_shape_class(p->M, p->N, p->K, p->ix.numel)) &&
       clai__clblast_can(ctx, c, a, b, p->M, p->N, p->K, p->sam, p->sak, p->sbk, p->sbn, p->scm, p->scn, ep)) {
     p->kernel = -1;
@@ -383,17 +383,19 @@ static clai_status launch_quant(clai_context *ctx, clai_tensor *c, const clai_te
   const cl_long sam = p->sam, sak = p->sak, sbn = p->sbn, scm = p->scm, scn = p->scn;
   const cl_float al = alpha, be = beta;
   size_t global[2] = {(size_t)p->N, (size_t)p->ix.numel};
-  if (p->kernel != CLAI__K_QMATMUL_F32 && p->kernel != CLAI__K_QMATMUL_F16)
-    return clai__launch(ctx, p->kernel, global, 18, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
+  /* the epilogue as three ints (see clai_q_store in cl/quant.cl) */
+  const cl_int bk = (p->flags >> 4) & 3, chalf = (p->flags >> 8) & 1, act = p->flags >> 12;
+  if (p->kernel != CLAI__K_QMATMUL_F32)
+    return clai__launch(ctx, p->kernel, global, 20, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
                         CLAI__ARG(b->buf->mem), CLAI__IDX(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k),
                         CLAI__ARG(sam), CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be),
-                        CLAI__ARG(p->bias), CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn),
-                        CLAI__ARG(p->flags));
-  return clai__launch(ctx, p->kernel, global, 20, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
+                        CLAI__ARG(p->bias), CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(bk),
+                        CLAI__ARG(chalf), CLAI__ARG(act));
+  return clai__launch(ctx, p->kernel, global, 22, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
                       CLAI__ARG(b->buf->mem), CLAI__IDX(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(sam),
                       CLAI__ARG(sak), CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be),
-                      CLAI__ARG(p->bias), CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags),
-                      CLAI__ARG(fmt));
+                      CLAI__ARG(p->bias), CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(bk),
+                      CLAI__ARG(chalf), CLAI__ARG(act), CLAI__ARG(fmt));
 }
 
 /* A larger M with a quantized B ([.., N, K] as stored): B is dequantized, a chunk of its rows (C's columns) at
@@ -470,10 +472,10 @@ clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor 
     if (ep == NULL) return beta == 0.0f ? clai_fill(ctx, c, 0.0) : clai_scale(ctx, c, c, beta);
     return k0_epilogue(ctx, c, beta, ep);
   }
-  if (p.kernel == -3) { /* Q8_0 activations: their f32 values, then the f32-activation paths */
+  if (p.kernel == -3) { /* Q8_0 or f16 activations: their f32 values, then the f32-activation paths */
     clai_tensor *a32 = NULL;
     s = clai_tensor_init(ctx, &a32, CLAI_DTYPE_F32, a->ndim, a->shape);
-    if (s == CLAI_OK) s = clai__dequant(ctx, a32, a, "clai_matmul");
+    if (s == CLAI_OK) s = p.aquant ? clai__dequant(ctx, a32, a, "clai_matmul") : clai__copy(ctx, a32, a, "clai_matmul");
     if (s == CLAI_OK) s = clai_matmul_ex(ctx, c, a32, 0, b, 1, alpha, beta, ep);
     clai_tensor_free(a32);
     return s;
@@ -506,14 +508,14 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
   const clai__gemm_config *g = &ctx->gemm;
   const char *tuned = g->tuned ? " (tuned)" : "";
   if (p.quant && p.kernel >= 0) {
-    const int spec = p.kernel != CLAI__K_QMATMUL_F32 && p.kernel != CLAI__K_QMATMUL_F16;
+    const int spec = p.kernel != CLAI__K_QMATMUL_F32;
     snprintf(buf, cap, "quantized %s: one pass over the weights (M <= %d%s)", clai_dtype_name(b->dtype),
              spec ? CLAI__QGEMV_MAX_M : CLAI__QMATMUL_MAX_M, spec ? ", f32 activations" : "");
     return CLAI_OK;
   }
   if (p.kernel == -3) {
-    snprintf(buf, cap, "quantized %s x q8_0 activations: the activations dequantized, then the %s path",
-             clai_dtype_name(b->dtype), p.M <= CLAI__QGEMV_MAX_M ? "one-pass" : p.M <= CLAI__QMATMUL_MAX_M ?
+    snprintf(buf, cap, "quantized %s x %s activations: the activations widened to f32, then the %s path",
+             clai_dtype_name(b->dtype), clai_dtype_name(a->dtype), p.M <= CLAI__QGEMV_MAX_M ? "one-pass" : p.M <= CLAI__QMATMUL_MAX_M ?
              "one-pass (general)" : "chunked");
     return CLAI_OK;
   }

@@ -177,8 +177,9 @@ void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm
   buf[0] = '\0';
   /* -w: POCL prints the compiler's warnings to stderr on every cold build (ABI notes on float16 vectors
    * without AVX-512); errors still come back in the build log. */
-  clai__appendf(buf, cap, &len, "-cl-std=CL1.2 -w -DCLAI_FP16=%d -DCLAI_CPU=%d -DCLAI_HW_FMA=%d",
-                caps->has_fp16 ? 1 : 0, caps->is_cpu ? 1 : 0, caps->has_fma ? 1 : 0);
+  clai__appendf(buf, cap, &len, "-cl-std=CL1.2 -w -DCLAI_FP16=%d -DCLAI_CPU=%d -DCLAI_HW_FMA=%d%s",
+                caps->has_fp16 ? 1 : 0, caps->is_cpu ? 1 : 0, caps->has_fma ? 1 : 0,
+                caps->bit_half ? " -DCLAI_BITHALF=1" : "");
   if (prog == CLAI__P_MATMUL)
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DKBAR=%d", gemm->generic.rm, gemm->generic.vw,
                   gemm->generic.kb, caps->lanes_cpu ? 0 : 1);
@@ -290,7 +291,7 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       l[0] = ctx->caps.is_cpu ? 8 : 32; /* 16 rows per work-item (cl/attention_backward.cl) */
     } else if (kd->dims == 1) {
       l[0] = ctx->local_1d;
-    } else if (k == CLAI__K_QMATMUL_F32 || k == CLAI__K_QMATMUL_F16 ||
+    } else if (k == CLAI__K_QMATMUL_F32 ||
                k == CLAI__K_QGEMV_Q8_0 || k == CLAI__K_QGEMV_Q4_0 || k == CLAI__K_QGEMV_Q4_1) {
       l[0] = ctx->caps.is_cpu ? 16 : 64; /* columns of C per work-group */
     } else if (k == CLAI__K_PACK_AB_F32 || k == CLAI__K_PACK_AB_F16) {

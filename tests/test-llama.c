@@ -245,7 +245,7 @@ static void test_exact(void **state) {
       if (clait_small() && (i == 0 || q == 2)) continue; /* the simulator: both paths, fewer models */
       check_model(f, q, 1, nps[i], nps[i] + (clait_small() ? 2 : 12), 2e-5, &worst);
     }
-    print_message("# model %d exact: worst error %.3g of the row's largest logit\n", q, worst);
+    if (!clait_small() || q != 2) print_message("# model %d exact: worst error %.3g of the row's largest logit\n", q, worst);
   }
 }
 
@@ -261,7 +261,7 @@ static void test_llamacpp_scheme(void **state) {
       if (clait_small() && (i == 1 || q == 2)) continue;
       check_model(f, q, 0, nps[i], nps[i] + (clait_small() ? 2 : 10), 0.05, &worst);
     }
-    print_message("# model %d q8/f16: worst error %.3g of the row's largest logit\n", q, worst);
+    if (!clait_small() || q != 2) print_message("# model %d q8/f16: worst error %.3g of the row's largest logit\n", q, worst);
   }
 }
 
