@@ -229,6 +229,25 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
  * become floats, multiply A's values in 16 lanes and are scaled by the block's d (and its minimum times the
  * sum of A's values, for Q4_1) - the general kernel's arithmetic without its branches on the format, the
  * strides and M, which cost it half its speed on POCL. */
+/* The 32 weights of the block at p in a format fixed at compile time, as wl (values 0-15) and wh (16-31). */
+#define CLAI_QGEMV_BLOCK(FMT, QOFF, p, wl, wh)                                                                   \
+  do {                                                                                                          \
+    const float d_ = CLAI_H2F_AT(p, 0);                                                                         \
+    float16 ql_, qh_;                                                                                           \
+    if (FMT == CLAI_Q8_0) {                                                                                     \
+      ql_ = convert_float16(vload16(0, (__global const char *)((p) + 2)));                                      \
+      qh_ = convert_float16(vload16(1, (__global const char *)((p) + 2)));                                      \
+    } else {                                                                                                    \
+      const uchar16 q_ = vload16(0, (p) + QOFF);                                                                \
+      ql_ = convert_float16(q_ & (uchar16)15);                                                                  \
+      qh_ = convert_float16(q_ >> (uchar16)4);                                                                  \
+      if (FMT == CLAI_Q4_0) ql_ -= 8.0f, qh_ -= 8.0f;                                                           \
+    }                                                                                                           \
+    const float m_ = FMT == CLAI_Q4_1 ? CLAI_H2F_AT(p, 1) : 0.0f;                                               \
+    wl = ql_ * d_ + m_;                                                                                         \
+    wh = qh_ * d_ + m_;                                                                                         \
+  } while (0)
+
 #define CLAI_QGEMV(SFX, FMT, QOFF)                                                                             \
   __kernel void clai_qgemv_##SFX(__global float *c, __global const float *x, __global const uchar *w,           \
                                  CLAI_INDEX_ARGS(ix), const int M, const int N, const int K, const long sxm,    \
@@ -247,38 +266,18 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
     float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;                                                         \
     if (M == 1) { /* the decode step: its own loop, without the other rows' branches */                         \
       for (int kb = 0; kb < nb; kb++, p += bytes) {                                                             \
-        const float d = CLAI_H2F_AT(p, 0);                                                                      \
-        float16 ql, qh;                                                                                         \
-        if (FMT == CLAI_Q8_0) {                                                                                 \
-          ql = convert_float16(vload16(0, (__global const char *)(p + 2)));                                     \
-          qh = convert_float16(vload16(1, (__global const char *)(p + 2)));                                     \
-        } else {                                                                                                \
-          const uchar16 q = vload16(0, p + QOFF);                                                               \
-          ql = convert_float16(q & (uchar16)15);                                                                \
-          qh = convert_float16(q >> (uchar16)4);                                                                \
-          if (FMT == CLAI_Q4_0) ql -= 8.0f, qh -= 8.0f;                                                         \
-        }                                                                                                       \
-        const float m = FMT == CLAI_Q4_1 ? CLAI_H2F_AT(p, 1) : 0.0f;                                            \
-        a0 = CLAI_FMA(vload16(0, x0 + kb * 32), ql * d + m, a0);                                                \
-        a0 = CLAI_FMA(vload16(0, x0 + kb * 32 + 16), qh * d + m, a0);                                           \
+        float16 wl, wh;                                                                                         \
+        CLAI_QGEMV_BLOCK(FMT, QOFF, p, wl, wh);                                                                 \
+        a0 = CLAI_FMA(vload16(0, x0 + kb * 32), wl, a0);                                                        \
+        a0 = CLAI_FMA(vload16(0, x0 + kb * 32 + 16), wh, a0);                                                   \
       }                                                                                                         \
-      clai_q_store(c, oc + (long)n * scn, clai_hsum16(a0), alpha, beta, bias, boff + (long)n * bsn, bk, chalf, act);     \
+      clai_q_store(c, oc + (long)n * scn, clai_hsum16(a0), alpha, beta, bias, boff + (long)n * bsn, bk, chalf,   \
+                   act);                                                                                        \
       return;                                                                                                   \
     }                                                                                                           \
     for (int kb = 0; kb < nb; kb++, p += bytes) {                                                               \
-      const float d = CLAI_H2F_AT(p, 0);                                                                        \
-      float16 ql, qh;                                                                                           \
-      if (FMT == CLAI_Q8_0) {                                                                                   \
-        ql = convert_float16(vload16(0, (__global const char *)(p + 2)));                                       \
-        qh = convert_float16(vload16(1, (__global const char *)(p + 2)));                                       \
-      } else {                                                                                                  \
-        const uchar16 q = vload16(0, p + QOFF);                                                                 \
-        ql = convert_float16(q & (uchar16)15);                                                                  \
-        qh = convert_float16(q >> (uchar16)4);                                                                  \
-        if (FMT == CLAI_Q4_0) ql -= 8.0f, qh -= 8.0f;                                                           \
-      }                                                                                                         \
-      const float m = FMT == CLAI_Q4_1 ? CLAI_H2F_AT(p, 1) : 0.0f;                                              \
-      const float16 wl = ql * d + m, wh = qh * d + m;                                                           \
+      float16 wl, wh;                                                                                           \
+      CLAI_QGEMV_BLOCK(FMT, QOFF, p, wl, wh);                                                                   \
       const int k = kb * 32;                                                                                    \
       a0 = CLAI_FMA(vload16(0, x0 + k), wl, a0);                                                                \
       a0 = CLAI_FMA(vload16(0, x0 + k + 16), wh, a0);                                                           \

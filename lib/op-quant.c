@@ -5,29 +5,39 @@
 
 #include "internal.h"
 
-clai_status clai__dequant(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn) {
+/* Checks that src broadcasts to dst's shape with an equal last dim (the one holding the blocks) and builds
+ * the index over [dst's leading dims..., blocks of the last dim] that the block kernels run on: operand 0 is
+ * dst, 1 src, with the innermost strides of one block step (32 elements of the quantized side, 32 values of
+ * the float side at its element stride, returned in *fs). what names the check in the message. */
+static clai_status block_index(clai_context *ctx, const char *fn, clai_tensor *dst, const clai_tensor *src,
+                               int dst_quant, clai__index *ix, cl_long *fs) {
   int64_t st[CLAI_MAX_DIMS];
   char a[160], b[160];
   const int last = dst->ndim - 1;
   if (dst->ndim < 1 || !clai__broadcast_strides(src, dst->ndim, dst->shape, st) || src->ndim < 1 ||
       src->shape[src->ndim - 1] != dst->shape[last])
-    return clai__error(ctx, CLAI_E_SHAPE, "%s: the %s source %s does not match the destination %s (its leading dims "
-                       "may broadcast; the last dim, which holds the blocks, must be equal)", fn,
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: the %s source %s does not match the %s destination %s (its leading "
+                       "dims may broadcast; the last dim, which holds the blocks, must be equal)", fn,
                        clai_dtype_name(src->dtype), clai__shape_str(src->ndim, src->shape, a, sizeof a),
-                       clai__shape_str(dst->ndim, dst->shape, b, sizeof b));
-  if (clai_tensor_numel(dst) == 0) return CLAI_OK;
-  /* Index over blocks: the last dim becomes the block count; dst steps 32 values per block, src 32 elements. */
+                       clai_dtype_name(dst->dtype), clai__shape_str(dst->ndim, dst->shape, b, sizeof b));
   clai_tensor db = *dst, sb = *src;
   sb.ndim = dst->ndim;
   memcpy(sb.shape, dst->shape, sizeof sb.shape);
   memcpy(sb.strides, st, sizeof sb.strides);
   db.shape[last] = sb.shape[last] = dst->shape[last] / 32;
-  db.strides[last] = dst->strides[last] * 32;
-  sb.strides[last] = 32;
-  clai__index ix;
+  *fs = dst_quant ? st[last] : dst->strides[last];
+  db.strides[last] = dst_quant ? 32 : dst->strides[last] * 32;
+  sb.strides[last] = dst_quant ? st[last] * 32 : 32;
   const clai_tensor *ops[2] = {&db, &sb};
-  clai__index_build(&ix, 2, ops);
-  const cl_long os = dst->strides[last];
+  clai__index_build(ix, 2, ops);
+  return CLAI_OK;
+}
+
+clai_status clai__dequant(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn) {
+  clai__index ix;
+  cl_long os;
+  clai_status st = block_index(ctx, fn, dst, src, 0, &ix, &os);
+  if (st != CLAI_OK || clai_tensor_numel(dst) == 0) return st;
   const cl_int fmt = (cl_int)src->dtype, half = dst->dtype == CLAI_DTYPE_F16;
   size_t global = (size_t)ix.numel;
   return clai__launch(ctx, CLAI__K_DEQUANT, &global, 6, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),
@@ -64,31 +74,14 @@ static clai_status copy_blocks(clai_context *ctx, clai_tensor *dst, const clai_t
 
 /* dst (Q8_0) = src (f32 or f16, any strides; leading dims may broadcast, the last dim equals dst's). */
 static clai_status quantize(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn) {
-  char a[160], b[160];
   if (dst->dtype != CLAI_DTYPE_Q8_0 || src->dtype == CLAI_DTYPE_I32)
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: %s into %s: libclai quantizes f32 and f16 into q8_0 only (write "
                        "other quantized blocks with clai_tensor_write)", fn, clai_dtype_name(src->dtype),
                        clai_dtype_name(dst->dtype));
-  int64_t st[CLAI_MAX_DIMS];
-  const int last = dst->ndim - 1;
-  if (!clai__broadcast_strides(src, dst->ndim, dst->shape, st) || src->ndim < 1 ||
-      src->shape[src->ndim - 1] != dst->shape[last])
-    return clai__error(ctx, CLAI_E_SHAPE, "%s: the source %s does not match the q8_0 destination %s (its leading dims "
-                       "may broadcast; the last dim must be equal)", fn,
-                       clai__shape_str(src->ndim, src->shape, a, sizeof a),
-                       clai__shape_str(dst->ndim, dst->shape, b, sizeof b));
-  if (clai_tensor_numel(dst) == 0) return CLAI_OK;
-  clai_tensor db = *dst, sb = *src;
-  sb.ndim = dst->ndim;
-  memcpy(sb.shape, dst->shape, sizeof sb.shape);
-  memcpy(sb.strides, st, sizeof sb.strides);
-  db.shape[last] = sb.shape[last] = dst->shape[last] / 32;
-  db.strides[last] = 32;
-  sb.strides[last] = st[last] * 32;
   clai__index ix;
-  const clai_tensor *ops[2] = {&db, &sb};
-  clai__index_build(&ix, 2, ops);
-  const cl_long xs = st[last];
+  cl_long xs;
+  clai_status st = block_index(ctx, fn, dst, src, 1, &ix, &xs);
+  if (st != CLAI_OK || clai_tensor_numel(dst) == 0) return st;
   const cl_int half = src->dtype == CLAI_DTYPE_F16;
   size_t global = (size_t)ix.numel;
   return clai__launch(ctx, CLAI__K_QUANT_Q8_0, &global, 5, CLAI__ARG(dst->buf->mem), CLAI__ARG(src->buf->mem),

@@ -32,19 +32,7 @@ static void write_file(const char *path, const unsigned char *p, size_t n) {
   assert_int_equal(fclose(f), 0);
 }
 
-static unsigned char *read_file(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *p = malloc((size_t)len + 1);
-  assert_non_null(p);
-  assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
-  fclose(f);
-  *n = (size_t)len;
-  return p;
-}
+static unsigned char *read_file(const char *path, size_t *n) { return clait_read_file(path, n); }
 
 /* ---- the checkpoint ------------------------------------------------------------------------------------ */
 
@@ -548,21 +536,14 @@ static void test_gz_fuzz(void **state) {
   free(orig[0]), free(orig[1]), free(buf), free(good.img), free(good.lab);
 }
 
-/* The mutated files go to /dev/shm where there is one: thousands of small files cost a second there and
- * half a minute on a slow disk (each file's creation, not its bytes). */
 static int make_tmpdir(void **state) {
   (void)state;
-  const char *base = getenv("CLAI_TEST_TMP");
-  if (access("/dev/shm", W_OK) == 0) base = "/dev/shm";
-  snprintf(tmpdir, sizeof tmpdir, "%s/tmp-fmnist-files.XXXXXX", base != NULL ? base : "/tmp");
-  return mkdtemp(tmpdir) != NULL ? 0 : -1;
+  return clait_mkdtemp(tmpdir, sizeof tmpdir, "fmnist-files");
 }
 
 static int remove_tmpdir(void **state) {
   (void)state;
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  return system(cmd) == 0 ? 0 : -1;
+  return clait_rmtree(tmpdir);
 }
 
 /* `test-fmnist-files forge IN OUT FIELD VALUE`, for tests/fmnist-data.sh: copies the checkpoint IN to OUT

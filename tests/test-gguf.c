@@ -379,19 +379,7 @@ static void check_directory(const clai_gguf *g, const unsigned char *file, size_
   assert_string_equal(clai_gguf_ggml_type_name(UINT32_MAX), "?");
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *p = malloc((size_t)len + 1);
-  assert_non_null(p);
-  assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
-  fclose(f);
-  *n = (size_t)len;
-  return p;
-}
+static unsigned char *slurp(const char *path, size_t *n) { return clait_read_file(path, n); }
 
 static void test_values(void **state) {
   (void)state;
@@ -1213,20 +1201,14 @@ static void test_real_model(void **state) {
   clai_gguf_close(g);
 }
 
-/* Temporary files go to /dev/shm when there is one: the fuzz writes thousands of files. */
 static int make_tmpdir(void **state) {
   (void)state;
-  const char *base = getenv("CLAI_TEST_TMP");
-  if (access("/dev/shm", W_OK) == 0) base = "/dev/shm";
-  snprintf(tmpdir, sizeof tmpdir, "%s/tmp-gguf.XXXXXX", base != NULL ? base : "/tmp");
-  return mkdtemp(tmpdir) != NULL ? 0 : -1;
+  return clait_mkdtemp(tmpdir, sizeof tmpdir, "gguf");
 }
 
 static int remove_tmpdir(void **state) {
   (void)state;
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  return system(cmd) == 0 ? 0 : -1;
+  return clait_rmtree(tmpdir);
 }
 
 int main(void) {

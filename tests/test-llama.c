@@ -23,6 +23,21 @@ typedef struct tiny {
 
 static void rnd(clait_rng *r, float *p, size_t n, float scale) { clait_fill(r, p, n, -scale, scale); }
 
+/* The llama.* keys of the tiny model (the first five are required; the rest have defaults), into w. */
+static void put_hparams(clait_gguf *w, int all) {
+  clait_gguf_str(w, "general.architecture", "llama");
+  clait_gguf_u32(w, "llama.context_length", 256);
+  clait_gguf_u32(w, "llama.embedding_length", D);
+  clait_gguf_u32(w, "llama.block_count", NL);
+  clait_gguf_u32(w, "llama.feed_forward_length", FF);
+  clait_gguf_u32(w, "llama.attention.head_count", H);
+  if (!all) return;
+  clait_gguf_u32(w, "llama.attention.head_count_kv", HK);
+  clait_gguf_f32(w, "llama.rope.freq_base", (float)ROPE_BASE);
+  clait_gguf_f32(w, "llama.attention.layer_norm_rms_epsilon", (float)EPS);
+  clait_gguf_u32(w, "llama.rope.dimension_count", HD);
+}
+
 /* Writes a random model to path; quant 0: all f32; 1: Q8_0 embedding and Q4_1 matrices; 2: Q4_0 matrices.
  * *t receives the values the file holds. */
 static void write_model(const char *path, int quant, uint64_t seed, tiny *t) {
@@ -42,16 +57,7 @@ static void write_model(const char *path, int quant, uint64_t seed, tiny *t) {
   const uint32_t mt = quant == 0 ? CLAIT_GGML_F32 : quant == 1 ? CLAIT_GGML_Q4_1 : CLAIT_GGML_Q4_0;
   const uint32_t et = quant == 0 ? CLAIT_GGML_F32 : CLAIT_GGML_Q8_0;
   clait_gguf *w = clait_gguf_new(3);
-  clait_gguf_str(w, "general.architecture", "llama");
-  clait_gguf_u32(w, "llama.context_length", 256);
-  clait_gguf_u32(w, "llama.embedding_length", D);
-  clait_gguf_u32(w, "llama.block_count", NL);
-  clait_gguf_u32(w, "llama.feed_forward_length", FF);
-  clait_gguf_u32(w, "llama.attention.head_count", H);
-  clait_gguf_u32(w, "llama.attention.head_count_kv", HK);
-  clait_gguf_f32(w, "llama.rope.freq_base", (float)ROPE_BASE);
-  clait_gguf_f32(w, "llama.attention.layer_norm_rms_epsilon", (float)EPS);
-  clait_gguf_u32(w, "llama.rope.dimension_count", HD);
+  put_hparams(w, 1);
   /* each tensor is quantized by the writer, then the reference takes the values back from the same bytes */
 #define PUT(name, type, r0, c0, arr)                                                                 \
   do {                                                                                               \
@@ -291,12 +297,7 @@ static void test_errors(void **state) {
   clai_gguf_close(g);
   /* a file without blk.1.ffn_down.weight */
   clait_gguf *w = clait_gguf_new(3);
-  clait_gguf_str(w, "general.architecture", "llama");
-  clait_gguf_u32(w, "llama.context_length", 256);
-  clait_gguf_u32(w, "llama.embedding_length", D);
-  clait_gguf_u32(w, "llama.block_count", NL);
-  clait_gguf_u32(w, "llama.feed_forward_length", FF);
-  clait_gguf_u32(w, "llama.attention.head_count", H);
+  put_hparams(w, 0);
   float *z = calloc(V * D, sizeof *z);
   assert_non_null(z);
   const int64_t es[2] = {V, D};

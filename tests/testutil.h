@@ -457,4 +457,37 @@ static inline int clait_oclgrind(const clai_context *ctx) {
   return clai_context_device_info(ctx, -1, &di) == CLAI_OK && strstr(di.platform, "Oclgrind") != NULL;
 }
 
+/* The whole file at path (malloc'd, *n bytes); fails the test when it cannot be read. */
+static inline unsigned char *clait_read_file(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *p = malloc((size_t)len + 1);
+  assert_non_null(p);
+  assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
+  fclose(f);
+  *n = (size_t)len;
+  return p;
+}
+
+/* A fresh directory for the files a fuzzing test writes by the thousand, named after tag: under /dev/shm when
+ * there is one (thousands of small files cost a second there and half a minute on a slow disk: each file's
+ * creation, not its bytes), else under $CLAI_TEST_TMP or /tmp. clait_rmtree removes it. Both return 0 on
+ * success. (POSIX: declared here without <unistd.h>'s feature macros.) */
+int access(const char *path, int mode);
+char *mkdtemp(char *tmpl);
+static inline int clait_mkdtemp(char *dir, size_t cap, const char *tag) {
+  const char *base = getenv("CLAI_TEST_TMP");
+  if (access("/dev/shm", 2 /* W_OK */) == 0) base = "/dev/shm";
+  snprintf(dir, cap, "%s/tmp-%s.XXXXXX", base != NULL ? base : "/tmp", tag);
+  return mkdtemp(dir) != NULL ? 0 : -1;
+}
+static inline int clait_rmtree(const char *dir) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
 #endif /* CLAI_TESTUTIL_H */
