@@ -180,7 +180,8 @@ static void test_reference_prompts(void **state) {
     for (int t = 0; t < 20; t++) maxd = fmax(maxd, fabs(lg[r->top_id[t]] - r->top_logit[t]));
     /* greedy, sampled on the device (NULL parameters: the first largest logit) */
     int agree = 0, parted = -1;
-    for (int s = 0; s < NGREEDY; s++) {
+    const int steps = clait_small() ? 16 : NGREEDY; /* slow devices (rusticl's llvmpipe): the first 16 */
+    for (int s = 0; s < steps; s++) {
       int32_t next = 0;
       CLAIT_OK(ctx, clai_sample(ctx, id, logits, NULL));
       CLAIT_OK(ctx, clai_tensor_read(id, &next, sizeof next));
@@ -189,11 +190,11 @@ static void test_reference_prompts(void **state) {
         break;
       }
       agree++;
-      if (s + 1 < NGREEDY && llm_forward(m, &next, 1, 0, logits, err, sizeof err) != CLAI_OK)
+      if (s + 1 < steps && llm_forward(m, &next, 1, 0, logits, err, sizeof err) != CLAI_OK)
         fail_msg("prompt %d step %d: %s", k, s, err);
     }
     print_message("# prompt %d (%d tokens): argmax %d (llama.cpp %d), top-5 overlap %d, top-20 logits within %.3f, "
-                  "greedy equal for %d of %d%s", k, r->ntokens, top[0], r->top_id[0], overlap, maxd, agree, NGREEDY,
+                  "greedy equal for %d of %d%s", k, r->ntokens, top[0], r->top_id[0], overlap, maxd, agree, steps,
                   parted >= 0 ? "" : "\n");
     if (parted >= 0) print_message(" (parted where llama.cpp's margin was %.4f)\n", r->margin[parted]);
     if (top[0] != r->top_id[0]) fail_msg("prompt %d: argmax %d, llama.cpp's %d", k, top[0], r->top_id[0]);
