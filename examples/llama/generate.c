@@ -75,8 +75,23 @@ static int runner_load(runner *r, const char *path, const llm_options *opt) {
   }
   const int64_t ls[2] = {1, r->m->hp.n_vocab}, is[1] = {1};
   if (clai_tensor_init(r->ctx, &r->logits, CLAI_DTYPE_F32, 2, ls) != CLAI_OK ||
-      clai_tensor_init(r->ctx, &r->ids, CLAI_DTYPE_I32, 1, is) != CLAI_OK || clai_sync(r->ctx) != CLAI_OK) {
+      clai_tensor_init(r->ctx, &r->ids, CLAI_DTYPE_I32, 1, is) != CLAI_OK) {
     fprintf(stderr, "clai: %s\n", clai_errmsg(r->ctx));
+    return 0;
+  }
+  /* Warm-up: a pass of one token and one of 17 (above the one-pass kernel's rows) build or load the kernels
+   * of both paths and the sampler, so that load_s holds the kernel builds of a first run and the tokens/s
+   * that follow measure the model. */
+  int32_t warm[17] = {0};
+  st = CLAI_OK;
+  if (r->m->n_ctx >= 17) st = llm_forward(r->m, warm, 17, 0, r->logits, err, sizeof err);
+  llm_reset(r->m);
+  if (st == CLAI_OK) st = llm_forward(r->m, warm, 1, 0, r->logits, err, sizeof err);
+  llm_reset(r->m);
+  if (st == CLAI_OK) st = clai_sample(r->ctx, r->ids, r->logits, NULL);
+  if (st == CLAI_OK) st = clai_sync(r->ctx);
+  if (st != CLAI_OK) {
+    fprintf(stderr, "clai: warm-up: %s\n", clai_errmsg(r->ctx));
     return 0;
   }
   r->load_s = now() - r->load_s;
@@ -204,7 +219,7 @@ int llm_generate_main(int argc, char **argv) {
     goto done;
   }
   const int64_t ng = (int64_t)n_predict;
-  opt.n_ctx = n_ctx > 0 ? (int64_t)n_ctx : np + ng; /* a cache of what this run needs */
+  opt.n_ctx = n_ctx > 0 ? (int64_t)n_ctx : np + ng > 32 ? np + ng : 32; /* what this run needs (and the warm-up) */
   if (!runner_load(&r, model_path, &opt)) goto done;
   if (np + ng > r.m->n_ctx) {
     fprintf(stderr, "clai generate: %lld prompt tokens + %lld to generate exceed the context of %lld (--ctx)\n",
@@ -266,7 +281,10 @@ int llm_generate_main(int argc, char **argv) {
     fprintf(stderr, "\nclai generate: %s\n", err);
     goto done;
   }
-  if (produced == 0) tp = now() - t0;
+  if (produced == 0) { /* -n 0: the prompt pass alone, waited for */
+    clai_sync(r.ctx);
+    tp = now() - t0;
+  }
   else tg = now() - t0;
   const char *tail;
   size_t tlen;
@@ -298,7 +316,7 @@ int llm_generate_main(int argc, char **argv) {
     printf("\n");
     fprintf(stderr,
             "\n[%s on %s]\n[prompt: %lld tokens, %.1f tokens/s; generated %lld tokens, %.1f tokens/s; load %.2f s "
-            "(kernel builds included on a first run); device memory peak %.1f MiB (weights %.1f, KV cache %.1f)]\n",
+            "(with the kernels' builds on a first run); device memory peak %.1f MiB (weights %.1f, KV cache %.1f)]\n",
             r.m->arch_desc, di.name, (long long)np, ptps, (long long)produced, gtps, r.load_s,
             cs.bytes_peak / 1048576.0, r.m->weight_bytes / 1048576.0, r.m->cache_bytes / 1048576.0);
     clai_kernel_profile kp[16];
