@@ -451,9 +451,12 @@ int llm_bench_main(int argc, char **argv) {
   }
   for (int t = 0; t < 3; t++) {
     const double ratio = pts[t] > 0 ? ts[t] / pts[t] : 0;
-    if (json)
+    if (json && pts[t] > 0)
       printf("{\"test\": \"%s\", \"tok_s\": %.2f, \"peer_tok_s\": %.2f, \"ratio\": %.3f, \"device\": \"%s\", "
              "\"threads\": %d}\n", tests[t].name, ts[t], pts[t], ratio, di.name, (int)threads);
+    else if (json) /* no peer, or it did not run */
+      printf("{\"test\": \"%s\", \"tok_s\": %.2f, \"peer_tok_s\": null, \"ratio\": null, \"device\": \"%s\", "
+             "\"threads\": %d}\n", tests[t].name, ts[t], di.name, (int)threads);
     else if (pts[t] > 0)
       printf("  %-6s %12.1f %14.1f %7.2fx\n", tests[t].name, ts[t], pts[t], ratio);
     else
