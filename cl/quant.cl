@@ -3,16 +3,19 @@
  * clai_matmul with a quantized weight matrix (lib/op-quant.c).
  *
  * A quantized buffer is addressed in elements like any other (offsets and strides, all multiples of 32
- * where a block starts); element e lies in block e / 32, at byte (e / 32) * QBYTES(fmt). Blocks are 34, 18
- * or 20 bytes, so the f16 scale at a block's start is always 2-byte aligned (vload_half needs that). fmt is
- * the clai_dtype value, uniform across a launch: the branches on it cost nothing next to the memory reads.
+ * where a block starts); element e lies in block e / 32, at byte (e / 32) * clai_qbytes(fmt). A block's f16
+ * scale (and Q4_1's minimum) are read as bytes and converted by clai_h2f (cl/common.cl), exact and several
+ * times faster on POCL than vload_half. fmt is the clai_dtype value, uniform across a launch.
  *
- * clai_qmatmul_*: C[b][m][n] = alpha * sum_k X[b][m][k] * W[b][n][k] + (epilogue), for M up to 16 (the
- * decode step of a language model: one token, or a few). Work-item (n, b) reads row n of W once, a block at
- * a time, dequantizes it into two float16 and multiplies it with up to QROWS rows of X (X is small and stays
- * in cache), so the weights - the whole cost of a decode step - cross the memory bus once. With M > QROWS
- * the row of W is walked again for the next QROWS rows of X, from cache. Accumulation is in f32, in 16
- * lanes per row, summed in a fixed order at the end (results do not depend on the work-group size). */
+ * The products: C[b][m][n] = alpha * sum_k X[b][m][k] * W[b][n][k] + (epilogue), X f32 (lib/op-matmul.c
+ * widens f16 and Q8_0 activations first), for the few rows of a language model's decode step.
+ * Work-item (n, b) reads row n of W once, a block at a time, dequantizes it into two float16 and multiplies
+ * it with the rows of X (small, in cache), so the weights - the whole cost of a decode step - cross the
+ * memory bus once. clai_qgemv_<fmt> (M <= QROWS, X dense along K) has the format fixed at compile time and
+ * a loop of its own for M = 1; clai_qmatmul_f32 takes any strides and M up to 16, walking the row of W
+ * again (from cache) for each QROWS rows of X. Accumulation is in f32, in 16 lanes per row, summed in a
+ * fixed order at the end (results do not depend on the work-group size). The epilogue arrives as three
+ * ints (see clai_q_store). */
 #define CLAI_Q8_0 3
 #define CLAI_Q4_0 4
 #define CLAI_Q4_1 5
