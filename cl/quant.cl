@@ -79,28 +79,24 @@ __kernel void clai_dequant(__global uchar *out, __global const uchar *q, CLAI_IN
   CLAI_OFFSETS(ix, i, &oo, &oq, &unused);
   float16 lo, hi;
   clai_q_block(q, oq / 32, fmt, &lo, &hi);
-  if (out_half) {
-    __global half *o = (__global half *)out;
-    if (os == 1) {
-      vstore_half16(lo, 0, o + oo);
-      vstore_half16(hi, 0, o + oo + 16);
+  if (os == 1) { /* dense rows: two 16-wide stores */
+    if (out_half) {
+      vstore_half16(lo, 0, (__global half *)out + oo);
+      vstore_half16(hi, 0, (__global half *)out + oo + 16);
     } else {
-      float v[32];
-      vstore16(lo, 0, v);
-      vstore16(hi, 1, v);
-      for (int j = 0; j < 32; j++) vstore_half(v[j], oo + j * os, o);
+      vstore16(lo, 0, (__global float *)out + oo);
+      vstore16(hi, 0, (__global float *)out + oo + 16);
     }
-  } else {
-    __global float *o = (__global float *)out;
-    if (os == 1) {
-      vstore16(lo, 0, o + oo);
-      vstore16(hi, 0, o + oo + 16);
-    } else {
-      float v[32];
-      vstore16(lo, 0, v);
-      vstore16(hi, 1, v);
-      for (int j = 0; j < 32; j++) o[oo + j * os] = v[j];
-    }
+    return;
+  }
+  float v[32];
+  vstore16(lo, 0, v);
+  vstore16(hi, 1, v);
+  for (int j = 0; j < 32; j++) {
+    if (out_half)
+      vstore_half(v[j], oo + j * os, (__global half *)out);
+    else
+      ((__global float *)out)[oo + j * os] = v[j];
   }
 }
 
@@ -232,26 +228,7 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
  * become floats, multiply A's values in 16 lanes and are scaled by the block's d (and its minimum times the
  * sum of A's values, for Q4_1) - the general kernel's arithmetic without its branches on the format, the
  * strides and M, which cost it half its speed on POCL. */
-/* The 32 weights of the block at p in a format fixed at compile time, as wl (values 0-15) and wh (16-31). */
-#define CLAI_QGEMV_BLOCK(FMT, QOFF, p, wl, wh)                                                                   \
-  do {                                                                                                          \
-    const float d_ = CLAI_H2F_AT(p, 0);                                                                         \
-    float16 ql_, qh_;                                                                                           \
-    if (FMT == CLAI_Q8_0) {                                                                                     \
-      ql_ = convert_float16(vload16(0, (__global const char *)((p) + 2)));                                      \
-      qh_ = convert_float16(vload16(1, (__global const char *)((p) + 2)));                                      \
-    } else {                                                                                                    \
-      const uchar16 q_ = vload16(0, (p) + QOFF);                                                                \
-      ql_ = convert_float16(q_ & (uchar16)15);                                                                  \
-      qh_ = convert_float16(q_ >> (uchar16)4);                                                                  \
-      if (FMT == CLAI_Q4_0) ql_ -= 8.0f, qh_ -= 8.0f;                                                           \
-    }                                                                                                           \
-    const float m_ = FMT == CLAI_Q4_1 ? CLAI_H2F_AT(p, 1) : 0.0f;                                               \
-    wl = ql_ * d_ + m_;                                                                                         \
-    wh = qh_ * d_ + m_;                                                                                         \
-  } while (0)
-
-#define CLAI_QGEMV(SFX, FMT, QOFF)                                                                             \
+#define CLAI_QGEMV(SFX, FMT)                                                                             \
   __kernel void clai_qgemv_##SFX(__global float *c, __global const float *x, __global const uchar *w,           \
                                  CLAI_INDEX_ARGS(ix), const int M, const int N, const int K, const long sxm,    \
                                  const long swn, const long scm, const long scn, const float alpha,            \
@@ -262,15 +239,15 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
     if (n >= N || b >= CLAI_IX_NUMEL(ix)) return;                                                               \
     long oc, ox, ow;                                                                                            \
     CLAI_OFFSETS(ix, b, &oc, &ox, &ow);                                                                         \
-    const int nb = K / 32, bytes = (int)clai_qbytes(FMT);                                                       \
-    __global const uchar *p = w + (ow + (long)n * swn) / 32 * bytes;                                            \
+    const int nb = K / 32;                                                                                      \
+    const long wrow = (ow + (long)n * swn) / 32; /* the row's first block */                                    \
     __global const float *x0 = x + ox, *x1 = x0 + (M > 1 ? sxm : 0), *x2 = x0 + (M > 2 ? 2 * sxm : 0),         \
                          *x3 = x0 + (M > 3 ? 3 * sxm : 0);                                                      \
     float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;                                                         \
     if (M == 1) { /* the decode step: its own loop, without the other rows' branches */                         \
-      for (int kb = 0; kb < nb; kb++, p += bytes) {                                                             \
+      for (int kb = 0; kb < nb; kb++) {                                                                         \
         float16 wl, wh;                                                                                         \
-        CLAI_QGEMV_BLOCK(FMT, QOFF, p, wl, wh);                                                                 \
+        clai_q_block(w, wrow + kb, FMT, &wl, &wh); /* FMT a literal: the branches on it fold away */            \
         a0 = CLAI_FMA(vload16(0, x0 + kb * 32), wl, a0);                                                        \
         a0 = CLAI_FMA(vload16(0, x0 + kb * 32 + 16), wh, a0);                                                   \
       }                                                                                                         \
@@ -278,9 +255,9 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
                    act);                                                                                        \
       return;                                                                                                   \
     }                                                                                                           \
-    for (int kb = 0; kb < nb; kb++, p += bytes) {                                                               \
+    for (int kb = 0; kb < nb; kb++) {                                                                           \
       float16 wl, wh;                                                                                           \
-      CLAI_QGEMV_BLOCK(FMT, QOFF, p, wl, wh);                                                                   \
+      clai_q_block(w, wrow + kb, FMT, &wl, &wh);                                                                \
       const int k = kb * 32;                                                                                    \
       a0 = CLAI_FMA(vload16(0, x0 + k), wl, a0);                                                                \
       a0 = CLAI_FMA(vload16(0, x0 + k + 16), wh, a0);                                                           \
@@ -302,6 +279,6 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
       clai_q_store(c, oc + (long)r * scm + (long)n * scn, acc[r], alpha, beta, bias,                            \
                    boff + (long)r * bsm + (long)n * bsn, bk, chalf, act);                                                \
   }
-CLAI_QGEMV(q8_0, CLAI_Q8_0, 2)
-CLAI_QGEMV(q4_0, CLAI_Q4_0, 2)
-CLAI_QGEMV(q4_1, CLAI_Q4_1, 4)
+CLAI_QGEMV(q8_0, CLAI_Q8_0)
+CLAI_QGEMV(q4_0, CLAI_Q4_0)
+CLAI_QGEMV(q4_1, CLAI_Q4_1)

@@ -135,7 +135,7 @@ clai_status clai_glu(clai_context *ctx, clai_unary_op op, clai_tensor *out, cons
   if (out->dtype == CLAI_DTYPE_F32 && rows > 0 && (out->strides[last] == 1 || n == 1) &&
       (x->strides[last] == 1 || 2 * n == 1)) {
     /* rows of dense last dims, evenly spaced (one stride over the leading dims, or one row) */
-    int64_t ors = 0, xrs = 0, span = 1, k = -1;
+    int64_t ors = 0, xrs = 0, k = -1;
     int even = 1;
     for (int i = last - 1; i >= 0; i--)
       if (out->shape[i] > 1) {
@@ -143,7 +143,6 @@ clai_status clai_glu(clai_context *ctx, clai_unary_op op, clai_tensor *out, cons
           even = 0;
         if (k < 0) ors = out->strides[i], xrs = x->strides[i];
         k = i;
-        span *= out->shape[i];
       }
     if (even) {
       const cl_long crows = rows, cn = n, chunk = ctx->caps.is_cpu ? 512 : 8, oo = out->offset, xo = x->offset,

@@ -1,5 +1,5 @@
-/* gguf-writer.h - builds GGUF files in memory for tests (header-only, no dependency but libc; clai.h only
- * for the metadata type numbers). Written from the GGUF specification for libclai's tests; it is not
+/* gguf-writer.h - builds GGUF files in memory for tests (header-only; clai.h for the metadata type numbers,
+ * testutil.h for the half conversions). Written from the GGUF specification for libclai's tests; it is not
  * llama.cpp's writer.
  *
  *   clait_gguf *w = clait_gguf_new(3);             // version 2 or 3
@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "clai.h"
+#include "testutil.h"
 
 /* ggml tensor type numbers. */
 enum {
@@ -253,42 +254,12 @@ static inline void clait_gguf_tensor(clait_gguf *w, const char *name, uint32_t t
   t->bytes = bytes;
 }
 
-/* IEEE half from float, round to nearest even (as vstore_half). */
-static inline uint16_t clait_gguf_half(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000u, e = (x >> 23) & 0xffu, m = x & 0x7fffffu;
-  if (e == 0xffu) return (uint16_t)(sign | 0x7c00u | (m ? 0x200u : 0));
-  int he = (int)e - 127 + 15;
-  if (he >= 0x1f) return (uint16_t)(sign | 0x7c00u);
-  if (he <= 0) {
-    if (he < -10) return (uint16_t)sign;
-    m |= 0x800000u;
-    int sh = 14 - he;
-    uint32_t h = m >> sh, rem = m & ((1u << sh) - 1), mid = 1u << (sh - 1);
-    if (rem > mid || (rem == mid && (h & 1u))) h++;
-    return (uint16_t)(sign | h);
-  }
-  uint32_t h = sign | ((uint32_t)he << 10) | (m >> 13), rem = m & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;
-  return (uint16_t)h;
-}
-
-static inline float clait_gguf_unhalf(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-  float v = e == 0 ? ldexpf((float)m, -24) : e == 0x1f ? (m ? NAN : INFINITY) : ldexpf((float)(m | 0x400u), (int)e - 25);
-  uint32_t x;
-  memcpy(&x, &v, 4);
-  x |= sign;
-  memcpy(&v, &x, 4);
-  return v;
-}
-
+/* Little-endian halves, through testutil.h's conversions (round to nearest even, as vstore_half). */
 static inline void clait_gguf_put_half_(unsigned char *p, float v) {
-  uint16_t h = clait_gguf_half(v);
+  uint16_t h = clait_f32_to_f16(v);
   p[0] = (unsigned char)h, p[1] = (unsigned char)(h >> 8);
 }
-static inline float clait_gguf_get_half_(const unsigned char *p) { return clait_gguf_unhalf((uint16_t)(p[0] | p[1] << 8)); }
+static inline float clait_gguf_get_half_(const unsigned char *p) { return clait_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
 /* Quantizes n values (a multiple of 32) into blocks of Q8_0, Q4_0 or Q4_1 (include/clai.h's layouts), or
  * converts them to F32 or F16. out holds clait_ggml_bytes(type, n) bytes. The scales are rounded to half

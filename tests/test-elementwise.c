@@ -874,12 +874,14 @@ static void test_affine(void **state) {
 }
 
 /* clai_glu: out = OP(x[..., :n]) * x[..., n:], against the double-precision unary reference, on awkward
- * shapes, f32 and f16, x a transposed view and out at an offset, special values, and the errors. */
+ * shapes, f32 and f16, x dense (f32: the row kernel) or a transposed view (the indexed kernel) and out at an
+ * offset, special values, and the errors. */
 static void test_glu(void **state) {
   clai_context *ctx = *state;
   clait_rng r = {0x61u};
   static const clai_unary_op ops[] = {CLAI_SILU, CLAI_GELU, CLAI_SIGMOID, CLAI_RELU, CLAI_TANH};
   static const int64_t shapes[][3] = {{1, 1, 1}, {1, 7, 31}, {3, 5, 129}};
+  for (int dense = 0; dense < 2; dense++)
   for (int dt = 0; dt < 2; dt++)
     for (size_t si = 0; si < 3; si++)
       for (size_t oi = 0; oi < 5; oi++) {
@@ -894,16 +896,22 @@ static void test_glu(void **state) {
         clait_fill(&r, xv, nx, -6.0f, 6.0f);
         if (nx >= 8) xv[0] = NAN, xv[2 * n - 1] = NAN, xv[1] = INFINITY, xv[n + 1] = 0.0f, xv[2] = -INFINITY;
         if (dt) clait_round_f16(xv, nx);
-        /* x stored as [B, 2n, R] and viewed transposed as [B, R, 2n] */
-        const int64_t ts[3] = {B, 2 * n, R};
-        float *xt = malloc(nx * 4);
-        assert_non_null(xt);
-        for (int64_t b = 0; b < B; b++)
-          for (int64_t i = 0; i < R; i++)
-            for (int64_t j = 0; j < 2 * n; j++) xt[(b * 2 * n + j) * R + i] = xv[(b * R + i) * 2 * n + j];
-        clai_tensor *xs = clait_upload_floats(ctx, d, 3, ts, xt), *x = NULL;
-        free(xt);
-        CLAIT_OK(ctx, clai_tensor_transpose(xs, &x, 1, 2));
+        /* x stored as [B, R, 2n], or as [B, 2n, R] and viewed transposed as [B, R, 2n] */
+        const int64_t xsh[3] = {B, R, 2 * n}, ts[3] = {B, 2 * n, R};
+        clai_tensor *xs, *x = NULL;
+        if (dense) {
+          xs = clait_upload_floats(ctx, d, 3, xsh, xv);
+          CLAIT_OK(ctx, clai_tensor_reshape(xs, &x, 3, xsh));
+        } else {
+          float *xt = malloc(nx * 4);
+          assert_non_null(xt);
+          for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < R; i++)
+              for (int64_t j = 0; j < 2 * n; j++) xt[(b * 2 * n + j) * R + i] = xv[(b * R + i) * 2 * n + j];
+          xs = clait_upload_floats(ctx, d, 3, ts, xt);
+          free(xt);
+          CLAIT_OK(ctx, clai_tensor_transpose(xs, &x, 1, 2));
+        }
         const int64_t big[1] = {(int64_t)no + 5}, os[3] = {B, R, n}, ost[3] = {R * n, n, 1};
         clai_tensor *base = clait_tensor(ctx, d, 1, big), *out = NULL;
         CLAIT_OK(ctx, clai_tensor_view(base, &out, 3, os, ost, 5));

@@ -311,6 +311,21 @@ static void test_errors(void **state) {
   assert_null(llm_model_load(f->ctx, g, NULL, err, sizeof err));
   assert_non_null(strstr(err, "output_norm.weight"));
   clai_gguf_close(g);
+  /* a norm of the wrong length */
+  w = clait_gguf_new(3);
+  put_hparams(w, 0);
+  z = calloc(V * D, sizeof *z);
+  assert_non_null(z);
+  clait_gguf_tensor_f32(w, "token_embd.weight", 2, es, z);
+  const int64_t bad_norm[1] = {D - 1};
+  clait_gguf_tensor_f32(w, "output_norm.weight", 1, bad_norm, z);
+  assert_int_equal(clait_gguf_write(w, path), 0);
+  clait_gguf_free(w);
+  free(z);
+  assert_int_equal(clai_gguf_open(&g, path, err, sizeof err), CLAI_OK);
+  assert_null(llm_model_load(f->ctx, g, NULL, err, sizeof err));
+  assert_non_null(strstr(err, "tensor output_norm.weight has shape [63], expected [64]"));
+  clai_gguf_close(g);
   unlink(path);
 }
 

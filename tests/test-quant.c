@@ -349,12 +349,10 @@ static void run_case(clai_context *ctx, clait_rng *r, clai_dtype fmt, const qcas
   clai_tensor *w = qtensor(ctx, r, fmt, wnd, k->wbatch ? wsh : wsh + o, NULL, &wref);
   const size_t nx = (size_t)(B * M * K), nc = (size_t)(B * M * N);
   float *xv = malloc(nx * 4), *c0 = malloc(nc * 4), *got = malloc(nc * 4), *bv = malloc((size_t)(M + N) * 4);
-  double *want = malloc(nc * sizeof *want);
   assert_non_null(xv);
   assert_non_null(c0);
   assert_non_null(got);
   assert_non_null(bv);
-  assert_non_null(want);
   clait_fill(r, xv, nx, -1.0f, 1.0f);
   clait_fill(r, c0, nc, -1.0f, 1.0f);
   clait_fill(r, bv, (size_t)(M + N), -0.5f, 0.5f);
@@ -386,7 +384,6 @@ static void run_case(clai_context *ctx, clait_rng *r, clai_dtype fmt, const qcas
   if (st != CLAI_OK) fail_msg("matmul %s M=%lld N=%lld K=%lld: %s", clai_dtype_name(fmt), (long long)M, (long long)N,
                               (long long)K, clai_errmsg(ctx));
   clait_read_floats(ctx, c, got);
-  double worst = 0;
   for (int64_t b = 0; b < B; b++)
     for (int64_t m = 0; m < M; m++)
       for (int64_t n = 0; n < N; n++) {
@@ -411,9 +408,7 @@ static void run_case(clai_context *ctx, clait_rng *r, clai_dtype fmt, const qcas
           fail_msg("%s%s M=%lld N=%lld K=%lld batch=%lld: C[%lld][%lld][%lld] = %.9g, expected %.9g (tol %.3g)",
                    clai_dtype_name(fmt), k->qa ? " (quantized a)" : "", (long long)M, (long long)N, (long long)K,
                    (long long)k->batch, (long long)b, (long long)m, (long long)n, got[ci], v, tol);
-        if (err / tol > worst) worst = err / tol;
       }
-  (void)want;
   clai_tensor_free(bias);
   clai_tensor_free(c);
   clai_tensor_free(x);
@@ -422,7 +417,6 @@ static void run_case(clai_context *ctx, clait_rng *r, clai_dtype fmt, const qcas
   free(c0);
   free(got);
   free(bv);
-  free(want);
   free(wref);
 }
 

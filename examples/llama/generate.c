@@ -98,7 +98,7 @@ static int runner_load(runner *r, const char *path, const llm_options *opt) {
   return 1;
 }
 
-/* Appends s (len bytes) to the growing string *buf as JSON string content. */
+/* Writes s (len bytes) to f as the content of a JSON string. */
 static void json_escape(FILE *f, const char *s, size_t len) {
   for (size_t i = 0; i < len; i++) {
     const unsigned char c = (unsigned char)s[i];

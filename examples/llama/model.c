@@ -61,10 +61,13 @@ static int tensor_info(const clai_gguf *g, const char *name, int64_t rows, int64
   const int ok = rows == 0 ? ti->ndim == 1 && ti->shape[0] == cols
                            : ti->ndim == 2 && ti->shape[0] == rows && ti->shape[1] == cols;
   if (!ok) {
-    set_err(err, cap, "tensor %s has shape [%lld%s%lld], expected [%lld%s%lld]", name, (long long)ti->shape[0],
-            ti->ndim > 1 ? ", " : "", ti->ndim > 1 ? (long long)ti->shape[1] : 0LL, (long long)(rows ? rows : cols),
-            rows ? ", " : "", rows ? (long long)cols : 0LL);
-    if (rows == 0) set_err(err, cap, "tensor %s is not a vector of %lld", name, (long long)cols);
+    char got[160] = "[", want[64];
+    for (int i = 0, len = 1; i < ti->ndim && len < 140; i++)
+      len += snprintf(got + len, sizeof got - (size_t)len, "%s%lld", i ? ", " : "", (long long)ti->shape[i]);
+    strcat(got, "]");
+    if (rows == 0) snprintf(want, sizeof want, "[%lld]", (long long)cols);
+    else snprintf(want, sizeof want, "[%lld, %lld]", (long long)rows, (long long)cols);
+    set_err(err, cap, "tensor %s has shape %s, expected %s", name, got, want);
     return 0;
   }
   if (ti->dtype < 0) {
