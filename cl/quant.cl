@@ -223,12 +223,71 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
   for (int j = 0; j < 32; j++) ((__global char *)p)[2 + j] = convert_char_sat(round(v[j] * id));
 }
 
+/* clai_h2f of eight halves at once (the same exact conversion, on a vector). */
+inline float8 clai_h2f8(const uint8 h) {
+  const uint8 sign = (h & 0x8000u) << 16, mag = (h & 0x7fffu) << 13;
+  const float8 f = as_float8(sign | mag) * 0x1p112f;
+  return (h & 0x7c00u) == 0x7c00u ? as_float8(sign | 0x7f800000u | mag) : f;
+}
+
+/* The scales d (and Q4_1's minimums m; 0 otherwise) of the 8 blocks from block blk on, converted together:
+ * a block's two scalar conversions were most of the decode loop's instructions on a CPU. Every format's
+ * block size is even, so the halves are 2-byte aligned. (The vectors are built from the loads directly: going
+ * through a private array made POCL store 4 bytes and load 8, which stalls store forwarding.) */
+#define CLAI_Q_HALF(p, bytes, j, i) ((uint)((__global const ushort *)((p) + (j) * (bytes)))[i])
+#define CLAI_Q_HALVES8(p, bytes, i)                                                                             \
+  (uint8)(CLAI_Q_HALF(p, bytes, 0, i), CLAI_Q_HALF(p, bytes, 1, i), CLAI_Q_HALF(p, bytes, 2, i),                \
+          CLAI_Q_HALF(p, bytes, 3, i), CLAI_Q_HALF(p, bytes, 4, i), CLAI_Q_HALF(p, bytes, 5, i),                \
+          CLAI_Q_HALF(p, bytes, 6, i), CLAI_Q_HALF(p, bytes, 7, i))
+inline void clai_q_scales8(__global const uchar *q, const long blk, const int fmt, float8 *d, float8 *m) {
+  const long bytes = clai_qbytes(fmt);
+  __global const uchar *p = q + blk * bytes;
+  *d = clai_h2f8(CLAI_Q_HALVES8(p, bytes, 0));
+  *m = fmt == CLAI_Q4_1 ? clai_h2f8(CLAI_Q_HALVES8(p, bytes, 1)) : (float8)0.0f;
+}
+
+/* The 32 values of block blk whose scale and minimum are d and m, as two float16 (values 0-15, 16-31). */
+inline void clai_q_block_dm(__global const uchar *q, const long blk, const int fmt, const float d, const float m,
+                            float16 *lo, float16 *hi) {
+  __global const uchar *p = q + blk * clai_qbytes(fmt);
+  if (fmt == CLAI_Q8_0) {
+    *lo = convert_float16(vload16(0, (__global const char *)(p + 2))) * d;
+    *hi = convert_float16(vload16(1, (__global const char *)(p + 2))) * d;
+  } else {
+    const uchar16 b = vload16(0, p + (fmt == CLAI_Q4_0 ? 2 : 4));
+    const float off = fmt == CLAI_Q4_0 ? -8.0f * d : m; /* exact: d is a half, 8 a power of two */
+    *lo = CLAI_FMA(convert_float16(b & (uchar16)15), (float16)d, (float16)off);
+    *hi = CLAI_FMA(convert_float16(b >> (uchar16)4), (float16)d, (float16)off);
+  }
+}
+
 /* The decode step's product, specialised: M <= QROWS rows of an f32 A whose K stride is 1, the format fixed
- * at compile time (one kernel per format). Work-item (n, b) walks row n of W once; per block the quants
- * become floats, multiply A's values in 16 lanes and are scaled by the block's d (and its minimum times the
- * sum of A's values, for Q4_1) - the general kernel's arithmetic without its branches on the format, the
- * strides and M, which cost it half its speed on POCL. */
-#define CLAI_QGEMV(SFX, FMT)                                                                             \
+ * at compile time (one kernel per format). Work-item (n, b) walks row n of W once, 8 blocks at a time: their
+ * scales are converted together (clai_q_scales8), then per block the quants become floats, are scaled (and
+ * shifted by the minimum, for Q4_1) and multiply A's values in 16 lanes, the low and the high half of a
+ * block in two accumulators so that consecutive FMAs do not wait on each other. The format is a literal,
+ * so the branches on it fold away; the general kernel's branches on the format, the strides and M cost it
+ * half its speed on POCL. */
+#define CLAI_QGEMV_ROWS(FMT, BLK, D, MN, K0)                                                                     \
+  {                                                                                                             \
+    float16 wl, wh;                                                                                             \
+    clai_q_block_dm(w, (BLK), FMT, (D), (MN), &wl, &wh);                                                        \
+    a0 = CLAI_FMA(vload16(0, x0 + (K0)), wl, a0);                                                               \
+    b0 = CLAI_FMA(vload16(0, x0 + (K0) + 16), wh, b0);                                                          \
+    if (M > 1) {                                                                                                \
+      a1 = CLAI_FMA(vload16(0, x1 + (K0)), wl, a1);                                                             \
+      b1 = CLAI_FMA(vload16(0, x1 + (K0) + 16), wh, b1);                                                        \
+    }                                                                                                           \
+    if (M > 2) {                                                                                                \
+      a2 = CLAI_FMA(vload16(0, x2 + (K0)), wl, a2);                                                             \
+      b2 = CLAI_FMA(vload16(0, x2 + (K0) + 16), wh, b2);                                                        \
+    }                                                                                                           \
+    if (M > 3) {                                                                                                \
+      a3 = CLAI_FMA(vload16(0, x3 + (K0)), wl, a3);                                                             \
+      b3 = CLAI_FMA(vload16(0, x3 + (K0) + 16), wh, b3);                                                        \
+    }                                                                                                           \
+  }
+#define CLAI_QGEMV(SFX, FMT)                                                                                    \
   __kernel void clai_qgemv_##SFX(__global float *c, __global const float *x, __global const uchar *w,           \
                                  CLAI_INDEX_ARGS(ix), const int M, const int N, const int K, const long sxm,    \
                                  const long swn, const long scm, const long scn, const float alpha,            \
@@ -243,41 +302,33 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
     const long wrow = (ow + (long)n * swn) / 32; /* the row's first block */                                    \
     __global const float *x0 = x + ox, *x1 = x0 + (M > 1 ? sxm : 0), *x2 = x0 + (M > 2 ? 2 * sxm : 0),         \
                          *x3 = x0 + (M > 3 ? 3 * sxm : 0);                                                      \
-    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;                                                         \
-    if (M == 1) { /* the decode step: its own loop, without the other rows' branches */                         \
-      for (int kb = 0; kb < nb; kb++) {                                                                         \
-        float16 wl, wh;                                                                                         \
-        clai_q_block(w, wrow + kb, FMT, &wl, &wh); /* FMT a literal: the branches on it fold away */            \
-        a0 = CLAI_FMA(vload16(0, x0 + kb * 32), wl, a0);                                                        \
-        a0 = CLAI_FMA(vload16(0, x0 + kb * 32 + 16), wh, a0);                                                   \
-      }                                                                                                         \
-      clai_q_store(c, oc + (long)n * scn, clai_hsum16(a0), alpha, beta, bias, boff + (long)n * bsn, bk, chalf,   \
-                   act);                                                                                        \
-      return;                                                                                                   \
-    }                                                                                                           \
-    for (int kb = 0; kb < nb; kb++) {                                                                           \
-      float16 wl, wh;                                                                                           \
-      clai_q_block(w, wrow + kb, FMT, &wl, &wh);                                                                \
-      const int k = kb * 32;                                                                                    \
-      a0 = CLAI_FMA(vload16(0, x0 + k), wl, a0);                                                                \
-      a0 = CLAI_FMA(vload16(0, x0 + k + 16), wh, a0);                                                           \
-      if (M > 1) {                                                                                              \
-        a1 = CLAI_FMA(vload16(0, x1 + k), wl, a1);                                                              \
-        a1 = CLAI_FMA(vload16(0, x1 + k + 16), wh, a1);                                                         \
-      }                                                                                                         \
-      if (M > 2) {                                                                                              \
-        a2 = CLAI_FMA(vload16(0, x2 + k), wl, a2);                                                              \
-        a2 = CLAI_FMA(vload16(0, x2 + k + 16), wh, a2);                                                         \
-      }                                                                                                         \
-      if (M > 3) {                                                                                              \
-        a3 = CLAI_FMA(vload16(0, x3 + k), wl, a3);                                                              \
-        a3 = CLAI_FMA(vload16(0, x3 + k + 16), wh, a3);                                                         \
+    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;             \
+    int kb = 0;                                                                                                 \
+    for (; kb + 8 <= nb; kb += 8) {                                                                             \
+      float8 d8, m8;                                                                                            \
+      clai_q_scales8(w, wrow + kb, FMT, &d8, &m8);                                                              \
+      const float d[8] = {d8.s0, d8.s1, d8.s2, d8.s3, d8.s4, d8.s5, d8.s6, d8.s7};                              \
+      const float mn[8] = {m8.s0, m8.s1, m8.s2, m8.s3, m8.s4, m8.s5, m8.s6, m8.s7};                             \
+      if (M == 1) { /* the decode step: without the other rows' branches */                                     \
+        _Pragma("unroll") for (int j = 0; j < 8; j++) {                                                         \
+          float16 wl, wh;                                                                                       \
+          clai_q_block_dm(w, wrow + kb + j, FMT, d[j], mn[j], &wl, &wh);                                        \
+          a0 = CLAI_FMA(vload16(0, x0 + (kb + j) * 32), wl, a0);                                                \
+          b0 = CLAI_FMA(vload16(0, x0 + (kb + j) * 32 + 16), wh, b0);                                           \
+        }                                                                                                       \
+      } else {                                                                                                  \
+        for (int j = 0; j < 8; j++) CLAI_QGEMV_ROWS(FMT, wrow + kb + j, d[j], mn[j], (kb + j) * 32)             \
       }                                                                                                         \
     }                                                                                                           \
-    const float acc[QROWS] = {clai_hsum16(a0), clai_hsum16(a1), clai_hsum16(a2), clai_hsum16(a3)};              \
+    for (; kb < nb; kb++) {                                                                                     \
+      __global const uchar *p = w + (wrow + kb) * clai_qbytes(FMT);                                             \
+      CLAI_QGEMV_ROWS(FMT, wrow + kb, CLAI_H2F_AT(p, 0), FMT == CLAI_Q4_1 ? CLAI_H2F_AT(p, 1) : 0.0f, kb * 32)  \
+    }                                                                                                           \
+    const float acc[QROWS] = {clai_hsum16(a0 + b0), clai_hsum16(a1 + b1), clai_hsum16(a2 + b2),                 \
+                              clai_hsum16(a3 + b3)};                                                            \
     for (int r = 0; r < M && r < QROWS; r++)                                                                    \
       clai_q_store(c, oc + (long)r * scm + (long)n * scn, acc[r], alpha, beta, bias,                            \
-                   boff + (long)r * bsm + (long)n * bsn, bk, chalf, act);                                                \
+                   boff + (long)r * bsm + (long)n * bsn, bk, chalf, act);                                       \
   }
 CLAI_QGEMV(q8_0, CLAI_Q8_0)
 CLAI_QGEMV(q4_0, CLAI_Q4_0)

@@ -444,19 +444,6 @@ void clai__pool_release(clai_context *ctx, clai__buffer *buf);
 void clai__pool_trim(clai__pool *pool);
 void clai__pool_stats(const clai__pool *pool, clai_context_stats *stats);
 
-/* ---- quantized tensors (op-quant.c, cl/quant.cl) --------------------------------------------------------
- * clai_matmul with a quantized B runs the one-pass kernel up to this M, and above it dequantizes B in chunks
- * of at most CLAI__QCHUNK_BYTES (f32) into the float GEMM of the device's family. */
-#define CLAI__QMATMUL_MAX_M 16
-#define CLAI__QGEMV_MAX_M 4 /* the format-specialised kernel's rows (QROWS in cl/quant.cl) */
-#define CLAI__QCHUNK_BYTES ((uint64_t)64 << 20)
-/* dst (f32 or f16, any strides, dst's shape) = dequantized src (quantized, broadcasting over its leading dims;
- * the last dim must equal dst's). Arguments are the caller's to check. */
-clai_status clai__dequant(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
-/* clai_copy where src or dst is quantized (checked here): dequantize, or copy blocks between two tensors of
- * one quantized dtype and shape. */
-clai_status clai__copy_quant(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
-
 /* ---- tensors (tensor.c) --------------------------------------------------------------------------------- */
 /* Checks that t is a live-looking tensor of ctx; records a message naming `fn` and `what` otherwise. A
  * quantized tensor is CLAI_E_DTYPE here, so that every op refuses one unless it asks for it with the _any

@@ -24,14 +24,16 @@ static void ref_block(clai_dtype fmt, const uint8_t *b, double *v) {
 }
 
 /* n random blocks: scales of either sign between 1e-3 and 5e-2 (a minimum within +-0.1 for Q4_1), random
- * quants; one block in 7 has a zero scale. */
+ * quants; one block in 7 has a zero scale, one in 11 a subnormal half as its scale (and its minimum). */
 static void rand_blocks(clait_rng *r, clai_dtype fmt, size_t n, uint8_t *out) {
   const size_t bs = clai_dtype_size(fmt);
   for (size_t i = 0; i < n; i++) {
     uint8_t *b = out + i * bs;
     float d = clait_uniform(r, 1e-3f, 5e-2f) * (clait_next(r) & 1 ? -1.0f : 1.0f);
+    float m = clait_uniform(r, -0.1f, 0.1f);
     if (clait_next(r) % 7 == 0) d = 0.0f;
-    const uint16_t hd = clait_f32_to_f16(d), hm = clait_f32_to_f16(clait_uniform(r, -0.1f, 0.1f));
+    if (clait_next(r) % 11 == 0) d = clait_uniform(r, -6e-5f, 6e-5f), m = clait_uniform(r, -6e-5f, 6e-5f);
+    const uint16_t hd = clait_f32_to_f16(d), hm = clait_f32_to_f16(m);
     b[0] = (uint8_t)hd, b[1] = (uint8_t)(hd >> 8);
     size_t q0 = 2;
     if (fmt == CLAI_DTYPE_Q4_1) b[2] = (uint8_t)hm, b[3] = (uint8_t)(hm >> 8), q0 = 4;
@@ -426,7 +428,7 @@ static void test_matmul_shapes(void **state) {
   clait_rng r = {0x9e37};
   static const int64_t Ms[] = {1, 2, 3, 4, 5, 7, 16, 17, 33, 70};
   static const int64_t Ns[] = {1, 7, 33, 129};
-  static const int64_t Ks[] = {32, 96, 576};
+  static const int64_t Ks[] = {32, 96, 256, 576}; /* the decode kernel takes 8 blocks at a time, then the rest */
   const int small = clait_small();
   for (size_t f = 0; f < 3; f++)
     for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++)
