@@ -261,13 +261,22 @@ inline void clai_q_block_dm(__global const uchar *q, const long blk, const int f
   }
 }
 
-/* The decode step's product, specialised: M <= QROWS rows of an f32 A whose K stride is 1, the format fixed
- * at compile time (one kernel per format). Work-item (n, b) walks row n of W once, 8 blocks at a time: their
+/* The decode step's product, specialised: M <= QROWS rows of A whose K stride is 1, the format fixed at
+ * compile time (one kernel per format). Work-item (n, b) walks row n of W once, 8 blocks at a time: their
  * scales are converted together (clai_q_scales8), then per block the quants become floats, are scaled (and
  * shifted by the minimum, for Q4_1) and multiply A's values in 16 lanes, the low and the high half of a
  * block in two accumulators so that consecutive FMAs do not wait on each other. The format is a literal,
  * so the branches on it fold away; the general kernel's branches on the format, the strides and M cost it
- * half its speed on POCL. */
+ * half its speed on POCL.
+ * clai_qgemv_<fmt> reads an f32 A from global memory; clai_qgemv8_<fmt> takes Q8_0 activations (llama.cpp's
+ * scheme), which each work-group dequantizes - exactly, a quant times a half - into local memory, QCHUNK
+ * values of each row at a time, so that one launch replaces a dequantizing copy and the product (A's offsets
+ * and row stride are in elements, at block starts; the local size along the batch is 1, so every work-item
+ * of a group has the same b and reaches the same barriers). Both give the same sums in the same order for
+ * the same A values. */
+#define QCHUNK 1024 /* values of each A row staged at a time: QROWS * QCHUNK floats of local memory (16 KiB) */
+
+/* Block BLK of W (scale D, minimum MN) times the M rows of A at x0..x3 + K0. */
 #define CLAI_QGEMV_ROWS(FMT, BLK, D, MN, K0)                                                                     \
   {                                                                                                             \
     float16 wl, wh;                                                                                             \
@@ -287,24 +296,12 @@ inline void clai_q_block_dm(__global const uchar *q, const long blk, const int f
       b3 = CLAI_FMA(vload16(0, x3 + (K0) + 16), wh, b3);                                                        \
     }                                                                                                           \
   }
-#define CLAI_QGEMV(SFX, FMT)                                                                                    \
-  __kernel void clai_qgemv_##SFX(__global float *c, __global const float *x, __global const uchar *w,           \
-                                 CLAI_INDEX_ARGS(ix), const int M, const int N, const int K, const long sxm,    \
-                                 const long swn, const long scm, const long scn, const float alpha,            \
-                                 const float beta, __global const float *bias, const long boff, const long bsm, \
-                                 const long bsn, const int bk, const int chalf, const int act) {                \
-    const int n = (int)get_global_id(0);                                                                        \
-    const long b = (long)get_global_id(1);                                                                      \
-    if (n >= N || b >= CLAI_IX_NUMEL(ix)) return;                                                               \
-    long oc, ox, ow;                                                                                            \
-    CLAI_OFFSETS(ix, b, &oc, &ox, &ow);                                                                         \
-    const int nb = K / 32;                                                                                      \
-    const long wrow = (ow + (long)n * swn) / 32; /* the row's first block */                                    \
-    __global const float *x0 = x + ox, *x1 = x0 + (M > 1 ? sxm : 0), *x2 = x0 + (M > 2 ? 2 * sxm : 0),         \
-                         *x3 = x0 + (M > 3 ? 3 * sxm : 0);                                                      \
-    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;             \
-    int kb = 0;                                                                                                 \
-    for (; kb + 8 <= nb; kb += 8) {                                                                             \
+
+/* Blocks KB0 <= kb < KB1 of row wrow of W against A, whose values for block kb are at x0..x3 + kb * 32 - XO. */
+#define CLAI_QGEMV_SPAN(FMT, KB0, KB1, XO)                                                                       \
+  {                                                                                                             \
+    int kb = (KB0);                                                                                             \
+    for (; kb + 8 <= (KB1); kb += 8) {                                                                          \
       float8 d8, m8;                                                                                            \
       clai_q_scales8(w, wrow + kb, FMT, &d8, &m8);                                                              \
       const float d[8] = {d8.s0, d8.s1, d8.s2, d8.s3, d8.s4, d8.s5, d8.s6, d8.s7};                              \
@@ -313,22 +310,76 @@ inline void clai_q_block_dm(__global const uchar *q, const long blk, const int f
         _Pragma("unroll") for (int j = 0; j < 8; j++) {                                                         \
           float16 wl, wh;                                                                                       \
           clai_q_block_dm(w, wrow + kb + j, FMT, d[j], mn[j], &wl, &wh);                                        \
-          a0 = CLAI_FMA(vload16(0, x0 + (kb + j) * 32), wl, a0);                                                \
-          b0 = CLAI_FMA(vload16(0, x0 + (kb + j) * 32 + 16), wh, b0);                                           \
+          a0 = CLAI_FMA(vload16(0, x0 + (kb + j) * 32 - (XO)), wl, a0);                                         \
+          b0 = CLAI_FMA(vload16(0, x0 + (kb + j) * 32 - (XO) + 16), wh, b0);                                    \
         }                                                                                                       \
       } else {                                                                                                  \
-        for (int j = 0; j < 8; j++) CLAI_QGEMV_ROWS(FMT, wrow + kb + j, d[j], mn[j], (kb + j) * 32)             \
+        for (int j = 0; j < 8; j++) CLAI_QGEMV_ROWS(FMT, wrow + kb + j, d[j], mn[j], (kb + j) * 32 - (XO))      \
       }                                                                                                         \
     }                                                                                                           \
-    for (; kb < nb; kb++) {                                                                                     \
+    for (; kb < (KB1); kb++) {                                                                                  \
       __global const uchar *p = w + (wrow + kb) * clai_qbytes(FMT);                                             \
-      CLAI_QGEMV_ROWS(FMT, wrow + kb, CLAI_H2F_AT(p, 0), FMT == CLAI_Q4_1 ? CLAI_H2F_AT(p, 1) : 0.0f, kb * 32)  \
+      CLAI_QGEMV_ROWS(FMT, wrow + kb, CLAI_H2F_AT(p, 0), FMT == CLAI_Q4_1 ? CLAI_H2F_AT(p, 1) : 0.0f,            \
+                      kb * 32 - (XO))                                                                           \
     }                                                                                                           \
+  }
+
+/* The M sums through the epilogue. */
+#define CLAI_QGEMV_STORE                                                                                        \
+  {                                                                                                             \
     const float acc[QROWS] = {clai_hsum16(a0 + b0), clai_hsum16(a1 + b1), clai_hsum16(a2 + b2),                 \
                               clai_hsum16(a3 + b3)};                                                            \
     for (int r = 0; r < M && r < QROWS; r++)                                                                    \
       clai_q_store(c, oc + (long)r * scm + (long)n * scn, acc[r], alpha, beta, bias,                            \
                    boff + (long)r * bsm + (long)n * bsn, bk, chalf, act);                                       \
+  }
+
+#define CLAI_QGEMV_ARGS(XT)                                                                                     \
+  __global float *c, __global const XT *x, __global const uchar *w, CLAI_INDEX_ARGS(ix), const int M,          \
+      const int N, const int K, const long sxm, const long swn, const long scm, const long scn,                 \
+      const float alpha, const float beta, __global const float *bias, const long boff, const long bsm,         \
+      const long bsn, const int bk, const int chalf, const int act
+
+#define CLAI_QGEMV(SFX, FMT)                                                                                    \
+  __kernel void clai_qgemv_##SFX(CLAI_QGEMV_ARGS(float)) {                                                      \
+    const int n = (int)get_global_id(0);                                                                        \
+    const long b = (long)get_global_id(1);                                                                      \
+    if (n >= N || b >= CLAI_IX_NUMEL(ix)) return;                                                               \
+    long oc, ox, ow;                                                                                            \
+    CLAI_OFFSETS(ix, b, &oc, &ox, &ow);                                                                         \
+    const long wrow = (ow + (long)n * swn) / 32; /* the row's first block */                                    \
+    __global const float *x0 = x + ox, *x1 = x0 + (M > 1 ? sxm : 0), *x2 = x0 + (M > 2 ? 2 * sxm : 0),         \
+                         *x3 = x0 + (M > 3 ? 3 * sxm : 0);                                                      \
+    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;             \
+    CLAI_QGEMV_SPAN(FMT, 0, K / 32, 0)                                                                          \
+    CLAI_QGEMV_STORE                                                                                            \
+  }                                                                                                             \
+  __kernel void clai_qgemv8_##SFX(CLAI_QGEMV_ARGS(uchar)) {                                                     \
+    __local float xs[QROWS * QCHUNK];                                                                           \
+    const int n = (int)get_global_id(0);                                                                        \
+    const long b = (long)get_global_id(1);                                                                      \
+    const int live = b < CLAI_IX_NUMEL(ix), mine = live && n < N;                                               \
+    long oc = 0, ox = 0, ow = 0;                                                                                \
+    if (live) CLAI_OFFSETS(ix, b, &oc, &ox, &ow);                                                               \
+    const long wrow = (ow + (long)n * swn) / 32;                                                                \
+    __local const float *x0 = xs, *x1 = xs + (M > 1 ? QCHUNK : 0), *x2 = xs + (M > 2 ? 2 * QCHUNK : 0),        \
+                        *x3 = xs + (M > 3 ? 3 * QCHUNK : 0);                                                    \
+    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;             \
+    const int nb = K / 32, rows = M < QROWS ? M : QROWS;                                                        \
+    for (int c0 = 0; c0 < nb; c0 += QCHUNK / 32) {                                                              \
+      const int cn = nb - c0 < QCHUNK / 32 ? nb - c0 : QCHUNK / 32;                                             \
+      barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk is used up */                                         \
+      for (int t = (int)get_local_id(0); live && t < rows * cn; t += (int)get_local_size(0)) {                 \
+        const int r = t / cn, j = t - r * cn;                                                                   \
+        float16 lo, hi;                                                                                         \
+        clai_q_block(x, (ox + r * sxm) / 32 + c0 + j, CLAI_Q8_0, &lo, &hi);                                     \
+        vstore16(lo, 0, xs + r * QCHUNK + j * 32);                                                              \
+        vstore16(hi, 0, xs + r * QCHUNK + j * 32 + 16);                                                         \
+      }                                                                                                         \
+      barrier(CLK_LOCAL_MEM_FENCE);                                                                             \
+      if (mine) CLAI_QGEMV_SPAN(FMT, c0, c0 + cn, c0 * 32)                                                      \
+    }                                                                                                           \
+    if (mine) CLAI_QGEMV_STORE                                                                                  \
   }
 CLAI_QGEMV(q8_0, CLAI_Q8_0)
 CLAI_QGEMV(q4_0, CLAI_Q4_0)

@@ -199,7 +199,10 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   const clai__gemm_config *g = &ctx->gemm;
   if (p->quant) {
     static const int gemv[3] = {CLAI__K_QGEMV_Q8_0, CLAI__K_QGEMV_Q4_0, CLAI__K_QGEMV_Q4_1};
-    if (p->aquant || p->half_in)
+    static const int gemv8[3] = {CLAI__K_QGEMV8_Q8_0, CLAI__K_QGEMV8_Q4_0, CLAI__K_QGEMV8_Q4_1};
+    if (p->aquant && p->M <= CLAI__QGEMV_MAX_M && p->sak == 1)
+      p->kernel = gemv8[p->quant - CLAI_DTYPE_Q8_0]; /* Q8_0 activations dequantized in local memory */
+    else if (p->aquant || p->half_in)
       p->kernel = -3; /* A is widened to f32 first (dequantized, or converted from f16), then planned again */
     else if (p->M > CLAI__QMATMUL_MAX_M)
       p->kernel = -2;
@@ -510,13 +513,14 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
   if (p.quant && p.kernel >= 0) {
     const int spec = p.kernel != CLAI__K_QMATMUL_F32;
     snprintf(buf, cap, "quantized %s: one pass over the weights (M <= %d%s)", clai_dtype_name(b->dtype),
-             spec ? CLAI__QGEMV_MAX_M : CLAI__QMATMUL_MAX_M, spec ? ", f32 activations" : "");
+             spec ? CLAI__QGEMV_MAX_M : CLAI__QMATMUL_MAX_M,
+             !spec ? "" : p.aquant ? ", q8_0 activations dequantized in local memory" : ", f32 activations");
     return CLAI_OK;
   }
   if (p.kernel == -3) {
     snprintf(buf, cap, "quantized %s x %s activations: the activations widened to f32, then the %s path",
-             clai_dtype_name(b->dtype), clai_dtype_name(a->dtype), p.M <= CLAI__QGEMV_MAX_M ? "one-pass" : p.M <= CLAI__QMATMUL_MAX_M ?
-             "one-pass (general)" : "chunked");
+             clai_dtype_name(b->dtype), clai_dtype_name(a->dtype), p.M <= CLAI__QGEMV_MAX_M ? "one-pass" :
+             p.M <= CLAI__QMATMUL_MAX_M ? "one-pass (general)" : "chunked");
     return CLAI_OK;
   }
   if (p.quant) {

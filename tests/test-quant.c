@@ -466,6 +466,79 @@ static void test_matmul_variants(void **state) {
     }
 }
 
+/* Q8_0 activations for the decode step's few rows (M <= 4), dequantized by the product kernel itself: the
+ * same bits as the product with the dequantized activations in f32, and the double reference. K beyond one
+ * staged chunk (1024 values) and not a multiple of it; A a view at a block offset with a wider row stride;
+ * a batch with broadcast weights; N not a multiple of the work-group size. */
+static void test_matmul_q8_activations(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0x5151};
+  static const int64_t NK[][2] = {{33, 64}, {17, 1120}, {40, 2080}};
+  const int small = clait_small();
+  for (size_t f = 0; f < 3; f++)
+    for (int64_t M = 1; M <= 4; M++)
+      for (size_t s = 0; s < 3; s++) {
+        if (small && (f + (size_t)M + s) % 3 != 0) continue;
+        const int64_t N = NK[s][1] > 1024 && small ? 9 : NK[s][0], K = NK[s][1], B = 2;
+        const int64_t wsh[2] = {N, K}, fsh[3] = {B, M + 1, K + 64}, csh[3] = {B, M, N};
+        double *wref = NULL;
+        clai_tensor *w = qtensor(ctx, &r, fmts[f], 2, wsh, NULL, &wref);
+        const size_t nf = (size_t)(B * (M + 1) * (K + 64));
+        float *xv = malloc(nf * 4), *got = malloc((size_t)(B * M * N) * 4), *want = malloc((size_t)(B * M * N) * 4);
+        assert_non_null(xv);
+        assert_non_null(got);
+        assert_non_null(want);
+        clait_fill(&r, xv, nf, -2.0f, 2.0f);
+        /* the activations: rows 1..M, values 32..32+K of a wider Q8_0 tensor */
+        clai_tensor *xf = clait_upload_floats(ctx, CLAI_DTYPE_F32, 3, fsh, xv), *xq = clait_tensor(ctx, CLAI_DTYPE_Q8_0, 3, fsh);
+        CLAIT_OK(ctx, clai_copy(ctx, xq, xf));
+        const int64_t vsh[3] = {B, M, K}, vst[3] = {(M + 1) * (K + 64), K + 64, 1};
+        clai_tensor *xv8 = NULL, *c = clait_tensor(ctx, CLAI_DTYPE_F32, 3, csh);
+        CLAIT_OK(ctx, clai_tensor_view(xq, &xv8, 3, vsh, vst, K + 64 + 32));
+        char desc[200];
+        CLAIT_OK(ctx, clai_matmul_describe(ctx, c, xv8, 0, w, 1, desc, sizeof desc));
+        if (strstr(desc, "q8_0 activations") == NULL) fail_msg("M=%lld: %s", (long long)M, desc);
+        CLAIT_OK(ctx, clai_matmul(ctx, c, xv8, 0, w, 1, 1.0f, 0.0f));
+        clait_read_floats(ctx, c, got);
+        /* the f32 route: the same activations dequantized, then the product */
+        clai_tensor *af = clait_tensor(ctx, CLAI_DTYPE_F32, 3, vsh);
+        CLAIT_OK(ctx, clai_copy(ctx, af, xv8));
+        CLAIT_OK(ctx, clai_matmul(ctx, c, af, 0, w, 1, 1.0f, 0.0f));
+        clait_read_floats(ctx, c, want);
+        float *av = malloc((size_t)(B * M * K) * 4);
+        assert_non_null(av);
+        clait_read_floats(ctx, af, av);
+        for (int64_t i = 0; i < B * M * N; i++) {
+          const int64_t b = i / (M * N), m = i / N % M, n = i % N;
+          if (memcmp(&got[i], &want[i], 4) != 0)
+            fail_msg("%s M=%lld N=%lld K=%lld: C[%lld][%lld][%lld] = %.9g with q8_0 activations, %.9g with their f32 "
+                     "values", clai_dtype_name(fmts[f]), (long long)M, (long long)N, (long long)K, (long long)b,
+                     (long long)m, (long long)n, got[i], want[i]);
+          double s = 0, mag = 0;
+          for (int64_t k = 0; k < K; k++) {
+            const double t = (double)av[(b * M + m) * K + k] * wref[n * K + k];
+            s += t;
+            mag += fabs(t);
+          }
+          const double tol = 2e-6 * (mag + 1.0) * sqrt((double)K);
+          if (!(fabs(got[i] - s) <= tol))
+            fail_msg("%s M=%lld N=%lld K=%lld: C[%lld][%lld][%lld] = %.9g, expected %.9g", clai_dtype_name(fmts[f]),
+                     (long long)M, (long long)N, (long long)K, (long long)b, (long long)m, (long long)n, got[i], s);
+        }
+        free(av);
+        clai_tensor_free(af);
+        clai_tensor_free(c);
+        clai_tensor_free(xv8);
+        clai_tensor_free(xq);
+        clai_tensor_free(xf);
+        clai_tensor_free(w);
+        free(xv);
+        free(got);
+        free(want);
+        free(wref);
+      }
+}
+
 /* C written into a column slice of a wider, sentinel-filled buffer: nothing outside it changes. */
 static void test_matmul_into_view(void **state) {
   clai_context *ctx = *state;
@@ -593,6 +666,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_other_ops_refuse, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_shapes, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_variants, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_matmul_q8_activations, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_into_view, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_gather_rows, clait_setup, clait_teardown),

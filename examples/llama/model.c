@@ -307,13 +307,13 @@ static clai_status view(views *vs, clai_tensor *t, int ndim, const int64_t *shap
 }
 
 /* The activations a product with a quantized weight sees: in llama.cpp's scheme (not exact) x quantized to
- * Q8_0 per 32 values (xq) and back to f32 (xf), once for every product that reads x; else x itself. */
-static clai_status act_in(llm_model *m, clai_tensor *x, clai_tensor *xq, clai_tensor *xf, clai_tensor **in) {
+ * Q8_0 per 32 values (xq), once for every product that reads x, which clai_matmul takes as they are (for a
+ * decode step's row its kernel dequantizes them itself); else x itself. */
+static clai_status act_in(llm_model *m, clai_tensor *x, clai_tensor *xq, clai_tensor **in) {
   *in = x;
   if (m->exact || xq == NULL) return CLAI_OK;
   clai_status st = clai_copy(m->ctx, xq, x);
-  if (st == CLAI_OK) st = clai_copy(m->ctx, xf, xq);
-  if (st == CLAI_OK) *in = xf;
+  if (st == CLAI_OK) *in = xq;
   return st;
 }
 
@@ -341,7 +341,7 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
   clai_status st = CLAI_OK;
   views vs = {{0}, 0};
   clai_tensor *ids = NULL, *x = NULL, *h = NULL, *qkv = NULL, *att = NULL, *gu = NULL, *g = NULL;
-  clai_tensor *q8 = NULL, *f8 = NULL; /* Q8_0 activations and their f32 values (llama.cpp's scheme) */
+  clai_tensor *q8 = NULL; /* Q8_0 activations (llama.cpp's scheme) */
   const int64_t wide = nq > ff ? (nq > d ? nq : d) : (ff > d ? ff : d);
   const int64_t sid[1] = {n}, sx[2] = {n, d}, sqkv[2] = {n, nqkv}, satt[2] = {n, nq}, sgu[2] = {n, 2 * ff},
                 sff[2] = {n, ff}, s8[2] = {n, wide};
@@ -353,16 +353,14 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
   TRY(clai_tensor_init(ctx, &att, CLAI_DTYPE_F32, 2, satt));
   TRY(clai_tensor_init(ctx, &gu, CLAI_DTYPE_F32, 2, sgu));
   TRY(clai_tensor_init(ctx, &g, CLAI_DTYPE_F32, 2, sff));
-  clai_tensor *hq = NULL, *hf = NULL, *aq = NULL, *af = NULL, *gq = NULL, *gf = NULL;
+  clai_tensor *hq = NULL, *aq = NULL, *gq = NULL;
   if (!m->exact && d % 32 == 0 && nq % 32 == 0 && ff % 32 == 0) {
     TRY(clai_tensor_init(ctx, &q8, CLAI_DTYPE_Q8_0, 2, s8));
-    TRY(clai_tensor_init(ctx, &f8, CLAI_DTYPE_F32, 2, s8));
     const int64_t w[3] = {d, nq, ff};
-    clai_tensor **qs[3] = {&hq, &aq, &gq}, **fs[3] = {&hf, &af, &gf};
+    clai_tensor **qs[3] = {&hq, &aq, &gq};
     for (int i = 0; i < 3; i++) {
       const int64_t sh[2] = {n, w[i]}, st8[2] = {wide, 1};
       TRY(view(&vs, q8, 2, sh, st8, 0, qs[i]));
-      TRY(view(&vs, f8, 2, sh, st8, 0, fs[i]));
     }
   }
   TRY(clai_gather_rows(ctx, x, m->tok_embd, ids));
@@ -393,7 +391,7 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
     llm_layer *Ly = &m->layers[l];
     clai_tensor *in, *kvc, *kall, *vall;
     TRY(clai_rmsnorm(ctx, h, x, Ly->attn_norm, (float)hp->rms_eps, NULL));
-    TRY(act_in(m, h, hq, hf, &in));
+    TRY(act_in(m, h, hq, &in));
     TRY(clai_matmul(ctx, qkv, in, 0, Ly->wqkv, 1, 1.0f, 0.0f));
     TRY(clai_rope(ctx, qk4, qk4, &rp));
     /* the new positions' keys and values into the cache, then every position so far as [1, Hk, L, hd] */
@@ -404,34 +402,30 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
     TRY(view(&vs, Ly->kvcache, 4, as, ast, 0, &kall));
     TRY(view(&vs, Ly->kvcache, 4, as, ast, nkv, &vall));
     TRY(clai_attention(ctx, att_bhld, NULL, q_bhld, kall, vall, scale, 1));
-    TRY(act_in(m, att, aq, af, &in));
+    TRY(act_in(m, att, aq, &in));
     TRY(clai_matmul(ctx, x, in, 0, Ly->wo, 1, 1.0f, 1.0f));
     TRY(clai_rmsnorm(ctx, h, x, Ly->ffn_norm, (float)hp->rms_eps, NULL));
-    TRY(act_in(m, h, hq, hf, &in));
+    TRY(act_in(m, h, hq, &in));
     TRY(clai_matmul(ctx, gu, in, 0, Ly->wgu, 1, 1.0f, 0.0f));
     TRY(clai_glu(ctx, CLAI_SILU, g, gu));
-    TRY(act_in(m, g, gq, gf, &in));
+    TRY(act_in(m, g, gq, &in));
     TRY(clai_matmul(ctx, x, in, 0, Ly->wdown, 1, 1.0f, 1.0f));
     while (vs.n > base_views) clai_tensor_free(vs.v[--vs.n]);
   }
   {
-    clai_tensor *xl, *hl, *hlq = NULL, *hlf = NULL, *in;
+    clai_tensor *xl, *hl, *hlq = NULL, *in;
     const int64_t ls[2] = {n_out, d}, lst[2] = {d, 1}, l8[2] = {wide, 1};
     TRY(view(&vs, x, 2, ls, lst, (n - n_out) * d, &xl));
     TRY(view(&vs, h, 2, ls, lst, 0, &hl));
-    if (q8 != NULL) {
-      TRY(view(&vs, q8, 2, ls, l8, 0, &hlq));
-      TRY(view(&vs, f8, 2, ls, l8, 0, &hlf));
-    }
+    if (q8 != NULL) TRY(view(&vs, q8, 2, ls, l8, 0, &hlq));
     TRY(clai_rmsnorm(ctx, hl, xl, m->out_norm, (float)hp->rms_eps, NULL));
-    TRY(act_in(m, hl, hlq, hlf, &in));
+    TRY(act_in(m, hl, hlq, &in));
     TRY(clai_matmul(ctx, logits, in, 0, m->output, 1, 1.0f, 0.0f));
   }
   m->n_past = L;
 done:
   if (st != CLAI_OK) set_err(err, cap, "%s", clai_errmsg(ctx));
   drop(&vs);
-  clai_tensor_free(f8);
   clai_tensor_free(q8);
   clai_tensor_free(g);
   clai_tensor_free(gu);
