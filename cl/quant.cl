@@ -223,13 +223,6 @@ __kernel void clai_quant_q8_0(__global uchar *out, __global const uchar *x, CLAI
   for (int j = 0; j < 32; j++) ((__global char *)p)[2 + j] = convert_char_sat(round(v[j] * id));
 }
 
-/* clai_h2f of eight halves at once (the same exact conversion, on a vector). */
-inline float8 clai_h2f8(const uint8 h) {
-  const uint8 sign = (h & 0x8000u) << 16, mag = (h & 0x7fffu) << 13;
-  const float8 f = as_float8(sign | mag) * 0x1p112f;
-  return (h & 0x7c00u) == 0x7c00u ? as_float8(sign | 0x7f800000u | mag) : f;
-}
-
 /* The scales d (and Q4_1's minimums m; 0 otherwise) of the 8 blocks from block blk on, converted together:
  * a block's two scalar conversions were most of the decode loop's instructions on a CPU. Every format's
  * block size is even, so the halves are 2-byte aligned. (The vectors are built from the loads directly: going

@@ -83,8 +83,12 @@ clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse
   st = clai__kernel_ready(ctx, kern); /* builds cl/attention.cl on first use: klocal is known after it */
   if (st != CLAI_OK) return st;
 
-  /* A work-group covers lsz work-items times ATT_RQ query rows each (the -DATT_RQ of cl/attention.cl). */
-  const size_t lsz = ctx->klocal[kern][0], rows = lsz * (size_t)clai__attention_rq(&ctx->caps);
+  /* A work-group covers lsz work-items times ATT_RQ query rows each (the -DATT_RQ of cl/attention.cl). On a
+   * CPU, queries that one work-item holds (a decode step's) get a group of one: a CPU runs a group's
+   * work-items one after another, and a full group walked its idle ones through every key block's barriers
+   * (cl/attention.cl works with any local size). */
+  const size_t rq = (size_t)clai__attention_rq(&ctx->caps);
+  const size_t lsz = ctx->caps.is_cpu && (uint64_t)Lq <= rq ? 1 : ctx->klocal[kern][0], rows = lsz * rq;
   const uint64_t nqb = ((uint64_t)Lq + rows - 1) / rows;
   uint64_t groups;
   if (!clai__mul_ok((uint64_t)B * (uint64_t)H, nqb, &groups) || groups > (uint64_t)SIZE_MAX / lsz)
@@ -102,7 +106,7 @@ clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse
   const cl_long lo = lse ? lse->offset : 0, ls0 = lse ? lse->strides[0] : 0, ls1 = lse ? lse->strides[1] : 0,
                 ls2 = lse ? lse->strides[2] : 0;
   cl_mem lmem = lse != NULL ? lse->buf->mem : out->buf->mem; /* not written when has_lse is 0 */
-  return clai__launch(ctx, kern, &global, 40, CLAI__ARG(out->buf->mem), CLAI__ARG(lmem), CLAI__ARG(q->buf->mem),
+  return clai__launch_local(ctx, kern, &global, &lsz, 40, CLAI__ARG(out->buf->mem), CLAI__ARG(lmem), CLAI__ARG(q->buf->mem),
                       CLAI__ARG(k->buf->mem), CLAI__ARG(v->buf->mem), CLAI__ARG(h), CLAI__ARG(hk), CLAI__ARG(lq),
                       CLAI__ARG(lk), CLAI__ARG(dd), CLAI__ARG(dv), CLAI__ARG(qo), CLAI__ARG(qs0), CLAI__ARG(qs1),
                       CLAI__ARG(qs2), CLAI__ARG(qs3), CLAI__ARG(ko), CLAI__ARG(ks0), CLAI__ARG(ks1), CLAI__ARG(ks2),

@@ -143,6 +143,8 @@ static const att_case cases[] = {
     {1, 1, 1, 100, 100, 128, 128, 1, 0},
     {1, 2, 2, 33, 7, 256, 256, 0, 0},
     {1, 4, 2, 1, 100, 64, 64, 1, 0},     /* one decoding step over a cache of 100 */
+    {1, 6, 2, 4, 50, 64, 64, 1, 0},      /* the most queries a group of one work-item takes on CPUs */
+    {2, 3, 1, 5, 37, 32, 32, 1, 0},      /* one more: a full group again */
     {1, 1, 1, 65, 130, 16, 8, 1, 0},     /* crosses the key block and the work-group size */
     {1, 1, 1, 7, 1000, 1, 1, 0, 0},      /* a long row */
     {1, 1, 1, 33, 100, 200, 3, 1, 0},
