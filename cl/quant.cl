@@ -262,12 +262,13 @@ inline void clai_q_block_dm(__global const uchar *q, const long blk, const int f
  * so the branches on it fold away; the general kernel's branches on the format, the strides and M cost it
  * half its speed on POCL.
  * clai_qgemv_<fmt> reads an f32 A from global memory; clai_qgemv8_<fmt> takes Q8_0 activations (llama.cpp's
- * scheme), which each work-group dequantizes - exactly, a quant times a half - into local memory, QCHUNK
- * values of each row at a time, so that one launch replaces a dequantizing copy and the product (A's offsets
+ * scheme), which each work-group dequantizes - exactly, a quant times a half - into local memory first (all
+ * of it: one barrier; a loop over chunks kept the accumulators in memory across its barriers on POCL, 1.7x
+ * slower), so that one launch replaces a dequantizing copy and the product (A's offsets
  * and row stride are in elements, at block starts; the local size along the batch is 1, so every work-item
  * of a group has the same b and reaches the same barriers). Both give the same sums in the same order for
  * the same A values. */
-#define QCHUNK 1024 /* values of each A row staged at a time: QROWS * QCHUNK floats of local memory (16 KiB) */
+#define QSTAGE 4096 /* floats of local memory (16 KiB) for A's rows: the host sends M * K > QSTAGE elsewhere */
 
 /* Block BLK of W (scale D, minimum MN) times the M rows of A at x0..x3 + K0. */
 #define CLAI_QGEMV_ROWS(FMT, BLK, D, MN, K0)                                                                     \
@@ -348,31 +349,28 @@ inline void clai_q_block_dm(__global const uchar *q, const long blk, const int f
     CLAI_QGEMV_STORE                                                                                            \
   }                                                                                                             \
   __kernel void clai_qgemv8_##SFX(CLAI_QGEMV_ARGS(uchar)) {                                                     \
-    __local float xs[QROWS * QCHUNK];                                                                           \
+    __local float xs[QSTAGE];                                                                                   \
     const int n = (int)get_global_id(0);                                                                        \
     const long b = (long)get_global_id(1);                                                                      \
-    const int live = b < CLAI_IX_NUMEL(ix), mine = live && n < N;                                               \
+    const int live = b < CLAI_IX_NUMEL(ix);                                                                     \
     long oc = 0, ox = 0, ow = 0;                                                                                \
     if (live) CLAI_OFFSETS(ix, b, &oc, &ox, &ow);                                                               \
-    const long wrow = (ow + (long)n * swn) / 32;                                                                \
-    __local const float *x0 = xs, *x1 = xs + (M > 1 ? QCHUNK : 0), *x2 = xs + (M > 2 ? 2 * QCHUNK : 0),        \
-                        *x3 = xs + (M > 3 ? 3 * QCHUNK : 0);                                                    \
-    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;             \
     const int nb = K / 32, rows = M < QROWS ? M : QROWS;                                                        \
-    for (int c0 = 0; c0 < nb; c0 += QCHUNK / 32) {                                                              \
-      const int cn = nb - c0 < QCHUNK / 32 ? nb - c0 : QCHUNK / 32;                                             \
-      barrier(CLK_LOCAL_MEM_FENCE); /* the previous chunk is used up */                                         \
-      for (int t = (int)get_local_id(0); live && t < rows * cn; t += (int)get_local_size(0)) {                 \
-        const int r = t / cn, j = t - r * cn;                                                                   \
-        float16 lo, hi;                                                                                         \
-        clai_q_block(x, (ox + r * sxm) / 32 + c0 + j, CLAI_Q8_0, &lo, &hi);                                     \
-        vstore16(lo, 0, xs + r * QCHUNK + j * 32);                                                              \
-        vstore16(hi, 0, xs + r * QCHUNK + j * 32 + 16);                                                         \
-      }                                                                                                         \
-      barrier(CLK_LOCAL_MEM_FENCE);                                                                             \
-      if (mine) CLAI_QGEMV_SPAN(FMT, c0, c0 + cn, c0 * 32)                                                      \
+    for (int t = (int)get_local_id(0); live && t < rows * nb; t += (int)get_local_size(0)) {                   \
+      const int r = t / nb, j = t - r * nb;                                                                     \
+      float16 lo, hi;                                                                                           \
+      clai_q_block(x, (ox + r * sxm) / 32 + j, CLAI_Q8_0, &lo, &hi);                                            \
+      vstore16(lo, 0, xs + r * K + j * 32);                                                                     \
+      vstore16(hi, 0, xs + r * K + j * 32 + 16);                                                                \
     }                                                                                                           \
-    if (mine) CLAI_QGEMV_STORE                                                                                  \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                               \
+    if (!live || n >= N) return;                                                                                \
+    const long wrow = (ow + (long)n * swn) / 32;                                                                \
+    __local const float *x0 = xs, *x1 = xs + (M > 1 ? K : 0), *x2 = xs + (M > 2 ? 2 * K : 0),                  \
+                        *x3 = xs + (M > 3 ? 3 * K : 0);                                                         \
+    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;             \
+    CLAI_QGEMV_SPAN(FMT, 0, nb, 0)                                                                              \
+    CLAI_QGEMV_STORE                                                                                            \
   }
 CLAI_QGEMV(q8_0, CLAI_Q8_0)
 CLAI_QGEMV(q4_0, CLAI_Q4_0)

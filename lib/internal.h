@@ -289,6 +289,7 @@ typedef struct clai__pool {
  * of at most CLAI__QCHUNK_BYTES (f32) into the float GEMM of the device's family. */
 #define CLAI__QMATMUL_MAX_M 16
 #define CLAI__QGEMV_MAX_M 4 /* the format-specialised kernel's rows (QROWS in cl/quant.cl) */
+#define CLAI__QGEMV8_STAGE 4096 /* Q8_0 activations the kernel stages (M * K; QSTAGE in cl/quant.cl) */
 #define CLAI__QCHUNK_BYTES ((uint64_t)64 << 20)
 /* dst (f32 or f16, any strides, dst's shape) = dequantized src (quantized, broadcasting over its leading dims;
  * the last dim must equal dst's). Arguments are the caller's to check. */

@@ -200,7 +200,7 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   if (p->quant) {
     static const int gemv[3] = {CLAI__K_QGEMV_Q8_0, CLAI__K_QGEMV_Q4_0, CLAI__K_QGEMV_Q4_1};
     static const int gemv8[3] = {CLAI__K_QGEMV8_Q8_0, CLAI__K_QGEMV8_Q4_0, CLAI__K_QGEMV8_Q4_1};
-    if (p->aquant && p->M <= CLAI__QGEMV_MAX_M && p->sak == 1)
+    if (p->aquant && p->M <= CLAI__QGEMV_MAX_M && p->sak == 1 && p->M * p->K <= CLAI__QGEMV8_STAGE)
       p->kernel = gemv8[p->quant - CLAI_DTYPE_Q8_0]; /* Q8_0 activations dequantized in local memory */
     else if (p->aquant || p->half_in)
       p->kernel = -3; /* A is widened to f32 first (dequantized, or converted from f16), then planned again */

@@ -466,18 +466,19 @@ static void test_matmul_variants(void **state) {
     }
 }
 
-/* Q8_0 activations for the decode step's few rows (M <= 4), dequantized by the product kernel itself: the
- * same bits as the product with the dequantized activations in f32, and the double reference. K beyond one
- * staged chunk (1024 values) and not a multiple of it; A a view at a block offset with a wider row stride;
- * a batch with broadcast weights; N not a multiple of the work-group size. */
+/* Q8_0 activations for the decode step's few rows (M <= 4), dequantized by the product kernel itself when
+ * they fit its local memory (M * K <= 4096), else widened to f32 first: the same bits as the product with the
+ * dequantized activations in f32, and the double reference. M * K on both sides of the limit and at it; A a
+ * view at a block offset with a wider row stride; a batch with broadcast weights; N not a multiple of the
+ * work-group size. */
 static void test_matmul_q8_activations(void **state) {
   clai_context *ctx = *state;
   clait_rng r = {0x5151};
-  static const int64_t NK[][2] = {{33, 64}, {17, 1120}, {40, 2080}};
+  static const int64_t NK[][2] = {{33, 64}, {17, 1120}, {40, 2080}, {5, 4096}};
   const int small = clait_small();
   for (size_t f = 0; f < 3; f++)
     for (int64_t M = 1; M <= 4; M++)
-      for (size_t s = 0; s < 3; s++) {
+      for (size_t s = 0; s < 4; s++) {
         if (small && (f + (size_t)M + s) % 3 != 0) continue;
         const int64_t N = NK[s][1] > 1024 && small ? 9 : NK[s][0], K = NK[s][1], B = 2;
         const int64_t wsh[2] = {N, K}, fsh[3] = {B, M + 1, K + 64}, csh[3] = {B, M, N};
@@ -497,7 +498,8 @@ static void test_matmul_q8_activations(void **state) {
         CLAIT_OK(ctx, clai_tensor_view(xq, &xv8, 3, vsh, vst, K + 64 + 32));
         char desc[200];
         CLAIT_OK(ctx, clai_matmul_describe(ctx, c, xv8, 0, w, 1, desc, sizeof desc));
-        if (strstr(desc, "q8_0 activations") == NULL) fail_msg("M=%lld: %s", (long long)M, desc);
+        const char *want_path = M * K <= 4096 ? "q8_0 activations dequantized" : "activations widened";
+        if (strstr(desc, want_path) == NULL) fail_msg("M=%lld K=%lld: %s", (long long)M, (long long)K, desc);
         CLAIT_OK(ctx, clai_matmul(ctx, c, xv8, 0, w, 1, 1.0f, 0.0f));
         clait_read_floats(ctx, c, got);
         /* the f32 route: the same activations dequantized, then the product */
