@@ -479,8 +479,8 @@ static void test_matmul_q8_activations(void **state) {
   for (size_t f = 0; f < 3; f++)
     for (int64_t M = 1; M <= 4; M++)
       for (size_t s = 0; s < 4; s++) {
-        if (small && (f + (size_t)M + s) % 3 != 0) continue;
         const int64_t N = NK[s][1] > 1024 && small ? 9 : NK[s][0], K = NK[s][1], B = 2;
+        if (small && ((f + (size_t)M + s) % 3 != 0 || (K > 1120 && M > 1))) continue; /* small: the limit at M = 1 */
         const int64_t wsh[2] = {N, K}, fsh[3] = {B, M + 1, K + 64}, csh[3] = {B, M, N};
         double *wref = NULL;
         clai_tensor *w = qtensor(ctx, &r, fmts[f], 2, wsh, NULL, &wref);
