@@ -22,10 +22,14 @@ fi
 # smoke test is 2 epochs of two steps of 16 samples tested on 50 images, where the loss falls and the accuracy
 # beats chance (on POCL: loss 2.300 then 2.179, accuracy 0.24); the resume tests take 16 samples, one step per
 # epoch, tested on 20 images; the CNN is not run.
-small=0 smoke="--train-limit 3000 --epochs 3" sub="--train-limit 1000"
+# Under Oclgrind (CLAI_TEST_OCLGRIND=1) only the smoke test runs, tested on 20 images: the resume tests launch
+# the same kernels again (what they check is the trainer's host code, tested on the other implementations),
+# and they were a sixth of the simulator's whole suite.
+small=0 smoke="--train-limit 3000 --epochs 3" sub="--train-limit 1000" ocl=${CLAI_TEST_OCLGRIND:-0}
 if [ "${CLAI_TEST_SIZE:-}" = small ]; then
   small=1 smoke="--train-limit 32 --batch 16 --test-limit 50 --epochs 2" sub="--train-limit 16 --batch 16 --test-limit 20"
 fi
+[ "$ocl" = 1 ] && smoke="--train-limit 32 --batch 16 --test-limit 20 --epochs 2"
 dir=$(mktemp -d "${CLAI_TEST_TMP:-${TMPDIR:-/tmp}}/tmp-fmnist-train.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
 echo "1..6"
@@ -54,37 +58,44 @@ if "$prog" --data "$data" $smoke --json >"$dir/smoke.json" 2>"$dir/smoke.err"; t
 fi
 [ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/smoke.err" "$dir/smoke.json"
 report 1 "training on 3000 samples: the loss falls, the accuracy rises" "$ok"
-
-# 2. Resume equivalence (an odd subset, so the last batch is short).
-ok=0
-if "$prog" --data "$data" $sub --epochs 2 --checkpoint "$dir/a.ckpt" --json >"$dir/a.json" \
-     2>"$dir/a.err" &&
-   "$prog" --data "$data" $sub --epochs 1 --checkpoint "$dir/b.ckpt" >"$dir/b1.out" 2>&1 &&
-   "$tool" train --data "$data" $sub --epochs 2 --checkpoint "$dir/b.ckpt" --resume --json \
-     >"$dir/b.json" 2>"$dir/b.err"; then
-  la=$(field "$dir/a.json" 2 loss) lb=$(field "$dir/b.json" 2 loss)
-  echo "# epoch 2 loss straight $la, resumed $lb"
-  [ -n "$la" ] && [ "$la" = "$lb" ] && cmp -s "$dir/a.ckpt" "$dir/b.ckpt" && grep -q "resuming" "$dir/b.err" && ok=1
+if [ "$ocl" = 1 ]; then
+  for t in "2 resume" "3 resuming a finished run" "4 a damaged checkpoint"; do
+    echo "ok ${t%% *} - ${t#* } # SKIP under Oclgrind: the kernels of test 1 again; the trainer's host code is tested on the other implementations"
+  done
 fi
-[ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/a.err" "$dir/b1.out" "$dir/b.err"
-report 2 "2 epochs straight == 1 epoch + resume + 1 epoch (checkpoint bytes and loss)" "$ok"
 
-# 3. The checkpoint of a finished run: --resume with as many epochs does nothing and succeeds.
-ok=0
-"$prog" --data "$data" $sub --epochs 2 --checkpoint "$dir/a.ckpt" --resume >"$dir/c.out" 2>&1 &&
-  grep -q "nothing to do" "$dir/c.out" && ok=1
-[ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/c.out"
-report 3 "resuming a finished run does nothing" "$ok"
+if [ "$ocl" != 1 ]; then
+  # 2. Resume equivalence (an odd subset, so the last batch is short).
+  ok=0
+  if "$prog" --data "$data" $sub --epochs 2 --checkpoint "$dir/a.ckpt" --json >"$dir/a.json" \
+       2>"$dir/a.err" &&
+     "$prog" --data "$data" $sub --epochs 1 --checkpoint "$dir/b.ckpt" >"$dir/b1.out" 2>&1 &&
+     "$tool" train --data "$data" $sub --epochs 2 --checkpoint "$dir/b.ckpt" --resume --json \
+       >"$dir/b.json" 2>"$dir/b.err"; then
+    la=$(field "$dir/a.json" 2 loss) lb=$(field "$dir/b.json" 2 loss)
+    echo "# epoch 2 loss straight $la, resumed $lb"
+    [ -n "$la" ] && [ "$la" = "$lb" ] && cmp -s "$dir/a.ckpt" "$dir/b.ckpt" && grep -q "resuming" "$dir/b.err" && ok=1
+  fi
+  [ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/a.err" "$dir/b1.out" "$dir/b.err"
+  report 2 "2 epochs straight == 1 epoch + resume + 1 epoch (checkpoint bytes and loss)" "$ok"
 
-# 4. A damaged checkpoint (one byte flipped in the middle) is refused, exit 1, with a message.
-ok=0
-size=$(wc -c <"$dir/a.ckpt")
-{ head -c $((size / 2)) "$dir/a.ckpt"; printf 'X'; tail -c $((size - size / 2 - 1)) "$dir/a.ckpt"; } >"$dir/d.ckpt"
-"$prog" --data "$data" $sub --epochs 3 --checkpoint "$dir/d.ckpt" --resume >"$dir/d.out" 2>"$dir/d.err"
-st=$?
-[ "$st" -eq 1 ] && grep -q "checksum mismatch" "$dir/d.err" && ok=1
-[ "$ok" -eq 1 ] || { echo "# exit $st"; sed 's/^/# /' "$dir/d.err"; }
-report 4 "a damaged checkpoint is refused" "$ok"
+  # 3. The checkpoint of a finished run: --resume with as many epochs does nothing and succeeds.
+  ok=0
+  "$prog" --data "$data" $sub --epochs 2 --checkpoint "$dir/a.ckpt" --resume >"$dir/c.out" 2>&1 &&
+    grep -q "nothing to do" "$dir/c.out" && ok=1
+  [ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/c.out"
+  report 3 "resuming a finished run does nothing" "$ok"
+
+  # 4. A damaged checkpoint (one byte flipped in the middle) is refused, exit 1, with a message.
+  ok=0
+  size=$(wc -c <"$dir/a.ckpt")
+  { head -c $((size / 2)) "$dir/a.ckpt"; printf 'X'; tail -c $((size - size / 2 - 1)) "$dir/a.ckpt"; } >"$dir/d.ckpt"
+  "$prog" --data "$data" $sub --epochs 3 --checkpoint "$dir/d.ckpt" --resume >"$dir/d.out" 2>"$dir/d.err"
+  st=$?
+  [ "$st" -eq 1 ] && grep -q "checksum mismatch" "$dir/d.err" && ok=1
+  [ "$ok" -eq 1 ] || { echo "# exit $st"; sed 's/^/# /' "$dir/d.err"; }
+  report 4 "a damaged checkpoint is refused" "$ok"
+fi
 
 if [ "$small" -eq 1 ]; then # its kernels are checked by test-conv, test-conv-backward and test-pool2d
   echo "ok 5 - cnn: training # SKIP small mode: a step of the CNN (3.3 million parameters) needs a faster device"
