@@ -222,6 +222,7 @@ typedef struct clai__devcaps {
   int host_unified;     /* CL_DEVICE_HOST_UNIFIED_MEMORY: device memory is host memory (CPU, integrated GPU);
                            the pool then allocates host-accessible buffers, so a map is not a copy */
   int bit_half;         /* POCL: half loads and stores through cl/common.cl's bit conversions (CLAI_BITHALF) */
+  int compute_units;    /* CL_DEVICE_MAX_COMPUTE_UNITS (at least 1): the threads POCL runs work-groups on */
   int lanes_cpu;        /* a CPU device that runs a work-group's items in SIMD lanes, where barriers, nested
                            loops and private arrays cost several times over (llvmpipe): the generic GEMM
                            family without k-block barriers (KBAR=0) is its default */
@@ -563,6 +564,8 @@ static inline int clai__rows_wg_for(const clai_context *ctx, int64_t n) {
  * with it as 1), not overlapping `avoid` (may be NULL). op-norm.c; used by the backward too. */
 clai_status clai__norm_check_stat(clai_context *ctx, const char *fn, const char *what, const clai_tensor *t,
                                   const clai_tensor *x, const clai_tensor *avoid, const char *avoid_name);
+/* Columns per work-item of cl/reduce.cl's clai_reduce_cols (its -DCLAI_COLT; the grid is sized with it). */
+int clai__reduce_cols_tile(const clai__devcaps *caps);
 /* Query rows per work-item of cl/attention.cl (its -DATT_RQ; the grid is sized with it). */
 int clai__attention_rq(const clai__devcaps *caps);
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);

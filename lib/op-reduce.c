@@ -18,6 +18,28 @@ static const char *const op_names[] = {"sum", "mean", "max", "min", "var", "argm
  * cache for the variance's second pass, and that a GPU gets enough work-items. */
 static int64_t chunk_cap(const clai_context *ctx) { return ctx->caps.is_cpu ? 2048 : 1024; }
 
+int clai__reduce_cols_tile(const clai__devcaps *caps) { return caps->is_cpu && !caps->lanes_cpu ? 512 : 32; }
+
+/* The chunks of clai_reduce_cols (a work-item per tile of neighbouring rows and chunk of the reduced axis):
+ * the axis is cut only as far as needed for about four work-items per compute unit (so that the cores stay
+ * busy to the end), never below 16 steps a chunk; a variance, which walks its chunk twice, keeps a chunk's
+ * tile within 256 KB so that the second walk finds it in cache. */
+static void cols_split(const clai_context *ctx, int op, int64_t nrows, int64_t w, int64_t n, cl_long *chunk,
+                       cl_int *nsplit) {
+  const int64_t tile = clai__reduce_cols_tile(&ctx->caps), tiles = nrows / w * ((w + tile - 1) / tile);
+  const int64_t want = 4 * (int64_t)ctx->caps.compute_units;
+  int64_t s = tiles >= want ? 1 : (want + tiles - 1) / tiles, most = (n + 15) / 16;
+  if (s > most) s = most;
+  if (s < 1) s = 1;
+  int64_t c = (n + s - 1) / s;
+  const int64_t var_cap = (256 * 1024 / 4) / (w < tile ? w : tile), least = (n + INT_MAX - 1) / INT_MAX;
+  if (op == CLAI_REDUCE_VAR && c > var_cap) c = var_cap;
+  if (c < least) c = least; /* nsplit fits an int */
+  if (c < 1) c = 1;
+  *chunk = c;
+  *nsplit = (cl_int)((n + c - 1) / c);
+}
+
 /* A stack copy of t with dim `axis` removed (a header only, never a live tensor). */
 static void drop_dim(clai_tensor *v, const clai_tensor *t, int axis) {
   *v = *t;
@@ -79,7 +101,9 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
   const int64_t cap = cols && ctx->caps.is_cpu ? 64 : chunk_cap(ctx);
   cl_int nsplit = 1;
   cl_long chunk = n > 0 ? n : 1;
-  if (n > cap) {
+  if (cols && !ctx->rows_wg) {
+    cols_split(ctx, op, ix.numel, ix.shape[ix.ndim - 1], n, &chunk, &nsplit);
+  } else if (n > cap) {
     int64_t s = (n + cap - 1) / cap;
     chunk = (n + s - 1) / s;
     chunk = (chunk + 7) / 8 * 8; /* whole vectors per chunk */
@@ -93,9 +117,9 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
     return clai__error(ctx, CLAI_E_OVERFLOW, "%s: %lld rows of %lld elements overflow", fn, (long long)nrows,
                        (long long)n);
   size_t global = (size_t)items;
-  if (cols) {
-    const int64_t w = ix.shape[ix.ndim - 1];
-    global = (size_t)(nrows / w * ((w + 31) / 32) * nsplit); /* CLAI_COLS rows per work-item */
+  if (cols && !ctx->rows_wg) {
+    const int64_t w = ix.shape[ix.ndim - 1], tile = clai__reduce_cols_tile(&ctx->caps);
+    global = (size_t)(nrows / w * ((w + tile - 1) / tile) * nsplit); /* CLAI_COLT rows per work-item */
   }
   const int kernel = cols ? CLAI__K_REDUCE_COLS : CLAI__K_REDUCE_ROWS;
   if (ctx->rows_wg && nsplit == 1)
