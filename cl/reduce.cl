@@ -19,17 +19,6 @@
  * Partial state, plane k at part[k * nsplit * nrows + p * nrows + r]: plane 0 the chunk's sum, max, min,
  * extreme value or mean; plane 1 the Kahan compensation, the index (as_float) or M2. */
 
-/* An unaligned load of eight floats. On CPUs (their OpenCL compilers are Clang) through a float8 type of
- * 4-byte alignment: where two vload8 results were added directly, POCL 3.1 compiled the loads and the add
- * as 2-wide pieces (several times slower, seen in the generated code); a plain vector load stays whole.
- * Elsewhere vload8. */
-#if CLAI_CPU
-typedef float8 clai_f8u __attribute__((aligned(4)));
-#define CLAI_LD8(p) (*(const __global clai_f8u *)(p))
-#else
-#define CLAI_LD8(p) vload8(0, (p))
-#endif
-
 #define CLAI_R_SUM 0
 #define CLAI_R_MEAN 1
 #define CLAI_R_MAX 2
