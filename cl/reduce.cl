@@ -319,7 +319,7 @@ __kernel void clai_reduce_merge(__global float *out, __global const float *part,
  * prefetchers follow the 2 KB runs and whose L1 holds the 4 KB of accumulators (a work-item that read 128
  * bytes of each of many rows 4 KB apart waited on memory at every row: 0.4x of a C loop), 32 elsewhere (a
  * few registers; there this kernel only runs when CLAI_ROWS=item forces it). Rows are enumerated as in
- * clai_reduce_rows; nb = ceil(w / CLAI_COLT) tiles per run. f32 input; sum, mean, max, min and var (the
+ * clai_reduce_rows; nb = ceil(w / CLAI_COLT) tiles per run. f32 or f16 input; sum, mean, max, min and var (the
  * chunk's mean, then the squared deviations from it: the second walk finds the chunk in cache when the host
  * keeps chunk * CLAI_COLT small). */
 #ifndef CLAI_COLT
@@ -327,104 +327,137 @@ __kernel void clai_reduce_merge(__global float *out, __global const float *part,
 #endif
 #define CLAI_COLV (CLAI_COLT / 8)
 
+/* Eight halves from element i of x on, as floats. On POCL (CLAI_BITHALF) the bit conversion of clai_h2f,
+ * eight at a time, from a load that stays eight wide (as CLAI_LD8); elsewhere vload_half8. */
+#if CLAI_BITHALF
+typedef ushort8 clai_h8u __attribute__((aligned(2)));
+inline float8 clai_ldh8(__global const float *x, const long i) {
+  const uint8 h = convert_uint8(*(const __global clai_h8u *)((const __global ushort *)x + i));
+  const uint8 sign = (h & 0x8000u) << 16, mag = (h & 0x7fffu) << 13;
+  const float8 fin = as_float8(sign | mag) * 0x1p112f, inf = as_float8(sign | 0x7f800000u | mag);
+  return (h & 0x7c00u) == (uint8)(0x7c00u) ? inf : fin;
+}
+#else
+inline float8 clai_ldh8(__global const float *x, const long i) { return vload_half8(0, (__global const half *)x + i); }
+#endif
+#define CLAI_RC_LD8_F32(x, i) CLAI_LD8((x) + (i))
+#define CLAI_RC_LD1_F32(x, i) ((x)[i])
+#define CLAI_RC_LD8_F16(x, i) clai_ldh8((x), (i))
+#define CLAI_RC_LD1_F16(x, i) vload_half((i), (__global const half *)(x))
+
 /* The chunk's state per column of the tile: for sums va/vb (ta/tb for the scalar columns) get the Kahan sum
- * and compensation of x - mu (sqdev: of (x - mu)^2, mu per column); for extremes va the maximum of sg * x
- * (NaN kept once met). nv float8 columns, then nt scalar ones, m steps of stride xs from q. */
-inline void clai_rc_walk(__global const float *q, const long m, const long xs, const int nv, const int nt,
-                         const int kind, const float sg, float8 *va, float8 *vb, float *ta, float *tb,
-                         const float8 *vmu, const float *tmu) {
-  const int ext = kind == 1, sqd = kind == 2;
-  const float init = ext ? -INFINITY : 0.0f;
-  for (int k = 0; k < nv; k++) {
-    va[k] = (float8)(init);
-    vb[k] = (float8)(0.0f);
+ * and compensation of x (sqdev, kind 2: of (x - mu)^2, mu per column); for extremes (kind 1) va the maximum
+ * of sg * x (NaN kept once met). nv float8 columns, then nt scalar ones; m steps of stride xs from element
+ * e of x. One function per input dtype (CLAI_RC_WALK), so that the loads are not chosen inside the loops. */
+#define CLAI_RC_WALK(NAME, LD8, LD1)                                                                          \
+  inline void NAME(__global const float *x, const long e, const long m, const long xs, const int nv,          \
+                   const int nt, const int kind, const float sg, float8 *va, float8 *vb, float *ta, float *tb,   \
+                   const float8 *vmu, const float *tmu) {                                                      \
+    const int ext = kind == 1, sqd = kind == 2;                                                               \
+    const float init = ext ? -INFINITY : 0.0f;                                                                \
+    for (int k = 0; k < nv; k++) {                                                                            \
+      va[k] = (float8)(init);                                                                                 \
+      vb[k] = (float8)(0.0f);                                                                                 \
+    }                                                                                                         \
+    for (int k = 0; k < nt; k++) {                                                                            \
+      ta[k] = init;                                                                                           \
+      tb[k] = 0.0f;                                                                                           \
+    }                                                                                                         \
+    const long et = e + nv * 8;                                                                               \
+    long j = 0;                                                                                               \
+    for (; j + 4 <= m; j += 4) {                                                                              \
+      const long i0 = e + j * xs, i1 = i0 + xs, i2 = i1 + xs, i3 = i2 + xs;                                   \
+      for (int k = 0; k < nv; k++) {                                                                          \
+        float8 v0 = LD8(x, i0 + k * 8), v1 = LD8(x, i1 + k * 8), v2 = LD8(x, i2 + k * 8), v3 = LD8(x, i3 + k * 8); \
+        if (ext) {                                                                                            \
+          v0 *= sg;                                                                                           \
+          v1 *= sg;                                                                                           \
+          v2 *= sg;                                                                                           \
+          v3 *= sg;                                                                                           \
+          /* v > a or v NaN takes v: a NaN, once in, stays (nothing compares greater than it) */              \
+          const float8 u0 = (v0 > v1) | (v0 != v0) ? v0 : v1, u1 = (v2 > v3) | (v2 != v2) ? v2 : v3;           \
+          const float8 u = (u0 > u1) | (u0 != u0) ? u0 : u1, a = va[k];                                       \
+          va[k] = (u > a) | (u != u) ? u : a;                                                                 \
+        } else {                                                                                              \
+          if (sqd) {                                                                                          \
+            v0 = (v0 - vmu[k]) * (v0 - vmu[k]);                                                               \
+            v1 = (v1 - vmu[k]) * (v1 - vmu[k]);                                                               \
+            v2 = (v2 - vmu[k]) * (v2 - vmu[k]);                                                               \
+            v3 = (v3 - vmu[k]) * (v3 - vmu[k]);                                                               \
+          }                                                                                                   \
+          float8 s = va[k], c = vb[k];                                                                        \
+          CLAI_KAHAN_V(s, c, (v0 + v1) + (v2 + v3))                                                           \
+          va[k] = s;                                                                                          \
+          vb[k] = c;                                                                                          \
+        }                                                                                                     \
+      }                                                                                                       \
+      for (int k = 0; k < nt; k++) {                                                                          \
+        const long it = et + j * xs + k;                                                                      \
+        float v0 = LD1(x, it), v1 = LD1(x, it + xs), v2 = LD1(x, it + 2 * xs), v3 = LD1(x, it + 3 * xs);      \
+        if (ext) {                                                                                            \
+          const float a = ta[k];                                                                              \
+          v0 *= sg;                                                                                           \
+          v1 *= sg;                                                                                           \
+          v2 *= sg;                                                                                           \
+          v3 *= sg;                                                                                           \
+          const float u0 = v0 > v1 || isnan(v0) ? v0 : v1, u1 = v2 > v3 || isnan(v2) ? v2 : v3;               \
+          const float u = u0 > u1 || isnan(u0) ? u0 : u1;                                                     \
+          ta[k] = u > a || isnan(u) ? u : a;                                                                  \
+        } else {                                                                                              \
+          if (sqd) {                                                                                          \
+            v0 = (v0 - tmu[k]) * (v0 - tmu[k]);                                                               \
+            v1 = (v1 - tmu[k]) * (v1 - tmu[k]);                                                               \
+            v2 = (v2 - tmu[k]) * (v2 - tmu[k]);                                                               \
+            v3 = (v3 - tmu[k]) * (v3 - tmu[k]);                                                               \
+          }                                                                                                   \
+          clai_kahan(&ta[k], &tb[k], (v0 + v1) + (v2 + v3));                                                  \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    for (; j < m; j++) {                                                                                      \
+      const long i0 = e + j * xs;                                                                             \
+      for (int k = 0; k < nv; k++) {                                                                          \
+        float8 v = LD8(x, i0 + k * 8);                                                                        \
+        if (ext) {                                                                                            \
+          v *= sg;                                                                                            \
+          const float8 a = va[k];                                                                             \
+          va[k] = (v > a) | (v != v) ? v : a;                                                                 \
+        } else {                                                                                              \
+          if (sqd) v = (v - vmu[k]) * (v - vmu[k]);                                                           \
+          float8 s = va[k], c = vb[k];                                                                        \
+          CLAI_KAHAN_V(s, c, v)                                                                               \
+          va[k] = s;                                                                                          \
+          vb[k] = c;                                                                                          \
+        }                                                                                                     \
+      }                                                                                                       \
+      for (int k = 0; k < nt; k++) {                                                                          \
+        float v = LD1(x, et + j * xs + k);                                                                    \
+        if (ext) {                                                                                            \
+          v *= sg;                                                                                            \
+          ta[k] = v > ta[k] || isnan(v) ? v : ta[k];                                                          \
+        } else {                                                                                              \
+          if (sqd) v = (v - tmu[k]) * (v - tmu[k]);                                                           \
+          clai_kahan(&ta[k], &tb[k], v);                                                                      \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
   }
-  for (int k = 0; k < nt; k++) {
-    ta[k] = init;
-    tb[k] = 0.0f;
-  }
-  __global const float *qt = q + nv * 8;
-  long j = 0;
-  for (; j + 4 <= m; j += 4) {
-    __global const float *r0 = q + j * xs, *r1 = r0 + xs, *r2 = r1 + xs, *r3 = r2 + xs;
-    for (int k = 0; k < nv; k++) {
-      float8 v0 = CLAI_LD8(r0 + k * 8), v1 = CLAI_LD8(r1 + k * 8), v2 = CLAI_LD8(r2 + k * 8), v3 = CLAI_LD8(r3 + k * 8);
-      if (ext) {
-        v0 *= sg;
-        v1 *= sg;
-        v2 *= sg;
-        v3 *= sg;
-        /* v > a or v NaN takes v: a NaN, once in, stays (nothing compares greater than it) */
-        const float8 u0 = (v0 > v1) | (v0 != v0) ? v0 : v1, u1 = (v2 > v3) | (v2 != v2) ? v2 : v3;
-        const float8 u = (u0 > u1) | (u0 != u0) ? u0 : u1, a = va[k];
-        va[k] = (u > a) | (u != u) ? u : a;
-      } else {
-        if (sqd) {
-          v0 = (v0 - vmu[k]) * (v0 - vmu[k]);
-          v1 = (v1 - vmu[k]) * (v1 - vmu[k]);
-          v2 = (v2 - vmu[k]) * (v2 - vmu[k]);
-          v3 = (v3 - vmu[k]) * (v3 - vmu[k]);
-        }
-        float8 s = va[k], c = vb[k];
-        CLAI_KAHAN_V(s, c, (v0 + v1) + (v2 + v3))
-        va[k] = s;
-        vb[k] = c;
-      }
-    }
-    for (int k = 0; k < nt; k++) {
-      float v0 = qt[j * xs + k], v1 = qt[(j + 1) * xs + k], v2 = qt[(j + 2) * xs + k], v3 = qt[(j + 3) * xs + k];
-      if (ext) {
-        const float a = ta[k];
-        v0 *= sg;
-        v1 *= sg;
-        v2 *= sg;
-        v3 *= sg;
-        const float u0 = v0 > v1 || isnan(v0) ? v0 : v1, u1 = v2 > v3 || isnan(v2) ? v2 : v3;
-        const float u = u0 > u1 || isnan(u0) ? u0 : u1;
-        ta[k] = u > a || isnan(u) ? u : a;
-      } else {
-        if (sqd) {
-          v0 = (v0 - tmu[k]) * (v0 - tmu[k]);
-          v1 = (v1 - tmu[k]) * (v1 - tmu[k]);
-          v2 = (v2 - tmu[k]) * (v2 - tmu[k]);
-          v3 = (v3 - tmu[k]) * (v3 - tmu[k]);
-        }
-        clai_kahan(&ta[k], &tb[k], (v0 + v1) + (v2 + v3));
-      }
-    }
-  }
-  for (; j < m; j++) {
-    __global const float *r0 = q + j * xs;
-    for (int k = 0; k < nv; k++) {
-      float8 v = CLAI_LD8(r0 + k * 8);
-      if (ext) {
-        v *= sg;
-        const float8 a = va[k];
-        va[k] = (v > a) | (v != v) ? v : a;
-      } else {
-        if (sqd) v = (v - vmu[k]) * (v - vmu[k]);
-        float8 s = va[k], c = vb[k];
-        CLAI_KAHAN_V(s, c, v)
-        va[k] = s;
-        vb[k] = c;
-      }
-    }
-    for (int k = 0; k < nt; k++) {
-      float v = qt[j * xs + k];
-      if (ext) {
-        v *= sg;
-        ta[k] = v > ta[k] || isnan(v) ? v : ta[k];
-      } else {
-        if (sqd) v = (v - tmu[k]) * (v - tmu[k]);
-        clai_kahan(&ta[k], &tb[k], v);
-      }
-    }
-  }
+CLAI_RC_WALK(clai_rc_walk_f32, CLAI_RC_LD8_F32, CLAI_RC_LD1_F32)
+CLAI_RC_WALK(clai_rc_walk_f16, CLAI_RC_LD8_F16, CLAI_RC_LD1_F16)
+
+/* One walk of the chunk (see CLAI_RC_WALK), for x's dtype. */
+inline void clai_rc_walk(__global const float *x, const long e, const long m, const long xs, const int nv,
+                         const int nt, const int kind, const float sg, float8 *va, float8 *vb, float *ta, float *tb,
+                         const float8 *vmu, const float *tmu, const int xf16) {
+  if (xf16)
+    clai_rc_walk_f16(x, e, m, xs, nv, nt, kind, sg, va, vb, ta, tb, vmu, tmu);
+  else
+    clai_rc_walk_f32(x, e, m, xs, nv, nt, kind, sg, va, vb, ta, tb, vmu, tmu);
 }
 
 __kernel void clai_reduce_cols(__global float *out, __global const float *x, __global float *part,
                                CLAI_INDEX_ARGS(ix), const long n, const long xs, const long chunk,
-                               const int nsplit, const int op, const int corr, const int of16) {
+                               const int nsplit, const int op, const int corr, const int xf16, const int of16) {
   const long nrows = CLAI_IX_NUMEL(ix);
   if (nrows == 0) return;
   const long w = CLAI_IX_SHAPE_IN(ix), nb = (w + CLAI_COLT - 1) / CLAI_COLT, nblk = nrows / w * nb;
@@ -436,18 +469,18 @@ __kernel void clai_reduce_cols(__global float *out, __global const float *x, __g
   long oo, ox, unused;
   CLAI_OFFSETS(ix, r0, &oo, &ox, &unused);
   const long lo = p * chunk, hi = min(n, lo + chunk), m = hi > lo ? hi - lo : 0;
-  __global const float *q = x + ox + lo * xs;
+  const long e = ox + lo * xs;
   float8 va[CLAI_COLV], vb[CLAI_COLV], vmu[CLAI_COLV];
   float ta[8], tb[8], tmu[8];
   const int ext = op == CLAI_R_MAX || op == CLAI_R_MIN;
   const float sg = op == CLAI_R_MIN ? -1.0f : 1.0f;
-  clai_rc_walk(q, m, xs, nv, nt, ext ? 1 : 0, sg, va, vb, ta, tb, vmu, tmu);
+  clai_rc_walk(x, e, m, xs, nv, nt, ext ? 1 : 0, sg, va, vb, ta, tb, vmu, tmu, xf16);
   if (op == CLAI_R_VAR) {
     /* the chunk's mean per column, then the squared deviations from it; the state is (mean, M2) */
     const float inv = m > 0 ? 1.0f / (float)m : 0.0f;
     for (int k = 0; k < nv; k++) vmu[k] = (va[k] - vb[k]) * inv;
     for (int k = 0; k < nt; k++) tmu[k] = (ta[k] - tb[k]) * inv;
-    clai_rc_walk(q, m, xs, nv, nt, 2, 1.0f, va, vb, ta, tb, vmu, tmu);
+    clai_rc_walk(x, e, m, xs, nv, nt, 2, 1.0f, va, vb, ta, tb, vmu, tmu, xf16);
     for (int k = 0; k < nv; k++) {
       vb[k] = va[k] - vb[k];
       va[k] = vmu[k];

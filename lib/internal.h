@@ -142,7 +142,7 @@ enum clai__program_id {
   X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfii", 1) \
   X(UNARY_ROWS_F32, ELEMENTWISE, "clai_unary_rows_f32", "bblllliff", 1)            \
   X(REDUCE_ROWS, REDUCE, "clai_reduce_rows", "bbbxllliiiii", 1)                    \
-  X(REDUCE_COLS, REDUCE, "clai_reduce_cols", "bbbxllliiii", 1)                    \
+  X(REDUCE_COLS, REDUCE, "clai_reduce_cols", "bbbxllliiiii", 1)                   \
   X(REDUCE_MERGE, REDUCE, "clai_reduce_merge", "bbxlliiii", 1)                     \
   X(DEQUANT, QUANT, "clai_dequant", "bbxlii", 1)                                     \
   X(GATHER_ROWS_Q, QUANT, "clai_gather_rows_q", "bbbbxllllii", 1)                   \

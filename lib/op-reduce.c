@@ -93,11 +93,10 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
   const cl_long nrows = ix.numel;
   if (nrows == 0) return CLAI_OK;
   const cl_int xf16 = x_rows->dtype == CLAI_DTYPE_F16;
-  /* Rows that are neighbours in memory (a strided reduced axis, unit stride across rows): eight rows per
-   * work-item as float8 lanes (clai_reduce_cols), with the reduced axis cut into short chunks so that a
-   * work-group's loads stay in cache and there are enough work-groups for every core. */
-  const int cols = xs != 1 && ix.ndim >= 1 && ix.stride[1][ix.ndim - 1] == 1 &&
-                   (ctx->rows_wg || (!xf16 && op < R_ARGMAX)); /* the wg form takes every op and dtype */
+  /* Rows that are neighbours in memory (a strided reduced axis, unit stride across rows): a tile of
+   * neighbouring rows per work-item (clai_reduce_cols; cols_split cuts the reduced axis), or on GPUs a block
+   * of them per work-group (clai_reduce_cols_wg, which takes every op). */
+  const int cols = xs != 1 && ix.ndim >= 1 && ix.stride[1][ix.ndim - 1] == 1 && (ctx->rows_wg || op < R_ARGMAX);
   const int64_t cap = cols && ctx->caps.is_cpu ? 64 : chunk_cap(ctx);
   cl_int nsplit = 1;
   cl_long chunk = n > 0 ? n : 1;
@@ -126,9 +125,9 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
     return launch_wg(ctx, fn, cols, &ix, out_rows->buf->mem, x_rows->buf->mem, x_rows->buf->mem, cn, cxs, chunk,
                      nsplit, cop, ccorr, xf16, of16);
   if (cols && nsplit == 1)
-    return clai__launch(ctx, kernel, &global, 11, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
+    return clai__launch(ctx, kernel, &global, 12, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
                         CLAI__ARG(x_rows->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
-                        CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(of16));
+                        CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(xf16), CLAI__ARG(of16));
   if (nsplit == 1)
     return clai__launch(ctx, CLAI__K_REDUCE_ROWS, &global, 12, CLAI__ARG(out_rows->buf->mem),
                         CLAI__ARG(x_rows->buf->mem), CLAI__ARG(x_rows->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn),
@@ -142,9 +141,9 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
     st = launch_wg(ctx, fn, cols, &ix, out_rows->buf->mem, x_rows->buf->mem, part->buf->mem, cn, cxs, chunk, nsplit,
                    cop, ccorr, xf16, of16);
   else if (cols)
-    st = clai__launch(ctx, kernel, &global, 11, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
+    st = clai__launch(ctx, kernel, &global, 12, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
                       CLAI__ARG(part->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
-                      CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(of16));
+                      CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(xf16), CLAI__ARG(of16));
   else
     st = clai__launch(ctx, kernel, &global, 12, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
                       CLAI__ARG(part->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),

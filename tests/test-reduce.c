@@ -295,7 +295,8 @@ static void test_row_shapes(void **state) {
 /* Reductions over a strided axis whose rows are neighbours (the column kernels): widths around a CPU
  * work-item's tile of 512 columns and not multiples of 8, reduced axes that leave 1-3 steps after groups of
  * four and are cut into chunks (a variance's more finely: 128 steps), the middle axis of a 3-D tensor, rows
- * that start unaligned, a stepped reduced axis, and NaN / +-inf in vector columns and in tail columns. */
+ * that start unaligned, a stepped reduced axis, and NaN / +-inf in vector columns and in tail columns; f32
+ * and f16 inputs. */
 static void test_cols_shapes(void **state) {
   clai_context *ctx = CTX(state);
   const int turns = small_turns(ctx);
@@ -309,10 +310,13 @@ static void test_cols_shapes(void **state) {
   int turn = 0;
   for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
     for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
-      if (clait_small() && (lens[li] > 200 || turn++ % turns)) continue;
-      clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){lens[li], widths[wi]}, v);
-      for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, x, 0, (int)(li & 1), CLAI_DTYPE_F32, 2e-6);
-      clai_tensor_free(x);
+      for (int d = 0; d < (lens[li] > 200 ? 1 : 2); d++) { /* f16 input on the shorter axes */
+        if (clait_small() && (lens[li] > 200 || turn++ % turns)) continue;
+        clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+        clai_tensor *x = clait_upload_floats(ctx, dt, 2, (int64_t[]){lens[li], widths[wi]}, v);
+        for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, x, 0, (int)(li & 1), CLAI_DTYPE_F32, 2e-6);
+        clai_tensor_free(x);
+      }
     }
   /* [3, 131, 515] over its middle axis; rows of 515 starting 3 elements in ([1030, 518] sliced); every third
    * step of the reduced axis; f16 output */
@@ -345,9 +349,11 @@ static void test_cols_shapes(void **state) {
   v[200 * C + 102] = -INFINITY;
   for (int64_t i = 0; i < R; i++) v[i * C + 103] = -INFINITY;
   v[150 * C + 514] = INFINITY;
-  clai_tensor *sp = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){R, C}, v);
-  for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, sp, 0, 0, CLAI_DTYPE_F32, 2e-6);
-  clai_tensor_free(sp);
+  for (int d = 0; d < 2; d++) {
+    clai_tensor *sp = clait_upload_floats(ctx, d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){R, C}, v);
+    for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, sp, 0, 0, CLAI_DTYPE_F32, 2e-6);
+    clai_tensor_free(sp);
+  }
   free(v);
 }
 
