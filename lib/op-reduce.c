@@ -37,7 +37,7 @@ static void cols_split(const clai_context *ctx, int op, int64_t nrows, int64_t w
   if (c < least) c = least; /* nsplit fits an int */
   if (c < 1) c = 1;
   *chunk = c;
-  *nsplit = (cl_int)((n + c - 1) / c);
+  *nsplit = n > 0 ? (cl_int)((n + c - 1) / c) : 1; /* an empty axis: one chunk of nothing */
 }
 
 /* A stack copy of t with dim `axis` removed (a header only, never a live tensor). */

@@ -178,7 +178,7 @@ static void test_views(void **state) {
   }
 }
 
-/* Rows of length 1 and 0, and a 0-d input. */
+/* Rows of length 1 and 0 (along the last axis and along a strided one), and a 0-d input. */
 static void test_short_rows(void **state) {
   clai_context *ctx = CTX(state);
   float v[5] = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f};
@@ -200,6 +200,20 @@ static void test_short_rows(void **state) {
   for (int i = 0; i < 3; i++) assert_true(isnan(g[i]));
   free(g);
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "empty", clai_reduce(ctx, CLAI_REDUCE_MAX, o, z, 1, 0));
+  /* the same over a strided axis ([0, 3] over axis 0: the column kernels), f32 and f16 */
+  for (int d = 0; d < 2; d++) {
+    clai_tensor *zc = clait_tensor(ctx, d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){0, 3});
+    CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_SUM, o, zc, 0, 0));
+    g = clait_fetch(ctx, o);
+    for (int i = 0; i < 3; i++) assert_true(g[i] == 0.0);
+    free(g);
+    CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_VAR, o, zc, 0, 0));
+    g = clait_fetch(ctx, o);
+    for (int i = 0; i < 3; i++) assert_true(isnan(g[i]));
+    free(g);
+    CLAIT_FAILS(ctx, CLAI_E_SHAPE, "empty", clai_reduce(ctx, CLAI_REDUCE_MIN, o, zc, 0, 0));
+    clai_tensor_free(zc);
+  }
   clai_tensor_free(o);
   clai_tensor_free(z);
   clai_tensor_free(s);
