@@ -8,10 +8,11 @@
  * reduction over a non-last axis reads neighbouring addresses. With nsplit = 1 a work-item reduces a whole
  * row and writes the result; otherwise clai_reduce_rows writes one partial state per chunk into `part`
  * and clai_reduce_merge combines them in chunk order (no atomics: results are identical run after run).
- * Contiguous f32 rows are read with vload8 into eight independent lanes.
+ * Rows of unit stride are read eight elements at a time (f16 too for the sums, the mean and the variance).
  *
- * Accuracy: sums are Kahan-compensated (per lane, then across lanes and chunks), so rows of 10^6 elements
- * sum to about f32 rounding; the variance is two-pass within a chunk (chunks are short enough to stay in
+ * Accuracy: sums are Kahan-compensated (per lane across blocks of 128 elements, inside which each lane adds
+ * four values plainly, then across lanes and chunks; the column kernel per column across groups of four
+ * steps), so rows of 10^6 elements sum to about f32 rounding; the variance is two-pass within a chunk (chunks are short enough to stay in
  * cache) and chunks are merged with Chan's formula. max/min propagate NaN; argmax/argmin treat NaN as the
  * extreme value (the first NaN wins) and return the first index of the extreme. Dtypes are run-time
  * flags (xf16, of16): f16 is storage only.
@@ -90,6 +91,84 @@ inline float clai_r_final(const int op, const float a, const float b, const long
   }
 }
 
+/* Eight halves from element i of x on, as floats. On POCL (CLAI_BITHALF) the bit conversion of clai_h2f,
+ * eight at a time, from a load that stays eight wide (as CLAI_LD8); elsewhere vload_half8. */
+#if CLAI_BITHALF
+typedef ushort8 clai_h8u __attribute__((aligned(2)));
+inline float8 clai_ldh8(__global const float *x, const long i) {
+  const uint8 h = convert_uint8(*(const __global clai_h8u *)((const __global ushort *)x + i));
+  const uint8 sign = (h & 0x8000u) << 16, mag = (h & 0x7fffu) << 13;
+  const float8 fin = as_float8(sign | mag) * 0x1p112f, inf = as_float8(sign | 0x7f800000u | mag);
+  return (h & 0x7c00u) == (uint8)(0x7c00u) ? inf : fin;
+}
+#else
+inline float8 clai_ldh8(__global const float *x, const long i) { return vload_half8(0, (__global const half *)x + i); }
+#endif
+#define CLAI_R_LD8_F32(x, i) CLAI_LD8((x) + (i))
+#define CLAI_R_LD1_F32(x, i) ((x)[i])
+#define CLAI_R_LD8_F16(x, i) clai_ldh8((x), (i))
+#define CLAI_R_LD1_F16(x, i) vload_half((i), (__global const half *)(x))
+
+/* The compensated eight-lane sum (*vs, *vc) of x, or with sqd of (x - mean)^2, over the first m / 8 * 8
+ * elements from element e of x (unit stride); returns that count. Blocks of 128: plain sums in four float8
+ * accumulators (four adds each), then one Kahan step per block (a Kahan step per vector cost seven times the
+ * work of the plain C loop, which showed on data in cache; the plain part of a block adds at most four
+ * roundings to its lanes); then blocks of 32 and of 8. One function per input dtype (CLAI_R_RUN). */
+#define CLAI_R_RUN(NAME, LD8)                                                                                 \
+  inline long NAME(__global const float *x, const long e, const long m, const int sqd, const float mean,      \
+                   float8 *pvs, float8 *pvc) {                                                                \
+    const float8 mu = (float8)(mean);                                                                         \
+    float8 vs = (float8)(0.0f), vc = vs;                                                                      \
+    long j = 0;                                                                                               \
+    if (!sqd) {                                                                                               \
+      for (; j + 128 <= m; j += 128) {                                                                        \
+        const long b = e + j;                                                                                 \
+        float8 a0 = LD8(x, b), a1 = LD8(x, b + 8), a2 = LD8(x, b + 16), a3 = LD8(x, b + 24);                  \
+        for (int k = 32; k < 128; k += 32) {                                                                  \
+          a0 += LD8(x, b + k);                                                                                \
+          a1 += LD8(x, b + k + 8);                                                                            \
+          a2 += LD8(x, b + k + 16);                                                                           \
+          a3 += LD8(x, b + k + 24);                                                                           \
+        }                                                                                                     \
+        CLAI_KAHAN_V(vs, vc, (a0 + a1) + (a2 + a3))                                                           \
+      }                                                                                                       \
+      for (; j + 32 <= m; j += 32) /* short rows, and what a long one leaves */                               \
+        CLAI_KAHAN_V(vs, vc, (LD8(x, e + j) + LD8(x, e + j + 8)) + (LD8(x, e + j + 16) + LD8(x, e + j + 24))) \
+      for (; j + 8 <= m; j += 8) CLAI_KAHAN_V(vs, vc, LD8(x, e + j))                                          \
+    } else {                                                                                                  \
+      for (; j + 128 <= m; j += 128) {                                                                        \
+        const long b = e + j;                                                                                 \
+        float8 d0 = LD8(x, b) - mu, d1 = LD8(x, b + 8) - mu, d2 = LD8(x, b + 16) - mu, d3 = LD8(x, b + 24) - mu; \
+        float8 a0 = d0 * d0, a1 = d1 * d1, a2 = d2 * d2, a3 = d3 * d3;                                        \
+        for (int k = 32; k < 128; k += 32) {                                                                  \
+          d0 = LD8(x, b + k) - mu;                                                                            \
+          d1 = LD8(x, b + k + 8) - mu;                                                                        \
+          d2 = LD8(x, b + k + 16) - mu;                                                                       \
+          d3 = LD8(x, b + k + 24) - mu;                                                                       \
+          a0 += d0 * d0;                                                                                      \
+          a1 += d1 * d1;                                                                                      \
+          a2 += d2 * d2;                                                                                      \
+          a3 += d3 * d3;                                                                                      \
+        }                                                                                                     \
+        CLAI_KAHAN_V(vs, vc, (a0 + a1) + (a2 + a3))                                                           \
+      }                                                                                                       \
+      for (; j + 32 <= m; j += 32) {                                                                          \
+        const float8 d0 = LD8(x, e + j) - mu, d1 = LD8(x, e + j + 8) - mu;                                    \
+        const float8 d2 = LD8(x, e + j + 16) - mu, d3 = LD8(x, e + j + 24) - mu;                              \
+        CLAI_KAHAN_V(vs, vc, (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3))                                       \
+      }                                                                                                       \
+      for (; j + 8 <= m; j += 8) {                                                                            \
+        const float8 d = LD8(x, e + j) - mu;                                                                  \
+        CLAI_KAHAN_V(vs, vc, d * d)                                                                           \
+      }                                                                                                       \
+    }                                                                                                         \
+    *pvs = vs;                                                                                                \
+    *pvc = vc;                                                                                                \
+    return j;                                                                                                 \
+  }
+CLAI_R_RUN(clai_r_run_f32, CLAI_R_LD8_F32)
+CLAI_R_RUN(clai_r_run_f16, CLAI_R_LD8_F16)
+
 /* Reduces m elements starting at x[base] with stride xs into (*a, *b). For arg ops *b is the index
  * (relative to the chunk start) as_float. */
 inline void clai_r_chunk(__global const float *x, const long base, const long m, const long xs, const int xf16,
@@ -99,23 +178,9 @@ inline void clai_r_chunk(__global const float *x, const long base, const long m,
   if (op == CLAI_R_SUM || op == CLAI_R_MEAN || op == CLAI_R_VAR) {
     float s = 0.0f, c = 0.0f;
     long j = 0;
-    if (vec) {
-      /* blocks of 128: plain sums in four float8 accumulators (four adds each), then one Kahan step of
-       * eight lanes per block. A Kahan step per vector cost seven times the work of the plain C loop, which
-       * showed on data in cache; the plain part of a block adds at most four roundings to its lanes. */
-      float8 vs = (float8)(0.0f), vc = vs;
-      for (; j + 128 <= m; j += 128) {
-        __global const float *b = q + j;
-        float8 a0 = CLAI_LD8(b), a1 = CLAI_LD8(b + 8), a2 = CLAI_LD8(b + 16), a3 = CLAI_LD8(b + 24);
-        for (int k = 32; k < 128; k += 32) {
-          a0 += CLAI_LD8(b + k);
-          a1 += CLAI_LD8(b + k + 8);
-          a2 += CLAI_LD8(b + k + 16);
-          a3 += CLAI_LD8(b + k + 24);
-        }
-        CLAI_KAHAN_V(vs, vc, (a0 + a1) + (a2 + a3))
-      }
-      for (; j + 8 <= m; j += 8) CLAI_KAHAN_V(vs, vc, vload8(0, q + j))
+    if (xs == 1) {
+      float8 vs, vc;
+      j = xf16 ? clai_r_run_f16(x, base, m, 0, 0.0f, &vs, &vc) : clai_r_run_f32(x, base, m, 0, 0.0f, &vs, &vc);
       clai_kahan8(&s, &c, vs, vc);
     }
     for (; j < m; j++) clai_kahan(&s, &c, clai_r_ld(x, base + j * xs, xf16));
@@ -129,30 +194,9 @@ inline void clai_r_chunk(__global const float *x, const long base, const long m,
     s = 0.0f;
     c = 0.0f;
     j = 0;
-    if (vec) {
-      /* as the sum: blocks of 128, plain inside, compensated across */
-      const float8 mu = (float8)(mean);
-      float8 vs = (float8)(0.0f), vc = vs;
-      for (; j + 128 <= m; j += 128) {
-        __global const float *b = q + j;
-        float8 d0 = CLAI_LD8(b) - mu, d1 = CLAI_LD8(b + 8) - mu, d2 = CLAI_LD8(b + 16) - mu, d3 = CLAI_LD8(b + 24) - mu;
-        float8 a0 = d0 * d0, a1 = d1 * d1, a2 = d2 * d2, a3 = d3 * d3;
-        for (int k = 32; k < 128; k += 32) {
-          d0 = CLAI_LD8(b + k) - mu;
-          d1 = CLAI_LD8(b + k + 8) - mu;
-          d2 = CLAI_LD8(b + k + 16) - mu;
-          d3 = CLAI_LD8(b + k + 24) - mu;
-          a0 += d0 * d0;
-          a1 += d1 * d1;
-          a2 += d2 * d2;
-          a3 += d3 * d3;
-        }
-        CLAI_KAHAN_V(vs, vc, (a0 + a1) + (a2 + a3))
-      }
-      for (; j + 8 <= m; j += 8) {
-        const float8 d = vload8(0, q + j) - mu;
-        CLAI_KAHAN_V(vs, vc, d * d)
-      }
+    if (xs == 1) {
+      float8 vs, vc;
+      j = xf16 ? clai_r_run_f16(x, base, m, 1, mean, &vs, &vc) : clai_r_run_f32(x, base, m, 1, mean, &vs, &vc);
       clai_kahan8(&s, &c, vs, vc);
     }
     for (; j < m; j++) {
@@ -327,24 +371,6 @@ __kernel void clai_reduce_merge(__global float *out, __global const float *part,
 #endif
 #define CLAI_COLV (CLAI_COLT / 8)
 
-/* Eight halves from element i of x on, as floats. On POCL (CLAI_BITHALF) the bit conversion of clai_h2f,
- * eight at a time, from a load that stays eight wide (as CLAI_LD8); elsewhere vload_half8. */
-#if CLAI_BITHALF
-typedef ushort8 clai_h8u __attribute__((aligned(2)));
-inline float8 clai_ldh8(__global const float *x, const long i) {
-  const uint8 h = convert_uint8(*(const __global clai_h8u *)((const __global ushort *)x + i));
-  const uint8 sign = (h & 0x8000u) << 16, mag = (h & 0x7fffu) << 13;
-  const float8 fin = as_float8(sign | mag) * 0x1p112f, inf = as_float8(sign | 0x7f800000u | mag);
-  return (h & 0x7c00u) == (uint8)(0x7c00u) ? inf : fin;
-}
-#else
-inline float8 clai_ldh8(__global const float *x, const long i) { return vload_half8(0, (__global const half *)x + i); }
-#endif
-#define CLAI_RC_LD8_F32(x, i) CLAI_LD8((x) + (i))
-#define CLAI_RC_LD1_F32(x, i) ((x)[i])
-#define CLAI_RC_LD8_F16(x, i) clai_ldh8((x), (i))
-#define CLAI_RC_LD1_F16(x, i) vload_half((i), (__global const half *)(x))
-
 /* The chunk's state per column of the tile: for sums va/vb (ta/tb for the scalar columns) get the Kahan sum
  * and compensation of x (sqdev, kind 2: of (x - mu)^2, mu per column); for extremes (kind 1) va the maximum
  * of sg * x (NaN kept once met). nv float8 columns, then nt scalar ones; m steps of stride xs from element
@@ -442,8 +468,8 @@ inline float8 clai_ldh8(__global const float *x, const long i) { return vload_ha
       }                                                                                                       \
     }                                                                                                         \
   }
-CLAI_RC_WALK(clai_rc_walk_f32, CLAI_RC_LD8_F32, CLAI_RC_LD1_F32)
-CLAI_RC_WALK(clai_rc_walk_f16, CLAI_RC_LD8_F16, CLAI_RC_LD1_F16)
+CLAI_RC_WALK(clai_rc_walk_f32, CLAI_R_LD8_F32, CLAI_R_LD1_F32)
+CLAI_RC_WALK(clai_rc_walk_f16, CLAI_R_LD8_F16, CLAI_R_LD1_F16)
 
 /* One walk of the chunk (see CLAI_RC_WALK), for x's dtype. */
 inline void clai_rc_walk(__global const float *x, const long e, const long m, const long xs, const int nv,
