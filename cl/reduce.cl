@@ -363,9 +363,9 @@ __kernel void clai_reduce_merge(__global float *out, __global const float *part,
  * prefetchers follow the 2 KB runs and whose L1 holds the 4 KB of accumulators (a work-item that read 128
  * bytes of each of many rows 4 KB apart waited on memory at every row: 0.4x of a C loop), 32 elsewhere (a
  * few registers; there this kernel only runs when CLAI_ROWS=item forces it). Rows are enumerated as in
- * clai_reduce_rows; nb = ceil(w / CLAI_COLT) tiles per run. f32 or f16 input; sum, mean, max, min and var (the
+ * clai_reduce_rows; nb = ceil(w / CLAI_COLT) tiles per run. f32 or f16 input; every op (the variance: the
  * chunk's mean, then the squared deviations from it: the second walk finds the chunk in cache when the host
- * keeps chunk * CLAI_COLT small). */
+ * keeps chunk * CLAI_COLT small; argmax/argmin step by step, in order). */
 #ifndef CLAI_COLT
 #define CLAI_COLT 32
 #endif
@@ -471,6 +471,41 @@ __kernel void clai_reduce_merge(__global float *out, __global const float *part,
 CLAI_RC_WALK(clai_rc_walk_f32, CLAI_R_LD8_F32, CLAI_R_LD1_F32)
 CLAI_RC_WALK(clai_rc_walk_f16, CLAI_R_LD8_F16, CLAI_R_LD1_F16)
 
+/* argmax of sg * x per column of the tile (argmin: sg = -1), step by step in order: va/ta get the value and
+ * vb/tb the chunk-relative step (as_float) of the first extreme, a NaN counting as the extreme (the first NaN
+ * wins). m >= 1. One function per input dtype, as CLAI_RC_WALK. */
+#define CLAI_RC_ARG(NAME, LD8, LD1)                                                                           \
+  inline void NAME(__global const float *x, const long e, const long m, const long xs, const int nv,          \
+                   const int nt, const float sg, float8 *va, float8 *vb, float *ta, float *tb) {               \
+    const long et = e + nv * 8;                                                                               \
+    for (int k = 0; k < nv; k++) {                                                                            \
+      va[k] = sg * LD8(x, e + k * 8);                                                                         \
+      vb[k] = as_float8((int8)(0));                                                                           \
+    }                                                                                                         \
+    for (int k = 0; k < nt; k++) {                                                                            \
+      ta[k] = sg * LD1(x, et + k);                                                                            \
+      tb[k] = as_float(0);                                                                                    \
+    }                                                                                                         \
+    for (long j = 1; j < m; j++) {                                                                            \
+      const float8 jj = as_float8((int8)((int)j));                                                            \
+      for (int k = 0; k < nv; k++) {                                                                          \
+        const float8 v = sg * LD8(x, e + j * xs + k * 8), b = va[k];                                          \
+        const int8 take = (b == b) & ((v != v) | (v > b)); /* the best is a number, v is NaN or greater */    \
+        va[k] = take ? v : b;                                                                                 \
+        vb[k] = take ? jj : vb[k];                                                                            \
+      }                                                                                                       \
+      for (int k = 0; k < nt; k++) {                                                                          \
+        const float v = sg * LD1(x, et + j * xs + k), b = ta[k];                                              \
+        if (!isnan(b) && (isnan(v) || v > b)) {                                                               \
+          ta[k] = v;                                                                                          \
+          tb[k] = as_float((int)j);                                                                           \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+  }
+CLAI_RC_ARG(clai_rc_arg_f32, CLAI_R_LD8_F32, CLAI_R_LD1_F32)
+CLAI_RC_ARG(clai_rc_arg_f16, CLAI_R_LD8_F16, CLAI_R_LD1_F16)
+
 /* One walk of the chunk (see CLAI_RC_WALK), for x's dtype. */
 inline void clai_rc_walk(__global const float *x, const long e, const long m, const long xs, const int nv,
                          const int nt, const int kind, const float sg, float8 *va, float8 *vb, float *ta, float *tb,
@@ -498,9 +533,14 @@ __kernel void clai_reduce_cols(__global float *out, __global const float *x, __g
   const long e = ox + lo * xs;
   float8 va[CLAI_COLV], vb[CLAI_COLV], vmu[CLAI_COLV];
   float ta[8], tb[8], tmu[8];
-  const int ext = op == CLAI_R_MAX || op == CLAI_R_MIN;
-  const float sg = op == CLAI_R_MIN ? -1.0f : 1.0f;
-  clai_rc_walk(x, e, m, xs, nv, nt, ext ? 1 : 0, sg, va, vb, ta, tb, vmu, tmu, xf16);
+  const int ext = op == CLAI_R_MAX || op == CLAI_R_MIN, arg = op == CLAI_R_ARGMAX || op == CLAI_R_ARGMIN;
+  const float sg = op == CLAI_R_MIN || op == CLAI_R_ARGMIN ? -1.0f : 1.0f;
+  if (arg && xf16)
+    clai_rc_arg_f16(x, e, m, xs, nv, nt, sg, va, vb, ta, tb);
+  else if (arg)
+    clai_rc_arg_f32(x, e, m, xs, nv, nt, sg, va, vb, ta, tb);
+  else
+    clai_rc_walk(x, e, m, xs, nv, nt, ext ? 1 : 0, sg, va, vb, ta, tb, vmu, tmu, xf16);
   if (op == CLAI_R_VAR) {
     /* the chunk's mean per column, then the squared deviations from it; the state is (mean, M2) */
     const float inv = m > 0 ? 1.0f / (float)m : 0.0f;

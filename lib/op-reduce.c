@@ -95,8 +95,8 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
   const cl_int xf16 = x_rows->dtype == CLAI_DTYPE_F16;
   /* Rows that are neighbours in memory (a strided reduced axis, unit stride across rows): a tile of
    * neighbouring rows per work-item (clai_reduce_cols; cols_split cuts the reduced axis), or on GPUs a block
-   * of them per work-group (clai_reduce_cols_wg, which takes every op). */
-  const int cols = xs != 1 && ix.ndim >= 1 && ix.stride[1][ix.ndim - 1] == 1 && (ctx->rows_wg || op < R_ARGMAX);
+   * of them per work-group (clai_reduce_cols_wg). */
+  const int cols = xs != 1 && ix.ndim >= 1 && ix.stride[1][ix.ndim - 1] == 1;
   const int64_t cap = cols && ctx->caps.is_cpu ? 64 : chunk_cap(ctx);
   cl_int nsplit = 1;
   cl_long chunk = n > 0 ? n : 1;

@@ -349,9 +349,9 @@ static void test_cols_shapes(void **state) {
   clai_tensor_free(un);
   clai_tensor_free(big);
   clai_tensor_free(t3);
-  /* [300, 515] with special values: NaN in vector column 2 (step 5) and in tail column 513 (step 290, the last
-   * chunk); +inf in column 100 at steps 3 and 290; -inf in 101; +inf and -inf in 102; column 103 all -inf;
-   * column 514 +inf once */
+  /* [300, 515] with special values: NaN in vector column 2 (steps 5 and 150) and in tail column 513 (step 290,
+   * the last chunk); +inf in column 100 at steps 3 and 290; -inf in 101; +inf and -inf in 102; column 103 all
+   * -inf; column 514 +inf once; tied extremes in columns 7, 8 and 512 (a tail column) */
   const int64_t R = 300, C = 515;
   for (int64_t i = 0; i < R * C; i++) v[i] = clait_uniform(&r, -1.0f, 1.0f);
   v[5 * C + 2] = NAN;
@@ -363,6 +363,13 @@ static void test_cols_shapes(void **state) {
   v[200 * C + 102] = -INFINITY;
   for (int64_t i = 0; i < R; i++) v[i * C + 103] = -INFINITY;
   v[150 * C + 514] = INFINITY;
+  v[150 * C + 2] = NAN; /* a second NaN: argmax/argmin return the first */
+  v[10 * C + 7] = 5.0f; /* ties in different chunks: the first index wins */
+  v[250 * C + 7] = 5.0f;
+  v[20 * C + 512] = -5.0f;
+  v[200 * C + 512] = -5.0f;
+  v[30 * C + 8] = -5.0f;
+  v[280 * C + 8] = -5.0f;
   for (int d = 0; d < 2; d++) {
     clai_tensor *sp = clait_upload_floats(ctx, d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){R, C}, v);
     for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, sp, 0, 0, CLAI_DTYPE_F32, 2e-6);
