@@ -10,12 +10,14 @@
  * and clai_reduce_merge combines them in chunk order (no atomics: results are identical run after run).
  * Rows of unit stride are read eight elements at a time (f16 too for the sums, the mean and the variance).
  *
- * Accuracy: sums are Kahan-compensated (per lane across blocks of 128 elements, inside which each lane adds
- * four values plainly, then across lanes and chunks; the column kernel per column across groups of four
- * steps), so rows of 10^6 elements sum to about f32 rounding; the variance is two-pass within a chunk (chunks are short enough to stay in
- * cache) and chunks are merged with Chan's formula. max/min propagate NaN; argmax/argmin treat NaN as the
- * extreme value (the first NaN wins) and return the first index of the extreme. Dtypes are run-time
- * flags (xf16, of16): f16 is storage only.
+ * Accuracy: sums are Kahan-compensated (per lane across blocks of 128 elements, each lane's 16 values of a
+ * block added plainly, at most five roundings deep; then across lanes and chunks; the column kernel per
+ * column across groups of four steps), so rows of 10^6 elements sum to about f32 rounding; the variance is
+ * two-pass within a chunk (chunks are short enough to stay in cache) and chunks are merged with Chan's
+ * formula. max/min propagate NaN; argmax/argmin treat NaN as the extreme value (the first NaN wins) and
+ * return the first index of the extreme. Dtypes are run-time flags (xf16, of16): f16 is storage only.
+ * The column kernel (clai_reduce_cols, below) has its own work mapping; its chunking depends on the
+ * device's compute units, so its roundings may differ between machines, never between runs.
  *
  * Partial state, plane k at part[k * nsplit * nrows + p * nrows + r]: plane 0 the chunk's sum, max, min,
  * extreme value or mean; plane 1 the Kahan compensation, the index (as_float) or M2. */
@@ -111,9 +113,9 @@ inline float8 clai_ldh8(__global const float *x, const long i) { return vload_ha
 
 /* The compensated eight-lane sum (*vs, *vc) of x, or with sqd of (x - mean)^2, over the first m / 8 * 8
  * elements from element e of x (unit stride); returns that count. Blocks of 128: plain sums in four float8
- * accumulators (four adds each), then one Kahan step per block (a Kahan step per vector cost seven times the
- * work of the plain C loop, which showed on data in cache; the plain part of a block adds at most four
- * roundings to its lanes); then blocks of 32 and of 8. One function per input dtype (CLAI_R_RUN). */
+ * accumulators (four vectors each), then one Kahan step per block (a Kahan step per vector cost seven times
+ * the work of the plain C loop, which showed on data in cache; a lane's 16 values of a block are added at
+ * most five roundings deep); then blocks of 32 and of 8. One function per input dtype (CLAI_R_RUN). */
 #define CLAI_R_RUN(NAME, LD8)                                                                                 \
   inline long NAME(__global const float *x, const long e, const long m, const int sqd, const float mean,      \
                    float8 *pvs, float8 *pvc) {                                                                \
