@@ -304,6 +304,19 @@ static void test_row_shapes(void **state) {
         clai_tensor_free(x);
       }
   free(v);
+  /* many rows longer than a chunk: enough rows for every core, so on CPUs they are not cut (a row per work-item) */
+  if (!clait_small()) {
+    const int64_t R = 520, C = 2100;
+    v = malloc((size_t)(R * C) * sizeof *v);
+    assert_non_null(v);
+    random_values(&r, v, (size_t)(R * C), -2.0f, 2.0f);
+    for (int d = 0; d < 2; d++) {
+      clai_tensor *x = clait_upload_floats(ctx, d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){R, C}, v);
+      for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, x, 1, 0, CLAI_DTYPE_F32, 2e-6);
+      clai_tensor_free(x);
+    }
+    free(v);
+  }
 }
 
 /* Reductions over a strided axis whose rows are neighbours (the column kernels): widths around a CPU
