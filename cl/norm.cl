@@ -173,6 +173,10 @@ __kernel void clai_softmax(__global float *out, __global const float *x, CLAI_IN
 #define CLAI_LN_BETA 4
 #define CLAI_LN_MEAN 8
 #define CLAI_LN_RSTD 16
+#define CLAI_LN_NT 32 /* non-temporal stores of out (contiguous f32 rows; CLAI_NTSTORE on x86 only) */
+#ifndef CLAI_NTSTORE
+#define CLAI_NTSTORE 0 /* 1: Clang's __builtin_nontemporal_store is there (POCL; caps.nt_store in lib/device.c) */
+#endif
 
 /* dt bits: 1 x is f16, 2 out is f16, 4 gamma is f16, 8 beta is f16. */
 __kernel void clai_layernorm(__global float *out, __global const float *x, __global const float *gamma,
@@ -228,6 +232,27 @@ __kernel void clai_layernorm(__global float *out, __global const float *x, __glo
     var = s / (float)n;
     const float rstd = 1.0f / sqrt(var + eps);
     __global const float *gr = gamma + go, *br = beta + bo;
+    j = 0;
+#if CLAI_NTSTORE && (defined(__x86_64__) || defined(__i386__))
+    /* CLAI_LN_NT (the host's choice: x and out together exceed the device's cache, so out would leave it
+     * anyway): non-temporal stores, which do not read each line of out before writing it (a third of the
+     * memory traffic). Scalar stores up to a 32-byte boundary, then whole aligned vectors. */
+    if (flags & CLAI_LN_NT) {
+      for (; j < n && (((ulong)(orow + j)) & 31) != 0; j++) {
+        float y = (xr[j] - mean) * rstd;
+        if (hg) y *= gr[j];
+        if (hb) y += br[j];
+        orow[j] = y;
+      }
+      for (; j + 8 <= n; j += 8) {
+        float8 y = (CLAI_LD8(xr + j) - mean) * rstd;
+        if (hg) y *= CLAI_LD8(gr + j);
+        if (hb) y += CLAI_LD8(br + j);
+        __builtin_nontemporal_store(y, (__global float8 *)(orow + j));
+      }
+      __builtin_ia32_sfence(); /* the stores are weakly ordered: visible before the kernel is seen to end */
+    } else
+#endif
     /* one loop per case (the compiler did not take the flags' tests out of the loop) */
     if (hg && hb)
       for (j = 0; j + 8 <= n; j += 8)
@@ -238,7 +263,6 @@ __kernel void clai_layernorm(__global float *out, __global const float *x, __glo
       for (j = 0; j + 8 <= n; j += 8) vstore8((CLAI_LD8(xr + j) - mean) * rstd + CLAI_LD8(br + j), 0, orow + j);
     else
       for (j = 0; j + 8 <= n; j += 8) vstore8((CLAI_LD8(xr + j) - mean) * rstd, 0, orow + j);
-    j = n / 8 * 8;
     for (; j < n; j++) {
       float y = (xr[j] - mean) * rstd;
       if (hg) y *= gr[j];
