@@ -136,6 +136,17 @@ inline void __attribute__((overloadable)) clai_vstore_half(const float v, const 
 #define vstore_half(v, i, p) clai_vstore_half((float)(v), (size_t)(i), (p))
 #endif
 
+/* An unaligned load of eight floats at p. On CPUs (their OpenCL compilers are Clang) through a float8 type
+ * of 4-byte alignment: where two vload8 results were added directly, POCL 3.1 compiled the loads and the add
+ * as 2-wide pieces (several times slower, seen in the generated code of cl/reduce.cl); a plain vector load
+ * stays whole. Elsewhere vload8. */
+#if CLAI_CPU
+typedef float8 clai_f8u __attribute__((aligned(4)));
+#define CLAI_LD8(p) (*(const __global clai_f8u *)(p))
+#else
+#define CLAI_LD8(p) vload8(0, (p))
+#endif
+
 /* Loads and stores by storage type; arithmetic is always in float (or int for i32). */
 #define CLAI_LD_F32(p, i) ((p)[i])
 #define CLAI_ST_F32(p, i, v) ((p)[i] = (v))

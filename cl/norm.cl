@@ -4,8 +4,8 @@
  * by a clai_index over the other dims (operand 0 the output, operand 1 x), in row-major order, so row r of
  * attention scores [..., Lq, Lk] is query r % Lq. Work mapping: one work-item per row, which is the
  * CPU-shaped mapping (POCL runs a work-group's items in a loop on one core, and the row stays in L1
- * between the passes); rows that are contiguous f32 in both x and out are read with vload8 in eight
- * lanes, everything else (strided views, f16 storage, chosen by the run-time flags xf16/of16 or dt) goes
+ * between the passes); rows that are contiguous f32 in both x and out are read eight elements at a
+ * time, everything else (strided views, f16 storage, chosen by the run-time flags xf16/of16 or dt) goes
  * through a scalar path that computes the same thing.
  *
  * softmax: with g = sign(scale) (1 or -1) and m = max(g * x) over the unmasked elements, t = (g * x - m) *
@@ -105,21 +105,33 @@ __kernel void clai_softmax(__global float *out, __global const float *x, CLAI_IN
   /* g * x is exact (g = +-1) and t = (g * x - m) * |scale| has no product to contract with the subtraction */
   const float g = scale < 0.0f ? -1.0f : 1.0f, as = fabs(scale);
   if (xs == 1 && os == 1 && !xf16 && !of16) {
-    float8 vm = (float8)(-INFINITY);
+    float8 vm = (float8)(-INFINITY), vm1 = vm, vm2 = vm, vm3 = vm;
     long j = 0;
-    for (; j + 8 <= m; j += 8) {
-      const float8 v = vload8(0, xr + j) * g;
-      vm = v > vm ? v : vm; /* NaN is skipped here and makes its row NaN through exp */
+    /* NaN is skipped here (v > vm is false) and makes its row NaN through exp; four chains, for speed */
+    for (; j + 32 <= m; j += 32) {
+      const float8 v0 = CLAI_LD8(xr + j) * g, v1 = CLAI_LD8(xr + j + 8) * g;
+      const float8 v2 = CLAI_LD8(xr + j + 16) * g, v3 = CLAI_LD8(xr + j + 24) * g;
+      vm = v0 > vm ? v0 : vm;
+      vm1 = v1 > vm1 ? v1 : vm1;
+      vm2 = v2 > vm2 ? v2 : vm2;
+      vm3 = v3 > vm3 ? v3 : vm3;
     }
+    for (; j + 8 <= m; j += 8) {
+      const float8 v = CLAI_LD8(xr + j) * g;
+      vm = v > vm ? v : vm;
+    }
+    vm = vm1 > vm ? vm1 : vm;
+    vm = vm2 > vm ? vm2 : vm;
+    vm = vm3 > vm ? vm3 : vm;
     float mx = clai_hmax8(vm);
     for (; j < m; j++) mx = fmax(mx, xr[j] * g);
     if (mx == -INFINITY) mx = clai_sm_empty(x, ox, 1, 0, m, &m);
     float8 vs = (float8)(0.0f);
     if (lg) {
-      for (j = 0; j + 8 <= m; j += 8) vs += clai_exp_neg8((vload8(0, xr + j) * g - mx) * as);
+      for (j = 0; j + 8 <= m; j += 8) vs += clai_exp_neg8((CLAI_LD8(xr + j) * g - mx) * as);
     } else {
       for (j = 0; j + 8 <= m; j += 8) {
-        const float8 e = clai_exp_neg8((vload8(0, xr + j) * g - mx) * as);
+        const float8 e = clai_exp_neg8((CLAI_LD8(xr + j) * g - mx) * as);
         vs += e;
         vstore8(e, 0, orow + j);
       }
@@ -132,11 +144,11 @@ __kernel void clai_softmax(__global float *out, __global const float *x, CLAI_IN
     }
     if (lg) {
       const float ls = log(s);
-      for (j = 0; j + 8 <= m; j += 8) vstore8((vload8(0, xr + j) * g - mx) * as - ls, 0, orow + j);
+      for (j = 0; j + 8 <= m; j += 8) vstore8((CLAI_LD8(xr + j) * g - mx) * as - ls, 0, orow + j);
       for (; j < m; j++) orow[j] = (xr[j] * g - mx) * as - ls;
     } else {
       const float inv = 1.0f / s;
-      for (j = 0; j + 8 <= m; j += 8) vstore8(vload8(0, orow + j) * inv, 0, orow + j);
+      for (j = 0; j + 8 <= m; j += 8) vstore8(CLAI_LD8(orow + j) * inv, 0, orow + j);
       for (; j < m; j++) orow[j] *= inv;
     }
     for (j = m; j < n; j++) orow[j] = masked;
@@ -161,6 +173,10 @@ __kernel void clai_softmax(__global float *out, __global const float *x, CLAI_IN
 #define CLAI_LN_BETA 4
 #define CLAI_LN_MEAN 8
 #define CLAI_LN_RSTD 16
+#define CLAI_LN_NT 32 /* non-temporal stores of out (contiguous f32 rows; CLAI_NTSTORE on x86 only) */
+#ifndef CLAI_NTSTORE
+#define CLAI_NTSTORE 0 /* 1: Clang's __builtin_nontemporal_store is there (POCL; caps.nt_store in lib/device.c) */
+#endif
 
 /* dt bits: 1 x is f16, 2 out is f16, 4 gamma is f16, 8 beta is f16. */
 __kernel void clai_layernorm(__global float *out, __global const float *x, __global const float *gamma,
@@ -181,19 +197,34 @@ __kernel void clai_layernorm(__global float *out, __global const float *x, __glo
 
   if (vec) {
     long j;
+    /* four accumulators, so that the passes are not bound by the latency of one chain of adds */
     if (!rms) {
-      float8 v = (float8)(0.0f);
-      for (j = 0; j + 8 <= n; j += 8) v += vload8(0, xr + j);
-      float s = clai_hsum8(v);
+      float8 v0 = (float8)(0.0f), v1 = v0, v2 = v0, v3 = v0;
+      for (j = 0; j + 32 <= n; j += 32) {
+        v0 += CLAI_LD8(xr + j);
+        v1 += CLAI_LD8(xr + j + 8);
+        v2 += CLAI_LD8(xr + j + 16);
+        v3 += CLAI_LD8(xr + j + 24);
+      }
+      for (; j + 8 <= n; j += 8) v0 += CLAI_LD8(xr + j);
+      float s = clai_hsum8((v0 + v1) + (v2 + v3));
       for (; j < n; j++) s += xr[j];
       mean = s / (float)n;
     }
-    float8 v = (float8)(0.0f);
-    for (j = 0; j + 8 <= n; j += 8) {
-      const float8 d = vload8(0, xr + j) - mean;
-      v += d * d;
+    float8 v0 = (float8)(0.0f), v1 = v0, v2 = v0, v3 = v0;
+    for (j = 0; j + 32 <= n; j += 32) {
+      const float8 d0 = CLAI_LD8(xr + j) - mean, d1 = CLAI_LD8(xr + j + 8) - mean;
+      const float8 d2 = CLAI_LD8(xr + j + 16) - mean, d3 = CLAI_LD8(xr + j + 24) - mean;
+      v0 += d0 * d0;
+      v1 += d1 * d1;
+      v2 += d2 * d2;
+      v3 += d3 * d3;
     }
-    float s = clai_hsum8(v);
+    for (; j + 8 <= n; j += 8) {
+      const float8 d = CLAI_LD8(xr + j) - mean;
+      v0 += d * d;
+    }
+    float s = clai_hsum8((v0 + v1) + (v2 + v3));
     for (; j < n; j++) {
       const float d = xr[j] - mean;
       s += d * d;
@@ -201,12 +232,37 @@ __kernel void clai_layernorm(__global float *out, __global const float *x, __glo
     var = s / (float)n;
     const float rstd = 1.0f / sqrt(var + eps);
     __global const float *gr = gamma + go, *br = beta + bo;
-    for (j = 0; j + 8 <= n; j += 8) {
-      float8 y = (vload8(0, xr + j) - mean) * rstd;
-      if (hg) y *= vload8(0, gr + j);
-      if (hb) y += vload8(0, br + j);
-      vstore8(y, 0, orow + j);
-    }
+    j = 0;
+#if CLAI_NTSTORE && (defined(__x86_64__) || defined(__i386__))
+    /* CLAI_LN_NT (the host's choice: x and out together exceed the device's cache, so out would leave it
+     * anyway): non-temporal stores, which do not read each line of out before writing it (a third of the
+     * memory traffic). Scalar stores up to a 32-byte boundary, then whole aligned vectors. */
+    if (flags & CLAI_LN_NT) {
+      for (; j < n && (((ulong)(orow + j)) & 31) != 0; j++) {
+        float y = (xr[j] - mean) * rstd;
+        if (hg) y *= gr[j];
+        if (hb) y += br[j];
+        orow[j] = y;
+      }
+      for (; j + 8 <= n; j += 8) {
+        float8 y = (CLAI_LD8(xr + j) - mean) * rstd;
+        if (hg) y *= CLAI_LD8(gr + j);
+        if (hb) y += CLAI_LD8(br + j);
+        __builtin_nontemporal_store(y, (__global float8 *)(orow + j));
+      }
+      __builtin_ia32_sfence(); /* the stores are weakly ordered: visible before the kernel is seen to end */
+    } else
+#endif
+    /* one loop per case (the compiler did not take the flags' tests out of the loop) */
+    if (hg && hb)
+      for (j = 0; j + 8 <= n; j += 8)
+        vstore8((CLAI_LD8(xr + j) - mean) * rstd * CLAI_LD8(gr + j) + CLAI_LD8(br + j), 0, orow + j);
+    else if (hg)
+      for (j = 0; j + 8 <= n; j += 8) vstore8((CLAI_LD8(xr + j) - mean) * rstd * CLAI_LD8(gr + j), 0, orow + j);
+    else if (hb)
+      for (j = 0; j + 8 <= n; j += 8) vstore8((CLAI_LD8(xr + j) - mean) * rstd + CLAI_LD8(br + j), 0, orow + j);
+    else
+      for (j = 0; j + 8 <= n; j += 8) vstore8((CLAI_LD8(xr + j) - mean) * rstd, 0, orow + j);
     for (; j < n; j++) {
       float y = (xr[j] - mean) * rstd;
       if (hg) y *= gr[j];

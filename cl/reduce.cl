@@ -8,13 +8,16 @@
  * reduction over a non-last axis reads neighbouring addresses. With nsplit = 1 a work-item reduces a whole
  * row and writes the result; otherwise clai_reduce_rows writes one partial state per chunk into `part`
  * and clai_reduce_merge combines them in chunk order (no atomics: results are identical run after run).
- * Contiguous f32 rows are read with vload8 into eight independent lanes.
+ * Rows of unit stride are read eight elements at a time (f16 too for the sums, the mean and the variance).
  *
- * Accuracy: sums are Kahan-compensated (per lane, then across lanes and chunks), so rows of 10^6 elements
- * sum to about f32 rounding; the variance is two-pass within a chunk (chunks are short enough to stay in
- * cache) and chunks are merged with Chan's formula. max/min propagate NaN; argmax/argmin treat NaN as the
- * extreme value (the first NaN wins) and return the first index of the extreme. Dtypes are run-time
- * flags (xf16, of16): f16 is storage only.
+ * Accuracy: sums are Kahan-compensated (per lane across blocks of 128 elements, each lane's 16 values of a
+ * block added plainly, at most five roundings deep; then across lanes and chunks; the column kernel per
+ * column across groups of four steps), so rows of 10^6 elements sum to about f32 rounding; the variance is
+ * two-pass within a chunk (chunks are short enough to stay in cache) and chunks are merged with Chan's
+ * formula. max/min propagate NaN; argmax/argmin treat NaN as the extreme value (the first NaN wins) and
+ * return the first index of the extreme. Dtypes are run-time flags (xf16, of16): f16 is storage only.
+ * The column kernel (clai_reduce_cols, below) has its own work mapping; its chunking depends on the
+ * device's compute units, so its roundings may differ between machines, never between runs.
  *
  * Partial state, plane k at part[k * nsplit * nrows + p * nrows + r]: plane 0 the chunk's sum, max, min,
  * extreme value or mean; plane 1 the Kahan compensation, the index (as_float) or M2. */
@@ -66,6 +69,14 @@ inline void clai_kahan8(float *s, float *c, const float8 vs, const float8 vc) {
   *c = 0.0f;
 }
 
+/* A Kahan step of eight lanes: S + V, the running compensation in K. */
+#define CLAI_KAHAN_V(S, K, V)                                                                             \
+  {                                                                                                       \
+    const float8 y_ = (V) - K, t_ = S + y_;                                                               \
+    K = clai_kcomp8(t_, S, y_);                                                                           \
+    S = t_;                                                                                               \
+  }
+
 /* Does (v, i) beat the best (bv, bi) for argmax? NaN beats every number; ties go to the smaller index. */
 inline int clai_r_better(const float v, const int i, const float bv, const int bi) {
   if (isnan(bv)) return isnan(v) && i < bi;
@@ -82,6 +93,84 @@ inline float clai_r_final(const int op, const float a, const float b, const long
   }
 }
 
+/* Eight halves from element i of x on, as floats. On POCL (CLAI_BITHALF) the bit conversion of clai_h2f,
+ * eight at a time, from a load that stays eight wide (as CLAI_LD8); elsewhere vload_half8. */
+#if CLAI_BITHALF
+typedef ushort8 clai_h8u __attribute__((aligned(2)));
+inline float8 clai_ldh8(__global const float *x, const long i) {
+  const uint8 h = convert_uint8(*(const __global clai_h8u *)((const __global ushort *)x + i));
+  const uint8 sign = (h & 0x8000u) << 16, mag = (h & 0x7fffu) << 13;
+  const float8 fin = as_float8(sign | mag) * 0x1p112f, inf = as_float8(sign | 0x7f800000u | mag);
+  return (h & 0x7c00u) == (uint8)(0x7c00u) ? inf : fin;
+}
+#else
+inline float8 clai_ldh8(__global const float *x, const long i) { return vload_half8(0, (__global const half *)x + i); }
+#endif
+#define CLAI_R_LD8_F32(x, i) CLAI_LD8((x) + (i))
+#define CLAI_R_LD1_F32(x, i) ((x)[i])
+#define CLAI_R_LD8_F16(x, i) clai_ldh8((x), (i))
+#define CLAI_R_LD1_F16(x, i) vload_half((i), (__global const half *)(x))
+
+/* The compensated eight-lane sum (*vs, *vc) of x, or with sqd of (x - mean)^2, over the first m / 8 * 8
+ * elements from element e of x (unit stride); returns that count. Blocks of 128: plain sums in four float8
+ * accumulators (four vectors each), then one Kahan step per block (a Kahan step per vector cost seven times
+ * the work of the plain C loop, which showed on data in cache; a lane's 16 values of a block are added at
+ * most five roundings deep); then blocks of 32 and of 8. One function per input dtype (CLAI_R_RUN). */
+#define CLAI_R_RUN(NAME, LD8)                                                                                 \
+  inline long NAME(__global const float *x, const long e, const long m, const int sqd, const float mean,      \
+                   float8 *pvs, float8 *pvc) {                                                                \
+    const float8 mu = (float8)(mean);                                                                         \
+    float8 vs = (float8)(0.0f), vc = vs;                                                                      \
+    long j = 0;                                                                                               \
+    if (!sqd) {                                                                                               \
+      for (; j + 128 <= m; j += 128) {                                                                        \
+        const long b = e + j;                                                                                 \
+        float8 a0 = LD8(x, b), a1 = LD8(x, b + 8), a2 = LD8(x, b + 16), a3 = LD8(x, b + 24);                  \
+        for (int k = 32; k < 128; k += 32) {                                                                  \
+          a0 += LD8(x, b + k);                                                                                \
+          a1 += LD8(x, b + k + 8);                                                                            \
+          a2 += LD8(x, b + k + 16);                                                                           \
+          a3 += LD8(x, b + k + 24);                                                                           \
+        }                                                                                                     \
+        CLAI_KAHAN_V(vs, vc, (a0 + a1) + (a2 + a3))                                                           \
+      }                                                                                                       \
+      for (; j + 32 <= m; j += 32) /* short rows, and what a long one leaves */                               \
+        CLAI_KAHAN_V(vs, vc, (LD8(x, e + j) + LD8(x, e + j + 8)) + (LD8(x, e + j + 16) + LD8(x, e + j + 24))) \
+      for (; j + 8 <= m; j += 8) CLAI_KAHAN_V(vs, vc, LD8(x, e + j))                                          \
+    } else {                                                                                                  \
+      for (; j + 128 <= m; j += 128) {                                                                        \
+        const long b = e + j;                                                                                 \
+        float8 d0 = LD8(x, b) - mu, d1 = LD8(x, b + 8) - mu, d2 = LD8(x, b + 16) - mu, d3 = LD8(x, b + 24) - mu; \
+        float8 a0 = d0 * d0, a1 = d1 * d1, a2 = d2 * d2, a3 = d3 * d3;                                        \
+        for (int k = 32; k < 128; k += 32) {                                                                  \
+          d0 = LD8(x, b + k) - mu;                                                                            \
+          d1 = LD8(x, b + k + 8) - mu;                                                                        \
+          d2 = LD8(x, b + k + 16) - mu;                                                                       \
+          d3 = LD8(x, b + k + 24) - mu;                                                                       \
+          a0 += d0 * d0;                                                                                      \
+          a1 += d1 * d1;                                                                                      \
+          a2 += d2 * d2;                                                                                      \
+          a3 += d3 * d3;                                                                                      \
+        }                                                                                                     \
+        CLAI_KAHAN_V(vs, vc, (a0 + a1) + (a2 + a3))                                                           \
+      }                                                                                                       \
+      for (; j + 32 <= m; j += 32) {                                                                          \
+        const float8 d0 = LD8(x, e + j) - mu, d1 = LD8(x, e + j + 8) - mu;                                    \
+        const float8 d2 = LD8(x, e + j + 16) - mu, d3 = LD8(x, e + j + 24) - mu;                              \
+        CLAI_KAHAN_V(vs, vc, (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3))                                       \
+      }                                                                                                       \
+      for (; j + 8 <= m; j += 8) {                                                                            \
+        const float8 d = LD8(x, e + j) - mu;                                                                  \
+        CLAI_KAHAN_V(vs, vc, d * d)                                                                           \
+      }                                                                                                       \
+    }                                                                                                         \
+    *pvs = vs;                                                                                                \
+    *pvc = vc;                                                                                                \
+    return j;                                                                                                 \
+  }
+CLAI_R_RUN(clai_r_run_f32, CLAI_R_LD8_F32)
+CLAI_R_RUN(clai_r_run_f16, CLAI_R_LD8_F16)
+
 /* Reduces m elements starting at x[base] with stride xs into (*a, *b). For arg ops *b is the index
  * (relative to the chunk start) as_float. */
 inline void clai_r_chunk(__global const float *x, const long base, const long m, const long xs, const int xf16,
@@ -91,22 +180,9 @@ inline void clai_r_chunk(__global const float *x, const long base, const long m,
   if (op == CLAI_R_SUM || op == CLAI_R_MEAN || op == CLAI_R_VAR) {
     float s = 0.0f, c = 0.0f;
     long j = 0;
-    if (vec) {
-      /* a Kahan step per block of 32: the step's four dependent adds would otherwise bound the speed */
-      float8 vs = (float8)(0.0f), vc = (float8)(0.0f);
-      for (; j + 32 <= m; j += 32) {
-        const float8 blk = (vload8(0, q + j) + vload8(0, q + j + 8)) + (vload8(0, q + j + 16) + vload8(0, q + j + 24));
-        const float8 y = blk - vc;
-        const float8 t = vs + y;
-        vc = clai_kcomp8(t, vs, y);
-        vs = t;
-      }
-      for (; j + 8 <= m; j += 8) {
-        const float8 y = vload8(0, q + j) - vc;
-        const float8 t = vs + y;
-        vc = clai_kcomp8(t, vs, y);
-        vs = t;
-      }
+    if (xs == 1) {
+      float8 vs, vc;
+      j = xf16 ? clai_r_run_f16(x, base, m, 0, 0.0f, &vs, &vc) : clai_r_run_f32(x, base, m, 0, 0.0f, &vs, &vc);
       clai_kahan8(&s, &c, vs, vc);
     }
     for (; j < m; j++) clai_kahan(&s, &c, clai_r_ld(x, base + j * xs, xf16));
@@ -120,23 +196,9 @@ inline void clai_r_chunk(__global const float *x, const long base, const long m,
     s = 0.0f;
     c = 0.0f;
     j = 0;
-    if (vec) {
-      float8 vs = (float8)(0.0f), vc = (float8)(0.0f);
-      for (; j + 32 <= m; j += 32) {
-        const float8 d0 = vload8(0, q + j) - mean, d1 = vload8(0, q + j + 8) - mean;
-        const float8 d2 = vload8(0, q + j + 16) - mean, d3 = vload8(0, q + j + 24) - mean;
-        const float8 y = (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3) - vc;
-        const float8 t = vs + y;
-        vc = clai_kcomp8(t, vs, y);
-        vs = t;
-      }
-      for (; j + 8 <= m; j += 8) {
-        const float8 d = vload8(0, q + j) - mean;
-        const float8 y = d * d - vc;
-        const float8 t = vs + y;
-        vc = clai_kcomp8(t, vs, y);
-        vs = t;
-      }
+    if (xs == 1) {
+      float8 vs, vc;
+      j = xf16 ? clai_r_run_f16(x, base, m, 1, mean, &vs, &vc) : clai_r_run_f32(x, base, m, 1, mean, &vs, &vc);
       clai_kahan8(&s, &c, vs, vc);
     }
     for (; j < m; j++) {
@@ -295,121 +357,224 @@ __kernel void clai_reduce_merge(__global float *out, __global const float *part,
 }
 
 /* Reductions over a strided axis whose rows are neighbours in memory (the innermost remaining dim has unit
- * stride in x, e.g. [R, C] summed over R, a bias gradient): a work-item takes 32 neighbouring rows as the
- * lanes of four float8 and walks the reduced axis, so every step loads two whole cache lines instead of
- * 32 strided scalars. Rows are enumerated as in clai_reduce_rows; w is the size of the innermost remaining
- * dim and nb = ceil(w / 32) the blocks per run of it. A block with fewer than 32 rows (the end of a run)
- * goes through the scalar path. f32 input; sum, mean, max, min and var. */
-#define CLAI_COLS 32
-#define CLAI_LD4(J)                                                                                       \
-  const float8 v0 = vload8(0, q0 + (J) * xs), v1 = vload8(1, q0 + (J) * xs), v2 = vload8(2, q0 + (J) * xs), \
-               v3 = vload8(3, q0 + (J) * xs)
-#define CLAI_KAHAN_V(S, K, V)                                                                             \
-  {                                                                                                       \
-    const float8 y_ = (V) - K, t_ = S + y_;                                                               \
-    K = clai_kcomp8(t_, S, y_);                                                                           \
-    S = t_;                                                                                               \
+ * stride in x: [R, C] summed over R, a bias gradient; the middle axis of [A, B, C]). A work-item takes a tile
+ * of up to CLAI_COLT neighbouring rows (the "columns" of the [reduced, w] matrix; a tile never crosses a run
+ * of the innermost dim, w long) and one chunk of the reduced axis, and walks the chunk in order: at every step
+ * it reads the tile's run of contiguous elements, four steps at a time, into per-column accumulators (float8
+ * lanes, then scalars for the last cnt % 8 columns). CLAI_COLT is a build option: 512 on CPUs, whose
+ * prefetchers follow the 2 KB runs and whose L1 holds the 4 KB of accumulators (a work-item that read 128
+ * bytes of each of many rows 4 KB apart waited on memory at every row: 0.4x of a C loop), 32 elsewhere (a
+ * few registers; there this kernel only runs when CLAI_ROWS=item forces it). Rows are enumerated as in
+ * clai_reduce_rows; nb = ceil(w / CLAI_COLT) tiles per run. f32 or f16 input; every op (the variance: the
+ * chunk's mean, then the squared deviations from it: the second walk finds the chunk in cache when the host
+ * keeps chunk * CLAI_COLT small; argmax/argmin step by step, in order). */
+#ifndef CLAI_COLT
+#define CLAI_COLT 32
+#endif
+#define CLAI_COLV (CLAI_COLT / 8)
+
+/* The chunk's state per column of the tile: for sums va/vb (ta/tb for the scalar columns) get the Kahan sum
+ * and compensation of x (sqdev, kind 2: of (x - mu)^2, mu per column); for extremes (kind 1) va the maximum
+ * of sg * x (NaN kept once met). nv float8 columns, then nt scalar ones; m steps of stride xs from element
+ * e of x. One function per input dtype (CLAI_RC_WALK), so that the loads are not chosen inside the loops. */
+#define CLAI_RC_WALK(NAME, LD8, LD1)                                                                          \
+  inline void NAME(__global const float *x, const long e, const long m, const long xs, const int nv,          \
+                   const int nt, const int kind, const float sg, float8 *va, float8 *vb, float *ta, float *tb,   \
+                   const float8 *vmu, const float *tmu) {                                                      \
+    const int ext = kind == 1, sqd = kind == 2;                                                               \
+    const float init = ext ? -INFINITY : 0.0f;                                                                \
+    for (int k = 0; k < nv; k++) {                                                                            \
+      va[k] = (float8)(init);                                                                                 \
+      vb[k] = (float8)(0.0f);                                                                                 \
+    }                                                                                                         \
+    for (int k = 0; k < nt; k++) {                                                                            \
+      ta[k] = init;                                                                                           \
+      tb[k] = 0.0f;                                                                                           \
+    }                                                                                                         \
+    const long et = e + nv * 8;                                                                               \
+    long j = 0;                                                                                               \
+    for (; j + 4 <= m; j += 4) {                                                                              \
+      const long i0 = e + j * xs, i1 = i0 + xs, i2 = i1 + xs, i3 = i2 + xs;                                   \
+      for (int k = 0; k < nv; k++) {                                                                          \
+        float8 v0 = LD8(x, i0 + k * 8), v1 = LD8(x, i1 + k * 8), v2 = LD8(x, i2 + k * 8), v3 = LD8(x, i3 + k * 8); \
+        if (ext) {                                                                                            \
+          v0 *= sg;                                                                                           \
+          v1 *= sg;                                                                                           \
+          v2 *= sg;                                                                                           \
+          v3 *= sg;                                                                                           \
+          /* v > a or v NaN takes v: a NaN, once in, stays (nothing compares greater than it) */              \
+          const float8 u0 = (v0 > v1) | (v0 != v0) ? v0 : v1, u1 = (v2 > v3) | (v2 != v2) ? v2 : v3;           \
+          const float8 u = (u0 > u1) | (u0 != u0) ? u0 : u1, a = va[k];                                       \
+          va[k] = (u > a) | (u != u) ? u : a;                                                                 \
+        } else {                                                                                              \
+          if (sqd) {                                                                                          \
+            v0 = (v0 - vmu[k]) * (v0 - vmu[k]);                                                               \
+            v1 = (v1 - vmu[k]) * (v1 - vmu[k]);                                                               \
+            v2 = (v2 - vmu[k]) * (v2 - vmu[k]);                                                               \
+            v3 = (v3 - vmu[k]) * (v3 - vmu[k]);                                                               \
+          }                                                                                                   \
+          float8 s = va[k], c = vb[k];                                                                        \
+          CLAI_KAHAN_V(s, c, (v0 + v1) + (v2 + v3))                                                           \
+          va[k] = s;                                                                                          \
+          vb[k] = c;                                                                                          \
+        }                                                                                                     \
+      }                                                                                                       \
+      for (int k = 0; k < nt; k++) {                                                                          \
+        const long it = et + j * xs + k;                                                                      \
+        float v0 = LD1(x, it), v1 = LD1(x, it + xs), v2 = LD1(x, it + 2 * xs), v3 = LD1(x, it + 3 * xs);      \
+        if (ext) {                                                                                            \
+          const float a = ta[k];                                                                              \
+          v0 *= sg;                                                                                           \
+          v1 *= sg;                                                                                           \
+          v2 *= sg;                                                                                           \
+          v3 *= sg;                                                                                           \
+          const float u0 = v0 > v1 || isnan(v0) ? v0 : v1, u1 = v2 > v3 || isnan(v2) ? v2 : v3;               \
+          const float u = u0 > u1 || isnan(u0) ? u0 : u1;                                                     \
+          ta[k] = u > a || isnan(u) ? u : a;                                                                  \
+        } else {                                                                                              \
+          if (sqd) {                                                                                          \
+            v0 = (v0 - tmu[k]) * (v0 - tmu[k]);                                                               \
+            v1 = (v1 - tmu[k]) * (v1 - tmu[k]);                                                               \
+            v2 = (v2 - tmu[k]) * (v2 - tmu[k]);                                                               \
+            v3 = (v3 - tmu[k]) * (v3 - tmu[k]);                                                               \
+          }                                                                                                   \
+          clai_kahan(&ta[k], &tb[k], (v0 + v1) + (v2 + v3));                                                  \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    for (; j < m; j++) {                                                                                      \
+      const long i0 = e + j * xs;                                                                             \
+      for (int k = 0; k < nv; k++) {                                                                          \
+        float8 v = LD8(x, i0 + k * 8);                                                                        \
+        if (ext) {                                                                                            \
+          v *= sg;                                                                                            \
+          const float8 a = va[k];                                                                             \
+          va[k] = (v > a) | (v != v) ? v : a;                                                                 \
+        } else {                                                                                              \
+          if (sqd) v = (v - vmu[k]) * (v - vmu[k]);                                                           \
+          float8 s = va[k], c = vb[k];                                                                        \
+          CLAI_KAHAN_V(s, c, v)                                                                               \
+          va[k] = s;                                                                                          \
+          vb[k] = c;                                                                                          \
+        }                                                                                                     \
+      }                                                                                                       \
+      for (int k = 0; k < nt; k++) {                                                                          \
+        float v = LD1(x, et + j * xs + k);                                                                    \
+        if (ext) {                                                                                            \
+          v *= sg;                                                                                            \
+          ta[k] = v > ta[k] || isnan(v) ? v : ta[k];                                                          \
+        } else {                                                                                              \
+          if (sqd) v = (v - tmu[k]) * (v - tmu[k]);                                                           \
+          clai_kahan(&ta[k], &tb[k], v);                                                                      \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
   }
+CLAI_RC_WALK(clai_rc_walk_f32, CLAI_R_LD8_F32, CLAI_R_LD1_F32)
+CLAI_RC_WALK(clai_rc_walk_f16, CLAI_R_LD8_F16, CLAI_R_LD1_F16)
+
+/* argmax of sg * x per column of the tile (argmin: sg = -1), step by step in order: va/ta get the value and
+ * vb/tb the chunk-relative step (as_float) of the first extreme, a NaN counting as the extreme (the first NaN
+ * wins). m >= 1. One function per input dtype, as CLAI_RC_WALK. */
+#define CLAI_RC_ARG(NAME, LD8, LD1)                                                                           \
+  inline void NAME(__global const float *x, const long e, const long m, const long xs, const int nv,          \
+                   const int nt, const float sg, float8 *va, float8 *vb, float *ta, float *tb) {               \
+    const long et = e + nv * 8;                                                                               \
+    for (int k = 0; k < nv; k++) {                                                                            \
+      va[k] = sg * LD8(x, e + k * 8);                                                                         \
+      vb[k] = as_float8((int8)(0));                                                                           \
+    }                                                                                                         \
+    for (int k = 0; k < nt; k++) {                                                                            \
+      ta[k] = sg * LD1(x, et + k);                                                                            \
+      tb[k] = as_float(0);                                                                                    \
+    }                                                                                                         \
+    for (long j = 1; j < m; j++) {                                                                            \
+      const float8 jj = as_float8((int8)((int)j));                                                            \
+      for (int k = 0; k < nv; k++) {                                                                          \
+        const float8 v = sg * LD8(x, e + j * xs + k * 8), b = va[k];                                          \
+        const int8 take = (b == b) & ((v != v) | (v > b)); /* the best is a number, v is NaN or greater */    \
+        va[k] = take ? v : b;                                                                                 \
+        vb[k] = take ? jj : vb[k];                                                                            \
+      }                                                                                                       \
+      for (int k = 0; k < nt; k++) {                                                                          \
+        const float v = sg * LD1(x, et + j * xs + k), b = ta[k];                                              \
+        if (!isnan(b) && (isnan(v) || v > b)) {                                                               \
+          ta[k] = v;                                                                                          \
+          tb[k] = as_float((int)j);                                                                           \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+  }
+CLAI_RC_ARG(clai_rc_arg_f32, CLAI_R_LD8_F32, CLAI_R_LD1_F32)
+CLAI_RC_ARG(clai_rc_arg_f16, CLAI_R_LD8_F16, CLAI_R_LD1_F16)
+
+/* One walk of the chunk (see CLAI_RC_WALK), for x's dtype. */
+inline void clai_rc_walk(__global const float *x, const long e, const long m, const long xs, const int nv,
+                         const int nt, const int kind, const float sg, float8 *va, float8 *vb, float *ta, float *tb,
+                         const float8 *vmu, const float *tmu, const int xf16) {
+  if (xf16)
+    clai_rc_walk_f16(x, e, m, xs, nv, nt, kind, sg, va, vb, ta, tb, vmu, tmu);
+  else
+    clai_rc_walk_f32(x, e, m, xs, nv, nt, kind, sg, va, vb, ta, tb, vmu, tmu);
+}
 
 __kernel void clai_reduce_cols(__global float *out, __global const float *x, __global float *part,
                                CLAI_INDEX_ARGS(ix), const long n, const long xs, const long chunk,
-                               const int nsplit, const int op, const int corr, const int of16) {
+                               const int nsplit, const int op, const int corr, const int xf16, const int of16) {
   const long nrows = CLAI_IX_NUMEL(ix);
   if (nrows == 0) return;
-  const long w = CLAI_IX_SHAPE_IN(ix), nb = (w + CLAI_COLS - 1) / CLAI_COLS, nblk = nrows / w * nb;
+  const long w = CLAI_IX_SHAPE_IN(ix), nb = (w + CLAI_COLT - 1) / CLAI_COLT, nblk = nrows / w * nb;
   const long g = get_global_id(0);
   if (g >= nblk * nsplit) return;
-  const long p = g / nblk, bq = g - p * nblk, q = bq / nb, b = bq - q * nb;
-  const long r0 = q * w + b * CLAI_COLS, cnt = min((long)CLAI_COLS, w - b * CLAI_COLS), os = CLAI_IX_STRIDE_IN(ix, 0);
+  const long p = g / nblk, bq = g - p * nblk, qq = bq / nb, b = bq - qq * nb;
+  const long r0 = qq * w + b * CLAI_COLT, os = CLAI_IX_STRIDE_IN(ix, 0);
+  const int cnt = (int)min((long)CLAI_COLT, w - b * CLAI_COLT), nv = cnt / 8, nt = cnt - nv * 8;
   long oo, ox, unused;
   CLAI_OFFSETS(ix, r0, &oo, &ox, &unused);
   const long lo = p * chunk, hi = min(n, lo + chunk), m = hi > lo ? hi - lo : 0;
-  const long base = ox + lo * xs;
-  float a[CLAI_COLS], c[CLAI_COLS];
-  if (cnt < CLAI_COLS) {
-    for (int k = 0; k < cnt; k++) clai_r_chunk(x, base + k, m, xs, 0, op, &a[k], &c[k]);
-  } else {
-    __global const float *q0 = x + base;
-    float8 a0, a1, a2, a3, b0, b1, b2, b3;
-    long j = 0;
-    if (op == CLAI_R_MAX || op == CLAI_R_MIN) {
-      const int mx = op == CLAI_R_MAX;
-      a0 = a1 = a2 = a3 = (float8)(mx ? -INFINITY : INFINITY);
-      int8 n0 = (int8)(0), n1 = n0, n2 = n0, n3 = n0;
-      for (; j < m; j++) {
-        CLAI_LD4(j);
-        a0 = mx ? fmax(a0, v0) : fmin(a0, v0);
-        a1 = mx ? fmax(a1, v1) : fmin(a1, v1);
-        a2 = mx ? fmax(a2, v2) : fmin(a2, v2);
-        a3 = mx ? fmax(a3, v3) : fmin(a3, v3);
-        n0 |= v0 != v0;
-        n1 |= v1 != v1;
-        n2 |= v2 != v2;
-        n3 |= v3 != v3;
-      }
-      a0 = n0 != 0 ? (float8)(NAN) : a0;
-      a1 = n1 != 0 ? (float8)(NAN) : a1;
-      a2 = n2 != 0 ? (float8)(NAN) : a2;
-      a3 = n3 != 0 ? (float8)(NAN) : a3;
-      b0 = b1 = b2 = b3 = (float8)(0.0f);
-    } else {
-      /* sums: a Kahan step per pair of rows of the reduced axis */
-      a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = (float8)(0.0f);
-      for (; j + 2 <= m; j += 2) {
-        CLAI_LD4(j);
-        const float8 u0 = vload8(0, q0 + (j + 1) * xs), u1 = vload8(1, q0 + (j + 1) * xs);
-        const float8 u2 = vload8(2, q0 + (j + 1) * xs), u3 = vload8(3, q0 + (j + 1) * xs);
-        CLAI_KAHAN_V(a0, b0, v0 + u0)
-        CLAI_KAHAN_V(a1, b1, v1 + u1)
-        CLAI_KAHAN_V(a2, b2, v2 + u2)
-        CLAI_KAHAN_V(a3, b3, v3 + u3)
-      }
-      for (; j < m; j++) {
-        CLAI_LD4(j);
-        CLAI_KAHAN_V(a0, b0, v0)
-        CLAI_KAHAN_V(a1, b1, v1)
-        CLAI_KAHAN_V(a2, b2, v2)
-        CLAI_KAHAN_V(a3, b3, v3)
-      }
-      if (op == CLAI_R_VAR) {
-        const float inv = m > 0 ? 1.0f / (float)m : 0.0f;
-        const float8 m0 = (a0 - b0) * inv, m1 = (a1 - b1) * inv, m2 = (a2 - b2) * inv, m3 = (a3 - b3) * inv;
-        a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = (float8)(0.0f);
-        for (j = 0; j < m; j++) {
-          CLAI_LD4(j);
-          const float8 d0 = v0 - m0, d1 = v1 - m1, d2 = v2 - m2, d3 = v3 - m3;
-          CLAI_KAHAN_V(a0, b0, d0 * d0)
-          CLAI_KAHAN_V(a1, b1, d1 * d1)
-          CLAI_KAHAN_V(a2, b2, d2 * d2)
-          CLAI_KAHAN_V(a3, b3, d3 * d3)
-        }
-        /* (mean, M2) per lane */
-        b0 = a0 - b0;
-        b1 = a1 - b1;
-        b2 = a2 - b2;
-        b3 = a3 - b3;
-        a0 = m0;
-        a1 = m1;
-        a2 = m2;
-        a3 = m3;
-      }
+  const long e = ox + lo * xs;
+  float8 va[CLAI_COLV], vb[CLAI_COLV], vmu[CLAI_COLV];
+  float ta[8], tb[8], tmu[8];
+  const int ext = op == CLAI_R_MAX || op == CLAI_R_MIN, arg = op == CLAI_R_ARGMAX || op == CLAI_R_ARGMIN;
+  const float sg = op == CLAI_R_MIN || op == CLAI_R_ARGMIN ? -1.0f : 1.0f;
+  if (arg && xf16)
+    clai_rc_arg_f16(x, e, m, xs, nv, nt, sg, va, vb, ta, tb);
+  else if (arg)
+    clai_rc_arg_f32(x, e, m, xs, nv, nt, sg, va, vb, ta, tb);
+  else
+    clai_rc_walk(x, e, m, xs, nv, nt, ext ? 1 : 0, sg, va, vb, ta, tb, vmu, tmu, xf16);
+  if (op == CLAI_R_VAR) {
+    /* the chunk's mean per column, then the squared deviations from it; the state is (mean, M2) */
+    const float inv = m > 0 ? 1.0f / (float)m : 0.0f;
+    for (int k = 0; k < nv; k++) vmu[k] = (va[k] - vb[k]) * inv;
+    for (int k = 0; k < nt; k++) tmu[k] = (ta[k] - tb[k]) * inv;
+    clai_rc_walk(x, e, m, xs, nv, nt, 2, 1.0f, va, vb, ta, tb, vmu, tmu, xf16);
+    for (int k = 0; k < nv; k++) {
+      vb[k] = va[k] - vb[k];
+      va[k] = vmu[k];
     }
-    vstore8(a0, 0, a);
-    vstore8(a1, 1, a);
-    vstore8(a2, 2, a);
-    vstore8(a3, 3, a);
-    vstore8(b0, 0, c);
-    vstore8(b1, 1, c);
-    vstore8(b2, 2, c);
-    vstore8(b3, 3, c);
+    for (int k = 0; k < nt; k++) {
+      tb[k] = ta[k] - tb[k];
+      ta[k] = tmu[k];
+    }
   }
   for (int k = 0; k < cnt; k++) {
-    if (nsplit == 1) {
-      clai_r_store(out, oo + k * os, op, a[k], c[k], n, corr, of16);
+    float a, c;
+    if (k < nv * 8) {
+      float fa[8], fc[8];
+      vstore8(va[k / 8], 0, fa);
+      vstore8(vb[k / 8], 0, fc);
+      a = fa[k % 8];
+      c = fc[k % 8];
     } else {
-      part[p * nrows + r0 + k] = a[k];
-      part[nsplit * nrows + p * nrows + r0 + k] = c[k];
+      a = ta[k - nv * 8];
+      c = tb[k - nv * 8];
     }
+    if (ext) {
+      a *= sg;
+      c = 0.0f;
+    }
+    clai_rw_out(out, part, oo + k * os, p, r0 + k, nrows, nsplit, op, a, c, n, lo, corr, of16);
   }
 }
 

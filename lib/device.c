@@ -81,6 +81,10 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
   if (clGetDeviceInfo(dev, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align, &align, NULL) == CL_SUCCESS)
     caps->mem_align = align / 8;
   if (caps->max_wg_size == 0) caps->max_wg_size = 1;
+  cl_uint cu = 0;
+  caps->compute_units = clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL) == CL_SUCCESS && cu > 0
+                            ? (int)(cu < 4096 ? cu : 4096)
+                            : 1;
   /* Mesa's rusticl 22.3 answers CL_KERNEL_LOCAL_MEM_SIZE with twice what a kernel declares (two 8 KiB
    * arrays: 32768; two 16 KiB arrays: 65536, which it then runs anyway on its 32 KiB device). */
   cl_platform_id plat = NULL;
@@ -101,6 +105,8 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
    * use the bit-level conversions of cl/common.cl instead (CLAI_BITHALF). Not on Oclgrind, which evaluated
    * them wrongly (an f16 store of 1.17 came out as infinity), nor on GPUs, where the builtins are fast. */
   caps->bit_half = caps->is_cpu && strcmp(pname, "Portable Computing Language") == 0;
+  caps->nt_store = caps->bit_half;
+  if (clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) caps->cache_bytes = u;
   cl_bool unified = CL_FALSE;
   caps->host_unified = clGetDeviceInfo(dev, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) == CL_SUCCESS &&
                        unified == CL_TRUE;

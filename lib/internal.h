@@ -142,7 +142,7 @@ enum clai__program_id {
   X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfii", 1) \
   X(UNARY_ROWS_F32, ELEMENTWISE, "clai_unary_rows_f32", "bblllliff", 1)            \
   X(REDUCE_ROWS, REDUCE, "clai_reduce_rows", "bbbxllliiiii", 1)                    \
-  X(REDUCE_COLS, REDUCE, "clai_reduce_cols", "bbbxllliiii", 1)                    \
+  X(REDUCE_COLS, REDUCE, "clai_reduce_cols", "bbbxllliiiii", 1)                   \
   X(REDUCE_MERGE, REDUCE, "clai_reduce_merge", "bbxlliiii", 1)                     \
   X(DEQUANT, QUANT, "clai_dequant", "bbxlii", 1)                                     \
   X(GATHER_ROWS_Q, QUANT, "clai_gather_rows_q", "bbbbxllllii", 1)                   \
@@ -225,6 +225,9 @@ typedef struct clai__devcaps {
   int host_unified;     /* CL_DEVICE_HOST_UNIFIED_MEMORY: device memory is host memory (CPU, integrated GPU);
                            the pool then allocates host-accessible buffers, so a map is not a copy */
   int bit_half;         /* POCL: half loads and stores through cl/common.cl's bit conversions (CLAI_BITHALF) */
+  int compute_units;    /* CL_DEVICE_MAX_COMPUTE_UNITS (at least 1): the threads POCL runs work-groups on */
+  uint64_t cache_bytes; /* CL_DEVICE_GLOBAL_MEM_CACHE_SIZE (0 if not reported; POCL: the last-level cache) */
+  int nt_store;         /* POCL on a CPU: its Clang compiles __builtin_nontemporal_store (CLAI_NTSTORE) */
   int lanes_cpu;        /* a CPU device that runs a work-group's items in SIMD lanes, where barriers, nested
                            loops and private arrays cost several times over (llvmpipe): the generic GEMM
                            family without k-block barriers (KBAR=0) is its default */
@@ -554,6 +557,8 @@ static inline int clai__rows_wg_for(const clai_context *ctx, int64_t n) {
  * with it as 1), not overlapping `avoid` (may be NULL). op-norm.c; used by the backward too. */
 clai_status clai__norm_check_stat(clai_context *ctx, const char *fn, const char *what, const clai_tensor *t,
                                   const clai_tensor *x, const clai_tensor *avoid, const char *avoid_name);
+/* Columns per work-item of cl/reduce.cl's clai_reduce_cols (its -DCLAI_COLT; the grid is sized with it). */
+int clai__reduce_cols_tile(const clai__devcaps *caps);
 /* Query rows per work-item of cl/attention.cl (its -DATT_RQ; the grid is sized with it). */
 int clai__attention_rq(const clai__devcaps *caps);
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);

@@ -13,6 +13,7 @@
 #define LN_BETA 4
 #define LN_MEAN 8
 #define LN_RSTD 16
+#define LN_NT 32
 
 /* out may be x exactly (same buffer, offset, strides) but must not otherwise overlap it. */
 static int inplace_ok(const clai_tensor *out, const clai_tensor *x) {
@@ -161,6 +162,12 @@ static clai_status norm(clai_context *ctx, const char *fn, int rms, clai_tensor 
   }
   cl_int flags = (rms ? LN_RMS : 0) | (gamma ? LN_GAMMA : 0) | (beta ? LN_BETA : 0) | (mean_out ? LN_MEAN : 0) |
                  (rstd_out ? LN_RSTD : 0);
+  /* Non-temporal stores of out where x and out together exceed the device's cache (out would leave it
+   * anyway): no read of each line of out before it is written. CPUs with POCL only (caps.nt_store). */
+  if (ctx->caps.nt_store && ctx->caps.cache_bytes > 0 &&
+      (double)clai_tensor_numel(x) * (clai_dtype_size(x->dtype) + clai_dtype_size(out->dtype)) >
+          (double)ctx->caps.cache_bytes)
+    flags |= LN_NT;
   cl_int dt = (x->dtype == CLAI_DTYPE_F16 ? 1 : 0) | (out->dtype == CLAI_DTYPE_F16 ? 2 : 0) |
               (gamma && gamma->dtype == CLAI_DTYPE_F16 ? 4 : 0) | (beta && beta->dtype == CLAI_DTYPE_F16 ? 8 : 0);
   const cl_long cn = n, xs = x->strides[x->ndim - 1], os = out->strides[out->ndim - 1];

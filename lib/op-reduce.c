@@ -18,6 +18,30 @@ static const char *const op_names[] = {"sum", "mean", "max", "min", "var", "argm
  * cache for the variance's second pass, and that a GPU gets enough work-items. */
 static int64_t chunk_cap(const clai_context *ctx) { return ctx->caps.is_cpu ? 2048 : 1024; }
 
+int clai__reduce_cols_tile(const clai__devcaps *caps) { return caps->is_cpu && !caps->lanes_cpu ? 512 : 32; }
+
+/* The chunks of clai_reduce_cols (a work-item per tile of neighbouring rows and chunk of the reduced axis):
+ * the axis is cut only as far as needed for about four work-items per compute unit (so that the cores stay
+ * busy to the end), never below 16 steps a chunk; a variance, which walks its chunk twice, keeps a chunk's
+ * tile within 256 KB so that the second walk finds it in cache; a device with a loop limit (llvmpipe) gets
+ * chunks within it. */
+static void cols_split(const clai_context *ctx, int op, int64_t nrows, int64_t w, int64_t n, cl_long *chunk,
+                       cl_int *nsplit) {
+  const int64_t tile = clai__reduce_cols_tile(&ctx->caps), tiles = nrows / w * ((w + tile - 1) / tile);
+  const int64_t want = 4 * (int64_t)ctx->caps.compute_units;
+  int64_t s = tiles >= want ? 1 : (want + tiles - 1) / tiles, most = (n + 15) / 16;
+  if (s > most) s = most;
+  if (s < 1) s = 1;
+  int64_t c = (n + s - 1) / s;
+  const int64_t var_cap = (256 * 1024 / 4) / (w < tile ? w : tile), least = (n + INT_MAX - 1) / INT_MAX;
+  if (op == CLAI_REDUCE_VAR && c > var_cap) c = var_cap;
+  if (ctx->caps.loop_limit > 0 && c > ctx->caps.loop_limit) c = ctx->caps.loop_limit; /* llvmpipe: loops end there */
+  if (c < least) c = least; /* nsplit fits an int */
+  if (c < 1) c = 1;
+  *chunk = c;
+  *nsplit = n > 0 ? (cl_int)((n + c - 1) / c) : 1; /* an empty axis: one chunk of nothing */
+}
+
 /* A stack copy of t with dim `axis` removed (a header only, never a live tensor). */
 static void drop_dim(clai_tensor *v, const clai_tensor *t, int axis) {
   *v = *t;
@@ -71,15 +95,22 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
   const cl_long nrows = ix.numel;
   if (nrows == 0) return CLAI_OK;
   const cl_int xf16 = x_rows->dtype == CLAI_DTYPE_F16;
-  /* Rows that are neighbours in memory (a strided reduced axis, unit stride across rows): eight rows per
-   * work-item as float8 lanes (clai_reduce_cols), with the reduced axis cut into short chunks so that a
-   * work-group's loads stay in cache and there are enough work-groups for every core. */
-  const int cols = xs != 1 && ix.ndim >= 1 && ix.stride[1][ix.ndim - 1] == 1 &&
-                   (ctx->rows_wg || (!xf16 && op < R_ARGMAX)); /* the wg form takes every op and dtype */
-  const int64_t cap = cols && ctx->caps.is_cpu ? 64 : chunk_cap(ctx);
+  /* Rows that are neighbours in memory (a strided reduced axis, unit stride across rows): a tile of
+   * neighbouring rows per work-item (clai_reduce_cols; cols_split cuts the reduced axis), or on GPUs a block
+   * of them per work-group (clai_reduce_cols_wg). */
+  const int cols = xs != 1 && ix.ndim >= 1 && ix.stride[1][ix.ndim - 1] == 1;
+  int64_t cap = cols && ctx->caps.is_cpu ? 64 : chunk_cap(ctx);
+  /* On a CPU without a loop limit, rows that already give every core several work-groups are not cut:
+   * cutting them only added the merge and made each work-group read pieces of rows far apart ([1024, 4096]
+   * summed over its rows ran at 0.26x of the C loop). A variance keeps its chunks within 256 KB. */
+  if (!cols && !ctx->rows_wg && ctx->caps.is_cpu && ctx->caps.loop_limit == 0 &&
+      nrows >= (int64_t)ctx->local_1d * 4 * ctx->caps.compute_units)
+    cap = op == CLAI_REDUCE_VAR ? 65536 : INT64_MAX;
   cl_int nsplit = 1;
   cl_long chunk = n > 0 ? n : 1;
-  if (n > cap) {
+  if (cols && !ctx->rows_wg) {
+    cols_split(ctx, op, ix.numel, ix.shape[ix.ndim - 1], n, &chunk, &nsplit);
+  } else if (n > cap) {
     int64_t s = (n + cap - 1) / cap;
     chunk = (n + s - 1) / s;
     chunk = (chunk + 7) / 8 * 8; /* whole vectors per chunk */
@@ -93,18 +124,18 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
     return clai__error(ctx, CLAI_E_OVERFLOW, "%s: %lld rows of %lld elements overflow", fn, (long long)nrows,
                        (long long)n);
   size_t global = (size_t)items;
-  if (cols) {
-    const int64_t w = ix.shape[ix.ndim - 1];
-    global = (size_t)(nrows / w * ((w + 31) / 32) * nsplit); /* CLAI_COLS rows per work-item */
+  if (cols && !ctx->rows_wg) {
+    const int64_t w = ix.shape[ix.ndim - 1], tile = clai__reduce_cols_tile(&ctx->caps);
+    global = (size_t)(nrows / w * ((w + tile - 1) / tile) * nsplit); /* CLAI_COLT rows per work-item */
   }
   const int kernel = cols ? CLAI__K_REDUCE_COLS : CLAI__K_REDUCE_ROWS;
   if (ctx->rows_wg && nsplit == 1)
     return launch_wg(ctx, fn, cols, &ix, out_rows->buf->mem, x_rows->buf->mem, x_rows->buf->mem, cn, cxs, chunk,
                      nsplit, cop, ccorr, xf16, of16);
   if (cols && nsplit == 1)
-    return clai__launch(ctx, kernel, &global, 11, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
+    return clai__launch(ctx, kernel, &global, 12, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
                         CLAI__ARG(x_rows->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
-                        CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(of16));
+                        CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(xf16), CLAI__ARG(of16));
   if (nsplit == 1)
     return clai__launch(ctx, CLAI__K_REDUCE_ROWS, &global, 12, CLAI__ARG(out_rows->buf->mem),
                         CLAI__ARG(x_rows->buf->mem), CLAI__ARG(x_rows->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn),
@@ -118,9 +149,9 @@ static clai_status launch_rows(clai_context *ctx, const char *fn, int op, const 
     st = launch_wg(ctx, fn, cols, &ix, out_rows->buf->mem, x_rows->buf->mem, part->buf->mem, cn, cxs, chunk, nsplit,
                    cop, ccorr, xf16, of16);
   else if (cols)
-    st = clai__launch(ctx, kernel, &global, 11, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
+    st = clai__launch(ctx, kernel, &global, 12, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
                       CLAI__ARG(part->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),
-                      CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(of16));
+                      CLAI__ARG(nsplit), CLAI__ARG(cop), CLAI__ARG(ccorr), CLAI__ARG(xf16), CLAI__ARG(of16));
   else
     st = clai__launch(ctx, kernel, &global, 12, CLAI__ARG(out_rows->buf->mem), CLAI__ARG(x_rows->buf->mem),
                       CLAI__ARG(part->buf->mem), CLAI__IDX(ix), CLAI__ARG(cn), CLAI__ARG(cxs), CLAI__ARG(chunk),

@@ -186,6 +186,8 @@ void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm
   if (prog == CLAI__P_MATMUL_PACKED)
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DUK=%d -DPK=%d", gemm->packed.rm, gemm->packed.vw,
                   gemm->packed.kb, gemm->packed.uk, gemm->packed.pk);
+  if (prog == CLAI__P_NORM && caps->nt_store) clai__appendf(buf, cap, &len, " -DCLAI_NTSTORE=1");
+  if (prog == CLAI__P_REDUCE) clai__appendf(buf, cap, &len, " -DCLAI_COLT=%d", clai__reduce_cols_tile(caps));
   if (prog == CLAI__P_ATTENTION) clai__appendf(buf, cap, &len, " -DATT_RQ=%d", clai__attention_rq(caps));
   if (prog == CLAI__P_MATMUL_GPU)
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DLX=%d -DLY=%d -DSRM=%d -DSLX=%d -DSLY=%d",
@@ -289,6 +291,10 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     } else if (k == CLAI__K_ATTENTION_BWD_KV_D64 || k == CLAI__K_ATTENTION_BWD_Q_D64 ||
                k == CLAI__K_ATTENTION_BWD_KV_D256 || k == CLAI__K_ATTENTION_BWD_Q_D256) {
       l[0] = ctx->caps.is_cpu ? 8 : 32; /* 16 rows per work-item (cl/attention_backward.cl) */
+    } else if (k == CLAI__K_REDUCE_COLS && ctx->caps.is_cpu && !ctx->caps.lanes_cpu) {
+      /* a tile of 512 columns and a chunk of the reduced axis per work-item, and few of them (about four per
+       * core, cl/reduce.cl): a work-group each, so that every core gets some */
+      l[0] = 1;
     } else if (kd->dims == 1) {
       l[0] = ctx->local_1d;
     } else if (k == CLAI__K_QMATMUL_F32 ||

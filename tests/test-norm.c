@@ -359,6 +359,39 @@ static void test_norm_views(void **state) {
   }
 }
 
+/* Rows too many for the cache: where x and out together exceed the device's cache, POCL writes out with
+ * non-temporal stores (from each row's first 32-byte boundary on: rows of 1030 start at every alignment),
+ * with and without gamma and beta, in place too. Full size only. */
+static void test_norm_large(void **state) {
+  clai_context *ctx = CTX(state);
+  if (clait_small()) return;
+  clait_rng r = {31};
+  const int64_t R = 4500, C = 1030;
+  float *v = malloc((size_t)(R * C) * sizeof *v), p[2 * 1030];
+  assert_non_null(v);
+  clait_fill(&r, v, (size_t)(R * C), -3.0f, 5.0f);
+  clait_fill(&r, p, 2 * 1030, -2.0f, 2.0f);
+  clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){R, C}, v);
+  clai_tensor *g = clait_upload_floats(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){C}, p);
+  clai_tensor *b = clait_upload_floats(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){C}, p + C);
+  check_norm(ctx, 0, x, g, b, 1e-5f, CLAI_DTYPE_F32, 1);
+  check_norm(ctx, 0, x, NULL, NULL, 1e-5f, CLAI_DTYPE_F32, 0);
+  check_norm(ctx, 1, x, g, NULL, 1e-5f, CLAI_DTYPE_F32, 1);
+  clai_tensor *o = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){R, C});
+  CLAIT_OK(ctx, clai_layernorm(ctx, o, x, g, b, 1e-5f, NULL, NULL));
+  CLAIT_OK(ctx, clai_layernorm(ctx, x, x, g, b, 1e-5f, NULL, NULL));
+  double *want = clait_fetch(ctx, o), *got = clait_fetch(ctx, x);
+  for (int64_t i = 0; i < R * C; i++)
+    if (want[i] != got[i]) fail_msg("layernorm in place: element %lld is %.9g, out of place %.9g", (long long)i, got[i], want[i]);
+  free(want);
+  free(got);
+  clai_tensor_free(o);
+  clai_tensor_free(b);
+  clai_tensor_free(g);
+  clai_tensor_free(x);
+  free(v);
+}
+
 /* ---- the row-kernel variant ------------------------------------------------------------------------ */
 
 /* The variant CLAI_ROWS forces (else the device's default) is the one that runs. */
@@ -436,7 +469,7 @@ static void test_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_softmax), T(test_softmax_extremes), T(test_softmax_views), T(test_norms),
-      T(test_norm_offset), T(test_norm_views), T(test_rows_variant), T(test_errors), T(test_norm_empty_rows),
+      T(test_norm_offset), T(test_norm_views), T(test_norm_large), T(test_rows_variant), T(test_errors), T(test_norm_empty_rows),
   };
   return CLAIT_MAIN("norm", tests, 1);
 }

@@ -103,7 +103,7 @@ static void check_reduce(clai_context *ctx, int op, clai_tensor *x, int axis, in
       double tol = arg ? 0 : rtol * fabs(want) + 1e-7 * mag / (op == OP_MEAN ? (double)n : 1.0) + 1e-30;
       if (op == OP_VAR0 || op == OP_VAR1) tol = rtol * fabs(want) + 1e-10 * mag;
       if (odt == CLAI_DTYPE_F16 && !arg) tol += fabs(want) * 1e-3;
-      if (isnan(want) && isnan(g)) continue;
+      if ((isnan(want) && isnan(g)) || g == want) continue; /* == takes infinities */
       if (!(fabs(g - want) <= tol))
         fail_msg("%s over axis %d (keepdim %d) of %lld x %lld x %lld: element %lld is %.9g, expected %.9g", op_names[op],
                  axis, keepdim, (long long)outer, (long long)n, (long long)inner, (long long)(o * inner + q), g, want);
@@ -178,7 +178,7 @@ static void test_views(void **state) {
   }
 }
 
-/* Rows of length 1 and 0, and a 0-d input. */
+/* Rows of length 1 and 0 (along the last axis and along a strided one), and a 0-d input. */
 static void test_short_rows(void **state) {
   clai_context *ctx = CTX(state);
   float v[5] = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f};
@@ -200,6 +200,20 @@ static void test_short_rows(void **state) {
   for (int i = 0; i < 3; i++) assert_true(isnan(g[i]));
   free(g);
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "empty", clai_reduce(ctx, CLAI_REDUCE_MAX, o, z, 1, 0));
+  /* the same over a strided axis ([0, 3] over axis 0: the column kernels), f32 and f16 */
+  for (int d = 0; d < 2; d++) {
+    clai_tensor *zc = clait_tensor(ctx, d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){0, 3});
+    CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_SUM, o, zc, 0, 0));
+    g = clait_fetch(ctx, o);
+    for (int i = 0; i < 3; i++) assert_true(g[i] == 0.0);
+    free(g);
+    CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_VAR, o, zc, 0, 0));
+    g = clait_fetch(ctx, o);
+    for (int i = 0; i < 3; i++) assert_true(isnan(g[i]));
+    free(g);
+    CLAIT_FAILS(ctx, CLAI_E_SHAPE, "empty", clai_reduce(ctx, CLAI_REDUCE_MIN, o, zc, 0, 0));
+    clai_tensor_free(zc);
+  }
   clai_tensor_free(o);
   clai_tensor_free(z);
   clai_tensor_free(s);
@@ -289,6 +303,91 @@ static void test_row_shapes(void **state) {
         }
         clai_tensor_free(x);
       }
+  free(v);
+  /* many rows longer than a chunk: enough rows for every core, so on CPUs they are not cut (a row per work-item) */
+  if (!clait_small()) {
+    const int64_t R = 520, C = 2100;
+    v = malloc((size_t)(R * C) * sizeof *v);
+    assert_non_null(v);
+    random_values(&r, v, (size_t)(R * C), -2.0f, 2.0f);
+    for (int d = 0; d < 2; d++) {
+      clai_tensor *x = clait_upload_floats(ctx, d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){R, C}, v);
+      for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, x, 1, 0, CLAI_DTYPE_F32, 2e-6);
+      clai_tensor_free(x);
+    }
+    free(v);
+  }
+}
+
+/* Reductions over a strided axis whose rows are neighbours (the column kernels): widths around a CPU
+ * work-item's tile of 512 columns and not multiples of 8, reduced axes that leave 1-3 steps after groups of
+ * four and are cut into chunks (a variance's more finely: 128 steps), the middle axis of a 3-D tensor, rows
+ * that start unaligned, a stepped reduced axis, and NaN / +-inf in vector columns and in tail columns; f32
+ * and f16 inputs. */
+static void test_cols_shapes(void **state) {
+  clai_context *ctx = CTX(state);
+  const int turns = small_turns(ctx);
+  clait_rng r = {23};
+  static const int64_t widths[] = {3, 9, 511, 512, 515, 1029};
+  static const int64_t lens[] = {2, 5, 131, 1030};
+  const size_t cap = 1031 * 1035;
+  float *v = malloc(cap * sizeof *v);
+  assert_non_null(v);
+  random_values(&r, v, cap, -2.0f, 3.0f);
+  int turn = 0;
+  for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+      for (int d = 0; d < (lens[li] > 200 ? 1 : 2); d++) { /* f16 input on the shorter axes */
+        if (clait_small() && (lens[li] > 200 || turn++ % turns)) continue;
+        clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
+        clai_tensor *x = clait_upload_floats(ctx, dt, 2, (int64_t[]){lens[li], widths[wi]}, v);
+        for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, x, 0, (int)(li & 1), CLAI_DTYPE_F32, 2e-6);
+        clai_tensor_free(x);
+      }
+    }
+  /* [3, 131, 515] over its middle axis; rows of 515 starting 3 elements in ([1030, 518] sliced); every third
+   * step of the reduced axis; f16 output */
+  clai_tensor *t3 = clait_upload_floats(ctx, CLAI_DTYPE_F32, 3, (int64_t[]){3, 131, 515}, v);
+  clai_tensor *big = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){1030, 518}, v), *un = NULL, *st = NULL;
+  CLAIT_OK(ctx, clai_tensor_slice(big, &un, 1, 3, 518, 1));  /* [1030, 515], rows 518 apart */
+  CLAIT_OK(ctx, clai_tensor_slice(un, &st, 0, 1, 1030, 3));  /* [343, 515], every third row */
+  for (int op = 0; op < OP_COUNT; op++) {
+    if (clait_small() && op % turns) continue;
+    check_reduce(ctx, op, t3, 1, 0, CLAI_DTYPE_F32, 2e-6);
+    check_reduce(ctx, op, un, 0, 1, CLAI_DTYPE_F32, 2e-6);
+    check_reduce(ctx, op, st, 0, 0, CLAI_DTYPE_F32, 2e-6);
+    check_reduce(ctx, op, t3, 0, 0, CLAI_DTYPE_F16, 2e-6);
+  }
+  clai_tensor_free(st);
+  clai_tensor_free(un);
+  clai_tensor_free(big);
+  clai_tensor_free(t3);
+  /* [300, 515] with special values: NaN in vector column 2 (steps 5 and 150) and in tail column 513 (step 290,
+   * the last chunk); +inf in column 100 at steps 3 and 290; -inf in 101; +inf and -inf in 102; column 103 all
+   * -inf; column 514 +inf once; tied extremes in columns 7, 8 and 512 (a tail column) */
+  const int64_t R = 300, C = 515;
+  for (int64_t i = 0; i < R * C; i++) v[i] = clait_uniform(&r, -1.0f, 1.0f);
+  v[5 * C + 2] = NAN;
+  v[290 * C + 513] = NAN;
+  v[3 * C + 100] = INFINITY;
+  v[290 * C + 100] = INFINITY;
+  v[7 * C + 101] = -INFINITY;
+  v[8 * C + 102] = INFINITY;
+  v[200 * C + 102] = -INFINITY;
+  for (int64_t i = 0; i < R; i++) v[i * C + 103] = -INFINITY;
+  v[150 * C + 514] = INFINITY;
+  v[150 * C + 2] = NAN; /* a second NaN: argmax/argmin return the first */
+  v[10 * C + 7] = 5.0f; /* ties in different chunks: the first index wins */
+  v[250 * C + 7] = 5.0f;
+  v[20 * C + 512] = -5.0f;
+  v[200 * C + 512] = -5.0f;
+  v[30 * C + 8] = -5.0f;
+  v[280 * C + 8] = -5.0f;
+  for (int d = 0; d < 2; d++) {
+    clai_tensor *sp = clait_upload_floats(ctx, d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){R, C}, v);
+    for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, sp, 0, 0, CLAI_DTYPE_F32, 2e-6);
+    clai_tensor_free(sp);
+  }
   free(v);
 }
 
@@ -420,7 +519,8 @@ static void test_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_every_axis), T(test_views), T(test_short_rows), T(test_long_rows),
-      T(test_nan),        T(test_row_shapes), T(test_rows_variant), T(test_sum_to), T(test_errors),
+      T(test_nan),        T(test_row_shapes), T(test_cols_shapes), T(test_rows_variant), T(test_sum_to),
+      T(test_errors),
   };
   return CLAIT_MAIN("reduce", tests, 1);
 }
