@@ -13,7 +13,8 @@
  * cold start measured at more than the first compilation (BENCHMARKS.md). There programs are built from
  * source (a repeat build is served by POCL's cache), never warmed up and never stored in libclai's cache:
  * each kernel is compiled once, at its first launch, and only the kernels an application launches are
- * compiled at all. CLAI_CACHE_BINARIES=1 brings back libclai's cache there (its tests use it). */
+ * compiled at all. The copy kernels, built at init, are the exception (uses_binaries). CLAI_CACHE_BINARIES=1
+ * brings back libclai's cache for every program there (its tests use it). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -431,13 +432,21 @@ static clai_status warm_up(clai_context *ctx, int prog) {
   return st;
 }
 
+/* Whether program `prog` goes through libclai's binary cache (warm-up, binary taken and stored): everywhere
+ * but on implementations that cache compiled kernels themselves (see the top of this file), and there too
+ * for the copy kernels, the one program every context builds at init, so that a warm start-up stays a
+ * file read (POCL's path from source costs ~40 ms even when its cache holds the program; the copy
+ * kernels are small, so their second compilation on a cold start is cheap). */
+static int uses_binaries(const clai_context *ctx, int prog) { return ctx->binaries || prog == CLAI__P_COPY; }
+
 /* Before the first launch of a kernel whose program was not warmed up because the implementation compiles
- * and caches kernels itself (ctx->binaries 0): the same empty launch, alone on the queue, so that the
+ * and caches kernels itself (uses_binaries 0): the same empty launch, alone on the queue, so that the
  * compilation it triggers (POCL compiles in its worker thread, when the launch runs, not when it is
  * enqueued) is timed as build time, not as the run time of whatever op happens to come first. */
 static clai_status first_launch(clai_context *ctx, int kernel, const size_t *local) {
   ctx->klaunched[kernel] = 1;
-  if (ctx->binaries) return CLAI_OK; /* compiled at the program's warm-up, or not timed (cache off) */
+  /* compiled at the program's warm-up, or not timed (cache off) */
+  if (uses_binaries(ctx, kernel_descs[kernel].program)) return CLAI_OK;
   cl_int err = clFinish(ctx->queue); /* the work before it is run time */
   if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clFinish failed", kernel_descs[kernel].name);
   const double t0 = clai__now();
@@ -480,7 +489,7 @@ static clai_status init_program(clai_context *ctx, int prog, int use_cache) {
   char *key = NULL;
   clai_status st = CLAI_OK;
   if (source == NULL) return clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "out of host memory");
-  if (ctx->cache_dir != NULL && use_cache && ctx->binaries) {
+  if (ctx->cache_dir != NULL && use_cache && uses_binaries(ctx, prog)) {
     key = cache_key(ctx, prog, source, options);
     if (key != NULL) ctx->programs[prog] = load_cached(ctx, key, options);
   }
