@@ -444,9 +444,10 @@ static int uses_binaries(const clai_context *ctx, int prog) { return ctx->binari
  * compilation it triggers (POCL compiles in its worker thread, when the launch runs, not when it is
  * enqueued) is timed as build time, not as the run time of whatever op happens to come first. */
 static clai_status first_launch(clai_context *ctx, int kernel, const size_t *local) {
-  ctx->klaunched[kernel] = 1;
-  /* compiled at the program's warm-up, or not timed (cache off) */
-  if (uses_binaries(ctx, kernel_descs[kernel].program)) return CLAI_OK;
+  if (uses_binaries(ctx, kernel_descs[kernel].program)) { /* compiled at the program's warm-up, or cache off */
+    ctx->klaunched[kernel] = 1;
+    return CLAI_OK;
+  }
   cl_int err = clFinish(ctx->queue); /* the work before it is run time */
   if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clFinish failed", kernel_descs[kernel].name);
   const double t0 = clai__now();
@@ -455,10 +456,9 @@ static clai_status first_launch(clai_context *ctx, int kernel, const size_t *loc
   err = launch_empty(ctx, kernel, dummy, local);
   if (err == CL_SUCCESS) err = clFinish(ctx->queue);
   clReleaseMemObject(dummy);
-  if (err != CL_SUCCESS) {
-    ctx->klaunched[kernel] = 0;
+  if (err != CL_SUCCESS)
     return clai__cl_error(ctx, err, "first launch of %s (its compilation) failed", kernel_descs[kernel].name);
-  }
+  ctx->klaunched[kernel] = 1;
   const double dt = clai__now() - t0;
   ctx->prog_seconds[kernel_descs[kernel].program] += dt;
   ctx->stats.build_seconds += dt;
