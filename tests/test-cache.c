@@ -5,8 +5,9 @@
  * cache can be turned off.
  * These tests run with CLAI_CACHE_BINARIES=1, so that programs go through libclai's cache on every
  * implementation, POCL's CPU devices included; test_own_kernel_cache checks what happens there without it
- * (programs left to POCL's own kernel cache, nothing written to libclai's). test_program_info checks the
- * per-program build times that `clai devices` prints.
+ * (programs left to POCL's own kernel cache, nothing but the copy kernels written to libclai's).
+ * test_program_info and test_first_launch_time check the per-program build times that `clai devices` and
+ * the trainer print.
  * What contexts do is asserted through clai_context_stats_get, never by timing; the mutations go straight
  * to the entry reader, clai__cache_load. */
 #include <dirent.h>
@@ -477,6 +478,49 @@ static void test_program_info(void **state) {
   }
 }
 
+/* Where the implementation compiles each kernel at its first launch and libclai leaves caching to it, that
+ * compilation is build time: the first launch of a kernel of an already built program adds to the
+ * program's build_seconds, and a second launch does not. Elsewhere the program's warm-up compiled it. */
+static void test_first_launch_time(void **state) {
+  (void)state;
+  unsetenv("CLAI_CACHE_BINARIES");
+  char dir[1100];
+  fresh_dir(dir, sizeof dir);
+  clai_context_stats s;
+  clai_context *ctx = open_ctx_mode(dir, &s, -1);
+  const int timed = !ctx->binaries;
+  int ew = -1;
+  for (int i = 0; i < clai_context_program_count(ctx); i++)
+    if (strcmp(clai__program_stem(i), "elementwise") == 0) ew = i;
+  assert_true(ew >= 0);
+  float x[5] = {-2, -1, 0, 1, 2}, y[5];
+  int64_t shape[1] = {5};
+  clai_tensor *t;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, CLAI_DTYPE_F32, 1, shape));
+  CLAIT_OK(ctx, clai_tensor_write(t, x, sizeof x));
+  CLAIT_OK(ctx, clai_unary(ctx, CLAI_EXP, t, t)); /* builds cl/elementwise.cl */
+  clai_program_info a, b, c;
+  CLAIT_OK(ctx, clai_context_program_info(ctx, ew, &a));
+  assert_int_not_equal(a.state, 0);
+  CLAIT_OK(ctx, clai_binary(ctx, CLAI_ADD, t, t, t)); /* another kernel of it: its first launch */
+  CLAIT_OK(ctx, clai_context_program_info(ctx, ew, &b));
+  CLAIT_OK(ctx, clai_binary(ctx, CLAI_ADD, t, t, t)); /* its second launch */
+  CLAIT_OK(ctx, clai_context_program_info(ctx, ew, &c));
+  CLAIT_OK(ctx, clai_tensor_read(t, y, sizeof y));
+  for (int i = 0; i < 5; i++) assert_float_equal(y[i], 4 * expf(x[i]), 1e-5 * 4 * expf(x[i]));
+  if (timed)
+    assert_true(b.build_seconds > a.build_seconds);
+  else
+    assert_true(b.build_seconds == a.build_seconds);
+  assert_true(c.build_seconds == b.build_seconds);
+  CLAIT_OK(ctx, clai_context_stats_get(ctx, &s));
+  printf("# test_first_launch_time: first launches %s; build %.3f s of which elementwise %.3f s\n",
+         timed ? "timed as build time" : "compiled at the warm-up", s.build_seconds, c.build_seconds);
+  clai_tensor_free(t);
+  clai_context_free(ctx);
+  setenv("CLAI_CACHE_BINARIES", "1", 1);
+}
+
 /* A kernel that does not compile gives CLAI_E_BUILD with the compiler's log, and the #line marker that
  * the build puts in front of every embedded file makes the log name that file and line. */
 static void test_build_error_log(void **state) {
@@ -531,6 +575,7 @@ int main(void) {
       cmocka_unit_test(test_build_error_log),
       cmocka_unit_test(test_own_kernel_cache),
       cmocka_unit_test(test_program_info),
+      cmocka_unit_test(test_first_launch_time),
   };
   int rc = CLAIT_MAIN("cache", tests, 1);
   char cmd[1200];
