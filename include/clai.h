@@ -127,9 +127,10 @@ typedef struct clai_context_params {
    * when an op first needs it, so an application pays only for the families it uses. 1: every program at
    * init, so no op ever waits for a program build and a device that fails any build is passed over for the
    * next. -1: lazily, whatever the environment says. On an implementation that compiles each kernel's
-   * machine code at its first launch and keeps it in a cache of its own (POCL), a program build is the
-   * front end only: each kernel is still compiled at its first launch, once, and later processes find it in
-   * that implementation's cache (see the README on CLAI_CACHE_BINARIES). */
+   * machine code at its first launch and keeps it in a cache of its own (POCL's CPU devices), a program
+   * build is the front end only: each kernel but the copy kernels is still compiled at its first launch,
+   * once, and later processes find it in that implementation's cache (see CLAI_CACHE_BINARIES in the
+   * README). */
   int eager;
   /* Kernel profiling: 1 records the device time of every kernel launch (see clai_profile_get), -1 never,
    * 0: on when $CLAI_PROFILE is "1". It costs an event per launch; leave it off in production. */
