@@ -125,8 +125,12 @@ typedef struct clai_context_params {
   /* When kernel programs are built (or loaded from the cache). 0: $CLAI_EAGER, else lazily: at init only
    * the copy kernels (which prove that the device compiles and runs kernels), and each op family's program
    * when an op first needs it, so an application pays only for the families it uses. 1: every program at
-   * init, so no op ever waits for a build and a device that fails any build is passed over for the next.
-   * -1: lazily, whatever the environment says. */
+   * init, so no op ever waits for a program build and a device that fails any build is passed over for the
+   * next. -1: lazily, whatever the environment says. On an implementation that compiles each kernel's
+   * machine code at its first launch and keeps it in a cache of its own (POCL's CPU devices), a program
+   * build is the front end only: each kernel but the copy kernels is still compiled at its first launch,
+   * once, and later processes find it in that implementation's cache (see CLAI_CACHE_BINARIES in the
+   * README). */
   int eager;
   /* Kernel profiling: 1 records the device time of every kernel launch (see clai_profile_get), -1 never,
    * 0: on when $CLAI_PROFILE is "1". It costs an event per launch; leave it off in production. */
@@ -201,6 +205,8 @@ typedef struct clai_context_stats {
   uint32_t cache_writes;      /* entries written to the cache */
   uint32_t cache_rejected;    /* entries found but rejected (truncated, corrupt, foreign, refused) */
   double init_seconds;        /* wall time of clai_context_init */
+  double build_seconds;       /* wall time spent so far building or loading kernel programs, at init and on
+                                 first use: the sum of clai_program_info.build_seconds */
   /* The memory pool. */
   uint64_t bytes_in_use;      /* device bytes held by live tensors */
   uint64_t bytes_cached;      /* device bytes kept for reuse */
@@ -211,6 +217,23 @@ typedef struct clai_context_stats {
 } clai_context_stats;
 
 CLAI_API clai_status clai_context_stats_get(const clai_context *ctx, clai_context_stats *stats);
+
+/* One kernel program of a context (the kernels of one cl/<name>.cl file) and what it has cost so far. */
+typedef struct clai_program_info {
+  char name[32];        /* the file's stem, e.g. "matmul_packed" */
+  int state;            /* 0: not built (a lazy context builds it on first use; a matmul program of another
+                           family is never built), 1: built from source, 2: loaded from libclai's cache */
+  double build_seconds; /* wall time spent on it: building or loading it, the warm-up launch and cache write
+                           after a build, and the first launch of each of its kernels (where the
+                           implementation compiles a kernel's code at its first launch, as POCL does) */
+} clai_program_info;
+
+/* The number of kernel programs libclai has (the same for every context); 0 when ctx is NULL. */
+CLAI_API int clai_context_program_count(const clai_context *ctx);
+
+/* Fills *info for program i, 0 <= i < clai_context_program_count(ctx). Returns CLAI_E_INVALID_ARG, with a
+ * message naming the argument, when ctx or info is NULL or i is out of range; *info is then unchanged. */
+CLAI_API clai_status clai_context_program_info(const clai_context *ctx, int i, clai_program_info *info);
 
 /* The cache directory in use, or NULL when the cache is off. Valid while ctx lives. */
 CLAI_API const char *clai_context_cache_dir(const clai_context *ctx);

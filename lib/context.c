@@ -26,13 +26,18 @@ static void release_device_objects(clai_context *ctx) {
  * CLBlast wherever it can run; see CLAI_GEMM) and the row kernels `rows` (-1: by device, 0 one work-item per
  * row, 1 one work-group per row; see CLAI_ROWS). On failure everything it made is released and ctx->errmsg
  * says why. */
-static clai_status try_device(clai_context *ctx, const clai__candidate *c, int gemm_family, int rows) {
+static clai_status try_device(clai_context *ctx, const clai__candidate *c, int gemm_family, int rows,
+                              int binaries_forced) {
   cl_int err;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)c->platform, 0};
   ctx->platform = c->platform;
   ctx->device = c->device;
   clai__devcaps_query(c->device, &ctx->caps);
   memset(&ctx->stats, 0, sizeof ctx->stats); /* counts of this device's start only */
+  memset(ctx->prog_seconds, 0, sizeof ctx->prog_seconds);
+  memset(ctx->prog_state, 0, sizeof ctx->prog_state);
+  memset(ctx->klaunched, 0, sizeof ctx->klaunched);
+  ctx->binaries = binaries_forced || !ctx->caps.own_kernel_cache;
   clai__gemm_config_default(&ctx->caps, &ctx->gemm);
   clai__tune_apply(ctx);
   if (gemm_family == CLAI__GEMM_FAMILIES)
@@ -206,6 +211,11 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
   uint64_t limit = params->pool_limit != 0 ? params->pool_limit : env_u64("CLAI_POOL_LIMIT");
   const char *eager = getenv("CLAI_EAGER");
   ctx->eager = params->eager != 0 ? params->eager > 0 : (eager != NULL && strcmp(eager, "1") == 0);
+  /* CLAI_CACHE_BINARIES=1: program binaries go through libclai's cache on every implementation, also where
+   * the implementation caches compiled kernels itself (POCL's CPU devices; device.c), as the cache's tests
+   * need. */
+  const char *binaries = getenv("CLAI_CACHE_BINARIES");
+  const int binaries_forced = binaries != NULL && strcmp(binaries, "1") == 0;
   const char *profile = getenv("CLAI_PROFILE");
   ctx->prof.on = params->profile != 0 ? params->profile > 0 : (profile != NULL && strcmp(profile, "1") == 0);
   const char *check = getenv("CLAI_CHECK_ARGS");
@@ -222,7 +232,7 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
     }
     st = failure_injected(order[k])
              ? clai__error(ctx, CLAI_E_OPENCL, "start-up failure injected by CLAI_TEST_FAIL_DEVICE")
-             : try_device(ctx, &cands[order[k]], gemm_family, rows);
+             : try_device(ctx, &cands[order[k]], gemm_family, rows, binaries_forced);
     if (st == CLAI_OK) {
       ctx->chosen = order[k];
       d->chosen = 1;
@@ -310,6 +320,22 @@ clai_status clai_context_stats_get(const clai_context *ctx, clai_context_stats *
   if (stats == NULL) return clai__error((clai_context *)ctx, CLAI_E_INVALID_ARG, "clai_context_stats_get: stats is NULL");
   *stats = ctx->stats;
   clai__pool_stats(&ctx->pool, stats);
+  return CLAI_OK;
+}
+
+int clai_context_program_count(const clai_context *ctx) { return ctx != NULL ? CLAI__P_COUNT : 0; }
+
+clai_status clai_context_program_info(const clai_context *ctx, int i, clai_program_info *info) {
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  if (info == NULL)
+    return clai__error((clai_context *)ctx, CLAI_E_INVALID_ARG, "clai_context_program_info: info is NULL");
+  if (i < 0 || i >= CLAI__P_COUNT)
+    return clai__error((clai_context *)ctx, CLAI_E_INVALID_ARG,
+                       "clai_context_program_info: index %d out of range [0, %d)", i, CLAI__P_COUNT);
+  memset(info, 0, sizeof *info);
+  snprintf(info->name, sizeof info->name, "%s", clai__program_stem(i));
+  info->state = ctx->prog_state[i];
+  info->build_seconds = ctx->prog_seconds[i];
   return CLAI_OK;
 }
 

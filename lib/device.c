@@ -107,6 +107,14 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
   caps->bit_half = caps->is_cpu && strcmp(pname, "Portable Computing Language") == 0;
   caps->nt_store = caps->bit_half;
   if (clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) caps->cache_bytes = u;
+  /* POCL's CPU drivers compile a kernel's machine code at its first launch, for that launch's work-group
+   * size, and keep it in POCL's kernel cache (POCL_CACHE_DIR, on unless POCL_KERNEL_CACHE=0) under a hash of
+   * the program's source and options. Taking a program binary costs a second compilation of every kernel
+   * of the program (for any work-group size), so libclai leaves caching to POCL there (program.c). Its
+   * other drivers (GPUs, remote devices) keep libclai's binary cache. */
+  const char *pocl_cache = getenv("POCL_KERNEL_CACHE");
+  caps->own_kernel_cache = caps->is_cpu && strcmp(pname, "Portable Computing Language") == 0 &&
+                           (pocl_cache == NULL || strcmp(pocl_cache, "0") != 0);
   cl_bool unified = CL_FALSE;
   caps->host_unified = clGetDeviceInfo(dev, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) == CL_SUCCESS &&
                        unified == CL_TRUE;

@@ -231,6 +231,9 @@ typedef struct clai__devcaps {
   int lanes_cpu;        /* a CPU device that runs a work-group's items in SIMD lanes, where barriers, nested
                            loops and private arrays cost several times over (llvmpipe): the generic GEMM
                            family without k-block barriers (KBAR=0) is its default */
+  int own_kernel_cache; /* the implementation compiles each kernel's code at its first launch and keeps it
+                           in a cache of its own, keyed by the program's source and options (POCL, unless
+                           POCL_KERNEL_CACHE=0); see program.c */
 } clai__devcaps;
 
 /* The matmul kernel families (op-matmul.c). Each handles every dtype, stride, transpose and batch of
@@ -355,6 +358,11 @@ struct clai_context {
   int rows_forced;              /* 1: rows_wg was set by CLAI_ROWS, not chosen for the device */
 
   char *cache_dir;              /* NULL: cache off */
+  int binaries;                 /* programs go through libclai's binary cache (else the implementation's own
+                                   cache serves them: caps.own_kernel_cache, unless CLAI_CACHE_BINARIES=1) */
+  double prog_seconds[CLAI__P_COUNT]; /* each program's build time (clai_program_info.build_seconds) */
+  unsigned char prog_state[CLAI__P_COUNT]; /* clai_program_info.state */
+  unsigned char klaunched[CLAI__K_COUNT];  /* the kernel has been launched once (its first launch is timed) */
   int eager;                    /* build every program at init (else on first use; see clai.h) */
   clai__pool pool;
   clai_context_stats stats;

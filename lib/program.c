@@ -1,11 +1,20 @@
 /* program.c - the kernel programs: embedded sources -> built programs and kernels for the context's device,
  * served from the on-disk binary cache (cache.c) when an entry for the same key exists.
  *
- * POCL (and some GPU drivers) generate machine code for a kernel at its first launch, not at
- * clBuildProgram. A binary taken right after the build would then lack that code and every later start
- * would pay for it again at first launch. So after a cold build every kernel is launched once with its
- * real work-group size on empty sizes (the "warm-up"; every kernel does nothing when its sizes are zero)
- * and the binary is taken after that. */
+ * Some GPU drivers generate machine code for a kernel at its first launch, not at clBuildProgram. A binary
+ * taken right after the build would then lack that code and every later start would pay for it again at
+ * first launch. So after a cold build every kernel is launched once with its real work-group size on empty
+ * sizes (the "warm-up"; every kernel does nothing when its sizes are zero) and the binary is taken after
+ * that.
+ *
+ * POCL's CPU devices (caps.own_kernel_cache) are the exception. POCL, too, compiles a kernel at its first
+ * launch, for that work-group size, but it keeps the code in its own kernel cache; and taking a program
+ * binary makes it compile every kernel of the program a second time, for any work-group size, which a
+ * cold start measured at more than the first compilation (BENCHMARKS.md). There programs are built from
+ * source (a repeat build is served by POCL's cache), never warmed up and never stored in libclai's cache:
+ * each kernel is compiled once, at its first launch, and only the kernels an application launches are
+ * compiled at all. The copy kernels, built at init, are the exception (uses_binaries). CLAI_CACHE_BINARIES=1
+ * brings back libclai's cache for every program there (its tests use it). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -378,11 +387,10 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
   return CLAI_OK;
 }
 
-/* Launches every kernel of `prog` once on empty sizes (see the top of this file). */
-static clai_status warm_up(clai_context *ctx, int prog) {
-  cl_int err;
-  cl_mem dummy = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, 256, NULL, &err);
-  if (dummy == NULL) return clai__cl_error(ctx, err, "warm-up: clCreateBuffer failed");
+/* Enqueues kernel k on empty sizes (every size argument 0, every buffer `dummy`) with work-groups of
+ * `local`, one group: it computes nothing, but the implementation compiles its code for that size. */
+static cl_int launch_empty(clai_context *ctx, int k, cl_mem dummy, const size_t *local) {
+  const kernel_desc *kd = &kernel_descs[k];
   clai__index idx;
   memset(&idx, 0, sizeof idx);
   cl_long8 zx[5]; /* an empty index: numel 0 */
@@ -392,29 +400,36 @@ static clai_status warm_up(clai_context *ctx, int prog) {
   const cl_float zf = 0.0f;
   cl_long8 zl8;
   memset(&zl8, 0, sizeof zl8);
+  cl_int err = CL_SUCCESS;
+  cl_uint a = 0;
+  for (const char *c = kd->sig; *c != '\0' && err == CL_SUCCESS; c++) {
+    switch (*c) {
+    case 'b': err = clSetKernelArg(ctx->kernels[k], a++, sizeof dummy, &dummy); break;
+    case 'i': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zi, &zi); break;
+    case 'l': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zl, &zl); break;
+    case 'f': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zf, &zf); break;
+    case 'x':
+      for (int r = 0; r < 5 && err == CL_SUCCESS; r++) err = clSetKernelArg(ctx->kernels[k], a++, sizeof zx[r], &zx[r]);
+      break;
+    case 'v': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zl8, &zl8); break;
+    default: err = CL_INVALID_ARG_INDEX; break;
+    }
+  }
+  if (err == CL_SUCCESS)
+    err = clEnqueueNDRangeKernel(ctx->queue, ctx->kernels[k], (cl_uint)kd->dims, NULL, local, local, 0, NULL, NULL);
+  return err;
+}
+
+/* Launches every kernel of `prog` once on empty sizes (see the top of this file). */
+static clai_status warm_up(clai_context *ctx, int prog) {
+  cl_int err;
+  cl_mem dummy = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, 256, NULL, &err);
+  if (dummy == NULL) return clai__cl_error(ctx, err, "warm-up: clCreateBuffer failed");
   clai_status st = CLAI_OK;
   for (int k = 0; k < CLAI__K_COUNT && st == CLAI_OK; k++) {
-    const kernel_desc *kd = &kernel_descs[k];
-    if (kd->program != prog) continue;
-    err = CL_SUCCESS;
-    cl_uint a = 0;
-    for (const char *c = kd->sig; *c != '\0' && err == CL_SUCCESS; c++) {
-      switch (*c) {
-      case 'b': err = clSetKernelArg(ctx->kernels[k], a++, sizeof dummy, &dummy); break;
-      case 'i': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zi, &zi); break;
-      case 'l': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zl, &zl); break;
-      case 'f': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zf, &zf); break;
-      case 'x':
-        for (int r = 0; r < 5 && err == CL_SUCCESS; r++) err = clSetKernelArg(ctx->kernels[k], a++, sizeof zx[r], &zx[r]);
-        break;
-      case 'v': err = clSetKernelArg(ctx->kernels[k], a++, sizeof zl8, &zl8); break;
-      default: err = CL_INVALID_ARG_INDEX; break;
-      }
-    }
-    if (err == CL_SUCCESS)
-      err = clEnqueueNDRangeKernel(ctx->queue, ctx->kernels[k], (cl_uint)kd->dims, NULL, ctx->klocal[k],
-                                   ctx->klocal[k], 0, NULL, NULL);
-    if (err != CL_SUCCESS) st = clai__cl_error(ctx, err, "warm-up launch of %s failed", kd->name);
+    if (kernel_descs[k].program != prog) continue;
+    err = launch_empty(ctx, k, dummy, ctx->klocal[k]);
+    if (err != CL_SUCCESS) st = clai__cl_error(ctx, err, "warm-up launch of %s failed", kernel_descs[k].name);
   }
   if (st == CLAI_OK) {
     err = clFinish(ctx->queue);
@@ -422,6 +437,39 @@ static clai_status warm_up(clai_context *ctx, int prog) {
   }
   clReleaseMemObject(dummy);
   return st;
+}
+
+/* Whether program `prog` goes through libclai's binary cache (warm-up, binary taken and stored): everywhere
+ * but on implementations that cache compiled kernels themselves (see the top of this file), and there too
+ * for the copy kernels, the one program every context builds at init, so that a warm start-up stays a
+ * file read (POCL's path from source costs ~40 ms even when its cache holds the program; the copy
+ * kernels are small, so their second compilation on a cold start is cheap). */
+static int uses_binaries(const clai_context *ctx, int prog) { return ctx->binaries || prog == CLAI__P_COPY; }
+
+/* Before the first launch of a kernel whose program was not warmed up because the implementation compiles
+ * and caches kernels itself (uses_binaries 0): the same empty launch, alone on the queue, so that the
+ * compilation it triggers (POCL compiles in its worker thread, when the launch runs, not when it is
+ * enqueued) is timed as build time, not as the run time of whatever op happens to come first. */
+static clai_status first_launch(clai_context *ctx, int kernel, const size_t *local) {
+  if (uses_binaries(ctx, kernel_descs[kernel].program)) { /* compiled at the program's warm-up, or cache off */
+    ctx->klaunched[kernel] = 1;
+    return CLAI_OK;
+  }
+  cl_int err = clFinish(ctx->queue); /* the work before it is run time */
+  if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clFinish failed", kernel_descs[kernel].name);
+  const double t0 = clai__now();
+  cl_mem dummy = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, 256, NULL, &err);
+  if (dummy == NULL) return clai__cl_error(ctx, err, "first launch of %s: clCreateBuffer failed", kernel_descs[kernel].name);
+  err = launch_empty(ctx, kernel, dummy, local);
+  if (err == CL_SUCCESS) err = clFinish(ctx->queue);
+  clReleaseMemObject(dummy);
+  if (err != CL_SUCCESS)
+    return clai__cl_error(ctx, err, "first launch of %s (its compilation) failed", kernel_descs[kernel].name);
+  ctx->klaunched[kernel] = 1;
+  const double dt = clai__now() - t0;
+  ctx->prog_seconds[kernel_descs[kernel].program] += dt;
+  ctx->stats.build_seconds += dt;
+  return CLAI_OK;
 }
 
 static void store_binary(clai_context *ctx, int prog, const char *key) {
@@ -440,6 +488,7 @@ static void store_binary(clai_context *ctx, int prog, const char *key) {
 }
 
 static clai_status init_program(clai_context *ctx, int prog, int use_cache) {
+  const double t0 = clai__now();
   char options[512];
   clai__program_options(prog, &ctx->caps, &ctx->gemm, options, sizeof options);
   if (ctx->check_args) strncat(options, " -cl-kernel-arg-info", sizeof options - strlen(options) - 1);
@@ -447,7 +496,7 @@ static clai_status init_program(clai_context *ctx, int prog, int use_cache) {
   char *key = NULL;
   clai_status st = CLAI_OK;
   if (source == NULL) return clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "out of host memory");
-  if (ctx->cache_dir != NULL && use_cache) {
+  if (ctx->cache_dir != NULL && use_cache && uses_binaries(ctx, prog)) {
     key = cache_key(ctx, prog, source, options);
     if (key != NULL) ctx->programs[prog] = load_cached(ctx, key, options);
   }
@@ -469,9 +518,13 @@ static clai_status init_program(clai_context *ctx, int prog, int use_cache) {
     store_binary(ctx, prog, key);
   }
   ctx->stats.programs++;
+  ctx->prog_state[prog] = from_source ? 1 : 2;
 done:
   free(key);
   free(source);
+  const double dt = clai__now() - t0;
+  ctx->prog_seconds[prog] += dt;
+  ctx->stats.build_seconds += dt;
   return st;
 }
 
@@ -515,11 +568,10 @@ static int program_wanted(const clai_context *ctx, int prog) {
   }
 }
 
-/* Every program but the copy kernels is built on first use unless the context is eager: POCL (and other
- * drivers) compile each kernel's machine code twice on a cold start, once at the warm-up launch and once
- * when the binary is taken, and POCL serialises all of it behind one compiler lock, so a cold start that
- * built every op family would grow with the op set (seconds per family) for families an application may
- * never use. Loading from the cache is cheap either way. */
+/* Every program but the copy kernels is built on first use unless the context is eager: drivers that
+ * compile each kernel's machine code at the warm-up launch, and POCL, which serialises all compilation
+ * behind one lock, would make a cold start that built every op family grow with the op set (seconds per
+ * family) for families an application may never use. Loading from a cache is cheap either way. */
 clai_status clai__programs_init(clai_context *ctx) {
   for (int p = 0; p < CLAI__P_COUNT; p++) {
     if (!program_wanted(ctx, p) || (!ctx->eager && p != CLAI__P_COPY)) continue;
@@ -534,12 +586,14 @@ static void release_program(clai_context *ctx, int prog) {
     if (kernel_descs[k].program != prog) continue;
     if (ctx->kernels[k] != NULL) clReleaseKernel(ctx->kernels[k]);
     ctx->kernels[k] = NULL;
+    ctx->klaunched[k] = 0;
     free(ctx->kargs[k]);
     ctx->kargs[k] = NULL;
     ctx->knargs[k] = 0;
   }
   if (ctx->programs[prog] != NULL) clReleaseProgram(ctx->programs[prog]);
   ctx->programs[prog] = NULL;
+  ctx->prog_state[prog] = 0;
 }
 
 clai_status clai__programs_reload_gemm(clai_context *ctx, int use_cache) {
@@ -592,6 +646,10 @@ static clai_status launch_v(clai_context *ctx, int kernel, const size_t *global,
     if (global[d] == 0) return CLAI_OK; /* nothing to do */
     l[d] = local != NULL ? local[d] : ctx->klocal[kernel][d];
     g[d] = (global[d] + l[d] - 1) / l[d] * l[d];
+  }
+  if (!ctx->klaunched[kernel]) {
+    clai_status st = first_launch(ctx, kernel, l);
+    if (st != CLAI_OK) return st;
   }
   cl_uint a = 0;
   for (int i = 0; i < nargs; i++) {

@@ -3,6 +3,11 @@
  * (never trusted, never a crash), and so is every one of thousands of random mutations of an entry that
  * leaves it other than one the cache could have written. An unwritable directory only costs speed; the
  * cache can be turned off.
+ * These tests run with CLAI_CACHE_BINARIES=1, so that programs go through libclai's cache on every
+ * implementation, POCL's CPU devices included; test_own_kernel_cache checks what happens there without it
+ * (programs left to POCL's own kernel cache, nothing but the copy kernels written to libclai's).
+ * test_program_info and test_first_launch_time check the per-program build times that `clai devices` and
+ * the trainer print.
  * What contexts do is asserted through clai_context_stats_get, never by timing; the mutations go straight
  * to the entry reader, clai__cache_load. */
 #include <dirent.h>
@@ -361,6 +366,161 @@ static void test_directory_resolution(void **state) {
   if (old[0]) setenv("CLAI_CACHE_DIR", old, 1);
 }
 
+/* Without CLAI_CACHE_BINARIES, a device whose implementation caches compiled kernels itself (POCL's CPU
+ * devices, unless POCL_KERNEL_CACHE=0) builds every program but the copy kernels from source, cold or warm,
+ * and writes only the copy kernels' entry into libclai's cache; any other device keeps using libclai's
+ * cache for every program. */
+static void test_own_kernel_cache(void **state) {
+  (void)state;
+  unsetenv("CLAI_CACHE_BINARIES");
+  char dir[1100];
+  fresh_dir(dir, sizeof dir);
+  char names[CACHE_MAX][512];
+  clai_context_stats s;
+  clai_context *ctx = open_ctx(dir, &s);
+  const int own = ctx->caps.own_kernel_cache;
+  printf("# test_own_kernel_cache: the device %s\n",
+         own ? "caches compiled kernels itself (POCL)" : "keeps libclai's binary cache");
+  assert_true(s.programs >= 3);
+  assert_int_equal(s.programs_built, s.programs);
+  assert_int_equal(s.cache_writes, own ? 1 : s.programs);
+  assert_int_equal(entries(dir, names), own ? 1 : (int)s.programs);
+  check_kernels(ctx);
+  clai_context_free(ctx);
+  /* warm: from source again there (POCL's cache makes it cheap), from libclai's cache elsewhere */
+  ctx = open_ctx(dir, &s);
+  assert_int_equal(s.programs_built, own ? s.programs - 1 : 0);
+  assert_int_equal(s.programs_cached, own ? 1 : s.programs);
+  assert_int_equal(s.cache_rejected, 0);
+  assert_int_equal(s.cache_writes, 0);
+  clai_program_info info;
+  for (int i = 0; i < clai_context_program_count(ctx); i++) {
+    CLAIT_OK(ctx, clai_context_program_info(ctx, i, &info));
+    if (info.state != 0) assert_int_equal(info.state, !own || strcmp(info.name, "copy") == 0 ? 2 : 1);
+  }
+  check_kernels(ctx);
+  clai_context_free(ctx);
+  if (own) {
+    /* POCL_KERNEL_CACHE=0 turns POCL's cache off: then libclai's cache serves the programs */
+    char sub[1200];
+    snprintf(sub, sizeof sub, "%s/pocl-cache-off", dir);
+    setenv("POCL_KERNEL_CACHE", "0", 1);
+    ctx = open_ctx(sub, &s);
+    unsetenv("POCL_KERNEL_CACHE");
+    assert_int_equal(ctx->caps.own_kernel_cache, 0);
+    assert_int_equal(s.cache_writes, s.programs);
+    assert_int_equal(entries(sub, names), (int)s.programs);
+    check_kernels(ctx);
+    clai_context_free(ctx);
+  }
+  setenv("CLAI_CACHE_BINARIES", "1", 1);
+}
+
+/* clai_context_program_info: every program by name, which are built and how (in a lazy context, the copy
+ * kernels at init and an op family's program at its first op), build times that add up to
+ * clai_context_stats.build_seconds, and the errors of bad arguments. */
+static void test_program_info(void **state) {
+  (void)state;
+  char dir[1100];
+  fresh_dir(dir, sizeof dir);
+  clai_context_stats s;
+  for (int round = 0; round < 2; round++) { /* cold, then warm */
+    clai_context *ctx = open_ctx_mode(dir, &s, -1);
+    const int n = clai_context_program_count(ctx);
+    assert_int_equal(n, CLAI__P_COUNT);
+    assert_int_equal(clai_context_program_count(NULL), 0);
+    clai_program_info info;
+    for (int pass = 0; pass < 2; pass++) { /* at init, then after a matmul and a unary op */
+      double sum = 0;
+      int built = 0, copy = 0, elementwise = 0;
+      for (int i = 0; i < n; i++) {
+        CLAIT_OK(ctx, clai_context_program_info(ctx, i, &info));
+        assert_string_equal(info.name, clai__program_stem(i));
+        assert_true(info.state >= 0 && info.state <= 2);
+        assert_true(info.build_seconds >= 0);
+        if (info.state == 0) continue;
+        built++;
+        sum += info.build_seconds;
+        assert_true(info.build_seconds > 0);
+        /* warm, a program comes from libclai's cache unless the implementation caches kernels itself (the
+         * copy kernels always do) */
+        assert_int_equal(info.state, round == 1 && (ctx->binaries || strcmp(info.name, "copy") == 0) ? 2 : 1);
+        if (strcmp(info.name, "copy") == 0) copy = 1;
+        if (strcmp(info.name, "elementwise") == 0) elementwise = 1;
+      }
+      CLAIT_OK(ctx, clai_context_stats_get(ctx, &s));
+      assert_int_equal(built, (int)s.programs);
+      assert_true(copy);
+      assert_int_equal(elementwise, pass);
+      assert_true(fabs(sum - s.build_seconds) <= 1e-9 * (1 + sum));
+      assert_true(s.build_seconds <= s.init_seconds || pass == 1);
+      if (pass == 0) {
+        assert_int_equal(s.programs, 1);
+        check_kernels(ctx); /* the matmul family's program and the elementwise one */
+      } else {
+        assert_true(s.programs >= 2); /* 3, or 2 where CLAI_GEMM=clblast takes the product */
+      }
+    }
+    /* bad arguments: CLAI_E_INVALID_ARG with a message naming the argument, *info unchanged */
+    memset(&info, 0x5a, sizeof info);
+    clai_program_info same;
+    memcpy(&same, &info, sizeof same);
+    assert_int_equal(clai_context_program_info(ctx, -1, &info), CLAI_E_INVALID_ARG);
+    assert_non_null(strstr(clai_errmsg(ctx), "index -1 out of range"));
+    assert_int_equal(clai_context_program_info(ctx, n, &info), CLAI_E_INVALID_ARG);
+    assert_non_null(strstr(clai_errmsg(ctx), "out of range"));
+    assert_memory_equal(&info, &same, sizeof info);
+    assert_int_equal(clai_context_program_info(ctx, 0, NULL), CLAI_E_INVALID_ARG);
+    assert_non_null(strstr(clai_errmsg(ctx), "info is NULL"));
+    assert_int_equal(clai_context_program_info(NULL, 0, &info), CLAI_E_INVALID_ARG);
+    check_kernels(ctx); /* still usable */
+    clai_context_free(ctx);
+  }
+}
+
+/* Where the implementation compiles each kernel at its first launch and libclai leaves caching to it, that
+ * compilation is build time: the first launch of a kernel of an already built program adds to the
+ * program's build_seconds, and a second launch does not. Elsewhere the program's warm-up compiled it. */
+static void test_first_launch_time(void **state) {
+  (void)state;
+  unsetenv("CLAI_CACHE_BINARIES");
+  char dir[1100];
+  fresh_dir(dir, sizeof dir);
+  clai_context_stats s;
+  clai_context *ctx = open_ctx_mode(dir, &s, -1);
+  const int timed = !ctx->binaries;
+  int ew = -1;
+  for (int i = 0; i < clai_context_program_count(ctx); i++)
+    if (strcmp(clai__program_stem(i), "elementwise") == 0) ew = i;
+  assert_true(ew >= 0);
+  float x[5] = {-2, -1, 0, 1, 2}, y[5];
+  int64_t shape[1] = {5};
+  clai_tensor *t;
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &t, CLAI_DTYPE_F32, 1, shape));
+  CLAIT_OK(ctx, clai_tensor_write(t, x, sizeof x));
+  CLAIT_OK(ctx, clai_unary(ctx, CLAI_EXP, t, t)); /* builds cl/elementwise.cl */
+  clai_program_info a, b, c;
+  CLAIT_OK(ctx, clai_context_program_info(ctx, ew, &a));
+  assert_int_not_equal(a.state, 0);
+  CLAIT_OK(ctx, clai_binary(ctx, CLAI_ADD, t, t, t)); /* another kernel of it: its first launch */
+  CLAIT_OK(ctx, clai_context_program_info(ctx, ew, &b));
+  CLAIT_OK(ctx, clai_binary(ctx, CLAI_ADD, t, t, t)); /* its second launch */
+  CLAIT_OK(ctx, clai_context_program_info(ctx, ew, &c));
+  CLAIT_OK(ctx, clai_tensor_read(t, y, sizeof y));
+  for (int i = 0; i < 5; i++) assert_float_equal(y[i], 4 * expf(x[i]), 1e-5 * 4 * expf(x[i]));
+  if (timed)
+    assert_true(b.build_seconds > a.build_seconds);
+  else
+    assert_true(b.build_seconds == a.build_seconds);
+  assert_true(c.build_seconds == b.build_seconds);
+  CLAIT_OK(ctx, clai_context_stats_get(ctx, &s));
+  printf("# test_first_launch_time: first launches %s; build %.3f s of which elementwise %.3f s\n",
+         timed ? "timed as build time" : "compiled at the warm-up", s.build_seconds, c.build_seconds);
+  clai_tensor_free(t);
+  clai_context_free(ctx);
+  setenv("CLAI_CACHE_BINARIES", "1", 1);
+}
+
 /* A kernel that does not compile gives CLAI_E_BUILD with the compiler's log, and the #line marker that
  * the build puts in front of every embedded file makes the log name that file and line. */
 static void test_build_error_log(void **state) {
@@ -404,6 +564,7 @@ int main(void) {
     perror(base);
     return 1;
   }
+  setenv("CLAI_CACHE_BINARIES", "1", 1); /* libclai's cache on every implementation (see the top) */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cold_then_warm),
       cmocka_unit_test(test_lazy),
@@ -412,6 +573,9 @@ int main(void) {
       cmocka_unit_test(test_unwritable_and_off),
       cmocka_unit_test(test_directory_resolution),
       cmocka_unit_test(test_build_error_log),
+      cmocka_unit_test(test_own_kernel_cache),
+      cmocka_unit_test(test_program_info),
+      cmocka_unit_test(test_first_launch_time),
   };
   int rc = CLAIT_MAIN("cache", tests, 1);
   char cmd[1200];

@@ -46,9 +46,15 @@ static int cmd_devices(void) {
   clai_context_stats_get(ctx, &s);
   const char *eager = getenv("CLAI_EAGER");
   const int all = eager != NULL && strcmp(eager, "1") == 0;
-  printf("kernels: %u programs, %u built, %u from the cache (%s), start-up %.0f ms%s\n", s.programs,
-         s.programs_built, s.programs_cached, clai_context_cache_dir(ctx) ? clai_context_cache_dir(ctx) : "cache off",
-         s.init_seconds * 1e3, all ? "" : "; the other op families load on first use (CLAI_EAGER=1: all now)");
+  printf("kernels: %u programs, %u built, %u from the cache (%s), start-up %.0f ms (building %.0f ms)%s\n",
+         s.programs, s.programs_built, s.programs_cached,
+         clai_context_cache_dir(ctx) ? clai_context_cache_dir(ctx) : "cache off", s.init_seconds * 1e3,
+         s.build_seconds * 1e3, all ? "" : "; the other op families load on first use (CLAI_EAGER=1: all now)");
+  for (int i = 0; i < clai_context_program_count(ctx); i++) {
+    clai_program_info p;
+    if (clai_context_program_info(ctx, i, &p) != CLAI_OK || p.state == 0) continue;
+    printf("     %-20s %-12s %8.0f ms\n", p.name, p.state == 2 ? "from cache" : "built", p.build_seconds * 1e3);
+  }
   clai_context_free(ctx);
   return 0;
 }
