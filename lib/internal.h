@@ -250,7 +250,8 @@ typedef struct clai__gemm_config {
     int lx, ly;                          /* local size along rows, columns */
   } generic;
   struct clai__gemm_packed {             /* cl/matmul_packed.cl */
-    int rm, vw, kb, uk, pk;              /* tile rows, tile columns, k-block, k-unroll, k per packing item */
+    int rm, vw, kb, uk, pk;              /* tile rows, vector width, k-block, k-unroll, k per packing item */
+    int cn;                              /* vectors per tile row: the tile is rm x (cn * vw) */
     int lx, ly;                          /* local size of the compute kernel */
     int skinny;                          /* M up to this uses the skinny kernel (A packed, B read directly) */
     int pack_lx;                         /* local size (along k) of the packing kernel */
@@ -542,6 +543,11 @@ void clai__profile_free(clai_context *ctx);
 /* ---- tuning (tune.c) ------------------------------------------------------------------------------------
  * Replaces ctx->gemm's defaults with the values clai_tune() stored for ctx's device, if any are valid. */
 void clai__tune_apply(clai_context *ctx);
+/* CLAI_GEMM_PARAMS: sets the fields named in text ("packed.rm=12,packed.cn=2": the names clai_tune stores,
+ * separated by commas, spaces or newlines) over *cfg. Returns 1, or 0 with the reason in why (an unknown
+ * name, a value that is not an integer) and *cfg unchanged. The values are not range-checked here:
+ * clai__gemm_config_valid does that for the device. */
+int clai__gemm_params_parse(const char *text, clai__gemm_config *cfg, char *why, size_t cap);
 
 /* ---- the CLBlast bridge (clblast.c; without HAVE_CLBLAST it can run nothing) ------------------------------ */
 /* 1 if CLBlast can compute this product: f32 operands, no epilogue, each matrix with one unit stride. */

@@ -28,7 +28,7 @@ static const struct {
 #define CLAI__F_(n) {#n, offsetof(clai__gemm_config, n)}
     CLAI__F_(generic.rm), CLAI__F_(generic.vw), CLAI__F_(generic.kb), CLAI__F_(generic.lx),
     CLAI__F_(generic.ly), CLAI__F_(packed.rm),  CLAI__F_(packed.vw),  CLAI__F_(packed.kb),  CLAI__F_(packed.uk),
-    CLAI__F_(packed.pk),  CLAI__F_(packed.lx),  CLAI__F_(packed.ly),  CLAI__F_(packed.skinny),
+    CLAI__F_(packed.pk),  CLAI__F_(packed.cn),  CLAI__F_(packed.lx),  CLAI__F_(packed.ly),  CLAI__F_(packed.skinny),
     CLAI__F_(packed.pack_lx), CLAI__F_(gpu.rm), CLAI__F_(gpu.vw),     CLAI__F_(gpu.kb),     CLAI__F_(gpu.lx),
     CLAI__F_(gpu.ly),     CLAI__F_(gpu.srm),    CLAI__F_(gpu.slx),    CLAI__F_(gpu.sly),    CLAI__F_(clblast),
 #undef CLAI__F_
@@ -63,6 +63,25 @@ static int parse_config(const char *text, size_t len, clai__gemm_config *cfg) {
     if (i == NFIELDS) return 0;
     *field(cfg, i) = (int)v;
   }
+  return 1;
+}
+
+int clai__gemm_params_parse(const char *text, clai__gemm_config *cfg, char *why, size_t cap) {
+  clai__gemm_config out = *cfg;
+  const char *s = text;
+  while (*s != '\0') {
+    const size_t n = strcspn(s, ", \n");
+    if (n > 0) {
+      if (n >= 128 /* parse_config's longest line */ || !parse_config(s, n, &out)) {
+        snprintf(why, cap, "\"%.*s\" is not NAME=INTEGER with a NAME `clai tune` stores (such as packed.rm)",
+                 (int)(n < 60 ? n : 60), s);
+        return 0;
+      }
+    }
+    s += n;
+    if (*s != '\0') s++;
+  }
+  *cfg = out;
   return 1;
 }
 

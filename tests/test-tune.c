@@ -189,6 +189,45 @@ static void test_bad_entries(void **state) {
   unsetenv("CLAI_GEMM");
 }
 
+/* CLAI_GEMM_PARAMS: a text that does not parse stops clai_context_init with a message naming the variable
+ * and the item; a value out of range fails each device, saying why; a valid one is what the kernels use. */
+static void test_params_env(void **state) {
+  (void)state;
+  setenv("CLAI_GEMM", "packed", 1);
+  char dir[1200], err[4096];
+  fresh_dir(dir, sizeof dir);
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  p.cache_dir = dir;
+  p.cache = 1;
+  static const char *const bad_syntax[] = {"packed.rm=oops", "packed.nosuch=2", "packed.rm=6,,rm"};
+  for (size_t i = 0; i < sizeof bad_syntax / sizeof bad_syntax[0]; i++) {
+    setenv("CLAI_GEMM_PARAMS", bad_syntax[i], 1);
+    clai_context *ctx = NULL;
+    assert_int_equal(clai_context_init_ex(&ctx, &p, err, sizeof err), CLAI_E_INVALID_ARG);
+    assert_null(ctx);
+    if (strstr(err, "CLAI_GEMM_PARAMS") == NULL || strstr(err, "is not NAME=INTEGER") == NULL)
+      fail_msg("%s: \"%s\"", bad_syntax[i], err);
+  }
+  setenv("CLAI_GEMM_PARAMS", "packed.rm=6,packed.cn=5", 1);
+  clai_context *ctx = NULL;
+  assert_int_not_equal(clai_context_init_ex(&ctx, &p, err, sizeof err), CLAI_OK);
+  assert_null(ctx);
+  if (strstr(err, "CLAI_GEMM_PARAMS") == NULL || strstr(err, "cn=5") == NULL || strstr(err, "out of range") == NULL)
+    fail_msg("cn=5: \"%s\"", err);
+  setenv("CLAI_GEMM_PARAMS", "packed.rm=7 packed.cn=3,packed.kb=64\npacked.uk=2", 1);
+  ctx = open_ctx(dir);
+  char buf[256];
+  describe(ctx, buf, sizeof buf);
+  if (strstr(buf, "rm=7 ") == NULL || strstr(buf, "cn=3 ") == NULL || strstr(buf, "kb=64 ") == NULL ||
+      strstr(buf, "uk=2 ") == NULL)
+    fail_msg("CLAI_GEMM_PARAMS not used: %s", buf);
+  check_product(ctx);
+  clai_context_free(ctx);
+  unsetenv("CLAI_GEMM_PARAMS");
+  unsetenv("CLAI_GEMM");
+}
+
 static void test_errors(void **state) {
   (void)state;
   clai_context_params p;
@@ -223,9 +262,11 @@ int main(void) {
     return 1;
   }
   unsetenv("CLAI_GEMM");
+  unsetenv("CLAI_GEMM_PARAMS"); /* the tests set it themselves */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_bad_entries),
+      cmocka_unit_test(test_params_env),
       cmocka_unit_test(test_tune_packed),
       cmocka_unit_test(test_tune_gpu),
       cmocka_unit_test(test_tune_generic),
