@@ -101,6 +101,11 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
    * use the bit-level conversions of cl/common.cl instead (CLAI_BITHALF). Not on Oclgrind, which evaluated
    * them wrongly (an f16 store of 1.17 came out as infinity), nor on GPUs, where the builtins are fast. */
   caps->bit_half = caps->is_cpu && strcmp(pname, "Portable Computing Language") == 0;
+  cl_uint vec = 0, cu = 0;
+  if (clGetDeviceInfo(dev, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof vec, &vec, NULL) == CL_SUCCESS)
+    caps->vec_float = (int)vec;
+  if (clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) caps->cache_bytes = u;
+  if (clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL) == CL_SUCCESS) caps->compute_units = (int)cu;
   cl_bool unified = CL_FALSE;
   caps->host_unified = clGetDeviceInfo(dev, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) == CL_SUCCESS &&
                        unified == CL_TRUE;

@@ -225,6 +225,10 @@ typedef struct clai__devcaps {
   int lanes_cpu;        /* a CPU device that runs a work-group's items in SIMD lanes, where barriers, nested
                            loops and private arrays cost several times over (llvmpipe): the generic GEMM
                            family without k-block barriers (KBAR=0) is its default */
+  int vec_float;        /* CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: floats per hardware vector register (POCL on
+                           x86: 16 with AVX-512, 8 with AVX/AVX2, 4 with SSE); 0 when not reported */
+  uint64_t cache_bytes; /* CL_DEVICE_GLOBAL_MEM_CACHE_SIZE (POCL: the last-level cache); 0 when not reported */
+  int compute_units;    /* CL_DEVICE_MAX_COMPUTE_UNITS */
 } clai__devcaps;
 
 /* The matmul kernel families (op-matmul.c). Each handles every dtype, stride, transpose and batch of
@@ -573,6 +577,11 @@ clai_status clai__norm_check_stat(clai_context *ctx, const char *fn, const char 
 int clai__attention_rq(const clai__devcaps *caps);
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
 void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg);
+/* The vector registers a CPU device's packed GEMM tile may use (32 where the hardware vectors hold 16
+ * floats, AVX-512; else 16, AVX2's count), and whether an rm x (cn * vw) tile of accumulators fits them with
+ * the cn vectors of B and the broadcast of A beside it. */
+int clai__cpu_vector_regs(const clai__devcaps *caps);
+int clai__packed_tile_fits(const clai__devcaps *caps, int rm, int cn, int vw);
 /* clai_loss_cross_entropy with the row kernel chosen: 0 as the device suits, 1 one work-item per row,
  * 2 one work-group per row (so tests reach both on any device). */
 clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,

@@ -120,11 +120,14 @@ typedef struct tunable {
   int nf;
   const char *f[3];
   int nv;
-  int v[6][3];
+  int v[8][3];
 } tunable;
 
 static const tunable packed_space[] = {
     {"rm", 1, {"packed.rm"}, 3, {{4}, {6}, {8}}},
+    /* rm x cn tiles of several vectors per row, for CPUs with AVX-512's 32 registers: the search tries
+     * only those that fit them (clai__packed_tile_fits), and none on other devices */
+    {"tile", 2, {"packed.rm", "packed.cn"}, 8, {{6, 1}, {6, 2}, {8, 2}, {10, 2}, {12, 2}, {14, 2}, {6, 3}, {8, 3}}},
     {"vw", 1, {"packed.vw"}, 2, {{8}, {16}}},
     {"kb", 1, {"packed.kb"}, 3, {{128}, {256}, {512}}},
     {"uk", 1, {"packed.uk"}, 3, {{1}, {4}, {8}}},
@@ -367,6 +370,12 @@ clai_status clai_tune(clai_context *ctx, const clai_tune_params *params, char *r
         }
         char why[256];
         if (same || !clai__gemm_config_valid(&cand, &ctx->caps, why, sizeof why)) continue;
+        /* tiles of several vectors per row only on CPUs with 32 vector registers, and only those that fit
+         * them (elsewhere the search is what it was: "rm" alone) */
+        if (strcmp(space[t].name, "tile") == 0 &&
+            (clai__cpu_vector_regs(&ctx->caps) < 32 ||
+             !clai__packed_tile_fits(&ctx->caps, cand.packed.rm, cand.packed.cn, cand.packed.vw)))
+          continue;
         double score = 0;
         st = evaluate(&s, &cand, &score);
         tried++;

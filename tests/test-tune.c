@@ -72,10 +72,11 @@ static void check_product(clai_context *ctx) {
   clai_tensor_free(ta), clai_tensor_free(tb), clai_tensor_free(tc), clai_tensor_free(tbias);
 }
 
-static int lines;
+static int lines, wide_tiles;
 static void count_line(void *user, const char *line) {
-  (void)user, (void)line;
+  (void)user;
   lines++;
+  if (strncmp(line, "packed ", 7) == 0 && strstr(line, " cn=1 ") == NULL) wide_tiles++;
 }
 
 /* Tunes the family CLAI_GEMM names (or the default) into a fresh directory and checks the round trip. */
@@ -94,9 +95,18 @@ static void tune_family(const char *family, const char *prefix) {
   p.nshapes = 2;
   p.rounds = 1;
   p.progress = count_line;
-  lines = 0;
+  lines = wide_tiles = 0;
   CLAIT_OK(ctx, clai_tune(ctx, &p, report, sizeof report));
   assert_true(lines >= 4); /* the start point and at least one value of each parameter */
+  /* the packed search tries tiles of several vectors per row (rm x cn * vw) where the CPU has the 32
+   * registers for them (AVX-512), and only there: elsewhere it is the search it was */
+  if (strcmp(prefix, "packed") == 0) {
+    const int wide = ctx->caps.is_cpu && clai__cpu_vector_regs(&ctx->caps) >= 32;
+    const int from_default = strstr(before, " cn=1 ") == NULL; /* the defaults are themselves wide */
+    if (wide ? wide_tiles < 5 : wide_tiles != 0 && !from_default)
+      fail_msg("%d candidates with cn > 1 tried (the device has %d vector registers)", wide_tiles,
+               clai__cpu_vector_regs(&ctx->caps));
+  }
   assert_non_null(strstr(report, prefix));
   /* the tuning context keeps its own kernels, which still work */
   describe(ctx, after, sizeof after);
@@ -228,6 +238,45 @@ static void test_params_env(void **state) {
   unsetenv("CLAI_GEMM");
 }
 
+/* The built-in packed defaults follow what the device reports: AVX2-class CPUs (8 floats per vector) keep
+ * the 6 x 16 tile, AVX-512 ones (16 floats, 32 registers) get 6 x 32, with a k-block that shrinks when the
+ * reported cache per compute unit is small; GPUs and llvmpipe are not touched. Every default is valid and
+ * its tile fits the registers. */
+static void test_defaults(void **state) {
+  (void)state;
+  static const struct {
+    int is_cpu, lanes_cpu, vec_float, cus;
+    uint64_t cache;
+    int rm, cn, kb;
+  } cases[] = {
+      {1, 0, 8, 2, 32u << 20, 6, 1, 256},  /* AVX2 (POCL "pthread-haswell") */
+      {1, 0, 8, 2, 0, 6, 1, 256},          /* no cache reported */
+      {1, 0, 16, 2, 32u << 20, 6, 2, 256}, /* AVX-512, this VM */
+      {1, 0, 16, 16, 16u << 20, 6, 2, 128}, /* AVX-512, 1 MiB per compute unit */
+      {1, 0, 16, 8, 1u << 20, 6, 2, 64},   /* a tiny cache: never below 64 */
+      {1, 0, 16, 2, 0, 6, 2, 256},         /* AVX-512, no cache reported */
+      {1, 1, 16, 2, 32u << 20, 6, 1, 256}, /* llvmpipe: the generic family; packed values as they were */
+      {0, 0, 1, 132, 50u << 20, 6, 1, 256}, /* a GPU */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    clai__devcaps caps;
+    memset(&caps, 0, sizeof caps);
+    caps.is_cpu = cases[i].is_cpu, caps.lanes_cpu = cases[i].lanes_cpu, caps.vec_float = cases[i].vec_float;
+    caps.compute_units = cases[i].cus, caps.cache_bytes = cases[i].cache;
+    caps.max_wg_size = 4096, caps.local_mem = 65536;
+    clai__gemm_config cfg;
+    clai__gemm_config_default(&caps, &cfg);
+    char why[256];
+    if (!clai__gemm_config_valid(&cfg, &caps, why, sizeof why)) fail_msg("case %zu: %s", i, why);
+    if (cfg.packed.rm != cases[i].rm || cfg.packed.cn != cases[i].cn || cfg.packed.kb != cases[i].kb ||
+        cfg.packed.vw != 16 || cfg.packed.uk != 4 || cfg.packed.lx != 2 || cfg.packed.ly != 8)
+      fail_msg("case %zu: rm=%d cn=%d kb=%d vw=%d uk=%d local=%dx%d", i, cfg.packed.rm, cfg.packed.cn,
+               cfg.packed.kb, cfg.packed.vw, cfg.packed.uk, cfg.packed.lx, cfg.packed.ly);
+    if (caps.is_cpu && !clai__packed_tile_fits(&caps, cfg.packed.rm, cfg.packed.cn, cfg.packed.vw))
+      fail_msg("case %zu: the default tile does not fit the registers", i);
+  }
+}
+
 static void test_errors(void **state) {
   (void)state;
   clai_context_params p;
@@ -264,6 +313,7 @@ int main(void) {
   unsetenv("CLAI_GEMM");
   unsetenv("CLAI_GEMM_PARAMS"); /* the tests set it themselves */
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_bad_entries),
       cmocka_unit_test(test_params_env),
