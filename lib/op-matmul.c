@@ -18,11 +18,11 @@ int clai__packed_tile_fits(const clai__devcaps *caps, int rm, int cn, int vw) {
  * broadcast, and keeps rm, vw, uk and the work-group of the skinny kernel, which runs exactly as before
  * where kb stays 256 (below). On the 2-core Zen 4 VM (one 512-bit FMA per cycle, where 6 chains already
  * suffice) 6 x 16, 6 x 32, 8 x 32 and 12 x 32 measured alike within its noise, 14 x 32 and 6 x 48 slower in
- * most runs (BENCHMARKS.md);
- * `clai tune` tries them all (tune.c). The k-block: the work-group's k-block of panels, (lx * rm + ly * nr)
- * * kb floats, is what its work-items share from cache; kb is halved from 256 until that block takes at
- * most a quarter of the cache the device reports per compute unit (CL_DEVICE_GLOBAL_MEM_CACHE_SIZE: the
- * last-level cache on POCL, 32 MiB for 2 cores here, where 256 stands), and never below 64. */
+ * most runs (BENCHMARKS.md); `clai tune` tries them all (tune.c). The k-block: the work-group's k-block of
+ * panels, (lx * rm + ly * nr) * kb floats, is what its work-items share from cache; kb is halved from 256
+ * until that block takes at most a quarter of the cache the device reports per compute unit
+ * (CL_DEVICE_GLOBAL_MEM_CACHE_SIZE: the last-level cache on POCL, 32 MiB for 2 cores here, where 256
+ * stands), and never below 64. */
 static void packed_avx512(const clai__devcaps *caps, struct clai__gemm_packed *p) {
   p->cn = 2;
   if (caps->cache_bytes > 0) {
@@ -45,9 +45,10 @@ void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg
     cfg->generic.rm = 4, cfg->generic.vw = 4, cfg->generic.kb = 64, cfg->generic.lx = 16, cfg->generic.ly = 16;
   }
   /* packed: a 6 x 16 tile is 12 accumulator vectors, which fits AVX2's 16 registers (an 8 x 16 tile
-   * spills there); local 2 x 8 shares each A panel among 8 work-items. AVX-512: packed_avx512. Measured on POCL 3.1 with a 2-core
-   * Zen 3: ~150 GFLOP/s in the compute kernel, 1024 and 2048 as fast as 1000. */
-  cfg->packed.rm = 6, cfg->packed.vw = 16, cfg->packed.cn = 1, cfg->packed.kb = 256, cfg->packed.uk = 4, cfg->packed.pk = 8;
+   * spills there); local 2 x 8 shares each A panel among 8 work-items. Measured on POCL 3.1 with a 2-core
+   * Zen 3: ~150 GFLOP/s in the compute kernel, 1024 and 2048 as fast as 1000. AVX-512: packed_avx512. */
+  cfg->packed.rm = 6, cfg->packed.vw = 16, cfg->packed.cn = 1, cfg->packed.kb = 256, cfg->packed.uk = 4;
+  cfg->packed.pk = 8;
   cfg->packed.lx = 2, cfg->packed.ly = 8, cfg->packed.skinny = 16, cfg->packed.pack_lx = 16;
   if (caps->is_cpu && !caps->lanes_cpu && clai__cpu_vector_regs(caps) >= 32) packed_avx512(caps, &cfg->packed);
   /* gpu: 16 x 16 work-items with 4 x 4 each own a 64 x 64 block of C; k-tiles of 16 take 8 KiB of local
