@@ -14,17 +14,18 @@ int clai__packed_tile_fits(const clai__devcaps *caps, int rm, int cn, int vw) {
 
 /* The packed family on a CPU whose vectors hold 16 floats (AVX-512: 32 registers). AVX2's 6 x 16 tile is
  * only 6 accumulators there, fewer than the 8 in flight that two 512-bit FMA units of latency 4 need
- * (Intel's AVX-512 cores). 6 x 32 (cn = 2) holds 12 of the 32 registers, with 2 for B and 1 for A's
- * broadcast, and keeps rm, vw, uk and the work-group of the skinny kernel, which runs exactly as before
- * where kb stays 256 (below). On the 2-core Zen 4 VM (one 512-bit FMA per cycle, where 6 chains already
- * suffice) 6 x 16, 6 x 32, 8 x 32 and 12 x 32 measured alike within its noise, 14 x 32 and 6 x 48 slower in
- * most runs (BENCHMARKS.md); `clai tune` tries them all (tune.c). The k-block: the work-group's k-block of
- * panels, (lx * rm + ly * nr) * kb floats, is what its work-items share from cache; kb is halved from 256
- * until that block takes at most a quarter of the cache the device reports per compute unit
- * (CL_DEVICE_GLOBAL_MEM_CACHE_SIZE: the last-level cache on POCL, 32 MiB for 2 cores here, where 256
- * stands), and never below 64. */
+ * (Intel's AVX-512 cores): 8 x 16 holds 8 (10 of the 32 registers with B's vector and A's broadcast) and
+ * keeps B's panels 16 wide. On the 2-core Zen 4 VM (one 512-bit FMA per cycle, where 6 chains already
+ * suffice) 8 x 16 measured as 6 x 16 on square sizes and faster on the skinny path (M <= 16: two panels
+ * of 8 rows instead of three of 6; 16 x 4096 x 4096 ~110 instead of ~82 GFLOP/s), while the 32-wide tiles
+ * (6 x 32, 8 x 32, 12 x 32 with the 2 x 8 work-group) lost at N = 777 (~135 instead of ~170) and did not
+ * win elsewhere; 14 x 32 and 6 x 48 were slower (BENCHMARKS.md). `clai tune` tries them all (tune.c).
+ * The k-block: the work-group's k-block of panels, (lx * rm + ly * cn * vw) * kb floats, is what its
+ * work-items share from cache; kb is halved from 256 until that block takes at most a quarter of the cache
+ * the device reports per compute unit (CL_DEVICE_GLOBAL_MEM_CACHE_SIZE: the last-level cache on POCL,
+ * 32 MiB for 2 cores here, where 256 stands), and never below 64. */
 static void packed_avx512(const clai__devcaps *caps, struct clai__gemm_packed *p) {
-  p->cn = 2;
+  p->rm = 8;
   if (caps->cache_bytes > 0) {
     const uint64_t share = caps->cache_bytes / (uint64_t)(caps->compute_units > 0 ? caps->compute_units : 1) / 4;
     while (p->kb > 64 && (uint64_t)(p->lx * p->rm + p->ly * p->cn * p->vw) * (uint64_t)p->kb * 4 > share) p->kb /= 2;

@@ -239,7 +239,7 @@ static void test_params_env(void **state) {
 }
 
 /* The built-in packed defaults follow what the device reports: AVX2-class CPUs (8 floats per vector) keep
- * the 6 x 16 tile, AVX-512 ones (16 floats, 32 registers) get 6 x 32, with a k-block that shrinks when the
+ * the 6 x 16 tile, AVX-512 ones (16 floats, 32 registers) get 8 x 16, with a k-block that shrinks when the
  * reported cache per compute unit is small; GPUs and llvmpipe are not touched. Every default is valid and
  * its tile fits the registers. */
 static void test_defaults(void **state) {
@@ -251,10 +251,10 @@ static void test_defaults(void **state) {
   } cases[] = {
       {1, 0, 8, 2, 32u << 20, 6, 1, 256},  /* AVX2 (POCL "pthread-haswell") */
       {1, 0, 8, 2, 0, 6, 1, 256},          /* no cache reported */
-      {1, 0, 16, 2, 32u << 20, 6, 2, 256}, /* AVX-512, this VM */
-      {1, 0, 16, 16, 16u << 20, 6, 2, 128}, /* AVX-512, 1 MiB per compute unit */
-      {1, 0, 16, 8, 1u << 20, 6, 2, 64},   /* a tiny cache: never below 64 */
-      {1, 0, 16, 2, 0, 6, 2, 256},         /* AVX-512, no cache reported */
+      {1, 0, 16, 2, 32u << 20, 8, 1, 256}, /* AVX-512, this VM */
+      {1, 0, 16, 4, 2u << 20, 8, 1, 128},  /* AVX-512, 512 KiB per compute unit */
+      {1, 0, 16, 8, 1u << 20, 8, 1, 64},   /* a tiny cache: never below 64 */
+      {1, 0, 16, 2, 0, 8, 1, 256},         /* AVX-512, no cache reported */
       {1, 1, 16, 2, 32u << 20, 6, 1, 256}, /* llvmpipe: the generic family; packed values as they were */
       {0, 0, 1, 132, 50u << 20, 6, 1, 256}, /* a GPU */
   };
