@@ -1,7 +1,8 @@
 #!/bin/sh
-# matmul-packed-tiles.sh - the packed family's register tiles of several vectors per row (rm x cn * vw: the
-# AVX-512 defaults and every tile `clai tune` may pick there), each forced with CLAI_GEMM=packed and
-# CLAI_GEMM_PARAMS on whatever device runs the suite, so they are checked on AVX2 machines and GPUs too.
+# matmul-packed-tiles.sh - the packed family's tiles that the device running the suite may not pick itself:
+# AVX-512's default (8 x 16) and the tiles of several vectors per row (rm x cn * vw) that `clai tune` may
+# pick there, each forced with CLAI_GEMM=packed and CLAI_GEMM_PARAMS, so they are checked on AVX2 machines
+# and GPUs too.
 # For each tile: test-matmul (small shapes: every size class, edge tiles in M, N and K, K around the k-block,
 # transposes, strided and offset views, batches, f16, the epilogue) and test-fuzz's matmul and convolution
 # gradient ops (random shapes and views). The k-block, unroll and vector width vary across the tiles, so
@@ -12,7 +13,8 @@ if [ "${CLAI_TEST_SIZE:-}" = small ]; then
   tiles="packed.rm=14,packed.cn=2
 packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8"
 else
-  tiles="packed.rm=6,packed.cn=2
+  tiles="packed.rm=8,packed.cn=1
+packed.rm=6,packed.cn=2
 packed.rm=8,packed.cn=2,packed.kb=128,packed.uk=1
 packed.rm=10,packed.cn=2,packed.kb=512,packed.uk=8
 packed.rm=12,packed.cn=2,packed.kb=128
