@@ -3,23 +3,26 @@
  * 1. clai_pack_ab_{f32,f16} copies op(A) and op(B) of every batch entry, converted to f32, into zero-padded
  *    panels:
  *      Ap[z][Mt][K][RM]  (RM rows of A side by side for each k: one broadcast load per row per k)
- *      Bp[z][Nt][K][VW]  (VW columns of B contiguous for each k: one vector load per k)
- *    with Mt = ceil(M/RM), Nt = ceil(N/VW). Transposes and other strides are handled here, once, so the
+ *      Bp[z][Nt][K][NR]  (NR = CN * VW columns of B contiguous for each k: CN vector loads per k)
+ *    with Mt = ceil(M/RM), Nt = ceil(N/NR). Transposes and other strides are handled here, once, so the
  *    compute kernel never sees a stride, an edge or a power-of-two aliasing pattern.
  *    Work mapping: dim 0 = groups of PK consecutive k, dim 1 = panel (A panels first, then B), dim 2 = batch.
- * 2. clai_gemm_packed keeps an RM x VW tile of C in registers per work-item (RM float vectors of width VW:
- *    6 x float16 = 12 AVX2 registers of accumulators) and meets its work-group at a barrier every KB values
- *    of k. On POCL the barrier runs all work-items of the group through one k-block before the next, so the
+ * 2. clai_gemm_packed keeps an RM x NR tile of C in registers per work-item (RM x CN float vectors of width
+ *    VW: 6 x 1 float16 = 12 AVX2 registers of accumulators; 12 x 2 float16 = 24 of AVX-512's 32) and meets its
+ *    work-group at a barrier every KB values of k. On POCL the barrier runs all work-items of the group through one k-block before the next, so the
  *    group's A panels stay in L1 and its B panels in L2 (the BLIS loop order, expressed in OpenCL).
  *    Work mapping: dim 0 = A panel, dim 1 = B panel, dim 2 = batch. Tiles past M/N are computed on padding
  *    and not stored; no work-item leaves before a barrier.
  * Both end in the shared epilogue (clai_store_tile in common.cl): alpha, beta, bias, activation, C in f32
  * or f16. The batch entry z is decomposed through ix (operand 0 = C, 1 = A, 2 = B; see common.cl).
- * Tunables (-D): RM rows per tile, VW columns per tile (vector width), KB k-block, UK k-unroll, PK k per
- * packing work-item. */
-#if !defined(RM) || !defined(VW) || !defined(KB) || !defined(UK) || !defined(PK)
-#error "cl/matmul_packed.cl needs -DRM, -DVW, -DKB, -DUK and -DPK (lib/program.c passes them)"
+ * Tunables (-D): RM rows per tile, VW vector width, CN vectors per tile row (the tile is NR = CN * VW columns
+ * wide), KB k-block, UK k-unroll, PK k per packing work-item. The skinny kernel (clai_gemm_apacked_*) keeps
+ * RM x VW tiles.
+ */
+#if !defined(RM) || !defined(VW) || !defined(CN) || !defined(KB) || !defined(UK) || !defined(PK)
+#error "cl/matmul_packed.cl needs -DRM, -DVW, -DCN, -DKB, -DUK and -DPK (lib/program.c passes them)"
 #endif
+#define NR (CN * VW)
 
 #define VLOAD_PK CLAI_CAT(vload, PK)
 #define VSTORE_PK CLAI_CAT(vstore, PK)
@@ -61,27 +64,31 @@ CLAI_PRAGMA(unroll)                                                             
                                                                                                                               \
 inline void clai_pack_b_panel_##SFX(const int N, const int K, const int Nt, __global const T *b, const long sbk,              \
                               const long sbn, __global float *bp, const int k0, const int j, const long z) {                  \
-  __global float *p = bp + ((z * Nt + j) * (long)K + k0) * VW;                                                                \
-  const int n0 = j * VW;                                                                                                      \
-  if (n0 + VW <= N && k0 + PK <= K) {                                                                                         \
+  __global float *p = bp + ((z * Nt + j) * (long)K + k0) * NR;                                                                \
+  const int n0 = j * NR;                                                                                                      \
+  if (n0 + NR <= N && k0 + PK <= K) {                                                                                         \
     if (sbn == 1) {                                                                                                           \
 CLAI_PRAGMA(unroll)                                                                                                           \
-      for (int kk = 0; kk < PK; kk++) VSTORE_VW(VLDVW(b + (long)(k0 + kk) * sbk + n0), 0, p + kk * VW);                       \
-    } else if (sbk == 1) { /* B stored transposed: columns are contiguous */                                                  \
-      float v[VW][PK];                                                                                                        \
-CLAI_PRAGMA(unroll)                                                                                                           \
-      for (int t = 0; t < VW; t++) VSTORE_PK(VLDPK(b + (long)(n0 + t) * sbn + k0), 0, v[t]);                                  \
-CLAI_PRAGMA(unroll)                                                                                                           \
       for (int kk = 0; kk < PK; kk++)                                                                                         \
 CLAI_PRAGMA(unroll)                                                                                                           \
-        for (int t = 0; t < VW; t++) p[kk * VW + t] = v[t][kk];                                                               \
+        for (int q = 0; q < CN; q++) VSTORE_VW(VLDVW(b + (long)(k0 + kk) * sbk + n0 + q * VW), 0, p + kk * NR + q * VW);      \
+    } else if (sbk == 1) { /* B stored transposed: columns are contiguous; VW of them at a time */                           \
+      for (int q = 0; q < CN; q++) {                                                                                          \
+        float v[VW][PK];                                                                                                      \
+CLAI_PRAGMA(unroll)                                                                                                           \
+        for (int t = 0; t < VW; t++) VSTORE_PK(VLDPK(b + (long)(n0 + q * VW + t) * sbn + k0), 0, v[t]);                       \
+CLAI_PRAGMA(unroll)                                                                                                           \
+        for (int kk = 0; kk < PK; kk++)                                                                                       \
+CLAI_PRAGMA(unroll)                                                                                                           \
+          for (int t = 0; t < VW; t++) p[kk * NR + q * VW + t] = v[t][kk];                                                    \
+      }                                                                                                                       \
     } else {                                                                                                                  \
       for (int kk = 0; kk < PK; kk++)                                                                                         \
-        for (int t = 0; t < VW; t++) p[kk * VW + t] = LDS(b, (long)(k0 + kk) * sbk + (long)(n0 + t) * sbn);                   \
+        for (int t = 0; t < NR; t++) p[kk * NR + t] = LDS(b, (long)(k0 + kk) * sbk + (long)(n0 + t) * sbn);                   \
     }                                                                                                                         \
   } else { /* edge panel: pad columns past N with zeros */                                                                    \
     for (int kk = 0; kk < PK && k0 + kk < K; kk++)                                                                            \
-      for (int t = 0; t < VW; t++) p[kk * VW + t] = n0 + t < N ? LDS(b, (long)(k0 + kk) * sbk + (long)(n0 + t) * sbn) : 0.0f; \
+      for (int t = 0; t < NR; t++) p[kk * NR + t] = n0 + t < N ? LDS(b, (long)(k0 + kk) * sbk + (long)(n0 + t) * sbn) : 0.0f; \
   }                                                                                                                           \
 }                                                                                                                             \
 
@@ -111,18 +118,25 @@ CLAI_PACK_KERNEL(f16, half)
       const int flags
 
 /* The compute loop of both packed kernels: K values of k from the panels pa and pb into acc, meeting the
- * work-group at a barrier after every KB (BARRIER) or never. */
+ * work-group at a barrier after every KB (BARRIER) or never. acc[q * RM + r] holds row r, columns
+ * q * VW .. q * VW + VW - 1 of the tile; with CN = 1 this is the plain RM x VW loop. */
 #define CLAI_PACKED_KLOOP(BARRIER)                                                                             \
   for (int k0 = 0; k0 < K; k0 += KB) {                                                                         \
     const int kn = active ? min(KB, K - k0) : 0;                                                               \
     CLAI_PRAGMA(unroll UK)                                                                                     \
     for (int k = 0; k < kn; k++) {                                                                             \
-      const FV bv = VLOAD_VW(0, pb + k * VW);                                                                  \
+      FV bv[CN];                                                                                               \
       CLAI_PRAGMA(unroll)                                                                                      \
-      for (int r = 0; r < RM; r++) acc[r] = CLAI_FMA((FV)(pa[k * RM + r]), bv, acc[r]);                             \
+      for (int q = 0; q < CN; q++) bv[q] = VLOAD_VW(0, pb + k * NR + q * VW);                                  \
+      CLAI_PRAGMA(unroll)                                                                                      \
+      for (int r = 0; r < RM; r++) {                                                                           \
+        const FV av = (FV)(pa[k * RM + r]);                                                                    \
+        CLAI_PRAGMA(unroll)                                                                                    \
+        for (int q = 0; q < CN; q++) acc[q * RM + r] = CLAI_FMA(av, bv[q], acc[q * RM + r]);                   \
+      }                                                                                                        \
     }                                                                                                          \
     pa += KB * RM;                                                                                             \
-    pb += KB * VW;                                                                                             \
+    pb += KB * NR;                                                                                             \
     BARRIER;                                                                                                   \
   }
 
@@ -136,10 +150,10 @@ CLAI_PACK_KERNEL(f16, half)
     const int gi = (int)get_global_id(0), gj = (int)get_global_id(1);                                          \
     const int ti = min(gi, Mt - 1), tj = min(gj, Nt - 1);                                                      \
     const __global float *pa = ap + (z * Mt + ti) * (long)K * RM;                                              \
-    const __global float *pb = bp + (z * Nt + tj) * (long)K * VW;                                              \
-    FV acc[RM];                                                                                                \
+    const __global float *pb = bp + (z * Nt + tj) * (long)K * NR;                                              \
+    FV acc[RM * CN];                                                                                           \
     CLAI_PRAGMA(unroll)                                                                                        \
-    for (int r = 0; r < RM; r++) acc[r] = (FV)(0.0f);                                                          \
+    for (int r = 0; r < RM * CN; r++) acc[r] = (FV)(0.0f);                                                     \
     /* Work-items of a group that hangs over the last panel only keep the group's barriers: their tile is   \
      * never stored, so computing it (up to ly - 1 column tiles of work, 12% at N = 777) would be waste. */   \
     const int active = gi < Mt && gj < Nt;                                                                     \
@@ -147,7 +161,11 @@ CLAI_PACK_KERNEL(f16, half)
     if (!active) return;                                                                                       \
     long oc, oa, ob;                                                                                           \
     CLAI_OFFSETS(ix, z, &oc, &oa, &ob);                                                                       \
-    clai_store_tile(c, oc, acc, RM, gi * RM, gj * VW, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, flags); \
+    CLAI_PRAGMA(unroll)                                                                                        \
+    for (int q = 0; q < CN; q++)                                                                               \
+      if (gj * NR + q * VW < N)                                                                                \
+        clai_store_tile(c, oc, acc + q * RM, RM, gi * RM, gj * NR + q * VW, M, N, scm, scn, alpha, beta, bias,   \
+                        boff, bsm, bsn, flags);                                                                \
   }
 
 /* clai_gemm_packed: any K, k-blocks through barriers. clai_gemm_packed_short: K <= KB, one block, so the

@@ -494,7 +494,8 @@ CLAI_API clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const cla
 
 /* Describes, as text in buf (at most cap bytes, NUL-terminated), the kernel family and parameters that
  * clai_matmul would run for these operands (for benchmarks and reports), after the same argument checks:
- * e.g. "packed rm=6 vw=16 kb=256 uk=4 local=2x8", "gpu skinny ...", "generic ...", "clblast"; " (tuned)" is
+ * e.g. "packed rm=6 vw=16 cn=2 kb=256 uk=4 local=2x8" (a tile of rm rows and cn vectors of vw floats),
+ * "packed skinny (A packed) rm=6 vw=16 ...", "gpu skinny ...", "generic ...", "clblast"; " (tuned)" is
  * appended when the parameters came from clai_tune(). */
 CLAI_API clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const clai_tensor *a, int trans_a,
                                           const clai_tensor *b, int trans_b, char *buf, size_t cap);

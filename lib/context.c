@@ -24,10 +24,11 @@ static void release_device_objects(clai_context *ctx) {
 /* Creates the OpenCL context, queue and programs on one device, with the matmul family gemm_family (-1:
  * the device's default or its tuned choice, else an enum clai__gemm_family, or CLAI__GEMM_FAMILIES for
  * CLBlast wherever it can run; see CLAI_GEMM) and the row kernels `rows` (-1: by device, 0 one work-item per
- * row, 1 one work-group per row; see CLAI_ROWS). On failure everything it made is released and ctx->errmsg
- * says why. */
+ * row, 1 one work-group per row; see CLAI_ROWS), libclai's binary cache for every program where binaries_forced
+ * is 1 (CLAI_CACHE_BINARIES=1; see program.c) and the matmul parameters gemm_params sets (CLAI_GEMM_PARAMS, or
+ * NULL). On failure everything it made is released and ctx->errmsg says why. */
 static clai_status try_device(clai_context *ctx, const clai__candidate *c, int gemm_family, int rows,
-                              int binaries_forced) {
+                              int binaries_forced, const char *gemm_params) {
   cl_int err;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)c->platform, 0};
   ctx->platform = c->platform;
@@ -44,6 +45,14 @@ static clai_status try_device(clai_context *ctx, const clai__candidate *c, int g
     ctx->gemm.clblast = CLAI__SHAPE_ALL;
   else if (gemm_family >= 0)
     ctx->gemm.family = gemm_family;
+  if (gemm_params != NULL) {
+    char why[256];
+    clai__gemm_config cfg = ctx->gemm;
+    if (!clai__gemm_params_parse(gemm_params, &cfg, why, sizeof why) ||
+        !clai__gemm_config_valid(&cfg, &ctx->caps, why, sizeof why))
+      return clai__error(ctx, CLAI_E_INVALID_ARG, "CLAI_GEMM_PARAMS=\"%s\": %s", gemm_params, why);
+    ctx->gemm = cfg;
+  }
   /* Work-group-per-row kernels leave no GPU lane idle; on CPUs (POCL runs a work-group's items in a loop
    * on one core) one work-item per row keeps the row in L1 between its passes. */
   ctx->rows_forced = rows >= 0;
@@ -191,6 +200,21 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
     }
 #endif
   }
+  /* CLAI_GEMM_PARAMS sets matmul parameters by the names `clai tune` stores (for tests and comparisons),
+   * over the defaults or the tuned values; a name or value that does not parse stops here, a value out of
+   * range for a device fails that device. */
+  const char *gemm_params = getenv("CLAI_GEMM_PARAMS");
+  if (gemm_params != NULL && *gemm_params == '\0') gemm_params = NULL;
+  if (gemm_params != NULL) {
+    clai__gemm_config scratch;
+    char why[256];
+    memset(&scratch, 0, sizeof scratch);
+    if (!clai__gemm_params_parse(gemm_params, &scratch, why, sizeof why)) {
+      snprintf(errbuf, errbuf_size, "CLAI_GEMM_PARAMS=\"%s\": %s", gemm_params, why);
+      st = CLAI_E_INVALID_ARG;
+      goto fail;
+    }
+  }
   /* CLAI_ROWS forces the shape of the row kernels (softmax, norms, their gradients, reductions,
    * cross-entropy) on any device: "wg" (a work-group per row, the default on GPUs) or "item" (a work-item
    * per row, the default on CPUs). */
@@ -232,7 +256,7 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
     }
     st = failure_injected(order[k])
              ? clai__error(ctx, CLAI_E_OPENCL, "start-up failure injected by CLAI_TEST_FAIL_DEVICE")
-             : try_device(ctx, &cands[order[k]], gemm_family, rows, binaries_forced);
+             : try_device(ctx, &cands[order[k]], gemm_family, rows, binaries_forced, gemm_params);
     if (st == CLAI_OK) {
       ctx->chosen = order[k];
       d->chosen = 1;

@@ -115,6 +115,9 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
   const char *pocl_cache = getenv("POCL_KERNEL_CACHE");
   caps->own_kernel_cache = caps->is_cpu && strcmp(pname, "Portable Computing Language") == 0 &&
                            (pocl_cache == NULL || strcmp(pocl_cache, "0") != 0);
+  cl_uint vec = 0;
+  if (clGetDeviceInfo(dev, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof vec, &vec, NULL) == CL_SUCCESS)
+    caps->vec_float = (int)vec;
   cl_bool unified = CL_FALSE;
   caps->host_unified = clGetDeviceInfo(dev, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) == CL_SUCCESS &&
                        unified == CL_TRUE;

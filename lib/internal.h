@@ -234,6 +234,8 @@ typedef struct clai__devcaps {
   int own_kernel_cache; /* the implementation compiles each kernel's code at its first launch and keeps it
                            in a cache of its own, keyed by the program's source and options (POCL, unless
                            POCL_KERNEL_CACHE=0); see program.c */
+  int vec_float;        /* CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: floats per hardware vector register (POCL on
+                           x86: 16 with AVX-512, 8 with AVX/AVX2, 4 with SSE); 0 when not reported */
 } clai__devcaps;
 
 /* The matmul kernel families (op-matmul.c). Each handles every dtype, stride, transpose and batch of
@@ -259,7 +261,8 @@ typedef struct clai__gemm_config {
     int lx, ly;                          /* local size along rows, columns */
   } generic;
   struct clai__gemm_packed {             /* cl/matmul_packed.cl */
-    int rm, vw, kb, uk, pk;              /* tile rows, tile columns, k-block, k-unroll, k per packing item */
+    int rm, vw, kb, uk, pk;              /* tile rows, vector width, k-block, k-unroll, k per packing item */
+    int cn;                              /* vectors per tile row: the tile is rm x (cn * vw) */
     int lx, ly;                          /* local size of the compute kernel */
     int skinny;                          /* M up to this uses the skinny kernel (A packed, B read directly) */
     int pack_lx;                         /* local size (along k) of the packing kernel */
@@ -544,6 +547,11 @@ void clai__profile_free(clai_context *ctx);
 /* ---- tuning (tune.c) ------------------------------------------------------------------------------------
  * Replaces ctx->gemm's defaults with the values clai_tune() stored for ctx's device, if any are valid. */
 void clai__tune_apply(clai_context *ctx);
+/* CLAI_GEMM_PARAMS: sets the fields named in text ("packed.rm=12,packed.cn=2": the names clai_tune stores,
+ * separated by commas, spaces or newlines) over *cfg. Returns 1, or 0 with the reason in why (an unknown
+ * name, a value that is not an integer) and *cfg unchanged. The values are not range-checked here:
+ * clai__gemm_config_valid does that for the device. */
+int clai__gemm_params_parse(const char *text, clai__gemm_config *cfg, char *why, size_t cap);
 
 /* ---- the CLBlast bridge (clblast.c; without HAVE_CLBLAST it can run nothing) ------------------------------ */
 /* 1 if CLBlast can compute this product: f32 operands, no epilogue, each matrix with one unit stride. */
@@ -571,6 +579,11 @@ int clai__reduce_cols_tile(const clai__devcaps *caps);
 int clai__attention_rq(const clai__devcaps *caps);
 clai_status clai__copy(clai_context *ctx, clai_tensor *dst, const clai_tensor *src, const char *fn);
 void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg);
+/* The vector registers a CPU device's packed GEMM tile may use (32 where the hardware vectors hold 16
+ * floats, AVX-512; else 16, AVX2's count), and whether an rm x (cn * vw) tile of accumulators fits them with
+ * the cn vectors of B and the broadcast of A beside it. */
+int clai__cpu_vector_regs(const clai__devcaps *caps);
+int clai__packed_tile_fits(const clai__devcaps *caps, int rm, int cn, int vw);
 /* clai_loss_cross_entropy with the row kernel chosen: 0 as the device suits, 1 one work-item per row,
  * 2 one work-group per row (so tests reach both on any device). */
 clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_tensor *grad,

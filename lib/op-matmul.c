@@ -4,6 +4,34 @@
 
 #include "internal.h"
 
+int clai__cpu_vector_regs(const clai__devcaps *caps) { return caps->vec_float >= 16 ? 32 : 16; }
+
+int clai__packed_tile_fits(const clai__devcaps *caps, int rm, int cn, int vw) {
+  const int hw = caps->vec_float >= 4 ? caps->vec_float : 4;
+  const int per = (vw + hw - 1) / hw; /* hardware registers per float-vw vector */
+  return rm * cn * per + cn * per + 1 <= clai__cpu_vector_regs(caps);
+}
+
+/* The packed family on a CPU whose vectors hold 16 floats (AVX-512: 32 registers). AVX2's 6 x 16 tile is
+ * only 6 accumulators there, fewer than the 8 in flight that two 512-bit FMA units of latency 4 need
+ * (Intel's AVX-512 cores): 8 x 16 holds 8 (10 of the 32 registers with B's vector and A's broadcast) and
+ * keeps B's panels 16 wide. On the 2-core Zen 4 VM (one 512-bit FMA per cycle, where 6 chains already
+ * suffice) 8 x 16 measured as 6 x 16 on square sizes and faster on the skinny path (M <= 16: two panels
+ * of 8 rows instead of three of 6; 16 x 4096 x 4096 ~110 instead of ~82 GFLOP/s), while the 32-wide tiles
+ * (6 x 32, 8 x 32, 12 x 32 with the 2 x 8 work-group) lost at N = 777 (~135 instead of ~170) and did not
+ * win elsewhere; 14 x 32 and 6 x 48 were slower (BENCHMARKS.md). `clai tune` tries them all (tune.c).
+ * The k-block: the work-group's k-block of panels, (lx * rm + ly * cn * vw) * kb floats, is what its
+ * work-items share from cache; kb is halved from 256 until that block takes at most a quarter of the cache
+ * the device reports per compute unit (CL_DEVICE_GLOBAL_MEM_CACHE_SIZE: the last-level cache on POCL,
+ * 32 MiB for 2 cores here, where 256 stands), and never below 64. */
+static void packed_avx512(const clai__devcaps *caps, struct clai__gemm_packed *p) {
+  p->rm = 8;
+  if (caps->cache_bytes > 0) {
+    const uint64_t share = caps->cache_bytes / (uint64_t)(caps->compute_units > 0 ? caps->compute_units : 1) / 4;
+    while (p->kb > 64 && (uint64_t)(p->lx * p->rm + p->ly * p->cn * p->vw) * (uint64_t)p->kb * 4 > share) p->kb /= 2;
+  }
+}
+
 void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->family = caps->lanes_cpu ? CLAI__GEMM_GENERIC : caps->is_cpu ? CLAI__GEMM_PACKED : CLAI__GEMM_GPU;
@@ -19,9 +47,11 @@ void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg
   }
   /* packed: a 6 x 16 tile is 12 accumulator vectors, which fits AVX2's 16 registers (an 8 x 16 tile
    * spills there); local 2 x 8 shares each A panel among 8 work-items. Measured on POCL 3.1 with a 2-core
-   * Zen 3: ~150 GFLOP/s in the compute kernel, 1024 and 2048 as fast as 1000. */
-  cfg->packed.rm = 6, cfg->packed.vw = 16, cfg->packed.kb = 256, cfg->packed.uk = 4, cfg->packed.pk = 8;
+   * Zen 3: ~150 GFLOP/s in the compute kernel, 1024 and 2048 as fast as 1000. AVX-512: packed_avx512. */
+  cfg->packed.rm = 6, cfg->packed.vw = 16, cfg->packed.cn = 1, cfg->packed.kb = 256, cfg->packed.uk = 4;
+  cfg->packed.pk = 8;
   cfg->packed.lx = 2, cfg->packed.ly = 8, cfg->packed.skinny = 16, cfg->packed.pack_lx = 16;
+  if (caps->is_cpu && !caps->lanes_cpu && clai__cpu_vector_regs(caps) >= 32) packed_avx512(caps, &cfg->packed);
   /* gpu: 16 x 16 work-items with 4 x 4 each own a 64 x 64 block of C; k-tiles of 16 take 8 KiB of local
    * memory. The skinny kernel: 8 x 16 work-items with 2 x 4 each, a 16 x 64 block. */
   cfg->gpu.rm = 4, cfg->gpu.vw = 4, cfg->gpu.kb = 16, cfg->gpu.lx = 16, cfg->gpu.ly = 16;
@@ -53,12 +83,13 @@ int clai__gemm_config_valid(const clai__gemm_config *cfg, const clai__devcaps *c
                     g->lx >= 1 && g->ly >= 1 && (size_t)(g->lx * g->ly) <= maxwg,
                 "generic rm=%d vw=%d kb=%d local=%dx%d is out of range", g->rm, g->vw, g->kb, g->lx, g->ly);
   const struct clai__gemm_packed *p = &cfg->packed;
-  CLAI_REQUIRE_(p->rm >= 1 && p->rm <= 16 && in_set(p->vw, widths + 1, 4) && in_set(p->pk, widths + 1, 4) &&
+  CLAI_REQUIRE_(p->rm >= 1 && p->rm <= 16 && in_set(p->vw, widths + 1, 4) && p->cn >= 1 && p->cn <= 4 &&
+                    p->rm * p->cn <= 64 && in_set(p->pk, widths + 1, 4) &&
                     p->kb >= p->pk && p->kb <= 4096 && p->kb % p->pk == 0 && p->uk >= 1 && p->uk <= 16 &&
                     p->lx >= 1 && p->ly >= 1 && (size_t)(p->lx * p->ly) <= maxwg && p->skinny >= 0 &&
                     p->skinny <= 64 && p->pack_lx >= 1 && (size_t)p->pack_lx <= maxwg,
-                "packed rm=%d vw=%d kb=%d uk=%d pk=%d local=%dx%d is out of range", p->rm, p->vw, p->kb, p->uk,
-                p->pk, p->lx, p->ly);
+                "packed rm=%d vw=%d cn=%d kb=%d uk=%d pk=%d local=%dx%d is out of range", p->rm, p->vw, p->cn,
+                p->kb, p->uk, p->pk, p->lx, p->ly);
   const struct clai__gemm_gpu *q = &cfg->gpu;
   CLAI_REQUIRE_(q->rm >= 1 && q->rm <= 16 && in_set(q->vw, widths + 1, 4) && q->kb >= 1 && q->kb <= 256 &&
                     q->lx >= 1 && q->ly >= 1 && (size_t)(q->lx * q->ly) <= maxwg && q->srm >= 1 && q->srm <= 16 &&
@@ -248,10 +279,11 @@ static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_t
                                  const gemm_plan *p, float alpha, float beta) {
   const struct clai__gemm_packed *g = &ctx->gemm.packed;
   const int skinny = p->kernel != CLAI__K_GEMM_PACKED;
-  const int64_t Mt = (p->M + g->rm - 1) / g->rm, Nt = skinny ? 0 : (p->N + g->vw - 1) / g->vw;
+  const int nr = g->cn * g->vw; /* columns of a B panel */
+  const int64_t Mt = (p->M + g->rm - 1) / g->rm, Nt = skinny ? 0 : (p->N + nr - 1) / nr;
   uint64_t abytes, bbytes;
   if (!clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Mt, (uint64_t)p->K * (uint64_t)g->rm * 4, &abytes) ||
-      !clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Nt, (uint64_t)p->K * (uint64_t)g->vw * 4, &bbytes))
+      !clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Nt, (uint64_t)p->K * (uint64_t)nr * 4, &bbytes))
     return clai__error(ctx, CLAI_E_OVERFLOW, "clai_matmul: the packing workspace size overflows");
   clai_status st;
   clai__buffer *ap = clai__pool_alloc(ctx, abytes ? abytes : 1, &st);
@@ -544,8 +576,12 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
       what = packed_shape(ctx, &p, lpk) == CLAI__K_GEMM_PACKED_SHORT ? " (one k-block)" : "";
       l = lpk;
     }
-    snprintf(buf, cap, "packed%s rm=%d vw=%d kb=%d uk=%d local=%zux%zu%s", what, g->packed.rm, g->packed.vw,
-             g->packed.kb, g->packed.uk, l[0], l[1], tuned);
+    if (p.kernel == CLAI__K_GEMM_PACKED)
+      snprintf(buf, cap, "packed%s rm=%d vw=%d cn=%d kb=%d uk=%d local=%zux%zu%s", what, g->packed.rm, g->packed.vw,
+               g->packed.cn, g->packed.kb, g->packed.uk, l[0], l[1], tuned);
+    else /* the skinny kernel's tile is rm x vw whatever cn is */
+      snprintf(buf, cap, "packed%s rm=%d vw=%d kb=%d uk=%d local=%zux%zu%s", what, g->packed.rm, g->packed.vw,
+               g->packed.kb, g->packed.uk, l[0], l[1], tuned);
     break;
   }
   case CLAI__K_GEMM_GPU_F32:

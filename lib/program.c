@@ -193,8 +193,8 @@ void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DKBAR=%d", gemm->generic.rm, gemm->generic.vw,
                   gemm->generic.kb, caps->lanes_cpu ? 0 : 1);
   if (prog == CLAI__P_MATMUL_PACKED)
-    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DUK=%d -DPK=%d", gemm->packed.rm, gemm->packed.vw,
-                  gemm->packed.kb, gemm->packed.uk, gemm->packed.pk);
+    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DCN=%d -DKB=%d -DUK=%d -DPK=%d", gemm->packed.rm,
+                  gemm->packed.vw, gemm->packed.cn, gemm->packed.kb, gemm->packed.uk, gemm->packed.pk);
   if (prog == CLAI__P_NORM && caps->nt_store) clai__appendf(buf, cap, &len, " -DCLAI_NTSTORE=1");
   if (prog == CLAI__P_REDUCE) clai__appendf(buf, cap, &len, " -DCLAI_COLT=%d", clai__reduce_cols_tile(caps));
   if (prog == CLAI__P_ATTENTION) clai__appendf(buf, cap, &len, " -DATT_RQ=%d", clai__attention_rq(caps));

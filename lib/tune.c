@@ -28,7 +28,7 @@ static const struct {
 #define CLAI__F_(n) {#n, offsetof(clai__gemm_config, n)}
     CLAI__F_(generic.rm), CLAI__F_(generic.vw), CLAI__F_(generic.kb), CLAI__F_(generic.lx),
     CLAI__F_(generic.ly), CLAI__F_(packed.rm),  CLAI__F_(packed.vw),  CLAI__F_(packed.kb),  CLAI__F_(packed.uk),
-    CLAI__F_(packed.pk),  CLAI__F_(packed.lx),  CLAI__F_(packed.ly),  CLAI__F_(packed.skinny),
+    CLAI__F_(packed.pk),  CLAI__F_(packed.cn),  CLAI__F_(packed.lx),  CLAI__F_(packed.ly),  CLAI__F_(packed.skinny),
     CLAI__F_(packed.pack_lx), CLAI__F_(gpu.rm), CLAI__F_(gpu.vw),     CLAI__F_(gpu.kb),     CLAI__F_(gpu.lx),
     CLAI__F_(gpu.ly),     CLAI__F_(gpu.srm),    CLAI__F_(gpu.slx),    CLAI__F_(gpu.sly),    CLAI__F_(clblast),
 #undef CLAI__F_
@@ -63,6 +63,25 @@ static int parse_config(const char *text, size_t len, clai__gemm_config *cfg) {
     if (i == NFIELDS) return 0;
     *field(cfg, i) = (int)v;
   }
+  return 1;
+}
+
+int clai__gemm_params_parse(const char *text, clai__gemm_config *cfg, char *why, size_t cap) {
+  clai__gemm_config out = *cfg;
+  const char *s = text;
+  while (*s != '\0') {
+    const size_t n = strcspn(s, ", \n");
+    if (n > 0) {
+      if (n >= 128 /* parse_config's longest line */ || !parse_config(s, n, &out)) {
+        snprintf(why, cap, "\"%.*s\" is not NAME=INTEGER with a NAME `clai tune` stores (such as packed.rm)",
+                 (int)(n < 60 ? n : 60), s);
+        return 0;
+      }
+    }
+    s += n;
+    if (*s != '\0') s++;
+  }
+  *cfg = out;
   return 1;
 }
 
@@ -101,11 +120,14 @@ typedef struct tunable {
   int nf;
   const char *f[3];
   int nv;
-  int v[6][3];
+  int v[8][3];
 } tunable;
 
 static const tunable packed_space[] = {
     {"rm", 1, {"packed.rm"}, 3, {{4}, {6}, {8}}},
+    /* rm x cn tiles of several vectors per row, for CPUs with AVX-512's 32 registers: the search tries
+     * only those that fit them (clai__packed_tile_fits), and none on other devices */
+    {"tile", 2, {"packed.rm", "packed.cn"}, 8, {{6, 1}, {6, 2}, {8, 2}, {10, 2}, {12, 2}, {14, 2}, {6, 3}, {8, 3}}},
     {"vw", 1, {"packed.vw"}, 2, {{8}, {16}}},
     {"kb", 1, {"packed.kb"}, 3, {{128}, {256}, {512}}},
     {"uk", 1, {"packed.uk"}, 3, {{1}, {4}, {8}}},
@@ -348,6 +370,12 @@ clai_status clai_tune(clai_context *ctx, const clai_tune_params *params, char *r
         }
         char why[256];
         if (same || !clai__gemm_config_valid(&cand, &ctx->caps, why, sizeof why)) continue;
+        /* tiles of several vectors per row only on CPUs with 32 vector registers, and only those that fit
+         * them (elsewhere the search is what it was: "rm" alone) */
+        if (strcmp(space[t].name, "tile") == 0 &&
+            (clai__cpu_vector_regs(&ctx->caps) < 32 ||
+             !clai__packed_tile_fits(&ctx->caps, cand.packed.rm, cand.packed.cn, cand.packed.vw)))
+          continue;
         double score = 0;
         st = evaluate(&s, &cand, &score);
         tried++;

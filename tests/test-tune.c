@@ -72,10 +72,11 @@ static void check_product(clai_context *ctx) {
   clai_tensor_free(ta), clai_tensor_free(tb), clai_tensor_free(tc), clai_tensor_free(tbias);
 }
 
-static int lines;
+static int lines, wide_tiles;
 static void count_line(void *user, const char *line) {
-  (void)user, (void)line;
+  (void)user;
   lines++;
+  if (strncmp(line, "packed ", 7) == 0 && strstr(line, " cn=1 ") == NULL) wide_tiles++;
 }
 
 /* Tunes the family CLAI_GEMM names (or the default) into a fresh directory and checks the round trip. */
@@ -94,9 +95,18 @@ static void tune_family(const char *family, const char *prefix) {
   p.nshapes = 2;
   p.rounds = 1;
   p.progress = count_line;
-  lines = 0;
+  lines = wide_tiles = 0;
   CLAIT_OK(ctx, clai_tune(ctx, &p, report, sizeof report));
   assert_true(lines >= 4); /* the start point and at least one value of each parameter */
+  /* the packed search tries tiles of several vectors per row (rm x cn * vw) where the CPU has the 32
+   * registers for them (AVX-512), and only there: elsewhere it is the search it was */
+  if (strcmp(prefix, "packed") == 0) {
+    const int wide = ctx->caps.is_cpu && clai__cpu_vector_regs(&ctx->caps) >= 32;
+    const int from_default = strstr(before, " cn=1 ") == NULL; /* the defaults are themselves wide */
+    if (wide ? wide_tiles < 5 : wide_tiles != 0 && !from_default)
+      fail_msg("%d candidates with cn > 1 tried (the device has %d vector registers)", wide_tiles,
+               clai__cpu_vector_regs(&ctx->caps));
+  }
   assert_non_null(strstr(report, prefix));
   /* the tuning context keeps its own kernels, which still work */
   describe(ctx, after, sizeof after);
@@ -189,6 +199,84 @@ static void test_bad_entries(void **state) {
   unsetenv("CLAI_GEMM");
 }
 
+/* CLAI_GEMM_PARAMS: a text that does not parse stops clai_context_init with a message naming the variable
+ * and the item; a value out of range fails each device, saying why; a valid one is what the kernels use. */
+static void test_params_env(void **state) {
+  (void)state;
+  setenv("CLAI_GEMM", "packed", 1);
+  char dir[1200], err[4096];
+  fresh_dir(dir, sizeof dir);
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  p.cache_dir = dir;
+  p.cache = 1;
+  static const char *const bad_syntax[] = {"packed.rm=oops", "packed.nosuch=2", "packed.rm=6,,rm"};
+  for (size_t i = 0; i < sizeof bad_syntax / sizeof bad_syntax[0]; i++) {
+    setenv("CLAI_GEMM_PARAMS", bad_syntax[i], 1);
+    clai_context *ctx = NULL;
+    assert_int_equal(clai_context_init_ex(&ctx, &p, err, sizeof err), CLAI_E_INVALID_ARG);
+    assert_null(ctx);
+    if (strstr(err, "CLAI_GEMM_PARAMS") == NULL || strstr(err, "is not NAME=INTEGER") == NULL)
+      fail_msg("%s: \"%s\"", bad_syntax[i], err);
+  }
+  setenv("CLAI_GEMM_PARAMS", "packed.rm=6,packed.cn=5", 1);
+  clai_context *ctx = NULL;
+  assert_int_not_equal(clai_context_init_ex(&ctx, &p, err, sizeof err), CLAI_OK);
+  assert_null(ctx);
+  if (strstr(err, "CLAI_GEMM_PARAMS") == NULL || strstr(err, "cn=5") == NULL || strstr(err, "out of range") == NULL)
+    fail_msg("cn=5: \"%s\"", err);
+  setenv("CLAI_GEMM_PARAMS", "packed.rm=7 packed.cn=3,packed.kb=64\npacked.uk=2", 1);
+  ctx = open_ctx(dir);
+  char buf[256];
+  describe(ctx, buf, sizeof buf);
+  if (strstr(buf, "rm=7 ") == NULL || strstr(buf, "cn=3 ") == NULL || strstr(buf, "kb=64 ") == NULL ||
+      strstr(buf, "uk=2 ") == NULL)
+    fail_msg("CLAI_GEMM_PARAMS not used: %s", buf);
+  check_product(ctx);
+  clai_context_free(ctx);
+  unsetenv("CLAI_GEMM_PARAMS");
+  unsetenv("CLAI_GEMM");
+}
+
+/* The built-in packed defaults follow what the device reports: AVX2-class CPUs (8 floats per vector) keep
+ * the 6 x 16 tile, AVX-512 ones (16 floats, 32 registers) get 8 x 16, with a k-block that shrinks when the
+ * reported cache per compute unit is small; GPUs and llvmpipe are not touched. Every default is valid and
+ * its tile fits the registers. */
+static void test_defaults(void **state) {
+  (void)state;
+  static const struct {
+    int is_cpu, lanes_cpu, vec_float, cus;
+    uint64_t cache;
+    int rm, cn, kb;
+  } cases[] = {
+      {1, 0, 8, 2, 32u << 20, 6, 1, 256},  /* AVX2 (POCL "pthread-haswell") */
+      {1, 0, 8, 2, 0, 6, 1, 256},          /* no cache reported */
+      {1, 0, 16, 2, 32u << 20, 8, 1, 256}, /* AVX-512, this VM */
+      {1, 0, 16, 4, 2u << 20, 8, 1, 128},  /* AVX-512, 512 KiB per compute unit */
+      {1, 0, 16, 8, 1u << 20, 8, 1, 64},   /* a tiny cache: never below 64 */
+      {1, 0, 16, 2, 0, 8, 1, 256},         /* AVX-512, no cache reported */
+      {1, 1, 16, 2, 32u << 20, 6, 1, 256}, /* llvmpipe: the generic family; packed values as they were */
+      {0, 0, 1, 132, 50u << 20, 6, 1, 256}, /* a GPU */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    clai__devcaps caps;
+    memset(&caps, 0, sizeof caps);
+    caps.is_cpu = cases[i].is_cpu, caps.lanes_cpu = cases[i].lanes_cpu, caps.vec_float = cases[i].vec_float;
+    caps.compute_units = cases[i].cus, caps.cache_bytes = cases[i].cache;
+    caps.max_wg_size = 4096, caps.local_mem = 65536;
+    clai__gemm_config cfg;
+    clai__gemm_config_default(&caps, &cfg);
+    char why[256];
+    if (!clai__gemm_config_valid(&cfg, &caps, why, sizeof why)) fail_msg("case %zu: %s", i, why);
+    if (cfg.packed.rm != cases[i].rm || cfg.packed.cn != cases[i].cn || cfg.packed.kb != cases[i].kb ||
+        cfg.packed.vw != 16 || cfg.packed.uk != 4 || cfg.packed.lx != 2 || cfg.packed.ly != 8)
+      fail_msg("case %zu: rm=%d cn=%d kb=%d vw=%d uk=%d local=%dx%d", i, cfg.packed.rm, cfg.packed.cn,
+               cfg.packed.kb, cfg.packed.vw, cfg.packed.uk, cfg.packed.lx, cfg.packed.ly);
+    if (caps.is_cpu && !clai__packed_tile_fits(&caps, cfg.packed.rm, cfg.packed.cn, cfg.packed.vw))
+      fail_msg("case %zu: the default tile does not fit the registers", i);
+  }
+}
+
 static void test_errors(void **state) {
   (void)state;
   clai_context_params p;
@@ -223,9 +311,12 @@ int main(void) {
     return 1;
   }
   unsetenv("CLAI_GEMM");
+  unsetenv("CLAI_GEMM_PARAMS"); /* the tests set it themselves */
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_bad_entries),
+      cmocka_unit_test(test_params_env),
       cmocka_unit_test(test_tune_packed),
       cmocka_unit_test(test_tune_gpu),
       cmocka_unit_test(test_tune_generic),

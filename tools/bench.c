@@ -1,7 +1,8 @@
 /* bench.c - `clai bench gemm`: GFLOP/s of clai_matmul on the chosen device for a list of shapes, with the
  * data already on the device, as median/min/max of repeated timings after a warm-up; side by side with
  * OpenBLAS on the CPU (when installed) and CLBlast on the same device (when built with it), measured in
- * the same run. --json prints one object per shape. */
+ * the same run, and each as a fraction of the device's FMA peak measured first in the same run
+ * (bench-peak.c; OpenBLAS's only when the device is the CPU). --json prints one object per shape. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,8 @@ typedef struct options {
   int json, samples, refs;
   int said_refs; /* the references' descriptions were printed */
   double min_time;
+  double peak;    /* the device's measured FMA peak in GFLOP/s, 0 when unknown */
+  int cpu;        /* the device is the CPU (OpenBLAS's figures are fractions of its peak too) */
 } options;
 
 int bench_parse_shapes(const char *s, int64_t (*out)[3], int cap) {
@@ -188,14 +191,23 @@ static int bench_one(clai_context *ctx, options *o, shape sh, const char *device
            "\"trans_b\": %d, \"gflops\": %.2f, \"gflops_min\": %.2f, \"gflops_max\": %.2f, \"kernel\": \"%s\"",
            (long long)sh.m, (long long)sh.n, (long long)sh.k, (long long)o->batch, clai_dtype_name(o->dtype),
            o->trans_a, o->trans_b, med, mn, mx, kernel);
+    if (o->peak > 0) printf(", \"peak_gflops\": %.2f, \"peak_fraction\": %.3f", o->peak, med / o->peak);
     if (have_ob) printf(", \"openblas_gflops\": %.2f", ob.median);
+    if (have_ob && o->peak > 0 && o->cpu) printf(", \"openblas_peak_fraction\": %.3f", ob.median / o->peak);
     if (have_cb) printf(", \"clblast_gflops\": %.2f", cb.median);
+    if (have_cb && o->peak > 0) printf(", \"clblast_peak_fraction\": %.3f", cb.median / o->peak);
     printf(", \"device\": \"%s\"}\n", device_name);
   } else {
     printf("%6lld %6lld %6lld %5lld %-4s %d%d %8.1f (%6.1f-%6.1f)", (long long)sh.m, (long long)sh.n,
            (long long)sh.k, (long long)o->batch, clai_dtype_name(o->dtype), o->trans_a, o->trans_b, med, mn, mx);
-    if (have_ob) printf(" %9.1f %6.2fx", ob.median, med / ob.median);
-    else printf(" %9s %7s", "-", "");
+    if (o->peak > 0) printf(" %4.0f%%", 100.0 * med / o->peak);
+    else printf(" %5s", "-");
+    if (have_ob) printf(" %9.1f", ob.median);
+    else printf(" %9s", "-");
+    if (have_ob && o->peak > 0 && o->cpu) printf(" %4.0f%%", 100.0 * ob.median / o->peak);
+    else printf(" %5s", "");
+    if (have_ob) printf(" %6.2fx", med / ob.median);
+    else printf(" %7s", "");
     if (have_cb) printf(" %9.1f %6.2fx", cb.median, med / cb.median);
     else printf(" %9s %7s", "-", "");
     printf("  %s\n", kernel);
@@ -269,11 +281,20 @@ static int bench_gemm(int argc, char **argv) {
   }
   clai_device_info dev;
   clai_context_device_info(ctx, -1, &dev);
-  if (!o.json) {
-    printf("device: %s / %s (driver %s)\n", dev.platform, dev.name, dev.driver_version);
-    printf("%6s %6s %6s %5s %-4s %2s %8s %15s %9s %7s %9s %7s  %s\n", "M", "N", "K", "batch", "type", "tr",
-           "GFLOP/s", "(min-max)", "OpenBLAS", "ratio", "CLBlast", "ratio", "kernel");
+  o.cpu = dev.type == CLAI_DEVICE_CPU;
+  if (!o.json) printf("device: %s / %s (driver %s)\n", dev.platform, dev.name, dev.driver_version);
+  bench_ref_result pk;
+  if (bench_peak(dev.name, o.samples, o.min_time, &pk) == 0) {
+    o.peak = pk.median;
+    if (!o.json)
+      printf("peak: %.1f GFLOP/s (%.1f-%.1f; %s); %%peak: each figure as a fraction of it\n", pk.median, pk.min,
+             pk.max, pk.what);
+  } else if (!o.json) {
+    printf("peak: not measured (%s)\n", pk.why);
   }
+  if (!o.json)
+    printf("%6s %6s %6s %5s %-4s %2s %8s %15s %5s %9s %5s %7s %9s %7s  %s\n", "M", "N", "K", "batch", "type", "tr",
+           "GFLOP/s", "(min-max)", "%peak", "OpenBLAS", "%peak", "ratio", "CLBlast", "ratio", "kernel");
   int rc = 0;
   for (int i = 0; i < o.nshapes && rc == 0; i++) rc = bench_one(ctx, &o, o.shapes[i], dev.name);
   clai_context_free(ctx);

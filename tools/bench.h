@@ -30,6 +30,11 @@ int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int6
 
 double bench_now(void);
 
+/* The device's single-precision FMA peak in GFLOP/s, measured with independent fma chains on the OpenCL
+ * device named device_name (its own context, in this process; bench-peak.c), timed as bench_measure does;
+ * -1 with a reason in why when it cannot run there. */
+int bench_peak(const char *device_name, int samples, double min_seconds, bench_ref_result *r);
+
 /* cblas_sgemm of OpenBLAS (loaded once with dlopen, threads as for bench_openblas), or NULL with a reason in
  * why when it is not installed. For the CPU references of `clai bench ops`. */
 typedef void (*bench_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,

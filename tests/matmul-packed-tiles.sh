@@ -1,0 +1,43 @@
+#!/bin/sh
+# matmul-packed-tiles.sh - the packed family's tiles that the device running the suite may not pick itself:
+# AVX-512's default (8 x 16) and the tiles of several vectors per row (rm x cn * vw) that `clai tune` may
+# pick there, each forced with CLAI_GEMM=packed and CLAI_GEMM_PARAMS, so they are checked on AVX2 machines
+# and GPUs too.
+# For each tile: test-matmul (small shapes: every size class, edge tiles in M, N and K, K around the k-block,
+# transposes, strided and offset views, batches, f16, the epilogue) and test-fuzz's matmul and convolution
+# gradient ops (random shapes and views). The k-block, unroll and vector width vary across the tiles, so
+# each value the search can choose meets a multi-vector tile. One TAP line per tile. In small mode (slow
+# simulators) only the largest tile and the widest one run.
+builddir=${CLAI_BUILDDIR:-.}
+if [ "${CLAI_TEST_SIZE:-}" = small ]; then
+  tiles="packed.rm=14,packed.cn=2
+packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8"
+else
+  tiles="packed.rm=8,packed.cn=1
+packed.rm=6,packed.cn=2
+packed.rm=8,packed.cn=2,packed.kb=128,packed.uk=1
+packed.rm=10,packed.cn=2,packed.kb=512,packed.uk=8
+packed.rm=12,packed.cn=2,packed.kb=128
+packed.rm=14,packed.cn=2
+packed.rm=6,packed.cn=3,packed.kb=512
+packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8
+packed.rm=12,packed.cn=2,packed.vw=8,packed.lx=4,packed.ly=4"
+fi
+n=$(echo "$tiles" | wc -l)
+echo "1..$n"
+i=0
+rc=0
+for t in $tiles; do
+  i=$((i + 1))
+  out=$(CLAI_GEMM=packed CLAI_GEMM_PARAMS=$t CLAI_TEST_SIZE=small "$builddir/tests/test-matmul" 2>&1 &&
+        CLAI_GEMM=packed CLAI_GEMM_PARAMS=$t CLAI_TEST_OPS=matmul,conv2d_backward_weight \
+          CLAI_TEST_CASES=${CLAI_TEST_CASES:-300} "$builddir/tests/test-fuzz" 2>&1)
+  if [ $? -eq 0 ]; then
+    echo "ok $i - $t"
+  else
+    echo "not ok $i - $t"
+    echo "$out" | grep -v '^ok ' | sed -e 's/^/# /' | head -n 60
+    rc=1
+  fi
+done
+exit $rc
