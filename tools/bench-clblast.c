@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <CL/cl.h>
+
 #include "bench.h"
 #include "config.h"
 
@@ -19,26 +21,6 @@ int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int6
 }
 #else
 #include <clblast_c.h>
-
-static cl_device_id find_device(const char *name, cl_platform_id *plat) {
-  cl_platform_id ps[16];
-  cl_uint np = 0;
-  if (clGetPlatformIDs(16, ps, &np) != CL_SUCCESS) return NULL;
-  for (cl_uint i = 0; i < np && i < 16; i++) {
-    cl_device_id ds[16];
-    cl_uint nd = 0;
-    if (clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, 16, ds, &nd) != CL_SUCCESS) continue;
-    for (cl_uint j = 0; j < nd && j < 16; j++) {
-      char dn[256] = "";
-      clGetDeviceInfo(ds[j], CL_DEVICE_NAME, sizeof dn, dn, NULL);
-      if (strcmp(dn, name) == 0) {
-        *plat = ps[i];
-        return ds[j];
-      }
-    }
-  }
-  return NULL;
-}
 
 typedef struct clblast_run {
   CLBlastTranspose ta, tb;
@@ -63,7 +45,7 @@ int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int6
                   int trans_b, int samples, double min_seconds, bench_ref_result *r) {
   memset(r, 0, sizeof *r);
   cl_platform_id plat;
-  cl_device_id dev = find_device(device_name, &plat);
+  cl_device_id dev = bench_find_device(device_name, &plat);
   if (dev == NULL) {
     snprintf(r->why, sizeof r->why, "device %s not found for CLBlast", device_name);
     return -1;

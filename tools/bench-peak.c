@@ -51,7 +51,7 @@ static const char peak_source[] =
     "  out[get_global_id(0)] = t;\n"
     "}\n";
 
-static cl_device_id find_device(const char *name) {
+cl_device_id bench_find_device(const char *name, cl_platform_id *plat) {
   cl_platform_id ps[16];
   cl_uint np = 0;
   if (clGetPlatformIDs(16, ps, &np) != CL_SUCCESS) return NULL;
@@ -63,7 +63,10 @@ static cl_device_id find_device(const char *name) {
       char dn[256] = "";
       clGetDeviceInfo(ds[j], CL_DEVICE_NAME, sizeof dn, dn, NULL);
       dn[sizeof dn - 1] = '\0';
-      if (strcmp(dn, name) == 0) return ds[j];
+      if (strcmp(dn, name) == 0) {
+        if (plat != NULL) *plat = ps[i];
+        return ds[j];
+      }
     }
   }
   return NULL;
@@ -84,7 +87,7 @@ static int finish_peak(void *arg) { return clFinish(((peak_run *)arg)->q) == CL_
 
 int bench_peak(const char *device_name, int samples, double min_seconds, bench_ref_result *r) {
   memset(r, 0, sizeof *r);
-  cl_device_id dev = find_device(device_name);
+  cl_device_id dev = bench_find_device(device_name, NULL);
   if (dev == NULL) {
     snprintf(r->why, sizeof r->why, "device \"%s\" not found", device_name);
     return -1;

@@ -34,6 +34,11 @@ double bench_now(void);
  * device named device_name (its own context, in this process; bench-peak.c), timed as bench_measure does;
  * -1 with a reason in why when it cannot run there. */
 int bench_peak(const char *device_name, int samples, double min_seconds, bench_ref_result *r);
+#ifdef CL_VERSION_1_0 /* for the files that include CL/cl.h before this one */
+/* The OpenCL device named name (CL_DEVICE_NAME, as clai_device_info gives it), NULL when none has it; its
+ * platform in *plat unless plat is NULL. */
+cl_device_id bench_find_device(const char *name, cl_platform_id *plat);
+#endif
 
 /* cblas_sgemm of OpenBLAS (loaded once with dlopen, threads as for bench_openblas), or NULL with a reason in
  * why when it is not installed. For the CPU references of `clai bench ops`. */
