@@ -7,9 +7,10 @@
 # transposes, strided and offset views, batches, f16, the epilogue) and test-fuzz's matmul and convolution
 # gradient ops (random shapes and views). The k-block, unroll and vector width vary across the tiles, so
 # each value the search can choose meets a multi-vector tile. One TAP line per tile. In small mode (slow
-# simulators) only the largest tile and the widest one run.
+# simulators) and under the sanitizers (CLAI_TEST_SANITIZED: the host code is the same for every tile, and
+# each run there takes minutes) only the largest tile and the widest one run.
 builddir=${CLAI_BUILDDIR:-.}
-if [ "${CLAI_TEST_SIZE:-}" = small ]; then
+if [ "${CLAI_TEST_SIZE:-}" = small ] || [ -n "${CLAI_TEST_SANITIZED:-}" ]; then
   tiles="packed.rm=14,packed.cn=2
 packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8"
 else
