@@ -26,35 +26,29 @@ inline long clai_qbytes(const int fmt) { return fmt == CLAI_Q8_0 ? 34 : fmt == C
 /* clai_h2f (cl/common.cl) of the little-endian half at byte 2i of p. */
 #define CLAI_H2F_AT(p, i) clai_h2f((uint)(p)[2 * (i)] | (uint)(p)[2 * (i) + 1] << 8)
 
-/* The 32 quants of block blk as exact floats (Q4_0's offset of 8 taken off), lo = values 0-15, hi = 16-31,
- * and the block's scale d and minimum m (0 but for Q4_1). */
-inline void clai_q_raw(__global const uchar *q, const long blk, const int fmt, float16 *lo, float16 *hi, float *d,
-                       float *m) {
+/* The 32 values of block blk whose scale and minimum are d and m, as two float16 (values 0-15, 16-31). */
+inline void clai_q_block_dm(__global const uchar *q, const long blk, const int fmt, const float d, const float m,
+                            float16 *lo, float16 *hi) {
   __global const uchar *p = q + blk * clai_qbytes(fmt);
-  *d = CLAI_H2F_AT(p, 0);
-  *m = 0.0f;
   if (fmt == CLAI_Q8_0) {
-    *lo = convert_float16(vload16(0, (__global const char *)(p + 2)));
-    *hi = convert_float16(vload16(1, (__global const char *)(p + 2)));
+    *lo = convert_float16(vload16(0, (__global const char *)(p + 2))) * d;
+    *hi = convert_float16(vload16(1, (__global const char *)(p + 2))) * d;
   } else {
     const uchar16 b = vload16(0, p + (fmt == CLAI_Q4_0 ? 2 : 4));
-    *lo = convert_float16(b & (uchar16)15);
-    *hi = convert_float16(b >> (uchar16)4);
-    if (fmt == CLAI_Q4_0) {
-      *lo -= 8.0f;
-      *hi -= 8.0f;
+    if (fmt == CLAI_Q4_0) { /* (q - 8) d, not q d - 8 d: an infinite scale gives infinities, not NaN */
+      *lo = (convert_float16(b & (uchar16)15) - 8.0f) * d;
+      *hi = (convert_float16(b >> (uchar16)4) - 8.0f) * d;
     } else {
-      *m = CLAI_H2F_AT(p, 1);
+      *lo = CLAI_FMA(convert_float16(b & (uchar16)15), (float16)d, (float16)m);
+      *hi = CLAI_FMA(convert_float16(b >> (uchar16)4), (float16)d, (float16)m);
     }
   }
 }
 
 /* The 32 values of block blk: values 0-15 in *lo, 16-31 in *hi. */
 inline void clai_q_block(__global const uchar *q, const long blk, const int fmt, float16 *lo, float16 *hi) {
-  float d, m;
-  clai_q_raw(q, blk, fmt, lo, hi, &d, &m);
-  *lo = *lo * d + m;
-  *hi = *hi * d + m;
+  __global const uchar *p = q + blk * clai_qbytes(fmt);
+  clai_q_block_dm(q, blk, fmt, CLAI_H2F_AT(p, 0), fmt == CLAI_Q4_1 ? CLAI_H2F_AT(p, 1) : 0.0f, lo, hi);
 }
 
 /* Value j (0-31) of block blk. */
@@ -237,21 +231,6 @@ inline void clai_q_scales8(__global const uchar *q, const long blk, const int fm
   __global const uchar *p = q + blk * bytes;
   *d = clai_h2f8(CLAI_Q_HALVES8(p, bytes, 0));
   *m = fmt == CLAI_Q4_1 ? clai_h2f8(CLAI_Q_HALVES8(p, bytes, 1)) : (float8)0.0f;
-}
-
-/* The 32 values of block blk whose scale and minimum are d and m, as two float16 (values 0-15, 16-31). */
-inline void clai_q_block_dm(__global const uchar *q, const long blk, const int fmt, const float d, const float m,
-                            float16 *lo, float16 *hi) {
-  __global const uchar *p = q + blk * clai_qbytes(fmt);
-  if (fmt == CLAI_Q8_0) {
-    *lo = convert_float16(vload16(0, (__global const char *)(p + 2))) * d;
-    *hi = convert_float16(vload16(1, (__global const char *)(p + 2))) * d;
-  } else {
-    const uchar16 b = vload16(0, p + (fmt == CLAI_Q4_0 ? 2 : 4));
-    const float off = fmt == CLAI_Q4_0 ? -8.0f * d : m; /* exact: d is a half, 8 a power of two */
-    *lo = CLAI_FMA(convert_float16(b & (uchar16)15), (float16)d, (float16)off);
-    *hi = CLAI_FMA(convert_float16(b >> (uchar16)4), (float16)d, (float16)off);
-  }
 }
 
 /* The decode step's product, specialised: M <= QROWS rows of A whose K stride is 1, the format fixed at

@@ -152,6 +152,53 @@ static void test_raw_roundtrip(void **state) {
 
 /* clai_copy dequantizes into f32 and f16 (dense, transposed, at an offset, broadcast over a batch dim),
  * copies blocks into the same dtype, and refuses to quantize. */
+/* Blocks whose scale (and Q4_1 minimum) is +-infinity or NaN, every quant value: the dequantizing copy gives
+ * what clai.h's formula gives in double (0 * inf is NaN, (q - 8) * inf is an infinity), bit class for bit
+ * class; so does the decode step's product of such a block with ones (a NaN or an infinity of the right sign). */
+static void test_special_scales(void **state) {
+  clai_context *ctx = *state;
+  static const uint16_t specials[3] = {0x7c00, 0xfc00, 0x7e00}; /* +inf, -inf, NaN */
+  for (size_t f = 0; f < 3; f++) {
+    const size_t bs = clai_dtype_size(fmts[f]);
+    uint8_t raw[3 * 34];
+    for (int i = 0; i < 3; i++) {
+      uint8_t *b = raw + i * bs;
+      b[0] = (uint8_t)specials[i], b[1] = (uint8_t)(specials[i] >> 8);
+      size_t q0 = 2;
+      if (fmts[f] == CLAI_DTYPE_Q4_1) b[2] = 0, b[3] = 0x3c, q0 = 4; /* minimum 1 */
+      for (size_t j = q0; j < bs; j++) b[j] = (uint8_t)(j * 17 + (size_t)i); /* quants 0 and 8 among them */
+    }
+    const int64_t sh[2] = {3, 32}, xsh[2] = {1, 32}, csh[2] = {1, 3};
+    clai_tensor *q = clait_tensor(ctx, fmts[f], 2, sh), *out = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sh);
+    CLAIT_OK(ctx, clai_tensor_write(q, raw, 3 * bs));
+    CLAIT_OK(ctx, clai_copy(ctx, out, q));
+    float got[96], c[3];
+    clait_read_floats(ctx, out, got);
+    clai_tensor *x = clait_tensor(ctx, CLAI_DTYPE_F32, 2, xsh), *cm = clait_tensor(ctx, CLAI_DTYPE_F32, 2, csh);
+    CLAIT_OK(ctx, clai_fill(ctx, x, 1.0));
+    CLAIT_OK(ctx, clai_matmul(ctx, cm, x, 0, q, 1, 1.0f, 0.0f));
+    clait_read_floats(ctx, cm, c);
+    for (int i = 0; i < 3; i++) {
+      double v[32], sum = 0;
+      ref_block(fmts[f], raw + i * bs, v);
+      for (int j = 0; j < 32; j++) {
+        const double want = v[j], g = got[i * 32 + j];
+        sum += want;
+        if (isnan(want) ? !isnan(g) : g != want)
+          fail_msg("%s block with scale 0x%04x, value %d: %g, expected %g", clai_dtype_name(fmts[f]), specials[i], j,
+                   g, want);
+      }
+      if (isnan(sum) ? !isnan(c[i]) : (double)c[i] != sum)
+        fail_msg("%s product with the block of scale 0x%04x: %g, expected %g", clai_dtype_name(fmts[f]), specials[i],
+                 (double)c[i], sum);
+    }
+    clai_tensor_free(cm);
+    clai_tensor_free(x);
+    clai_tensor_free(out);
+    clai_tensor_free(q);
+  }
+}
+
 static void test_dequant_copy(void **state) {
   clai_context *ctx = *state;
   clait_rng r = {0xd0d0};
@@ -664,6 +711,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_layout_rules, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_raw_roundtrip, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_dequant_copy, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_special_scales, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_quantize_q8_0, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_other_ops_refuse, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_shapes, clait_setup, clait_teardown),
