@@ -6,7 +6,7 @@
 # (--devices 0,1 on POCL's two CPU devices, POCL_DEVICES="pthread pthread") and, when the build has MPI and
 # mpirun is installed, for `mpirun --oversubscribe -np 2` and `-np 4`; an MPI run resumed from its
 # checkpoint ends with the bytes of an uninterrupted one, and a rank without its device stops every rank
-# with the reason. Skipped without the data set, and in small mode (CLAI_TEST_SIZE=small: rusticl and
+# with the reason; --json reports the ranks. Skipped without the data set, and in small mode (CLAI_TEST_SIZE=small: rusticl and
 # Oclgrind, where 50 steps take minutes). Prints TAP.
 set -u
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; export ASAN_OPTIONS
@@ -79,12 +79,14 @@ fi
 mpi="mpirun --oversubscribe -np"
 ok=0
 run np2 $mpi 2 "$tool" train && close "$dir/one.loss" "$dir/np2.loss" &&
-  run np2b $mpi 2 "$tool" train && cmp -s "$dir/np2.loss" "$dir/np2b.loss" && cmp -s "$dir/np2.ckpt" "$dir/np2b.ckpt" &&
-  grep -q '^rank 1 (mpi)' "$dir/np2.out" && ok=1
+  run np2b $mpi 2 "$tool" train --json && cmp -s "$dir/np2.loss" "$dir/np2b.loss" && cmp -s "$dir/np2.ckpt" "$dir/np2b.ckpt" &&
+  grep -q "^rank 1 (mpi)" "$dir/np2.out" && grep -q "\"ranks\": 2," "$dir/np2b.out" && grep -q "\"parallel\": \"mpi\"" "$dir/np2b.out" && ok=1
 report 4 "mpirun -np 2: every step's loss within 1e-5 of one process; two runs, the same bits" "$ok"
 ok=0
-run np4 $mpi 4 "$tool" train && close "$dir/one.loss" "$dir/np4.loss" && ok=1
-report 5 "mpirun -np 4: every step's loss within 1e-5 of one process" "$ok"
+run np4 $mpi 4 "$tool" train && close "$dir/one.loss" "$dir/np4.loss" &&
+  run np4b $mpi 4 "$tool" train && cmp -s "$dir/np4.loss" "$dir/np4b.loss" && cmp -s "$dir/np4.ckpt" "$dir/np4b.ckpt" &&
+  grep -q '^rank 3 (mpi)' "$dir/np4.out" && ok=1
+report 5 "mpirun -np 4: every step's loss within 1e-5 of one process; two runs, the same bits" "$ok"
 
 # 6. Resume under MPI: 2 epochs of 10 steps straight == 1 epoch, then --resume to 2.
 ok=0
