@@ -189,10 +189,10 @@ static void test_index_pack(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_index_pack),
-      cmocka_unit_test(test_wrong_launches),
-      cmocka_unit_test(test_declaration_check),
-      cmocka_unit_test(test_every_kernel_table),
+      CLAIT_TIMED(test_index_pack),
+      CLAIT_TIMED(test_wrong_launches),
+      CLAIT_TIMED(test_declaration_check),
+      CLAIT_TIMED(test_every_kernel_table),
   };
   return clait_main("args", tests, sizeof tests / sizeof tests[0], 1);
 }

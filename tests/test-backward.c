@@ -169,7 +169,7 @@ static void bad_arguments(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(finite_differences),
+      CLAIT_TIMED(finite_differences),
       cmocka_unit_test_setup_teardown(device_vs_reference, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(views, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(bad_arguments, clait_setup, clait_teardown),

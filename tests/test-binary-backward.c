@@ -272,7 +272,7 @@ static void bad_arguments(void **state) {
 #define T(f) cmocka_unit_test_setup_teardown(f, clait_setup, clait_teardown)
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(finite_differences),
+      CLAIT_TIMED(finite_differences),
       T(device_vs_reference),
       T(ties_and_nans),
       T(views_and_repeat),

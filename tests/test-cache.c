@@ -566,16 +566,16 @@ int main(void) {
   }
   setenv("CLAI_CACHE_BINARIES", "1", 1); /* libclai's cache on every implementation (see the top) */
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_cold_then_warm),
-      cmocka_unit_test(test_lazy),
-      cmocka_unit_test(test_damaged_entries),
-      cmocka_unit_test(test_entry_fuzz),
-      cmocka_unit_test(test_unwritable_and_off),
-      cmocka_unit_test(test_directory_resolution),
-      cmocka_unit_test(test_build_error_log),
-      cmocka_unit_test(test_own_kernel_cache),
-      cmocka_unit_test(test_program_info),
-      cmocka_unit_test(test_first_launch_time),
+      CLAIT_TIMED(test_cold_then_warm),
+      CLAIT_TIMED(test_lazy),
+      CLAIT_TIMED(test_damaged_entries),
+      CLAIT_TIMED(test_entry_fuzz),
+      CLAIT_TIMED(test_unwritable_and_off),
+      CLAIT_TIMED(test_directory_resolution),
+      CLAIT_TIMED(test_build_error_log),
+      CLAIT_TIMED(test_own_kernel_cache),
+      CLAIT_TIMED(test_program_info),
+      CLAIT_TIMED(test_first_launch_time),
   };
   int rc = CLAIT_MAIN("cache", tests, 1);
   char cmd[1200];

@@ -379,13 +379,13 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--no-device-child") == 0) return no_device_child();
   if (argc > 1 && strcmp(argv[1], "--fallback-child") == 0) return fallback_child();
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_default_choice),
-      cmocka_unit_test(test_overrides),
-      cmocka_unit_test(test_override_errors),
-      cmocka_unit_test(test_no_device),
-      cmocka_unit_test(test_fallback),
-      cmocka_unit_test(test_ranking_rule),
-      cmocka_unit_test(test_ranking_pocl_rusticl),
+      CLAIT_TIMED(test_default_choice),
+      CLAIT_TIMED(test_overrides),
+      CLAIT_TIMED(test_override_errors),
+      CLAIT_TIMED(test_no_device),
+      CLAIT_TIMED(test_fallback),
+      CLAIT_TIMED(test_ranking_rule),
+      CLAIT_TIMED(test_ranking_pocl_rusticl),
   };
   return CLAIT_MAIN("device", tests, 1);
 }

@@ -1014,8 +1014,8 @@ static void test_errmsg_follows_calls(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_status_names),
-      cmocka_unit_test(test_null_context),
+      CLAIT_TIMED(test_status_names),
+      CLAIT_TIMED(test_null_context),
       cmocka_unit_test_setup_teardown(test_null_args, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_tensor_init_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_transfer_errors, clait_setup, clait_teardown),

@@ -584,8 +584,8 @@ int main(int argc, char **argv) {
   if (argc == 6 && strcmp(argv[1], "forge") == 0) return forge(argv[2], argv[3], argv[4], argv[5]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_checkpoint_fields, make_tmpdir),
-      cmocka_unit_test(test_checkpoint_fuzz),
-      cmocka_unit_test(test_idx_fuzz),
+      CLAIT_TIMED(test_checkpoint_fuzz),
+      CLAIT_TIMED(test_idx_fuzz),
       cmocka_unit_test_teardown(test_gz_fuzz, remove_tmpdir),
   };
   return CLAIT_MAIN("fmnist-files", tests, 1);

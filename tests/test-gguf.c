@@ -1214,9 +1214,9 @@ static int remove_tmpdir(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_values, make_tmpdir),
-      cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_load),
-      cmocka_unit_test(test_fuzz),
+      CLAIT_TIMED(test_errors),
+      CLAIT_TIMED(test_load),
+      CLAIT_TIMED(test_fuzz),
       cmocka_unit_test_teardown(test_real_model, remove_tmpdir),
   };
   /* No whole-program skip: the format checks and the fuzz need no device (test_load and the model's

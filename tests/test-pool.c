@@ -454,9 +454,9 @@ int main(void) {
       T(test_size_class_reuse),
       T(test_bytes_accounting),
       T(test_reuse_while_queued),
-      cmocka_unit_test(test_pool_limit),
+      CLAIT_TIMED(test_pool_limit),
       T(test_too_large),
-      cmocka_unit_test(test_context_free_releases_tensors),
+      CLAIT_TIMED(test_context_free_releases_tensors),
   };
   return CLAIT_MAIN("pool", tests, 1);
 }

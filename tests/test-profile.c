@@ -101,9 +101,9 @@ static void test_off_and_bad_args(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_counts),
-      cmocka_unit_test(test_free_with_pending),
-      cmocka_unit_test(test_off_and_bad_args),
+      CLAIT_TIMED(test_counts),
+      CLAIT_TIMED(test_free_with_pending),
+      CLAIT_TIMED(test_off_and_bad_args),
   };
   return CLAIT_MAIN("profile", tests, 1);
 }

@@ -707,7 +707,7 @@ static void test_gather_rows(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_dtype_queries),
+      CLAIT_TIMED(test_dtype_queries),
       cmocka_unit_test_setup_teardown(test_layout_rules, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_raw_roundtrip, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_dequant_copy, clait_setup, clait_teardown),

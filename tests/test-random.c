@@ -430,7 +430,7 @@ static void bad_arguments(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(philox_known_answers),
+      CLAIT_TIMED(philox_known_answers),
       cmocka_unit_test_setup_teardown(values_match_host, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(statistics, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(deterministic, clait_setup, clait_teardown),

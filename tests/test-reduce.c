@@ -295,6 +295,9 @@ static void test_row_shapes(void **state) {
   for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
     for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++)
       for (int d = 0; d < 2; d++) {
+        /* small mode: not 37 rows of 1000 or more (87% of the values; Oclgrind took 73 s for this case), which
+         * 37 shorter rows and 1 and 3 long ones cover: one long row is cut into chunks, three are not */
+        if (clait_small() && counts[ci] > 3 && lens[li] >= 1000) continue;
         clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
         clai_tensor *x = clait_upload_floats(ctx, dt, 2, (int64_t[]){counts[ci], lens[li]}, v);
         for (int op = 0; op < OP_COUNT; op++) {

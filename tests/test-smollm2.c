@@ -231,6 +231,6 @@ int main(void) {
     return 0;
   }
   clai_context_free(ctx);
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_reference_prompts)};
+  const struct CMUnitTest tests[] = {CLAIT_TIMED(test_reference_prompts)};
   return CLAIT_MAIN("smollm2", tests, 1);
 }

@@ -207,8 +207,8 @@ static void probe_child(int fd) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_cold_start),
-      cmocka_unit_test(test_cold_start_pocl_only),
+      CLAIT_TIMED(test_cold_start),
+      CLAIT_TIMED(test_cold_start_pocl_only),
   };
   char err[4096];
   int status = in_child(probe_child, err, sizeof err);

@@ -357,9 +357,9 @@ int main(void) {
   }
   clai_context_free(probe);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_parallel_own_contexts),
-      cmocka_unit_test(test_parallel_handed_contexts),
-      cmocka_unit_test(test_context_churn),
+      CLAIT_TIMED(test_parallel_own_contexts),
+      CLAIT_TIMED(test_parallel_handed_contexts),
+      CLAIT_TIMED(test_context_churn),
   };
   return CLAIT_MAIN("threads", tests, 1);
 }

@@ -956,21 +956,21 @@ static void test_smollm2_speed(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_split_contractions),
-      cmocka_unit_test(test_split_digits),
-      cmocka_unit_test(test_split_letters),
-      cmocka_unit_test(test_split_punctuation),
-      cmocka_unit_test(test_split_whitespace),
-      cmocka_unit_test(test_bpe_ranks),
-      cmocka_unit_test(test_special_tokens),
-      cmocka_unit_test(test_bad_input),
-      cmocka_unit_test(test_bad_vocabulary),
-      cmocka_unit_test(test_stream),
-      cmocka_unit_test(test_fuzz_round_trip),
-      cmocka_unit_test(test_gguf_loader),
-      cmocka_unit_test(test_smollm2_reference),
-      cmocka_unit_test(test_smollm2_round_trip),
-      cmocka_unit_test(test_smollm2_speed),
+      CLAIT_TIMED(test_split_contractions),
+      CLAIT_TIMED(test_split_digits),
+      CLAIT_TIMED(test_split_letters),
+      CLAIT_TIMED(test_split_punctuation),
+      CLAIT_TIMED(test_split_whitespace),
+      CLAIT_TIMED(test_bpe_ranks),
+      CLAIT_TIMED(test_special_tokens),
+      CLAIT_TIMED(test_bad_input),
+      CLAIT_TIMED(test_bad_vocabulary),
+      CLAIT_TIMED(test_stream),
+      CLAIT_TIMED(test_fuzz_round_trip),
+      CLAIT_TIMED(test_gguf_loader),
+      CLAIT_TIMED(test_smollm2_reference),
+      CLAIT_TIMED(test_smollm2_round_trip),
+      CLAIT_TIMED(test_smollm2_speed),
   };
   int rc = CLAIT_MAIN("tokenizer", tests, 0);
   llm_tokenizer_free(smollm2);

@@ -313,13 +313,13 @@ int main(void) {
   unsetenv("CLAI_GEMM");
   unsetenv("CLAI_GEMM_PARAMS"); /* the tests set it themselves */
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_defaults),
-      cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_bad_entries),
-      cmocka_unit_test(test_params_env),
-      cmocka_unit_test(test_tune_packed),
-      cmocka_unit_test(test_tune_gpu),
-      cmocka_unit_test(test_tune_generic),
+      CLAIT_TIMED(test_defaults),
+      CLAIT_TIMED(test_errors),
+      CLAIT_TIMED(test_bad_entries),
+      CLAIT_TIMED(test_params_env),
+      CLAIT_TIMED(test_tune_packed),
+      CLAIT_TIMED(test_tune_gpu),
+      CLAIT_TIMED(test_tune_generic),
   };
   return CLAIT_MAIN("tune", tests, 1);
 }

@@ -511,7 +511,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_conv_weight_issue10, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_every_op, clait_setup, clait_teardown),
-      cmocka_unit_test(test_matmul_families),
+      CLAIT_TIMED(test_matmul_families),
   };
   return CLAIT_MAIN("views", tests, 1);
 }

@@ -2,6 +2,9 @@
  *
  * - clait_main(): runs one cmocka group with TAP output; when no OpenCL device exists it prints
  *   "1..0 # SKIP" and exits 0 (automake's TAP driver counts cmocka 1.1.5's skip() as a failure).
+ *   CLAI_TEST_FILTER=PATTERN runs only the cases whose names match it (cmocka's filter: * and ? wildcards).
+ * - clait_setup()/clait_teardown(): each case's wall time, printed as a TAP comment before its result, so
+ *   that a slow implementation's log says which case the time went to.
  * - clait_ctx(): a context on the default device with the kernel cache in the build tree.
  * - Random data from a fixed-seed generator, f16 round trips, and comparison with explicit tolerances.
  * - clait_mutate(): random damage to a file's bytes, for fuzzing the readers. */
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -89,14 +93,34 @@ static inline void clait_expect_kernel(clai_context *ctx, const char *name, int 
 }
 
 /* cmocka setup/teardown that keep one context in *state for a whole group. */
+static inline double clait_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+static double clait_case_t0; /* when the running case's setup began */
 static inline int clait_setup(void **state) {
+  clait_case_t0 = clait_now();
   *state = clait_ctx();
   return *state == NULL ? -1 : 0;
 }
 static inline int clait_teardown(void **state) {
   clai_context_free(*state);
+  printf("# case took %.1f s\n", clait_now() - clait_case_t0);
   return 0;
 }
+/* The same timing for cases that make their own contexts. */
+static inline int clait_timed_setup(void **state) {
+  (void)state;
+  clait_case_t0 = clait_now();
+  return 0;
+}
+static inline int clait_timed_teardown(void **state) {
+  (void)state;
+  printf("# case took %.1f s\n", clait_now() - clait_case_t0);
+  return 0;
+}
+#define CLAIT_TIMED(f) cmocka_unit_test_setup_teardown(f, clait_timed_setup, clait_timed_teardown)
 
 /* Deterministic random numbers (xorshift64*), uniform in [lo, hi). */
 typedef struct clait_rng {
@@ -419,6 +443,8 @@ static inline int clait_main(const char *name, const struct CMUnitTest *tests, s
     }
     clai_context_free(ctx);
   }
+  const char *filter = getenv("CLAI_TEST_FILTER");
+  if (filter != NULL && *filter != '\0') cmocka_set_test_filter(filter);
   return _cmocka_run_group_tests(name, tests, n, NULL, NULL);
 }
 #define CLAIT_MAIN(name, tests, needs_device) clait_main(name, tests, sizeof(tests) / sizeof((tests)[0]), needs_device)
