@@ -279,3 +279,26 @@ inline void clai_wg_reduce2(__local float *red_a, __local float *red_b, const in
   *a = red_a[base];
   *b = red_b[base];
 }
+
+/* The float ops of clai_unary (op = the clai_unary_op value; alpha * x + beta past the named ones): shared by
+ * cl/elementwise.cl and the fused GLU of cl/quant.cl, so that both compute the same bits. */
+inline float clai_unary_f(const int op, const float x, const float alpha, const float beta) {
+  switch (op) {
+  case 0: return -x;
+  case 1: return fabs(x);
+  case 2: return exp(x);
+  case 3: return log(x);
+  case 4: return sqrt(x);
+  /* relu: x < 0 ? 0 : x, not fmax(x, 0), which maps NaN to 0 (a NaN must not vanish behind a ReLU; PyTorch
+   * propagates it too, issue 10) */
+  case 5: return x < 0.0f ? 0.0f : x;
+  /* GELU (tanh form) as x * sigmoid(2u), the same function since 0.5(1 + tanh(u)) = 1 / (1 + exp(-2u)):
+   * 1 + tanh(u) cancels for negative x and left an error of about |x| * 2^-24 in the tail (GELU(-100)
+   * came out as -3e-6 instead of -0). */
+  case 6: return x / (1.0f + exp(-1.5957691216057308f * (x + 0.044715f * x * x * x)));
+  case 7: return x / (1.0f + exp(-x));
+  case 8: return 1.0f / (1.0f + exp(-x));
+  case 9: return tanh(x);
+  default: return alpha * x + beta;
+  }
+}

@@ -354,3 +354,72 @@ inline void clai_q_scales8(__global const uchar *q, const long blk, const int fm
 CLAI_QGEMV(q8_0, CLAI_Q8_0)
 CLAI_QGEMV(q4_0, CLAI_Q4_0)
 CLAI_QGEMV(q4_1, CLAI_Q4_1)
+
+/* clai_qgemvp_<fmt>: the decode product of clai_qgemv8 with an f32 A that the work-group transforms in local
+ * memory first - the prologue of clai_matmul_pro, the ops a language model runs between two products, so
+ * that they cost no launch of their own. pf bits, applied in this order: 1 GLU (x's row holds 2K values:
+ * value k is clai_unary_f(glu_op, x[k]) * x[K + k], as clai_glu computes it), 2 RMS normalisation
+ * (value * rstd * g[k], rstd = 1 / sqrt(sum of squares / K + eps), as clai_rmsnorm; the sum is taken per
+ * block of 32 and then over the blocks in order, the same in every work-item), 4 rounding to Q8_0 blocks
+ * (d = max|v| / 127 rounded to half, q = round(v / d): the bits clai_copy into Q8_0 gives, dequantized as
+ * clai_qgemv8 dequantizes). Phase 1 computes the values and the blocks' sums of squares, phase 2 normalises
+ * and rounds each block in place; a work-item takes whole blocks in both. A's K stride is 1; M * K <= QSTAGE. */
+#define CLAI_QGEMVP(SFX, FMT)                                                                                   \
+  __kernel void clai_qgemvp_##SFX(CLAI_QGEMV_ARGS(float), __global const uchar *g, const long goff,            \
+                                  const long gs, const int ghalf, const float eps, const int pf,               \
+                                  const int glu_op) {                                                          \
+    __local float xs[QSTAGE];                                                                                   \
+    __local float ssq[QSTAGE / 32];                                                                             \
+    const int n = (int)get_global_id(0);                                                                        \
+    const long b = (long)get_global_id(1);                                                                      \
+    const int live = b < CLAI_IX_NUMEL(ix);                                                                     \
+    long oc = 0, ox = 0, ow = 0;                                                                                \
+    if (live) CLAI_OFFSETS(ix, b, &oc, &ox, &ow);                                                               \
+    const int nb = K / 32, rows = M < QROWS ? M : QROWS, L = (int)get_local_size(0);                           \
+    for (int t = (int)get_local_id(0); live && t < rows * nb; t += L) {                                        \
+      const int r = t / nb, j = t - r * nb;                                                                     \
+      __global const float *xr = x + ox + r * sxm + j * 32;                                                     \
+      __local float *v = xs + r * K + j * 32;                                                                   \
+      float s = 0.0f;                                                                                           \
+      for (int i = 0; i < 32; i++) {                                                                            \
+        const float y = (pf & 1) ? clai_unary_f(glu_op, xr[i], 1.0f, 0.0f) * xr[K + i] : xr[i];               \
+        v[i] = y;                                                                                               \
+        s = CLAI_FMA(y, y, s);                                                                                  \
+      }                                                                                                         \
+      ssq[t] = s;                                                                                               \
+    }                                                                                                           \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                               \
+    for (int t = (int)get_local_id(0); live && (pf & 6) && t < rows * nb; t += L) {                           \
+      const int r = t / nb, j = t - r * nb;                                                                     \
+      __local float *v = xs + r * K + j * 32;                                                                   \
+      if (pf & 2) {                                                                                             \
+        float s = 0.0f;                                                                                         \
+        for (int q = 0; q < nb; q++) s += ssq[r * nb + q];                                                      \
+        const float rstd = 1.0f / sqrt(s / (float)K + eps);                                                     \
+        for (int i = 0; i < 32; i++) {                                                                          \
+          const long gi = goff + (long)(j * 32 + i) * gs;                                                       \
+          v[i] = v[i] * rstd * (ghalf ? vload_half(gi, (__global const half *)g) : ((__global const float *)g)[gi]); \
+        }                                                                                                       \
+      }                                                                                                         \
+      if (pf & 4) {                                                                                             \
+        float amax = 0.0f;                                                                                      \
+        for (int i = 0; i < 32; i++) amax = fmax(amax, fabs(v[i]));                                             \
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;                                        \
+        ushort dbits;                                                                                           \
+        vstore_half(d, 0, (__private half *)&dbits);                                                            \
+        const float dq = vload_half(0, (__private const half *)&dbits);                                        \
+        for (int i = 0; i < 32; i++) v[i] = (float)convert_char_sat(round(v[i] * id)) * dq;                   \
+      }                                                                                                         \
+    }                                                                                                           \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                               \
+    if (!live || n >= N) return;                                                                                \
+    const long wrow = (ow + (long)n * swn) / 32;                                                                \
+    __local const float *x0 = xs, *x1 = xs + (M > 1 ? K : 0), *x2 = xs + (M > 2 ? 2 * K : 0),                  \
+                        *x3 = xs + (M > 3 ? 3 * K : 0);                                                         \
+    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;             \
+    CLAI_QGEMV_SPAN(FMT, 0, nb, 0)                                                                              \
+    CLAI_QGEMV_STORE                                                                                            \
+  }
+CLAI_QGEMVP(q8_0, CLAI_Q8_0)
+CLAI_QGEMVP(q4_0, CLAI_Q4_0)
+CLAI_QGEMVP(q4_1, CLAI_Q4_1)

@@ -492,6 +492,39 @@ CLAI_API clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const cla
                                     const clai_tensor *b, int trans_b, float alpha, float beta,
                                     const clai_matmul_epilogue *ep);
 
+/* What clai_matmul_pro does to A's rows before the product. All zero: nothing. The steps, in this order: */
+typedef struct clai_matmul_prologue {
+  /* GLU (nonzero glu): A's last dim is 2K and each row becomes glu_op(a[:K]) * a[K:], as clai_glu computes
+   * it (CLAI_SILU: SwiGLU, CLAI_GELU: GeGLU). */
+  int glu;
+  clai_unary_op glu_op;
+  /* RMS normalisation (non-NULL rms_weight, f32 or f16, 1-D of K values, any stride): each row x becomes
+   * x * w / sqrt(mean(x^2) + rms_eps), as clai_rmsnorm; rms_eps >= 0 and finite. */
+  const clai_tensor *rms_weight;
+  float rms_eps;
+  /* Rounding: CLAI_DTYPE_F32 (0) keeps the values; CLAI_DTYPE_Q8_0 rounds them to Q8_0 blocks of 32 along
+   * K, as clai_copy into a Q8_0 tensor (K a multiple of 32): the activations llama.cpp's CPU backend
+   * multiplies quantized weights with. */
+  clai_dtype round;
+} clai_matmul_prologue;
+
+/* C = act(alpha * P(A) * op(B) + beta * C + bias): clai_matmul_ex with A's rows first transformed by the
+ * prologue pro (NULL: none) - the ops a transformer runs between two products (the feed-forward's SwiGLU, the
+ * next block's RMSNorm, llama.cpp's activation rounding). A is f32 or f16, [..., M, K] ([..., M, 2K] with a
+ * GLU), not transposed, and must not overlap C. With a quantized B (trans_b = 1), M <= 4, an f32 A whose
+ * last dim has stride 1, M * K <= 4096 and K a multiple of 32 (a language model's decode step) it is one
+ * kernel: the work-group computes P(A) in local memory and then the product, so the prologue costs no
+ * launch and no memory traffic. Otherwise P(A) goes through a temporary (clai_glu, clai_rmsnorm, clai_copy
+ * into Q8_0, then clai_matmul_ex). Both give the same result to float rounding (the fused kernel adds the
+ * sum of squares in another order than clai_rmsnorm, and its exp may differ from clai_glu's in the last
+ * bit, so after rounding to Q8_0 a value may land on the neighbouring quant); the rounding alone gives the
+ * bits of clai_copy and clai_matmul_ex. Errors as clai_matmul_ex, and CLAI_E_SHAPE / CLAI_E_DTYPE /
+ * CLAI_E_INVALID_ARG naming the prologue's field (an odd GLU width, a weight of the wrong size, a negative
+ * eps, a rounding dtype other than f32 and Q8_0); CLAI_E_UNSUPPORTED for a quantized A. */
+CLAI_API clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
+                                     int trans_b, float alpha, float beta, const clai_matmul_prologue *pro,
+                                     const clai_matmul_epilogue *ep);
+
 /* Describes, as text in buf (at most cap bytes, NUL-terminated), the kernel family and parameters that
  * clai_matmul would run for these operands (for benchmarks and reports), after the same argument checks:
  * e.g. "packed rm=6 vw=16 cn=2 kb=256 uk=4 local=2x8" (a tile of rm rows and cn vectors of vw floats),

@@ -1,5 +1,6 @@
 /* op-matmul.c - clai_matmul: argument checks, batch broadcasting and the launch of cl/matmul.cl. */
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 
 #include "internal.h"
@@ -526,6 +527,122 @@ clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor 
 clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a, const clai_tensor *b,
                         int trans_b, float alpha, float beta) {
   return clai_matmul_ex(ctx, c, a, trans_a, b, trans_b, alpha, beta, NULL);
+}
+
+/* clai_matmul_pro's prologue through a temporary: f16 widened, then clai_glu, clai_rmsnorm and the rounding
+ * copy, each into a tensor of its own, and the plain product. */
+static clai_status pro_unfused(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
+                               int trans_b, float alpha, float beta, const clai_matmul_prologue *pro,
+                               const clai_matmul_epilogue *ep, int64_t K) {
+  clai_tensor *tmp[4] = {NULL, NULL, NULL, NULL};
+  const clai_tensor *cur = a;
+  int64_t shape[CLAI_MAX_DIMS];
+  memcpy(shape, a->shape, sizeof shape);
+  shape[a->ndim - 1] = K;
+  clai_status st = CLAI_OK;
+  if (a->dtype != CLAI_DTYPE_F32) {
+    st = clai_tensor_init(ctx, &tmp[0], CLAI_DTYPE_F32, a->ndim, a->shape);
+    if (st == CLAI_OK) st = clai__copy(ctx, tmp[0], a, "clai_matmul_pro");
+    cur = tmp[0];
+  }
+  if (st == CLAI_OK && pro->glu) {
+    st = clai_tensor_init(ctx, &tmp[1], CLAI_DTYPE_F32, a->ndim, shape);
+    if (st == CLAI_OK) st = clai_glu(ctx, pro->glu_op, tmp[1], cur);
+    cur = tmp[1];
+  }
+  if (st == CLAI_OK && pro->rms_weight != NULL) {
+    st = clai_tensor_init(ctx, &tmp[2], CLAI_DTYPE_F32, a->ndim, shape);
+    if (st == CLAI_OK) st = clai_rmsnorm(ctx, tmp[2], cur, pro->rms_weight, pro->rms_eps, NULL);
+    cur = tmp[2];
+  }
+  if (st == CLAI_OK && pro->round == CLAI_DTYPE_Q8_0) {
+    st = clai_tensor_init(ctx, &tmp[3], CLAI_DTYPE_Q8_0, a->ndim, shape);
+    if (st == CLAI_OK) st = clai_copy(ctx, tmp[3], cur);
+    cur = tmp[3];
+  }
+  if (st == CLAI_OK) st = clai_matmul_ex(ctx, c, cur, 0, b, trans_b, alpha, beta, ep);
+  for (int i = 0; i < 4; i++) clai_tensor_free(tmp[i]); /* the in-order queue runs any reuse after the product */
+  return st;
+}
+
+clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
+                            int trans_b, float alpha, float beta, const clai_matmul_prologue *pro,
+                            const clai_matmul_epilogue *ep) {
+  const char *fn = "clai_matmul_pro";
+  if (ctx == NULL) return CLAI_E_INVALID_ARG;
+  if (pro == NULL) return clai_matmul_ex(ctx, c, a, 0, b, trans_b, alpha, beta, ep);
+  clai_status s = clai__check_out(ctx, c, fn, "c");
+  if (s == CLAI_OK) s = clai__check_tensor_any(ctx, a, fn, "a");
+  if (s == CLAI_OK) s = clai__check_tensor_any(ctx, b, fn, "b");
+  if (s == CLAI_OK && pro->rms_weight != NULL) s = clai__check_tensor(ctx, pro->rms_weight, fn, "pro->rms_weight");
+  if (s != CLAI_OK) return s;
+  char x[160];
+  if (a->dtype != CLAI_DTYPE_F32 && a->dtype != CLAI_DTYPE_F16)
+    return clai__error(ctx, a->dtype == CLAI_DTYPE_I32 ? CLAI_E_DTYPE : CLAI_E_UNSUPPORTED,
+                       "%s: a must be f32 or f16 (its rows go through the prologue), not %s", fn,
+                       clai_dtype_name(a->dtype));
+  if (a->ndim < 2)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: a needs at least 2 dims, is %s", fn,
+                       clai__shape_str(a->ndim, a->shape, x, sizeof x));
+  if (pro->glu && ((int)pro->glu_op < 0 || (int)pro->glu_op > CLAI_TANH))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: pro->glu_op %d is not a clai_unary_op", fn, (int)pro->glu_op);
+  const int64_t W = a->shape[a->ndim - 1], K = pro->glu ? W / 2 : W;
+  if (pro->glu && W % 2 != 0)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: pro->glu needs a's last dim even (gate and up halves), a is %s", fn,
+                       clai__shape_str(a->ndim, a->shape, x, sizeof x));
+  const clai_tensor *w = pro->rms_weight;
+  if (w != NULL) {
+    if (w->dtype != CLAI_DTYPE_F32 && w->dtype != CLAI_DTYPE_F16)
+      return clai__error(ctx, CLAI_E_DTYPE, "%s: pro->rms_weight must be f32 or f16, not %s", fn,
+                         clai_dtype_name(w->dtype));
+    if (w->ndim != 1 || w->shape[0] != K)
+      return clai__error(ctx, CLAI_E_SHAPE, "%s: pro->rms_weight must be [%lld] (one value per column of the "
+                         "normalised rows), is %s", fn, (long long)K, clai__shape_str(w->ndim, w->shape, x, sizeof x));
+    if (!(pro->rms_eps >= 0.0f) || isinf(pro->rms_eps))
+      return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: pro->rms_eps must be >= 0 and finite, is %g", fn,
+                         (double)pro->rms_eps);
+  }
+  if (pro->round != CLAI_DTYPE_F32 && pro->round != CLAI_DTYPE_Q8_0)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: pro->round must be CLAI_DTYPE_F32 (none) or CLAI_DTYPE_Q8_0, "
+                       "not %s", fn, clai_dtype_name(pro->round));
+  if (pro->round == CLAI_DTYPE_Q8_0 && K % 32 != 0)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: rounding to q8_0 needs K a multiple of 32, K is %lld", fn, (long long)K);
+  if (clai__tensors_overlap(c, a)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: c overlaps a in memory", fn);
+  if (w != NULL && clai__tensors_overlap(c, w))
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: c overlaps pro->rms_weight in memory", fn);
+  /* a's first K columns are the product's A (with a GLU, the kernel reads the second half K further on) */
+  clai_tensor ah = *a;
+  ah.shape[a->ndim - 1] = K;
+  gemm_plan p;
+  const int M = (int)(a->shape[a->ndim - 2] < INT_MAX ? a->shape[a->ndim - 2] : INT_MAX);
+  const int fused = clai_dtype_block(b->dtype) > 1 && trans_b && a->dtype == CLAI_DTYPE_F32 && K > 0 && K % 32 == 0 &&
+                    M <= CLAI__QGEMV_MAX_M && (int64_t)M * K <= CLAI__QGEMV8_STAGE &&
+                    (a->strides[a->ndim - 1] == 1 || W == 1);
+  if (!fused) return pro_unfused(ctx, c, a, b, trans_b, alpha, beta, pro, ep, K);
+  s = plan(ctx, fn, c, &ah, 0, b, trans_b, ep, &p);
+  if (s != CLAI_OK) return s;
+  if (p.M == 0 || p.N == 0 || p.ix.numel == 0) return CLAI_OK; /* C is empty */
+  static const int gemv[3] = {CLAI__K_QGEMV_Q8_0, CLAI__K_QGEMV_Q4_0, CLAI__K_QGEMV_Q4_1};
+  static const int gemvp[3] = {CLAI__K_QGEMVP_Q8_0, CLAI__K_QGEMVP_Q4_0, CLAI__K_QGEMVP_Q4_1};
+  if (!p.quant || p.kernel != gemv[p.quant - CLAI_DTYPE_Q8_0])
+    return pro_unfused(ctx, c, a, b, trans_b, alpha, beta, pro, ep, K);
+  const int kernel = gemvp[p.quant - CLAI_DTYPE_Q8_0];
+  const cl_int m = (cl_int)p.M, n = (cl_int)p.N, k = (cl_int)p.K, bk = (p.flags >> 4) & 3,
+               chalf = (p.flags >> 8) & 1, act = p.flags >> 12;
+  const cl_long sam = p.sam, sbn = p.sbn, scm = p.scm, scn = p.scn;
+  const cl_float al = alpha, be = beta, eps = pro->rms_eps;
+  const cl_long goff = w != NULL ? w->offset : 0, gs = w != NULL ? w->strides[0] : 0;
+  const cl_int ghalf = w != NULL && w->dtype == CLAI_DTYPE_F16,
+               pf = (pro->glu ? 1 : 0) | (w != NULL ? 2 : 0) | (pro->round == CLAI_DTYPE_Q8_0 ? 4 : 0),
+               gop = (cl_int)pro->glu_op;
+  const cl_mem gmem = w != NULL ? w->buf->mem : c->buf->mem; /* any buffer where there is no weight */
+  size_t global[2] = {(size_t)p.N, (size_t)p.ix.numel};
+  return clai__launch(ctx, kernel, global, 27, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem),
+                      CLAI__IDX(p.ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(sam), CLAI__ARG(sbn),
+                      CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p.bias),
+                      CLAI__ARG(p.boff), CLAI__ARG(p.bsm), CLAI__ARG(p.bsn), CLAI__ARG(bk), CLAI__ARG(chalf),
+                      CLAI__ARG(act), CLAI__ARG(gmem), CLAI__ARG(goff), CLAI__ARG(gs),
+                      CLAI__ARG(ghalf), CLAI__ARG(eps), CLAI__ARG(pf), CLAI__ARG(gop));
 }
 
 clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const clai_tensor *a, int trans_a,

@@ -588,6 +588,212 @@ static void test_matmul_q8_activations(void **state) {
       }
 }
 
+/* clai_matmul_pro: A's rows through a GLU, an RMS normalisation and rounding to Q8_0, then times a quantized
+ * weight. The fused kernel (M <= 4, M * K <= 4096) against the same steps done by the separate ops on the
+ * device (clai_glu, clai_rmsnorm, clai_copy into Q8_0, clai_matmul): the same bits for the rounding alone;
+ * without rounding both within float rounding of a double reference of the whole prologue; with rounding after
+ * a GLU or a normalisation, values one float rounding apart may round to neighbouring quants, so the two
+ * routes agree within one quant step per block (and the separate route's rounded activations, read back, are
+ * the double reference of its own result). M = 5 and M * K above 4096 take the separate route inside clai_matmul_pro. A rows are a view
+ * (offset, padded rows) of a batch of 2; the RMS weight f32 with stride 2, or f16. */
+static void test_matmul_prologue(void **state) {
+  clai_context *ctx = clait_profiled_ctx();
+  (void)state;
+  clait_rng r = {0x9e11};
+  static const int64_t NK[][2] = {{33, 64}, {19, 576}, {7, 1536}};
+  const int small = clait_small();
+  int variant = 0;
+  for (size_t f = 0; f < 3; f++)
+    for (int64_t M = 1; M <= 5; M++)
+      for (size_t s = 0; s < 3; s++)
+        for (int pf = 1; pf < 8; pf++, variant++) {
+          const int glu = pf & 1, rms = (pf & 2) != 0, rnd = (pf & 4) != 0;
+          if (small ? variant % 11 != 0 : variant % 3 != 0) continue; /* a third of the combinations (small: 1/11) */
+          const int64_t N = NK[s][0], K = NK[s][1], B = 2, W = glu ? 2 * K : K, Wp = W + 32;
+          const int fused = M <= 4 && M * K <= 4096;
+          double *wref = NULL;
+          const int64_t wsh[2] = {N, K};
+          clai_tensor *w = qtensor(ctx, &r, fmts[f], 2, wsh, NULL, &wref);
+          /* A: rows 1..M of [B, M + 1, W + 32], from column 0 */
+          const size_t na = (size_t)(B * (M + 1) * Wp);
+          float *av = malloc(na * 4), *gv = malloc((size_t)(2 * K) * 4);
+          float *got = malloc((size_t)(B * M * N) * 4), *want = malloc((size_t)(B * M * N) * 4);
+          assert_true(av && gv && got && want);
+          clait_fill(&r, av, na, -2.0f, 2.0f);
+          clait_fill(&r, gv, (size_t)(2 * K), 0.5f, 1.5f);
+          const int ghalf = variant % 2;
+          if (ghalf) clait_round_f16(gv, (size_t)(2 * K));
+          const int64_t ash[3] = {B, M + 1, Wp}, vsh[3] = {B, M, W}, vst[3] = {(M + 1) * Wp, Wp, 1};
+          clai_tensor *abase = clait_upload_floats(ctx, CLAI_DTYPE_F32, 3, ash, av), *a = NULL;
+          CLAIT_OK(ctx, clai_tensor_view(abase, &a, 3, vsh, vst, Wp));
+          /* the weight: every other value of [2K] (f32), or [K] f16 */
+          clai_tensor *gbase = NULL, *g = NULL;
+          if (ghalf) {
+            const int64_t gs[1] = {K};
+            g = clait_upload_floats(ctx, CLAI_DTYPE_F16, 1, gs, gv);
+          } else {
+            const int64_t gs[1] = {2 * K}, gvs[1] = {K}, gst[1] = {2};
+            gbase = clait_upload_floats(ctx, CLAI_DTYPE_F32, 1, gs, gv);
+            CLAIT_OK(ctx, clai_tensor_view(gbase, &g, 1, gvs, gst, 0));
+          }
+          clai_matmul_prologue pro;
+          memset(&pro, 0, sizeof pro);
+          pro.glu = glu;
+          pro.glu_op = variant % 4 == 1 ? CLAI_GELU : CLAI_SILU;
+          pro.rms_weight = rms ? g : NULL;
+          pro.rms_eps = 1e-5f;
+          pro.round = rnd ? CLAI_DTYPE_Q8_0 : CLAI_DTYPE_F32;
+          const int64_t csh[3] = {B, M, N}, ksh[3] = {B, M, K};
+          clai_tensor *c = clait_tensor(ctx, CLAI_DTYPE_F32, 3, csh);
+          clai_profile_reset(ctx);
+          CLAIT_OK(ctx, clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
+          char kname[32];
+          snprintf(kname, sizeof kname, "clai_qgemvp_%s", clai_dtype_name(fmts[f]));
+          clait_expect_kernel(ctx, kname, fused);
+          clait_read_floats(ctx, c, got);
+          /* the separate ops */
+          clai_tensor *t1 = clait_tensor(ctx, CLAI_DTYPE_F32, 3, ksh), *t2 = clait_tensor(ctx, CLAI_DTYPE_F32, 3, ksh);
+          clai_tensor *tq = clait_tensor(ctx, CLAI_DTYPE_Q8_0, 3, ksh);
+          const clai_tensor *cur = a;
+          if (glu) {
+            CLAIT_OK(ctx, clai_glu(ctx, pro.glu_op, t1, cur));
+            cur = t1;
+          }
+          if (rms) {
+            CLAIT_OK(ctx, clai_rmsnorm(ctx, t2, cur, g, pro.rms_eps, NULL));
+            cur = t2;
+          }
+          if (rnd) {
+            CLAIT_OK(ctx, clai_copy(ctx, tq, cur));
+            cur = tq;
+          }
+          CLAIT_OK(ctx, clai_matmul(ctx, c, cur, 0, w, 1, 1.0f, 0.0f));
+          clait_read_floats(ctx, c, want);
+          /* the activations the separate route multiplied, in double */
+          double *act = malloc((size_t)(B * M * K) * sizeof *act);
+          assert_non_null(act);
+          if (rnd) {
+            const size_t nb = (size_t)(B * M * K / 32);
+            uint8_t *qb = malloc(nb * 34);
+            assert_non_null(qb);
+            CLAIT_OK(ctx, clai_tensor_read(tq, qb, nb * 34));
+            for (size_t i = 0; i < nb; i++) ref_block(CLAI_DTYPE_Q8_0, qb + i * 34, act + i * 32);
+            free(qb);
+          } else { /* the prologue in double */
+            for (int64_t row = 0; row < B * M; row++) {
+              const float *x = av + (row / M * (M + 1) + row % M + 1) * Wp;
+              double *v = act + row * K, ss = 0;
+              for (int64_t k = 0; k < K; k++) {
+                v[k] = glu ? clait_ref_unary((clai_unary_op)pro.glu_op, x[k]) * x[K + k] : x[k];
+                ss += v[k] * v[k];
+              }
+              const double rstd = 1.0 / sqrt(ss / (double)K + 1e-5);
+              if (rms)
+                for (int64_t k = 0; k < K; k++) v[k] = v[k] * rstd * gv[ghalf ? k : 2 * k];
+            }
+          }
+          for (int64_t i = 0; i < B * M * N; i++) {
+            const int64_t row = i / N, n = i % N;
+            double sum = 0, mag = 0, step = 0;
+            for (int64_t k = 0; k < K; k++) {
+              const double t = act[row * K + k] * wref[n * K + k];
+              sum += t;
+              mag += fabs(t);
+            }
+            if (rnd) /* one quant step per block, times the block's largest weight */
+              for (int64_t k0 = 0; k0 < K; k0 += 32) {
+                double amax = 0, wmax = 0;
+                for (int64_t k = k0; k < k0 + 32; k++) {
+                  amax = fmax(amax, fabs(act[row * K + k]));
+                  wmax = fmax(wmax, fabs(wref[n * K + k]));
+                }
+                step += amax / 127.0 * wmax;
+              }
+            const double tol = 3e-6 * (mag + 1.0) * sqrt((double)K);
+            const char *fmt = clai_dtype_name(fmts[f]);
+            if (pf == 4 && memcmp(&got[i], &want[i], 4) != 0)
+              fail_msg("%s M=%lld K=%lld pf=%d: C[%lld][%lld] = %.9g fused, %.9g from the separate ops", fmt,
+                       (long long)M, (long long)K, pf, (long long)row, (long long)n, got[i], want[i]);
+            if (!(fabs(want[i] - sum) <= tol))
+              fail_msg("%s M=%lld K=%lld pf=%d: separate ops C[%lld][%lld] = %.9g, expected %.9g", fmt, (long long)M,
+                       (long long)K, pf, (long long)row, (long long)n, want[i], sum);
+            if (!rnd && !(fabs(got[i] - sum) <= tol))
+              fail_msg("%s M=%lld K=%lld pf=%d: fused C[%lld][%lld] = %.9g, expected %.9g", fmt, (long long)M,
+                       (long long)K, pf, (long long)row, (long long)n, got[i], sum);
+            if (!(fabs(got[i] - want[i]) <= tol + step))
+              fail_msg("%s M=%lld K=%lld pf=%d: C[%lld][%lld] = %.9g fused, %.9g from the separate ops (allowed %.3g)",
+                       fmt, (long long)M, (long long)K, pf, (long long)row, (long long)n, got[i], want[i], tol + step);
+          }
+          free(act);
+          clai_tensor_free(tq);
+          clai_tensor_free(t2);
+          clai_tensor_free(t1);
+          clai_tensor_free(c);
+          clai_tensor_free(g);
+          clai_tensor_free(gbase);
+          clai_tensor_free(a);
+          clai_tensor_free(abase);
+          clai_tensor_free(w);
+          free(av), free(gv), free(got), free(want), free(wref);
+        }
+  clai_context_free(ctx);
+}
+
+/* clai_matmul_pro's argument checks: each names the field, and the context stays usable. */
+static void test_matmul_prologue_errors(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0x9e12};
+  const int64_t wsh[2] = {8, 64}, ash[2] = {2, 64}, a2sh[2] = {2, 128}, odd[2] = {2, 63}, csh[2] = {2, 8},
+                gsh[1] = {64}, g2sh[1] = {32}, f40[2] = {2, 40}, b40[2] = {40, 8};
+  clai_tensor *w = qtensor(ctx, &r, CLAI_DTYPE_Q4_1, 2, wsh, NULL, NULL);
+  clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 2, ash), *a2 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, a2sh);
+  clai_tensor *ao = clait_tensor(ctx, CLAI_DTYPE_F32, 2, odd), *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, csh);
+  clai_tensor *g = clait_tensor(ctx, CLAI_DTYPE_F32, 1, gsh), *g2 = clait_tensor(ctx, CLAI_DTYPE_F32, 1, g2sh);
+  clai_tensor *gi = clait_tensor(ctx, CLAI_DTYPE_I32, 1, gsh), *aq = clait_tensor(ctx, CLAI_DTYPE_Q8_0, 2, ash);
+  clai_tensor *a40 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, f40), *b40t = clait_tensor(ctx, CLAI_DTYPE_F32, 2, b40);
+  CLAIT_OK(ctx, clai_fill(ctx, a, 0.5));
+  CLAIT_OK(ctx, clai_fill(ctx, a2, 0.5));
+  CLAIT_OK(ctx, clai_fill(ctx, g, 1.0));
+  clai_matmul_prologue pro;
+  memset(&pro, 0, sizeof pro);
+  pro.glu = 1, pro.glu_op = CLAI_SILU;
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "pro->glu", clai_matmul_pro(ctx, c, ao, w, 1, 1.0f, 0.0f, &pro, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "[.., M, K]", clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
+  pro.glu_op = (clai_unary_op)99;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "pro->glu_op", clai_matmul_pro(ctx, c, a2, w, 1, 1.0f, 0.0f, &pro, NULL));
+  memset(&pro, 0, sizeof pro);
+  pro.rms_weight = g2;
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "pro->rms_weight", clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
+  pro.rms_weight = gi;
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "pro->rms_weight", clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
+  pro.rms_weight = g, pro.rms_eps = -1.0f;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "pro->rms_eps", clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
+  pro.rms_eps = INFINITY;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "pro->rms_eps", clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
+  memset(&pro, 0, sizeof pro);
+  pro.round = CLAI_DTYPE_Q4_0;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "pro->round", clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
+  pro.round = CLAI_DTYPE_Q8_0;
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "multiple of 32", clai_matmul_pro(ctx, c, a40, b40t, 0, 1.0f, 0.0f, &pro, NULL));
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "f32 or f16", clai_matmul_pro(ctx, c, aq, w, 1, 1.0f, 0.0f, &pro, NULL));
+  /* c inside a */
+  clai_tensor *cv = NULL;
+  CLAIT_OK(ctx, clai_tensor_view(a2, &cv, 2, csh, (const int64_t[]){128, 1}, 0));
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps", clai_matmul_pro(ctx, cv, a2, w, 1, 1.0f, 0.0f, &pro, NULL));
+  /* still usable: the fused rounding gives the bits of a rounding copy and the product */
+  float got[16], want[16];
+  CLAIT_OK(ctx, clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
+  clait_read_floats(ctx, c, got);
+  CLAIT_OK(ctx, clai_copy(ctx, aq, a));
+  CLAIT_OK(ctx, clai_matmul(ctx, c, aq, 0, w, 1, 1.0f, 0.0f));
+  clait_read_floats(ctx, c, want);
+  assert_memory_equal(got, want, sizeof got);
+  clai_tensor_free(cv);
+  clai_tensor_free(b40t), clai_tensor_free(a40), clai_tensor_free(aq), clai_tensor_free(gi), clai_tensor_free(g2);
+  clai_tensor_free(g), clai_tensor_free(c), clai_tensor_free(ao), clai_tensor_free(a2), clai_tensor_free(a);
+  clai_tensor_free(w);
+}
+
 /* C written into a column slice of a wider, sentinel-filled buffer: nothing outside it changes. */
 static void test_matmul_into_view(void **state) {
   clai_context *ctx = *state;
@@ -718,6 +924,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_matmul_variants, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_q8_activations, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_into_view, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_matmul_prologue, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_matmul_prologue_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_gather_rows, clait_setup, clait_teardown),
   };

@@ -1,19 +1,21 @@
 /* model.c - the Llama forward pass on libclai's public API (see model.h).
  *
  * Per block, for n tokens at positions p0 .. p0 + n - 1 (x is the [n, d] residual stream, f32):
- *   h = rmsnorm(x) * attn_norm;  qkv = h [Wq; Wk; Wv]^T           (one product: the three weights are loaded
+ *   qkv = rmsnorm(x; attn_norm) [Wq; Wk; Wv]^T                    (one product: the three weights are loaded
  *                                                                 into row ranges of one tensor)
  *   q, k = rope(q, k) in place (one launch);  cache[p0 ..] = [k v]  (one copy)
  *   a = attention(q, K cache[0 .. p0 + n), V cache[...], causal)  (grouped heads: head h reads kv head
  *                                                                  h / (n_head / n_head_kv))
  *   x += a Wo^T                                                    (beta = 1: the residual add is free)
- *   h = rmsnorm(x) * ffn_norm;  gu = h [Wgate; Wup]^T;  g = silu(gate) * up (clai_glu);  x += g Wdown^T
- * then logits = rmsnorm(x) * output_norm Wout^T for the positions asked for. RoPE rotates adjacent pairs
- * (x[2i], x[2i+1]) with base rope.freq_base, as llama.cpp does for GGUF llama models (their Q and K weights
+ *   gu = rmsnorm(x; ffn_norm) [Wgate; Wup]^T;  x += (silu(gate) * up) Wdown^T
+ * The RMSNorms and the SwiGLU are the prologues of the products that read them (clai_matmul_pro): for a
+ * decode step a block is seven launches. Then logits = rmsnorm(x; output_norm) Wout^T for the positions asked
+ * for. RoPE rotates adjacent pairs (x[2i], x[2i+1]) with base rope.freq_base, as llama.cpp does for GGUF llama models (their Q and K weights
  * are stored permuted for that pairing). A block's cache is position-major, [n_ctx, 2 * n_head_kv * head_dim]
  * with a position's keys then its values, so the rows of n new positions are one dense slice that one copy
  * fills, and the attention reads keys and values as strided views of it. In llama.cpp's scheme (the default)
- * every product with quantized weights sees its activations rounded to Q8_0 (act_in), and the cache is f16. */
+ * every product with quantized weights sees its activations rounded to Q8_0 (the prologues' last step), and
+ * the cache is f16. */
 #include "model.h"
 
 #include <math.h>
@@ -306,17 +308,6 @@ static clai_status view(views *vs, clai_tensor *t, int ndim, const int64_t *shap
   return st;
 }
 
-/* The activations a product with a quantized weight sees: in llama.cpp's scheme (not exact) x quantized to
- * Q8_0 per 32 values (xq), once for every product that reads x, which clai_matmul takes as they are (for a
- * decode step's row its kernel dequantizes them itself); else x itself. */
-static clai_status act_in(llm_model *m, clai_tensor *x, clai_tensor *xq, clai_tensor **in) {
-  *in = x;
-  if (m->exact || xq == NULL) return CLAI_OK;
-  clai_status st = clai_copy(m->ctx, xq, x);
-  if (st == CLAI_OK) *in = xq;
-  return st;
-}
-
 #define TRY(call)                   \
   do {                              \
     st = (call);                    \
@@ -340,29 +331,21 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
   }
   clai_status st = CLAI_OK;
   views vs = {{0}, 0};
-  clai_tensor *ids = NULL, *x = NULL, *h = NULL, *qkv = NULL, *att = NULL, *gu = NULL, *g = NULL;
-  clai_tensor *q8 = NULL; /* Q8_0 activations (llama.cpp's scheme) */
-  const int64_t wide = nq > ff ? (nq > d ? nq : d) : (ff > d ? ff : d);
-  const int64_t sid[1] = {n}, sx[2] = {n, d}, sqkv[2] = {n, nqkv}, satt[2] = {n, nq}, sgu[2] = {n, 2 * ff},
-                sff[2] = {n, ff}, s8[2] = {n, wide};
+  clai_tensor *ids = NULL, *x = NULL, *qkv = NULL, *att = NULL, *gu = NULL;
+  const int64_t sid[1] = {n}, sx[2] = {n, d}, sqkv[2] = {n, nqkv}, satt[2] = {n, nq}, sgu[2] = {n, 2 * ff};
   TRY(clai_tensor_init(ctx, &ids, CLAI_DTYPE_I32, 1, sid));
   TRY(clai_tensor_write(ids, tokens, (size_t)n * sizeof *tokens));
   TRY(clai_tensor_init(ctx, &x, CLAI_DTYPE_F32, 2, sx));
-  TRY(clai_tensor_init(ctx, &h, CLAI_DTYPE_F32, 2, sx));
   TRY(clai_tensor_init(ctx, &qkv, m->kv_dtype, 2, sqkv));
   TRY(clai_tensor_init(ctx, &att, CLAI_DTYPE_F32, 2, satt));
   TRY(clai_tensor_init(ctx, &gu, CLAI_DTYPE_F32, 2, sgu));
-  TRY(clai_tensor_init(ctx, &g, CLAI_DTYPE_F32, 2, sff));
-  clai_tensor *hq = NULL, *aq = NULL, *gq = NULL;
-  if (!m->exact && d % 32 == 0 && nq % 32 == 0 && ff % 32 == 0) {
-    TRY(clai_tensor_init(ctx, &q8, CLAI_DTYPE_Q8_0, 2, s8));
-    const int64_t w[3] = {d, nq, ff};
-    clai_tensor **qs[3] = {&hq, &aq, &gq};
-    for (int i = 0; i < 3; i++) {
-      const int64_t sh[2] = {n, w[i]}, st8[2] = {wide, 1};
-      TRY(view(&vs, q8, 2, sh, st8, 0, qs[i]));
-    }
-  }
+  /* What every product does to its activations first: in llama.cpp's scheme (not exact) they are rounded to
+   * Q8_0 per 32 values; the RMSNorm before a product and the SwiGLU before the down projection are its
+   * prologue too (clai_matmul_pro: for a decode step's row one kernel does all of it). */
+  clai_matmul_prologue rounding;
+  memset(&rounding, 0, sizeof rounding);
+  rounding.rms_eps = (float)hp->rms_eps;
+  rounding.round = !m->exact && d % 32 == 0 && nq % 32 == 0 && ff % 32 == 0 ? CLAI_DTYPE_Q8_0 : CLAI_DTYPE_F32;
   TRY(clai_gather_rows(ctx, x, m->tok_embd, ids));
 
   /* Views that are the same for every block: q and k together as [1, n, H + Hk, hd] (BLHD) for one RoPE, k
@@ -389,10 +372,10 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
   const int base_views = vs.n;
   for (int64_t l = 0; l < hp->n_layer; l++) {
     llm_layer *Ly = &m->layers[l];
-    clai_tensor *in, *kvc, *kall, *vall;
-    TRY(clai_rmsnorm(ctx, h, x, Ly->attn_norm, (float)hp->rms_eps, NULL));
-    TRY(act_in(m, h, hq, &in));
-    TRY(clai_matmul(ctx, qkv, in, 0, Ly->wqkv, 1, 1.0f, 0.0f));
+    clai_tensor *kvc, *kall, *vall;
+    clai_matmul_prologue pro = rounding;
+    pro.rms_weight = Ly->attn_norm;
+    TRY(clai_matmul_pro(ctx, qkv, x, Ly->wqkv, 1, 1.0f, 0.0f, &pro, NULL));
     TRY(clai_rope(ctx, qk4, qk4, &rp));
     /* the new positions' keys and values into the cache, then every position so far as [1, Hk, L, hd] */
     const int64_t cs[2] = {n, 2 * nkv}, cst[2] = {2 * nkv, 1};
@@ -402,36 +385,30 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
     TRY(view(&vs, Ly->kvcache, 4, as, ast, 0, &kall));
     TRY(view(&vs, Ly->kvcache, 4, as, ast, nkv, &vall));
     TRY(clai_attention(ctx, att_bhld, NULL, q_bhld, kall, vall, scale, 1));
-    TRY(act_in(m, att, aq, &in));
-    TRY(clai_matmul(ctx, x, in, 0, Ly->wo, 1, 1.0f, 1.0f));
-    TRY(clai_rmsnorm(ctx, h, x, Ly->ffn_norm, (float)hp->rms_eps, NULL));
-    TRY(act_in(m, h, hq, &in));
-    TRY(clai_matmul(ctx, gu, in, 0, Ly->wgu, 1, 1.0f, 0.0f));
-    TRY(clai_glu(ctx, CLAI_SILU, g, gu));
-    TRY(act_in(m, g, gq, &in));
-    TRY(clai_matmul(ctx, x, in, 0, Ly->wdown, 1, 1.0f, 1.0f));
+    TRY(clai_matmul_pro(ctx, x, att, Ly->wo, 1, 1.0f, 1.0f, &rounding, NULL));
+    pro.rms_weight = Ly->ffn_norm;
+    TRY(clai_matmul_pro(ctx, gu, x, Ly->wgu, 1, 1.0f, 0.0f, &pro, NULL));
+    pro = rounding;
+    pro.glu = 1;
+    pro.glu_op = CLAI_SILU;
+    TRY(clai_matmul_pro(ctx, x, gu, Ly->wdown, 1, 1.0f, 1.0f, &pro, NULL));
     while (vs.n > base_views) clai_tensor_free(vs.v[--vs.n]);
   }
   {
-    clai_tensor *xl, *hl, *hlq = NULL, *in;
-    const int64_t ls[2] = {n_out, d}, lst[2] = {d, 1}, l8[2] = {wide, 1};
+    clai_tensor *xl;
+    const int64_t ls[2] = {n_out, d}, lst[2] = {d, 1};
     TRY(view(&vs, x, 2, ls, lst, (n - n_out) * d, &xl));
-    TRY(view(&vs, h, 2, ls, lst, 0, &hl));
-    if (q8 != NULL) TRY(view(&vs, q8, 2, ls, l8, 0, &hlq));
-    TRY(clai_rmsnorm(ctx, hl, xl, m->out_norm, (float)hp->rms_eps, NULL));
-    TRY(act_in(m, hl, hlq, &in));
-    TRY(clai_matmul(ctx, logits, in, 0, m->output, 1, 1.0f, 0.0f));
+    clai_matmul_prologue pro = rounding;
+    pro.rms_weight = m->out_norm;
+    TRY(clai_matmul_pro(ctx, logits, xl, m->output, 1, 1.0f, 0.0f, &pro, NULL));
   }
   m->n_past = L;
 done:
   if (st != CLAI_OK) set_err(err, cap, "%s", clai_errmsg(ctx));
   drop(&vs);
-  clai_tensor_free(q8);
-  clai_tensor_free(g);
   clai_tensor_free(gu);
   clai_tensor_free(att);
   clai_tensor_free(qkv);
-  clai_tensor_free(h);
   clai_tensor_free(x);
   clai_tensor_free(ids);
   return st;
