@@ -358,12 +358,28 @@ CLAI_QGEMV(q4_1, CLAI_Q4_1)
 /* clai_qgemvp_<fmt>: the decode product of clai_qgemv8 with an f32 A that the work-group transforms in local
  * memory first - the prologue of clai_matmul_pro, the ops a language model runs between two products, so
  * that they cost no launch of their own. pf bits, applied in this order: 1 GLU (x's row holds 2K values:
- * value k is clai_unary_f(glu_op, x[k]) * x[K + k], as clai_glu computes it), 2 RMS normalisation
- * (value * rstd * g[k], rstd = 1 / sqrt(sum of squares / K + eps), as clai_rmsnorm; the sum is taken per
- * block of 32 and then over the blocks in order, the same in every work-item), 4 rounding to Q8_0 blocks
- * (d = max|v| / 127 rounded to half, q = round(v / d): the bits clai_copy into Q8_0 gives, dequantized as
- * clai_qgemv8 dequantizes). Phase 1 computes the values and the blocks' sums of squares, phase 2 normalises
- * and rounds each block in place; a work-item takes whole blocks in both. A's K stride is 1; M * K <= QSTAGE. */
+ * value k is act(x[k]) * x[K + k], act SiLU (glu_op 7) or GELU (6) in clai_unary_f's formulas), 2 RMS
+ * normalisation (value * rstd * g[k], rstd = 1 / sqrt(sum of squares / K + eps), as clai_rmsnorm; the sum is
+ * taken per block of 32 and then over the blocks in order, the same in every work-item), 4 rounding to Q8_0
+ * blocks (d = max|v| / 127 rounded to half, q = round(v / d): the bits clai_copy into Q8_0 gives, dequantized
+ * as clai_qgemv8 dequantizes). Every work-group repeats the prologue for its own columns, so it is written
+ * in 16-wide vectors, a block (two of them) per work-item and step: phase 1 computes the values and the
+ * blocks' sums of squares, phase 2 normalises and rounds each block in place. A's K stride is 1; M * K <=
+ * QSTAGE. */
+inline float16 clai_glu16(const int op, const float16 a, const float16 u) {
+  if (op == 6) return a / (1.0f + exp(-1.5957691216057308f * (a + 0.044715f * a * a * a))) * u;
+  return a / (1.0f + exp(-a)) * u;
+}
+inline float clai_amax16(const float16 v) {
+  const float16 a = fabs(v);
+  const float8 b = fmax(a.lo, a.hi);
+  const float4 c = fmax(b.lo, b.hi);
+  const float2 d = fmax(c.lo, c.hi);
+  return fmax(d.lo, d.hi);
+}
+inline float16 clai_round_q8(const float16 v, const float id, const float dq) {
+  return convert_float16(convert_char16_sat(round(v * id))) * dq;
+}
 #define CLAI_QGEMVP(SFX, FMT)                                                                                   \
   __kernel void clai_qgemvp_##SFX(CLAI_QGEMV_ARGS(float), __global const uchar *g, const long goff,            \
                                   const long gs, const int ghalf, const float eps, const int pf,               \
@@ -379,37 +395,47 @@ CLAI_QGEMV(q4_1, CLAI_Q4_1)
     for (int t = (int)get_local_id(0); live && t < rows * nb; t += L) {                                        \
       const int r = t / nb, j = t - r * nb;                                                                     \
       __global const float *xr = x + ox + r * sxm + j * 32;                                                     \
-      __local float *v = xs + r * K + j * 32;                                                                   \
-      float s = 0.0f;                                                                                           \
-      for (int i = 0; i < 32; i++) {                                                                            \
-        const float y = (pf & 1) ? clai_unary_f(glu_op, xr[i], 1.0f, 0.0f) * xr[K + i] : xr[i];               \
-        v[i] = y;                                                                                               \
-        s = CLAI_FMA(y, y, s);                                                                                  \
+      float16 lo = vload16(0, xr), hi = vload16(1, xr);                                                         \
+      if (pf & 1) {                                                                                             \
+        lo = clai_glu16(glu_op, lo, vload16(0, xr + K));                                                        \
+        hi = clai_glu16(glu_op, hi, vload16(1, xr + K));                                                        \
       }                                                                                                         \
-      ssq[t] = s;                                                                                               \
+      vstore16(lo, 0, xs + r * K + j * 32);                                                                     \
+      vstore16(hi, 1, xs + r * K + j * 32);                                                                     \
+      ssq[t] = clai_hsum16(CLAI_FMA(hi, hi, lo * lo));                                                          \
     }                                                                                                           \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                               \
     for (int t = (int)get_local_id(0); live && (pf & 6) && t < rows * nb; t += L) {                           \
       const int r = t / nb, j = t - r * nb;                                                                     \
       __local float *v = xs + r * K + j * 32;                                                                   \
+      float16 lo = vload16(0, v), hi = vload16(1, v);                                                           \
       if (pf & 2) {                                                                                             \
         float s = 0.0f;                                                                                         \
         for (int q = 0; q < nb; q++) s += ssq[r * nb + q];                                                      \
         const float rstd = 1.0f / sqrt(s / (float)K + eps);                                                     \
-        for (int i = 0; i < 32; i++) {                                                                          \
-          const long gi = goff + (long)(j * 32 + i) * gs;                                                       \
-          v[i] = v[i] * rstd * (ghalf ? vload_half(gi, (__global const half *)g) : ((__global const float *)g)[gi]); \
+        float16 glo, ghi;                                                                                       \
+        const long g0 = goff + (long)j * 32 * gs;                                                               \
+        if (gs == 1 && !ghalf) {                                                                                \
+          glo = vload16(0, (__global const float *)g + g0), ghi = vload16(1, (__global const float *)g + g0);   \
+        } else {                                                                                                \
+          float gv[32];                                                                                         \
+          for (int i = 0; i < 32; i++)                                                                          \
+            gv[i] = ghalf ? vload_half(g0 + i * gs, (__global const half *)g) : ((__global const float *)g)[g0 + i * gs]; \
+          glo = vload16(0, gv), ghi = vload16(1, gv);                                                           \
         }                                                                                                       \
+        lo = lo * rstd * glo;                                                                                   \
+        hi = hi * rstd * ghi;                                                                                   \
       }                                                                                                         \
       if (pf & 4) {                                                                                             \
-        float amax = 0.0f;                                                                                      \
-        for (int i = 0; i < 32; i++) amax = fmax(amax, fabs(v[i]));                                             \
-        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;                                        \
-        ushort dbits;                                                                                           \
+        const float d = fmax(clai_amax16(lo), clai_amax16(hi)) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;      \
+        ushort dbits; /* d rounded to half as vstore_half rounds it (clai_f2h is wrong on Oclgrind) */          \
         vstore_half(d, 0, (__private half *)&dbits);                                                            \
         const float dq = vload_half(0, (__private const half *)&dbits);                                        \
-        for (int i = 0; i < 32; i++) v[i] = (float)convert_char_sat(round(v[i] * id)) * dq;                   \
+        lo = clai_round_q8(lo, id, dq);                                                                         \
+        hi = clai_round_q8(hi, id, dq);                                                                         \
       }                                                                                                         \
+      vstore16(lo, 0, v);                                                                                       \
+      vstore16(hi, 1, v);                                                                                       \
     }                                                                                                           \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                               \
     if (!live || n >= N) return;                                                                                \

@@ -565,6 +565,27 @@ static clai_status pro_unfused(clai_context *ctx, clai_tensor *c, const clai_ten
   return st;
 }
 
+/* The work-group size of clai_qgemvp_<fmt>. Every group repeats the prologue, so on CPUs (one group at a time
+ * per core) there are only two groups per core, as wide as that takes: the GPU-style groups of 16 columns
+ * repeated it 96 times for N = 1536 and ran the product at half the speed of a separate rounding launch.
+ * Other devices keep the kernel's usual size. Within the kernel's and the device's limits. */
+static clai_status pro_local(clai_context *ctx, int kernel, int64_t N, size_t local[2]) {
+  local[0] = ctx->klocal[kernel][0], local[1] = 1;
+  if (!ctx->caps.is_cpu || ctx->caps.lanes_cpu) return CLAI_OK;
+  clai_status st = clai__kernel_ready(ctx, kernel);
+  if (st != CLAI_OK) return st;
+  const int64_t groups = 2 * (int64_t)(ctx->caps.compute_units > 0 ? ctx->caps.compute_units : 1);
+  size_t l = (size_t)(((N + groups - 1) / groups + 15) / 16 * 16), kmax = 0, dmax[3] = {0, 0, 0};
+  if (clGetKernelWorkGroupInfo(ctx->kernels[kernel], ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax,
+                               NULL) == CL_SUCCESS && kmax > 0 && l > kmax)
+    l = kmax;
+  if (clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof dmax, dmax, NULL) == CL_SUCCESS &&
+      dmax[0] > 0 && l > dmax[0])
+    l = dmax[0];
+  if (l > local[0]) local[0] = l;
+  return CLAI_OK;
+}
+
 clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
                             int trans_b, float alpha, float beta, const clai_matmul_prologue *pro,
                             const clai_matmul_epilogue *ep) {
@@ -616,6 +637,7 @@ clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor
   gemm_plan p;
   const int M = (int)(a->shape[a->ndim - 2] < INT_MAX ? a->shape[a->ndim - 2] : INT_MAX);
   const int fused = clai_dtype_block(b->dtype) > 1 && trans_b && a->dtype == CLAI_DTYPE_F32 && K > 0 && K % 32 == 0 &&
+                    (!pro->glu || pro->glu_op == CLAI_SILU || pro->glu_op == CLAI_GELU) &&
                     M <= CLAI__QGEMV_MAX_M && (int64_t)M * K <= CLAI__QGEMV8_STAGE &&
                     (a->strides[a->ndim - 1] == 1 || W == 1);
   if (!fused) return pro_unfused(ctx, c, a, b, trans_b, alpha, beta, pro, ep, K);
@@ -636,8 +658,10 @@ clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor
                pf = (pro->glu ? 1 : 0) | (w != NULL ? 2 : 0) | (pro->round == CLAI_DTYPE_Q8_0 ? 4 : 0),
                gop = (cl_int)pro->glu_op;
   const cl_mem gmem = w != NULL ? w->buf->mem : c->buf->mem; /* any buffer where there is no weight */
-  size_t global[2] = {(size_t)p.N, (size_t)p.ix.numel};
-  return clai__launch(ctx, kernel, global, 27, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem),
+  size_t global[2] = {(size_t)p.N, (size_t)p.ix.numel}, local[2];
+  s = pro_local(ctx, kernel, p.N, local);
+  if (s != CLAI_OK) return s;
+  return clai__launch_local(ctx, kernel, global, local, 27, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem),
                       CLAI__IDX(p.ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(sam), CLAI__ARG(sbn),
                       CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p.bias),
                       CLAI__ARG(p.boff), CLAI__ARG(p.bsm), CLAI__ARG(p.bsn), CLAI__ARG(bk), CLAI__ARG(chalf),
