@@ -229,8 +229,11 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   p->half_in = a->dtype == CLAI_DTYPE_F16;
   const clai__gemm_config *g = &ctx->gemm;
   if (p->quant) {
-    static const int gemv[3] = {CLAI__K_QGEMV_Q8_0, CLAI__K_QGEMV_Q4_0, CLAI__K_QGEMV_Q4_1};
-    static const int gemv8[3] = {CLAI__K_QGEMV8_Q8_0, CLAI__K_QGEMV8_Q4_0, CLAI__K_QGEMV8_Q4_1};
+    /* one decode kernel per format, in clai_dtype order from Q8_0 */
+    static const int gemv[5] = {CLAI__K_QGEMV_Q8_0, CLAI__K_QGEMV_Q4_0, CLAI__K_QGEMV_Q4_1, CLAI__K_QGEMV_Q4_K,
+                                CLAI__K_QGEMV_Q6_K};
+    static const int gemv8[5] = {CLAI__K_QGEMV8_Q8_0, CLAI__K_QGEMV8_Q4_0, CLAI__K_QGEMV8_Q4_1, CLAI__K_QGEMV8_Q4_K,
+                                 CLAI__K_QGEMV8_Q6_K};
     if (p->aquant && p->M <= CLAI__QGEMV_MAX_M && p->sak == 1 && p->M * p->K <= CLAI__QGEMV8_STAGE)
       p->kernel = gemv8[p->quant - CLAI_DTYPE_Q8_0]; /* Q8_0 activations dequantized in local memory */
     else if (p->aquant || p->half_in)
