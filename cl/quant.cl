@@ -1,6 +1,6 @@
-/* quant.cl - the quantized block formats (Q8_0, Q4_0, Q4_1; their byte layouts are in include/clai.h at
- * clai_dtype): the dequantizing copy, the embedding lookup from a quantized table, and the small-M product of
- * clai_matmul with a quantized weight matrix (lib/op-quant.c).
+/* quant.cl - the quantized block formats (Q8_0, Q4_0, Q4_1, and the K-quants Q4_K and Q6_K; their byte
+ * layouts are in include/clai.h at clai_dtype): the dequantizing copy, the embedding lookup from a quantized
+ * table, and the small-M product of clai_matmul with a quantized weight matrix (lib/op-quant.c).
  *
  * A quantized buffer is addressed in elements like any other (offsets and strides, all multiples of 32
  * where a block starts); element e lies in block e / 32, at byte (e / 32) * clai_qbytes(fmt). A block's f16
@@ -15,20 +15,92 @@
  * a loop of its own for M = 1; clai_qmatmul_f32 takes any strides and M up to 16, walking the row of W
  * again (from cache) for each QROWS rows of X. Accumulation is in f32, in 16 lanes per row, summed in a
  * fixed order at the end (results do not depend on the work-group size). The epilogue arrives as three
- * ints (see clai_q_store). */
+ * ints (see clai_q_store).
+ *
+ * The K-quants store super-blocks of 256 values, eight sub-blocks of 32 that each have a scale of their own
+ * (Q4_K: and a minimum; Q6_K: one scale per 16 values, so a sub-block has one for its low and one for its high
+ * 16 values). The kernels address them as 32-value blocks like the others: block blk is sub-block blk % 8 of
+ * super-block blk / 8 (offsets and strides are multiples of 256, so a row starts at a super-block), and its
+ * "d" and "m" are its effective scales (clai_qk_scale), so the loops over blocks above serve them unchanged.
+ * The decode kernels convert a super-block's eight pairs of scales together (clai_qk_scales8). */
 #define CLAI_Q8_0 3
 #define CLAI_Q4_0 4
 #define CLAI_Q4_1 5
+#define CLAI_Q4_K 6
+#define CLAI_Q6_K 7
 #define QROWS 4
+
+/* Bytes of a K-quant super-block. */
+#define CLAI_QK_BYTES(fmt) ((fmt) == CLAI_Q4_K ? 144 : 210)
 
 inline long clai_qbytes(const int fmt) { return fmt == CLAI_Q8_0 ? 34 : fmt == CLAI_Q4_0 ? 18 : 20; }
 
 /* clai_h2f (cl/common.cl) of the little-endian half at byte 2i of p. */
 #define CLAI_H2F_AT(p, i) clai_h2f((uint)(p)[2 * (i)] | (uint)(p)[2 * (i) + 1] << 8)
 
-/* The 32 values of block blk whose scale and minimum are d and m, as two float16 (values 0-15, 16-31). */
+/* The effective scales of sub-block j (0-7) of the K-quant super-block at p, as clai_qk_sub takes them:
+ * Q4_K: *d = d sc_j and *m = -(dmin m_j) (a value is then q *d + *m); Q6_K: *d and *m = d times the int8
+ * scales of the sub-block's values 0-15 and 16-31 (scales 2j and 2j + 1). The products are exact in f32 (an
+ * 11-bit significand times 6 or 8 bits), so the order of the factors does not matter. */
+inline void clai_qk_scale(__global const uchar *p, const int j, const int fmt, float *d, float *m) {
+  if (fmt == CLAI_Q4_K) {
+    __global const uchar *s = p + 4;
+    const uint sc = j < 4 ? s[j] & 63u : (s[j + 4] & 15u) | (uint)(s[j - 4] >> 6) << 4;
+    const uint mn = j < 4 ? s[j + 4] & 63u : (uint)(s[j + 4] >> 4) | (uint)(s[j] >> 6) << 4;
+    *d = CLAI_H2F_AT(p, 0) * (float)sc;
+    *m = -(CLAI_H2F_AT(p, 1) * (float)mn);
+  } else {
+    __global const char *sc = (__global const char *)(p + 192);
+    const float d6 = CLAI_H2F_AT(p, 104);
+    *d = d6 * (float)sc[2 * j];
+    *m = d6 * (float)sc[2 * j + 1];
+  }
+}
+
+/* The eight sub-blocks' effective scales of the super-block at p together (clai_qk_scale's values, the
+ * same products), for the decode kernels. */
+inline void clai_qk_scales8(__global const uchar *p, const int fmt, float8 *d, float8 *m) {
+  if (fmt == CLAI_Q4_K) {
+    const uchar4 a = vload4(0, p + 4), b = vload4(0, p + 8), c = vload4(0, p + 12);
+    const uchar8 sc = (uchar8)(a & (uchar4)63, (c & (uchar4)15) | (a >> (uchar4)6) << (uchar4)4);
+    const uchar8 mn = (uchar8)(b & (uchar4)63, c >> (uchar4)4 | (b >> (uchar4)6) << (uchar4)4);
+    *d = CLAI_H2F_AT(p, 0) * convert_float8(sc);
+    *m = -(CLAI_H2F_AT(p, 1) * convert_float8(mn));
+  } else {
+    const float16 s = CLAI_H2F_AT(p, 104) * convert_float16(vload16(0, (__global const char *)(p + 192)));
+    *d = s.even;
+    *m = s.odd;
+  }
+}
+
+/* The 32 values of sub-block j of the K-quant super-block at p, whose effective scales (clai_qk_scale) are d
+ * and m, as two float16 (values 0-15, 16-31). */
+inline void clai_qk_sub(__global const uchar *p, const int j, const int fmt, const float d, const float m,
+                        float16 *lo, float16 *hi) {
+  if (fmt == CLAI_Q4_K) { /* sub-blocks 2g and 2g + 1: the low and the high nibbles of bytes 32 g.. */
+    __global const uchar *qs = p + 16 + 32 * (j >> 1);
+    const uchar16 sh = (uchar16)(uchar)((j & 1) * 4);
+    *lo = CLAI_FMA(convert_float16(vload16(0, qs) >> sh & (uchar16)15), (float16)d, (float16)m);
+    *hi = CLAI_FMA(convert_float16(vload16(1, qs) >> sh & (uchar16)15), (float16)d, (float16)m);
+  } else { /* sub-block j = 4 h + r: ql[64 h + 32 (r & 1)..] nibble r >> 1, qh[32 h..] bits 2r, 2r + 1 */
+    const int h = j >> 2, r = j & 3;
+    __global const uchar *ql = p + 64 * h + 32 * (r & 1), *qh = p + 128 + 32 * h;
+    const uchar16 sl = (uchar16)(uchar)((r >> 1) * 4), shh = (uchar16)(uchar)(2 * r);
+    const uchar16 q0 = (vload16(0, ql) >> sl & (uchar16)15) | (vload16(0, qh) >> shh & (uchar16)3) << (uchar16)4;
+    const uchar16 q1 = (vload16(1, ql) >> sl & (uchar16)15) | (vload16(1, qh) >> shh & (uchar16)3) << (uchar16)4;
+    *lo = (convert_float16(q0) - 32.0f) * d; /* q - 32 is exact, so one rounding, as for Q4_0 */
+    *hi = (convert_float16(q1) - 32.0f) * m;
+  }
+}
+
+/* The 32 values of block blk whose scale and minimum are d and m, as two float16 (values 0-15, 16-31); for a
+ * K-quant, d and m are the sub-block's effective scales (clai_qk_scale). */
 inline void clai_q_block_dm(__global const uchar *q, const long blk, const int fmt, const float d, const float m,
                             float16 *lo, float16 *hi) {
+  if (fmt == CLAI_Q4_K || fmt == CLAI_Q6_K) {
+    clai_qk_sub(q + (blk >> 3) * CLAI_QK_BYTES(fmt), (int)(blk & 7), fmt, d, m, lo, hi);
+    return;
+  }
   __global const uchar *p = q + blk * clai_qbytes(fmt);
   if (fmt == CLAI_Q8_0) {
     *lo = convert_float16(vload16(0, (__global const char *)(p + 2))) * d;
@@ -47,12 +119,33 @@ inline void clai_q_block_dm(__global const uchar *q, const long blk, const int f
 
 /* The 32 values of block blk: values 0-15 in *lo, 16-31 in *hi. */
 inline void clai_q_block(__global const uchar *q, const long blk, const int fmt, float16 *lo, float16 *hi) {
+  if (fmt == CLAI_Q4_K || fmt == CLAI_Q6_K) {
+    __global const uchar *p = q + (blk >> 3) * CLAI_QK_BYTES(fmt);
+    float d, m;
+    clai_qk_scale(p, (int)(blk & 7), fmt, &d, &m);
+    clai_qk_sub(p, (int)(blk & 7), fmt, d, m, lo, hi);
+    return;
+  }
   __global const uchar *p = q + blk * clai_qbytes(fmt);
   clai_q_block_dm(q, blk, fmt, CLAI_H2F_AT(p, 0), fmt == CLAI_Q4_1 ? CLAI_H2F_AT(p, 1) : 0.0f, lo, hi);
 }
 
 /* Value j (0-31) of block blk. */
 inline float clai_q_value(__global const uchar *q, const long blk, const int j, const int fmt) {
+  if (fmt == CLAI_Q4_K || fmt == CLAI_Q6_K) { /* as clai_qk_sub computes it */
+    __global const uchar *k = q + (blk >> 3) * CLAI_QK_BYTES(fmt);
+    const int sb = (int)(blk & 7);
+    float d, m;
+    clai_qk_scale(k, sb, fmt, &d, &m);
+    if (fmt == CLAI_Q4_K) {
+      const uchar b = k[16 + 32 * (sb >> 1) + j];
+      return CLAI_FMA((float)(sb & 1 ? b >> 4 : b & 15), d, m);
+    }
+    const int h = sb >> 2, r = sb & 3;
+    const uint lo4 = (uint)(k[64 * h + 32 * (r & 1) + j] >> 4 * (r >> 1)) & 15u;
+    const uint hi2 = (uint)(k[128 + 32 * h + j] >> 2 * r) & 3u;
+    return ((float)(lo4 | hi2 << 4) - 32.0f) * (j < 16 ? d : m);
+  }
   __global const uchar *p = q + blk * clai_qbytes(fmt);
   const float d = CLAI_H2F_AT(p, 0);
   if (fmt == CLAI_Q8_0) return (float)((__global const char *)p)[2 + j] * d;
@@ -297,6 +390,31 @@ inline void clai_q_scales8(__global const uchar *q, const long blk, const int fm
     }                                                                                                           \
   }
 
+/* The K-quants' walk: super-blocks 0 <= sb < NB / 8 of row wrow (in blocks, a multiple of 8) against A at
+ * x0..x3 + (8 sb + j) * 32 for sub-block j. A super-block's eight pairs of effective scales are converted
+ * together, then each sub-block goes as a block of the formats above. */
+#define CLAI_QKGEMV_SPAN(FMT, NB)                                                                              \
+  for (int sb = 0; sb < (NB) / 8; sb++) {                                                                       \
+    __global const uchar *sp = w + (wrow / 8 + sb) * CLAI_QK_BYTES(FMT);                                        \
+    float8 d8, m8;                                                                                              \
+    clai_qk_scales8(sp, FMT, &d8, &m8);                                                                         \
+    const float d[8] = {d8.s0, d8.s1, d8.s2, d8.s3, d8.s4, d8.s5, d8.s6, d8.s7};                                \
+    const float mn[8] = {m8.s0, m8.s1, m8.s2, m8.s3, m8.s4, m8.s5, m8.s6, m8.s7};                               \
+    if (M == 1) {                                                                                               \
+      _Pragma("unroll") for (int j = 0; j < 8; j++) {                                                           \
+        float16 wl, wh;                                                                                         \
+        clai_qk_sub(sp, j, FMT, d[j], mn[j], &wl, &wh);                                                         \
+        a0 = CLAI_FMA(vload16(0, x0 + (sb * 8 + j) * 32), wl, a0);                                              \
+        b0 = CLAI_FMA(vload16(0, x0 + (sb * 8 + j) * 32 + 16), wh, b0);                                         \
+      }                                                                                                         \
+    } else {                                                                                                    \
+      for (int j = 0; j < 8; j++) CLAI_QGEMV_ROWS(FMT, wrow + sb * 8 + j, d[j], mn[j], (sb * 8 + j) * 32)       \
+    }                                                                                                           \
+  }
+
+/* The 32-value formats' walk over a row's NB blocks. */
+#define CLAI_QGEMV_WALK(FMT, NB) CLAI_QGEMV_SPAN(FMT, 0, NB, 0)
+
 /* The M sums through the epilogue. */
 #define CLAI_QGEMV_STORE                                                                                        \
   {                                                                                                             \
@@ -313,7 +431,17 @@ inline void clai_q_scales8(__global const uchar *q, const long blk, const int fm
       const float alpha, const float beta, __global const float *bias, const long boff, const long bsm,         \
       const long bsn, const int bk, const int chalf, const int act
 
-#define CLAI_QGEMV(SFX, FMT)                                                                                    \
+/* The product from activations staged in local memory xs (clai_qgemv8, clai_qgemvp), after the barrier. */
+#define CLAI_QGEMV_LOCAL(FMT, WALK)                                                                             \
+  if (!live || n >= N) return;                                                                                  \
+  const long wrow = (ow + (long)n * swn) / 32;                                                                  \
+  __local const float *x0 = xs, *x1 = xs + (M > 1 ? K : 0), *x2 = xs + (M > 2 ? 2 * K : 0),                    \
+                      *x3 = xs + (M > 3 ? 3 * K : 0);                                                           \
+  float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;               \
+  WALK(FMT, nb)                                                                                                 \
+  CLAI_QGEMV_STORE
+
+#define CLAI_QGEMV(SFX, FMT, WALK)                                                                              \
   __kernel void clai_qgemv_##SFX(CLAI_QGEMV_ARGS(float)) {                                                      \
     const int n = (int)get_global_id(0);                                                                        \
     const long b = (long)get_global_id(1);                                                                      \
@@ -324,7 +452,7 @@ inline void clai_q_scales8(__global const uchar *q, const long blk, const int fm
     __global const float *x0 = x + ox, *x1 = x0 + (M > 1 ? sxm : 0), *x2 = x0 + (M > 2 ? 2 * sxm : 0),         \
                          *x3 = x0 + (M > 3 ? 3 * sxm : 0);                                                      \
     float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;             \
-    CLAI_QGEMV_SPAN(FMT, 0, K / 32, 0)                                                                          \
+    WALK(FMT, K / 32)                                                                                           \
     CLAI_QGEMV_STORE                                                                                            \
   }                                                                                                             \
   __kernel void clai_qgemv8_##SFX(CLAI_QGEMV_ARGS(uchar)) {                                                     \
@@ -343,17 +471,13 @@ inline void clai_q_scales8(__global const uchar *q, const long blk, const int fm
       vstore16(hi, 0, xs + r * K + j * 32 + 16);                                                                \
     }                                                                                                           \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                               \
-    if (!live || n >= N) return;                                                                                \
-    const long wrow = (ow + (long)n * swn) / 32;                                                                \
-    __local const float *x0 = xs, *x1 = xs + (M > 1 ? K : 0), *x2 = xs + (M > 2 ? 2 * K : 0),                  \
-                        *x3 = xs + (M > 3 ? 3 * K : 0);                                                         \
-    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;             \
-    CLAI_QGEMV_SPAN(FMT, 0, nb, 0)                                                                              \
-    CLAI_QGEMV_STORE                                                                                            \
+    CLAI_QGEMV_LOCAL(FMT, WALK)                                                                                 \
   }
-CLAI_QGEMV(q8_0, CLAI_Q8_0)
-CLAI_QGEMV(q4_0, CLAI_Q4_0)
-CLAI_QGEMV(q4_1, CLAI_Q4_1)
+CLAI_QGEMV(q8_0, CLAI_Q8_0, CLAI_QGEMV_WALK)
+CLAI_QGEMV(q4_0, CLAI_Q4_0, CLAI_QGEMV_WALK)
+CLAI_QGEMV(q4_1, CLAI_Q4_1, CLAI_QGEMV_WALK)
+CLAI_QGEMV(q4_k, CLAI_Q4_K, CLAI_QKGEMV_SPAN)
+CLAI_QGEMV(q6_k, CLAI_Q6_K, CLAI_QKGEMV_SPAN)
 
 /* clai_qgemvp_<fmt>: the decode product of clai_qgemv8 with an f32 A that the work-group transforms in local
  * memory first - the prologue of clai_matmul_pro, the ops a language model runs between two products, so
@@ -380,7 +504,7 @@ inline float clai_amax16(const float16 v) {
 inline float16 clai_round_q8(const float16 v, const float id, const float dq) {
   return convert_float16(convert_char16_sat(round(v * id))) * dq;
 }
-#define CLAI_QGEMVP(SFX, FMT)                                                                                   \
+#define CLAI_QGEMVP(SFX, FMT, WALK)                                                                             \
   __kernel void clai_qgemvp_##SFX(CLAI_QGEMV_ARGS(float), __global const uchar *g, const long goff,            \
                                   const long gs, const int ghalf, const float eps, const int pf,               \
                                   const int glu_op) {                                                          \
@@ -438,14 +562,10 @@ inline float16 clai_round_q8(const float16 v, const float id, const float dq) {
       vstore16(hi, 1, v);                                                                                       \
     }                                                                                                           \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                               \
-    if (!live || n >= N) return;                                                                                \
-    const long wrow = (ow + (long)n * swn) / 32;                                                                \
-    __local const float *x0 = xs, *x1 = xs + (M > 1 ? K : 0), *x2 = xs + (M > 2 ? 2 * K : 0),                  \
-                        *x3 = xs + (M > 3 ? 3 * K : 0);                                                         \
-    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;             \
-    CLAI_QGEMV_SPAN(FMT, 0, nb, 0)                                                                              \
-    CLAI_QGEMV_STORE                                                                                            \
+    CLAI_QGEMV_LOCAL(FMT, WALK)                                                                                 \
   }
-CLAI_QGEMVP(q8_0, CLAI_Q8_0)
-CLAI_QGEMVP(q4_0, CLAI_Q4_0)
-CLAI_QGEMVP(q4_1, CLAI_Q4_1)
+CLAI_QGEMVP(q8_0, CLAI_Q8_0, CLAI_QGEMV_WALK)
+CLAI_QGEMVP(q4_0, CLAI_Q4_0, CLAI_QGEMV_WALK)
+CLAI_QGEMVP(q4_1, CLAI_Q4_1, CLAI_QGEMV_WALK)
+CLAI_QGEMVP(q4_k, CLAI_Q4_K, CLAI_QKGEMV_SPAN)
+CLAI_QGEMVP(q6_k, CLAI_Q6_K, CLAI_QKGEMV_SPAN)

@@ -277,22 +277,41 @@ typedef enum clai_dtype {
    * stride and its offset are multiples of 32 (views select whole blocks: slices of rows, row ranges of the
    * last dim at block boundaries). clai_tensor_write() and clai_tensor_read() move the raw blocks (row-major
    * order of blocks); clai_copy() into an f32 or f16 tensor dequantizes, into the same quantized dtype copies
-   * blocks; clai_matmul() and clai_gather_rows() read them directly. Other ops return CLAI_E_DTYPE. */
+   * blocks; clai_matmul() and clai_gather_rows() read them directly. Other ops return CLAI_E_DTYPE.
+   * The K-quant formats Q4_K and Q6_K (most of the weights of GGUF's Q4_K_M files) follow the same rules with
+   * super-blocks of 256 values in place of 32: the last dim, the strides and the offset of a view are
+   * multiples of 256, and a super-block is one storage unit of clai_dtype_size() bytes. A super-block is
+   * eight sub-blocks of 32 consecutive values (sub-block j holds values 32 j to 32 j + 31). libclai does not
+   * quantize into them (clai_copy() returns CLAI_E_UNSUPPORTED); they come from GGUF files or
+   * clai_tensor_write().
+   * Q4_K (144 bytes): f16 d at byte 0, f16 dmin at byte 2, 12 bytes s[0..11] holding a 6-bit scale sc_j and
+   * a 6-bit minimum m_j per sub-block, then 128 bytes of 4-bit quants. For j < 4, sc_j is the low 6 bits of
+   * s[j] and m_j those of s[j + 4]; for j >= 4, sc_j is the low nibble of s[j + 4] with the top 2 bits of
+   * s[j - 4] above it, and m_j the high nibble of s[j + 4] with the top 2 bits of s[j] above it. Sub-blocks
+   * 2g and 2g + 1 share the 32 quant bytes 32 g to 32 g + 31: value i of sub-block 2g is the low nibble of
+   * quant byte 32 g + i, value i of sub-block 2g + 1 its high nibble. value = d * sc_j * q - dmin * m_j.
+   * Q6_K (210 bytes): 128 bytes ql of low 4 bits, 64 bytes qh of high 2 bits, 16 int8 scales, f16 d at byte
+   * 208. Each half h (values 128 h to 128 h + 127) uses ql[64 h .. 64 h + 63] and qh[32 h .. 32 h + 31]; its
+   * value 32 r + i (r = 0..3, i = 0..31) takes 4 low bits from ql[64 h + 32 (r & 1) + i] (its low nibble for
+   * r < 2, its high nibble otherwise) and 2 high bits from bits 2 r and 2 r + 1 of qh[32 h + i], making q in
+   * 0..63. Value v of the super-block has scale number v / 16; value = d * scale * (q - 32). */
   CLAI_DTYPE_Q8_0 = 3,
   CLAI_DTYPE_Q4_0 = 4,
   CLAI_DTYPE_Q4_1 = 5,
+  CLAI_DTYPE_Q4_K = 6,
+  CLAI_DTYPE_Q6_K = 7,
 } clai_dtype;
 
 /* The size in bytes of one element of dtype; for a quantized dtype, of one block (see clai_dtype_block);
  * 0 if dtype is not a dtype. */
 CLAI_API size_t clai_dtype_size(clai_dtype dtype);
 
-/* The number of values one storage unit of dtype holds: 1 for f32, f16 and i32, 32 for the quantized block
- * formats; 0 if dtype is not a dtype. n values of the last dim take n / clai_dtype_block(dtype) *
+/* The number of values one storage unit of dtype holds: 1 for f32, f16 and i32, 32 for Q8_0, Q4_0 and Q4_1,
+ * 256 for Q4_K and Q6_K; 0 if dtype is not a dtype. n values of the last dim take n / clai_dtype_block(dtype) *
  * clai_dtype_size(dtype) bytes. */
 CLAI_API int64_t clai_dtype_block(clai_dtype dtype);
 
-/* "f32", "f16", "i32", "q8_0", "q4_0", "q4_1", or "?" */
+/* "f32", "f16", "i32", "q8_0", "q4_0", "q4_1", "q4_k", "q6_k", or "?" */
 CLAI_API const char *clai_dtype_name(clai_dtype dtype);
 
 /* Creates a dense row-major tensor of the given dtype and shape (ndim from 0 to CLAI_MAX_DIMS; a 0-d

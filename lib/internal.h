@@ -154,9 +154,15 @@ enum clai__program_id {
   X(QGEMV8_Q8_0, QUANT, "clai_qgemv8_q8_0", "bbbxiiillllffbllliii", 2)              \
   X(QGEMV8_Q4_0, QUANT, "clai_qgemv8_q4_0", "bbbxiiillllffbllliii", 2)              \
   X(QGEMV8_Q4_1, QUANT, "clai_qgemv8_q4_1", "bbbxiiillllffbllliii", 2)              \
+  X(QGEMV_Q4_K, QUANT, "clai_qgemv_q4_k", "bbbxiiillllffbllliii", 2)                \
+  X(QGEMV_Q6_K, QUANT, "clai_qgemv_q6_k", "bbbxiiillllffbllliii", 2)                \
+  X(QGEMV8_Q4_K, QUANT, "clai_qgemv8_q4_k", "bbbxiiillllffbllliii", 2)              \
+  X(QGEMV8_Q6_K, QUANT, "clai_qgemv8_q6_k", "bbbxiiillllffbllliii", 2)              \
   X(QGEMVP_Q8_0, QUANT, "clai_qgemvp_q8_0", "bbbxiiillllffbllliiibllifii", 2)       \
   X(QGEMVP_Q4_0, QUANT, "clai_qgemvp_q4_0", "bbbxiiillllffbllliiibllifii", 2)       \
   X(QGEMVP_Q4_1, QUANT, "clai_qgemvp_q4_1", "bbbxiiillllffbllliiibllifii", 2)       \
+  X(QGEMVP_Q4_K, QUANT, "clai_qgemvp_q4_k", "bbbxiiillllffbllliiibllifii", 2)       \
+  X(QGEMVP_Q6_K, QUANT, "clai_qgemvp_q6_k", "bbbxiiillllffbllliiibllifii", 2)       \
   X(SOFTMAX, NORM, "clai_softmax", "bbxllllfiii", 1)                               \
   X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)                  \
   X(COL2IM_F32, CONV_BWD, "clai_col2im_f32", "bbllllliiiiiiiiiiiiii", 3)           \

@@ -230,8 +230,11 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   p->half_in = a->dtype == CLAI_DTYPE_F16;
   const clai__gemm_config *g = &ctx->gemm;
   if (p->quant) {
-    static const int gemv[3] = {CLAI__K_QGEMV_Q8_0, CLAI__K_QGEMV_Q4_0, CLAI__K_QGEMV_Q4_1};
-    static const int gemv8[3] = {CLAI__K_QGEMV8_Q8_0, CLAI__K_QGEMV8_Q4_0, CLAI__K_QGEMV8_Q4_1};
+    /* one decode kernel per format, in clai_dtype order from Q8_0 */
+    static const int gemv[5] = {CLAI__K_QGEMV_Q8_0, CLAI__K_QGEMV_Q4_0, CLAI__K_QGEMV_Q4_1, CLAI__K_QGEMV_Q4_K,
+                                CLAI__K_QGEMV_Q6_K};
+    static const int gemv8[5] = {CLAI__K_QGEMV8_Q8_0, CLAI__K_QGEMV8_Q4_0, CLAI__K_QGEMV8_Q4_1, CLAI__K_QGEMV8_Q4_K,
+                                 CLAI__K_QGEMV8_Q6_K};
     if (p->aquant && p->M <= CLAI__QGEMV_MAX_M && p->sak == 1 && p->M * p->K <= CLAI__QGEMV8_STAGE)
       p->kernel = gemv8[p->quant - CLAI_DTYPE_Q8_0]; /* Q8_0 activations dequantized in local memory */
     else if (p->aquant || p->half_in)
@@ -644,11 +647,15 @@ clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor
   s = plan(ctx, fn, c, &ah, 0, b, trans_b, ep, &p);
   if (s != CLAI_OK) return s;
   if (p.M == 0 || p.N == 0 || p.ix.numel == 0) return CLAI_OK; /* C is empty */
-  static const int gemv[3] = {CLAI__K_QGEMV_Q8_0, CLAI__K_QGEMV_Q4_0, CLAI__K_QGEMV_Q4_1};
-  static const int gemvp[3] = {CLAI__K_QGEMVP_Q8_0, CLAI__K_QGEMVP_Q4_0, CLAI__K_QGEMVP_Q4_1};
-  if (!p.quant || p.kernel != gemv[p.quant - CLAI_DTYPE_Q8_0])
-    return pro_unfused(ctx, c, a, b, trans_b, alpha, beta, pro, ep, K);
-  const int kernel = gemvp[p.quant - CLAI_DTYPE_Q8_0];
+  /* the decode kernel plan() chose for an f32 A, and its prologue form */
+  static const int gemv[] = {CLAI__K_QGEMV_Q8_0, CLAI__K_QGEMV_Q4_0, CLAI__K_QGEMV_Q4_1, CLAI__K_QGEMV_Q4_K,
+                             CLAI__K_QGEMV_Q6_K};
+  static const int gemvp[] = {CLAI__K_QGEMVP_Q8_0, CLAI__K_QGEMVP_Q4_0, CLAI__K_QGEMVP_Q4_1, CLAI__K_QGEMVP_Q4_K,
+                              CLAI__K_QGEMVP_Q6_K};
+  int kernel = -1;
+  for (size_t i = 0; i < sizeof gemv / sizeof gemv[0]; i++)
+    if (p.quant && p.kernel == gemv[i]) kernel = gemvp[i];
+  if (kernel < 0) return pro_unfused(ctx, c, a, b, trans_b, alpha, beta, pro, ep, K);
   const cl_int m = (cl_int)p.M, n = (cl_int)p.N, k = (cl_int)p.K, bk = (p.flags >> 4) & 3,
                chalf = (p.flags >> 8) & 1, act = p.flags >> 12;
   const cl_long sam = p.sam, sbn = p.sbn, scm = p.scm, scn = p.scn;

@@ -1,6 +1,8 @@
-/* op-quant.c - quantized tensors (Q8_0, Q4_0, Q4_1: GGUF's 32-value blocks, include/clai.h): the dequantizing
- * copy and the block copy behind clai_copy. The product with a quantized weight matrix is in op-matmul.c and
- * the lookup from a quantized embedding table in op-layout.c; their kernels are in cl/quant.cl with these. */
+/* op-quant.c - quantized tensors (Q8_0, Q4_0, Q4_1: GGUF's 32-value blocks; Q4_K, Q6_K: its 256-value
+ * super-blocks, include/clai.h): the dequantizing copy and the block copy behind clai_copy. The kernels walk
+ * every format in 32-value blocks (a K-quant's sub-blocks, cl/quant.cl). The product with a quantized weight
+ * matrix is in op-matmul.c and the lookup from a quantized embedding table in op-layout.c; their kernels are
+ * in cl/quant.cl with these. */
 #include <string.h>
 
 #include "internal.h"

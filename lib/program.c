@@ -309,7 +309,9 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     } else if (k == CLAI__K_QMATMUL_F32 ||
                k == CLAI__K_QGEMV_Q8_0 || k == CLAI__K_QGEMV_Q4_0 || k == CLAI__K_QGEMV_Q4_1 ||
                k == CLAI__K_QGEMV8_Q8_0 || k == CLAI__K_QGEMV8_Q4_0 || k == CLAI__K_QGEMV8_Q4_1 ||
-               k == CLAI__K_QGEMVP_Q8_0 || k == CLAI__K_QGEMVP_Q4_0 || k == CLAI__K_QGEMVP_Q4_1) {
+               k == CLAI__K_QGEMV_Q4_K || k == CLAI__K_QGEMV_Q6_K || k == CLAI__K_QGEMV8_Q4_K ||
+               k == CLAI__K_QGEMV8_Q6_K || k == CLAI__K_QGEMVP_Q8_0 || k == CLAI__K_QGEMVP_Q4_0 ||
+               k == CLAI__K_QGEMVP_Q4_1 || k == CLAI__K_QGEMVP_Q4_K || k == CLAI__K_QGEMVP_Q6_K) {
       l[0] = ctx->caps.is_cpu ? 16 : 64; /* columns of C per work-group */
     } else if (k == CLAI__K_PACK_AB_F32 || k == CLAI__K_PACK_AB_F16) {
       l[0] = (size_t)g->packed.pack_lx;

@@ -14,6 +14,8 @@ size_t clai_dtype_size(clai_dtype dtype) {
   case CLAI_DTYPE_Q8_0: return 34;
   case CLAI_DTYPE_Q4_0: return 18;
   case CLAI_DTYPE_Q4_1: return 20;
+  case CLAI_DTYPE_Q4_K: return 144;
+  case CLAI_DTYPE_Q6_K: return 210;
   }
   return 0;
 }
@@ -26,6 +28,8 @@ int64_t clai_dtype_block(clai_dtype dtype) {
   case CLAI_DTYPE_Q8_0:
   case CLAI_DTYPE_Q4_0:
   case CLAI_DTYPE_Q4_1: return 32;
+  case CLAI_DTYPE_Q4_K:
+  case CLAI_DTYPE_Q6_K: return 256;
   }
   return 0;
 }
@@ -38,6 +42,8 @@ const char *clai_dtype_name(clai_dtype dtype) {
   case CLAI_DTYPE_Q8_0: return "q8_0";
   case CLAI_DTYPE_Q4_0: return "q4_0";
   case CLAI_DTYPE_Q4_1: return "q4_1";
+  case CLAI_DTYPE_Q4_K: return "q4_k";
+  case CLAI_DTYPE_Q6_K: return "q6_k";
   }
   return "?";
 }

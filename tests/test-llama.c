@@ -2,8 +2,10 @@
  * files (2 blocks, width 64, 4 query heads and 2 key/value heads of 16, feed-forward 96, vocabulary 100, tied
  * output), against a double-precision C reference of the whole forward pass written here: the prompt in one
  * batch (logits at every position), then token by token through the KV cache. With f32 weights and with
- * quantized ones (Q8_0 embedding, Q4_1 and Q4_0 matrices; the reference uses the dequantized values), in the
- * exact mode (f32 activations and cache) and in llama.cpp's scheme (Q8_0 activations, f16 cache). */
+ * quantized ones (Q8_0 embedding, Q4_1 and Q4_0 matrices; the reference uses the dequantized values), also
+ * mixed within a layer as llama.cpp's Q4_K_M files mix Q4_K and Q6_K (the runner then keeps q, k, v and gate,
+ * up apart instead of stacking them), in the exact mode (f32 activations and cache) and in llama.cpp's scheme
+ * (Q8_0 activations, f16 cache). */
 #include "testutil.h"
 
 #include <unistd.h>
@@ -11,7 +13,7 @@
 #include "gguf-writer.h"
 #include "model.h"
 
-enum { V = 100, D = 64, NL = 2, H = 4, HK = 2, HD = 16, FF = 96, MAXT = 40 };
+enum { V = 100, D = 64, NL = 2, H = 4, HK = 2, HD = 16, FF = 96, MAXT = 40, NMODELS = 4 };
 static const double ROPE_BASE = 10000.0, EPS = 1e-5;
 
 /* The weights as the reference sees them (after any quantization). */
@@ -38,7 +40,8 @@ static void put_hparams(clait_gguf *w, int all) {
   clait_gguf_u32(w, "llama.rope.dimension_count", HD);
 }
 
-/* Writes a random model to path; quant 0: all f32; 1: Q8_0 embedding and Q4_1 matrices; 2: Q4_0 matrices.
+/* Writes a random model to path; quant 0: all f32; 1: Q8_0 embedding and Q4_1 matrices; 2: Q4_0 matrices; 3: as
+ * 1, but block 0's attn_v is Q8_0 and its ffn_gate Q4_0 (dtypes that differ where the runner stacks weights).
  * *t receives the values the file holds. */
 static void write_model(const char *path, int quant, uint64_t seed, tiny *t) {
   clait_rng r = {seed};
@@ -54,7 +57,7 @@ static void write_model(const char *path, int quant, uint64_t seed, tiny *t) {
     rnd(&r, t->wu[l], FF * D, 0.25f);
     rnd(&r, t->wd[l], D * FF, 0.2f);
   }
-  const uint32_t mt = quant == 0 ? CLAIT_GGML_F32 : quant == 1 ? CLAIT_GGML_Q4_1 : CLAIT_GGML_Q4_0;
+  const uint32_t mt = quant == 0 ? CLAIT_GGML_F32 : quant == 2 ? CLAIT_GGML_Q4_0 : CLAIT_GGML_Q4_1;
   const uint32_t et = quant == 0 ? CLAIT_GGML_F32 : CLAIT_GGML_Q8_0;
   clait_gguf *w = clait_gguf_new(3);
   put_hparams(w, 1);
@@ -79,10 +82,10 @@ static void write_model(const char *path, int quant, uint64_t seed, tiny *t) {
     PUT(NAME("attn_norm.weight"), CLAIT_GGML_F32, 0, D, t->anorm[l]);
     PUT(NAME("attn_q.weight"), mt, H * HD, D, t->wq[l]);
     PUT(NAME("attn_k.weight"), mt, HK * HD, D, t->wk[l]);
-    PUT(NAME("attn_v.weight"), mt, HK * HD, D, t->wv[l]);
+    PUT(NAME("attn_v.weight"), quant == 3 && l == 0 ? CLAIT_GGML_Q8_0 : mt, HK * HD, D, t->wv[l]);
     PUT(NAME("attn_output.weight"), mt, D, H * HD, t->wo[l]);
     PUT(NAME("ffn_norm.weight"), CLAIT_GGML_F32, 0, D, t->fnorm[l]);
-    PUT(NAME("ffn_gate.weight"), mt, FF, D, t->wg[l]);
+    PUT(NAME("ffn_gate.weight"), quant == 3 && l == 0 ? CLAIT_GGML_Q4_0 : mt, FF, D, t->wg[l]);
     PUT(NAME("ffn_up.weight"), mt, FF, D, t->wu[l]);
     PUT(NAME("ffn_down.weight"), mt, D, FF, t->wd[l]);
 #undef NAME
@@ -169,15 +172,15 @@ static void ref_forward(const tiny *t, const int32_t *tok, int T, double *logits
 
 typedef struct fixture {
   clai_context *ctx;
-  char path[3][256];
-  tiny *t[3];
+  char path[NMODELS][256];
+  tiny *t[NMODELS];
 } fixture;
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
   assert_non_null(f);
   f->ctx = clait_ctx();
-  for (int q = 0; q < 3; q++) {
+  for (int q = 0; q < NMODELS; q++) {
     f->t[q] = malloc(sizeof(tiny));
     assert_non_null(f->t[q]);
     snprintf(f->path[q], sizeof f->path[q], "%s/test-llama-%d-%d.gguf", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
@@ -190,7 +193,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture *f = *state;
-  for (int q = 0; q < 3; q++) {
+  for (int q = 0; q < NMODELS; q++) {
     unlink(f->path[q]);
     free(f->t[q]);
   }
@@ -244,7 +247,7 @@ static void check_model(fixture *f, int q, int exact, int np, int T, double rtol
  * kernel's 16 rows, so quantized weights go through the dequantizing GEMM path). */
 static void test_exact(void **state) {
   fixture *f = *state;
-  for (int q = 0; q < 3; q++) {
+  for (int q = 0; q < NMODELS; q++) {
     double worst = 0;
     static const int nps[] = {1, 7, 20};
     for (int i = 0; i < 3; i++) {
@@ -260,7 +263,7 @@ static void test_exact(void **state) {
  * models; a bug (a wrong head, position or row) makes errors of the order of the logits themselves. */
 static void test_llamacpp_scheme(void **state) {
   fixture *f = *state;
-  for (int q = 1; q < 3; q++) {
+  for (int q = 1; q < NMODELS; q++) {
     double worst = 0;
     static const int nps[] = {5, 20};
     for (int i = 0; i < 2; i++) {

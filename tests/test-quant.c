@@ -1,16 +1,50 @@
-/* test-quant.c - quantized tensors (Q8_0, Q4_0, Q4_1): layout rules of views, raw block transfers, the
+/* test-quant.c - quantized tensors (Q8_0, Q4_0, Q4_1, and the K-quants Q4_K, Q6_K): layout rules of views, raw block transfers, the
  * dequantizing copy, clai_matmul with a quantized operand (the one-pass kernel for M <= 16 and the chunked
  * dequantize-then-GEMM path above it, in the family the device runs; tests/quant-gemm-*.sh run the other
  * families) and clai_gather_rows from a quantized table, each against a double-precision reference of the
  * block formats written here from clai.h's description. */
 #include "testutil.h"
 
-static const clai_dtype fmts[] = {CLAI_DTYPE_Q8_0, CLAI_DTYPE_Q4_0, CLAI_DTYPE_Q4_1};
+static const clai_dtype fmts[] = {CLAI_DTYPE_Q8_0, CLAI_DTYPE_Q4_0, CLAI_DTYPE_Q4_1, CLAI_DTYPE_Q4_K, CLAI_DTYPE_Q6_K};
+#define NFMTS (sizeof fmts / sizeof fmts[0])
+
+/* Values per block (per super-block for the K-quants): shapes below are multiples of it. */
+static int64_t qb(clai_dtype fmt) { return clai_dtype_block(fmt); }
+static int is_k(clai_dtype fmt) { return fmt == CLAI_DTYPE_Q4_K || fmt == CLAI_DTYPE_Q6_K; }
 
 static double half_bits(const uint8_t *p) { return clait_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
-/* The 32 values of one block, as clai.h defines them. */
+/* The 256 values of a Q4_K or Q6_K super-block, from clai.h's description (value by value, not by the
+ * sub-blocks the kernels walk). */
+static void ref_kblock(clai_dtype fmt, const uint8_t *b, double *v) {
+  if (fmt == CLAI_DTYPE_Q4_K) {
+    const double d = half_bits(b), dmin = half_bits(b + 2);
+    const uint8_t *s = b + 4;
+    for (int e = 0; e < 256; e++) {
+      const int j = e / 32, i = e % 32;
+      const int sc = j < 4 ? s[j] & 63 : (s[j + 4] & 15) | (s[j - 4] >> 6) << 4;
+      const int m = j < 4 ? s[j + 4] & 63 : (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+      const uint8_t byte = b[16 + 32 * (j / 2) + i];
+      const int q = j % 2 ? byte >> 4 : byte & 15;
+      v[e] = d * sc * q - dmin * m;
+    }
+  } else {
+    const double d = half_bits(b + 208);
+    for (int e = 0; e < 256; e++) {
+      const int h = e / 128, r = e % 128 / 32, i = e % 32;
+      const uint8_t l = b[64 * h + 32 * (r % 2) + i];
+      const int q = (r < 2 ? l & 15 : l >> 4) | (b[128 + 32 * h + i] >> (2 * r) & 3) << 4;
+      v[e] = d * (int8_t)b[192 + e / 16] * (q - 32);
+    }
+  }
+}
+
+/* The qb(fmt) values of one block (super-block), as clai.h defines them. */
 static void ref_block(clai_dtype fmt, const uint8_t *b, double *v) {
+  if (is_k(fmt)) {
+    ref_kblock(fmt, b, v);
+    return;
+  }
   const double d = half_bits(b);
   for (int j = 0; j < 32; j++) {
     if (fmt == CLAI_DTYPE_Q8_0) {
@@ -24,16 +58,32 @@ static void ref_block(clai_dtype fmt, const uint8_t *b, double *v) {
 }
 
 /* n random blocks: scales of either sign between 1e-3 and 5e-2 (a minimum within +-0.1 for Q4_1), random
- * quants; one block in 7 has a zero scale, one in 11 a subnormal half as its scale (and its minimum). */
+ * quants; one block in 7 has a zero scale, one in 11 a subnormal half as its scale (and its minimum).
+ * K-quants: d (and Q4_K's dmin) 32 times smaller, as their sub-block scales multiply it by up to 63 (Q6_K:
+ * by -128..127); random bytes for those scales and the quants, and one super-block in 5 has every scale
+ * byte 0xff (Q4_K: every 6-bit scale and minimum 63; Q6_K: every scale -1). */
 static void rand_blocks(clait_rng *r, clai_dtype fmt, size_t n, uint8_t *out) {
   const size_t bs = clai_dtype_size(fmt);
   for (size_t i = 0; i < n; i++) {
     uint8_t *b = out + i * bs;
-    float d = clait_uniform(r, 1e-3f, 5e-2f) * (clait_next(r) & 1 ? -1.0f : 1.0f);
-    float m = clait_uniform(r, -0.1f, 0.1f);
+    const float k = is_k(fmt) ? 1.0f / 32 : 1.0f;
+    float d = clait_uniform(r, 1e-3f, 5e-2f) * k * (clait_next(r) & 1 ? -1.0f : 1.0f);
+    float m = clait_uniform(r, -0.1f, 0.1f) * k;
     if (clait_next(r) % 7 == 0) d = 0.0f;
     if (clait_next(r) % 11 == 0) d = clait_uniform(r, -6e-5f, 6e-5f), m = clait_uniform(r, -6e-5f, 6e-5f);
     const uint16_t hd = clait_f32_to_f16(d), hm = clait_f32_to_f16(m);
+    if (is_k(fmt)) {
+      for (size_t j = 0; j < bs; j++) b[j] = (uint8_t)clait_next(r);
+      const int all = clait_next(r) % 5 == 0;
+      if (fmt == CLAI_DTYPE_Q4_K) {
+        b[0] = (uint8_t)hd, b[1] = (uint8_t)(hd >> 8), b[2] = (uint8_t)hm, b[3] = (uint8_t)(hm >> 8);
+        if (all) memset(b + 4, 0xff, 12);
+      } else {
+        b[208] = (uint8_t)hd, b[209] = (uint8_t)(hd >> 8);
+        if (all) memset(b + 192, 0xff, 16);
+      }
+      continue;
+    }
     b[0] = (uint8_t)hd, b[1] = (uint8_t)(hd >> 8);
     size_t q0 = 2;
     if (fmt == CLAI_DTYPE_Q4_1) b[2] = (uint8_t)hm, b[3] = (uint8_t)(hm >> 8), q0 = 4;
@@ -45,13 +95,13 @@ static void rand_blocks(clait_rng *r, clai_dtype fmt, size_t n, uint8_t *out) {
 static clai_tensor *qtensor(clai_context *ctx, clait_rng *r, clai_dtype fmt, int ndim, const int64_t *shape,
                             uint8_t **raw, double **ref) {
   clai_tensor *t = clait_tensor(ctx, fmt, ndim, shape);
-  const size_t nb = (size_t)clai_tensor_numel(t) / 32, bs = clai_dtype_size(fmt);
+  const size_t vb = (size_t)qb(fmt), nb = (size_t)clai_tensor_numel(t) / vb, bs = clai_dtype_size(fmt);
   uint8_t *b = malloc(nb * bs + 1);
-  double *v = malloc(nb * 32 * sizeof *v + 8);
+  double *v = malloc(nb * vb * sizeof *v + 8);
   assert_non_null(b);
   assert_non_null(v);
   rand_blocks(r, fmt, nb, b);
-  for (size_t i = 0; i < nb; i++) ref_block(fmt, b + i * bs, v + i * 32);
+  for (size_t i = 0; i < nb; i++) ref_block(fmt, b + i * bs, v + i * vb);
   CLAIT_OK(ctx, clai_tensor_write(t, b, nb * bs));
   if (raw != NULL) *raw = b;
   else free(b);
@@ -65,12 +115,18 @@ static void test_dtype_queries(void **state) {
   assert_int_equal(clai_dtype_size(CLAI_DTYPE_Q8_0), 34);
   assert_int_equal(clai_dtype_size(CLAI_DTYPE_Q4_0), 18);
   assert_int_equal(clai_dtype_size(CLAI_DTYPE_Q4_1), 20);
+  assert_int_equal(clai_dtype_size(CLAI_DTYPE_Q4_K), 144);
+  assert_int_equal(clai_dtype_size(CLAI_DTYPE_Q6_K), 210);
   assert_int_equal(clai_dtype_block(CLAI_DTYPE_Q4_1), 32);
+  assert_int_equal(clai_dtype_block(CLAI_DTYPE_Q4_K), 256);
+  assert_int_equal(clai_dtype_block(CLAI_DTYPE_Q6_K), 256);
   assert_int_equal(clai_dtype_block(CLAI_DTYPE_F16), 1);
   assert_int_equal(clai_dtype_block((clai_dtype)99), 0);
   assert_string_equal(clai_dtype_name(CLAI_DTYPE_Q8_0), "q8_0");
   assert_string_equal(clai_dtype_name(CLAI_DTYPE_Q4_0), "q4_0");
   assert_string_equal(clai_dtype_name(CLAI_DTYPE_Q4_1), "q4_1");
+  assert_string_equal(clai_dtype_name(CLAI_DTYPE_Q4_K), "q4_k");
+  assert_string_equal(clai_dtype_name(CLAI_DTYPE_Q6_K), "q6_k");
 }
 
 /* Shapes and views: the last dim holds whole blocks; views select whole blocks. */
@@ -106,6 +162,31 @@ static void test_layout_rules(void **state) {
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "holds 360", clai_tensor_write(t, small, sizeof small));
   CLAIT_FAILS(ctx, CLAI_E_BUFFER_TOO_SMALL, "needs 360", clai_tensor_read(t, small, sizeof small));
   clai_tensor_free(t);
+  /* the K-quants: the same rules with 256 in place of 32 */
+  const int64_t kbad[2] = {3, 288}, kshape[3] = {2, 3, 768};
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "q4_k tensor's last dim must be a multiple of 256",
+              clai_tensor_init(ctx, &t, CLAI_DTYPE_Q4_K, 2, kbad));
+  assert_null(t);
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "q6_k tensor's last dim must be a multiple of 256",
+              clai_tensor_init(ctx, &t, CLAI_DTYPE_Q6_K, 1, kbad + 1));
+  for (int f = 0; f < 2; f++) {
+    t = clait_tensor(ctx, f ? CLAI_DTYPE_Q6_K : CLAI_DTYPE_Q4_K, 3, kshape);
+    CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "whole blocks", clai_tensor_slice(t, &v, 2, 32, 288, 1));
+    CLAIT_FAILS(ctx, CLAI_E_SHAPE, "multiple of 256", clai_tensor_slice(t, &v, 2, 256, 288, 1));
+    const int64_t ksh[3] = {2, 3, 256}, kst[3] = {2304, 736, 1};
+    CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "multiple of 256", clai_tensor_view(t, &v, 3, ksh, kst, 0));
+    const int64_t kst2[3] = {2304, 768, 1};
+    CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "whole blocks", clai_tensor_view(t, &v, 3, ksh, kst2, 64));
+    const int64_t kflat[2] = {36, 128};
+    CLAIT_FAILS(ctx, CLAI_E_SHAPE, "multiple of 256", clai_tensor_reshape(t, &v, 2, kflat));
+    assert_null(v);
+    CLAIT_OK(ctx, clai_tensor_view(t, &v, 3, ksh, kst2, 512)); /* the third super-block of each row */
+    clai_tensor_free(v);
+    const size_t kb = 2 * 3 * 3 * clai_dtype_size(clai_tensor_dtype(t));
+    CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, f ? "holds 3780" : "holds 2592", clai_tensor_write(t, small, sizeof small));
+    assert_int_equal(kb, f ? 3780 : 2592);
+    clai_tensor_free(t);
+  }
 }
 
 /* Raw blocks go in and come back unchanged, whole and through strided views (a row slice with a step, a
@@ -113,10 +194,10 @@ static void test_layout_rules(void **state) {
 static void test_raw_roundtrip(void **state) {
   clai_context *ctx = *state;
   clait_rng r = {0x51a7};
-  for (size_t f = 0; f < 3; f++) {
+  for (size_t f = 0; f < NFMTS; f++) {
     const clai_dtype fmt = fmts[f];
     const size_t bs = clai_dtype_size(fmt);
-    const int64_t shape[3] = {3, 5, 128};
+    const int64_t u = qb(fmt), shape[3] = {3, 5, 4 * u};
     uint8_t *raw = NULL;
     clai_tensor *t = qtensor(ctx, &r, fmt, 3, shape, &raw, NULL);
     const size_t nb = 3 * 5 * 4, rowb = 4 * bs;
@@ -126,7 +207,7 @@ static void test_raw_roundtrip(void **state) {
     assert_memory_equal(back, raw, nb * bs);
     clai_tensor *v = NULL, *w = NULL;
     CLAIT_OK(ctx, clai_tensor_slice(t, &v, 1, 1, 5, 2)); /* rows 1 and 3 of each batch */
-    CLAIT_OK(ctx, clai_tensor_slice(v, &w, 2, 32, 96, 1)); /* blocks 1 and 2 */
+    CLAIT_OK(ctx, clai_tensor_slice(v, &w, 2, u, 3 * u, 1)); /* blocks 1 and 2 */
     CLAIT_OK(ctx, clai_tensor_read(w, back, 3 * 2 * 2 * bs));
     for (int b = 0; b < 3; b++)
       for (int i = 0; i < 2; i++)
@@ -155,42 +236,54 @@ static void test_raw_roundtrip(void **state) {
 /* Blocks whose scale (and Q4_1 minimum) is +-infinity or NaN, every quant value: the dequantizing copy gives
  * what clai.h's formula gives in double (0 * inf is NaN, (q - 8) * inf is an infinity), bit class for bit
  * class; so does the decode step's product of such a block with ones (a NaN or an infinity of the right sign). */
+/* The K-quants: d (Q4_K: and, in three more super-blocks, dmin) special, the other scales finite. */
 static void test_special_scales(void **state) {
   clai_context *ctx = *state;
   static const uint16_t specials[3] = {0x7c00, 0xfc00, 0x7e00}; /* +inf, -inf, NaN */
-  for (size_t f = 0; f < 3; f++) {
-    const size_t bs = clai_dtype_size(fmts[f]);
-    uint8_t raw[3 * 34];
-    for (int i = 0; i < 3; i++) {
+  for (size_t f = 0; f < NFMTS; f++) {
+    const clai_dtype fmt = fmts[f];
+    const size_t bs = clai_dtype_size(fmt);
+    const int64_t u = qb(fmt);
+    const int nblk = fmt == CLAI_DTYPE_Q4_K ? 6 : 3;
+    uint8_t raw[6 * 210];
+    for (int i = 0; i < nblk; i++) {
       uint8_t *b = raw + i * bs;
-      b[0] = (uint8_t)specials[i], b[1] = (uint8_t)(specials[i] >> 8);
-      size_t q0 = 2;
-      if (fmts[f] == CLAI_DTYPE_Q4_1) b[2] = 0, b[3] = 0x3c, q0 = 4; /* minimum 1 */
-      for (size_t j = q0; j < bs; j++) b[j] = (uint8_t)(j * 17 + (size_t)i); /* quants 0 and 8 among them */
+      const uint16_t sp = specials[i % 3];
+      for (size_t j = 0; j < bs; j++) b[j] = (uint8_t)(j * 17 + (size_t)i); /* quants 0 and 8 among them */
+      if (fmt == CLAI_DTYPE_Q4_K) { /* the other of d and dmin 1 */
+        const int at = i < 3 ? 0 : 2;
+        b[at] = (uint8_t)sp, b[at + 1] = (uint8_t)(sp >> 8);
+        b[2 - at] = 0, b[3 - at] = 0x3c;
+      } else if (fmt == CLAI_DTYPE_Q6_K) {
+        b[208] = (uint8_t)sp, b[209] = (uint8_t)(sp >> 8);
+      } else {
+        b[0] = (uint8_t)sp, b[1] = (uint8_t)(sp >> 8);
+        if (fmt == CLAI_DTYPE_Q4_1) b[2] = 0, b[3] = 0x3c; /* minimum 1 */
+      }
     }
-    const int64_t sh[2] = {3, 32}, xsh[2] = {1, 32}, csh[2] = {1, 3};
+    const int64_t sh[2] = {nblk, u}, xsh[2] = {1, u}, csh[2] = {1, nblk};
     clai_tensor *q = clait_tensor(ctx, fmts[f], 2, sh), *out = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sh);
-    CLAIT_OK(ctx, clai_tensor_write(q, raw, 3 * bs));
+    CLAIT_OK(ctx, clai_tensor_write(q, raw, (size_t)nblk * bs));
     CLAIT_OK(ctx, clai_copy(ctx, out, q));
-    float got[96], c[3];
+    float got[6 * 256], c[6];
     clait_read_floats(ctx, out, got);
     clai_tensor *x = clait_tensor(ctx, CLAI_DTYPE_F32, 2, xsh), *cm = clait_tensor(ctx, CLAI_DTYPE_F32, 2, csh);
     CLAIT_OK(ctx, clai_fill(ctx, x, 1.0));
     CLAIT_OK(ctx, clai_matmul(ctx, cm, x, 0, q, 1, 1.0f, 0.0f));
     clait_read_floats(ctx, cm, c);
-    for (int i = 0; i < 3; i++) {
-      double v[32], sum = 0;
-      ref_block(fmts[f], raw + i * bs, v);
-      for (int j = 0; j < 32; j++) {
-        const double want = v[j], g = got[i * 32 + j];
+    for (int i = 0; i < nblk; i++) {
+      double v[256], sum = 0;
+      ref_block(fmt, raw + i * bs, v);
+      for (int j = 0; j < u; j++) {
+        const double want = v[j], g = got[i * u + j];
         sum += want;
         if (isnan(want) ? !isnan(g) : g != want)
-          fail_msg("%s block with scale 0x%04x, value %d: %g, expected %g", clai_dtype_name(fmts[f]), specials[i], j,
-                   g, want);
+          fail_msg("%s block %d with scale 0x%04x, value %d: %g, expected %g", clai_dtype_name(fmt), i,
+                   specials[i % 3], j, g, want);
       }
       if (isnan(sum) ? !isnan(c[i]) : (double)c[i] != sum)
-        fail_msg("%s product with the block of scale 0x%04x: %g, expected %g", clai_dtype_name(fmts[f]), specials[i],
-                 (double)c[i], sum);
+        fail_msg("%s product with block %d of scale 0x%04x: %g, expected %g", clai_dtype_name(fmt), i,
+                 specials[i % 3], (double)c[i], sum);
     }
     clai_tensor_free(cm);
     clai_tensor_free(x);
@@ -202,12 +295,12 @@ static void test_special_scales(void **state) {
 static void test_dequant_copy(void **state) {
   clai_context *ctx = *state;
   clait_rng r = {0xd0d0};
-  for (size_t f = 0; f < 3; f++) {
+  for (size_t f = 0; f < NFMTS; f++) {
     const clai_dtype fmt = fmts[f];
-    const int64_t shape[2] = {7, 96};
+    const int64_t C = 3 * qb(fmt), shape[2] = {7, C}; /* three blocks (super-blocks) a row */
     double *ref = NULL;
     clai_tensor *q = qtensor(ctx, &r, fmt, 2, shape, NULL, &ref);
-    const size_t n = 7 * 96;
+    const size_t n = (size_t)(7 * C);
     double *want = malloc(n * sizeof *want);
     float *got = malloc(n * 4);
     assert_non_null(want);
@@ -218,11 +311,11 @@ static void test_dequant_copy(void **state) {
       clai_tensor *d = clait_tensor(ctx, dt, 2, shape);
       CLAIT_OK(ctx, clai_copy(ctx, d, q));
       clait_read_floats(ctx, d, got);
-      /* Q8_0 and Q4_0 products are exact in f32; Q4_1 adds the minimum (one rounding) */
+      /* Q8_0, Q4_0 and Q6_K products are exact in f32; Q4_1 and Q4_K add the minimum (one rounding) */
       clait_expect_close(half ? "dequant f16" : "dequant f32", got, want, n, 1e-9, half ? 1e-3 : 1.2e-7);
       clai_tensor_free(d);
       /* into a transposed view at an offset inside a larger buffer */
-      const int64_t big[1] = {96 * 7 + 13}, tsh[2] = {7, 96}, tst[2] = {1, 7};
+      const int64_t big[1] = {C * 7 + 13}, tsh[2] = {7, C}, tst[2] = {1, 7};
       clai_tensor *base = clait_tensor(ctx, dt, 1, big), *tv = NULL;
       CLAIT_OK(ctx, clai_fill(ctx, base, -7.0));
       CLAIT_OK(ctx, clai_tensor_view(base, &tv, 2, tsh, tst, 13));
@@ -240,7 +333,7 @@ static void test_dequant_copy(void **state) {
       clai_tensor_free(base);
     }
     /* broadcast over a new leading dim */
-    const int64_t b3[3] = {2, 7, 96};
+    const int64_t b3[3] = {2, 7, C};
     clai_tensor *d3 = clait_tensor(ctx, CLAI_DTYPE_F32, 3, b3);
     CLAIT_OK(ctx, clai_copy(ctx, d3, q));
     float *g3 = clait_get(ctx, d3);
@@ -252,19 +345,19 @@ static void test_dequant_copy(void **state) {
     /* blocks into the same dtype (a row slice of q into a fresh tensor) */
     clai_tensor *rows = NULL, *q2 = NULL;
     CLAIT_OK(ctx, clai_tensor_slice(q, &rows, 0, 1, 7, 3));
-    const int64_t s2[2] = {2, 96};
+    const int64_t s2[2] = {2, C};
     q2 = clait_tensor(ctx, fmt, 2, s2);
     CLAIT_OK(ctx, clai_copy(ctx, q2, rows));
     clai_tensor *d2 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s2);
     CLAIT_OK(ctx, clai_copy(ctx, d2, q2));
     clait_read_floats(ctx, d2, got);
-    for (int i = 0; i < 96; i++) want[i] = (float)ref[96 + i], want[96 + i] = (float)ref[4 * 96 + i];
-    clait_expect_close("block copy", got, want, 2 * 96, 1e-9, 1.2e-7);
+    for (int64_t i = 0; i < C; i++) want[i] = (float)ref[C + i], want[C + i] = (float)ref[4 * C + i];
+    clait_expect_close("block copy", got, want, (size_t)(2 * C), 1e-9, 1.2e-7);
     /* what clai_copy refuses */
     if (fmt != CLAI_DTYPE_Q8_0) CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "q8_0 only", clai_copy(ctx, q2, d2));
     clai_tensor *i32 = clait_tensor(ctx, CLAI_DTYPE_I32, 2, s2);
     CLAIT_FAILS(ctx, CLAI_E_DTYPE, "not i32", clai_copy(ctx, i32, q2));
-    const int64_t other[2] = {2, 64};
+    const int64_t other[2] = {2, C - qb(fmt)};
     clai_tensor *o = clait_tensor(ctx, CLAI_DTYPE_F32, 2, other);
     CLAIT_FAILS(ctx, CLAI_E_SHAPE, "last dim", clai_copy(ctx, o, q2));
     CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlap", clai_copy(ctx, q, q));
@@ -476,13 +569,17 @@ static void test_matmul_shapes(void **state) {
   static const int64_t Ms[] = {1, 2, 3, 4, 5, 7, 16, 17, 33, 70};
   static const int64_t Ns[] = {1, 7, 33, 129};
   static const int64_t Ks[] = {32, 96, 256, 576}; /* the decode kernel takes 8 blocks at a time, then the rest */
+  /* the K-quants: 1, 3 and 9 super-blocks (small mode, for the simulator: not 9, which took most of its time) */
+  static const int64_t KKs[] = {256, 768, 2304, 0};
   const int small = clait_small();
-  for (size_t f = 0; f < 3; f++)
+  for (size_t f = 0; f < NFMTS; f++)
     for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++)
       for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++)
         for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
           if (small && (mi + ni + ki + f) % 5 != 0) continue;
-          qcase k = {0, 0, Ms[mi], Ns[ni], Ks[ki], 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0};
+          const int64_t K = is_k(fmts[f]) ? KKs[ki] : Ks[ki];
+          if (K == 0 || (small && K > 768)) continue;
+          qcase k = {0, 0, Ms[mi], Ns[ni], K, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0};
           run_case(ctx, &r, fmts[f], &k);
         }
 }
@@ -493,10 +590,10 @@ static void test_matmul_variants(void **state) {
   clai_context *ctx = *state;
   clait_rng r = {0x7777};
   static const int64_t Ms[] = {3, 37};
-  for (size_t f = 0; f < 3; f++)
+  for (size_t f = 0; f < NFMTS; f++)
     for (size_t mi = 0; mi < 2; mi++) {
       const int64_t M = Ms[mi];
-      const qcase cases[] = {
+      qcase cases[] = {
           {2, 1, M, 33, 64, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0},
           {3, 0, M, 20, 96, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0},
           {0, 0, M, 45, 64, 1, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 0.5f, 0.0f, 0, CLAI_ACT_NONE, 0, 0},
@@ -509,7 +606,13 @@ static void test_matmul_variants(void **state) {
           {2, 1, M, 17, 64, 0, CLAI_DTYPE_F16, CLAI_DTYPE_F16, 0.5f, 1.0f, 1, CLAI_ACT_SILU, 0, 1},
           {3, 0, M, 40, 576, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 2, CLAI_ACT_NONE, 0, 1},
       };
-      for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &r, fmts[f], &cases[i]);
+      for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* the K-quants: as many super-blocks as the others have blocks (1 to 4), but 9 in place of 18; in small
+         * mode (the simulator) one super-block */
+        cases[i].K = cases[i].K / 32 * qb(fmts[f]);
+        if (cases[i].K > (clait_small() ? 256 : 2304)) cases[i].K = clait_small() ? 256 : 2304;
+        run_case(ctx, &r, fmts[f], &cases[i]);
+      }
     }
 }
 
@@ -522,11 +625,12 @@ static void test_matmul_q8_activations(void **state) {
   clai_context *ctx = *state;
   clait_rng r = {0x5151};
   static const int64_t NK[][2] = {{33, 64}, {17, 1120}, {40, 2080}, {5, 4096}};
+  static const int64_t KK[] = {256, 1280, 2304, 4096}; /* the K-quants' K, in super-blocks */
   const int small = clait_small();
-  for (size_t f = 0; f < 3; f++)
+  for (size_t f = 0; f < NFMTS; f++)
     for (int64_t M = 1; M <= 4; M++)
       for (size_t s = 0; s < 4; s++) {
-        const int64_t N = NK[s][1] > 1024 && small ? 9 : NK[s][0], K = NK[s][1], B = 2;
+        const int64_t K = is_k(fmts[f]) ? KK[s] : NK[s][1], N = K > 1024 && small ? 9 : NK[s][0], B = 2;
         if (small && ((f + (size_t)M + s) % 3 != 0 || (K > 1120 && M > 1))) continue; /* small: the limit at M = 1 */
         const int64_t wsh[2] = {N, K}, fsh[3] = {B, M + 1, K + 64}, csh[3] = {B, M, N};
         double *wref = NULL;
@@ -600,16 +704,18 @@ static void test_matmul_prologue(void **state) {
   clai_context *ctx = clait_profiled_ctx();
   (void)state;
   clait_rng r = {0x9e11};
-  static const int64_t NK[][2] = {{33, 64}, {19, 576}, {7, 1536}};
+  static const int64_t NK[][2] = {{33, 64}, {19, 576}, {7, 1536}}, NKK[][2] = {{33, 256}, {19, 768}, {7, 1536}};
   const int small = clait_small();
   int variant = 0;
-  for (size_t f = 0; f < 3; f++)
+  for (size_t f = 0; f < NFMTS; f++)
     for (int64_t M = 1; M <= 5; M++)
       for (size_t s = 0; s < 3; s++)
         for (int pf = 1; pf < 8; pf++, variant++) {
           const int glu = pf & 1, rms = (pf & 2) != 0, rnd = (pf & 4) != 0;
           if (small ? variant % 11 != 0 : variant % 3 != 0) continue; /* a third of the combinations (small: 1/11) */
-          const int64_t N = NK[s][0], K = NK[s][1], B = 2, W = glu ? 2 * K : K, Wp = W + 32;
+          const int kq = clai_dtype_block(fmts[f]) == 256; /* K-quants: K a multiple of 256 */
+          const int64_t N = kq ? NKK[s][0] : NK[s][0], K = kq ? NKK[s][1] : NK[s][1], B = 2, W = glu ? 2 * K : K,
+                        Wp = W + 32;
           const int fused = M <= 4 && M * K <= 4096;
           double *wref = NULL;
           const int64_t wsh[2] = {N, K};
@@ -833,6 +939,101 @@ static void test_matmul_into_view(void **state) {
   }
 }
 
+/* The weights as a view at a block (super-block) offset: rows 2..N+1 and blocks 1..3 of each row of a wider
+ * tensor, at M for the decode kernel, the general one and the dequantized chunks; then the same weights as
+ * the quantized A. */
+static void test_matmul_weight_view(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0x3f3f};
+  static const int64_t Ms[] = {1, 3, 5, 20};
+  for (size_t f = 0; f < NFMTS; f++) {
+    const int64_t u = qb(fmts[f]), N = 19, K = 3 * u, KW = K + 2 * u;
+    const int64_t bsh[2] = {N + 3, KW};
+    double *wref = NULL;
+    clai_tensor *base = qtensor(ctx, &r, fmts[f], 2, bsh, NULL, &wref), *rows = NULL, *w = NULL;
+    CLAIT_OK(ctx, clai_tensor_slice(base, &rows, 0, 2, N + 2, 1));
+    CLAIT_OK(ctx, clai_tensor_slice(rows, &w, 1, u, u + K, 1));
+    for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++)
+      for (int qa = 0; qa < 2; qa++) {
+        const int64_t M = Ms[mi], xsh[2] = {M, K}, csh[2] = {qa ? N : M, qa ? M : N};
+        float *xv = malloc((size_t)(M * K) * 4), *got = malloc((size_t)(M * N) * 4);
+        assert_non_null(xv);
+        assert_non_null(got);
+        clait_fill(&r, xv, (size_t)(M * K), -1.0f, 1.0f);
+        clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, xsh, xv), *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, csh);
+        CLAIT_OK(ctx, qa ? clai_matmul(ctx, c, w, 0, x, 1, 1.0f, 0.0f) : clai_matmul(ctx, c, x, 0, w, 1, 1.0f, 0.0f));
+        clait_read_floats(ctx, c, got);
+        for (int64_t m = 0; m < M; m++)
+          for (int64_t n = 0; n < N; n++) {
+            double sum = 0, mag = 0;
+            for (int64_t k = 0; k < K; k++) {
+              const double t = (double)xv[m * K + k] * wref[(n + 2) * KW + u + k];
+              sum += t;
+              mag += fabs(t);
+            }
+            const double g = got[qa ? n * M + m : m * N + n];
+            if (!(fabs(g - sum) <= 2e-6 * (mag + 1.0) * sqrt((double)K)))
+              fail_msg("%s weight view%s M=%lld: C[%lld][%lld] = %.9g, expected %.9g", clai_dtype_name(fmts[f]),
+                       qa ? " as a" : "", (long long)M, (long long)m, (long long)n, g, sum);
+          }
+        clai_tensor_free(c);
+        clai_tensor_free(x);
+        free(xv);
+        free(got);
+      }
+    clai_tensor_free(w);
+    clai_tensor_free(rows);
+    clai_tensor_free(base);
+    free(wref);
+  }
+}
+
+/* What the K-quants refuse: quantizing into them, copies into another quantized dtype, a K-quant as the
+ * activations, the wrong transposition, a K that differs; the context stays usable. */
+static void test_kquant_errors(void **state) {
+  clai_context *ctx = *state;
+  clait_rng r = {0xe2};
+  const int64_t wsh[2] = {8, 512}, xsh[2] = {3, 512}, csh[2] = {3, 8}, x2[2] = {3, 256};
+  clai_tensor *w4 = qtensor(ctx, &r, CLAI_DTYPE_Q4_K, 2, wsh, NULL, NULL);
+  clai_tensor *w6 = qtensor(ctx, &r, CLAI_DTYPE_Q6_K, 2, wsh, NULL, NULL);
+  clai_tensor *x = clait_tensor(ctx, CLAI_DTYPE_F32, 2, xsh), *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, csh);
+  clai_tensor *xs = clait_tensor(ctx, CLAI_DTYPE_F32, 2, x2), *f = clait_tensor(ctx, CLAI_DTYPE_F32, 2, wsh);
+  CLAIT_OK(ctx, clai_fill(ctx, x, 1.0));
+  CLAIT_OK(ctx, clai_fill(ctx, f, 1.0));
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "q8_0 only", clai_copy(ctx, w4, f));
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "q8_0 only", clai_copy(ctx, w6, f));
+  CLAIT_FAILS(ctx, CLAI_E_DTYPE, "q4_k into q6_k", clai_copy(ctx, w6, w4));
+  clai_tensor *xk = qtensor(ctx, &r, CLAI_DTYPE_Q4_K, 2, xsh, NULL, NULL);
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "q8_0 activations", clai_matmul(ctx, c, xk, 0, w6, 1, 1, 0));
+  clai_tensor_free(xk);
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "trans_b = 1", clai_matmul(ctx, c, x, 0, w4, 0, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "trans_a = 0", clai_matmul(ctx, c, w6, 1, x, 1, 1, 0));
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "op(a)", clai_matmul(ctx, c, xs, 0, w4, 1, 1, 0));
+  char desc[200];
+  CLAIT_OK(ctx, clai_matmul_describe(ctx, c, x, 0, w6, 1, desc, sizeof desc));
+  if (strstr(desc, "q6_k: one pass") == NULL) fail_msg("%s", desc);
+  /* still usable: 512 ones times the values of each row */
+  double *ref = NULL;
+  clai_tensor *w = qtensor(ctx, &r, CLAI_DTYPE_Q4_K, 2, wsh, NULL, &ref);
+  CLAIT_OK(ctx, clai_matmul(ctx, c, x, 0, w, 1, 1, 0));
+  float got[24];
+  clait_read_floats(ctx, c, got);
+  for (int n = 0; n < 8; n++) {
+    double sum = 0, mag = 0;
+    for (int k = 0; k < 512; k++) sum += ref[n * 512 + k], mag += fabs(ref[n * 512 + k]);
+    for (int m = 0; m < 3; m++)
+      if (!(fabs(got[m * 8 + n] - sum) <= 2e-6 * (mag + 1) * 23)) fail_msg("C[%d][%d] = %g, expected %g", m, n, got[m * 8 + n], sum);
+  }
+  free(ref);
+  clai_tensor_free(w);
+  clai_tensor_free(f);
+  clai_tensor_free(xs);
+  clai_tensor_free(c);
+  clai_tensor_free(x);
+  clai_tensor_free(w6);
+  clai_tensor_free(w4);
+}
+
 static void test_matmul_errors(void **state) {
   clai_context *ctx = *state;
   clait_rng r = {0xe1};
@@ -871,8 +1072,8 @@ static void test_matmul_errors(void **state) {
 static void test_gather_rows(void **state) {
   clai_context *ctx = *state;
   clait_rng r = {0x6a7};
-  for (size_t f = 0; f < 3; f++) {
-    const int64_t tsh[2] = {50, 96}, ish[2] = {2, 3};
+  for (size_t f = 0; f < NFMTS; f++) {
+    const int64_t C = 3 * qb(fmts[f]), tsh[2] = {50, C}, ish[2] = {2, 3};
     double *ref = NULL;
     clai_tensor *table = qtensor(ctx, &r, fmts[f], 2, tsh, NULL, &ref), *tv = NULL;
     CLAIT_OK(ctx, clai_tensor_slice(table, &tv, 0, 10, 40, 1)); /* rows 10..39 */
@@ -881,25 +1082,25 @@ static void test_gather_rows(void **state) {
     CLAIT_OK(ctx, clai_tensor_write(index, idx, sizeof idx));
     for (int half = 0; half < 2; half++) {
       const clai_dtype dt = half ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
-      const int64_t osh[3] = {2, 3, 96};
+      const int64_t osh[3] = {2, 3, C};
       clai_tensor *out = clait_tensor(ctx, dt, 3, osh);
       CLAIT_OK(ctx, clai_gather_rows(ctx, out, tv, index));
-      float got[6 * 96];
-      double want[6 * 96];
+      float got[6 * 768];
+      double want[6 * 768];
       clait_read_floats(ctx, out, got);
       for (int p = 0; p < 6; p++)
-        for (int j = 0; j < 96; j++) want[p * 96 + j] = clait_as_dtype(dt, ref[(10 + idx[p]) * 96 + j]);
-      clait_expect_close("gather", got, want, 6 * 96, 1e-9, half ? 1e-3 : 1.2e-7);
+        for (int64_t j = 0; j < C; j++) want[p * C + j] = clait_as_dtype(dt, ref[(10 + idx[p]) * C + j]);
+      clait_expect_close("gather", got, want, (size_t)(6 * C), 1e-9, half ? 1e-3 : 1.2e-7);
       clai_tensor_free(out);
     }
     const int32_t badidx[6] = {0, 30, 5, -1, 17, 1};
     CLAIT_OK(ctx, clai_tensor_write(index, badidx, sizeof badidx));
-    const int64_t osh[3] = {2, 3, 96};
+    const int64_t osh[3] = {2, 3, C};
     clai_tensor *out = clait_tensor(ctx, CLAI_DTYPE_F32, 3, osh);
     CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "index[1] = 30", clai_gather_rows(ctx, out, tv, index));
-    float got[6 * 96];
+    float got[6 * 768];
     clait_read_floats(ctx, out, got);
-    for (int j = 0; j < 96; j++) assert_true(got[96 + j] == 0.0f && got[3 * 96 + j] == 0.0f);
+    for (int64_t j = 0; j < C; j++) assert_true(got[C + j] == 0.0f && got[3 * C + j] == 0.0f);
     clai_tensor *oi = clait_tensor(ctx, CLAI_DTYPE_I32, 3, osh);
     CLAIT_FAILS(ctx, CLAI_E_DTYPE, "f32 or f16", clai_gather_rows(ctx, oi, tv, index));
     clai_tensor_free(oi);
@@ -924,9 +1125,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_matmul_variants, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_q8_activations, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_into_view, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_matmul_weight_view, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_prologue, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_prologue_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_errors, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_kquant_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_gather_rows, clait_setup, clait_teardown),
   };
   return CLAIT_MAIN("quant", tests, 1);

@@ -93,26 +93,29 @@ static clai_tensor *load(llm_model *m, const clai_gguf *g, const char *name, int
   return t;
 }
 
-/* Loads the weights names[0..n) (each [rows[i], cols]) into row ranges of one tensor, which needs one dtype for
- * all of them. */
-static clai_tensor *load_stacked(llm_model *m, const clai_gguf *g, int n, char names[][96], const int64_t *rows,
-                                 int64_t cols, char *err, size_t cap) {
+/* Loads the weights names[0..n) (each [rows[i], cols]) into row ranges of one tensor *stacked, one product for
+ * all of them, when they have one dtype; else each into parts[i] (*stacked stays NULL), a product each. Returns
+ * 0 with a message in err on failure (the caller frees what was loaded). */
+static int load_stacked(llm_model *m, const clai_gguf *g, int n, char names[][96], const int64_t *rows, int64_t cols,
+                        clai_tensor **stacked, clai_tensor **parts, char *err, size_t cap) {
   clai_gguf_tensor_info ti[4];
   int64_t total = 0;
+  int same = 1;
   for (int i = 0; i < n; i++) {
-    if (!tensor_info(g, names[i], rows[i], cols, &ti[i], err, cap)) return NULL;
-    if (ti[i].dtype != ti[0].dtype) {
-      set_err(err, cap, "tensors %s and %s have different types (%s, %s); this runner stacks them into one matrix",
-              names[0], names[i], clai_gguf_ggml_type_name(ti[0].ggml_type), clai_gguf_ggml_type_name(ti[i].ggml_type));
-      return NULL;
-    }
+    if (!tensor_info(g, names[i], rows[i], cols, &ti[i], err, cap)) return 0;
+    same &= ti[i].dtype == ti[0].dtype;
     total += rows[i];
+  }
+  if (!same) {
+    for (int i = 0; i < n; i++)
+      if (!(parts[i] = load(m, g, names[i], rows[i], cols, err, cap))) return 0;
+    return 1;
   }
   const int64_t shape[2] = {total, cols};
   clai_tensor *t = NULL;
   if (clai_tensor_init(m->ctx, &t, (clai_dtype)ti[0].dtype, 2, shape) != CLAI_OK) {
     set_err(err, cap, "%s", clai_errmsg(m->ctx));
-    return NULL;
+    return 0;
   }
   int64_t r0 = 0;
   for (int i = 0; i < n; i++) {
@@ -123,12 +126,13 @@ static clai_tensor *load_stacked(llm_model *m, const clai_gguf *g, int n, char n
     if (st != CLAI_OK) {
       set_err(err, cap, "%s", clai_errmsg(m->ctx));
       clai_tensor_free(t);
-      return NULL;
+      return 0;
     }
     m->weight_bytes += ti[i].bytes;
     r0 += rows[i];
   }
-  return t;
+  *stacked = t;
+  return 1;
 }
 
 static int read_hparams(const clai_gguf *g, llm_hparams *hp, char *err, size_t cap) {
@@ -221,13 +225,13 @@ llm_model *llm_model_load(clai_context *ctx, const clai_gguf *g, const llm_optio
     snprintf(names[1], sizeof names[1], "blk.%lld.attn_k.weight", (long long)l);
     snprintf(names[2], sizeof names[2], "blk.%lld.attn_v.weight", (long long)l);
     const int64_t qkv_rows[3] = {nq, nkv, nkv};
-    if (!(L->wqkv = load_stacked(m, g, 3, names, qkv_rows, d, err, cap))) goto fail;
+    if (!load_stacked(m, g, 3, names, qkv_rows, d, &L->wqkv, L->wqkv_part, err, cap)) goto fail;
     snprintf(names[0], sizeof names[0], "blk.%lld.attn_output.weight", (long long)l);
     if (!(L->wo = load(m, g, names[0], d, nq, err, cap))) goto fail;
     snprintf(names[0], sizeof names[0], "blk.%lld.ffn_gate.weight", (long long)l);
     snprintf(names[1], sizeof names[1], "blk.%lld.ffn_up.weight", (long long)l);
     const int64_t gu_rows[2] = {hp->n_ff, hp->n_ff};
-    if (!(L->wgu = load_stacked(m, g, 2, names, gu_rows, d, err, cap))) goto fail;
+    if (!load_stacked(m, g, 2, names, gu_rows, d, &L->wgu, L->wgu_part, err, cap)) goto fail;
     snprintf(names[0], sizeof names[0], "blk.%lld.ffn_down.weight", (long long)l);
     if (!(L->wdown = load(m, g, names[0], d, hp->n_ff, err, cap))) goto fail;
     const int64_t cshape[2] = {m->n_ctx, 2 * nkv};
@@ -255,9 +259,11 @@ void llm_model_free(llm_model *m) {
       llm_layer *L = &m->layers[l];
       clai_tensor_free(L->attn_norm);
       clai_tensor_free(L->wqkv);
+      for (int i = 0; i < 3; i++) clai_tensor_free(L->wqkv_part[i]);
       clai_tensor_free(L->wo);
       clai_tensor_free(L->ffn_norm);
       clai_tensor_free(L->wgu);
+      for (int i = 0; i < 2; i++) clai_tensor_free(L->wgu_part[i]);
       clai_tensor_free(L->wdown);
       clai_tensor_free(L->kvcache);
     }
@@ -314,6 +320,16 @@ static clai_status view(views *vs, clai_tensor *t, int ndim, const int64_t *shap
     if (st != CLAI_OK) goto done;   \
   } while (0)
 
+/* out = P(in) W^T (P the prologue pro) for a stacked weight W, or each part's product into its column range
+ * outs[i] of out. */
+static clai_status stacked_matmul(clai_context *ctx, clai_tensor *out, clai_tensor *in, const clai_matmul_prologue *pro,
+                                  const clai_tensor *w, int n, clai_tensor *const *parts, clai_tensor *const *outs) {
+  if (w != NULL) return clai_matmul_pro(ctx, out, in, w, 1, 1.0f, 0.0f, pro, NULL);
+  clai_status st = CLAI_OK;
+  for (int i = 0; i < n && st == CLAI_OK; i++) st = clai_matmul_pro(ctx, outs[i], in, parts[i], 1, 1.0f, 0.0f, pro, NULL);
+  return st;
+}
+
 clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all, clai_tensor *logits, char *err,
                         size_t cap) {
   clai_context *ctx = m->ctx;
@@ -350,7 +366,7 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
 
   /* Views that are the same for every block: q and k together as [1, n, H + Hk, hd] (BLHD) for one RoPE, k
    * and v together as the cache rows they go to, q as [1, H, n, hd] for the attention, and its output. */
-  clai_tensor *qk4, *kv2, *att_bhld, *q_bhld;
+  clai_tensor *qk4, *kv2, *att_bhld, *q_bhld, *qkv_cols[3], *gu_cols[2];
   {
     const int64_t qs[4] = {1, n, H + Hk, hd}, qst[4] = {n * nqkv, nqkv, hd, 1};
     const int64_t kvs[2] = {n, 2 * nkv}, kvst[2] = {nqkv, 1};
@@ -360,6 +376,16 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
     TRY(view(&vs, qkv, 4, qp, qpst, 0, &q_bhld));
     const int64_t ap[4] = {1, H, n, hd}, apst[4] = {n * nq, hd, nq, 1};
     TRY(view(&vs, att, 4, ap, apst, 0, &att_bhld));
+    /* the column ranges the separate products of unstacked weights write */
+    const int64_t qw[3] = {nq, nkv, nkv}, q0[3] = {0, nq, nq + nkv}, cst[2] = {nqkv, 1}, gst[2] = {2 * ff, 1};
+    for (int i = 0; i < 3; i++) {
+      const int64_t cs[2] = {n, qw[i]};
+      TRY(view(&vs, qkv, 2, cs, cst, q0[i], &qkv_cols[i]));
+    }
+    for (int i = 0; i < 2; i++) {
+      const int64_t cs[2] = {n, ff};
+      TRY(view(&vs, gu, 2, cs, gst, i * ff, &gu_cols[i]));
+    }
   }
   clai_rope_params rp;
   memset(&rp, 0, sizeof rp);
@@ -375,7 +401,7 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
     clai_tensor *kvc, *kall, *vall;
     clai_matmul_prologue pro = rounding;
     pro.rms_weight = Ly->attn_norm;
-    TRY(clai_matmul_pro(ctx, qkv, x, Ly->wqkv, 1, 1.0f, 0.0f, &pro, NULL));
+    TRY(stacked_matmul(ctx, qkv, x, &pro, Ly->wqkv, 3, Ly->wqkv_part, qkv_cols));
     TRY(clai_rope(ctx, qk4, qk4, &rp));
     /* the new positions' keys and values into the cache, then every position so far as [1, Hk, L, hd] */
     const int64_t cs[2] = {n, 2 * nkv}, cst[2] = {2 * nkv, 1};
@@ -387,7 +413,7 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
     TRY(clai_attention(ctx, att_bhld, NULL, q_bhld, kall, vall, scale, 1));
     TRY(clai_matmul_pro(ctx, x, att, Ly->wo, 1, 1.0f, 1.0f, &rounding, NULL));
     pro.rms_weight = Ly->ffn_norm;
-    TRY(clai_matmul_pro(ctx, gu, x, Ly->wgu, 1, 1.0f, 0.0f, &pro, NULL));
+    TRY(stacked_matmul(ctx, gu, x, &pro, Ly->wgu, 2, Ly->wgu_part, gu_cols));
     pro = rounding;
     pro.glu = 1;
     pro.glu_op = CLAI_SILU;

@@ -17,6 +17,9 @@ typedef struct llm_hparams {
 
 typedef struct llm_layer {
   clai_tensor *attn_norm, *wqkv, *wo, *ffn_norm, *wgu, *wdown; /* wqkv = [q; k; v] rows, wgu = [gate; up] */
+  /* When q, k and v (gate and up) do not share a dtype, as in llama.cpp's mixtures (Q4_K_M gives some
+   * layers' attn_v Q6_K and the others Q4_K), wqkv (wgu) is NULL and they are kept apart, one product each */
+  clai_tensor *wqkv_part[3], *wgu_part[2];
   clai_tensor *kvcache; /* [n_ctx, 2 * n_head_kv * head_dim]: a position's keys, then its values */
 } llm_layer;
 
