@@ -530,10 +530,12 @@ typedef struct clai_matmul_prologue {
 /* C = act(alpha * P(A) * op(B) + beta * C + bias): clai_matmul_ex with A's rows first transformed by the
  * prologue pro (NULL: none) - the ops a transformer runs between two products (the feed-forward's SwiGLU, the
  * next block's RMSNorm, llama.cpp's activation rounding). A is f32 or f16, [..., M, K] ([..., M, 2K] with a
- * GLU), not transposed, and must not overlap C. With a quantized B (trans_b = 1), M <= 4, an f32 A whose
- * last dim has stride 1, M * K <= 4096 and K a multiple of 32 (a language model's decode step) it is one
- * kernel: the work-group computes P(A) in local memory and then the product, so the prologue costs no
- * launch and no memory traffic. Otherwise P(A) goes through a temporary (clai_glu, clai_rmsnorm, clai_copy
+ * GLU), not transposed, and must not overlap C. On GPUs (CLAI_PROLOGUE=fused anywhere), with a quantized B
+ * (trans_b = 1), M <= 4, an f32 A whose last dim has stride 1, M * K <= 4096 and K a multiple of 32 (a
+ * language model's decode step) it is one kernel: each work-group computes P(A) in local memory and then
+ * its columns of the product, so the prologue costs no launch and no pass over memory (on CPUs, where the
+ * groups run one after another, repeating it per group costs what the launches save). Otherwise, and with
+ * CLAI_PROLOGUE=separate, P(A) goes through a temporary (clai_glu, clai_rmsnorm, clai_copy
  * into Q8_0, then clai_matmul_ex). Both give the same result to float rounding (the fused kernel adds the
  * sum of squares in another order than clai_rmsnorm, and its exp may differ from clai_glu's in the last
  * bit, so after rounding to Q8_0 a value may land on the neighbouring quant); the rounding alone gives the

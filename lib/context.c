@@ -231,6 +231,23 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
       goto fail;
     }
   }
+  /* CLAI_PROLOGUE: clai_matmul_pro's prologue "fused" into the decode kernel (the default on GPUs) or run as
+   * "separate" ops (the default on CPUs, where every work-group repeating it made the fused kernel no faster
+   * on POCL, and each group width another compilation of it). */
+  int prologue = -1;
+  const char *pro_env = getenv("CLAI_PROLOGUE");
+  if (pro_env != NULL && *pro_env != '\0') {
+    if (strcmp(pro_env, "separate") == 0)
+      prologue = 0;
+    else if (strcmp(pro_env, "fused") == 0)
+      prologue = 1;
+    else {
+      snprintf(errbuf, errbuf_size, "CLAI_PROLOGUE=\"%s\" is not a way to run a prologue; use \"fused\" or "
+               "\"separate\"", pro_env);
+      st = CLAI_E_INVALID_ARG;
+      goto fail;
+    }
+  }
   ctx->cache_dir = clai__cache_dir_resolve(params);
   uint64_t limit = params->pool_limit != 0 ? params->pool_limit : env_u64("CLAI_POOL_LIMIT");
   const char *eager = getenv("CLAI_EAGER");
@@ -284,6 +301,7 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
     if (st != CLAI_E_BUILD) st = CLAI_E_NO_DEVICE;
     goto fail;
   }
+  ctx->prologue_fused = prologue >= 0 ? prologue : !ctx->caps.is_cpu;
   if (limit == 0) limit = ctx->caps.global_mem / 4;
   clai__pool_init(&ctx->pool, limit);
   free(cands);

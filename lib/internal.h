@@ -368,6 +368,7 @@ struct clai_context {
   size_t fixed_wg_limit;        /* a kernel's limit that its declared work-group size exceeded (program.c) */
   int rows_wg;                  /* 1: row ops run their work-group-per-row kernels (CLAI_ROWS; else by device) */
   int rows_forced;              /* 1: rows_wg was set by CLAI_ROWS, not chosen for the device */
+  int prologue_fused;           /* 1: clai_matmul_pro fuses its prologue into the decode kernel (CLAI_PROLOGUE) */
 
   char *cache_dir;              /* NULL: cache off */
   int binaries;                 /* programs go through libclai's binary cache (else the implementation's own

@@ -569,9 +569,11 @@ static clai_status pro_unfused(clai_context *ctx, clai_tensor *c, const clai_ten
 }
 
 /* The work-group size of clai_qgemvp_<fmt>. Every group repeats the prologue, so on CPUs (one group at a time
- * per core) there are only two groups per core, as wide as that takes: the GPU-style groups of 16 columns
- * repeated it 96 times for N = 1536 and ran the product at half the speed of a separate rounding launch.
- * Other devices keep the kernel's usual size. Within the kernel's and the device's limits. */
+ * per core; the fused form only with CLAI_PROLOGUE=fused there) there are only two groups per core, as wide as
+ * that takes: the GPU-style groups of 16 columns repeated it 96 times for N = 1536 and ran the product at half
+ * the speed of a separate rounding launch; with two per core the SmolLM2 decode ran as fast as with the
+ * separate ops (78.9 and 78.3 tok/s, medians of 5) and needed a compilation per group width. Other devices
+ * keep the kernel's usual size. Within the kernel's and the device's limits. */
 static clai_status pro_local(clai_context *ctx, int kernel, int64_t N, size_t local[2]) {
   local[0] = ctx->klocal[kernel][0], local[1] = 1;
   if (!ctx->caps.is_cpu || ctx->caps.lanes_cpu) return CLAI_OK;
@@ -639,7 +641,7 @@ clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor
   ah.shape[a->ndim - 1] = K;
   gemm_plan p;
   const int M = (int)(a->shape[a->ndim - 2] < INT_MAX ? a->shape[a->ndim - 2] : INT_MAX);
-  const int fused = clai_dtype_block(b->dtype) > 1 && trans_b && a->dtype == CLAI_DTYPE_F32 && K > 0 && K % 32 == 0 &&
+  const int fused = ctx->prologue_fused && clai_dtype_block(b->dtype) > 1 && trans_b && a->dtype == CLAI_DTYPE_F32 && K > 0 && K % 32 == 0 &&
                     (!pro->glu || pro->glu_op == CLAI_SILU || pro->glu_op == CLAI_GELU) &&
                     M <= CLAI__QGEMV_MAX_M && (int64_t)M * K <= CLAI__QGEMV8_STAGE &&
                     (a->strides[a->ndim - 1] == 1 || W == 1);

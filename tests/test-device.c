@@ -178,6 +178,15 @@ static void test_override_errors(void **state) {
   assert_int_equal(st, CLAI_E_INVALID_ARG);
   assert_null(ctx);
   assert_non_null(strstr(err, "CLAI_GEMM=\"fastest-please\""));
+  /* So is a CLAI_PROLOGUE that names no way to run a prologue. */
+  setenv("CLAI_PROLOGUE", "merged", 1);
+  ctx = (clai_context *)&p;
+  st = clai_context_init_ex(&ctx, NULL, err, sizeof err);
+  unsetenv("CLAI_PROLOGUE");
+  assert_int_equal(st, CLAI_E_INVALID_ARG);
+  assert_null(ctx);
+  if (strstr(err, "CLAI_PROLOGUE=\"merged\"") == NULL || strstr(err, "\"fused\" or \"separate\"") == NULL)
+    fail_msg("CLAI_PROLOGUE=merged: the message \"%s\" does not name the variable and its values", err);
   /* So is a CLAI_ROWS that names no row-kernel shape; the message names the variable and the choices. */
   const char *rows = getenv("CLAI_ROWS");
   char saved[64] = "";

@@ -698,11 +698,17 @@ static void test_matmul_q8_activations(void **state) {
  * without rounding both within float rounding of a double reference of the whole prologue; with rounding after
  * a GLU or a normalisation, values one float rounding apart may round to neighbouring quants, so the two
  * routes agree within one quant step per block (and the separate route's rounded activations, read back, are
- * the double reference of its own result). M = 5 and M * K above 4096 take the separate route inside clai_matmul_pro. A rows are a view
- * (offset, padded rows) of a batch of 2; the RMS weight f32 with stride 2, or f16. */
+ * the double reference of its own result). M = 5 and M * K above 4096 take the separate route inside
+ * clai_matmul_pro. CLAI_PROLOGUE=fused makes the fused kernel run on every device (CPUs take the separate ops by
+ * default; test_matmul_prologue_errors ends with the default). A rows are a view (offset, padded rows) of a
+ * batch of 2; the RMS weight f32 with stride 2, or f16. */
 static void test_matmul_prologue(void **state) {
-  clai_context *ctx = clait_profiled_ctx();
   (void)state;
+  const char *was = getenv("CLAI_PROLOGUE");
+  setenv("CLAI_PROLOGUE", "fused", 1); /* the fused kernel on every device (CPUs default to the separate ops) */
+  clai_context *ctx = clait_profiled_ctx();
+  if (was != NULL) setenv("CLAI_PROLOGUE", was, 1);
+  else unsetenv("CLAI_PROLOGUE");
   clait_rng r = {0x9e11};
   static const int64_t NK[][2] = {{33, 64}, {19, 576}, {7, 1536}}, NKK[][2] = {{33, 256}, {19, 768}, {7, 1536}};
   const int small = clait_small();
