@@ -479,6 +479,22 @@ CLAI_QGEMV(q4_1, CLAI_Q4_1, CLAI_QGEMV_WALK)
 CLAI_QGEMV(q4_k, CLAI_Q4_K, CLAI_QKGEMV_SPAN)
 CLAI_QGEMV(q6_k, CLAI_Q6_K, CLAI_QKGEMV_SPAN)
 
+/* x' = x rounded as llama.cpp's Q8_K rounds the activations of its K-quant products (clai_rounding in clai.h),
+ * in place: one block of 256 values per work-item, x dense f32 from element off. s = -127 / m with m the
+ * first value of largest magnitude, q = rint(x s) (at most 127), x' = q (1 / s); a block without a nonzero
+ * value is left as it is. */
+__kernel void clai_round_q8k(__global float *x, const long off, const long nblocks) {
+  const long i = get_global_id(0);
+  if (i >= nblocks) return;
+  __global float *p = x + off + i * 256;
+  float amax = 0.0f, m = 0.0f;
+  for (int j = 0; j < 256; j++)
+    if (fabs(p[j]) > amax) amax = fabs(p[j]), m = p[j];
+  if (amax == 0.0f) return;
+  const float sc = -127.0f / m, d = 1.0f / sc;
+  for (int j = 0; j < 256; j += 16) vstore16(fmin(rint(vload16(0, p + j) * sc), 127.0f) * d, 0, p + j);
+}
+
 /* clai_qgemvp_<fmt>: the decode product of clai_qgemv8 with an f32 A that the work-group transforms in local
  * memory first - the prologue of clai_matmul_pro, the ops a language model runs between two products, so
  * that they cost no launch of their own. pf bits, applied in this order: 1 GLU (x's row holds 2K values:
@@ -486,10 +502,11 @@ CLAI_QGEMV(q6_k, CLAI_Q6_K, CLAI_QKGEMV_SPAN)
  * normalisation (value * rstd * g[k], rstd = 1 / sqrt(sum of squares / K + eps), as clai_rmsnorm; the sum is
  * taken per block of 32 and then over the blocks in order, the same in every work-item), 4 rounding to Q8_0
  * blocks (d = max|v| / 127 rounded to half, q = round(v / d): the bits clai_copy into Q8_0 gives, dequantized
- * as clai_qgemv8 dequantizes). Every work-group repeats the prologue for its own columns, so it is written
- * in 16-wide vectors, a block (two of them) per work-item and step: phase 1 computes the values and the
- * blocks' sums of squares, phase 2 normalises and rounds each block in place. A's K stride is 1; M * K <=
- * QSTAGE. */
+ * as clai_qgemv8 dequantizes), 8 rounding to Q8_K blocks of 256 (as clai_round_q8k). Every work-group repeats
+ * the prologue for its own columns, so it is written in 16-wide vectors, a block (two of them) per work-item
+ * and step: phase 1 computes the values and the blocks' sums of squares, phase 2 normalises and rounds each
+ * block in place (for Q8_K it finds the block's largest magnitude), phase 3 rounds to Q8_K. A's K stride is
+ * 1; M * K <= QSTAGE. */
 inline float16 clai_glu16(const int op, const float16 a, const float16 u) {
   if (op == 6) return a / (1.0f + exp(-1.5957691216057308f * (a + 0.044715f * a * a * a))) * u;
   return a / (1.0f + exp(-a)) * u;
@@ -509,7 +526,7 @@ inline float16 clai_round_q8(const float16 v, const float id, const float dq) {
                                   const long gs, const int ghalf, const float eps, const int pf,               \
                                   const int glu_op) {                                                          \
     __local float xs[QSTAGE];                                                                                   \
-    __local float ssq[QSTAGE / 32];                                                                             \
+    __local float ssq[QSTAGE / 32], lam[QSTAGE / 32], lmv[QSTAGE / 32];                                       \
     const int n = (int)get_global_id(0);                                                                        \
     const long b = (long)get_global_id(1);                                                                      \
     const int live = b < CLAI_IX_NUMEL(ix);                                                                     \
@@ -529,7 +546,7 @@ inline float16 clai_round_q8(const float16 v, const float id, const float dq) {
       ssq[t] = clai_hsum16(CLAI_FMA(hi, hi, lo * lo));                                                          \
     }                                                                                                           \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                               \
-    for (int t = (int)get_local_id(0); live && (pf & 6) && t < rows * nb; t += L) {                           \
+    for (int t = (int)get_local_id(0); live && (pf & 14) && t < rows * nb; t += L) {                          \
       const int r = t / nb, j = t - r * nb;                                                                     \
       __local float *v = xs + r * K + j * 32;                                                                   \
       float16 lo = vload16(0, v), hi = vload16(1, v);                                                           \
@@ -560,6 +577,26 @@ inline float16 clai_round_q8(const float16 v, const float id, const float dq) {
       }                                                                                                         \
       vstore16(lo, 0, v);                                                                                       \
       vstore16(hi, 1, v);                                                                                       \
+      if (pf & 8) { /* Q8_K: the block's largest magnitude and the first value that has it */                 \
+        const float a = fmax(clai_amax16(lo), clai_amax16(hi));                                                 \
+        float m = 0.0f;                                                                                         \
+        for (int i = 31; i >= 0; i--) m = fabs(v[i]) == a ? v[i] : m;                                           \
+        lam[t] = a, lmv[t] = m;                                                                                 \
+      }                                                                                                         \
+    }                                                                                                           \
+    if (pf & 8) { /* Q8_K over the 256 values of 8 blocks: phase 3, after their maxima */                      \
+      barrier(CLK_LOCAL_MEM_FENCE);                                                                             \
+      for (int t = (int)get_local_id(0); live && t < rows * nb; t += L) {                                      \
+        const int r = t / nb, j = t - r * nb, t0 = r * nb + (j & ~7);                                           \
+        float amax = 0.0f, m = 0.0f;                                                                            \
+        for (int q = 0; q < 8; q++)                                                                             \
+          if (lam[t0 + q] > amax) amax = lam[t0 + q], m = lmv[t0 + q];                                          \
+        if (amax == 0.0f) continue;                                                                             \
+        const float sc = -127.0f / m, d = 1.0f / sc;                                                            \
+        __local float *v = xs + r * K + j * 32;                                                                 \
+        vstore16(fmin(rint(vload16(0, v) * sc), 127.0f) * d, 0, v);                                             \
+        vstore16(fmin(rint(vload16(1, v) * sc), 127.0f) * d, 1, v);                                             \
+      }                                                                                                         \
     }                                                                                                           \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                               \
     CLAI_QGEMV_LOCAL(FMT, WALK)                                                                                 \

@@ -511,6 +511,18 @@ CLAI_API clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const cla
                                     const clai_tensor *b, int trans_b, float alpha, float beta,
                                     const clai_matmul_epilogue *ep);
 
+/* How clai_matmul_pro rounds the activations, as llama.cpp's CPU backend rounds what it multiplies quantized
+ * weights with. CLAI_ROUND_Q8_0: blocks of 32 along K, d = max|x| / 127 rounded to half, q = round(x / d)
+ * (halves away from zero), x' = q d: the values clai_copy into a Q8_0 tensor stores (llama.cpp's Q8_0 and
+ * Q8_1, for Q8_0, Q4_0 and Q4_1 weights). CLAI_ROUND_Q8_K: blocks of 256, s = -127 / m with m the block's
+ * value of largest magnitude (the first one), q = x s rounded to nearest even, x' = q (1 / s), all in f32;
+ * a block of zeros stays zero (llama.cpp's Q8_K, for its K-quant weights). */
+typedef enum clai_rounding {
+  CLAI_ROUND_NONE = 0,
+  CLAI_ROUND_Q8_0 = 1,
+  CLAI_ROUND_Q8_K = 2,
+} clai_rounding;
+
 /* What clai_matmul_pro does to A's rows before the product. All zero: nothing. The steps, in this order: */
 typedef struct clai_matmul_prologue {
   /* GLU (nonzero glu): A's last dim is 2K and each row becomes glu_op(a[:K]) * a[K:], as clai_glu computes
@@ -521,10 +533,8 @@ typedef struct clai_matmul_prologue {
    * x * w / sqrt(mean(x^2) + rms_eps), as clai_rmsnorm; rms_eps >= 0 and finite. */
   const clai_tensor *rms_weight;
   float rms_eps;
-  /* Rounding: CLAI_DTYPE_F32 (0) keeps the values; CLAI_DTYPE_Q8_0 rounds them to Q8_0 blocks of 32 along
-   * K, as clai_copy into a Q8_0 tensor (K a multiple of 32): the activations llama.cpp's CPU backend
-   * multiplies quantized weights with. */
-  clai_dtype round;
+  /* Rounding (see clai_rounding; K a multiple of its block). */
+  clai_rounding round;
 } clai_matmul_prologue;
 
 /* C = act(alpha * P(A) * op(B) + beta * C + bias): clai_matmul_ex with A's rows first transformed by the
@@ -535,13 +545,13 @@ typedef struct clai_matmul_prologue {
  * language model's decode step) it is one kernel: each work-group computes P(A) in local memory and then
  * its columns of the product, so the prologue costs no launch and no pass over memory (on CPUs, where the
  * groups run one after another, repeating it per group costs what the launches save). Otherwise, and with
- * CLAI_PROLOGUE=separate, P(A) goes through a temporary (clai_glu, clai_rmsnorm, clai_copy
- * into Q8_0, then clai_matmul_ex). Both give the same result to float rounding (the fused kernel adds the
- * sum of squares in another order than clai_rmsnorm, and its exp may differ from clai_glu's in the last
- * bit, so after rounding to Q8_0 a value may land on the neighbouring quant); the rounding alone gives the
- * bits of clai_copy and clai_matmul_ex. Errors as clai_matmul_ex, and CLAI_E_SHAPE / CLAI_E_DTYPE /
+ * CLAI_PROLOGUE=separate, P(A) goes through a temporary (clai_glu, clai_rmsnorm, a rounding pass - for Q8_0
+ * clai_copy into a Q8_0 tensor -, then clai_matmul_ex). Both give the same result to float rounding (the
+ * fused kernel adds the sum of squares in another order than clai_rmsnorm, and its exp may differ from
+ * clai_glu's in the last bit, so after rounding a value may land on the neighbouring quant); the rounding
+ * alone gives the same bits either way. Errors as clai_matmul_ex, and CLAI_E_SHAPE / CLAI_E_DTYPE /
  * CLAI_E_INVALID_ARG naming the prologue's field (an odd GLU width, a weight of the wrong size, a negative
- * eps, a rounding dtype other than f32 and Q8_0); CLAI_E_UNSUPPORTED for a quantized A. */
+ * eps, an unknown rounding); CLAI_E_UNSUPPORTED for a quantized A. */
 CLAI_API clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
                                      int trans_b, float alpha, float beta, const clai_matmul_prologue *pro,
                                      const clai_matmul_epilogue *ep);

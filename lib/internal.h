@@ -148,6 +148,7 @@ enum clai__program_id {
   X(GATHER_ROWS_Q, QUANT, "clai_gather_rows_q", "bbbbxllllii", 1)                   \
   X(QMATMUL_F32, QUANT, "clai_qmatmul_f32", "bbbxiiilllllffbllliiii", 2)            \
   X(QUANT_Q8_0, QUANT, "clai_quant_q8_0", "bbxli", 1)                               \
+  X(ROUND_Q8K, QUANT, "clai_round_q8k", "bll", 1)                                    \
   X(QGEMV_Q8_0, QUANT, "clai_qgemv_q8_0", "bbbxiiillllffbllliii", 2)                \
   X(QGEMV_Q4_0, QUANT, "clai_qgemv_q4_0", "bbbxiiillllffbllliii", 2)                \
   X(QGEMV_Q4_1, QUANT, "clai_qgemv_q4_1", "bbbxiiillllffbllliii", 2)                \

@@ -533,7 +533,7 @@ clai_status clai_matmul(clai_context *ctx, clai_tensor *c, const clai_tensor *a,
 }
 
 /* clai_matmul_pro's prologue through a temporary: f16 widened, then clai_glu, clai_rmsnorm and the rounding
- * copy, each into a tensor of its own, and the plain product. */
+ * (a copy into Q8_0, or clai_round_q8k in place), each into a tensor of its own, and the plain product. */
 static clai_status pro_unfused(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
                                int trans_b, float alpha, float beta, const clai_matmul_prologue *pro,
                                const clai_matmul_epilogue *ep, int64_t K) {
@@ -558,10 +558,21 @@ static clai_status pro_unfused(clai_context *ctx, clai_tensor *c, const clai_ten
     if (st == CLAI_OK) st = clai_rmsnorm(ctx, tmp[2], cur, pro->rms_weight, pro->rms_eps, NULL);
     cur = tmp[2];
   }
-  if (st == CLAI_OK && pro->round == CLAI_DTYPE_Q8_0) {
+  if (st == CLAI_OK && pro->round == CLAI_ROUND_Q8_0) {
     st = clai_tensor_init(ctx, &tmp[3], CLAI_DTYPE_Q8_0, a->ndim, shape);
     if (st == CLAI_OK) st = clai_copy(ctx, tmp[3], cur);
     cur = tmp[3];
+  } else if (st == CLAI_OK && pro->round == CLAI_ROUND_Q8_K) { /* in place, in a dense f32 tensor of our own */
+    if (cur == a) {
+      st = clai_tensor_init(ctx, &tmp[3], CLAI_DTYPE_F32, a->ndim, shape);
+      if (st == CLAI_OK) st = clai__copy(ctx, tmp[3], a, "clai_matmul_pro");
+      cur = tmp[3];
+    }
+    const clai_tensor *t = cur;
+    const cl_long off = t->offset, nblocks = clai_tensor_numel(t) / 256;
+    size_t global = (size_t)nblocks;
+    if (st == CLAI_OK)
+      st = clai__launch(ctx, CLAI__K_ROUND_Q8K, &global, 3, CLAI__ARG(t->buf->mem), CLAI__ARG(off), CLAI__ARG(nblocks));
   }
   if (st == CLAI_OK) st = clai_matmul_ex(ctx, c, cur, 0, b, trans_b, alpha, beta, ep);
   for (int i = 0; i < 4; i++) clai_tensor_free(tmp[i]); /* the in-order queue runs any reuse after the product */
@@ -628,11 +639,12 @@ clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor
       return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: pro->rms_eps must be >= 0 and finite, is %g", fn,
                          (double)pro->rms_eps);
   }
-  if (pro->round != CLAI_DTYPE_F32 && pro->round != CLAI_DTYPE_Q8_0)
-    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: pro->round must be CLAI_DTYPE_F32 (none) or CLAI_DTYPE_Q8_0, "
-                       "not %s", fn, clai_dtype_name(pro->round));
-  if (pro->round == CLAI_DTYPE_Q8_0 && K % 32 != 0)
-    return clai__error(ctx, CLAI_E_SHAPE, "%s: rounding to q8_0 needs K a multiple of 32, K is %lld", fn, (long long)K);
+  if ((int)pro->round < CLAI_ROUND_NONE || (int)pro->round > CLAI_ROUND_Q8_K)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: pro->round %d is not a clai_rounding", fn, (int)pro->round);
+  const int64_t rblock = pro->round == CLAI_ROUND_Q8_K ? 256 : 32;
+  if (pro->round != CLAI_ROUND_NONE && K % rblock != 0)
+    return clai__error(ctx, CLAI_E_SHAPE, "%s: rounding to %s needs K a multiple of %lld, K is %lld", fn,
+                       pro->round == CLAI_ROUND_Q8_K ? "q8_k" : "q8_0", (long long)rblock, (long long)K);
   if (clai__tensors_overlap(c, a)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: c overlaps a in memory", fn);
   if (w != NULL && clai__tensors_overlap(c, w))
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: c overlaps pro->rms_weight in memory", fn);
@@ -664,7 +676,8 @@ clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor
   const cl_float al = alpha, be = beta, eps = pro->rms_eps;
   const cl_long goff = w != NULL ? w->offset : 0, gs = w != NULL ? w->strides[0] : 0;
   const cl_int ghalf = w != NULL && w->dtype == CLAI_DTYPE_F16,
-               pf = (pro->glu ? 1 : 0) | (w != NULL ? 2 : 0) | (pro->round == CLAI_DTYPE_Q8_0 ? 4 : 0),
+               pf = (pro->glu ? 1 : 0) | (w != NULL ? 2 : 0) | (pro->round == CLAI_ROUND_Q8_0 ? 4 : 0) |
+                    (pro->round == CLAI_ROUND_Q8_K ? 8 : 0),
                gop = (cl_int)pro->glu_op;
   const cl_mem gmem = w != NULL ? w->buf->mem : c->buf->mem; /* any buffer where there is no weight */
   size_t global[2] = {(size_t)p.N, (size_t)p.ix.numel}, local[2];

@@ -692,13 +692,26 @@ static void test_matmul_q8_activations(void **state) {
       }
 }
 
-/* clai_matmul_pro: A's rows through a GLU, an RMS normalisation and rounding to Q8_0, then times a quantized
- * weight. The fused kernel (M <= 4, M * K <= 4096) against the same steps done by the separate ops on the
- * device (clai_glu, clai_rmsnorm, clai_copy into Q8_0, clai_matmul): the same bits for the rounding alone;
+/* Q8_K rounding in place, as clai_rounding defines it (blocks of 256; f32 arithmetic, as llama.cpp does it). */
+static void ref_round_q8k(float *v, size_t n) {
+  for (size_t b0 = 0; b0 + 256 <= n; b0 += 256) {
+    float amax = 0.0f, m = 0.0f;
+    for (size_t j = b0; j < b0 + 256; j++)
+      if (fabsf(v[j]) > amax) amax = fabsf(v[j]), m = v[j];
+    if (amax == 0.0f) continue;
+    const float s = -127.0f / m, d = 1.0f / s;
+    for (size_t j = b0; j < b0 + 256; j++) v[j] = fminf(rintf(v[j] * s), 127.0f) * d;
+  }
+}
+
+/* clai_matmul_pro: A's rows through a GLU, an RMS normalisation and rounding (Q8_0, or Q8_K where K is a
+ * multiple of 256), then times a quantized weight. The fused kernel (M <= 4, M * K <= 4096) against the same
+ * steps done separately (clai_glu, clai_rmsnorm, clai_copy into Q8_0 on the device; Q8_K rounding here, from
+ * clai.h's definition; clai_matmul): the same bits for the rounding alone;
  * without rounding both within float rounding of a double reference of the whole prologue; with rounding after
  * a GLU or a normalisation, values one float rounding apart may round to neighbouring quants, so the two
- * routes agree within one quant step per block (and the separate route's rounded activations, read back, are
- * the double reference of its own result). M = 5 and M * K above 4096 take the separate route inside
+ * routes agree within one quant step per block (and the separate route's rounded activations, read back or
+ * rounded here, are the double reference of its own result). M = 5 and M * K above 4096 take the separate route inside
  * clai_matmul_pro. CLAI_PROLOGUE=fused makes the fused kernel run on every device (CPUs take the separate ops by
  * default; test_matmul_prologue_errors ends with the default). A rows are a view (offset, padded rows) of a
  * batch of 2; the RMS weight f32 with stride 2, or f16. */
@@ -754,7 +767,9 @@ static void test_matmul_prologue(void **state) {
           pro.glu_op = variant % 4 == 1 ? CLAI_GELU : CLAI_SILU;
           pro.rms_weight = rms ? g : NULL;
           pro.rms_eps = 1e-5f;
-          pro.round = rnd ? CLAI_DTYPE_Q8_0 : CLAI_DTYPE_F32;
+          /* Q8_K where K allows it, on every other case of the 32-value formats and always for the K-quants */
+          const int q8k = rnd && K % 256 == 0 && (kq || variant % 2 == 0);
+          pro.round = !rnd ? CLAI_ROUND_NONE : q8k ? CLAI_ROUND_Q8_K : CLAI_ROUND_Q8_0;
           const int64_t csh[3] = {B, M, N}, ksh[3] = {B, M, K};
           clai_tensor *c = clait_tensor(ctx, CLAI_DTYPE_F32, 3, csh);
           clai_profile_reset(ctx);
@@ -775,16 +790,31 @@ static void test_matmul_prologue(void **state) {
             CLAIT_OK(ctx, clai_rmsnorm(ctx, t2, cur, g, pro.rms_eps, NULL));
             cur = t2;
           }
-          if (rnd) {
+          float *rv = NULL; /* Q8_K: the activations rounded here, from clai_rounding's definition */
+          clai_tensor *tr = NULL;
+          if (rnd && !q8k) {
             CLAIT_OK(ctx, clai_copy(ctx, tq, cur));
             cur = tq;
+          } else if (rnd) {
+            rv = malloc((size_t)(B * M * K) * 4);
+            assert_non_null(rv);
+            if (cur == a)
+              for (int64_t row = 0; row < B * M; row++)
+                memcpy(rv + row * K, av + (row / M * (M + 1) + row % M + 1) * Wp, (size_t)K * 4);
+            else
+              clait_read_floats(ctx, (clai_tensor *)cur, rv);
+            ref_round_q8k(rv, (size_t)(B * M * K));
+            tr = clait_upload_floats(ctx, CLAI_DTYPE_F32, 3, ksh, rv);
+            cur = tr;
           }
           CLAIT_OK(ctx, clai_matmul(ctx, c, cur, 0, w, 1, 1.0f, 0.0f));
           clait_read_floats(ctx, c, want);
           /* the activations the separate route multiplied, in double */
           double *act = malloc((size_t)(B * M * K) * sizeof *act);
           assert_non_null(act);
-          if (rnd) {
+          if (q8k) {
+            for (int64_t i = 0; i < B * M * K; i++) act[i] = rv[i];
+          } else if (rnd) {
             const size_t nb = (size_t)(B * M * K / 32);
             uint8_t *qb = malloc(nb * 34);
             assert_non_null(qb);
@@ -812,13 +842,12 @@ static void test_matmul_prologue(void **state) {
               sum += t;
               mag += fabs(t);
             }
-            if (rnd) /* one quant step per block, times the block's largest weight */
+            if (rnd) /* one quant step per block of 32, times the block's largest weight */
               for (int64_t k0 = 0; k0 < K; k0 += 32) {
+                const int64_t r0 = q8k ? k0 / 256 * 256 : k0, r1 = r0 + (q8k ? 256 : 32); /* the rounding block */
                 double amax = 0, wmax = 0;
-                for (int64_t k = k0; k < k0 + 32; k++) {
-                  amax = fmax(amax, fabs(act[row * K + k]));
-                  wmax = fmax(wmax, fabs(wref[n * K + k]));
-                }
+                for (int64_t k = r0; k < r1; k++) amax = fmax(amax, fabs(act[row * K + k]));
+                for (int64_t k = k0; k < k0 + 32; k++) wmax = fmax(wmax, fabs(wref[n * K + k]));
                 step += amax / 127.0 * wmax;
               }
             const double tol = 3e-6 * (mag + 1.0) * sqrt((double)K);
@@ -837,6 +866,8 @@ static void test_matmul_prologue(void **state) {
                        fmt, (long long)M, (long long)K, pf, (long long)row, (long long)n, got[i], want[i], tol + step);
           }
           free(act);
+          free(rv);
+          clai_tensor_free(tr);
           clai_tensor_free(tq);
           clai_tensor_free(t2);
           clai_tensor_free(t1);
@@ -883,9 +914,11 @@ static void test_matmul_prologue_errors(void **state) {
   pro.rms_eps = INFINITY;
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "pro->rms_eps", clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
   memset(&pro, 0, sizeof pro);
-  pro.round = CLAI_DTYPE_Q4_0;
+  pro.round = (clai_rounding)3;
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "pro->round", clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
-  pro.round = CLAI_DTYPE_Q8_0;
+  pro.round = CLAI_ROUND_Q8_K; /* K = 64: not a multiple of 256 */
+  CLAIT_FAILS(ctx, CLAI_E_SHAPE, "multiple of 256", clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
+  pro.round = CLAI_ROUND_Q8_0;
   CLAIT_FAILS(ctx, CLAI_E_SHAPE, "multiple of 32", clai_matmul_pro(ctx, c, a40, b40t, 0, 1.0f, 0.0f, &pro, NULL));
   CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "f32 or f16", clai_matmul_pro(ctx, c, aq, w, 1, 1.0f, 0.0f, &pro, NULL));
   /* c inside a */

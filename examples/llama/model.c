@@ -14,8 +14,8 @@
  * are stored permuted for that pairing). A block's cache is position-major, [n_ctx, 2 * n_head_kv * head_dim]
  * with a position's keys then its values, so the rows of n new positions are one dense slice that one copy
  * fills, and the attention reads keys and values as strided views of it. In llama.cpp's scheme (the default)
- * every product with quantized weights sees its activations rounded to Q8_0 (the prologues' last step), and
- * the cache is f16. */
+ * every product with quantized weights sees its activations rounded as llama.cpp rounds them for that weight
+ * type (Q8_0, or Q8_K for K-quants; the prologues' last step), and the cache is f16. */
 #include "model.h"
 
 #include <math.h>
@@ -320,13 +320,26 @@ static clai_status view(views *vs, clai_tensor *t, int ndim, const int64_t *shap
     if (st != CLAI_OK) goto done;   \
   } while (0)
 
-/* out = P(in) W^T (P the prologue pro) for a stacked weight W, or each part's product into its column range
- * outs[i] of out. */
-static clai_status stacked_matmul(clai_context *ctx, clai_tensor *out, clai_tensor *in, const clai_matmul_prologue *pro,
-                                  const clai_tensor *w, int n, clai_tensor *const *parts, clai_tensor *const *outs) {
-  if (w != NULL) return clai_matmul_pro(ctx, out, in, w, 1, 1.0f, 0.0f, pro, NULL);
+/* out = P(in) W^T + beta out, P the prologue pro with, in llama.cpp's scheme (not exact), the rounding
+ * llama.cpp applies to the activations of a product with W's type: Q8_K for its K-quants, Q8_0 for the
+ * 32-value formats (their K is a multiple of the block), none for float weights. */
+static clai_status product(const llm_model *m, clai_tensor *out, clai_tensor *in, const clai_tensor *w, float beta,
+                           const clai_matmul_prologue *pro) {
+  clai_matmul_prologue p = *pro;
+  const clai_dtype dt = clai_tensor_dtype(w);
+  p.round = m->exact ? CLAI_ROUND_NONE
+            : dt == CLAI_DTYPE_Q4_K || dt == CLAI_DTYPE_Q6_K ? CLAI_ROUND_Q8_K
+            : clai_dtype_block(dt) == 32 ? CLAI_ROUND_Q8_0
+                                         : CLAI_ROUND_NONE;
+  return clai_matmul_pro(m->ctx, out, in, w, 1, 1.0f, beta, &p, NULL);
+}
+
+/* product() for a stacked weight W, or each part's product into its column range outs[i] of out. */
+static clai_status stacked_product(const llm_model *m, clai_tensor *out, clai_tensor *in, const clai_matmul_prologue *pro,
+                                   const clai_tensor *w, int n, clai_tensor *const *parts, clai_tensor *const *outs) {
+  if (w != NULL) return product(m, out, in, w, 0.0f, pro);
   clai_status st = CLAI_OK;
-  for (int i = 0; i < n && st == CLAI_OK; i++) st = clai_matmul_pro(ctx, outs[i], in, parts[i], 1, 1.0f, 0.0f, pro, NULL);
+  for (int i = 0; i < n && st == CLAI_OK; i++) st = product(m, outs[i], in, parts[i], 0.0f, pro);
   return st;
 }
 
@@ -355,13 +368,11 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
   TRY(clai_tensor_init(ctx, &qkv, m->kv_dtype, 2, sqkv));
   TRY(clai_tensor_init(ctx, &att, CLAI_DTYPE_F32, 2, satt));
   TRY(clai_tensor_init(ctx, &gu, CLAI_DTYPE_F32, 2, sgu));
-  /* What every product does to its activations first: in llama.cpp's scheme (not exact) they are rounded to
-   * Q8_0 per 32 values; the RMSNorm before a product and the SwiGLU before the down projection are its
-   * prologue too (clai_matmul_pro: for a decode step's row one kernel does all of it). */
-  clai_matmul_prologue rounding;
-  memset(&rounding, 0, sizeof rounding);
-  rounding.rms_eps = (float)hp->rms_eps;
-  rounding.round = !m->exact && d % 32 == 0 && nq % 32 == 0 && ff % 32 == 0 ? CLAI_DTYPE_Q8_0 : CLAI_DTYPE_F32;
+  /* The prologue of every product (clai_matmul_pro): the RMSNorm before it and the SwiGLU before the down
+   * projection, and in llama.cpp's scheme the rounding of its activations (product()). */
+  clai_matmul_prologue plain;
+  memset(&plain, 0, sizeof plain);
+  plain.rms_eps = (float)hp->rms_eps;
   TRY(clai_gather_rows(ctx, x, m->tok_embd, ids));
 
   /* Views that are the same for every block: q and k together as [1, n, H + Hk, hd] (BLHD) for one RoPE, k
@@ -399,9 +410,9 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
   for (int64_t l = 0; l < hp->n_layer; l++) {
     llm_layer *Ly = &m->layers[l];
     clai_tensor *kvc, *kall, *vall;
-    clai_matmul_prologue pro = rounding;
+    clai_matmul_prologue pro = plain;
     pro.rms_weight = Ly->attn_norm;
-    TRY(stacked_matmul(ctx, qkv, x, &pro, Ly->wqkv, 3, Ly->wqkv_part, qkv_cols));
+    TRY(stacked_product(m, qkv, x, &pro, Ly->wqkv, 3, Ly->wqkv_part, qkv_cols));
     TRY(clai_rope(ctx, qk4, qk4, &rp));
     /* the new positions' keys and values into the cache, then every position so far as [1, Hk, L, hd] */
     const int64_t cs[2] = {n, 2 * nkv}, cst[2] = {2 * nkv, 1};
@@ -411,22 +422,22 @@ clai_status llm_forward(llm_model *m, const int32_t *tokens, int64_t n, int all,
     TRY(view(&vs, Ly->kvcache, 4, as, ast, 0, &kall));
     TRY(view(&vs, Ly->kvcache, 4, as, ast, nkv, &vall));
     TRY(clai_attention(ctx, att_bhld, NULL, q_bhld, kall, vall, scale, 1));
-    TRY(clai_matmul_pro(ctx, x, att, Ly->wo, 1, 1.0f, 1.0f, &rounding, NULL));
+    TRY(product(m, x, att, Ly->wo, 1.0f, &plain));
     pro.rms_weight = Ly->ffn_norm;
-    TRY(stacked_matmul(ctx, gu, x, &pro, Ly->wgu, 2, Ly->wgu_part, gu_cols));
-    pro = rounding;
+    TRY(stacked_product(m, gu, x, &pro, Ly->wgu, 2, Ly->wgu_part, gu_cols));
+    pro = plain;
     pro.glu = 1;
     pro.glu_op = CLAI_SILU;
-    TRY(clai_matmul_pro(ctx, x, gu, Ly->wdown, 1, 1.0f, 1.0f, &pro, NULL));
+    TRY(product(m, x, gu, Ly->wdown, 1.0f, &pro));
     while (vs.n > base_views) clai_tensor_free(vs.v[--vs.n]);
   }
   {
     clai_tensor *xl;
     const int64_t ls[2] = {n_out, d}, lst[2] = {d, 1};
     TRY(view(&vs, x, 2, ls, lst, (n - n_out) * d, &xl));
-    clai_matmul_prologue pro = rounding;
+    clai_matmul_prologue pro = plain;
     pro.rms_weight = m->out_norm;
-    TRY(clai_matmul_pro(ctx, logits, xl, m->output, 1, 1.0f, 0.0f, &pro, NULL));
+    TRY(product(m, logits, xl, m->output, 0.0f, &pro));
   }
   m->n_past = L;
 done:
