@@ -653,8 +653,8 @@ clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor
   ah.shape[a->ndim - 1] = K;
   gemm_plan p;
   const int M = (int)(a->shape[a->ndim - 2] < INT_MAX ? a->shape[a->ndim - 2] : INT_MAX);
-  const int fused = ctx->prologue_fused && clai_dtype_block(b->dtype) > 1 && trans_b && a->dtype == CLAI_DTYPE_F32 && K > 0 && K % 32 == 0 &&
-                    (!pro->glu || pro->glu_op == CLAI_SILU || pro->glu_op == CLAI_GELU) &&
+  const int fused = ctx->prologue_fused && clai_dtype_block(b->dtype) > 1 && trans_b && a->dtype == CLAI_DTYPE_F32 &&
+                    K > 0 && K % 32 == 0 && (!pro->glu || pro->glu_op == CLAI_SILU || pro->glu_op == CLAI_GELU) &&
                     M <= CLAI__QGEMV_MAX_M && (int64_t)M * K <= CLAI__QGEMV8_STAGE &&
                     (a->strides[a->ndim - 1] == 1 || W == 1);
   if (!fused) return pro_unfused(ctx, c, a, b, trans_b, alpha, beta, pro, ep, K);
@@ -683,12 +683,12 @@ clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor
   size_t global[2] = {(size_t)p.N, (size_t)p.ix.numel}, local[2];
   s = pro_local(ctx, kernel, p.N, local);
   if (s != CLAI_OK) return s;
-  return clai__launch_local(ctx, kernel, global, local, 27, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem),
-                      CLAI__IDX(p.ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(sam), CLAI__ARG(sbn),
-                      CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p.bias),
-                      CLAI__ARG(p.boff), CLAI__ARG(p.bsm), CLAI__ARG(p.bsn), CLAI__ARG(bk), CLAI__ARG(chalf),
-                      CLAI__ARG(act), CLAI__ARG(gmem), CLAI__ARG(goff), CLAI__ARG(gs),
-                      CLAI__ARG(ghalf), CLAI__ARG(eps), CLAI__ARG(pf), CLAI__ARG(gop));
+  return clai__launch_local(ctx, kernel, global, local, 27, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
+                            CLAI__ARG(b->buf->mem), CLAI__IDX(p.ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k),
+                            CLAI__ARG(sam), CLAI__ARG(sbn), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al),
+                            CLAI__ARG(be), CLAI__ARG(p.bias), CLAI__ARG(p.boff), CLAI__ARG(p.bsm), CLAI__ARG(p.bsn),
+                            CLAI__ARG(bk), CLAI__ARG(chalf), CLAI__ARG(act), CLAI__ARG(gmem), CLAI__ARG(goff),
+                            CLAI__ARG(gs), CLAI__ARG(ghalf), CLAI__ARG(eps), CLAI__ARG(pf), CLAI__ARG(gop));
 }
 
 clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const clai_tensor *a, int trans_a,
