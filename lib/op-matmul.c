@@ -586,10 +586,10 @@ static clai_status pro_unfused(clai_context *ctx, clai_tensor *c, const clai_ten
  * separate ops (78.9 and 78.3 tok/s, medians of 5) and needed a compilation per group width. Other devices
  * keep the kernel's usual size. Within the kernel's and the device's limits. */
 static clai_status pro_local(clai_context *ctx, int kernel, int64_t N, size_t local[2]) {
+  clai_status st = clai__kernel_ready(ctx, kernel); /* its usual size is known once it exists */
+  if (st != CLAI_OK) return st;
   local[0] = ctx->klocal[kernel][0], local[1] = 1;
   if (!ctx->caps.is_cpu || ctx->caps.lanes_cpu) return CLAI_OK;
-  clai_status st = clai__kernel_ready(ctx, kernel);
-  if (st != CLAI_OK) return st;
   const int64_t groups = 2 * (int64_t)(ctx->caps.compute_units > 0 ? ctx->caps.compute_units : 1);
   size_t l = (size_t)(((N + groups - 1) / groups + 15) / 16 * 16), kmax = 0, dmax[3] = {0, 0, 0};
   if (clGetKernelWorkGroupInfo(ctx->kernels[kernel], ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax,
