@@ -479,6 +479,16 @@ CLAI_QGEMV(q4_1, CLAI_Q4_1, CLAI_QGEMV_WALK)
 CLAI_QGEMV(q4_k, CLAI_Q4_K, CLAI_QKGEMV_SPAN)
 CLAI_QGEMV(q6_k, CLAI_Q6_K, CLAI_QKGEMV_SPAN)
 
+/* The Q8_K rounding of 16 values of a block whose scale is sc (d = 1 / sc): q = rint(x sc), at most 127, times
+ * d. A NaN stays NaN (the comparison is false for it, where fmin would have made it 127). d = 0 (the block's
+ * largest magnitude below 127 / FLT_MAX, so that sc overflowed) gives zeros, as llama.cpp's scale of 1 / -inf
+ * = -0 does, where x sc would be infinite or NaN. */
+inline float16 clai_q8k16(const float16 x, const float sc, const float d) {
+  if (d == 0.0f) return select(0.0f, x, isnan(x));
+  const float16 q = rint(x * sc);
+  return select(q, (float16)127.0f, q > 127.0f) * d;
+}
+
 /* x' = x rounded as llama.cpp's Q8_K rounds the activations of its K-quant products (clai_rounding in clai.h),
  * in place: one block of 256 values per work-item, x dense f32 from element off. s = -127 / m with m the
  * first value of largest magnitude, q = rint(x s) (at most 127), x' = q (1 / s); a block without a nonzero
@@ -491,8 +501,8 @@ __kernel void clai_round_q8k(__global float *x, const long off, const long nbloc
   for (int j = 0; j < 256; j++)
     if (fabs(p[j]) > amax) amax = fabs(p[j]), m = p[j];
   if (amax == 0.0f) return;
-  const float sc = -127.0f / m, d = 1.0f / sc;
-  for (int j = 0; j < 256; j += 16) vstore16(fmin(rint(vload16(0, p + j) * sc), 127.0f) * d, 0, p + j);
+  const float sc = -127.0f / m, d = isinf(sc) ? 0.0f : 1.0f / sc; /* a scale past FLT_MAX: zeros */
+  for (int j = 0; j < 256; j += 16) vstore16(clai_q8k16(vload16(0, p + j), sc, d), 0, p + j);
 }
 
 /* clai_qgemvp_<fmt>: the decode product of clai_qgemv8 with an f32 A that the work-group transforms in local
@@ -592,10 +602,10 @@ inline float16 clai_round_q8(const float16 v, const float id, const float dq) {
         for (int q = 0; q < 8; q++)                                                                             \
           if (lam[t0 + q] > amax) amax = lam[t0 + q], m = lmv[t0 + q];                                          \
         if (amax == 0.0f) continue;                                                                             \
-        const float sc = -127.0f / m, d = 1.0f / sc;                                                            \
+        const float sc = -127.0f / m, d = isinf(sc) ? 0.0f : 1.0f / sc; /* a scale past FLT_MAX: zeros */       \
         __local float *v = xs + r * K + j * 32;                                                                 \
-        vstore16(fmin(rint(vload16(0, v) * sc), 127.0f) * d, 0, v);                                             \
-        vstore16(fmin(rint(vload16(1, v) * sc), 127.0f) * d, 1, v);                                             \
+        vstore16(clai_q8k16(vload16(0, v), sc, d), 0, v);                                                       \
+        vstore16(clai_q8k16(vload16(1, v), sc, d), 1, v);                                                       \
       }                                                                                                         \
     }                                                                                                           \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                               \

@@ -514,9 +514,11 @@ CLAI_API clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const cla
 /* How clai_matmul_pro rounds the activations, as llama.cpp's CPU backend rounds what it multiplies quantized
  * weights with. CLAI_ROUND_Q8_0: blocks of 32 along K, d = max|x| / 127 rounded to half, q = round(x / d)
  * (halves away from zero), x' = q d: the values clai_copy into a Q8_0 tensor stores (llama.cpp's Q8_0 and
- * Q8_1, for Q8_0, Q4_0 and Q4_1 weights). CLAI_ROUND_Q8_K: blocks of 256, s = -127 / m with m the block's
- * value of largest magnitude (the first one), q = x s rounded to nearest even, x' = q (1 / s), all in f32;
- * a block of zeros stays zero (llama.cpp's Q8_K, for its K-quant weights). */
+ * Q8_1, for Q8_0, Q4_0 and Q4_1 weights); a NaN becomes 0 there, as in a Q8_0 tensor. CLAI_ROUND_Q8_K: blocks
+ * of 256, s = -127 / m with m the block's value of largest magnitude (the first one; NaNs are passed over),
+ * q = x s rounded to nearest even (at most 127), x' = q (1 / s), all in f32 (llama.cpp's Q8_K, for its
+ * K-quant weights); a block of zeros stays zero, so does one whose largest magnitude is below 127 / FLT_MAX
+ * (3.7e-37, where s overflows), a NaN stays NaN, an infinity makes its block NaN. */
 typedef enum clai_rounding {
   CLAI_ROUND_NONE = 0,
   CLAI_ROUND_Q8_0 = 1,

@@ -700,7 +700,11 @@ static void ref_round_q8k(float *v, size_t n) {
       if (fabsf(v[j]) > amax) amax = fabsf(v[j]), m = v[j];
     if (amax == 0.0f) continue;
     const float s = -127.0f / m, d = 1.0f / s;
-    for (size_t j = b0; j < b0 + 256; j++) v[j] = fminf(rintf(v[j] * s), 127.0f) * d;
+    for (size_t j = b0; j < b0 + 256; j++) {
+      const float q = rintf(v[j] * s);
+      if (isinf(s)) v[j] = isnan(v[j]) ? v[j] : 0.0f; /* m below 127 / FLT_MAX: zeros */
+      else v[j] = (q > 127.0f ? 127.0f : q) * d;
+    }
   }
 }
 
@@ -880,6 +884,62 @@ static void test_matmul_prologue(void **state) {
           free(av), free(gv), free(got), free(want), free(wref);
         }
   clai_context_free(ctx);
+}
+
+/* Q8_K rounding of special values, every rounded value seen through an identity weight (Q8_0 rows with a
+ * single quant 1 and scale 1, so C = x' exactly), fused and separate: a block of zeros, one with ties of
+ * largest magnitude (the first is m), one whose largest magnitude is negative and repeated, one of
+ * subnormals, random ones; compared bit for bit with the rounding done here. Then a NaN: were it rounded to a
+ * number (fmin(NaN, 127) is 127), the products with zero weights would stay finite; every one must be NaN. */
+static void test_prologue_q8k_special(void **state) {
+  (void)state;
+  const int64_t K = 1280, wsh[2] = {K, K}, ash[2] = {1, K}, csh[2] = {1, K};
+  const size_t nbk = (size_t)(K * K / 32);
+  uint8_t *raw = calloc(nbk, 34);
+  float x[1280], want[1280], got[1280];
+  assert_non_null(raw);
+  for (int64_t n = 0; n < K; n++) { /* row n: q = 1 at column n, d = 1.0 (half 0x3c00) */
+    uint8_t *b = raw + (size_t)(n * K + n) / 32 * 34;
+    b[0] = 0x00, b[1] = 0x3c, b[2 + n % 32] = 1;
+  }
+  clait_rng r = {0x9e13};
+  clait_fill(&r, x, (size_t)K, -3.0f, 3.0f);
+  for (int j = 0; j < 256; j++) x[j] = 0.0f;                     /* block 0: zeros */
+  x[256 + 9] = 1e30f, x[256 + 200] = -1e30f;                     /* block 1: ties of magnitude */
+  x[768 + 3] = -7.0f, x[768 + 100] = -7.0f, x[768 + 101] = 7.0f; /* block 3: the first -7 is m */
+  for (int j = 1024; j < 1280; j++) x[j] = (float)(j - 1150) * 1e-40f; /* block 4: subnormals */
+  memcpy(want, x, sizeof want);
+  ref_round_q8k(want, (size_t)K);
+  for (int fused = 0; fused < 2; fused++) {
+    const char *was = getenv("CLAI_PROLOGUE");
+    setenv("CLAI_PROLOGUE", fused ? "fused" : "separate", 1);
+    clai_context *ctx = clait_ctx();
+    if (was != NULL) setenv("CLAI_PROLOGUE", was, 1);
+    else unsetenv("CLAI_PROLOGUE");
+    clai_tensor *w = clait_tensor(ctx, CLAI_DTYPE_Q8_0, 2, wsh), *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, csh);
+    clai_tensor *a = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, ash, x);
+    CLAIT_OK(ctx, clai_tensor_write(w, raw, nbk * 34));
+    clai_matmul_prologue pro;
+    memset(&pro, 0, sizeof pro);
+    pro.round = CLAI_ROUND_Q8_K;
+    CLAIT_OK(ctx, clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
+    clait_read_floats(ctx, c, got);
+    for (int64_t k = 0; k < K; k++) /* products with 1 and sums with zeros: the bits, but for the sign of 0 */
+      if (got[k] != want[k])
+        fail_msg("%s: value %lld (%g) rounded to %.9g, expected %.9g", fused ? "fused" : "separate", (long long)k,
+                 x[k], got[k], want[k]);
+    float xn[1280];
+    memcpy(xn, x, sizeof xn);
+    xn[512 + 77] = NAN;
+    clai_tensor *an = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, ash, xn);
+    CLAIT_OK(ctx, clai_matmul_pro(ctx, c, an, w, 1, 1.0f, 0.0f, &pro, NULL));
+    clait_read_floats(ctx, c, got);
+    for (int64_t k = 0; k < K; k++)
+      if (!isnan(got[k])) fail_msg("%s: with a NaN in the row, C[%lld] = %g", fused ? "fused" : "separate", (long long)k, got[k]);
+    clai_tensor_free(an), clai_tensor_free(a), clai_tensor_free(c), clai_tensor_free(w);
+    clai_context_free(ctx);
+  }
+  free(raw);
 }
 
 /* clai_matmul_pro's argument checks: each names the field, and the context stays usable. */
@@ -1167,6 +1227,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_matmul_weight_view, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_prologue, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_prologue_errors, clait_setup, clait_teardown),
+      CLAIT_TIMED(test_prologue_q8k_special),
       cmocka_unit_test_setup_teardown(test_matmul_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_kquant_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_gather_rows, clait_setup, clait_teardown),
