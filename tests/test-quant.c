@@ -8,6 +8,14 @@
 static const clai_dtype fmts[] = {CLAI_DTYPE_Q8_0, CLAI_DTYPE_Q4_0, CLAI_DTYPE_Q4_1, CLAI_DTYPE_Q4_K, CLAI_DTYPE_Q6_K};
 #define NFMTS (sizeof fmts / sizeof fmts[0])
 
+/* CLAI_TEST_GEMM_FAMILY_ONLY (tests/quant-gemm-*.sh, which run this program with another GEMM family): only
+ * the products that family computes, those with M above 16 (dequantized into it); the one-pass kernels
+ * below and everything else are the same in every family and checked by the default run. */
+static int family_only(void) {
+  const char *v = getenv("CLAI_TEST_GEMM_FAMILY_ONLY");
+  return v != NULL && strcmp(v, "1") == 0;
+}
+
 /* Values per block (per super-block for the K-quants): shapes below are multiples of it. */
 static int64_t qb(clai_dtype fmt) { return clai_dtype_block(fmt); }
 static int is_k(clai_dtype fmt) { return fmt == CLAI_DTYPE_Q4_K || fmt == CLAI_DTYPE_Q6_K; }
@@ -577,6 +585,7 @@ static void test_matmul_shapes(void **state) {
       for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++)
         for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
           if (small && (mi + ni + ki + f) % 5 != 0) continue;
+          if (family_only() && Ms[mi] <= 16) continue;
           const int64_t K = is_k(fmts[f]) ? KKs[ki] : Ks[ki];
           if (K == 0 || (small && K > 768)) continue;
           qcase k = {0, 0, Ms[mi], Ns[ni], K, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0};
@@ -593,6 +602,7 @@ static void test_matmul_variants(void **state) {
   for (size_t f = 0; f < NFMTS; f++)
     for (size_t mi = 0; mi < 2; mi++) {
       const int64_t M = Ms[mi];
+      if (family_only() && M <= 16) continue;
       qcase cases[] = {
           {2, 1, M, 33, 64, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0},
           {3, 0, M, 20, 96, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0},
@@ -623,6 +633,7 @@ static void test_matmul_variants(void **state) {
  * work-group size. */
 static void test_matmul_q8_activations(void **state) {
   clai_context *ctx = *state;
+  if (family_only()) return; /* M <= 4: the one-pass kernels only */
   clait_rng r = {0x5151};
   static const int64_t NK[][2] = {{33, 64}, {17, 1120}, {40, 2080}, {5, 4096}};
   static const int64_t KK[] = {256, 1280, 2304, 4096}; /* the K-quants' K, in super-blocks */
@@ -721,6 +732,7 @@ static void ref_round_q8k(float *v, size_t n) {
  * batch of 2; the RMS weight f32 with stride 2, or f16. */
 static void test_matmul_prologue(void **state) {
   (void)state;
+  if (family_only()) return; /* the decode kernels, and separate ops that are the default run's */
   const char *was = getenv("CLAI_PROLOGUE");
   setenv("CLAI_PROLOGUE", "fused", 1); /* the fused kernel on every device (CPUs default to the separate ops) */
   clai_context *ctx = clait_profiled_ctx();
