@@ -102,6 +102,18 @@ static uint64_t env_u64(const char *name) {
   return v >= 1.8e19 ? UINT64_MAX : (uint64_t)v;
 }
 
+/* A variable that picks one of two words: -1 when it is unset or empty, 0 for word0, 1 for word1, and -2 for
+ * anything else, with the message in errbuf (the variable, its value, what it picks, the two words). */
+static int env_pick(const char *name, const char *what, const char *word0, const char *word1, char *errbuf,
+                    size_t cap) {
+  const char *v = getenv(name);
+  if (v == NULL || *v == '\0') return -1;
+  if (strcmp(v, word0) == 0) return 0;
+  if (strcmp(v, word1) == 0) return 1;
+  snprintf(errbuf, cap, "%s=\"%s\" is not %s; use \"%s\" or \"%s\"", name, v, what, word0, word1);
+  return -2;
+}
+
 static void list_devices(const clai_device_info *infos, int n, char *buf, size_t cap, size_t *len) {
   for (int i = 0; i < n; i++)
     clai__appendf(buf, cap, len, "\n  %d: %s / %s", i, infos[i].platform, infos[i].name);
@@ -218,36 +230,22 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
   /* CLAI_ROWS forces the shape of the row kernels (softmax, norms, their gradients, reductions,
    * cross-entropy) on any device: "wg" (a work-group per row, the default on GPUs) or "item" (a work-item
    * per row, the default on CPUs). */
-  int rows = -1;
-  const char *rows_env = getenv("CLAI_ROWS");
-  if (rows_env != NULL && *rows_env != '\0') {
-    if (strcmp(rows_env, "item") == 0)
-      rows = 0;
-    else if (strcmp(rows_env, "wg") == 0)
-      rows = 1;
-    else {
-      snprintf(errbuf, errbuf_size, "CLAI_ROWS=\"%s\" is not a row-kernel shape; use \"wg\" or \"item\"", rows_env);
-      st = CLAI_E_INVALID_ARG;
-      goto fail;
-    }
+  const int rows_pick = env_pick("CLAI_ROWS", "a row-kernel shape", "wg", "item", errbuf, errbuf_size);
+  if (rows_pick == -2) {
+    st = CLAI_E_INVALID_ARG;
+    goto fail;
   }
+  const int rows = rows_pick < 0 ? -1 : rows_pick == 0; /* 1: a work-group per row */
   /* CLAI_PROLOGUE: clai_matmul_pro's prologue "fused" into the decode kernel (the default on GPUs) or run as
    * "separate" ops (the default on CPUs, where every work-group repeating it made the fused kernel no faster
    * on POCL, and each group width another compilation of it). */
-  int prologue = -1;
-  const char *pro_env = getenv("CLAI_PROLOGUE");
-  if (pro_env != NULL && *pro_env != '\0') {
-    if (strcmp(pro_env, "separate") == 0)
-      prologue = 0;
-    else if (strcmp(pro_env, "fused") == 0)
-      prologue = 1;
-    else {
-      snprintf(errbuf, errbuf_size, "CLAI_PROLOGUE=\"%s\" is not a way to run a prologue; use \"fused\" or "
-               "\"separate\"", pro_env);
-      st = CLAI_E_INVALID_ARG;
-      goto fail;
-    }
+  const int pro_pick = env_pick("CLAI_PROLOGUE", "a way to run a prologue", "fused", "separate", errbuf,
+                                errbuf_size);
+  if (pro_pick == -2) {
+    st = CLAI_E_INVALID_ARG;
+    goto fail;
   }
+  const int prologue = pro_pick < 0 ? -1 : pro_pick == 0; /* 1: fused */
   ctx->cache_dir = clai__cache_dir_resolve(params);
   uint64_t limit = params->pool_limit != 0 ? params->pool_limit : env_u64("CLAI_POOL_LIMIT");
   const char *eager = getenv("CLAI_EAGER");

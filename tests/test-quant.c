@@ -997,6 +997,25 @@ static void test_matmul_prologue_errors(void **state) {
   clai_tensor *cv = NULL;
   CLAIT_OK(ctx, clai_tensor_view(a2, &cv, 2, csh, (const int64_t[]){128, 1}, 0));
   CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "overlaps", clai_matmul_pro(ctx, cv, a2, w, 1, 1.0f, 0.0f, &pro, NULL));
+  /* c inside the RMS weight (a [2, 8] view of its 64 values) */
+  clai_tensor *gv = NULL;
+  CLAIT_OK(ctx, clai_tensor_view(g, &gv, 2, csh, (const int64_t[]){8, 1}, 0));
+  pro.rms_weight = g;
+  CLAIT_FAILS(ctx, CLAI_E_INVALID_ARG, "pro->rms_weight in memory", clai_matmul_pro(ctx, gv, a, w, 1, 1.0f, 0.0f, &pro, NULL));
+  clai_tensor_free(gv);
+  /* an f16 A is widened first: the bits of an f32 A holding the same values (both take the separate route) */
+  const int64_t a3sh[2] = {5, 64}, c3sh[2] = {5, 8};
+  float av[5 * 64], g16[5 * 8], g32[5 * 8];
+  for (int i = 0; i < 5 * 64; i++) av[i] = (float)((i * 37) % 101 - 50) / 16.0f; /* exact in f16 */
+  clai_tensor *ah = clait_upload_floats(ctx, CLAI_DTYPE_F16, 2, a3sh, av), *af = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, a3sh, av);
+  clai_tensor *c3 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, c3sh);
+  CLAIT_OK(ctx, clai_matmul_pro(ctx, c3, ah, w, 1, 1.0f, 0.0f, &pro, NULL));
+  clait_read_floats(ctx, c3, g16);
+  CLAIT_OK(ctx, clai_matmul_pro(ctx, c3, af, w, 1, 1.0f, 0.0f, &pro, NULL));
+  clait_read_floats(ctx, c3, g32);
+  assert_memory_equal(g16, g32, sizeof g16);
+  clai_tensor_free(c3), clai_tensor_free(af), clai_tensor_free(ah);
+  pro.rms_weight = NULL;
   /* still usable: the fused rounding gives the bits of a rounding copy and the product */
   float got[16], want[16];
   CLAIT_OK(ctx, clai_matmul_pro(ctx, c, a, w, 1, 1.0f, 0.0f, &pro, NULL));
