@@ -347,6 +347,8 @@ typedef struct clai__profile {
   uint64_t ns[CLAI__K_COUNT];
 } clai__profile;
 
+#define CLAI__KVARIANTS 4 /* see clai_context.kvariant */
+
 struct clai_context {
   cl_platform_id platform;
   cl_device_id device;
@@ -376,7 +378,13 @@ struct clai_context {
                                    cache serves them: caps.own_kernel_cache, unless CLAI_CACHE_BINARIES=1) */
   double prog_seconds[CLAI__P_COUNT]; /* each program's build time (clai_program_info.build_seconds) */
   unsigned char prog_state[CLAI__P_COUNT]; /* clai_program_info.state */
-  unsigned char klaunched[CLAI__K_COUNT];  /* the kernel has been launched once (its first launch is timed) */
+  /* The launch shapes each kernel has been compiled for (program.c, first_launch): POCL compiles a kernel
+   * again for every work-group size and for grids of 65535 work-items or more along a dimension, so the
+   * first launch of each such variant is timed alone as build time. klaunched[k] counts the entries of
+   * kvariant[k]; CLAI__KVARIANTS + 1 means "stop tracking" (a kernel launched in more shapes than that,
+   * or one whose program was warmed up and is served from libclai's cache). */
+  unsigned char klaunched[CLAI__K_COUNT];
+  uint64_t kvariant[CLAI__K_COUNT][CLAI__KVARIANTS];
   int eager;                    /* build every program at init (else on first use; see clai.h) */
   clai__pool pool;
   clai_context_stats stats;

@@ -36,6 +36,15 @@ static clai_status check_loss_out(clai_context *ctx, const char *fn, const clai_
   return CLAI_OK;
 }
 
+/* The work-group of the one-group kernels that fold the partials (clai_xent_inv, clai_loss_finish): on a
+ * CPU a single work-item (at most LOSS_MAX_PARTIALS_CPU values, a loop of microseconds; and POCL compiles
+ * the group of 1 without the barriers' work-item loops, 0.03 instead of 0.15 s at a cold start), else the
+ * kernel's usual group (NULL). */
+static const size_t *fold_local(const clai_context *ctx) {
+  static const size_t one = 1;
+  return ctx->caps.is_cpu ? &one : NULL;
+}
+
 /* Adds the n f32 values of the dense tensor `vals` into loss, times scal[0] (scal != NULL) or scale. */
 static clai_status sum_into(clai_context *ctx, clai_tensor *loss, const clai_tensor *vals, int64_t n,
                             const clai_tensor *scal, float scale) {
@@ -51,8 +60,9 @@ static clai_status sum_into(clai_context *ctx, clai_tensor *loss, const clai_ten
     const cl_float sc = scale;
     const cl_int use_scal = scal != NULL, active = 1;
     cl_mem sm = scal != NULL ? scal->buf->mem : part->buf->mem;
-    s = clai__launch(ctx, CLAI__K_LOSS_FINISH, &one, 8, CLAI__ARG(loss->buf->mem), CLAI__ARG(part->buf->mem),
-                     CLAI__ARG(sm), CLAI__ARG(P), CLAI__ARG(oo), CLAI__ARG(sc), CLAI__ARG(use_scal), CLAI__ARG(active));
+    s = clai__launch_local(ctx, CLAI__K_LOSS_FINISH, &one, fold_local(ctx), 8, CLAI__ARG(loss->buf->mem),
+                           CLAI__ARG(part->buf->mem), CLAI__ARG(sm), CLAI__ARG(P), CLAI__ARG(oo), CLAI__ARG(sc),
+                           CLAI__ARG(use_scal), CLAI__ARG(active));
   }
   clai_tensor_free(part); /* the in-order queue orders any reuse after the kernels */
   return s;
@@ -112,8 +122,8 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
     s = clai__launch(ctx, CLAI__K_XENT_COUNT, &gp, 7, CLAI__ARG(cnt->buf->mem), CLAI__ARG(labels->buf->mem),
                      CLAI__ARG(cn), CLAI__ARG(ls), CLAI__ARG(lo), CLAI__ARG(ign), CLAI__ARG(P));
   if (s == CLAI_OK)
-    s = clai__launch(ctx, CLAI__K_XENT_INV, &one, 4, CLAI__ARG(scal->buf->mem), CLAI__ARG(cnt->buf->mem), CLAI__ARG(P),
-                     CLAI__ARG(active));
+    s = clai__launch_local(ctx, CLAI__K_XENT_INV, &one, fold_local(ctx), 4, CLAI__ARG(scal->buf->mem),
+                           CLAI__ARG(cnt->buf->mem), CLAI__ARG(P), CLAI__ARG(active));
   if (s == CLAI_OK) {
     int k = logits->dtype == CLAI_DTYPE_F32 ? CLAI__K_XENT_ROWS_F32 : CLAI__K_XENT_ROWS_F16;
     /* CLAI_ROWS=wg / item forces the form; else by device and row length */
@@ -193,9 +203,9 @@ clai_status clai_loss_mse(clai_context *ctx, clai_tensor *loss, clai_tensor *gra
     const cl_long oo = loss->offset;
     const cl_float sc = (float)(1.0 / (double)n);
     const cl_int use_scal = 0;
-    s = clai__launch(ctx, CLAI__K_LOSS_FINISH, &one, 8, CLAI__ARG(loss->buf->mem), CLAI__ARG(part->buf->mem),
-                     CLAI__ARG(part->buf->mem), CLAI__ARG(P), CLAI__ARG(oo), CLAI__ARG(sc), CLAI__ARG(use_scal),
-                     CLAI__ARG(active));
+    s = clai__launch_local(ctx, CLAI__K_LOSS_FINISH, &one, fold_local(ctx), 8, CLAI__ARG(loss->buf->mem),
+                           CLAI__ARG(part->buf->mem), CLAI__ARG(part->buf->mem), CLAI__ARG(P), CLAI__ARG(oo),
+                           CLAI__ARG(sc), CLAI__ARG(use_scal), CLAI__ARG(active));
   }
   clai_tensor_free(part);
   return s;

@@ -267,12 +267,19 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
  * K = 800 went from 90 to 148 GFLOP/s in the kernel; one column panel per group beat two); never more
  * work-items than the kernel's usual group. K within one k-block takes the kernel without barriers (best
  * of 6: M = 800, N = 1176, K = 64 in 0.96 instead of 1.19 ms; M = 3136, N = 1024, K = 128 in 5.3 instead
- * of 6.0). */
+ * of 6.0). The short-M group is Mt rounded up to lx times a power of two (at most lx * ly), the work-items
+ * past the last panel idle: POCL compiles a kernel once per work-group size, and a group of exactly Mt made
+ * every M a new compilation (~0.3 s each; a training loop's last, shorter batch paid two of them), while
+ * one group of lx * ly for all lost 12% at M = 32, N = 9604, K = 25 (Mt = 4: 12 of 16 work-items idle). */
 static int packed_shape(const clai_context *ctx, const gemm_plan *p, size_t local[3]) {
   const struct clai__gemm_packed *g = &ctx->gemm.packed;
   const int64_t Mt = (p->M + g->rm - 1) / g->rm;
   local[0] = ctx->klocal[CLAI__K_GEMM_PACKED][0], local[1] = ctx->klocal[CLAI__K_GEMM_PACKED][1], local[2] = 1;
-  if (Mt > (int64_t)local[0] && (size_t)Mt <= local[0] * local[1]) local[0] = (size_t)Mt, local[1] = 1;
+  if (Mt > (int64_t)local[0] && (size_t)Mt <= local[0] * local[1]) {
+    size_t w = local[0];
+    while ((int64_t)w < Mt) w *= 2;
+    local[0] = w < local[0] * local[1] ? w : local[0] * local[1], local[1] = 1;
+  }
   return p->K <= g->kb ? CLAI__K_GEMM_PACKED_SHORT : CLAI__K_GEMM_PACKED;
 }
 

@@ -391,8 +391,9 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
 }
 
 /* Enqueues kernel k on empty sizes (every size argument 0, every buffer `dummy`) with work-groups of
- * `local`, one group: it computes nothing, but the implementation compiles its code for that size. */
-static cl_int launch_empty(clai_context *ctx, int k, cl_mem dummy, const size_t *local) {
+ * `local` over `global` work-items (NULL: one group): it computes nothing, but the implementation compiles
+ * its code for that shape. */
+static cl_int launch_empty(clai_context *ctx, int k, cl_mem dummy, const size_t *local, const size_t *global) {
   const kernel_desc *kd = &kernel_descs[k];
   clai__index idx;
   memset(&idx, 0, sizeof idx);
@@ -419,7 +420,8 @@ static cl_int launch_empty(clai_context *ctx, int k, cl_mem dummy, const size_t 
     }
   }
   if (err == CL_SUCCESS)
-    err = clEnqueueNDRangeKernel(ctx->queue, ctx->kernels[k], (cl_uint)kd->dims, NULL, local, local, 0, NULL, NULL);
+    err = clEnqueueNDRangeKernel(ctx->queue, ctx->kernels[k], (cl_uint)kd->dims, NULL, global != NULL ? global : local,
+                                 local, 0, NULL, NULL);
   return err;
 }
 
@@ -431,7 +433,7 @@ static clai_status warm_up(clai_context *ctx, int prog) {
   clai_status st = CLAI_OK;
   for (int k = 0; k < CLAI__K_COUNT && st == CLAI_OK; k++) {
     if (kernel_descs[k].program != prog) continue;
-    err = launch_empty(ctx, k, dummy, ctx->klocal[k]);
+    err = launch_empty(ctx, k, dummy, ctx->klocal[k], NULL);
     if (err != CL_SUCCESS) st = clai__cl_error(ctx, err, "warm-up launch of %s failed", kernel_descs[k].name);
   }
   if (st == CLAI_OK) {
@@ -449,26 +451,48 @@ static clai_status warm_up(clai_context *ctx, int prog) {
  * kernels are small, so their second compilation on a cold start is cheap). */
 static int uses_binaries(const clai_context *ctx, int prog) { return ctx->binaries || prog == CLAI__P_COPY; }
 
-/* Before the first launch of a kernel whose program was not warmed up because the implementation compiles
- * and caches kernels itself (uses_binaries 0): the same empty launch, alone on the queue, so that the
- * compilation it triggers (POCL compiles in its worker thread, when the launch runs, not when it is
- * enqueued) is timed as build time, not as the run time of whatever op happens to come first. */
-static clai_status first_launch(clai_context *ctx, int kernel, const size_t *local) {
+/* POCL (3.1) compiles a kernel once per launch shape: per work-group size, and apart for grids with a
+ * dimension of 65535 work-items or more ("smallgrid" in the names of its cache's entries, measured). The
+ * shape's key: the local sizes and that bit. */
+#define CLAI__BIG_GRID 65535
+static uint64_t variant_key(int dims, const size_t *global, const size_t *local) {
+  uint64_t key = 0;
+  for (int d = 0; d < dims; d++) {
+    key |= (uint64_t)(local[d] & 0xffff) << (16 * d);
+    if (global[d] >= CLAI__BIG_GRID) key |= (uint64_t)1 << 48;
+  }
+  return key;
+}
+
+/* Before the first launch of each shape of a kernel whose program was not warmed up because the
+ * implementation compiles and caches kernels itself (uses_binaries 0): the same empty launch in the same
+ * shape class (the work-group size, and a dimension of 65535 work-items or more where the real grid has
+ * one), alone on the queue, so that the compilation it triggers (POCL compiles in its worker thread, when
+ * the launch runs, not when it is enqueued) is timed as build time, not as the run time of whatever op
+ * happens to come first. Shapes past the first CLAI__KVARIANTS are no longer timed. */
+static clai_status first_launch(clai_context *ctx, int kernel, const size_t *global, const size_t *local) {
   if (uses_binaries(ctx, kernel_descs[kernel].program)) { /* compiled at the program's warm-up, or cache off */
-    ctx->klaunched[kernel] = 1;
+    ctx->klaunched[kernel] = CLAI__KVARIANTS + 1;
     return CLAI_OK;
   }
+  const int dims = kernel_descs[kernel].dims;
+  const uint64_t key = variant_key(dims, global, local);
+  for (int i = 0; i < ctx->klaunched[kernel]; i++)
+    if (ctx->kvariant[kernel][i] == key) return CLAI_OK;
+  size_t g[3];
+  for (int d = 0; d < dims; d++)
+    g[d] = global[d] >= CLAI__BIG_GRID ? (CLAI__BIG_GRID + local[d] - 1) / local[d] * local[d] : local[d];
   cl_int err = clFinish(ctx->queue); /* the work before it is run time */
   if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clFinish failed", kernel_descs[kernel].name);
   const double t0 = clai__now();
   cl_mem dummy = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, 256, NULL, &err);
   if (dummy == NULL) return clai__cl_error(ctx, err, "first launch of %s: clCreateBuffer failed", kernel_descs[kernel].name);
-  err = launch_empty(ctx, kernel, dummy, local);
+  err = launch_empty(ctx, kernel, dummy, local, g);
   if (err == CL_SUCCESS) err = clFinish(ctx->queue);
   clReleaseMemObject(dummy);
   if (err != CL_SUCCESS)
     return clai__cl_error(ctx, err, "first launch of %s (its compilation) failed", kernel_descs[kernel].name);
-  ctx->klaunched[kernel] = 1;
+  ctx->kvariant[kernel][ctx->klaunched[kernel]++] = key;
   const double dt = clai__now() - t0;
   ctx->prog_seconds[kernel_descs[kernel].program] += dt;
   ctx->stats.build_seconds += dt;
@@ -650,8 +674,8 @@ static clai_status launch_v(clai_context *ctx, int kernel, const size_t *global,
     l[d] = local != NULL ? local[d] : ctx->klocal[kernel][d];
     g[d] = (global[d] + l[d] - 1) / l[d] * l[d];
   }
-  if (!ctx->klaunched[kernel]) {
-    clai_status st = first_launch(ctx, kernel, l);
+  if (ctx->klaunched[kernel] < CLAI__KVARIANTS) {
+    clai_status st = first_launch(ctx, kernel, g, l);
     if (st != CLAI_OK) return st;
   }
   cl_uint a = 0;

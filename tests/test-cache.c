@@ -505,6 +505,65 @@ static void test_program_info(void **state) {
   }
 }
 
+/* How many launch shapes each kernel has been compiled for (clai_context.kvariant), summed, and which kernel
+ * changed since `before`. */
+static int shapes_added(const clai_context *ctx, const unsigned char *before, int *which) {
+  int added = 0;
+  for (int k = 0; k < CLAI__K_COUNT; k++)
+    if (ctx->klaunched[k] != before[k]) added += ctx->klaunched[k] - before[k], *which = k;
+  return added;
+}
+
+/* POCL compiles a kernel again for each work-group size and for grids of 65535 work-items or more along a
+ * dimension: each such first launch is timed apart (a new shape of the kernel), a repeat is not; and the
+ * packed GEMM's short-M groups come in a few sizes, so a training loop's last, shorter batch (here
+ * one panel fewer) compiles nothing new. */
+static void launch_shapes(clai_context *ctx) {
+  unsigned char before[CLAI__K_COUNT];
+  int which = -1;
+  /* an i32 sum (one work-item per element) on a small grid, then on a big one, then the big one again */
+  const int64_t sizes[3] = {5, 1 << 17, 1 << 17};
+  for (int i = 0; i < 3; i++) {
+    clai_tensor *t = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &sizes[i]);
+    CLAIT_OK(ctx, clai_fill(ctx, t, 3.0));
+    memcpy(before, ctx->klaunched, sizeof before);
+    CLAIT_OK(ctx, clai_binary(ctx, CLAI_ADD, t, t, t));
+    const int added = shapes_added(ctx, before, &which);
+    if (added != (i < 2)) fail_msg("an i32 sum of %lld: %d new shapes", (long long)sizes[i], added);
+    if (added) assert_int_equal(which, CLAI__K_BINARY_I32);
+    int32_t *v = malloc((size_t)sizes[i] * sizeof *v);
+    assert_non_null(v);
+    CLAIT_OK(ctx, clai_tensor_read(t, v, (size_t)sizes[i] * sizeof *v));
+    for (int64_t j = 0; j < sizes[i]; j++)
+      if (v[j] != 6) fail_msg("an i32 sum of %lld: element %lld is %d, not 6", (long long)sizes[i], (long long)j, v[j]);
+    free(v);
+    clai_tensor_free(t);
+  }
+  if (ctx->gemm.family != CLAI__GEMM_PACKED) return;
+  const struct clai__gemm_packed *g = &ctx->gemm.packed;
+  if (g->lx < 2 || g->lx * g->ly - 1 <= g->lx) return; /* no two short-M sizes in one group size */
+  /* Mt = lx * ly panels, then one fewer: both in the largest short-M group */
+  const int64_t K = g->kb + 3, N = 40, ms[2] = {(int64_t)g->rm * g->lx * g->ly, (int64_t)g->rm * (g->lx * g->ly - 1)};
+  for (int i = 0; i < 2; i++) {
+    const int64_t sa[2] = {ms[i], K}, sb[2] = {K, N}, sc[2] = {ms[i], N};
+    clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sa), *b = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sb),
+                *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sc);
+    CLAIT_OK(ctx, clai_fill(ctx, a, 0.5));
+    CLAIT_OK(ctx, clai_fill(ctx, b, 0.25));
+    memcpy(before, ctx->klaunched, sizeof before);
+    CLAIT_OK(ctx, clai_matmul(ctx, c, a, 0, b, 0, 1.0f, 0.0f));
+    const int added = shapes_added(ctx, before, &which);
+    if (i == 0) assert_true(ctx->klaunched[CLAI__K_GEMM_PACKED] >= 1);
+    else if (added != 0) fail_msg("M = %lld compiled %s in a new shape", (long long)ms[i], clai__kernel_name(which));
+    float *v = malloc((size_t)(ms[i] * N) * sizeof *v);
+    assert_non_null(v);
+    CLAIT_OK(ctx, clai_tensor_read(c, v, (size_t)(ms[i] * N) * sizeof *v));
+    for (int64_t j = 0; j < ms[i] * N; j++) assert_float_equal(v[j], 0.125 * (double)K, 1e-4 * K);
+    free(v);
+    clai_tensor_free(a), clai_tensor_free(b), clai_tensor_free(c);
+  }
+}
+
 /* Where the implementation compiles each kernel at its first launch and libclai leaves caching to it, that
  * compilation is build time: the first launch of a kernel of an already built program adds to the
  * program's build_seconds, and a second launch does not. Elsewhere the program's warm-up compiled it. */
@@ -544,6 +603,7 @@ static void test_first_launch_time(void **state) {
   printf("# test_first_launch_time: first launches %s; build %.3f s of which elementwise %.3f s\n",
          timed ? "timed as build time" : "compiled at the warm-up", s.build_seconds, c.build_seconds);
   clai_tensor_free(t);
+  if (timed) launch_shapes(ctx);
   clai_context_free(ctx);
   setenv("CLAI_CACHE_BINARIES", "1", 1);
 }
