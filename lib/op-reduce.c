@@ -69,6 +69,9 @@ static clai_status launch_wg(clai_context *ctx, const char *fn, int cols, const 
     const int64_t w = ix->shape[ix->ndim - 1];
     size_t cw = 1;
     while (cw < 32 && cw < local && (int64_t)cw < w) cw *= 2;
+    /* no more lanes along the reduced axis than a power of two covering its chunk: a short axis left most of
+     * a group of 256 idle through every step of the tree (and Oclgrind simulates each of them) */
+    while (local > cw && (int64_t)(local / cw / 2) >= chunk) local /= 2;
     uint64_t blocks, items;
     if (!clai__mul_ok((uint64_t)(ix->numel / w), (uint64_t)((w + (int64_t)cw - 1) / (int64_t)cw), &blocks) ||
         !clai__mul_ok(blocks, (uint64_t)nsplit, &blocks) || !clai__mul_ok(blocks, local, &items) ||

@@ -218,6 +218,10 @@ static void training(void **state) {
   float last = train(ctx, &first, &acc);
   if (!(last < 0.25f * first) || acc < 0.9)
     fail_msg("loss %g -> %g, accuracy %.3f: training did not converge", first, last, acc);
+  if (clait_oclgrind(ctx)) { /* 23 s in the simulator, deterministic by construction; POCL and rusticl check it */
+    printf("# training: the second run (the same bits) is left to the other implementations\n");
+    return;
+  }
   float again = train(ctx, &first2, &acc2);
   assert_memory_equal(&last, &again, sizeof last);
   assert_memory_equal(&first, &first2, sizeof first);

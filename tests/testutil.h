@@ -105,6 +105,13 @@ static inline int clait_setup(void **state) {
   return *state == NULL ? -1 : 0;
 }
 static inline int clait_teardown(void **state) {
+  /* CLAI_PROFILE=1: the case's costliest kernels (device time, launches), for finding where a slow
+   * implementation's time goes */
+  clai_kernel_profile top[6];
+  const int n = *state != NULL && getenv("CLAI_PROFILE") != NULL ? clai_profile_get(*state, top, 6) : -1;
+  for (int i = 0; i < n && i < 6; i++)
+    printf("# profile: %-28s %8.3f s %6llu launches\n", top[i].kernel, top[i].seconds,
+           (unsigned long long)top[i].launches);
   clai_context_free(*state);
   printf("# case took %.1f s\n", clait_now() - clait_case_t0);
   return 0;
