@@ -240,8 +240,8 @@ static void test_params_env(void **state) {
 
 /* The built-in packed defaults follow what the device reports: AVX2-class CPUs (8 floats per vector) keep
  * the 6 x 16 tile, AVX-512 ones (16 floats, 32 registers) get 8 x 16 without k unrolling, with a k-block
- * that shrinks when the reported cache per compute unit is small; GPUs and llvmpipe are not touched. Every default is valid and
- * its tile fits the registers. */
+ * that shrinks when the reported cache per compute unit is small; GPUs and llvmpipe are not touched. Every
+ * default is valid and its tile fits the registers. */
 static void test_defaults(void **state) {
   (void)state;
   static const struct {
