@@ -381,8 +381,8 @@ struct clai_context {
   /* The launch shapes each kernel has been compiled for (program.c, first_launch): POCL compiles a kernel
    * again for every work-group size and for grids of 65535 work-items or more along a dimension, so the
    * first launch of each such variant is timed alone as build time. klaunched[k] counts the entries of
-   * kvariant[k]; CLAI__KVARIANTS + 1 means "stop tracking" (a kernel launched in more shapes than that,
-   * or one whose program was warmed up and is served from libclai's cache). */
+   * kvariant[k]; at CLAI__KVARIANTS further shapes are no longer timed, and CLAI__KVARIANTS + 1 marks a
+   * kernel that its program's warm-up compiled (programs served from libclai's cache). */
   unsigned char klaunched[CLAI__K_COUNT];
   uint64_t kvariant[CLAI__K_COUNT][CLAI__KVARIANTS];
   int eager;                    /* build every program at init (else on first use; see clai.h) */
