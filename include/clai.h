@@ -128,9 +128,10 @@ typedef struct clai_context_params {
    * init, so no op ever waits for a program build and a device that fails any build is passed over for the
    * next. -1: lazily, whatever the environment says. On an implementation that compiles each kernel's
    * machine code at its first launch and keeps it in a cache of its own (POCL's CPU devices), a program
-   * build is the front end only: each kernel but the copy kernels is still compiled at its first launch,
-   * once, and later processes find it in that implementation's cache (see CLAI_CACHE_BINARIES in the
-   * README). */
+   * build is the front end only: each kernel but the copy kernels is still compiled at its first launch
+   * in each launch shape (POCL: per work-group size, and apart for grids of 65535 work-items or more along
+   * a dimension), and later processes find it in that implementation's cache (see CLAI_CACHE_BINARIES in
+   * the README). */
   int eager;
   /* Kernel profiling: 1 records the device time of every kernel launch (see clai_profile_get), -1 never,
    * 0: on when $CLAI_PROFILE is "1". It costs an event per launch; leave it off in production. */
@@ -224,8 +225,9 @@ typedef struct clai_program_info {
   int state;            /* 0: not built (a lazy context builds it on first use; a matmul program of another
                            family is never built), 1: built from source, 2: loaded from libclai's cache */
   double build_seconds; /* wall time spent on it: building or loading it, the warm-up launch and cache write
-                           after a build, and the first launch of each of its kernels (where the
-                           implementation compiles a kernel's code at its first launch, as POCL does) */
+                           after a build, and the first launch of each of its kernels in each launch
+                           shape (where the implementation compiles a kernel's code at its first launch,
+                           as POCL does) */
 } clai_program_info;
 
 /* The number of kernel programs libclai has (the same for every context); 0 when ctx is NULL. */
