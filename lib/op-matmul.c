@@ -253,8 +253,14 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
       clai__clblast_can(ctx, c, a, b, p->M, p->N, p->K, p->sam, p->sak, p->sbk, p->sbn, p->scm, p->scn, ep)) {
     p->kernel = -1;
   } else if (g->family == CLAI__GEMM_PACKED) {
-    p->kernel = p->M <= g->packed.skinny ? (p->half_in ? CLAI__K_GEMM_APACKED_F16 : CLAI__K_GEMM_APACKED_F32)
-                                         : CLAI__K_GEMM_PACKED;
+    /* Skinny M reads B in place rather than packing it, which pays where B is many panels wide; one panel
+     * (N <= cn * vw) packs as cheaply as it is read, so such products take the packed kernels, which a step
+     * compiles anyway, instead of a kernel of their own (a bias gradient's M = 10, N = 1 compiled
+     * clai_gemm_apacked_f32 for 0.45 s at a cold start) */
+    const int one_panel = p->N <= (int64_t)g->packed.cn * g->packed.vw;
+    p->kernel = p->M <= g->packed.skinny && !one_panel
+                    ? (p->half_in ? CLAI__K_GEMM_APACKED_F16 : CLAI__K_GEMM_APACKED_F32)
+                    : CLAI__K_GEMM_PACKED;
   } else if (g->family == CLAI__GEMM_GPU) {
     const int skinny = p->M <= g->gpu.srm * g->gpu.slx;
     p->kernel = skinny ? (p->half_in ? CLAI__K_GEMM_GPU_SKINNY_F16 : CLAI__K_GEMM_GPU_SKINNY_F32)

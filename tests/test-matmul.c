@@ -700,6 +700,18 @@ static void test_describe(void **state) {
     if (!(strncmp(buf, llvmpipe ? "generic" : "packed", llvmpipe ? 7 : 6) == 0 || strncmp(buf, "gpu", 3) == 0))
       fail_msg("default family on %s: \"%s\"", info.name, buf);
   }
+  if (strncmp(buf, "packed", 6) == 0) {
+    /* skinny M reads B in place only when B is more than one packed panel wide: M = 7 with N = 1 takes the
+     * packed kernels, with N = 200 the skinny one */
+    int64_t s1[2] = {5, 1}, sc1[2] = {7, 1}, s2[2] = {5, 200}, sc2[2] = {7, 200};
+    clai_tensor *b1 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s1), *c1 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sc1);
+    clai_tensor *b2 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, s2), *c2 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sc2);
+    CLAIT_OK(ctx, clai_matmul_describe(ctx, c1, a, 0, b1, 0, buf, sizeof buf));
+    if (strstr(buf, "skinny") != NULL) fail_msg("M 7 N 1: \"%s\"", buf);
+    CLAIT_OK(ctx, clai_matmul_describe(ctx, c2, a, 0, b2, 0, buf, sizeof buf));
+    if (strstr(buf, "skinny") == NULL) fail_msg("M 7 N 200: \"%s\"", buf);
+    clai_tensor_free(b1), clai_tensor_free(c1), clai_tensor_free(b2), clai_tensor_free(c2);
+  }
   char small[8];
   CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, small, sizeof small));
   assert_int_equal(strlen(small), sizeof small - 1);

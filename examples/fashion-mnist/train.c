@@ -6,7 +6,7 @@
  * of images and labels there; each step's batch is then a row slice of that copy, a view, so a step enqueues
  * only kernels: the forward pass (clai_matmul_ex with the bias and ReLU fused), the loss with the gradient of
  * the logits (clai_loss_cross_entropy, written into this step's slot of a per-epoch loss vector), the
- * backward pass (transposed matmuls, bias gradients as a product with a ones vector, the ReLU mask through
+ * backward pass (transposed matmuls, bias gradients as products with a ones column, the ReLU mask through
  * clai_unary_backward) and one clai_optim_adam over all parameters at once: parameters, gradients and Adam's
  * state are each one flat tensor of which the layers' weights and biases are views. Nothing is read back
  * during an epoch except, on a terminal, the loss for the progress bar every PROGRESS_EVERY steps.
@@ -275,19 +275,23 @@ static clai_tensor *mlp_forward(trainer *t, clai_tensor *x, int64_t b, int train
 static int dense_backward(trainer *t, clai_tensor *x, int64_t b, clai_tensor *dx) {
   clai_context *ctx = t->ctx;
   int rc = -1;
-  clai_tensor *ones = NULL, *gb = NULL, *dy = NULL, *dprev = NULL, *yprev = NULL;
-  if (clai_tensor_slice(t->ones, &ones, 1, 0, b, 1) != CLAI_OK) return -1;
+  clai_tensor *ones = NULL, *ones_row = NULL, *gb = NULL, *dy = NULL, *dprev = NULL, *yprev = NULL;
+  if (clai_tensor_slice(t->ones, &ones_row, 1, 0, b, 1) != CLAI_OK) return -1;
+  const int st0 = clai_tensor_transpose(ones_row, &ones, 0, 1); /* [b, 1] */
+  clai_tensor_free(ones_row);
+  if (st0 != CLAI_OK) return -1;
   for (int i = t->nlayers - 1; i >= 0; i--) {
     dense *l = &t->layer[i];
     dy = rows(l->dy, 0, b);
     yprev = i > 0 ? rows(t->layer[i - 1].y, 0, b) : x;
-    int64_t gbs[2] = {1, l->out};
+    int64_t gbs[2] = {l->out, 1};
     if (dy == NULL || yprev == NULL || clai_tensor_reshape(l->gb, &gb, 2, gbs) != CLAI_OK) goto done;
     clai_status st;
-    /* dW^T = x_prev^T dy, db = 1^T dy */
+    /* dW^T = x_prev^T dy, db = dy^T 1 (a column: M = out rows, so the products a step already runs; as
+     * 1^T dy, M = 1 took a skinny kernel of its own, one more compilation at a cold start) */
     if ((st = clai_matmul(ctx, l->gwt, yprev, 1, dy, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
     prof(t, "fc weight gradients");
-    if ((st = clai_matmul(ctx, gb, ones, 0, dy, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
+    if ((st = clai_matmul(ctx, gb, dy, 1, ones, 0, 1.0f, 0.0f)) != CLAI_OK) goto err;
     prof(t, "fc bias gradients");
     /* this layer's gradients are final: the reduction of [l->off, end) may start while the rest runs */
     if (t->red != NULL && dp_reducer_ready(t->red, l->off) != 0) {
