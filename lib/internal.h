@@ -582,11 +582,15 @@ clai_status clai__clblast_gemm(clai_context *ctx, clai_tensor *c, const clai_ten
                                int64_t scn, const clai__index *ix, float alpha, float beta);
 
 /* ---- op helpers shared by the op files ----------------------------------------------------------------- */
-/* Whether a row op over rows of n elements takes the work-group-per-row kernels: ctx->rows_wg (CLAI_ROWS, or
- * a GPU), and whatever CLAI_ROWS says for rows longer than the device's loop limit, which a per-item
+/* Whether n iterations of a kernel loop pass the device's loop limit (llvmpipe), and whether a row op over
+ * rows of n elements takes the work-group-per-row kernels: ctx->rows_wg (CLAI_ROWS, or a GPU), and whatever
+ * CLAI_ROWS says for rows longer than the device's loop limit, which a per-item
  * kernel's walk along the row would pass (a work-group splits the row among its lanes). */
+static inline int clai__past_loop_limit(const clai_context *ctx, int64_t n) {
+  return ctx->caps.loop_limit > 0 && n > ctx->caps.loop_limit;
+}
 static inline int clai__rows_wg_for(const clai_context *ctx, int64_t n) {
-  return ctx->rows_wg || (ctx->caps.loop_limit > 0 && n > ctx->caps.loop_limit);
+  return ctx->rows_wg || clai__past_loop_limit(ctx, n);
 }
 /* Checks a per-row statistic of a norm (mean / rstd): f32, contiguous, x's shape without the last dim (or
  * with it as 1), not overlapping `avoid` (may be NULL). op-norm.c; used by the backward too. */

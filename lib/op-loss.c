@@ -131,7 +131,7 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
              (kernel_choice == 0 && (ctx->rows_forced ? ctx->rows_wg : ctx->rows_wg && C >= XENT_WG_MIN_C));
     /* rows past the device's loop limit (not clai__rows_wg_for, whose ctx->rows_wg would override the
      * short-row rule above: on a GPU a work-group of 256 per row of 4 logits) */
-    if (kernel_choice == 0 && ctx->caps.loop_limit > 0 && C > ctx->caps.loop_limit) wg = 1;
+    if (kernel_choice == 0 && clai__past_loop_limit(ctx, C)) wg = 1;
     if (ctx->klocal[CLAI__K_XENT_ROWS_WG_F32][0] > 256) wg = 0; /* the kernel's local arrays hold 256 */
     if (wg) {
       k = logits->dtype == CLAI_DTYPE_F32 ? CLAI__K_XENT_ROWS_WG_F32 : CLAI__K_XENT_ROWS_WG_F16;

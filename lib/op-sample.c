@@ -110,7 +110,7 @@ clai_status clai__sample(clai_context *ctx, clai_tensor *ids, const clai_tensor 
   }
   /* a device that stops long loops (llvmpipe) must not meet a chunk or a block longer than it runs */
   const int64_t chunk = (n + (int64_t)L - 1) / (int64_t)L, block = n / 1024 + 1;
-  if (ctx->caps.loop_limit > 0 && (chunk > ctx->caps.loop_limit || block > ctx->caps.loop_limit))
+  if (clai__past_loop_limit(ctx, chunk) || clai__past_loop_limit(ctx, block))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: rows of %lld tokens need loops longer than the device runs (%lld)",
                        fn, (long long)n, (long long)ctx->caps.loop_limit);
   uint64_t items;
