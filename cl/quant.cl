@@ -479,10 +479,11 @@ CLAI_QGEMV(q4_1, CLAI_Q4_1, CLAI_QGEMV_WALK)
 CLAI_QGEMV(q4_k, CLAI_Q4_K, CLAI_QKGEMV_SPAN)
 CLAI_QGEMV(q6_k, CLAI_Q6_K, CLAI_QKGEMV_SPAN)
 
-/* The Q8_K rounding of 16 values of a block whose scale is sc (d = 1 / sc): q = rint(x sc), at most 127, times
- * d. A NaN stays NaN (the comparison is false for it, where fmin would have made it 127). d = 0 (the block's
- * largest magnitude below 127 / FLT_MAX, so that sc overflowed) gives zeros, as llama.cpp's scale of 1 / -inf
- * = -0 does, where x sc would be infinite or NaN. */
+/* The Q8_K rounding of 16 values of a block whose scale is sc (d = clai_q8k_d(sc), 1 / sc): q = rint(x sc),
+ * at most 127, times d. A NaN stays NaN (the comparison is false for it, where fmin would have made it 127).
+ * d = 0 (the block's largest magnitude below 127 / FLT_MAX, so that sc overflowed) gives zeros, as
+ * llama.cpp's scale of 1 / -inf = -0 does, where x sc would be infinite or NaN. */
+inline float clai_q8k_d(const float sc) { return isinf(sc) ? 0.0f : 1.0f / sc; }
 inline float16 clai_q8k16(const float16 x, const float sc, const float d) {
   if (d == 0.0f) return select(0.0f, x, isnan(x));
   const float16 q = rint(x * sc);
@@ -501,7 +502,7 @@ __kernel void clai_round_q8k(__global float *x, const long off, const long nbloc
   for (int j = 0; j < 256; j++)
     if (fabs(p[j]) > amax) amax = fabs(p[j]), m = p[j];
   if (amax == 0.0f) return;
-  const float sc = -127.0f / m, d = isinf(sc) ? 0.0f : 1.0f / sc; /* a scale past FLT_MAX: zeros */
+  const float sc = -127.0f / m, d = clai_q8k_d(sc);
   for (int j = 0; j < 256; j += 16) vstore16(clai_q8k16(vload16(0, p + j), sc, d), 0, p + j);
 }
 
@@ -602,7 +603,7 @@ inline float16 clai_round_q8(const float16 v, const float id, const float dq) {
         for (int q = 0; q < 8; q++)                                                                             \
           if (lam[t0 + q] > amax) amax = lam[t0 + q], m = lmv[t0 + q];                                          \
         if (amax == 0.0f) continue;                                                                             \
-        const float sc = -127.0f / m, d = isinf(sc) ? 0.0f : 1.0f / sc; /* a scale past FLT_MAX: zeros */       \
+        const float sc = -127.0f / m, d = clai_q8k_d(sc);                                                       \
         __local float *v = xs + r * K + j * 32;                                                                 \
         vstore16(clai_q8k16(vload16(0, v), sc, d), 0, v);                                                       \
         vstore16(clai_q8k16(vload16(1, v), sc, d), 1, v);                                                       \
