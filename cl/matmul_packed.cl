@@ -229,3 +229,110 @@ CLAI_GEMM_PACKED(clai_gemm_packed_short, (void)0)
 
 CLAI_GEMM_APACKED(f32, float, LDS_F32, VLDVW_F32)
 CLAI_GEMM_APACKED(f16, half, LDS_F16, VLDVW_F16)
+
+/* ---- convolutions as implicit GEMMs (op-conv.c, op-conv-backward.c) --------------------------------------
+ * clai_conv_igemm computes a convolution without unfolding its input: row p of the GEMM is an output position
+ * (image, oh, ow), column o an output channel, k a tap (c, kh, kw). The input comes zero-padded (xp: dense
+ * [N, Cg * G, Hp, Wp], the padding already in it), so the A operand of row p and tap k is simply
+ * xp[row offset of p + tap offset of k]: a broadcast load per row and tap, as the packed kernel loads its A
+ * panel, with no bounds to check. B is bt [G][K][Ogp] (clai_conv_wt: the weights transposed, columns padded
+ * with zeros to whole tiles). Each work-item keeps an RM x NR tile in registers over all K (dim 0 = tile of
+ * positions, dim 1 = tile of channels, dim 2 = group) and stores it through the bias and activation into
+ * out [N, O, OH, OW] (any strides). No workspace is written or read besides xp and bt: the im2col route
+ * wrote, packed and read back KH * KW times the input (80 MB a step for the CNN's second layer). */
+__kernel void clai_conv_igemm(__global float *out, __global const float *xp, __global const float *bt,
+                              __global const float *bias, const long ooff, const long son, const long soc,
+                              const long soh, const long sow, const long boff, const long sb, const int has_bias,
+                              const int act, const int NP, const int Cg, const int Hp, const int Wp, const int KH,
+                              const int KW, const int OH, const int OW, const int sth, const int stw, const int dh,
+                              const int dw, const int Og, const int Ogp, const long sxn) {
+  const int gi = (int)get_global_id(0), gj = (int)get_global_id(1), z = (int)get_global_id(2);
+  if (gi * RM >= NP || gj * NR >= Og) return; /* no barrier in this kernel */
+  const int P = OH * OW, K = Cg * KH * KW;
+  const long plane = (long)Hp * Wp;
+  const __global float *xr[RM];
+  CLAI_PRAGMA(unroll)
+  for (int r = 0; r < RM; r++) {
+    const int p = min(gi * RM + r, NP - 1), img = p / P, q = p - img * P, oh = q / OW;
+    xr[r] = xp + img * sxn + z * Cg * plane + (long)oh * sth * Wp + (long)(q - oh * OW) * stw;
+  }
+  const __global float *pb = bt + (long)z * K * Ogp + gj * NR;
+  FV acc[RM * CN];
+  CLAI_PRAGMA(unroll)
+  for (int r = 0; r < RM * CN; r++) acc[r] = (FV)(0.0f);
+  for (int c = 0; c < Cg; c++)
+    for (int kh = 0; kh < KH; kh++) {
+      const long toff = c * plane + (long)kh * dh * Wp;
+      for (int kw = 0; kw < KW; kw++, pb += Ogp) {
+        const long t = toff + kw * dw;
+        FV bv[CN];
+        CLAI_PRAGMA(unroll)
+        for (int q = 0; q < CN; q++) bv[q] = VLOAD_VW(0, pb + q * VW);
+        CLAI_PRAGMA(unroll)
+        for (int r = 0; r < RM; r++) {
+          const FV av = (FV)(xr[r][t]);
+          CLAI_PRAGMA(unroll)
+          for (int q = 0; q < CN; q++) acc[q * RM + r] = CLAI_FMA(av, bv[q], acc[q * RM + r]);
+        }
+      }
+    }
+  for (int r = 0; r < RM && gi * RM + r < NP; r++) {
+    const int p = gi * RM + r, img = p / P, q = p - img * P, oh = q / OW;
+    const long ob = ooff + img * son + oh * soh + (q - oh * OW) * sow;
+    CLAI_PRAGMA(unroll)
+    for (int qv = 0; qv < CN; qv++) {
+      float t[VW];
+      VSTORE_VW(acc[qv * RM + r], 0, t);
+      for (int e = 0; e < VW; e++) {
+        const int o = gj * NR + qv * VW + e;
+        if (o >= Og) break;
+        float v = t[e];
+        if (has_bias) v += bias[boff + (long)(z * Og + o) * sb];
+        CLAI_ACTIVATE(v, act);
+        out[ob + (long)(z * Og + o) * soc] = v;
+      }
+    }
+  }
+}
+
+/* bt [G][K][Ogp] for clai_conv_igemm from the weights w [O, Cg, KH, KW] (any strides, f32), Og = O / G columns
+ * per group and zeros past them. flip = 0, the forward: bt[z][(c, kh, kw)][o] = w[z * Og + o][c][kh][kw].
+ * flip = 1, the data gradient as a convolution of the padded output gradient: K runs over (o, kh, kw) of
+ * the group's Og channels, the columns over its Cg input channels, and the window is turned around:
+ * bt[z][(o, kh, kw)][c] = w[z * Og + o][c][KH - 1 - kh][KW - 1 - kw]. One work-item per element. */
+__kernel void clai_conv_wt(__global float *bt, __global const float *w, const long woff, const long swo,
+                           const long swc, const long swh, const long sww, const int Og, const int Cg, const int KH,
+                           const int KW, const int cols, const int colsp, const int flip) {
+  const int col = (int)get_global_id(0), k = (int)get_global_id(1), z = (int)get_global_id(2);
+  const int taps = KH * KW, K = (flip ? Og : Cg) * taps;
+  if (col >= colsp || k >= K) return;
+  const int ch = k / taps, t = k - ch * taps, kh = t / KW, kw = t - kh * KW;
+  float v = 0.0f;
+  if (col < cols)
+    v = flip ? w[woff + (long)(z * Og + ch) * swo + col * swc + (long)(KH - 1 - kh) * swh + (long)(KW - 1 - kw) * sww]
+             : w[woff + (long)(z * Og + col) * swo + ch * swc + (long)kh * swh + (long)kw * sww];
+  bt[((long)z * K + k) * colsp + col] = v;
+}
+
+/* xp [nb, C, Hp, Wp] (dense) = images of x (any strides) with pt rows and pl columns of zeros before them and
+ * zeros after, for clai_conv_igemm. A work-item per padded row (dim 0 = row, 1 = channel, 2 = image). */
+__kernel void clai_conv_pad(__global float *xp, __global const float *x, const long xoff, const long sxn,
+                            const long sxc, const long sxh, const long sxw, const int nb, const int C, const int H,
+                            const int W, const int Hp, const int Wp, const int pt, const int pl) {
+  const int hh = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
+  if (hh >= Hp || c >= C || n >= nb) return;
+  __global float *dst = xp + (((long)n * C + c) * Hp + hh) * Wp;
+  const int ih = hh - pt;
+  if (ih < 0 || ih >= H) {
+    for (int w = 0; w < Wp; w++) dst[w] = 0.0f;
+    return;
+  }
+  const __global float *src = x + xoff + n * sxn + c * sxc + (long)ih * sxh;
+  const int lo = min(pl, Wp), hi = min(pl + W, Wp);
+  for (int w = 0; w < lo; w++) dst[w] = 0.0f;
+  if (sxw == 1)
+    for (int w = lo; w < hi; w++) dst[w] = src[w - pl];
+  else
+    for (int w = lo; w < hi; w++) dst[w] = src[(long)(w - pl) * sxw];
+  for (int w = hi; w < Wp; w++) dst[w] = 0.0f;
+}

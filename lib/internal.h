@@ -85,6 +85,9 @@ enum clai__program_id {
   X(GEMM_F16, MATMUL, "clai_gemm_f16", "bbbxiiillllllffbllli", 3)                     \
   X(PACK_AB_F32, MATMUL_PACKED, "clai_pack_ab_f32", "bbbbxiiiiillll", 3)               \
   X(PACK_AB_F16, MATMUL_PACKED, "clai_pack_ab_f16", "bbbbxiiiiillll", 3)               \
+  X(CONV_IGEMM, MATMUL_PACKED, "clai_conv_igemm", "bbbblllllllii" "iiiiiiiiiiiiii" "l", 3) \
+  X(CONV_WT, MATMUL_PACKED, "clai_conv_wt", "bblllll" "iiiiiii", 3) \
+  X(CONV_PAD, MATMUL_PACKED, "clai_conv_pad", "bblllll" "iiiiiiii", 3) \
   X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillffbllli", 3)          \
   X(GEMM_PACKED_SHORT, MATMUL_PACKED, "clai_gemm_packed_short", "bbbxiiiiillffbllli", 3) \
   X(GEMM_APACKED_F32, MATMUL_PACKED, "clai_gemm_apacked_f32", "bbbxiiiillllffbllli", 3) \
@@ -637,6 +640,20 @@ typedef struct clai__conv_geom {
  * size, and nb*C*KH*KW*OH, below 2^31). */
 clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, int64_t n0, int64_t nb,
                          const clai__conv_geom *g);
+/* The implicit-GEMM convolution of the packed family (op-conv.c; cl/matmul_packed.cl's clai_conv_igemm):
+ * clai__conv_igemm_ok says whether it serves these operands (the packed family, all f32). clai__conv_wt makes
+ * its B operand bt [G, K, colsp] from w [O, C/G, KH, KW] for the geometry g (flip = 0: the forward's
+ * weights; 1: the data gradient's, the window turned around and the channels swapped), colsp the columns
+ * padded to whole tiles. clai__conv_igemm runs the convolution of `in` described by g (C, H, W its input,
+ * O, OH, OW its output, paddings >= 0) into out [N, O, OH, OW] (any strides) with bias (or NULL) and the
+ * activation act, through a zero-padded copy of a chunk of images at a time. */
+int clai__conv_igemm_ok(const clai_context *ctx, const clai_tensor *x, const clai_tensor *w, const clai_tensor *out,
+                        const clai_tensor *bias);
+clai_status clai__conv_wt(clai_context *ctx, clai_tensor **bt, const clai_tensor *w, const clai__conv_geom *g,
+                          int flip, int64_t *colsp);
+clai_status clai__conv_igemm(clai_context *ctx, const char *fn, clai_tensor *out, const clai_tensor *in,
+                             const clai_tensor *bt, int64_t colsp, const clai_tensor *bias,
+                             const clai__conv_geom *g, int act);
 /* Shared by the convolution forward and its gradients (op-conv.c): */
 /* CLAI_E_SHAPE unless t is 4-D [N, C, H, W] (what names it in the message). */
 clai_status clai__conv_need_4d(clai_context *ctx, const char *fn, const clai_tensor *t, const char *what);

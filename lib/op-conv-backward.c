@@ -20,6 +20,7 @@
  * gradients, as the forward does.
  * Every route is deterministic: the same inputs give the same bits on every run. */
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -179,6 +180,24 @@ static clai_status data_gemm(clai_context *ctx, clai_tensor *gx, const clai_tens
   return st;
 }
 
+/* Stride 1 on the packed family: the data gradient is itself a convolution, of grad_out padded by
+ * dilation * (window - 1) - padding on each side, with the window turned around and the channels swapped
+ * (clai__conv_wt's flip), run as clai_conv2d runs it: an implicit GEMM (op-conv.c) with no column
+ * workspace and no col2im. */
+static clai_status data_igemm(clai_context *ctx, clai_tensor *gx, const clai_tensor *gy, const clai_tensor *w,
+                              const clai__conv_geom *g) {
+  clai__conv_geom t = *g;
+  t.C = g->O, t.H = g->OH, t.W = g->OW, t.O = g->C, t.OH = g->H, t.OW = g->W;
+  t.pt = g->dh * (g->KH - 1) - g->pt, t.pb = g->dh * (g->KH - 1) - g->pb;
+  t.pl = g->dw * (g->KW - 1) - g->pl, t.pr = g->dw * (g->KW - 1) - g->pr;
+  clai_tensor *bt = NULL;
+  int64_t colsp;
+  clai_status st = clai__conv_wt(ctx, &bt, w, g, 1, &colsp);
+  if (st == CLAI_OK) st = clai__conv_igemm(ctx, "clai_conv2d_backward_data", gx, gy, bt, colsp, NULL, &t, 0);
+  clai_tensor_free(bt);
+  return st;
+}
+
 clai_status clai_conv2d_backward_data(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_out,
                                       const clai_tensor *w, const clai_conv2d_params *params) {
   const char *fn = "clai_conv2d_backward_data";
@@ -195,6 +214,10 @@ clai_status clai_conv2d_backward_data(clai_context *ctx, clai_tensor *grad_x, co
   if (g.N == 0 || g.C == 0 || g.H == 0 || g.W == 0) return CLAI_OK;
   if (g.O == 0) return clai_fill(ctx, grad_x, 0.0);
   if (g.O / g.groups < DIRECT_MAX_OG) return data_direct(ctx, grad_x, grad_out, w, &g);
+  if (g.sh == 1 && g.sw == 1 && clai__conv_igemm_ok(ctx, grad_out, w, grad_x, NULL) &&
+      g.pt <= g.dh * (g.KH - 1) && g.pb <= g.dh * (g.KH - 1) && g.pl <= g.dw * (g.KW - 1) &&
+      g.pr <= g.dw * (g.KW - 1) && getenv("CLAI_CONV_IM2COL") == NULL)
+    return data_igemm(ctx, grad_x, grad_out, w, &g);
   return data_gemm(ctx, grad_x, grad_out, w, &g);
 }
 

@@ -15,6 +15,7 @@
  *   the CNN's 5x5 layers: im2col + GEMM 2.6 (1 -> 32 channels) and 6 (32 -> 64) times faster than a direct
  *   kernel; two register-tiled direct kernels for the first layer were slower still on POCL. */
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -143,6 +144,88 @@ int64_t clai__conv_chunk_images(const clai__conv_geom *g, uint64_t per_image, ui
   return nb;
 }
 
+/* ---- the implicit GEMM (the packed family: CPUs) ------------------------------------------------------- */
+
+int clai__conv_igemm_ok(const clai_context *ctx, const clai_tensor *x, const clai_tensor *w, const clai_tensor *out,
+                        const clai_tensor *bias) {
+  return ctx->gemm.family == CLAI__GEMM_PACKED && x->dtype == CLAI_DTYPE_F32 && w->dtype == CLAI_DTYPE_F32 &&
+         out->dtype == CLAI_DTYPE_F32 && (bias == NULL || bias->dtype == CLAI_DTYPE_F32);
+}
+
+clai_status clai__conv_wt(clai_context *ctx, clai_tensor **bt, const clai_tensor *w, const clai__conv_geom *g,
+                          int flip, int64_t *colsp) {
+  const int64_t G = g->groups, Og = g->O / G, Cg = g->C / G, taps = g->KH * g->KW;
+  const int64_t nr = (int64_t)ctx->gemm.packed.cn * ctx->gemm.packed.vw, cols = flip ? Cg : Og;
+  const int64_t K = (flip ? Og : Cg) * taps;
+  *colsp = (cols + nr - 1) / nr * nr;
+  const int64_t shape[3] = {G, K, *colsp};
+  clai_status st = clai_tensor_init(ctx, bt, CLAI_DTYPE_F32, 3, shape);
+  if (st != CLAI_OK) return st;
+  const cl_long woff = w->offset, swo = w->strides[0], swc = w->strides[1], swh = w->strides[2], sww = w->strides[3];
+  const cl_int og = (cl_int)Og, cg = (cl_int)Cg, KH = (cl_int)g->KH, KW = (cl_int)g->KW, ccols = (cl_int)cols,
+               ccolsp = (cl_int)*colsp, cflip = flip;
+  size_t global[3] = {(size_t)*colsp, (size_t)K, (size_t)G};
+  return clai__launch(ctx, CLAI__K_CONV_WT, global, 14, CLAI__ARG((*bt)->buf->mem), CLAI__ARG(w->buf->mem),
+                      CLAI__ARG(woff), CLAI__ARG(swo), CLAI__ARG(swc), CLAI__ARG(swh), CLAI__ARG(sww), CLAI__ARG(og),
+                      CLAI__ARG(cg), CLAI__ARG(KH), CLAI__ARG(KW), CLAI__ARG(ccols), CLAI__ARG(ccolsp),
+                      CLAI__ARG(cflip));
+}
+
+clai_status clai__conv_igemm(clai_context *ctx, const char *fn, clai_tensor *out, const clai_tensor *in,
+                             const clai_tensor *bt, int64_t colsp, const clai_tensor *bias,
+                             const clai__conv_geom *g, int act) {
+  const int64_t G = g->groups, Cg = g->C / G, Og = g->O / G, P = g->OH * g->OW;
+  const int64_t Hp = g->H + g->pt + g->pb, Wp = g->W + g->pl + g->pr;
+  uint64_t per_image;
+  if (!clai__mul_ok((uint64_t)g->C * (uint64_t)Hp, (uint64_t)Wp * 4, &per_image) || Hp > INT_MAX || Wp > INT_MAX)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: the padded input plane is too large", fn);
+  const int64_t nbmax = clai__conv_chunk_images(g, per_image, clai__conv_col_budget(ctx));
+  const struct clai__gemm_packed *pk = &ctx->gemm.packed;
+  const int64_t nr = (int64_t)pk->cn * pk->vw;
+  clai_tensor *xp = NULL;
+  const int64_t xshape[4] = {nbmax, g->C, Hp, Wp};
+  clai_status st = clai_tensor_init(ctx, &xp, CLAI_DTYPE_F32, 4, xshape);
+  const cl_long son = out->strides[0], soc = out->strides[1], soh = out->strides[2], sow = out->strides[3],
+                boff = bias != NULL ? bias->offset : 0, sb = bias != NULL ? bias->strides[0] : 0,
+                sxn = g->C * Hp * Wp, isn = in->strides[0], isc = in->strides[1], ish = in->strides[2],
+                isw = in->strides[3];
+  const cl_int has_bias = bias != NULL, cact = act, cg = (cl_int)Cg, chp = (cl_int)Hp, cwp = (cl_int)Wp,
+               KH = (cl_int)g->KH, KW = (cl_int)g->KW, OH = (cl_int)g->OH, OW = (cl_int)g->OW, sth = (cl_int)g->sh,
+               stw = (cl_int)g->sw, dh = (cl_int)g->dh, dw = (cl_int)g->dw, og = (cl_int)Og, ogp = (cl_int)colsp,
+               C = (cl_int)g->C, H = (cl_int)g->H, W = (cl_int)g->W, pt = (cl_int)g->pt, pl = (cl_int)g->pl;
+  cl_mem bmem = bias != NULL ? bias->buf->mem : bt->buf->mem;
+  for (int64_t n0 = 0; st == CLAI_OK && n0 < g->N; n0 += nbmax) {
+    const int64_t nb = g->N - n0 < nbmax ? g->N - n0 : nbmax;
+    const cl_long ioff = in->offset + n0 * isn, ooff = out->offset + n0 * son;
+    const cl_int cnb = (cl_int)nb, np = (cl_int)(nb * P);
+    size_t gpad[3] = {(size_t)Hp, (size_t)g->C, (size_t)nb};
+    st = clai__launch(ctx, CLAI__K_CONV_PAD, gpad, 15, CLAI__ARG(xp->buf->mem), CLAI__ARG(in->buf->mem),
+                      CLAI__ARG(ioff), CLAI__ARG(isn), CLAI__ARG(isc), CLAI__ARG(ish), CLAI__ARG(isw), CLAI__ARG(cnb),
+                      CLAI__ARG(C), CLAI__ARG(H), CLAI__ARG(W), CLAI__ARG(chp), CLAI__ARG(cwp), CLAI__ARG(pt),
+                      CLAI__ARG(pl));
+    size_t global[3] = {(size_t)((nb * P + pk->rm - 1) / pk->rm), (size_t)((Og + nr - 1) / nr), (size_t)G};
+    if (st == CLAI_OK)
+      st = clai__launch(ctx, CLAI__K_CONV_IGEMM, global, 28, CLAI__ARG(out->buf->mem), CLAI__ARG(xp->buf->mem),
+                        CLAI__ARG(bt->buf->mem), CLAI__ARG(bmem), CLAI__ARG(ooff), CLAI__ARG(son), CLAI__ARG(soc),
+                        CLAI__ARG(soh), CLAI__ARG(sow), CLAI__ARG(boff), CLAI__ARG(sb), CLAI__ARG(has_bias),
+                        CLAI__ARG(cact), CLAI__ARG(np), CLAI__ARG(cg), CLAI__ARG(chp), CLAI__ARG(cwp), CLAI__ARG(KH),
+                        CLAI__ARG(KW), CLAI__ARG(OH), CLAI__ARG(OW), CLAI__ARG(sth), CLAI__ARG(stw), CLAI__ARG(dh),
+                        CLAI__ARG(dw), CLAI__ARG(og), CLAI__ARG(ogp), CLAI__ARG(sxn));
+  }
+  clai_tensor_free(xp);
+  return st;
+}
+
+static clai_status conv_igemm_fwd(clai_context *ctx, clai_tensor *out, const clai_tensor *x, const clai_tensor *w,
+                                  const clai_tensor *bias, const clai__conv_geom *g, int act) {
+  clai_tensor *bt = NULL;
+  int64_t colsp;
+  clai_status st = clai__conv_wt(ctx, &bt, w, g, 0, &colsp);
+  if (st == CLAI_OK) st = clai__conv_igemm(ctx, "clai_conv2d", out, x, bt, colsp, bias, g, act);
+  clai_tensor_free(bt);
+  return st;
+}
+
 clai_status clai__conv_weight_groups(clai_context *ctx, const char *fn, const clai_tensor *w,
                                      const clai__conv_geom *g, clai_tensor **wt, clai_tensor **va) {
   const int64_t G = g->groups, Og = g->O / G, K = g->C / G * g->KH * g->KW;
@@ -268,6 +351,8 @@ clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *
   if (g.N == 0 || g.O == 0) return CLAI_OK;
   const int64_t Og = g.O / g.groups;
   if (Og < DIRECT_MAX_OG) return conv_direct(ctx, out, x, w, bias, &g, (int)p.activation);
+  if (clai__conv_igemm_ok(ctx, x, w, out, bias) && getenv("CLAI_CONV_IM2COL") == NULL)
+    return conv_igemm_fwd(ctx, out, x, w, bias, &g, (int)p.activation);
   return conv_gemm(ctx, out, x, w, bias, &g, (int)p.activation);
 }
 

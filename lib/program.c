@@ -315,6 +315,10 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       l[0] = ctx->caps.is_cpu ? 16 : 64; /* columns of C per work-group */
     } else if (k == CLAI__K_PACK_AB_F32 || k == CLAI__K_PACK_AB_F16) {
       l[0] = (size_t)g->packed.pack_lx;
+    } else if (k == CLAI__K_CONV_IGEMM) {
+      /* tiles of positions side by side that share one tile of channels: the group's work-items (run one
+       * after another on POCL) read the same B panel, which stays in cache */
+      l[0] = (size_t)(g->packed.lx * g->packed.ly);
     } else if (k == CLAI__K_GEMM_PACKED || k == CLAI__K_GEMM_PACKED_SHORT) {
       l[0] = (size_t)g->packed.lx;
       l[1] = (size_t)g->packed.ly;
@@ -337,6 +341,8 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       /* cl/conv.cl: a whole row or plane per work-item, and groups of 64 (POCL pays per work-group) */
       l[0] = 8;
       l[1] = 8;
+    } else if (k == CLAI__K_CONV_PAD) {
+      l[0] = 8, l[1] = 8; /* a row per work-item, groups of 64 (as cl/conv.cl's kernels) */
     } else if (k == CLAI__K_COL2IM_F32 || k == CLAI__K_COL2IM_F16 || k == CLAI__K_CONV_BWD_DATA_F32 ||
                k == CLAI__K_CONV_BWD_DATA_F16 || k == CLAI__K_POOL2D_BWD_F32 || k == CLAI__K_POOL2D_BWD_F16 ||
                k == CLAI__K_CONV_ROWS_F32 || k == CLAI__K_CONV_ROWS_F16) {
