@@ -336,3 +336,93 @@ __kernel void clai_conv_pad(__global float *xp, __global const float *x, const l
     for (int w = lo; w < hi; w++) dst[w] = src[(long)(w - pl) * sxw];
   for (int w = hi; w < Wp; w++) dst[w] = 0.0f;
 }
+
+/* The weight gradient as an implicit GEMM: dW^T[z][tap][o] = sum over positions p of
+ * xp[p's offset + tap's offset] * gyt[z][p][o], rows = taps (RM per work-item, a broadcast load of the
+ * padded input each), columns = output channels (NR, from gyt: grad_out's chunk transposed to positions x
+ * channels by clai_conv_gyt). The positions are split into S slices of L (dim 2 = z * S + slice), each
+ * work-item writing its tile of the slice's partial sum to part[z * S + s][Kp][Ogp] (or adding it there, for
+ * the chunks of images after the first); clai_conv_wgrad_sum adds the slices in order, so the result does
+ * not depend on the scheduling. */
+__kernel void clai_conv_wgrad(__global float *part, __global const float *xp, __global const float *gyt,
+                              const int NP, const int L, const int S, const int Cg, const int Hp, const int Wp,
+                              const int KH, const int KW, const int OH, const int OW, const int sth, const int stw,
+                              const int dh, const int dw, const int Kp, const int Ogp, const int accumulate,
+                              const long sxn) {
+  const int gi = (int)get_global_id(0), gj = (int)get_global_id(1), zs = (int)get_global_id(2);
+  const int K = Cg * KH * KW;
+  if (gi * RM >= K || gj * NR >= Ogp) return; /* no barrier in this kernel */
+  const int z = zs / S, s = zs - z * S, taps = KH * KW;
+  const long plane = (long)Hp * Wp;
+  const __global float *xr[RM];
+  CLAI_PRAGMA(unroll)
+  for (int r = 0; r < RM; r++) {
+    const int k = min(gi * RM + r, K - 1), c = k / taps, t = k - c * taps, kh = t / KW;
+    xr[r] = xp + (long)(z * Cg + c) * plane + (long)kh * dh * Wp + (t - kh * KW) * dw;
+  }
+  FV acc[RM * CN];
+  CLAI_PRAGMA(unroll)
+  for (int r = 0; r < RM * CN; r++) acc[r] = (FV)(0.0f);
+  int p = s * L;
+  const int p1 = min(p + L, NP), P = OH * OW;
+  const __global float *pb = gyt + ((long)z * NP + p) * Ogp + gj * NR;
+  int img = p / P, oh = (p - img * P) / OW, ow = p - img * P - oh * OW;
+  while (p < p1) { /* a run of positions along one output row */
+    const int run = min(OW - ow, p1 - p);
+    const long ro = img * sxn + (long)oh * sth * Wp;
+    for (int e = 0; e < run; e++, pb += Ogp) {
+      const long po = ro + (long)(ow + e) * stw;
+      FV bv[CN];
+      CLAI_PRAGMA(unroll)
+      for (int q = 0; q < CN; q++) bv[q] = VLOAD_VW(0, pb + q * VW);
+      CLAI_PRAGMA(unroll)
+      for (int r = 0; r < RM; r++) {
+        const FV av = (FV)(xr[r][po]);
+        CLAI_PRAGMA(unroll)
+        for (int q = 0; q < CN; q++) acc[q * RM + r] = CLAI_FMA(av, bv[q], acc[q * RM + r]);
+      }
+    }
+    p += run, ow = 0;
+    if (++oh == OH) oh = 0, img++;
+  }
+  __global float *dst = part + ((long)zs * Kp + gi * RM) * Ogp + gj * NR;
+  CLAI_PRAGMA(unroll)
+  for (int r = 0; r < RM; r++)
+    CLAI_PRAGMA(unroll)
+    for (int q = 0; q < CN; q++) {
+      __global float *d = dst + (long)r * Ogp + q * VW;
+      VSTORE_VW(accumulate ? VLOAD_VW(0, d) + acc[q * RM + r] : acc[q * RM + r], 0, d);
+    }
+}
+
+/* gyt[z][p][o] (dense, Ogp columns, zeros past Og) = grad_out's images of the chunk (any strides) at
+ * position p = (image, oh, ow), channel z * Og + o. A work-item per output row (dim 0 = row oh of image n,
+ * dim 1 = group): it reads each channel's row in order and writes the row's OW positions, whose Ogp-float
+ * rows of gyt stay in cache while the channels fill them. */
+__kernel void clai_conv_gyt(__global float *gyt, __global const float *gy, const long yoff, const long syn,
+                            const long syc, const long syh, const long syw, const int NP, const int G,
+                            const int Og, const int Ogp, const int OH, const int OW) {
+  const int row = (int)get_global_id(0), z = (int)get_global_id(1);
+  if (row * OW >= NP || z >= G) return;
+  const int img = row / OH, oh = row - img * OH;
+  const __global float *src = gy + yoff + img * syn + (long)z * Og * syc + oh * syh;
+  __global float *dst = gyt + ((long)z * NP + (long)row * OW) * Ogp;
+  for (int o = 0; o < Og; o++)
+    for (int ow = 0; ow < OW; ow++) dst[(long)ow * Ogp + o] = src[o * syc + ow * syw];
+  for (int ow = 0; ow < OW; ow++)
+    for (int o = Og; o < Ogp; o++) dst[(long)ow * Ogp + o] = 0.0f;
+}
+
+/* grad_w [O, Cg, KH, KW] (any strides, f32) = the sum of the S slices of part, in order. A work-item per
+ * element (dim 0 = tap, 1 = channel o). */
+__kernel void clai_conv_wgrad_sum(__global float *gw, __global const float *part, const long woff, const long swo,
+                                  const long swc, const long swh, const long sww, const int S, const int Og,
+                                  const int Cg, const int KH, const int KW, const int Kp, const int Ogp,
+                                  const int O) {
+  const int k = (int)get_global_id(0), o = (int)get_global_id(1), taps = KH * KW;
+  if (k >= Cg * taps || o >= O) return;
+  const int z = o / Og, oo = o - z * Og, c = k / taps, t = k - c * taps, kh = t / KW;
+  float sum = 0.0f;
+  for (int s = 0; s < S; s++) sum += part[(((long)z * S + s) * Kp + k) * Ogp + oo];
+  gw[woff + o * swo + c * swc + kh * swh + (t - kh * KW) * sww] = sum;
+}

@@ -88,6 +88,9 @@ enum clai__program_id {
   X(CONV_IGEMM, MATMUL_PACKED, "clai_conv_igemm", "bbbblllllllii" "iiiiiiiiiiiiii" "l", 3) \
   X(CONV_WT, MATMUL_PACKED, "clai_conv_wt", "bblllll" "iiiiiii", 3) \
   X(CONV_PAD, MATMUL_PACKED, "clai_conv_pad", "bblllll" "iiiiiiii", 3) \
+  X(CONV_WGRAD, MATMUL_PACKED, "clai_conv_wgrad", "bbb" "iiiiiiiiiiiiiiiii" "l", 3) \
+  X(CONV_GYT, MATMUL_PACKED, "clai_conv_gyt", "bblllll" "iiiiii", 2) \
+  X(CONV_WGRAD_SUM, MATMUL_PACKED, "clai_conv_wgrad_sum", "bblllll" "iiiiiiii", 2) \
   X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillffbllli", 3)          \
   X(GEMM_PACKED_SHORT, MATMUL_PACKED, "clai_gemm_packed_short", "bbbxiiiiillffbllli", 3) \
   X(GEMM_APACKED_F32, MATMUL_PACKED, "clai_gemm_apacked_f32", "bbbxiiiillllffbllli", 3) \
@@ -651,6 +654,10 @@ int clai__conv_igemm_ok(const clai_context *ctx, const clai_tensor *x, const cla
                         const clai_tensor *bias);
 clai_status clai__conv_wt(clai_context *ctx, clai_tensor **bt, const clai_tensor *w, const clai__conv_geom *g,
                           int flip, int64_t *colsp);
+/* xp (dense f32 [nb, C, Hp, Wp], Hp = H + pt + pb, Wp = W + pl + pr) = images n0 .. n0+nb-1 of `in` zero-padded
+ * as g says (clai_conv_pad; g's C, H, W are in's). */
+clai_status clai__conv_pad(clai_context *ctx, cl_mem xp, const clai_tensor *in, int64_t n0, int64_t nb,
+                          const clai__conv_geom *g);
 clai_status clai__conv_igemm(clai_context *ctx, const char *fn, clai_tensor *out, const clai_tensor *in,
                              const clai_tensor *bt, int64_t colsp, const clai_tensor *bias,
                              const clai__conv_geom *g, int act);

@@ -365,6 +365,72 @@ static clai_status weight_gemm(clai_context *ctx, clai_tensor *gw, const clai_te
   return st;
 }
 
+/* The packed family's weight gradient, an implicit GEMM over a zero-padded copy of x (cl/matmul_packed.cl's
+ * clai_conv_wgrad): rows are the taps (c, kh, kw), columns the output channels of grad_out transposed per
+ * chunk to positions x channels (clai_conv_gyt), and the reduction runs over the chunk's positions, split
+ * into slices when the taps and channels make too few tiles to keep the cores busy (the CNN's first layer:
+ * 25 taps x 32 channels). Later chunks of images add to the first one's partial sums, and
+ * clai_conv_wgrad_sum adds the slices in order at the end. */
+static clai_status weight_igemm(clai_context *ctx, clai_tensor *gw, const clai_tensor *x, const clai_tensor *gy,
+                                const clai__conv_geom *g) {
+  const struct clai__gemm_packed *pk = &ctx->gemm.packed;
+  const int64_t G = g->groups, Cg = g->C / G, Og = g->O / G, taps = g->KH * g->KW, K = Cg * taps,
+                P = g->OH * g->OW, Hp = g->H + g->pt + g->pb, Wp = g->W + g->pl + g->pr;
+  const int64_t nr = (int64_t)pk->cn * pk->vw, Ogp = (Og + nr - 1) / nr * nr, Kp = (K + pk->rm - 1) / pk->rm * pk->rm;
+  uint64_t xbytes, ybytes;
+  if (!clai__mul_ok((uint64_t)g->C * (uint64_t)Hp, (uint64_t)Wp * 4, &xbytes) ||
+      !clai__mul_ok((uint64_t)(G * P), (uint64_t)Ogp * 4, &ybytes) || Hp > INT_MAX || Wp > INT_MAX)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the padded input is too large");
+  const int64_t nbmax = clai__conv_chunk_images(g, xbytes + ybytes, clai__conv_col_budget(ctx));
+  /* positions per slice: the tiles times the slices make 256 work-items or more, 64 positions at least */
+  const int64_t tiles = Kp / pk->rm * (Ogp / nr) * G, want = (256 + tiles - 1) / tiles;
+  int64_t L = (nbmax * P + want - 1) / want;
+  if (L < 64) L = 64;
+  const int64_t Smax = (nbmax * P + L - 1) / L;
+  clai_tensor *xp = NULL, *gyt = NULL, *part = NULL;
+  const int64_t xshape[4] = {nbmax, g->C, Hp, Wp}, yshape[3] = {G, nbmax * P, Ogp}, pshape[3] = {G * Smax, Kp, Ogp};
+  clai_status st = clai_tensor_init(ctx, &xp, CLAI_DTYPE_F32, 4, xshape);
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &gyt, CLAI_DTYPE_F32, 3, yshape);
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &part, CLAI_DTYPE_F32, 3, pshape);
+  const cl_long sxn = g->C * Hp * Wp, syn = gy->strides[0], syc = gy->strides[1], syh = gy->strides[2],
+                syw = gy->strides[3], woff = gw->offset, swo = gw->strides[0], swc = gw->strides[1],
+                swh = gw->strides[2], sww = gw->strides[3];
+  const cl_int cL = (cl_int)L, cg = (cl_int)Cg, chp = (cl_int)Hp, cwp = (cl_int)Wp, KH = (cl_int)g->KH,
+               KW = (cl_int)g->KW, OH = (cl_int)g->OH, OW = (cl_int)g->OW, sth = (cl_int)g->sh, stw = (cl_int)g->sw,
+               dh = (cl_int)g->dh, dw = (cl_int)g->dw, ckp = (cl_int)Kp, cogp = (cl_int)Ogp, og = (cl_int)Og,
+               O = (cl_int)g->O, cG = (cl_int)G;
+  for (int64_t n0 = 0; st == CLAI_OK && n0 < g->N; n0 += nbmax) {
+    const int64_t nb = g->N - n0 < nbmax ? g->N - n0 : nbmax, S = (nb * P + L - 1) / L;
+    const cl_long yoff = gy->offset + n0 * syn;
+    const cl_int np = (cl_int)(nb * P), cS = (cl_int)S, accumulate = n0 > 0;
+    st = clai__conv_pad(ctx, xp->buf->mem, x, n0, nb, g);
+    size_t gyg[2] = {(size_t)(nb * g->OH), (size_t)G};
+    if (st == CLAI_OK)
+      st = clai__launch(ctx, CLAI__K_CONV_GYT, gyg, 13, CLAI__ARG(gyt->buf->mem), CLAI__ARG(gy->buf->mem),
+                        CLAI__ARG(yoff), CLAI__ARG(syn), CLAI__ARG(syc), CLAI__ARG(syh), CLAI__ARG(syw), CLAI__ARG(np),
+                        CLAI__ARG(cG), CLAI__ARG(og), CLAI__ARG(cogp), CLAI__ARG(OH), CLAI__ARG(OW));
+    size_t gwg[3] = {(size_t)(Kp / pk->rm), (size_t)(Ogp / nr), (size_t)(G * S)};
+    if (st == CLAI_OK)
+      st = clai__launch(ctx, CLAI__K_CONV_WGRAD, gwg, 21, CLAI__ARG(part->buf->mem), CLAI__ARG(xp->buf->mem),
+                        CLAI__ARG(gyt->buf->mem), CLAI__ARG(np), CLAI__ARG(cL), CLAI__ARG(cS), CLAI__ARG(cg),
+                        CLAI__ARG(chp), CLAI__ARG(cwp), CLAI__ARG(KH), CLAI__ARG(KW), CLAI__ARG(OH), CLAI__ARG(OW),
+                        CLAI__ARG(sth), CLAI__ARG(stw), CLAI__ARG(dh), CLAI__ARG(dw), CLAI__ARG(ckp), CLAI__ARG(cogp),
+                        CLAI__ARG(accumulate), CLAI__ARG(sxn));
+  }
+  /* the first chunk wrote all Smax slices (it is a whole chunk); later ones added to theirs */
+  const cl_int smax = (cl_int)Smax;
+  size_t gsum[2] = {(size_t)K, (size_t)g->O};
+  if (st == CLAI_OK)
+    st = clai__launch(ctx, CLAI__K_CONV_WGRAD_SUM, gsum, 15, CLAI__ARG(gw->buf->mem), CLAI__ARG(part->buf->mem),
+                      CLAI__ARG(woff), CLAI__ARG(swo), CLAI__ARG(swc), CLAI__ARG(swh), CLAI__ARG(sww),
+                      CLAI__ARG(smax), CLAI__ARG(og), CLAI__ARG(cg), CLAI__ARG(KH), CLAI__ARG(KW), CLAI__ARG(ckp),
+                      CLAI__ARG(cogp), CLAI__ARG(O));
+  clai_tensor_free(part);
+  clai_tensor_free(gyt);
+  clai_tensor_free(xp);
+  return st;
+}
+
 clai_status clai_conv2d_backward_weight(clai_context *ctx, clai_tensor *grad_w, clai_tensor *grad_bias,
                                         const clai_tensor *x, const clai_tensor *grad_out,
                                         const clai_conv2d_params *params) {
@@ -397,6 +463,8 @@ clai_status clai_conv2d_backward_weight(clai_context *ctx, clai_tensor *grad_w, 
   if (grad_bias != NULL) s = bias_grad(ctx, grad_bias, grad_out, &g);
   if (s != CLAI_OK || g.C == 0) return s;
   if (g.O / g.groups < DIRECT_MAX_OG) return weight_direct(ctx, grad_w, x, grad_out, &g);
+  if (clai__conv_igemm_ok(ctx, x, grad_out, grad_w, NULL) && getenv("CLAI_CONV_IM2COL") == NULL)
+    return weight_igemm(ctx, grad_w, x, grad_out, &g);
   return weight_gemm(ctx, grad_w, x, grad_out, &g);
 }
 

@@ -171,6 +171,19 @@ clai_status clai__conv_wt(clai_context *ctx, clai_tensor **bt, const clai_tensor
                       CLAI__ARG(cflip));
 }
 
+clai_status clai__conv_pad(clai_context *ctx, cl_mem xp, const clai_tensor *in, int64_t n0, int64_t nb,
+                          const clai__conv_geom *g) {
+  const int64_t Hp = g->H + g->pt + g->pb, Wp = g->W + g->pl + g->pr;
+  const cl_long ioff = in->offset + n0 * in->strides[0], isn = in->strides[0], isc = in->strides[1],
+                ish = in->strides[2], isw = in->strides[3];
+  const cl_int cnb = (cl_int)nb, C = (cl_int)g->C, H = (cl_int)g->H, W = (cl_int)g->W, chp = (cl_int)Hp,
+               cwp = (cl_int)Wp, pt = (cl_int)g->pt, pl = (cl_int)g->pl;
+  size_t gpad[3] = {(size_t)Hp, (size_t)g->C, (size_t)nb};
+  return clai__launch(ctx, CLAI__K_CONV_PAD, gpad, 15, CLAI__ARG(xp), CLAI__ARG(in->buf->mem), CLAI__ARG(ioff),
+                      CLAI__ARG(isn), CLAI__ARG(isc), CLAI__ARG(ish), CLAI__ARG(isw), CLAI__ARG(cnb), CLAI__ARG(C),
+                      CLAI__ARG(H), CLAI__ARG(W), CLAI__ARG(chp), CLAI__ARG(cwp), CLAI__ARG(pt), CLAI__ARG(pl));
+}
+
 clai_status clai__conv_igemm(clai_context *ctx, const char *fn, clai_tensor *out, const clai_tensor *in,
                              const clai_tensor *bt, int64_t colsp, const clai_tensor *bias,
                              const clai__conv_geom *g, int act) {
@@ -187,22 +200,16 @@ clai_status clai__conv_igemm(clai_context *ctx, const char *fn, clai_tensor *out
   clai_status st = clai_tensor_init(ctx, &xp, CLAI_DTYPE_F32, 4, xshape);
   const cl_long son = out->strides[0], soc = out->strides[1], soh = out->strides[2], sow = out->strides[3],
                 boff = bias != NULL ? bias->offset : 0, sb = bias != NULL ? bias->strides[0] : 0,
-                sxn = g->C * Hp * Wp, isn = in->strides[0], isc = in->strides[1], ish = in->strides[2],
-                isw = in->strides[3];
+                sxn = g->C * Hp * Wp;
   const cl_int has_bias = bias != NULL, cact = act, cg = (cl_int)Cg, chp = (cl_int)Hp, cwp = (cl_int)Wp,
                KH = (cl_int)g->KH, KW = (cl_int)g->KW, OH = (cl_int)g->OH, OW = (cl_int)g->OW, sth = (cl_int)g->sh,
-               stw = (cl_int)g->sw, dh = (cl_int)g->dh, dw = (cl_int)g->dw, og = (cl_int)Og, ogp = (cl_int)colsp,
-               C = (cl_int)g->C, H = (cl_int)g->H, W = (cl_int)g->W, pt = (cl_int)g->pt, pl = (cl_int)g->pl;
+               stw = (cl_int)g->sw, dh = (cl_int)g->dh, dw = (cl_int)g->dw, og = (cl_int)Og, ogp = (cl_int)colsp;
   cl_mem bmem = bias != NULL ? bias->buf->mem : bt->buf->mem;
   for (int64_t n0 = 0; st == CLAI_OK && n0 < g->N; n0 += nbmax) {
     const int64_t nb = g->N - n0 < nbmax ? g->N - n0 : nbmax;
-    const cl_long ioff = in->offset + n0 * isn, ooff = out->offset + n0 * son;
-    const cl_int cnb = (cl_int)nb, np = (cl_int)(nb * P);
-    size_t gpad[3] = {(size_t)Hp, (size_t)g->C, (size_t)nb};
-    st = clai__launch(ctx, CLAI__K_CONV_PAD, gpad, 15, CLAI__ARG(xp->buf->mem), CLAI__ARG(in->buf->mem),
-                      CLAI__ARG(ioff), CLAI__ARG(isn), CLAI__ARG(isc), CLAI__ARG(ish), CLAI__ARG(isw), CLAI__ARG(cnb),
-                      CLAI__ARG(C), CLAI__ARG(H), CLAI__ARG(W), CLAI__ARG(chp), CLAI__ARG(cwp), CLAI__ARG(pt),
-                      CLAI__ARG(pl));
+    const cl_long ooff = out->offset + n0 * son;
+    const cl_int np = (cl_int)(nb * P);
+    st = clai__conv_pad(ctx, xp->buf->mem, in, n0, nb, g);
     size_t global[3] = {(size_t)((nb * P + pk->rm - 1) / pk->rm), (size_t)((Og + nr - 1) / nr), (size_t)G};
     if (st == CLAI_OK)
       st = clai__launch(ctx, CLAI__K_CONV_IGEMM, global, 28, CLAI__ARG(out->buf->mem), CLAI__ARG(xp->buf->mem),
