@@ -20,7 +20,6 @@
  * gradients, as the forward does.
  * Every route is deterministic: the same inputs give the same bits on every run. */
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -216,7 +215,7 @@ clai_status clai_conv2d_backward_data(clai_context *ctx, clai_tensor *grad_x, co
   if (g.O / g.groups < DIRECT_MAX_OG) return data_direct(ctx, grad_x, grad_out, w, &g);
   if (g.sh == 1 && g.sw == 1 && clai__conv_igemm_ok(ctx, grad_out, w, grad_x, NULL) &&
       g.pt <= g.dh * (g.KH - 1) && g.pb <= g.dh * (g.KH - 1) && g.pl <= g.dw * (g.KW - 1) &&
-      g.pr <= g.dw * (g.KW - 1) && getenv("CLAI_CONV_IM2COL") == NULL)
+      g.pr <= g.dw * (g.KW - 1))
     return data_igemm(ctx, grad_x, grad_out, w, &g);
   return data_gemm(ctx, grad_x, grad_out, w, &g);
 }
@@ -463,7 +462,7 @@ clai_status clai_conv2d_backward_weight(clai_context *ctx, clai_tensor *grad_w, 
   if (grad_bias != NULL) s = bias_grad(ctx, grad_bias, grad_out, &g);
   if (s != CLAI_OK || g.C == 0) return s;
   if (g.O / g.groups < DIRECT_MAX_OG) return weight_direct(ctx, grad_w, x, grad_out, &g);
-  if (clai__conv_igemm_ok(ctx, x, grad_out, grad_w, NULL) && getenv("CLAI_CONV_IM2COL") == NULL)
+  if (clai__conv_igemm_ok(ctx, x, grad_out, grad_w, NULL))
     return weight_igemm(ctx, grad_w, x, grad_out, &g);
   return weight_gemm(ctx, grad_w, x, grad_out, &g);
 }

@@ -15,7 +15,6 @@
  *   the CNN's 5x5 layers: im2col + GEMM 2.6 (1 -> 32 channels) and 6 (32 -> 64) times faster than a direct
  *   kernel; two register-tiled direct kernels for the first layer were slower still on POCL. */
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -358,7 +357,7 @@ clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *
   if (g.N == 0 || g.O == 0) return CLAI_OK;
   const int64_t Og = g.O / g.groups;
   if (Og < DIRECT_MAX_OG) return conv_direct(ctx, out, x, w, bias, &g, (int)p.activation);
-  if (clai__conv_igemm_ok(ctx, x, w, out, bias) && getenv("CLAI_CONV_IM2COL") == NULL)
+  if (clai__conv_igemm_ok(ctx, x, w, out, bias))
     return conv_igemm_fwd(ctx, out, x, w, bias, &g, (int)p.activation);
   return conv_gemm(ctx, out, x, w, bias, &g, (int)p.activation);
 }

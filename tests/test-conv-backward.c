@@ -221,15 +221,19 @@ static void test_conv_bwd_fd(void **state) {
  * MB), the others on CPUs (about 0.9 and 0.25 MB per image): the per-image and the K = images route of
  * the weight gradient. */
 static void test_conv_bwd_chunks(void **state) {
-  const conv_case c[3] = {{3, 64, 48, 48, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
+  /* the last: CPUs' implicit GEMMs take one image per chunk (a zero-padded 732 x 732 plane of x is 2.1 MB, of
+   * grad_out's 8 channels 17 MB; the weight gradient's positions-by-channels copy of grad_out 34 MB) */
+  const conv_case c[4] = {{3, 64, 48, 48, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
                           {5, 16, 24, 24, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
-                          {20, 16, 12, 12, 32, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1}};
+                          {20, 16, 12, 12, 32, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
+                          {3, 1, 730, 730, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}};
   if (clait_small()) { /* 9 to 88 million multiply-adds per GEMM: minutes on Oclgrind */
     print_message("# test_conv_bwd_chunks: batches the GEMM routes split into chunks (4.6 MB of columns and more) "
                   "need more work than small mode does; not run\n");
     return;
   }
   for (int i = 0; i < 3; i++) run_case(CTX(state), &c[i], CLAI_DTYPE_F32, CLAIT_DENSE, 600 + (uint64_t)i, 0);
+  run_case(CTX(state), &c[3], CLAI_DTYPE_F32, CLAIT_SLICED, 603, 0);
   run_case(CTX(state), &c[2], CLAI_DTYPE_F16, CLAIT_SLICED, 610, 0);
 }
 

@@ -1,7 +1,7 @@
 /* test-conv.c - clai_conv2d against a direct convolution computed in double on the host: odd sizes, kernels
  * 1x1 to 5x5 and 2x3, strides, dilation, asymmetric padding, groups and depthwise, bias and every
  * activation, f32 and f16 storage, inputs, weights and outputs given as non-contiguous views, a batch that
- * the im2col route splits into chunks; then every kind of bad argument.
+ * the im2col route and the implicit GEMM split into chunks; then every kind of bad argument.
  *
  * Host values are doubles exactly representable in the tensor's dtype (f16 inputs are rounded before
  * upload), so the reference sees what the device sees. The tolerance scales with the sum of |products|
@@ -156,6 +156,10 @@ static void test_conv_chunks(void **state) {
    * reports the CPU device type too); one chunk under a GPU's 32 MiB */
   const conv_case s = {3, 20, 48, 48, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, CLAI_ACT_RELU};
   run_case(CTX(state), clait_small() ? &s : &c, CLAI_DTYPE_F32, CLAIT_DENSE, 600);
+  /* CPUs' implicit GEMM chunks its zero-padded copy of x: 732 x 732 floats (2.1 MB) per image, so one image
+   * per chunk under the 4 MiB budget; x a slice at an offset (the copy's reads), out a slice (its writes) */
+  const conv_case big = {3, 1, 730, 730, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, CLAI_ACT_RELU};
+  if (!clait_small()) run_case(CTX(state), &big, CLAI_DTYPE_F32, CLAIT_SLICED, 601);
 }
 
 /* A NULL params struct is the zero value: stride 1, no padding, dilation 1, one group. */
