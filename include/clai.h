@@ -782,8 +782,9 @@ typedef struct clai_conv2d_params {
  * would be below 1, CLAI_E_INVALID_ARG for a negative stride, padding or dilation, an unknown activation
  * or an out that overlaps x, w or bias, CLAI_E_DTYPE for mixed or integer dtypes, CLAI_E_UNSUPPORTED for a
  * size of 2^31 or more; an argument error writes nothing. Convolutions whose groups have 4 or more output
- * channels run as im2col into pooled temporaries (bounded: a chunk of images at a time) and one
- * clai_matmul per chunk; the others (depthwise) run a direct kernel. */
+ * channels run, on CPUs in f32, as an implicit GEMM over a zero-padded copy of x (no unfolded input), and
+ * otherwise as im2col into pooled temporaries and one clai_matmul per chunk (both bounded: a chunk of
+ * images at a time); the others (depthwise) run a direct kernel. */
 CLAI_API clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *x, const clai_tensor *w,
                                  const clai_tensor *bias, const clai_conv2d_params *params);
 
@@ -1037,8 +1038,10 @@ CLAI_API clai_status clai_rmsnorm(clai_context *ctx, clai_tensor *out, const cla
  * for clai_conv2d (NULL: the zero value; activation ignored, see above). grad_x is overwritten; it must
  * not overlap grad_out or w. Fails like clai_conv2d: CLAI_E_SHAPE (channels, groups, grad_out's shape),
  * CLAI_E_INVALID_ARG (negative parameter, overlap), CLAI_E_DTYPE, CLAI_E_UNSUPPORTED (a size of 2^31 or
- * more); an argument error writes nothing. Groups with 4 or more output channels run clai_matmul into
- * pooled column workspaces (a chunk of images at a time) and col2im; depthwise runs a direct kernel. */
+ * more); an argument error writes nothing. Groups with 4 or more output channels run, on CPUs in f32 with
+ * stride 1 (and padding at most dilation*(window-1)), as the convolution of zero-padded grad_out with the
+ * window turned around (an implicit GEMM, as clai_conv2d), and otherwise clai_matmul into pooled column
+ * workspaces and col2im (a chunk of images at a time); depthwise runs a direct kernel. */
 CLAI_API clai_status clai_conv2d_backward_data(clai_context *ctx, clai_tensor *grad_x, const clai_tensor *grad_out,
                                                const clai_tensor *w, const clai_conv2d_params *params);
 
@@ -1049,9 +1052,10 @@ CLAI_API clai_status clai_conv2d_backward_data(clai_context *ctx, clai_tensor *g
  * [O], x [N, C, H, W], grad_out [N, O, OH, OW]; one dtype (f32 or f16, accumulated in f32), any views.
  * Both outputs are overwritten (not accumulated into; with N = 0 they are zero); they must not overlap
  * each other, x or grad_out. Failures as clai_conv2d_backward_data (and CLAI_E_SHAPE for a grad_bias that
- * is not [O]). Routes: im2col of a chunk of images and one clai_matmul per chunk whose reduction runs over
- * the images and output positions, accumulating across chunks (or, for a gradient small next to an image,
- * one partial gradient per image summed in order); depthwise a direct kernel. */
+ * is not [O]). Routes: on CPUs in f32 an implicit GEMM over a zero-padded copy of x whose reduction runs over
+ * the images and output positions in slices summed in order; elsewhere im2col of a chunk of images and one
+ * clai_matmul per chunk, accumulating across chunks (or, for a gradient small next to an image, one partial
+ * gradient per image summed in order); depthwise a direct kernel. */
 CLAI_API clai_status clai_conv2d_backward_weight(clai_context *ctx, clai_tensor *grad_w, clai_tensor *grad_bias,
                                                  const clai_tensor *x, const clai_tensor *grad_out,
                                                  const clai_conv2d_params *params);

@@ -1,6 +1,11 @@
 /* op-conv-backward.c - gradients of clai_conv2d and of the 2-D poolings (kernels in cl/conv_backward.cl;
  * the forward ops are in op-conv.c).
  *
+ * On the packed family (CPUs) with f32 operands both gradients are implicit GEMMs over zero-padded inputs,
+ * with no column workspace (data_igemm, weight_igemm below; the kernels in cl/matmul_packed.cl): the data
+ * gradient of stride 1 as the forward convolution of the padded output gradient with the window turned
+ * around, the weight gradient with the taps as rows, the output channels as columns and the positions as
+ * the reduction. Elsewhere:
  * The data gradient (the transposed convolution) of groups with 4 or more output channels runs, per chunk
  * of nb images, one clai_matmul per group over all the chunk's images side by side,
  *   col[g] [Cg*KH*KW, nb*OH*OW] = w[g]^T [Cg*KH*KW, Og] x grad_out[g] [Og, nb*OH*OW],

@@ -1,14 +1,23 @@
 /* op-conv.c - clai_conv2d and 2-D pooling over NCHW tensors (kernels in cl/conv.cl).
  *
- * clai_conv2d takes one of two routes:
- * - im2col + GEMM: a chunk of nb images is unfolded into a dense f32 workspace col [G, Cg*KH*KW, nb*OH*OW]
- *   (clai__im2col, kept apart so that col2im for the backward pass can sit next to it), one clai_matmul
- *   batched over the G groups computes acc[g] = w[g] x col[g] with the weight seen as [G, O/G, Cg*KH*KW],
- *   and the epilogue kernel adds the bias, applies the activation and scatters acc [O, nb, OH*OW] into
- *   out's [nb, O, OH, OW] view (any strides, f32 or f16). Putting the nb images side by side makes one
- *   wide GEMM (N = nb*OH*OW) instead of nb narrow ones, and the reordering costs nothing extra because
- *   the epilogue pass is needed for bias and activation anyway. The chunk size comes from a byte budget,
- *   so the workspaces stay bounded whatever N is.
+ * clai_conv2d takes one of three routes:
+ * - implicit GEMM (the packed family, i.e. CPUs, all operands f32): clai_conv_igemm (cl/matmul_packed.cl)
+ *   computes an RM x NR tile of [positions, output channels] per work-item over every tap, its A operand
+ *   read straight from a zero-padded copy of a chunk of images (clai_conv_pad) and its B from the weights
+ *   transposed into whole column tiles (clai_conv_wt); bias and activation are applied as the tile is
+ *   stored into out. The im2col route below writes the unfolded input (KH*KW times the input), packs it
+ *   and reads it back: 80 MB a step for the CNN's second layer, more time than the products themselves
+ *   took on POCL (2 cores, batch 128: that layer's forward 22.6 ms against 13.0 now, the product at
+ *   ~200 GFLOP/s either way). The data gradient of stride 1 is this same convolution, of the padded output
+ *   gradient with the window turned around; the weight gradient has its own kernel (op-conv-backward.c).
+ * - im2col + GEMM (the other families, i.e. GPUs, and f16): a chunk of nb images is unfolded into a dense
+ *   f32 workspace col [G, Cg*KH*KW, nb*OH*OW] (clai__im2col, kept apart so that col2im for the backward
+ *   pass can sit next to it), one clai_matmul batched over the G groups computes acc[g] = w[g] x col[g]
+ *   with the weight seen as [G, O/G, Cg*KH*KW], and the epilogue kernel adds the bias, applies the
+ *   activation and scatters acc [O, nb, OH*OW] into out's [nb, O, OH, OW] view (any strides, f32 or f16).
+ *   Putting the nb images side by side makes one wide GEMM (N = nb*OH*OW) instead of nb narrow ones, and
+ *   the reordering costs nothing extra because the epilogue pass is needed for bias and activation
+ *   anyway. The chunk size comes from a byte budget, so the workspaces stay bounded whatever N is.
  * - direct: one kernel does everything, a work-item per output row. It wins where groups have few output
  *   channels (depthwise): there the GEMM's M is 1 or 2 and im2col writes KH*KW times the input for it.
  *   Measured on POCL 3.1 (2 cores), depthwise 3x3 on [32, 64, 28, 28]: direct 4.4 ms, im2col + GEMM 17 ms;
@@ -157,6 +166,9 @@ clai_status clai__conv_wt(clai_context *ctx, clai_tensor **bt, const clai_tensor
   const int64_t nr = (int64_t)ctx->gemm.packed.cn * ctx->gemm.packed.vw, cols = flip ? Cg : Og;
   const int64_t K = (flip ? Og : Cg) * taps;
   *colsp = (cols + nr - 1) / nr * nr;
+  if (K > INT_MAX || *colsp > INT_MAX)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "convolution: %s*KH*KW = %lld must be below 2^31",
+                       flip ? "O/groups" : "C/groups", (long long)K);
   const int64_t shape[3] = {G, K, *colsp};
   clai_status st = clai_tensor_init(ctx, bt, CLAI_DTYPE_F32, 3, shape);
   if (st != CLAI_OK) return st;
