@@ -315,26 +315,30 @@ __kernel void clai_conv_wt(__global float *bt, __global const float *w, const lo
 }
 
 /* xp [nb, C, Hp, Wp] (dense) = images of x (any strides) with pt rows and pl columns of zeros before them and
- * zeros after, for clai_conv_igemm. A work-item per padded row (dim 0 = row, 1 = channel, 2 = image). */
+ * zeros after, for clai_conv_igemm. A work-item per padded plane (dim 0 = channel, 1 = image): a row each
+ * made the CNN's copies cost more in work-items than in bytes. */
 __kernel void clai_conv_pad(__global float *xp, __global const float *x, const long xoff, const long sxn,
                             const long sxc, const long sxh, const long sxw, const int nb, const int C, const int H,
                             const int W, const int Hp, const int Wp, const int pt, const int pl) {
-  const int hh = (int)get_global_id(0), c = (int)get_global_id(1), n = (int)get_global_id(2);
-  if (hh >= Hp || c >= C || n >= nb) return;
-  __global float *dst = xp + (((long)n * C + c) * Hp + hh) * Wp;
-  const int ih = hh - pt;
-  if (ih < 0 || ih >= H) {
-    for (int w = 0; w < Wp; w++) dst[w] = 0.0f;
-    return;
-  }
-  const __global float *src = x + xoff + n * sxn + c * sxc + (long)ih * sxh;
+  const int c = (int)get_global_id(0), n = (int)get_global_id(1);
+  if (c >= C || n >= nb) return;
+  __global float *dst = xp + ((long)n * C + c) * Hp * Wp;
+  const __global float *src = x + xoff + n * sxn + c * sxc;
   const int lo = min(pl, Wp), hi = min(pl + W, Wp);
-  for (int w = 0; w < lo; w++) dst[w] = 0.0f;
-  if (sxw == 1)
-    for (int w = lo; w < hi; w++) dst[w] = src[w - pl];
-  else
-    for (int w = lo; w < hi; w++) dst[w] = src[(long)(w - pl) * sxw];
-  for (int w = hi; w < Wp; w++) dst[w] = 0.0f;
+  for (int hh = 0; hh < Hp; hh++, dst += Wp) {
+    const int ih = hh - pt;
+    if (ih < 0 || ih >= H) {
+      for (int w = 0; w < Wp; w++) dst[w] = 0.0f;
+      continue;
+    }
+    const __global float *row = src + (long)ih * sxh;
+    for (int w = 0; w < lo; w++) dst[w] = 0.0f;
+    if (sxw == 1)
+      for (int w = lo; w < hi; w++) dst[w] = row[w - pl];
+    else
+      for (int w = lo; w < hi; w++) dst[w] = row[(long)(w - pl) * sxw];
+    for (int w = hi; w < Wp; w++) dst[w] = 0.0f;
+  }
 }
 
 /* The weight gradient as an implicit GEMM: dW^T[z][tap][o] = sum over positions p of
@@ -407,10 +411,10 @@ __kernel void clai_conv_gyt(__global float *gyt, __global const float *gy, const
   const int img = row / OH, oh = row - img * OH;
   const __global float *src = gy + yoff + img * syn + (long)z * Og * syc + oh * syh;
   __global float *dst = gyt + ((long)z * NP + (long)row * OW) * Ogp;
-  for (int o = 0; o < Og; o++)
-    for (int ow = 0; ow < OW; ow++) dst[(long)ow * Ogp + o] = src[o * syc + ow * syw];
-  for (int ow = 0; ow < OW; ow++)
+  for (int ow = 0; ow < OW; ow++) {
+    for (int o = 0; o < Og; o++) dst[(long)ow * Ogp + o] = src[o * syc + ow * syw];
     for (int o = Og; o < Ogp; o++) dst[(long)ow * Ogp + o] = 0.0f;
+  }
 }
 
 /* grad_w [O, Cg, KH, KW] (any strides, f32) = the sum of the S slices of part, in order. A work-item per

@@ -87,7 +87,7 @@ enum clai__program_id {
   X(PACK_AB_F16, MATMUL_PACKED, "clai_pack_ab_f16", "bbbbxiiiiillll", 3)               \
   X(CONV_IGEMM, MATMUL_PACKED, "clai_conv_igemm", "bbbblllllllii" "iiiiiiiiiiiiii" "l", 3) \
   X(CONV_WT, MATMUL_PACKED, "clai_conv_wt", "bblllll" "iiiiiii", 3) \
-  X(CONV_PAD, MATMUL_PACKED, "clai_conv_pad", "bblllll" "iiiiiiii", 3) \
+  X(CONV_PAD, MATMUL_PACKED, "clai_conv_pad", "bblllll" "iiiiiiii", 2) \
   X(CONV_WGRAD, MATMUL_PACKED, "clai_conv_wgrad", "bbb" "iiiiiiiiiiiiiiiii" "l", 3) \
   X(CONV_GYT, MATMUL_PACKED, "clai_conv_gyt", "bblllll" "iiiiii", 2) \
   X(CONV_WGRAD_SUM, MATMUL_PACKED, "clai_conv_wgrad_sum", "bblllll" "iiiiiiii", 2) \

@@ -189,7 +189,7 @@ clai_status clai__conv_pad(clai_context *ctx, cl_mem xp, const clai_tensor *in, 
                 ish = in->strides[2], isw = in->strides[3];
   const cl_int cnb = (cl_int)nb, C = (cl_int)g->C, H = (cl_int)g->H, W = (cl_int)g->W, chp = (cl_int)Hp,
                cwp = (cl_int)Wp, pt = (cl_int)g->pt, pl = (cl_int)g->pl;
-  size_t gpad[3] = {(size_t)Hp, (size_t)g->C, (size_t)nb};
+  size_t gpad[2] = {(size_t)g->C, (size_t)nb};
   return clai__launch(ctx, CLAI__K_CONV_PAD, gpad, 15, CLAI__ARG(xp), CLAI__ARG(in->buf->mem), CLAI__ARG(ioff),
                       CLAI__ARG(isn), CLAI__ARG(isc), CLAI__ARG(ish), CLAI__ARG(isw), CLAI__ARG(cnb), CLAI__ARG(C),
                       CLAI__ARG(H), CLAI__ARG(W), CLAI__ARG(chp), CLAI__ARG(cwp), CLAI__ARG(pt), CLAI__ARG(pl));

@@ -342,7 +342,7 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       l[0] = 8;
       l[1] = 8;
     } else if (k == CLAI__K_CONV_PAD) {
-      l[0] = 8, l[1] = 8; /* a row per work-item, groups of 64 (as cl/conv.cl's kernels) */
+      l[0] = 8, l[1] = 8; /* a plane per work-item, groups of 64 (as cl/conv.cl's kernels) */
     } else if (k == CLAI__K_COL2IM_F32 || k == CLAI__K_COL2IM_F16 || k == CLAI__K_CONV_BWD_DATA_F32 ||
                k == CLAI__K_CONV_BWD_DATA_F16 || k == CLAI__K_POOL2D_BWD_F32 || k == CLAI__K_POOL2D_BWD_F16 ||
                k == CLAI__K_CONV_ROWS_F32 || k == CLAI__K_CONV_ROWS_F16) {
