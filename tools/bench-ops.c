@@ -330,6 +330,75 @@ static void conv_epilogue(void *p, int t, int nt) {
 }
 static void ref_conv(ops_state *s, struct ref_pool *pool);
 
+/* The two gradients at the same shapes, grad_out (t2) given: conv*-dw computes grad_w [o, c, k, k] (t0) from x
+ * (t1), conv*-dx grad_x [n, c, h, w] (t0) from w (t1). */
+static int setup_conv_grad(ops_state *s, int data) {
+  const net_shape *g = s->net;
+  const int64_t oh = conv_out(g), sy[4] = {g->n, g->o, oh, oh}, sx[4] = {g->n, g->c, g->h, g->w},
+                sw[4] = {g->o, g->c, g->k, g->k};
+  if (mk(s, 0, 4, data ? sx : sw, 1.0f) || mk(s, 1, 4, data ? sw : sx, 0.0f) || mk(s, 2, 4, sy, 0.0f)) return -1;
+  char why[256];
+  s->sgemm = bench_openblas_sgemm(why, sizeof why);
+  /* the reference's columns [c*k*k, n*oh*ow], then grad_out as rows [o, n*oh*ow] */
+  s->work = s->sgemm ? malloc((size_t)((g->c * g->k * g->k + g->o) * g->n * oh * oh) * sizeof(float)) : NULL;
+  return 0;
+}
+static int setup_conv_dw(ops_state *s) { return setup_conv_grad(s, 0); }
+static int setup_conv_dx(ops_state *s) { return setup_conv_grad(s, 1); }
+static void conv_grad_params(const ops_state *s, clai_conv2d_params *cp) {
+  memset(cp, 0, sizeof *cp);
+  cp->pad_top = cp->pad_bottom = cp->pad_left = cp->pad_right = s->net->pad;
+}
+static int run_conv_dw(void *p) {
+  ops_state *s = p;
+  clai_conv2d_params cp;
+  conv_grad_params(s, &cp);
+  return clai_conv2d_backward_weight(s->ctx, s->t[0], NULL, s->t[1], s->t[2], &cp);
+}
+static int run_conv_dx(void *p) {
+  ops_state *s = p;
+  clai_conv2d_params cp;
+  conv_grad_params(s, &cp);
+  return clai_conv2d_backward_data(s->ctx, s->t[0], s->t[2], s->t[1], &cp);
+}
+/* The references: grad_out regrouped as rows [o, n*plane] after the columns in work (2 threads); the weight
+ * gradient is im2col(x) and one OpenBLAS SGEMM rows x columns^T; the data gradient one SGEMM w^T x rows into
+ * the columns, then col2im (2 threads, a plane each, taps summed in order). */
+static void conv_gy_rows(void *p, int t, int nt) {
+  ops_state *s = p;
+  const net_shape *g = s->net;
+  const int64_t plane = conv_out(g) * conv_out(g), cols = g->n * plane;
+  float *rows = s->work + (g->c * g->k * g->k) * cols;
+  for (int64_t no = g->n * g->o * t / nt; no < g->n * g->o * (t + 1) / nt; no++) {
+    const int64_t n = no / g->o, o = no % g->o;
+    memcpy(rows + o * cols + n * plane, s->h[2] + no * plane, (size_t)plane * sizeof(float));
+  }
+}
+static void conv_col2im(void *p, int t, int nt) {
+  ops_state *s = p;
+  const net_shape *g = s->net;
+  const int64_t oh = conv_out(g), cols = g->n * oh * oh;
+  for (int64_t nc = g->n * g->c * t / nt; nc < g->n * g->c * (t + 1) / nt; nc++) {
+    const int64_t n = nc / g->c, c = nc % g->c;
+    float *dst = s->h[0] + nc * g->h * g->w;
+    memset(dst, 0, (size_t)(g->h * g->w) * sizeof(float));
+    for (int64_t kh = 0; kh < g->k; kh++)
+      for (int64_t kw = 0; kw < g->k; kw++) {
+        const float *src = s->work + ((c * g->k + kh) * g->k + kw) * cols + n * oh * oh;
+        for (int64_t y = 0; y < oh; y++) {
+          const int64_t iy = y - g->pad + kh;
+          if (iy < 0 || iy >= g->h) continue;
+          for (int64_t x = 0; x < oh; x++) {
+            const int64_t ix = x - g->pad + kw;
+            if (ix >= 0 && ix < g->w) dst[iy * g->w + ix] += src[y * oh + x];
+          }
+        }
+      }
+  }
+}
+static void ref_conv_dw(ops_state *s, struct ref_pool *pool);
+static void ref_conv_dx(ops_state *s, struct ref_pool *pool);
+
 /* attention [b, heads, l, d], f32: out (t0), q (t1), k (t2), v (t3) */
 static int setup_attention(ops_state *s) {
   const net_shape *g = s->net;
@@ -386,6 +455,12 @@ static const ops_case cases[] = {
      "[128,1,28,28]*[32,1,5,5] p2,b,relu", &conv1_shape, ref_conv},
     {"conv2", "GFLOP/s", setup_conv, amount_conv, run_conv, NULL,
      "[128,32,14,14]*[64,32,5,5] p2,b,relu", &conv2_shape, ref_conv},
+    {"conv1-dw", "GFLOP/s", setup_conv_dw, amount_conv, run_conv_dw, NULL, "conv1's weight gradient", &conv1_shape,
+     ref_conv_dw},
+    {"conv2-dw", "GFLOP/s", setup_conv_dw, amount_conv, run_conv_dw, NULL, "conv2's weight gradient", &conv2_shape,
+     ref_conv_dw},
+    {"conv2-dx", "GFLOP/s", setup_conv_dx, amount_conv, run_conv_dx, NULL, "conv2's data gradient", &conv2_shape,
+     ref_conv_dx},
     {"attention", "GFLOP/s", setup_attention, amount_attention, run_attention, NULL, "q,k,v [1,8,512,64]",
      &att_shape, ref_attention},
     {"attn-causal", "GFLOP/s", setup_attention, amount_attention, run_attention, NULL, "q,k,v [1,8,512,64], causal",
@@ -419,6 +494,24 @@ static void ref_conv(ops_state *s, ref_pool *pool) {
   ref_pool_run(pool, conv_epilogue, s);
 }
 
+static void ref_conv_dw(ops_state *s, ref_pool *pool) {
+  const net_shape *g = s->net;
+  const int64_t cols = g->n * conv_out(g) * conv_out(g), ckk = g->c * g->k * g->k;
+  ref_pool_run(pool, conv_im2col, s);
+  ref_pool_run(pool, conv_gy_rows, s);
+  s->sgemm(BENCH_ROW_MAJOR, BENCH_NO_TRANS, BENCH_TRANS, (int)g->o, (int)ckk, (int)cols, 1.0f, s->work + ckk * cols,
+           (int)cols, s->work, (int)cols, 0.0f, s->h[0], (int)ckk);
+}
+
+static void ref_conv_dx(ops_state *s, ref_pool *pool) {
+  const net_shape *g = s->net;
+  const int64_t cols = g->n * conv_out(g) * conv_out(g), ckk = g->c * g->k * g->k;
+  ref_pool_run(pool, conv_gy_rows, s);
+  s->sgemm(BENCH_ROW_MAJOR, BENCH_TRANS, BENCH_NO_TRANS, (int)ckk, (int)cols, (int)g->o, 1.0f, s->h[1], (int)ckk,
+           s->work + ckk * cols, (int)cols, 0.0f, s->work, (int)cols);
+  ref_pool_run(pool, conv_col2im, s);
+}
+
 static void ref_attention(ops_state *s, ref_pool *pool) {
   const net_shape *g = s->net;
   const int64_t l = g->l, d = g->d, head = l * d;
@@ -449,9 +542,10 @@ static int finish_clai(void *p) { return clai_sync(((ops_state *)p)->ctx); }
 static void ops_usage(FILE *f) {
   fprintf(f, "usage: clai bench ops [--rows R] [--cols C] [--only NAME,...] [--samples S] [--min-time SECONDS]\n"
              "                      [--no-ref] [--json]\n"
-             "  throughput of memory-bound ops on [R, C] f32 (default 4096 x 1024) and GFLOP/s of conv2d and\n"
-             "  attention (fixed shapes: the Fashion-MNIST CNN's layers, a 512-token head set), data on the device,\n"
-             "  median (min-max) of S timings after a warm-up; beside a C reference on %d threads. Cases:",
+             "  throughput of memory-bound ops on [R, C] f32 (default 4096 x 1024) and GFLOP/s of conv2d, its\n"
+             "  gradients and attention (fixed shapes: the Fashion-MNIST CNN's layers, a 512-token head set), data\n"
+             "  on the device, median (min-max) of S timings after a warm-up; beside a C reference on %d threads.\n"
+             "  Cases:",
           REF_THREADS);
   for (int i = 0; i < NCASES; i++) fprintf(f, " %s", cases[i].name);
   fprintf(f, "\n");
@@ -581,7 +675,8 @@ int bench_ops(int argc, char **argv) {
   }
   if (!json && rc == 0)
     printf("GB/s of the bytes each op must move, GFLOP/s for conv and attention; C x2: a plain C loop on %d "
-           "threads (row ops built -O3 -ffast-math), for conv im2col + OpenBLAS SGEMM + bias/relu, for attention "
+           "threads (row ops built -O3 -ffast-math), for conv im2col + OpenBLAS SGEMM + bias/relu (its weight "
+           "gradient: im2col + SGEMM, data gradient: SGEMM + col2im), for attention "
            "per head OpenBLAS q k^T, C softmax, OpenBLAS P v; ratio: libclai / C; vs copy: libclai / clai_copy "
            "bandwidth; ms: libclai's median time\n",
            REF_THREADS);
