@@ -1,4 +1,5 @@
-/* matmul_packed.cl - the CPU-shaped GEMM: pack, then compute (used on CPU devices, POCL above all).
+/* matmul_packed.cl - the CPU-shaped GEMM: pack, then compute (used on CPU devices, POCL above all); at the end,
+ * the convolutions as implicit GEMMs with the same tiles (clai_conv_igemm, clai_conv_wgrad and their helpers).
  *
  * 1. clai_pack_ab_{f32,f16} copies op(A) and op(B) of every batch entry, converted to f32, into zero-padded
  *    panels:
