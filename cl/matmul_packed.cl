@@ -241,6 +241,22 @@ CLAI_GEMM_APACKED(f16, half, LDS_F16, VLDVW_F16)
  * positions, dim 1 = tile of channels, dim 2 = group) and stores it through the bias and activation into
  * out [N, O, OH, OW] (any strides). No workspace is written or read besides xp and bt: the im2col route
  * wrote, packed and read back KH * KW times the input (80 MB a step for the CNN's second layer). */
+/* One k of both implicit GEMMs: acc (RM x CN vectors) += the RM inputs at offset off from the rows xr,
+ * broadcast, times the CN vectors of B at pb. */
+#define CLAI_IGEMM_STEP(pb, off)                                                                               \
+  do {                                                                                                         \
+    const long o_ = (off);                                                                                     \
+    FV bv[CN];                                                                                                 \
+    CLAI_PRAGMA(unroll)                                                                                        \
+    for (int q = 0; q < CN; q++) bv[q] = VLOAD_VW(0, (pb) + q * VW);                                           \
+    CLAI_PRAGMA(unroll)                                                                                        \
+    for (int r = 0; r < RM; r++) {                                                                             \
+      const FV av = (FV)(xr[r][o_]);                                                                           \
+      CLAI_PRAGMA(unroll)                                                                                      \
+      for (int q = 0; q < CN; q++) acc[q * RM + r] = CLAI_FMA(av, bv[q], acc[q * RM + r]);                     \
+    }                                                                                                          \
+  } while (0)
+
 __kernel void clai_conv_igemm(__global float *out, __global const float *xp, __global const float *bt,
                               __global const float *bias, const long ooff, const long son, const long soc,
                               const long soh, const long sow, const long boff, const long sb, const int has_bias,
@@ -264,18 +280,7 @@ __kernel void clai_conv_igemm(__global float *out, __global const float *xp, __g
   for (int c = 0; c < Cg; c++)
     for (int kh = 0; kh < KH; kh++) {
       const long toff = c * plane + (long)kh * dh * Wp;
-      for (int kw = 0; kw < KW; kw++, pb += Ogp) {
-        const long t = toff + kw * dw;
-        FV bv[CN];
-        CLAI_PRAGMA(unroll)
-        for (int q = 0; q < CN; q++) bv[q] = VLOAD_VW(0, pb + q * VW);
-        CLAI_PRAGMA(unroll)
-        for (int r = 0; r < RM; r++) {
-          const FV av = (FV)(xr[r][t]);
-          CLAI_PRAGMA(unroll)
-          for (int q = 0; q < CN; q++) acc[q * RM + r] = CLAI_FMA(av, bv[q], acc[q * RM + r]);
-        }
-      }
+      for (int kw = 0; kw < KW; kw++, pb += Ogp) CLAI_IGEMM_STEP(pb, toff + kw * dw);
     }
   for (int r = 0; r < RM && gi * RM + r < NP; r++) {
     const int p = gi * RM + r, img = p / P, q = p - img * P, oh = q / OW;
@@ -375,18 +380,7 @@ __kernel void clai_conv_wgrad(__global float *part, __global const float *xp, __
   while (p < p1) { /* a run of positions along one output row */
     const int run = min(OW - ow, p1 - p);
     const long ro = img * sxn + (long)oh * sth * Wp;
-    for (int e = 0; e < run; e++, pb += Ogp) {
-      const long po = ro + (long)(ow + e) * stw;
-      FV bv[CN];
-      CLAI_PRAGMA(unroll)
-      for (int q = 0; q < CN; q++) bv[q] = VLOAD_VW(0, pb + q * VW);
-      CLAI_PRAGMA(unroll)
-      for (int r = 0; r < RM; r++) {
-        const FV av = (FV)(xr[r][po]);
-        CLAI_PRAGMA(unroll)
-        for (int q = 0; q < CN; q++) acc[q * RM + r] = CLAI_FMA(av, bv[q], acc[q * RM + r]);
-      }
-    }
+    for (int e = 0; e < run; e++, pb += Ogp) CLAI_IGEMM_STEP(pb, ro + (long)(ow + e) * stw);
     p += run, ow = 0;
     if (++oh == OH) oh = 0, img++;
   }
