@@ -149,11 +149,12 @@ static void test_conv_views(void **state) {
   run_case(CTX(state), &cases[6], CLAI_DTYPE_F16, CLAIT_SLICED, 501);
 }
 
-/* One image's workspace (1600 x 4096 floats) fills the im2col budget: three chunks of one image. */
+/* The im2col route (GPUs, llvmpipe, and CPUs under conv-generic.sh): one image's workspace (1600 x 4096
+ * floats) fills the budget, three chunks of one image. Then CPUs' implicit GEMM (below). */
 static void test_conv_chunks(void **state) {
   const conv_case c = {3, 64, 64, 64, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, CLAI_ACT_RELU};
-  /* small: 1.7 MB per image, chunks of 2 + 1 images under the 4 MiB budget of CPUs (and of Oclgrind, which
-   * reports the CPU device type too); one chunk under a GPU's 32 MiB */
+  /* small: 1.7 MB per image, chunks of 2 + 1 images under the 4 MiB budget of CPU devices (llvmpipe); one
+   * chunk under a GPU's 32 MiB (Oclgrind reports a GPU) */
   const conv_case s = {3, 20, 48, 48, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, CLAI_ACT_RELU};
   run_case(CTX(state), clait_small() ? &s : &c, CLAI_DTYPE_F32, CLAIT_DENSE, 600);
   /* CPUs' implicit GEMM chunks its zero-padded copy of x: 732 x 732 floats (2.1 MB) per image, so one image
