@@ -654,6 +654,9 @@ int clai__conv_igemm_ok(const clai_context *ctx, const clai_tensor *x, const cla
                         const clai_tensor *bias);
 clai_status clai__conv_wt(clai_context *ctx, clai_tensor **bt, const clai_tensor *w, const clai__conv_geom *g,
                           int flip, int64_t *colsp);
+/* The bytes of one image's zero-padded copy (C planes of Hp x Wp floats), or CLAI_E_UNSUPPORTED for a plane the
+ * kernels cannot index. */
+clai_status clai__conv_padded_bytes(clai_context *ctx, const char *fn, const clai__conv_geom *g, uint64_t *bytes);
 /* xp (dense f32 [nb, C, Hp, Wp], Hp = H + pt + pb, Wp = W + pl + pr) = images n0 .. n0+nb-1 of `in` zero-padded
  * as g says (clai_conv_pad; g's C, H, W are in's). */
 clai_status clai__conv_pad(clai_context *ctx, cl_mem xp, const clai_tensor *in, int64_t n0, int64_t nb,

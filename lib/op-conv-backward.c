@@ -188,16 +188,22 @@ static clai_status data_gemm(clai_context *ctx, clai_tensor *gx, const clai_tens
  * dilation * (window - 1) - padding on each side, with the window turned around and the channels swapped
  * (clai__conv_wt's flip), run as clai_conv2d runs it: an implicit GEMM (op-conv.c) with no column
  * workspace and no col2im. */
+/* The geometry of that convolution (*t); 0 where it is not one (a stride above 1, or padding past
+ * dilation * (window - 1), which would need a negative padding). */
+static int data_as_conv(const clai__conv_geom *g, clai__conv_geom *t) {
+  *t = *g;
+  t->C = g->O, t->H = g->OH, t->W = g->OW, t->O = g->C, t->OH = g->H, t->OW = g->W;
+  t->pt = g->dh * (g->KH - 1) - g->pt, t->pb = g->dh * (g->KH - 1) - g->pb;
+  t->pl = g->dw * (g->KW - 1) - g->pl, t->pr = g->dw * (g->KW - 1) - g->pr;
+  return g->sh == 1 && g->sw == 1 && t->pt >= 0 && t->pb >= 0 && t->pl >= 0 && t->pr >= 0;
+}
+
 static clai_status data_igemm(clai_context *ctx, clai_tensor *gx, const clai_tensor *gy, const clai_tensor *w,
-                              const clai__conv_geom *g) {
-  clai__conv_geom t = *g;
-  t.C = g->O, t.H = g->OH, t.W = g->OW, t.O = g->C, t.OH = g->H, t.OW = g->W;
-  t.pt = g->dh * (g->KH - 1) - g->pt, t.pb = g->dh * (g->KH - 1) - g->pb;
-  t.pl = g->dw * (g->KW - 1) - g->pl, t.pr = g->dw * (g->KW - 1) - g->pr;
+                              const clai__conv_geom *g, const clai__conv_geom *t) {
   clai_tensor *bt = NULL;
   int64_t colsp;
   clai_status st = clai__conv_wt(ctx, &bt, w, g, 1, &colsp);
-  if (st == CLAI_OK) st = clai__conv_igemm(ctx, "clai_conv2d_backward_data", gx, gy, bt, colsp, NULL, &t, 0);
+  if (st == CLAI_OK) st = clai__conv_igemm(ctx, "clai_conv2d_backward_data", gx, gy, bt, colsp, NULL, t, 0);
   clai_tensor_free(bt);
   return st;
 }
@@ -218,10 +224,9 @@ clai_status clai_conv2d_backward_data(clai_context *ctx, clai_tensor *grad_x, co
   if (g.N == 0 || g.C == 0 || g.H == 0 || g.W == 0) return CLAI_OK;
   if (g.O == 0) return clai_fill(ctx, grad_x, 0.0);
   if (g.O / g.groups < DIRECT_MAX_OG) return data_direct(ctx, grad_x, grad_out, w, &g);
-  if (g.sh == 1 && g.sw == 1 && clai__conv_igemm_ok(ctx, grad_out, w, grad_x, NULL) &&
-      g.pt <= g.dh * (g.KH - 1) && g.pb <= g.dh * (g.KH - 1) && g.pl <= g.dw * (g.KW - 1) &&
-      g.pr <= g.dw * (g.KW - 1))
-    return data_igemm(ctx, grad_x, grad_out, w, &g);
+  clai__conv_geom t;
+  if (clai__conv_igemm_ok(ctx, grad_out, w, grad_x, NULL) && data_as_conv(&g, &t))
+    return data_igemm(ctx, grad_x, grad_out, w, &g, &t);
   return data_gemm(ctx, grad_x, grad_out, w, &g);
 }
 
@@ -382,9 +387,10 @@ static clai_status weight_igemm(clai_context *ctx, clai_tensor *gw, const clai_t
                 P = g->OH * g->OW, Hp = g->H + g->pt + g->pb, Wp = g->W + g->pl + g->pr;
   const int64_t nr = (int64_t)pk->cn * pk->vw, Ogp = (Og + nr - 1) / nr * nr, Kp = (K + pk->rm - 1) / pk->rm * pk->rm;
   uint64_t xbytes, ybytes;
-  if (!clai__mul_ok((uint64_t)g->C * (uint64_t)Hp, (uint64_t)Wp * 4, &xbytes) ||
-      !clai__mul_ok((uint64_t)(G * P), (uint64_t)Ogp * 4, &ybytes) || Hp > INT_MAX || Wp > INT_MAX)
-    return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the padded input is too large");
+  clai_status st = clai__conv_padded_bytes(ctx, "clai_conv2d_backward_weight", g, &xbytes);
+  if (st != CLAI_OK) return st;
+  if (!clai__mul_ok((uint64_t)(G * P), (uint64_t)Ogp * 4, &ybytes))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "clai_conv2d_backward_weight: the transposed grad_out is too large");
   const int64_t nbmax = clai__conv_chunk_images(g, xbytes + ybytes, clai__conv_col_budget(ctx));
   /* positions per slice: the tiles times the slices make 256 work-items or more, 64 positions at least */
   const int64_t tiles = Kp / pk->rm * (Ogp / nr) * G, want = (256 + tiles - 1) / tiles;
@@ -393,7 +399,7 @@ static clai_status weight_igemm(clai_context *ctx, clai_tensor *gw, const clai_t
   const int64_t Smax = (nbmax * P + L - 1) / L;
   clai_tensor *xp = NULL, *gyt = NULL, *part = NULL;
   const int64_t xshape[4] = {nbmax, g->C, Hp, Wp}, yshape[3] = {G, nbmax * P, Ogp}, pshape[3] = {G * Smax, Kp, Ogp};
-  clai_status st = clai_tensor_init(ctx, &xp, CLAI_DTYPE_F32, 4, xshape);
+  st = clai_tensor_init(ctx, &xp, CLAI_DTYPE_F32, 4, xshape);
   if (st == CLAI_OK) st = clai_tensor_init(ctx, &gyt, CLAI_DTYPE_F32, 3, yshape);
   if (st == CLAI_OK) st = clai_tensor_init(ctx, &part, CLAI_DTYPE_F32, 3, pshape);
   const cl_long sxn = g->C * Hp * Wp, syn = gy->strides[0], syc = gy->strides[1], syh = gy->strides[2],

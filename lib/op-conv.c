@@ -182,6 +182,14 @@ clai_status clai__conv_wt(clai_context *ctx, clai_tensor **bt, const clai_tensor
                       CLAI__ARG(cflip));
 }
 
+clai_status clai__conv_padded_bytes(clai_context *ctx, const char *fn, const clai__conv_geom *g, uint64_t *bytes) {
+  const int64_t Hp = g->H + g->pt + g->pb, Wp = g->W + g->pl + g->pr;
+  if (!clai__mul_ok((uint64_t)g->C * (uint64_t)Hp, (uint64_t)Wp * 4, bytes) || Hp > INT_MAX || Wp > INT_MAX)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: the zero-padded input (%lld x %lld per plane) is too large", fn,
+                       (long long)Hp, (long long)Wp);
+  return CLAI_OK;
+}
+
 clai_status clai__conv_pad(clai_context *ctx, cl_mem xp, const clai_tensor *in, int64_t n0, int64_t nb,
                           const clai__conv_geom *g) {
   const int64_t Hp = g->H + g->pt + g->pb, Wp = g->W + g->pl + g->pr;
@@ -201,14 +209,14 @@ clai_status clai__conv_igemm(clai_context *ctx, const char *fn, clai_tensor *out
   const int64_t G = g->groups, Cg = g->C / G, Og = g->O / G, P = g->OH * g->OW;
   const int64_t Hp = g->H + g->pt + g->pb, Wp = g->W + g->pl + g->pr;
   uint64_t per_image;
-  if (!clai__mul_ok((uint64_t)g->C * (uint64_t)Hp, (uint64_t)Wp * 4, &per_image) || Hp > INT_MAX || Wp > INT_MAX)
-    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: the padded input plane is too large", fn);
+  clai_status st = clai__conv_padded_bytes(ctx, fn, g, &per_image);
+  if (st != CLAI_OK) return st;
   const int64_t nbmax = clai__conv_chunk_images(g, per_image, clai__conv_col_budget(ctx));
   const struct clai__gemm_packed *pk = &ctx->gemm.packed;
   const int64_t nr = (int64_t)pk->cn * pk->vw;
   clai_tensor *xp = NULL;
   const int64_t xshape[4] = {nbmax, g->C, Hp, Wp};
-  clai_status st = clai_tensor_init(ctx, &xp, CLAI_DTYPE_F32, 4, xshape);
+  st = clai_tensor_init(ctx, &xp, CLAI_DTYPE_F32, 4, xshape);
   const cl_long son = out->strides[0], soc = out->strides[1], soh = out->strides[2], sow = out->strides[3],
                 boff = bias != NULL ? bias->offset : 0, sb = bias != NULL ? bias->strides[0] : 0,
                 sxn = g->C * Hp * Wp;

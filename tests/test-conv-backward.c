@@ -174,6 +174,8 @@ static const conv_case cases[] = {
     {2, 32, 14, 14, 64, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1}, /* the CNN's second layer */
     {3, 5, 6, 6, 4, 6, 6, 1, 1, 0, 0, 0, 0, 1, 1, 1},     /* window = image: 1x1 output */
     {2, 3, 10, 11, 5, 4, 2, 1, 1, 1, 2, 0, 1, 1, 1, 1},   /* "same" size with asymmetric padding (plane route) */
+    {2, 3, 7, 8, 5, 1, 3, 1, 1, 1, 2, 3, 0, 1, 1, 1},     /* padding past the window (rows, left): on CPUs the
+                                                              data gradient's im2col route, not a convolution */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
