@@ -15,6 +15,19 @@ typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int
 typedef void (*set_threads_fn)(int);
 typedef int (*get_threads_fn)(void);
 
+/* The first of OpenBLAS's library names that loads, its name in *name; NULL when none does. */
+static void *openblas_open(const char **name) {
+  static const char *const names[] = {"libopenblas.so.0", "libopenblasp.so.0", "libopenblas.so"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    void *h = dlopen(names[i], RTLD_NOW);
+    if (h != NULL) {
+      *name = names[i];
+      return h;
+    }
+  }
+  return NULL;
+}
+
 typedef struct blas_run {
   sgemm_fn sgemm;
   const float *a, *b;
@@ -37,8 +50,8 @@ bench_sgemm_fn bench_openblas_sgemm(char *why, size_t cap) {
   static void *h;
   static bench_sgemm_fn fn;
   if (fn != NULL) return fn;
-  static const char *const names[] = {"libopenblas.so.0", "libopenblasp.so.0", "libopenblas.so"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0] && h == NULL; i++) h = dlopen(names[i], RTLD_NOW);
+  const char *name;
+  if (h == NULL) h = openblas_open(&name);
   if (h == NULL) {
     snprintf(why, cap, "OpenBLAS not installed (apt-get install libopenblas0)");
     return NULL;
@@ -53,10 +66,8 @@ bench_sgemm_fn bench_openblas_sgemm(char *why, size_t cap) {
 int bench_openblas(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, int trans_b, int samples,
                    double min_seconds, bench_ref_result *r) {
   memset(r, 0, sizeof *r);
-  static const char *const names[] = {"libopenblas.so.0", "libopenblasp.so.0", "libopenblas.so"};
-  void *h = NULL;
-  const char *name = NULL;
-  for (size_t i = 0; i < sizeof names / sizeof names[0] && h == NULL; i++) h = dlopen(name = names[i], RTLD_NOW);
+  const char *name;
+  void *h = openblas_open(&name);
   if (h == NULL) {
     snprintf(r->why, sizeof r->why, "OpenBLAS not installed (apt-get install libopenblas0)");
     return -1;
