@@ -14,6 +14,7 @@ typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int
                          float *, int);
 typedef void (*set_threads_fn)(int);
 typedef int (*get_threads_fn)(void);
+typedef char *(*get_corename_fn)(void);
 
 /* The first of OpenBLAS's library names that loads, its name in *name; NULL when none does. */
 static void *openblas_open(const char **name) {
@@ -75,13 +76,16 @@ int bench_openblas(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, 
   sgemm_fn sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
   set_threads_fn set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
   get_threads_fn get_threads = (get_threads_fn)dlsym(h, "openblas_get_num_threads");
+  get_corename_fn get_corename = (get_corename_fn)dlsym(h, "openblas_get_corename");
   if (sgemm == NULL) {
     snprintf(r->why, sizeof r->why, "%s has no cblas_sgemm", name);
     dlclose(h);
     return -1;
   }
   if (set_threads != NULL && getenv("OPENBLAS_NUM_THREADS") == NULL) set_threads((int)sysconf(_SC_NPROCESSORS_ONLN));
-  snprintf(r->what, sizeof r->what, "%s, %d threads", name, get_threads != NULL ? get_threads() : -1);
+  const char *core = get_corename != NULL ? get_corename() : NULL;
+  snprintf(r->what, sizeof r->what, "%s, %s%s%d threads", name, core != NULL ? core : "",
+           core != NULL ? " kernels, " : "", get_threads != NULL ? get_threads() : -1);
   size_t sa = (size_t)(m * k), sb = (size_t)(k * n), sc = (size_t)(m * n);
   float *a = malloc(sa * batch * sizeof *a), *b = malloc(sb * batch * sizeof *b), *c = malloc(sc * batch * sizeof *c);
   if (a == NULL || b == NULL || c == NULL) {
