@@ -544,7 +544,9 @@ static void ops_usage(FILE *f) {
              "                      [--no-ref] [--json]\n"
              "  throughput of memory-bound ops on [R, C] f32 (default 4096 x 1024) and GFLOP/s of conv2d, its\n"
              "  gradients and attention (fixed shapes: the Fashion-MNIST CNN's layers, a 512-token head set), data\n"
-             "  on the device, median (min-max) of S timings after a warm-up; beside a C reference on %d threads.\n"
+             "  on the device, median (min-max) of S timings after a warm-up; beside a C reference on %d threads\n"
+             "  (OpenBLAS SGEMM for conv and attention, with the best kernels it has for this CPU, chosen by the\n"
+             "  bench, unless OPENBLAS_CORETYPE is set).\n"
              "  Cases:",
           REF_THREADS);
   for (int i = 0; i < NCASES; i++) fprintf(f, " %s", cases[i].name);
@@ -599,6 +601,7 @@ int bench_ops(int argc, char **argv) {
     ops_usage(stderr);
     return 2;
   }
+  bench_openblas_choose_kernels(); /* before the OpenCL context starts threads (it forks) */
   char err[4096];
   clai_context *ctx = NULL;
   clai_status st = clai_context_init_ex(&ctx, NULL, err, sizeof err);
@@ -612,6 +615,7 @@ int bench_ops(int argc, char **argv) {
   if (!json) {
     printf("device: %s / %s (driver %s); R = %lld, C = %lld\n", dev.platform, dev.name, dev.driver_version,
            (long long)rows, (long long)cols);
+    if (refs) printf("%s\n", bench_openblas_kernels());
     printf("%-11s %-36s %9s %17s %9s %6s %8s %8s\n", "op", "shapes", "libclai", "(min-max)", "C x2", "ratio",
            "vs copy", "ms");
   }

@@ -109,7 +109,9 @@ static void usage(FILE *f) {
           "  fmnist_torch.py) with the same model, batch 128 and Adam, taking turns for R rounds (default 3) of\n"
           "  E epochs each (default 1) on the first N training samples (default: mlp all 60000, cnn 12800).\n"
           "  PyTorch runs with T threads (default: mlp 1, cnn 2 with OMP_WAIT_POLICY=PASSIVE and\n"
-          "  OPENBLAS_THREAD_TIMEOUT=4, its best settings on a 2-core machine), under PYTHON (default python3).\n");
+          "  OPENBLAS_THREAD_TIMEOUT=4, its best settings on a 2-core machine), under PYTHON (default python3).\n"
+          "  PyTorch's OpenBLAS, when it uses one, runs the best kernels it has for this CPU, chosen by the bench,\n"
+          "  unless OPENBLAS_CORETYPE is set.\n");
 }
 
 int bench_train(int argc, char **argv) {
@@ -150,6 +152,9 @@ int bench_train(int argc, char **argv) {
             MAX_EPOCHS);
     return 2;
   }
+  /* Before any child starts: both inherit the environment (capture() adds to it), and PyTorch's OpenBLAS
+   * reads OPENBLAS_CORETYPE when it is loaded. */
+  bench_openblas_choose_kernels();
   if (limit < 0) limit = cnn ? 12800 : 60000;
   if (threads < 1) threads = cnn ? 2 : 1;
 
@@ -178,6 +183,7 @@ int bench_train(int argc, char **argv) {
   printf("clai bench train: model %s, %d training samples, batch 128, Adam; %d round(s) of %d epoch(s) each side\n",
          model, limit, rounds, epochs);
   if (peer == NULL) printf("(no --peer: libclai only; give --peer PATH to PyTorch's fmnist_torch.py)\n");
+  else printf("PyTorch, where its BLAS is OpenBLAS: %s\n", bench_openblas_kernels());
   printf("%6s %14s %14s %8s\n", "round", "libclai s/s", "PyTorch s/s", "ratio");
   fflush(stdout);
   for (int r = 1; r <= rounds; r++) {

@@ -119,6 +119,8 @@ static void usage(FILE *f) {
              "                       [--samples S] [--min-time SECONDS] [--no-ref] [--json]\n"
              "  GFLOP/s of C = op(A) op(B), data on the device, median (min-max) of S timings after a warm-up,\n"
              "  each timing at least --min-time long; beside OpenBLAS (if installed) and CLBlast (if built in).\n"
+             "  OpenBLAS runs the best kernels it has for this CPU, chosen by the bench, unless OPENBLAS_CORETYPE is\n"
+             "  set (its own choice can fall far below a CPU newer than its release).\n"
              "       clai bench ops --help   GB/s of elementwise ops, softmax, layernorm and reductions\n"
              "       clai bench train --help training samples/s beside PyTorch\n"
              "       mpirun -np N clai bench allreduce   time to sum the models' gradients over N ranks\n"
@@ -215,7 +217,8 @@ static int bench_one(clai_context *ctx, options *o, shape sh, const char *device
   fflush(stdout);
   if (o->refs && !o->json && !o->said_refs) {
     o->said_refs = 1;
-    fprintf(stderr, "references: OpenBLAS: %s; CLBlast: %s\n", have_ob ? ob.what : ob.why, have_cb ? cb.what : cb.why);
+    fprintf(stderr, "references: OpenBLAS: %s; CLBlast: %s\n%s\n", have_ob ? ob.what : ob.why,
+            have_cb ? cb.what : cb.why, bench_openblas_kernels());
   }
   rc = 0;
 done:
@@ -272,6 +275,7 @@ static int bench_gemm(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  bench_openblas_choose_kernels(); /* before the OpenCL context starts threads (it forks) */
   char err[4096];
   clai_context *ctx = NULL;
   clai_status st = clai_context_init_ex(&ctx, NULL, err, sizeof err);

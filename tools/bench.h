@@ -47,6 +47,15 @@ typedef void (*bench_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n
 bench_sgemm_fn bench_openblas_sgemm(char *why, size_t cap);
 enum { BENCH_ROW_MAJOR = 101, BENCH_NO_TRANS = 111, BENCH_TRANS = 112 };
 
+/* Sets OPENBLAS_CORETYPE to the best kernels OpenBLAS has for this CPU (x86-64: Cooperlake or SkylakeX
+ * with AVX-512, Haswell with AVX2 and FMA) when OpenBLAS is installed and would otherwise pick kernels below
+ * the CPU, as releases older than the CPU do; leaves it alone when the user set it. OpenBLAS reads the
+ * variable when it is loaded, and so does the PyTorch that `clai bench train` starts: call this first,
+ * before anything loads OpenBLAS, while the process has one thread (it asks OpenBLAS in a forked child).
+ * bench_openblas_kernels gives a line saying what was chosen and why (static storage; no newline). */
+void bench_openblas_choose_kernels(void);
+const char *bench_openblas_kernels(void);
+
 /* The one timing method of every figure `clai bench` prints: run(arg) once as a warm-up and once more to
  * size a timing, then `samples` timings of `reps` runs each (reps chosen so a timing lasts at least
  * min_seconds), each ended by finish(arg) when not NULL (waiting for queued work). GFLOP/s of `flop` per run
