@@ -26,6 +26,15 @@
 #if CLAI_FP16
 #pragma OPENCL EXTENSION cl_khr_fp16 : enable
 #endif
+/* CLAI_ASSUME(c): the compiler may take c as true (clang's __builtin_unreachable; nothing elsewhere). */
+#ifdef __clang__
+#define CLAI_ASSUME(c) \
+  do {                 \
+    if (!(c)) __builtin_unreachable(); \
+  } while (0)
+#else
+#define CLAI_ASSUME(c) ((void)0)
+#endif
 
 /* ---- strided index metadata ---------------------------------------------------------------------------
  * A kernel that walks strided views of up to three operands (0 = the output, 1 and 2 inputs) over one shape
