@@ -17,13 +17,14 @@
  * Both end in the shared epilogue (clai_store_tile in common.cl): alpha, beta, bias, activation, C in f32
  * or f16. The batch entry z is decomposed through ix (operand 0 = C, 1 = A, 2 = B; see common.cl).
  * Tunables (-D): RM rows per tile, VW vector width, CN vectors per tile row (the tile is NR = CN * VW columns
- * wide), KB k-block, UK k-unroll, PK k per packing work-item. The skinny kernel (clai_gemm_apacked_*) keeps
- * RM x VW tiles and unrolls its k loop CLAI_SKINNY_UK times whatever UK is (its loop has a load of B per k, and
+ * wide), KB k-block, UK k-unroll, PK k per packing work-item, SRM rows of the skinny kernel's tiles and of the
+ * A panels packed for it (the pack kernel's `skinny` argument). The skinny kernel (clai_gemm_apacked_*) keeps
+ * SRM x VW tiles and unrolls its k loop CLAI_SKINNY_UK times whatever UK is (its loop has a load of B per k, and
  * 1 x 4096 x 4096 lost 14-25% without the unrolling that the two packed kernels do not need on AVX-512).
  */
 #define CLAI_SKINNY_UK 4
-#if !defined(RM) || !defined(VW) || !defined(CN) || !defined(KB) || !defined(UK) || !defined(PK)
-#error "cl/matmul_packed.cl needs -DRM, -DVW, -DCN, -DKB, -DUK and -DPK (lib/program.c passes them)"
+#if !defined(RM) || !defined(VW) || !defined(CN) || !defined(KB) || !defined(UK) || !defined(PK) || !defined(SRM)
+#error "cl/matmul_packed.cl needs -DRM, -DVW, -DCN, -DKB, -DUK, -DPK and -DSRM (lib/program.c passes them)"
 #endif
 #define NR (CN * VW)
 
@@ -41,29 +42,34 @@
 #define VLDVW_F32(p) VLOAD_VW(0, (p))
 #define VLDVW_F16(p) VLOAD_HALF_VW(0, (p))
 
-#define CLAI_PACK_PANELS(SFX, T, LDS, VLDPK, VLDVW) \
-inline void clai_pack_a_panel_##SFX(const int M, const int K, const int Mt, __global const T *a, const long sam,              \
+/* An A panel of R rows (RM for the packed kernels, SRM for the skinny one): NAME is its function's suffix. */
+#define CLAI_PACK_A_PANEL(NAME, T, LDS, VLDPK, R) \
+inline void clai_pack_a_panel_##NAME(const int M, const int K, const int Mt, __global const T *a, const long sam,             \
                               const long sak, __global float *ap, const int k0, const int i, const long z) {                  \
-  __global float *p = ap + ((z * Mt + i) * (long)K + k0) * RM;                                                                \
-  const int m0 = i * RM;                                                                                                      \
-  if (m0 + RM <= M && k0 + PK <= K) {                                                                                         \
+  __global float *p = ap + ((z * Mt + i) * (long)K + k0) * R;                                                                 \
+  const int m0 = i * R;                                                                                                       \
+  if (m0 + R <= M && k0 + PK <= K) {                                                                                          \
     if (sak == 1) { /* rows of A are contiguous: vector loads, then transpose in registers */                                 \
-      float v[RM][PK];                                                                                                        \
+      float v[R][PK];                                                                                                         \
 CLAI_PRAGMA(unroll)                                                                                                           \
-      for (int r = 0; r < RM; r++) VSTORE_PK(VLDPK(a + (long)(m0 + r) * sam + k0), 0, v[r]);                                  \
+      for (int r = 0; r < R; r++) VSTORE_PK(VLDPK(a + (long)(m0 + r) * sam + k0), 0, v[r]);                                   \
 CLAI_PRAGMA(unroll)                                                                                                           \
       for (int kk = 0; kk < PK; kk++)                                                                                         \
 CLAI_PRAGMA(unroll)                                                                                                           \
-        for (int r = 0; r < RM; r++) p[kk * RM + r] = v[r][kk];                                                               \
+        for (int r = 0; r < R; r++) p[kk * R + r] = v[r][kk];                                                                 \
     } else {                                                                                                                  \
       for (int kk = 0; kk < PK; kk++)                                                                                         \
-        for (int r = 0; r < RM; r++) p[kk * RM + r] = LDS(a, (long)(m0 + r) * sam + (long)(k0 + kk) * sak);                   \
+        for (int r = 0; r < R; r++) p[kk * R + r] = LDS(a, (long)(m0 + r) * sam + (long)(k0 + kk) * sak);                     \
     }                                                                                                                         \
   } else { /* edge panel: pad rows past M with zeros */                                                                       \
     for (int kk = 0; kk < PK && k0 + kk < K; kk++)                                                                            \
-      for (int r = 0; r < RM; r++) p[kk * RM + r] = m0 + r < M ? LDS(a, (long)(m0 + r) * sam + (long)(k0 + kk) * sak) : 0.0f; \
+      for (int r = 0; r < R; r++) p[kk * R + r] = m0 + r < M ? LDS(a, (long)(m0 + r) * sam + (long)(k0 + kk) * sak) : 0.0f;   \
   }                                                                                                                           \
-}                                                                                                                             \
+}
+
+#define CLAI_PACK_PANELS(SFX, T, LDS, VLDPK, VLDVW) \
+CLAI_PACK_A_PANEL(SFX, T, LDS, VLDPK, RM)                                                                                     \
+CLAI_PACK_A_PANEL(skinny_##SFX, T, LDS, VLDPK, SRM)                                                                           \
                                                                                                                               \
 inline void clai_pack_b_panel_##SFX(const int N, const int K, const int Nt, __global const T *b, const long sbk,              \
                               const long sbn, __global float *bp, const int k0, const int j, const long z) {                  \
@@ -100,13 +106,16 @@ CLAI_PACK_PANELS(f16, half, LDS_F16, VLDPK_F16, VLDVW_F16)
 #define CLAI_PACK_KERNEL(SFX, T)                                                                               \
   __kernel void clai_pack_ab_##SFX(__global const T *a, __global const T *b, __global float *ap, __global float *bp, \
                                    CLAI_INDEX_ARGS(ix), const int M, const int N, const int K, const int Mt,          \
-                                   const int Nt, const long sam, const long sak, const long sbk, const long sbn) {   \
+                                   const int Nt, const long sam, const long sak, const long sbk, const long sbn,     \
+                                   const int skinny) {                                                           \
     const long z = get_global_id(2);                                                                             \
     const int k0 = (int)get_global_id(0) * PK, t = (int)get_global_id(1);                                        \
     if (z >= CLAI_IX_NUMEL(ix) || k0 >= K || t >= Mt + Nt) return; /* no barrier in this kernel */                       \
     long oc, oa, ob;                                                                                             \
     CLAI_OFFSETS(ix, z, &oc, &oa, &ob);                                                                         \
-    if (t < Mt)                                                                                                  \
+    if (t < Mt && skinny)                                                                                        \
+      clai_pack_a_panel_skinny_##SFX(M, K, Mt, a + oa, sam, sak, ap, k0, t, z);                                  \
+    else if (t < Mt)                                                                                             \
       clai_pack_a_panel_##SFX(M, K, Mt, a + oa, sam, sak, ap, k0, t, z);                                         \
     else                                                                                                         \
       clai_pack_b_panel_##SFX(N, K, Nt, b + ob, sbk, sbn, bp, k0, t - Mt, z);                                    \
@@ -186,7 +195,7 @@ CLAI_GEMM_PACKED(clai_gemm_packed_short, (void)0)
 /* Skinny M (M <= 16, the decode shape of transformer inference): only A is packed (clai_pack_ab_* with
  * Nt = 0); B is read once, straight from its layout, VW columns at a time. Packing B would cost as much as
  * the product. Same tile and k-blocking as clai_gemm_packed; dim 0 = A panel, dim 1 = column tile. The
- * host puts every A panel in one work-group (local size ceil(16 / RM) along dim 0), so on POCL the panels'
+ * host puts every A panel in one work-group (local size ceil(16 / SRM) along dim 0), so on POCL the panels'
  * work-items run one after another over each k-block and B's block, read from memory once, is reused from
  * cache by the others. */
 #define CLAI_GEMM_APACKED(SFX, T, LDS, VLDVW)                                                                  \
@@ -195,42 +204,42 @@ CLAI_GEMM_PACKED(clai_gemm_packed_short, (void)0)
                                         const long sbk, const long sbn, const long scm, const long scn,        \
                                         CLAI_EPILOGUE_ARGS) {                                                  \
     const long z = get_global_id(2);                                                                           \
-    if (z >= CLAI_IX_NUMEL(ix) || Mt == 0 || N == 0) return; /* uniform across the work-group */                       \
+    if (z >= CLAI_IX_NUMEL(ix) || Mt == 0 || N == 0) return; /* uniform across the work-group */               \
     const int gi = (int)get_global_id(0), gj = (int)get_global_id(1);                                          \
     const int col0 = gj * VW;                                                                                  \
-    const __global float *pa = ap + (z * Mt + min(gi, Mt - 1)) * (long)K * RM;                                 \
+    const __global float *pa = ap + (z * Mt + min(gi, Mt - 1)) * (long)K * SRM;                                \
     long oc, oa, ob;                                                                                           \
-    CLAI_OFFSETS(ix, z, &oc, &oa, &ob);                                                                       \
+    CLAI_OFFSETS(ix, z, &oc, &oa, &ob);                                                                        \
     const __global T *pb = b + ob;                                                                             \
     const int bvec = sbn == 1 && col0 + VW <= N;                                                               \
-    /* work-items past the last A panel or column tile keep the group's barriers and skip the work */         \
+    /* work-items past the last A panel or column tile keep the group's barriers and skip the work */          \
     const int active = gi < Mt && col0 < N;                                                                    \
-    FV acc[RM];                                                                                                \
+    FV acc[SRM];                                                                                               \
     CLAI_PRAGMA(unroll)                                                                                        \
-    for (int r = 0; r < RM; r++) acc[r] = (FV)(0.0f);                                                          \
+    for (int r = 0; r < SRM; r++) acc[r] = (FV)(0.0f);                                                         \
     for (int k0 = 0; k0 < K; k0 += KB) {                                                                       \
       const int k1 = active ? min(k0 + KB, K) : k0;                                                            \
-      const __global float *pk = pa + (long)k0 * RM; /* this k-block's rows of the A panel */                  \
+      const __global float *pk = pa + (long)k0 * SRM; /* this k-block's rows of the A panel */                 \
       if (bvec) {                                                                                              \
         CLAI_PRAGMA(unroll CLAI_SKINNY_UK)                                                                     \
         for (int k = k0; k < k1; k++) {                                                                        \
           const FV bv = VLDVW(pb + (long)k * sbk + col0);                                                      \
           CLAI_PRAGMA(unroll)                                                                                  \
-          for (int r = 0; r < RM; r++) acc[r] = CLAI_FMA((FV)(pk[(k - k0) * RM + r]), bv, acc[r]);                  \
+          for (int r = 0; r < SRM; r++) acc[r] = CLAI_FMA((FV)(pk[(k - k0) * SRM + r]), bv, acc[r]);           \
         }                                                                                                      \
-      } else { /* last column tile or strided B: gather, clamped to the last column */                        \
+      } else { /* last column tile or strided B: gather, clamped to the last column */                         \
         for (int k = k0; k < k1; k++) {                                                                        \
           float t[VW];                                                                                         \
           for (int j = 0; j < VW; j++) t[j] = LDS(pb, (long)k * sbk + (long)min(col0 + j, N - 1) * sbn);       \
           const FV bv = VLOAD_VW(0, t);                                                                        \
           CLAI_PRAGMA(unroll)                                                                                  \
-          for (int r = 0; r < RM; r++) acc[r] = CLAI_FMA((FV)(pk[(k - k0) * RM + r]), bv, acc[r]);                  \
+          for (int r = 0; r < SRM; r++) acc[r] = CLAI_FMA((FV)(pk[(k - k0) * SRM + r]), bv, acc[r]);           \
         }                                                                                                      \
       }                                                                                                        \
       barrier(CLK_LOCAL_MEM_FENCE);                                                                            \
     }                                                                                                          \
     if (gi < Mt && col0 < N)                                                                                   \
-      clai_store_tile(c, oc, acc, RM, gi * RM, col0, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, flags); \
+      clai_store_tile(c, oc, acc, SRM, gi * SRM, col0, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, flags); \
   }
 
 CLAI_GEMM_APACKED(f32, float, LDS_F32, VLDVW_F32)

@@ -83,8 +83,8 @@ enum clai__program_id {
   X(GLU_ROWS_F32, ELEMENTWISE, "clai_glu_rows_f32", "bbllllllli", 1)               \
   X(GEMM_F32, MATMUL, "clai_gemm_f32", "bbbxiiillllllffbllli", 3)                     \
   X(GEMM_F16, MATMUL, "clai_gemm_f16", "bbbxiiillllllffbllli", 3)                     \
-  X(PACK_AB_F32, MATMUL_PACKED, "clai_pack_ab_f32", "bbbbxiiiiillll", 3)               \
-  X(PACK_AB_F16, MATMUL_PACKED, "clai_pack_ab_f16", "bbbbxiiiiillll", 3)               \
+  X(PACK_AB_F32, MATMUL_PACKED, "clai_pack_ab_f32", "bbbbxiiiiilllli", 3)              \
+  X(PACK_AB_F16, MATMUL_PACKED, "clai_pack_ab_f16", "bbbbxiiiiilllli", 3)              \
   X(CONV_IGEMM, MATMUL_PACKED, "clai_conv_igemm", "bbbblllllllii" "iiiiiiiiiiiiii" "l", 3) \
   X(CONV_WT, MATMUL_PACKED, "clai_conv_wt", "bblllll" "iiiiiii", 3) \
   X(CONV_PAD, MATMUL_PACKED, "clai_conv_pad", "bblllll" "iiiiiiii", 2) \
@@ -281,6 +281,7 @@ typedef struct clai__gemm_config {
     int cn;                              /* vectors per tile row: the tile is rm x (cn * vw) */
     int lx, ly;                          /* local size of the compute kernel */
     int skinny;                          /* M up to this uses the skinny kernel (A packed, B read directly) */
+    int srm;                             /* rows of the skinny kernel's tile (srm x vw) and of its A panels */
     int pack_lx;                         /* local size (along k) of the packing kernel */
   } packed;
   struct clai__gemm_gpu {                /* cl/matmul_gpu.cl */

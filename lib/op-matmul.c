@@ -13,23 +13,26 @@ int clai__packed_tile_fits(const clai__devcaps *caps, int rm, int cn, int vw) {
   return rm * cn * per + cn * per + 1 <= clai__cpu_vector_regs(caps);
 }
 
-/* The packed family on a CPU whose vectors hold 16 floats (AVX-512: 32 registers). AVX2's 6 x 16 tile is
- * only 6 accumulators there, fewer than the 8 in flight that two 512-bit FMA units of latency 4 need
- * (Intel's AVX-512 cores): 8 x 16 holds 8 (10 of the 32 registers with B's vector and A's broadcast) and
- * keeps B's panels 16 wide. On the 2-core Zen 4 VM (one 512-bit FMA per cycle, where 6 chains already
- * suffice) 8 x 16 measured as 6 x 16 on square sizes and faster on the skinny path (M <= 16: two panels
- * of 8 rows instead of three of 6; 16 x 4096 x 4096 ~110 instead of ~82 GFLOP/s), while the 32-wide tiles
- * (6 x 32, 8 x 32, 12 x 32 with the 2 x 8 work-group) lost at N = 777 (~135 instead of ~170) and did not
- * win elsewhere; 14 x 32 and 6 x 48 were slower (BENCHMARKS.md). `clai tune` tries them all (tune.c).
+/* The packed family on a CPU whose vectors hold 16 floats (AVX-512: 32 registers): a 14 x 32 tile, 28
+ * accumulators, B's two vectors and A's broadcast in 31 of the 32 registers, 16 loads for 28 FMAs a k
+ * (8 x 16: 9 for 8). Intel's AVX-512 cores have two 512-bit FMA units of latency 4, so they need at least
+ * 8 independent accumulators and loads to spare. On the 2-core Xeon (Emerald Rapids) VM, with
+ * `clai bench gemm` in turns (BENCHMARKS.md, 2026-12-05): 14 x 32 at 0.85-1.06x OpenBLAS where 8 x 16 ran at
+ * 0.58-0.91x and 8 x 32 at 0.72-1.13x; the compute kernel alone at 1024^3 ~240 against ~200 GFLOP/s; the
+ * CNN's training step 1.37x faster. (On the Zen 4 VM, one 512-bit FMA per cycle, tiles from 6 x 16 to
+ * 12 x 32 measured alike on square sizes, when a code generation fault copied the accumulators of every
+ * tile but 14 x 32 on each k: see CLAI_PACKED_KLOOP.) The work-group is 2 x 4: 2 A panels and 4 B panels
+ * of a k-block, 156 KiB at kb = 256, shared from L2.
+ * The skinny kernel (M <= 16) keeps tiles of 8 rows: its time goes with the rows it computes per B vector
+ * it loads, and 14 rows ran 1 x 4096 x 4096 at 2.0-2.2 GFLOP/s where 8 run it at 3.0-3.3.
  * The k-block: the work-group's k-block of panels, (lx * rm + ly * cn * vw) * kb floats, is what its
  * work-items share from cache; kb is halved from 256 until that block takes at most a quarter of the cache
- * the device reports per compute unit (CL_DEVICE_GLOBAL_MEM_CACHE_SIZE: the last-level cache on POCL,
- * 32 MiB for 2 cores here, where 256 stands), and never below 64. */
+ * the device reports per compute unit (CL_DEVICE_GLOBAL_MEM_CACHE_SIZE: the last-level cache on POCL), and
+ * never below 64. `clai tune` searches the other tiles (tune.c). */
 static void packed_avx512(const clai__devcaps *caps, struct clai__gemm_packed *p) {
-  p->rm = 8;
-  /* No unrolling of the k loop beyond the tile's 8 FMAs per k: as fast (256^3 to 1024^3, 777^3, the MLP's
-   * products: within 3%, the run's noise), and POCL compiles the two compute kernels in 0.22 and 0.15
-   * instead of 0.27 and 0.24 s, which a cold start pays three times over in a training loop. */
+  p->rm = 14, p->cn = 2, p->lx = 2, p->ly = 4, p->srm = 8;
+  /* No unrolling of the k loop beyond the tile's FMAs per k: as fast (measured at 8 x 16: 256^3 to 1024^3,
+   * 777^3, the MLP's products within 3%, the run's noise), and POCL compiles the compute kernels faster. */
   p->uk = 1;
   if (caps->cache_bytes > 0) {
     const uint64_t share = caps->cache_bytes / (uint64_t)(caps->compute_units > 0 ? caps->compute_units : 1) / 4;
@@ -55,7 +58,7 @@ void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg
    * Zen 3: ~150 GFLOP/s in the compute kernel, 1024 and 2048 as fast as 1000. AVX-512: packed_avx512. */
   cfg->packed.rm = 6, cfg->packed.vw = 16, cfg->packed.cn = 1, cfg->packed.kb = 256, cfg->packed.uk = 4;
   cfg->packed.pk = 8;
-  cfg->packed.lx = 2, cfg->packed.ly = 8, cfg->packed.skinny = 16, cfg->packed.pack_lx = 16;
+  cfg->packed.lx = 2, cfg->packed.ly = 8, cfg->packed.skinny = 16, cfg->packed.srm = 6, cfg->packed.pack_lx = 16;
   if (caps->is_cpu && !caps->lanes_cpu && clai__cpu_vector_regs(caps) >= 32) packed_avx512(caps, &cfg->packed);
   /* gpu: 16 x 16 work-items with 4 x 4 each own a 64 x 64 block of C; k-tiles of 16 take 8 KiB of local
    * memory. The skinny kernel: 8 x 16 work-items with 2 x 4 each, a 16 x 64 block. */
@@ -92,9 +95,10 @@ int clai__gemm_config_valid(const clai__gemm_config *cfg, const clai__devcaps *c
                     p->rm * p->cn <= 64 && in_set(p->pk, widths + 1, 4) &&
                     p->kb >= p->pk && p->kb <= 4096 && p->kb % p->pk == 0 && p->uk >= 1 && p->uk <= 16 &&
                     p->lx >= 1 && p->ly >= 1 && (size_t)(p->lx * p->ly) <= maxwg && p->skinny >= 0 &&
-                    p->skinny <= 64 && p->pack_lx >= 1 && (size_t)p->pack_lx <= maxwg,
-                "packed rm=%d vw=%d cn=%d kb=%d uk=%d pk=%d local=%dx%d is out of range", p->rm, p->vw, p->cn,
-                p->kb, p->uk, p->pk, p->lx, p->ly);
+                    p->skinny <= 64 && p->srm >= 1 && p->srm <= 16 && p->pack_lx >= 1 &&
+                    (size_t)p->pack_lx <= maxwg,
+                "packed rm=%d vw=%d cn=%d kb=%d uk=%d pk=%d local=%dx%d srm=%d is out of range", p->rm, p->vw,
+                p->cn, p->kb, p->uk, p->pk, p->lx, p->ly, p->srm);
   const struct clai__gemm_gpu *q = &cfg->gpu;
   CLAI_REQUIRE_(q->rm >= 1 && q->rm <= 16 && in_set(q->vw, widths + 1, 4) && q->kb >= 1 && q->kb <= 256 &&
                     q->lx >= 1 && q->ly >= 1 && (size_t)(q->lx * q->ly) <= maxwg && q->srm >= 1 && q->srm <= 16 &&
@@ -300,10 +304,11 @@ static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_t
                                  const gemm_plan *p, float alpha, float beta) {
   const struct clai__gemm_packed *g = &ctx->gemm.packed;
   const int skinny = p->kernel != CLAI__K_GEMM_PACKED;
-  const int nr = g->cn * g->vw; /* columns of a B panel */
-  const int64_t Mt = (p->M + g->rm - 1) / g->rm, Nt = skinny ? 0 : (p->N + nr - 1) / nr;
+  const int nr = g->cn * g->vw;               /* columns of a B panel */
+  const int rows = skinny ? g->srm : g->rm;   /* of an A panel */
+  const int64_t Mt = (p->M + rows - 1) / rows, Nt = skinny ? 0 : (p->N + nr - 1) / nr;
   uint64_t abytes, bbytes;
-  if (!clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Mt, (uint64_t)p->K * (uint64_t)g->rm * 4, &abytes) ||
+  if (!clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Mt, (uint64_t)p->K * (uint64_t)rows * 4, &abytes) ||
       !clai__mul_ok((uint64_t)p->ix.numel * (uint64_t)Nt, (uint64_t)p->K * (uint64_t)nr * 4, &bbytes))
     return clai__error(ctx, CLAI_E_OVERFLOW, "clai_matmul: the packing workspace size overflows");
   clai_status st;
@@ -318,10 +323,11 @@ static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_t
   const cl_long sam = p->sam, sak = p->sak, sbk = p->sbk, sbn = p->sbn, scm = p->scm, scn = p->scn;
   const cl_float al = alpha, be = beta;
   size_t gpack[3] = {(size_t)((p->K + g->pk - 1) / g->pk), (size_t)(Mt + Nt), (size_t)p->ix.numel};
-  st = clai__launch(ctx, p->half_in ? CLAI__K_PACK_AB_F16 : CLAI__K_PACK_AB_F32, gpack, 14, CLAI__ARG(a->buf->mem),
+  const cl_int sk = skinny;
+  st = clai__launch(ctx, p->half_in ? CLAI__K_PACK_AB_F16 : CLAI__K_PACK_AB_F32, gpack, 15, CLAI__ARG(a->buf->mem),
                     CLAI__ARG(b->buf->mem), CLAI__ARG(ap->mem), CLAI__ARG(bp->mem), CLAI__IDX(p->ix), CLAI__ARG(m),
                     CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt), CLAI__ARG(nt), CLAI__ARG(sam), CLAI__ARG(sak),
-                    CLAI__ARG(sbk), CLAI__ARG(sbn));
+                    CLAI__ARG(sbk), CLAI__ARG(sbn), CLAI__ARG(sk));
   size_t ggemm[3] = {(size_t)Mt, (size_t)Nt, (size_t)p->ix.numel};
   if (st == CLAI_OK && skinny) {
     ggemm[1] = (size_t)((p->N + g->vw - 1) / g->vw);
@@ -759,8 +765,8 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
     if (p.kernel == CLAI__K_GEMM_PACKED)
       snprintf(buf, cap, "packed%s rm=%d vw=%d cn=%d kb=%d uk=%d local=%zux%zu%s", what, g->packed.rm, g->packed.vw,
                g->packed.cn, g->packed.kb, g->packed.uk, l[0], l[1], tuned);
-    else /* the skinny kernel's tile is rm x vw whatever cn is */
-      snprintf(buf, cap, "packed%s rm=%d vw=%d kb=%d uk=%d local=%zux%zu%s", what, g->packed.rm, g->packed.vw,
+    else /* the skinny kernel's tile is srm x vw whatever rm and cn are */
+      snprintf(buf, cap, "packed%s srm=%d vw=%d kb=%d uk=%d local=%zux%zu%s", what, g->packed.srm, g->packed.vw,
                g->packed.kb, g->packed.uk, l[0], l[1], tuned);
     break;
   }

@@ -193,8 +193,9 @@ void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DKBAR=%d", gemm->generic.rm, gemm->generic.vw,
                   gemm->generic.kb, caps->lanes_cpu ? 0 : 1);
   if (prog == CLAI__P_MATMUL_PACKED)
-    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DCN=%d -DKB=%d -DUK=%d -DPK=%d", gemm->packed.rm,
-                  gemm->packed.vw, gemm->packed.cn, gemm->packed.kb, gemm->packed.uk, gemm->packed.pk);
+    clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DCN=%d -DKB=%d -DUK=%d -DPK=%d -DSRM=%d", gemm->packed.rm,
+                  gemm->packed.vw, gemm->packed.cn, gemm->packed.kb, gemm->packed.uk, gemm->packed.pk,
+                  gemm->packed.srm);
   if (prog == CLAI__P_NORM && caps->nt_store) clai__appendf(buf, cap, &len, " -DCLAI_NTSTORE=1");
   if (prog == CLAI__P_REDUCE) clai__appendf(buf, cap, &len, " -DCLAI_COLT=%d", clai__reduce_cols_tile(caps));
   if (prog == CLAI__P_ATTENTION) clai__appendf(buf, cap, &len, " -DATT_RQ=%d", clai__attention_rq(caps));
@@ -325,7 +326,7 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
     } else if (k == CLAI__K_GEMM_APACKED_F32 || k == CLAI__K_GEMM_APACKED_F16) {
       /* every A panel of a skinny M in one group, so a k-block of B's column tile, read from memory by the
        * first panel's work-item, is still in cache for the others (POCL runs them one after another) */
-      l[0] = (size_t)((g->packed.skinny + g->packed.rm - 1) / g->packed.rm);
+      l[0] = (size_t)((g->packed.skinny + g->packed.srm - 1) / g->packed.srm);
       l[1] = (size_t)g->packed.ly;
     } else if (k == CLAI__K_GEMM_GPU_F32 || k == CLAI__K_GEMM_GPU_F16) {
       l[0] = (size_t)g->gpu.lx;

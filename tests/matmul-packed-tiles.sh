@@ -1,8 +1,8 @@
 #!/bin/sh
 # matmul-packed-tiles.sh - the packed family's tiles that the device running the suite may not pick itself:
-# AVX-512's default (8 x 16) and the tiles of several vectors per row (rm x cn * vw) that `clai tune` may
-# pick there, each forced with CLAI_GEMM=packed and CLAI_GEMM_PARAMS, so they are checked on AVX2 machines
-# and GPUs too.
+# AVX-512's default (14 x 32, skinny tiles of 8 rows), and the other tiles of one or several vectors per row
+# (rm x cn * vw) and skinny row counts (srm) that `clai tune` or a user may pick, each forced with
+# CLAI_GEMM=packed and CLAI_GEMM_PARAMS, so they are checked on AVX2 machines and GPUs too.
 # For each tile: test-matmul (small shapes: every size class, edge tiles in M, N and K, K around the k-block,
 # transposes, strided and offset views, batches, f16, the epilogue) and test-fuzz's matmul and convolution
 # gradient ops (random shapes and views). The k-block, unroll and vector width vary across the tiles, so
@@ -11,16 +11,16 @@
 # each run there takes minutes) only the largest tile and the widest one run.
 builddir=${CLAI_BUILDDIR:-.}
 if [ "${CLAI_TEST_SIZE:-}" = small ] || [ -n "${CLAI_TEST_SANITIZED:-}" ]; then
-  tiles="packed.rm=14,packed.cn=2
-packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8"
+  tiles="packed.rm=14,packed.cn=2,packed.lx=2,packed.ly=4,packed.srm=8
+packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8,packed.srm=5"
 else
-  tiles="packed.rm=8,packed.cn=1
-packed.rm=6,packed.cn=2
+  tiles="packed.rm=8,packed.cn=1,packed.srm=8
+packed.rm=6,packed.cn=2,packed.srm=16
 packed.rm=8,packed.cn=2,packed.kb=128,packed.uk=1
 packed.rm=10,packed.cn=2,packed.kb=512,packed.uk=8
 packed.rm=12,packed.cn=2,packed.kb=128
-packed.rm=14,packed.cn=2
-packed.rm=6,packed.cn=3,packed.kb=512
+packed.rm=14,packed.cn=2,packed.lx=2,packed.ly=4,packed.srm=8
+packed.rm=6,packed.cn=3,packed.kb=512,packed.srm=3
 packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8
 packed.rm=12,packed.cn=2,packed.vw=8,packed.lx=4,packed.ly=4"
 fi

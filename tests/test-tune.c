@@ -239,24 +239,24 @@ static void test_params_env(void **state) {
 }
 
 /* The built-in packed defaults follow what the device reports: AVX2-class CPUs (8 floats per vector) keep
- * the 6 x 16 tile, AVX-512 ones (16 floats, 32 registers) get 8 x 16 without k unrolling, with a k-block
- * that shrinks when the reported cache per compute unit is small; GPUs and llvmpipe are not touched. Every
- * default is valid and its tile fits the registers. */
+ * the 6 x 16 tile, AVX-512 ones (16 floats, 32 registers) get 14 x 32 in work-groups of 2 x 4, skinny tiles
+ * of 8 rows and no k unrolling, with a k-block that shrinks when the reported cache per compute unit is
+ * small; GPUs and llvmpipe are not touched. Every default is valid and its tile fits the registers. */
 static void test_defaults(void **state) {
   (void)state;
   static const struct {
     int is_cpu, lanes_cpu, vec_float, cus;
     uint64_t cache;
-    int rm, cn, kb, uk;
+    int rm, cn, kb, uk, lx, ly, srm;
   } cases[] = {
-      {1, 0, 8, 2, 32u << 20, 6, 1, 256, 4},  /* AVX2 (POCL "pthread-haswell") */
-      {1, 0, 8, 2, 0, 6, 1, 256, 4},          /* no cache reported */
-      {1, 0, 16, 2, 32u << 20, 8, 1, 256, 1}, /* AVX-512, this VM: no k unrolling */
-      {1, 0, 16, 4, 2u << 20, 8, 1, 128, 1},  /* AVX-512, 512 KiB per compute unit */
-      {1, 0, 16, 8, 1u << 20, 8, 1, 64, 1},   /* a tiny cache: never below 64 */
-      {1, 0, 16, 2, 0, 8, 1, 256, 1},         /* AVX-512, no cache reported */
-      {1, 1, 16, 2, 32u << 20, 6, 1, 256, 4}, /* llvmpipe: the generic family; packed values as they were */
-      {0, 0, 1, 132, 50u << 20, 6, 1, 256, 4}, /* a GPU */
+      {1, 0, 8, 2, 32u << 20, 6, 1, 256, 4, 2, 8, 6},    /* AVX2 (POCL "pthread-haswell") */
+      {1, 0, 8, 2, 0, 6, 1, 256, 4, 2, 8, 6},            /* no cache reported */
+      {1, 0, 16, 2, 32u << 20, 14, 2, 256, 1, 2, 4, 8},  /* AVX-512, 2 cores, 32 MiB: no k unrolling */
+      {1, 0, 16, 4, 2u << 20, 14, 2, 128, 1, 2, 4, 8},   /* AVX-512, 512 KiB per compute unit */
+      {1, 0, 16, 8, 1u << 20, 14, 2, 64, 1, 2, 4, 8},    /* a tiny cache: never below 64 */
+      {1, 0, 16, 2, 0, 14, 2, 256, 1, 2, 4, 8},          /* AVX-512, no cache reported */
+      {1, 1, 16, 2, 32u << 20, 6, 1, 256, 4, 2, 8, 6},   /* llvmpipe: the generic family; packed values as they were */
+      {0, 0, 1, 132, 50u << 20, 6, 1, 256, 4, 2, 8, 6},  /* a GPU */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     clai__devcaps caps;
@@ -269,9 +269,10 @@ static void test_defaults(void **state) {
     char why[256];
     if (!clai__gemm_config_valid(&cfg, &caps, why, sizeof why)) fail_msg("case %zu: %s", i, why);
     if (cfg.packed.rm != cases[i].rm || cfg.packed.cn != cases[i].cn || cfg.packed.kb != cases[i].kb ||
-        cfg.packed.vw != 16 || cfg.packed.uk != cases[i].uk || cfg.packed.lx != 2 || cfg.packed.ly != 8)
-      fail_msg("case %zu: rm=%d cn=%d kb=%d vw=%d uk=%d local=%dx%d", i, cfg.packed.rm, cfg.packed.cn,
-               cfg.packed.kb, cfg.packed.vw, cfg.packed.uk, cfg.packed.lx, cfg.packed.ly);
+        cfg.packed.vw != 16 || cfg.packed.uk != cases[i].uk || cfg.packed.lx != cases[i].lx ||
+        cfg.packed.ly != cases[i].ly || cfg.packed.srm != cases[i].srm)
+      fail_msg("case %zu: rm=%d cn=%d kb=%d vw=%d uk=%d local=%dx%d srm=%d", i, cfg.packed.rm, cfg.packed.cn,
+               cfg.packed.kb, cfg.packed.vw, cfg.packed.uk, cfg.packed.lx, cfg.packed.ly, cfg.packed.srm);
     if (caps.is_cpu && !clai__packed_tile_fits(&caps, cfg.packed.rm, cfg.packed.cn, cfg.packed.vw))
       fail_msg("case %zu: the default tile does not fit the registers", i);
   }
