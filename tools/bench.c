@@ -23,34 +23,49 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+void bench_median_min_max(double *v, int n, double *median, double *min, double *max) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  *median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  *min = v[0];
+  *max = v[n - 1];
+}
+
+int bench_side_calibrate(bench_side *s, double min_seconds) {
+  int rc;
+  /* warm-up: first-use costs (thread pools, page faults, compilation) */
+  if ((rc = s->run(s->state)) != 0 || (s->finish != NULL && (rc = s->finish(s->state)) != 0)) return rc;
+  double t0 = bench_now();
+  if ((rc = s->run(s->state)) != 0 || (s->finish != NULL && (rc = s->finish(s->state)) != 0)) return rc;
+  double once = bench_now() - t0;
+  s->reps = once > 0 && once < min_seconds ? (int)(min_seconds / once) + 1 : 1;
+  return 0;
+}
+
+int bench_side_sample(bench_side *s, double flop, double *gflops) {
+  int rc;
+  double t0 = bench_now();
+  for (int i = 0; i < s->reps; i++)
+    if ((rc = s->run(s->state)) != 0) return rc;
+  if (s->finish != NULL && (rc = s->finish(s->state)) != 0) return rc;
+  *gflops = flop * s->reps / (bench_now() - t0) * 1e-9;
+  return 0;
+}
+
+void bench_side_release(bench_side *s) {
+  if (s->release != NULL) s->release(s->state);
+  memset(s, 0, sizeof *s);
+}
+
 int bench_measure(int (*run)(void *), int (*finish)(void *), void *arg, double flop, int samples,
                   double min_seconds, double *median, double *min, double *max) {
-  int rc;
-#define STEP(call)          \
-  if ((rc = (call)) != 0) { \
-    return rc;              \
-  }
-  STEP(run(arg)); /* warm-up: first-use costs (thread pools, page faults, compilation) */
-  if (finish != NULL) STEP(finish(arg));
-  double t0 = bench_now();
-  STEP(run(arg));
-  if (finish != NULL) STEP(finish(arg));
-  double once = bench_now() - t0;
-  int reps = once > 0 && once < min_seconds ? (int)(min_seconds / once) + 1 : 1;
+  bench_side side = {run, finish, NULL, arg, 0};
+  int rc = bench_side_calibrate(&side, min_seconds);
   double g[64];
   if (samples > 64) samples = 64;
   if (samples < 1) samples = 1;
-  for (int s = 0; s < samples; s++) {
-    t0 = bench_now();
-    for (int i = 0; i < reps; i++) STEP(run(arg));
-    if (finish != NULL) STEP(finish(arg));
-    g[s] = flop * reps / (bench_now() - t0) * 1e-9;
-  }
-#undef STEP
-  qsort(g, (size_t)samples, sizeof *g, cmp_double);
-  *median = samples % 2 ? g[samples / 2] : 0.5 * (g[samples / 2 - 1] + g[samples / 2]);
-  *min = g[0];
-  *max = g[samples - 1];
+  for (int s = 0; s < samples && rc == 0; s++) rc = bench_side_sample(&side, flop, &g[s]);
+  if (rc != 0) return rc;
+  bench_median_min_max(g, samples, median, min, max);
   return 0;
 }
 

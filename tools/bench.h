@@ -63,6 +63,28 @@ const char *bench_openblas_kernels(void);
 int bench_measure(int (*run)(void *), int (*finish)(void *), void *arg, double flop, int samples,
                   double min_seconds, double *median, double *min, double *max);
 
+/* bench_measure in pieces, for sides that take turns (`clai bench gemm`): run(state) does one run or
+ * enqueues it, finish(state) waits for queued work (NULL: run waits itself), release(state) frees what the
+ * side's prepare function made (NULL: nothing to free). */
+typedef struct bench_side {
+  int (*run)(void *state);
+  int (*finish)(void *state);
+  void (*release)(void *state);
+  void *state;
+  int reps; /* runs per timing, set by bench_side_calibrate */
+} bench_side;
+
+/* The warm-up run and the sizing run of bench_measure; sets s->reps. Returns 0, or what run or finish
+ * returned first when not 0. */
+int bench_side_calibrate(bench_side *s, double min_seconds);
+/* One timing of s->reps runs: GFLOP/s of `flop` per run in *gflops. Returns 0, or what run or finish returned
+ * first when not 0 (*gflops then untouched). */
+int bench_side_sample(bench_side *s, double flop, double *gflops);
+/* Calls release (when not NULL) and zeroes *s; a zeroed side can be released again. */
+void bench_side_release(bench_side *s);
+/* Sorts v[0..n) (n >= 1) and gives its median, smallest and largest values. */
+void bench_median_min_max(double *v, int n, double *median, double *min, double *max);
+
 /* `clai bench ops` (bench-ops.c) and its C references over rows [r0, r1) of row-major [rows, n] f32 data
  * (bench-ops-ref.c, built -O3 -ffast-math). */
 int bench_ops(int argc, char **argv);
