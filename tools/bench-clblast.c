@@ -11,11 +11,11 @@
 #include "config.h"
 
 #ifndef HAVE_CLBLAST
-int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a,
-                  int trans_b, int samples, double min_seconds, bench_ref_result *r) {
-  (void)device_name, (void)m, (void)n, (void)k, (void)batch, (void)trans_a, (void)trans_b, (void)samples;
-  (void)min_seconds;
+int bench_clblast_prepare(const char *device_name, int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a,
+                          int trans_b, bench_side *side, bench_ref_result *r) {
+  (void)device_name, (void)m, (void)n, (void)k, (void)batch, (void)trans_a, (void)trans_b;
   memset(r, 0, sizeof *r);
+  memset(side, 0, sizeof *side);
   snprintf(r->why, sizeof r->why, "libclai was configured without CLBlast");
   return -1;
 }
@@ -27,6 +27,7 @@ typedef struct clblast_run {
   size_t m, n, k, batch, lda, ldb, sa, sb, sc;
   cl_mem a, b, c;
   cl_command_queue q;
+  cl_context ctx;
 } clblast_run;
 
 static int run_clblast(void *arg) {
@@ -41,60 +42,70 @@ static int run_clblast(void *arg) {
 
 static int finish_clblast(void *arg) { return clFinish(((clblast_run *)arg)->q) == CL_SUCCESS ? 0 : -1; }
 
-int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a,
-                  int trans_b, int samples, double min_seconds, bench_ref_result *r) {
+static void release_clblast(void *arg) {
+  clblast_run *r = arg;
+  if (r->a) clReleaseMemObject(r->a);
+  if (r->b) clReleaseMemObject(r->b);
+  if (r->c) clReleaseMemObject(r->c);
+  if (r->q) clReleaseCommandQueue(r->q);
+  if (r->ctx) clReleaseContext(r->ctx);
+  free(r);
+}
+
+int bench_clblast_prepare(const char *device_name, int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a,
+                          int trans_b, bench_side *side, bench_ref_result *r) {
   memset(r, 0, sizeof *r);
+  memset(side, 0, sizeof *side);
   cl_platform_id plat;
   cl_device_id dev = bench_find_device(device_name, &plat);
   if (dev == NULL) {
     snprintf(r->why, sizeof r->why, "device %s not found for CLBlast", device_name);
     return -1;
   }
-  cl_int err;
-  cl_context ctx = clCreateContext(NULL, 1, &dev, NULL, NULL, &err);
-  cl_command_queue q = ctx != NULL ? clCreateCommandQueue(ctx, dev, 0, &err) : NULL;
+  clblast_run *run = calloc(1, sizeof *run);
   size_t sa = (size_t)(m * k), sb = (size_t)(k * n), sc = (size_t)(m * n);
-  cl_mem a = NULL, b = NULL, c = NULL;
   float *host = malloc((sa > sb ? sa : sb) * batch * sizeof *host);
-  int rc = -1;
-  if (q == NULL || host == NULL) {
-    snprintf(r->why, sizeof r->why, "OpenCL setup for CLBlast failed (%d)", (int)err);
-    goto done;
+  cl_int err = CL_SUCCESS;
+  if (run == NULL || host == NULL) {
+    snprintf(r->why, sizeof r->why, "out of host memory");
+    goto fail;
   }
-  a = clCreateBuffer(ctx, CL_MEM_READ_WRITE, sa * batch * 4, NULL, &err);
-  b = clCreateBuffer(ctx, CL_MEM_READ_WRITE, sb * batch * 4, NULL, &err);
-  c = clCreateBuffer(ctx, CL_MEM_READ_WRITE, sc * batch * 4, NULL, &err);
-  if (a == NULL || b == NULL || c == NULL) {
+  run->ctx = clCreateContext(NULL, 1, &dev, NULL, NULL, &err);
+  run->q = run->ctx != NULL ? clCreateCommandQueue(run->ctx, dev, 0, &err) : NULL;
+  if (run->q == NULL) {
+    snprintf(r->why, sizeof r->why, "OpenCL setup for CLBlast failed (%d)", (int)err);
+    goto fail;
+  }
+  run->a = clCreateBuffer(run->ctx, CL_MEM_READ_WRITE, sa * batch * 4, NULL, &err);
+  run->b = clCreateBuffer(run->ctx, CL_MEM_READ_WRITE, sb * batch * 4, NULL, &err);
+  run->c = clCreateBuffer(run->ctx, CL_MEM_READ_WRITE, sc * batch * 4, NULL, &err);
+  if (run->a == NULL || run->b == NULL || run->c == NULL) {
     snprintf(r->why, sizeof r->why, "CLBlast buffers: OpenCL error %d", (int)err);
-    goto done;
+    goto fail;
   }
   for (size_t i = 0; i < (sa > sb ? sa : sb) * batch; i++) host[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
-  clEnqueueWriteBuffer(q, a, CL_TRUE, 0, sa * batch * 4, host, 0, NULL, NULL);
-  clEnqueueWriteBuffer(q, b, CL_TRUE, 0, sb * batch * 4, host, 0, NULL, NULL);
-  CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
-  CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
-  size_t lda = trans_a ? (size_t)m : (size_t)k, ldb = trans_b ? (size_t)k : (size_t)n;
-  double flop = 2.0 * (double)m * (double)n * (double)k * (double)batch;
-  clblast_run run = {ta, tb, (size_t)m, (size_t)n, (size_t)k, (size_t)batch, lda, ldb, sa, sb, sc, a, b, c, q};
+  clEnqueueWriteBuffer(run->q, run->a, CL_TRUE, 0, sa * batch * 4, host, 0, NULL, NULL);
+  clEnqueueWriteBuffer(run->q, run->b, CL_TRUE, 0, sb * batch * 4, host, 0, NULL, NULL);
+  run->ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+  run->tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+  run->m = (size_t)m, run->n = (size_t)n, run->k = (size_t)k, run->batch = (size_t)batch;
+  run->lda = trans_a ? (size_t)m : (size_t)k, run->ldb = trans_b ? (size_t)k : (size_t)n;
+  run->sa = sa, run->sb = sb, run->sc = sc;
   double t0 = bench_now();
-  CLBlastStatusCode st = (CLBlastStatusCode)run_clblast(&run); /* the first call compiles CLBlast's kernels */
-  clFinish(q);
+  CLBlastStatusCode st = (CLBlastStatusCode)run_clblast(run); /* the first call compiles CLBlast's kernels */
+  clFinish(run->q);
   double first = bench_now() - t0;
-  if (st != CLBlastSuccess ||
-      (st = (CLBlastStatusCode)bench_measure(run_clblast, finish_clblast, &run, flop, samples, min_seconds,
-                                             &r->median, &r->min, &r->max)) != CLBlastSuccess) {
+  if (st != CLBlastSuccess) {
     snprintf(r->why, sizeof r->why, "CLBlast returned status %d", (int)st);
-    goto done;
+    goto fail;
   }
   snprintf(r->what, sizeof r->what, "CLBlast, first call %.2f s", first);
-  rc = 0;
-done:
-  if (a) clReleaseMemObject(a);
-  if (b) clReleaseMemObject(b);
-  if (c) clReleaseMemObject(c);
-  if (q) clReleaseCommandQueue(q);
-  if (ctx) clReleaseContext(ctx);
   free(host);
-  return rc;
+  *side = (bench_side){run_clblast, finish_clblast, release_clblast, run, 0};
+  return 0;
+fail:
+  if (run != NULL) release_clblast(run);
+  free(host);
+  return -1;
 }
 #endif

@@ -174,9 +174,9 @@ const char *bench_openblas_kernels(void) {
 }
 
 typedef struct blas_run {
+  void *lib; /* OpenBLAS, open while the side lives */
   sgemm_fn sgemm;
-  const float *a, *b;
-  float *c;
+  float *a, *b, *c;
   int64_t m, n, k, batch;
   int trans_a, trans_b;
 } blas_run;
@@ -208,9 +208,19 @@ bench_sgemm_fn bench_openblas_sgemm(char *why, size_t cap) {
   return fn;
 }
 
-int bench_openblas(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, int trans_b, int samples,
-                   double min_seconds, bench_ref_result *r) {
+static void release_blas(void *arg) {
+  blas_run *r = arg;
+  free(r->a);
+  free(r->b);
+  free(r->c);
+  dlclose(r->lib);
+  free(r);
+}
+
+int bench_openblas_prepare(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, int trans_b, bench_side *side,
+                           bench_ref_result *r) {
   memset(r, 0, sizeof *r);
+  memset(side, 0, sizeof *side);
   const char *name;
   void *h = openblas_open(&name);
   if (h == NULL) {
@@ -231,23 +241,21 @@ int bench_openblas(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, 
   snprintf(r->what, sizeof r->what, "%s, %s%s%d threads", name, core != NULL ? core : "",
            core != NULL ? " kernels, " : "", get_threads != NULL ? get_threads() : -1);
   size_t sa = (size_t)(m * k), sb = (size_t)(k * n), sc = (size_t)(m * n);
-  float *a = malloc(sa * batch * sizeof *a), *b = malloc(sb * batch * sizeof *b), *c = malloc(sc * batch * sizeof *c);
-  if (a == NULL || b == NULL || c == NULL) {
-    free(a);
-    free(b);
-    free(c);
-    dlclose(h);
+  blas_run *run = calloc(1, sizeof *run);
+  if (run != NULL) {
+    *run = (blas_run){h, sgemm, NULL, NULL, NULL, m, n, k, batch, trans_a, trans_b};
+    run->a = malloc(sa * batch * sizeof *run->a);
+    run->b = malloc(sb * batch * sizeof *run->b);
+    run->c = malloc(sc * batch * sizeof *run->c);
+  }
+  if (run == NULL || run->a == NULL || run->b == NULL || run->c == NULL) {
+    if (run != NULL) release_blas(run);
+    else dlclose(h);
     snprintf(r->why, sizeof r->why, "out of host memory");
     return -1;
   }
-  for (size_t i = 0; i < sa * batch; i++) a[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
-  for (size_t i = 0; i < sb * batch; i++) b[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
-  double flop = 2.0 * (double)m * (double)n * (double)k * (double)batch;
-  blas_run run = {sgemm, a, b, c, m, n, k, batch, trans_a, trans_b};
-  bench_measure(run_blas, NULL, &run, flop, samples, min_seconds, &r->median, &r->min, &r->max);
-  free(a);
-  free(b);
-  free(c);
-  dlclose(h);
+  for (size_t i = 0; i < sa * batch; i++) run->a[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+  for (size_t i = 0; i < sb * batch; i++) run->b[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+  *side = (bench_side){run_blas, NULL, release_blas, run, 0};
   return 0;
 }

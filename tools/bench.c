@@ -1,8 +1,9 @@
 /* bench.c - `clai bench gemm`: GFLOP/s of clai_matmul on the chosen device for a list of shapes, with the
  * data already on the device, as median/min/max of repeated timings after a warm-up; side by side with
  * OpenBLAS on the CPU (when installed) and CLBlast on the same device (when built with it), measured in
- * the same run, and each as a fraction of the device's FMA peak measured first in the same run
- * (bench-peak.c; OpenBLAS's only when the device is the CPU). --json prints one object per shape. */
+ * the same run and in turns (one timing of each side, then the next; the ratios are medians of per-turn
+ * ratios), and each as a fraction of the device's FMA peak measured first in the same run (bench-peak.c;
+ * OpenBLAS's only when the device is the CPU). --json prints one object per shape. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,10 @@ static void usage(FILE *f) {
   fprintf(f, "usage: clai bench gemm [--sizes N|MxNxK,...] [--batch B] [--trans nn|nt|tn|tt] [--dtype f32|f16]\n"
              "                       [--samples S] [--min-time SECONDS] [--no-ref] [--json]\n"
              "  GFLOP/s of C = op(A) op(B), data on the device, median (min-max) of S timings after a warm-up,\n"
-             "  each timing at least --min-time long; beside OpenBLAS (if installed) and CLBlast (if built in).\n"
+             "  each timing at least --min-time long; beside OpenBLAS (if installed) and CLBlast (if built in),\n"
+             "  taken in turns: each side warms up, then libclai, OpenBLAS and CLBlast time once each, S times over.\n"
+             "  ratio: libclai / the reference, the median of the S per-turn ratios (a turn's timings follow one\n"
+             "  another, so a shared machine's drifting load weighs on both alike), not the ratio of the medians.\n"
              "  OpenBLAS runs the best kernels it has for this CPU, chosen by the bench, unless OPENBLAS_CORETYPE is\n"
              "  set (its own choice can fall far below a CPU newer than its release).\n"
              "       clai bench ops --help   GB/s of elementwise ops, softmax, layernorm and reductions\n"
@@ -152,10 +156,18 @@ static void usage(FILE *f) {
     }                                                                                                \
   } while (0)
 
+/* The sides of `clai bench gemm`: libclai, then the references */
+enum { SIDE_CLAI, SIDE_OPENBLAS, SIDE_CLBLAST, NSIDES };
+
 static int bench_one(clai_context *ctx, options *o, shape sh, const char *device_name) {
   int rc = 1;
   clai_tensor *a = NULL, *b = NULL, *c = NULL;
   float *host = NULL;
+  bench_side side[NSIDES];
+  bench_ref_result ref[NSIDES]; /* the references' results; ref[SIDE_CLAI] unused */
+  int have[NSIDES] = {0};       /* the side is measured */
+  memset(side, 0, sizeof side);
+  memset(ref, 0, sizeof ref);
   int64_t sa[3] = {o->batch, o->trans_a ? sh.k : sh.m, o->trans_a ? sh.m : sh.k};
   int64_t sb[3] = {o->batch, o->trans_b ? sh.n : sh.k, o->trans_b ? sh.k : sh.n};
   int64_t sc[3] = {o->batch, sh.m, sh.n};
@@ -193,25 +205,56 @@ static int bench_one(clai_context *ctx, options *o, shape sh, const char *device
   char kernel[256];
   CHECK(clai_matmul_describe(ctx, c, a, o->trans_a, b, o->trans_b, kernel, sizeof kernel));
   clai_run run = {ctx, a, b, c, o->trans_a, o->trans_b};
-  double flop = 2.0 * (double)sh.m * (double)sh.n * (double)sh.k * (double)o->batch, med, mn, mx;
-  CHECK((clai_status)bench_measure(run_clai, finish_clai, &run, flop, o->samples, o->min_time, &med, &mn, &mx));
-
-  bench_ref_result ob = {.median = -1}, cb = {.median = -1};
-  int have_ob = 0, have_cb = 0;
+  double flop = 2.0 * (double)sh.m * (double)sh.n * (double)sh.k * (double)o->batch;
+  side[SIDE_CLAI] = (bench_side){run_clai, finish_clai, NULL, &run, 0};
+  have[SIDE_CLAI] = 1;
   if (o->refs) {
-    have_ob = bench_openblas(sh.m, sh.n, sh.k, o->batch, o->trans_a, o->trans_b, o->samples, o->min_time, &ob) == 0;
-    have_cb = bench_clblast(device_name, sh.m, sh.n, sh.k, o->batch, o->trans_a, o->trans_b, o->samples,
-                            o->min_time, &cb) == 0;
+    have[SIDE_OPENBLAS] = bench_openblas_prepare(sh.m, sh.n, sh.k, o->batch, o->trans_a, o->trans_b,
+                                                 &side[SIDE_OPENBLAS], &ref[SIDE_OPENBLAS]) == 0;
+    have[SIDE_CLBLAST] = bench_clblast_prepare(device_name, sh.m, sh.n, sh.k, o->batch, o->trans_a, o->trans_b,
+                                               &side[SIDE_CLBLAST], &ref[SIDE_CLBLAST]) == 0;
   }
+  /* Each side warms up and sizes its timings, then they take turns, one timing each: the load of a shared
+   * machine drifts over seconds, and the ratio of two timings taken in the same turn sees the same load on
+   * both sides, where the ratio of two medians taken one side after the other need not. A reference that
+   * fails is dropped from the shape; libclai failing ends the bench. */
+  static const char *const names[NSIDES] = {"libclai", "OpenBLAS", "CLBlast"};
+  double g[NSIDES][64];
+  for (int turn = -1; turn < o->samples; turn++) { /* turn -1: the warm-ups and sizing runs */
+    for (int j = 0; j < NSIDES; j++) {
+      if (!have[j]) continue;
+      int e = turn < 0 ? bench_side_calibrate(&side[j], o->min_time) : bench_side_sample(&side[j], flop, &g[j][turn]);
+      if (e != 0 && j == SIDE_CLAI) {
+        fprintf(stderr, "clai bench: clai_matmul: %s: %s\n", clai_status_name((clai_status)e), clai_errmsg(ctx));
+        goto done;
+      }
+      if (e != 0) {
+        snprintf(ref[j].why, sizeof ref[j].why, "%s returned status %d", names[j], e);
+        have[j] = 0;
+        bench_side_release(&side[j]);
+      }
+    }
+  }
+  /* the ratios first: bench_median_min_max sorts the timings */
+  double ratio[NSIDES], per_turn[64], unused0, unused1, med, mn, mx;
+  for (int j = SIDE_OPENBLAS; j < NSIDES; j++) {
+    if (!have[j]) continue;
+    for (int s = 0; s < o->samples; s++) per_turn[s] = g[SIDE_CLAI][s] / g[j][s];
+    bench_median_min_max(per_turn, o->samples, &ratio[j], &unused0, &unused1);
+    bench_median_min_max(g[j], o->samples, &ref[j].median, &ref[j].min, &ref[j].max);
+  }
+  bench_median_min_max(g[SIDE_CLAI], o->samples, &med, &mn, &mx);
+  const bench_ref_result ob = ref[SIDE_OPENBLAS], cb = ref[SIDE_CLBLAST];
+  const int have_ob = have[SIDE_OPENBLAS], have_cb = have[SIDE_CLBLAST];
   if (o->json) {
     printf("{\"m\": %lld, \"n\": %lld, \"k\": %lld, \"batch\": %lld, \"dtype\": \"%s\", \"trans_a\": %d, "
            "\"trans_b\": %d, \"gflops\": %.2f, \"gflops_min\": %.2f, \"gflops_max\": %.2f, \"kernel\": \"%s\"",
            (long long)sh.m, (long long)sh.n, (long long)sh.k, (long long)o->batch, clai_dtype_name(o->dtype),
            o->trans_a, o->trans_b, med, mn, mx, kernel);
     if (o->peak > 0) printf(", \"peak_gflops\": %.2f, \"peak_fraction\": %.3f", o->peak, med / o->peak);
-    if (have_ob) printf(", \"openblas_gflops\": %.2f", ob.median);
+    if (have_ob) printf(", \"openblas_gflops\": %.2f, \"openblas_ratio\": %.3f", ob.median, ratio[SIDE_OPENBLAS]);
     if (have_ob && o->peak > 0 && o->cpu) printf(", \"openblas_peak_fraction\": %.3f", ob.median / o->peak);
-    if (have_cb) printf(", \"clblast_gflops\": %.2f", cb.median);
+    if (have_cb) printf(", \"clblast_gflops\": %.2f, \"clblast_ratio\": %.3f", cb.median, ratio[SIDE_CLBLAST]);
     if (have_cb && o->peak > 0) printf(", \"clblast_peak_fraction\": %.3f", cb.median / o->peak);
     printf(", \"device\": \"%s\"}\n", device_name);
   } else {
@@ -223,9 +266,9 @@ static int bench_one(clai_context *ctx, options *o, shape sh, const char *device
     else printf(" %9s", "-");
     if (have_ob && o->peak > 0 && o->cpu) printf(" %4.0f%%", 100.0 * ob.median / o->peak);
     else printf(" %5s", "");
-    if (have_ob) printf(" %6.2fx", med / ob.median);
+    if (have_ob) printf(" %6.2fx", ratio[SIDE_OPENBLAS]);
     else printf(" %7s", "");
-    if (have_cb) printf(" %9.1f %6.2fx", cb.median, med / cb.median);
+    if (have_cb) printf(" %9.1f %6.2fx", cb.median, ratio[SIDE_CLBLAST]);
     else printf(" %9s %7s", "-", "");
     printf("  %s\n", kernel);
   }
@@ -237,6 +280,7 @@ static int bench_one(clai_context *ctx, options *o, shape sh, const char *device
   }
   rc = 0;
 done:
+  for (int j = 0; j < NSIDES; j++) bench_side_release(&side[j]);
   free(host);
   clai_tensor_free(a);
   clai_tensor_free(b);
@@ -311,6 +355,9 @@ static int bench_gemm(int argc, char **argv) {
   } else if (!o.json) {
     printf("peak: not measured (%s)\n", pk.why);
   }
+  if (!o.json && o.refs)
+    printf("ratio: libclai / the reference, the median of the per-turn ratios (the sides take turns, one timing "
+           "each)\n");
   if (!o.json)
     printf("%6s %6s %6s %5s %-4s %2s %8s %15s %5s %9s %5s %7s %9s %7s  %s\n", "M", "N", "K", "batch", "type", "tr",
            "GFLOP/s", "(min-max)", "%peak", "OpenBLAS", "%peak", "ratio", "CLBlast", "ratio", "kernel");

@@ -14,19 +14,13 @@ int bench_allreduce(int argc, char **argv); /* bench-allreduce.c */
  * -1 on a malformed list. */
 int bench_parse_shapes(const char *s, int64_t (*out)[3], int cap);
 
-/* A reference SGEMM from outside libclai, measured in the same run. Row-major, C = op(A) op(B), `batch`
- * independent products. Each returns GFLOP/s as median/min/max of `samples` timings, or -1 if the reference
- * is not available (with a reason in why). */
+/* What a reference from outside libclai gives: GFLOP/s as median/min/max of its timings, or a reason in why
+ * when it is not available. */
 typedef struct bench_ref_result {
   double median, min, max;
   char why[256];
   char what[256]; /* which library and how it ran */
 } bench_ref_result;
-
-int bench_openblas(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, int trans_b, int samples,
-                   double min_seconds, bench_ref_result *r);
-int bench_clblast(const char *device_name, int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a,
-                  int trans_b, int samples, double min_seconds, bench_ref_result *r);
 
 double bench_now(void);
 
@@ -40,8 +34,8 @@ int bench_peak(const char *device_name, int samples, double min_seconds, bench_r
 cl_device_id bench_find_device(const char *name, cl_platform_id *plat);
 #endif
 
-/* cblas_sgemm of OpenBLAS (loaded once with dlopen, threads as for bench_openblas), or NULL with a reason in
- * why when it is not installed. For the CPU references of `clai bench ops`. */
+/* cblas_sgemm of OpenBLAS (loaded once with dlopen, threads as for bench_openblas_prepare), or NULL with a
+ * reason in why when it is not installed. For the CPU references of `clai bench ops`. */
 typedef void (*bench_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
                                const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 bench_sgemm_fn bench_openblas_sgemm(char *why, size_t cap);
@@ -84,6 +78,16 @@ int bench_side_sample(bench_side *s, double flop, double *gflops);
 void bench_side_release(bench_side *s);
 /* Sorts v[0..n) (n >= 1) and gives its median, smallest and largest values. */
 void bench_median_min_max(double *v, int n, double *median, double *min, double *max);
+
+/* A reference SGEMM from outside libclai, measured in turns with libclai in the same run: row-major,
+ * C = op(A) op(B), `batch` independent products, its data made and kept in *side until bench_side_release.
+ * Each returns 0 with the library and how it runs in r->what, or -1 with a reason in r->why and *side
+ * zeroed when the reference is not available. bench_clblast_prepare makes its own OpenCL context on the
+ * device named device_name and calls CLBlast once (which compiles its kernels; how long in r->what). */
+int bench_openblas_prepare(int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a, int trans_b, bench_side *side,
+                           bench_ref_result *r);
+int bench_clblast_prepare(const char *device_name, int64_t m, int64_t n, int64_t k, int64_t batch, int trans_a,
+                          int trans_b, bench_side *side, bench_ref_result *r);
 
 /* `clai bench ops` (bench-ops.c) and its C references over rows [r0, r1) of row-major [rows, n] f32 data
  * (bench-ops-ref.c, built -O3 -ffast-math). */
