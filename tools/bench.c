@@ -19,6 +19,23 @@ double bench_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU seconds of all this process's threads */
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double bench_settle(void) {
+  const double start = bench_now();
+  for (;;) {
+    double c0 = cpu_seconds(), t0 = bench_now();
+    nanosleep(&(struct timespec){0, 5000000}, NULL);
+    double used = cpu_seconds() - c0, t1 = bench_now();
+    if (used < 0.1 * (t1 - t0) || t1 - start >= 0.3) return t1 - start;
+  }
+}
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -223,6 +240,7 @@ static int bench_one(clai_context *ctx, options *o, shape sh, const char *device
   for (int turn = -1; turn < o->samples; turn++) { /* turn -1: the warm-ups and sizing runs */
     for (int j = 0; j < NSIDES; j++) {
       if (!have[j]) continue;
+      bench_settle();
       int e = turn < 0 ? bench_side_calibrate(&side[j], o->min_time) : bench_side_sample(&side[j], flop, &g[j][turn]);
       if (e != 0 && j == SIDE_CLAI) {
         fprintf(stderr, "clai bench: clai_matmul: %s: %s\n", clai_status_name((clai_status)e), clai_errmsg(ctx));

@@ -23,6 +23,11 @@ typedef struct bench_ref_result {
 } bench_ref_result;
 
 double bench_now(void);
+/* Sleeps until this process's other threads are idle (under a tenth of a core over 5 ms) or 0.3 s have
+ * passed, and returns the seconds it slept. Between two sides taking turns: OpenBLAS's worker threads spin
+ * for 2^28 cycles after each call before they sleep (its THREAD_TIMEOUT; 130 ms of a whole core on the
+ * 2-core Xeon VM), which would run on through the start of the next side's timing. */
+double bench_settle(void);
 
 /* The device's single-precision FMA peak in GFLOP/s, measured with independent fma chains on the OpenCL
  * device named device_name (its own context, in this process; bench-peak.c), timed as bench_measure does;
