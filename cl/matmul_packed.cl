@@ -178,10 +178,15 @@ CLAI_PACK_KERNEL(f16, half)
     if (!active) return;                                                                                       \
     long oc, oa, ob;                                                                                           \
     CLAI_OFFSETS(ix, z, &oc, &oa, &ob);                                                                       \
+    /* One copy of the store's code for the CN vectors, not CN: it is long (alpha, beta, bias, activation,    \
+     * f16, edges), and POCL compiles each kernel at its first launch per work-group size. */                 \
+    FV out[RM * CN];                                                                                           \
     CLAI_PRAGMA(unroll)                                                                                        \
+    for (int r = 0; r < RM * CN; r++) out[r] = acc[r];                                                         \
+    CLAI_PRAGMA(unroll 1)                                                                                      \
     for (int q = 0; q < CN; q++)                                                                               \
       if (gj * NR + q * VW < N)                                                                                \
-        clai_store_tile(c, oc, acc + q * RM, RM, gi * RM, gj * NR + q * VW, M, N, scm, scn, alpha, beta, bias,   \
+        clai_store_tile(c, oc, out + q * RM, RM, gi * RM, gj * NR + q * VW, M, N, scm, scn, alpha, beta, bias,   \
                         boff, bsm, bsn, flags);                                                                \
   }
 
