@@ -16,10 +16,11 @@ int clai__packed_tile_fits(const clai__devcaps *caps, int rm, int cn, int vw) {
 /* The packed family on a CPU whose vectors hold 16 floats (AVX-512: 32 registers): a 14 x 32 tile, 28
  * accumulators, B's two vectors and A's broadcast in 31 of the 32 registers, 16 loads for 28 FMAs a k
  * (8 x 16: 9 for 8). Intel's AVX-512 cores have two 512-bit FMA units of latency 4, so they need at least
- * 8 independent accumulators and loads to spare. On the 2-core Xeon (Emerald Rapids) VM, with
- * `clai bench gemm` in turns (BENCHMARKS.md, 2026-12-05): 14 x 32 at 0.85-1.06x OpenBLAS where 8 x 16 ran at
- * 0.58-0.91x and 8 x 32 at 0.72-1.13x; the compute kernel alone at 1024^3 ~240 against ~200 GFLOP/s; the
- * CNN's training step 1.37x faster. (On the Zen 4 VM, one 512-bit FMA per cycle, tiles from 6 x 16 to
+ * 8 independent accumulators and loads to spare. On the 2-core Xeon (Emerald Rapids) VM (BENCHMARKS.md,
+ * 2026-12-05): `clai bench gemm` at 0.76-1.09x OpenBLAS where 8 x 16 ran at 0.65-0.79x in the same minutes;
+ * the compute kernel alone at 1024^3 243 against 202 GFLOP/s (8 x 32: 235); the CNN 1218 against 887
+ * samples/s. The cost: POCL compiles the wider kernels more slowly at their first launch (the MLP's first
+ * epoch, with empty caches, ~1 s longer). (On the Zen 4 VM, one 512-bit FMA per cycle, tiles from 6 x 16 to
  * 12 x 32 measured alike on square sizes, when a code generation fault copied the accumulators of every
  * tile but 14 x 32 on each k: see CLAI_PACKED_KLOOP.) The work-group is 2 x 4: 2 A panels and 4 B panels
  * of a k-block, 156 KiB at kb = 256, shared from L2.
