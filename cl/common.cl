@@ -7,6 +7,7 @@
  *   CLAI_HW_FMA 1 when the device reports a fused multiply-add (CL_FP_FMA in CL_DEVICE_SINGLE_FP_CONFIG).
  *              The kernels accumulate with CLAI_FMA: fma() there, a multiply and an add elsewhere, where
  *              fma() is a correctly rounded software routine (llvmpipe: the GEMM ran 3-4x slower with it).
+ *   CLAI_ASSUMES 1 on POCL's CPU devices, whose compiler may be told what holds (CLAI_ASSUME below).
  *
  * Strided kernels take their index metadata as five long8 arguments (CLAI_INDEX_ARGS); see below. */
 #ifndef CLAI_FP16
@@ -26,8 +27,10 @@
 #if CLAI_FP16
 #pragma OPENCL EXTENSION cl_khr_fp16 : enable
 #endif
-/* CLAI_ASSUME(c): the compiler may take c as true (clang's __builtin_unreachable; nothing elsewhere). */
-#ifdef __clang__
+/* CLAI_ASSUME(c): the compiler may take c as true, where the host says the device's compiler can be told
+ * (CLAI_ASSUMES: POCL on a CPU, through clang's __builtin_unreachable); nothing elsewhere (Oclgrind 21.10
+ * fails to create a kernel that calls the llvm.assume it becomes). */
+#if defined(__clang__) && defined(CLAI_ASSUMES)
 #define CLAI_ASSUME(c) \
   do {                 \
     if (!(c)) __builtin_unreachable(); \

@@ -106,6 +106,7 @@ void clai__devcaps_query(cl_device_id dev, clai__devcaps *caps) {
    * them wrongly (an f16 store of 1.17 came out as infinity), nor on GPUs, where the builtins are fast. */
   caps->bit_half = caps->is_cpu && strcmp(pname, "Portable Computing Language") == 0;
   caps->nt_store = caps->bit_half;
+  caps->assume = caps->bit_half;
   if (clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) caps->cache_bytes = u;
   /* POCL's CPU drivers compile a kernel's machine code at its first launch, for that launch's work-group
    * size, and keep it in POCL's kernel cache (POCL_CACHE_DIR, on unless POCL_KERNEL_CACHE=0) under a hash of

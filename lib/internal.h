@@ -244,6 +244,8 @@ typedef struct clai__devcaps {
   int compute_units;    /* CL_DEVICE_MAX_COMPUTE_UNITS (at least 1): the threads POCL runs work-groups on */
   uint64_t cache_bytes; /* CL_DEVICE_GLOBAL_MEM_CACHE_SIZE (0 if not reported; POCL: the last-level cache) */
   int nt_store;         /* POCL on a CPU: its Clang compiles __builtin_nontemporal_store (CLAI_NTSTORE) */
+  int assume;           /* POCL on a CPU: the kernels may tell its compiler what holds (CLAI_ASSUME; Oclgrind
+                           21.10 cannot run the llvm.assume that __builtin_unreachable becomes) */
   int lanes_cpu;        /* a CPU device that runs a work-group's items in SIMD lanes, where barriers, nested
                            loops and private arrays cost several times over (llvmpipe): the generic GEMM
                            family without k-block barriers (KBAR=0) is its default */

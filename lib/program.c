@@ -186,9 +186,9 @@ void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm
   buf[0] = '\0';
   /* -w: POCL prints the compiler's warnings to stderr on every cold build (ABI notes on float16 vectors
    * without AVX-512); errors still come back in the build log. */
-  clai__appendf(buf, cap, &len, "-cl-std=CL1.2 -w -DCLAI_FP16=%d -DCLAI_CPU=%d -DCLAI_HW_FMA=%d%s",
+  clai__appendf(buf, cap, &len, "-cl-std=CL1.2 -w -DCLAI_FP16=%d -DCLAI_CPU=%d -DCLAI_HW_FMA=%d%s%s",
                 caps->has_fp16 ? 1 : 0, caps->is_cpu ? 1 : 0, caps->has_fma ? 1 : 0,
-                caps->bit_half ? " -DCLAI_BITHALF=1" : "");
+                caps->bit_half ? " -DCLAI_BITHALF=1" : "", caps->assume ? " -DCLAI_ASSUMES=1" : "");
   if (prog == CLAI__P_MATMUL)
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DKB=%d -DKBAR=%d", gemm->generic.rm, gemm->generic.vw,
                   gemm->generic.kb, caps->lanes_cpu ? 0 : 1);
