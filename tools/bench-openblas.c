@@ -18,8 +18,6 @@
 #include "bench.h"
 
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
-typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
-                         float *, int);
 typedef void (*set_threads_fn)(int);
 typedef int (*get_threads_fn)(void);
 typedef char *(*get_corename_fn)(void);
@@ -175,7 +173,7 @@ const char *bench_openblas_kernels(void) {
 
 typedef struct blas_run {
   void *lib; /* OpenBLAS, open while the side lives */
-  sgemm_fn sgemm;
+  bench_sgemm_fn sgemm;
   float *a, *b, *c;
   int64_t m, n, k, batch;
   int trans_a, trans_b;
@@ -191,20 +189,29 @@ static int run_blas(void *arg) {
   return 0;
 }
 
-bench_sgemm_fn bench_openblas_sgemm(char *why, size_t cap) {
-  static void *h;
-  static bench_sgemm_fn fn;
-  if (fn != NULL) return fn;
-  const char *name;
-  if (h == NULL) h = openblas_open(&name);
+/* OpenBLAS loaded, its cblas_sgemm in *sgemm, running on as many threads as the machine has cores unless
+ * OPENBLAS_NUM_THREADS says otherwise; NULL with the reason in why when it is not there or has no SGEMM. */
+static void *openblas_load(const char **name, bench_sgemm_fn *sgemm, char *why, size_t cap) {
+  void *h = openblas_open(name);
   if (h == NULL) {
     snprintf(why, cap, "OpenBLAS not installed (apt-get install libopenblas0)");
     return NULL;
   }
-  fn = (bench_sgemm_fn)dlsym(h, "cblas_sgemm");
+  *sgemm = (bench_sgemm_fn)dlsym(h, "cblas_sgemm");
+  if (*sgemm == NULL) {
+    snprintf(why, cap, "%s has no cblas_sgemm", *name);
+    dlclose(h);
+    return NULL;
+  }
   set_threads_fn set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
-  if (fn == NULL) snprintf(why, cap, "OpenBLAS without cblas_sgemm");
-  else if (set_threads != NULL && getenv("OPENBLAS_NUM_THREADS") == NULL) set_threads((int)sysconf(_SC_NPROCESSORS_ONLN));
+  if (set_threads != NULL && getenv("OPENBLAS_NUM_THREADS") == NULL) set_threads((int)sysconf(_SC_NPROCESSORS_ONLN));
+  return h;
+}
+
+bench_sgemm_fn bench_openblas_sgemm(char *why, size_t cap) {
+  static bench_sgemm_fn fn;
+  const char *name;
+  if (fn == NULL) openblas_load(&name, &fn, why, cap); /* kept open for the process's life */
   return fn;
 }
 
@@ -222,21 +229,11 @@ int bench_openblas_prepare(int64_t m, int64_t n, int64_t k, int64_t batch, int t
   memset(r, 0, sizeof *r);
   memset(side, 0, sizeof *side);
   const char *name;
-  void *h = openblas_open(&name);
-  if (h == NULL) {
-    snprintf(r->why, sizeof r->why, "OpenBLAS not installed (apt-get install libopenblas0)");
-    return -1;
-  }
-  sgemm_fn sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
-  set_threads_fn set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
+  bench_sgemm_fn sgemm;
+  void *h = openblas_load(&name, &sgemm, r->why, sizeof r->why);
+  if (h == NULL) return -1;
   get_threads_fn get_threads = (get_threads_fn)dlsym(h, "openblas_get_num_threads");
   get_corename_fn get_corename = (get_corename_fn)dlsym(h, "openblas_get_corename");
-  if (sgemm == NULL) {
-    snprintf(r->why, sizeof r->why, "%s has no cblas_sgemm", name);
-    dlclose(h);
-    return -1;
-  }
-  if (set_threads != NULL && getenv("OPENBLAS_NUM_THREADS") == NULL) set_threads((int)sysconf(_SC_NPROCESSORS_ONLN));
   const char *core = get_corename != NULL ? get_corename() : NULL;
   snprintf(r->what, sizeof r->what, "%s, %s%s%d threads", name, core != NULL ? core : "",
            core != NULL ? " kernels, " : "", get_threads != NULL ? get_threads() : -1);
