@@ -230,6 +230,11 @@ static void test_params_env(void **state) {
   assert_null(ctx);
   if (strstr(err, "CLAI_GEMM_PARAMS") == NULL || strstr(err, "cn=5") == NULL || strstr(err, "out of range") == NULL)
     fail_msg("cn=5: \"%s\"", err);
+  /* the skinny kernel's rows have a range of their own */
+  setenv("CLAI_GEMM_PARAMS", "packed.srm=17", 1);
+  assert_int_not_equal(clai_context_init_ex(&ctx, &p, err, sizeof err), CLAI_OK);
+  assert_null(ctx);
+  if (strstr(err, "srm=17") == NULL || strstr(err, "out of range") == NULL) fail_msg("srm=17: \"%s\"", err);
   setenv("CLAI_GEMM_PARAMS", "packed.rm=7 packed.cn=3,packed.kb=64\npacked.uk=2", 1);
   ctx = open_ctx(dir);
   char buf[256];
