@@ -12,8 +12,9 @@
  *    VW: 6 x 1 float16 = 12 AVX2 registers of accumulators; 12 x 2 float16 = 24 of AVX-512's 32) and meets its
  *    work-group at a barrier every KB values of k. On POCL the barrier runs all work-items of the group through one k-block before the next, so the
  *    group's A panels stay in L1 and its B panels in L2 (the BLIS loop order, expressed in OpenCL).
- *    Work mapping: dim 0 = A panel, dim 1 = B panel, dim 2 = batch. Tiles past M/N are computed on padding
- *    and not stored; no work-item leaves before a barrier.
+ *    Work mapping: dim 0 = A panels, dim 1 = B panels (a group's work-items take gw A panels by lw / gw B
+ *    panels, lw the group's size), dim 2 = batch. Tiles past M/N are computed on padding and not stored;
+ *    no work-item leaves before a barrier.
  * Both end in the shared epilogue (clai_store_tile in common.cl): alpha, beta, bias, activation, C in f32
  * or f16. The batch entry z is decomposed through ix (operand 0 = C, 1 = A, 2 = B; see common.cl).
  * Tunables (-D): RM rows per tile, VW vector width, CN vectors per tile row (the tile is NR = CN * VW columns
@@ -159,12 +160,16 @@ CLAI_PACK_KERNEL(f16, half)
 
 #define CLAI_GEMM_PACKED(NAME, BARRIER)                                                                        \
   __kernel void NAME(__global float *c, __global const float *ap, __global const float *bp, CLAI_INDEX_ARGS(ix), \
-                     const int M, const int N, const int K, const int Mt, const int Nt, const long scm,        \
-                     const long scn, CLAI_EPILOGUE_ARGS) {                                                     \
+                     const int M, const int N, const int K, const int Mt, const int Nt, const int gw,          \
+                     const long scm, const long scn, CLAI_EPILOGUE_ARGS) {                                     \
     const long z = get_global_id(2);                                                                           \
     /* Uniform across the work-group (local size 1 in dim 2), so no barrier is skipped by only some. */       \
     if (z >= CLAI_IX_NUMEL(ix) || Mt == 0 || Nt == 0) return;                                                           \
-    const int gi = (int)get_global_id(0), gj = (int)get_global_id(1);                                          \
+    /* The group's work-items take gw A panels by lw / gw B panels (gw divides lw; gw = lx is the launch's    \
+     * own shape), whatever the local size: see packed_shape in lib/op-matmul.c. */                           \
+    const int lw = (int)(get_local_size(0) * get_local_size(1));                                               \
+    const int f = (int)(get_local_id(0) + get_local_size(0) * get_local_id(1));                                \
+    const int gi = (int)get_group_id(0) * gw + f % gw, gj = (int)get_group_id(1) * (lw / gw) + f / gw;        \
     const int ti = min(gi, Mt - 1), tj = min(gj, Nt - 1);                                                      \
     const __global float *pa = ap + (z * Mt + ti) * (long)K * RM;                                              \
     const __global float *pb = bp + (z * Nt + tj) * (long)K * NR;                                              \

@@ -91,8 +91,8 @@ enum clai__program_id {
   X(CONV_WGRAD, MATMUL_PACKED, "clai_conv_wgrad", "bbb" "iiiiiiiiiiiiiiiii" "l", 3) \
   X(CONV_GYT, MATMUL_PACKED, "clai_conv_gyt", "bblllll" "iiiiii", 2) \
   X(CONV_WGRAD_SUM, MATMUL_PACKED, "clai_conv_wgrad_sum", "bblllll" "iiiiiiii", 2) \
-  X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiillffbllli", 3)          \
-  X(GEMM_PACKED_SHORT, MATMUL_PACKED, "clai_gemm_packed_short", "bbbxiiiiillffbllli", 3) \
+  X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiiillffbllli", 3)          \
+  X(GEMM_PACKED_SHORT, MATMUL_PACKED, "clai_gemm_packed_short", "bbbxiiiiiillffbllli", 3) \
   X(GEMM_APACKED_F32, MATMUL_PACKED, "clai_gemm_apacked_f32", "bbbxiiiillllffbllli", 3) \
   X(GEMM_APACKED_F16, MATMUL_PACKED, "clai_gemm_apacked_f16", "bbbxiiiillllffbllli", 3) \
   X(GEMM_GPU_F32, MATMUL_GPU, "clai_gemm_gpu_f32", "bbbxiiillllllffbllli", 3)         \

@@ -276,24 +276,28 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
   return CLAI_OK;
 }
 
-/* The kernel and work-group of a non-skinny packed product. A short M (few A panels, as in a convolution's
- * GEMMs: M = output channels) puts every A panel in one work-group, so each k-block of a B panel comes from
- * memory once for all of them instead of once per group of lx panels (POCL, 2 cores: M = 64, N = 9604,
- * K = 800 went from 90 to 148 GFLOP/s in the kernel; one column panel per group beat two); never more
- * work-items than the kernel's usual group. K within one k-block takes the kernel without barriers (best
- * of 6: M = 800, N = 1176, K = 64 in 0.96 instead of 1.19 ms; M = 3136, N = 1024, K = 128 in 5.3 instead
- * of 6.0). The short-M group is Mt rounded up to lx times a power of two (at most lx * ly), the work-items
- * past the last panel idle: POCL compiles a kernel once per work-group size, and a group of exactly Mt made
- * every M a new compilation (~0.3 s each; a training loop's last, shorter batch paid two of them), while
- * one group of lx * ly for all lost 12% at M = 32, N = 9604, K = 25 (Mt = 4: 12 of 16 work-items idle). */
-static int packed_shape(const clai_context *ctx, const gemm_plan *p, size_t local[3]) {
+/* The kernel and work-group of a non-skinny packed product. The group is always the kernel's lx x ly
+ * work-items; gw says how many A panels they take (by lx * ly / gw B panels: the kernel maps its local ids,
+ * cl/matmul_packed.cl). Normally gw = lx, the launch's own shape. A short M (few A panels, as in a
+ * convolution's GEMMs: M = output channels, or a training loop's last, shorter batch) puts every A panel
+ * in one group, so each k-block of a B panel comes from memory once for all of them instead of once per
+ * lx panels (POCL, 2 cores: M = 64, N = 9604, K = 800 went from 90 to 148 GFLOP/s in the kernel; one
+ * column panel per group beat two): gw is then the smallest lx * d >= Mt, d dividing ly, work-items past
+ * the last panel idle (one group of lx * ly panels for all lost 12% at M = 32, N = 9604, K = 25: Mt = 4,
+ * 12 of 16 work-items idle). The group's shape stays the same because POCL compiles a kernel once per
+ * work-group size: a short-M group of its own local size cost two more compilations of ~0.3-0.6 s each
+ * on a cold start (the MLP's last batch of 96 rows). K within one k-block takes the kernel without
+ * barriers (best of 6: M = 800, N = 1176, K = 64 in 0.96 instead of 1.19 ms; M = 3136, N = 1024, K = 128
+ * in 5.3 instead of 6.0). */
+static int packed_shape(const clai_context *ctx, const gemm_plan *p, size_t local[3], int *gw) {
   const struct clai__gemm_packed *g = &ctx->gemm.packed;
   const int64_t Mt = (p->M + g->rm - 1) / g->rm;
   local[0] = ctx->klocal[CLAI__K_GEMM_PACKED][0], local[1] = ctx->klocal[CLAI__K_GEMM_PACKED][1], local[2] = 1;
-  if (Mt > (int64_t)local[0] && (size_t)Mt <= local[0] * local[1]) {
-    size_t w = local[0];
-    while ((int64_t)w < Mt) w *= 2;
-    local[0] = w < local[0] * local[1] ? w : local[0] * local[1], local[1] = 1;
+  *gw = (int)local[0];
+  if (Mt > (int64_t)local[0]) {
+    int d = 2;
+    while ((size_t)d < local[1] && (local[1] % (size_t)d != 0 || (int64_t)local[0] * d < Mt)) d++;
+    if ((size_t)d <= local[1] && (int64_t)local[0] * d >= Mt) *gw = (int)local[0] * d;
   }
   return p->K <= g->kb ? CLAI__K_GEMM_PACKED_SHORT : CLAI__K_GEMM_PACKED;
 }
@@ -338,10 +342,15 @@ static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_t
                       CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags));
   } else if (st == CLAI_OK) {
     size_t lpk[3];
-    const int kern = packed_shape(ctx, p, lpk);
-    st = clai__launch_local(ctx, kern, ggemm, lpk, 18, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
+    int gw;
+    const int kern = packed_shape(ctx, p, lpk, &gw);
+    const size_t gh = lpk[0] * lpk[1] / (size_t)gw; /* B panels per group */
+    ggemm[0] = ((size_t)Mt + (size_t)gw - 1) / (size_t)gw * lpk[0];
+    ggemm[1] = ((size_t)Nt + gh - 1) / gh * lpk[1];
+    const cl_int gwa = gw;
+    st = clai__launch_local(ctx, kern, ggemm, lpk, 19, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
                       CLAI__ARG(bp->mem), CLAI__IDX(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt),
-                      CLAI__ARG(nt), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias),
+                      CLAI__ARG(nt), CLAI__ARG(gwa), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias),
                       CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags));
   }
   clai__pool_release(ctx, ap);
@@ -759,13 +768,15 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
   case CLAI__K_GEMM_APACKED_F32:
   case CLAI__K_GEMM_APACKED_F16: {
     const char *what = " skinny (A packed)";
+    int gw = 0;
     if (p.kernel == CLAI__K_GEMM_PACKED) {
-      what = packed_shape(ctx, &p, lpk) == CLAI__K_GEMM_PACKED_SHORT ? " (one k-block)" : "";
+      what = packed_shape(ctx, &p, lpk, &gw) == CLAI__K_GEMM_PACKED_SHORT ? " (one k-block)" : "";
       l = lpk;
     }
     if (p.kernel == CLAI__K_GEMM_PACKED)
-      snprintf(buf, cap, "packed%s rm=%d vw=%d cn=%d kb=%d uk=%d local=%zux%zu%s", what, g->packed.rm, g->packed.vw,
-               g->packed.cn, g->packed.kb, g->packed.uk, l[0], l[1], tuned);
+      snprintf(buf, cap, "packed%s rm=%d vw=%d cn=%d kb=%d uk=%d local=%zux%zu panels=%dx%zu%s", what, g->packed.rm,
+               g->packed.vw, g->packed.cn, g->packed.kb, g->packed.uk, l[0], l[1], gw, l[0] * l[1] / (size_t)gw,
+               tuned);
     else /* the skinny kernel's tile is srm x vw whatever rm and cn are */
       snprintf(buf, cap, "packed%s srm=%d vw=%d kb=%d uk=%d local=%zux%zu%s", what, g->packed.srm, g->packed.vw,
                g->packed.kb, g->packed.uk, l[0], l[1], tuned);

@@ -15,7 +15,7 @@ if [ "${CLAI_TEST_SIZE:-}" = small ] || [ -n "${CLAI_TEST_SANITIZED:-}" ]; then
 packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8,packed.srm=5"
 else
   tiles="packed.rm=8,packed.cn=1,packed.srm=8
-packed.rm=6,packed.cn=2,packed.srm=16
+packed.rm=6,packed.cn=2,packed.lx=2,packed.ly=6,packed.srm=16
 packed.rm=8,packed.cn=2,packed.kb=128,packed.uk=1
 packed.rm=10,packed.cn=2,packed.kb=512,packed.uk=8
 packed.rm=12,packed.cn=2,packed.kb=128

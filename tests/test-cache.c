@@ -516,8 +516,8 @@ static int shapes_added(const clai_context *ctx, const unsigned char *before, in
 
 /* POCL compiles a kernel again for each work-group size and for grids of 65535 work-items or more along a
  * dimension: each such first launch is timed apart (a new shape of the kernel), a repeat is not; and the
- * packed GEMM's short-M groups come in a few sizes, so a training loop's last, shorter batch (here
- * one panel fewer) compiles nothing new. */
+ * packed GEMM keeps one group size for every M, so a training loop's last, shorter batch compiles
+ * nothing new. */
 static void launch_shapes(clai_context *ctx) {
   unsigned char before[CLAI__K_COUNT];
   int which = -1;
@@ -541,10 +541,12 @@ static void launch_shapes(clai_context *ctx) {
   }
   if (ctx->gemm.family != CLAI__GEMM_PACKED) return;
   const struct clai__gemm_packed *g = &ctx->gemm.packed;
-  if (g->lx < 2 || g->lx * g->ly - 1 <= g->lx) return; /* no two short-M sizes in one group size */
-  /* Mt = lx * ly panels, then one fewer: both in the largest short-M group */
-  const int64_t K = g->kb + 3, N = 40, ms[2] = {(int64_t)g->rm * g->lx * g->ly, (int64_t)g->rm * (g->lx * g->ly - 1)};
-  for (int i = 0; i < 2; i++) {
+  /* A long M (more A panels than one group takes), then M = lx * ly panels, one fewer and lx + 1 (short
+   * M: the group's work-items take more A panels, in the same group size), and the long M's last, shorter
+   * row of panels: only the first compiles anything. */
+  const int64_t K = g->kb + 3, N = 40, rm = g->rm, lw = g->lx * g->ly;
+  const int64_t ms[5] = {rm * 2 * lw + 5, rm * lw, rm * (lw - 1), rm * (g->lx + 1) - 3, rm * lw + 1};
+  for (int i = 0; i < 5; i++) {
     const int64_t sa[2] = {ms[i], K}, sb[2] = {K, N}, sc[2] = {ms[i], N};
     clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sa), *b = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sb),
                 *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sc);
