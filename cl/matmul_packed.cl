@@ -265,17 +265,16 @@ CLAI_GEMM_APACKED(f16, half, LDS_F16, VLDVW_F16)
  * positions, dim 1 = tile of channels, dim 2 = group) and stores it through the bias and activation into
  * out [N, O, OH, OW] (any strides). No workspace is written or read besides xp and bt: the im2col route
  * wrote, packed and read back KH * KW times the input (80 MB a step for the CNN's second layer). */
-/* One k of both implicit GEMMs: acc (RM x CN vectors) += the RM inputs at offset off from the rows xr,
- * broadcast, times the CN vectors of B at pb. */
-#define CLAI_IGEMM_STEP(pb, off)                                                                               \
+/* One k of both implicit GEMMs: acc (RM x CN vectors) += the RM inputs A_R (an expression of the row r,
+ * evaluated in the macro's loop over r), broadcast, times the CN vectors of B at pb. */
+#define CLAI_IGEMM_STEP(pb, A_R)                                                                               \
   do {                                                                                                         \
-    const long o_ = (off);                                                                                     \
     FV bv[CN];                                                                                                 \
     CLAI_PRAGMA(unroll)                                                                                        \
     for (int q = 0; q < CN; q++) bv[q] = VLOAD_VW(0, (pb) + q * VW);                                           \
     CLAI_PRAGMA(unroll)                                                                                        \
     for (int r = 0; r < RM; r++) {                                                                             \
-      const FV av = (FV)(xr[r][o_]);                                                                           \
+      const FV av = (FV)(A_R);                                                                                 \
       CLAI_PRAGMA(unroll)                                                                                      \
       for (int q = 0; q < CN; q++) acc[q * RM + r] = CLAI_FMA(av, bv[q], acc[q * RM + r]);                     \
     }                                                                                                          \
@@ -304,7 +303,10 @@ __kernel void clai_conv_igemm(__global float *out, __global const float *xp, __g
   for (int c = 0; c < Cg; c++)
     for (int kh = 0; kh < KH; kh++) {
       const long toff = c * plane + (long)kh * dh * Wp;
-      for (int kw = 0; kw < KW; kw++, pb += Ogp) CLAI_IGEMM_STEP(pb, toff + kw * dw);
+      for (int kw = 0; kw < KW; kw++, pb += Ogp) {
+        const long o = toff + kw * dw;
+        CLAI_IGEMM_STEP(pb, xr[r][o]);
+      }
     }
   for (int r = 0; r < RM && gi * RM + r < NP; r++) {
     const int p = gi * RM + r, img = p / P, q = p - img * P, oh = q / OW;
@@ -388,11 +390,16 @@ __kernel void clai_conv_wgrad(__global float *part, __global const float *xp, __
   if (gi * RM >= K || gj * NR >= Ogp) return; /* no barrier in this kernel */
   const int z = zs / S, s = zs - z * S, taps = KH * KW;
   const long plane = (long)Hp * Wp;
-  const __global float *xr[RM];
+  /* Row r's tap at offset xd[r] from a position's first input: one pointer moves along the positions,
+   * where 14 pointers of their own (one per row, moved by LLVM each k) did not fit the 16 general
+   * registers (the 14 x 32 tile's loop: 88 instructions, 32 of them stack accesses, for 28 FMAs; now 54
+   * and 6 loads). */
+  const __global float *xb = xp + (long)z * Cg * plane;
+  long xd[RM];
   CLAI_PRAGMA(unroll)
   for (int r = 0; r < RM; r++) {
     const int k = min(gi * RM + r, K - 1), c = k / taps, t = k - c * taps, kh = t / KW;
-    xr[r] = xp + (long)(z * Cg + c) * plane + (long)kh * dh * Wp + (t - kh * KW) * dw;
+    xd[r] = c * plane + (long)kh * dh * Wp + (t - kh * KW) * dw;
   }
   FV acc[RM * CN];
   CLAI_PRAGMA(unroll)
@@ -403,8 +410,8 @@ __kernel void clai_conv_wgrad(__global float *part, __global const float *xp, __
   int img = p / P, oh = (p - img * P) / OW, ow = p - img * P - oh * OW;
   while (p < p1) { /* a run of positions along one output row */
     const int run = min(OW - ow, p1 - p);
-    const long ro = img * sxn + (long)oh * sth * Wp;
-    for (int e = 0; e < run; e++, pb += Ogp) CLAI_IGEMM_STEP(pb, ro + (long)(ow + e) * stw);
+    const __global float *xe = xb + img * sxn + (long)oh * sth * Wp + (long)ow * stw;
+    for (int e = 0; e < run; e++, pb += Ogp, xe += stw) CLAI_IGEMM_STEP(pb, xe[xd[r]]);
     p += run, ow = 0;
     if (++oh == OH) oh = 0, img++;
   }
