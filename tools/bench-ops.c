@@ -630,7 +630,7 @@ int bench_ops(int argc, char **argv) {
     s.rows = rows;
     s.cols = cols;
     s.net = c->net;
-    double med = 0, mn = 0, mx = 0, rmed = -1, rmn, rmx;
+    double med = 0, mn = 0, mx = 0, rmed = -1, rmn, rmx, ratio = -1;
     if (c->setup(&s) != 0) {
       fprintf(stderr, "clai bench ops: setting up %s failed: %s\n", c->name, clai_errmsg(ctx));
       rc = 1;
@@ -646,6 +646,11 @@ int bench_ops(int argc, char **argv) {
         rc = bench_measure(c->run, finish_clai, &s, amount, 1, min_time, &g[k], &unused0, &unused1);
       }
       if (rc != 0) fprintf(stderr, "clai bench ops: %s: %s\n", c->name, clai_errmsg(ctx));
+      if (rc == 0 && have_ref) { /* the ratio: the median of the turns' ratios, not the ratio of the medians */
+        double q[64], qmn, qmx;
+        for (int k = 0; k < samples; k++) q[k] = g[k] / r[k];
+        median_min_max(q, samples, &ratio, &qmn, &qmx);
+      }
       if (rc == 0) {
         median_min_max(g, samples, &med, &mn, &mx);
         if (have_ref) median_min_max(r, samples, &rmed, &rmn, &rmx);
@@ -657,12 +662,12 @@ int bench_ops(int argc, char **argv) {
           printf("{\"op\": \"%s\", \"shapes\": \"%s\", \"rows\": %lld, \"cols\": %lld, \"unit\": \"%s\", "
                  "\"value\": %.2f, \"min\": %.2f, \"max\": %.2f, \"ms\": %.4f",
                  c->name, c->what, (long long)rows, (long long)cols, c->unit, med, mn, mx, ms);
-          if (rmed > 0) printf(", \"c_threads\": %d, \"c_value\": %.2f", REF_THREADS, rmed);
+          if (rmed > 0) printf(", \"c_threads\": %d, \"c_value\": %.2f, \"ratio\": %.3f", REF_THREADS, rmed, ratio);
           if (copy_bw > 0) printf(", \"copy_gbs\": %.2f", copy_bw);
           printf(", \"device\": \"%s\"}\n", dev.name);
         } else {
           printf("%-11s %-36s %9.2f (%7.2f-%7.2f)", c->name, c->what, med, mn, mx);
-          if (rmed > 0) printf(" %9.2f %5.2fx", rmed, med / rmed);
+          if (rmed > 0) printf(" %9.2f %5.2fx", rmed, ratio);
           else printf(" %9s %6s", "-", "");
           if (copy_bw > 0 && strcmp(c->unit, "GB/s") == 0) printf(" %7.2fx", med / copy_bw);
           else printf(" %8s", "-");
@@ -681,7 +686,7 @@ int bench_ops(int argc, char **argv) {
     printf("GB/s of the bytes each op must move, GFLOP/s for conv and attention; C x2: a plain C loop on %d "
            "threads (row ops built -O3 -ffast-math), for conv im2col + OpenBLAS SGEMM + bias/relu (its weight "
            "gradient: im2col + SGEMM, data gradient: SGEMM + col2im), for attention "
-           "per head OpenBLAS q k^T, C softmax, OpenBLAS P v; ratio: libclai / C; vs copy: libclai / clai_copy "
+           "per head OpenBLAS q k^T, C softmax, OpenBLAS P v; ratio: libclai / C, the median of the turns' ratios (each turn times libclai and C once, one after the other); vs copy: libclai / clai_copy "
            "bandwidth; ms: libclai's median time\n",
            REF_THREADS);
   ref_pool_free(pool);
