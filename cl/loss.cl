@@ -27,15 +27,18 @@
 #define CLAI_PART_RANGE(j, n, P, lo, hi, st) const long st = (P), lo = (j), hi = (n)
 #endif
 
-/* cnt[j] = number of labels among rows j, j + P, ... that are not ignore_index. */
+/* cnt[j] = number of labels among rows j, j + P, ... that are not ignore_index. With one partial (P = 1)
+ * its work-item also folds it as clai_xent_inv would, scal[0] = 1 / count, and the host launches no
+ * clai_xent_inv: a launch costs more than the work on CPUs (a training step's loss took five). */
 __kernel void clai_xent_count(__global int *cnt, __global const int *labels, const long n, const long ls,
-                              const long lo, const int ignore_index, const long P) {
+                              const long lo, const int ignore_index, const long P, __global float *scal) {
   const long j = get_global_id(0);
   if (j >= P) return;
   int c = 0;
   CLAI_PART_RANGE(j, n, P, r0, r1, st);
   for (long r = r0; r < r1; r += st) c += labels[lo + r * ls] != ignore_index;
   cnt[j] = c;
+  if (P == 1) scal[0] = 1.0f / (float)c;
 }
 
 /* Adds the L values of red[] in a fixed tree (the same on every run for a given work-group size) and
@@ -169,14 +172,19 @@ inline void clai_lse_combine(float *m, float *s, const float m2, const float s2)
 CLAI_XENT_WG(f32, float, CLAI_LD_F32, CLAI_ST_F32)
 CLAI_XENT_WG(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 
-/* part[j] = sum of the elements of partial j (see CLAI_PART_RANGE). */
-__kernel void clai_loss_partial(__global float *part, __global const float *x, const long n, const long P) {
+/* part[j] = sum of the elements of partial j (see CLAI_PART_RANGE). With one partial (P = 1) the work-item
+ * writes the result as clai_loss_finish would, out[oo] = (0 + the sum) * (use_scal ? scal[0] : scale),
+ * and the host launches no clai_loss_finish. */
+__kernel void clai_loss_partial(__global float *part, __global const float *x, const long n, const long P,
+                                __global float *out, __global const float *scal, const long oo, const float scale,
+                                const int use_scal) {
   const long j = get_global_id(0);
   if (j >= P) return;
   float s = 0.0f;
   CLAI_PART_RANGE(j, n, P, lo, hi, st);
   for (long i = lo; i < hi; i += st) s += x[i];
   part[j] = s;
+  if (P == 1) out[oo] = (0.0f + s) * (use_scal ? scal[0] : scale);
 }
 
 /* One work-group (of at most 256; active = 1): out[oo] = (sum of the P partials, in a fixed order) *

@@ -112,13 +112,13 @@ enum clai__program_id {
   X(NORM_FINISH, OPTIM, "clai_norm_finish", "bbbllfii", 1)                         \
   X(CLIP_SCALE_F32, OPTIM, "clai_clip_scale_f32", "bbll", 1)                       \
   X(CLIP_SCALE_F16, OPTIM, "clai_clip_scale_f16", "bbll", 1)                       \
-  X(XENT_COUNT, LOSS, "clai_xent_count", "bblllil", 1)                             \
+  X(XENT_COUNT, LOSS, "clai_xent_count", "bblllilb", 1)                            \
   X(XENT_INV, LOSS, "clai_xent_inv", "bbli", 1)                                    \
   X(XENT_ROWS_F32, LOSS, "clai_xent_rows_f32", "bbbbbllllllllllii", 1)             \
   X(XENT_ROWS_F16, LOSS, "clai_xent_rows_f16", "bbbbbllllllllllii", 1)             \
   X(XENT_ROWS_WG_F32, LOSS, "clai_xent_rows_wg_f32", "bbbbbllllllllllii", 1)       \
   X(XENT_ROWS_WG_F16, LOSS, "clai_xent_rows_wg_f16", "bbbbbllllllllllii", 1)       \
-  X(LOSS_PARTIAL, LOSS, "clai_loss_partial", "bbll", 1)                            \
+  X(LOSS_PARTIAL, LOSS, "clai_loss_partial", "bbllbblfi", 1)                       \
   X(LOSS_FINISH, LOSS, "clai_loss_finish", "bbbllfii", 1)                          \
   X(MSE_F32, LOSS, "clai_mse_f32", "bbbbxlfi", 1)                                  \
   X(MSE_F16, LOSS, "clai_mse_f16", "bbbbxlfi", 1)                                  \

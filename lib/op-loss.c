@@ -53,13 +53,14 @@ static clai_status sum_into(clai_context *ctx, clai_tensor *loss, const clai_ten
   int64_t shp = P;
   clai_status s = clai_tensor_init(ctx, &part, CLAI_DTYPE_F32, 1, &shp);
   size_t global = (size_t)P, one = 1;
+  const cl_float sc = scale;
+  const cl_int use_scal = scal != NULL, active = 1;
+  cl_mem sm = scal != NULL ? scal->buf->mem : part != NULL ? part->buf->mem : NULL;
   if (s == CLAI_OK)
-    s = clai__launch(ctx, CLAI__K_LOSS_PARTIAL, &global, 4, CLAI__ARG(part->buf->mem), CLAI__ARG(vals->buf->mem),
-                     CLAI__ARG(cn), CLAI__ARG(P));
-  if (s == CLAI_OK) {
-    const cl_float sc = scale;
-    const cl_int use_scal = scal != NULL, active = 1;
-    cl_mem sm = scal != NULL ? scal->buf->mem : part->buf->mem;
+    s = clai__launch(ctx, CLAI__K_LOSS_PARTIAL, &global, 9, CLAI__ARG(part->buf->mem), CLAI__ARG(vals->buf->mem),
+                     CLAI__ARG(cn), CLAI__ARG(P), CLAI__ARG(loss->buf->mem), CLAI__ARG(sm), CLAI__ARG(oo),
+                     CLAI__ARG(sc), CLAI__ARG(use_scal));
+  if (s == CLAI_OK && P > 1) { /* one partial: clai_loss_partial wrote the result */
     s = clai__launch_local(ctx, CLAI__K_LOSS_FINISH, &one, fold_local(ctx), 8, CLAI__ARG(loss->buf->mem),
                            CLAI__ARG(part->buf->mem), CLAI__ARG(sm), CLAI__ARG(P), CLAI__ARG(oo), CLAI__ARG(sc),
                            CLAI__ARG(use_scal), CLAI__ARG(active));
@@ -119,9 +120,10 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
   if (s == CLAI_OK) s = clai_tensor_init(ctx, &rows, CLAI_DTYPE_F32, 1, &sn);
   size_t gp = (size_t)P, one = 1, gn = (size_t)N;
   if (s == CLAI_OK)
-    s = clai__launch(ctx, CLAI__K_XENT_COUNT, &gp, 7, CLAI__ARG(cnt->buf->mem), CLAI__ARG(labels->buf->mem),
-                     CLAI__ARG(cn), CLAI__ARG(ls), CLAI__ARG(lo), CLAI__ARG(ign), CLAI__ARG(P));
-  if (s == CLAI_OK)
+    s = clai__launch(ctx, CLAI__K_XENT_COUNT, &gp, 8, CLAI__ARG(cnt->buf->mem), CLAI__ARG(labels->buf->mem),
+                     CLAI__ARG(cn), CLAI__ARG(ls), CLAI__ARG(lo), CLAI__ARG(ign), CLAI__ARG(P),
+                     CLAI__ARG(scal->buf->mem));
+  if (s == CLAI_OK && P > 1) /* one partial: clai_xent_count wrote scal */
     s = clai__launch_local(ctx, CLAI__K_XENT_INV, &one, fold_local(ctx), 4, CLAI__ARG(scal->buf->mem),
                            CLAI__ARG(cnt->buf->mem), CLAI__ARG(P), CLAI__ARG(active));
   if (s == CLAI_OK) {

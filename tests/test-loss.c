@@ -59,7 +59,13 @@ static void xent_case(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, do
   for (int64_t i = 0; i < N; i++) lab[i] = ign && i % 5 == 3 ? IGNORE : (int32_t)(clait_next(&r) % (uint64_t)C);
   const int64_t shape[2] = {N, C};
   clai_tensor *tx = clait_tensor(ctx, dt, 2, shape), *tl = clait_tensor(ctx, CLAI_DTYPE_I32, 1, &N),
-              *tg = with_grad ? clait_tensor(ctx, dt, 2, shape) : NULL, *loss = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
+              *tg = with_grad ? clait_tensor(ctx, dt, 2, shape) : NULL, *loss = NULL;
+  /* the loss is element 1 of three (a view at an offset, as a training loop's slot of its loss vector);
+   * its neighbours must keep their values */
+  const int64_t three = 3;
+  clai_tensor *lvec = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &three);
+  CLAIT_OK(ctx, clai_fill(ctx, lvec, 7.0));
+  CLAIT_OK(ctx, clai_tensor_view(lvec, &loss, 0, NULL, NULL, 1));
   clait_put(ctx, tx, x);
   CLAIT_OK(ctx, clai_tensor_write(tl, lab, (size_t)N * 4));
   if (choice == 0)
@@ -72,6 +78,9 @@ static void xent_case(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, do
            (long long)N, (long long)C, scale, ign, choice);
   /* f32: lse in float loses ~1e-7 relative of |logits|; f16 inputs are exact, the math is f32 */
   check_loss(what, read1(ctx, loss), wl, 1e-5);
+  float lv[3];
+  CLAIT_OK(ctx, clai_tensor_read(lvec, lv, sizeof lv));
+  if (lv[0] != 7.0f || lv[2] != 7.0f) fail_msg("%s: the loss's neighbours became %g and %g", what, lv[0], lv[2]);
   if (with_grad) {
     float *g = clait_get(ctx, tg);
     if (dt == CLAI_DTYPE_F16)
@@ -86,6 +95,7 @@ static void xent_case(clai_context *ctx, clai_dtype dt, int64_t N, int64_t C, do
   clai_tensor_free(tl);
   clai_tensor_free(tg);
   clai_tensor_free(loss);
+  clai_tensor_free(lvec);
   free(x);
   free(want);
   free(lab);
