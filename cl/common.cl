@@ -259,6 +259,26 @@ inline void clai_store_tile(__global float *c, const long oc, const FV *acc, con
 }
 #endif /* VW */
 
+/* The elements of partial j of P over n: a contiguous chunk on CPUs (one core streams through it), an
+ * interleaved set j, j + P, ... on GPUs (neighbouring work-items read neighbouring elements). Either way the
+ * grouping and the order of additions depend only on n and P (cl/loss.cl, cl/optim.cl). */
+#if CLAI_CPU
+#define CLAI_PART_RANGE(j, n, P, lo, hi, st)                                                             \
+  const long st = 1, lo = (j) * (((n) + (P) - 1) / (P)), hi = min((long)(n), lo + ((n) + (P) - 1) / (P))
+#else
+#define CLAI_PART_RANGE(j, n, P, lo, hi, st) const long st = (P), lo = (j), hi = (n)
+#endif
+
+/* Adds the L values of red[] in a fixed tree (the same on every run for a given work-group size) and
+ * leaves the total in red[0]; every work-item of the group must call it (cl/loss.cl, cl/optim.cl). */
+inline void clai_tree_sum(__local float *red, const int lid, const int L) {
+  for (int st = 1; st < L; st <<= 1) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if ((lid & (2 * st - 1)) == 0 && lid + st < L) red[lid] += red[lid + st];
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+
 /* ---- work-group-per-row kernels (CLAI_ROWS=wg; cl/norm.cl, cl/norm_backward.cl) -------------------------
  * A work-group of L work-items takes L / S rows, S work-items ("lanes", a power of two the host picks, see
  * clai__rows_shape) per row: lane k of sub-group g owns elements k, k + S, ... of row group_id * (L / S) + g,

@@ -17,16 +17,6 @@
  * maximum and s = sum(exp(x - m)): the large parts cancel exactly before log(s) is added ((m + log(s)) -
  * x[label] lost 2.4e-4 at logits of 1e4, issue 10). */
 
-/* The elements of partial j of P over n: a contiguous chunk on CPUs (one core streams through it), an
- * interleaved set j, j + P, ... on GPUs (neighbouring work-items read neighbouring elements). Either way the
- * grouping and the order of additions depend only on n and P. */
-#if CLAI_CPU
-#define CLAI_PART_RANGE(j, n, P, lo, hi, st)                                                             \
-  const long st = 1, lo = (j) * (((n) + (P) - 1) / (P)), hi = min((long)(n), lo + ((n) + (P) - 1) / (P))
-#else
-#define CLAI_PART_RANGE(j, n, P, lo, hi, st) const long st = (P), lo = (j), hi = (n)
-#endif
-
 /* cnt[j] = number of labels among rows j, j + P, ... that are not ignore_index. With one partial (P = 1)
  * its work-item also folds it as clai_xent_inv would, scal[0] = 1 / count, and the host launches no
  * clai_xent_inv: a launch costs more than the work on CPUs (a training step's loss took five). */
@@ -39,16 +29,6 @@ __kernel void clai_xent_count(__global int *cnt, __global const int *labels, con
   for (long r = r0; r < r1; r += st) c += labels[lo + r * ls] != ignore_index;
   cnt[j] = c;
   if (P == 1) scal[0] = 1.0f / (float)c;
-}
-
-/* Adds the L values of red[] in a fixed tree (the same on every run for a given work-group size) and
- * leaves the total in red[0]; every work-item of the group must call it. */
-inline void clai_tree_sum(__local float *red, const int lid, const int L) {
-  for (int st = 1; st < L; st <<= 1) {
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if ((lid & (2 * st - 1)) == 0 && lid + st < L) red[lid] += red[lid + st];
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
 }
 
 /* One work-group (of at most 256; active = 1): scal[0] = 1 / (sum of the P counts) (infinite when every

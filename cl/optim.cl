@@ -73,16 +73,6 @@ CLAI_SGD(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 CLAI_ADAM(f32, float, CLAI_LD_F32, CLAI_ST_F32)
 CLAI_ADAM(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 
-/* The elements of partial j of P over n: a contiguous chunk on CPUs (one core streams through it), an
- * interleaved set j, j + P, ... on GPUs (neighbouring work-items read neighbouring elements). Either way the
- * grouping and the order of additions depend only on n and P. */
-#if CLAI_CPU
-#define CLAI_PART_RANGE(j, n, P, lo, hi, st)                                                             \
-  const long st = 1, lo = (j) * (((n) + (P) - 1) / (P)), hi = min((long)(n), lo + ((n) + (P) - 1) / (P))
-#else
-#define CLAI_PART_RANGE(j, n, P, lo, hi, st) const long st = (P), lo = (j), hi = (n)
-#endif
-
 /* partial[po + j] = sum of the squares of the elements of partial j (see CLAI_PART_RANGE). */
 #define CLAI_SUMSQ(SFX, T, LD)                                                                           \
   __kernel void clai_sumsq_##SFX(__global float *partial, __global const T *x, const long n,           \
@@ -99,16 +89,6 @@ CLAI_ADAM(f16, half, CLAI_LD_F16, CLAI_ST_F16)
   }
 CLAI_SUMSQ(f32, float, CLAI_LD_F32)
 CLAI_SUMSQ(f16, half, CLAI_LD_F16)
-
-/* Adds the L values of red[] in a fixed tree (the same on every run for a given work-group size) and
- * leaves the total in red[0]; every work-item of the group must call it. */
-inline void clai_tree_sum(__local float *red, const int lid, const int L) {
-  for (int st = 1; st < L; st <<= 1) {
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if ((lid & (2 * st - 1)) == 0 && lid + st < L) red[lid] += red[lid + st];
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
-}
 
 /* One work-group (of at most 256; active = 1): work-item lid adds partials lid, lid + L, ... in order, the
  * group adds those in a fixed tree; norm = sqrt(total); scal[0] = norm, scal[1] = min(1, max_norm /

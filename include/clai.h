@@ -219,9 +219,11 @@ typedef struct clai_context_stats {
 
 CLAI_API clai_status clai_context_stats_get(const clai_context *ctx, clai_context_stats *stats);
 
-/* One kernel program of a context (the kernels of one cl/<name>.cl file) and what it has cost so far. */
+/* One kernel program of a context (the kernels of one cl/<name>.cl file; "core" holds the small op families
+ * most applications use together: cl/elementwise.cl, layout.cl, loss.cl, backward.cl, optim.cl and
+ * random.cl) and what it has cost so far. */
 typedef struct clai_program_info {
-  char name[32];        /* the file's stem, e.g. "matmul_packed" */
+  char name[32];        /* the file's stem, e.g. "matmul_packed", or "core" */
   int state;            /* 0: not built (a lazy context builds it on first use; a matmul program of another
                            family is never built), 1: built from source, 2: loaded from libclai's cache */
   double build_seconds; /* wall time spent on it: building or loading it, the warm-up launch and cache write

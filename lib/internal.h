@@ -24,18 +24,18 @@
 /* ---- kernel programs and kernels -------------------------------------------------------------------------
  * One program per cl/<name>.cl, each prefixed with cl/common.cl (and cl/philox.cl for RANDOM and SAMPLE:
  * clai__program_source). X(ID, file stem). */
+/* The kernel programs. Each is one cl/<stem>.cl file (after cl/common.cl), but for `core`: the small op
+ * families most applications use together (cl/elementwise.cl, layout.cl, loss.cl, backward.cl, optim.cl,
+ * random.cl; program.c, CLAI__CORE_FILES), one program because POCL pays ~40 ms per program build even when
+ * its cache has it (it preprocesses the source with its OpenCL headers to find the entry) and ~0.14 s
+ * more per program on a cold start: a training step used five of them. */
 #define CLAI__PROGRAMS(X) \
   X(COPY, copy)           \
-  X(ELEMENTWISE, elementwise) \
+  X(CORE, core)           \
   X(MATMUL, matmul)       \
   X(MATMUL_PACKED, matmul_packed) \
   X(MATMUL_GPU, matmul_gpu) \
-  X(RANDOM, random)       \
-  X(OPTIM, optim)         \
-  X(LOSS, loss)           \
-  X(BACKWARD, backward)   \
   X(CONV, conv)           \
-  X(LAYOUT, layout)       \
   X(ATTENTION, attention) \
   X(REDUCE, reduce)       \
   X(NORM, norm)           \
@@ -71,16 +71,16 @@ enum clai__program_id {
   X(FILL_F32, COPY, "clai_fill_f32", "bxf", 1)                                    \
   X(FILL_F16, COPY, "clai_fill_f16", "bxf", 1)                                    \
   X(FILL_I32, COPY, "clai_fill_i32", "bxi", 1)                                    \
-  X(BINARY_F32, ELEMENTWISE, "clai_binary_f32", "bbbxi", 1)                       \
-  X(BINARY_F16, ELEMENTWISE, "clai_binary_f16", "bbbxi", 1)                       \
-  X(BINARY_I32, ELEMENTWISE, "clai_binary_i32", "bbbxi", 1)                       \
-  X(BINARY_ROWS_F32, ELEMENTWISE, "clai_binary_rows_f32", "bbblllllllliii", 1)    \
-  X(UNARY_F32, ELEMENTWISE, "clai_unary_f32", "bbxiff", 1)                        \
-  X(UNARY_F16, ELEMENTWISE, "clai_unary_f16", "bbxiff", 1)                        \
-  X(UNARY_I32, ELEMENTWISE, "clai_unary_i32", "bbxiff", 1)                        \
-  X(GLU_F32, ELEMENTWISE, "clai_glu_f32", "bbxi", 1)                               \
-  X(GLU_F16, ELEMENTWISE, "clai_glu_f16", "bbxi", 1)                               \
-  X(GLU_ROWS_F32, ELEMENTWISE, "clai_glu_rows_f32", "bbllllllli", 1)               \
+  X(BINARY_F32, CORE, "clai_binary_f32", "bbbxi", 1)                       \
+  X(BINARY_F16, CORE, "clai_binary_f16", "bbbxi", 1)                       \
+  X(BINARY_I32, CORE, "clai_binary_i32", "bbbxi", 1)                       \
+  X(BINARY_ROWS_F32, CORE, "clai_binary_rows_f32", "bbblllllllliii", 1)    \
+  X(UNARY_F32, CORE, "clai_unary_f32", "bbxiff", 1)                        \
+  X(UNARY_F16, CORE, "clai_unary_f16", "bbxiff", 1)                        \
+  X(UNARY_I32, CORE, "clai_unary_i32", "bbxiff", 1)                        \
+  X(GLU_F32, CORE, "clai_glu_f32", "bbxi", 1)                               \
+  X(GLU_F16, CORE, "clai_glu_f16", "bbxi", 1)                               \
+  X(GLU_ROWS_F32, CORE, "clai_glu_rows_f32", "bbllllllli", 1)               \
   X(GEMM_F32, MATMUL, "clai_gemm_f32", "bbbxiiillllllffbllli", 3)                     \
   X(GEMM_F16, MATMUL, "clai_gemm_f16", "bbbxiiillllllffbllli", 3)                     \
   X(PACK_AB_F32, MATMUL_PACKED, "clai_pack_ab_f32", "bbbbxiiiiilllli", 3)              \
@@ -99,33 +99,33 @@ enum clai__program_id {
   X(GEMM_GPU_F16, MATMUL_GPU, "clai_gemm_gpu_f16", "bbbxiiillllllffbllli", 3)         \
   X(GEMM_GPU_SKINNY_F32, MATMUL_GPU, "clai_gemm_gpu_skinny_f32", "bbbxiiillllllffbllli", 3) \
   X(GEMM_GPU_SKINNY_F16, MATMUL_GPU, "clai_gemm_gpu_skinny_f16", "bbbxiiillllllffbllli", 3) \
-  X(RAND_F32, RANDOM, "clai_rand_f32", "bxlliff", 1)                               \
-  X(RAND_F16, RANDOM, "clai_rand_f16", "bxlliff", 1)                               \
-  X(DROPOUT_F32, RANDOM, "clai_dropout_f32", "bbbxllffi", 1)                       \
-  X(DROPOUT_F16, RANDOM, "clai_dropout_f16", "bbbxllffi", 1)                       \
-  X(SGD_F32, OPTIM, "clai_sgd_f32", "bbbllllffffii", 1)                            \
-  X(SGD_F16, OPTIM, "clai_sgd_f16", "bbbllllffffii", 1)                            \
-  X(ADAM_F32, OPTIM, "clai_adam_f32", "bbbblllllfffffffi", 1)                      \
-  X(ADAM_F16, OPTIM, "clai_adam_f16", "bbbblllllfffffffi", 1)                      \
-  X(SUMSQ_F32, OPTIM, "clai_sumsq_f32", "bbllll", 1)                               \
-  X(SUMSQ_F16, OPTIM, "clai_sumsq_f16", "bbllll", 1)                               \
-  X(NORM_FINISH, OPTIM, "clai_norm_finish", "bbbllfii", 1)                         \
-  X(CLIP_SCALE_F32, OPTIM, "clai_clip_scale_f32", "bbll", 1)                       \
-  X(CLIP_SCALE_F16, OPTIM, "clai_clip_scale_f16", "bbll", 1)                       \
-  X(XENT_COUNT, LOSS, "clai_xent_count", "bblllilb", 1)                            \
-  X(XENT_INV, LOSS, "clai_xent_inv", "bbli", 1)                                    \
-  X(XENT_ROWS_F32, LOSS, "clai_xent_rows_f32", "bbbbbllllllllllii", 1)             \
-  X(XENT_ROWS_F16, LOSS, "clai_xent_rows_f16", "bbbbbllllllllllii", 1)             \
-  X(XENT_ROWS_WG_F32, LOSS, "clai_xent_rows_wg_f32", "bbbbbllllllllllii", 1)       \
-  X(XENT_ROWS_WG_F16, LOSS, "clai_xent_rows_wg_f16", "bbbbbllllllllllii", 1)       \
-  X(LOSS_PARTIAL, LOSS, "clai_loss_partial", "bbllbblfi", 1)                       \
-  X(LOSS_FINISH, LOSS, "clai_loss_finish", "bbbllfii", 1)                          \
-  X(MSE_F32, LOSS, "clai_mse_f32", "bbbbxlfi", 1)                                  \
-  X(MSE_F16, LOSS, "clai_mse_f16", "bbbbxlfi", 1)                                  \
-  X(UNARY_BWD_F32, BACKWARD, "clai_unary_bwd_f32", "bbbxi", 1)                     \
-  X(UNARY_BWD_F16, BACKWARD, "clai_unary_bwd_f16", "bbbxi", 1)                         \
-  X(BINARY_BWD_F32, BACKWARD, "clai_binary_bwd_f32", "bbbbxii", 1)                 \
-  X(BINARY_BWD_F16, BACKWARD, "clai_binary_bwd_f16", "bbbbxii", 1)                 \
+  X(RAND_F32, CORE, "clai_rand_f32", "bxlliff", 1)                               \
+  X(RAND_F16, CORE, "clai_rand_f16", "bxlliff", 1)                               \
+  X(DROPOUT_F32, CORE, "clai_dropout_f32", "bbbxllffi", 1)                       \
+  X(DROPOUT_F16, CORE, "clai_dropout_f16", "bbbxllffi", 1)                       \
+  X(SGD_F32, CORE, "clai_sgd_f32", "bbbllllffffii", 1)                            \
+  X(SGD_F16, CORE, "clai_sgd_f16", "bbbllllffffii", 1)                            \
+  X(ADAM_F32, CORE, "clai_adam_f32", "bbbblllllfffffffi", 1)                      \
+  X(ADAM_F16, CORE, "clai_adam_f16", "bbbblllllfffffffi", 1)                      \
+  X(SUMSQ_F32, CORE, "clai_sumsq_f32", "bbllll", 1)                               \
+  X(SUMSQ_F16, CORE, "clai_sumsq_f16", "bbllll", 1)                               \
+  X(NORM_FINISH, CORE, "clai_norm_finish", "bbbllfii", 1)                         \
+  X(CLIP_SCALE_F32, CORE, "clai_clip_scale_f32", "bbll", 1)                       \
+  X(CLIP_SCALE_F16, CORE, "clai_clip_scale_f16", "bbll", 1)                       \
+  X(XENT_COUNT, CORE, "clai_xent_count", "bblllilb", 1)                            \
+  X(XENT_INV, CORE, "clai_xent_inv", "bbli", 1)                                    \
+  X(XENT_ROWS_F32, CORE, "clai_xent_rows_f32", "bbbbbllllllllllii", 1)             \
+  X(XENT_ROWS_F16, CORE, "clai_xent_rows_f16", "bbbbbllllllllllii", 1)             \
+  X(XENT_ROWS_WG_F32, CORE, "clai_xent_rows_wg_f32", "bbbbbllllllllllii", 1)       \
+  X(XENT_ROWS_WG_F16, CORE, "clai_xent_rows_wg_f16", "bbbbbllllllllllii", 1)       \
+  X(LOSS_PARTIAL, CORE, "clai_loss_partial", "bbllbblfi", 1)                       \
+  X(LOSS_FINISH, CORE, "clai_loss_finish", "bbbllfii", 1)                          \
+  X(MSE_F32, CORE, "clai_mse_f32", "bbbbxlfi", 1)                                  \
+  X(MSE_F16, CORE, "clai_mse_f16", "bbbbxlfi", 1)                                  \
+  X(UNARY_BWD_F32, CORE, "clai_unary_bwd_f32", "bbbxi", 1)                     \
+  X(UNARY_BWD_F16, CORE, "clai_unary_bwd_f16", "bbbxi", 1)                         \
+  X(BINARY_BWD_F32, CORE, "clai_binary_bwd_f32", "bbbbxii", 1)                 \
+  X(BINARY_BWD_F16, CORE, "clai_binary_bwd_f16", "bbbbxii", 1)                 \
   X(IM2COL_F32, CONV, "clai_im2col_f32", "bbllllliiiiiiiiiiiiii", 2)              \
   X(IM2COL_F16, CONV, "clai_im2col_f16", "bbllllliiiiiiiiiiiiii", 2)              \
   X(CONV_EPILOGUE_F32, CONV, "clai_conv_epilogue_f32", "bbblllllllliiiiii", 2)   \
@@ -136,17 +136,17 @@ enum clai__program_id {
   X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiii", 2)    \
   X(GLOBAL_AVG_POOL_F32, CONV, "clai_global_avg_pool_f32", "bblllllllliiii", 1)  \
   X(GLOBAL_AVG_POOL_F16, CONV, "clai_global_avg_pool_f16", "bblllllllliiii", 1) \
-  X(GATHER_ROWS_B4, LAYOUT, "clai_gather_rows_b4", "bbbbxlllll", 1) \
-  X(GATHER_ROWS_B2, LAYOUT, "clai_gather_rows_b2", "bbbbxlllll", 1) \
-  X(ONE_HOT, LAYOUT, "clai_one_hot", "bbxli", 1) \
-  X(WHERE_B4, LAYOUT, "clai_where_b4", "bbbbxxi", 1) \
-  X(WHERE_B2, LAYOUT, "clai_where_b2", "bbbbxxi", 1) \
-  X(SCATTER_ROWS_ADD, LAYOUT, "clai_scatter_rows_add", "bbbllllliii", 1) \
+  X(GATHER_ROWS_B4, CORE, "clai_gather_rows_b4", "bbbbxlllll", 1) \
+  X(GATHER_ROWS_B2, CORE, "clai_gather_rows_b2", "bbbbxlllll", 1) \
+  X(ONE_HOT, CORE, "clai_one_hot", "bbxli", 1) \
+  X(WHERE_B4, CORE, "clai_where_b4", "bbbbxxi", 1) \
+  X(WHERE_B2, CORE, "clai_where_b2", "bbbbxxi", 1) \
+  X(SCATTER_ROWS_ADD, CORE, "clai_scatter_rows_add", "bbbllllliii", 1) \
   X(ATTENTION_D64, ATTENTION, "clai_attention_d64", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ATTENTION_D256, ATTENTION, "clai_attention_d256", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfii", 1) \
   X(ROPE_F16, ATTENTION, "clai_rope_f16", "bbxlllllllfii", 1) \
-  X(UNARY_ROWS_F32, ELEMENTWISE, "clai_unary_rows_f32", "bblllliff", 1)            \
+  X(UNARY_ROWS_F32, CORE, "clai_unary_rows_f32", "bblllliff", 1)            \
   X(REDUCE_ROWS, REDUCE, "clai_reduce_rows", "bbbxllliiiii", 1)                    \
   X(REDUCE_COLS, REDUCE, "clai_reduce_cols", "bbbxllliiiii", 1)                   \
   X(REDUCE_MERGE, REDUCE, "clai_reduce_merge", "bbxlliiii", 1)                     \

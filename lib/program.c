@@ -20,11 +20,16 @@
 
 #include "internal.h"
 
-/* The generated kernels-cl.c (from the files in cl/, see Makefile.am). */
-extern const char clai__cl_common[];
-extern const char clai__cl_philox[];
-#define CLAI__SRC_DECL_(id, stem) extern const char clai__cl_##stem[];
-CLAI__PROGRAMS(CLAI__SRC_DECL_)
+/* The generated kernels-cl.c (from the files in cl/, see Makefile.am): one string per file. The program
+ * `core` is cl/core.cl (a comment) and the files of CLAI__CORE_FILES. */
+#define CLAI__CORE_FILES(X) X(elementwise) X(layout) X(loss) X(backward) X(optim) X(random)
+#define CLAI__SRC_DECL_(stem) extern const char clai__cl_##stem[];
+#define CLAI__SRC_DECL2_(id, stem) CLAI__SRC_DECL_(stem)
+CLAI__SRC_DECL_(common)
+CLAI__SRC_DECL_(philox)
+CLAI__CORE_FILES(CLAI__SRC_DECL_)
+CLAI__PROGRAMS(CLAI__SRC_DECL2_)
+#undef CLAI__SRC_DECL2_
 #undef CLAI__SRC_DECL_
 
 static void release_program(clai_context *ctx, int prog);
@@ -168,16 +173,42 @@ static clai_status check_arg(clai_context *ctx, int kernel, cl_uint a, size_t si
   return CLAI_OK;
 }
 
-/* cl/common.cl, then cl/philox.cl for the programs that draw random numbers, then the program's file. */
+/* cl/common.cl, then cl/philox.cl for the programs that draw random numbers, then the program's file (and
+ * for core, the files of CLAI__CORE_FILES). */
 char *clai__program_source(int prog) {
-  const char *mid = prog == CLAI__P_RANDOM || prog == CLAI__P_SAMPLE ? clai__cl_philox : "";
-  size_t a = strlen(clai__cl_common), m = strlen(mid), b = strlen(program_sources[prog]);
-  char *s = malloc(a + m + b + 1);
+  const char *parts[16];
+  int n = 0;
+  parts[n++] = clai__cl_common;
+  if (prog == CLAI__P_CORE || prog == CLAI__P_SAMPLE) parts[n++] = clai__cl_philox;
+  parts[n++] = program_sources[prog];
+  if (prog == CLAI__P_CORE) {
+#define CLAI__CORE_PART_(stem) parts[n++] = clai__cl_##stem;
+    CLAI__CORE_FILES(CLAI__CORE_PART_)
+#undef CLAI__CORE_PART_
+  }
+  size_t len = 0;
+  for (int i = 0; i < n; i++) len += strlen(parts[i]);
+  char *s = malloc(len + 1), *w = s;
   if (s == NULL) return NULL;
-  memcpy(s, clai__cl_common, a);
-  memcpy(s + a, mid, m);
-  memcpy(s + a + m, program_sources[prog], b + 1);
+  for (int i = 0; i < n; i++) {
+    const size_t l = strlen(parts[i]);
+    memcpy(w, parts[i], l);
+    w += l;
+  }
+  *w = '\0';
   return s;
+}
+
+/* How messages name a program's source: "cl/<stem>.cl", for core with the list of its files. */
+static const char *program_files(int prog, char *buf, size_t cap) {
+  if (prog == CLAI__P_CORE)
+    return "cl/core.cl ("
+#define CLAI__CORE_NAME_(stem) " cl/" #stem ".cl"
+        CLAI__CORE_FILES(CLAI__CORE_NAME_)
+#undef CLAI__CORE_NAME_
+        " )";
+  snprintf(buf, cap, "cl/%s.cl", program_stems[prog]);
+  return buf;
 }
 
 void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm_config *gemm, char *buf,
@@ -445,7 +476,9 @@ static clai_status warm_up(clai_context *ctx, int prog) {
   }
   if (st == CLAI_OK) {
     err = clFinish(ctx->queue);
-    if (err != CL_SUCCESS) st = clai__cl_error(ctx, err, "warm-up of cl/%s.cl failed", program_stems[prog]);
+    char files[128];
+    if (err != CL_SUCCESS)
+      st = clai__cl_error(ctx, err, "warm-up of %s failed", program_files(prog, files, sizeof files));
   }
   clReleaseMemObject(dummy);
   return st;
@@ -536,9 +569,8 @@ static clai_status init_program(clai_context *ctx, int prog, int use_cache) {
   }
   int from_source = ctx->programs[prog] == NULL;
   if (from_source) {
-    char what[64];
-    snprintf(what, sizeof what, "cl/%s.cl", program_stems[prog]);
-    st = clai__program_build(ctx, source, options, what, &ctx->programs[prog]);
+    char files[128];
+    st = clai__program_build(ctx, source, options, program_files(prog, files, sizeof files), &ctx->programs[prog]);
     if (st != CLAI_OK) goto done;
     ctx->stats.programs_built++;
   } else {
@@ -656,12 +688,13 @@ void clai__programs_free(clai_context *ctx) {
 clai_status clai__kernel_ready(clai_context *ctx, int kernel) {
   if (ctx->kernels[kernel] != NULL) return CLAI_OK;
   const int prog = kernel_descs[kernel].program;
+  char files[128];
   if (!program_wanted(ctx, prog)) /* a bug in the caller: a kernel of another matmul family */
-    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s belongs to cl/%s.cl, which this context does not use",
-                       kernel_descs[kernel].name, program_stems[prog]);
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s belongs to %s, which this context does not use",
+                       kernel_descs[kernel].name, program_files(prog, files, sizeof files));
   if (ctx->programs[prog] != NULL) /* built, but without this kernel: cannot happen after init_program */
-    return clai__error(ctx, CLAI_E_OPENCL, "%s is missing from cl/%s.cl", kernel_descs[kernel].name,
-                       program_stems[prog]);
+    return clai__error(ctx, CLAI_E_OPENCL, "%s is missing from %s", kernel_descs[kernel].name,
+                       program_files(prog, files, sizeof files));
   clai_status st = init_program_fit(ctx, prog, 1);
   if (st != CLAI_OK) release_program(ctx, prog);
   return st;
