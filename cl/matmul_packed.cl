@@ -392,8 +392,8 @@ __kernel void clai_conv_wgrad(__global float *part, __global const float *xp, __
   const long plane = (long)Hp * Wp;
   /* Row r's tap at offset xd[r] from a position's first input: one pointer moves along the positions,
    * where 14 pointers of their own (one per row, moved by LLVM each k) did not fit the 16 general
-   * registers (the 14 x 32 tile's loop: 88 instructions, 32 of them stack accesses, for 28 FMAs; now 54
-   * and 6 loads). */
+   * registers (the 14 x 32 tile's loop: 88 instructions, 32 of them stack accesses, for 28 FMAs; now 55
+   * and 7 loads). */
   const __global float *xb = xp + (long)z * Cg * plane;
   long xd[RM];
   CLAI_PRAGMA(unroll)

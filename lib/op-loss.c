@@ -1,7 +1,8 @@
 /* op-loss.c - softmax cross-entropy over integer labels and mean squared error (cl/loss.cl). The mean is
  * reduced in a fixed order (partial sums whose layout depends on the size and the device class alone, then one
  * work-group), never with atomics. The finishing kernels run as one work-group: a global size of 1 is
- * rounded up to the local size (local_1d, at most 256) by clai__launch. */
+ * rounded up to the local size (local_1d, at most 256) by clai__launch. With one partial there is nothing to
+ * fold: the partial's kernel writes the result, and the finishing kernel is not launched. */
 #include <math.h>
 
 #include "internal.h"
