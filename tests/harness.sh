@@ -4,11 +4,21 @@
 # races, invalid API use - to a log of the test's own, and any line in it fails the test: the reports are
 # printed as TAP diagnostics and a "Bail out!" line makes the driver count an error, whatever the test's
 # own results were.
-# Each test's wall time ends its log ("# harness: took N s"); build-aux/check-impl lists the slowest.
+# Each test's wall time ends its log ("# harness: took N s"); build-aux/check-impl lists the slowest. The line
+# before it has the CPU seconds (user + system) of the test's processes, which, unlike the wall time, a busy
+# or shared machine does not inflate.
 start=$(date +%s)
+cpu() { # prints the CPU line: the user + system seconds of the children waited for (`times`, second line;
+  # `times` runs in this shell, not in a command substitution's, which has no children)
+  t=$(mktemp "${TMPDIR:-/tmp}/clai-times.XXXXXX") || return
+  times >"$t"
+  echo "# harness: cpu $(sed -n '2s/[ms]/ /gp' "$t" | awk '{printf "%d", $1 * 60 + $2 + $3 * 60 + $4 + 0.5}') s"
+  rm -f "$t"
+}
 if [ "${CLAI_TEST_OCLGRIND:-0}" != 1 ]; then
   "$@"
   rc=$?
+  cpu
   echo "# harness: took $(($(date +%s) - start)) s"
   exit $rc
 fi
@@ -25,5 +35,6 @@ if [ -s "$log" ]; then
   rc=1
 fi
 rm -f "$log"
+cpu
 echo "# harness: took $(($(date +%s) - start)) s"
 exit $rc

@@ -6,6 +6,7 @@
  * sees exactly the values the device reduces. */
 #include <limits.h>
 
+#include "internal.h" /* clai__reduce_cols_tile: the columns a work-item or work-group of the column kernels takes */
 #include "testutil.h"
 
 #define CTX(state) ((clai_context *)*(state))
@@ -73,8 +74,11 @@ static clai_status run_op(clai_context *ctx, int op, clai_tensor *out, clai_tens
   }
 }
 
-/* Reduces x (any view) with op over axis into a new output of dtype odt and checks every element. */
-static void check_reduce(clai_context *ctx, int op, clai_tensor *x, int axis, int keepdim, clai_dtype odt, double rtol) {
+/* Reduces x (any view) with op over axis into a new output of dtype odt and checks every element. xv: x's
+ * values as clait_fetch gives them, or NULL to fetch them here (a strided view's fetch is a copy kernel, which
+ * on a simulator cost as much as some of the reductions checked with it: the loops over ops fetch once). */
+static void check_reduce_v(clai_context *ctx, int op, clai_tensor *x, const double *xv_in, int axis, int keepdim,
+                           clai_dtype odt, double rtol) {
   int nd = clai_tensor_ndim(x), all = axis == CLAI_AXIS_ALL, ax = all ? 0 : (axis < 0 ? axis + nd : axis);
   int64_t shape[CLAI_MAX_DIMS], oshape[CLAI_MAX_DIMS];
   int on = 0;
@@ -89,7 +93,8 @@ static void check_reduce(clai_context *ctx, int op, clai_tensor *x, int axis, in
   int arg = op == OP_ARGMAX || op == OP_ARGMIN;
   clai_tensor *out = clait_tensor(ctx, arg ? CLAI_DTYPE_I32 : odt, on, oshape);
   CLAIT_OK(ctx, run_op(ctx, op, out, x, axis, keepdim));
-  double *xv = clait_fetch(ctx, x), *got = clait_fetch(ctx, out);
+  double *xv_own = xv_in != NULL ? NULL : clait_fetch(ctx, x), *got = clait_fetch(ctx, out);
+  const double *xv = xv_in != NULL ? xv_in : xv_own;
   int64_t outer = 1, n = 1, inner = 1;
   for (int i = 0; i < nd; i++) {
     if (all || i == ax) n *= shape[i];
@@ -108,9 +113,12 @@ static void check_reduce(clai_context *ctx, int op, clai_tensor *x, int axis, in
         fail_msg("%s over axis %d (keepdim %d) of %lld x %lld x %lld: element %lld is %.9g, expected %.9g", op_names[op],
                  axis, keepdim, (long long)outer, (long long)n, (long long)inner, (long long)(o * inner + q), g, want);
     }
-  free(xv);
+  free(xv_own);
   free(got);
   clai_tensor_free(out);
+}
+static void check_reduce(clai_context *ctx, int op, clai_tensor *x, int axis, int keepdim, clai_dtype odt, double rtol) {
+  check_reduce_v(ctx, op, x, NULL, axis, keepdim, odt, rtol);
 }
 
 static void random_values(clait_rng *r, float *v, size_t n, float lo, float hi) { clait_fill(r, v, n, lo, hi); }
@@ -167,8 +175,10 @@ static void test_views(void **state) {
       for (int op = 0; op < OP_COUNT; op++) {
         if (clait_small() && (op + vi + d) % turns) continue; /* small: some of the ops, by turns */
         int nd = clai_tensor_ndim(views[vi]);
-        for (int ax = 0; ax < nd; ax++) check_reduce(ctx, op, views[vi], ax, vi & 1, CLAI_DTYPE_F32, 1e-5);
-        check_reduce(ctx, op, views[vi], CLAI_AXIS_ALL, 0, CLAI_DTYPE_F32, 1e-5);
+        double *xv = clait_fetch(ctx, views[vi]);
+        for (int ax = 0; ax < nd; ax++) check_reduce_v(ctx, op, views[vi], xv, ax, vi & 1, CLAI_DTYPE_F32, 1e-5);
+        check_reduce_v(ctx, op, views[vi], xv, CLAI_AXIS_ALL, 0, CLAI_DTYPE_F32, 1e-5);
+        free(xv);
       }
     clai_tensor_free(e);
     clai_tensor_free(row);
@@ -235,20 +245,23 @@ static void test_long_rows(void **state) {
   clai_tensor *m = NULL, *mt = NULL;
   CLAIT_OK(ctx, clai_tensor_reshape(x, &m, 2, (int64_t[]){4, (int64_t)n / 4}));
   CLAIT_OK(ctx, clai_tensor_transpose(m, &mt, 0, 1)); /* [250000, 4]: long strided rows along axis 0 */
+  double *mv = clait_fetch(ctx, m), *mtv = clait_fetch(ctx, mt);
   for (int op = 0; op < OP_COUNT; op++) {
-    check_reduce(ctx, op, m, 1, 0, CLAI_DTYPE_F32, 2e-6);
-    check_reduce(ctx, op, mt, 0, 1, CLAI_DTYPE_F32, 2e-6);
-    check_reduce(ctx, op, mt, CLAI_AXIS_ALL, 0, CLAI_DTYPE_F32, 2e-6);
+    check_reduce_v(ctx, op, m, mv, 1, 0, CLAI_DTYPE_F32, 2e-6);
+    check_reduce_v(ctx, op, mt, mtv, 0, 1, CLAI_DTYPE_F32, 2e-6);
+    check_reduce_v(ctx, op, mt, mtv, CLAI_AXIS_ALL, 0, CLAI_DTYPE_F32, 2e-6);
   }
   /* column reductions (eight neighbouring outputs per work-item), the axis cut into chunks and merged */
   clai_tensor *sq = NULL, *sl = NULL;
   CLAIT_OK(ctx, clai_tensor_reshape(x, &sq, 2, (int64_t[]){side, side}));
   CLAIT_OK(ctx, clai_tensor_slice(sq, &sl, 1, 3, side, 1)); /* [1000, 997]: rows do not start aligned */
+  double *sqv = clait_fetch(ctx, sq), *slv = clait_fetch(ctx, sl);
   for (int op = 0; op < OP_COUNT; op++) {
-    check_reduce(ctx, op, sq, 0, 0, CLAI_DTYPE_F32, 2e-6);
-    check_reduce(ctx, op, sl, 0, 1, CLAI_DTYPE_F32, 2e-6);
-    check_reduce(ctx, op, m, 0, 0, CLAI_DTYPE_F32, 2e-6);
+    check_reduce_v(ctx, op, sq, sqv, 0, 0, CLAI_DTYPE_F32, 2e-6);
+    check_reduce_v(ctx, op, sl, slv, 0, 1, CLAI_DTYPE_F32, 2e-6);
+    check_reduce_v(ctx, op, m, mv, 0, 0, CLAI_DTYPE_F32, 2e-6);
   }
+  free(slv), free(sqv), free(mtv), free(mv);
   clai_tensor_free(sl);
   clai_tensor_free(sq);
   clai_tensor_free(mt);
@@ -331,6 +344,13 @@ static void test_cols_shapes(void **state) {
   clai_context *ctx = CTX(state);
   const int turns = small_turns(ctx);
   clait_rng r = {23};
+  /* W: the width of the 3-D, unaligned, stepped and special-value cases below, three columns past whole tiles:
+   * 515 for a CPU's tile of 512. In small mode on a device whose tile is narrower (GPUs and the simulator: 32
+   * columns, a work-item's tile in clai_reduce_cols and a work-group's block in clai_reduce_cols_wg), two of
+   * its tiles and the same three: 67, whole and ragged tiles, vector and tail columns as before, on an eighth
+   * of the data (on Oclgrind these cases were 60% of the test's column reductions). */
+  const int64_t tile = clai__reduce_cols_tile(&ctx->caps);
+  const int64_t W = clait_small() && tile < 512 ? 2 * tile + 3 : 515;
   static const int64_t widths[] = {3, 9, 511, 512, 515, 1029};
   static const int64_t lens[] = {2, 5, 131, 1030};
   const size_t cap = 1031 * 1035;
@@ -344,51 +364,58 @@ static void test_cols_shapes(void **state) {
         if (clait_small() && (lens[li] > 200 || turn++ % turns)) continue;
         clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
         clai_tensor *x = clait_upload_floats(ctx, dt, 2, (int64_t[]){lens[li], widths[wi]}, v);
-        for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, x, 0, (int)(li & 1), CLAI_DTYPE_F32, 2e-6);
+        double *xv = clait_fetch(ctx, x);
+        for (int op = 0; op < OP_COUNT; op++) check_reduce_v(ctx, op, x, xv, 0, (int)(li & 1), CLAI_DTYPE_F32, 2e-6);
+        free(xv);
         clai_tensor_free(x);
       }
     }
-  /* [3, 131, 515] over its middle axis; rows of 515 starting 3 elements in ([1030, 518] sliced); every third
+  /* [3, 131, W] over its middle axis; rows of W starting 3 elements in ([1030, W + 3] sliced); every third
    * step of the reduced axis; f16 output */
-  clai_tensor *t3 = clait_upload_floats(ctx, CLAI_DTYPE_F32, 3, (int64_t[]){3, 131, 515}, v);
-  clai_tensor *big = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){1030, 518}, v), *un = NULL, *st = NULL;
-  CLAIT_OK(ctx, clai_tensor_slice(big, &un, 1, 3, 518, 1));  /* [1030, 515], rows 518 apart */
-  CLAIT_OK(ctx, clai_tensor_slice(un, &st, 0, 1, 1030, 3));  /* [343, 515], every third row */
+  clai_tensor *t3 = clait_upload_floats(ctx, CLAI_DTYPE_F32, 3, (int64_t[]){3, 131, W}, v);
+  clai_tensor *big = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){1030, W + 3}, v), *un = NULL, *st = NULL;
+  CLAIT_OK(ctx, clai_tensor_slice(big, &un, 1, 3, W + 3, 1)); /* [1030, W], rows W + 3 apart */
+  CLAIT_OK(ctx, clai_tensor_slice(un, &st, 0, 1, 1030, 3));   /* [343, W], every third row */
+  double *t3v = clait_fetch(ctx, t3), *unv = clait_fetch(ctx, un), *stv = clait_fetch(ctx, st);
   for (int op = 0; op < OP_COUNT; op++) {
     if (clait_small() && op % turns) continue;
-    check_reduce(ctx, op, t3, 1, 0, CLAI_DTYPE_F32, 2e-6);
-    check_reduce(ctx, op, un, 0, 1, CLAI_DTYPE_F32, 2e-6);
-    check_reduce(ctx, op, st, 0, 0, CLAI_DTYPE_F32, 2e-6);
-    check_reduce(ctx, op, t3, 0, 0, CLAI_DTYPE_F16, 2e-6);
+    check_reduce_v(ctx, op, t3, t3v, 1, 0, CLAI_DTYPE_F32, 2e-6);
+    check_reduce_v(ctx, op, un, unv, 0, 1, CLAI_DTYPE_F32, 2e-6);
+    check_reduce_v(ctx, op, st, stv, 0, 0, CLAI_DTYPE_F32, 2e-6);
+    check_reduce_v(ctx, op, t3, t3v, 0, 0, CLAI_DTYPE_F16, 2e-6);
   }
+  free(stv), free(unv), free(t3v);
   clai_tensor_free(st);
   clai_tensor_free(un);
   clai_tensor_free(big);
   clai_tensor_free(t3);
-  /* [300, 515] with special values: NaN in vector column 2 (steps 5 and 150) and in tail column 513 (step 290,
-   * the last chunk); +inf in column 100 at steps 3 and 290; -inf in 101; +inf and -inf in 102; column 103 all
-   * -inf; column 514 +inf once; tied extremes in columns 7, 8 and 512 (a tail column) */
-  const int64_t R = 300, C = 515;
+  /* [300, W] with special values (W = 515: columns 512-514 are the tail, 100-103 in the first tile; W = 67:
+   * 64-66 and 36-39): NaN in vector column 2 (steps 5 and 150) and in tail column W - 2 (step 290, the last
+   * chunk); +inf in column c0 at steps 3 and 290; -inf in c0 + 1; +inf and -inf in c0 + 2; column c0 + 3 all
+   * -inf; column W - 1 +inf once; tied extremes in columns 7, 8 and W - 3 (a tail column) */
+  const int64_t R = 300, C = W, c0 = W == 515 ? 100 : tile + 4;
   for (int64_t i = 0; i < R * C; i++) v[i] = clait_uniform(&r, -1.0f, 1.0f);
   v[5 * C + 2] = NAN;
-  v[290 * C + 513] = NAN;
-  v[3 * C + 100] = INFINITY;
-  v[290 * C + 100] = INFINITY;
-  v[7 * C + 101] = -INFINITY;
-  v[8 * C + 102] = INFINITY;
-  v[200 * C + 102] = -INFINITY;
-  for (int64_t i = 0; i < R; i++) v[i * C + 103] = -INFINITY;
-  v[150 * C + 514] = INFINITY;
+  v[290 * C + C - 2] = NAN;
+  v[3 * C + c0] = INFINITY;
+  v[290 * C + c0] = INFINITY;
+  v[7 * C + c0 + 1] = -INFINITY;
+  v[8 * C + c0 + 2] = INFINITY;
+  v[200 * C + c0 + 2] = -INFINITY;
+  for (int64_t i = 0; i < R; i++) v[i * C + c0 + 3] = -INFINITY;
+  v[150 * C + C - 1] = INFINITY;
   v[150 * C + 2] = NAN; /* a second NaN: argmax/argmin return the first */
   v[10 * C + 7] = 5.0f; /* ties in different chunks: the first index wins */
   v[250 * C + 7] = 5.0f;
-  v[20 * C + 512] = -5.0f;
-  v[200 * C + 512] = -5.0f;
+  v[20 * C + C - 3] = -5.0f;
+  v[200 * C + C - 3] = -5.0f;
   v[30 * C + 8] = -5.0f;
   v[280 * C + 8] = -5.0f;
   for (int d = 0; d < 2; d++) {
     clai_tensor *sp = clait_upload_floats(ctx, d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32, 2, (int64_t[]){R, C}, v);
-    for (int op = 0; op < OP_COUNT; op++) check_reduce(ctx, op, sp, 0, 0, CLAI_DTYPE_F32, 2e-6);
+    double *spv = clait_fetch(ctx, sp);
+    for (int op = 0; op < OP_COUNT; op++) check_reduce_v(ctx, op, sp, spv, 0, 0, CLAI_DTYPE_F32, 2e-6);
+    free(spv);
     clai_tensor_free(sp);
   }
   free(v);
