@@ -541,12 +541,17 @@ static void launch_shapes(clai_context *ctx) {
   }
   if (ctx->gemm.family != CLAI__GEMM_PACKED) return;
   const struct clai__gemm_packed *g = &ctx->gemm.packed;
-  /* A long M (more A panels than one group takes), then M = lx * ly panels, one fewer and lx + 1 (short
-   * M: the group's work-items take more A panels, in the same group size), and the long M's last, shorter
-   * row of panels: only the first compiles anything. */
-  const int64_t K = g->kb + 3, N = 40, rm = g->rm, lw = g->lx * g->ly;
-  const int64_t ms[5] = {rm * 2 * lw + 5, rm * lw, rm * (lw - 1), rm * (g->lx + 1) - 3, rm * lw + 1};
+  /* A long M (more A panels than one group takes), then lx * ly panels, one fewer and lx + 1 (short M: the
+   * group's work-items take more A panels, in the same group size), and lx * ly + 1: only the first
+   * compiles anything. M up to packed.skinny takes the skinny kernel (B wider than a panel), a kernel of
+   * its own: those sizes are left out. */
+  const int64_t K = g->kb + 3, N = 40, rm = g->rm, lw = g->lx * g->ly, sk = g->skinny;
+  const int64_t mt0 = 2 * lw + 1 > sk / rm + 2 ? 2 * lw + 1 : sk / rm + 2;
+  const int64_t mts[5] = {mt0, lw, lw - 1, g->lx + 1, lw + 1};
+  int64_t ms[5];
+  for (int i = 0; i < 5; i++) ms[i] = rm * (mts[i] - 1) + 1 + (i % 2 ? rm / 2 : 0); /* inside the last panel */
   for (int i = 0; i < 5; i++) {
+    if (i > 0 && (mts[i] < 1 || ms[i] <= sk)) continue;
     const int64_t sa[2] = {ms[i], K}, sb[2] = {K, N}, sc[2] = {ms[i], N};
     clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sa), *b = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sb),
                 *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sc);
