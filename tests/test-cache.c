@@ -21,13 +21,6 @@
 static char base[1024];
 static int counter;
 
-/* Whether the tests run under the sanitizers (CLAI_TEST_SANITIZED: the build's sanitizer flags, empty in a
- * plain build). */
-static int sanitized(void) {
-  const char *v = getenv("CLAI_TEST_SANITIZED");
-  return v != NULL && *v != '\0';
-}
-
 /* A fresh, empty directory for one test. */
 static void fresh_dir(char *dir, size_t cap) {
   snprintf(dir, cap, "%s/c%d", base, counter++);
@@ -54,7 +47,7 @@ static clai_context *open_ctx_mode(const char *dir, clai_context_stats *s, int e
  * check_kernels needs, when it runs) - the same host code, where building every kernel of every program cold
  * under ASan took 23 minutes. The assertions after it hold for both. */
 static clai_context *open_ctx(const char *dir, clai_context_stats *s) {
-  return open_ctx_mode(dir, s, sanitized() ? -1 : 1);
+  return open_ctx_mode(dir, s, clait_sanitized() ? -1 : 1);
 }
 
 /* The kernels of a context loaded from the cache must work: a matmul and a unary op, checked. */
@@ -114,7 +107,7 @@ static long file_size(const char *path) {
 
 static void test_cold_then_warm(void **state) {
   (void)state;
-  const int mode = sanitized() ? -1 : 1; /* lazy under the sanitizers, as open_ctx */
+  const int mode = clait_sanitized() ? -1 : 1; /* lazy under the sanitizers, as open_ctx */
   char dir[1100];
   fresh_dir(dir, sizeof dir);
   clai_context_stats s;
@@ -173,7 +166,7 @@ static void test_lazy(void **state) {
 
   /* CLAI_EAGER=1 makes a context that leaves the choice to the environment eager. (Not under the sanitizers,
    * where building every program cold is most of an hour; the plain runs check it.) */
-  if (sanitized()) return;
+  if (clait_sanitized()) return;
   setenv("CLAI_EAGER", "1", 1);
   ctx = open_ctx_mode(dir, &s, 0);
   unsetenv("CLAI_EAGER");
@@ -222,7 +215,7 @@ static void damage_entry(char names[][512], int n, damage how) {
 static void test_damaged_entries(void **state) {
   (void)state;
   const damage kinds[] = {FLIP_PAYLOAD, FLIP_HEADER, TRUNCATE_HALF, TRUNCATE_HEADER, EMPTY, APPEND, FOREIGN};
-  const int mode = sanitized() ? -1 : 1; /* lazy under the sanitizers, as open_ctx */
+  const int mode = clait_sanitized() ? -1 : 1; /* lazy under the sanitizers, as open_ctx */
   char dir[1100];
   fresh_dir(dir, sizeof dir);
   clai_context_stats s;
@@ -547,7 +540,9 @@ static void launch_shapes(clai_context *ctx) {
    * its own: those sizes are left out. */
   const int64_t K = g->kb + 3, N = 40, rm = g->rm, lw = g->lx * g->ly, sk = g->skinny;
   const int64_t mt0 = 2 * lw + 1 > sk / rm + 2 ? 2 * lw + 1 : sk / rm + 2;
-  const int64_t mts[5] = {mt0, lw, lw - 1, g->lx + 1, lw + 1};
+  /* the smallest regrouping: lx + 1 panels, or the fewest past packed.skinny (AVX2: 6-row tiles, M > 16) */
+  const int64_t mt3 = g->lx + 1 > sk / rm + 2 ? g->lx + 1 : sk / rm + 2;
+  const int64_t mts[5] = {mt0, lw, lw - 1, mt3, lw + 1};
   int64_t ms[5];
   for (int i = 0; i < 5; i++) ms[i] = rm * (mts[i] - 1) + 1 + (i % 2 ? rm / 2 : 0); /* inside the last panel */
   for (int i = 0; i < 5; i++) {

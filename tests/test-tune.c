@@ -138,8 +138,7 @@ static void tune_family(const char *family, const char *prefix) {
  * candidate's build is several times slower (the three searches took 733 s of a CI rehearsal, after which
  * LeakSanitizer's tracer crashed at exit scanning the hundreds of kernel modules POCL had loaded). */
 static int skip_in_small_mode(const char *family) {
-  const char *san = getenv("CLAI_TEST_SANITIZED");
-  if (!clait_small() && (san == NULL || san[0] == '\0')) return 0;
+  if (!clait_small() && !clait_sanitized()) return 0;
   unsetenv("CLAI_GEMM"); /* the device's own family, even after a failed test that forced one */
   char dir[1200], own[256];
   fresh_dir(dir, sizeof dir);

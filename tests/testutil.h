@@ -474,6 +474,13 @@ static inline double clait_ref_unary(clai_unary_op op, double x) {
   return NAN;
 }
 
+/* Whether the tests run under the sanitizers (CLAI_TEST_SANITIZED: the build's sanitizer flags, empty in a
+ * plain build). */
+static inline int clait_sanitized(void) {
+  const char *v = getenv("CLAI_TEST_SANITIZED");
+  return v != NULL && *v != '\0';
+}
+
 /* Test sizes. CLAI_TEST_SIZE=small (for slow devices: the Oclgrind simulator runs about 150 times slower
  * than POCL) shrinks the large shapes of the tests, so every kernel and every path still runs, on less
  * data. CLAIT_SIZE(full, small) picks one of two sizes. */

@@ -525,18 +525,6 @@ static void ref_attention(ops_state *s, ref_pool *pool) {
   }
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static void median_min_max(double *v, int n, double *med, double *mn, double *mx) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  *med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  *mn = v[0];
-  *mx = v[n - 1];
-}
-
 static int finish_clai(void *p) { return clai_sync(((ops_state *)p)->ctx); }
 
 static void ops_usage(FILE *f) {
@@ -649,11 +637,11 @@ int bench_ops(int argc, char **argv) {
       if (rc == 0 && have_ref) { /* the ratio: the median of the turns' ratios, not the ratio of the medians */
         double q[64], qmn, qmx;
         for (int k = 0; k < samples; k++) q[k] = g[k] / r[k];
-        median_min_max(q, samples, &ratio, &qmn, &qmx);
+        bench_median_min_max(q, samples, &ratio, &qmn, &qmx);
       }
       if (rc == 0) {
-        median_min_max(g, samples, &med, &mn, &mx);
-        if (have_ref) median_min_max(r, samples, &rmed, &rmn, &rmx);
+        bench_median_min_max(g, samples, &med, &mn, &mx);
+        if (have_ref) bench_median_min_max(r, samples, &rmed, &rmn, &rmx);
       }
       if (strcmp(c->name, "copy") == 0) copy_bw = med;
       if (rc == 0 && selected(only, c->name)) {
