@@ -589,6 +589,10 @@ typedef struct clai_tune_params {
   /* Called with one line of progress text per candidate (may be NULL). */
   void (*progress)(void *user, const char *line);
   void *user;
+  /* The most candidates to build and time, the starting point included (0: no limit; 1: the current values
+   * alone). The search stops there and stores the best so far: a bound on its time, as every candidate is a
+   * kernel build, a check and a timing. */
+  int max_candidates;
 } clai_tune_params;
 
 /* Runs the search (this takes a while: every candidate is a kernel build) and stores the result. params

@@ -11,7 +11,9 @@
  * The search is a coordinate search from the current values: each round tries every value of one parameter
  * at a time and keeps a change that is at least 2% faster. Every candidate is built from source (not
  * cached), checked against a double-precision reference on awkward shapes (odd sizes, transposes, batch,
- * f16 inputs, bias + activation, the skinny path) and only then timed. */
+ * f16 inputs, bias + activation, the skinny path) and only then timed. clai_tune_params.max_candidates ends
+ * the search early, with the best so far. */
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -336,6 +338,9 @@ clai_status clai_tune(clai_context *ctx, const clai_tune_params *params, char *r
     s.nshapes = params->nshapes;
   }
   const int rounds = params != NULL && params->rounds > 0 ? params->rounds : 2;
+  if (params != NULL && params->max_candidates < 0)
+    return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: max_candidates is %d", fn, params->max_candidates);
+  const int max_tried = params != NULL && params->max_candidates > 0 ? params->max_candidates : INT_MAX;
   s.per_shape = calloc((size_t)s.nshapes, sizeof *s.per_shape);
   double *own = calloc((size_t)s.nshapes, sizeof *own);
   if (s.per_shape == NULL || own == NULL) {
@@ -358,10 +363,10 @@ clai_status clai_tune(clai_context *ctx, const clai_tune_params *params, char *r
   clai_status st = evaluate(&s, &best, &best_score);
   if (st == CLAI_OK) memcpy(own, s.per_shape, (size_t)s.nshapes * sizeof *own);
   const double start_score = best_score;
-  for (int round = 0; st == CLAI_OK && round < rounds; round++) {
+  for (int round = 0; st == CLAI_OK && round < rounds && tried < max_tried; round++) {
     int changed = 0;
-    for (int t = 0; st == CLAI_OK && t < nspace; t++) {
-      for (int v = 0; st == CLAI_OK && v < space[t].nv; v++) {
+    for (int t = 0; st == CLAI_OK && t < nspace && tried < max_tried; t++) {
+      for (int v = 0; st == CLAI_OK && v < space[t].nv && tried < max_tried; v++) {
         clai__gemm_config cand = best;
         int same = 1;
         for (int f = 0; f < space[t].nf; f++) {
@@ -432,8 +437,8 @@ clai_status clai_tune(clai_context *ctx, const clai_tune_params *params, char *r
   if (st == CLAI_OK && report != NULL && cap > 0) {
     char what[256];
     config_text(&best, what, sizeof what);
-    snprintf(report, cap, "%s (%.1f GFLOP/s; the defaults %.1f; %d candidates)", what, best_score, start_score,
-             tried);
+    snprintf(report, cap, "%s (%.1f GFLOP/s; the defaults %.1f; %d candidate%s)", what, best_score, start_score,
+             tried, tried == 1 ? "" : "s");
     if (best.clblast) {
       size_t len = strlen(report);
       clai__appendf(report, cap, &len, "; CLBlast for shape classes:");

@@ -13,10 +13,11 @@ static void print_line(void *user, const char *line) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: clai tune [--sizes N|MxNxK,...] [--rounds R]\n"
+  fprintf(f, "usage: clai tune [--sizes N|MxNxK,...] [--rounds R] [--max-candidates N]\n"
              "  Searches the matmul kernel parameters of the chosen device (CLAI_DEVICE picks another),\n"
              "  checks every candidate against a reference, times it on the shapes, and stores the winner\n"
-             "  in the kernel cache directory, where later contexts on this device find it. A few minutes.\n");
+             "  in the kernel cache directory, where later contexts on this device find it. A few minutes;\n"
+             "  --max-candidates stops after N candidates (the starting point included) with the best so far.\n");
 }
 
 int clai_tool_tune(int argc, char **argv) {
@@ -38,6 +39,13 @@ int clai_tool_tune(int argc, char **argv) {
       p.rounds = atoi(val);
       if (p.rounds < 1 || p.rounds > 10) {
         fprintf(stderr, "clai tune: --rounds must be 1..10\n");
+        return 2;
+      }
+      i++;
+    } else if (strcmp(argv[i], "--max-candidates") == 0 && val != NULL) {
+      p.max_candidates = atoi(val);
+      if (p.max_candidates < 1 || p.max_candidates > 1000) {
+        fprintf(stderr, "clai tune: --max-candidates must be 1..1000\n");
         return 2;
       }
       i++;
