@@ -22,6 +22,7 @@
  * A panels packed for it (the pack kernel's `skinny` argument). The skinny kernel (clai_gemm_apacked_*) keeps
  * SRM x VW tiles and unrolls its k loop CLAI_SKINNY_UK times whatever UK is (its loop has a load of B per k, and
  * 1 x 4096 x 4096 lost 14-25% without the unrolling that the two packed kernels do not need on AVX-512).
+ * Small f32 products with contiguous rows skip step 1: clai_gemm_direct reads A and B in place.
  */
 #define CLAI_SKINNY_UK 4
 #if !defined(RM) || !defined(VW) || !defined(CN) || !defined(KB) || !defined(UK) || !defined(PK) || !defined(SRM)
@@ -251,6 +252,68 @@ CLAI_GEMM_PACKED(clai_gemm_packed_short, (void)0)
     if (gi < Mt && col0 < N)                                                                                   \
       clai_store_tile(c, oc, acc, SRM, gi * SRM, col0, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, flags); \
   }
+
+/* Small products (clai__gemm_config's packed.direct: (M + N) * K up to 2^17 floats by default) with rows of A
+ * and rows of B contiguous: A and B are read in place, without the packing launch, which cost a fifth of a
+ * 256^3 product. The tiles, work-groups and panel grouping are clai_gemm_packed's; no k-blocks (A and B
+ * stay in cache at these sizes). A panel's rows are read through a base pointer per three rows and the row
+ * stride (p[0], p[sam], p[2 sam]): with a pointer per row, or a clamped offset per row, the 14 rows of the
+ * AVX-512 tile took more registers than there are and the accumulators went to the stack (74 instructions
+ * a k with 11 stack accesses; 61 and none like this, against the packed kernel's 50). The last panel is
+ * moved up to end at row M (M >= RM), and stores only its rows past the panel before it. */
+#define CLAI_DIRECT_STEP(LOAD_B)                                                                               \
+  {                                                                                                            \
+    FV bv[CN];                                                                                                 \
+    LOAD_B;                                                                                                    \
+    CLAI_PRAGMA(unroll)                                                                                        \
+    for (int r = 0; r < RM; r++) {                                                                             \
+      const FV av = (FV)(pa[r / 3 * s3 + (r % 3) * sam]);                                                      \
+      CLAI_PRAGMA(unroll)                                                                                      \
+      for (int q = 0; q < CN; q++) acc[q * RM + r] = CLAI_FMA(av, bv[q], acc[q * RM + r]);                     \
+    }                                                                                                          \
+    pa++;                                                                                                      \
+    pb += sbk;                                                                                                 \
+  }
+
+__kernel void clai_gemm_direct(__global float *c, __global const float *a, __global const float *b, CLAI_INDEX_ARGS(ix),
+                               const int M, const int N, const int K, const int Mt, const int Nt, const int gw,
+                               const long sam, const long sbk, const long scm, const long scn, CLAI_EPILOGUE_ARGS) {
+  const long z = get_global_id(2);
+  if (z >= CLAI_IX_NUMEL(ix) || Mt == 0 || Nt == 0) return;
+  /* the packed kernel's mapping of local ids to panels (no barriers here, so work-items past the last panel
+   * simply return) */
+  const int lw = (int)(get_local_size(0) * get_local_size(1));
+  const int f = (int)(get_local_id(0) + get_local_size(0) * get_local_id(1));
+  const int gi = (int)get_group_id(0) * gw + f % gw, gj = (int)get_group_id(1) * (lw / gw) + f / gw;
+  if (gi >= Mt || gj >= Nt) return;
+  long oc, oa, ob;
+  CLAI_OFFSETS(ix, z, &oc, &oa, &ob);
+  const int row0 = min(gi * RM, M - RM), col0 = gj * NR;
+  const int skip = gi * RM - row0; /* rows of the moved last panel that the panel before it stores */
+  const __global float *pa = a + oa + (long)row0 * sam;
+  const __global float *pb = b + ob + col0;
+  const long s3 = 3 * sam;
+  FV acc[RM * CN];
+  CLAI_PRAGMA(unroll)
+  for (int r = 0; r < RM * CN; r++) acc[r] = (FV)(0.0f);
+  if (col0 + NR <= N) {
+    CLAI_PRAGMA(unroll UK)
+    for (int k = 0; k < K; k++)
+      CLAI_DIRECT_STEP(CLAI_PRAGMA(unroll) for (int q = 0; q < CN; q++) bv[q] = VLOAD_VW(0, pb + q * VW))
+  } else { /* the last B panel: its columns past N read column N - 1 (never stored) */
+    for (int k = 0; k < K; k++)
+      CLAI_DIRECT_STEP(CLAI_PRAGMA(unroll) for (int q = 0; q < CN; q++) {
+        float t[VW];
+        for (int j = 0; j < VW; j++) t[j] = pb[min(q * VW + j, N - 1 - col0)];
+        bv[q] = VLOAD_VW(0, t);
+      })
+  }
+  CLAI_PRAGMA(unroll 1)
+  for (int q = 0; q < CN; q++)
+    if (col0 + q * VW < N)
+      clai_store_tile(c, oc, acc + q * RM + skip, RM - skip, row0 + skip, col0 + q * VW, M, N, scm, scn, alpha, beta,
+                      bias, boff, bsm, bsn, flags);
+}
 
 CLAI_GEMM_APACKED(f32, float, LDS_F32, VLDVW_F32)
 CLAI_GEMM_APACKED(f16, half, LDS_F16, VLDVW_F16)

@@ -94,6 +94,7 @@ enum clai__program_id {
   X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiiillffbllli", 3)          \
   X(GEMM_PACKED_SHORT, MATMUL_PACKED, "clai_gemm_packed_short", "bbbxiiiiiillffbllli", 3) \
   X(GEMM_APACKED_F32, MATMUL_PACKED, "clai_gemm_apacked_f32", "bbbxiiiillllffbllli", 3) \
+  X(GEMM_DIRECT, MATMUL_PACKED, "clai_gemm_direct", "bbbxiiiiiillllffbllli", 3) \
   X(GEMM_APACKED_F16, MATMUL_PACKED, "clai_gemm_apacked_f16", "bbbxiiiillllffbllli", 3) \
   X(GEMM_GPU_F32, MATMUL_GPU, "clai_gemm_gpu_f32", "bbbxiiillllllffbllli", 3)         \
   X(GEMM_GPU_F16, MATMUL_GPU, "clai_gemm_gpu_f16", "bbbxiiillllllffbllli", 3)         \
@@ -285,6 +286,7 @@ typedef struct clai__gemm_config {
     int skinny;                          /* M up to this uses the skinny kernel (A packed, B read directly) */
     int srm;                             /* rows of the skinny kernel's tile (srm x vw) and of its A panels */
     int pack_lx;                         /* local size (along k) of the packing kernel */
+    int direct;                          /* products with (M + N) * K up to this read A and B in place */
   } packed;
   struct clai__gemm_gpu {                /* cl/matmul_gpu.cl */
     int rm, vw, kb, lx, ly;              /* RM x VW per work-item, k-tile, LX x LY work-items */

@@ -60,6 +60,10 @@ void clai__gemm_config_default(const clai__devcaps *caps, clai__gemm_config *cfg
   cfg->packed.rm = 6, cfg->packed.vw = 16, cfg->packed.cn = 1, cfg->packed.kb = 256, cfg->packed.uk = 4;
   cfg->packed.pk = 8;
   cfg->packed.lx = 2, cfg->packed.ly = 8, cfg->packed.skinny = 16, cfg->packed.srm = 6, cfg->packed.pack_lx = 16;
+  /* A and B of up to 512 KiB together (256^3) are read in place, unpacked (clai_gemm_direct): the packing
+   * launch cost a fifth of a 256^3 product (POCL, 2 cores, AVX-512: 0.75-0.79x OpenBLAS packed, 0.90-0.99x
+   * direct); from 512^3 on the packed kernel's speed made up for it. */
+  cfg->packed.direct = 131072;
   if (caps->is_cpu && !caps->lanes_cpu && clai__cpu_vector_regs(caps) >= 32) packed_avx512(caps, &cfg->packed);
   /* gpu: 16 x 16 work-items with 4 x 4 each own a 64 x 64 block of C; k-tiles of 16 take 8 KiB of local
    * memory. The skinny kernel: 8 x 16 work-items with 2 x 4 each, a 16 x 64 block. */
@@ -97,9 +101,9 @@ int clai__gemm_config_valid(const clai__gemm_config *cfg, const clai__devcaps *c
                     p->kb >= p->pk && p->kb <= 4096 && p->kb % p->pk == 0 && p->uk >= 1 && p->uk <= 16 &&
                     p->lx >= 1 && p->ly >= 1 && (size_t)(p->lx * p->ly) <= maxwg && p->skinny >= 0 &&
                     p->skinny <= 64 && p->srm >= 1 && p->srm <= 16 && p->pack_lx >= 1 &&
-                    (size_t)p->pack_lx <= maxwg,
-                "packed rm=%d vw=%d cn=%d kb=%d uk=%d pk=%d local=%dx%d srm=%d is out of range", p->rm, p->vw,
-                p->cn, p->kb, p->uk, p->pk, p->lx, p->ly, p->srm);
+                    (size_t)p->pack_lx <= maxwg && p->direct >= 0 && p->direct <= (1 << 24),
+                "packed rm=%d vw=%d cn=%d kb=%d uk=%d pk=%d local=%dx%d srm=%d direct=%d is out of range", p->rm,
+                p->vw, p->cn, p->kb, p->uk, p->pk, p->lx, p->ly, p->srm, p->direct);
   const struct clai__gemm_gpu *q = &cfg->gpu;
   CLAI_REQUIRE_(q->rm >= 1 && q->rm <= 16 && in_set(q->vw, widths + 1, 4) && q->kb >= 1 && q->kb <= 256 &&
                     q->lx >= 1 && q->ly >= 1 && (size_t)(q->lx * q->ly) <= maxwg && q->srm >= 1 && q->srm <= 16 &&
@@ -266,6 +270,11 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
     p->kernel = p->M <= g->packed.skinny && !one_panel
                     ? (p->half_in ? CLAI__K_GEMM_APACKED_F16 : CLAI__K_GEMM_APACKED_F32)
                     : CLAI__K_GEMM_PACKED;
+    /* A small product whose A rows and B rows are contiguous (f32, M of at least a panel, N of at least a
+     * B panel: a narrower one is packed as cheaply, see above) reads them in place: no packing launch */
+    if (p->kernel == CLAI__K_GEMM_PACKED && !p->half_in && p->sak == 1 && p->sbn == 1 && p->M >= g->packed.rm &&
+        p->N >= (int64_t)g->packed.cn * g->packed.vw && (p->M + p->N) * p->K <= (int64_t)g->packed.direct)
+      p->kernel = CLAI__K_GEMM_DIRECT;
   } else if (g->family == CLAI__GEMM_GPU) {
     const int skinny = p->M <= g->gpu.srm * g->gpu.slx;
     p->kernel = skinny ? (p->half_in ? CLAI__K_GEMM_GPU_SKINNY_F16 : CLAI__K_GEMM_GPU_SKINNY_F32)
@@ -356,6 +365,31 @@ static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_t
   clai__pool_release(ctx, ap);
   clai__pool_release(ctx, bp);
   return st;
+}
+
+/* A small product with A and B read in place (clai_gemm_direct, cl/matmul_packed.cl): the tiles, work-groups
+ * and panel grouping of the packed kernel, without its packing launch. */
+static clai_status launch_gemm_direct(clai_context *ctx, clai_tensor *c, const clai_tensor *a, const clai_tensor *b,
+                                      const gemm_plan *p, float alpha, float beta) {
+  const struct clai__gemm_packed *g = &ctx->gemm.packed;
+  const int nr = g->cn * g->vw;
+  const int64_t Mt = (p->M + g->rm - 1) / g->rm, Nt = (p->N + nr - 1) / nr;
+  clai_status st = clai__kernel_ready(ctx, CLAI__K_GEMM_DIRECT); /* its local size is known once it exists */
+  if (st != CLAI_OK) return st;
+  size_t lpk[3];
+  int gw;
+  (void)packed_shape(ctx, p, lpk, &gw);
+  const size_t gh = lpk[0] * lpk[1] / (size_t)gw;
+  size_t ggemm[3] = {((size_t)Mt + (size_t)gw - 1) / (size_t)gw * lpk[0], ((size_t)Nt + gh - 1) / gh * lpk[1],
+                     (size_t)p->ix.numel};
+  const cl_int m = (cl_int)p->M, n = (cl_int)p->N, k = (cl_int)p->K, mt = (cl_int)Mt, nt = (cl_int)Nt, gwa = gw;
+  const cl_long sam = p->sam, sbk = p->sbk, scm = p->scm, scn = p->scn;
+  const cl_float al = alpha, be = beta;
+  return clai__launch_local(ctx, CLAI__K_GEMM_DIRECT, ggemm, lpk, 21, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
+                            CLAI__ARG(b->buf->mem), CLAI__IDX(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k),
+                            CLAI__ARG(mt), CLAI__ARG(nt), CLAI__ARG(gwa), CLAI__ARG(sam), CLAI__ARG(sbk),
+                            CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias),
+                            CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags));
 }
 
 /* The generic and GPU families share one argument list; they differ in the work-items per tile. */
@@ -557,6 +591,7 @@ clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor 
   if (p.kernel == -1) return clai__clblast_gemm(ctx, c, a, b, p.M, p.N, p.K, p.sam, p.sak, p.sbk, p.sbn, p.scm, p.scn, &p.ix, alpha, beta);
   if (p.kernel == CLAI__K_GEMM_PACKED || p.kernel == CLAI__K_GEMM_APACKED_F32 || p.kernel == CLAI__K_GEMM_APACKED_F16)
     return launch_packed(ctx, c, a, b, &p, alpha, beta);
+  if (p.kernel == CLAI__K_GEMM_DIRECT) return launch_gemm_direct(ctx, c, a, b, &p, alpha, beta);
   return launch_direct(ctx, c, a, b, &p, alpha, beta);
 }
 
@@ -780,6 +815,13 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
     else /* the skinny kernel's tile is srm x vw whatever rm and cn are */
       snprintf(buf, cap, "packed%s srm=%d vw=%d kb=%d uk=%d local=%zux%zu%s", what, g->packed.srm, g->packed.vw,
                g->packed.kb, g->packed.uk, l[0], l[1], tuned);
+    break;
+  }
+  case CLAI__K_GEMM_DIRECT: {
+    int gw = 0;
+    (void)packed_shape(ctx, &p, lpk, &gw);
+    snprintf(buf, cap, "packed direct (A and B in place) rm=%d vw=%d cn=%d local=%zux%zu panels=%dx%zu%s",
+             g->packed.rm, g->packed.vw, g->packed.cn, lpk[0], lpk[1], gw, lpk[0] * lpk[1] / (size_t)gw, tuned);
     break;
   }
   case CLAI__K_GEMM_GPU_F32:

@@ -351,7 +351,7 @@ static clai_status create_kernels(clai_context *ctx, int prog) {
       /* tiles of positions side by side that share one tile of channels: the group's work-items (run one
        * after another on POCL) read the same B panel, which stays in cache */
       l[0] = (size_t)(g->packed.lx * g->packed.ly);
-    } else if (k == CLAI__K_GEMM_PACKED || k == CLAI__K_GEMM_PACKED_SHORT) {
+    } else if (k == CLAI__K_GEMM_PACKED || k == CLAI__K_GEMM_PACKED_SHORT || k == CLAI__K_GEMM_DIRECT) {
       l[0] = (size_t)g->packed.lx;
       l[1] = (size_t)g->packed.ly;
     } else if (k == CLAI__K_GEMM_APACKED_F32 || k == CLAI__K_GEMM_APACKED_F16) {

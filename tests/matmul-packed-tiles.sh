@@ -6,23 +6,25 @@
 # For each tile: test-matmul (small shapes: every size class, edge tiles in M, N and K, K around the k-block,
 # transposes, strided and offset views, batches, f16, the epilogue) and test-fuzz's matmul and convolution
 # gradient ops (random shapes and views). The k-block, unroll and vector width vary across the tiles, so
-# each value the search can choose meets a multi-vector tile. One TAP line per tile. In small mode (slow
+# each value the search can choose meets a multi-vector tile. Small products read A and B in place
+# (clai_gemm_direct, packed.direct) with half of the tiles and go through the packing kernels with the
+# others (packed.direct=0), so both meet every size class of test-matmul. One TAP line per tile. In small mode (slow
 # simulators) and under the sanitizers (CLAI_TEST_SANITIZED: the host code is the same for every tile, and
 # each run there takes minutes) only the largest tile and the widest one run.
 builddir=${CLAI_BUILDDIR:-.}
 if [ "${CLAI_TEST_SIZE:-}" = small ] || [ -n "${CLAI_TEST_SANITIZED:-}" ]; then
   tiles="packed.rm=14,packed.cn=2,packed.lx=2,packed.ly=4,packed.srm=8
-packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8,packed.srm=5"
+packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8,packed.srm=5,packed.direct=0"
 else
   tiles="packed.rm=8,packed.cn=1,packed.srm=8
-packed.rm=6,packed.cn=2,packed.lx=2,packed.ly=6,packed.srm=16
+packed.rm=6,packed.cn=2,packed.lx=2,packed.ly=6,packed.srm=16,packed.direct=0
 packed.rm=8,packed.cn=2,packed.kb=128,packed.uk=1
-packed.rm=10,packed.cn=2,packed.kb=512,packed.uk=8
+packed.rm=10,packed.cn=2,packed.kb=512,packed.uk=8,packed.direct=0
 packed.rm=12,packed.cn=2,packed.kb=128
 packed.rm=14,packed.cn=2,packed.lx=2,packed.ly=4,packed.srm=8
-packed.rm=6,packed.cn=3,packed.kb=512,packed.srm=3
+packed.rm=6,packed.cn=3,packed.kb=512,packed.srm=3,packed.direct=0
 packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8
-packed.rm=12,packed.cn=2,packed.vw=8,packed.lx=4,packed.ly=4"
+packed.rm=12,packed.cn=2,packed.vw=8,packed.lx=4,packed.ly=4,packed.direct=0"
 fi
 n=$(echo "$tiles" | wc -l)
 echo "1..$n"

@@ -545,7 +545,12 @@ static void launch_shapes(clai_context *ctx) {
   const int64_t mts[5] = {mt0, lw, lw - 1, mt3, lw + 1};
   int64_t ms[5];
   for (int i = 0; i < 5; i++) ms[i] = rm * (mts[i] - 1) + 1 + (i % 2 ? rm / 2 : 0); /* inside the last panel */
-  for (int i = 0; i < 5; i++) {
+  /* the same with the packed kernel (direct off) and with A and B read in place (clai_gemm_direct, which
+   * takes the packed kernel's work-groups): neither compiles anything after the first */
+  const int direct = ctx->gemm.packed.direct;
+  for (int k = 0; k < 10; k++) {
+    const int i = k % 5, kern = k < 5 ? CLAI__K_GEMM_PACKED : CLAI__K_GEMM_DIRECT;
+    ctx->gemm.packed.direct = k < 5 ? 0 : 1 << 24;
     if (i > 0 && (mts[i] < 1 || ms[i] <= sk)) continue;
     const int64_t sa[2] = {ms[i], K}, sb[2] = {K, N}, sc[2] = {ms[i], N};
     clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sa), *b = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sb),
@@ -555,7 +560,7 @@ static void launch_shapes(clai_context *ctx) {
     memcpy(before, ctx->klaunched, sizeof before);
     CLAIT_OK(ctx, clai_matmul(ctx, c, a, 0, b, 0, 1.0f, 0.0f));
     const int added = shapes_added(ctx, before, &which);
-    if (i == 0) assert_true(ctx->klaunched[CLAI__K_GEMM_PACKED] >= 1);
+    if (i == 0) assert_true(ctx->klaunched[kern] >= 1);
     else if (added != 0) fail_msg("M = %lld compiled %s in a new shape", (long long)ms[i], clai__kernel_name(which));
     float *v = malloc((size_t)(ms[i] * N) * sizeof *v);
     assert_non_null(v);
@@ -564,6 +569,7 @@ static void launch_shapes(clai_context *ctx) {
     free(v);
     clai_tensor_free(a), clai_tensor_free(b), clai_tensor_free(c);
   }
+  ctx->gemm.packed.direct = direct;
 }
 
 /* Where the implementation compiles each kernel at its first launch and libclai leaves caching to it, that

@@ -717,6 +717,25 @@ static void test_describe(void **state) {
     CLAIT_OK(ctx, clai_matmul_describe(ctx, c2, a, 0, b2, 0, buf, sizeof buf));
     if (strstr(buf, "skinny") == NULL) fail_msg("M 7 N 200: \"%s\"", buf);
     clai_tensor_free(b1), clai_tensor_free(c1), clai_tensor_free(b2), clai_tensor_free(c2);
+    /* a small f32 product with contiguous rows reads A and B in place (packed.direct); a transposed A, f16
+     * operands or a larger product are packed */
+    int64_t sd[2] = {40, 50}, sdt[2] = {50, 40}, se[2] = {50, 70}, sf[2] = {40, 70}, sl[2] = {300, 300};
+    clai_tensor *da = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sd), *dat = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sdt),
+                *db = clait_tensor(ctx, CLAI_DTYPE_F32, 2, se), *dc = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sf),
+                *dh = clait_tensor(ctx, CLAI_DTYPE_F16, 2, se), *la = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sl),
+                *lc = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sl), *ha = clait_tensor(ctx, CLAI_DTYPE_F16, 2, sd);
+    const char *params = getenv("CLAI_GEMM_PARAMS");
+    const int off = params != NULL && strstr(params, "packed.direct=0") != NULL;
+    CLAIT_OK(ctx, clai_matmul_describe(ctx, dc, da, 0, db, 0, buf, sizeof buf));
+    if ((strstr(buf, "direct") == NULL) != off) fail_msg("40 x 70 x 50 (CLAI_GEMM_PARAMS %s): \"%s\"", params, buf);
+    CLAIT_OK(ctx, clai_matmul_describe(ctx, dc, dat, 1, db, 0, buf, sizeof buf));
+    if (strstr(buf, "direct") != NULL) fail_msg("40 x 70 x 50, A transposed: \"%s\"", buf);
+    CLAIT_OK(ctx, clai_matmul_describe(ctx, dc, ha, 0, dh, 0, buf, sizeof buf));
+    if (strstr(buf, "direct") != NULL) fail_msg("40 x 70 x 50, f16: \"%s\"", buf);
+    CLAIT_OK(ctx, clai_matmul_describe(ctx, lc, la, 0, la, 0, buf, sizeof buf));
+    if (strstr(buf, "direct") != NULL) fail_msg("300^3: \"%s\"", buf);
+    clai_tensor *list[] = {da, dat, db, dc, dh, la, lc, ha};
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) clai_tensor_free(list[i]);
   }
   char small[8];
   CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, small, sizeof small));

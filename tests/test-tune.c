@@ -30,14 +30,15 @@ static clai_context *open_ctx(const char *dir) {
   return ctx;
 }
 
-/* 256^3: M large enough that the packed family uses its configured work-group (a short M gets one of its
- * own, see lib/op-matmul.c). */
+/* 512 x 256 x 256: M large enough that the packed family uses its configured work-group (a short M groups its
+ * panels otherwise, see lib/op-matmul.c), and a product too large for packed.direct's default, which reads
+ * A and B in place without k-blocks. */
 static void describe(clai_context *ctx, char *buf, size_t cap) {
-  const int64_t s[2] = {256, 256};
+  const int64_t sa[2] = {512, 256}, sb[2] = {256, 256}, sc[2] = {512, 256};
   clai_tensor *a, *b, *c;
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &a, CLAI_DTYPE_F32, 2, s));
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &b, CLAI_DTYPE_F32, 2, s));
-  CLAIT_OK(ctx, clai_tensor_init(ctx, &c, CLAI_DTYPE_F32, 2, s));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &a, CLAI_DTYPE_F32, 2, sa));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &b, CLAI_DTYPE_F32, 2, sb));
+  CLAIT_OK(ctx, clai_tensor_init(ctx, &c, CLAI_DTYPE_F32, 2, sc));
   CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, buf, cap));
   clai_tensor_free(a), clai_tensor_free(b), clai_tensor_free(c);
 }
@@ -181,7 +182,7 @@ static void test_bad_entries(void **state) {
   char *key = clai__device_key(ctx, "matmul tuning", 0);
   assert_non_null(key);
   static const char *const bodies[] = {"packed.rm=99\n", "packed.rm=6\nwarp.size=32\n", "packed.kb=abc\n",
-                                       "gpu.kb=100000\n", "packed.kb=250\n"};
+                                       "gpu.kb=100000\n", "packed.kb=250\n", "packed.direct=-1\n"};
   for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
     assert_int_equal(clai__cache_store(dir, key, (const unsigned char *)bodies[i], strlen(bodies[i])), 0);
     clai_context *c2 = open_ctx(dir);
