@@ -31,7 +31,8 @@ static const struct {
     CLAI__F_(generic.rm), CLAI__F_(generic.vw), CLAI__F_(generic.kb), CLAI__F_(generic.lx),
     CLAI__F_(generic.ly), CLAI__F_(packed.rm),  CLAI__F_(packed.vw),  CLAI__F_(packed.kb),  CLAI__F_(packed.uk),
     CLAI__F_(packed.pk),  CLAI__F_(packed.cn),  CLAI__F_(packed.lx),  CLAI__F_(packed.ly),  CLAI__F_(packed.skinny),
-    CLAI__F_(packed.srm), CLAI__F_(packed.pack_lx), CLAI__F_(packed.direct), CLAI__F_(gpu.rm), CLAI__F_(gpu.vw), CLAI__F_(gpu.kb),
+    CLAI__F_(packed.srm), CLAI__F_(packed.pack_lx), CLAI__F_(packed.direct), CLAI__F_(gpu.rm), CLAI__F_(gpu.vw),
+    CLAI__F_(gpu.kb),
     CLAI__F_(gpu.lx),     CLAI__F_(gpu.ly),     CLAI__F_(gpu.srm),    CLAI__F_(gpu.slx),    CLAI__F_(gpu.sly),
     CLAI__F_(clblast),
 #undef CLAI__F_
