@@ -4,8 +4,6 @@
 # races, invalid API use - to a log of the test's own, and any line in it fails the test: the reports are
 # printed as TAP diagnostics and a "Bail out!" line makes the driver count an error, whatever the test's
 # own results were.
-# Under the sanitizers (CLAI_TEST_SANITIZED) a test whose only fault is LeakSanitizer's own tracer crashing
-# at exit runs once more (below).
 # Each test's wall time ends its log ("# harness: took N s"); build-aux/check-impl lists the slowest. The line
 # before it has the CPU seconds (user + system) of the test's processes, which, unlike the wall time, a busy
 # or shared machine does not inflate.
@@ -17,30 +15,9 @@ cpu() { # prints the CPU line: the user + system seconds of the children waited 
   echo "# harness: cpu $(sed -n '2s/[ms]/ /gp' "$t" | awk '{printf "%d", $1 * 60 + $2 + $3 * 60 + $4 + 0.5}') s"
   rm -f "$t"
 }
-if [ "${CLAI_TEST_OCLGRIND:-0}" != 1 ] && [ -z "${CLAI_TEST_SANITIZED:-}" ]; then
+if [ "${CLAI_TEST_OCLGRIND:-0}" != 1 ]; then
   "$@"
   rc=$?
-  cpu
-  echo "# harness: took $(($(date +%s) - start)) s"
-  exit $rc
-fi
-if [ "${CLAI_TEST_OCLGRIND:-0}" != 1 ]; then
-  # Under the sanitizers: LeakSanitizer checks for leaks at exit from a tracer thread that stops the
-  # process's threads (here also POCL's workers) and reads their stacks, and that tracer itself sometimes
-  # crashes ("Tracer caught signal 11", then "LeakSanitizer has encountered a fatal error" and exit status
-  # 1, whatever the test found). That is the checker failing, not the test, so the test runs once more; its
-  # first output is kept as TAP comments. Any other failure, or the tracer failing twice, fails the test.
-  out=$(mktemp "${TMPDIR:-/tmp}/clai-san.XXXXXX") || exit 99
-  "$@" >"$out" 2>&1
-  rc=$?
-  if [ $rc -ne 0 ] && grep -q "LeakSanitizer has encountered a fatal error" "$out"; then
-    sed -e 's/^/# first run: /' "$out"
-    echo "# harness: LeakSanitizer's tracer failed at exit (above); running $(basename "$1") again"
-    "$@" >"$out" 2>&1
-    rc=$?
-  fi
-  cat "$out"
-  rm -f "$out"
   cpu
   echo "# harness: took $(($(date +%s) - start)) s"
   exit $rc
