@@ -319,12 +319,14 @@ static void test_views(void **state) {
     clai_tensor_free(t);
   }
 
-  static const int64_t mnk[][3] = {{31, 17, 33}, {7, 129, 31}, {129, 31, 7}, {1, 40, 100}, {40, 1, 100}};
+  /* 37 x 45 x 29 is small enough for the packed family's in-place kernel (packed.direct) with M and N off the
+   * tiles; variants 5 and 6 give it A and B rows of wider matrices at offsets */
+  static const int64_t mnk[][3] = {{31, 17, 33}, {7, 129, 31}, {129, 31, 7}, {1, 40, 100}, {40, 1, 100}, {37, 45, 29}};
   char what[96];
   for (size_t t = 0; t < sizeof mnk / sizeof mnk[0]; t++) {
     int64_t M = mnk[t][0], N = mnk[t][1], K = mnk[t][2];
     const int64_t sa[2] = {M, K}, sb[2] = {K, N}, sc[2] = {M, N};
-    for (int variant = 0; variant < 6; variant++) {
+    for (int variant = 0; variant < 7; variant++) {
       mm_case mc;
       memset(&mc, 0, sizeof mc);
       mc.dab = mc.dc = CLAI_DTYPE_F32;
@@ -364,6 +366,12 @@ static void test_views(void **state) {
         const int64_t ast[2] = {4 * K, 2};
         mc.a = strided(2, sa, ast, 0, 0);
         mc.c = transposed(M, N);
+        break;
+      }
+      case 5: { /* A and B rows of wider matrices at offsets, unit column strides */
+        const int64_t ast[2] = {K + 9, 1}, bst[2] = {N + 7, 1};
+        mc.a = strided(2, sa, ast, 5, 1);
+        mc.b = strided(2, sb, bst, 2, 3);
         break;
       }
       default: { /* B sub-matrix with an odd offset and unit column stride (vector loads, unaligned) */
