@@ -162,9 +162,8 @@ static double fz_unif(fz *f, double lo, double hi) {
 }
 
 /* A dimension in [lo, hi] (hi shrinks in small mode), favouring the edges: 0 or 1, primes, then anything. */
-static int64_t fz_dim(fz *f, int64_t lo, int64_t hi) {
+static int64_t fz_dim_in(fz *f, int64_t lo, int64_t hi) {
   static const int64_t primes[] = {2, 3, 5, 7, 11, 13, 17, 19, 23, 31, 37, 61, 67, 127, 131};
-  if (f->small && hi > 9) hi = lo > 9 ? lo : 9;
   const int r = (int)fz_int(f, 0, 9);
   if (r == 0) return lo;
   if (r == 1 && lo <= 1 && hi >= 1) return 1;
@@ -176,6 +175,27 @@ static int64_t fz_dim(fz *f, int64_t lo, int64_t hi) {
     if (nc > 0) return cand[fz_int(f, 0, nc - 1)];
   }
   return fz_int(f, lo, hi);
+}
+
+static int64_t fz_dim(fz *f, int64_t lo, int64_t hi) {
+  if (f->small && hi > 9) hi = lo > 9 ? lo : 9;
+  return fz_dim_in(f, lo, hi);
+}
+
+/* A wide dimension for the matmul kernels' tiles, in [lo, hi] (small mode: small_hi): half the time one at or
+ * next to a multiple of 16 (the widths of vector tiles, 14 and 28 the rows of AVX-512's packed tiles), so that
+ * cases meet both sides of one tile, of two, and of a tile and one row or column more. */
+static int64_t fz_dim_wide(fz *f, int64_t lo, int64_t hi, int64_t small_hi) {
+  static const int64_t edges[] = {13, 14, 15, 16, 17, 27, 28, 29, 31, 32, 33, 47, 48, 49, 63, 64, 65, 95, 96, 97, 127, 128, 129};
+  if (f->small) hi = small_hi;
+  if (fz_chance(f, 0.5)) {
+    int64_t cand[sizeof edges / sizeof edges[0]];
+    int nc = 0;
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+      if (edges[i] >= lo && edges[i] <= hi) cand[nc++] = edges[i];
+    if (nc > 0) return cand[fz_int(f, 0, nc - 1)];
+  }
+  return fz_dim_in(f, lo, hi);
 }
 
 static clai_dtype fz_fdtype(fz *f) { return fz_chance(f, 0.35) ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32; }
@@ -799,7 +819,13 @@ static void op_matmul(fz *f) {
   const int nb = (int)fz_int(f, 0, 2), ta = fz_chance(f, 0.5), tb = fz_chance(f, 0.5);
   int64_t sc[4], sa[4], sbb[4];
   fz_shape(f, nb, sc, 0, 3);
-  const int64_t M = fz_dim(f, 0, 70), N = fz_dim(f, 0, 70), K = fz_dim(f, 0, 70);
+  /* A quarter of the cases are wide (up to 150 x 150 x 300; small mode 33 x 40 x 40): several tiles of the
+   * CPUs' packed kernels (14 x 32 on AVX-512) and of the in-place one, which takes M and N of a tile or more;
+   * the others keep to 70, where 0, 1 and primes come up more often. */
+  const int wide = fz_chance(f, 0.25);
+  const int64_t M = wide ? fz_dim_wide(f, 0, 150, 33) : fz_dim(f, 0, 70),
+                N = wide ? fz_dim_wide(f, 0, 150, 40) : fz_dim(f, 0, 70),
+                K = wide ? fz_dim_wide(f, 0, 300, 40) : fz_dim(f, 0, 70);
   int nba = fz_bshape(f, nb, sc, sa), nbb = fz_bshape(f, nb, sc, sbb);
   sa[nba] = ta ? K : M, sa[nba + 1] = ta ? M : K;
   sbb[nbb] = tb ? N : K, sbb[nbb + 1] = tb ? K : N;
