@@ -19,11 +19,13 @@ forge="$builddir/tests/test-fmnist-files"
 # the synthetic set trains for one epoch of one step of 16 samples and the checkpoint comes from the same; the
 # CNN is not trained.
 # Under Oclgrind (CLAI_TEST_OCLGRIND=1: evaluating 100 images takes ~75 s there) the trainer is tested on the
-# first 20 test images, 19 of them one class, and the tests of host code alone (bad files, bad options,
-# forged checkpoints: a start-up each, seconds in the simulator) skip.
+# first 16 test images, 15 of them one class (the images are all alike, so the trained model gives them one
+# answer: 15 of 16 right), and the tests of host code alone (bad files, bad options, forged checkpoints: a
+# start-up each, seconds in the simulator) skip. 16 rows, not 20, keep the evaluation's products on the
+# skinny kernels (M <= 16), as the training step's are.
 small=0 limit="" epochs2=2 tests="" acc=0.9900
 [ "${CLAI_TEST_SIZE:-}" = small ] && small=1 limit="--train-limit 16" epochs2=1
-[ "${CLAI_TEST_OCLGRIND:-0}" = 1 ] && tests="--test-limit 20" acc=0.9500
+[ "${CLAI_TEST_OCLGRIND:-0}" = 1 ] && tests="--test-limit 16" acc=0.9375
 dir=$(mktemp -d "${CLAI_TEST_TMP:-${TMPDIR:-/tmp}}/tmp-fmnist-data.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
 

@@ -248,8 +248,11 @@ static void test_backward_f16(void **state) {
   for (size_t i = 0; i < NCASES; i++) {
     const run_opts a = {CLAI_DTYPE_F16, CLAI_DTYPE_F16, CLAI_DTYPE_F32, (int)(i % 3), 0, 0};
     const run_opts b = {CLAI_DTYPE_F16, CLAI_DTYPE_F32, CLAI_DTYPE_F16, 0, (int)(i % 4), 0};
-    check(ctx, &r, sized(i), &a, NULL);
-    check(ctx, &r, sized(i), &b, NULL);
+    /* small mode: the two dtype mixes on alternate cases, by turns ((i + i / 4) % 2): each still meets both
+     * kernel widths (D up to 64 and past it), causal and not, grouped heads, and each of its layouts */
+    const int turn = (int)((i + i / 4) % 2);
+    if (!clait_small() || turn == 0) check(ctx, &r, sized(i), &a, NULL);
+    if (!clait_small() || turn == 1) check(ctx, &r, sized(i), &b, NULL);
   }
 }
 

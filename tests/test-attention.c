@@ -172,8 +172,11 @@ static void test_attention_f16(void **state) {
   clai_context *ctx = CTX(state);
   clait_rng r = {0x13198a2e03707344ULL};
   for (size_t i = 0; i < NCASES; i++) {
-    check(ctx, &r, sized(i), CLAI_DTYPE_F16, CLAI_DTYPE_F32, 0, 0, i % 2);
-    check(ctx, &r, sized(i), CLAI_DTYPE_F16, CLAI_DTYPE_F16, i % 4, 3 - i % 4, 0);
+    /* small mode: the two outputs on alternate cases, by turns ((i + i / 4) % 2): each still meets both kernel
+     * widths (D up to 64 and past it), causal and not, and each value of lse (f32) or of the layouts (f16) */
+    const int turn = (int)((i + i / 4) % 2);
+    if (!clait_small() || turn == 0) check(ctx, &r, sized(i), CLAI_DTYPE_F16, CLAI_DTYPE_F32, 0, 0, i % 2);
+    if (!clait_small() || turn == 1) check(ctx, &r, sized(i), CLAI_DTYPE_F16, CLAI_DTYPE_F16, i % 4, 3 - i % 4, 0);
   }
   check(ctx, &r, sized(3), CLAI_DTYPE_F32, CLAI_DTYPE_F16, 0, 1, 1);
 }

@@ -124,11 +124,14 @@ static const conv_case cases[] = {
 #define NCASES (sizeof cases / sizeof cases[0])
 
 /* cases[i]; in small mode (CLAI_TEST_SIZE=small) the CNN's second layer has 4 -> 32 channels (still an
- * im2col GEMM with M over the skinny kernel's 16 rows). */
+ * im2col GEMM with M over the skinny kernel's 16 rows) on 9 x 9 images, and the first layer 17 x 17 images
+ * (5 x 5 "same" on odd sizes, the same routes; on 28 x 28 and 14 x 14 they took two fifths of test_conv_f32,
+ * _f16 and _views on Oclgrind). */
 static const conv_case *sized(size_t i) {
   static conv_case c;
   c = cases[i];
-  if (clait_small() && c.C == 32 && c.O == 64) c.C = 4, c.O = 32;
+  if (clait_small() && c.C == 32 && c.O == 64) c.C = 4, c.O = 32, c.H = c.W = 9;
+  if (clait_small() && c.C == 1 && c.O == 32 && c.H == 28) c.H = c.W = 17;
   return &c;
 }
 
@@ -140,11 +143,12 @@ static void test_conv_f16(void **state) {
   for (size_t i = 0; i < NCASES; i++) run_case(CTX(state), sized(i), CLAI_DTYPE_F16, CLAIT_DENSE, 200 + i);
 }
 
-/* x and w permuted views (non-unit column stride), out a slice; x sliced (padded rows) */
+/* x and w permuted views (non-unit column stride), out a slice; x sliced (padded rows). Small mode: the two
+ * layouts by turns, each on every other case (as in test-conv-backward). */
 static void test_conv_views(void **state) {
   for (size_t i = 0; i < NCASES; i++) {
-    run_case(CTX(state), sized(i), CLAI_DTYPE_F32, CLAIT_PERMUTED, 300 + i);
-    run_case(CTX(state), sized(i), CLAI_DTYPE_F32, CLAIT_SLICED, 400 + i);
+    if (!clait_small() || i % 2 == 0) run_case(CTX(state), sized(i), CLAI_DTYPE_F32, CLAIT_PERMUTED, 300 + i);
+    if (!clait_small() || i % 2 == 1) run_case(CTX(state), sized(i), CLAI_DTYPE_F32, CLAIT_SLICED, 400 + i);
   }
   run_case(CTX(state), &cases[2], CLAI_DTYPE_F16, CLAIT_PERMUTED, 500);
   run_case(CTX(state), &cases[6], CLAI_DTYPE_F16, CLAIT_SLICED, 501);

@@ -251,7 +251,9 @@ static void test_exact(void **state) {
     double worst = 0;
     static const int nps[] = {1, 7, 20};
     for (int i = 0; i < 3; i++) {
-      if (clait_small() && (i == 0 || q == 2)) continue; /* the simulator: both paths, fewer models */
+      /* the simulator: both paths, fewer models; the f32 model's prompt of 7 only with 20 (its steps take the
+       * skinny GEMM that a prompt of 7 would) */
+      if (clait_small() && (i == 0 || q == 2 || (q == 0 && i == 1))) continue;
       check_model(f, q, 1, nps[i], nps[i] + (clait_small() ? 2 : 12), 2e-5, &worst);
     }
     if (!clait_small() || q != 2) print_message("# model %d exact: worst error %.3g of the row's largest logit\n", q, worst);

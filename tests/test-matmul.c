@@ -261,15 +261,34 @@ static const int64_t triples[][3] = {
 };
 #define NTRIPLES (sizeof triples / sizeof triples[0])
 
+/* The k-block of the family that runs a 17 x 20 product (the "kb=" of its description), 0 if none is named. */
+static int64_t family_kblock(clai_context *ctx) {
+  const int64_t sa[2] = {17, 8}, sb[2] = {8, 20}, sc[2] = {17, 20};
+  clai_tensor *a = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sa), *b = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sb),
+              *c = clait_tensor(ctx, CLAI_DTYPE_F32, 2, sc);
+  char desc[256];
+  CLAIT_OK(ctx, clai_matmul_describe(ctx, c, a, 0, b, 0, desc, sizeof desc));
+  const char *kb = strstr(desc, " kb=");
+  clai_tensor_free(a), clai_tensor_free(b), clai_tensor_free(c);
+  return kb != NULL ? strtoll(kb + 4, NULL, 10) : 0;
+}
+
 static void test_sizes(void **state) {
   clai_context *ctx = CTX(state);
   clait_rng r = {0x9e3779b97f4a7c15ULL};
+  /* small: the k-block cases (M 40) on 17 x 20, just past the skinny kernels, and at the k-block of the family
+   * that runs (packed 256 or the 128 of a tile forced in tests/matmul-packed-tiles.sh, generic 64 on GPUs and
+   * the simulator, gpu 16): K = kb, kb + 1, 2 kb and 2 kb + 1 as 256, 257, 512 and 513 are to the packed
+   * default's, one block, one and a ragged one, two, two and a ragged one. Multiply-adds are most of this
+   * test's time on a simulator, and K 256 to 513 took 12 of its 28 s there at the gpu family's kb of 16 */
+  const int64_t kb = clait_small() ? family_kblock(ctx) : 0;
   char what[64];
   for (size_t t = 0; t < NTRIPLES; t++) {
     int64_t m = dim(triples[t][0]), n = dim(triples[t][1]), k = dim(triples[t][2]);
-    /* small: the k-block cases (M 40) on 17 x 20, just past the skinny kernels, with the same K: a
-     * fifth of the multiply-adds, which are most of this test's on a simulator */
-    if (clait_small() && triples[t][0] == 40) m = 17, n = 20;
+    if (clait_small() && triples[t][0] == 40) {
+      m = 17, n = 20;
+      if (kb > 0) k = k / 256 * kb + k % 256;
+    }
     mm_case mc = plain(m, n, k, 0, 0, 1.0f, 0.0f);
     snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)m, (long long)n, (long long)k);
     run_case(ctx, &r, what, &mc);
@@ -285,6 +304,9 @@ static void test_transposes(void **state) {
   for (size_t t = 0; t < sizeof tt / sizeof tt[0]; t++)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) {
+        /* small: two of the four on each shape, by turns (both values of ta and of tb on each; each of the four
+         * on the skinny shapes, 7 x 31 and 1 x 100, and on at least two of the others) */
+        if (clait_small() && (t + (size_t)ta + (size_t)tb) % 2) continue;
         mm_case mc = plain(dim(tt[t][0]), dim(tt[t][1]), dim(tt[t][2]), ta, tb, 1.25f, 0.0f);
         snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)dim(tt[t][0]), (long long)dim(tt[t][1]),
                  (long long)dim(tt[t][2]));
@@ -322,11 +344,16 @@ static void test_views(void **state) {
   /* 37 x 45 x 29 is small enough for the packed family's in-place kernel (packed.direct) with M and N off the
    * tiles; variants 5 and 6 give it A and B rows of wider matrices at offsets */
   static const int64_t mnk[][3] = {{31, 17, 33}, {7, 129, 31}, {129, 31, 7}, {1, 40, 100}, {40, 1, 100}, {37, 45, 29}};
+  /* small: half of the variants on each of the first five shapes, by turns: those of the parity phase[t], so
+   * that each variant meets a skinny shape (7 x 129 or 1 x 40) and at least one of the others; every variant on
+   * the last, the smallest */
+  static const int phase[] = {0, 1, 1, 0, 0, -1};
   char what[96];
   for (size_t t = 0; t < sizeof mnk / sizeof mnk[0]; t++) {
     int64_t M = mnk[t][0], N = mnk[t][1], K = mnk[t][2];
     const int64_t sa[2] = {M, K}, sb[2] = {K, N}, sc[2] = {M, N};
     for (int variant = 0; variant < 7; variant++) {
+      if (clait_small() && phase[t] >= 0 && (variant + phase[t]) % 2) continue;
       mm_case mc;
       memset(&mc, 0, sizeof mc);
       mc.dab = mc.dc = CLAI_DTYPE_F32;
@@ -395,16 +422,19 @@ static void test_batched(void **state) {
   clait_rng r = {0xa4093822299f31d0ULL};
   const int64_t M = 19, N = 23, K = 37;
   char what[96];
+  /* small: two of the four batch layouts below with each transpose, by turns, so that each layout meets two
+   * of the transposes (both values of ta, and of tb) */
+#define BATCH_TURN(i) (!clait_small() || (ta + tb + (i)) % 2 == 0)
   for (int tr = 0; tr < 4; tr++) {
     int ta = tr & 1, tb = tr >> 1;
     /* [3, M, K] x [3, K, N] -> [3, M, N] */
-    {
+    if (BATCH_TURN(0)) {
       const int64_t sa[3] = {3, ta ? K : M, ta ? M : K}, sb[3] = {3, tb ? N : K, tb ? K : N}, sc[3] = {3, M, N};
       mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(3, sa), dense(3, sb), dense(3, sc), ta, tb, 1.0f, 0.5f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
       run_case(ctx, &r, "batch 3", &mc);
     }
     /* A [2, 1, M, K] with B [3, K, N] -> C [2, 3, M, N] */
-    {
+    if (BATCH_TURN(1)) {
       const int64_t sa[4] = {2, 1, ta ? K : M, ta ? M : K}, sb[3] = {3, tb ? N : K, tb ? K : N},
                     sc[4] = {2, 3, M, N};
       mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(4, sa), dense(3, sb), dense(4, sc), ta, tb, -1.0f, 0.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
@@ -414,12 +444,13 @@ static void test_batched(void **state) {
     {
       const int64_t sa[2] = {ta ? K : M, ta ? M : K}, sb[3] = {4, tb ? N : K, tb ? K : N}, sc[3] = {4, M, N};
       mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(2, sa), dense(3, sb), dense(3, sc), ta, tb, 1.0f, 0.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
-      run_case(ctx, &r, "A [M,K] x B [4,K,N]", &mc);
+      if (BATCH_TURN(2)) run_case(ctx, &r, "A [M,K] x B [4,K,N]", &mc);
       const int64_t sa2[3] = {4, ta ? K : M, ta ? M : K}, sb2[3] = {1, tb ? N : K, tb ? K : N};
       mm_case mc2 = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(3, sa2), dense(3, sb2), dense(3, sc), ta, tb, 1.0f, 1.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
-      run_case(ctx, &r, "A [4,M,K] x B [1,K,N]", &mc2);
+      if (BATCH_TURN(3)) run_case(ctx, &r, "A [4,M,K] x B [1,K,N]", &mc2);
     }
   }
+#undef BATCH_TURN
   /* Strided batches: A [3, M, K] as a permuted view of [M, 3, K] storage; B broadcast with a stride-0 batch
    * dim ([3, K, N] expanded from one matrix); C [2, 3, M, N] as a permuted view of [3, M, 2, N] storage. */
   {
@@ -545,7 +576,9 @@ static void test_f16(void **state) {
   for (size_t t = 0; t < sizeof tt / sizeof tt[0]; t++)
     for (size_t k = 0; k < 3; k++)
       for (int tr = 0; tr < 4; tr++) {
-        if (clait_small() && (t + k + (size_t)tr) % 2) continue; /* small: half of the cases, by turns */
+        /* small: a third of the cases, by turns; each dtype mix still meets each transpose on two or three of
+         * the shapes, and each shape each mix */
+        if (clait_small() && (t + k + (size_t)tr) % 3) continue;
         mm_case mc = plain(dim(tt[t][0]), dim(tt[t][1]), dim(tt[t][2]), tr & 1, tr >> 1, tr == 3 ? -0.5f : 1.0f,
                            tr == 2 ? 0.0f : 0.75f);
         mc.dab = combos[k][0];
@@ -592,22 +625,24 @@ static void test_f16(void **state) {
 /* clai_matmul_describe names the kernel that would run, after the same checks as clai_matmul. */
 /* The fused epilogue: bias as [N], [M, 1] and [M, N] in f32 and f16, each activation, with and without
  * beta, f16 C, a batch, transposes and a strided C; skinny M (1, 5, 16) and shapes with ragged tiles.
- * Small mode (a simulator): on the last shape, the largest (two by two 64 x 64 tiles, a third of the test's
- * multiply-adds), every third (bias, activation) pair, which still meets each bias kind and each activation
- * there; every pair still runs on the two other shapes past the skinny kernels' M, whose tiles are ragged in
- * rows and in columns, through the same kernels and the same store (clai_store_tile, cl/common.cl). */
+ * Small mode (a simulator): every (bias, activation) pair still runs on 1 x 33 x 17 and 16 x 64 x 64 (skinny);
+ * on the three shapes past the skinny kernels' M, 17 x 129 x 31, 129 x 7 x 65 (tiles ragged in rows and in
+ * columns) and the largest, 70 x 97 x 130 (two by two 64 x 64 tiles), every third pair, a different third on
+ * each, so that each pair runs on one of them, through the same kernels and the same store (clai_store_tile,
+ * cl/common.cl); on 5 x 77 x 300 (skinny, K past a k-block of 256) the first third. Each bias kind and each
+ * activation still meet every shape. Those four shapes took 95% of this test's time on Oclgrind. */
 static void test_epilogue(void **state) {
   clai_context *ctx = CTX(state);
   clait_rng r = {0x5851f42d4c957f2dULL};
   static const int64_t tt[][3] = {{1, 33, 17}, {5, 77, 300}, {16, 64, 64}, {17, 129, 31}, {129, 7, 65}, {70, 97, 130}};
-  const size_t last = sizeof tt / sizeof tt[0] - 1;
+  static const int turn[] = {-1, 0, -1, 0, 1, 2}; /* small mode: the pairs (bias * 4 + act) % 3 == turn[t] */
   char what[96];
   int variant = 0;
   for (size_t t = 0; t < sizeof tt / sizeof tt[0]; t++)
     for (int bias = 0; bias < 4; bias++)
       for (int act = 0; act < 4; act++, variant++) {
         if (bias == 0 && act == 0) continue;
-        if (clait_small() && t == last && (bias * 4 + act) % 3 != 2) continue; /* small: by turns */
+        if (clait_small() && turn[t] >= 0 && (bias * 4 + act) % 3 != turn[t]) continue; /* small: by turns */
         mm_case mc = plain(tt[t][0], tt[t][1], tt[t][2], variant % 3 == 1, variant % 5 == 2, variant % 2 ? 0.5f : 1.0f,
                            variant % 4 == 3 ? 0.25f : 0.0f);
         mc.bias = bias;

@@ -85,6 +85,9 @@ static void test_softmax(void **state) {
       clai_dtype dt = d ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
       clai_tensor *x = clait_upload_floats(ctx, dt, shapes[si].nd, shapes[si].shape, v);
       for (int lg = 0; lg < 2; lg++) {
+        /* small mode: softmax in one of the dtypes and log_softmax in the other on each shape, by turns (each
+         * with both dtypes across the shapes), each with all four outputs below */
+        if (clait_small() && (si + (size_t)d + (size_t)lg) % 2) continue;
         check_softmax(ctx, x, CLAI_DTYPE_F32, 0.0f, 0, lg);
         check_softmax(ctx, x, dt, 0.125f, 0, lg);
         if (shapes[si].nd >= 2) {

@@ -7,7 +7,11 @@
 
 #define CTX(state) ((clai_context *)*(state))
 
-enum { N = 256, D = 8, H = 32, K = 4 };
+enum { NMAX = 256, D = 8, H = 32, K = 4 };
+
+/* The samples: 256, in small mode 64 (one tile of rows in the GPU families' GEMMs instead of four: the products
+ * over the samples were most of a training step on Oclgrind). */
+static int nsamples(void) { return clait_small() ? 64 : NMAX; }
 
 typedef struct net {
   clai_tensor *x, *labels, *w1, *w2, *hpre, *h, *hd, *mask, *logits, *dlogits, *dhd, *dh, *dhpre, *dw1, *dw2,
@@ -23,6 +27,7 @@ static clai_tensor *mk(clai_context *ctx, clai_dtype dt, int64_t a, int64_t b) {
 
 /* Data: class i % K around a centre of norm ~4 per class, unit normal noise drawn on the device. */
 static void net_init(clai_context *ctx, net *n) {
+  const int N = nsamples();
   n->x = mk(ctx, CLAI_DTYPE_F32, N, D);
   n->labels = mk(ctx, CLAI_DTYPE_I32, N, 0);
   n->w1 = mk(ctx, CLAI_DTYPE_F32, H, D);
@@ -44,19 +49,19 @@ static void net_init(clai_context *ctx, net *n) {
   n->v2 = mk(ctx, CLAI_DTYPE_F32, K, H);
   n->loss = mk(ctx, CLAI_DTYPE_F32, 0, 0);
   n->norm = mk(ctx, CLAI_DTYPE_F32, 0, 0);
-  float centre[K][D], noise[N * D], x[N * D];
-  int32_t lab[N];
+  float centre[K][D], noise[NMAX * D], x[NMAX * D];
+  int32_t lab[NMAX];
   clait_rng r = {0xc1a55};
   for (int k = 0; k < K; k++)
     for (int d = 0; d < D; d++) centre[k][d] = clait_uniform(&r, -2.5f, 2.5f);
   CLAIT_OK(ctx, clai_rand_normal(ctx, n->x, 2026, 0, 0.0f, 1.0f));
-  CLAIT_OK(ctx, clai_tensor_read(n->x, noise, sizeof noise));
+  CLAIT_OK(ctx, clai_tensor_read(n->x, noise, (size_t)(N * D) * 4));
   for (int i = 0; i < N; i++) {
     lab[i] = i % K;
     for (int d = 0; d < D; d++) x[i * D + d] = centre[lab[i]][d] + noise[i * D + d];
   }
-  CLAIT_OK(ctx, clai_tensor_write(n->x, x, sizeof x));
-  CLAIT_OK(ctx, clai_tensor_write(n->labels, lab, sizeof lab));
+  CLAIT_OK(ctx, clai_tensor_write(n->x, x, (size_t)(N * D) * 4));
+  CLAIT_OK(ctx, clai_tensor_write(n->labels, lab, (size_t)N * 4));
   CLAIT_OK(ctx, clai_init_kaiming_uniform(ctx, n->w1, 7, 0, 0.0f, 0));
   CLAIT_OK(ctx, clai_init_xavier_uniform(ctx, n->w2, 7, 1, 0.0f));
   clai_tensor *zero[] = {n->m1, n->v1, n->m2, n->v2};
@@ -94,19 +99,20 @@ static float read1(clai_context *ctx, clai_tensor *t) {
  * relu kink. */
 static void gradient_check(void **state) {
   clai_context *ctx = CTX(state);
+  const int N = nsamples();
   net n;
   net_init(ctx, &n);
   step(ctx, &n, 0.25f, 3, 1);
-  static float x[N * D], w1[H * D], w2[K * H], mask[N * H], dw1[H * D], dw2[K * H];
-  static int32_t lab[N];
-  static double hpre[N * H], hd[N * H], lg[N * K], dl[N * K], dh[N * H], g1[H * D], g2[K * H];
-  CLAIT_OK(ctx, clai_tensor_read(n.x, x, sizeof x));
+  static float x[NMAX * D], w1[H * D], w2[K * H], mask[NMAX * H], dw1[H * D], dw2[K * H];
+  static int32_t lab[NMAX];
+  static double hpre[NMAX * H], hd[NMAX * H], lg[NMAX * K], dl[NMAX * K], dh[NMAX * H], g1[H * D], g2[K * H];
+  CLAIT_OK(ctx, clai_tensor_read(n.x, x, (size_t)(N * D) * 4));
   CLAIT_OK(ctx, clai_tensor_read(n.w1, w1, sizeof w1));
   CLAIT_OK(ctx, clai_tensor_read(n.w2, w2, sizeof w2));
-  CLAIT_OK(ctx, clai_tensor_read(n.mask, mask, sizeof mask));
+  CLAIT_OK(ctx, clai_tensor_read(n.mask, mask, (size_t)(N * H) * 4));
   CLAIT_OK(ctx, clai_tensor_read(n.dw1, dw1, sizeof dw1));
   CLAIT_OK(ctx, clai_tensor_read(n.dw2, dw2, sizeof dw2));
-  CLAIT_OK(ctx, clai_tensor_read(n.labels, lab, sizeof lab));
+  CLAIT_OK(ctx, clai_tensor_read(n.labels, lab, (size_t)N * 4));
   double loss = 0;
   for (int i = 0; i < N; i++)
     for (int h = 0; h < H; h++) {
@@ -183,11 +189,14 @@ static void gradient_check(void **state) {
 
 /* 150 steps (small mode: 20) of AdamW with clipping; returns the final loss and the accuracy without dropout. */
 static float train(clai_context *ctx, float *first, double *accuracy) {
+  const int N = nsamples();
   net n;
   net_init(ctx, &n);
   clai_adam_params hp = {2e-2f, 0.9f, 0.999f, 1e-8f, 1e-2f};
   clai_tensor *grads[2];
-  for (int s = 1; s <= CLAIT_SIZE(150, 20); s++) { /* small: 20 steps, loss still down by 8x */
+  /* small: 20 steps on the 64 samples; the loss still falls 15 times (POCL: 1.241 -> 0.084) and the accuracy is
+   * 0.95, where 4 times and 0.9 are asked (on 256 samples: 8.6 times and 0.94) */
+  for (int s = 1; s <= CLAIT_SIZE(150, 20); s++) {
     step(ctx, &n, 0.1f, (uint64_t)s, 1);
     if (s == 1) *first = read1(ctx, n.loss);
     grads[0] = n.dw1;
@@ -197,8 +206,8 @@ static float train(clai_context *ctx, float *first, double *accuracy) {
     CLAIT_OK(ctx, clai_optim_adamw(ctx, n.w2, n.m2, n.v2, n.dw2, s, &hp));
   }
   step(ctx, &n, 0.0f, 0, 0);
-  float logits[N * K], last = read1(ctx, n.loss);
-  CLAIT_OK(ctx, clai_tensor_read(n.logits, logits, sizeof logits));
+  float logits[NMAX * K], last = read1(ctx, n.loss);
+  CLAIT_OK(ctx, clai_tensor_read(n.logits, logits, (size_t)(N * K) * 4));
   int right = 0;
   for (int i = 0; i < N; i++) {
     int best = 0;

@@ -98,9 +98,15 @@ static inline double clait_now(void) {
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
-static double clait_case_t0; /* when the running case's setup began */
+static double clait_case_t0, clait_case_c0; /* when the running case's setup began */
+static inline double clait_cpu(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
 static inline int clait_setup(void **state) {
   clait_case_t0 = clait_now();
+  clait_case_c0 = clait_cpu();
   *state = clait_ctx();
   return *state == NULL ? -1 : 0;
 }
@@ -113,18 +119,19 @@ static inline int clait_teardown(void **state) {
     printf("# profile: %-28s %8.3f s %6llu launches\n", top[i].kernel, top[i].seconds,
            (unsigned long long)top[i].launches);
   clai_context_free(*state);
-  printf("# case took %.1f s\n", clait_now() - clait_case_t0);
+  printf("# case took %.1f s (cpu %.1f s)\n", clait_now() - clait_case_t0, clait_cpu() - clait_case_c0);
   return 0;
 }
 /* The same timing for cases that make their own contexts. */
 static inline int clait_timed_setup(void **state) {
   (void)state;
   clait_case_t0 = clait_now();
+  clait_case_c0 = clait_cpu();
   return 0;
 }
 static inline int clait_timed_teardown(void **state) {
   (void)state;
-  printf("# case took %.1f s\n", clait_now() - clait_case_t0);
+  printf("# case took %.1f s (cpu %.1f s)\n", clait_now() - clait_case_t0, clait_cpu() - clait_case_c0);
   return 0;
 }
 #define CLAIT_TIMED(f) cmocka_unit_test_setup_teardown(f, clait_timed_setup, clait_timed_teardown)
