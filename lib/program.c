@@ -227,7 +227,8 @@ void clai__program_options(int prog, const clai__devcaps *caps, const clai__gemm
     clai__appendf(buf, cap, &len, " -DRM=%d -DVW=%d -DCN=%d -DKB=%d -DUK=%d -DPK=%d -DSRM=%d", gemm->packed.rm,
                   gemm->packed.vw, gemm->packed.cn, gemm->packed.kb, gemm->packed.uk, gemm->packed.pk,
                   gemm->packed.srm);
-  if (prog == CLAI__P_NORM && caps->nt_store) clai__appendf(buf, cap, &len, " -DCLAI_NTSTORE=1");
+  if ((prog == CLAI__P_NORM || prog == CLAI__P_COPY) && caps->nt_store)
+    clai__appendf(buf, cap, &len, " -DCLAI_NTSTORE=1");
   if (prog == CLAI__P_REDUCE) clai__appendf(buf, cap, &len, " -DCLAI_COLT=%d", clai__reduce_cols_tile(caps));
   if (prog == CLAI__P_ATTENTION) clai__appendf(buf, cap, &len, " -DATT_RQ=%d", clai__attention_rq(caps));
   if (prog == CLAI__P_MATMUL_GPU)

@@ -7,6 +7,7 @@
 #include <float.h>
 #include <limits.h>
 
+#include "internal.h" /* the device's cache size and whether its copies may store past the cache */
 #include "testutil.h"
 
 /* ---- helpers -------------------------------------------------------------------------------------------- */
@@ -1142,6 +1143,58 @@ static void test_copy_dtypes(void **state) {
   clai_tensor_free(i);
 }
 
+/* Dense copies of f32 and i32 too large for the cache take non-temporal stores on POCL's CPU devices (source
+ * and destination together over a quarter of the cache the device reports: lib/op-copy.c), with scalar
+ * stores up to the destination's first 32-byte boundary. Such a copy, at a destination offset of 0 and of
+ * 3 elements and a source offset of 5, n not a multiple of 8 or of a work-item's run: every element, and
+ * nothing written around the destination view. Elsewhere (and in small mode, a simulator, where the stores
+ * are never non-temporal) the same checks on 100003 elements. */
+static void test_copy_large(void **state) {
+  clai_context *ctx = *state;
+  const uint64_t cache = ctx->caps.cache_bytes;
+  int64_t n = 100003;
+  if (ctx->caps.nt_store && cache > 0 && !clait_small()) {
+    n = (int64_t)(cache / 32) + 1237; /* n * 8 bytes > cache / 4 */
+    if (n > ((int64_t)1 << 26)) n = ((int64_t)1 << 26) + 1237; /* a device reporting over 2 GB: 256 MB */
+  }
+  print_message("# copies of %lld elements (device cache %llu bytes, non-temporal stores %s)\n", (long long)n,
+                (unsigned long long)cache, ctx->caps.nt_store && (double)n * 8.0 > (double)cache / 4.0 ? "on" : "off");
+  const int64_t pad = 16, nb = n + pad;
+  uint32_t *src = xmalloc((size_t)nb * 4), *got = xmalloc((size_t)nb * 4), *want = xmalloc((size_t)nb * 4);
+  for (int64_t i = 0; i < nb; i++) src[i] = (uint32_t)i * 2654435761u;
+  for (int d = 0; d < 2; d++) {
+    const clai_dtype dt = d ? CLAI_DTYPE_I32 : CLAI_DTYPE_F32;
+    for (int64_t doff = 0; doff <= 3; doff += 3) {
+      clai_tensor *sb = mk1(ctx, dt, nb), *db = mk1(ctx, dt, nb), *sv = NULL, *dv = NULL;
+      const int64_t one = 1;
+      if (d == 0) /* f32: finite values, so that no NaN pattern could be quieted on the way */
+        for (int64_t i = 0; i < nb; i++) {
+          const float f = (float)(i % 1000003) * 0.5f - 7.25f;
+          memcpy(&src[i], &f, 4);
+        }
+      CLAIT_OK(ctx, clai_tensor_write(sb, src, (size_t)nb * 4));
+      CLAIT_OK(ctx, clai_fill(ctx, db, -777.0));
+      CLAIT_OK(ctx, clai_tensor_view(sb, &sv, 1, &n, &one, 5));
+      CLAIT_OK(ctx, clai_tensor_view(db, &dv, 1, &n, &one, doff));
+      CLAIT_OK(ctx, clai_copy(ctx, dv, sv));
+      CLAIT_OK(ctx, clai_tensor_read(db, got, (size_t)nb * 4));
+      const float fs = -777.0f;
+      uint32_t sentinel;
+      if (d == 0) memcpy(&sentinel, &fs, 4);
+      else sentinel = (uint32_t)-777;
+      for (int64_t i = 0; i < nb; i++) want[i] = i >= doff && i < doff + n ? src[i - doff + 5] : sentinel;
+      int64_t bad = -1;
+      for (int64_t i = 0; i < nb && bad < 0; i++)
+        if (got[i] != want[i]) bad = i;
+      if (bad >= 0)
+        fail_msg("copy of %lld %s, destination offset %lld: element %lld of the buffer is 0x%08x, expected 0x%08x",
+                 (long long)n, clai_dtype_name(dt), (long long)doff, (long long)bad, got[bad], want[bad]);
+      clai_tensor_free(sv), clai_tensor_free(dv), clai_tensor_free(sb), clai_tensor_free(db);
+    }
+  }
+  free(src), free(got), free(want);
+}
+
 static void test_copy_broadcast_strided(void **state) {
   clai_context *ctx = *state;
   clait_rng rng = {99};
@@ -1346,6 +1399,7 @@ int main(void) {
       T(test_lifetimes),
       T(test_copy_dtypes),
       T(test_copy_broadcast_strided),
+      T(test_copy_large),
       T(test_fill),
   };
   return CLAIT_MAIN("tensor", tests, 1);
