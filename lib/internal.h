@@ -67,7 +67,7 @@ enum clai__program_id {
  * (CLAI_INDEX_ARGS in cl/common.cl). Every kernel must do nothing when its sizes are zero. */
 #define CLAI__KERNELS(X)                                                          \
   X(COPY, COPY, "clai_copy", "bbxll", 1)                                          \
-  X(COPY_DENSE4, COPY, "clai_copy_dense4", "bblllli", 1)                           \
+  X(COPY_DENSE4, COPY, "clai_copy_dense4", "bblllli", 1)                          \
   X(FILL_F32, COPY, "clai_fill_f32", "bxf", 1)                                    \
   X(FILL_F16, COPY, "clai_fill_f16", "bxf", 1)                                    \
   X(FILL_I32, COPY, "clai_fill_i32", "bxi", 1)                                    \
