@@ -236,19 +236,22 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
        * per plane (the host launches dim 0 with 1). Row r lies in window row r/2 only and each element in  \
        * one window, so it receives its window's gradient when the index names it and 0 otherwise, written \
        * in one pass; an index naming any other element (in or out of the window) matches neither column  \
-       * and contributes nothing. */                                                                        \
+       * and contributes nothing. With right padding and an odd W the last window hangs over the edge: only \
+       * its left column is grad_x's (ow_pair windows lie wholly inside). */                                 \
       if (ih != 0) return; /* dim 0 rounded up to the work-group */                                           \
       for (int r = 0; r < H; r++) {                                                                           \
-        const int oh = r >> 1, ow_end = oh < OH ? OW : 0, rs = r * W;                                         \
+        const int oh = r >> 1, ow_end = oh < OH ? OW : 0, ow_pair = min(ow_end, W >> 1), rs = r * W;         \
         const long yr = yp + (long)oh * syh, ir = ip + (long)oh * sih;                                        \
         const long gr = goff + n * sgn + (long)c * sgc + (long)r * sgh;                                       \
-        for (int ow = 0; ow < ow_end; ow++) {                                                                 \
+        for (int ow = 0; ow < ow_pair; ow++) {                                                                \
           const float g = LD(gy, yr + ow);                                                                    \
           const int at = idx[ir + ow] - rs - 2 * ow;                                                          \
           ST(gx, gr + 2 * ow, at == 0 ? g : 0.0f);                                                            \
           ST(gx, gr + 2 * ow + 1, at == 1 ? g : 0.0f);                                                        \
         }                                                                                                     \
-        for (int iw = 2 * ow_end; iw < W; iw++) ST(gx, gr + iw, 0.0f);                                        \
+        if (ow_pair < ow_end) /* the window over the right edge: W = 2 * ow_pair + 1 */                       \
+          ST(gx, gr + 2 * ow_pair, idx[ir + ow_pair] == rs + 2 * ow_pair ? LD(gy, yr + ow_pair) : 0.0f);      \
+        for (int iw = min(2 * ow_end, W); iw < W; iw++) ST(gx, gr + iw, 0.0f);                                \
       }                                                                                                       \
       return;                                                                                                 \
     }                                                                                                         \

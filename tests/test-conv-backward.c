@@ -300,6 +300,7 @@ static const pool_case pcases[] = {
     {1, 2, 10, 9, 3, 3, 2, 2, 1, 1, 1, 1},  /* overlapping, padded */
     {2, 3, 8, 8, 2, 2, 2, 2, 0, 0, 0, 0},   /* the CNN's 2x2 stride 2 */
     {2, 3, 7, 9, 2, 2, 2, 2, 0, 0, 0, 0},   /* 2x2 stride 2 with a last row and column no window reads */
+    {2, 3, 7, 9, 2, 2, 2, 2, 0, 1, 0, 1},   /* 2x2 stride 2, the last row and column in windows over the edge */
     {1, 3, 7, 13, 2, 3, 3, 4, 1, 0, 0, 2},  /* stride above the kernel: elements no window reads */
     {2, 2, 6, 7, 3, 2, 1, 1, 2, 0, 1, 1},   /* stride 1, asymmetric padding */
 };
@@ -330,7 +331,9 @@ static void pool_bwd_ref(const pool_case *c, int mode, const double *gy, const d
 }
 
 /* idx_mode 0: indices from clai_max_pool2d on inputs with many ties; 1: indices the test picks inside each
- * window; 2: like 1 but some indices outside their window (they must contribute nothing). */
+ * window; 2: like 1 but some indices outside their window (they must contribute nothing). strided 0: dense
+ * operands; 1: grad_x permuted, grad_out a slice; 2: grad_x a slice of padded rows whose padding must keep
+ * what it held (a window over the right edge once wrote one column past the row). */
 static void run_pool(clai_context *ctx, const pool_case *c, clai_dtype dt, int mode, int idx_mode, int strided,
                      uint64_t seed) {
   clait_rng rng = {seed};
@@ -342,10 +345,12 @@ static void run_pool(clai_context *ctx, const pool_case *c, clai_dtype dt, int m
   for (size_t i = 0; i < nx; i++) x[i] = (double)(clait_next(&rng) % 4); /* ties everywhere */
   randv(&rng, dt, gy, no);
   clai_pool2d_params p = {c->KH, c->KW, c->sh, c->sw, c->pt, c->pb, c->pl, c->pr, mode == 1};
-  clai_tensor *gxb, *yb, *gxt = clait_make4(ctx, dt, xs, strided ? CLAIT_PERMUTED : CLAIT_DENSE, &gxb);
-  clai_tensor *yt = clait_make4(ctx, dt, os, strided ? CLAIT_SLICED : CLAIT_DENSE, &yb);
+  const int gl = strided == 1 ? CLAIT_PERMUTED : strided == 2 ? CLAIT_SLICED : CLAIT_DENSE;
+  clai_tensor *gxb, *yb, *gxt = clait_make4(ctx, dt, xs, gl, &gxb);
+  clai_tensor *yt = clait_make4(ctx, dt, os, strided == 1 ? CLAIT_SLICED : CLAIT_DENSE, &yb);
   clai_tensor *it = NULL;
   clait_put(ctx, yt, gy);
+  if (strided == 2) CLAIT_OK(ctx, clai_fill(ctx, gxb, -777.0));
   if (mode == 0) {
     CLAIT_OK(ctx, clai_tensor_init(ctx, &it, CLAI_DTYPE_I32, 4, os));
     if (idx_mode == 0) {
@@ -384,6 +389,21 @@ static void run_pool(clai_context *ctx, const pool_case *c, clai_dtype dt, int m
       fail_msg("pool backward mode %d idx %d case %lldx%lld k%lldx%lld s%lldx%lld %s: element %zu is %.9g, expected "
                "%.9g", mode, idx_mode, (long long)c->H, (long long)c->W, (long long)c->KH, (long long)c->KW,
                (long long)c->sh, (long long)c->sw, clai_dtype_name(dt), i, got[i], want[i]);
+  if (strided == 2) { /* the base is [N, C, H, W + 3], the view its columns 1 .. W */
+    const size_t nb = nx / (size_t)c->W * (size_t)(c->W + 3);
+    double *b = malloc(nb * 8);
+    assert_non_null(b);
+    clait_read(ctx, gxb, b);
+    for (size_t i = 0; i < nb; i++) {
+      const int64_t col = (int64_t)(i % (size_t)(c->W + 3));
+      if ((col == 0 || col > c->W) && b[i] != -777.0)
+        fail_msg("pool backward mode %d case %lldx%lld k%lldx%lld s%lldx%lld pad b%lld r%lld: the padding column %lld "
+                 "of row %zu changed to %.9g", mode, (long long)c->H, (long long)c->W, (long long)c->KH,
+                 (long long)c->KW, (long long)c->sh, (long long)c->sw, (long long)c->pb, (long long)c->pr,
+                 (long long)col, i / (size_t)(c->W + 3), b[i]);
+    }
+    free(b);
+  }
   clait_free4(gxt, gxb), clait_free4(yt, yb);
   clai_tensor_free(it);
   free(x), free(gy), free(idx), free(want), free(got);
@@ -398,6 +418,8 @@ static void test_pool_bwd(void **state) {
     }
     run_pool(ctx, &pcases[i], CLAI_DTYPE_F32, 0, 1, 1, 900 + i);
     run_pool(ctx, &pcases[i], CLAI_DTYPE_F32, 0, 2, 0, 950 + i);
+    run_pool(ctx, &pcases[i], CLAI_DTYPE_F32, 0, 0, 2, 980 + i);
+    run_pool(ctx, &pcases[i], CLAI_DTYPE_F16, 1, 0, 2, 990 + i);
   }
 }
 
