@@ -22,7 +22,7 @@
  *
  * Environment:
  *   CLAI_TEST_SEED=S     the seed (default 1)
- *   CLAI_TEST_CASES=N    cases in all, spread over the ops by weight (default 3000; 200 with
+ *   CLAI_TEST_CASES=N    cases in all, spread over the ops by weight (default 20000; 200 with
  *                        CLAI_TEST_SIZE=small); an op run alone gets its share of N
  *   CLAI_TEST_SIZE=small small shapes and few cases, for slow simulators such as Oclgrind
  *   CLAI_TEST_OPS=a,b    run only the ops whose names are listed (tests/fuzz-*.sh use it)
@@ -80,7 +80,7 @@ typedef struct fz {
 
 static clai_context *g_ctx;
 static uint64_t g_seed = 1;
-static long g_cases = 3000, g_only_case = -1;
+static long g_cases = 20000, g_only_case = -1; /* 20000: a few seconds on POCL, once its kernels are built */
 static int g_small, g_dump;
 
 /* ---- case description and failures ------------------------------------------------------------------ */
