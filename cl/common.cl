@@ -8,6 +8,8 @@
  *              The kernels accumulate with CLAI_FMA: fma() there, a multiply and an add elsewhere, where
  *              fma() is a correctly rounded software routine (llvmpipe: the GEMM ran 3-4x slower with it).
  *   CLAI_ASSUMES 1 on POCL's CPU devices, whose compiler may be told what holds (CLAI_ASSUME below).
+ *   CLAI_NTSTORE 1 where Clang's __builtin_nontemporal_store is there (POCL's CPU devices: caps.nt_store in
+ *              lib/device.c; passed to the programs that use it); kernels test CLAI_NT below.
  *
  * Strided kernels take their index metadata as five long8 arguments (CLAI_INDEX_ARGS); see below. */
 #ifndef CLAI_FP16
@@ -15,6 +17,16 @@
 #endif
 #ifndef CLAI_CPU
 #define CLAI_CPU 0
+#endif
+#ifndef CLAI_NTSTORE
+#define CLAI_NTSTORE 0
+#endif
+/* CLAI_NT: non-temporal stores (which do not read a line before writing it) and the sfence that orders them
+ * before the kernel is seen to end, both x86's. */
+#if CLAI_NTSTORE && (defined(__x86_64__) || defined(__i386__))
+#define CLAI_NT 1
+#else
+#define CLAI_NT 0
 #endif
 #ifndef CLAI_HW_FMA
 #define CLAI_HW_FMA 1

@@ -40,10 +40,6 @@ CLAI_FILL(f32, float, float, CLAI_ST_F32)
 CLAI_FILL(f16, half, float, CLAI_ST_F16)
 CLAI_FILL(i32, int, int, CLAI_ST_I32)
 
-#ifndef CLAI_NTSTORE
-#define CLAI_NTSTORE 0 /* 1: Clang's __builtin_nontemporal_store is there (POCL; caps.nt_store in lib/device.c) */
-#endif
-
 /* Dense copy of n 4-byte elements (f32 or i32, same dtype on both sides) from src + os to dst + od: each
  * work-item copies a contiguous run of `chunk` elements with vload8/vstore8, which POCL runs at memory
  * speed (one element per work-item costs a work-item loop iteration per element). nt (the host's choice, for
@@ -58,7 +54,7 @@ __kernel void clai_copy_dense4(__global uint *dst, __global const uint *src, con
   __global uint *d = dst + od + c0;
   __global const uint *s = src + os + c0;
   long j = 0;
-#if CLAI_NTSTORE && (defined(__x86_64__) || defined(__i386__))
+#if CLAI_NT /* cl/common.cl */
   if (nt) {
     for (; j < m && (((ulong)(d + j)) & 31) != 0; j++) d[j] = s[j];
     for (; j + 8 <= m; j += 8) __builtin_nontemporal_store(vload8(0, s + j), (__global uint8 *)(d + j));

@@ -173,10 +173,7 @@ __kernel void clai_softmax(__global float *out, __global const float *x, CLAI_IN
 #define CLAI_LN_BETA 4
 #define CLAI_LN_MEAN 8
 #define CLAI_LN_RSTD 16
-#define CLAI_LN_NT 32 /* non-temporal stores of out (contiguous f32 rows; CLAI_NTSTORE on x86 only) */
-#ifndef CLAI_NTSTORE
-#define CLAI_NTSTORE 0 /* 1: Clang's __builtin_nontemporal_store is there (POCL; caps.nt_store in lib/device.c) */
-#endif
+#define CLAI_LN_NT 32 /* non-temporal stores of out (contiguous f32 rows; where CLAI_NT, cl/common.cl) */
 
 /* dt bits: 1 x is f16, 2 out is f16, 4 gamma is f16, 8 beta is f16. */
 __kernel void clai_layernorm(__global float *out, __global const float *x, __global const float *gamma,
@@ -233,7 +230,7 @@ __kernel void clai_layernorm(__global float *out, __global const float *x, __glo
     const float rstd = 1.0f / sqrt(var + eps);
     __global const float *gr = gamma + go, *br = beta + bo;
     j = 0;
-#if CLAI_NTSTORE && (defined(__x86_64__) || defined(__i386__))
+#if CLAI_NT
     /* CLAI_LN_NT (the host's choice: x and out together exceed the device's cache, so out would leave it
      * anyway): non-temporal stores, which do not read each line of out before writing it (a third of the
      * memory traffic). Scalar stores up to a 32-byte boundary, then whole aligned vectors. */

@@ -1161,17 +1161,16 @@ static void test_copy_large(void **state) {
                 (unsigned long long)cache, ctx->caps.nt_store && (double)n * 8.0 > (double)cache / 4.0 ? "on" : "off");
   const int64_t pad = 16, nb = n + pad;
   uint32_t *src = xmalloc((size_t)nb * 4), *got = xmalloc((size_t)nb * 4), *want = xmalloc((size_t)nb * 4);
-  for (int64_t i = 0; i < nb; i++) src[i] = (uint32_t)i * 2654435761u;
   for (int d = 0; d < 2; d++) {
     const clai_dtype dt = d ? CLAI_DTYPE_I32 : CLAI_DTYPE_F32;
+    for (int64_t i = 0; i < nb; i++) { /* f32: finite values, so that no NaN pattern could be quieted */
+      const float f = (float)(i % 1000003) * 0.5f - 7.25f;
+      if (d) src[i] = (uint32_t)i * 2654435761u;
+      else memcpy(&src[i], &f, 4);
+    }
     for (int64_t doff = 0; doff <= 3; doff += 3) {
       clai_tensor *sb = mk1(ctx, dt, nb), *db = mk1(ctx, dt, nb), *sv = NULL, *dv = NULL;
       const int64_t one = 1;
-      if (d == 0) /* f32: finite values, so that no NaN pattern could be quieted on the way */
-        for (int64_t i = 0; i < nb; i++) {
-          const float f = (float)(i % 1000003) * 0.5f - 7.25f;
-          memcpy(&src[i], &f, 4);
-        }
       CLAIT_OK(ctx, clai_tensor_write(sb, src, (size_t)nb * 4));
       CLAIT_OK(ctx, clai_fill(ctx, db, -777.0));
       CLAIT_OK(ctx, clai_tensor_view(sb, &sv, 1, &n, &one, 5));
