@@ -126,7 +126,8 @@ typedef struct clai_context_params {
    * the copy kernels (which prove that the device compiles and runs kernels), and each op family's program
    * when an op first needs it, so an application pays only for the families it uses. 1: every program at
    * init, so no op ever waits for a program build and a device that fails any build is passed over for the
-   * next. -1: lazily, whatever the environment says. On an implementation that compiles each kernel's
+   * next. -1: lazily, whatever the environment says. -2: lazily, the copy kernels too: nothing is built at
+   * init, so the device is not proven to run kernels (for a helper, see clai_context_share_builds). On an implementation that compiles each kernel's
    * machine code at its first launch and keeps it in a cache of its own (POCL's CPU devices), a program
    * build is the front end only: each kernel but the copy kernels is still compiled at its first launch
    * in each launch shape (POCL: per work-group size, and apart for grids of 65535 work-items or more along
@@ -238,6 +239,26 @@ CLAI_API int clai_context_program_count(const clai_context *ctx);
 /* Fills *info for program i, 0 <= i < clai_context_program_count(ctx). Returns CLAI_E_INVALID_ARG, with a
  * message naming the argument, when ctx or info is NULL or i is out of range; *info is then unchanged. */
 CLAI_API clai_status clai_context_program_info(const clai_context *ctx, int i, clai_program_info *info);
+
+/* ---- compiling once for several processes ----------------------------------------------------------
+ * A cold start compiles every kernel an application launches, one after another: POCL compiles one
+ * kernel at a time per process whatever the cores, so a thread that builds ahead only waits for the same
+ * lock. Processes do not share that lock. Contexts in several processes that call this with the same
+ * directory (which must exist; a fresh one per run, e.g. from mkdtemp) compile each program and each
+ * kernel launch shape once between them, each in whichever process gets there first, and find the others'
+ * work in the caches (libclai's and the implementation's own) instead of compiling it again.
+ *   CLAI_SHARE_LEAD: the context computes as usual; where another process is compiling what it needs, it
+ *     waits for that (counted as build time) instead of compiling it a second time.
+ *   CLAI_SHARE_HELP: the context only compiles. Its ops check their arguments, build their programs and
+ *     compile the kernels they would launch, skipping what another process is already compiling, and
+ *     launch nothing: what they write is unspecified (copies and tensor writes still happen). A helper
+ *     that runs an application's first steps ahead of it, on data of the same shapes, compiles beside it
+ *     on another core (the trainer, examples/fashion-mnist, starts one on a cold cache).
+ * dir NULL stops sharing. A process that dies while compiling leaves its claim to whoever comes next (the
+ * claims are flock() locks on files in dir). Contexts in one process may share too (the claims are per
+ * open file), which only makes sense for tests. CLAI_E_UNSUPPORTED where the platform has no flock(). */
+typedef enum clai_share_role { CLAI_SHARE_LEAD = 1, CLAI_SHARE_HELP = 2 } clai_share_role;
+CLAI_API clai_status clai_context_share_builds(clai_context *ctx, const char *dir, clai_share_role role);
 
 /* The cache directory in use, or NULL when the cache is off. Valid while ctx lives. */
 CLAI_API const char *clai_context_cache_dir(const clai_context *ctx);

@@ -249,7 +249,9 @@ clai_status clai_context_init_ex(clai_context **out, const clai_context_params *
   ctx->cache_dir = clai__cache_dir_resolve(params);
   uint64_t limit = params->pool_limit != 0 ? params->pool_limit : env_u64("CLAI_POOL_LIMIT");
   const char *eager = getenv("CLAI_EAGER");
-  ctx->eager = params->eager != 0 ? params->eager > 0 : (eager != NULL && strcmp(eager, "1") == 0);
+  ctx->eager = params->eager == -2 ? -1
+               : params->eager != 0 ? params->eager > 0
+                                    : (eager != NULL && strcmp(eager, "1") == 0);
   /* CLAI_CACHE_BINARIES=1: program binaries go through libclai's cache on every implementation, also where
    * the implementation caches compiled kernels itself (POCL's CPU devices; device.c), as the cache's tests
    * need. */
@@ -331,6 +333,7 @@ void clai_context_free(clai_context *ctx) {
   release_device_objects(ctx);
   free(ctx->devices);
   free(ctx->cache_dir);
+  free(ctx->share_dir);
   free(ctx->errmsg);
   free(ctx);
 }

@@ -396,7 +396,16 @@ struct clai_context {
    * kernel that its program's warm-up compiled (programs served from libclai's cache). */
   unsigned char klaunched[CLAI__K_COUNT];
   uint64_t kvariant[CLAI__K_COUNT][CLAI__KVARIANTS];
-  int eager;                    /* build every program at init (else on first use; see clai.h) */
+  int eager;                    /* 1: build every program at init; 0: the copy kernels only, the rest on
+                                   first use; -1: none at init (clai_context_params.eager -2) */
+  /* clai_context_share_builds (share.c): the claims' directory (NULL: not sharing), the role, and per
+   * program the hash of everything its binary depends on (share_key_set[p]: computed), which names its
+   * claims. */
+  char *share_dir;
+  int share_role;
+  int share_skip;               /* a helper leaves the next kernel shape to the leader that waited for it */
+  unsigned char share_key_set[CLAI__P_COUNT];
+  uint64_t share_key[CLAI__P_COUNT][2];
   clai__pool pool;
   clai_context_stats stats;
   clai_tensor *tensors;         /* live tensors */
@@ -405,6 +414,17 @@ struct clai_context {
   char *errmsg;
   size_t errcap;
 };
+
+/* ---- compiling once for several processes (share.c) ------------------------------------------------------
+ * clai__claim_take opens the claim `name` in dir and locks it: CLAI__CLAIM_MINE (the caller compiles, then
+ * clai__claim_release(fd, ok)), CLAI__CLAIM_DONE (compiled by someone already; nothing is held),
+ * CLAI__CLAIM_BUSY (another holds it; only without wait) or CLAI__CLAIM_NONE (the file cannot be used:
+ * compile alone). */
+enum { CLAI__CLAIM_NONE, CLAI__CLAIM_MINE, CLAI__CLAIM_DONE, CLAI__CLAIM_BUSY };
+int clai__claim_take(const char *dir, const char *name, int wait, int *fd);
+void clai__claim_release(int fd, int ok);
+/* Whether a leader waited for the claim `name` (see share.c). */
+int clai__claim_wanted(const char *dir, const char *name);
 
 /* ---- errors (status.c) ---------------------------------------------------------------------------------
  * clai__error() records a message on ctx and returns status, so a check reads

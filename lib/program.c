@@ -268,6 +268,44 @@ static char *cache_key(clai_context *ctx, int prog, const char *source, const ch
   return key;
 }
 
+/* A program's build options as this context passes them: clai__program_options, and argument information in
+ * check mode. */
+static void context_options(const clai_context *ctx, int prog, char *buf, size_t cap) {
+  clai__program_options(prog, &ctx->caps, &ctx->gemm, buf, cap);
+  if (ctx->check_args) strncat(buf, " -cl-kernel-arg-info", cap - strlen(buf) - 1);
+}
+
+/* The name of a claim (clai_context_share_builds, share.c) on program prog's front end (kernel < 0) or on
+ * one launch shape (variant, see variant_key) of one of its kernels: a hash of the program's cache key
+ * (device, driver, libclai's version, options, source), so that processes share only what would build the
+ * same binary. source and options may be NULL (then made here). 0, or -1 when out of memory. */
+static int share_name(clai_context *ctx, int prog, const char *source, const char *options, int kernel,
+                      uint64_t variant, char *out, size_t cap) {
+  if (!ctx->share_key_set[prog]) {
+    char opts[512];
+    char *own = NULL;
+    if (options == NULL) {
+      context_options(ctx, prog, opts, sizeof opts);
+      options = opts;
+    }
+    if (source == NULL && (source = own = clai__program_source(prog)) == NULL) return -1;
+    char *key = cache_key(ctx, prog, source, options);
+    free(own);
+    if (key == NULL) return -1;
+    ctx->share_key[prog][0] = clai__hash64(key, strlen(key), 21);
+    ctx->share_key[prog][1] = clai__hash64(key, strlen(key), 22);
+    ctx->share_key_set[prog] = 1;
+    free(key);
+  }
+  const unsigned long long h0 = (unsigned long long)ctx->share_key[prog][0],
+                           h1 = (unsigned long long)ctx->share_key[prog][1];
+  if (kernel < 0)
+    snprintf(out, cap, "%016llx%016llx-%s", h0, h1, program_stems[prog]);
+  else
+    snprintf(out, cap, "%016llx%016llx-%s-%llx", h0, h1, kernel_descs[kernel].name, (unsigned long long)variant);
+  return 0;
+}
+
 clai_status clai__program_build(clai_context *ctx, const char *source, const char *options, const char *what,
                                cl_program *out) {
   cl_int err;
@@ -526,11 +564,34 @@ static clai_status first_launch(clai_context *ctx, int kernel, const size_t *glo
   cl_int err = clFinish(ctx->queue); /* the work before it is run time */
   if (err != CL_SUCCESS) return clai__cl_error(ctx, err, "%s: clFinish failed", kernel_descs[kernel].name);
   const double t0 = clai__now();
+  /* Shared with other processes: a leader waits for whoever compiles this shape (then its real launch
+   * finds the code in the implementation's cache), a helper passes on. */
+  int cfd = -1;
+  char name[160];
+  if (ctx->share_dir != NULL && share_name(ctx, kernel_descs[kernel].program, NULL, NULL, kernel, key, name,
+                                           sizeof name) == 0) {
+    const int helper = ctx->share_role == CLAI_SHARE_HELP;
+    const int c = helper && ctx->share_skip ? CLAI__CLAIM_BUSY : clai__claim_take(ctx->share_dir, name, !helper, &cfd);
+    ctx->share_skip = 0;
+    if (c == CLAI__CLAIM_DONE || c == CLAI__CLAIM_BUSY) {
+      ctx->kvariant[kernel][ctx->klaunched[kernel]++] = key;
+      const double dt = clai__now() - t0;
+      ctx->prog_seconds[kernel_descs[kernel].program] += dt;
+      ctx->stats.build_seconds += dt;
+      return CLAI_OK;
+    }
+  }
   cl_mem dummy = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, 256, NULL, &err);
-  if (dummy == NULL) return clai__cl_error(ctx, err, "first launch of %s: clCreateBuffer failed", kernel_descs[kernel].name);
+  if (dummy == NULL) {
+    clai__claim_release(cfd, 0);
+    return clai__cl_error(ctx, err, "first launch of %s: clCreateBuffer failed", kernel_descs[kernel].name);
+  }
   err = launch_empty(ctx, kernel, dummy, local, g);
   if (err == CL_SUCCESS) err = clFinish(ctx->queue);
   clReleaseMemObject(dummy);
+  clai__claim_release(cfd, err == CL_SUCCESS);
+  if (cfd >= 0 && ctx->share_role == CLAI_SHARE_HELP && clai__claim_wanted(ctx->share_dir, name))
+    ctx->share_skip = 1;
   if (err != CL_SUCCESS)
     return clai__cl_error(ctx, err, "first launch of %s (its compilation) failed", kernel_descs[kernel].name);
   ctx->kvariant[kernel][ctx->klaunched[kernel]++] = key;
@@ -558,8 +619,7 @@ static void store_binary(clai_context *ctx, int prog, const char *key) {
 static clai_status init_program(clai_context *ctx, int prog, int use_cache) {
   const double t0 = clai__now();
   char options[512];
-  clai__program_options(prog, &ctx->caps, &ctx->gemm, options, sizeof options);
-  if (ctx->check_args) strncat(options, " -cl-kernel-arg-info", sizeof options - strlen(options) - 1);
+  context_options(ctx, prog, options, sizeof options);
   char *source = clai__program_source(prog);
   char *key = NULL;
   clai_status st = CLAI_OK;
@@ -568,6 +628,15 @@ static clai_status init_program(clai_context *ctx, int prog, int use_cache) {
     key = cache_key(ctx, prog, source, options);
     if (key != NULL) ctx->programs[prog] = load_cached(ctx, key, options);
   }
+  /* Shared with other processes: whoever holds the program's claim builds it (and stores it in libclai's
+   * cache where programs go there); the others wait, then load it from libclai's cache or, built from
+   * source again, find its front end in the implementation's. */
+  int cfd = -1;
+  char name[160];
+  if (ctx->programs[prog] == NULL && ctx->share_dir != NULL &&
+      share_name(ctx, prog, source, options, -1, 0, name, sizeof name) == 0 &&
+      clai__claim_take(ctx->share_dir, name, 1, &cfd) == CLAI__CLAIM_DONE && key != NULL)
+    ctx->programs[prog] = load_cached(ctx, key, options);
   int from_source = ctx->programs[prog] == NULL;
   if (from_source) {
     char files[128];
@@ -587,6 +656,9 @@ static clai_status init_program(clai_context *ctx, int prog, int use_cache) {
   ctx->stats.programs++;
   ctx->prog_state[prog] = from_source ? 1 : 2;
 done:
+  clai__claim_release(cfd, st == CLAI_OK);
+  if (cfd >= 0 && ctx->share_role == CLAI_SHARE_HELP && clai__claim_wanted(ctx->share_dir, name))
+    ctx->share_skip = 1;
   free(key);
   free(source);
   const double dt = clai__now() - t0;
@@ -641,7 +713,7 @@ static int program_wanted(const clai_context *ctx, int prog) {
  * family) for families an application may never use. Loading from a cache is cheap either way. */
 clai_status clai__programs_init(clai_context *ctx) {
   for (int p = 0; p < CLAI__P_COUNT; p++) {
-    if (!program_wanted(ctx, p) || (!ctx->eager && p != CLAI__P_COPY)) continue;
+    if (!program_wanted(ctx, p) || (ctx->eager <= 0 && (p != CLAI__P_COPY || ctx->eager < 0))) continue;
     clai_status st = init_program_fit(ctx, p, 1);
     if (st != CLAI_OK) return st;
   }
@@ -649,6 +721,7 @@ clai_status clai__programs_init(clai_context *ctx) {
 }
 
 static void release_program(clai_context *ctx, int prog) {
+  ctx->share_key_set[prog] = 0; /* a rebuild may have other options */
   for (int k = 0; k < CLAI__K_COUNT; k++) {
     if (kernel_descs[k].program != prog) continue;
     if (ctx->kernels[k] != NULL) clReleaseKernel(ctx->kernels[k]);
@@ -668,7 +741,7 @@ clai_status clai__programs_reload_gemm(clai_context *ctx, int use_cache) {
   for (int p = 0; p < CLAI__P_COUNT; p++) {
     if (p != CLAI__P_MATMUL && p != CLAI__P_MATMUL_PACKED && p != CLAI__P_MATMUL_GPU) continue;
     release_program(ctx, p);
-    if (st == CLAI_OK && program_wanted(ctx, p) && (ctx->eager || !use_cache)) st = init_program_fit(ctx, p, use_cache);
+    if (st == CLAI_OK && program_wanted(ctx, p) && (ctx->eager > 0 || !use_cache)) st = init_program_fit(ctx, p, use_cache);
   }
   return st;
 }
@@ -704,6 +777,10 @@ clai_status clai__kernel_ready(clai_context *ctx, int kernel) {
 static clai_status launch_v(clai_context *ctx, int kernel, const size_t *global, const size_t *local, int nargs,
                             va_list ap) {
   const kernel_desc *kd = &kernel_descs[kernel];
+  /* A helper (clai_context_share_builds) compiles for others and runs nothing, and the copy kernels are
+   * every other context's to build at its init. */
+  const int helper = ctx->share_role == CLAI_SHARE_HELP && ctx->share_dir != NULL;
+  if (helper && kd->program == CLAI__P_COPY) return CLAI_OK;
   if (ctx->kernels[kernel] == NULL) {
     clai_status st = clai__kernel_ready(ctx, kernel);
     if (st != CLAI_OK) return st;
@@ -743,6 +820,7 @@ static clai_status launch_v(clai_context *ctx, int kernel, const size_t *global,
   if (ctx->check_args && (int)a != ctx->knargs[kernel])
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %u arguments are passed, the kernel has %d", kd->name,
                        (unsigned)a, ctx->knargs[kernel]);
+  if (helper) return CLAI_OK;
   cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, (cl_uint)kd->dims, NULL, g, l, 0, NULL,
                                       clai__profile_event(ctx));
   clai__profile_launched(ctx, kernel, err);

@@ -326,6 +326,8 @@ clai_status clai_tune(clai_context *ctx, const clai_tune_params *params, char *r
   const char *fn = "clai_tune";
   if (ctx->cache_dir == NULL)
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: the context's cache is off, so there is nowhere to store results", fn);
+  if (ctx->share_dir != NULL && ctx->share_role == CLAI_SHARE_HELP)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: a helper context (clai_context_share_builds) runs no kernel to time", fn);
   static const int64_t cpu_shapes[][3] = {{512, 512, 512}, {1024, 1024, 1024}, {1000, 1000, 1000}, {8, 4096, 4096}};
   static const int64_t gpu_shapes[][3] = {{1024, 1024, 1024}, {2048, 2048, 2048}, {1000, 1000, 1000}, {8, 4096, 4096}};
   search s = {ctx, ctx->caps.is_cpu ? cpu_shapes : gpu_shapes, 4, params, NULL};

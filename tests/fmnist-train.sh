@@ -4,7 +4,8 @@
 # two epochs straight and one epoch + --resume + one more epoch (the second half through `clai train`)
 # give byte-identical checkpoints (weights, Adam state, step count) and the same loss bits; a damaged
 # checkpoint is refused with a message. The CNN (--model cnn) on a smaller subset: the loss falls and the
-# accuracy on 1000 test images beats chance, and resuming gives the same checkpoint bytes. Prints TAP.
+# accuracy on 1000 test images beats chance, and resuming gives the same checkpoint bytes. The build helper
+# changes no result. Prints TAP.
 set -u
 # Under --enable-sanitizers the trainer runs without LeakSanitizer's exit-time check: its stop-the-world
 # tracer crashed once ("Tracer caught signal 11") against POCL's worker threads in a loaded CI run, after
@@ -32,7 +33,7 @@ fi
 [ "$ocl" = 1 ] && smoke="--train-limit 32 --batch 16 --test-limit 20 --epochs 2"
 dir=$(mktemp -d "${CLAI_TEST_TMP:-${TMPDIR:-/tmp}}/tmp-fmnist-train.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
-echo "1..6"
+echo "1..7"
 fails=0
 report() { # N NAME OK
   if [ "$3" -eq 1 ]; then echo "ok $1 - $2"; else echo "not ok $1 - $2"; fails=$((fails + 1)); fi
@@ -97,14 +98,38 @@ if [ "$ocl" != 1 ]; then
   report 4 "a damaged checkpoint is refused" "$ok"
 fi
 
+# 5. The build helper (a second process that compiles the first epoch's kernels beside the run; see
+#    clai_context_share_builds): on empty caches, a run with it and one without give the same loss bits, the
+#    run says it had one and leaves no claims directory behind; run alone, the helper succeeds and leaves
+#    claims. Not under Oclgrind (it would build the programs a second time, all the helper does there).
+if [ "$ocl" = 1 ]; then
+  echo "ok 5 - the build helper # SKIP under Oclgrind: the trainer's host code is tested on the other implementations"
+else
+  ok=0
+  mkdir -p "$dir/h1p" "$dir/h1c" "$dir/h2p" "$dir/h2c" "$dir/htmp" "$dir/share"
+  if POCL_CACHE_DIR="$dir/h1p" CLAI_CACHE_DIR="$dir/h1c" TMPDIR="$dir/htmp" \
+       "$prog" --data "$data" $sub --epochs 1 --json >"$dir/h1.json" 2>"$dir/h1.err" &&
+     POCL_CACHE_DIR="$dir/h2p" CLAI_CACHE_DIR="$dir/h2c" \
+       "$prog" --data "$data" $sub --epochs 1 --no-build-helper --json >"$dir/h2.json" 2>"$dir/h2.err" &&
+     "$prog" --data "$data" $sub --as-build-helper "$dir/share" >"$dir/h3.out" 2>&1; then
+    l1=$(field "$dir/h1.json" 1 loss) l2=$(field "$dir/h2.json" 1 loss)
+    claims=$(ls "$dir/share" | wc -l) left=$(ls -A "$dir/htmp" | wc -l)
+    echo "# epoch 1 loss with the helper $l1, without $l2; a helper alone left $claims claims; $left files in TMPDIR"
+    [ -n "$l1" ] && [ "$l1" = "$l2" ] && grep -q "with a build helper" "$dir/h1.err" &&
+      ! grep -q "with a build helper" "$dir/h2.err" && [ "$claims" -gt 0 ] && [ "$left" -eq 0 ] && ok=1
+  fi
+  [ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/h1.err" "$dir/h2.err" "$dir/h3.out"
+  report 5 "the build helper: the same loss, its claims removed" "$ok"
+fi
+
 if [ "$small" -eq 1 ]; then # its kernels are checked by test-conv, test-conv-backward and test-pool2d
-  echo "ok 5 - cnn: training # SKIP small mode: a step of the CNN (3.3 million parameters) needs a faster device"
-  echo "ok 6 - cnn: resume # SKIP small mode: a step of the CNN (3.3 million parameters) needs a faster device"
+  echo "ok 6 - cnn: training # SKIP small mode: a step of the CNN (3.3 million parameters) needs a faster device"
+  echo "ok 7 - cnn: resume # SKIP small mode: a step of the CNN (3.3 million parameters) needs a faster device"
   [ "$fails" -eq 0 ]
   exit
 fi
 
-# 5. The CNN: 2 epochs on 600 samples (5 steps each, the last one short), tested on 1000 images; the mean
+# 6. The CNN: 2 epochs on 600 samples (5 steps each, the last one short), tested on 1000 images; the mean
 #    loss starts near ln 10 and falls, the accuracy beats chance by far.
 ok=0
 if "$prog" --data "$data" --model cnn --train-limit 600 --test-limit 1000 --epochs 2 --checkpoint "$dir/ca.ckpt" \
@@ -114,9 +139,9 @@ if "$prog" --data "$data" --model cnn --train-limit 600 --test-limit 1000 --epoc
   awk -v a="$l1" -v b="$l2" -v acc="$acc" 'BEGIN { exit !(a < 2.4 && b < a - 0.3 && acc > 0.45) }' && ok=1
 fi
 [ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/ca.err" "$dir/ca.json"
-report 5 "cnn: training on 600 samples, the loss falls, the accuracy rises" "$ok"
+report 6 "cnn: training on 600 samples, the loss falls, the accuracy rises" "$ok"
 
-# 6. The CNN resumed: 1 epoch, then --resume to 2 (through `clai train`) == the 2 epochs of test 5.
+# 7. The CNN resumed: 1 epoch, then --resume to 2 (through `clai train`) == the 2 epochs of test 6.
 ok=0
 if "$prog" --data "$data" --model cnn --train-limit 600 --test-limit 1000 --epochs 1 --checkpoint "$dir/cb.ckpt" \
      >"$dir/cb1.out" 2>&1 &&
@@ -127,5 +152,5 @@ if "$prog" --data "$data" --model cnn --train-limit 600 --test-limit 1000 --epoc
   [ -n "$la" ] && [ "$la" = "$lb" ] && cmp -s "$dir/ca.ckpt" "$dir/cb.ckpt" && grep -q "resuming" "$dir/cb.err" && ok=1
 fi
 [ "$ok" -eq 1 ] || sed 's/^/# /' "$dir/cb1.out" "$dir/cb.err"
-report 6 "cnn: 2 epochs straight == 1 epoch + resume + 1 epoch (checkpoint bytes and loss)" "$ok"
+report 7 "cnn: 2 epochs straight == 1 epoch + resume + 1 epoch (checkpoint bytes and loss)" "$ok"
 [ "$fails" -eq 0 ]

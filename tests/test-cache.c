@@ -7,12 +7,14 @@
  * implementation, POCL's CPU devices included; test_own_kernel_cache checks what happens there without it
  * (programs left to POCL's own kernel cache, nothing but the copy kernels written to libclai's).
  * test_program_info and test_first_launch_time check the per-program build times that `clai devices` and
- * the trainer print.
+ * the trainer print. test_share_claims and test_share_builds check compiling once for several processes
+ * (clai_context_share_builds): the claims, a helper that runs nothing, a leader that computes.
  * What contexts do is asserted through clai_context_stats_get, never by timing; the mutations go straight
  * to the entry reader, clai__cache_load. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -652,6 +654,143 @@ static void test_build_error_log(void **state) {
   clai_context_free(ctx);
 }
 
+/* ---- clai_context_share_builds --------------------------------------------------------------------- */
+
+/* The claims themselves (share.c): a new claim is the taker's; released unfinished it is the next taker's,
+ * finished it is done for everyone; another holder makes it busy, or makes a waiter wait (leaving its mark)
+ * until the holder finishes or dies. */
+static void test_share_claims(void **state) {
+  (void)state;
+  char dir[1100];
+  fresh_dir(dir, sizeof dir);
+  int fd = -1, fd2 = -1;
+  assert_int_equal(clai__claim_take(dir, "a", 0, &fd), CLAI__CLAIM_MINE);
+  assert_true(fd >= 0);
+  assert_int_equal(clai__claim_take(dir, "a", 0, &fd2), CLAI__CLAIM_BUSY); /* another open file: held */
+  assert_int_equal(fd2, -1);
+  assert_false(clai__claim_wanted(dir, "a"));
+  clai__claim_release(fd, 0); /* the compilation failed: not done */
+  assert_int_equal(clai__claim_take(dir, "a", 1, &fd), CLAI__CLAIM_MINE);
+  clai__claim_release(fd, 1);
+  assert_int_equal(clai__claim_take(dir, "a", 0, &fd), CLAI__CLAIM_DONE);
+  assert_int_equal(fd, -1);
+  assert_int_equal(clai__claim_take(dir, "a", 1, &fd), CLAI__CLAIM_DONE);
+  /* Held by another process that finishes it (then done), or that dies holding it (then the waiter's). The
+   * child only takes the claim, sleeps and exits: no OpenCL after fork(). */
+  for (int finish = 0; finish < 2; finish++) {
+    const char *name = finish ? "finished" : "died";
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+      int f = -1;
+      const char mine = clai__claim_take(dir, name, 0, &f) == CLAI__CLAIM_MINE;
+      if (write(p[1], &mine, 1) != 1) _exit(2);
+      const struct timespec pause = {0, 300000000};
+      nanosleep(&pause, NULL);
+      if (finish) clai__claim_release(f, 1);
+      _exit(0);
+    }
+    close(p[1]);
+    char mine = 0;
+    assert_int_equal(read(p[0], &mine, 1), 1);
+    close(p[0]);
+    assert_int_equal(mine, 1);
+    assert_int_equal(clai__claim_take(dir, name, 0, &fd), CLAI__CLAIM_BUSY);
+    const int c = clai__claim_take(dir, name, 1, &fd); /* waits for the child */
+    assert_int_equal(c, finish ? CLAI__CLAIM_DONE : CLAI__CLAIM_MINE);
+    if (c == CLAI__CLAIM_MINE) clai__claim_release(fd, 1);
+    assert_true(clai__claim_wanted(dir, name));
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  /* A directory that is not there: no claim, the caller compiles alone. */
+  char gone[1200];
+  snprintf(gone, sizeof gone, "%s/not-there", dir);
+  assert_int_equal(clai__claim_take(gone, "a", 1, &fd), CLAI__CLAIM_NONE);
+  assert_int_equal(fd, -1);
+}
+
+/* Whether dir holds a claim whose name contains `part`. */
+static int has_claim(const char *dir, const char *part) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  int found = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) found |= strstr(e->d_name, part) != NULL;
+  closedir(d);
+  return found;
+}
+
+/* A helper context builds and compiles what its ops need and runs nothing; a leader sharing its directory
+ * computes right; bad arguments are refused with a message and leave the context usable. */
+static void test_share_builds(void **state) {
+  (void)state;
+  unsetenv("CLAI_CACHE_BINARIES"); /* each implementation's own way: POCL's kernels then have claims */
+  char dir[1100], share[1100], file[1200];
+  fresh_dir(dir, sizeof dir);
+  fresh_dir(share, sizeof share);
+  clai_context_stats s;
+  clai_context *lead = open_ctx_mode(dir, &s, -1);
+  clai_context *help = open_ctx_mode(dir, &s, -2);
+  assert_int_equal(s.programs, 0); /* eager -2: not even the copy kernels at init */
+  assert_int_equal(clai_context_share_builds(NULL, share, CLAI_SHARE_LEAD), CLAI_E_INVALID_ARG);
+  CLAIT_FAILS(lead, CLAI_E_INVALID_ARG, "role is 7", clai_context_share_builds(lead, share, (clai_share_role)7));
+  snprintf(file, sizeof file, "%s/not-there", share);
+  CLAIT_FAILS(lead, CLAI_E_INVALID_ARG, "not-there", clai_context_share_builds(lead, file, CLAI_SHARE_LEAD));
+  snprintf(file, sizeof file, "%s/a-file", dir);
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  fclose(f);
+  CLAIT_FAILS(lead, CLAI_E_INVALID_ARG, "is not a directory", clai_context_share_builds(lead, file, CLAI_SHARE_LEAD));
+  unlink(file);
+
+  CLAIT_OK(help, clai_context_share_builds(help, share, CLAI_SHARE_HELP));
+  float x[6] = {-1, 0, 0.5f, 1, 2, 3}, sentinel[6] = {7, 7, 7, 7, 7, 7}, y[6];
+  int64_t shape[2] = {2, 3};
+  clai_tensor *hx, *hy;
+  CLAIT_OK(help, clai_tensor_init(help, &hx, CLAI_DTYPE_F32, 2, shape));
+  CLAIT_OK(help, clai_tensor_init(help, &hy, CLAI_DTYPE_F32, 2, shape));
+  CLAIT_OK(help, clai_tensor_write(hx, x, sizeof x));
+  CLAIT_OK(help, clai_tensor_write(hy, sentinel, sizeof sentinel));
+  CLAIT_OK(help, clai_unary(help, CLAI_EXP, hy, hx));
+  CLAIT_OK(help, clai_fill(help, hy, 1.0));
+  CLAIT_OK(help, clai_tensor_read(hy, y, sizeof y));
+  for (int i = 0; i < 6; i++) assert_float_equal(y[i], 7.0f, 0.0f); /* nothing ran */
+  CLAIT_FAILS(help, CLAI_E_UNSUPPORTED, "helper", clai_tune(help, NULL, NULL, 0));
+  assert_true(has_claim(share, "-core")); /* the program's front end */
+  if (!help->binaries) assert_true(has_claim(share, "-clai_unary")); /* the kernel's first launch shape */
+  assert_false(has_claim(share, "-copy")); /* the fill: the copy kernels are every context's own */
+
+  /* The leader finds the helper's work and computes. */
+  CLAIT_OK(lead, clai_context_share_builds(lead, share, CLAI_SHARE_LEAD));
+  clai_tensor *lx, *ly;
+  CLAIT_OK(lead, clai_tensor_init(lead, &lx, CLAI_DTYPE_F32, 2, shape));
+  CLAIT_OK(lead, clai_tensor_init(lead, &ly, CLAI_DTYPE_F32, 2, shape));
+  CLAIT_OK(lead, clai_tensor_write(lx, x, sizeof x));
+  CLAIT_OK(lead, clai_unary(lead, CLAI_EXP, ly, lx));
+  CLAIT_OK(lead, clai_tensor_read(ly, y, sizeof y));
+  for (int i = 0; i < 6; i++) assert_float_equal(y[i], expf(x[i]), 1e-6 * expf(x[i]));
+  check_kernels(lead);
+  CLAIT_OK(lead, clai_context_share_builds(lead, NULL, CLAI_SHARE_LEAD));
+  check_kernels(lead);
+
+  /* Sharing stopped, the helper computes like any context (its copy kernels built on first use). */
+  CLAIT_OK(help, clai_context_share_builds(help, NULL, CLAI_SHARE_HELP));
+  CLAIT_OK(help, clai_unary(help, CLAI_EXP, hy, hx));
+  CLAIT_OK(help, clai_tensor_read(hy, y, sizeof y));
+  for (int i = 0; i < 6; i++) assert_float_equal(y[i], expf(x[i]), 1e-6 * expf(x[i]));
+  CLAIT_OK(help, clai_fill(help, hy, 1.0));
+  CLAIT_OK(help, clai_tensor_read(hy, y, sizeof y));
+  for (int i = 0; i < 6; i++) assert_float_equal(y[i], 1.0f, 0.0f);
+  clai_tensor_free(hx), clai_tensor_free(hy), clai_tensor_free(lx), clai_tensor_free(ly);
+  clai_context_free(help);
+  clai_context_free(lead);
+  setenv("CLAI_CACHE_BINARIES", "1", 1);
+}
+
 int main(void) {
   const char *tmp = getenv("CLAI_TEST_TMP");
   snprintf(base, sizeof base, "%s/tmp-cache-%ld", tmp != NULL ? tmp : "/tmp", (long)getpid());
@@ -661,6 +800,7 @@ int main(void) {
   }
   setenv("CLAI_CACHE_BINARIES", "1", 1); /* libclai's cache on every implementation (see the top) */
   const struct CMUnitTest tests[] = {
+      CLAIT_TIMED(test_share_claims), /* first: its fork() happens before any OpenCL thread exists */
       CLAIT_TIMED(test_cold_then_warm),
       CLAIT_TIMED(test_lazy),
       CLAIT_TIMED(test_damaged_entries),
@@ -671,6 +811,7 @@ int main(void) {
       CLAIT_TIMED(test_own_kernel_cache),
       CLAIT_TIMED(test_program_info),
       CLAIT_TIMED(test_first_launch_time),
+      CLAIT_TIMED(test_share_builds),
   };
   int rc = CLAIT_MAIN("cache", tests, 1);
   char cmd[1200];

@@ -35,11 +35,11 @@ static uint32_t be32(const unsigned char *b) {
   return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-/* Reads one IDX file with `ndim` dims and magic `magic`; dims out in dims[], data malloc'd into *data.
- * A dimension whose `expect` entry is not 0 must have that size. */
+/* Reads one IDX file with `ndim` dims and magic `magic`; dims out in dims[], data malloc'd into *data (data
+ * NULL: the header only). A dimension whose `expect` entry is not 0 must have that size. */
 static int read_idx(const char *path, uint32_t magic, int ndim, const uint32_t *expect, uint32_t *dims, uint8_t **data,
                     char *err, size_t errsize) {
-  *data = NULL;
+  if (data != NULL) *data = NULL;
   gzFile f = gzopen(path, "rb");
   if (f == NULL) {
     snprintf(err, errsize, "%s: %s (%s)", path, strerror(errno ? errno : ENOENT), PACKAGE_HINT);
@@ -76,6 +76,10 @@ static int read_idx(const char *path, uint32_t magic, int ndim, const uint32_t *
   }
   if (total > ((uint64_t)1 << 32)) {
     snprintf(err, errsize, "%s: %llu bytes of data is more than this reader takes", path, (unsigned long long)total);
+    goto done;
+  }
+  if (data == NULL) {
+    rc = 0;
     goto done;
   }
   /* The buffer grows with the data actually read, so a header that promises gigabytes the file does not
@@ -125,7 +129,7 @@ static int read_idx(const char *path, uint32_t magic, int ndim, const uint32_t *
   }
   rc = 0;
 done:
-  if (rc != 0) {
+  if (rc != 0 && data != NULL) {
     free(*data);
     *data = NULL;
   }
@@ -170,4 +174,14 @@ void mnist_free(mnist_set *set) {
   free(set->images);
   free(set->labels);
   memset(set, 0, sizeof *set);
+}
+
+int mnist_count(const char *dir, const char *prefix, int64_t *n, char *err, size_t errsize) {
+  char path[4096];
+  uint32_t idims[3];
+  static const uint32_t image_dims[3] = {0, 28, 28};
+  snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+  if (read_idx(path, 0x00000803u, 3, image_dims, idims, NULL, err, errsize) != 0) return -1;
+  *n = idims[0];
+  return 0;
 }

@@ -21,4 +21,8 @@ typedef struct mnist_set {
 int mnist_load(const char *dir, const char *prefix, mnist_set *set, char *err, size_t errsize);
 void mnist_free(mnist_set *set);
 
+/* The number of images `prefix`-images-idx3-ubyte.gz promises, from its header alone (checked as
+ * mnist_load checks it): 0, or -1 with a message in err. */
+int mnist_count(const char *dir, const char *prefix, int64_t *n, char *err, size_t errsize);
+
 #endif
