@@ -127,8 +127,9 @@ typedef struct clai_context_params {
    * when an op first needs it, so an application pays only for the families it uses. 1: every program at
    * init, so no op ever waits for a program build and a device that fails any build is passed over for the
    * next. -1: lazily, whatever the environment says. -2: lazily, the copy kernels too: nothing is built at
-   * init, so the device is not proven to run kernels (for a helper, see clai_context_share_builds). On an implementation that compiles each kernel's
-   * machine code at its first launch and keeps it in a cache of its own (POCL's CPU devices), a program
+   * init, so the device is not proven to run kernels (for a helper, see clai_context_share_builds). On an
+   * implementation that compiles each kernel's machine code at its first launch and keeps it in a cache
+   * of its own (POCL's CPU devices), a program
    * build is the front end only: each kernel but the copy kernels is still compiled at its first launch
    * in each launch shape (POCL: per work-group size, and apart for grids of 65535 work-items or more along
    * a dimension), and later processes find it in that implementation's cache (see CLAI_CACHE_BINARIES in

@@ -1446,10 +1446,12 @@ int fmnist_train_main(const char *prog, int argc, char **argv) {
   if (o.as_helper != NULL) { /* the first epoch only, on the one device, and no files but the caches */
     if (nd > 1) return 2;
     o.epochs = 1, o.resume = 0, o.json = 0, o.checkpoint = NULL, o.loss_log = NULL;
+    const pid_t parent = getppid();
     dp_comm *one = dp_single();
     if (nd == 1) snprintf(dev, sizeof dev, "%d", idx[0]);
     int rc = train_run(&o, prog, one, nd == 1 ? dev : NULL);
     dp_comm_free(one);
+    if (getppid() != parent) remove_dir(o.as_helper); /* the run it helped is gone: nobody else will */
     return rc;
   }
   if (dp_mpi_launched()) {
