@@ -18,23 +18,19 @@
  * reference (two 5x5 convolutions with ReLU and 2x2 max-pooling, then two dense layers; see cnn_build). */
 #include "train.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <math.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <clai.h>
 
+#include "build-helper.h"
 #include "checkpoint.h"
 #include "dp.h"
 #include "mnist.h"
@@ -572,11 +568,6 @@ static int load_data(trainer *t) {
  * caches it is done in a fifth of a second, during this process's set-up. One process on one device only
  * (not under mpirun, not with --devices over several), and only with two CPUs or more. */
 
-typedef struct build_helper {
-  pid_t pid;       /* -1: none */
-  char dir[4096];  /* the claims' directory, "" when none */
-} build_helper;
-
 /* The helper's data: the shapes load_data makes, without their contents. */
 static int helper_data(trainer *t) {
   char err[4096 + 512];
@@ -597,88 +588,6 @@ static int helper_data(trainer *t) {
   t->test_logits = mk(t, CLAI_DTYPE_F32, 2, t->ntest, CLASSES);
   t->test_labels = calloc((size_t)t->ntest, 1);
   return t->xtrain && t->xtest && t->ytrain && t->xs && t->ys && t->perm && t->test_logits && t->test_labels ? 0 : -1;
-}
-
-/* Removes the claims' directory (its files are flat). */
-static void remove_dir(const char *dir) {
-  DIR *d = opendir(dir);
-  if (d != NULL) {
-    struct dirent *e;
-    char path[4096 + 512];
-    while ((e = readdir(d)) != NULL) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-      unlink(path);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-}
-
-/* Starts the helper; 0 when one runs. Anything that fails only means no helper. */
-static int helper_start(build_helper *h) {
-  extern char **environ;
-  h->pid = -1, h->dir[0] = '\0';
-  if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return -1;
-  /* This program's command line, from the kernel: argv as main() got it, before any subcommand's parsing. */
-  char exe[4096];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return -1;
-  exe[n] = '\0';
-  static char cmd[65536];
-  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  size_t len = 0;
-  ssize_t got;
-  while (len < sizeof cmd && (got = read(fd, cmd + len, sizeof cmd - len)) > 0) len += (size_t)got;
-  close(fd);
-  if (len == 0 || len >= sizeof cmd) return -1;
-  char *args[260];
-  int na = 0;
-  for (size_t i = 0; i < len && na < 256; i += strlen(cmd + i) + 1) args[na++] = cmd + i;
-  if (na == 0 || na >= 256) return -1;
-  const char *tmp = getenv("TMPDIR");
-  snprintf(h->dir, sizeof h->dir, "%s/clai-build-XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-  if (mkdtemp(h->dir) == NULL) {
-    h->dir[0] = '\0';
-    return -1;
-  }
-  args[na++] = (char *)"--as-build-helper";
-  args[na++] = h->dir;
-  args[na] = NULL;
-  posix_spawn_file_actions_t fa;
-  int rc = posix_spawn_file_actions_init(&fa);
-  if (rc == 0) {
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    if (posix_spawn(&h->pid, exe, &fa, NULL, args, environ) != 0) rc = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  if (rc != 0) {
-    remove_dir(h->dir);
-    h->pid = -1, h->dir[0] = '\0';
-    return -1;
-  }
-  return 0;
-}
-
-/* Ends the sharing: the helper is reaped (stopped first if it still runs, which it should not after an
- * epoch) and the claims removed. */
-static void helper_stop(trainer *t, build_helper *h) {
-  if (h->pid > 0) {
-    int status;
-    if (waitpid(h->pid, &status, WNOHANG) == 0) {
-      kill(h->pid, SIGTERM);
-      waitpid(h->pid, &status, 0);
-    }
-    h->pid = -1;
-  }
-  if (h->dir[0] != '\0') {
-    if (t->ctx != NULL) clai_context_share_builds(t->ctx, NULL, CLAI_SHARE_LEAD);
-    remove_dir(h->dir);
-    h->dir[0] = '\0';
-  }
 }
 
 /* ---- checkpoints -------------------------------------------------------------------------------------- */
@@ -1190,8 +1099,8 @@ static int train_run(const options *o, const char *prog0, dp_comm *comm, const c
   char err[4096], why[4096 + 64] = "";
   /* The helper starts first, so that it builds its context beside this one's: it is done in a fifth of a
    * second when the caches are warm, and never slows an epoch then. */
-  build_helper helper = {-1, ""};
-  if (t.o.as_helper == NULL && t.nranks == 1 && !t.o.no_helper && !dp_mpi_launched()) helper_start(&helper);
+  build_helper helper = BUILD_HELPER_NONE;
+  if (t.o.as_helper == NULL && t.nranks == 1 && !t.o.no_helper && !dp_mpi_launched()) build_helper_start(&helper);
   double tinit = now();
   int ok = 1, rc = 1;
   clai_status st = open_context(&t, device, err, sizeof err);
@@ -1204,8 +1113,7 @@ static int train_run(const options *o, const char *prog0, dp_comm *comm, const c
   tinit = now() - tinit;
   if (ok && t.o.as_helper != NULL && clai_context_share_builds(t.ctx, t.o.as_helper, CLAI_SHARE_HELP) != CLAI_OK)
     ok = 0;
-  if (ok && helper.dir[0] != '\0' && clai_context_share_builds(t.ctx, helper.dir, CLAI_SHARE_LEAD) != CLAI_OK)
-    helper_stop(&t, &helper);
+  if (ok) build_helper_lead(&helper, t.ctx);
   clai_device_info dev;
   memset(&dev, 0, sizeof dev);
   double tload = now();
@@ -1279,7 +1187,7 @@ static int train_run(const options *o, const char *prog0, dp_comm *comm, const c
       break;
     }
     es->build_s = build_seconds(t.ctx) - built;
-    helper_stop(&t, &helper); /* the first epoch compiled everything a run needs */
+    build_helper_stop(&helper, t.ctx); /* the first epoch compiled everything a run needs */
     fprintf(t.log, "epoch %2lld  train %6.2fs  %8.0f samples/s  loss %.4f  test accuracy %.4f  (eval %.2fs, "
                    "shuffle %.2fs, building kernels %.2fs of these)\n",
             (long long)e, es->train_s, t.ntrain / es->train_s, es->loss, es->acc, es->eval_s, es->shuffle_s,
@@ -1336,7 +1244,7 @@ static int train_run(const options *o, const char *prog0, dp_comm *comm, const c
   free(hist), free(devs);
   rc = ok ? 0 : 1;
 out:
-  helper_stop(&t, &helper);
+  build_helper_stop(&helper, t.ctx);
   free_trainer(&t);
   return rc;
 }
@@ -1451,7 +1359,7 @@ int fmnist_train_main(const char *prog, int argc, char **argv) {
     if (nd == 1) snprintf(dev, sizeof dev, "%d", idx[0]);
     int rc = train_run(&o, prog, one, nd == 1 ? dev : NULL);
     dp_comm_free(one);
-    if (getppid() != parent) remove_dir(o.as_helper); /* the run it helped is gone: nobody else will */
+    build_helper_orphaned(o.as_helper, parent);
     return rc;
   }
   if (dp_mpi_launched()) {

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "build-helper.h"
 #include "clai.h"
 #include "model.h"
 #include "tokenizer.h"
@@ -61,14 +62,22 @@ static int runner_open(runner *r, const char *path, int need_tokenizer) {
   return 1;
 }
 
-/* The context, the weights on the device and the KV cache. */
-static int runner_load(runner *r, const char *path, const llm_options *opt) {
+/* The context, the weights on the device and the KV cache. as_helper: this process is the build helper
+ * of another (a context that compiles and computes nothing; see examples/build-helper); helper: the one
+ * this process started, or NULL. */
+static int runner_load(runner *r, const char *path, const llm_options *opt, const char *as_helper,
+                       build_helper *helper) {
   char err[1024];
-  clai_status st = clai_context_init_ex(&r->ctx, NULL, err, sizeof err);
+  clai_context_params p;
+  memset(&p, 0, sizeof p);
+  if (as_helper != NULL) p.eager = -2; /* the helper needs no copy kernels to start */
+  clai_status st = clai_context_init_ex(&r->ctx, &p, err, sizeof err);
   if (st != CLAI_OK) {
     fprintf(stderr, "clai: no OpenCL context: %s\n", err);
     return 0;
   }
+  if (as_helper != NULL && clai_context_share_builds(r->ctx, as_helper, CLAI_SHARE_HELP) != CLAI_OK) return 0;
+  if (helper != NULL) build_helper_lead(helper, r->ctx);
   if ((r->m = llm_model_load(r->ctx, r->g, opt, err, sizeof err)) == NULL) {
     fprintf(stderr, "clai: %s: %s\n", path, err);
     return 0;
@@ -119,13 +128,15 @@ static void usage_generate(FILE *f) {
   fprintf(f,
           "usage: clai generate [--model FILE.gguf] [--prompt TEXT | --chat TEXT [--system TEXT]] [-n N]\n"
           "                     [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--ctx N] [--exact]\n"
-          "                     [--ignore-eos] [--json]\n"
+          "                     [--ignore-eos] [--json] [--no-build-helper]\n"
           "  Generates text with a GGUF Llama model on the best OpenCL device (CLAI_DEVICE chooses another).\n"
           "  --chat wraps TEXT in the model's ChatML turn (<|im_start|>user ... <|im_start|>assistant), after a\n"
           "  system turn when --system is given. --temp 0 is greedy (default 0.8, top-k 40, top-p 0.95, seed 0:\n"
           "  the same seed gives the same text on every run). --exact runs f32 activations and an f32 KV cache\n"
           "  instead of llama.cpp's scheme (Q8_0 activations, f16 cache). Model: --model, else $CLAI_LLM_MODEL,\n"
-          "  else the file build-aux/get-model installs.\n");
+          "  else the file build-aux/get-model installs. On a cold kernel cache a second process compiles the\n"
+          "  load's and the prompt's kernels beside this one (it runs them ahead without computing);\n"
+          "  --no-build-helper turns it off.\n");
 }
 
 static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
@@ -146,7 +157,8 @@ int llm_generate_main(int argc, char **argv) {
   llm_default_model(model_path, sizeof model_path);
   const char *prompt = NULL, *chat = NULL, *system = NULL;
   double n_predict = 64, temp = 0.8, top_k = 40, top_p = 0.95, min_p = 0, seed = 0, n_ctx = 0;
-  int json = 0, exact = 0, ignore_eos = 0;
+  int json = 0, exact = 0, ignore_eos = 0, no_helper = 0;
+  const char *as_helper = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int ok = 1, takes = 1;
@@ -161,6 +173,8 @@ int llm_generate_main(int argc, char **argv) {
     else if (strcmp(a, "--min-p") == 0) ok = parse_num(a, v, 0, 1, &min_p);
     else if (strcmp(a, "--seed") == 0) ok = parse_num(a, v, 0, 9007199254740992.0, &seed);
     else if (strcmp(a, "--ctx") == 0) ok = parse_num(a, v, 0, 1 << 20, &n_ctx);
+    else if (strcmp(a, "--as-build-helper") == 0 && v != NULL) as_helper = v;
+    else if ((takes = 0, strcmp(a, "--no-build-helper") == 0)) no_helper = 1;
     else if ((takes = 0, strcmp(a, "--json") == 0)) json = 1;
     else if (strcmp(a, "--exact") == 0) exact = 1;
     else if (strcmp(a, "--ignore-eos") == 0) ignore_eos = 1;
@@ -200,6 +214,11 @@ int llm_generate_main(int argc, char **argv) {
   }
   text_len = strlen(text);
 
+  /* On a cold cache the load's warm-up and the prompt's pass are mostly compilation: a second process runs
+   * them ahead without computing and compiles beside this one (examples/build-helper). */
+  build_helper helper = BUILD_HELPER_NONE;
+  const pid_t parent = getppid();
+  if (as_helper == NULL && !no_helper) build_helper_start(&helper);
   runner r;
   llm_options opt = {0, exact};
   memset(&r, 0, sizeof r);
@@ -220,7 +239,7 @@ int llm_generate_main(int argc, char **argv) {
   }
   const int64_t ng = (int64_t)n_predict;
   opt.n_ctx = n_ctx > 0 ? (int64_t)n_ctx : np + ng > 32 ? np + ng : 32; /* what this run needs (and the warm-up) */
-  if (!runner_load(&r, model_path, &opt)) goto done;
+  if (!runner_load(&r, model_path, &opt, as_helper, &helper)) goto done;
   if (np + ng > r.m->n_ctx) {
     fprintf(stderr, "clai generate: %lld prompt tokens + %lld to generate exceed the context of %lld (--ctx)\n",
             (long long)np, (long long)ng, (long long)r.m->n_ctx);
@@ -233,6 +252,14 @@ int llm_generate_main(int argc, char **argv) {
   llm_tokenize(r.tok, text, text_len, 1, ptoks, np);
 
   char err[1024];
+  if (as_helper != NULL) { /* the prompt's pass and a first step, compiled; nothing to print */
+    int32_t first = 0;
+    if (llm_forward(r.m, ptoks, np, 0, r.logits, err, sizeof err) == CLAI_OK &&
+        clai_sample(r.ctx, r.ids, r.logits, NULL) == CLAI_OK && ng > 1)
+      llm_forward(r.m, &first, 1, 0, r.logits, err, sizeof err);
+    rc = 0;
+    goto done;
+  }
   clai_sample_params sp;
   memset(&sp, 0, sizeof sp);
   sp.temperature = (float)temp;
@@ -308,16 +335,17 @@ int llm_generate_main(int argc, char **argv) {
     printf("], \"text\": \"");
     if (out_text != NULL) json_escape(stdout, out_text, out_len);
     json_escape(stdout, tail, tlen);
-    printf("\", \"prompt_tok_s\": %.2f, \"gen_tok_s\": %.2f, \"load_s\": %.3f, \"peak_device_bytes\": %llu, "
-           "\"weight_bytes\": %llu, \"kv_cache_bytes\": %llu}\n",
-           ptps, gtps, r.load_s, (unsigned long long)cs.bytes_peak, (unsigned long long)r.m->weight_bytes,
-           (unsigned long long)r.m->cache_bytes);
+    printf("\", \"prompt_tok_s\": %.2f, \"gen_tok_s\": %.2f, \"load_s\": %.3f, \"build_helper\": %s, "
+           "\"peak_device_bytes\": %llu, \"weight_bytes\": %llu, \"kv_cache_bytes\": %llu}\n",
+           ptps, gtps, r.load_s, helper.pid > 0 ? "true" : "false", (unsigned long long)cs.bytes_peak,
+           (unsigned long long)r.m->weight_bytes, (unsigned long long)r.m->cache_bytes);
   } else {
     printf("\n");
     fprintf(stderr,
             "\n[%s on %s]\n[prompt: %lld tokens, %.1f tokens/s; generated %lld tokens, %.1f tokens/s; load %.2f s "
-            "(with the kernels' builds on a first run); device memory peak %.1f MiB (weights %.1f, KV cache %.1f)]\n",
+            "(with the kernels' builds on a first run%s); device memory peak %.1f MiB (weights %.1f, KV cache %.1f)]\n",
             r.m->arch_desc, di.name, (long long)np, ptps, (long long)produced, gtps, r.load_s,
+            helper.pid > 0 ? ", a build helper beside" : "",
             cs.bytes_peak / 1048576.0, r.m->weight_bytes / 1048576.0, r.m->cache_bytes / 1048576.0);
     clai_kernel_profile kp[16];
     const int nk = clai_profile_get(r.ctx, kp, 16); /* -1 unless CLAI_PROFILE=1 */
@@ -327,6 +355,8 @@ int llm_generate_main(int argc, char **argv) {
   }
   rc = 0;
 done:
+  build_helper_stop(&helper, r.ctx);
+  if (as_helper != NULL) build_helper_orphaned(as_helper, parent);
   llm_detok_free(dt);
   free(out_text);
   free(gen);
@@ -393,7 +423,7 @@ int llm_bench_main(int argc, char **argv) {
   memset(&r, 0, sizeof r);
   llm_options opt = {512 + 64 + 8, exact};
   int rc = 1;
-  if (!runner_open(&r, model_path, 0) || !runner_load(&r, model_path, &opt)) goto done;
+  if (!runner_open(&r, model_path, 0) || !runner_load(&r, model_path, &opt, NULL, NULL)) goto done;
   clai_device_info di;
   clai_context_device_info(r.ctx, -1, &di);
   static const struct {
