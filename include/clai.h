@@ -249,12 +249,15 @@ CLAI_API clai_status clai_context_program_info(const clai_context *ctx, int i, c
  * kernel launch shape once between them, each in whichever process gets there first, and find the others'
  * work in the caches (libclai's and the implementation's own) instead of compiling it again.
  *   CLAI_SHARE_LEAD: the context computes as usual; where another process is compiling what it needs, it
- *     waits for that (counted as build time) instead of compiling it a second time.
+ *     waits for that (counted as build time; at most 300 s, then it compiles alone) instead of compiling
+ *     it a second time.
  *   CLAI_SHARE_HELP: the context only compiles. Its ops check their arguments, build their programs and
  *     compile the kernels they would launch, skipping what another process is already compiling, and
- *     launch nothing: what they write is unspecified (copies and tensor writes still happen). A helper
+ *     launch nothing: what they write is unspecified (clai_tensor_write and _read still move data). A helper
  *     that runs an application's first steps ahead of it, on data of the same shapes, compiles beside it
- *     on another core (the trainer, examples/fashion-mnist, starts one on a cold cache).
+ *     on another core (examples/build-helper starts one; the trainer and `clai generate` use it). Ops that
+ *     plan on the host from their inputs' values (clai_scatter_rows_add's indices) may fail on a helper's
+ *     unspecified data: a helper should carry on past a failed op.
  * dir NULL stops sharing. A process that dies while compiling leaves its claim to whoever comes next (the
  * claims are flock() locks on files in dir). Contexts in one process may share too (the claims are per
  * open file), which only makes sense for tests. CLAI_E_UNSUPPORTED where the platform has no flock(). */
