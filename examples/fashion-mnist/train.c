@@ -1111,8 +1111,10 @@ static int train_run(const options *o, const char *prog0, dp_comm *comm, const c
     ok = 0;
   }
   tinit = now() - tinit;
-  if (ok && t.o.as_helper != NULL && clai_context_share_builds(t.ctx, t.o.as_helper, CLAI_SHARE_HELP) != CLAI_OK)
+  if (ok && t.o.as_helper != NULL && clai_context_share_builds(t.ctx, t.o.as_helper, CLAI_SHARE_HELP) != CLAI_OK) {
+    fprintf(stderr, "%s: --as-build-helper: %s\n", prog, clai_errmsg(t.ctx));
     ok = 0;
+  }
   if (ok) build_helper_lead(&helper, t.ctx);
   clai_device_info dev;
   memset(&dev, 0, sizeof dev);

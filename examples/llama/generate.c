@@ -76,7 +76,10 @@ static int runner_load(runner *r, const char *path, const llm_options *opt, cons
     fprintf(stderr, "clai: no OpenCL context: %s\n", err);
     return 0;
   }
-  if (as_helper != NULL && clai_context_share_builds(r->ctx, as_helper, CLAI_SHARE_HELP) != CLAI_OK) return 0;
+  if (as_helper != NULL && clai_context_share_builds(r->ctx, as_helper, CLAI_SHARE_HELP) != CLAI_OK) {
+    fprintf(stderr, "clai: --as-build-helper: %s\n", clai_errmsg(r->ctx));
+    return 0;
+  }
   if (helper != NULL) build_helper_lead(helper, r->ctx);
   if ((r->m = llm_model_load(r->ctx, r->g, opt, err, sizeof err)) == NULL) {
     fprintf(stderr, "clai: %s: %s\n", path, err);
