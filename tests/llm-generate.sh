@@ -1,7 +1,7 @@
 #!/bin/sh
 # llm-generate.sh - `clai generate` and its build helper (examples/build-helper) on the real SmolLM2 (skipped
 # when build-aux/get-model's model is not installed, and in small mode: a cold run compiles every kernel
-# of the model, ~10 s of CPU on POCL). On empty caches a greedy run with the helper and one without give
+# of the model, ~10 s of CPU on POCL). On empty caches (warm ones under the sanitizers) a greedy run with the helper and one without give
 # the same tokens, the first reports its helper ("build_helper": true) and leaves no claims directory
 # behind; a helper run alone succeeds silently and leaves claims. Prints TAP.
 set -u
@@ -17,6 +17,19 @@ if [ "${CLAI_TEST_SIZE:-}" = small ]; then
   echo "1..0 # SKIP small mode: a cold run compiles every kernel of the model (the helper's host code is tested on POCL)"
   exit 0
 fi
+# Under the sanitizers (CLAI_TEST_SANITIZED) the runs keep the suite's caches: a cold compilation under ASan
+# took 100 s a run (LLVM's allocations through ASan's allocator), and the host code is the same warm.
+fresh=1
+[ -n "${CLAI_TEST_SANITIZED:-}" ] && fresh=0
+caches() { # PREFIX COMMAND...: COMMAND on empty caches $dir/PREFIX{p,c} (only the suite's caches when fresh=0)
+  pre=$1; shift
+  if [ "$fresh" -eq 1 ]; then
+    mkdir -p "$dir/${pre}p" "$dir/${pre}c"
+    POCL_CACHE_DIR="$dir/${pre}p" CLAI_CACHE_DIR="$dir/${pre}c" "$@"
+  else
+    "$@"
+  fi
+}
 dir=$(mktemp -d "${CLAI_TEST_TMP:-${TMPDIR:-/tmp}}/tmp-llm-generate.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
 echo "1..2"
@@ -29,9 +42,9 @@ run="--prompt The_capital_of_France_is -n 8 --temp 0 --json"
 
 # 1. With and without the helper, each on empty caches: the same tokens; no claims left in TMPDIR.
 ok=0
-mkdir -p "$dir/ap" "$dir/ac" "$dir/bp" "$dir/bc" "$dir/tmp"
-if POCL_CACHE_DIR="$dir/ap" CLAI_CACHE_DIR="$dir/ac" TMPDIR="$dir/tmp" "$tool" generate --model "$model" $run >"$dir/a.json" 2>"$dir/a.err" &&
-   POCL_CACHE_DIR="$dir/bp" CLAI_CACHE_DIR="$dir/bc" "$tool" generate --model "$model" $run --no-build-helper >"$dir/b.json" 2>"$dir/b.err"; then
+mkdir -p "$dir/tmp"
+if caches a env TMPDIR="$dir/tmp" "$tool" generate --model "$model" $run >"$dir/a.json" 2>"$dir/a.err" &&
+   caches b "$tool" generate --model "$model" $run --no-build-helper >"$dir/b.json" 2>"$dir/b.err"; then
   ta=$(tokens "$dir/a.json") tb=$(tokens "$dir/b.json") left=$(ls -A "$dir/tmp" | wc -l)
   echo "# tokens with the helper [$ta], without [$tb]; $left files left in TMPDIR"
   [ -n "$ta" ] && [ "$ta" = "$tb" ] && [ "$left" -eq 0 ] && grep -q '"build_helper": true' "$dir/a.json" &&
@@ -42,9 +55,8 @@ report 1 "the same tokens with and without the build helper, its claims removed"
 
 # 2. The helper alone, on empty caches: it succeeds, prints nothing, and leaves the claims of what it built.
 ok=0
-mkdir -p "$dir/cp" "$dir/cc" "$dir/share"
-if POCL_CACHE_DIR="$dir/cp" CLAI_CACHE_DIR="$dir/cc" "$tool" generate --model "$model" $run --as-build-helper "$dir/share" \
-     >"$dir/c.out" 2>&1; then
+mkdir -p "$dir/share"
+if caches c "$tool" generate --model "$model" $run --as-build-helper "$dir/share" >"$dir/c.out" 2>&1; then
   claims=$(ls "$dir/share" | wc -l)
   echo "# a helper alone left $claims claims"
   [ "$claims" -gt 0 ] && [ ! -s "$dir/c.out" ] && ok=1
