@@ -221,7 +221,7 @@ int llm_generate_main(int argc, char **argv) {
    * them ahead without computing and compiles beside this one (examples/build-helper). */
   build_helper helper = BUILD_HELPER_NONE;
   const pid_t parent = getppid();
-  if (as_helper == NULL && !no_helper) build_helper_start(&helper);
+  const int helper_ran = as_helper == NULL && !no_helper && build_helper_start(&helper) == 0;
   runner r;
   llm_options opt = {0, exact};
   memset(&r, 0, sizeof r);
@@ -287,6 +287,7 @@ int llm_generate_main(int argc, char **argv) {
       tp = now() - t0;
       t0 = now();
     }
+    if (s == 1) build_helper_stop(&helper, r.ctx); /* past the first step: all it compiles */
     gen[produced++] = id;
     const char *piece;
     size_t plen;
@@ -340,7 +341,7 @@ int llm_generate_main(int argc, char **argv) {
     json_escape(stdout, tail, tlen);
     printf("\", \"prompt_tok_s\": %.2f, \"gen_tok_s\": %.2f, \"load_s\": %.3f, \"build_helper\": %s, "
            "\"peak_device_bytes\": %llu, \"weight_bytes\": %llu, \"kv_cache_bytes\": %llu}\n",
-           ptps, gtps, r.load_s, helper.pid > 0 ? "true" : "false", (unsigned long long)cs.bytes_peak,
+           ptps, gtps, r.load_s, helper_ran ? "true" : "false", (unsigned long long)cs.bytes_peak,
            (unsigned long long)r.m->weight_bytes, (unsigned long long)r.m->cache_bytes);
   } else {
     printf("\n");
@@ -348,7 +349,7 @@ int llm_generate_main(int argc, char **argv) {
             "\n[%s on %s]\n[prompt: %lld tokens, %.1f tokens/s; generated %lld tokens, %.1f tokens/s; load %.2f s "
             "(with the kernels' builds on a first run%s); device memory peak %.1f MiB (weights %.1f, KV cache %.1f)]\n",
             r.m->arch_desc, di.name, (long long)np, ptps, (long long)produced, gtps, r.load_s,
-            helper.pid > 0 ? ", a build helper beside" : "",
+            helper_ran ? ", a build helper beside" : "",
             cs.bytes_peak / 1048576.0, r.m->weight_bytes / 1048576.0, r.m->cache_bytes / 1048576.0);
     clai_kernel_profile kp[16];
     const int nk = clai_profile_get(r.ctx, kp, 16); /* -1 unless CLAI_PROFILE=1 */
