@@ -6,8 +6,9 @@
  * either wait for the lock (a leader, which needs the kernel next) or pass on (a helper, which only
  * compiles). A leader that waits leaves a mark (the claim's name + ".want"): the helper, finding it when it
  * is done, leaves the next kernel to the leader and compiles the one after, so that when the leader has
- * caught up the two leapfrog instead of the leader waiting for each kernel in turn. flock() locks belong to the open file and go away with the process, so one that dies while
- * compiling leaves an empty, unlocked claim, and the next taker compiles it again. */
+ * caught up the two leapfrog instead of the leader waiting for each kernel in turn. flock() locks belong
+ * to the open file and go away with the process, so one that dies while compiling leaves an empty,
+ * unlocked claim, and the next taker compiles it again. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,18 +41,18 @@ int clai__claim_take(const char *dir, const char *name, int wait, int *fd) {
   const double give_up = clai__now() + CLAI__CLAIM_WAIT_S;
   int wants = 0;
   while (flock(f, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EINTR) continue;
-    if (errno == EWOULDBLOCK && wait && !wants) { /* tell the holder (clai__claim_wanted) */
+    const int e = errno;
+    if (e == EINTR) continue;
+    if (e != EWOULDBLOCK || !wait || clai__now() > give_up) {
+      close(f);
+      return e == EWOULDBLOCK && !wait ? CLAI__CLAIM_BUSY : CLAI__CLAIM_NONE;
+    }
+    if (!wants) { /* tell the holder (clai__claim_wanted) */
       char want[4096 + 8];
       snprintf(want, sizeof want, "%s.want", path);
       const int w = open(want, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
       if (w >= 0) close(w);
       wants = 1;
-    }
-    if (errno != EWOULDBLOCK || !wait || clai__now() > give_up) {
-      const int busy = errno == EWOULDBLOCK && !wait;
-      close(f);
-      return busy ? CLAI__CLAIM_BUSY : CLAI__CLAIM_NONE;
     }
     const struct timespec ms = {0, 1000000};
     nanosleep(&ms, NULL);
