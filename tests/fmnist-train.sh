@@ -106,25 +106,15 @@ fi
 #    Under the sanitizers (CLAI_TEST_SANITIZED, POCL only) on the suite's caches: compiling under ASan is
 #    several times slower, and the host code is the same warm (POCL's programs, built from source in every
 #    process, still leave claims).
-fresh=1
-[ -n "${CLAI_TEST_SANITIZED:-}" ] && fresh=0
-caches() { # PREFIX COMMAND...: COMMAND on empty caches $dir/PREFIX{p,c} (only the suite's caches when fresh=0)
-  pre=$1; shift
-  if [ "$fresh" -eq 1 ]; then
-    mkdir -p "$dir/${pre}p" "$dir/${pre}c"
-    POCL_CACHE_DIR="$dir/${pre}p" CLAI_CACHE_DIR="$dir/${pre}c" "$@"
-  else
-    "$@"
-  fi
-}
+. "$(dirname "$0")/cold-caches.sh"
 if [ "$ocl" = 1 ]; then
   echo "ok 5 - the build helper # SKIP under Oclgrind: the trainer's host code is tested on the other implementations"
 else
   ok=0
   mkdir -p "$dir/htmp" "$dir/share"
-  if caches h1 env TMPDIR="$dir/htmp" "$prog" --data "$data" $sub --epochs 1 --json >"$dir/h1.json" 2>"$dir/h1.err" &&
-     caches h2 "$prog" --data "$data" $sub --epochs 1 --no-build-helper --json >"$dir/h2.json" 2>"$dir/h2.err" &&
-     caches h3 "$prog" --data "$data" $sub --as-build-helper "$dir/share" >"$dir/h3.out" 2>&1; then
+  if cold_caches h1 env TMPDIR="$dir/htmp" "$prog" --data "$data" $sub --epochs 1 --json >"$dir/h1.json" 2>"$dir/h1.err" &&
+     cold_caches h2 "$prog" --data "$data" $sub --epochs 1 --no-build-helper --json >"$dir/h2.json" 2>"$dir/h2.err" &&
+     cold_caches h3 "$prog" --data "$data" $sub --as-build-helper "$dir/share" >"$dir/h3.out" 2>&1; then
     l1=$(field "$dir/h1.json" 1 loss) l2=$(field "$dir/h2.json" 1 loss)
     claims=$(ls "$dir/share" | wc -l) left=$(ls -A "$dir/htmp" | wc -l)
     echo "# epoch 1 loss with the helper $l1, without $l2; a helper alone left $claims claims; $left files in TMPDIR"

@@ -19,17 +19,7 @@ if [ "${CLAI_TEST_SIZE:-}" = small ]; then
 fi
 # Under the sanitizers (CLAI_TEST_SANITIZED) the runs keep the suite's caches: a cold compilation under ASan
 # took 100 s a run (LLVM's allocations through ASan's allocator), and the host code is the same warm.
-fresh=1
-[ -n "${CLAI_TEST_SANITIZED:-}" ] && fresh=0
-caches() { # PREFIX COMMAND...: COMMAND on empty caches $dir/PREFIX{p,c} (only the suite's caches when fresh=0)
-  pre=$1; shift
-  if [ "$fresh" -eq 1 ]; then
-    mkdir -p "$dir/${pre}p" "$dir/${pre}c"
-    POCL_CACHE_DIR="$dir/${pre}p" CLAI_CACHE_DIR="$dir/${pre}c" "$@"
-  else
-    "$@"
-  fi
-}
+. "$(dirname "$0")/cold-caches.sh"
 dir=$(mktemp -d "${CLAI_TEST_TMP:-${TMPDIR:-/tmp}}/tmp-llm-generate.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
 echo "1..2"
@@ -43,8 +33,8 @@ run="--prompt The_capital_of_France_is -n 8 --temp 0 --json"
 # 1. With and without the helper, each on empty caches: the same tokens; no claims left in TMPDIR.
 ok=0
 mkdir -p "$dir/tmp"
-if caches a env TMPDIR="$dir/tmp" "$tool" generate --model "$model" $run >"$dir/a.json" 2>"$dir/a.err" &&
-   caches b "$tool" generate --model "$model" $run --no-build-helper >"$dir/b.json" 2>"$dir/b.err"; then
+if cold_caches a env TMPDIR="$dir/tmp" "$tool" generate --model "$model" $run >"$dir/a.json" 2>"$dir/a.err" &&
+   cold_caches b "$tool" generate --model "$model" $run --no-build-helper >"$dir/b.json" 2>"$dir/b.err"; then
   ta=$(tokens "$dir/a.json") tb=$(tokens "$dir/b.json") left=$(ls -A "$dir/tmp" | wc -l)
   echo "# tokens with the helper [$ta], without [$tb]; $left files left in TMPDIR"
   [ -n "$ta" ] && [ "$ta" = "$tb" ] && [ "$left" -eq 0 ] && grep -q '"build_helper": true' "$dir/a.json" &&
@@ -56,7 +46,7 @@ report 1 "the same tokens with and without the build helper, its claims removed"
 # 2. The helper alone, on empty caches: it succeeds, prints nothing, and leaves the claims of what it built.
 ok=0
 mkdir -p "$dir/share"
-if caches c "$tool" generate --model "$model" $run --as-build-helper "$dir/share" >"$dir/c.out" 2>&1; then
+if cold_caches c "$tool" generate --model "$model" $run --as-build-helper "$dir/share" >"$dir/c.out" 2>&1; then
   claims=$(ls "$dir/share" | wc -l)
   echo "# a helper alone left $claims claims"
   [ "$claims" -gt 0 ] && [ ! -s "$dir/c.out" ] && ok=1
