@@ -306,6 +306,14 @@ static int share_name(clai_context *ctx, int prog, const char *source, const cha
   return 0;
 }
 
+/* Releases a claim this context held (cfd >= 0; else nothing), done when ok. A helper whose claim a leader
+ * waited for leaves the next kernel shape to that leader (share.c). */
+static void share_release(clai_context *ctx, int cfd, const char *name, int ok) {
+  if (cfd < 0) return;
+  clai__claim_release(cfd, ok);
+  if (ctx->share_role == CLAI_SHARE_HELP && clai__claim_wanted(ctx->share_dir, name)) ctx->share_skip = 1;
+}
+
 clai_status clai__program_build(clai_context *ctx, const char *source, const char *options, const char *what,
                                cl_program *out) {
   cl_int err;
@@ -566,34 +574,28 @@ static clai_status first_launch(clai_context *ctx, int kernel, const size_t *glo
   const double t0 = clai__now();
   /* Shared with other processes: a leader waits for whoever compiles this shape (then its real launch
    * finds the code in the implementation's cache), a helper passes on. */
-  int cfd = -1;
+  int cfd = -1, compile = 1;
   char name[160];
   if (ctx->share_dir != NULL && share_name(ctx, kernel_descs[kernel].program, NULL, NULL, kernel, key, name,
                                            sizeof name) == 0) {
     const int helper = ctx->share_role == CLAI_SHARE_HELP;
     const int c = helper && ctx->share_skip ? CLAI__CLAIM_BUSY : clai__claim_take(ctx->share_dir, name, !helper, &cfd);
     ctx->share_skip = 0;
-    if (c == CLAI__CLAIM_DONE || c == CLAI__CLAIM_BUSY) {
-      ctx->kvariant[kernel][ctx->klaunched[kernel]++] = key;
-      const double dt = clai__now() - t0;
-      ctx->prog_seconds[kernel_descs[kernel].program] += dt;
-      ctx->stats.build_seconds += dt;
-      return CLAI_OK;
+    compile = c != CLAI__CLAIM_DONE && c != CLAI__CLAIM_BUSY;
+  }
+  if (compile) {
+    cl_mem dummy = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, 256, NULL, &err);
+    if (dummy != NULL) {
+      err = launch_empty(ctx, kernel, dummy, local, g);
+      if (err == CL_SUCCESS) err = clFinish(ctx->queue);
+      clReleaseMemObject(dummy);
     }
+    share_release(ctx, cfd, name, err == CL_SUCCESS); /* clCreateBuffer failing set err too */
+    if (dummy == NULL)
+      return clai__cl_error(ctx, err, "first launch of %s: clCreateBuffer failed", kernel_descs[kernel].name);
+    if (err != CL_SUCCESS)
+      return clai__cl_error(ctx, err, "first launch of %s (its compilation) failed", kernel_descs[kernel].name);
   }
-  cl_mem dummy = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, 256, NULL, &err);
-  if (dummy == NULL) {
-    clai__claim_release(cfd, 0);
-    return clai__cl_error(ctx, err, "first launch of %s: clCreateBuffer failed", kernel_descs[kernel].name);
-  }
-  err = launch_empty(ctx, kernel, dummy, local, g);
-  if (err == CL_SUCCESS) err = clFinish(ctx->queue);
-  clReleaseMemObject(dummy);
-  clai__claim_release(cfd, err == CL_SUCCESS);
-  if (cfd >= 0 && ctx->share_role == CLAI_SHARE_HELP && clai__claim_wanted(ctx->share_dir, name))
-    ctx->share_skip = 1;
-  if (err != CL_SUCCESS)
-    return clai__cl_error(ctx, err, "first launch of %s (its compilation) failed", kernel_descs[kernel].name);
   ctx->kvariant[kernel][ctx->klaunched[kernel]++] = key;
   const double dt = clai__now() - t0;
   ctx->prog_seconds[kernel_descs[kernel].program] += dt;
@@ -656,9 +658,7 @@ static clai_status init_program(clai_context *ctx, int prog, int use_cache) {
   ctx->stats.programs++;
   ctx->prog_state[prog] = from_source ? 1 : 2;
 done:
-  clai__claim_release(cfd, st == CLAI_OK);
-  if (cfd >= 0 && ctx->share_role == CLAI_SHARE_HELP && clai__claim_wanted(ctx->share_dir, name))
-    ctx->share_skip = 1;
+  share_release(ctx, cfd, name, st == CLAI_OK);
   free(key);
   free(source);
   const double dt = clai__now() - t0;

@@ -764,6 +764,43 @@ static void test_share_builds(void **state) {
   if (!help->binaries) assert_true(has_claim(share, "-clai_unary")); /* the kernel's first launch shape */
   assert_false(has_claim(share, "-copy")); /* the fill: the copy kernels are every context's own */
 
+  /* The leapfrog, where kernels have claims (POCL): a helper that compiled a kernel shape a leader waited
+   * for (the claim's .want mark) leaves the next kernel shape to the leader, and claims the one after. A
+   * second helper compiles the unary kernel again (its claim removed, a mark left) and then adds twice. */
+  if (!help->binaries) {
+    char unary[512] = "", path[1700];
+    DIR *d = opendir(share);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+      if (strstr(e->d_name, "-clai_unary") != NULL && strstr(e->d_name, ".want") == NULL)
+        snprintf(unary, sizeof unary, "%s", e->d_name);
+    closedir(d);
+    assert_true(unary[0] != '\0');
+    snprintf(path, sizeof path, "%s/%s", share, unary);
+    assert_int_equal(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/%s.want", share, unary);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    clai_context *help2 = open_ctx_mode(dir, &s, -2);
+    CLAIT_OK(help2, clai_context_share_builds(help2, share, CLAI_SHARE_HELP));
+    clai_tensor *x2, *y2;
+    CLAIT_OK(help2, clai_tensor_init(help2, &x2, CLAI_DTYPE_F32, 2, shape));
+    CLAIT_OK(help2, clai_tensor_init(help2, &y2, CLAI_DTYPE_F32, 2, shape));
+    CLAIT_OK(help2, clai_unary(help2, CLAI_EXP, y2, x2));
+    snprintf(path, sizeof path, "%s/%s", share, unary);
+    assert_true(file_size(path) > 0); /* compiled again, and done */
+    assert_false(has_claim(share, "-clai_binary"));
+    CLAIT_OK(help2, clai_binary(help2, CLAI_ADD, y2, x2, x2)); /* left to the leader: no claim */
+    assert_false(has_claim(share, "-clai_binary"));
+    CLAIT_OK(help2, clai_binary(help2, CLAI_MUL, y2, x2, x2)); /* the same shape, passed already */
+    assert_false(has_claim(share, "-clai_binary"));
+    CLAIT_OK(help, clai_binary(help, CLAI_ADD, hy, hx, hx)); /* the first helper, without a mark: claimed */
+    assert_true(has_claim(share, "-clai_binary"));
+    clai_tensor_free(x2), clai_tensor_free(y2);
+    clai_context_free(help2);
+  }
+
   /* The leader finds the helper's work and computes. */
   CLAIT_OK(lead, clai_context_share_builds(lead, share, CLAI_SHARE_LEAD));
   clai_tensor *lx, *ly;
