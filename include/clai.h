@@ -29,7 +29,8 @@
  *   gives in float32 unless its comment below says otherwise (the comments state the NaN rule wherever it
  *   is not plain arithmetic: fmax-style ops that pass over NaN, max/argmax, softmax's empty rows, ReLU's
  *   backward). Denormal (subnormal) f32 values are kept on devices that support them (POCL on CPUs does)
- *   and may be flushed to zero on devices that do not (CL_DEVICE_SINGLE_FP_CONFIG without CL_FP_DENORM).
+ *   and may be flushed to zero on devices that do not (CL_DEVICE_SINGLE_FP_CONFIG without CL_FP_DENORM);
+ *   the optimizers' state is flushed everywhere (see clai_optim_sgd).
  *   Storing to f16 rounds values beyond 65504 to inf.
  */
 #ifndef CLAI_H
@@ -688,8 +689,10 @@ CLAI_API clai_status clai_dropout(clai_context *ctx, clai_tensor *out, clai_tens
 /* Optimizer steps, one fused kernel launch per parameter tensor, following the definitions of torch.optim.
  * param and grad are f32 or f16 (the same dtype; f16 is updated in f32 and rounded back); the state tensors
  * are f32 tensors of param's shape that the caller creates, zeroes (clai_fill) before the first step and
- * keeps between steps. All must be dense (clai_tensor_is_contiguous, else CLAI_E_NOT_CONTIGUOUS) and must
- * not overlap each other. `step` counts the steps taken with this state, from 1. A bad hyper-parameter is
+ * keeps between steps. A state value that falls below FLT_MIN in magnitude is stored as a zero of its sign
+ * (momentum and exp_avg decay to the subnormal range where a gradient stays 0, and arithmetic on subnormals
+ * is many times slower on CPUs; the parameter moves the same to f32 precision). All must be dense
+ * (clai_tensor_is_contiguous, else CLAI_E_NOT_CONTIGUOUS) and must not overlap each other. `step` counts the steps taken with this state, from 1. A bad hyper-parameter is
  * CLAI_E_INVALID_ARG, a shape that differs from param's CLAI_E_SHAPE, a wrong dtype CLAI_E_DTYPE. */
 typedef struct clai_sgd_params {
   float lr;           /* >= 0 */

@@ -1,7 +1,10 @@
 /* test-optim.c - clai_optim_sgd, clai_optim_adam, clai_optim_adamw and clai_clip_grad_norm against
  * double-precision references written from the torch.optim / clip_grad_norm_ definitions: several steps on
  * sizes 1, 7, 1000 and 100003, weight decay on and off, momentum with dampening, nesterov, f16 parameters,
- * the state tensors after each step, and every bad input with its status and message. */
+ * the state tensors after each step, state that would go subnormal stored as zeros, and every bad input with
+ * its status and message. */
+#include <float.h>
+
 #include "testutil.h"
 
 #define CTX(state) ((clai_context *)*(state))
@@ -166,6 +169,52 @@ static void adam(void **state) {
   run_adam(ctx, CLAI_DTYPE_F16, &w, 1, 3, 2e-3, 2e-3);
 }
 
+/* The optimizer state never goes subnormal (cl/optim.cl, clai_state_flush): momentum and exp_avg that decay
+ * below FLT_MIN with a zero gradient are stored as zeros of their sign, exp_avg_sq likewise; values still
+ * normal, NaN and a parameter update stay as the definitions give them. Element by element: 0 a normal
+ * value just above FLT_MIN that one step takes below it, 1 the same negative, 2 a value that stays normal,
+ * 3 a subnormal state that the step leaves subnormal, 4 NaN, 5 a state that a gradient keeps normal. */
+static void state_flush(void **state) {
+  clai_context *ctx = CTX(state);
+  const double lo = 1.05 * FLT_MIN, sub = 1e-39;
+  const double buf0[6] = {lo, -lo, 1e-30, sub, NAN, lo}, grad[6] = {0, 0, 0, 0, 0, 1e-3};
+  const double pv[6] = {0.5, -0.25, 1, 2, 3, 4};
+  clai_tensor *p = new_tensor(ctx, CLAI_DTYPE_F32, 6), *g = new_tensor(ctx, CLAI_DTYPE_F32, 6),
+              *b = new_tensor(ctx, CLAI_DTYPE_F32, 6), *v = new_tensor(ctx, CLAI_DTYPE_F32, 6);
+  /* SGD with momentum 0.9, dampening 0, step 2: buf = 0.9 buf + g */
+  clai_sgd_params sgd = {0.1f, 0.9f, 0, 0, 0};
+  clait_put(ctx, p, pv), clait_put(ctx, g, grad), clait_put(ctx, b, buf0);
+  CLAIT_OK(ctx, clai_optim_sgd(ctx, p, b, g, 2, &sgd));
+  float *gb = clait_get(ctx, b), *gp = clait_get(ctx, p);
+  assert_true(gb[0] == 0.0f && !signbit(gb[0]));
+  assert_true(gb[1] == 0.0f && signbit(gb[1]));
+  assert_float_equal(gb[2], 0.9f * 1e-30f, 1e-36);
+  assert_true(gb[3] == 0.0f);
+  assert_true(isnan(gb[4]) && isnan(gp[4]));
+  assert_float_equal(gb[5], (float)(0.9 * lo + 1e-3), 1e-9);
+  for (int i = 0; i < 4; i++) assert_float_equal(gp[i], (float)pv[i], 0);
+  assert_float_equal(gp[5], (float)(pv[5] - 0.1 * (0.9 * lo + 1e-3)), 1e-7);
+  free(gb), free(gp);
+  /* Adam, beta1 0.9 and beta2 0.999: exp_avg and exp_avg_sq start at the same values (|x| for v) */
+  const double v0[6] = {1.0005 * FLT_MIN, 1.0005 * FLT_MIN, 1e-30, sub, NAN, 1.0005 * FLT_MIN};
+  clai_adam_params ad = {1e-2f, 0.9f, 0.999f, 1e-8f, 0};
+  clait_put(ctx, p, pv), clait_put(ctx, b, buf0), clait_put(ctx, v, v0);
+  CLAIT_OK(ctx, clai_optim_adam(ctx, p, b, v, g, 3, &ad));
+  float *gm = clait_get(ctx, b), *gv = clait_get(ctx, v);
+  gp = clait_get(ctx, p);
+  assert_true(gm[0] == 0.0f && !signbit(gm[0]) && gv[0] == 0.0f);
+  assert_true(gm[1] == 0.0f && signbit(gm[1]) && gv[1] == 0.0f);
+  assert_float_equal(gm[2], 0.9f * 1e-30f, 1e-36);
+  assert_float_equal(gv[2], 0.999f * 1e-30f, 1e-36);
+  assert_true(gm[3] == 0.0f && gv[3] == 0.0f);
+  assert_true(isnan(gm[4]) && isnan(gv[4]) && isnan(gp[4]));
+  assert_float_equal(gm[5], (float)(0.9 * lo + 0.1e-3), 1e-10);
+  assert_float_equal(gv[5], (float)(0.999 * 1.0005 * FLT_MIN + 0.001 * 1e-6), 1e-13); /* 1 - beta2 is 0.00099998713 in f32 */
+  assert_float_equal(gp[0], 0.5f, 0), assert_float_equal(gp[1], -0.25f, 0), assert_float_equal(gp[3], 2.0f, 0);
+  free(gm), free(gv), free(gp);
+  clai_tensor_free(p), clai_tensor_free(g), clai_tensor_free(b), clai_tensor_free(v);
+}
+
 /* Global-norm clipping of a list of gradients, compared with the double reference; the norm comes back in
  * norm_out; a large max_norm leaves the gradients alone; two runs give the same bits. */
 static void clip(void **state) {
@@ -314,6 +363,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(sgd, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(adam, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(state_flush, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(clip, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(bad_arguments, clait_setup, clait_teardown),
   };
