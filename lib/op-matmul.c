@@ -22,16 +22,21 @@ int clai__packed_tile_fits(const clai__devcaps *caps, int rm, int cn, int vw) {
  * samples/s. The cost: POCL compiles the wider kernels more slowly at their first launch (the MLP's first
  * epoch, with empty caches, ~1 s longer). (On the Zen 4 VM, one 512-bit FMA per cycle, tiles from 6 x 16 to
  * 12 x 32 measured alike on square sizes, when a code generation fault copied the accumulators of every
- * tile but 14 x 32 on each k: see CLAI_PACKED_KLOOP.) The work-group is 2 x 4: 2 A panels and 4 B panels
- * of a k-block, 156 KiB at kb = 256, shared from L2.
+ * tile but 14 x 32 on each k: see CLAI_PACKED_KLOOP.) The work-group is 2 x 4: 2 A panels and 4 B panels.
  * The skinny kernel (M <= 16) keeps tiles of 8 rows: its time goes with the rows it computes per B vector
  * it loads, and 14 rows ran 1 x 4096 x 4096 at 2.0-2.2 GFLOP/s where 8 run it at 3.0-3.3.
- * The k-block: the work-group's k-block of panels, (lx * rm + ly * cn * vw) * kb floats, is what its
- * work-items share from cache; kb is halved from 256 until that block takes at most a quarter of the cache
- * the device reports per compute unit (CL_DEVICE_GLOBAL_MEM_CACHE_SIZE: the last-level cache on POCL), and
- * never below 64. `clai tune` searches the other tiles (tune.c). */
+ * The k-block: 4096, so that products with K up to 4096 take clai_gemm_packed_short, one pass over k
+ * without barriers, where each work-item streams its two panels from L2 (at K = 4096, 224 KiB of A and
+ * 512 KiB of B; 2 MiB of L2 per core here). Blocks of 256, which keep the group's panels in L1 and L2
+ * at barriers, measured 3-10% slower against OpenBLAS in the same runs (2026-12-06, four alternating
+ * rounds of `clai bench gemm` each, median ratios kb = 256 -> 4096: 512^3 0.84 -> 0.90, 1024^3 0.86 -> 0.96,
+ * 2048^3 0.89 -> 0.91, 1000^3 0.95 -> 0.95, 1023^3 0.96 -> 1.01, 777^3 0.88 -> 0.95, 2048 x 2048 x 4096
+ * 0.84 -> 0.91; K = 16384 and the MLP's 128 x 256 x 784 no slower). kb is still halved, down to 64, until
+ * the group's k-block of panels, (lx * rm + ly * cn * vw) * kb floats, takes at most a quarter of the
+ * cache the device reports per compute unit (CL_DEVICE_GLOBAL_MEM_CACHE_SIZE: the last-level cache on
+ * POCL). `clai tune` searches the other tiles and k-blocks (tune.c). */
 static void packed_avx512(const clai__devcaps *caps, struct clai__gemm_packed *p) {
-  p->rm = 14, p->cn = 2, p->lx = 2, p->ly = 4, p->srm = 8;
+  p->rm = 14, p->cn = 2, p->lx = 2, p->ly = 4, p->srm = 8, p->kb = 4096;
   /* No unrolling of the k loop beyond the tile's FMAs per k: as fast (measured at 8 x 16: 256^3 to 1024^3,
    * 777^3, the MLP's products within 3%, the run's noise), and POCL compiles the compute kernels faster. */
   p->uk = 1;

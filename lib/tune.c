@@ -133,7 +133,7 @@ static const tunable packed_space[] = {
      * only those that fit them (clai__packed_tile_fits), and none on other devices */
     {"tile", 2, {"packed.rm", "packed.cn"}, 8, {{6, 1}, {6, 2}, {8, 2}, {10, 2}, {12, 2}, {14, 2}, {6, 3}, {8, 3}}},
     {"vw", 1, {"packed.vw"}, 2, {{8}, {16}}},
-    {"kb", 1, {"packed.kb"}, 3, {{128}, {256}, {512}}},
+    {"kb", 1, {"packed.kb"}, 5, {{128}, {256}, {512}, {1024}, {4096}}},
     {"uk", 1, {"packed.uk"}, 3, {{1}, {4}, {8}}},
     {"local", 2, {"packed.lx", "packed.ly"}, 4, {{2, 8}, {4, 4}, {1, 16}, {2, 4}}},
 };

@@ -255,8 +255,8 @@ static const int64_t triples[][3] = {
     {1, 1, 1},      {7, 31, 129},  {129, 7, 31},  {31, 129, 1},  {1000, 7, 129}, {7, 1000, 31},
     {64, 64, 64},   {129, 129, 1000}, {1, 1000, 7}, {1000, 1, 31}, {31, 1, 1000},  {1, 7, 1000},
     {129, 1000, 7}, {1000, 31, 1}, {16, 32, 128}, {9, 17, 257},
-    /* K at and just past the packed kernel's k-block (256 by default, 512 tuned on some machines): one
-     * block takes the barrier-free kernel, more the barrier one */
+    /* K at and just past a k-block of 256 (the packed default on AVX2; 4096 on AVX-512, whose k-blocks
+     * test_sizes adds): one block takes the barrier-free kernel, more the barrier one */
     {40, 50, 256},  {40, 50, 257}, {40, 50, 512}, {40, 50, 513},
 };
 #define NTRIPLES (sizeof triples / sizeof triples[0])
@@ -280,18 +280,23 @@ static void test_sizes(void **state) {
    * that runs (packed 256 or the 128 of a tile forced in tests/matmul-packed-tiles.sh, generic 64 on GPUs and
    * the simulator, gpu 16): K = kb, kb + 1, 2 kb and 2 kb + 1 as 256, 257, 512 and 513 are to the packed
    * default's, one block, one and a ragged one, two, two and a ragged one. Multiply-adds are most of this
-   * test's time on a simulator, and K 256 to 513 took 12 of its 28 s there at the gpu family's kb of 16 */
-  const int64_t kb = clait_small() ? family_kblock(ctx) : 0;
+   * test's time on a simulator, and K 256 to 513 took 12 of its 28 s there at the gpu family's kb of 16.
+   * Full size runs the four at K 256 to 513 and, where the family's k-block is another (4096 on AVX-512),
+   * the four at its own kb, kb + 1, 2 kb and 2 kb + 1 as well. */
+  const int64_t kb = family_kblock(ctx);
   char what[64];
   for (size_t t = 0; t < NTRIPLES; t++) {
-    int64_t m = dim(triples[t][0]), n = dim(triples[t][1]), k = dim(triples[t][2]);
-    if (clait_small() && triples[t][0] == 40) {
-      m = 17, n = 20;
-      if (kb > 0) k = k / 256 * kb + k % 256;
+    for (int scaled = 0; scaled < 2; scaled++) {
+      int64_t m = dim(triples[t][0]), n = dim(triples[t][1]), k = dim(triples[t][2]);
+      if (triples[t][0] == 40 && (clait_small() || scaled)) {
+        if (clait_small()) m = 17, n = 20;
+        if (kb > 0) k = k / 256 * kb + k % 256;
+      }
+      if (scaled && (clait_small() || triples[t][0] != 40 || kb <= 0 || kb == 256)) continue;
+      mm_case mc = plain(m, n, k, 0, 0, 1.0f, 0.0f);
+      snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)m, (long long)n, (long long)k);
+      run_case(ctx, &r, what, &mc);
     }
-    mm_case mc = plain(m, n, k, 0, 0, 1.0f, 0.0f);
-    snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)m, (long long)n, (long long)k);
-    run_case(ctx, &r, what, &mc);
   }
 }
 
