@@ -243,6 +243,17 @@ static void test_params_env(void **state) {
   assert_int_not_equal(clai_context_init_ex(&ctx, &p, err, sizeof err), CLAI_OK);
   assert_null(ctx);
   if (strstr(err, "srm=17") == NULL || strstr(err, "out of range") == NULL) fail_msg("srm=17: \"%s\"", err);
+  /* values are judged by their field's range, not by the syntax: packed.direct takes up to 2^24 */
+  setenv("CLAI_GEMM_PARAMS", "packed.direct=16777217", 1);
+  assert_int_not_equal(clai_context_init_ex(&ctx, &p, err, sizeof err), CLAI_OK);
+  assert_null(ctx);
+  if (strstr(err, "direct=16777217") == NULL || strstr(err, "out of range") == NULL)
+    fail_msg("direct=16777217: \"%s\"", err);
+  setenv("CLAI_GEMM_PARAMS", "packed.direct=16777216", 1);
+  ctx = open_ctx(dir);
+  check_product(ctx);
+  clai_context_free(ctx);
+  ctx = NULL;
   setenv("CLAI_GEMM_PARAMS", "packed.rm=7 packed.cn=3,packed.kb=64\npacked.uk=2", 1);
   ctx = open_ctx(dir);
   char buf[256];
@@ -258,8 +269,8 @@ static void test_params_env(void **state) {
 
 /* The built-in packed defaults follow what the device reports: AVX2-class CPUs (8 floats per vector) keep
  * the 6 x 16 tile, AVX-512 ones (16 floats, 32 registers) get 14 x 32 in work-groups of 2 x 4, skinny tiles
- * of 8 rows and no k unrolling, with a k-block that shrinks when the reported cache per compute unit is
- * small; GPUs and llvmpipe are not touched. Every default is valid and its tile fits the registers. */
+ * of 8 rows, no k unrolling and k-blocks of 4096 (one pass up to K = 4096), shrunk when the reported cache
+ * per compute unit is small; GPUs and llvmpipe are not touched. Every default is valid and its tile fits the registers. */
 static void test_defaults(void **state) {
   (void)state;
   static const struct {
@@ -269,10 +280,10 @@ static void test_defaults(void **state) {
   } cases[] = {
       {1, 0, 8, 2, 32u << 20, 6, 1, 256, 4, 2, 8, 6},    /* AVX2 (POCL "pthread-haswell") */
       {1, 0, 8, 2, 0, 6, 1, 256, 4, 2, 8, 6},            /* no cache reported */
-      {1, 0, 16, 2, 32u << 20, 14, 2, 256, 1, 2, 4, 8},  /* AVX-512, 2 cores, 32 MiB: no k unrolling */
+      {1, 0, 16, 2, 32u << 20, 14, 2, 4096, 1, 2, 4, 8}, /* AVX-512, 2 cores, 32 MiB: no k unrolling */
       {1, 0, 16, 4, 2u << 20, 14, 2, 128, 1, 2, 4, 8},   /* AVX-512, 512 KiB per compute unit */
       {1, 0, 16, 8, 1u << 20, 14, 2, 64, 1, 2, 4, 8},    /* a tiny cache: never below 64 */
-      {1, 0, 16, 2, 0, 14, 2, 256, 1, 2, 4, 8},          /* AVX-512, no cache reported */
+      {1, 0, 16, 2, 0, 14, 2, 4096, 1, 2, 4, 8},         /* AVX-512, no cache reported */
       {1, 1, 16, 2, 32u << 20, 6, 1, 256, 4, 2, 8, 6},   /* llvmpipe: the generic family; packed values as they were */
       {0, 0, 1, 132, 50u << 20, 6, 1, 256, 4, 2, 8, 6},  /* a GPU */
   };
