@@ -61,7 +61,8 @@ static int parse_config(const char *text, size_t len, clai__gemm_config *cfg) {
     *eq = '\0';
     char *stop = NULL;
     long v = strtol(eq + 1, &stop, 10);
-    if (stop == eq + 1 || *stop != '\0' || v < INT_MIN || v > INT_MAX) return 0; /* the ranges: clai__gemm_config_valid */
+    /* any int: each field's range is clai__gemm_config_valid's to judge */
+    if (stop == eq + 1 || *stop != '\0' || v < INT_MIN || v > INT_MAX) return 0;
     size_t i = 0;
     while (i < NFIELDS && strcmp(fields[i].name, line) != 0) i++;
     if (i == NFIELDS) return 0;

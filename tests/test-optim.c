@@ -209,7 +209,8 @@ static void state_flush(void **state) {
   assert_true(gm[3] == 0.0f && gv[3] == 0.0f);
   assert_true(isnan(gm[4]) && isnan(gv[4]) && isnan(gp[4]));
   assert_float_equal(gm[5], (float)(0.9 * lo + 0.1e-3), 1e-10);
-  assert_float_equal(gv[5], (float)(0.999 * 1.0005 * FLT_MIN + 0.001 * 1e-6), 1e-13); /* 1 - beta2 is 0.00099998713 in f32 */
+  /* 1 - beta2 is 0.00099998713 in f32 */
+  assert_float_equal(gv[5], (float)(0.999 * 1.0005 * FLT_MIN + 0.001 * 1e-6), 1e-13);
   assert_float_equal(gp[0], 0.5f, 0), assert_float_equal(gp[1], -0.25f, 0), assert_float_equal(gp[3], 2.0f, 0);
   free(gm), free(gv), free(gp);
   clai_tensor_free(p), clai_tensor_free(g), clai_tensor_free(b), clai_tensor_free(v);

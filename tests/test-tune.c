@@ -270,7 +270,8 @@ static void test_params_env(void **state) {
 /* The built-in packed defaults follow what the device reports: AVX2-class CPUs (8 floats per vector) keep
  * the 6 x 16 tile, AVX-512 ones (16 floats, 32 registers) get 14 x 32 in work-groups of 2 x 4, skinny tiles
  * of 8 rows, no k unrolling and k-blocks of 4096 (one pass up to K = 4096), shrunk when the reported cache
- * per compute unit is small; GPUs and llvmpipe are not touched. Every default is valid and its tile fits the registers. */
+ * per compute unit is small; GPUs and llvmpipe are not touched. Every default is valid and its tile fits the
+ * registers. */
 static void test_defaults(void **state) {
   (void)state;
   static const struct {

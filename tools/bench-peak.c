@@ -142,8 +142,9 @@ int bench_peak(const char *device_name, int samples, double min_seconds, bench_r
     snprintf(r->why, sizeof r->why, "the peak kernel failed to run");
     goto done;
   }
-  snprintf(r->what, sizeof r->what, "%d independent fma chains of float%u per work-item, %zu work-items in groups of %zu",
-           chains, width, run.global, run.local);
+  snprintf(r->what, sizeof r->what,
+           "%d independent fma chains of float%u per work-item, %zu work-items in groups of %zu", chains, width,
+           run.global, run.local);
   rc = 0;
 done:
   if (out != NULL) clReleaseMemObject(out);

@@ -385,8 +385,8 @@ static int bench_gemm(int argc, char **argv) {
   int rc = 0;
   for (int i = 0; i < o.nshapes && rc == 0; i++) rc = bench_one(ctx, &o, o.shapes[i], dev.name);
   if (!o.json && o.peak > 0 && o.top > 1.02 * o.peak)
-    printf("note: a figure above reached %.0f%% of the peak measured first: the machine ran faster later (a "
-           "shared or throttled machine), so read %%peak with care\n", 100.0 * o.top / o.peak);
+    printf("note: the best figure above is %.0f%% of the peak measured first, so the machine ran faster later "
+           "than then (shared or throttled): read %%peak with care\n", 100.0 * o.top / o.peak);
   clai_context_free(ctx);
   return rc;
 }
