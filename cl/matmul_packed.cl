@@ -11,7 +11,9 @@
  * 2. clai_gemm_packed keeps an RM x NR tile of C in registers per work-item (RM x CN float vectors of width
  *    VW: 6 x 1 float16 = 12 AVX2 registers of accumulators; 12 x 2 float16 = 24 of AVX-512's 32) and meets its
  *    work-group at a barrier every KB values of k. On POCL the barrier runs all work-items of the group through one k-block before the next, so the
- *    group's A panels stay in L1 and its B panels in L2 (the BLIS loop order, expressed in OpenCL).
+ *    group's A panels stay in L1 and its B panels in L2 (the BLIS loop order, expressed in OpenCL). (On
+ *    AVX-512 CPUs the default KB is 4096, and products with K up to it take clai_gemm_packed_short: one
+ *    pass over k, each work-item streaming its panels from L2, measured faster there: lib/op-matmul.c.)
  *    Work mapping: dim 0 = A panels, dim 1 = B panels (a group's work-items take gw A panels by lw / gw B
  *    panels, lw the group's size), dim 2 = batch. Tiles past M/N are computed on padding and not stored;
  *    no work-item leaves before a barrier.
