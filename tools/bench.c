@@ -269,14 +269,14 @@ static int bench_one(clai_context *ctx, options *o, shape sh, const char *device
   if (have_ob && o->cpu && ob.median > o->top) o->top = ob.median;
   if (o->json) {
     printf("{\"m\": %lld, \"n\": %lld, \"k\": %lld, \"batch\": %lld, \"dtype\": \"%s\", \"trans_a\": %d, "
-           "\"trans_b\": %d, \"gflops\": %.2f, \"gflops_min\": %.2f, \"gflops_max\": %.2f, \"kernel\": \"%s\"",
+           "\"trans_b\": %d, \"gflops\": %.6g, \"gflops_min\": %.6g, \"gflops_max\": %.6g, \"kernel\": \"%s\"",
            (long long)sh.m, (long long)sh.n, (long long)sh.k, (long long)o->batch, clai_dtype_name(o->dtype),
            o->trans_a, o->trans_b, med, mn, mx, kernel);
-    if (o->peak > 0) printf(", \"peak_gflops\": %.2f, \"peak_fraction\": %.3f", o->peak, med / o->peak);
-    if (have_ob) printf(", \"openblas_gflops\": %.2f, \"openblas_ratio\": %.3f", ob.median, ratio[SIDE_OPENBLAS]);
-    if (have_ob && o->peak > 0 && o->cpu) printf(", \"openblas_peak_fraction\": %.3f", ob.median / o->peak);
-    if (have_cb) printf(", \"clblast_gflops\": %.2f, \"clblast_ratio\": %.3f", cb.median, ratio[SIDE_CLBLAST]);
-    if (have_cb && o->peak > 0) printf(", \"clblast_peak_fraction\": %.3f", cb.median / o->peak);
+    if (o->peak > 0) printf(", \"peak_gflops\": %.6g, \"peak_fraction\": %.4g", o->peak, med / o->peak);
+    if (have_ob) printf(", \"openblas_gflops\": %.6g, \"openblas_ratio\": %.4g", ob.median, ratio[SIDE_OPENBLAS]);
+    if (have_ob && o->peak > 0 && o->cpu) printf(", \"openblas_peak_fraction\": %.4g", ob.median / o->peak);
+    if (have_cb) printf(", \"clblast_gflops\": %.6g, \"clblast_ratio\": %.4g", cb.median, ratio[SIDE_CLBLAST]);
+    if (have_cb && o->peak > 0) printf(", \"clblast_peak_fraction\": %.4g", cb.median / o->peak);
     printf(", \"device\": \"%s\"}\n", device_name);
   } else {
     printf("%6lld %6lld %6lld %5lld %-4s %d%d %8.1f (%6.1f-%6.1f)", (long long)sh.m, (long long)sh.n,
@@ -320,7 +320,10 @@ static int bench_gemm(int argc, char **argv) {
   o.min_time = 0.05;
   for (int i = 0; i < argc; i++) {
     const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(arg, "--json") == 0) {
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(arg, "--json") == 0) {
       o.json = 1;
     } else if (strcmp(arg, "--no-ref") == 0) {
       o.refs = 0;
@@ -347,11 +350,22 @@ static int bench_gemm(int argc, char **argv) {
       o.dtype = strcmp(val, "f16") == 0 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
       i++;
     } else {
+      static const char *const with_value[] = {"--sizes", "--batch", "--samples", "--min-time", "--trans", "--dtype"};
+      int known = 0;
+      for (size_t j = 0; j < sizeof with_value / sizeof with_value[0]; j++) known |= strcmp(arg, with_value[j]) == 0;
+      if (!known)
+        fprintf(stderr, "clai bench gemm: unknown argument '%s'\n", arg);
+      else if (val == NULL)
+        fprintf(stderr, "clai bench gemm: %s needs a value\n", arg);
+      else
+        fprintf(stderr, "clai bench gemm: bad %s '%s'\n", arg, val);
       usage(stderr);
       return 2;
     }
   }
-  if (o.batch < 1 || o.samples < 1 || o.samples > 64 || o.min_time < 0) {
+  if (o.batch < 1 || o.samples < 1 || o.samples > 64 || !(o.min_time >= 0)) {
+    fprintf(stderr, "clai bench gemm: --batch must be at least 1, --samples from 1 to 64, --min-time at least 0 "
+                    "(got %lld, %d, %g)\n", (long long)o.batch, o.samples, o.min_time);
     usage(stderr);
     return 2;
   }
