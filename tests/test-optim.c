@@ -173,7 +173,8 @@ static void adam(void **state) {
  * below FLT_MIN with a zero gradient are stored as zeros of their sign, exp_avg_sq likewise; values still
  * normal, NaN and a parameter update stay as the definitions give them. Element by element: 0 a normal
  * value just above FLT_MIN that one step takes below it, 1 the same negative, 2 a value that stays normal,
- * 3 a subnormal state that the step leaves subnormal, 4 NaN, 5 a state that a gradient keeps normal. */
+ * 3 a subnormal state (1e-39), which the step would keep subnormal, 4 NaN, 5 a state that a gradient keeps
+ * normal. */
 static void state_flush(void **state) {
   clai_context *ctx = CTX(state);
   const double lo = 1.05 * FLT_MIN, sub = 1e-39;
