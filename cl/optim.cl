@@ -16,9 +16,10 @@
  * layer's weights), Adam's exp_avg and SGD's momentum decay geometrically, by beta1 or momentum each
  * step, and after ~800 steps every operation on them took a microcode assist on x86: the MLP's Adam step
  * went from 139 to 1044 us, and its epochs from 0.89 to 1.31 s, by the third epoch (POCL 3.1, AVX-512).
- * Such a value moves its parameter by at most lr * 1e-38 / eps, below any f32 weight's last bit. Done here
- * rather than by -cl-denorms-are-zero, which would flush the data of every kernel on implementations that
- * honour it and not on the others: this is the same on every device. NaN passes through. */
+ * Such a value moves its parameter by at most about lr * 1e-38 / eps, below any f32 weight's last bit
+ * (Adam's exp_avg_sq is flushed only where the step is 0 either way: see clai_adam). Done here rather than
+ * by -cl-denorms-are-zero, which would flush the data of every kernel on implementations that honour it and
+ * not on the others: this is the same on every device. NaN passes through. */
 inline float clai_state_flush(const float x) { return fabs(x) < FLT_MIN ? copysign(0.0f, x) : x; }
 
 /* PyTorch's SGD: g = grad + wd * p; buf = first ? g : momentum * buf + (1 - dampening) * g;
@@ -74,7 +75,10 @@ CLAI_SGD(f16, half, CLAI_LD_F16, CLAI_ST_F16)
       }                                                                                                \
       float mi = m[mo + i];                                                                            \
       mi = clai_state_flush(mi + (1.0f - beta1) * (g - mi));                                           \
-      const float vi = clai_state_flush(beta2 * v[vo + i] + (1.0f - beta2) * g * g);                   \
+      /* exp_avg_sq only once exp_avg is 0 and eps > 0, where the step is 0 either way: beside a normal   \
+       * exp_avg, or with eps 0, a flushed one would change the step (up to inf) */                     \
+      const float vs = beta2 * v[vo + i] + (1.0f - beta2) * g * g;                                     \
+      const float vi = mi == 0.0f && eps > 0.0f ? clai_state_flush(vs) : vs;                           \
       m[mo + i] = mi;                                                                                  \
       v[vo + i] = vi;                                                                                  \
       ST(param, po + i, p - step_size * mi / (sqrt(vi) / bc2_sqrt + eps));                             \

@@ -689,11 +689,12 @@ CLAI_API clai_status clai_dropout(clai_context *ctx, clai_tensor *out, clai_tens
 /* Optimizer steps, one fused kernel launch per parameter tensor, following the definitions of torch.optim.
  * param and grad are f32 or f16 (the same dtype; f16 is updated in f32 and rounded back); the state tensors
  * are f32 tensors of param's shape that the caller creates, zeroes (clai_fill) before the first step and
- * keeps between steps. A state value that falls below FLT_MIN in magnitude is stored as a zero of its sign
- * (momentum and exp_avg decay to the subnormal range where a gradient stays 0, and arithmetic on subnormals
- * is many times slower on CPUs; the parameter moves the same to f32 precision). All must be dense
- * (clai_tensor_is_contiguous, else CLAI_E_NOT_CONTIGUOUS) and must not overlap each other. `step` counts the steps taken with this state, from 1. A bad hyper-parameter is
- * CLAI_E_INVALID_ARG, a shape that differs from param's CLAI_E_SHAPE, a wrong dtype CLAI_E_DTYPE. */
+ * keeps between steps. Momentum and exp_avg that fall below FLT_MIN in magnitude are stored as zeros of
+ * their sign, and so is exp_avg_sq once exp_avg is 0 and eps > 0 (where a gradient stays 0 they decay into
+ * the subnormal range, and arithmetic on subnormals is many times slower on CPUs; the parameter moves the
+ * same to f32 precision). All must be dense (clai_tensor_is_contiguous, else CLAI_E_NOT_CONTIGUOUS) and
+ * must not overlap each other. `step` counts the steps taken with this state, from 1. A bad hyper-parameter
+ * is CLAI_E_INVALID_ARG, a shape that differs from param's CLAI_E_SHAPE, a wrong dtype CLAI_E_DTYPE. */
 typedef struct clai_sgd_params {
   float lr;           /* >= 0 */
   float momentum;     /* >= 0; 0: no momentum buffer (momentum_buf may be NULL) */

@@ -170,18 +170,27 @@ static void adam(void **state) {
 }
 
 /* The optimizer state never goes subnormal (cl/optim.cl, clai_state_flush): momentum and exp_avg that decay
- * below FLT_MIN with a zero gradient are stored as zeros of their sign, exp_avg_sq likewise; values still
- * normal, NaN and a parameter update stay as the definitions give them. Element by element: 0 a normal
- * value just above FLT_MIN that one step takes below it, 1 the same negative, 2 a value that stays normal,
- * 3 a subnormal state (1e-39), which the step would keep subnormal, 4 NaN, 5 a state that a gradient keeps
- * normal. */
+ * below FLT_MIN with a zero gradient are stored as zeros of their sign; exp_avg_sq likewise once exp_avg is
+ * 0 and eps > 0 (the step is 0 either way), and never beside a normal exp_avg or with eps 0, where a flushed
+ * one would change the step; values still normal, NaN and the parameter updates stay as the definitions
+ * give them. Element by element: 0 a normal value just above FLT_MIN that one step takes below it, 1 the
+ * same negative, 2 a value that stays normal, 3 a subnormal state (1e-39), which the step would keep
+ * subnormal, 4 NaN, 5 a state that a gradient keeps normal, 6 a normal exp_avg beside a subnormal
+ * exp_avg_sq. Devices that flush subnormals themselves (llvmpipe) give 0 for element 6's exp_avg_sq, and
+ * skip the checks that need one kept. */
 static void state_flush(void **state) {
   clai_context *ctx = CTX(state);
   const double lo = 1.05 * FLT_MIN, sub = 1e-39;
-  const double buf0[6] = {lo, -lo, 1e-30, sub, NAN, lo}, grad[6] = {0, 0, 0, 0, 0, 1e-3};
-  const double pv[6] = {0.5, -0.25, 1, 2, 3, 4};
-  clai_tensor *p = new_tensor(ctx, CLAI_DTYPE_F32, 6), *g = new_tensor(ctx, CLAI_DTYPE_F32, 6),
-              *b = new_tensor(ctx, CLAI_DTYPE_F32, 6), *v = new_tensor(ctx, CLAI_DTYPE_F32, 6);
+  const double buf0[7] = {lo, -lo, 1e-30, sub, NAN, lo, 1e-20}, grad[7] = {0, 0, 0, 0, 0, 1e-3, 0};
+  const double pv[7] = {0.5, -0.25, 1, 2, 3, 4, 5};
+  clai_tensor *p = new_tensor(ctx, CLAI_DTYPE_F32, 7), *g = new_tensor(ctx, CLAI_DTYPE_F32, 7),
+              *b = new_tensor(ctx, CLAI_DTYPE_F32, 7), *v = new_tensor(ctx, CLAI_DTYPE_F32, 7);
+  /* does the device keep a subnormal that arithmetic makes? 1e-20 * 1e-19 through clai_scale */
+  clait_put(ctx, p, (const double[7]){1e-20, 0, 0, 0, 0, 0, 0});
+  CLAIT_OK(ctx, clai_scale(ctx, b, p, 1e-19f));
+  float *probe = clait_get(ctx, b);
+  const int keeps = probe[0] != 0.0f;
+  free(probe);
   /* SGD with momentum 0.9, dampening 0, step 2: buf = 0.9 buf + g */
   clai_sgd_params sgd = {0.1f, 0.9f, 0, 0, 0};
   clait_put(ctx, p, pv), clait_put(ctx, g, grad), clait_put(ctx, b, buf0);
@@ -193,11 +202,12 @@ static void state_flush(void **state) {
   assert_true(gb[3] == 0.0f);
   assert_true(isnan(gb[4]) && isnan(gp[4]));
   assert_float_equal(gb[5], (float)(0.9 * lo + 1e-3), 1e-9);
+  assert_float_equal(gb[6], 0.9f * 1e-20f, 1e-26);
   for (int i = 0; i < 4; i++) assert_float_equal(gp[i], (float)pv[i], 0);
   assert_float_equal(gp[5], (float)(pv[5] - 0.1 * (0.9 * lo + 1e-3)), 1e-7);
   free(gb), free(gp);
-  /* Adam, beta1 0.9 and beta2 0.999: exp_avg and exp_avg_sq start at the same values (|x| for v) */
-  const double v0[6] = {1.0005 * FLT_MIN, 1.0005 * FLT_MIN, 1e-30, sub, NAN, 1.0005 * FLT_MIN};
+  /* Adam, beta1 0.9 and beta2 0.999, eps 1e-8: exp_avg starts at buf0, exp_avg_sq at v0 */
+  const double v0[7] = {1.0005 * FLT_MIN, 1.0005 * FLT_MIN, 1e-30, sub, NAN, 1.0005 * FLT_MIN, sub};
   clai_adam_params ad = {1e-2f, 0.9f, 0.999f, 1e-8f, 0};
   clait_put(ctx, p, pv), clait_put(ctx, b, buf0), clait_put(ctx, v, v0);
   CLAIT_OK(ctx, clai_optim_adam(ctx, p, b, v, g, 3, &ad));
@@ -212,7 +222,20 @@ static void state_flush(void **state) {
   assert_float_equal(gm[5], (float)(0.9 * lo + 0.1e-3), 1e-10);
   /* 1 - beta2 is 0.00099998713 in f32 */
   assert_float_equal(gv[5], (float)(0.999 * 1.0005 * FLT_MIN + 0.001 * 1e-6), 1e-13);
+  assert_float_equal(gm[6], 0.9f * 1e-20f, 1e-26);
+  if (keeps) assert_float_equal(gv[6], (float)(0.999 * sub), 2e-45); /* kept beside a normal exp_avg */
   assert_float_equal(gp[0], 0.5f, 0), assert_float_equal(gp[1], -0.25f, 0), assert_float_equal(gp[3], 2.0f, 0);
+  free(gm), free(gv), free(gp);
+  /* eps 0: exp_avg_sq is never flushed, and a zero exp_avg beside a subnormal one steps by 0, not NaN */
+  ad.eps = 0;
+  clait_put(ctx, p, pv), clait_put(ctx, b, buf0), clait_put(ctx, v, v0);
+  CLAIT_OK(ctx, clai_optim_adam(ctx, p, b, v, g, 3, &ad));
+  gm = clait_get(ctx, b), gv = clait_get(ctx, v), gp = clait_get(ctx, p);
+  assert_true(gm[0] == 0.0f && gm[3] == 0.0f);
+  if (keeps) {
+    assert_true(gv[0] > 0.0f && gv[0] < FLT_MIN && gv[3] > 0.0f);
+    assert_float_equal(gp[0], 0.5f, 0), assert_float_equal(gp[3], 2.0f, 0);
+  }
   free(gm), free(gv), free(gp);
   clai_tensor_free(p), clai_tensor_free(g), clai_tensor_free(b), clai_tensor_free(v);
 }
