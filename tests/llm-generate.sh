@@ -1,9 +1,9 @@
 #!/bin/sh
 # llm-generate.sh - `clai generate` and its build helper (examples/build-helper) on the real SmolLM2 (skipped
 # when build-aux/get-model's model is not installed, and in small mode: a cold run compiles every kernel
-# of the model, ~10 s of CPU on POCL). On empty caches (warm ones under the sanitizers) a greedy run with the helper and one without give
-# the same tokens, the first reports its helper ("build_helper": true) and leaves no claims directory
-# behind; a helper run alone succeeds silently and leaves claims. Prints TAP.
+# of the model, ~10 s of CPU on POCL). On empty caches (warm ones under the sanitizers) a greedy run with
+# the helper and one without give the same tokens, the first reports its helper ("build_helper": true) and
+# leaves no claims directory behind; a helper run alone succeeds silently and leaves claims. Prints TAP.
 set -u
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; export ASAN_OPTIONS # as in fmnist-train.sh
 builddir=${CLAI_BUILDDIR:-.}

@@ -309,6 +309,16 @@ done:
   return rc;
 }
 
+/* An option of bench_gemm without its value (val NULL) or with a bad one: says which, then the usage; 2. */
+static int bad_value(const char *arg, const char *val) {
+  if (val == NULL)
+    fprintf(stderr, "clai bench gemm: %s needs a value\n", arg);
+  else
+    fprintf(stderr, "clai bench gemm: bad %s '%s'\n", arg, val);
+  usage(stderr);
+  return 2;
+}
+
 static int bench_gemm(int argc, char **argv) {
   options o;
   memset(&o, 0, sizeof o);
@@ -327,38 +337,32 @@ static int bench_gemm(int argc, char **argv) {
       o.json = 1;
     } else if (strcmp(arg, "--no-ref") == 0) {
       o.refs = 0;
-    } else if (strcmp(arg, "--sizes") == 0 && val) {
-      if (parse_sizes(val, &o) != 0 || o.nshapes == 0) {
-        fprintf(stderr, "clai bench: bad --sizes '%s'\n", val);
-        return 2;
-      }
+    } else if (strcmp(arg, "--sizes") == 0) {
+      if (val == NULL || parse_sizes(val, &o) != 0 || o.nshapes == 0) return bad_value(arg, val);
       i++;
-    } else if (strcmp(arg, "--batch") == 0 && val) {
+    } else if (strcmp(arg, "--batch") == 0) {
+      if (val == NULL) return bad_value(arg, val);
       o.batch = atoll(val);
       i++;
-    } else if (strcmp(arg, "--samples") == 0 && val) {
+    } else if (strcmp(arg, "--samples") == 0) {
+      if (val == NULL) return bad_value(arg, val);
       o.samples = atoi(val);
       i++;
-    } else if (strcmp(arg, "--min-time") == 0 && val) {
+    } else if (strcmp(arg, "--min-time") == 0) {
+      if (val == NULL) return bad_value(arg, val);
       o.min_time = atof(val);
       i++;
-    } else if (strcmp(arg, "--trans") == 0 && val && strlen(val) == 2 && strspn(val, "nt") == 2) {
+    } else if (strcmp(arg, "--trans") == 0) {
+      if (val == NULL || strlen(val) != 2 || strspn(val, "nt") != 2) return bad_value(arg, val);
       o.trans_a = val[0] == 't';
       o.trans_b = val[1] == 't';
       i++;
-    } else if (strcmp(arg, "--dtype") == 0 && val && (strcmp(val, "f32") == 0 || strcmp(val, "f16") == 0)) {
+    } else if (strcmp(arg, "--dtype") == 0) {
+      if (val == NULL || (strcmp(val, "f32") != 0 && strcmp(val, "f16") != 0)) return bad_value(arg, val);
       o.dtype = strcmp(val, "f16") == 0 ? CLAI_DTYPE_F16 : CLAI_DTYPE_F32;
       i++;
     } else {
-      static const char *const with_value[] = {"--sizes", "--batch", "--samples", "--min-time", "--trans", "--dtype"};
-      int known = 0;
-      for (size_t j = 0; j < sizeof with_value / sizeof with_value[0]; j++) known |= strcmp(arg, with_value[j]) == 0;
-      if (!known)
-        fprintf(stderr, "clai bench gemm: unknown argument '%s'\n", arg);
-      else if (val == NULL)
-        fprintf(stderr, "clai bench gemm: %s needs a value\n", arg);
-      else
-        fprintf(stderr, "clai bench gemm: bad %s '%s'\n", arg, val);
+      fprintf(stderr, "clai bench gemm: unknown argument '%s'\n", arg);
       usage(stderr);
       return 2;
     }
