@@ -269,6 +269,56 @@ inline void clai_store_tile(__global float *c, const long oc, const FV *acc, con
     }
   }
 }
+
+/* The common case of the epilogue, inlined: rm rows of cn vectors (acc[q * rm + r] holds row r, columns
+ * col0 + q * VW ...), C in f32 with unit column stride, all cn * VW columns inside N (rows past M are
+ * skipped), no bias or an f32 one with bsn 0 or 1 (a value per row, or a row vector or matrix read as
+ * vectors), no activation or ReLU. Returns 0 without storing anything otherwise, and the caller goes to
+ * clai_store_tile. The same operations in the same order as there, so the results are bit for bit the
+ * same. clai_store_tile is a called function: on POCL (AVX-512) its prologue alone, which loads GELU's and
+ * SiLU's constants, and its run once per vector column cost ~1200 cycles a 14 x 32 tile whatever K, 9% of
+ * a 777^3 product; this path takes ~100. */
+inline __attribute__((always_inline)) int clai_store_tile_fast(
+    __global float *c, const long oc, const FV *acc, const int rm, const int cn, const int row0, const int col0,
+    const int M, const int N, const long scm, const long scn, const float alpha, const float beta,
+    __global const float *bias, const long boff, const long bsm, const long bsn, const int flags) {
+  const int act = flags >> 12, bk = (flags >> 4) & 3;
+  if (scn != 1 || (flags & (1 << 8)) != 0 || act > CLAI_ACT_RELU || bk > 1 || (bk == 1 && bsn != 0 && bsn != 1) ||
+      col0 + cn * VW > N)
+    return 0;
+  const int rows = min(rm, M - row0);
+#pragma unroll
+  for (int r = 0; r < rm; r++) {
+    if (r >= rows) break;
+    __global float *cr = c + oc + (long)(row0 + r) * scm + col0;
+    const long bo = boff + (long)(row0 + r) * bsm;
+#pragma unroll
+    for (int q = 0; q < cn; q++) {
+      FV v = alpha * acc[q * rm + r];
+      if (beta != 0.0f) v = CLAI_FMA((FV)(beta), VLOAD_VW(0, cr + q * VW), v);
+      if (bk != 0) v += bsn == 0 ? (FV)(bias[bo]) : VLOAD_VW(0, bias + bo + col0 + q * VW);
+      if (act == CLAI_ACT_RELU) v = v < 0.0f ? 0.0f : v;
+      VSTORE_VW(v, 0, cr + q * VW);
+    }
+  }
+  return 1;
+}
+
+/* Stores an R x CN tile (acc[q * R + r], R and CN constants): the inlined common case, else clai_store_tile
+ * once per vector column inside N, on a copy of acc (passing acc itself would put the accumulators in memory
+ * for the whole loop over k) and through one call site (POCL compiles each kernel at its first launch per
+ * work-group size, and the store's code is long). */
+#define CLAI_STORE_TILES(c, oc, acc, R, CN_, row0, col0, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, flags) \
+  do {                                                                                                         \
+    if (!clai_store_tile_fast(c, oc, acc, R, CN_, row0, col0, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, \
+                              flags)) {                                                                        \
+      FV out_[(R) * (CN_)];                                                                                    \
+      _Pragma("unroll") for (int r_ = 0; r_ < (R) * (CN_); r_++) out_[r_] = (acc)[r_];                         \
+      _Pragma("unroll 1") for (int q_ = 0; q_ < (CN_); q_++) if ((col0) + q_ * VW < (N))                       \
+        clai_store_tile(c, oc, out_ + q_ * (R), R, row0, (col0) + q_ * VW, M, N, scm, scn, alpha, beta, bias,  \
+                        boff, bsm, bsn, flags);                                                                \
+    }                                                                                                          \
+  } while (0)
 #endif /* VW */
 
 /* The elements of partial j of P over n: a contiguous chunk on CPUs (one core streams through it), an

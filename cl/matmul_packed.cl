@@ -186,16 +186,8 @@ CLAI_PACK_KERNEL(f16, half)
     if (!active) return;                                                                                       \
     long oc, oa, ob;                                                                                           \
     CLAI_OFFSETS(ix, z, &oc, &oa, &ob);                                                                       \
-    /* One copy of the store's code for the CN vectors, not CN: it is long (alpha, beta, bias, activation,    \
-     * f16, edges), and POCL compiles each kernel at its first launch per work-group size. */                 \
-    FV out[RM * CN];                                                                                           \
-    CLAI_PRAGMA(unroll)                                                                                        \
-    for (int r = 0; r < RM * CN; r++) out[r] = acc[r];                                                         \
-    CLAI_PRAGMA(unroll 1)                                                                                      \
-    for (int q = 0; q < CN; q++)                                                                               \
-      if (gj * NR + q * VW < N)                                                                                \
-        clai_store_tile(c, oc, out + q * RM, RM, gi * RM, gj * NR + q * VW, M, N, scm, scn, alpha, beta, bias,   \
-                        boff, bsm, bsn, flags);                                                                \
+    CLAI_STORE_TILES(c, oc, acc, RM, CN, gi * RM, gj * NR, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn,  \
+                     flags);                                                                                   \
   }
 
 /* clai_gemm_packed: any K, k-blocks through barriers. clai_gemm_packed_short: K <= KB, one block, so the
@@ -251,7 +243,9 @@ CLAI_GEMM_PACKED(clai_gemm_packed_short, (void)0)
       }                                                                                                        \
       barrier(CLK_LOCAL_MEM_FENCE);                                                                            \
     }                                                                                                          \
-    if (gi < Mt && col0 < N)                                                                                   \
+    if (gi < Mt && col0 < N &&                                                                                 \
+        !clai_store_tile_fast(c, oc, acc, SRM, 1, gi * SRM, col0, M, N, scm, scn, alpha, beta, bias, boff, bsm,  \
+                              bsn, flags))                                                                     \
       clai_store_tile(c, oc, acc, SRM, gi * SRM, col0, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, flags); \
   }
 
@@ -310,6 +304,9 @@ __kernel void clai_gemm_direct(__global float *c, __global const float *a, __glo
         bv[q] = VLOAD_VW(0, t);
       })
   }
+  if (skip == 0 &&
+      clai_store_tile_fast(c, oc, acc, RM, CN, row0, col0, M, N, scm, scn, alpha, beta, bias, boff, bsm, bsn, flags))
+    return;
   CLAI_PRAGMA(unroll 1)
   for (int q = 0; q < CN; q++)
     if (col0 + q * VW < N)

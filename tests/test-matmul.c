@@ -141,11 +141,14 @@ typedef struct mm_case {
   int bias;
   clai_dtype dbias;
   clai_activation act;
+  /* 2-d A only: op(A) gets a NaN at row 1, k = K / 2 and +inf at row M - 2, k = 0 (rows of NaN and of
+   * infinities in C) */
+  int special;
 } mm_case;
 
 static double activate(clai_activation act, double x) {
   switch (act) {
-  case CLAI_ACT_RELU: return x > 0 ? x : 0;
+  case CLAI_ACT_RELU: return x < 0 ? 0 : x; /* NaN passes through, as documented */
   case CLAI_ACT_GELU: return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
   case CLAI_ACT_SILU: return x / (1 + exp(-x));
   default: return x;
@@ -161,6 +164,14 @@ static void run_case(clai_context *ctx, clait_rng *r, const char *what, const mm
   for (size_t i = 0; i < mc->a.len; i++) a[i] = as_dtype(mc->dab, clait_uniform(r, -1, 1));
   for (size_t i = 0; i < mc->b.len; i++) b[i] = as_dtype(mc->dab, clait_uniform(r, -1, 1));
   for (size_t i = 0; i < mc->c.len; i++) c[i] = mc->nan_c ? NAN : as_dtype(mc->dc, clait_uniform(r, -1, 1));
+  if (mc->special) {
+    assert_int_equal(mc->a.nd, 2);
+    const int64_t sm = mc->ta ? mc->a.st[1] : mc->a.st[0], sk = mc->ta ? mc->a.st[0] : mc->a.st[1];
+    const int64_t Ma = mc->a.sh[mc->ta ? 1 : 0], Ka = mc->a.sh[mc->ta ? 0 : 1];
+    assert_true(Ma >= 3 && Ka >= 1);
+    a[mc->a.off + 1 * sm + Ka / 2 * sk] = NAN;
+    a[mc->a.off + (Ma - 2) * sm] = INFINITY;
+  }
   clai_tensor *ba = upload(ctx, mc->dab, a, mc->a.len), *bb = upload(ctx, mc->dab, b, mc->b.len),
               *bc = upload(ctx, mc->dc, c, mc->c.len);
   clai_tensor *va = view_of(ctx, ba, &mc->a), *vb = view_of(ctx, bb, &mc->b), *vc = view_of(ctx, bc, &mc->c);
@@ -436,23 +447,23 @@ static void test_batched(void **state) {
     /* [3, M, K] x [3, K, N] -> [3, M, N] */
     if (BATCH_TURN(0)) {
       const int64_t sa[3] = {3, ta ? K : M, ta ? M : K}, sb[3] = {3, tb ? N : K, tb ? K : N}, sc[3] = {3, M, N};
-      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(3, sa), dense(3, sb), dense(3, sc), ta, tb, 1.0f, 0.5f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
+      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(3, sa), dense(3, sb), dense(3, sc), ta, tb, 1.0f, 0.5f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE, 0};
       run_case(ctx, &r, "batch 3", &mc);
     }
     /* A [2, 1, M, K] with B [3, K, N] -> C [2, 3, M, N] */
     if (BATCH_TURN(1)) {
       const int64_t sa[4] = {2, 1, ta ? K : M, ta ? M : K}, sb[3] = {3, tb ? N : K, tb ? K : N},
                     sc[4] = {2, 3, M, N};
-      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(4, sa), dense(3, sb), dense(4, sc), ta, tb, -1.0f, 0.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
+      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(4, sa), dense(3, sb), dense(4, sc), ta, tb, -1.0f, 0.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE, 0};
       run_case(ctx, &r, "A [2,1,M,K] x B [3,K,N]", &mc);
     }
     /* A [M, K] (no batch dims) with B [4, K, N] -> C [4, M, N]; and A [4, M, K] with B [1, K, N] */
     {
       const int64_t sa[2] = {ta ? K : M, ta ? M : K}, sb[3] = {4, tb ? N : K, tb ? K : N}, sc[3] = {4, M, N};
-      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(2, sa), dense(3, sb), dense(3, sc), ta, tb, 1.0f, 0.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
+      mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(2, sa), dense(3, sb), dense(3, sc), ta, tb, 1.0f, 0.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE, 0};
       if (BATCH_TURN(2)) run_case(ctx, &r, "A [M,K] x B [4,K,N]", &mc);
       const int64_t sa2[3] = {4, ta ? K : M, ta ? M : K}, sb2[3] = {1, tb ? N : K, tb ? K : N};
-      mm_case mc2 = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(3, sa2), dense(3, sb2), dense(3, sc), ta, tb, 1.0f, 1.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
+      mm_case mc2 = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(3, sa2), dense(3, sb2), dense(3, sc), ta, tb, 1.0f, 1.0f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE, 0};
       if (BATCH_TURN(3)) run_case(ctx, &r, "A [4,M,K] x B [1,K,N]", &mc2);
     }
   }
@@ -464,14 +475,14 @@ static void test_batched(void **state) {
     const int64_t bsh[3] = {3, K, N}, bst[3] = {0, N, 1};
     const int64_t csh[4] = {2, 3, M, N}, cst[4] = {N, M * 2 * N, 2 * N, 1};
     mm_case mc = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, strided(3, ash, ast, 0, 0), strided(3, bsh, bst, 0, 0),
-                  strided(4, csh, cst, 0, 0), 0, 0, 1.0f, 0.25f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
+                  strided(4, csh, cst, 0, 0), 0, 0, 1.0f, 0.25f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE, 0};
     snprintf(what, sizeof what, "permuted batch views, stride-0 batch of B");
     run_case(ctx, &r, what, &mc);
   }
   /* Batched f16 with broadcasting. */
   {
     const int64_t sa[4] = {2, 1, K, M}, sb[3] = {3, K, N}, sc[4] = {2, 3, M, N};
-    mm_case mc = {CLAI_DTYPE_F16, CLAI_DTYPE_F16, dense(4, sa), dense(3, sb), dense(4, sc), 1, 0, 1.0f, 0.5f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
+    mm_case mc = {CLAI_DTYPE_F16, CLAI_DTYPE_F16, dense(4, sa), dense(3, sb), dense(4, sc), 1, 0, 1.0f, 0.5f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE, 0};
     run_case(ctx, &r, "f16 A [2,1,K,M]^T x B [3,K,N]", &mc);
   }
 }
@@ -553,7 +564,7 @@ static void test_k0(void **state) {
       }
   /* Batched K = 0 with f16 output */
   const int64_t sa[3] = {3, 5, 0}, sb[3] = {3, 0, 6}, sc[3] = {3, 5, 6};
-  mm_case mc = {CLAI_DTYPE_F16, CLAI_DTYPE_F16, dense(3, sa), dense(3, sb), dense(3, sc), 0, 0, 1.0f, -0.5f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE};
+  mm_case mc = {CLAI_DTYPE_F16, CLAI_DTYPE_F16, dense(3, sa), dense(3, sb), dense(3, sc), 0, 0, 1.0f, -0.5f, 0, 0, CLAI_DTYPE_F32, CLAI_ACT_NONE, 0};
   run_case(ctx, &r, "batched K 0", &mc);
 
   /* M = 0 or N = 0: nothing to compute, nothing touched. */
@@ -661,6 +672,19 @@ static void test_epilogue(void **state) {
                  (long long)tt[t][1], (long long)tt[t][2]);
         run_case(ctx, &r, what, &mc);
       }
+  /* NaN and infinities through the epilogue (a row of NaN, a row of +-inf): whole 14 x 32 tiles and a last
+   * partial row panel (M 29, N 64), and partial column tiles (N 45), each activation and bias kind, alpha and
+   * beta; ReLU keeps NaN and makes -inf 0 */
+  static const int64_t ts[][3] = {{29, 64, 40}, {31, 45, 19}};
+  for (size_t t = 0; t < sizeof ts / sizeof ts[0]; t++)
+    for (int act = 0; act < 4; act++) {
+      mm_case sp = plain(ts[t][0], ts[t][1], ts[t][2], act == 3, 0, act == 2 ? 0.5f : 1.0f, act == 1 ? 0.25f : 0.0f);
+      sp.special = 1;
+      sp.bias = act, sp.dbias = CLAI_DTYPE_F32, sp.act = (clai_activation)act;
+      snprintf(what, sizeof what, "epilogue NaN and inf, bias %d act %d: M %lld N %lld K %lld", act, act,
+               (long long)ts[t][0], (long long)ts[t][1], (long long)ts[t][2]);
+      run_case(ctx, &r, what, &sp);
+    }
   /* a batch of 3 with one bias row for all */
   const int64_t sa[3] = {3, 9, 40}, sb[3] = {3, 40, 21}, sc[3] = {3, 9, 21};
   mm_case mc = plain(9, 21, 40, 0, 0, 1.0f, 0.0f);
