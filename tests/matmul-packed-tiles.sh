@@ -13,7 +13,7 @@
 # each run there takes minutes) only the largest tile and the widest one run.
 builddir=${CLAI_BUILDDIR:-.}
 if [ "${CLAI_TEST_SIZE:-}" = small ] || [ -n "${CLAI_TEST_SANITIZED:-}" ]; then
-  tiles="packed.rm=14,packed.cn=2,packed.lx=2,packed.ly=4,packed.srm=8
+  tiles="packed.rm=14,packed.cn=2,packed.lx=2,packed.ly=4,packed.srm=8,packed.kb=4096,packed.uk=1
 packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8,packed.srm=5,packed.direct=0"
 else
   tiles="packed.rm=8,packed.cn=1,packed.srm=8
@@ -21,7 +21,7 @@ packed.rm=6,packed.cn=2,packed.lx=2,packed.ly=6,packed.srm=16,packed.direct=0
 packed.rm=8,packed.cn=2,packed.kb=128,packed.uk=1
 packed.rm=10,packed.cn=2,packed.kb=512,packed.uk=8,packed.direct=0
 packed.rm=12,packed.cn=2,packed.kb=128
-packed.rm=14,packed.cn=2,packed.lx=2,packed.ly=4,packed.srm=8
+packed.rm=14,packed.cn=2,packed.lx=2,packed.ly=4,packed.srm=8,packed.kb=4096,packed.uk=1
 packed.rm=6,packed.cn=3,packed.kb=512,packed.srm=3,packed.direct=0
 packed.rm=8,packed.cn=3,packed.kb=128,packed.uk=8
 packed.rm=12,packed.cn=2,packed.vw=8,packed.lx=4,packed.ly=4,packed.direct=0"

@@ -310,6 +310,11 @@ static void test_sizes(void **state) {
       snprintf(what, sizeof what, "M %lld N %lld K %lld", (long long)m, (long long)n, (long long)k);
       run_case(ctx, &r, what, &mc);
     }
+  /* Long B panels: with the AVX-512 tile (14 x 32, kb 4096) a group's four B panels of K = 2049 pass
+   * lib/op-matmul.c's budget (CLAI__GROUP_B_BYTES), so its 2 x 4 work-items take 8 A panels of one B panel;
+   * M = 113 leaves the second group 1 panel (a row) and 7 idle work-items, N = 33 a ragged B panel. */
+  mm_case lb = plain(113, 33, 2049, 0, 0, 1.0f, 0.0f);
+  run_case(ctx, &r, "M 113 N 33 K 2049", &lb);
 }
 
 static void test_transposes(void **state) {
