@@ -584,6 +584,38 @@ static clai_status quant_chunks(clai_context *ctx, clai_tensor *c, const clai_te
   return st;
 }
 
+/* Products on a device whose kernels' loops end after a number of iterations (llvmpipe: 65535, shared by all
+ * the loops a work-item runs; caps.loop_limit) take K in slices of CLAI__LOOP_K at most, each its own
+ * product: C = alpha * A_0 B_0 + beta * C, then C = alpha * A_i B_i + C, and the epilogue with the last.
+ * An f16 C is summed in an f32 copy and stored once, so it is rounded once, as in one product. Without the
+ * slices rusticl 22.3 (llvmpipe) returned wrong sums, silently: from K = 4089 with the packed family's
+ * 14 x 32 tile (16 loop iterations a k there), and between K = 20000 and 66000 with its default generic
+ * family. */
+#define CLAI__LOOP_K 1024
+
+static clai_status k_slices(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a, const clai_tensor *b,
+                            int trans_b, int64_t K, float alpha, float beta, const clai_matmul_epilogue *ep) {
+  const int ka = trans_a ? a->ndim - 2 : a->ndim - 1, kb = trans_b ? b->ndim - 1 : b->ndim - 2;
+  clai_status st = CLAI_OK;
+  clai_tensor *acc = c, *tmp = NULL;
+  if (c->dtype != CLAI_DTYPE_F32) {
+    st = clai_tensor_init(ctx, &tmp, CLAI_DTYPE_F32, c->ndim, c->shape);
+    if (st == CLAI_OK && beta != 0.0f) st = clai__copy(ctx, tmp, c, "clai_matmul");
+    acc = tmp;
+  }
+  for (int64_t k0 = 0; k0 < K && st == CLAI_OK; k0 += CLAI__LOOP_K) {
+    const int64_t kn = K - k0 < CLAI__LOOP_K ? K - k0 : CLAI__LOOP_K;
+    clai_tensor as = *a, bs = *b;
+    as.shape[ka] = kn, as.offset += k0 * a->strides[ka];
+    bs.shape[kb] = kn, bs.offset += k0 * b->strides[kb];
+    const int last = k0 + kn == K;
+    st = clai_matmul_ex(ctx, acc, &as, trans_a, &bs, trans_b, alpha, k0 == 0 ? beta : 1.0f, last ? ep : NULL);
+  }
+  if (st == CLAI_OK && tmp != NULL) st = clai__copy(ctx, c, tmp, "clai_matmul");
+  clai_tensor_free(tmp); /* the in-order queue runs any reuse of its buffer after the copy */
+  return st;
+}
+
 clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a, const clai_tensor *b,
                            int trans_b, float alpha, float beta, const clai_matmul_epilogue *ep) {
   if (ctx != NULL && a != NULL && a->ctx == ctx && clai_dtype_block(a->dtype) > 1 &&
@@ -610,6 +642,7 @@ clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor 
   }
   if (p.kernel == -2) return quant_chunks(ctx, c, a, trans_a, b, &p, alpha, beta, ep);
   if (p.quant) return launch_quant(ctx, c, a, b, &p, alpha, beta);
+  if (ctx->caps.loop_limit > 0 && p.K > CLAI__LOOP_K) return k_slices(ctx, c, a, trans_a, b, trans_b, p.K, alpha, beta, ep);
   if (p.kernel == -1) return clai__clblast_gemm(ctx, c, a, b, p.M, p.N, p.K, p.sam, p.sak, p.sbk, p.sbn, p.scm, p.scn, &p.ix, alpha, beta);
   if (p.kernel == CLAI__K_GEMM_PACKED || p.kernel == CLAI__K_GEMM_APACKED_F32 || p.kernel == CLAI__K_GEMM_APACKED_F16)
     return launch_packed(ctx, c, a, b, &p, alpha, beta);

@@ -723,6 +723,27 @@ static void test_epilogue(void **state) {
   clai_tensor_free(a), clai_tensor_free(b), clai_tensor_free(c);
 }
 
+/* Long K with everything else at once. On a device whose loops stop after a number of iterations
+ * (llvmpipe), lib/op-matmul.c runs these in slices of K (k_slices): beta only on the first, the epilogue
+ * only on the last, an f16 C summed in f32 and rounded once; elsewhere they are plain products. */
+static void test_long_k(void **state) {
+  clai_context *ctx = CTX(state);
+  clait_rng r = {0x3c6ef372fe94f82bULL};
+  mm_case mc = plain(17, 20, 3000, 1, 0, 0.5f, 0.25f); /* A stored [K, M], a ragged last slice */
+  mc.dc = CLAI_DTYPE_F16, mc.bias = 1, mc.dbias = CLAI_DTYPE_F32, mc.act = CLAI_ACT_RELU;
+  run_case(ctx, &r, "long K, f16 C, bias, relu", &mc);
+  mm_case mt = plain(9, 33, 2049, 0, 1, 1.0f, 0.0f); /* B stored [N, K] */
+  mt.special = 1, mt.bias = 2, mt.dbias = CLAI_DTYPE_F16, mt.act = CLAI_ACT_GELU;
+  run_case(ctx, &r, "long K, NaN and inf, column bias, gelu", &mt);
+  const int64_t sa[3] = {2, 9, 2500}, sb[2] = {2500, 21}, sc[3] = {2, 9, 21};
+  mm_case mb = plain(9, 21, 2500, 0, 0, -1.0f, 0.0f); /* a batch of A with one B for both; NaN in C ignored */
+  mb.a = dense(3, sa), mb.b = dense(2, sb), mb.c = dense(3, sc), mb.nan_c = 1;
+  run_case(ctx, &r, "long K, batch of 2 with a shared B", &mb);
+  /* past llvmpipe's 65535 loop iterations even at one a k (its generic family: a sum 65 off without slices) */
+  mm_case ml = plain(2, 3, 70000, 0, 0, 1.0f, 0.0f);
+  run_case(ctx, &r, "K 70000", &ml);
+}
+
 static void test_epilogue_errors(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t sa[2] = {7, 5}, sb[2] = {5, 9}, sc[2] = {7, 9}, s9[1] = {9}, s8[1] = {8}, s7x9x1[3] = {7, 9, 1};
@@ -836,6 +857,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_k0, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_f16, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_epilogue, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_long_k, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_epilogue_errors, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_describe, clait_setup, clait_teardown),
   };
