@@ -238,7 +238,8 @@ typedef struct clai__devcaps {
   uint64_t global_mem;  /* CL_DEVICE_GLOBAL_MEM_SIZE */
   uint32_t mem_align;   /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes */
   int local_mem_reported_x2; /* the driver reports twice a kernel's local memory (rusticl 22.x; device.c) */
-  int64_t loop_limit;   /* most iterations a kernel loop runs (llvmpipe: 65535, then it stops); 0: none */
+  int64_t loop_limit;   /* most loop iterations a work-item runs, all its loops together (llvmpipe: 65535,
+                           then every loop stops at once, silently); 0: none */
   int host_unified;     /* CL_DEVICE_HOST_UNIFIED_MEMORY: device memory is host memory (CPU, integrated GPU);
                            the pool then allocates host-accessible buffers, so a map is not a copy */
   int bit_half;         /* POCL: half loads and stores through cl/common.cl's bit conversions (CLAI_BITHALF) */
@@ -622,6 +623,13 @@ static inline int clai__past_loop_limit(const clai_context *ctx, int64_t n) {
 }
 static inline int clai__rows_wg_for(const clai_context *ctx, int64_t n) {
   return ctx->rows_wg || clai__past_loop_limit(ctx, n);
+}
+/* The most iterations of a kernel loop each of whose iterations runs `inner` more in loops inside it, within
+ * half the device's loop limit (the other half for the kernel's other loops); INT64_MAX without a limit.
+ * llvmpipe counts every iteration of every loop of a work-item against one limit of 65535: two loops of
+ * 40000 ran 40000 and 25534 times there, and loops of 1000 x 100 stopped at 64251 (rusticl 22.3). */
+static inline int64_t clai__loop_cap(const clai_context *ctx, int64_t inner) {
+  return ctx->caps.loop_limit > 0 ? ctx->caps.loop_limit / 2 / (inner + 1) : INT64_MAX;
 }
 /* Checks a per-row statistic of a norm (mean / rstd): f32, contiguous, x's shape without the last dim (or
  * with it as 1), not overlapping `avoid` (may be NULL). op-norm.c; used by the backward too. */

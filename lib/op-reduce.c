@@ -35,7 +35,10 @@ static void cols_split(const clai_context *ctx, int op, int64_t nrows, int64_t w
   int64_t c = (n + s - 1) / s;
   const int64_t var_cap = (256 * 1024 / 4) / (w < tile ? w : tile), least = (n + INT_MAX - 1) / INT_MAX;
   if (op == CLAI_REDUCE_VAR && c > var_cap) c = var_cap;
-  if (ctx->caps.loop_limit > 0 && c > ctx->caps.loop_limit) c = ctx->caps.loop_limit; /* llvmpipe: loops end there */
+  /* llvmpipe: every element of the chunk runs the loops over the tile's vectors and tail (twice for a
+   * variance); with chunks of 65535, a sum over 1000000 rows of 2 columns gave 1677600 and 0 there */
+  const int64_t cols = w < tile ? w : tile, cap = clai__loop_cap(ctx, 2 * (cols / 8 + cols % 8 + 2));
+  if (c > cap) c = cap;
   if (c < least) c = least; /* nsplit fits an int */
   if (c < 1) c = 1;
   *chunk = c;

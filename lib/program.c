@@ -856,6 +856,10 @@ clai_status clai__rows_local(clai_context *ctx, int kernel, size_t *local) {
   return CLAI_OK;
 }
 
+/* The most passes a row kernel makes over its row (softmax: max, sum, store; layernorm: mean, variance,
+ * store), with one to spare. */
+#define CLAI__ROW_PASSES 4
+
 clai_status clai__rows_shape(clai_context *ctx, int kernel, int64_t n, int64_t units, cl_int *lanes, size_t *local,
                              size_t *global) {
   clai_status st = clai__rows_local(ctx, kernel, local);
@@ -867,6 +871,16 @@ clai_status clai__rows_shape(clai_context *ctx, int kernel, int64_t n, int64_t u
   if (units < 0 || !clai__mul_ok(groups, *local, &items) || items > (uint64_t)SIZE_MAX)
     return clai__error(ctx, CLAI_E_OVERFLOW, "%s: %lld rows need more work-items than a size_t holds",
                        kernel_descs[kernel].name, (long long)units);
+  /* Each lane walks ceil(n / S) elements per pass over the row, and the row kernels make up to
+   * CLAI__ROW_PASSES passes: past a device's loop limit (llvmpipe) the results would be wrong, so refuse. */
+  const int64_t walk = (n + (int64_t)S - 1) / (int64_t)S;
+  if (ctx->caps.loop_limit > 0 && walk > ctx->caps.loop_limit / CLAI__ROW_PASSES)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED,
+                       "%s: rows of %lld elements in %zu lanes are %lld loop iterations a work-item, more than this "
+                       "device runs (its kernels' loops stop after %lld in all: llvmpipe); at most %lld elements",
+                       kernel_descs[kernel].name, (long long)n, S, (long long)(walk * CLAI__ROW_PASSES),
+                       (long long)ctx->caps.loop_limit,
+                       (long long)(ctx->caps.loop_limit / CLAI__ROW_PASSES * (int64_t)S));
   *lanes = (cl_int)S;
   *global = (size_t)items;
   return CLAI_OK;

@@ -395,6 +395,76 @@ static void test_norm_large(void **state) {
   free(v);
 }
 
+/* One row of 600000 elements. llvmpipe stops all of a work-item's loops after 65535 iterations in all, and
+ * the row kernels there walk a row in 32 lanes, three passes: such a row is refused (CLAI_E_UNSUPPORTED,
+ * where it used to come out wrong: softmax's last elements 0) and the context goes on; elsewhere it is
+ * computed. A column sum over 300000 rows (op-reduce.c's chunks of the axis) is right everywhere. */
+static void test_long_rows(void **state) {
+  clai_context *ctx = CTX(state);
+  clai_device_info info;
+  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &info));
+  const int limited = strstr(info.name, "llvmpipe") != NULL;
+  /* (a simulator, in small mode, gets shorter ones) */
+  const int64_t n = limited ? 600000 : CLAIT_SIZE(600000, 100000), rows = limited ? 300000 : CLAIT_SIZE(300000, 70000);
+  float *v = malloc((size_t)n * sizeof *v);
+  assert_non_null(v);
+  for (int64_t i = 0; i < n; i++) v[i] = (float)(i % 7) - 3.0f;
+  clai_tensor *x = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){1, n}, v);
+  clai_tensor *o = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){1, n});
+  if (limited) {
+    CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "llvmpipe", clai_softmax(ctx, o, x, NULL));
+    CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "llvmpipe", clai_layernorm(ctx, o, x, NULL, NULL, 1e-5f, NULL, NULL));
+  } else {
+    double z = 0;
+    for (int k = 0; k < 7; k++) z += (double)(n / 7 + (k < n % 7)) * exp(k - 6.0);
+    CLAIT_OK(ctx, clai_softmax(ctx, o, x, NULL));
+    double *got = clait_fetch(ctx, o);
+    for (int64_t i = 0; i < n; i++) {
+      const double want = exp((double)(i % 7) - 6.0) / z;
+      if (!(fabs(got[i] - want) <= 1e-4 * want)) fail_msg("softmax of a long row: %lld is %.9g, want %.9g", (long long)i, got[i], want);
+    }
+    free(got);
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < n; i++) mean += v[i];
+    mean /= (double)n;
+    for (int64_t i = 0; i < n; i++) var += (v[i] - mean) * (v[i] - mean);
+    const double rstd = 1 / sqrt(var / (double)n + 1e-5);
+    CLAIT_OK(ctx, clai_layernorm(ctx, o, x, NULL, NULL, 1e-5f, NULL, NULL));
+    got = clait_fetch(ctx, o);
+    for (int64_t i = 0; i < n; i++) {
+      const double want = (v[i] - mean) * rstd;
+      if (!(fabs(got[i] - want) <= 1e-4 * (1 + fabs(want)))) fail_msg("layernorm of a long row: %lld is %.9g, want %.9g", (long long)i, got[i], want);
+    }
+    free(got);
+  }
+  /* a short row still works (on llvmpipe: after the refusals) */
+  clai_tensor *x3 = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){1, 3}, v), *o3 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){1, 3});
+  CLAIT_OK(ctx, clai_softmax(ctx, o3, x3, NULL));
+  double *g3 = clait_fetch(ctx, o3);
+  const double z3 = exp(-3.0) + exp(-2.0) + exp(-1.0);
+  for (int i = 0; i < 3; i++) assert_true(fabs(g3[i] - exp(i - 3.0) / z3) <= 1e-6);
+  free(g3);
+  /* the column sums of [rows, 3]: (i % 7) - 3, 1 and 0.5 */
+  float *c = malloc((size_t)rows * 3 * sizeof *c);
+  assert_non_null(c);
+  double want[3] = {0, (double)rows, 0.5 * (double)rows};
+  for (int64_t i = 0; i < rows; i++) {
+    c[3 * i] = (float)(i % 7) - 3.0f, c[3 * i + 1] = 1.0f, c[3 * i + 2] = 0.5f;
+    want[0] += (double)(i % 7) - 3.0;
+  }
+  clai_tensor *xc = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){rows, 3}, c);
+  clai_tensor *sc = clait_tensor(ctx, CLAI_DTYPE_F32, 1, (int64_t[]){3});
+  CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_SUM, sc, xc, 0, 0));
+  double *gs = clait_fetch(ctx, sc);
+  for (int k = 0; k < 3; k++)
+    if (!(fabs(gs[k] - want[k]) <= 1e-3 * (1 + fabs(want[k])))) fail_msg("column %d of %lld rows sums to %.9g, want %.9g", k, (long long)rows, gs[k], want[k]);
+  free(gs);
+  clai_tensor *all[] = {x, o, x3, o3, xc, sc};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) clai_tensor_free(all[i]);
+  free(v);
+  free(c);
+}
+
 /* ---- the row-kernel variant ------------------------------------------------------------------------ */
 
 /* The variant CLAI_ROWS forces (else the device's default) is the one that runs. */
@@ -472,7 +542,7 @@ static void test_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_softmax), T(test_softmax_extremes), T(test_softmax_views), T(test_norms),
-      T(test_norm_offset), T(test_norm_views), T(test_norm_large), T(test_rows_variant), T(test_errors), T(test_norm_empty_rows),
+      T(test_norm_offset), T(test_norm_views), T(test_norm_large), T(test_long_rows), T(test_rows_variant), T(test_errors), T(test_norm_empty_rows),
   };
   return CLAIT_MAIN("norm", tests, 1);
 }
