@@ -997,7 +997,9 @@ CLAI_API clai_status clai_sum_to(clai_context *ctx, clai_tensor *out, const clai
 /* ---------------------------------------------------------------------------------------------------------
  * Softmax and normalisation along the last axis (lib/op-norm.c). x is any strided view of f32 or f16
  * storage with at least one dim; out has x's shape, f32 or f16, and may be x itself (exactly the same view)
- * but must not otherwise overlap it. Statistics are computed in f32.
+ * but must not otherwise overlap it. Statistics are computed in f32. On a device whose kernels' loops stop
+ * after a number of iterations (Mesa's llvmpipe: 65535 for all of a work-item's loops), a row too long to
+ * walk within it (here and in the gradients: more than ~500,000 elements) fails with CLAI_E_UNSUPPORTED.
  */
 
 /* Options of clai_softmax() / clai_log_softmax(); zero means default, so NULL is a plain softmax. */
