@@ -18,7 +18,8 @@
  *    panels, lw the group's size), dim 2 = batch. Tiles past M/N are computed on padding and not stored;
  *    no work-item leaves before a barrier.
  * Both end in the shared epilogue (clai_store_tile in common.cl): alpha, beta, bias, activation, C in f32
- * or f16; its common case inlined (clai_store_tile_fast, through CLAI_STORE_TILES). The batch entry z is decomposed through ix (operand 0 = C, 1 = A, 2 = B; see common.cl).
+ * or f16; its common case inlined (clai_store_tile_fast, through CLAI_STORE_TILES). The batch entry z is
+ * decomposed through ix (operand 0 = C, 1 = A, 2 = B; see common.cl).
  * Tunables (-D): RM rows per tile, VW vector width, CN vectors per tile row (the tile is NR = CN * VW columns
  * wide), KB k-block, UK k-unroll, PK k per packing work-item, SRM rows of the skinny kernel's tiles and of the
  * A panels packed for it (the pack kernel's `skinny` argument). The skinny kernel (clai_gemm_apacked_*) keeps

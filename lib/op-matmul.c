@@ -296,8 +296,9 @@ static clai_status plan(clai_context *ctx, const char *fn, const clai_tensor *c,
  * the k-block of 4096 (AVX-512), 2 x 4 groups read 4 B panels of 256 KiB at K = 2048 and of 512 KiB at
  * K = 4096: 2 MiB, all of this machine's L2 per core. Within 512 KiB (2026-12-06, POCL, 2-core Emerald
  * Rapids, processes alternating, median of the pairs' ratios to 2 x 4 panels): 2048^3 1.08x with 4 x 2,
- * 1024 x 1024 x 4096 1.12x with 8 x 1, 1024^3 the same 2 x 4. 512 KiB is half the L2 of most server cores of the last years; the group shape and the kernel
- * stay the same (only gw, the A panels per group, changes), so no new compilation. */
+ * 1024 x 1024 x 4096 1.12x with 8 x 1, 1024^3 the same 2 x 4. 512 KiB is half the L2 of most server cores
+ * of the last years; the group shape and the kernel stay the same (only gw, the A panels per group,
+ * changes), so no new compilation. */
 #define CLAI__GROUP_B_BYTES (512u * 1024u)
 
 /* The kernel and work-group of a non-skinny packed product. The group is always the kernel's lx x ly
@@ -642,7 +643,8 @@ clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor 
   }
   if (p.kernel == -2) return quant_chunks(ctx, c, a, trans_a, b, &p, alpha, beta, ep);
   if (p.quant) return launch_quant(ctx, c, a, b, &p, alpha, beta);
-  if (ctx->caps.loop_limit > 0 && p.K > CLAI__LOOP_K) return k_slices(ctx, c, a, trans_a, b, trans_b, p.K, alpha, beta, ep);
+  if (ctx->caps.loop_limit > 0 && p.K > CLAI__LOOP_K)
+    return k_slices(ctx, c, a, trans_a, b, trans_b, p.K, alpha, beta, ep);
   if (p.kernel == -1) return clai__clblast_gemm(ctx, c, a, b, p.M, p.N, p.K, p.sam, p.sak, p.sbk, p.sbn, p.scm, p.scn, &p.ix, alpha, beta);
   if (p.kernel == CLAI__K_GEMM_PACKED || p.kernel == CLAI__K_GEMM_APACKED_F32 || p.kernel == CLAI__K_GEMM_APACKED_F16)
     return launch_packed(ctx, c, a, b, &p, alpha, beta);

@@ -421,7 +421,8 @@ static void test_long_rows(void **state) {
     double *got = clait_fetch(ctx, o);
     for (int64_t i = 0; i < n; i++) {
       const double want = exp((double)(i % 7) - 6.0) / z;
-      if (!(fabs(got[i] - want) <= 1e-4 * want)) fail_msg("softmax of a long row: %lld is %.9g, want %.9g", (long long)i, got[i], want);
+      if (!(fabs(got[i] - want) <= 1e-4 * want))
+        fail_msg("softmax of a long row: %lld is %.9g, want %.9g", (long long)i, got[i], want);
     }
     free(got);
     double mean = 0, var = 0;
@@ -433,12 +434,14 @@ static void test_long_rows(void **state) {
     got = clait_fetch(ctx, o);
     for (int64_t i = 0; i < n; i++) {
       const double want = (v[i] - mean) * rstd;
-      if (!(fabs(got[i] - want) <= 1e-4 * (1 + fabs(want)))) fail_msg("layernorm of a long row: %lld is %.9g, want %.9g", (long long)i, got[i], want);
+      if (!(fabs(got[i] - want) <= 1e-4 * (1 + fabs(want))))
+        fail_msg("layernorm of a long row: %lld is %.9g, want %.9g", (long long)i, got[i], want);
     }
     free(got);
   }
   /* a short row still works (on llvmpipe: after the refusals) */
-  clai_tensor *x3 = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){1, 3}, v), *o3 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){1, 3});
+  clai_tensor *x3 = clait_upload_floats(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){1, 3}, v),
+              *o3 = clait_tensor(ctx, CLAI_DTYPE_F32, 2, (int64_t[]){1, 3});
   CLAIT_OK(ctx, clai_softmax(ctx, o3, x3, NULL));
   double *g3 = clait_fetch(ctx, o3);
   const double z3 = exp(-3.0) + exp(-2.0) + exp(-1.0);
@@ -457,7 +460,8 @@ static void test_long_rows(void **state) {
   CLAIT_OK(ctx, clai_reduce(ctx, CLAI_REDUCE_SUM, sc, xc, 0, 0));
   double *gs = clait_fetch(ctx, sc);
   for (int k = 0; k < 3; k++)
-    if (!(fabs(gs[k] - want[k]) <= 1e-3 * (1 + fabs(want[k])))) fail_msg("column %d of %lld rows sums to %.9g, want %.9g", k, (long long)rows, gs[k], want[k]);
+    if (!(fabs(gs[k] - want[k]) <= 1e-3 * (1 + fabs(want[k]))))
+      fail_msg("column %d of %lld rows sums to %.9g, want %.9g", k, (long long)rows, gs[k], want[k]);
   free(gs);
   clai_tensor *all[] = {x, o, x3, o3, xc, sc};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) clai_tensor_free(all[i]);
@@ -542,7 +546,8 @@ static void test_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_softmax), T(test_softmax_extremes), T(test_softmax_views), T(test_norms),
-      T(test_norm_offset), T(test_norm_views), T(test_norm_large), T(test_long_rows), T(test_rows_variant), T(test_errors), T(test_norm_empty_rows),
+      T(test_norm_offset), T(test_norm_views), T(test_norm_large), T(test_long_rows), T(test_rows_variant),
+      T(test_errors), T(test_norm_empty_rows),
   };
   return CLAIT_MAIN("norm", tests, 1);
 }
