@@ -631,6 +631,17 @@ static inline int clai__rows_wg_for(const clai_context *ctx, int64_t n) {
 static inline int64_t clai__loop_cap(const clai_context *ctx, int64_t inner) {
   return ctx->caps.loop_limit > 0 ? ctx->caps.loop_limit / 2 / (inner + 1) : INT64_MAX;
 }
+/* A stack copy of t, [B, Hk * G, L, D], viewed as [B, Hk, G, L, D]; with broadcast, t is [B, Hk, L, D] and the
+ * G dim has stride 0 (a key/value head read by its G query heads). For attention in parts (op-attention.c,
+ * op-attention-backward.c). */
+clai_tensor clai__heads5(const clai_tensor *t, int64_t Hk, int64_t G, int broadcast);
+/* Whether a fused attention kernel that walks L keys (or queries) with head dims D and Dv would pass the
+ * device's loop limit, so attention runs in parts there. rusticl 22.3 (llvmpipe), forward, one query: right
+ * up to Lk = 400 at D = Dv = 64 and 1000 at 16, wrong from 500 and 2000, and at 100 with 256: about
+ * 1.2-1.5 (D + Dv) loop iterations a key. Half the limit at 2 (D + Dv) + 16 a key. */
+static inline int clai__attention_in_parts(const clai_context *ctx, int64_t L, int64_t D, int64_t Dv) {
+  return ctx->caps.loop_limit > 0 && L * (2 * (D + Dv) + 16) > ctx->caps.loop_limit / 2;
+}
 /* Checks a per-row statistic of a norm (mean / rstd): f32, contiguous, x's shape without the last dim (or
  * with it as 1), not overlapping `avoid` (may be NULL). op-norm.c; used by the backward too. */
 clai_status clai__norm_check_stat(clai_context *ctx, const char *fn, const char *what, const clai_tensor *t,

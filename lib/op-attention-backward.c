@@ -26,6 +26,78 @@ static int same_shape(const clai_tensor *t, int nd, const int64_t *shape) {
   return 1;
 }
 
+/* *t, or an f32 copy of it in *tmp when it is f16 (clai_matmul multiplies like dtypes; P and dS are f32). */
+static clai_status widen(clai_context *ctx, const clai_tensor **t, clai_tensor **tmp) {
+  if ((*t)->dtype == CLAI_DTYPE_F32) return CLAI_OK;
+  clai_status st = clai_tensor_init(ctx, tmp, CLAI_DTYPE_F32, (*t)->ndim, (*t)->shape);
+  if (st == CLAI_OK) st = clai__copy(ctx, *tmp, *t, "clai_attention_backward");
+  *t = *tmp;
+  return st;
+}
+
+/* The backward in parts, on a device whose loops stop after a number of iterations shared by all of a
+ * work-item's loops (llvmpipe; caps.loop_limit), where the fused kernels' walks over the keys or the queries
+ * of a head would pass it (clai__attention_in_parts; rusticl 22.3: grad_q wrong at Lk = 1500, D = 64).
+ * P is recomputed as clai_attention's parts do (S = q k^T, softmax; lse is not needed), dP = dO v^T,
+ * dS = scale * P (dP - delta) with delta = rowsum(dO out) from the saved out, as the fused kernels take it,
+ * dQ = dS k, and dK = dS^T q and dV = P^T dO, summed over the G query heads of each key/value head. Every
+ * product and sum is an op that keeps within the limit. */
+static clai_status backward_parts(clai_context *ctx, clai_tensor *grad_q, clai_tensor *grad_k, clai_tensor *grad_v,
+                                  const clai_tensor *grad_out, const clai_tensor *q, const clai_tensor *k,
+                                  const clai_tensor *v, const clai_tensor *out, double sc, int causal) {
+  const int64_t B = q->shape[0], H = q->shape[1], Lq = q->shape[2], D = q->shape[3];
+  const int64_t Hk = k->shape[1], Lk = k->shape[2], Dv = v->shape[3], G = H / Hk;
+  clai_tensor *tmp[12] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+  clai_status st = widen(ctx, &q, &tmp[0]);
+  if (st == CLAI_OK) st = widen(ctx, &k, &tmp[1]);
+  if (st == CLAI_OK) st = widen(ctx, &v, &tmp[2]);
+  if (st == CLAI_OK) st = widen(ctx, &grad_out, &tmp[3]);
+  if (st == CLAI_OK) st = widen(ctx, &out, &tmp[9]);
+  /* delta [B, H, Lq] = rowsum(dO * out) */
+  const int64_t oshape[4] = {B, H, Lq, Dv}, dshape[3] = {B, H, Lq};
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &tmp[10], CLAI_DTYPE_F32, 4, oshape);
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &tmp[11], CLAI_DTYPE_F32, 3, dshape);
+  if (st == CLAI_OK) st = clai_binary(ctx, CLAI_MUL, tmp[10], grad_out, out);
+  if (st == CLAI_OK) st = clai_reduce(ctx, CLAI_REDUCE_SUM, tmp[11], tmp[10], 3, 0);
+  clai_tensor q5 = clai__heads5(q, Hk, G, 0), k5 = clai__heads5(k, Hk, G, 1), v5 = clai__heads5(v, Hk, G, 1),
+              do5 = clai__heads5(grad_out, Hk, G, 0), gq5 = clai__heads5(grad_q, Hk, G, 0);
+  const int64_t sshape[5] = {B, Hk, G, Lq, Lk};
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &tmp[4], CLAI_DTYPE_F32, 5, sshape); /* S, then P */
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &tmp[5], CLAI_DTYPE_F32, 5, sshape); /* dP */
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &tmp[6], CLAI_DTYPE_F32, 5, sshape); /* dS */
+  clai_tensor *P = tmp[4], *dP = tmp[5], *dS = tmp[6];
+  const clai_softmax_opts opts = {(float)sc, causal};
+  if (st == CLAI_OK) st = clai_matmul(ctx, P, &q5, 0, &k5, 1, 1.0f, 0.0f);
+  if (st == CLAI_OK) st = clai_softmax(ctx, P, P, &opts);
+  if (st == CLAI_OK) st = clai_matmul(ctx, dP, &do5, 0, &v5, 1, 1.0f, 0.0f);
+  if (st == CLAI_OK) { /* dS = scale * P * (dP - delta), delta as [B, Hk, G, Lq, 1] */
+    clai_tensor d5 = *tmp[11];
+    d5.ndim = 5;
+    const int64_t sh[5] = {B, Hk, G, Lq, 1}, stv[5] = {H * Lq, G * Lq, Lq, 1, 1};
+    memcpy(d5.shape, sh, sizeof sh);
+    memcpy(d5.strides, stv, sizeof stv);
+    st = clai_binary(ctx, CLAI_SUB, dP, dP, &d5);
+    if (st == CLAI_OK) st = clai_binary(ctx, CLAI_MUL, dS, dP, P);
+    if (st == CLAI_OK) st = clai_scale(ctx, dS, dS, (float)sc);
+  }
+  if (st == CLAI_OK) st = clai_matmul(ctx, &gq5, dS, 0, &k5, 0, 1.0f, 0.0f);
+  if (G == 1) {
+    clai_tensor gk5 = clai__heads5(grad_k, Hk, 1, 0), gv5 = clai__heads5(grad_v, Hk, 1, 0);
+    if (st == CLAI_OK) st = clai_matmul(ctx, &gk5, dS, 1, &q5, 0, 1.0f, 0.0f);
+    if (st == CLAI_OK) st = clai_matmul(ctx, &gv5, P, 1, &do5, 0, 1.0f, 0.0f);
+  } else { /* per query head, then the sum over each key/value head's G */
+    const int64_t kshape[5] = {B, Hk, G, Lk, D}, vshape[5] = {B, Hk, G, Lk, Dv};
+    if (st == CLAI_OK) st = clai_tensor_init(ctx, &tmp[7], CLAI_DTYPE_F32, 5, kshape);
+    if (st == CLAI_OK) st = clai_tensor_init(ctx, &tmp[8], CLAI_DTYPE_F32, 5, vshape);
+    if (st == CLAI_OK) st = clai_matmul(ctx, tmp[7], dS, 1, &q5, 0, 1.0f, 0.0f);
+    if (st == CLAI_OK) st = clai_matmul(ctx, tmp[8], P, 1, &do5, 0, 1.0f, 0.0f);
+    if (st == CLAI_OK) st = clai_reduce(ctx, CLAI_REDUCE_SUM, grad_k, tmp[7], 2, 0);
+    if (st == CLAI_OK) st = clai_reduce(ctx, CLAI_REDUCE_SUM, grad_v, tmp[8], 2, 0);
+  }
+  for (int i = 0; i < 12; i++) clai_tensor_free(tmp[i]); /* the in-order queue runs any reuse after these ops */
+  return st;
+}
+
 clai_status clai_attention_backward(clai_context *ctx, clai_tensor *grad_q, clai_tensor *grad_k, clai_tensor *grad_v,
                                     const clai_tensor *grad_out, const clai_tensor *q, const clai_tensor *k,
                                     const clai_tensor *v, const clai_tensor *out, const clai_tensor *lse, float scale,
@@ -97,6 +169,9 @@ clai_status clai_attention_backward(clai_context *ctx, clai_tensor *grad_q, clai
         return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: %s overlaps %s in memory", fn, names[g], names[h]);
   }
   if (B == 0 || H == 0) return CLAI_OK;
+  if (clai__attention_in_parts(ctx, Lq > Lk ? Lq : Lk, D, Dv))
+    return backward_parts(ctx, grad_q, grad_k, grad_v, grad_out, q, k, v, out,
+                          scale == 0.0f ? 1.0 / sqrt((double)D) : (double)scale, causal);
 
   const int wide = D > 64 || Dv > 64;
   const int kkv = wide ? CLAI__K_ATTENTION_BWD_KV_D256 : CLAI__K_ATTENTION_BWD_KV_D64;

@@ -17,6 +17,72 @@ static const struct {
 
 static int is_float(clai_dtype dt) { return dt == CLAI_DTYPE_F32 || dt == CLAI_DTYPE_F16; }
 
+clai_tensor clai__heads5(const clai_tensor *t, int64_t Hk, int64_t G, int broadcast) {
+  clai_tensor v = *t;
+  v.ndim = 5;
+  v.shape[0] = t->shape[0], v.strides[0] = t->strides[0];
+  v.shape[1] = Hk, v.strides[1] = broadcast ? t->strides[1] : t->strides[1] * G;
+  v.shape[2] = G, v.strides[2] = broadcast ? 0 : t->strides[1];
+  v.shape[3] = t->shape[2], v.strides[3] = t->strides[2];
+  v.shape[4] = t->shape[3], v.strides[4] = t->strides[3];
+  return v;
+}
+
+/* Attention as its three parts, on a device whose loops stop after a number of iterations shared by all of
+ * a work-item's loops (llvmpipe: 65535; caps.loop_limit), where the fused kernel's walk over the keys would
+ * pass it (clai__attention_in_parts; rusticl 22.3, D = 64: right at Lk = 400, silently wrong at 500):
+ * S = q k^T as [B, Hk, G, Lq, Lk] (clai_matmul, which slices its K there), P = softmax(scale * S) with the
+ * same causal mask and the same zero row for a query that sees no key (clai_softmax), out = P v. lse, when
+ * asked for: log_softmax(scale * S) is scale * S - lse, read at key 0, which every query that sees a key
+ * sees; -inf for the others. */
+static clai_status attention_parts(clai_context *ctx, clai_tensor *out, clai_tensor *lse, const clai_tensor *q,
+                                   const clai_tensor *k, const clai_tensor *v, double sc, int causal) {
+  const int64_t B = q->shape[0], H = q->shape[1], Lq = q->shape[2], Hk = k->shape[1], Lk = k->shape[2];
+  const int64_t G = H / Hk;
+  clai_tensor *S = NULL, *L = NULL, *v32 = NULL;
+  clai_status st = CLAI_OK;
+  if (v->dtype != CLAI_DTYPE_F32) { /* P is f32, and so must v be for P v */
+    st = clai_tensor_init(ctx, &v32, CLAI_DTYPE_F32, 4, v->shape);
+    if (st == CLAI_OK) st = clai__copy(ctx, v32, v, "clai_attention");
+  }
+  clai_tensor q5 = clai__heads5(q, Hk, G, 0), k5 = clai__heads5(k, Hk, G, 1),
+              v5 = clai__heads5(v32 != NULL ? v32 : v, Hk, G, 1), o5 = clai__heads5(out, Hk, G, 0);
+  const int64_t sshape[5] = {B, Hk, G, Lq, Lk};
+  if (st == CLAI_OK) st = clai_tensor_init(ctx, &S, CLAI_DTYPE_F32, 5, sshape);
+  if (st == CLAI_OK) st = clai_matmul(ctx, S, &q5, 0, &k5, 1, 1.0f, 0.0f);
+  const clai_softmax_opts opts = {(float)sc, causal};
+  if (st == CLAI_OK && lse != NULL && Lk > 0) {
+    st = clai_tensor_init(ctx, &L, CLAI_DTYPE_F32, 5, sshape);
+    if (st == CLAI_OK) st = clai_log_softmax(ctx, L, S, &opts);
+    /* the queries that see no key: the first Lq - Lk when causal with Lq > Lk */
+    const int64_t blind = causal && Lq > Lk ? Lq - Lk : 0;
+    clai_tensor l4 = *lse; /* [B, H, Lq] as [B, Hk, G, Lq] */
+    l4.ndim = 4;
+    l4.shape[0] = B, l4.strides[0] = lse->strides[0];
+    l4.shape[1] = Hk, l4.strides[1] = lse->strides[1] * G;
+    l4.shape[2] = G, l4.strides[2] = lse->strides[1];
+    l4.shape[3] = Lq, l4.strides[3] = lse->strides[2];
+    clai_tensor seen = l4, none = l4, s0 = *S, l0 = *L;
+    seen.shape[3] = Lq - blind, seen.offset += blind * l4.strides[3];
+    none.shape[3] = blind;
+    s0.ndim = l0.ndim = 4; /* key 0 of the rows that see one */
+    s0.shape[3] = l0.shape[3] = Lq - blind;
+    s0.strides[3] = l0.strides[3] = Lk;
+    s0.offset += blind * Lk, l0.offset += blind * Lk;
+    if (st == CLAI_OK && blind > 0) st = clai_fill(ctx, &none, -INFINITY);
+    if (st == CLAI_OK && blind < Lq) st = clai_scale(ctx, &seen, &s0, (float)sc);
+    if (st == CLAI_OK && blind < Lq) st = clai_binary(ctx, CLAI_SUB, &seen, &seen, &l0);
+  } else if (st == CLAI_OK && lse != NULL) {
+    st = clai_fill(ctx, lse, -INFINITY); /* no keys at all */
+  }
+  if (st == CLAI_OK) st = clai_softmax(ctx, S, S, &opts);
+  if (st == CLAI_OK) st = clai_matmul(ctx, &o5, S, 0, &v5, 0, 1.0f, 0.0f);
+  clai_tensor_free(L); /* the in-order queue runs any reuse of their buffers after these ops */
+  clai_tensor_free(S);
+  clai_tensor_free(v32);
+  return st;
+}
+
 clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse, const clai_tensor *q,
                            const clai_tensor *k, const clai_tensor *v, float scale, int causal) {
   const char *fn = "clai_attention";
@@ -80,6 +146,8 @@ clai_status clai_attention(clai_context *ctx, clai_tensor *out, clai_tensor *lse
   for (size_t i = 0; i < sizeof att_variants / sizeof att_variants[0] && kern < 0; i++)
     if (dmax <= att_variants[i].dmax) kern = att_variants[i].kernel;
   if (B == 0 || H == 0 || Lq == 0) return CLAI_OK;
+  if (clai__attention_in_parts(ctx, Lk, D, Dv))
+    return attention_parts(ctx, out, lse, q, k, v, scale == 0.0f ? 1.0 / sqrt((double)D) : (double)scale, causal);
   st = clai__kernel_ready(ctx, kern); /* builds cl/attention.cl on first use: klocal is known after it */
   if (st != CLAI_OK) return st;
 

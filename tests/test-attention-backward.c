@@ -221,6 +221,9 @@ static const att_case cases[] = {
     {1, 1, 1, 65, 130, 16, 8, 1, 0},   /* crosses the 16-row blocks and the work-group sizes */
     {1, 6, 2, 33, 33, 3, 7, 1, 0},     /* three query heads per key/value head */
     {1, 1, 1, 7, 300, 200, 3, 0, 0},   /* the wide variant */
+    {1, 4, 2, 3, 1500, 64, 64, 1, 0},  /* long keys, few queries (past llvmpipe's loop budget for the fused
+                                          forward; see test-attention) */
+    {1, 2, 1, 1500, 3, 64, 64, 0, 0},  /* long queries, few keys */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

@@ -147,6 +147,8 @@ static const att_case cases[] = {
     {2, 3, 1, 5, 37, 32, 32, 1, 0},      /* one more: a full group again */
     {1, 1, 1, 65, 130, 16, 8, 1, 0},     /* crosses the key block and the work-group size */
     {1, 1, 1, 7, 1000, 1, 1, 0, 0},      /* a long row */
+    {1, 4, 2, 3, 1500, 64, 64, 1, 0},    /* past llvmpipe's loop budget for the fused kernel (wrong there from
+                                            Lk ~ 1000 at D 64), so there attention runs in its three parts */
     {1, 1, 1, 33, 100, 200, 3, 1, 0},
     {1, 3, 3, 100, 1, 32, 32, 0, 0},
 };
