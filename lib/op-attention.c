@@ -54,6 +54,7 @@ static clai_status attention_parts(clai_context *ctx, clai_tensor *out, clai_ten
   if (st == CLAI_OK && lse != NULL && Lk > 0) {
     st = clai_tensor_init(ctx, &L, CLAI_DTYPE_F32, 5, sshape);
     if (st == CLAI_OK) st = clai_log_softmax(ctx, L, S, &opts);
+    if (st != CLAI_OK) goto done;
     /* the queries that see no key: the first Lq - Lk when causal with Lq > Lk */
     const int64_t blind = causal && Lq > Lk ? Lq - Lk : 0;
     clai_tensor l4 = *lse; /* [B, H, Lq] as [B, Hk, G, Lq] */
@@ -77,6 +78,7 @@ static clai_status attention_parts(clai_context *ctx, clai_tensor *out, clai_ten
   }
   if (st == CLAI_OK) st = clai_softmax(ctx, S, S, &opts);
   if (st == CLAI_OK) st = clai_matmul(ctx, &o5, S, 0, &v5, 0, 1.0f, 0.0f);
+done:
   clai_tensor_free(L); /* the in-order queue runs any reuse of their buffers after these ops */
   clai_tensor_free(S);
   clai_tensor_free(v32);
