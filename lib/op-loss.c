@@ -132,19 +132,28 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
     /* CLAI_ROWS=wg / item forces the form; else by device and row length */
     int wg = kernel_choice == 2 ||
              (kernel_choice == 0 && (ctx->rows_forced ? ctx->rows_wg : ctx->rows_wg && C >= XENT_WG_MIN_C));
-    /* rows past the device's loop limit (not clai__rows_wg_for, whose ctx->rows_wg would override the
-     * short-row rule above: on a GPU a work-group of 256 per row of 4 logits) */
-    if (kernel_choice == 0 && clai__past_loop_limit(ctx, C)) wg = 1;
+    /* rows whose walk by one work-item (the maximum, the sum, the gradient: three passes) would pass the
+     * device's loop budget (llvmpipe: with C = 49152 the gradient's last logits were never written) take a
+     * work-group each (not clai__rows_wg_for, whose ctx->rows_wg would override the short-row rule above: on a
+     * GPU a work-group of 256 per row of 4 logits) */
+    if (kernel_choice == 0 && C > clai__loop_cap(ctx, 2)) wg = 1;
     if (ctx->klocal[CLAI__K_XENT_ROWS_WG_F32][0] > 256) wg = 0; /* the kernel's local arrays hold 256 */
     if (wg) {
       k = logits->dtype == CLAI_DTYPE_F32 ? CLAI__K_XENT_ROWS_WG_F32 : CLAI__K_XENT_ROWS_WG_F16;
       gn = (size_t)N * ctx->klocal[k][0];
     }
+    const int64_t lanes = wg ? (int64_t)ctx->klocal[k][0] : 1, walk = (C + lanes - 1) / lanes;
+    if (walk > clai__loop_cap(ctx, 2))
+      s = clai__error(ctx, CLAI_E_UNSUPPORTED,
+                      "clai_loss_cross_entropy: rows of %lld classes in %lld lanes are more loop iterations a "
+                      "work-item than this device runs (its kernels' loops stop after %lld in all: llvmpipe)",
+                      (long long)C, (long long)lanes, (long long)ctx->caps.loop_limit);
     cl_mem gm = grad != NULL ? grad->buf->mem : rows->buf->mem; /* not written when has_grad is 0 */
-    s = clai__launch(ctx, k, &gn, 17, CLAI__ARG(rows->buf->mem), CLAI__ARG(gm), CLAI__ARG(logits->buf->mem),
-                     CLAI__ARG(labels->buf->mem), CLAI__ARG(scal->buf->mem), CLAI__ARG(cn), CLAI__ARG(cc),
-                     CLAI__ARG(xs0), CLAI__ARG(xs1), CLAI__ARG(xo), CLAI__ARG(ls), CLAI__ARG(lo), CLAI__ARG(gs0),
-                     CLAI__ARG(gs1), CLAI__ARG(go), CLAI__ARG(ign), CLAI__ARG(has_grad));
+    if (s == CLAI_OK)
+      s = clai__launch(ctx, k, &gn, 17, CLAI__ARG(rows->buf->mem), CLAI__ARG(gm), CLAI__ARG(logits->buf->mem),
+                       CLAI__ARG(labels->buf->mem), CLAI__ARG(scal->buf->mem), CLAI__ARG(cn), CLAI__ARG(cc),
+                       CLAI__ARG(xs0), CLAI__ARG(xs1), CLAI__ARG(xo), CLAI__ARG(ls), CLAI__ARG(lo), CLAI__ARG(gs0),
+                       CLAI__ARG(gs1), CLAI__ARG(go), CLAI__ARG(ign), CLAI__ARG(has_grad));
   }
   if (s == CLAI_OK) s = sum_into(ctx, loss, rows, N, scal, 1.0f);
   clai_tensor_free(rows);
