@@ -142,7 +142,8 @@ clai_status clai__loss_cross_entropy(clai_context *ctx, clai_tensor *loss, clai_
       k = logits->dtype == CLAI_DTYPE_F32 ? CLAI__K_XENT_ROWS_WG_F32 : CLAI__K_XENT_ROWS_WG_F16;
       gn = (size_t)N * ctx->klocal[k][0];
     }
-    const int64_t lanes = wg ? (int64_t)ctx->klocal[k][0] : 1, walk = (C + lanes - 1) / lanes;
+    const int64_t lanes = wg && ctx->klocal[k][0] > 0 ? (int64_t)ctx->klocal[k][0] : 1,
+                  walk = (C + lanes - 1) / lanes;
     if (walk > clai__loop_cap(ctx, 2))
       s = clai__error(ctx, CLAI_E_UNSUPPORTED,
                       "clai_loss_cross_entropy: rows of %lld classes in %lld lanes are more loop iterations a "
