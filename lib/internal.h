@@ -640,7 +640,7 @@ clai_tensor clai__heads5(const clai_tensor *t, int64_t Hk, int64_t G, int broadc
  * up to Lk = 400 at D = Dv = 64 and 1000 at 16, wrong from 500 and 2000, and at 100 with 256: about
  * 1.2-1.5 (D + Dv) loop iterations a key. Half the limit at 2 (D + Dv) + 16 a key. */
 static inline int clai__attention_in_parts(const clai_context *ctx, int64_t L, int64_t D, int64_t Dv) {
-  return ctx->caps.loop_limit > 0 && L * (2 * (D + Dv) + 16) > ctx->caps.loop_limit / 2;
+  return L > clai__loop_cap(ctx, 2 * (D + Dv) + 15);
 }
 /* Checks a per-row statistic of a norm (mean / rstd): f32, contiguous, x's shape without the last dim (or
  * with it as 1), not overlapping `avoid` (may be NULL). op-norm.c; used by the backward too. */
