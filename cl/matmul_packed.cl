@@ -14,9 +14,9 @@
  *    group's A panels stay in L1 and its B panels in L2 (the BLIS loop order, expressed in OpenCL). (On
  *    AVX-512 CPUs the default KB is 4096, and products with K up to it take clai_gemm_packed_short: one
  *    pass over k, each work-item streaming its panels from L2, measured faster there: lib/op-matmul.c.)
- *    Work mapping: dim 0 = A panels, dim 1 = B panels (a group's work-items take gw A panels by lw / gw B
- *    panels, lw the group's size), dim 2 = batch. Tiles past M/N are computed on padding and not stored;
- *    no work-item leaves before a barrier.
+ *    Work mapping: dim 0 = A panels, dim 1 = B panels from B panel j0 on (a group's work-items take gw A
+ *    panels by lw / gw B panels, lw the group's size), dim 2 = batch. Tiles past M/N are computed on
+ *    padding and not stored; no work-item leaves before a barrier.
  * Both end in the shared epilogue (clai_store_tile in common.cl): alpha, beta, bias, activation, C in f32
  * or f16; its common case inlined (clai_store_tile_fast, through CLAI_STORE_TILES). The batch entry z is
  * decomposed through ix (operand 0 = C, 1 = A, 2 = B; see common.cl).
@@ -165,15 +165,16 @@ CLAI_PACK_KERNEL(f16, half)
 #define CLAI_GEMM_PACKED(NAME, BARRIER)                                                                        \
   __kernel void NAME(__global float *c, __global const float *ap, __global const float *bp, CLAI_INDEX_ARGS(ix), \
                      const int M, const int N, const int K, const int Mt, const int Nt, const int gw,          \
-                     const long scm, const long scn, CLAI_EPILOGUE_ARGS) {                                     \
+                     const int j0, const long scm, const long scn, CLAI_EPILOGUE_ARGS) {                       \
     const long z = get_global_id(2);                                                                           \
     /* Uniform across the work-group (local size 1 in dim 2), so no barrier is skipped by only some. */       \
     if (z >= CLAI_IX_NUMEL(ix) || Mt == 0 || Nt == 0) return;                                                           \
-    /* The group's work-items take gw A panels by lw / gw B panels (gw divides lw; gw = lx is the launch's    \
-     * own shape), whatever the local size: see packed_shape in lib/op-matmul.c. */                           \
+    /* The group's work-items take gw A panels by lw / gw B panels, from B panel j0 on (gw divides lw; gw =   \
+     * lx is the launch's own shape), whatever the local size: see packed_shape and tile_launches in         \
+     * lib/op-matmul.c. */                                                                                     \
     const int lw = (int)(get_local_size(0) * get_local_size(1));                                               \
     const int f = (int)(get_local_id(0) + get_local_size(0) * get_local_id(1));                                \
-    const int gi = (int)get_group_id(0) * gw + f % gw, gj = (int)get_group_id(1) * (lw / gw) + f / gw;        \
+    const int gi = (int)get_group_id(0) * gw + f % gw, gj = j0 + (int)get_group_id(1) * (lw / gw) + f / gw;   \
     const int ti = min(gi, Mt - 1), tj = min(gj, Nt - 1);                                                      \
     const __global float *pa = ap + (z * Mt + ti) * (long)K * RM;                                              \
     const __global float *pb = bp + (z * Nt + tj) * (long)K * NR;                                              \
@@ -274,14 +275,14 @@ CLAI_GEMM_PACKED(clai_gemm_packed_short, (void)0)
 
 __kernel void clai_gemm_direct(__global float *c, __global const float *a, __global const float *b, CLAI_INDEX_ARGS(ix),
                                const int M, const int N, const int K, const int Mt, const int Nt, const int gw,
-                               const long sam, const long sbk, const long scm, const long scn, CLAI_EPILOGUE_ARGS) {
+                               const int j0, const long sam, const long sbk, const long scm, const long scn, CLAI_EPILOGUE_ARGS) {
   const long z = get_global_id(2);
   if (z >= CLAI_IX_NUMEL(ix) || Mt == 0 || Nt == 0) return;
   /* the packed kernel's mapping of local ids to panels (no barriers here, so work-items past the last panel
    * simply return) */
   const int lw = (int)(get_local_size(0) * get_local_size(1));
   const int f = (int)(get_local_id(0) + get_local_size(0) * get_local_id(1));
-  const int gi = (int)get_group_id(0) * gw + f % gw, gj = (int)get_group_id(1) * (lw / gw) + f / gw;
+  const int gi = (int)get_group_id(0) * gw + f % gw, gj = j0 + (int)get_group_id(1) * (lw / gw) + f / gw;
   if (gi >= Mt || gj >= Nt) return;
   long oc, oa, ob;
   CLAI_OFFSETS(ix, z, &oc, &oa, &ob);

@@ -91,10 +91,10 @@ enum clai__program_id {
   X(CONV_WGRAD, MATMUL_PACKED, "clai_conv_wgrad", "bbb" "iiiiiiiiiiiiiiiii" "l", 3) \
   X(CONV_GYT, MATMUL_PACKED, "clai_conv_gyt", "bblllll" "iiiiii", 2) \
   X(CONV_WGRAD_SUM, MATMUL_PACKED, "clai_conv_wgrad_sum", "bblllll" "iiiiiiii", 2) \
-  X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiiillffbllli", 3)          \
-  X(GEMM_PACKED_SHORT, MATMUL_PACKED, "clai_gemm_packed_short", "bbbxiiiiiillffbllli", 3) \
+  X(GEMM_PACKED, MATMUL_PACKED, "clai_gemm_packed", "bbbxiiiiiiillffbllli", 3)          \
+  X(GEMM_PACKED_SHORT, MATMUL_PACKED, "clai_gemm_packed_short", "bbbxiiiiiiillffbllli", 3) \
   X(GEMM_APACKED_F32, MATMUL_PACKED, "clai_gemm_apacked_f32", "bbbxiiiillllffbllli", 3) \
-  X(GEMM_DIRECT, MATMUL_PACKED, "clai_gemm_direct", "bbbxiiiiiillllffbllli", 3) \
+  X(GEMM_DIRECT, MATMUL_PACKED, "clai_gemm_direct", "bbbxiiiiiiillllffbllli", 3) \
   X(GEMM_APACKED_F16, MATMUL_PACKED, "clai_gemm_apacked_f16", "bbbxiiiillllffbllli", 3) \
   X(GEMM_GPU_F32, MATMUL_GPU, "clai_gemm_gpu_f32", "bbbxiiillllllffbllli", 3)         \
   X(GEMM_GPU_F16, MATMUL_GPU, "clai_gemm_gpu_f16", "bbbxiiillllllffbllli", 3)         \

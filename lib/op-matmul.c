@@ -334,6 +334,40 @@ static int packed_shape(const clai_context *ctx, const gemm_plan *p, size_t loca
   return p->K <= g->kb ? CLAI__K_GEMM_PACKED_SHORT : CLAI__K_GEMM_PACKED;
 }
 
+/* The launches of a packed-tile kernel (clai_gemm_packed, _short, _direct) with groups of local[0] x local[1]
+ * work-items that take gw A panels by gh = lw / gw B panels: the bands of gh B panels that N fills in one
+ * launch, then, where Nt leaves a last band of gl < gh B panels, that band in a launch of its own whose
+ * groups take lw / gl' A panels by gl' B panels (gl' the least divisor of lw from gl on). Every group of a
+ * launch then has the same work (but the last A panels'), which POCL needs to share a launch out evenly:
+ * its CPU threads take the groups in chunks (of up to 64 with 2 threads), then halve what is left, so
+ * groups that end a launch with less work leave one thread idle while the other finishes a chunk of full
+ * ones. 777^3 (Nt = 25, 4 B panels a group) put 28 groups of 2 tiles at the end of one launch: one thread
+ * computed 784 tiles, the other 616. Where gl' = gh the last band's groups have the shape of the others and
+ * share their launch. Returns the number of launches (0 to 2). */
+typedef struct tile_launch {
+  int gw, j0;       /* A panels per group, first B panel */
+  size_t global[3];
+} tile_launch;
+
+static int tile_launches(const size_t local[3], int gw, int64_t Mt, int64_t Nt, size_t batch, tile_launch out[2]) {
+  const int lw = (int)(local[0] * local[1]), gh = lw / gw;
+  const int64_t full = Nt / gh * gh;
+  int n = 0;
+  if (Mt == 0 || batch == 0) return 0;
+  if (full > 0)
+    out[n++] = (tile_launch){gw, 0, {(size_t)((Mt + gw - 1) / gw) * local[0], (size_t)(full / gh) * local[1], batch}};
+  if (Nt > full) {
+    int gl = (int)(Nt - full);
+    while (lw % gl != 0) gl++;
+    const int gw2 = lw / gl;
+    if (gw2 == gw && n == 1) /* the same groups as the full bands: one launch for all */
+      out[0].global[1] += local[1];
+    else
+      out[n++] = (tile_launch){gw2, (int)full, {(size_t)((Mt + gw2 - 1) / gw2) * local[0], local[1], batch}};
+  }
+  return n;
+}
+
 /* Packs op(A) (and, unless M is skinny, op(B)) into pooled workspaces, then runs the packed kernel
  * (cl/matmul_packed.cl). The workspaces go back to the pool at once: the in-order queue runs any later
  * user after these kernels. */
@@ -375,15 +409,17 @@ static clai_status launch_packed(clai_context *ctx, clai_tensor *c, const clai_t
   } else if (st == CLAI_OK) {
     size_t lpk[3];
     int gw;
+    tile_launch tl[2];
     const int kern = packed_shape(ctx, p, lpk, &gw);
-    const size_t gh = lpk[0] * lpk[1] / (size_t)gw; /* B panels per group */
-    ggemm[0] = ((size_t)Mt + (size_t)gw - 1) / (size_t)gw * lpk[0];
-    ggemm[1] = ((size_t)Nt + gh - 1) / gh * lpk[1];
-    const cl_int gwa = gw;
-    st = clai__launch_local(ctx, kern, ggemm, lpk, 19, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
-                      CLAI__ARG(bp->mem), CLAI__IDX(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt),
-                      CLAI__ARG(nt), CLAI__ARG(gwa), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias),
-                      CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags));
+    const int nl = tile_launches(lpk, gw, Mt, Nt, (size_t)p->ix.numel, tl);
+    for (int i = 0; i < nl && st == CLAI_OK; i++) {
+      const cl_int gwa = tl[i].gw, j0 = tl[i].j0;
+      st = clai__launch_local(ctx, kern, tl[i].global, lpk, 20, CLAI__ARG(c->buf->mem), CLAI__ARG(ap->mem),
+                              CLAI__ARG(bp->mem), CLAI__IDX(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k),
+                              CLAI__ARG(mt), CLAI__ARG(nt), CLAI__ARG(gwa), CLAI__ARG(j0), CLAI__ARG(scm),
+                              CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias), CLAI__ARG(p->boff),
+                              CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags));
+    }
   }
   clai__pool_release(ctx, ap);
   clai__pool_release(ctx, bp);
@@ -401,18 +437,22 @@ static clai_status launch_gemm_direct(clai_context *ctx, clai_tensor *c, const c
   if (st != CLAI_OK) return st;
   size_t lpk[3];
   int gw;
+  tile_launch tl[2];
   (void)packed_shape(ctx, p, lpk, &gw);
-  const size_t gh = lpk[0] * lpk[1] / (size_t)gw;
-  size_t ggemm[3] = {((size_t)Mt + (size_t)gw - 1) / (size_t)gw * lpk[0], ((size_t)Nt + gh - 1) / gh * lpk[1],
-                     (size_t)p->ix.numel};
-  const cl_int m = (cl_int)p->M, n = (cl_int)p->N, k = (cl_int)p->K, mt = (cl_int)Mt, nt = (cl_int)Nt, gwa = gw;
+  const int nl = tile_launches(lpk, gw, Mt, Nt, (size_t)p->ix.numel, tl);
+  const cl_int m = (cl_int)p->M, n = (cl_int)p->N, k = (cl_int)p->K, mt = (cl_int)Mt, nt = (cl_int)Nt;
   const cl_long sam = p->sam, sbk = p->sbk, scm = p->scm, scn = p->scn;
   const cl_float al = alpha, be = beta;
-  return clai__launch_local(ctx, CLAI__K_GEMM_DIRECT, ggemm, lpk, 21, CLAI__ARG(c->buf->mem), CLAI__ARG(a->buf->mem),
-                            CLAI__ARG(b->buf->mem), CLAI__IDX(p->ix), CLAI__ARG(m), CLAI__ARG(n), CLAI__ARG(k),
-                            CLAI__ARG(mt), CLAI__ARG(nt), CLAI__ARG(gwa), CLAI__ARG(sam), CLAI__ARG(sbk),
-                            CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al), CLAI__ARG(be), CLAI__ARG(p->bias),
-                            CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn), CLAI__ARG(p->flags));
+  for (int i = 0; i < nl && st == CLAI_OK; i++) {
+    const cl_int gwa = tl[i].gw, j0 = tl[i].j0;
+    st = clai__launch_local(ctx, CLAI__K_GEMM_DIRECT, tl[i].global, lpk, 22, CLAI__ARG(c->buf->mem),
+                            CLAI__ARG(a->buf->mem), CLAI__ARG(b->buf->mem), CLAI__IDX(p->ix), CLAI__ARG(m),
+                            CLAI__ARG(n), CLAI__ARG(k), CLAI__ARG(mt), CLAI__ARG(nt), CLAI__ARG(gwa), CLAI__ARG(j0),
+                            CLAI__ARG(sam), CLAI__ARG(sbk), CLAI__ARG(scm), CLAI__ARG(scn), CLAI__ARG(al),
+                            CLAI__ARG(be), CLAI__ARG(p->bias), CLAI__ARG(p->boff), CLAI__ARG(p->bsm), CLAI__ARG(p->bsn),
+                            CLAI__ARG(p->flags));
+  }
+  return st;
 }
 
 /* The generic and GPU families share one argument list; they differ in the work-items per tile. */
@@ -816,6 +856,25 @@ clai_status clai_matmul_pro(clai_context *ctx, clai_tensor *c, const clai_tensor
                             CLAI__ARG(gs), CLAI__ARG(ghalf), CLAI__ARG(eps), CLAI__ARG(pf), CLAI__ARG(gop));
 }
 
+/* "panels=AxB" (A panels by B panels a group), and the last band's where it takes a launch of its own. */
+static void describe_panels(char *out, size_t cap, const clai_context *ctx, const gemm_plan *p, const size_t l[3],
+                            int gw) {
+  const struct clai__gemm_packed *g = &ctx->gemm.packed;
+  const int lw = (int)(l[0] * l[1]), nr = g->cn * g->vw;
+  tile_launch tl[2];
+  const int n = tile_launches(l, gw, (p->M + g->rm - 1) / g->rm, (p->N + nr - 1) / nr, 1, tl);
+  if (n == 0) {
+    snprintf(out, cap, "panels=%dx%d", gw, lw / gw);
+    return;
+  }
+  snprintf(out, cap, "panels=%dx%d", tl[0].gw, lw / tl[0].gw);
+  if (n == 2) {
+    const size_t used = strlen(out);
+    snprintf(out + used, cap - used, " (last band of %lld B panels: %dx%d)", (long long)((p->N + nr - 1) / nr - tl[1].j0),
+             tl[1].gw, lw / tl[1].gw);
+  }
+}
+
 clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const clai_tensor *a, int trans_a,
                                  const clai_tensor *b, int trans_b, char *buf, size_t cap) {
   const char *fn = "clai_matmul_describe";
@@ -865,20 +924,23 @@ clai_status clai_matmul_describe(clai_context *ctx, const clai_tensor *c, const 
       what = packed_shape(ctx, &p, lpk, &gw) == CLAI__K_GEMM_PACKED_SHORT ? " (one k-block)" : "";
       l = lpk;
     }
-    if (p.kernel == CLAI__K_GEMM_PACKED)
-      snprintf(buf, cap, "packed%s rm=%d vw=%d cn=%d kb=%d uk=%d local=%zux%zu panels=%dx%zu%s", what, g->packed.rm,
-               g->packed.vw, g->packed.cn, g->packed.kb, g->packed.uk, l[0], l[1], gw, l[0] * l[1] / (size_t)gw,
-               tuned);
-    else /* the skinny kernel's tile is srm x vw whatever rm and cn are */
+    if (p.kernel == CLAI__K_GEMM_PACKED) {
+      char panels[80];
+      describe_panels(panels, sizeof panels, ctx, &p, lpk, gw);
+      snprintf(buf, cap, "packed%s rm=%d vw=%d cn=%d kb=%d uk=%d local=%zux%zu %s%s", what, g->packed.rm,
+               g->packed.vw, g->packed.cn, g->packed.kb, g->packed.uk, l[0], l[1], panels, tuned);
+    } else /* the skinny kernel's tile is srm x vw whatever rm and cn are */
       snprintf(buf, cap, "packed%s srm=%d vw=%d kb=%d uk=%d local=%zux%zu%s", what, g->packed.srm, g->packed.vw,
                g->packed.kb, g->packed.uk, l[0], l[1], tuned);
     break;
   }
   case CLAI__K_GEMM_DIRECT: {
     int gw = 0;
+    char panels[80];
     (void)packed_shape(ctx, &p, lpk, &gw);
-    snprintf(buf, cap, "packed direct (A and B in place) rm=%d vw=%d cn=%d local=%zux%zu panels=%dx%zu%s",
-             g->packed.rm, g->packed.vw, g->packed.cn, lpk[0], lpk[1], gw, lpk[0] * lpk[1] / (size_t)gw, tuned);
+    describe_panels(panels, sizeof panels, ctx, &p, lpk, gw);
+    snprintf(buf, cap, "packed direct (A and B in place) rm=%d vw=%d cn=%d local=%zux%zu %s%s", g->packed.rm,
+             g->packed.vw, g->packed.cn, lpk[0], lpk[1], panels, tuned);
     break;
   }
   case CLAI__K_GEMM_GPU_F32:

@@ -315,6 +315,20 @@ static void test_sizes(void **state) {
    * M = 113 leaves the second group 1 panel (a row) and 7 idle work-items, N = 33 a ragged B panel. */
   mm_case lb = plain(113, 33, 2049, 0, 0, 1.0f, 0.0f);
   run_case(ctx, &r, "M 113 N 33 K 2049", &lb);
+  /* The last band of B panels in a launch of its own (lib/op-matmul.c, tile_launches): N = 161 is 6 panels
+   * of 32 columns (AVX-512) or 11 of 16, past the bands of a group's B panels; M = 113 leaves the last
+   * group of A panels short. In place (A and B read by the kernel), packed (A transposed), and both over a
+   * batch of 2 with beta, so each launch finds its own batch entries and B panels. */
+  for (int ta = 0; ta < 2; ta++) {
+    mm_case e = plain(113, 161, 37, ta, 0, 1.0f, 0.0f);
+    snprintf(what, sizeof what, "M 113 N 161 K 37 ta %d", ta);
+    run_case(ctx, &r, what, &e);
+    const int64_t sa[3] = {2, ta ? 37 : 113, ta ? 113 : 37}, sb[3] = {2, 37, 161}, sc[3] = {2, 113, 161};
+    mm_case eb = {CLAI_DTYPE_F32, CLAI_DTYPE_F32, dense(3, sa), dense(3, sb), dense(3, sc), ta, 0, 1.0f, 0.5f, 0, 0,
+                  CLAI_DTYPE_F32, CLAI_ACT_NONE, 0};
+    snprintf(what, sizeof what, "batch 2 M 113 N 161 K 37 ta %d", ta);
+    run_case(ctx, &r, what, &eb);
+  }
 }
 
 static void test_transposes(void **state) {
