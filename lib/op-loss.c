@@ -7,7 +7,8 @@
 
 #include "internal.h"
 
-/* Partial sums: on CPUs few long chunks, on GPUs many short ones (see op-optim.c). */
+/* Partial sums: on CPUs few long chunks, on GPUs many short ones (see op-optim.c); on a device with a loop
+ * budget (llvmpipe) no partial longer than it allows, however many partials that takes. */
 #define LOSS_CHUNK_CPU 2048
 #define LOSS_MAX_PARTIALS_CPU 1024
 #define LOSS_CHUNK_GPU 256
@@ -22,7 +23,10 @@ static int64_t partials_for(const clai_context *ctx, int64_t n) {
   int64_t chunk = ctx->caps.is_cpu ? LOSS_CHUNK_CPU : LOSS_CHUNK_GPU;
   int64_t most = ctx->caps.is_cpu ? LOSS_MAX_PARTIALS_CPU : LOSS_MAX_PARTIALS_GPU;
   int64_t p = (n + chunk - 1) / chunk;
-  return p < 1 ? 1 : p > most ? most : p;
+  p = p < 1 ? 1 : p > most ? most : p;
+  /* the walk of an MSE element takes up to CLAI_MAX_DIMS more iterations (its offsets) */
+  const int64_t cap = clai__loop_cap(ctx, CLAI_MAX_DIMS);
+  return (n + p - 1) / p > cap ? (n + cap - 1) / cap : p;
 }
 
 static clai_status check_loss_out(clai_context *ctx, const char *fn, const clai_tensor *loss) {
@@ -39,11 +43,11 @@ static clai_status check_loss_out(clai_context *ctx, const char *fn, const clai_
 
 /* The work-group of the one-group kernels that fold the partials (clai_xent_inv, clai_loss_finish): on a
  * CPU a single work-item (at most LOSS_MAX_PARTIALS_CPU values, a loop of microseconds; and POCL compiles
- * the group of 1 without the barriers' work-item loops, 0.03 instead of 0.15 s at a cold start), else the
- * kernel's usual group (NULL). */
+ * the group of 1 without the barriers' work-item loops, 0.03 instead of 0.15 s at a cold start), else (and
+ * where a loop budget may have made more partials) the kernel's usual group (NULL). */
 static const size_t *fold_local(const clai_context *ctx) {
   static const size_t one = 1;
-  return ctx->caps.is_cpu ? &one : NULL;
+  return ctx->caps.is_cpu && ctx->caps.loop_limit == 0 ? &one : NULL;
 }
 
 /* Adds the n f32 values of the dense tensor `vals` into loss, times scal[0] (scal != NULL) or scale. */

@@ -631,11 +631,15 @@ static clai_status quant_chunks(clai_context *ctx, clai_tensor *c, const clai_te
  * An f16 C is summed in an f32 copy and stored once, so it is rounded once, as in one product. Without the
  * slices rusticl 22.3 (llvmpipe) returned wrong sums, silently: from K = 4089 with the packed family's
  * 14 x 32 tile (16 loop iterations a k there), and between K = 20000 and 66000 with its default generic
- * family. */
+ * family. Quantized weights take slices of CLAI__LOOP_K_QUANT (whole blocks and super-blocks): their kernels
+ * run about one iteration per block of 32 per 4 rows of A, and were wrong there from K = 524288 at M = 16
+ * (4 x 16384 iterations) and between K = 2^20 and 2^22 at M = 1 to 4; a slice of 32768 is 1024 blocks. */
 #define CLAI__LOOP_K 1024
+#define CLAI__LOOP_K_QUANT 32768
 
 static clai_status k_slices(clai_context *ctx, clai_tensor *c, const clai_tensor *a, int trans_a, const clai_tensor *b,
-                            int trans_b, int64_t K, float alpha, float beta, const clai_matmul_epilogue *ep) {
+                            int trans_b, int64_t K, int64_t slice, float alpha, float beta,
+                            const clai_matmul_epilogue *ep) {
   const int ka = trans_a ? a->ndim - 2 : a->ndim - 1, kb = trans_b ? b->ndim - 1 : b->ndim - 2;
   clai_status st = CLAI_OK;
   clai_tensor *acc = c, *tmp = NULL;
@@ -644,8 +648,8 @@ static clai_status k_slices(clai_context *ctx, clai_tensor *c, const clai_tensor
     if (st == CLAI_OK && beta != 0.0f) st = clai__copy(ctx, tmp, c, "clai_matmul");
     acc = tmp;
   }
-  for (int64_t k0 = 0; k0 < K && st == CLAI_OK; k0 += CLAI__LOOP_K) {
-    const int64_t kn = K - k0 < CLAI__LOOP_K ? K - k0 : CLAI__LOOP_K;
+  for (int64_t k0 = 0; k0 < K && st == CLAI_OK; k0 += slice) {
+    const int64_t kn = K - k0 < slice ? K - k0 : slice;
     clai_tensor as = *a, bs = *b;
     as.shape[ka] = kn, as.offset += k0 * a->strides[ka];
     bs.shape[kb] = kn, bs.offset += k0 * b->strides[kb];
@@ -681,10 +685,11 @@ clai_status clai_matmul_ex(clai_context *ctx, clai_tensor *c, const clai_tensor 
     clai_tensor_free(a32);
     return s;
   }
+  const int64_t slice = p.quant ? CLAI__LOOP_K_QUANT : CLAI__LOOP_K;
+  if (ctx->caps.loop_limit > 0 && p.K > slice)
+    return k_slices(ctx, c, a, trans_a, b, trans_b, p.K, slice, alpha, beta, ep);
   if (p.kernel == -2) return quant_chunks(ctx, c, a, trans_a, b, &p, alpha, beta, ep);
   if (p.quant) return launch_quant(ctx, c, a, b, &p, alpha, beta);
-  if (ctx->caps.loop_limit > 0 && p.K > CLAI__LOOP_K)
-    return k_slices(ctx, c, a, trans_a, b, trans_b, p.K, alpha, beta, ep);
   if (p.kernel == -1) return clai__clblast_gemm(ctx, c, a, b, p.M, p.N, p.K, p.sam, p.sak, p.sbk, p.sbn, p.scm, p.scn, &p.ix, alpha, beta);
   if (p.kernel == CLAI__K_GEMM_PACKED || p.kernel == CLAI__K_GEMM_APACKED_F32 || p.kernel == CLAI__K_GEMM_APACKED_F16)
     return launch_packed(ctx, c, a, b, &p, alpha, beta);

@@ -145,7 +145,10 @@ static int64_t partials_for(const clai_context *ctx, int64_t n) {
   int64_t chunk = ctx->caps.is_cpu ? SUMSQ_CHUNK_CPU : SUMSQ_CHUNK_GPU;
   int64_t most = ctx->caps.is_cpu ? SUMSQ_MAX_PARTIALS_CPU : SUMSQ_MAX_PARTIALS_GPU;
   int64_t p = (n + chunk - 1) / chunk;
-  return p < 1 ? 1 : p > most ? most : p;
+  p = p < 1 ? 1 : p > most ? most : p;
+  /* on a device with a loop budget (llvmpipe), no partial longer than it allows */
+  const int64_t cap = clai__loop_cap(ctx, 1);
+  return (n + p - 1) / p > cap ? (n + cap - 1) / cap : p;
 }
 
 clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *grads, int n, float max_norm,

@@ -323,6 +323,39 @@ static void mse(void **state) {
   clai_tensor_free(loss);
 }
 
+/* An MSE long enough that its 1024 partial sums on a CPU would each pass llvmpipe's loop budget (65535
+ * iterations a work-item; 70M elements, there only): the partials stay within it (op-loss.c). The old
+ * layout returned 1.0585 for 1.1042 there. Elsewhere 5M elements. */
+static void mse_long(void **state) {
+  clai_context *ctx = CTX(state);
+  clai_device_info info;
+  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &info));
+  const int64_t n = strstr(info.name, "llvmpipe") != NULL ? 70000000 : CLAIT_SIZE(5000000, 100000);
+  float *x = malloc((size_t)n * 4), *y = malloc((size_t)n * 4);
+  assert_non_null(x);
+  assert_non_null(y);
+  double sum = 0;
+  for (int64_t i = 0; i < n; i++) { /* exact in f32: 0 to 2 and 0 to 0.5 */
+    x[i] = (float)(i % 5) * 0.5f, y[i] = (float)(i % 3) * 0.25f;
+    sum += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+  }
+  clai_tensor *tx = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &n), *ty = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &n),
+              *tg = clait_tensor(ctx, CLAI_DTYPE_F32, 1, &n), *loss = clait_tensor(ctx, CLAI_DTYPE_F32, 0, NULL);
+  CLAIT_OK(ctx, clai_tensor_write(tx, x, (size_t)n * 4));
+  CLAIT_OK(ctx, clai_tensor_write(ty, y, (size_t)n * 4));
+  CLAIT_OK(ctx, clai_loss_mse(ctx, loss, tg, tx, ty));
+  check_loss("long mse", read1(ctx, loss), sum / (double)n, 1e-5);
+  CLAIT_OK(ctx, clai_tensor_read(tg, x, (size_t)n * 4));
+  /* the gradient at every 997th element and the last 1000 */
+  for (int64_t i = 0; i < n; i = i + 997 < n - 1000 ? i + 997 : i + 1) {
+    const double want = 2 * ((double)(i % 5) * 0.5 - (double)(i % 3) * 0.25) / (double)n;
+    if (!(fabs(x[i] - want) <= 1e-6 * fabs(want) + 1e-30))
+      fail_msg("long mse: gradient %lld is %.9g, want %.9g", (long long)i, x[i], want);
+  }
+  clai_tensor_free(tx), clai_tensor_free(ty), clai_tensor_free(tg), clai_tensor_free(loss);
+  free(x), free(y);
+}
+
 /* The reductions are deterministic: the same inputs give the same bits. */
 static void deterministic(void **state) {
   clai_context *ctx = CTX(state);
@@ -407,6 +440,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(strided, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(bad_labels, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(mse, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(mse_long, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(deterministic, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(rows_variant, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(bad_arguments, clait_setup, clait_teardown),

@@ -305,6 +305,40 @@ static void clip(void **state) {
   clai_tensor_free(tn);
 }
 
+/* One gradient long enough that its 1024 partial sums of squares on a CPU would each pass llvmpipe's loop
+ * budget (65535 iterations a work-item; 70M elements, there only): they stay within it (op-optim.c). The
+ * old layout gave a norm of 2290 for 2339 there. Elsewhere 5M elements. */
+static void clip_long(void **state) {
+  clai_context *ctx = CTX(state);
+  clai_device_info info;
+  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &info));
+  const int64_t n = strstr(info.name, "llvmpipe") != NULL ? 70000000 : CLAIT_SIZE(5000000, 100000), one = 1;
+  float *h = malloc((size_t)n * 4);
+  assert_non_null(h);
+  double ss = 0;
+  for (int64_t i = 0; i < n; i++) { /* exact in f32 */
+    h[i] = (float)(i % 7) * 0.125f - 0.25f;
+    ss += (double)h[i] * h[i];
+  }
+  const double norm = sqrt(ss), max_norm = norm / 3;
+  clai_tensor *g = new_tensor(ctx, CLAI_DTYPE_F32, n), *tn = new_tensor(ctx, CLAI_DTYPE_F32, one);
+  CLAIT_OK(ctx, clai_tensor_write(g, h, (size_t)n * 4));
+  CLAIT_OK(ctx, clai_clip_grad_norm(ctx, &g, 1, (float)max_norm, tn));
+  float got;
+  CLAIT_OK(ctx, clai_tensor_read(tn, &got, 4));
+  if (!(fabs(got - norm) <= 1e-5 * norm)) fail_msg("long gradient: norm %.9g, expected %.9g", got, norm);
+  CLAIT_OK(ctx, clai_tensor_read(g, h, (size_t)n * 4));
+  const double c = max_norm / (norm + 1e-6);
+  /* every 997th element and the last 1000, scaled */
+  for (int64_t i = 0; i < n; i = i + 997 < n - 1000 ? i + 997 : i + 1) {
+    const double want = ((double)(i % 7) * 0.125 - 0.25) * c;
+    if (!(fabs(h[i] - want) <= 2e-6 * fabs(want) + 1e-12))
+      fail_msg("long gradient: element %lld is %.9g, want %.9g", (long long)i, h[i], want);
+  }
+  clai_tensor_free(g), clai_tensor_free(tn);
+  free(h);
+}
+
 static void bad_arguments(void **state) {
   clai_context *ctx = CTX(state);
   clai_tensor *p = new_tensor(ctx, CLAI_DTYPE_F32, 7), *g = new_tensor(ctx, CLAI_DTYPE_F32, 7),
@@ -390,6 +424,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(adam, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(state_flush, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(clip, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(clip_long, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(bad_arguments, clait_setup, clait_teardown),
   };
   return CLAIT_MAIN("optim", tests, 1);

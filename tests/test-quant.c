@@ -570,6 +570,26 @@ static void run_case(clai_context *ctx, clait_rng *r, clai_dtype fmt, const qcas
   free(wref);
 }
 
+/* K long enough for llvmpipe's loop budget (65535 iterations a work-item), there only: the one-pass kernels
+ * run about one iteration per block per 4 rows of A, and were wrong from K = 524288 at M = 16 and at
+ * K = 4194304 at M = 1; q8_0 activations (widened to f32 first) at K = 2097152. libclai takes K in slices
+ * there (op-matmul.c, CLAI__LOOP_K_QUANT). Each format. */
+static void test_matmul_long_k(void **state) {
+  clai_context *ctx = *state;
+  clai_device_info info;
+  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &info));
+  if (strstr(info.name, "llvmpipe") == NULL || family_only()) return;
+  clait_rng r = {0x10c4};
+  for (size_t f = 0; f < NFMTS; f++) {
+    qcase k16 = {0, 0, 16, 2, 524288, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.5f, 1, CLAI_ACT_NONE, 0, 0};
+    run_case(ctx, &r, fmts[f], &k16);
+    qcase k1 = {0, 0, 1, 2, 4194304, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 0};
+    run_case(ctx, &r, fmts[f], &k1);
+  }
+  qcase q8 = {0, 0, 2, 2, 2097152, 0, CLAI_DTYPE_F32, CLAI_DTYPE_F32, 1.0f, 0.0f, 0, CLAI_ACT_NONE, 0, 1};
+  run_case(ctx, &r, CLAI_DTYPE_Q8_0, &q8);
+}
+
 /* Small M (the one-pass kernel) and large M (dequantized chunks through the GEMM family), every format. */
 static void test_matmul_shapes(void **state) {
   clai_context *ctx = *state;
@@ -1267,6 +1287,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_quantize_q8_0, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_other_ops_refuse, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_shapes, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_matmul_long_k, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_variants, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_q8_activations, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_matmul_into_view, clait_setup, clait_teardown),
