@@ -321,6 +321,11 @@ inline __attribute__((always_inline)) int clai_store_tile_fast(
   } while (0)
 #endif /* VW */
 
+/* The bands of rb rows that cover `rows` (cl/conv.cl, cl/conv_backward.cl: a plane's rows in bands on a device
+ * with a loop budget; lib/internal.h, clai__band_rows). At least 1, so that the work-item's band and image
+ * divide by it, whatever the sizes (the warm-up launches every kernel with all of them 0). */
+#define CLAI_NBANDS(rows, rb) ((rb) > 0 && (rows) > 0 ? ((rows) + (rb) - 1) / (rb) : 1)
+
 /* The elements of partial j of P over n: a contiguous chunk on CPUs (one core streams through it), an
  * interleaved set j, j + P, ... on GPUs (neighbouring work-items read neighbouring elements). Either way the
  * grouping and the order of additions depend only on n and P (cl/loss.cl, cl/optim.cl). */

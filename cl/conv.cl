@@ -35,14 +35,16 @@ inline float clai_conv_act(const int act, const float v) {
                                   const long sxc, const long sxh, const long sxw, const int nb, const int C,    \
                                   const int H, const int W, const int KH, const int KW, const int OH,           \
                                   const int OW, const int sth, const int stw, const int pt, const int pl,       \
-                                  const int dh, const int dw) {                                                 \
-    const int n = get_global_id(0), r = get_global_id(1);                                                      \
+                                  const int dh, const int dw, const int rb) {                                   \
+    /* dim 0: image n and band of rb output rows (rb = OH but on a device with a loop budget) */                \
+    const int nbands = CLAI_NBANDS(OH, rb), n = get_global_id(0) / nbands, r = get_global_id(1);                 \
     if (n >= nb || r >= C * KH * KW) return;                                                                    \
+    const int oh0 = get_global_id(0) % nbands * rb, oh1 = min(OH, oh0 + rb);                                    \
     const int kw = r % KW, t = r / KW, kh = t % KH, c = t / KH;                                                 \
-    __global float *dst = col + ((long)r * nb + n) * OH * OW;                                                   \
+    __global float *dst = col + ((long)r * nb + n) * OH * OW + (long)oh0 * OW;                                  \
     const long xp = xoff + n * sxn + c * sxc;                                                                   \
     const int shift = kw * dw - pl; /* iw = ow * stw + shift */                                                 \
-    if (sth == 1 && stw == 1 && OH == H && OW == W && sxw == 1 && sxh == W) {                                   \
+    if (nbands == 1 && sth == 1 && stw == 1 && OH == H && OW == W && sxw == 1 && sxh == W) {                   \
       /* a "same" convolution of stride 1 over dense planes: the tap's column of col is the input plane       \
        * moved by a constant, so it is one long copy (POCL vectorises that; a short loop per row of 14 ran    \
        * at a third of the speed), rows outside the input are zero, and the |shift| columns per row that the \
@@ -62,7 +64,7 @@ inline float clai_conv_act(const int act, const float v) {
     /* with unit strides the columns ow in [lo, hi) read the input, the rest is padding */                       \
     const int lo = clamp(-shift, 0, OW), hi = clamp(W - shift, lo, OW);                                         \
     const int unit = stw == 1 && sxw == 1;                                                                      \
-    for (int oh = 0; oh < OH; oh++, dst += OW) {                                                                \
+    for (int oh = oh0; oh < oh1; oh++, dst += OW) {                                                             \
       const int ih = oh * sth - pt + kh * dh;                                                                   \
       if (ih < 0 || ih >= H) {                                                                                  \
         for (int ow = 0; ow < OW; ow++) dst[ow] = 0.0f;                                                         \
@@ -86,12 +88,12 @@ CLAI_IM2COL(f16, half, CLAI_LD_F16)
 /* One output plane per work-item; the activation is a separate loop each so every loop vectorises. */
 #define CLAI_CONV_EPI_LOOP(ST, EXPR)                                                                                \
   if (dense)                                                                                                    \
-    for (int p = 0; p < P; p++) {                                                                               \
+    for (int p = p0; p < p1; p++) {                                                                             \
       const float v = src[p] + b;                                                                               \
       ST(dst, p, EXPR);                                                                                         \
     }                                                                                                           \
   else                                                                                                          \
-    for (int p = 0; p < P; p++) {                                                                               \
+    for (int p = p0; p < p1; p++) {                                                                             \
       const int oh = p / OW, ow = p - oh * OW;                                                                  \
       const float v = src[p] + b;                                                                               \
       ST(dst, oh * soh + ow * sow, EXPR);                                                                       \
@@ -101,10 +103,11 @@ CLAI_IM2COL(f16, half, CLAI_LD_F16)
                                          const long ooff, const long son, const long soc, const long soh,        \
                                          const long sow, const long aoff, const long boff, const long sb,        \
                                          const int nb, const int O, const int OH, const int OW,                  \
-                                         const int has_bias, const int act) {                                    \
-    const int o = get_global_id(0), n = get_global_id(1);                                                       \
+                                         const int has_bias, const int act, const int rb) {                      \
+    /* dim 1: image n and band of rb rows (rb = OH but on a device with a loop budget) */                       \
+    const int nbands = CLAI_NBANDS(OH, rb), o = get_global_id(0), n = get_global_id(1) / nbands;                 \
     if (o >= O || n >= nb) return;                                                                              \
-    const int P = OH * OW;                                                                                      \
+    const int P = OH * OW, p0 = get_global_id(1) % nbands * rb * OW, p1 = min(P, p0 + rb * OW);                 \
     const int dense = sow == 1 && soh == OW;                                                                    \
     __global const float *src = acc + aoff + ((long)o * nb + n) * P;                                            \
     __global T *dst = out + ooff + n * son + o * soc;                                                           \
@@ -183,12 +186,15 @@ CLAI_CONV_DIRECT(f16, half, CLAI_LD_F16, CLAI_ST_F16)
                                   const long sow, const long ioff, const long sidn, const long sic,              \
                                   const long sih, const long siw, const int N, const int C, const int H,        \
                                   const int W, const int OH, const int OW, const int KH, const int KW,           \
-                                  const int sth, const int stw, const int pt, const int pl, const int mode) {    \
-    const int c = get_global_id(0), n = get_global_id(1);                                                       \
+                                  const int sth, const int stw, const int pt, const int pl, const int mode,      \
+                                  const int rb) {                                                                \
+    /* dim 1: image n and band of rb output rows (rb = OH but on a device with a loop budget) */                \
+    const int nbands = CLAI_NBANDS(OH, rb), c = get_global_id(0), n = get_global_id(1) / nbands;                 \
     if (c >= C || n >= N) return;                                                                               \
+    const int oh0 = get_global_id(1) % nbands * rb, oh1 = min(OH, oh0 + rb);                                    \
     const long xp = xoff + n * sxn + (long)c * sxc;                                                             \
     const int fast = KH == 2 && KW == 2 && sth == 2 && stw == 2 && pt == 0 && pl == 0 && sxw == 1;            \
-    for (int oh = 0; oh < OH; oh++) {                                                                           \
+    for (int oh = oh0; oh < oh1; oh++) {                                                                        \
     const int h0 = oh * sth - pt, ha = max(h0, 0), hb = min(h0 + KH, H);                                        \
     const long op = ooff + n * son + (long)c * soc + (long)oh * soh;                                            \
     const long ip = ioff + n * sidn + (long)c * sic + (long)oh * sih;                                           \

@@ -51,9 +51,9 @@
     }                                                                                                        \
   }
 
-/* The plane route of col2im, where CLAI_COL2IM_PLANE holds (col2im() in lib/op-conv-backward.c tests the
- * same condition): a "same" convolution of stride 1 into dense f32 planes, one work-item per (c, n) plane
- * (the host launches dim 0 with 1), which adds each tap's column of col to the plane moved by a constant,
+/* The plane route of col2im, where the host asks for it with `plane` (col2im() in lib/op-conv-backward.c):
+ * a "same" convolution of stride 1 into dense f32 planes, one work-item per (c, n) plane (the host launches
+ * dim 0 with 1; not where the plane's walk would pass a device's loop budget), which adds each tap's column of col to the plane moved by a constant,
  * one long contiguous loop per tap, taps in order. The entries of col that im2col would have taken from
  * the padding columns (|shift| per row, which the move wraps into the neighbouring row) are zeroed first,
  * in col itself (the caller's workspace), so adding them is exact. */
@@ -62,13 +62,13 @@
                                   const long sgc, const long sgh, const long sgw, const int nb, const int C,  \
                                   const int H, const int W, const int KH, const int KW, const int OH,         \
                                   const int OW, const int sth, const int stw, const int pt, const int pl,     \
-                                  const int dh, const int dw) {                                               \
+                                  const int dh, const int dw, const int plane) {                              \
     const int ih = get_global_id(0), c = get_global_id(1), n = get_global_id(2);                             \
     if (ih >= H || c >= C || n >= nb) return;                                                                 \
     const int P = OH * OW;                                                                                    \
     const long rs = (long)nb * P; /* from one col row to the next */                                          \
     __global float *cb = col + (long)c * KH * KW * rs + (long)n * P;                                          \
-    if (PLANE_OK && CLAI_COL2IM_PLANE(sth, stw, H, W, OH, OW, sgh, sgw)) {                                    \
+    if (PLANE_OK && plane) { /* the host's choice: CLAI_COL2IM_PLANE, within any loop budget */            \
       if (ih != 0) return; /* dim 0 rounded up to the work-group */                                            \
       __global float *dst = (__global float *)gx + goff + n * sgn + (long)c * sgc;                            \
       for (int p = 0; p < P; p++) dst[p] = 0.0f;                                                              \
@@ -97,8 +97,6 @@
   }
 #define CLAI_COL_ROW_(kh, kw, oh) src = cb + ((kh) * KW + (kw)) * rs + (long)(oh) * OW
 #define CLAI_COL_AT_(ow) src[ow]
-#define CLAI_COL2IM_PLANE(sth, stw, H, W, OH, OW, sgh, sgw) \
-  ((sth) == 1 && (stw) == 1 && (OH) == (H) && (OW) == (W) && (sgw) == 1 && (sgh) == (W))
 CLAI_COL2IM(f32, float, CLAI_ST_F32, 1)
 CLAI_COL2IM(f16, half, CLAI_ST_F16, 0)
 
@@ -205,11 +203,9 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
     ST(gb, boff + (long)o * sb, total);                                                                       \
   }
 
-/* The 2x2 stride-2 max-pooling route of clai_pool2d_bwd_* (pool2d_backward() in lib/op-conv-backward.c tests
- * the same condition to launch a work-item per plane). */
-#define CLAI_POOL_BWD_2X2(mode, KH, KW, sth, stw, pt, pl, sgw, syw, siw)                                       \
-  ((mode) == 1 && (KH) == 2 && (KW) == 2 && (sth) == 2 && (stw) == 2 && (pt) == 0 && (pl) == 0 && (sgw) == 1 && \
-   (syw) == 1 && (siw) == 1)
+/* The 2x2 stride-2 max-pooling route of clai_pool2d_bwd_* (`plane`): pool_launch() in
+ * lib/op-conv-backward.c asks for it (max, 2x2 windows, stride 2, no padding, unit strides along the rows
+ * of grad_x, grad_out and the indices, a plane within any loop budget) and launches a work-item per plane. */
 
 /* mode 1: max, grad_out goes to the element the index names; 2: average dividing by KH*KW; 3: average
  * dividing by the input elements of the window (as the forward, cl/conv.cl). The row is built in chunks
@@ -222,7 +218,8 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
       const long sgc, const long sgh, const long sgw, const long yoff, const long syn, const long syc,         \
       const long syh, const long syw, const long ioff, const long sidn, const long sic, const long sih,       \
       const long siw, const int N, const int C, const int H, const int W, const int OH, const int OW,         \
-      const int KH, const int KW, const int sth, const int stw, const int pt, const int pl, const int mode) { \
+      const int KH, const int KW, const int sth, const int stw, const int pt, const int pl, const int mode,   \
+      const int plane) {                                                                                       \
     const int ih = get_global_id(0), c = get_global_id(1), n = get_global_id(2);                             \
     if (ih >= H || c >= C || n >= N) return;                                                                  \
     /* the windows oh with oh*sth - pt <= ih < oh*sth - pt + KH */                                            \
@@ -231,7 +228,7 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
     const long yp = yoff + n * syn + (long)c * syc, ip = ioff + n * sidn + (long)c * sic;                     \
     const long gp = goff + n * sgn + (long)c * sgc + (long)ih * sgh;                                          \
     const int rowstart = ih * W;                                                                              \
-    if (CLAI_POOL_BWD_2X2(mode, KH, KW, sth, stw, pt, pl, sgw, syw, siw)) {                                   \
+    if (plane) { /* the host's choice (above) */                                                             \
       /* max over 2x2 windows of stride 2 (the common CNN pooling), unit strides along the rows: a work-item \
        * per plane (the host launches dim 0 with 1). Row r lies in window row r/2 only and each element in  \
        * one window, so it receives its window's gradient when the index names it and 0 otherwise, written \
@@ -311,16 +308,17 @@ CLAI_CONV_BWD_DATA(f16, half, CLAI_LD_F16, CLAI_ST_F16)
 #define CLAI_CONV_ROWS(SFX, T, LD)                                                                           \
   __kernel void clai_conv_rows_##SFX(__global float *rows, __global const T *y, const long yoff,             \
                                      const long syn, const long syc, const long syh, const long syw,         \
-                                     const int nb, const int O, const int OH, const int OW) {                \
-    const int o = get_global_id(0), n = get_global_id(1);                                                     \
+                                     const int nb, const int O, const int OH, const int OW, const int rb) {  \
+    /* dim 1: image n and band of rb rows (rb = OH but on a device with a loop budget) */                     \
+    const int nbands = CLAI_NBANDS(OH, rb), o = get_global_id(0), n = get_global_id(1) / nbands;               \
     if (o >= O || n >= nb) return;                                                                            \
-    const int P = OH * OW;                                                                                    \
+    const int P = OH * OW, oh0 = get_global_id(1) % nbands * rb, oh1 = min(OH, oh0 + rb);                     \
     __global float *dst = rows + ((long)o * nb + n) * P;                                                      \
     const long yp = yoff + n * syn + (long)o * syc;                                                           \
     if (syw == 1 && syh == OW) {                                                                              \
-      for (int p = 0; p < P; p++) dst[p] = LD(y, yp + p);                                                     \
+      for (int p = oh0 * OW; p < oh1 * OW; p++) dst[p] = LD(y, yp + p);                                       \
     } else {                                                                                                  \
-      for (int oh = 0; oh < OH; oh++)                                                                         \
+      for (int oh = oh0; oh < oh1; oh++)                                                                      \
         for (int ow = 0; ow < OW; ow++) dst[oh * OW + ow] = LD(y, yp + (long)oh * syh + (long)ow * syw);      \
     }                                                                                                         \
   }

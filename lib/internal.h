@@ -127,14 +127,14 @@ enum clai__program_id {
   X(UNARY_BWD_F16, CORE, "clai_unary_bwd_f16", "bbbxi", 1)                         \
   X(BINARY_BWD_F32, CORE, "clai_binary_bwd_f32", "bbbbxii", 1)                 \
   X(BINARY_BWD_F16, CORE, "clai_binary_bwd_f16", "bbbbxii", 1)                 \
-  X(IM2COL_F32, CONV, "clai_im2col_f32", "bbllllliiiiiiiiiiiiii", 2)              \
-  X(IM2COL_F16, CONV, "clai_im2col_f16", "bbllllliiiiiiiiiiiiii", 2)              \
-  X(CONV_EPILOGUE_F32, CONV, "clai_conv_epilogue_f32", "bbblllllllliiiiii", 2)   \
-  X(CONV_EPILOGUE_F16, CONV, "clai_conv_epilogue_f16", "bbblllllllliiiiii", 2)   \
+  X(IM2COL_F32, CONV, "clai_im2col_f32", "bbllllliiiiiiiiiiiiiii", 2)              \
+  X(IM2COL_F16, CONV, "clai_im2col_f16", "bbllllliiiiiiiiiiiiiii", 2)              \
+  X(CONV_EPILOGUE_F32, CONV, "clai_conv_epilogue_f32", "bbblllllllliiiiiii", 2)   \
+  X(CONV_EPILOGUE_F16, CONV, "clai_conv_epilogue_f16", "bbblllllllliiiiiii", 2)   \
   X(CONV_DIRECT_F32, CONV, "clai_conv_direct_f32", CLAI__CONV_DIRECT_SIG, 3)      \
   X(CONV_DIRECT_F16, CONV, "clai_conv_direct_f16", CLAI__CONV_DIRECT_SIG, 3)      \
-  X(POOL2D_F32, CONV, "clai_pool2d_f32", "bbbllllllllllllllliiiiiiiiiiiii", 2)    \
-  X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiii", 2)    \
+  X(POOL2D_F32, CONV, "clai_pool2d_f32", "bbbllllllllllllllliiiiiiiiiiiiii", 2)    \
+  X(POOL2D_F16, CONV, "clai_pool2d_f16", "bbbllllllllllllllliiiiiiiiiiiiii", 2)    \
   X(GLOBAL_AVG_POOL_F32, CONV, "clai_global_avg_pool_f32", "bblllllllliiii", 1)  \
   X(GLOBAL_AVG_POOL_F16, CONV, "clai_global_avg_pool_f16", "bblllllllliiii", 1) \
   X(GATHER_ROWS_B4, CORE, "clai_gather_rows_b4", "bbbbxlllll", 1) \
@@ -173,18 +173,18 @@ enum clai__program_id {
   X(QGEMVP_Q6_K, QUANT, "clai_qgemvp_q6_k", "bbbxiiillllffbllliiibllifii", 2)       \
   X(SOFTMAX, NORM, "clai_softmax", "bbxllllfiii", 1)                               \
   X(LAYERNORM, NORM, "clai_layernorm", "bbbbbbxlllllllllfii", 1)                  \
-  X(COL2IM_F32, CONV_BWD, "clai_col2im_f32", "bbllllliiiiiiiiiiiiii", 3)           \
-  X(COL2IM_F16, CONV_BWD, "clai_col2im_f16", "bbllllliiiiiiiiiiiiii", 3)           \
+  X(COL2IM_F32, CONV_BWD, "clai_col2im_f32", "bbllllliiiiiiiiiiiiiii", 3)           \
+  X(COL2IM_F16, CONV_BWD, "clai_col2im_f16", "bbllllliiiiiiiiiiiiiii", 3)           \
   X(CONV_BWD_DATA_F32, CONV_BWD, "clai_conv_bwd_data_f32", CLAI__CONV_BWD_SIG, 3)  \
   X(CONV_BWD_DATA_F16, CONV_BWD, "clai_conv_bwd_data_f16", CLAI__CONV_BWD_SIG, 3)  \
   X(CONV_BWD_WEIGHT_F32, CONV_BWD, "clai_conv_bwd_weight_f32", CLAI__CONV_BWD_SIG, 2) \
   X(CONV_BWD_WEIGHT_F16, CONV_BWD, "clai_conv_bwd_weight_f16", CLAI__CONV_BWD_SIG, 2) \
   X(CONV_BWD_BIAS_F32, CONV_BWD, "clai_conv_bwd_bias_f32", "bbllllllliiii", 2)      \
   X(CONV_BWD_BIAS_F16, CONV_BWD, "clai_conv_bwd_bias_f16", "bbllllllliiii", 2)      \
-  X(POOL2D_BWD_F32, CONV_BWD, "clai_pool2d_bwd_f32", "bbbllllllllllllllliiiiiiiiiiiii", 3) \
-  X(POOL2D_BWD_F16, CONV_BWD, "clai_pool2d_bwd_f16", "bbbllllllllllllllliiiiiiiiiiiii", 3) \
-  X(CONV_ROWS_F32, CONV_BWD, "clai_conv_rows_f32", "bbllllliiii", 2)                 \
-  X(CONV_ROWS_F16, CONV_BWD, "clai_conv_rows_f16", "bbllllliiii", 2)               \
+  X(POOL2D_BWD_F32, CONV_BWD, "clai_pool2d_bwd_f32", "bbbllllllllllllllliiiiiiiiiiiiii", 3) \
+  X(POOL2D_BWD_F16, CONV_BWD, "clai_pool2d_bwd_f16", "bbbllllllllllllllliiiiiiiiiiiiii", 3) \
+  X(CONV_ROWS_F32, CONV_BWD, "clai_conv_rows_f32", "bbllllliiiii", 2)                 \
+  X(CONV_ROWS_F16, CONV_BWD, "clai_conv_rows_f16", "bbllllliiiii", 2)               \
   X(CONV_SUM_ROWS, CONV_BWD, "clai_conv_sum_rows", "bbllli", 1)                     \
   X(ATTENTION_BWD_KV_D64, ATTENTION_BWD, "clai_attention_bwd_kv_d64", CLAI__ATT_BWD_SIG, 1) \
   X(ATTENTION_BWD_Q_D64, ATTENTION_BWD, "clai_attention_bwd_q_d64", CLAI__ATT_BWD_SIG, 1) \
@@ -630,6 +630,14 @@ static inline int clai__rows_wg_for(const clai_context *ctx, int64_t n) {
  * 40000 ran 40000 and 25534 times there, and loops of 1000 x 100 stopped at 64251 (rusticl 22.3). */
 static inline int64_t clai__loop_cap(const clai_context *ctx, int64_t inner) {
   return ctx->caps.loop_limit > 0 ? ctx->caps.loop_limit / 2 / (inner + 1) : INT64_MAX;
+}
+/* The rows of a plane that one work-item of cl/conv.cl's plane kernels (im2col, the convolution's epilogue,
+ * pooling) walks: all `rows`, but on a device with a loop budget (llvmpipe) as many as keep the walk of
+ * per_row iterations a row within it, in bands that the launch spreads over more work-items; 0 when even
+ * one row would pass it (the op then fails with CLAI_E_UNSUPPORTED). */
+static inline int clai__band_rows(const clai_context *ctx, int64_t rows, int64_t per_row) {
+  const int64_t cap = clai__loop_cap(ctx, per_row);
+  return cap < 1 ? 0 : rows < 1 ? 1 : (int)(rows <= cap ? rows : cap);
 }
 /* A stack copy of t, [B, Hk * G, L, D], viewed as [B, Hk, G, L, D]; with broadcast, t is [B, Hk, L, D] and the
  * G dim has stride 0 (a key/value head read by its G query heads). For attention in parts (op-attention.c,

@@ -138,14 +138,22 @@ static clai_status col2im(clai_context *ctx, clai_tensor *gx, cl_mem col, int64_
                dw = (cl_int)g->dw;
   /* CLAI_COL2IM_PLANE in cl/conv_backward.cl ("same" size, stride 1, dense f32 planes): a work-item per
    * plane instead of per row (POCL: the CNN's second layer 4-8 instead of 9-20 ms a batch) */
-  const int plane = gx->dtype == CLAI_DTYPE_F32 && g->sh == 1 && g->sw == 1 && g->OH == g->H && g->OW == g->W &&
-                    sgw == 1 && sgh == g->W;
+  /* (not where the plane's walk, (KH * KW + 1) passes over it, would pass a device's loop budget; a row's
+   * walk is W * KH * KW) */
+  const cl_int plane = gx->dtype == CLAI_DTYPE_F32 && g->sh == 1 && g->sw == 1 && g->OH == g->H &&
+                       g->OW == g->W && sgw == 1 && sgh == g->W &&
+                       g->OH * g->OW <= clai__loop_cap(ctx, 2 * (g->KH * g->KW + 1));
+  if (!plane && clai__loop_cap(ctx, g->KH * g->KW * 2) < g->W)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED,
+                       "clai_conv2d_backward_data: a row of %lld elements is more than one work-item of this device "
+                       "may walk (its loops stop after %lld iterations)", (long long)g->W,
+                       (long long)ctx->caps.loop_limit);
   size_t global[3] = {plane ? 1 : (size_t)g->H, (size_t)g->C, (size_t)nb};
   const int k = gx->dtype == CLAI_DTYPE_F16 ? CLAI__K_COL2IM_F16 : CLAI__K_COL2IM_F32;
-  return clai__launch(ctx, k, global, 21, CLAI__ARG(gx->buf->mem), CLAI__ARG(col), CLAI__ARG(goff), CLAI__ARG(sgn),
+  return clai__launch(ctx, k, global, 22, CLAI__ARG(gx->buf->mem), CLAI__ARG(col), CLAI__ARG(goff), CLAI__ARG(sgn),
                       CLAI__ARG(sgc), CLAI__ARG(sgh), CLAI__ARG(sgw), CLAI__ARG(cnb), CLAI__ARG(C), CLAI__ARG(H),
                       CLAI__ARG(W), CLAI__ARG(KH), CLAI__ARG(KW), CLAI__ARG(OH), CLAI__ARG(OW), CLAI__ARG(sth),
-                      CLAI__ARG(stw), CLAI__ARG(pt), CLAI__ARG(pl), CLAI__ARG(dh), CLAI__ARG(dw));
+                      CLAI__ARG(stw), CLAI__ARG(pt), CLAI__ARG(pl), CLAI__ARG(dh), CLAI__ARG(dw), CLAI__ARG(plane));
 }
 
 static clai_status rows(clai_context *ctx, cl_mem dst, const clai_tensor *gy, int64_t n0, int64_t nb,
@@ -223,7 +231,9 @@ clai_status clai_conv2d_backward_data(clai_context *ctx, clai_tensor *grad_x, co
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: grad_x overlaps grad_out or w in memory", fn);
   if (g.N == 0 || g.C == 0 || g.H == 0 || g.W == 0) return CLAI_OK;
   if (g.O == 0) return clai_fill(ctx, grad_x, 0.0);
-  if (g.O / g.groups < DIRECT_MAX_OG) return data_direct(ctx, grad_x, grad_out, w, &g);
+  /* (the direct kernel's row walks W * O / groups * KH * KW taps: past a device's loop budget, the GEMM) */
+  if (g.O / g.groups < DIRECT_MAX_OG && g.W * (g.O / g.groups) * g.KH * g.KW <= clai__loop_cap(ctx, 2))
+    return data_direct(ctx, grad_x, grad_out, w, &g);
   clai__conv_geom t;
   if (clai__conv_igemm_ok(ctx, grad_out, w, grad_x, NULL) && data_as_conv(&g, &t))
     return data_igemm(ctx, grad_x, grad_out, w, &g, &t);
@@ -254,6 +264,15 @@ static clai_status weight_direct(clai_context *ctx, clai_tensor *gw, const clai_
 }
 
 static clai_status bias_grad(clai_context *ctx, clai_tensor *gb, const clai_tensor *gy, const clai__conv_geom *g) {
+  if (g->N * (g->OH * g->OW + 2) > clai__loop_cap(ctx, 1)) {
+    /* a walk past a device's loop budget: the reduction ops' chunks, gy [N, O, OH, OW] summed to [1, O, 1, 1] */
+    const int64_t s4[4] = {1, g->O, 1, 1}, st4[4] = {0, gb->strides[0], 0, 0};
+    clai_tensor *b4 = NULL;
+    clai_status st = clai_tensor_view(gb, &b4, 4, s4, st4, 0);
+    if (st == CLAI_OK) st = clai_sum_to(ctx, b4, gy);
+    clai_tensor_free(b4);
+    return st;
+  }
   const cl_long boff = gb->offset, sb = gb->strides[0];
   cl_long yo, ys[4];
   tensor_strides4(gy, &yo, ys);
@@ -271,11 +290,16 @@ static clai_status rows(clai_context *ctx, cl_mem dst, const clai_tensor *gy, in
   const cl_long yoff = gy->offset + n0 * gy->strides[0], syn = gy->strides[0], syc = gy->strides[1],
                 syh = gy->strides[2], syw = gy->strides[3];
   const cl_int cnb = (cl_int)nb, O = (cl_int)g->O, OH = (cl_int)g->OH, OW = (cl_int)g->OW;
-  size_t global[2] = {(size_t)g->O, (size_t)nb};
+  const cl_int rb = clai__band_rows(ctx, g->OH, g->OW);
+  if (rb == 0)
+    return clai__error(ctx, CLAI_E_UNSUPPORTED,
+                       "clai_conv2d_backward: a row of %lld outputs is more than one work-item of this device may walk "
+                       "(its loops stop after %lld iterations)", (long long)g->OW, (long long)ctx->caps.loop_limit);
+  size_t global[2] = {(size_t)g->O, (size_t)nb * (size_t)((OH + rb - 1) / rb)};
   const int k = gy->dtype == CLAI_DTYPE_F16 ? CLAI__K_CONV_ROWS_F16 : CLAI__K_CONV_ROWS_F32;
-  return clai__launch(ctx, k, global, 11, CLAI__ARG(dst), CLAI__ARG(gy->buf->mem), CLAI__ARG(yoff), CLAI__ARG(syn),
+  return clai__launch(ctx, k, global, 12, CLAI__ARG(dst), CLAI__ARG(gy->buf->mem), CLAI__ARG(yoff), CLAI__ARG(syn),
                       CLAI__ARG(syc), CLAI__ARG(syh), CLAI__ARG(syw), CLAI__ARG(cnb), CLAI__ARG(O), CLAI__ARG(OH),
-                      CLAI__ARG(OW));
+                      CLAI__ARG(OW), CLAI__ARG(rb));
 }
 
 /* dst (dense f32, at its own offset) (+)= the sum of src's R rows of len (a dense temporary). */
@@ -472,7 +496,9 @@ clai_status clai_conv2d_backward_weight(clai_context *ctx, clai_tensor *grad_w, 
   }
   if (grad_bias != NULL) s = bias_grad(ctx, grad_bias, grad_out, &g);
   if (s != CLAI_OK || g.C == 0) return s;
-  if (g.O / g.groups < DIRECT_MAX_OG) return weight_direct(ctx, grad_w, x, grad_out, &g);
+  /* (the direct kernel walks N * OH * OW per weight: past a device's loop budget, the GEMM) */
+  if (g.O / g.groups < DIRECT_MAX_OG && g.N * g.OH * g.OW <= clai__loop_cap(ctx, 1))
+    return weight_direct(ctx, grad_w, x, grad_out, &g);
   if (clai__conv_igemm_ok(ctx, x, grad_out, grad_w, NULL))
     return weight_igemm(ctx, grad_w, x, grad_out, &g);
   return weight_gemm(ctx, grad_w, x, grad_out, &g);
@@ -492,19 +518,29 @@ static clai_status pool_launch(clai_context *ctx, clai_tensor *gx, const clai_te
                OW = (cl_int)g->OW, KH = (cl_int)g->KH, KW = (cl_int)g->KW, sth = (cl_int)g->sh,
                stw = (cl_int)g->sw, pt = (cl_int)g->pt, pl = (cl_int)g->pl, cmode = mode;
   cl_mem imem = idx != NULL ? idx->buf->mem : gy->buf->mem;
-  /* CLAI_POOL_BWD_2X2 in cl/conv_backward.cl: a work-item per plane (rows of 28 were too little work for
-   * one; POCL: [128, 32, 28, 28] in about half the time) */
-  const int plane = mode == 1 && g->KH == 2 && g->KW == 2 && g->sh == 2 && g->sw == 2 && g->pt == 0 && g->pl == 0 &&
-                    gs[3] == 1 && ys[3] == 1 && is[3] == 1;
+  /* the 2x2 route of cl/conv_backward.cl: a work-item per plane (rows of 28 were too little work for one;
+   * POCL: [128, 32, 28, 28] in about half the time), not where the plane would pass a device's loop budget.
+   * A row's walk: per chunk of 64 columns, the window rows over it by the windows that meet the chunk, each
+   * adding one element (max) or its columns in the chunk (average). */
+  const cl_int plane = mode == 1 && g->KH == 2 && g->KW == 2 && g->sh == 2 && g->sw == 2 && g->pt == 0 &&
+                       g->pl == 0 && gs[3] == 1 && ys[3] == 1 && is[3] == 1 &&
+                       g->H * g->W <= clai__loop_cap(ctx, 2);
+  const int64_t wr = (g->KH + g->sh - 1) / g->sh, wrows = wr < g->OH ? wr : g->OH, wins = (64 + g->KW - 1) / g->sw + 1,
+                adds = mode == 1 ? 1 : g->KW < 64 ? g->KW : 64;
+  const int64_t walk = (g->W + 63) / 64 * (128 + wrows * (wins < g->OW ? wins : g->OW) * (adds + 1));
+  if (!plane && walk > clai__loop_cap(ctx, 0))
+    return clai__error(ctx, CLAI_E_UNSUPPORTED,
+                       "pooling backward: a row of %lld elements is more than one work-item of this device may walk "
+                       "(its loops stop after %lld iterations)", (long long)g->W, (long long)ctx->caps.loop_limit);
   size_t global[3] = {plane ? 1 : (size_t)g->H, (size_t)g->C, (size_t)g->N};
   const int k = gx->dtype == CLAI_DTYPE_F16 ? CLAI__K_POOL2D_BWD_F16 : CLAI__K_POOL2D_BWD_F32;
-  return clai__launch(ctx, k, global, 31, CLAI__ARG(gx->buf->mem), CLAI__ARG(gy->buf->mem), CLAI__ARG(imem),
+  return clai__launch(ctx, k, global, 32, CLAI__ARG(gx->buf->mem), CLAI__ARG(gy->buf->mem), CLAI__ARG(imem),
                       CLAI__ARG(go), CLAI__ARG(gs[0]), CLAI__ARG(gs[1]), CLAI__ARG(gs[2]), CLAI__ARG(gs[3]),
                       CLAI__ARG(yo), CLAI__ARG(ys[0]), CLAI__ARG(ys[1]), CLAI__ARG(ys[2]), CLAI__ARG(ys[3]),
                       CLAI__ARG(io), CLAI__ARG(is[0]), CLAI__ARG(is[1]), CLAI__ARG(is[2]), CLAI__ARG(is[3]),
                       CLAI__ARG(N), CLAI__ARG(C), CLAI__ARG(H), CLAI__ARG(W), CLAI__ARG(OH), CLAI__ARG(OW),
                       CLAI__ARG(KH), CLAI__ARG(KW), CLAI__ARG(sth), CLAI__ARG(stw), CLAI__ARG(pt), CLAI__ARG(pl),
-                      CLAI__ARG(cmode));
+                      CLAI__ARG(cmode), CLAI__ARG(plane));
 }
 
 static clai_status pool_backward(clai_context *ctx, const char *fn, clai_tensor *gx, const clai_tensor *gy,

@@ -62,6 +62,13 @@ int64_t clai__conv_out_len(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_
 
 static int big(int64_t v) { return v > INT_MAX; }
 
+/* A row of outputs too long for the device's loop budget even alone (see clai__band_rows). */
+static clai_status row_too_long(clai_context *ctx, const char *what, int64_t n) {
+  return clai__error(ctx, CLAI_E_UNSUPPORTED,
+                     "%s: a row of %lld outputs is more than one work-item of this device may walk (its loops stop "
+                     "after %lld iterations)", what, (long long)n, (long long)ctx->caps.loop_limit);
+}
+
 clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, int64_t n0, int64_t nb,
                          const clai__conv_geom *g) {
   const cl_long xoff = x->offset + n0 * x->strides[0], sn = x->strides[0], sc = x->strides[1],
@@ -70,12 +77,14 @@ clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, in
                KW = (cl_int)g->KW, OH = (cl_int)g->OH, OW = (cl_int)g->OW, sth = (cl_int)g->sh,
                stw = (cl_int)g->sw, pt = (cl_int)g->pt, pl = (cl_int)g->pl, dh = (cl_int)g->dh,
                dw = (cl_int)g->dw;
-  size_t global[2] = {(size_t)nb, (size_t)(g->C * g->KH * g->KW)};
+  const cl_int rb = clai__band_rows(ctx, g->OH, g->OW + 3);
+  if (rb == 0) return row_too_long(ctx, "im2col", g->OW);
+  size_t global[2] = {(size_t)nb * (size_t)((OH + rb - 1) / rb), (size_t)(g->C * g->KH * g->KW)};
   int k = x->dtype == CLAI_DTYPE_F16 ? CLAI__K_IM2COL_F16 : CLAI__K_IM2COL_F32;
-  return clai__launch(ctx, k, global, 21, CLAI__ARG(col), CLAI__ARG(x->buf->mem), CLAI__ARG(xoff), CLAI__ARG(sn),
+  return clai__launch(ctx, k, global, 22, CLAI__ARG(col), CLAI__ARG(x->buf->mem), CLAI__ARG(xoff), CLAI__ARG(sn),
                       CLAI__ARG(sc), CLAI__ARG(sh), CLAI__ARG(sw), CLAI__ARG(cnb), CLAI__ARG(C), CLAI__ARG(H),
                       CLAI__ARG(W), CLAI__ARG(KH), CLAI__ARG(KW), CLAI__ARG(OH), CLAI__ARG(OW), CLAI__ARG(sth),
-                      CLAI__ARG(stw), CLAI__ARG(pt), CLAI__ARG(pl), CLAI__ARG(dh), CLAI__ARG(dw));
+                      CLAI__ARG(stw), CLAI__ARG(pt), CLAI__ARG(pl), CLAI__ARG(dh), CLAI__ARG(dw), CLAI__ARG(rb));
 }
 
 /* out[n0 .. n0+nb) = act(acc + bias), acc dense f32 [O, nb, OH*OW] at element aoff of `acc`. */
@@ -87,12 +96,14 @@ static clai_status epilogue(clai_context *ctx, clai_tensor *out, cl_mem acc, int
   const cl_int cnb = (cl_int)nb, O = (cl_int)g->O, OH = (cl_int)g->OH, OW = (cl_int)g->OW,
                has_bias = bias != NULL, cact = act;
   cl_mem bmem = bias != NULL ? bias->buf->mem : acc;
-  size_t global[2] = {(size_t)g->O, (size_t)nb};
+  const cl_int rb = clai__band_rows(ctx, g->OH, g->OW);
+  if (rb == 0) return row_too_long(ctx, "clai_conv2d", g->OW);
+  size_t global[2] = {(size_t)g->O, (size_t)nb * (size_t)((OH + rb - 1) / rb)};
   int k = out->dtype == CLAI_DTYPE_F16 ? CLAI__K_CONV_EPILOGUE_F16 : CLAI__K_CONV_EPILOGUE_F32;
-  return clai__launch(ctx, k, global, 17, CLAI__ARG(out->buf->mem), CLAI__ARG(acc), CLAI__ARG(bmem),
+  return clai__launch(ctx, k, global, 18, CLAI__ARG(out->buf->mem), CLAI__ARG(acc), CLAI__ARG(bmem),
                       CLAI__ARG(ooff), CLAI__ARG(son), CLAI__ARG(soc), CLAI__ARG(soh), CLAI__ARG(sow), CLAI__ARG(ao),
                       CLAI__ARG(boff), CLAI__ARG(sb), CLAI__ARG(cnb), CLAI__ARG(O), CLAI__ARG(OH), CLAI__ARG(OW),
-                      CLAI__ARG(has_bias), CLAI__ARG(cact));
+                      CLAI__ARG(has_bias), CLAI__ARG(cact), CLAI__ARG(rb));
 }
 
 static clai_status conv_direct(clai_context *ctx, clai_tensor *out, const clai_tensor *x, const clai_tensor *w,
@@ -376,7 +387,9 @@ clai_status clai_conv2d(clai_context *ctx, clai_tensor *out, const clai_tensor *
     return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps x, w or bias in memory", fn);
   if (g.N == 0 || g.O == 0) return CLAI_OK;
   const int64_t Og = g.O / g.groups;
-  if (Og < DIRECT_MAX_OG) return conv_direct(ctx, out, x, w, bias, &g, (int)p.activation);
+  /* (the direct kernel's row walks OW * C / groups * KH * KW taps: past a device's loop budget, the GEMM) */
+  if (Og < DIRECT_MAX_OG && g.OW * (g.C / g.groups) * g.KH * g.KW <= clai__loop_cap(ctx, 2))
+    return conv_direct(ctx, out, x, w, bias, &g, (int)p.activation);
   if (clai__conv_igemm_ok(ctx, x, w, out, bias))
     return conv_igemm_fwd(ctx, out, x, w, bias, &g, (int)p.activation);
   return conv_gemm(ctx, out, x, w, bias, &g, (int)p.activation);
@@ -433,14 +446,16 @@ static clai_status pool2d(clai_context *ctx, const char *fn, clai_tensor *out, c
                pt = (cl_int)g.pt, pl = (cl_int)g.pl;
   const cl_int mode = avg ? (p->count_include_pad ? 2 : 3) : (indices != NULL ? 1 : 0);
   cl_mem imem = indices != NULL ? indices->buf->mem : out->buf->mem;
-  size_t global[2] = {(size_t)g.C, (size_t)g.N};
+  const cl_int rb = clai__band_rows(ctx, g.OH, g.OW * (g.KH * g.KW + 1));
+  if (rb == 0) return row_too_long(ctx, fn, g.OW);
+  size_t global[2] = {(size_t)g.C, (size_t)g.N * (size_t)((OH + rb - 1) / rb)};
   int k = x->dtype == CLAI_DTYPE_F16 ? CLAI__K_POOL2D_F16 : CLAI__K_POOL2D_F32;
-  return clai__launch(ctx, k, global, 31, CLAI__ARG(out->buf->mem), CLAI__ARG(imem), CLAI__ARG(x->buf->mem),
+  return clai__launch(ctx, k, global, 32, CLAI__ARG(out->buf->mem), CLAI__ARG(imem), CLAI__ARG(x->buf->mem),
                       CLAI__ARG(xoff), CLAI__ARG(sxn), CLAI__ARG(sxc), CLAI__ARG(sxh), CLAI__ARG(sxw), CLAI__ARG(ooff),
                       CLAI__ARG(son), CLAI__ARG(soc), CLAI__ARG(soh), CLAI__ARG(sow), CLAI__ARG(ioff), CLAI__ARG(sin_),
                       CLAI__ARG(sic), CLAI__ARG(sih), CLAI__ARG(siw), CLAI__ARG(N), CLAI__ARG(C), CLAI__ARG(H),
                       CLAI__ARG(W), CLAI__ARG(OH), CLAI__ARG(OW), CLAI__ARG(KH), CLAI__ARG(KW), CLAI__ARG(sth),
-                      CLAI__ARG(stw), CLAI__ARG(pt), CLAI__ARG(pl), CLAI__ARG(mode));
+                      CLAI__ARG(stw), CLAI__ARG(pt), CLAI__ARG(pl), CLAI__ARG(mode), CLAI__ARG(rb));
 }
 
 clai_status clai_max_pool2d(clai_context *ctx, clai_tensor *out, clai_tensor *indices, const clai_tensor *x,
@@ -474,6 +489,21 @@ clai_status clai_global_avg_pool2d(clai_context *ctx, clai_tensor *out, const cl
   if (big(N) || big(C) || big(H) || big(W))
     return clai__error(ctx, CLAI_E_UNSUPPORTED, "%s: every size must be below 2^31", fn);
   if (clai__tensors_overlap(out, x)) return clai__error(ctx, CLAI_E_INVALID_ARG, "%s: out overlaps x in memory", fn);
+  if (H * W > clai__loop_cap(ctx, 1)) { /* a plane past a device's loop budget: the reduction ops' chunks */
+    const int64_t s4[4] = {N, C, 1, 1}, st4[4] = {out->strides[0], out->strides[1], 0, 0};
+    clai_tensor *sum = NULL, *o4 = NULL;
+    s = clai_tensor_init(ctx, &sum, CLAI_DTYPE_F32, 4, s4);
+    if (s == CLAI_OK) s = clai_sum_to(ctx, sum, x);
+    if (s == CLAI_OK) s = clai_tensor_view(out, &o4, 4, s4, st4, 0);
+    if (s == CLAI_OK && out->dtype == CLAI_DTYPE_F32) s = clai_scale(ctx, o4, sum, (float)(1.0 / (double)(H * W)));
+    else if (s == CLAI_OK) { /* f16: the mean in f32, rounded once */
+      s = clai_scale(ctx, sum, sum, (float)(1.0 / (double)(H * W)));
+      if (s == CLAI_OK) s = clai_copy(ctx, o4, sum);
+    }
+    clai_tensor_free(o4);
+    clai_tensor_free(sum);
+    return s;
+  }
   const cl_long xoff = x->offset, sxn = x->strides[0], sxc = x->strides[1], sxh = x->strides[2], sxw = x->strides[3];
   const cl_long ooff = out->offset, son = out->strides[0], soc = out->strides[1];
   const cl_int cn = (cl_int)N, cc = (cl_int)C, ch = (cl_int)H, cw = (cl_int)W;

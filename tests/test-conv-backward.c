@@ -244,6 +244,25 @@ static void test_conv_bwd_chunks(void **state) {
   run_case(CTX(state), &c[2], CLAI_DTYPE_F16, CLAIT_SLICED, 610, 0);
 }
 
+/* Planes of 300 x 300: on llvmpipe, whose kernels' loops stop after 65535 iterations a work-item, col2im and
+ * the 2x2 max-pooling gradient leave their plane routes for rows, grad_out's copy walks bands of rows, the
+ * bias gradient goes through the reductions and the direct weight gradient through the GEMM
+ * (lib/op-conv-backward.c). Elsewhere the same cases; not in small mode on a simulator. */
+static void test_conv_bwd_loop_budget(void **state) {
+  clai_context *ctx = CTX(state);
+  clai_device_info info;
+  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &info));
+  if (clait_small() && strstr(info.name, "llvmpipe") == NULL) {
+    print_message("# test_conv_bwd_loop_budget: planes of 300 x 300 are for llvmpipe and full size; not run\n");
+    return;
+  }
+  const conv_case gemm = {1, 2, 300, 300, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+                  direct = {2, 2, 300, 300, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  run_case(ctx, &gemm, CLAI_DTYPE_F32, CLAIT_DENSE, 630, 0);
+  run_case(ctx, &direct, CLAI_DTYPE_F32, CLAIT_SLICED, 631, 0);
+  run_case(ctx, &gemm, CLAI_DTYPE_F16, CLAIT_DENSE, 632, 0);
+}
+
 /* The same inputs give the same bits (no atomics), on every route. */
 static void test_conv_bwd_deterministic(void **state) {
   clai_context *ctx = CTX(state);
@@ -423,6 +442,23 @@ static void test_pool_bwd(void **state) {
   }
 }
 
+/* The pooling gradients on planes of 300 x 300 (see test_conv_bwd_loop_budget): 2x2 max pooling leaves its
+ * plane route for rows on llvmpipe; the 3x3 windows of stride 1 are rows everywhere. */
+static void test_pool_bwd_loop_budget(void **state) {
+  clai_context *ctx = CTX(state);
+  clai_device_info info;
+  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &info));
+  if (clait_small() && strstr(info.name, "llvmpipe") == NULL) {
+    print_message("# test_pool_bwd_loop_budget: planes of 300 x 300 are for llvmpipe and full size; not run\n");
+    return;
+  }
+  const pool_case k2 = {1, 2, 300, 300, 2, 2, 2, 2, 0, 0, 0, 0}, k3 = {1, 1, 300, 300, 3, 3, 1, 1, 1, 1, 1, 1};
+  for (int mode = 0; mode < 3; mode++) {
+    run_pool(ctx, &k2, CLAI_DTYPE_F32, mode, 0, 0, 640 + (uint64_t)mode);
+    run_pool(ctx, &k3, CLAI_DTYPE_F32, mode, 0, 0, 650 + (uint64_t)mode);
+  }
+}
+
 static void test_global_avg_pool_bwd(void **state) {
   clai_context *ctx = CTX(state);
   for (int variant = 0; variant < 3; variant++) {
@@ -544,8 +580,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_conv_bwd_views, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_conv_bwd_fd, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_conv_bwd_chunks, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_conv_bwd_loop_budget, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_conv_bwd_deterministic, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_pool_bwd, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_pool_bwd_loop_budget, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_global_avg_pool_bwd, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_errors, clait_setup, clait_teardown),
   };

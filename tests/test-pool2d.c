@@ -218,6 +218,25 @@ static void test_global_avg_pool(void **state) {
   run_gap(ctx, CLAI_DTYPE_F16, 2, 3, 4, 6, 0, 1);
 }
 
+/* Planes of 300 x 300: on llvmpipe, whose kernels' loops stop after 65535 iterations a work-item, pooling
+ * walks its planes in bands of rows and the global average goes through the reductions (lib/op-conv.c).
+ * Elsewhere the same cases; not in small mode on a simulator. */
+static void test_pool_loop_budget(void **state) {
+  clai_context *ctx = CTX(state);
+  clai_device_info info;
+  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &info));
+  if (clait_small() && strstr(info.name, "llvmpipe") == NULL) {
+    print_message("# test_pool_loop_budget: planes of 300 x 300 are for llvmpipe and full size; not run\n");
+    return;
+  }
+  const pool_case k3 = {1, 2, 300, 300, 3, 3, 1, 1, 1, 1, 1, 1}, k2 = {2, 1, 300, 301, 2, 2, 2, 2, 0, 0, 0, 0};
+  run_pool(ctx, &k3, CLAI_DTYPE_F32, 0, 60);
+  run_pool(ctx, &k2, CLAI_DTYPE_F32, 1, 61);
+  run_pool(ctx, &k3, CLAI_DTYPE_F16, 0, 62);
+  run_gap(ctx, CLAI_DTYPE_F32, 1, 3, 300, 301, 0, 1);
+  run_gap(ctx, CLAI_DTYPE_F16, 2, 1, 300, 300, 1, 0);
+}
+
 static void test_pool_errors(void **state) {
   clai_context *ctx = CTX(state);
   const int64_t xs[4] = {2, 3, 8, 8}, os[4] = {2, 3, 4, 4}, bad[4] = {2, 3, 4, 5}, s2[2] = {2, 3}, s3[3] = {2, 3, 1};
@@ -273,6 +292,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pool_default_stride, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_pool_nan, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_global_avg_pool, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_pool_loop_budget, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_pool_errors, clait_setup, clait_teardown),
   };
   return CLAIT_MAIN("pool2d", tests, 1);
