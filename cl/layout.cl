@@ -99,29 +99,34 @@ CLAI_WHERE(b2, ushort)
  * goff[ng] (the element offset of each position's grad_out row, grouped by table row, positions ascending),
  * toff[nu] (the element offset of each touched table row), seg[nu + 1] (row u owns goff[seg[u] .. seg[u+1])).
  * Work mapping: one work-item per (touched row, column), which sums its positions in order: no atomics, the
- * same bits on every run. dtype codes 0 f32, 1 f16; with `accumulate` the old value is added last. */
+ * same bits on every run. dtype codes 0 f32, 1 f16; with `accumulate` the old value is added last.
+ * A launch takes positions p0 .. p0 + pn of each row's run: all of them in one launch, but on a device with a
+ * loop budget (llvmpipe) in passes, the later ones (first = 0) adding to what the earlier stored. */
 __kernel void clai_scatter_rows_add(__global uchar *table, __global const uchar *gout, __global const long *plan,
                                     const long nu, const long ng, const long ncols, const long t_sc, const long g_sc,
-                                    const int t_dt, const int g_dt, const int accumulate) {
+                                    const int t_dt, const int g_dt, const int accumulate, const long p0,
+                                    const long pn, const int first) {
   const long i = get_global_id(0);
   if (i >= nu * ncols) return;
   const long u = i / ncols, c = i % ncols;
   __global const long *goff = plan, *toff = plan + ng, *seg = plan + ng + nu;
+  const long lo = seg[u] + p0, end = min(seg[u + 1], lo + pn);
+  if (lo >= end && !first) return; /* this row's run ended in an earlier pass */
   float s = 0.0f;
-  const long end = seg[u + 1];
   if (g_dt == 0) {
     __global const float *g = (__global const float *)gout + c * g_sc;
-    for (long p = seg[u]; p < end; p++) s += g[goff[p]];
+    for (long p = lo; p < end; p++) s += g[goff[p]];
   } else {
     __global const half *g = (__global const half *)gout + c * g_sc;
-    for (long p = seg[u]; p < end; p++) s += vload_half(goff[p], g);
+    for (long p = lo; p < end; p++) s += vload_half(goff[p], g);
   }
+  const int add = first ? accumulate : 1;
   const long t = toff[u] + c * t_sc;
   if (t_dt == 0) {
     __global float *tp = (__global float *)table;
-    tp[t] = accumulate ? tp[t] + s : s;
+    tp[t] = add ? tp[t] + s : s;
   } else {
     __global half *tp = (__global half *)table;
-    vstore_half(accumulate ? vload_half(t, tp) + s : s, t, tp);
+    vstore_half(add ? vload_half(t, tp) + s : s, t, tp);
   }
 }

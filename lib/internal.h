@@ -142,7 +142,7 @@ enum clai__program_id {
   X(ONE_HOT, CORE, "clai_one_hot", "bbxli", 1) \
   X(WHERE_B4, CORE, "clai_where_b4", "bbbbxxi", 1) \
   X(WHERE_B2, CORE, "clai_where_b2", "bbbbxxi", 1) \
-  X(SCATTER_ROWS_ADD, CORE, "clai_scatter_rows_add", "bbbllllliii", 1) \
+  X(SCATTER_ROWS_ADD, CORE, "clai_scatter_rows_add", "bbbllllliiilli", 1) \
   X(ATTENTION_D64, ATTENTION, "clai_attention_d64", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ATTENTION_D256, ATTENTION, "clai_attention_d256", "bbbbbiiiiiillllllllllllllllllllllllfiiii", 1) \
   X(ROPE_F32, ATTENTION, "clai_rope_f32", "bbxlllllllfii", 1) \

@@ -292,6 +292,8 @@ clai_status clai_gather_rows_backward(clai_context *ctx, clai_tensor *grad_table
   int64_t *cnt = calloc((size_t)rows + 1, sizeof *cnt);
   cl_long *plan = NULL;
   clai__buffer *buf = NULL;
+  clai_tensor *tmp = NULL; /* an f32 grad_table for passes (below) */
+  const clai_tensor *dst = grad_table;
   int64_t bad = -1;
   if (idx == NULL || cnt == NULL) {
     st = clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "%s: out of host memory", fn);
@@ -316,6 +318,18 @@ clai_status clai_gather_rows_backward(clai_context *ctx, clai_tensor *grad_table
     st = clai__error(ctx, CLAI_E_OUT_OF_MEMORY, "%s: out of host memory", fn);
     goto done;
   }
+  /* Each row's run of positions in one pass, or, where the longest would pass a device's loop budget
+   * (llvmpipe: 65535 iterations a work-item; 1000000 positions of one row summed to 65534 there), in passes
+   * of at most its share, into an f32 copy of an f16 grad_table (so that it is rounded once). */
+  int64_t longest = 0;
+  for (int64_t r = 0; r < rows; r++) longest = cnt[r + 1] > longest ? cnt[r + 1] : longest;
+  const int64_t share = clai__loop_cap(ctx, 1) < longest ? clai__loop_cap(ctx, 1) : longest;
+  if (share < longest && grad_table->dtype != CLAI_DTYPE_F32) {
+    st = clai_tensor_init(ctx, &tmp, CLAI_DTYPE_F32, 2, grad_table->shape);
+    if (st == CLAI_OK) st = clai__copy(ctx, tmp, grad_table, fn);
+    if (st != CLAI_OK) goto done;
+    dst = tmp;
+  }
   cl_long *goff = plan, *toff = plan + ng, *seg = plan + ng + nu;
   int64_t u = 0;
   seg[0] = 0;
@@ -323,7 +337,7 @@ clai_status clai_gather_rows_backward(clai_context *ctx, clai_tensor *grad_table
     const int64_t c = cnt[r + 1];
     cnt[r + 1] = cnt[r] + c; /* cnt[r] is now the first slot of row r */
     if (c == 0) continue;
-    toff[u] = grad_table->offset + r * grad_table->strides[0];
+    toff[u] = dst->offset + r * dst->strides[0];
     seg[u + 1] = seg[u] + c;
     u++;
   }
@@ -350,14 +364,20 @@ clai_status clai_gather_rows_backward(clai_context *ctx, clai_tensor *grad_table
     goto done;
   }
   size_t global = (size_t)work;
-  const cl_long cnu = nu, cng = ng, ccols = cols, tsc = grad_table->strides[1],
-                gsc = grad_out->strides[grad_out->ndim - 1];
-  const cl_int tdt = (cl_int)grad_table->dtype, gdt = (cl_int)grad_out->dtype, acc = accumulate;
-  /* the plan buffer goes back to the pool below: a later op that reuses it is queued after this kernel */
-  st = clai__launch(ctx, CLAI__K_SCATTER_ROWS_ADD, &global, 11, CLAI__ARG(grad_table->buf->mem),
-                    CLAI__ARG(grad_out->buf->mem), CLAI__ARG(buf->mem), CLAI__ARG(cnu), CLAI__ARG(cng),
-                    CLAI__ARG(ccols), CLAI__ARG(tsc), CLAI__ARG(gsc), CLAI__ARG(tdt), CLAI__ARG(gdt), CLAI__ARG(acc));
+  const cl_long cnu = nu, cng = ng, ccols = cols, tsc = dst->strides[1], gsc = grad_out->strides[grad_out->ndim - 1];
+  const cl_int tdt = (cl_int)dst->dtype, gdt = (cl_int)grad_out->dtype, acc = accumulate;
+  /* the plan buffer goes back to the pool below: a later op that reuses it is queued after these kernels */
+  for (int64_t p0 = 0; p0 < longest && st == CLAI_OK; p0 += share) {
+    const cl_long cp0 = p0, cpn = share;
+    const cl_int first = p0 == 0;
+    st = clai__launch(ctx, CLAI__K_SCATTER_ROWS_ADD, &global, 14, CLAI__ARG(dst->buf->mem),
+                      CLAI__ARG(grad_out->buf->mem), CLAI__ARG(buf->mem), CLAI__ARG(cnu), CLAI__ARG(cng),
+                      CLAI__ARG(ccols), CLAI__ARG(tsc), CLAI__ARG(gsc), CLAI__ARG(tdt), CLAI__ARG(gdt), CLAI__ARG(acc),
+                      CLAI__ARG(cp0), CLAI__ARG(cpn), CLAI__ARG(first));
+  }
+  if (st == CLAI_OK && tmp != NULL) st = clai__copy(ctx, grad_table, tmp, fn);
 done:
+  clai_tensor_free(tmp); /* the in-order queue runs any reuse of its buffer after the copy */
   if (buf != NULL) clai__pool_release(ctx, buf);
   free(plan);
   free(cnt);
