@@ -136,10 +136,10 @@ static clai_status col2im(clai_context *ctx, clai_tensor *gx, cl_mem col, int64_
                KW = (cl_int)g->KW, OH = (cl_int)g->OH, OW = (cl_int)g->OW, sth = (cl_int)g->sh,
                stw = (cl_int)g->sw, pt = (cl_int)g->pt, pl = (cl_int)g->pl, dh = (cl_int)g->dh,
                dw = (cl_int)g->dw;
-  /* CLAI_COL2IM_PLANE in cl/conv_backward.cl ("same" size, stride 1, dense f32 planes): a work-item per
-   * plane instead of per row (POCL: the CNN's second layer 4-8 instead of 9-20 ms a batch) */
-  /* (not where the plane's walk, (KH * KW + 1) passes over it, would pass a device's loop budget; a row's
-   * walk is W * KH * KW) */
+  /* col2im's plane route (cl/conv_backward.cl; "same" size, stride 1, dense f32 planes): a work-item per
+   * plane instead of per row (POCL: the CNN's second layer 4-8 instead of 9-20 ms a batch), not where the
+   * plane's walk, KH * KW + 1 passes over it, would pass a device's loop budget. A row's walk is about
+   * W * KH * KW. */
   const cl_int plane = gx->dtype == CLAI_DTYPE_F32 && g->sh == 1 && g->sw == 1 && g->OH == g->H &&
                        g->OW == g->W && sgw == 1 && sgh == g->W &&
                        g->OH * g->OW <= clai__loop_cap(ctx, 2 * (g->KH * g->KW + 1));

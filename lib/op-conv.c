@@ -78,7 +78,7 @@ clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, in
                stw = (cl_int)g->sw, pt = (cl_int)g->pt, pl = (cl_int)g->pl, dh = (cl_int)g->dh,
                dw = (cl_int)g->dw;
   const cl_int rb = clai__band_rows(ctx, g->OH, g->OW + 3);
-  if (rb == 0) return row_too_long(ctx, "im2col", g->OW);
+  if (rb == 0) return row_too_long(ctx, "clai_conv2d (its im2col)", g->OW);
   size_t global[2] = {(size_t)nb * (size_t)((OH + rb - 1) / rb), (size_t)(g->C * g->KH * g->KW)};
   int k = x->dtype == CLAI_DTYPE_F16 ? CLAI__K_IM2COL_F16 : CLAI__K_IM2COL_F32;
   return clai__launch(ctx, k, global, 22, CLAI__ARG(col), CLAI__ARG(x->buf->mem), CLAI__ARG(xoff), CLAI__ARG(sn),
