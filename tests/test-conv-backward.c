@@ -250,12 +250,7 @@ static void test_conv_bwd_chunks(void **state) {
  * (lib/op-conv-backward.c). Elsewhere the same cases; not in small mode on a simulator. */
 static void test_conv_bwd_loop_budget(void **state) {
   clai_context *ctx = CTX(state);
-  clai_device_info info;
-  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &info));
-  if (clait_small() && strstr(info.name, "llvmpipe") == NULL) {
-    print_message("# test_conv_bwd_loop_budget: planes of 300 x 300 are for llvmpipe and full size; not run\n");
-    return;
-  }
+  if (!clait_budget_sizes(ctx, "test_conv_bwd_loop_budget")) return;
   const conv_case gemm = {1, 2, 300, 300, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
                   direct = {2, 2, 300, 300, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
   run_case(ctx, &gemm, CLAI_DTYPE_F32, CLAIT_DENSE, 630, 0);
@@ -446,12 +441,7 @@ static void test_pool_bwd(void **state) {
  * plane route for rows on llvmpipe; the 3x3 windows of stride 1 are rows everywhere. */
 static void test_pool_bwd_loop_budget(void **state) {
   clai_context *ctx = CTX(state);
-  clai_device_info info;
-  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &info));
-  if (clait_small() && strstr(info.name, "llvmpipe") == NULL) {
-    print_message("# test_pool_bwd_loop_budget: planes of 300 x 300 are for llvmpipe and full size; not run\n");
-    return;
-  }
+  if (!clait_budget_sizes(ctx, "test_pool_bwd_loop_budget")) return;
   const pool_case k2 = {1, 2, 300, 300, 2, 2, 2, 2, 0, 0, 0, 0}, k3 = {1, 1, 300, 300, 3, 3, 1, 1, 1, 1, 1, 1};
   for (int mode = 0; mode < 3; mode++) {
     run_pool(ctx, &k2, CLAI_DTYPE_F32, mode, 0, 0, 640 + (uint64_t)mode);

@@ -180,12 +180,7 @@ static void test_conv_chunks(void **state) {
  * the epilogue walk their planes in bands of rows, and the direct kernel's rows hand over to the GEMM where
  * they would pass that (lib/op-conv.c). Elsewhere the same cases; not in small mode on a simulator. */
 static void test_conv_loop_budget(void **state) {
-  clai_device_info info;
-  CLAIT_OK(CTX(state), clai_context_device_info(CTX(state), -1, &info));
-  if (clait_small() && strstr(info.name, "llvmpipe") == NULL) {
-    print_message("# test_conv_loop_budget: planes of 300 x 300 are for llvmpipe and full size; not run\n");
-    return;
-  }
+  if (!clait_budget_sizes(CTX(state), "test_conv_loop_budget")) return;
   const conv_case gemm = {1, 2, 300, 300, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, CLAI_ACT_RELU},
                   direct = {2, 2, 300, 300, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, CLAI_ACT_NONE},
                   wide = {1, 1, 4, 9000, 2, 1, 3, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, CLAI_ACT_NONE};

@@ -223,12 +223,7 @@ static void test_global_avg_pool(void **state) {
  * Elsewhere the same cases; not in small mode on a simulator. */
 static void test_pool_loop_budget(void **state) {
   clai_context *ctx = CTX(state);
-  clai_device_info info;
-  CLAIT_OK(ctx, clai_context_device_info(ctx, -1, &info));
-  if (clait_small() && strstr(info.name, "llvmpipe") == NULL) {
-    print_message("# test_pool_loop_budget: planes of 300 x 300 are for llvmpipe and full size; not run\n");
-    return;
-  }
+  if (!clait_budget_sizes(ctx, "test_pool_loop_budget")) return;
   const pool_case k3 = {1, 2, 300, 300, 3, 3, 1, 1, 1, 1, 1, 1}, k2 = {2, 1, 300, 301, 2, 2, 2, 2, 0, 0, 0, 0};
   run_pool(ctx, &k3, CLAI_DTYPE_F32, 0, 60);
   run_pool(ctx, &k2, CLAI_DTYPE_F32, 1, 61);

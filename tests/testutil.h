@@ -504,6 +504,21 @@ static inline int clait_oclgrind(const clai_context *ctx) {
   return clai_context_device_info(ctx, -1, &di) == CLAI_OK && strstr(di.platform, "Oclgrind") != NULL;
 }
 
+/* Whether ctx runs on Mesa's llvmpipe, whose kernels' loops stop after 65535 iterations a work-item (for the
+ * tests of how libclai keeps within that). */
+static inline int clait_llvmpipe(const clai_context *ctx) {
+  clai_device_info di;
+  return clai_context_device_info(ctx, -1, &di) == CLAI_OK && strstr(di.name, "llvmpipe") != NULL;
+}
+
+/* The tests at sizes past llvmpipe's loop budget run there and at full size elsewhere; in small mode
+ * elsewhere (a simulator) they say so and return 0. */
+static inline int clait_budget_sizes(const clai_context *ctx, const char *test) {
+  if (!clait_small() || clait_llvmpipe(ctx)) return 1;
+  print_message("# %s: sizes past llvmpipe's loop budget run there and at full size; not run\n", test);
+  return 0;
+}
+
 /* The whole file at path (malloc'd, *n bytes); fails the test when it cannot be read. */
 static inline unsigned char *clait_read_file(const char *path, size_t *n) {
   FILE *f = fopen(path, "rb");
