@@ -21,6 +21,8 @@ static void release_device_objects(clai_context *ctx) {
   ctx->cl = NULL;
 }
 
+static uint64_t env_u64(const char *name);
+
 /* Creates the OpenCL context, queue and programs on one device, with the matmul family gemm_family (-1:
  * the device's default or its tuned choice, else an enum clai__gemm_family, or CLAI__GEMM_FAMILIES for
  * CLBlast wherever it can run; see CLAI_GEMM) and the row kernels `rows` (-1: by device, 0 one work-item per
@@ -34,6 +36,11 @@ static clai_status try_device(clai_context *ctx, const clai__candidate *c, int g
   ctx->platform = c->platform;
   ctx->device = c->device;
   clai__devcaps_query(c->device, &ctx->caps);
+  /* CLAI_LOOP_LIMIT=N: the routes of a device whose kernels' loops stop after N iterations a work-item
+   * (llvmpipe's budget, emulated for tests/loop-budget.sh: the bands, slices and passes then run on any
+   * device, POCL under the sanitizers and Oclgrind with its access checks among them) */
+  const uint64_t emulated = env_u64("CLAI_LOOP_LIMIT");
+  if (emulated > 0) ctx->caps.loop_limit = emulated < INT32_MAX ? (int64_t)emulated : INT32_MAX;
   memset(&ctx->stats, 0, sizeof ctx->stats); /* counts of this device's start only */
   memset(ctx->prog_seconds, 0, sizeof ctx->prog_seconds);
   memset(ctx->prog_state, 0, sizeof ctx->prog_state);

@@ -401,7 +401,7 @@ static void test_norm_large(void **state) {
  * computed. A column sum over 300000 rows (op-reduce.c's chunks of the axis) is right everywhere. */
 static void test_long_rows(void **state) {
   clai_context *ctx = CTX(state);
-  const int limited = clait_llvmpipe(ctx);
+  const int limited = clait_llvmpipe(ctx); /* (its row kernels' lanes; POCL's groups are wider) */
   /* (a simulator, in small mode, gets shorter ones) */
   const int64_t n = limited ? 600000 : CLAIT_SIZE(600000, 100000), rows = limited ? 300000 : CLAIT_SIZE(300000, 70000);
   float *v = malloc((size_t)n * sizeof *v);

@@ -576,7 +576,7 @@ static void run_case(clai_context *ctx, clait_rng *r, clai_dtype fmt, const qcas
  * there (op-matmul.c, CLAI__LOOP_K_QUANT). Each format. */
 static void test_matmul_long_k(void **state) {
   clai_context *ctx = *state;
-  if (!clait_llvmpipe(ctx) || family_only()) {
+  if (!clait_loop_limited(ctx) || family_only()) {
     print_message("# test_matmul_long_k: K past llvmpipe's loop budget, for llvmpipe; not run\n");
     return;
   }

@@ -504,11 +504,17 @@ static inline int clait_oclgrind(const clai_context *ctx) {
   return clai_context_device_info(ctx, -1, &di) == CLAI_OK && strstr(di.platform, "Oclgrind") != NULL;
 }
 
-/* Whether ctx runs on Mesa's llvmpipe, whose kernels' loops stop after 65535 iterations a work-item (for the
- * tests of how libclai keeps within that). */
+/* Whether ctx runs on Mesa's llvmpipe, whose kernels' loops stop after 65535 iterations a work-item. */
 static inline int clait_llvmpipe(const clai_context *ctx) {
   clai_device_info di;
   return clai_context_device_info(ctx, -1, &di) == CLAI_OK && strstr(di.name, "llvmpipe") != NULL;
+}
+
+/* Whether libclai keeps ctx's kernels within a loop budget: llvmpipe's, or one CLAI_LOOP_LIMIT emulates
+ * (tests/loop-budget.sh), so a test expects what such a device does (refusals of rows past it, its sizes). */
+static inline int clait_loop_limited(const clai_context *ctx) {
+  const char *e = getenv("CLAI_LOOP_LIMIT");
+  return clait_llvmpipe(ctx) || (e != NULL && atol(e) > 0);
 }
 
 /* The tests at sizes past llvmpipe's loop budget run there and at full size elsewhere; in small mode
