@@ -816,7 +816,10 @@ typedef struct clai_conv2d_params {
  * Fails with CLAI_E_SHAPE when the shapes disagree (channels, groups, bias length, out's shape) or OH or OW
  * would be below 1, CLAI_E_INVALID_ARG for a negative stride, padding or dilation, an unknown activation
  * or an out that overlaps x, w or bias, CLAI_E_DTYPE for mixed or integer dtypes, CLAI_E_UNSUPPORTED for a
- * size of 2^31 or more; an argument error writes nothing. Convolutions whose groups have 4 or more output
+ * size of 2^31 or more, or, on a device whose kernels' loops stop after a number of iterations (Mesa's
+ * llvmpipe: 65535 a work-item), for a row too long for one work-item to walk within it (some thousands of
+ * elements; there the convolutions, pooling and their gradients walk planes in bands of rows); an argument
+ * error writes nothing. Convolutions whose groups have 4 or more output
  * channels run, on CPUs in f32, as an implicit GEMM over a zero-padded copy of x (no unfolded input), and
  * otherwise as im2col into pooled temporaries and one clai_matmul per chunk (both bounded: a chunk of
  * images at a time); the others (depthwise) run a direct kernel. */
