@@ -339,9 +339,9 @@ static int packed_shape(const clai_context *ctx, const gemm_plan *p, size_t loca
  * launch, then, where Nt leaves a last band of gl < gh B panels, that band in a launch of its own whose
  * groups take lw / gl' A panels by gl' B panels (gl' the least divisor of lw from gl on). Every group of a
  * launch then has the same work (but the last A panels'), which POCL needs to share a launch out evenly:
- * its CPU threads take the groups in chunks (of up to 64 with 2 threads), then halve what is left, so
- * groups that end a launch with less work leave one thread idle while the other finishes a chunk of full
- * ones. 777^3 (Nt = 25, 4 B panels a group) put 28 groups of 2 tiles at the end of one launch: one thread
+ * its CPU threads take the groups in launch order, in chunks of at most 64 (with 2 threads; pthread
+ * scheduler) and at most half of those left, so groups that end a launch with less work leave one thread
+ * idle while the other finishes a chunk of full ones. 777^3 (Nt = 25, 4 B panels a group) put 28 groups of 2 tiles at the end of one launch: one thread
  * computed 784 tiles, the other 616. Where gl' = gh the last band's groups have the shape of the others and
  * share their launch. Returns the number of launches (0 to 2). */
 typedef struct tile_launch {
