@@ -53,8 +53,8 @@
 
 /* The plane route of col2im, where the host asks for it with `plane` (col2im() in lib/op-conv-backward.c):
  * a "same" convolution of stride 1 into dense f32 planes, one work-item per (c, n) plane (the host launches
- * dim 0 with 1; not where the plane's walk would pass a device's loop budget), which adds each tap's column of col to the plane moved by a constant,
- * one long contiguous loop per tap, taps in order. The entries of col that im2col would have taken from
+ * dim 0 with 1; not where the plane's walk would pass a device's loop budget), which adds each tap's column
+ * of col to the plane moved by a constant, one long contiguous loop per tap, taps in order. The entries of col that im2col would have taken from
  * the padding columns (|shift| per row, which the move wraps into the neighbouring row) are zeroed first,
  * in col itself (the caller's workspace), so adding them is exact. */
 #define CLAI_COL2IM(SFX, T, ST, PLANE_OK)                                                                    \
@@ -68,7 +68,7 @@
     const int P = OH * OW;                                                                                    \
     const long rs = (long)nb * P; /* from one col row to the next */                                          \
     __global float *cb = col + (long)c * KH * KW * rs + (long)n * P;                                          \
-    if (PLANE_OK && plane) { /* the host's choice: CLAI_COL2IM_PLANE, within any loop budget */            \
+    if (PLANE_OK && plane) { /* the host's choice (above) */                                                 \
       if (ih != 0) return; /* dim 0 rounded up to the work-group */                                            \
       __global float *dst = (__global float *)gx + goff + n * sgn + (long)c * sgc;                            \
       for (int p = 0; p < P; p++) dst[p] = 0.0f;                                                              \
