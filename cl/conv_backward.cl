@@ -54,9 +54,9 @@
 /* The plane route of col2im, where the host asks for it with `plane` (col2im() in lib/op-conv-backward.c):
  * a "same" convolution of stride 1 into dense f32 planes, one work-item per (c, n) plane (the host launches
  * dim 0 with 1; not where the plane's walk would pass a device's loop budget), which adds each tap's column
- * of col to the plane moved by a constant, one long contiguous loop per tap, taps in order. The entries of col that im2col would have taken from
- * the padding columns (|shift| per row, which the move wraps into the neighbouring row) are zeroed first,
- * in col itself (the caller's workspace), so adding them is exact. */
+ * of col to the plane moved by a constant, one long contiguous loop per tap, taps in order. The entries of
+ * col that im2col would have taken from the padding columns (|shift| per row, which the move wraps into the
+ * neighbouring row) are zeroed first, in col itself (the caller's workspace), so adding them is exact. */
 #define CLAI_COL2IM(SFX, T, ST, PLANE_OK)                                                                    \
   __kernel void clai_col2im_##SFX(__global T *gx, __global float *col, const long goff, const long sgn,       \
                                   const long sgc, const long sgh, const long sgw, const int nb, const int C,  \
