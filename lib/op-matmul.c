@@ -341,9 +341,10 @@ static int packed_shape(const clai_context *ctx, const gemm_plan *p, size_t loca
  * launch then has the same work (but the last A panels'), which POCL needs to share a launch out evenly:
  * its CPU threads take the groups in launch order, in chunks of at most 64 (with 2 threads; pthread
  * scheduler) and at most half of those left, so groups that end a launch with less work leave one thread
- * idle while the other finishes a chunk of full ones. 777^3 (Nt = 25, 4 B panels a group) put 28 groups of 2 tiles at the end of one launch: one thread
- * computed 784 tiles, the other 616. Where gl' = gh the last band's groups have the shape of the others and
- * share their launch. Returns the number of launches (0 to 2). */
+ * idle while the other finishes a chunk of full ones. 777^3 (Nt = 25, 4 B panels a group) put 28 groups of
+ * 2 tiles at the end of one launch: one thread computed 784 tiles, the other 616. Where gl' = gh the last
+ * band's groups have the shape of the others and share their launch. Returns the number of launches (0 to
+ * 2). */
 typedef struct tile_launch {
   int gw, j0;       /* A panels per group, first B panel */
   size_t global[3];
@@ -875,8 +876,8 @@ static void describe_panels(char *out, size_t cap, const clai_context *ctx, cons
   snprintf(out, cap, "panels=%dx%d", tl[0].gw, lw / tl[0].gw);
   if (n == 2) {
     const size_t used = strlen(out);
-    snprintf(out + used, cap - used, " (last band of %lld B panels: %dx%d)", (long long)((p->N + nr - 1) / nr - tl[1].j0),
-             tl[1].gw, lw / tl[1].gw);
+    const long long last = (long long)((p->N + nr - 1) / nr - tl[1].j0);
+    snprintf(out + used, cap - used, " (last band of %lld B panels: %dx%d)", last, tl[1].gw, lw / tl[1].gw);
   }
 }
 
