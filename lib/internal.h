@@ -631,6 +631,19 @@ static inline int clai__rows_wg_for(const clai_context *ctx, int64_t n) {
 static inline int64_t clai__loop_cap(const clai_context *ctx, int64_t inner) {
   return ctx->caps.loop_limit > 0 ? ctx->caps.loop_limit / 2 / (inner + 1) : INT64_MAX;
 }
+/* The number of partial sums of n elements for the fixed-order reductions of op-loss.c and op-optim.c
+ * (CLAI_PART_RANGE in cl/common.cl; a second, one-group kernel folds them): on CPUs few long chunks (one core
+ * streams through each), on GPUs many short ones, enough work-items to keep the memory system busy; a
+ * function of n and the device class alone, so the order of additions (and the result) is the same on every
+ * run. On a device with a loop budget (llvmpipe) no partial is longer than it allows, each element taking
+ * `inner` more iterations, however many partials that takes. */
+static inline int64_t clai__partials(const clai_context *ctx, int64_t n, int64_t inner) {
+  const int64_t chunk = ctx->caps.is_cpu ? 2048 : 256, most = ctx->caps.is_cpu ? 1024 : 65536;
+  int64_t p = (n + chunk - 1) / chunk;
+  p = p < 1 ? 1 : p > most ? most : p;
+  const int64_t cap = clai__loop_cap(ctx, inner);
+  return (n + p - 1) / p > cap ? (n + cap - 1) / cap : p;
+}
 /* The rows of a plane that one work-item of cl/conv.cl's plane kernels (im2col, the convolution's epilogue,
  * pooling) walks: all `rows`, but on a device with a loop budget (llvmpipe) as many as keep the walk of
  * per_row iterations a row within it, in bands that the launch spreads over more work-items; 0 when even
@@ -693,6 +706,9 @@ typedef struct clai__conv_geom {
  * C*KH*KW rows (c, kh, kw) of nb*OH*OW columns (n, oh, ow), zeros where the window covers the padding: so
  * col is [G, Cg*KH*KW, nb*OH*OW] for G groups. Enqueues one kernel; the caller checked the geometry (every
  * size, and nb*C*KH*KW*OH, below 2^31). */
+/* CLAI_E_UNSUPPORTED for `what`: a row of n elements that one work-item would walk past the device's loop
+ * budget even alone (clai__band_rows; llvmpipe). */
+clai_status clai__row_too_long(clai_context *ctx, const char *what, int64_t n);
 clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, int64_t n0, int64_t nb,
                          const clai__conv_geom *g);
 /* The implicit-GEMM convolution of the packed family (op-conv.c; cl/matmul_packed.cl's clai_conv_igemm):

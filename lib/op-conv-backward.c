@@ -144,10 +144,7 @@ static clai_status col2im(clai_context *ctx, clai_tensor *gx, cl_mem col, int64_
                        g->OW == g->W && sgw == 1 && sgh == g->W &&
                        g->OH * g->OW <= clai__loop_cap(ctx, 2 * (g->KH * g->KW + 1));
   if (!plane && clai__loop_cap(ctx, g->KH * g->KW * 2) < g->W)
-    return clai__error(ctx, CLAI_E_UNSUPPORTED,
-                       "clai_conv2d_backward_data: a row of %lld elements is more than one work-item of this device "
-                       "may walk (its loops stop after %lld iterations)", (long long)g->W,
-                       (long long)ctx->caps.loop_limit);
+    return clai__row_too_long(ctx, "clai_conv2d_backward_data", g->W);
   size_t global[3] = {plane ? 1 : (size_t)g->H, (size_t)g->C, (size_t)nb};
   const int k = gx->dtype == CLAI_DTYPE_F16 ? CLAI__K_COL2IM_F16 : CLAI__K_COL2IM_F32;
   return clai__launch(ctx, k, global, 22, CLAI__ARG(gx->buf->mem), CLAI__ARG(col), CLAI__ARG(goff), CLAI__ARG(sgn),
@@ -292,9 +289,7 @@ static clai_status rows(clai_context *ctx, cl_mem dst, const clai_tensor *gy, in
   const cl_int cnb = (cl_int)nb, O = (cl_int)g->O, OH = (cl_int)g->OH, OW = (cl_int)g->OW;
   const cl_int rb = clai__band_rows(ctx, g->OH, g->OW);
   if (rb == 0)
-    return clai__error(ctx, CLAI_E_UNSUPPORTED,
-                       "clai_conv2d_backward: a row of %lld outputs is more than one work-item of this device may walk "
-                       "(its loops stop after %lld iterations)", (long long)g->OW, (long long)ctx->caps.loop_limit);
+    return clai__row_too_long(ctx, "clai_conv2d_backward", g->OW);
   size_t global[2] = {(size_t)g->O, (size_t)nb * (size_t)((OH + rb - 1) / rb)};
   const int k = gy->dtype == CLAI_DTYPE_F16 ? CLAI__K_CONV_ROWS_F16 : CLAI__K_CONV_ROWS_F32;
   return clai__launch(ctx, k, global, 12, CLAI__ARG(dst), CLAI__ARG(gy->buf->mem), CLAI__ARG(yoff), CLAI__ARG(syn),
@@ -529,9 +524,7 @@ static clai_status pool_launch(clai_context *ctx, clai_tensor *gx, const clai_te
                 adds = mode == 1 ? 1 : g->KW < 64 ? g->KW : 64;
   const int64_t walk = (g->W + 63) / 64 * (128 + wrows * (wins < g->OW ? wins : g->OW) * (adds + 1));
   if (!plane && walk > clai__loop_cap(ctx, 0))
-    return clai__error(ctx, CLAI_E_UNSUPPORTED,
-                       "pooling backward: a row of %lld elements is more than one work-item of this device may walk "
-                       "(its loops stop after %lld iterations)", (long long)g->W, (long long)ctx->caps.loop_limit);
+    return clai__row_too_long(ctx, "pooling backward", g->W);
   size_t global[3] = {plane ? 1 : (size_t)g->H, (size_t)g->C, (size_t)g->N};
   const int k = gx->dtype == CLAI_DTYPE_F16 ? CLAI__K_POOL2D_BWD_F16 : CLAI__K_POOL2D_BWD_F32;
   return clai__launch(ctx, k, global, 32, CLAI__ARG(gx->buf->mem), CLAI__ARG(gy->buf->mem), CLAI__ARG(imem),

@@ -62,10 +62,9 @@ int64_t clai__conv_out_len(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_
 
 static int big(int64_t v) { return v > INT_MAX; }
 
-/* A row of outputs too long for the device's loop budget even alone (see clai__band_rows). */
-static clai_status row_too_long(clai_context *ctx, const char *what, int64_t n) {
+clai_status clai__row_too_long(clai_context *ctx, const char *what, int64_t n) {
   return clai__error(ctx, CLAI_E_UNSUPPORTED,
-                     "%s: a row of %lld outputs is more than one work-item of this device may walk (its loops stop "
+                     "%s: a row of %lld elements is more than one work-item of this device may walk (its loops stop "
                      "after %lld iterations)", what, (long long)n, (long long)ctx->caps.loop_limit);
 }
 
@@ -78,7 +77,7 @@ clai_status clai__im2col(clai_context *ctx, cl_mem col, const clai_tensor *x, in
                stw = (cl_int)g->sw, pt = (cl_int)g->pt, pl = (cl_int)g->pl, dh = (cl_int)g->dh,
                dw = (cl_int)g->dw;
   const cl_int rb = clai__band_rows(ctx, g->OH, g->OW + 3);
-  if (rb == 0) return row_too_long(ctx, "clai_conv2d (its im2col)", g->OW);
+  if (rb == 0) return clai__row_too_long(ctx, "clai_conv2d (its im2col)", g->OW);
   size_t global[2] = {(size_t)nb * (size_t)((OH + rb - 1) / rb), (size_t)(g->C * g->KH * g->KW)};
   int k = x->dtype == CLAI_DTYPE_F16 ? CLAI__K_IM2COL_F16 : CLAI__K_IM2COL_F32;
   return clai__launch(ctx, k, global, 22, CLAI__ARG(col), CLAI__ARG(x->buf->mem), CLAI__ARG(xoff), CLAI__ARG(sn),
@@ -97,7 +96,7 @@ static clai_status epilogue(clai_context *ctx, clai_tensor *out, cl_mem acc, int
                has_bias = bias != NULL, cact = act;
   cl_mem bmem = bias != NULL ? bias->buf->mem : acc;
   const cl_int rb = clai__band_rows(ctx, g->OH, g->OW);
-  if (rb == 0) return row_too_long(ctx, "clai_conv2d", g->OW);
+  if (rb == 0) return clai__row_too_long(ctx, "clai_conv2d", g->OW);
   size_t global[2] = {(size_t)g->O, (size_t)nb * (size_t)((OH + rb - 1) / rb)};
   int k = out->dtype == CLAI_DTYPE_F16 ? CLAI__K_CONV_EPILOGUE_F16 : CLAI__K_CONV_EPILOGUE_F32;
   return clai__launch(ctx, k, global, 18, CLAI__ARG(out->buf->mem), CLAI__ARG(acc), CLAI__ARG(bmem),
@@ -447,7 +446,7 @@ static clai_status pool2d(clai_context *ctx, const char *fn, clai_tensor *out, c
   const cl_int mode = avg ? (p->count_include_pad ? 2 : 3) : (indices != NULL ? 1 : 0);
   cl_mem imem = indices != NULL ? indices->buf->mem : out->buf->mem;
   const cl_int rb = clai__band_rows(ctx, g.OH, g.OW * (g.KH * g.KW + 1));
-  if (rb == 0) return row_too_long(ctx, fn, g.OW);
+  if (rb == 0) return clai__row_too_long(ctx, fn, g.OW);
   size_t global[2] = {(size_t)g.C, (size_t)g.N * (size_t)((OH + rb - 1) / rb)};
   int k = x->dtype == CLAI_DTYPE_F16 ? CLAI__K_POOL2D_F16 : CLAI__K_POOL2D_F32;
   return clai__launch(ctx, k, global, 32, CLAI__ARG(out->buf->mem), CLAI__ARG(imem), CLAI__ARG(x->buf->mem),

@@ -7,27 +7,15 @@
 
 #include "internal.h"
 
-/* Partial sums: on CPUs few long chunks, on GPUs many short ones (see op-optim.c); on a device with a loop
- * budget (llvmpipe) no partial longer than it allows, however many partials that takes. */
-#define LOSS_CHUNK_CPU 2048
-#define LOSS_MAX_PARTIALS_CPU 1024
-#define LOSS_CHUNK_GPU 256
-#define LOSS_MAX_PARTIALS_GPU 65536
 /* On GPUs, rows at least this long get a work-group each (clai_xent_rows_wg_*), so that neighbouring
  * work-items read neighbouring logits; shorter rows, and every row on CPUs (where POCL runs one work-item
  * per row faster: measured 2x at [8192, 1000] and [128, 32000]), get one work-item each. CLAI_ROWS=wg or
  * item (ctx->rows_forced) forces one form for every row length on any device. */
 #define XENT_WG_MIN_C 128
 
-static int64_t partials_for(const clai_context *ctx, int64_t n) {
-  int64_t chunk = ctx->caps.is_cpu ? LOSS_CHUNK_CPU : LOSS_CHUNK_GPU;
-  int64_t most = ctx->caps.is_cpu ? LOSS_MAX_PARTIALS_CPU : LOSS_MAX_PARTIALS_GPU;
-  int64_t p = (n + chunk - 1) / chunk;
-  p = p < 1 ? 1 : p > most ? most : p;
-  /* the walk of an MSE element takes up to CLAI_MAX_DIMS more iterations (its offsets) */
-  const int64_t cap = clai__loop_cap(ctx, CLAI_MAX_DIMS);
-  return (n + p - 1) / p > cap ? (n + cap - 1) / cap : p;
-}
+/* Partial sums (clai__partials); the walk of an MSE element takes up to CLAI_MAX_DIMS more iterations (its
+ * offsets). */
+static int64_t partials_for(const clai_context *ctx, int64_t n) { return clai__partials(ctx, n, CLAI_MAX_DIMS); }
 
 static clai_status check_loss_out(clai_context *ctx, const char *fn, const clai_tensor *loss) {
   clai_status s = clai__check_tensor(ctx, loss, fn, "loss");
@@ -42,7 +30,7 @@ static clai_status check_loss_out(clai_context *ctx, const char *fn, const clai_
 }
 
 /* The work-group of the one-group kernels that fold the partials (clai_xent_inv, clai_loss_finish): on a
- * CPU a single work-item (at most LOSS_MAX_PARTIALS_CPU values, a loop of microseconds; and POCL compiles
+ * CPU a single work-item (at most 1024 values, clai__partials, a loop of microseconds; and POCL compiles
  * the group of 1 without the barriers' work-item loops, 0.03 instead of 0.15 s at a cold start), else (and
  * where a loop budget may have made more partials) the kernel's usual group (NULL). */
 static const size_t *fold_local(const clai_context *ctx) {

@@ -4,13 +4,6 @@
 
 #include "internal.h"
 
-/* Partial sums of squares per tensor: on CPUs few long chunks (one core streams through each), on GPUs
- * many short ones, enough work-items to keep the memory system busy. */
-#define SUMSQ_CHUNK_CPU 2048
-#define SUMSQ_MAX_PARTIALS_CPU 1024
-#define SUMSQ_CHUNK_GPU 256
-#define SUMSQ_MAX_PARTIALS_GPU 65536
-
 /* Checks one operand of an optimizer step against the parameter: same shape, dense, the expected dtype
  * (f32 for state, param's for the gradient), no overlap with param. */
 static clai_status check_operand(clai_context *ctx, const char *fn, const clai_tensor *param, const clai_tensor *t,
@@ -139,17 +132,8 @@ clai_status clai_optim_adamw(clai_context *ctx, clai_tensor *param, clai_tensor 
   return adam(ctx, "clai_optim_adamw", param, exp_avg, exp_avg_sq, grad, step, params, 1);
 }
 
-/* Partial sums of squares for a tensor of n elements: a function of n and the device class alone, so the
- * order of additions (and the result) is the same on every run. */
-static int64_t partials_for(const clai_context *ctx, int64_t n) {
-  int64_t chunk = ctx->caps.is_cpu ? SUMSQ_CHUNK_CPU : SUMSQ_CHUNK_GPU;
-  int64_t most = ctx->caps.is_cpu ? SUMSQ_MAX_PARTIALS_CPU : SUMSQ_MAX_PARTIALS_GPU;
-  int64_t p = (n + chunk - 1) / chunk;
-  p = p < 1 ? 1 : p > most ? most : p;
-  /* on a device with a loop budget (llvmpipe), no partial longer than it allows */
-  const int64_t cap = clai__loop_cap(ctx, 1);
-  return (n + p - 1) / p > cap ? (n + cap - 1) / cap : p;
-}
+/* Partial sums of squares for a tensor of n elements (clai__partials). */
+static int64_t partials_for(const clai_context *ctx, int64_t n) { return clai__partials(ctx, n, 1); }
 
 clai_status clai_clip_grad_norm(clai_context *ctx, clai_tensor *const *grads, int n, float max_norm,
                                 clai_tensor *norm_out) {

@@ -449,6 +449,30 @@ static void test_pool_bwd_loop_budget(void **state) {
   }
 }
 
+/* On a device with a loop budget (llvmpipe's, or CLAI_LOOP_LIMIT's): a row of 40000 is more than one
+ * work-item may walk even alone, so the data gradient (f16: the GEMM route on every device) and the max
+ * pooling gradient refuse it with CLAI_E_UNSUPPORTED, and the context goes on. */
+static void test_bwd_row_refused(void **state) {
+  clai_context *ctx = CTX(state);
+  if (!clait_loop_limited(ctx)) {
+    print_message("# test_bwd_row_refused: for devices with a loop budget (CLAI_LOOP_LIMIT); not run\n");
+    return;
+  }
+  const int64_t xs[4] = {1, 1, 3, 40000}, ws[4] = {8, 1, 3, 3}, ys[4] = {1, 8, 3, 40000}, x2[4] = {1, 1, 2, 40000},
+                y2[4] = {1, 1, 1, 20000};
+  clai_tensor *gx = clait_tensor(ctx, CLAI_DTYPE_F16, 4, xs), *w = clait_tensor(ctx, CLAI_DTYPE_F16, 4, ws),
+              *gy = clait_tensor(ctx, CLAI_DTYPE_F16, 4, ys), *px = clait_tensor(ctx, CLAI_DTYPE_F32, 4, x2),
+              *py = clait_tensor(ctx, CLAI_DTYPE_F32, 4, y2), *idx = clait_tensor(ctx, CLAI_DTYPE_I32, 4, y2);
+  /* (their contents do not matter: nothing is launched) */
+  const clai_conv2d_params cp = {1, 1, 1, 1, 1, 1, 1, 1, 1, CLAI_ACT_NONE};
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "loops stop", clai_conv2d_backward_data(ctx, gx, gy, w, &cp));
+  const clai_pool2d_params pp = {2, 2, 2, 2, 0, 0, 0, 0, 0};
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "loops stop", clai_max_pool2d_backward(ctx, px, py, idx, &pp));
+  clai_tensor_free(gx), clai_tensor_free(w), clai_tensor_free(gy), clai_tensor_free(px), clai_tensor_free(py);
+  clai_tensor_free(idx);
+  run_case(ctx, &cases[0], CLAI_DTYPE_F16, CLAIT_DENSE, 660, 0); /* the context goes on */
+}
+
 static void test_global_avg_pool_bwd(void **state) {
   clai_context *ctx = CTX(state);
   for (int variant = 0; variant < 3; variant++) {
@@ -574,6 +598,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_conv_bwd_deterministic, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_pool_bwd, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_pool_bwd_loop_budget, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_bwd_row_refused, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_global_avg_pool_bwd, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_errors, clait_setup, clait_teardown),
   };

@@ -190,6 +190,28 @@ static void test_conv_loop_budget(void **state) {
   run_case(CTX(state), &wide, CLAI_DTYPE_F32, CLAIT_DENSE, 623); /* rows of 9000: the direct rows pass it */
 }
 
+/* On a device with a loop budget (llvmpipe's, or CLAI_LOOP_LIMIT's): a row of 40000 outputs is more than
+ * one work-item may walk even alone, so the convolution (f16: im2col's route on every device) and max
+ * pooling refuse it with CLAI_E_UNSUPPORTED, and the context goes on. */
+static void test_conv_row_refused(void **state) {
+  clai_context *ctx = CTX(state);
+  if (!clait_loop_limited(ctx)) {
+    print_message("# test_conv_row_refused: for devices with a loop budget (CLAI_LOOP_LIMIT); not run\n");
+    return;
+  }
+  const int64_t xs[4] = {1, 1, 3, 40000}, ws[4] = {8, 1, 3, 3}, os[4] = {1, 8, 3, 40000}, ps[4] = {1, 1, 1, 20000};
+  clai_tensor *x = clait_tensor(ctx, CLAI_DTYPE_F16, 4, xs), *w = clait_tensor(ctx, CLAI_DTYPE_F16, 4, ws),
+              *o = clait_tensor(ctx, CLAI_DTYPE_F16, 4, os), *x32 = clait_tensor(ctx, CLAI_DTYPE_F32, 4, xs),
+              *p = clait_tensor(ctx, CLAI_DTYPE_F32, 4, ps);
+  /* (their contents do not matter: nothing is launched) */
+  const clai_conv2d_params cp = {1, 1, 1, 1, 1, 1, 1, 1, 1, CLAI_ACT_NONE};
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "loops stop", clai_conv2d(ctx, o, x, w, NULL, &cp));
+  const clai_pool2d_params pp = {2, 2, 2, 2, 0, 0, 0, 0, 0};
+  CLAIT_FAILS(ctx, CLAI_E_UNSUPPORTED, "loops stop", clai_max_pool2d(ctx, p, NULL, x32, &pp));
+  clai_tensor_free(x), clai_tensor_free(w), clai_tensor_free(o), clai_tensor_free(x32), clai_tensor_free(p);
+  run_case(ctx, &cases[1], CLAI_DTYPE_F16, CLAIT_DENSE, 624); /* the context goes on */
+}
+
 /* A NULL params struct is the zero value: stride 1, no padding, dilation 1, one group. */
 static void test_conv_defaults(void **state) {
   clai_context *ctx = CTX(state);
@@ -281,6 +303,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_conv_views, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_conv_chunks, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_conv_loop_budget, clait_setup, clait_teardown),
+      cmocka_unit_test_setup_teardown(test_conv_row_refused, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_conv_defaults, clait_setup, clait_teardown),
       cmocka_unit_test_setup_teardown(test_conv_errors, clait_setup, clait_teardown),
   };
